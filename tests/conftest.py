@@ -1,0 +1,85 @@
+"""Shared fixtures: every test gets its own store folder and home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private HOME, no inherited WBTOOL_* variables, and a store folder."""
+    for key in list(os.environ):
+        if key.startswith("WBTOOL_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    store = tmp_path / "work" / ".wbtool"
+    monkeypatch.setenv("WBTOOL_DIR", str(store))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    yield store
+
+
+@pytest.fixture
+def store_dir(isolated_env: Path) -> Path:
+    return isolated_env
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        import json
+
+        return json.loads(self.out)
+
+
+class Cli:
+    """Runs the real ``wbtool`` entry point in a child process."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+                 check: bool | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "wbtool", *args], capture_output=True, text=True,
+            cwd=self.cwd, env={**os.environ, **(env or {})}, input=input, timeout=120,
+        )
+        res = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and res.code != 0:
+            raise AssertionError(f"wbtool {' '.join(args)} exited {res.code}: {res.err}")
+        return res
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "work")
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
+    return out

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wbtool.errors import StoreFormatError
+from wbtool.store.index import Index
+from wbtool.store.layout import Store, discover
+
+
+def test_discovery_walks_up(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    Store.open(root / ".wbtool")
+    deep = root / "a" / "b"
+    deep.mkdir(parents=True)
+    assert discover(cwd=str(deep), environ={}) == root / ".wbtool"
+    # nothing above: ./.wbtool of the current folder
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert discover(cwd=str(other), environ={}) == other / ".wbtool"
+
+
+def test_env_and_root_dir(tmp_path: Path) -> None:
+    assert discover(environ={"WBTOOL_DIR": str(tmp_path / "s")}) == tmp_path / "s"
+    assert discover(root_dir=str(tmp_path), environ={}) == tmp_path / ".wbtool"
+
+
+def test_store_layout_and_wal(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    for sub in ("objects", "tmp", "runs"):
+        assert (store_dir / sub).is_dir()
+    assert (store_dir / "objects" / "ff").is_dir()
+    assert store.config["format"] == 1
+    mode = store.index.db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_unknown_format_refused(store_dir: Path) -> None:
+    Store.open(store_dir)
+    (store_dir / "config.yaml").write_text("format: 99\nremotes: {}\n")
+    with pytest.raises(StoreFormatError, match="99"):
+        Store.open(store_dir)
+
+
+def test_unknown_index_schema_refused(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    store.index.db.execute("UPDATE meta SET value='42' WHERE key='schema'")
+    store.close()
+    with pytest.raises(StoreFormatError):
+        Index(store_dir / "index.db")

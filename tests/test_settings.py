@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import wbtool
+from wbtool.errors import SettingsError
+from wbtool.settings import load
+
+
+def test_defaults_and_validation() -> None:
+    s = wbtool.Settings(project="p", x_stats_sampling_interval="0.5")
+    assert s.project == "p"
+    assert s.x_stats_sampling_interval == 0.5
+    assert s.mode == "offline"
+    with pytest.raises(SettingsError, match="nope"):
+        wbtool.Settings(nope=1)
+    with pytest.raises(SettingsError, match="heartbeat_seconds"):
+        wbtool.Settings(heartbeat_seconds="soon")
+    with pytest.raises(SettingsError, match="mode"):
+        wbtool.Settings(mode="sometimes")
+    with pytest.raises(SettingsError, match="run_tags"):
+        wbtool.Settings(run_tags=["x" * 65])
+    with pytest.raises(ValueError):  # SettingsError is a ValueError too
+        wbtool.Settings(quiet="maybe")
+
+
+def test_precedence(tmp_path: Path, store_dir: Path) -> None:
+    system = tmp_path / "system.yaml"
+    system.write_text("project: from-system\nentity: sys-entity\nquiet: true\n")
+    store_dir.mkdir(parents=True)
+    (store_dir / "settings.yaml").write_text("project: from-workspace\nrun_group: g\n")
+    env = {"WBTOOL_DIR": str(store_dir), "WBTOOL_SETTINGS_SYSTEM": str(system),
+           "WBTOOL_PROJECT": "from-env", "WBTOOL_RUN_GROUP": "env-group"}
+    s = load(environ=env)
+    assert s.project == "from-env" and s.source("project") == "env WBTOOL_PROJECT"
+    assert s.entity == "sys-entity" and s.source("entity").startswith("system file")
+    assert s.run_group == "env-group"
+    assert s.quiet is True
+    assert s.source("mode") == "default"
+    s = load(wbtool.Settings(project="explicit"), environ=env)
+    assert s.project == "explicit" and s.source("project") == "argument"
+    del env["WBTOOL_PROJECT"]
+    s = load(environ=env)
+    assert s.project == "from-workspace" and s.source("project").startswith("workspace file")
+
+
+def test_bad_values_in_files_and_env_name_the_setting(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("heartbeat_seconds: often\n")
+    with pytest.raises(SettingsError, match="heartbeat_seconds"):
+        load(environ={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
+    with pytest.raises(SettingsError, match="x_disable_stats"):
+        load(environ={"WBTOOL_X_DISABLE_STATS": "perhaps"})
+    bad.write_text("unknown_thing: 1\n")
+    with pytest.raises(SettingsError, match="unknown_thing"):
+        load(environ={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
+
+
+def test_frozen_copy() -> None:
+    s = wbtool.Settings(project="p").frozen_copy()
+    with pytest.raises(AttributeError):
+        s.project = "q"

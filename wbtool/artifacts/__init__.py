@@ -1,0 +1,1 @@
+"""Artifacts: building, logging and materialising versioned sets of files."""

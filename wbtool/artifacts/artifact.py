@@ -1,0 +1,716 @@
+"""``wbtool.Artifact``: the reference's Artifact, on the local store.
+
+Files are hashed and placed in the store when they are added (so a later
+change to the user's file cannot change what is logged); ``save()`` or a
+run's ``log_artifact`` commits the manifest as the next version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from wbtool.artifacts import ingest, materialize
+from wbtool.context import Context
+from wbtool.errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    EntryNotFoundError,
+    MissingExtraError,
+    UsageError,
+)
+from wbtool.hashing import hash_bytes, hash_file
+from wbtool.manifest import Manifest, ManifestEntry
+from wbtool.names import split_ref, validate_entry_path, validate_name, validate_type
+
+MAX_METADATA_KEYS = 100
+DEFAULT_MAX_OBJECTS = 10_000_000
+_EXTRAS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
+           "abfss": "azure", "http": "http", "https": "http"}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _check_policy(policy: str | None) -> bool:
+    if policy not in (None, "mutable", "immutable"):
+        raise UsageError('policy must be "mutable" or "immutable"')
+    return policy == "immutable"
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise UsageError("metadata must be a dict")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise UsageError(f"metadata may have at most {MAX_METADATA_KEYS} keys")
+    try:
+        json.dumps(metadata, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"metadata must be JSON-serialisable: {e}") from None
+    return dict(metadata)
+
+
+class ArtifactCollection:
+    """The named sequence (or portfolio) that versions belong to."""
+
+    def __init__(self, project: str, name: str, type: str, kind: str) -> None:
+        self.project, self.name, self.type, self.kind = project, name, type, kind
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.kind == "sequence"
+
+    def __repr__(self) -> str:
+        return f"ArtifactCollection({self.project}/{self.name}, type={self.type!r})"
+
+
+class Artifact:
+    """A versioned, deduplicated set of files (and references)."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        incremental: bool = False,
+        use_as: str | None = None,
+    ) -> None:
+        self._collection_name = validate_name(name)
+        self._type = validate_type(type)
+        self._description = description
+        self._metadata = _check_metadata(metadata)
+        self._incremental = incremental
+        self._use_as = use_as
+        self._aliases: list[str] = []
+        self._tags: list[str] = []
+        self._ttl: dt.timedelta | None = None
+        self._manifest = Manifest()
+        self._rec: Any = None  # VersionRecord once logged
+        self._final = False
+        self._deleted = False
+        self._new_objects = False
+        self._ctx: Context | None = None
+        self._project: str | None = None
+        self._local_names: dict[str, str] = {}
+        self._dir_added: set[str] = set()
+
+    # -- construction from the store -----------------------------------------
+    @classmethod
+    def _from_record(cls, ctx: Context, rec: Any) -> Artifact:
+        a = cls(rec.name, rec.type)
+        a._ctx = ctx
+        a._load_record(rec)
+        a._manifest = ctx.registry.load_manifest(rec)
+        return a
+
+    def _load_record(self, rec: Any) -> None:
+        self._rec = rec
+        self._collection_name = rec.name
+        self._project = rec.project
+        self._description = rec.description
+        self._metadata = dict(rec.metadata)
+        self._aliases = [a for a in rec.aliases if a != "latest"] + (
+            ["latest"] if "latest" in rec.aliases else [])
+        self._tags = list(rec.tags)
+        self._ttl = None if rec.ttl is None else dt.timedelta(seconds=rec.ttl)
+        self._final = True
+
+    @classmethod
+    def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
+        ctx = ctx or Context.from_settings()
+        project, name, version = split_ref(ref)
+        rec = ctx.registry.resolve(project or ctx.project, name, version)
+        if type is not None and rec.type != type:
+            raise UsageError(f"{ref} has type {rec.type!r}, not {type!r}")
+        return cls._from_record(ctx, rec)
+
+    def _context(self) -> Context:
+        if self._ctx is None:
+            self._ctx = Context.from_settings()
+        return self._ctx
+
+    # -- state helpers -------------------------------------------------------
+    def _ensure_draft(self) -> None:
+        if self._final:
+            raise ArtifactFinalizedError(name=self.name)
+
+    def _ensure_logged(self, action: str) -> Any:
+        if self._rec is None or self._deleted:
+            raise ArtifactNotLoggedError(name=self._collection_name, action=action)
+        return self._rec
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self._rec is None:
+            return self._collection_name
+        return f"{self._collection_name}:{self._rec.version}"
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def version(self) -> str:
+        return str(self._ensure_logged("version").version)
+
+    @property
+    def id(self) -> str | None:
+        return None if self._rec is None else str(self._rec.id)
+
+    @property
+    def project(self) -> str:
+        return self._project or self._context().project
+
+    @property
+    def entity(self) -> str:
+        return self._context().entity
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.entity}/{self.project}/{self.name}"
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        self._description = value
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = _check_metadata(value)
+
+    @property
+    def aliases(self) -> list[str]:
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, value: list[str]) -> None:
+        from wbtool.names import validate_alias
+
+        self._aliases = [a if a == "latest" else validate_alias(a) for a in value]
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: list[str]) -> None:
+        from wbtool.names import validate_tag
+
+        self._tags = [validate_tag(t) for t in value]
+
+    @property
+    def ttl(self) -> dt.timedelta | None:
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: dt.timedelta | None) -> None:
+        if value is not None and not isinstance(value, dt.timedelta):
+            raise UsageError("ttl must be a datetime.timedelta or None")
+        self._ttl = value
+
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def digest(self) -> str:
+        return self._manifest.digest()
+
+    @property
+    def size(self) -> int:
+        return self._manifest.size
+
+    @property
+    def file_count(self) -> int:
+        return len(self._manifest)
+
+    @property
+    def state(self) -> str:
+        if self._deleted:
+            return "DELETED"
+        return "PENDING" if self._rec is None else "COMMITTED"
+
+    @property
+    def created_at(self) -> str | None:
+        return None if self._rec is None else _iso(self._rec.created_at)
+
+    @property
+    def updated_at(self) -> str | None:
+        return None if self._rec is None else _iso(self._rec.updated_at)
+
+    @property
+    def commit_hash(self) -> str:
+        return str(self._ensure_logged("commit_hash").manifest[:12])
+
+    @property
+    def history_step(self) -> int | None:
+        return None if self._rec is None else self._rec.history_step
+
+    @property
+    def url(self) -> str:
+        return self._context().store.path.as_uri() + f"#{self.project}/{self.name}"
+
+    @property
+    def use_as(self) -> str | None:
+        return self._use_as
+
+    @property
+    def is_link(self) -> bool:
+        return bool(self._rec is not None and self._rec.is_link)
+
+    @property
+    def collection(self) -> ArtifactCollection:
+        kind = self._rec.kind if self._rec is not None else "sequence"
+        return ArtifactCollection(self.project, self._collection_name, self._type, kind)
+
+    @property
+    def source_artifact(self) -> Artifact:
+        if self._rec is None or not self._rec.is_link:
+            return self
+        ctx = self._context()
+        return Artifact._from_record(ctx, ctx.registry.get(self._rec.source_id))
+
+    @property
+    def source_collection(self) -> ArtifactCollection:
+        return self.source_artifact.collection
+
+    @property
+    def source_name(self) -> str:
+        return self.source_artifact.name
+
+    @property
+    def source_version(self) -> str:
+        return self.source_artifact.version
+
+    @property
+    def source_project(self) -> str:
+        return self.source_artifact.project
+
+    @property
+    def source_entity(self) -> str:
+        return self.source_artifact.entity
+
+    @property
+    def source_qualified_name(self) -> str:
+        return self.source_artifact.qualified_name
+
+    @property
+    def linked_artifacts(self) -> list[Artifact]:
+        if self._rec is None or self._rec.is_link:
+            return []
+        ctx = self._context()
+        return [Artifact._from_record(ctx, r) for r in ctx.registry.links_of(self._rec)[:500]]
+
+    # -- adding content -----------------------------------------------------------
+    def _put(self, entries: list[ManifestEntry], *, overwrite: bool, merge_dir: bool = False,
+             from_dir: bool = False) -> None:
+        for e in entries:
+            old = self._manifest.get(e.path)
+            if old is not None and not old.same_content(e) and not overwrite:
+                if from_dir:
+                    if not merge_dir:
+                        raise UsageError(
+                            f"{e.path!r} was already added with different content; "
+                            "pass merge=True to overwrite it"
+                        )
+                else:
+                    raise UsageError(
+                        f"{e.path!r} is already in the artifact with different content; "
+                        "pass overwrite=True to replace it"
+                    )
+            self._manifest.add(e)
+            if e.local_path:
+                self._local_names[os.path.abspath(e.local_path)] = e.path
+
+    def add_file(
+        self,
+        local_path: str,
+        name: str | None = None,
+        is_tmp: bool | None = False,
+        skip_cache: bool | None = False,
+        policy: str | None = "mutable",
+        overwrite: bool = False,
+    ) -> ManifestEntry:
+        """Add one local file (hashed and stored now)."""
+        self._ensure_draft()
+        immutable = _check_policy(policy)
+        path = os.fspath(local_path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: {path}")
+        entry_name = validate_entry_path(name if name is not None else os.path.basename(path))
+        ctx = self._context()
+        entries, new = ingest.ingest(
+            ctx.store, [(path, entry_name)], immutable=immutable, skip_cache=bool(skip_cache)
+        )
+        entry = entries[0]
+        if is_tmp:
+            stem, dot, ext = entry_name.rpartition(".")
+            base = stem if dot else entry_name
+            entry.path = f"{base}.{entry.digest[:20]}" + (f".{ext}" if dot else "")
+        self._new_objects |= new
+        self._put([entry], overwrite=overwrite)
+        return entry
+
+    def add_dir(
+        self,
+        local_path: str,
+        name: str | None = None,
+        skip_cache: bool | None = False,
+        policy: str | None = "mutable",
+        merge: bool = False,
+    ) -> None:
+        """Add every file under a folder, at the root or under ``name``."""
+        self._ensure_draft()
+        immutable = _check_policy(policy)
+        path = os.fspath(local_path)
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"no such folder: {path}")
+        prefix = validate_entry_path(name) if name else ""
+        walked = ingest.walk_dir(path, prefix)
+        self.skipped = walked.skipped
+        ctx = self._context()
+        entries, new = ingest.ingest(
+            ctx.store, walked.files, immutable=immutable, skip_cache=bool(skip_cache),
+            progress=getattr(self, "_progress", ingest._no_progress),
+        )
+        self._new_objects |= new
+        self._put(entries, overwrite=False, merge_dir=merge, from_dir=True)
+
+    def add_reference(
+        self,
+        uri: ManifestEntry | str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ManifestEntry]:
+        """Track files that stay where they are (file://; other schemes via extras)."""
+        self._ensure_draft()
+        if isinstance(uri, ManifestEntry):
+            entry = ManifestEntry(
+                validate_entry_path(name or uri.path), uri.digest, uri.size, uri.ref, uri.extra
+            )
+            self._put([entry], overwrite=False)
+            return [entry]
+        from urllib.parse import quote, unquote, urlparse
+
+        parsed = urlparse(uri)
+        scheme = parsed.scheme
+        limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
+        if scheme == "file":
+            local = unquote(parsed.path)
+            if os.path.isdir(local):
+                if not checksum:
+                    entry = ManifestEntry(
+                        validate_entry_path(name or os.path.basename(local.rstrip("/"))),
+                        hash_bytes(uri.encode()), None, uri)
+                    self._put([entry], overwrite=False)
+                    return [entry]
+                walked = ingest.walk_dir(local, name or "")
+                if len(walked.files) > limit:
+                    raise UsageError(
+                        f"{uri} holds {len(walked.files)} files, more than max_objects={limit}"
+                    )
+                entries = []
+                for fpath, rel in walked.files:
+                    digest, size = hash_file(fpath)
+                    ref = "file://" + quote(os.path.abspath(fpath))
+                    entries.append(ManifestEntry(rel, digest, size, ref))
+                self._put(entries, overwrite=False)
+                return entries
+            if not os.path.isfile(local):
+                raise FileNotFoundError(f"no such file or folder: {local}")
+            entry_name = validate_entry_path(name or os.path.basename(local))
+            if checksum:
+                digest, size = hash_file(local)
+            else:
+                digest, size = hash_bytes(uri.encode()), os.path.getsize(local)
+            entry = ManifestEntry(entry_name, digest, size, uri)
+            self._put([entry], overwrite=False)
+            return [entry]
+        if not scheme:
+            raise UsageError(f"{uri!r} is not a URI; use file:///absolute/path or add_file")
+        entry_name = validate_entry_path(
+            name or (parsed.path.rstrip("/").rsplit("/", 1)[-1] or parsed.netloc))
+        if not checksum:
+            entry = ManifestEntry(entry_name, hash_bytes(uri.encode()), None, uri)
+            self._put([entry], overwrite=False)
+            return [entry]
+        extra = _EXTRAS.get(scheme)
+        if extra in ("s3", "gcs", "azure"):
+            module = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}[extra]
+            try:
+                __import__(module)
+            except ImportError:
+                raise MissingExtraError(scheme=scheme, extra=extra) from None
+        raise UsageError(
+            f"checksummed references to {scheme}:// are not supported by this version; "
+            "pass checksum=False to track the URI only"
+        )
+
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ManifestEntry:
+        """Add a media object (anything with ``to_json()``) as a JSON file."""
+        self._ensure_draft()
+        to_json = getattr(obj, "to_json", None)
+        if not callable(to_json):
+            raise TypeError(
+                f"cannot add a {type(obj).__name__}: expected a media object with to_json()"
+            )
+        kind = getattr(obj, "_log_type", type(obj).__name__.lower())
+        entry_name = name if name.endswith(".json") else f"{name}.{kind}.json"
+        try:
+            doc = to_json(self)
+        except TypeError:
+            doc = to_json()
+        with self.new_file(entry_name, mode="w", encoding="utf-8", _overwrite=overwrite) as f:
+            json.dump(doc, f, sort_keys=True)
+        return self.get_entry(entry_name)
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "x", encoding: str | None = None, *,
+        _overwrite: bool = False,
+    ) -> Iterator[IO[Any]]:
+        """Open a new file; when closed it is added to the artifact as ``name``."""
+        self._ensure_draft()
+        entry_name = validate_entry_path(name)
+        if entry_name in self._manifest and not _overwrite:
+            raise UsageError(f"{entry_name!r} is already in the artifact")
+        binary = "b" in mode
+        open_mode = "wb" if binary else "w"
+        ctx = self._context()
+        ctx.store.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ctx.store.tmp, prefix=".new-file-")
+        os.close(fd)
+        try:
+            with open(tmp, open_mode, encoding=None if binary else (encoding or "utf-8")) as f:
+                yield f
+            entries, new = ingest.ingest(ctx.store, [(tmp, entry_name)], skip_cache=True)
+            entries[0].local_path = None
+            self._new_objects |= new
+            self._put(entries, overwrite=True)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def remove(self, item: str | ManifestEntry) -> None:
+        """Remove a file, or every file under a folder path."""
+        self._ensure_draft()
+        path = item.path if isinstance(item, ManifestEntry) else validate_entry_path(str(item))
+        if path in self._manifest:
+            self._manifest.remove(path)
+            return
+        under = [p for p in self._manifest.entries if p.startswith(path + "/")]
+        if not under:
+            raise FileNotFoundError(f"{path!r} is not in the artifact")
+        for p in under:
+            self._manifest.remove(p)
+
+    def get_entry(self, name: str) -> ManifestEntry:
+        entry = self._manifest.get(validate_entry_path(str(name)))
+        if entry is None:
+            raise EntryNotFoundError(name=str(name))
+        return entry
+
+    def get_path(self, name: str) -> ManifestEntry:
+        """Deprecated: use get_entry."""
+        return self.get_entry(name)
+
+    def get(self, name: str) -> Any:
+        """The JSON document stored for a media object at ``name`` (None if absent)."""
+        self._ensure_logged("get")
+        for candidate in (name, *[p for p in self._manifest.entries
+                                  if p.startswith(name + ".") and p.endswith(".json")]):
+            entry = self._manifest.get(candidate)
+            if entry is not None and entry.ref is None:
+                return json.loads(self._context().store.objects.read_bytes(entry.digest))
+        return None
+
+    def get_added_local_path_name(self, local_path: str) -> str | None:
+        return self._local_names.get(os.path.abspath(local_path))
+
+    # -- reading content -----------------------------------------------------------
+    def _default_root(self) -> str:
+        return os.path.join(".", "artifacts", self.name)
+
+    def download(
+        self,
+        root: str | None = None,
+        allow_missing_references: bool = False,
+        skip_cache: bool | None = None,
+        path_prefix: str | None = None,
+        multipart: bool | None = None,
+        *,
+        link: str = "auto",
+    ) -> str:
+        """Write the files under ``root`` (default ``./artifacts/<name>:<version>``)."""
+        self._ensure_logged("download")
+        target = os.fspath(root) if root is not None else self._default_root()
+        materialize.materialize(
+            self._context().store, self._manifest, target, path_prefix=path_prefix,
+            link=link, allow_missing_references=allow_missing_references,
+            progress=getattr(self, "_progress", materialize._no_progress),
+        )
+        return str(Path(target).absolute())
+
+    def file(self, root: str | None = None) -> str:
+        """Download a single-file artifact; return the file's path."""
+        self._ensure_logged("file")
+        if len(self._manifest) != 1:
+            raise UsageError(f"{self.name} holds {len(self._manifest)} files, not exactly one")
+        folder = self.download(root)
+        return os.path.join(folder, next(iter(self._manifest)).path)
+
+    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ManifestEntry]:
+        self._ensure_logged("files")
+        if names is None:
+            return [self._manifest.entries[p] for p in sorted(self._manifest.entries)]
+        return [self.get_entry(n) for n in names]
+
+    def checkout(self, root: str | None = None, *, link: str = "auto") -> str:
+        """Make ``root`` hold exactly this artifact (other files are deleted)."""
+        self._ensure_logged("checkout")
+        target = os.fspath(root) if root is not None else self._default_root()
+        Path(target).mkdir(parents=True, exist_ok=True)
+        materialize.remove_extras(target, self._manifest)
+        materialize.materialize(
+            self._context().store, self._manifest, target, link=link, replace=True,
+            progress=getattr(self, "_progress", materialize._no_progress),
+        )
+        return str(Path(target).absolute())
+
+    def verify(self, root: str | None = None) -> None:
+        """Raise ValueError unless ``root`` matches the manifest exactly."""
+        self._ensure_logged("verify")
+        target = os.fspath(root) if root is not None else self._default_root()
+        if root is None and not os.path.isdir(target):
+            self.download(target)
+        materialize.verify_tree(self._manifest, target)
+
+    # -- committing -------------------------------------------------------------------
+    def is_draft(self) -> bool:
+        return self._rec is None
+
+    def finalize(self) -> None:
+        self._final = True
+
+    def new_draft(self) -> Artifact:
+        """A draft holding this version's entries, to log an incremental version."""
+        self._ensure_logged("new_draft")
+        draft = Artifact(self._collection_name, self._type, self._description,
+                         dict(self._metadata))
+        draft._ctx = self._ctx
+        draft._project = self._project
+        draft._manifest = self._manifest.copy()
+        return draft
+
+    def save(self, project: str | None = None, settings: Any = None) -> None:
+        """Commit a draft as the next version, or persist changed aliases, tags,
+        ttl, description and metadata of a logged one."""
+        if settings is not None and self._ctx is None:
+            self._ctx = Context.from_settings(settings)
+        ctx = self._context()
+        if self._rec is not None:
+            rec = ctx.registry.update(
+                self._rec, aliases=self._aliases, tags=self._tags,
+                description=self._description, metadata=self._metadata,
+                ttl=None if self._ttl is None else self._ttl.total_seconds(),
+            )
+            self._load_record(rec)
+            return
+        self._commit(ctx, project=project)
+
+    def _commit(
+        self, ctx: Context, *, project: str | None = None, aliases: list[str] | None = None,
+        run_id: str | None = None, history_step: int | None = None,
+    ) -> Artifact:
+        self._project = project or self._project or ctx.project
+        validate_name(self._project, "project name")
+        rec = ctx.registry.commit(
+            self._project, self._collection_name, self._type, self._manifest,
+            description=self._description, metadata=self._metadata,
+            aliases=[*self._aliases, *(aliases or [])], tags=self._tags,
+            ttl=None if self._ttl is None else self._ttl.total_seconds(),
+            run_id=run_id, history_step=history_step, new_objects=self._new_objects,
+        )
+        self.noop = rec.noop
+        self._load_record(rec)
+        self._manifest = ctx.registry.load_manifest(rec) if rec.noop else self._manifest
+        return self
+
+    def wait(self, timeout: int | None = None) -> Artifact:
+        return self
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        rec = self._ensure_logged("delete")
+        self._context().registry.delete(rec, delete_aliases=delete_aliases)
+        self._deleted = True
+
+    def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
+        """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
+        ``entity/project/portfolio`` or ``model-registry/<name>``."""
+        rec = self._ensure_logged("link")
+        parts = target_path.strip("/").split("/")
+        if not 1 <= len(parts) <= 3 or not all(parts):
+            raise UsageError(f"invalid link target {target_path!r}")
+        portfolio = parts[-1]
+        project = parts[-2] if len(parts) >= 2 else self.project
+        ctx = self._context()
+        linked = ctx.registry.link(rec, project, portfolio, aliases)
+        return Artifact._from_record(ctx, linked)
+
+    def unlink(self) -> None:
+        rec = self._ensure_logged("unlink")
+        if not rec.is_link:
+            raise UsageError(f"{self.name} is not a link in a portfolio collection")
+        self._context().registry.delete(rec)
+        self._deleted = True
+
+    def logged_by(self) -> Any:
+        rec = self._ensure_logged("logged_by")
+        return rec.run_id
+
+    def used_by(self) -> list[Any]:
+        rec = self._ensure_logged("used_by")
+        return list(self._context().registry.runs_of(rec, "input"))
+
+    def json_encode(self) -> dict[str, Any]:
+        return {
+            "_type": "artifactVersion" if self._rec is not None else "artifact",
+            "id": self.id,
+            "name": self.name,
+            "type": self._type,
+            "project": self.project,
+            "entity": self.entity,
+            "version": None if self._rec is None else self._rec.version,
+            "digest": self.digest,
+            "size": self.size,
+            "file_count": self.file_count,
+            "state": self.state,
+            "aliases": list(self._aliases),
+            "tags": list(self._tags),
+            "description": self._description,
+            "metadata": self._metadata,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.name} type={self._type} files={self.file_count}>"

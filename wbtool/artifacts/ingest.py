@@ -1,0 +1,174 @@
+"""Turning local files into stored objects and manifest entries.
+
+Files are hashed and placed in parallel (a thread pool; reads and writes
+release the GIL). A stat cache (device, inode, size, mtime_ns → digest)
+means an unchanged file costs one ``stat``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mod
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wbtool.manifest import ManifestEntry
+from wbtool.names import validate_entry_path
+from wbtool.store.layout import Store
+
+log = logging.getLogger("wbtool")
+
+Progress = Callable[[int, int], None]  # (files done, bytes done) increments
+
+
+def _no_progress(files: int, nbytes: int) -> None:
+    pass
+
+
+# A file whose mtime is this close to "now" may still be changing within
+# the filesystem's timestamp granularity: hash it, but do not cache it.
+RACY_WINDOW_NS = 1_000_000_000
+BATCH = 64
+Done = tuple[int, os.stat_result, str, int, bool]  # index, stat, digest, size, new
+
+
+@dataclass
+class WalkResult:
+    files: list[tuple[str, str]] = field(default_factory=list)  # (local path, entry path)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (local path, why)
+
+
+def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
+    """Every regular file under ``root`` as (local path, entry path).
+
+    Symbolic links: a link to a file inside ``root`` is added with its
+    target's content; a link that points outside ``root``, a dangling link
+    and a link to a folder are skipped and reported (never followed out of
+    the tree, never looped on). Sockets, FIFOs and devices are skipped.
+    """
+    top = os.path.abspath(os.fspath(root))
+    real_top = os.path.realpath(top)
+    out = WalkResult()
+    prefix = prefix.strip("/")
+    stack = [(top, prefix)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            it = os.scandir(folder)
+        except OSError as e:
+            out.skipped.append((folder, f"cannot read folder: {e.strerror}"))
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                entry_rel = f"{rel}/{name}" if rel else name
+                try:
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if not (target == real_top or target.startswith(real_top + os.sep)):
+                            out.skipped.append((entry.path, "symlink points outside the folder"))
+                            continue
+                        if not os.path.exists(target):
+                            out.skipped.append((entry.path, "dangling symlink"))
+                            continue
+                        if os.path.isdir(target):
+                            out.skipped.append((entry.path, "symlink to a folder"))
+                            continue
+                        out.files.append((entry.path, entry_rel))
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, entry_rel))
+                    elif entry.is_file(follow_symlinks=False):
+                        out.files.append((entry.path, entry_rel))
+                    else:
+                        out.skipped.append((entry.path, "not a regular file"))
+                except OSError as e:
+                    out.skipped.append((entry.path, e.strerror or str(e)))
+    for local, reason in out.skipped:
+        log.warning("skipped %s: %s", local, reason)
+    return out
+
+
+def ingest(
+    store: Store,
+    files: Iterable[tuple[str, str]],
+    *,
+    immutable: bool = False,
+    skip_cache: bool = False,
+    progress: Progress = _no_progress,
+    workers: int | None = None,
+) -> tuple[list[ManifestEntry], bool]:
+    """Store the content of ``files``; return (entries, any object newly written).
+
+    ``files`` are (local path, entry path) pairs; entry paths are validated.
+    """
+    items = [(local, validate_entry_path(name)) for local, name in files]
+    if not items:
+        return [], False
+    cache = {} if skip_cache else store.index.stat_cache_load()
+    now_ns = time.time_ns()
+    entries: list[ManifestEntry | None] = [None] * len(items)
+    misses: list[tuple[int, str, os.stat_result]] = []
+    objects = store.objects
+    for i, (local, name) in enumerate(items):
+        st = os.stat(local)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise IsADirectoryError(f"not a regular file: {local}")
+        hit = cache.get((st.st_dev, st.st_ino))
+        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            entries[i] = ManifestEntry(name, hit[2], st.st_size, local_path=local)
+            progress(1, st.st_size)
+        else:
+            misses.append((i, local, st))
+
+    new_rows: list[tuple[int, int, int, int, str]] = []
+    wrote_any = False
+
+    def work(batch: list[tuple[int, str, os.stat_result]]) -> list[Done]:
+        done = []
+        for i, local, st in batch:
+            digest, size, new = objects.put_file(local, immutable=immutable)
+            done.append((i, st, digest, size, new))
+        return done
+
+    batches = [misses[k:k + BATCH] for k in range(0, len(misses), BATCH)]
+    n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    with store.lock(exclusive=False):
+        if len(batches) <= 1 or n_workers == 1:
+            results = (work(b) for b in batches)
+            for done in results:
+                wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
+        else:
+            with ThreadPoolExecutor(n_workers, thread_name_prefix="wbtool-hash") as pool:
+                for done in pool.map(work, batches):
+                    wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
+    if new_rows and not skip_cache:
+        store.index.stat_cache_put(new_rows)
+    return [e for e in entries if e is not None], wrote_any
+
+
+def _collect(
+    done: list[Done],
+    items: list[tuple[str, str]],
+    entries: list[ManifestEntry | None],
+    rows: list[tuple[int, int, int, int, str]],
+    now_ns: int,
+    progress: Progress,
+) -> bool:
+    wrote = False
+    for i, st, digest, size, new in done:
+        local, name = items[i]
+        entries[i] = ManifestEntry(name, digest, size, local_path=local)
+        if st.st_size == size and now_ns - st.st_mtime_ns > RACY_WINDOW_NS:
+            rows.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest))
+        wrote |= new
+        progress(1, size)
+    return wrote
+
+
+def file_items(path: str | os.PathLike, name: str | None = None) -> list[tuple[str, str]]:
+    p = Path(path)
+    return [(os.fspath(p), name if name is not None else p.name)]

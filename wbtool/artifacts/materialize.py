@@ -1,0 +1,312 @@
+"""Writing an artifact's files out of the store: download, checkout, verify.
+
+Every entry path is validated again, and every folder on the way to a file
+is checked not to be a symbolic link, so a hostile manifest or a planted
+link can never make wbtool write outside the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat as stat_mod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from wbtool import fsutil
+from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
+from wbtool.hashing import hash_file
+from wbtool.manifest import Manifest, ManifestEntry
+from wbtool.names import validate_entry_path
+from wbtool.store.layout import Store
+
+LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
+Progress = Callable[[int, int], None]
+BATCH = 64
+
+
+def _no_progress(files: int, nbytes: int) -> None:
+    pass
+
+
+@dataclass
+class MaterializeResult:
+    root: str
+    written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    bytes: int = 0
+    skipped_refs: list[str] = field(default_factory=list)
+
+
+class _SafeDirs:
+    """Creates folders under ``root``, refusing any symlink on the way."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ok: set[str] = {""}
+
+    def ensure(self, rel_dir: str, *, replace_links: bool) -> None:
+        if rel_dir in self.ok:
+            return
+        parent, _, _ = rel_dir.rpartition("/")
+        self.ensure(parent, replace_links=replace_links)
+        full = self.root / rel_dir
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(full)
+            st = os.lstat(full)
+        if stat_mod.S_ISLNK(st.st_mode) or not stat_mod.S_ISDIR(st.st_mode):
+            if not replace_links:
+                raise UsageError(
+                    f"{full} is in the way (a {'symlink' if stat_mod.S_ISLNK(st.st_mode) else 'file'}"
+                    f" where the artifact has a folder); remove it or use checkout"
+                )
+            os.unlink(full)
+            os.mkdir(full)
+        self.ok.add(rel_dir)
+
+
+def _ref_source(entry: ManifestEntry) -> str | None:
+    """A local path for a file:// reference, else None."""
+    assert entry.ref is not None
+    parsed = urlparse(entry.ref)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    return None
+
+
+def materialize(
+    store: Store,
+    manifest: Manifest,
+    root: str | os.PathLike,
+    *,
+    path_prefix: str | None = None,
+    link: str = "auto",
+    allow_missing_references: bool = False,
+    replace: bool = False,
+    progress: Progress = _no_progress,
+) -> MaterializeResult:
+    """Write the manifest's files under ``root``.
+
+    Files that already hold the right content are left alone. ``replace``
+    (checkout) also replaces symlinks and files standing where a folder
+    must be.
+    """
+    if link not in LINK_MODES:
+        raise UsageError(f"link mode must be one of {', '.join(LINK_MODES)}, not {link!r}")
+    root_path = Path(root).absolute()
+    root_path.mkdir(parents=True, exist_ok=True)
+    if os.path.islink(root_path):
+        raise UsageError(f"{root_path} is a symbolic link; give the real folder")
+    result = MaterializeResult(root=str(root_path))
+    prefix = path_prefix.strip("/") if path_prefix else ""
+    entries = [e for e in manifest if e.path.startswith(prefix)]
+    dirs = _SafeDirs(root_path)
+    objects = store.objects
+    if link == "auto":
+        link = "reflink" if _probe_reflink(store, root_path) else "copy"
+
+    def place(entry: ManifestEntry) -> tuple[str, int]:
+        path = validate_entry_path(entry.path)
+        if path != entry.path:
+            raise UsageError(f"refused entry path {entry.path!r}")
+        parent = path.rpartition("/")[0]
+        dirs.ensure(parent, replace_links=replace)
+        dest = root_path / path
+        if entry.ref is not None:
+            src = _ref_source(entry)
+            if src is None or not os.path.isfile(src):
+                if allow_missing_references:
+                    return "skipped", 0
+                raise NotFoundError(what="referenced file", name=entry.ref)
+            mode = "copy"
+        else:
+            src = objects.path(entry.digest)
+            mode = link
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if stat_mod.S_ISDIR(st.st_mode):
+                if not replace:
+                    raise UsageError(f"{dest} is a folder where the artifact has a file")
+                shutil.rmtree(dest)
+            elif (
+                stat_mod.S_ISREG(st.st_mode) and st.st_size == entry.size
+                and _same_content(dest, entry, mode, src)
+            ):
+                return "unchanged", 0
+            with fsutil.as_atomic(dest) as tmp:
+                _write(src, tmp, mode, entry)
+            return "written", entry.size or 0
+        try:
+            _write(src, str(dest), mode, entry)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                if not os.path.islink(dest) or mode == "symlink":
+                    os.unlink(dest)
+            raise
+        return "written", entry.size or 0
+
+    def run_batch(batch: list[ManifestEntry]) -> list[tuple[str, int, str]]:
+        out = []
+        for e in batch:
+            what, n = place(e)
+            out.append((what, n, e.path))
+        return out
+
+    # Folders first, serially, so that worker threads never race on mkdir.
+    for e in entries:
+        dirs.ensure(validate_entry_path(e.path).rpartition("/")[0], replace_links=replace)
+    batches = [entries[i:i + BATCH] for i in range(0, len(entries), BATCH)]
+    workers = min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(workers, thread_name_prefix="wbtool-out") as pool:
+        results = map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches)
+        for done in results:
+            for what, n, path in done:
+                if what == "written":
+                    result.written += 1
+                    result.bytes += n
+                elif what == "unchanged":
+                    result.unchanged += 1
+                else:
+                    result.skipped_refs.append(path)
+                progress(1, n)
+    return result
+
+
+def _same_content(dest: Path, entry: ManifestEntry, mode: str, src: str) -> bool:
+    if mode in ("hardlink", "symlink"):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(dest, src):
+                return True
+    if entry.ref is not None and entry.digest.startswith("ref:"):
+        return False
+    try:
+        return hash_file(dest)[0] == entry.digest
+    except OSError:
+        return False
+
+
+def _write(src: str, dest: str, mode: str, entry: ManifestEntry) -> None:
+    if not os.path.exists(src):
+        raise CorruptObjectError(digest=entry.digest, path=os.path.dirname(os.path.dirname(src)))
+    if mode == "copy":
+        fsutil.copy_into(src, dest)
+    elif mode == "reflink":
+        if not fsutil.reflink(src, dest):
+            raise UsageError("this filesystem cannot reflink; use --link copy or auto")
+        os.chmod(dest, 0o644)
+    elif mode == "hardlink":
+        os.link(src, dest)
+    elif mode == "symlink":
+        os.symlink(src, dest)
+    else:  # pragma: no cover - validated earlier
+        raise UsageError(f"unknown link mode {mode!r}")
+
+
+def _probe_reflink(store: Store, root: Path) -> bool:
+    if store.objects.can_reflink is not None:
+        return store.objects.can_reflink
+    probe_src = store.tmp / ".reflink-probe"
+    probe_dst = fsutil.tmp_name(root, "reflink-probe")
+    try:
+        probe_src.write_bytes(b"x")
+        ok = fsutil.reflink(probe_src, probe_dst)
+    except OSError:
+        ok = False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe_src)
+        with contextlib.suppress(OSError):
+            os.unlink(probe_dst)
+    store.objects.can_reflink = ok
+    return ok
+
+
+def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
+    """Delete everything under ``root`` that is not an entry (checkout)."""
+    root_path = Path(root).absolute()
+    keep_files = set(manifest.entries)
+    keep_dirs = {""}
+    for p in keep_files:
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            keep_dirs.add("/".join(parts[:i]))
+    removed = 0
+    if not root_path.is_dir():
+        return 0
+
+    def sweep(folder: Path, rel: str) -> None:
+        nonlocal removed
+        with os.scandir(folder) as it:
+            entries = list(it)
+        for entry in entries:
+            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry_rel in keep_dirs:
+                    sweep(Path(entry.path), entry_rel)
+                else:
+                    removed += sum(len(f) for _, _, f in os.walk(entry.path))
+                    shutil.rmtree(entry.path)
+            elif entry_rel not in keep_files or entry_rel in keep_dirs:
+                os.unlink(entry.path)
+                removed += 1
+
+    sweep(root_path, "")
+    return removed
+
+
+def verify_tree(manifest: Manifest, root: str | os.PathLike) -> None:
+    """Raise VerificationError unless ``root`` holds exactly the manifest's files."""
+    root_path = Path(root).absolute()
+    if not root_path.is_dir():
+        raise VerificationError(message=f"{root_path} does not exist")
+    problems: list[str] = []
+    for entry in manifest:
+        if entry.ref is not None:
+            continue  # references are not verified, as the reference API says
+        path = root_path / entry.path
+        try:
+            digest, size = hash_file(path)
+        except FileNotFoundError:
+            problems.append(f"missing: {entry.path}")
+            continue
+        except OSError as e:
+            problems.append(f"unreadable: {entry.path} ({e.strerror})")
+            continue
+        if digest != entry.digest or size != entry.size:
+            problems.append(f"modified: {entry.path}")
+    expected = set(manifest.entries)
+    for dirpath, _dirs, files in os.walk(root_path):
+        rel_dir = os.path.relpath(dirpath, root_path)
+        for f in files:
+            rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
+            if rel not in expected:
+                problems.append(f"not in the artifact: {rel}")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
+                                           if len(problems) > 5 else "")
+        raise VerificationError(message=f"{root_path}: {shown}", problems=problems)
+
+
+def verify_objects(store: Store, manifest: Manifest) -> list[str]:
+    """Paths whose stored object is missing or corrupt (empty when all is well)."""
+    bad: list[str] = []
+    entries = [e for e in manifest if e.ref is None]
+
+    def check(e: ManifestEntry) -> str | None:
+        return None if store.objects.verify(e.digest) else e.path
+
+    workers = min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        bad = [p for p in pool.map(check, entries, chunksize=64) if p is not None]
+    return sorted(bad)

@@ -1,0 +1,433 @@
+"""Collections, versions, aliases, tags, links and lineage in ``index.db``.
+
+Write order: objects (already in place), then the manifest object, then the
+version row in one IMMEDIATE transaction. Version numbers are claimed inside
+that transaction, so concurrent writers get distinct numbers, and content
+identical to the latest version maps onto it instead of making a new one.
+The alias ``latest`` is never stored: it always names the highest version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wbtool import fsutil
+from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.manifest import Manifest
+from wbtool.names import parse_version, validate_alias, validate_name, validate_tag
+from wbtool.store.layout import Store
+
+_COLUMNS = (
+    "v.id, v.collection_id, c.project, c.name, c.kind, v.type, v.idx, v.digest, v.manifest,"
+    " v.size, v.file_count, v.description, v.metadata, v.ttl, v.state, v.created_at,"
+    " v.updated_at, v.run_id, v.history_step, v.source_id"
+)
+
+
+@dataclass
+class VersionRecord:
+    id: int
+    collection_id: int
+    project: str
+    name: str
+    kind: str
+    type: str
+    idx: int
+    digest: str
+    manifest: str
+    size: int
+    file_count: int
+    description: str | None
+    metadata: dict[str, Any]
+    ttl: float | None
+    state: str
+    created_at: float
+    updated_at: float
+    run_id: str | None
+    history_step: int | None
+    source_id: int | None
+    aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    noop: bool = False
+
+    @property
+    def version(self) -> str:
+        return f"v{self.idx}"
+
+    @property
+    def is_link(self) -> bool:
+        return self.source_id is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project, "name": self.name, "version": self.version,
+            "type": self.type, "digest": self.digest, "manifest": self.manifest,
+            "size": self.size, "file_count": self.file_count,
+            "description": self.description, "metadata": self.metadata, "ttl": self.ttl,
+            "state": self.state, "aliases": self.aliases, "tags": self.tags,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+            "run_id": self.run_id, "history_step": self.history_step,
+            "is_link": self.is_link, "collection_kind": self.kind,
+        }
+
+
+def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> VersionRecord:
+    values = list(row)
+    values[12] = json.loads(values[12] or "{}")
+    rec = VersionRecord(*values)
+    rec.aliases = [
+        a for (a,) in db.execute(
+            "SELECT alias FROM aliases WHERE version_id=? ORDER BY alias", (rec.id,)
+        )
+    ]
+    latest = db.execute(
+        "SELECT MAX(idx) FROM versions WHERE collection_id=?", (rec.collection_id,)
+    ).fetchone()[0]
+    if latest == rec.idx:
+        rec.aliases.append("latest")
+    rec.tags = [t for (t,) in db.execute(
+        "SELECT tag FROM tags WHERE version_id=? ORDER BY tag", (rec.id,))]
+    return rec
+
+
+class Registry:
+    def __init__(self, store: Store, *, fsync: bool = True) -> None:
+        self.store = store
+        self.fsync = fsync
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.store.index.db
+
+    # -- reading --------------------------------------------------------------
+    def get(self, version_id: int) -> VersionRecord:
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
+            " WHERE v.id=?", (version_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(what="artifact version", name=f"#{version_id}")
+        return _record(self.db, row)
+
+    def resolve(self, project: str, name: str, version: str | None = None) -> VersionRecord:
+        """``name`` + ``latest`` / ``vN`` / alias → its version record."""
+        validate_name(name)
+        label = f"{project}/{name}:{version or 'latest'}"
+        coll = self.db.execute(
+            "SELECT id FROM collections WHERE project=? AND name=?", (project, name)
+        ).fetchone()
+        if coll is None:
+            raise NotFoundError(what="artifact", name=f"{project}/{name}")
+        base = (
+            f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
+            " WHERE v.collection_id=?"
+        )
+        if version in (None, "latest"):
+            row = self.db.execute(base + " ORDER BY v.idx DESC LIMIT 1", (coll[0],)).fetchone()
+        elif (n := parse_version(version)) is not None:
+            row = self.db.execute(base + " AND v.idx=?", (coll[0], n)).fetchone()
+        else:
+            row = self.db.execute(
+                base + " AND v.id=(SELECT version_id FROM aliases WHERE collection_id=?"
+                " AND alias=?)", (coll[0], coll[0], version),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(what="artifact version", name=label)
+        return _record(self.db, row)
+
+    def versions(self, project: str | None = None, name: str | None = None) -> list[VersionRecord]:
+        sql = (f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
+               " WHERE 1=1")
+        args: list[Any] = []
+        if project is not None:
+            sql += " AND c.project=?"
+            args.append(project)
+        if name is not None:
+            sql += " AND c.name=?"
+            args.append(name)
+        sql += " ORDER BY c.project, c.name, v.idx"
+        return [_record(self.db, row) for row in self.db.execute(sql, args).fetchall()]
+
+    def collections(self, project: str | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT c.project, c.name, c.type, c.kind, COUNT(v.id), MAX(v.idx),"
+               " COALESCE(SUM(v.size), 0) FROM collections c LEFT JOIN versions v"
+               " ON v.collection_id=c.id")
+        args: list[Any] = []
+        if project is not None:
+            sql += " WHERE c.project=?"
+            args.append(project)
+        sql += " GROUP BY c.id ORDER BY c.project, c.name"
+        return [
+            {"project": p, "name": n, "type": t, "kind": k, "versions": cnt,
+             "latest": None if last is None else f"v{last}", "size": size}
+            for p, n, t, k, cnt, last, size in self.db.execute(sql, args)
+        ]
+
+    def load_manifest(self, rec: VersionRecord) -> Manifest:
+        data = self.store.objects.read_bytes(rec.manifest)
+        return Manifest.from_bytes(data, f"manifest of {rec.name}:{rec.version}")
+
+    # -- writing --------------------------------------------------------------
+    def commit(
+        self,
+        project: str,
+        name: str,
+        type: str,
+        manifest: Manifest,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
+        tags: list[str] | tuple[str, ...] = (),
+        ttl: float | None = None,
+        run_id: str | None = None,
+        history_step: int | None = None,
+        new_objects: bool = True,
+    ) -> VersionRecord:
+        """Record ``manifest`` as the next version of ``project/name``."""
+        for a in aliases:
+            if a != "latest":
+                validate_alias(a)
+        for t in tags:
+            validate_tag(t)
+        digest = manifest.digest()
+        manifest_digest, wrote = self.store.objects.put_bytes(manifest.to_bytes())
+        self._check_objects(manifest)
+        if self.fsync and (new_objects or wrote):
+            fsutil.syncfs(self.store.path)  # objects durable before the version row
+        now = time.time()
+        with self.store.index.transaction() as db:
+            coll_id = self._collection(db, project, name, type, now)
+            latest = db.execute(
+                "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
+                (coll_id,),
+            ).fetchone()
+            if latest is not None and latest[1] == digest:
+                vid = latest[0]
+                self._set_aliases(db, coll_id, vid, aliases)
+                self._add_tags(db, vid, tags)
+                if run_id is not None:
+                    self._lineage(db, run_id, vid, "output")
+                rec = self.get(vid)
+                rec.noop = True
+                return rec
+            idx = db.execute("SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
+            db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))
+            cur = db.execute(
+                "INSERT INTO versions (collection_id, idx, digest, manifest, size, file_count,"
+                " type, description, metadata, ttl, created_at, updated_at, run_id, history_step)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (coll_id, idx, digest, manifest_digest, manifest.size, len(manifest), type,
+                 description, json.dumps(metadata or {}, sort_keys=True), ttl, now, now,
+                 run_id, history_step),
+            )
+            vid = int(cur.lastrowid or 0)
+            self._set_aliases(db, coll_id, vid, aliases)
+            self._add_tags(db, vid, tags)
+            if run_id is not None:
+                self._lineage(db, run_id, vid, "output")
+        return self.get(vid)
+
+    def _check_objects(self, manifest: Manifest) -> None:
+        missing = [
+            e.path for e in manifest if e.ref is None and not self.store.objects.has(e.digest)
+        ]
+        if missing:
+            raise ConflictError(
+                f"{len(missing)} object(s) of this artifact are missing from the store "
+                f"(first: {missing[0]}); was 'wbtool artifact cache gc' run meanwhile? "
+                "Add the files again."
+            )
+
+    def _collection(
+        self, db: sqlite3.Connection, project: str, name: str, type: str, now: float,
+        kind: str = "sequence",
+    ) -> int:
+        row = db.execute(
+            "SELECT id, type, kind FROM collections WHERE project=? AND name=?", (project, name)
+        ).fetchone()
+        if row is None:
+            cur = db.execute(
+                "INSERT INTO collections (project, name, type, kind, created_at)"
+                " VALUES (?,?,?,?,?)", (project, name, type, kind, now),
+            )
+            return int(cur.lastrowid or 0)
+        if row[2] != kind:
+            raise ConflictError(f"{project}/{name} is a {row[2]} collection, not a {kind}")
+        if row[1] != type and kind == "sequence":
+            raise ConflictError(
+                f"artifact {name!r} has type {row[1]!r}; cannot log a version of type {type!r}"
+            )
+        return int(row[0])
+
+    def _set_aliases(
+        self, db: sqlite3.Connection, coll_id: int, vid: int, aliases: Any
+    ) -> None:
+        for a in aliases:
+            if a == "latest":
+                continue
+            db.execute(
+                "INSERT OR REPLACE INTO aliases (collection_id, alias, version_id)"
+                " VALUES (?,?,?)", (coll_id, a, vid),
+            )
+
+    def _add_tags(self, db: sqlite3.Connection, vid: int, tags: Any) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO tags (version_id, tag) VALUES (?,?)", [(vid, t) for t in tags]
+        )
+
+    def _lineage(self, db: sqlite3.Connection, run_id: str, vid: int, direction: str) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO lineage (run_id, version_id, direction) VALUES (?,?,?)",
+            (run_id, vid, direction),
+        )
+
+    def record_use(self, run_id: str, rec: VersionRecord) -> None:
+        with self.store.index.transaction() as db:
+            self._lineage(db, run_id, rec.id, "input")
+
+    def runs_of(self, rec: VersionRecord, direction: str) -> list[str]:
+        return [r for (r,) in self.db.execute(
+            "SELECT run_id FROM lineage WHERE version_id=? AND direction=? ORDER BY run_id",
+            (rec.id, direction))]
+
+    def update(
+        self, rec: VersionRecord, *, aliases: list[str] | None = None,
+        tags: list[str] | None = None, description: str | None = None,
+        metadata: dict[str, Any] | None = None, ttl: float | None | bool = False,
+    ) -> VersionRecord:
+        """Replace the mutable fields that are given (``ttl=False``: unchanged)."""
+        if aliases is not None:
+            for a in aliases:
+                if a != "latest":
+                    validate_alias(a)
+        if tags is not None:
+            for t in tags:
+                validate_tag(t)
+        with self.store.index.transaction() as db:
+            if aliases is not None:
+                db.execute("DELETE FROM aliases WHERE version_id=?", (rec.id,))
+                self._set_aliases(db, rec.collection_id, rec.id, aliases)
+            if tags is not None:
+                db.execute("DELETE FROM tags WHERE version_id=?", (rec.id,))
+                self._add_tags(db, rec.id, tags)
+            if description is not None:
+                db.execute("UPDATE versions SET description=? WHERE id=?", (description, rec.id))
+            if metadata is not None:
+                db.execute("UPDATE versions SET metadata=? WHERE id=?",
+                           (json.dumps(metadata, sort_keys=True), rec.id))
+            if ttl is not False:
+                db.execute("UPDATE versions SET ttl=? WHERE id=?", (ttl, rec.id))
+            db.execute("UPDATE versions SET updated_at=? WHERE id=?", (time.time(), rec.id))
+        return self.get(rec.id)
+
+    def add_alias(self, rec: VersionRecord, alias: str) -> VersionRecord:
+        validate_alias(alias)
+        with self.store.index.transaction() as db:
+            self._set_aliases(db, rec.collection_id, rec.id, [alias])
+        return self.get(rec.id)
+
+    def remove_alias(self, rec: VersionRecord, alias: str) -> VersionRecord:
+        if alias == "latest":
+            raise UsageError("'latest' always names the newest version; it cannot be removed")
+        with self.store.index.transaction() as db:
+            cur = db.execute(
+                "DELETE FROM aliases WHERE version_id=? AND alias=?", (rec.id, alias)
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(what="alias", name=f"{rec.name}:{alias}")
+        return self.get(rec.id)
+
+    def add_tag(self, rec: VersionRecord, tag: str) -> VersionRecord:
+        validate_tag(tag)
+        with self.store.index.transaction() as db:
+            self._add_tags(db, rec.id, [tag])
+        return self.get(rec.id)
+
+    def remove_tag(self, rec: VersionRecord, tag: str) -> VersionRecord:
+        with self.store.index.transaction() as db:
+            cur = db.execute("DELETE FROM tags WHERE version_id=? AND tag=?", (rec.id, tag))
+            if cur.rowcount == 0:
+                raise NotFoundError(what="tag", name=f"{rec.name}:{rec.version} {tag}")
+        return self.get(rec.id)
+
+    def delete(self, rec: VersionRecord, *, delete_aliases: bool = False) -> None:
+        """Delete a version (a link: only the link). Objects go at the next gc."""
+        with self.store.index.transaction() as db:
+            if not rec.is_link:
+                user_aliases = [a for a in rec.aliases if a != "latest"]
+                if user_aliases and not delete_aliases:
+                    raise ConflictError(
+                        f"{rec.name}:{rec.version} has aliases {', '.join(user_aliases)}; "
+                        "pass delete_aliases=True (--delete-aliases) to delete it anyway"
+                    )
+                links = [i for (i,) in db.execute(
+                    "SELECT id FROM versions WHERE source_id=?", (rec.id,))]
+            else:
+                links = []
+            for vid in (*links, rec.id):
+                db.execute("DELETE FROM aliases WHERE version_id=?", (vid,))
+                db.execute("DELETE FROM tags WHERE version_id=?", (vid,))
+                db.execute("DELETE FROM lineage WHERE version_id=?", (vid,))
+                db.execute("DELETE FROM versions WHERE id=?", (vid,))
+
+    def link(
+        self, rec: VersionRecord, project: str, portfolio: str, aliases: list[str] | None = None
+    ) -> VersionRecord:
+        """Link ``rec`` into a portfolio collection (created on first use)."""
+        validate_name(portfolio, "portfolio name")
+        source = self.get(rec.source_id) if rec.source_id is not None else rec
+        for a in aliases or ():
+            if a != "latest":
+                validate_alias(a)
+        now = time.time()
+        with self.store.index.transaction() as db:
+            coll_id = self._collection(db, project, portfolio, source.type, now, "portfolio")
+            row = db.execute(
+                "SELECT id FROM versions WHERE collection_id=? AND source_id=?",
+                (coll_id, source.id),
+            ).fetchone()
+            if row is None:
+                idx = db.execute(
+                    "SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
+                db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))
+                cur = db.execute(
+                    "INSERT INTO versions (collection_id, idx, digest, manifest, size,"
+                    " file_count, type, description, metadata, ttl, created_at, updated_at,"
+                    " run_id, history_step, source_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (coll_id, idx, source.digest, source.manifest, source.size,
+                     source.file_count, source.type, source.description,
+                     json.dumps(source.metadata, sort_keys=True), source.ttl, now, now,
+                     source.run_id, source.history_step, source.id),
+                )
+                vid = int(cur.lastrowid or 0)
+            else:
+                vid = int(row[0])
+            self._set_aliases(db, coll_id, vid, aliases or ())
+        return self.get(vid)
+
+    def links_of(self, rec: VersionRecord) -> list[VersionRecord]:
+        return [self.get(i) for (i,) in self.db.execute(
+            "SELECT id FROM versions WHERE source_id=? ORDER BY id", (rec.id,))]
+
+    def referenced_digests(self) -> set[str]:
+        """Every object digest that a version or a draft still needs."""
+        keep: set[str] = set()
+        for (mdigest,) in self.db.execute("SELECT DISTINCT manifest FROM versions"):
+            keep.add(mdigest)
+            try:
+                m = Manifest.from_bytes(self.store.objects.read_bytes(mdigest))
+            except Exception:
+                continue  # a missing manifest keeps nothing alive; verify reports it
+            keep.update(e.digest for e in m if e.ref is None)
+        for (doc,) in self.db.execute("SELECT manifest FROM drafts"):
+            try:
+                m = Manifest.from_bytes(doc.encode())
+            except Exception:
+                continue
+            keep.update(e.digest for e in m if e.ref is None)
+        return keep

@@ -1,0 +1,181 @@
+"""Persistent drafts for the command line: ``add`` stages, ``log`` commits.
+
+A draft is a manifest (plus the artifact type) kept in ``index.db``.
+Files are hashed and stored when staged, so what ``log`` commits is what
+was there at ``add`` time. Concurrent ``add`` calls merge under the
+database lock; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from wbtool.artifacts import ingest
+from wbtool.artifacts.artifact import Artifact
+from wbtool.context import Context
+from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.manifest import Manifest, ManifestEntry
+from wbtool.names import validate_entry_path, validate_name, validate_type
+
+
+@dataclass
+class Draft:
+    project: str
+    name: str
+    type: str | None
+    manifest: Manifest
+    updated_at: float
+
+
+def load_draft(ctx: Context, project: str, name: str) -> Draft | None:
+    row = ctx.store.index.db.execute(
+        "SELECT type, manifest, updated_at FROM drafts WHERE project=? AND name=?",
+        (project, name),
+    ).fetchone()
+    if row is None:
+        return None
+    manifest = Manifest.from_bytes(row[1].encode(), f"draft of {name}")
+    return Draft(project, name, row[0], manifest, row[2])
+
+
+def list_drafts(ctx: Context, project: str | None = None) -> list[Draft]:
+    sql = "SELECT project, name FROM drafts"
+    args: tuple[str, ...] = ()
+    if project is not None:
+        sql += " WHERE project=?"
+        args = (project,)
+    out = []
+    for p, n in ctx.store.index.db.execute(sql + " ORDER BY project, name", args).fetchall():
+        d = load_draft(ctx, p, n)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+def collect(
+    ctx: Context,
+    paths: Sequence[str],
+    *,
+    name_in_artifact: str | None = None,
+    immutable: bool = False,
+    progress: ingest.Progress = ingest._no_progress,
+) -> tuple[list[ManifestEntry], bool, list[tuple[str, str]]]:
+    """Hash and store ``paths`` (files or folders); return their entries."""
+    if name_in_artifact is not None and len(paths) != 1:
+        raise UsageError("--name-in-artifact needs exactly one PATH")
+    files: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
+    for p in paths:
+        if os.path.isdir(p):
+            walked = ingest.walk_dir(p, name_in_artifact or "")
+            files.extend(walked.files)
+            skipped.extend(walked.skipped)
+        elif os.path.isfile(p):
+            files.append((p, name_in_artifact or os.path.basename(p)))
+        else:
+            raise NotFoundError(what="file or folder", name=p)
+    entries, new = ingest.ingest(ctx.store, files, immutable=immutable, progress=progress)
+    return entries, new, skipped
+
+
+def stage(
+    ctx: Context,
+    project: str,
+    name: str,
+    entries: Sequence[ManifestEntry],
+    *,
+    type: str | None = None,
+) -> Draft:
+    """Merge ``entries`` into the draft of ``project/name`` (created if needed)."""
+    validate_name(name)
+    if type is not None:
+        validate_type(type)
+    with ctx.store.index.transaction() as db:
+        draft = load_draft(ctx, project, name)
+        manifest = draft.manifest if draft else Manifest()
+        if draft and draft.type and type and draft.type != type:
+            raise ConflictError(
+                f"the draft of {name!r} has type {draft.type!r}, not {type!r}; "
+                f"'wbtool artifact reset {name}' drops it"
+            )
+        for e in entries:
+            manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, e.extra))
+        new_type = type or (draft.type if draft else None)
+        now = time.time()
+        db.execute(
+            "INSERT OR REPLACE INTO drafts (project, name, type, manifest, updated_at)"
+            " VALUES (?,?,?,?,?)",
+            (project, name, new_type, manifest.to_bytes().decode(), now),
+        )
+    return Draft(project, name, new_type, manifest, now)
+
+
+def unstage(ctx: Context, project: str, name: str, paths: Sequence[str]) -> Draft:
+    with ctx.store.index.transaction() as db:
+        draft = load_draft(ctx, project, name)
+        if draft is None:
+            raise NotFoundError(what="draft", name=name)
+        for p in paths:
+            clean = validate_entry_path(p)
+            under = [k for k in draft.manifest.entries if k == clean or k.startswith(clean + "/")]
+            if not under:
+                raise NotFoundError(what="staged path", name=p)
+            for k in under:
+                draft.manifest.remove(k)
+        db.execute(
+            "UPDATE drafts SET manifest=?, updated_at=? WHERE project=? AND name=?",
+            (draft.manifest.to_bytes().decode(), time.time(), project, name),
+        )
+    return draft
+
+
+def reset(ctx: Context, project: str, name: str) -> bool:
+    with ctx.store.index.transaction() as db:
+        cur = db.execute("DELETE FROM drafts WHERE project=? AND name=?", (project, name))
+    return cur.rowcount > 0
+
+
+def commit(
+    ctx: Context,
+    project: str,
+    name: str,
+    *,
+    extra_entries: Sequence[ManifestEntry] = (),
+    type: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, object] | None = None,
+    aliases: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    run_id: str | None = None,
+    new_objects: bool = True,
+) -> Artifact:
+    """Commit the draft (plus ``extra_entries``) as the next version; drop the draft."""
+    draft = load_draft(ctx, project, name)
+    if draft is None and not extra_entries:
+        raise NotFoundError(
+            what="staged files for", name=f"{name} (stage some with 'wbtool artifact add')"
+        )
+    art_type = type or (draft.type if draft else None)
+    if art_type is None:
+        raise UsageError(f"--type is needed: {name!r} has no type yet")
+    if draft and draft.type and type and draft.type != type:
+        raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
+    art = Artifact(name, art_type, description=description, metadata=metadata)
+    art._ctx = ctx
+    if draft:
+        art._manifest = draft.manifest
+    for e in extra_entries:
+        art._manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, e.extra))
+    art.tags = list(tags)
+    art._new_objects = new_objects
+    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id)
+    if draft is not None:
+        with ctx.store.index.transaction() as db:
+            db.execute(
+                "DELETE FROM drafts WHERE project=? AND name=? AND updated_at=?",
+                (project, name, draft.updated_at),
+            )
+    return art

@@ -1,0 +1,555 @@
+"""``wbtool artifact …``: stage, log, list, materialise and manage versions."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import typer
+
+from wbtool.cli import output
+
+app = typer.Typer(
+    help="Versioned, deduplicated datasets and models (add stages, log commits).",
+    no_args_is_help=True,
+)
+alias_app = typer.Typer(help="Move or remove aliases of a version.", no_args_is_help=True)
+tag_app = typer.Typer(help="Add or remove tags of a version.", no_args_is_help=True)
+cache_app = typer.Typer(help="The store's object cache.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+app.add_typer(tag_app, name="tag")
+app.add_typer(cache_app, name="cache")
+
+ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: settings, then "
+                          "'uncategorized').")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
+
+
+def _ctx(project: str | None) -> Any:
+    from wbtool.context import Context
+    from wbtool.settings import Settings
+
+    return Context.from_settings(Settings(project=project) if project else None)
+
+
+def _resolve(ctx: Any, ref: str) -> Any:
+    from wbtool.names import split_ref
+
+    project, name, version = split_ref(ref)
+    return ctx.registry.resolve(project or ctx.project, name, version)
+
+
+def _split_project(ctx: Any, name: str) -> tuple[str, str]:
+    from wbtool.names import split_ref
+
+    project, bare, version = split_ref(name)
+    if version:
+        from wbtool.errors import UsageError
+
+        raise UsageError(f"give a name without a version here, not {name!r}")
+    return project or ctx.project, bare
+
+
+def _policy(policy: str) -> bool:
+    from wbtool.errors import UsageError
+
+    if policy not in ("mutable", "immutable"):
+        raise UsageError("--policy must be mutable or immutable")
+    return policy == "immutable"
+
+
+def _version_line(rec: Any) -> str:
+    aliases = ", ".join(rec.aliases)
+    return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {rec.file_count} files  "
+            f"{output.human_size(rec.size)}" + (f"  [{aliases}]" if aliases else ""))
+
+
+@app.command()
+def add(
+    name: str = typer.Argument(..., help="Artifact name ([project/]name)."),
+    paths: list[str] = typer.Argument(None, help="Files or folders to stage."),
+    type: str | None = typer.Option(None, "--type", "-t", help="Artifact type."),
+    name_in_artifact: str | None = typer.Option(
+        None, "--name-in-artifact", help="Path inside the artifact (one PATH only)."),
+    policy: str = typer.Option("mutable", help="mutable (copy) or immutable (hard link)."),
+    reference: list[str] = typer.Option(
+        None, "--reference", help="Track a URI without copying it (repeatable)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Stage files into the draft of NAME (like git add)."""
+    from wbtool.artifacts import staging
+    from wbtool.artifacts.artifact import Artifact
+    from wbtool.errors import UsageError
+
+    if not paths and not reference:
+        raise UsageError("give at least one PATH or --reference")
+    ctx = _ctx(project)
+    proj, bare = _split_project(ctx, name)
+    entries: list[Any] = []
+    skipped: list[tuple[str, str]] = []
+    if paths:
+        with output.progress(f"hashing {bare}") as cb:
+            entries, _new, skipped = staging.collect(
+                ctx, paths, name_in_artifact=name_in_artifact, immutable=_policy(policy),
+                progress=cb)
+    for uri in reference or []:
+        holder = Artifact(bare, type or "dataset")
+        holder._ctx = ctx
+        entries.extend(holder.add_reference(uri, name=name_in_artifact))
+    draft = staging.stage(ctx, proj, bare, entries, type=type)
+    if as_json:
+        output.emit_json("artifact add", {
+            "project": proj, "name": bare, "staged": len(entries),
+            "draft_files": len(draft.manifest), "type": draft.type,
+            "skipped": [{"path": p, "reason": r} for p, r in skipped]})
+        return
+    for p, r in skipped:
+        output.note(f"skipped {p}: {r}")
+    output.line(f"staged {len(entries)} file(s) into {proj}/{bare} "
+                f"({len(draft.manifest)} in the draft)")
+
+
+@app.command()
+def status(
+    name: str | None = typer.Argument(None, help="Artifact name (default: every draft)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show what is staged."""
+    from wbtool.artifacts import staging
+
+    ctx = _ctx(project)
+    if name is not None:
+        proj, bare = _split_project(ctx, name)
+        d = staging.load_draft(ctx, proj, bare)
+        drafts = [d] if d else []
+    else:
+        drafts = staging.list_drafts(ctx)
+    if as_json:
+        output.emit_json("artifact status", [
+            {"project": d.project, "name": d.name, "type": d.type, "files": len(d.manifest),
+             "size": d.manifest.size,
+             "entries": [{"path": e.path, "size": e.size} for e in d.manifest]}
+            for d in drafts])
+        return
+    if not drafts:
+        output.line("nothing staged")
+        return
+    for d in drafts:
+        output.line(f"{d.project}/{d.name} ({d.type or 'no type yet'}): "
+                    f"{len(d.manifest)} file(s), {output.human_size(d.manifest.size)}")
+        for p in sorted(d.manifest.entries)[:50]:
+            output.line(f"  {p}")
+        if len(d.manifest) > 50:
+            output.line(f"  … and {len(d.manifest) - 50} more")
+
+
+@app.command()
+def reset(
+    name: str = typer.Argument(..., help="Artifact name."),
+    paths: list[str] = typer.Argument(None, help="Only unstage these paths."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Drop the draft of NAME (or only some staged paths)."""
+    from wbtool.artifacts import staging
+    from wbtool.errors import NotFoundError
+
+    ctx = _ctx(project)
+    proj, bare = _split_project(ctx, name)
+    if paths:
+        d = staging.unstage(ctx, proj, bare, paths)
+        result: dict[str, Any] = {"name": bare, "remaining": len(d.manifest)}
+    else:
+        if not staging.reset(ctx, proj, bare):
+            raise NotFoundError(what="draft", name=f"{proj}/{bare}")
+        result = {"name": bare, "remaining": 0}
+    if as_json:
+        output.emit_json("artifact reset", result)
+    else:
+        output.line(f"reset {proj}/{bare} ({result['remaining']} file(s) still staged)")
+
+
+@app.command()
+def log(
+    name: str = typer.Argument(..., help="Artifact name ([project/]name)."),
+    paths: list[str] = typer.Argument(None, help="Files or folders to add before committing."),
+    type: str | None = typer.Option(None, "--type", "-t", help="Artifact type."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    metadata: str | None = typer.Option(None, "--metadata", help="JSON object."),
+    alias: list[str] = typer.Option(None, "--alias", "-a", help="Alias (repeatable)."),
+    tag: list[str] = typer.Option(None, "--tag", help="Tag (repeatable)."),
+    policy: str = typer.Option("mutable", help="mutable (copy) or immutable (hard link)."),
+    name_in_artifact: str | None = typer.Option(None, "--name-in-artifact"),
+    run: str | None = typer.Option(
+        None, "--run", help="Record the version as this run's output (default: "
+        "$WBTOOL_RUN_ID)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Commit the draft plus PATHs as the next version (like git commit)."""
+    from wbtool.artifacts import staging
+    from wbtool.errors import UsageError
+
+    meta = None
+    if metadata is not None:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as e:
+            raise UsageError(f"--metadata is not valid JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise UsageError("--metadata must be a JSON object")
+    ctx = _ctx(project)
+    proj, bare = _split_project(ctx, name)
+    entries: list[Any] = []
+    new = False
+    skipped: list[tuple[str, str]] = []
+    if paths:
+        with output.progress(f"hashing {bare}") as cb:
+            entries, new, skipped = staging.collect(
+                ctx, paths, name_in_artifact=name_in_artifact, immutable=_policy(policy),
+                progress=cb)
+    for p, r in skipped:
+        output.note(f"skipped {p}: {r}")
+    art = staging.commit(
+        ctx, proj, bare, extra_entries=entries, type=type, description=description,
+        metadata=meta, aliases=alias or [], tags=tag or [],
+        run_id=run or os.environ.get("WBTOOL_RUN_ID") or None, new_objects=new or not paths,
+    )
+    rec = art._rec
+    if as_json:
+        output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
+        return
+    verb = "unchanged, still" if rec.noop else "logged"
+    output.line(f"{verb} {_version_line(rec)}")
+
+
+@app.command("ls")
+def ls(
+    name: str | None = typer.Argument(None, help="List this artifact's versions."),
+    project: str | None = ProjectOpt,
+    all_projects: bool = typer.Option(False, "--all-projects", help="Every project."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List artifacts, or the versions of one."""
+    ctx = _ctx(project)
+    reg = ctx.registry
+    if name is None:
+        rows = reg.collections(None if all_projects else ctx.project)
+        if as_json:
+            output.emit_json("artifact ls", rows)
+            return
+        output.table(
+            ["project", "name", "type", "versions", "latest", "size"],
+            [[r["project"], r["name"], r["type"], r["versions"], r["latest"],
+              output.human_size(r["size"])] for r in rows])
+        return
+    proj, bare = _split_project(ctx, name)
+    recs = reg.versions(proj, bare)
+    if not recs:
+        from wbtool.errors import NotFoundError
+
+        raise NotFoundError(what="artifact", name=f"{proj}/{bare}")
+    if as_json:
+        output.emit_json("artifact ls", [r.to_json() for r in recs])
+        return
+    output.table(
+        ["version", "aliases", "tags", "files", "size", "digest", "created"],
+        [[r.version, ",".join(r.aliases), ",".join(r.tags), r.file_count,
+          output.human_size(r.size), r.digest[:12], _time(r.created_at)] for r in recs])
+
+
+def _time(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def info(
+    ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
+    files: bool = typer.Option(False, "--files", help="List the files too."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show one version: digest, size, aliases, tags, metadata."""
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    doc = rec.to_json()
+    manifest = ctx.registry.load_manifest(rec) if files or as_json else None
+    if manifest is not None and files:
+        doc["files"] = [{"path": e.path, "size": e.size, "digest": e.digest,
+                         **({"ref": e.ref} if e.ref else {})} for e in manifest]
+    doc["used_by"] = ctx.registry.runs_of(rec, "input")
+    if as_json:
+        output.emit_json("artifact info", doc)
+        return
+    output.line(_version_line(rec))
+    for key in ("digest", "description", "tags", "run_id", "ttl"):
+        if doc.get(key):
+            output.line(f"  {key}: {doc[key]}")
+    output.line(f"  created: {_time(rec.created_at)}")
+    if rec.metadata:
+        output.line(f"  metadata: {json.dumps(rec.metadata, sort_keys=True)}")
+    if files and manifest is not None:
+        for e in manifest:
+            output.line(f"  {e.path}\t{output.human_size(e.size)}")
+
+
+@app.command()
+def download(
+    ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
+    root: str | None = typer.Option(None, "--root", help="Target folder (default "
+                                    "./artifacts/NAME:VERSION)."),
+    path_prefix: str | None = typer.Option(None, "--path-prefix"),
+    link: str = typer.Option("auto", "--link", help="auto|copy|reflink|hardlink|symlink"),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a version's files into a folder (existing other files are kept)."""
+    from wbtool.artifacts import materialize
+
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
+    with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
+        res = materialize.materialize(ctx.store, manifest, target, path_prefix=path_prefix,
+                                      link=link, progress=cb)
+    _report("artifact download", res, as_json)
+
+
+def _report(command: str, res: Any, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(command, {"root": res.root, "written": res.written,
+                                   "unchanged": res.unchanged, "removed": res.removed,
+                                   "bytes": res.bytes, "skipped_references": res.skipped_refs})
+        return
+    output.line(f"{res.root}: {res.written} written, {res.unchanged} unchanged"
+                + (f", {res.removed} removed" if res.removed else ""))
+
+
+@app.command()
+def checkout(
+    ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
+    directory: str = typer.Argument(..., help="Folder to make identical to the version."),
+    link: str = typer.Option("auto", "--link", help="auto|copy|reflink|hardlink|symlink"),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make DIRECTORY hold exactly this version (other files there are deleted)."""
+    from wbtool.artifacts import materialize
+
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    os.makedirs(directory, exist_ok=True)
+    removed = materialize.remove_extras(directory, manifest)
+    with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
+        res = materialize.materialize(ctx.store, manifest, directory, link=link, replace=True,
+                                      progress=cb)
+    res.removed = removed
+    _report("artifact checkout", res, as_json)
+
+
+@app.command()
+def verify(
+    ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
+    root: str | None = typer.Option(
+        None, "--root", help="Check this folder against the version (default: check the "
+        "stored objects)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check content against the manifest; exit 4 on any mismatch."""
+    from wbtool.artifacts import materialize
+    from wbtool.errors import VerificationError
+
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    label = f"{rec.project}/{rec.name}:{rec.version}"
+    if root is not None:
+        try:
+            materialize.verify_tree(manifest, root)
+        except VerificationError as e:
+            if as_json:
+                output.emit_json("artifact verify", {"artifact": label, "ok": False,
+                                                     "problems": e.fields.get("problems", [])})
+            raise
+        target = root
+    else:
+        bad = materialize.verify_objects(ctx.store, manifest)
+        if bad:
+            if as_json:
+                output.emit_json("artifact verify", {"artifact": label, "ok": False,
+                                                     "problems": [f"corrupt: {p}" for p in bad]})
+            raise VerificationError(
+                message=f"{label}: {len(bad)} stored object(s) missing or corrupt "
+                f"(first: {bad[0]})")
+        target = str(ctx.store.path / "objects")
+    if as_json:
+        output.emit_json("artifact verify", {"artifact": label, "ok": True, "files": len(manifest),
+                                             "checked": target})
+    else:
+        output.line(f"ok: {label} ({len(manifest)} files) matches {target}")
+
+
+@app.command("rm")
+def rm(
+    ref: str = typer.Argument(..., help="NAME:VERSION to delete."),
+    delete_aliases: bool = typer.Option(False, "--delete-aliases",
+                                        help="Delete even if aliases point at it."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a version (its objects are freed by 'cache gc')."""
+    from wbtool.errors import UsageError
+
+    if ":" not in ref:
+        raise UsageError("name the version to delete: NAME:VERSION (e.g. mnist:v3)")
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    ctx.registry.delete(rec, delete_aliases=delete_aliases)
+    if as_json:
+        output.emit_json("artifact rm", {"deleted": f"{rec.project}/{rec.name}:{rec.version}"})
+    else:
+        output.line(f"deleted {rec.project}/{rec.name}:{rec.version}")
+
+
+@app.command()
+def link(
+    ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS] to link."),
+    target: str = typer.Argument(..., help="[project/]portfolio, or model-registry/NAME."),
+    alias: list[str] = typer.Option(None, "--alias", "-a"),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Link a version into a portfolio collection (e.g. a model registry)."""
+    from wbtool.artifacts.artifact import Artifact
+
+    ctx = _ctx(project)
+    art = Artifact._from_record(ctx, _resolve(ctx, ref))
+    linked = art.link(target, alias or None)
+    if as_json:
+        output.emit_json("artifact link", linked._rec.to_json())
+    else:
+        output.line(f"linked {art.name} as {linked._rec.project}/{linked.name}")
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="NAME[:VERSION]"),
+    b: str = typer.Argument(..., help="NAME[:VERSION]"),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Paths added, removed and changed from A to B."""
+    ctx = _ctx(project)
+    ma = ctx.registry.load_manifest(_resolve(ctx, a))
+    mb = ctx.registry.load_manifest(_resolve(ctx, b))
+    added = sorted(set(mb.entries) - set(ma.entries))
+    removed = sorted(set(ma.entries) - set(mb.entries))
+    changed = sorted(p for p in set(ma.entries) & set(mb.entries)
+                     if not ma.entries[p].same_content(mb.entries[p]))
+    if as_json:
+        output.emit_json("artifact diff", {"added": added, "removed": removed,
+                                           "changed": changed})
+        return
+    for mark, paths in (("+", added), ("-", removed), ("M", changed)):
+        for p in paths:
+            output.line(f"{mark} {p}")
+    if not (added or removed or changed):
+        output.line("no differences")
+
+
+@alias_app.command("add")
+def alias_add(
+    ref: str = typer.Argument(..., help="NAME[:VERSION]"),
+    aliases: list[str] = typer.Argument(..., help="Aliases to point at it (moved if taken)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Point aliases at a version (moving them from any other version)."""
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    for a in aliases:
+        rec = ctx.registry.add_alias(rec, a)
+    _show(rec, "artifact alias add", as_json)
+
+
+@alias_app.command("rm")
+def alias_rm(
+    name: str = typer.Argument(..., help="NAME"),
+    aliases: list[str] = typer.Argument(..., help="Aliases to remove."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Remove aliases from whichever version holds them."""
+    ctx = _ctx(project)
+    proj, bare = _split_project(ctx, name)
+    rec = None
+    for a in aliases:
+        rec = ctx.registry.remove_alias(ctx.registry.resolve(proj, bare, a), a)
+    if rec is not None:
+        _show(rec, "artifact alias rm", as_json)
+
+
+@tag_app.command("add")
+def tag_add(
+    ref: str = typer.Argument(..., help="NAME[:VERSION]"),
+    tags: list[str] = typer.Argument(...),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Tag a version."""
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    for t in tags:
+        rec = ctx.registry.add_tag(rec, t)
+    _show(rec, "artifact tag add", as_json)
+
+
+@tag_app.command("rm")
+def tag_rm(
+    ref: str = typer.Argument(..., help="NAME[:VERSION]"),
+    tags: list[str] = typer.Argument(...),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Remove tags from a version."""
+    ctx = _ctx(project)
+    rec = _resolve(ctx, ref)
+    for t in tags:
+        rec = ctx.registry.remove_tag(rec, t)
+    _show(rec, "artifact tag rm", as_json)
+
+
+def _show(rec: Any, command: str, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(command, rec.to_json())
+    else:
+        output.line(_version_line(rec) + (f"  tags: {', '.join(rec.tags)}" if rec.tags else ""))
+
+
+@cache_app.command("gc")
+def cache_gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would go."),
+    grace: float = typer.Option(3600.0, "--grace", help="Keep objects newer than this many "
+                                "seconds (they may belong to an artifact being built)."),
+    project: str | None = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete objects that no version or draft references."""
+    from wbtool.artifacts.gc import collect_garbage
+
+    ctx = _ctx(project)
+    res = collect_garbage(ctx, grace_seconds=grace, dry_run=dry_run)
+    if as_json:
+        output.emit_json("artifact cache gc", res.__dict__)
+        return
+    verb = "would remove" if dry_run else "removed"
+    output.line(f"{verb} {res.removed} object(s), {output.human_size(res.freed)}; "
+                f"kept {res.kept} referenced and {res.recent} recent")

@@ -1,0 +1,76 @@
+"""The ``wbtool`` command: the only place where errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from wbtool._version import __version__
+from wbtool.cli import artifact as artifact_cmd
+from wbtool.cli import settings as settings_cmd
+
+app = typer.Typer(
+    name="wbtool",
+    help="Local-first experiment tracking and artifact versioning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(artifact_cmd.app, name="artifact")
+app.add_typer(settings_cmd.app, name="settings")
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"wbtool {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Local-first experiment tracking and artifact versioning."""
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"wbtool: error: {message}\n")
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (never raises for expected errors).
+
+    Typer reports usage errors itself (exit 2) and turns Ctrl-C into 130;
+    wbtool's own errors become one line on stderr and their exit code.
+    """
+    from wbtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, WbtoolError
+
+    try:
+        app(args=argv, prog_name="wbtool", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILURE)
+    except WbtoolError as e:
+        return _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return _fail(f"{e.strerror or e}{where}", EXIT_FAILURE)
+    return 0
+
+
+def main() -> None:
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)

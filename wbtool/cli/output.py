@@ -1,0 +1,86 @@
+"""Rendering results: rich on a terminal, plain lines in pipes, a versioned
+JSON envelope with ``--json``; progress bars adapted to the core's callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+JSON_SCHEMA = 1
+
+
+def is_tty(stream: Any = None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def emit_json(command: str, result: Any) -> None:
+    doc = {"schema": JSON_SCHEMA, "command": command, "result": result}
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def line(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def note(text: str) -> None:
+    """A message for the person (stderr), silent in pipes only if asked."""
+    sys.stderr.write(text + "\n")
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    if is_tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, show_edge=False, header_style="bold")
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*("" if v is None else str(v) for v in r))
+        Console().print(t)
+        return
+    for r in rows:
+        line("\t".join("" if v is None else str(v) for v in r))
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@contextlib.contextmanager
+def progress(description: str, total_files: int | None = None) -> Iterator[Any]:
+    """A callback ``(files, bytes)`` that drives a bar on a terminal (stderr)."""
+    if not is_tty(sys.stderr):
+        yield lambda files, nbytes: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TransferSpeedColumn(), TimeElapsedColumn(), transient=True,
+        redirect_stdout=False, redirect_stderr=False,
+    )
+    task = bar.add_task(description, total=total_files)
+    with bar:
+        yield lambda files, nbytes: bar.advance(task, files)

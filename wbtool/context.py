@@ -1,0 +1,47 @@
+"""What every service needs, built once and passed explicitly: the resolved
+settings and the opened store."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wbtool.settings import Settings, load
+from wbtool.store.layout import Store, discover
+
+if TYPE_CHECKING:
+    from wbtool.artifacts.registry import Registry
+
+DEFAULT_PROJECT = "uncategorized"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Context:
+        resolved = load(settings)
+        store = Store.open(discover(root_dir=resolved.root_dir), create=create)
+        return cls(resolved, store)
+
+    @property
+    def project(self) -> str:
+        return self.settings.project or DEFAULT_PROJECT
+
+    @property
+    def entity(self) -> str:
+        if self.settings.entity:
+            return str(self.settings.entity)
+        try:
+            return getpass.getuser()
+        except Exception:
+            return "local"
+
+    @property
+    def registry(self) -> Registry:
+        from wbtool.artifacts.registry import Registry
+
+        return Registry(self.store, fsync=bool(self.settings.x_store_fsync))

@@ -1,0 +1,118 @@
+"""Validation of names at every boundary: no crap in, no crap out.
+
+Artifact names and types, project names, aliases, tags and entry paths are
+checked here on the way in *and* whenever they are read back from disk or
+from another store, before a byte is written anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wbtool.errors import InvalidNameError
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_VERSION_RE = re.compile(r"v(\d+)")
+RESERVED_TYPES = ("job",)
+RESERVED_TYPE_PREFIXES = ("wbtool-", "wandb-")
+MAX_NAME = 128
+MAX_PATH = 4096
+
+
+def validate_name(value: str, what: str = "artifact name") -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidNameError(what=what, value=value, reason="must be a non-empty string")
+    if len(value) > MAX_NAME:
+        raise InvalidNameError(what=what, value=value, reason=f"longer than {MAX_NAME} characters")
+    if not _NAME_RE.fullmatch(value) or value in (".", ".."):
+        raise InvalidNameError(
+            what=what, value=value,
+            reason="use only letters, digits, '_', '-' and '.'",
+        )
+    return value
+
+
+def validate_type(value: str) -> str:
+    validate_name(value, "artifact type")
+    if value in RESERVED_TYPES or value.startswith(RESERVED_TYPE_PREFIXES):
+        raise InvalidNameError(
+            what="artifact type", value=value, reason="this type is reserved for internal use"
+        )
+    return value
+
+
+def validate_alias(value: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
+        raise InvalidNameError(what="alias", value=value, reason="must be 1-128 characters")
+    if not _ALIAS_RE.fullmatch(value) or value in (".", ".."):
+        raise InvalidNameError(
+            what="alias", value=value, reason="use only letters, digits, '_', '-' and '.'"
+        )
+    if _VERSION_RE.fullmatch(value):
+        raise InvalidNameError(
+            what="alias", value=value, reason="names of the form vN are version numbers"
+        )
+    return value
+
+
+def validate_tag(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise InvalidNameError(what="tag", value=value, reason="must be 1-64 characters")
+    if any(c in value for c in "\0\n\r"):
+        raise InvalidNameError(what="tag", value=value, reason="no control characters")
+    return value
+
+
+def validate_entry_path(value: str) -> str:
+    """Return the normalised relative POSIX path, or raise InvalidNameError.
+
+    Refuses empty paths, absolute paths, drive letters, backslashes, NUL and
+    any ``..`` component. ``.`` components and repeated slashes are
+    normalised away.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidNameError(what="entry path", value=value, reason="must be a non-empty string")
+    if "\0" in value:
+        raise InvalidNameError(what="entry path", value=value, reason="contains NUL")
+    if "\\" in value:
+        raise InvalidNameError(what="entry path", value=value, reason="use '/' as separator")
+    if value.startswith("/") or re.match(r"^[A-Za-z]:", value):
+        raise InvalidNameError(what="entry path", value=value, reason="must be relative")
+    if len(value) > MAX_PATH:
+        raise InvalidNameError(what="entry path", value=value, reason="too long")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if not parts:
+        raise InvalidNameError(what="entry path", value=value, reason="names no file")
+    if ".." in parts:
+        raise InvalidNameError(what="entry path", value=value, reason="contains '..'")
+    return "/".join(parts)
+
+
+def parse_version(value: str) -> int | None:
+    """``"v3"`` → 3; anything else → None."""
+    m = _VERSION_RE.fullmatch(value)
+    return int(m.group(1)) if m else None
+
+
+def split_ref(ref: str) -> tuple[str | None, str, str | None]:
+    """Split ``[project/]name[:alias|vN]`` into (project, name, version-or-alias).
+
+    An ``entity/project/name`` form keeps the project part.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise InvalidNameError(what="artifact reference", value=ref, reason="empty")
+    body, _, version = ref.partition(":")
+    parts = body.split("/")
+    if len(parts) > 3:
+        raise InvalidNameError(
+            what="artifact reference", value=ref,
+            reason="use name[:alias], project/name[:alias] or entity/project/name[:alias]",
+        )
+    name = validate_name(parts[-1])
+    project = validate_name(parts[-2], "project name") if len(parts) >= 2 else None
+    if ref.endswith(":"):
+        raise InvalidNameError(what="artifact reference", value=ref, reason="empty version")
+    if version and parse_version(version) is None:
+        validate_alias(version)
+    return project, name, version or None

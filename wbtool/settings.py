@@ -1,0 +1,362 @@
+"""``wbtool.Settings``: the reference's settings that mean something locally.
+
+Values are validated when set: an unknown name or a value of the wrong type
+is a :class:`SettingsError` naming the setting, never a silent default.
+
+Precedence, lowest first: defaults, the system settings file, the workspace
+settings file, ``WBTOOL_*`` environment variables, explicit values
+(``wbtool.Settings(...)`` or ``init`` arguments). :func:`load` resolves them
+once and records where each effective value came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from wbtool.errors import SettingsError
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    raise ValueError("expected true or false")
+
+
+def _opt_bool(v: Any) -> bool | None:
+    return None if v is None else _bool(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected an integer")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        return int(v.strip())
+    raise ValueError("expected an integer")
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError("expected a number")
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return float(v.strip())
+    raise ValueError("expected a number")
+
+
+def _positive_float(v: Any) -> float:
+    f = _float(v)
+    if not f > 0:
+        raise ValueError("must be greater than 0")
+    return f
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _choice(*choices: str, optional: bool = False) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v is None and optional:
+            return None
+        if not isinstance(v, str) or v not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return v
+
+    return check
+
+
+def _seq(v: Any) -> tuple[Any, ...]:
+    if isinstance(v, str):
+        s = v.strip()
+        if s.startswith("["):
+            v = json.loads(s)
+        else:
+            return tuple(p.strip() for p in s.split(",") if p.strip())
+    if isinstance(v, (list, tuple)):
+        return tuple(v)
+    raise ValueError("expected a list")
+
+
+def _opt_seq(v: Any) -> tuple[Any, ...] | None:
+    return None if v is None else _seq(v)
+
+
+def _int_seq(v: Any) -> tuple[int, ...] | None:
+    return None if v is None else tuple(_int(x) for x in _seq(v))
+
+
+def _opt_dict(v: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = json.loads(v)
+    if not isinstance(v, dict):
+        raise ValueError("expected a mapping")
+    return dict(v)
+
+
+def _mode(v: Any) -> str:
+    v = _str(v)
+    aliases = {"dryrun": "offline", "run": "online"}
+    v = aliases.get(v, v)
+    if v not in ("online", "offline", "disabled", "shared"):
+        raise ValueError("expected one of online, offline, disabled")
+    return v
+
+
+def _reinit(v: Any) -> str:
+    if isinstance(v, bool):  # deprecated boolean form, as the reference allows
+        return "finish_previous" if v else "default"
+    return _choice("default", "return_previous", "finish_previous", "create_new")(v)
+
+
+def _tags(v: Any) -> tuple[str, ...] | None:
+    if v is None:
+        return None
+    tags = (v,) if isinstance(v, str) else _seq(v)
+    for t in tags:
+        if not isinstance(t, str) or not 1 <= len(t) <= 64:
+            raise ValueError(f"tag {t!r} must be 1 to 64 characters")
+    return tuple(tags)
+
+
+# name: (validator, default)
+FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "allow_val_change": (_bool, False),
+    "code_dir": (_opt_str, None),
+    "config_paths": (_opt_seq, None),
+    "console": (_choice("auto", "off", "wrap", "redirect", "wrap_raw", "wrap_emu"), "auto"),
+    "disable_code": (_bool, False),
+    "disable_git": (_bool, False),
+    "entity": (_opt_str, None),
+    "fork_from": (_opt_str, None),
+    "git_commit": (_opt_str, None),
+    "git_remote": (_str, "origin"),
+    "git_remote_url": (_opt_str, None),
+    "git_root": (_opt_str, None),
+    "heartbeat_seconds": (_int, 30),
+    "host": (_opt_str, None),
+    "ignore_globs": (_seq, ()),
+    "max_end_of_run_history_metrics": (_int, 10),
+    "max_end_of_run_summary_metrics": (_int, 10),
+    "mode": (_mode, "offline"),
+    "program": (_opt_str, None),
+    "project": (_opt_str, None),
+    "quiet": (_bool, False),
+    "reinit": (_reinit, "default"),
+    "resume": (_choice("allow", "must", "never", "auto", optional=True), None),
+    "resume_from": (_opt_str, None),
+    "root_dir": (_opt_str, None),
+    "run_group": (_opt_str, None),
+    "run_id": (_opt_str, None),
+    "run_job_type": (_opt_str, None),
+    "run_name": (_opt_str, None),
+    "run_notes": (_opt_str, None),
+    "run_tags": (_tags, None),
+    "save_code": (_opt_bool, None),
+    "settings_system": (_opt_str, None),
+    "show_colors": (_opt_bool, None),
+    "show_emoji": (_opt_bool, None),
+    "show_errors": (_bool, True),
+    "show_info": (_bool, True),
+    "show_warnings": (_bool, True),
+    "silent": (_bool, False),
+    "strict": (_opt_bool, None),
+    "summary_warnings": (_int, 5),
+    "symlink": (_opt_bool, None),
+    "x_disable_machine_info": (_bool, False),
+    "x_disable_meta": (_bool, False),
+    "x_disable_stats": (_bool, False),
+    "x_files_dir": (_opt_str, None),
+    "x_label": (_opt_str, None),
+    "x_log_level": (_int, 20),
+    "x_primary": (_bool, True),
+    "x_save_requirements": (_bool, True),
+    "x_start_time": (lambda v: None if v is None else _float(v), None),
+    "x_stats_buffer_size": (_int, 0),
+    "x_stats_cpu_count": (_opt_int, None),
+    "x_stats_cpu_logical_count": (_opt_int, None),
+    "x_stats_dcgm_exporter": (_opt_str, None),
+    "x_stats_disk_paths": (_opt_seq, ("/",)),
+    "x_stats_gpu_count": (_opt_int, None),
+    "x_stats_gpu_device_ids": (_int_seq, None),
+    "x_stats_gpu_type": (_opt_str, None),
+    "x_stats_neuron_monitor_config_path": (_opt_str, None),
+    "x_stats_open_metrics_endpoints": (_opt_dict, None),
+    "x_stats_open_metrics_filters": (
+        lambda v: v if v is None or isinstance(v, dict) else _seq(v), None),
+    "x_stats_open_metrics_http_headers": (_opt_dict, None),
+    "x_stats_pid": (_opt_int, None),
+    "x_stats_sampling_interval": (_positive_float, 2.0),
+    "x_stats_track_process_tree": (_bool, False),
+    "x_store_fsync": (_bool, True),
+    "x_update_finish_state": (_bool, True),
+}
+
+ENV_PREFIX = "WBTOOL_"
+# Environment variables that are not settings (they name the store, a run…).
+NON_SETTING_ENV = {"WBTOOL_DIR"}
+
+
+def _validate(name: str, value: Any) -> Any:
+    spec = FIELDS.get(name)
+    if spec is None:
+        raise SettingsError(name=name, reason="unknown setting")
+    try:
+        return spec[0](value)
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        raise SettingsError(name=name, reason=f"{value!r}: {e}") from None
+
+
+class Settings:
+    """Validated settings. Construct with keyword arguments, like the reference."""
+
+    __slots__ = ("_frozen", "_sources", "_values")
+
+    def __init__(self, **kwargs: Any) -> None:
+        object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_sources", {})
+        object.__setattr__(self, "_frozen", False)
+        for name, value in kwargs.items():
+            self._values[name] = _validate(name, value)
+            self._sources[name] = "argument"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._values:
+            return self._values[name]
+        if name in FIELDS:
+            return FIELDS[name][1]
+        raise AttributeError(f"Settings has no setting {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError("these settings are frozen (a run's settings are a copy)")
+        self._values[name] = _validate(name, value)
+        self._sources[name] = "argument"
+
+    def explicit(self) -> dict[str, Any]:
+        """Only the values that were set (not defaults)."""
+        return dict(self._values)
+
+    def source(self, name: str) -> str:
+        if name not in FIELDS:
+            raise SettingsError(name=name, reason="unknown setting")
+        return self._sources.get(name, "default")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(FIELDS)}
+
+    def update_from_dict(self, values: Mapping[str, Any], source: str = "argument") -> None:
+        for name, value in values.items():
+            self._values[name] = _validate(name, value)
+            self._sources[name] = source
+
+    def frozen_copy(self) -> Settings:
+        s = Settings()
+        s._values.update(self._values)
+        s._sources.update(self._sources)
+        object.__setattr__(s, "_frozen", True)
+        return s
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self._values.items()))
+        return f"Settings({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def system_settings_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(
+        environ.get("HOME", os.path.expanduser("~")), ".config"
+    )
+    return Path(base) / "wbtool" / "settings.yaml"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise SettingsError(name=str(path), reason=e.strerror or str(e)) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SettingsError(name=str(path), reason=f"not valid YAML: {e}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise SettingsError(name=str(path), reason="expected a mapping of setting: value")
+    return doc
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in FIELDS:
+            out[name] = value
+    return out
+
+
+def load(
+    explicit: Settings | Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Settings:
+    """Resolve settings from every source, recording each value's origin."""
+    from wbtool.store.layout import discover
+
+    env = os.environ if environ is None else environ
+    given = explicit.explicit() if isinstance(explicit, Settings) else dict(explicit or {})
+    for name, value in given.items():  # validate explicit values first
+        given[name] = _validate(name, value)
+    from_env = env_settings(env)
+
+    override = given.get("settings_system") or from_env.get("settings_system")
+    system_path = Path(override).expanduser() if override else system_settings_path(env)
+    settings = Settings()
+    settings.update_from_dict(_read_file(system_path), f"system file {system_path}")
+
+    root_dir = given.get("root_dir") or from_env.get("root_dir") or settings.root_dir
+    store_dir = discover(root_dir=root_dir, cwd=cwd, environ=env)
+    workspace = store_dir / "settings.yaml"
+    settings.update_from_dict(_read_file(workspace), f"workspace file {workspace}")
+    for name, value in from_env.items():
+        settings.update_from_dict({name: value}, f"env {ENV_PREFIX}{name.upper()}")
+    settings.update_from_dict(given, "argument")
+    return settings

@@ -1,0 +1,161 @@
+"""``index.db``: the SQLite (WAL) index of collections, versions, aliases,
+tags, lineage, drafts and the file-stat cache.
+
+Writers take ``BEGIN IMMEDIATE`` so that concurrent processes serialise on
+the database lock (with a generous busy timeout) instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+
+from wbtool.errors import StoreFormatError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collections (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'sequence',
+    description TEXT,
+    next_idx INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    UNIQUE (project, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id),
+    idx INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    file_count INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    description TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    ttl REAL,
+    state TEXT NOT NULL DEFAULT 'COMMITTED',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    run_id TEXT,
+    history_step INTEGER,
+    source_id INTEGER REFERENCES versions(id),
+    UNIQUE (collection_id, idx)
+);
+CREATE INDEX IF NOT EXISTS versions_by_digest ON versions (collection_id, digest);
+CREATE INDEX IF NOT EXISTS versions_by_source ON versions (source_id);
+CREATE TABLE IF NOT EXISTS aliases (
+    collection_id INTEGER NOT NULL,
+    alias TEXT NOT NULL,
+    version_id INTEGER NOT NULL,
+    PRIMARY KEY (collection_id, alias)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    version_id INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (version_id, tag)
+);
+CREATE TABLE IF NOT EXISTS lineage (
+    run_id TEXT NOT NULL,
+    version_id INTEGER NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('input', 'output')),
+    PRIMARY KEY (run_id, version_id, direction)
+);
+CREATE TABLE IF NOT EXISTS stat_cache (
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (dev, ino)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS stat_cache_by_digest ON stat_cache (digest);
+CREATE TABLE IF NOT EXISTS drafts (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT,
+    manifest TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (project, name)
+);
+"""
+
+StatKey = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
+
+
+class Index:
+    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+        self.path = os.fspath(path)
+        self.db = sqlite3.connect(
+            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        if create:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
+        with self.transaction():
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreFormatError(
+                    path=self.path, found=f"index schema {row[0]}", supported=SCHEMA_VERSION
+                )
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE (write-locking) transaction; rolled back on any error."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- stat cache -----------------------------------------------------------
+    def stat_cache_load(self) -> dict[tuple[int, int], tuple[int, int, str]]:
+        """All cached (dev, ino) → (size, mtime_ns, digest)."""
+        return {
+            (dev, ino): (size, mtime, digest)
+            for dev, ino, size, mtime, digest in self.db.execute(
+                "SELECT dev, ino, size, mtime_ns, digest FROM stat_cache"
+            )
+        }
+
+    def stat_cache_put(self, rows: Iterable[tuple[int, int, int, int, str]]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, digest)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def stat_cache_forget(self, digests: Iterable[str]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "DELETE FROM stat_cache WHERE digest = ?", ((d,) for d in digests)
+            )

@@ -1,0 +1,153 @@
+"""The ``.wbtool/`` store folder: discovery, ``config.yaml``, locks.
+
+Discovery: ``WBTOOL_DIR`` (the store folder itself) wins; else the
+``root_dir`` setting names the folder holding ``.wbtool/``; else walk up
+from the current directory like git looks for ``.git``; else
+``./.wbtool`` is created on first write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from wbtool import fsutil
+from wbtool.errors import StoreError, StoreFormatError, StoreLockedError
+from wbtool.store.index import Index
+from wbtool.store.objects import ObjectStore
+
+STORE_DIRNAME = ".wbtool"
+FORMAT_VERSION = 1
+
+
+def discover(
+    *, root_dir: str | None = None, cwd: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The store folder to use (it may not exist yet)."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("WBTOOL_DIR")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if root_dir:
+        return Path(root_dir).expanduser().absolute() / STORE_DIRNAME
+    start = Path(cwd or os.getcwd()).absolute()
+    for folder in (start, *start.parents):
+        candidate = folder / STORE_DIRNAME
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    return start / STORE_DIRNAME
+
+
+class Store:
+    """An opened store folder. Cheap to construct; opens the index lazily."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.objects = ObjectStore(self.path / "objects", self.path / "tmp")
+        self._index: Index | None = None
+        self._config: dict[str, Any] | None = None
+
+    # -- creation and format --------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, create: bool = True) -> Store:
+        store = cls(path)
+        config_path = store.path / "config.yaml"
+        if not config_path.exists():
+            if not create:
+                raise StoreError(f"no wbtool store at {store.path}")
+            store._initialise()
+        store.config  # noqa: B018 - validates the format version
+        return store
+
+    def _initialise(self) -> None:
+        import yaml
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for sub in ("tmp", "runs", "objects"):
+                (self.path / sub).mkdir(exist_ok=True)
+            self.objects.ensure_layout()
+            doc: dict[str, Any] = {"format": FORMAT_VERSION, "default_remote": None,
+                                   "remotes": {}}
+            data = yaml.safe_dump(doc, sort_keys=True).encode()
+            try:
+                # Publish config.yaml exclusively: two processes creating the
+                # store at once both end up with one valid config.
+                with fsutil.as_atomic(self.path / "config.yaml") as tmp:
+                    Path(tmp).write_bytes(data)
+                    os.link(tmp, self.path / "config.yaml")
+            except FileExistsError:
+                pass
+        except OSError as e:
+            raise StoreError(f"cannot create the store at {self.path}: {e.strerror}") from None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            import yaml
+
+            path = self.path / "config.yaml"
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as e:
+                raise StoreError(f"cannot read {path}: {e}") from None
+            if not isinstance(doc, dict):
+                raise StoreError(f"{path}: not a wbtool store config")
+            if doc.get("format") != FORMAT_VERSION:
+                raise StoreFormatError(
+                    path=str(path), found=doc.get("format"), supported=FORMAT_VERSION
+                )
+            self._config = doc
+        return self._config
+
+    def save_config(self, doc: dict[str, Any]) -> None:
+        import yaml
+
+        doc = {**doc, "format": FORMAT_VERSION}
+        fsutil.atomic_write(
+            self.path / "config.yaml", yaml.safe_dump(doc, sort_keys=True).encode(),
+            staging=self.path / "tmp",
+        )
+        self._config = doc
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = Index(self.path / "index.db")
+        return self._index
+
+    @property
+    def tmp(self) -> Path:
+        return self.path / "tmp"
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    # -- locking --------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool, wait: bool = True) -> Iterator[None]:
+        """Shared lock for writers of objects; exclusive for garbage collection."""
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            if not wait:
+                flags |= fcntl.LOCK_NB
+            try:
+                fcntl.flock(fd, flags)
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise StoreLockedError(
+                        path=str(self.path), message="another wbtool process is using it"
+                    ) from None
+                raise
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock

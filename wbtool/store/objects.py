@@ -1,0 +1,219 @@
+"""The content-addressed object store.
+
+It knows nothing of artifacts, runs or names: only digests. Objects live at
+``objects/<first two hex chars>/<the other 30>``, are read-only, and appear
+under their final name only complete (written under ``tmp/`` and renamed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from wbtool import fsutil
+from wbtool.errors import CorruptObjectError
+from wbtool.hashing import CHUNK, hash_bytes, hash_fd, is_digest, new_hasher
+
+SMALL = 4 << 20  # files up to this size are read whole, then hashed
+OBJECT_MODE = 0o444
+
+
+class ObjectStore:
+    def __init__(self, root: str | os.PathLike, tmp: str | os.PathLike) -> None:
+        self.root = os.fspath(root)
+        self.tmp = os.fspath(tmp)
+        self.can_reflink: bool | None = None  # learnt on first large put
+
+    # -- layout ---------------------------------------------------------------
+    def path(self, digest: str) -> str:
+        return f"{self.root}/{digest[:2]}/{digest[2:]}"
+
+    def ensure_layout(self) -> None:
+        os.makedirs(self.tmp, exist_ok=True)
+        for i in range(256):
+            os.makedirs(f"{self.root}/{i:02x}", exist_ok=True)
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        return os.stat(self.path(digest)).st_size
+
+    def __iter__(self) -> Iterator[str]:
+        """Every digest present (order unspecified)."""
+        try:
+            shards = os.scandir(self.root)
+        except FileNotFoundError:
+            return
+        with shards:
+            for shard in shards:
+                if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(shard.path) as it:
+                    for entry in it:
+                        digest = shard.name + entry.name
+                        if is_digest(digest):
+                            yield digest
+
+    # -- writing --------------------------------------------------------------
+    def _publish(self, tmp: str, digest: str) -> bool:
+        """Move a complete temp file to its object name; False if present."""
+        final = self.path(digest)
+        if os.path.exists(final):
+            os.unlink(tmp)
+            return False
+        try:
+            os.rename(tmp, final)
+        except FileNotFoundError:  # shard folder gone (never created or removed)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.rename(tmp, final)
+        return True
+
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data``; return (digest, whether it was newly written)."""
+        digest = hash_bytes(data)
+        if self.has(digest):
+            return digest, False
+        tmp = fsutil.tmp_name(self.tmp, digest)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+            try:
+                fsutil.write_all(fd, data)
+            finally:
+                os.close(fd)
+            return digest, self._publish(tmp, digest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def put_file(self, src: str, *, immutable: bool = False) -> tuple[str, int, bool]:
+        """Store the content of ``src``; return (digest, size, newly written).
+
+        Mutable (default): the user's file is only read. Small files are read
+        whole; large ones are cloned (reflink) or streamed into a temp file
+        while being hashed, so each byte is read once.
+
+        Immutable: the user promised never to change the file, so it is
+        hard-linked into the store and made read-only (falls back to a copy
+        across filesystems).
+        """
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if immutable:
+                return self._put_linked(src, fd)
+            if st.st_size <= SMALL:
+                data = _read_all(fd, st.st_size)
+                digest, new = self.put_bytes(data)
+                return digest, len(data), new
+            return self._put_large(src, fd)
+        finally:
+            os.close(fd)
+
+    def _put_large(self, src: str, fd: int) -> tuple[str, int, bool]:
+        tmp = fsutil.tmp_name(self.tmp, os.path.basename(src))
+        try:
+            if self.can_reflink is not False:
+                cloned = fsutil.reflink(src, tmp)
+                self.can_reflink = cloned
+                if cloned:
+                    cfd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        digest, size = hash_fd(cfd)
+                    finally:
+                        os.close(cfd)
+                    os.chmod(tmp, OBJECT_MODE)
+                    return digest, size, self._publish(tmp, digest)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+            h = new_hasher()
+            size = 0
+            try:
+                while True:
+                    chunk = os.read(fd, 4 * CHUNK)
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    fsutil.write_all(out, chunk)
+                    size += len(chunk)
+            finally:
+                os.close(out)
+            digest = h.hexdigest()
+            return digest, size, self._publish(tmp, digest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _put_linked(self, src: str, fd: int) -> tuple[str, int, bool]:
+        digest, size = hash_fd(fd)
+        final = self.path(digest)
+        if os.path.exists(final):
+            return digest, size, False
+        try:
+            os.link(src, final)
+        except FileExistsError:
+            return digest, size, False
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+                raise
+            os.lseek(fd, 0, os.SEEK_SET)
+            if size > SMALL:
+                return self._put_large(src, fd)
+            data = _read_all(fd, size)
+            digest, new = self.put_bytes(data)
+            return digest, len(data), new
+        os.chmod(final, OBJECT_MODE)
+        return digest, size, True
+
+    # -- reading --------------------------------------------------------------
+    def read_bytes(self, digest: str) -> bytes:
+        try:
+            with open(self.path(digest), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise CorruptObjectError(digest=digest, path=self.root) from None
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        return data
+
+    def verify(self, digest: str) -> bool:
+        """True when the object exists and its content matches its name."""
+        try:
+            fd = os.open(self.path(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            return hash_fd(fd)[0] == digest
+        finally:
+            os.close(fd)
+
+    def remove(self, digest: str) -> int:
+        """Delete an object; return the bytes freed (0 if absent)."""
+        p = self.path(digest)
+        try:
+            size = os.lstat(p).st_size
+            os.unlink(p)
+        except FileNotFoundError:
+            return 0
+        return size
+
+
+def _read_all(fd: int, size_hint: int) -> bytes:
+    """Read to EOF. On a regular file a short read means EOF, so one call
+    usually suffices."""
+    want = size_hint + 1
+    first = os.read(fd, want)
+    if len(first) < want:
+        return first
+    parts = [first]
+    while chunk := os.read(fd, CHUNK):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def object_path(root: str | Path, digest: str) -> str:
+    return f"{os.fspath(root)}/{digest[:2]}/{digest[2:]}"
