@@ -64,9 +64,10 @@ class _SafeDirs:
             st = os.lstat(full)
         if stat_mod.S_ISLNK(st.st_mode) or not stat_mod.S_ISDIR(st.st_mode):
             if not replace_links:
+                what = "symlink" if stat_mod.S_ISLNK(st.st_mode) else "file"
                 raise UsageError(
-                    f"{full} is in the way (a {'symlink' if stat_mod.S_ISLNK(st.st_mode) else 'file'}"
-                    f" where the artifact has a folder); remove it or use checkout"
+                    f"{full} is in the way (a {what} where the artifact has a folder); "
+                    "remove it or use checkout"
                 )
             os.unlink(full)
             os.mkdir(full)

@@ -215,7 +215,8 @@ class Registry:
                 rec = self.get(vid)
                 rec.noop = True
                 return rec
-            idx = db.execute("SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
+            idx = db.execute(
+                "SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
             db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))
             cur = db.execute(
                 "INSERT INTO versions (collection_id, idx, digest, manifest, size, file_count,"
@@ -298,7 +299,7 @@ class Registry:
     def update(
         self, rec: VersionRecord, *, aliases: list[str] | None = None,
         tags: list[str] | None = None, description: str | None = None,
-        metadata: dict[str, Any] | None = None, ttl: float | None | bool = False,
+        metadata: dict[str, Any] | None = None, ttl: float | bool | None = False,
     ) -> VersionRecord:
         """Replace the mutable fields that are given (``ttl=False``: unchanged)."""
         if aliases is not None:
