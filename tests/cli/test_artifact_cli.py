@@ -1,0 +1,352 @@
+"""``wbtool artifact`` through the real entry point, against a private store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, make_tree, read_tree
+from wbtool.hashing import hash_bytes, hash_file
+
+TREE = {
+    "a.txt": b"alpha\n",
+    "empty.bin": b"",
+    "nested/deeper/c.csv": b"1,2,3\n" * 100,
+    "données/é ü.txt": "unicode ✓".encode(),
+    "big.bin": os.urandom(5 << 20),
+}
+
+
+def versions(store: Path, name: str) -> list[int]:
+    db = sqlite3.connect(store / "index.db")
+    try:
+        return [r[0] for r in db.execute(
+            "SELECT v.idx FROM versions v JOIN collections c ON c.id=v.collection_id"
+            " WHERE c.name=? ORDER BY v.idx", (name,))]
+    finally:
+        db.close()
+
+
+def test_round_trip_is_byte_identical(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", TREE)
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    doc = res.json()["result"]
+    assert doc["version"] == "v0" and doc["file_count"] == len(TREE) and doc["created"]
+    assert doc["aliases"] == ["latest"]
+    cli("artifact", "download", "ds:v0", "--root", str(tmp_path / "out"), check=True)
+    assert read_tree(tmp_path / "out") == TREE
+    # the default root is ./artifacts/<name>:<version>
+    cli("artifact", "download", "ds", check=True)
+    assert read_tree(tmp_path / "work" / "artifacts" / "ds:v0") == TREE
+
+
+def test_version_bump_and_noop(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["created"] is False
+    assert versions(store_dir, "ds") == [0]
+    (data / "x").write_bytes(b"2")
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["version"] == "v1"
+    assert versions(store_dir, "ds") == [0, 1]
+    res = cli("artifact", "diff", "ds:v0", "ds:v1", "--json", check=True)
+    assert res.json()["result"] == {"added": [], "removed": [], "changed": ["x"]}
+
+
+def test_type_mismatch_is_a_conflict(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (data / "x").write_bytes(b"2")
+    res = cli("artifact", "log", "ds", str(data), "--type", "model")
+    assert res.code == 5 and "type" in res.err
+
+
+def test_checkout_removes_extra_files(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"keep.txt": b"k", "sub/s.txt": b"s"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    target = make_tree(tmp_path / "target", {
+        "keep.txt": b"modified", "extra.txt": b"x", "junk/deep/y": b"y", "sub/other": b"o"})
+    os.symlink("/etc/passwd", target / "link")
+    res = cli("artifact", "checkout", "ds:latest", str(target), "--json", check=True)
+    assert res.json()["result"]["removed"] >= 4
+    assert read_tree(target) == {"keep.txt": b"k", "sub/s.txt": b"s"}
+    assert not (target / "junk").exists() and not os.path.lexists(target / "link")
+
+
+@pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
+def test_checkout_link_modes(cli: Cli, tmp_path: Path, link: str) -> None:
+    data = make_tree(tmp_path / "data", {"a": b"A", "d/b": b"B"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    out = tmp_path / "out"
+    cli("artifact", "checkout", "ds", str(out), "--link", link, check=True)
+    assert read_tree(out) == {"a": b"A", "d/b": b"B"}
+    if link == "copy":
+        (out / "a").write_bytes(b"mine")  # copies are the user's to change
+    cli("artifact", "verify", "ds", check=True)  # the store is unaffected
+
+
+def test_verify_detects_corrupt_object_and_modified_download(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {"a": b"A" * 100, "b": b"B" * 100})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    out = tmp_path / "out"
+    cli("artifact", "download", "ds", "--root", str(out), check=True)
+    assert cli("artifact", "verify", "ds", "--root", str(out)).code == 0
+    (out / "a").write_bytes(b"tampered")
+    res = cli("artifact", "verify", "ds", "--root", str(out), "--json")
+    assert res.code == 4
+    assert "modified: a" in res.json()["result"]["problems"]
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    # corrupt the stored object itself
+    obj = store_dir / "objects" / hash_bytes(b"B" * 100)[:2] / hash_bytes(b"B" * 100)[2:]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"bitrot")
+    res = cli("artifact", "verify", "ds")
+    assert res.code == 4 and "corrupt" in res.err
+
+
+def test_aliases_tags_and_latest(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "best", check=True)
+    (data / "x").write_bytes(b"2")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    info = cli("artifact", "info", "ds:best", "--json", check=True).json()["result"]
+    assert info["version"] == "v0" and info["aliases"] == ["best"]
+    assert cli("artifact", "info", "ds:latest", "--json").json()["result"]["version"] == "v1"
+    cli("artifact", "alias", "add", "ds:v1", "best", check=True)  # moves the alias
+    assert cli("artifact", "info", "ds:best", "--json").json()["result"]["version"] == "v1"
+    cli("artifact", "tag", "add", "ds:v0", "golden", check=True)
+    assert cli("artifact", "info", "ds:v0", "--json").json()["result"]["tags"] == ["golden"]
+    cli("artifact", "tag", "rm", "ds:v0", "golden", check=True)
+    cli("artifact", "alias", "rm", "ds", "best", check=True)
+    assert cli("artifact", "info", "ds:best").code == 3
+    assert cli("artifact", "alias", "add", "ds:v1", "v7").code == 2  # looks like a version
+
+
+def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "old", check=True)
+    (data / "x").write_bytes(b"in-v1")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    assert cli("artifact", "rm", "ds:v0").code == 5  # it has an alias
+    cli("artifact", "rm", "ds:v0", "--delete-aliases", check=True)
+    assert cli("artifact", "info", "ds:v0").code == 3
+    gone = hash_bytes(b"only-in-v0")
+    assert (store_dir / "objects" / gone[:2] / gone[2:]).exists()
+    res = cli("artifact", "cache", "gc", "--grace", "0", "--json", check=True)
+    assert res.json()["result"]["removed"] >= 1
+    assert not (store_dir / "objects" / gone[:2] / gone[2:]).exists()
+    cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
+
+
+def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    make_tree(tmp_path / "d1", {"a.txt": b"a", "sub/b.txt": b"b"})
+    make_tree(tmp_path / "d2", {"c.txt": b"c"})
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    cli("artifact", "add", "bundle", str(tmp_path / "d1"), "--type", "model", check=True)
+    cli("artifact", "add", "bundle", str(tmp_path / "d2"), check=True)
+    cli("artifact", "add", "bundle", str(tmp_path / "model.pt"), "--name-in-artifact",
+        "weights/model.pt", check=True)
+    status = cli("artifact", "status", "bundle", "--json", check=True).json()["result"]
+    assert status[0]["files"] == 4 and status[0]["type"] == "model"
+    res = cli("artifact", "log", "bundle", "--json", check=True).json()["result"]
+    assert res["version"] == "v0" and res["file_count"] == 4 and res["type"] == "model"
+    assert cli("artifact", "status", "--json").json()["result"] == []
+    out = tmp_path / "out"
+    cli("artifact", "download", "bundle", "--root", str(out), check=True)
+    assert read_tree(out) == {"a.txt": b"a", "sub/b.txt": b"b", "c.txt": b"c",
+                              "weights/model.pt": b"weights"}
+    assert cli("artifact", "log", "bundle").code == 3  # nothing staged any more
+    cli("artifact", "add", "bundle", str(tmp_path / "d2"), check=True)
+    cli("artifact", "reset", "bundle", check=True)
+    assert cli("artifact", "status", "--json").json()["result"] == []
+
+
+def test_concurrent_logs_get_distinct_versions(tmp_path: Path, store_dir: Path) -> None:
+    procs = []
+    for i in range(4):
+        d = make_tree(tmp_path / f"data{i}", {"x": f"content {i}".encode(),
+                                              "shared": b"same everywhere"})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(d), "--type",
+             "dataset", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    got = sorted(json.loads(o[0])["result"]["version"] for o in outs)
+    assert got == ["v0", "v1", "v2", "v3"]
+    assert versions(store_dir, "ds") == [0, 1, 2, 3]
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_concurrent_adds_to_one_draft_lose_nothing(tmp_path: Path) -> None:
+    procs = []
+    for i in range(4):
+        d = make_tree(tmp_path / f"part{i}", {f"part{i}/file{j}": b"%d-%d" % (i, j)
+                                              for j in range(20)})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "wbtool", "artifact", "add", "ds", str(d), "--type",
+             "dataset"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    cli = Cli(tmp_path / "work")
+    res = cli("artifact", "log", "ds", "--json", check=True).json()["result"]
+    assert res["file_count"] == 80
+
+
+def test_bad_input_is_one_line_with_exit_code(cli: Cli, tmp_path: Path) -> None:
+    cases = [
+        (("artifact", "log", "../x", str(tmp_path), "--type", "dataset"), 2),
+        (("artifact", "log", "ok", str(tmp_path / "missing"), "--type", "dataset"), 3),
+        (("artifact", "log", "ok", str(tmp_path), "--type", "job"), 2),
+        (("artifact", "info", "nothing:v0"), 3),
+        (("artifact", "log", "ok", str(tmp_path), "--type", "t", "--metadata", "{bad"), 2),
+        (("artifact", "download", "x:", "--root", "r"), 2),
+    ]
+    for args, code in cases:
+        res = cli(*args)
+        assert res.code == code, (args, res.err)
+        assert "Traceback" not in res.err
+        assert res.err.startswith("wbtool: error: "), res.err
+
+
+def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    data = make_tree(tmp_path / "data", {"safe.txt": b"s"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    # forge a manifest that escapes the download root and point v0 at it
+    evil = json.dumps({"version": 1, "hash": "xxh3-128", "entries": {
+        "../escaped.txt": {"digest": hash_bytes(b"s"), "size": 1},
+        "safe.txt": {"digest": hash_bytes(b"s"), "size": 1}}}, sort_keys=True).encode()
+    digest = hash_bytes(evil)
+    obj = store_dir / "objects" / digest[:2] / digest[2:]
+    obj.write_bytes(evil)
+    db = sqlite3.connect(store_dir / "index.db")
+    db.execute("UPDATE versions SET manifest=?", (digest,))
+    db.commit()
+    db.close()
+    out = tmp_path / "dl" / "root"
+    res = cli("artifact", "download", "ds", "--root", str(out))
+    assert res.code == 7 and "refused" in res.err
+    assert not (tmp_path / "dl" / "escaped.txt").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_download_never_writes_through_a_symlink(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"sub/f.txt": b"payload"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(outside, root / "sub")
+    res = cli("artifact", "download", "ds", "--root", str(root))
+    assert res.code == 2 and "symlink" in res.err
+    assert list(outside.iterdir()) == []
+    # checkout replaces the link by a real folder, still writing nothing outside
+    cli("artifact", "checkout", "ds", str(root), check=True)
+    assert not (root / "sub").is_symlink() and (root / "sub" / "f.txt").read_bytes() == b"payload"
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinks_in_added_folders(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"real.txt": b"inside"})
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"do not take me")
+    os.symlink(data / "real.txt", data / "alias.txt")  # inside: stored as content
+    os.symlink(secret, data / "leak.txt")  # outside: skipped
+    os.symlink(tmp_path / "nowhere", data / "dangling")  # dangling: skipped
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["file_count"] == 2
+    assert "leak.txt" in res.err and "outside" in res.err
+    out = tmp_path / "out"
+    cli("artifact", "download", "ds", "--root", str(out), check=True)
+    assert read_tree(out) == {"real.txt": b"inside", "alias.txt": b"inside"}
+
+
+def test_stat_cache_skips_unchanged_files(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    data = make_tree(tmp_path / "data", {"a": b"1111", "b": b"2"})
+    old = time.time() - 10
+    for p in data.iterdir():
+        os.utime(p, ns=(int(old * 1e9), int(old * 1e9)))
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("SELECT COUNT(*) FROM stat_cache").fetchone()[0] == 2
+    # Rewrite "a" in place with the same size and put its mtime back: the
+    # stat is unchanged, so the file must not be read again (no new version).
+    st = os.stat(data / "a")
+    with open(data / "a", "r+b") as f:
+        f.write(b"9999")
+    os.utime(data / "a", ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["created"] is False
+    # A real change (new mtime) is seen.
+    (data / "a").write_bytes(b"changed")
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["version"] == "v1"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_log_leaves_no_partial_state(tmp_path: Path, store_dir: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    block = os.urandom(1 << 20)
+    for i in range(40):  # 40 files of 8 MiB: long enough to interrupt
+        (data / f"f{i:02d}.bin").write_bytes(block * 7 + i.to_bytes(4, "big") * (1 << 18))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(data), "--type", "dataset"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the first objects appear, then interrupt
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if (store_dir / "objects").is_dir() and any(
+                (store_dir / "objects").glob("*/*")):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the log finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert versions(store_dir, "ds") == []
+    assert [p for p in (store_dir / "tmp").iterdir() if p.name != ".reflink-probe"] == []
+    for obj in (store_dir / "objects").glob("*/*"):
+        assert hash_file(obj)[0] == obj.parent.name + obj.name  # every object complete
+    # and the store still works
+    cli = Cli(tmp_path / "work")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    cli("artifact", "verify", "ds", check=True)
+
+
+def test_json_listing_and_settings_show(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"a": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "--project", "p1", check=True)
+    doc = cli("artifact", "ls", "--project", "p1", "--json", check=True).json()
+    assert doc["schema"] == 1
+    assert [c["name"] for c in doc["result"]] == ["ds"]
+    assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
+    shown = cli("settings", "show", "project", "--json",
+                env={"WBTOOL_PROJECT": "envp"}, check=True).json()["result"]
+    assert shown["project"] == {"value": "envp", "source": "env WBTOOL_PROJECT"}
+    res = cli("settings", "show", "nonsense")
+    assert res.code == 2 and "nonsense" in res.err
+    res = cli("artifact", "ls", env={"WBTOOL_X_STATS_SAMPLING_INTERVAL": "-1"})
+    assert res.code == 2 and "x_stats_sampling_interval" in res.err
+
+
+def test_version_flag(cli: Cli) -> None:
+    import wbtool
+
+    res = cli("--version", check=True)
+    assert res.out.strip() == f"wbtool {wbtool.__version__}"
