@@ -425,7 +425,7 @@ class Artifact:
                         hash_bytes(uri.encode()), None, uri)
                     self._put([entry], overwrite=False)
                     return [entry]
-                walked = ingest.walk_dir(local, name or "")
+                walked = ingest.walk_dir(local, validate_entry_path(name) if name else "")
                 if len(walked.files) > limit:
                     raise UsageError(
                         f"{uri} holds {len(walked.files)} files, more than max_objects={limit}"
@@ -629,10 +629,11 @@ class Artifact:
         if settings is not None and self._ctx is None:
             self._ctx = Context.from_settings(settings)
         ctx = self._context()
+        _check_metadata(self._metadata)
         if self._rec is not None:
             rec = ctx.registry.update(
                 self._rec, aliases=self._aliases, tags=self._tags,
-                description=self._description, metadata=self._metadata,
+                description=self._description or "", metadata=self._metadata,
                 ttl=None if self._ttl is None else self._ttl.total_seconds(),
             )
             self._load_record(rec)
@@ -645,6 +646,7 @@ class Artifact:
     ) -> Artifact:
         self._project = project or self._project or ctx.project
         validate_name(self._project, "project name")
+        _check_metadata(self._metadata)
         rec = ctx.registry.commit(
             self._project, self._collection_name, self._type, self._manifest,
             description=self._description, metadata=self._metadata,

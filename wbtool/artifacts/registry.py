@@ -316,8 +316,9 @@ class Registry:
             if tags is not None:
                 db.execute("DELETE FROM tags WHERE version_id=?", (rec.id,))
                 self._add_tags(db, rec.id, tags)
-            if description is not None:
-                db.execute("UPDATE versions SET description=? WHERE id=?", (description, rec.id))
+            if description is not None:  # "" clears it
+                db.execute("UPDATE versions SET description=? WHERE id=?",
+                           (description or None, rec.id))
             if metadata is not None:
                 db.execute("UPDATE versions SET metadata=? WHERE id=?",
                            (json.dumps(metadata, sort_keys=True), rec.id))

@@ -1,0 +1,1174 @@
+"""Behaviour of the Python ``wbtool.Artifact`` API on the local store.
+
+Every test works against a private store folder and checks real outcomes:
+bytes on disk, digests, version numbers, aliases and the exceptions the
+W&B reference names for each situation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+import wbtool
+from wbtool.errors import (
+    ArtifactFinalizedError,
+    ArtifactNotLoggedError,
+    NotFoundError,
+    WbtoolError,
+)
+from wbtool.hashing import hash_bytes
+
+BIG_SIZE = 5 * 1024 * 1024 + 12_345  # over 5 MiB: the streamed large-file path
+_sources = itertools.count()
+
+
+# -- fixtures and helpers ------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private store folder, HOME and working directory for each test."""
+    for key in list(os.environ):
+        if key.startswith("WBTOOL_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    store_dir = tmp_path / "store" / ".wbtool"
+    monkeypatch.setenv("WBTOOL_DIR", str(store_dir))
+    monkeypatch.chdir(tmp_path)
+    return store_dir
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    return path
+
+
+def make_tree(root: Path, files: dict[str, bytes | str]) -> Path:
+    for rel, data in files.items():
+        write(root / rel, data)
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def object_path(store: Path, digest: str) -> Path:
+    return store / "objects" / digest[:2] / digest[2:]
+
+
+def big_bytes(seed: int = 0, size: int = BIG_SIZE) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def load(ref: str) -> wbtool.Artifact:
+    return wbtool.Api().artifact(ref)
+
+
+def logged(name: str, files: dict[str, bytes | str], tmp_path: Path,
+           **kwargs: object) -> wbtool.Artifact:
+    """Log ``files`` as the next version of ``name`` and return the artifact."""
+    src = make_tree(tmp_path / f"src-{name}-{next(_sources)}", files)
+    art = wbtool.Artifact(name, "dataset", **kwargs)  # type: ignore[arg-type]
+    art.add_dir(str(src))
+    art.save()
+    return art
+
+
+# -- round trip and properties ---------------------------------------------------
+
+
+def test_round_trip_nested_unicode_empty_and_large_files(tmp_path: Path) -> None:
+    big = big_bytes()
+    files: dict[str, bytes | str] = {
+        "top.txt": "top level\n",
+        "a/b/c/deep.txt": "deep\n",
+        "a/empty.bin": b"",
+        "données/é.txt": "accents ✓\n",
+        "a/b/sibling.json": '{"k": 1}',
+    }
+    src = make_tree(tmp_path / "src", files)
+    single = write(tmp_path / "single" / "big.bin", big)
+
+    art = wbtool.Artifact("round-trip", "dataset")
+    art.add_dir(str(src))
+    art.add_file(str(single), name="blobs/big.bin")
+    assert art.state == "PENDING"
+    assert art.is_draft()
+    assert art.name == "round-trip"
+    assert art.created_at is None
+    art.save()
+
+    assert art.state == "COMMITTED"
+    assert not art.is_draft()
+    assert art.version == "v0"
+    assert art.name == "round-trip:v0"
+    assert "latest" in art.aliases
+
+    got = load("round-trip:v0")
+    root = tmp_path / "out"
+    returned = got.download(str(root))
+    assert Path(returned) == root.absolute()
+
+    expected = {k: (v.encode() if isinstance(v, str) else v) for k, v in files.items()}
+    expected["blobs/big.bin"] = big
+    assert read_tree(root) == expected
+    assert (root / "a" / "empty.bin").stat().st_size == 0
+
+    assert got.file_count == len(expected) == 6
+    assert got.size == sum(len(v) for v in expected.values())
+    assert got.digest == art.digest
+    assert got.get_entry("blobs/big.bin").digest == hash_bytes(big)
+    assert got.get_entry("données/é.txt").size == len("accents ✓\n".encode())
+
+
+def test_properties_of_logged_artifact(tmp_path: Path) -> None:
+    art = wbtool.Artifact("props", "model", description="first", metadata={"lr": 0.1})
+    art.add_file(str(write(tmp_path / "w.bin", b"weights")))
+    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)
+    art.save()
+    after = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
+
+    got = load("props:latest")
+    assert got.type == "model"
+    assert got.name == "props:v0"
+    assert got.version == "v0"
+    assert got.aliases == ["latest"]
+    assert got.state == "COMMITTED"
+    assert got.description == "first"
+    assert got.metadata == {"lr": 0.1}
+    assert got.size == len(b"weights")
+    assert got.file_count == 1
+    assert got.digest == art.digest and len(got.digest) == 32
+    assert got.project == "uncategorized"
+    entity, project, name = got.qualified_name.split("/")
+    assert entity and project == "uncategorized" and name == "props:v0"
+    assert art.qualified_name == got.qualified_name
+    created = dt.datetime.fromisoformat(got.created_at.replace("Z", "+00:00"))
+    assert before <= created <= after
+    assert got.is_link is False
+
+
+def test_save_into_named_project(tmp_path: Path) -> None:
+    art = wbtool.Artifact("proj-art", "dataset")
+    art.add_file(str(write(tmp_path / "x.txt", "x")))
+    art.save(project="p")
+    assert art.project == "p"
+    got = load("p/proj-art:v0")
+    assert got.project == "p"
+    assert got.digest == art.digest
+    with pytest.raises(NotFoundError):
+        load("proj-art:v0")  # not in the default project
+
+
+def test_api_artifact_with_wrong_type_is_refused(tmp_path: Path) -> None:
+    logged("typed", {"a.txt": "a"}, tmp_path)
+    assert load("typed:v0").type == "dataset"
+    with pytest.raises(ValueError):
+        wbtool.Api().artifact("typed:v0", type="model")
+
+
+def test_digest_depends_only_on_content(tmp_path: Path) -> None:
+    one = wbtool.Artifact("d1", "dataset")
+    one.add_dir(str(make_tree(tmp_path / "one", {"x/a.txt": "a", "b.txt": "b"})))
+    two = wbtool.Artifact("d2", "dataset")
+    # Same paths and content, added in the opposite order, from elsewhere.
+    two.add_file(str(write(tmp_path / "two" / "b.txt", "b")))
+    two.add_file(str(write(tmp_path / "two" / "zz", "a")), name="x/a.txt")
+    assert one.digest == two.digest
+    three = wbtool.Artifact("d3", "dataset")
+    three.add_dir(str(make_tree(tmp_path / "three", {"x/a.txt": "A", "b.txt": "b"})))
+    assert three.digest != one.digest
+
+
+# -- what happens to the user's files ----------------------------------------------
+
+
+@pytest.mark.parametrize("size", [14, BIG_SIZE], ids=["small", "large"])
+def test_default_policy_leaves_user_file_alone(tmp_path: Path, store: Path, size: int) -> None:
+    payload = big_bytes(1, size)
+    user = write(tmp_path / "user" / "data.bin", payload)
+    os.chmod(user, 0o640)
+    before = os.stat(user)
+
+    art = wbtool.Artifact("mutable", "dataset")
+    entry = art.add_file(str(user))
+
+    after = os.stat(user)
+    assert user.read_bytes() == payload
+    assert stat.S_IMODE(after.st_mode) == 0o640
+    assert after.st_mtime_ns == before.st_mtime_ns
+    assert after.st_ino == before.st_ino
+    assert after.st_nlink == 1  # no hard link into the store
+
+    obj = object_path(store, entry.digest)
+    assert obj.read_bytes() == payload
+    obj_st = os.stat(obj)
+    assert obj_st.st_ino != after.st_ino
+    assert stat.S_IMODE(obj_st.st_mode) & 0o222 == 0, "stored object must be read-only"
+
+
+def test_content_at_add_time_is_what_gets_logged(tmp_path: Path) -> None:
+    user = write(tmp_path / "data.txt", "original\n")
+    art = wbtool.Artifact("snapshot", "dataset")
+    art.add_file(str(user))
+    user.write_text("changed after add\n")
+    art.save()
+
+    root = tmp_path / "out"
+    load("snapshot:v0").download(str(root))
+    assert (root / "data.txt").read_text() == "original\n"
+    assert user.read_text() == "changed after add\n"
+
+
+def test_large_file_changed_after_add_keeps_added_content(tmp_path: Path) -> None:
+    payload = big_bytes(2)
+    user = write(tmp_path / "big.bin", payload)
+    art = wbtool.Artifact("big-snapshot", "dataset")
+    art.add_file(str(user))
+    with open(user, "r+b") as f:  # rewrite in place, same inode
+        f.write(b"\0" * 4096)
+    art.save()
+    root = tmp_path / "out"
+    load("big-snapshot:v0").download(str(root))
+    assert (root / "big.bin").read_bytes() == payload
+
+
+def test_immutable_policy_may_share_the_inode(tmp_path: Path, store: Path) -> None:
+    user = write(tmp_path / "frozen.bin", b"frozen bytes")
+    art = wbtool.Artifact("immutable", "dataset")
+    entry = art.add_file(str(user), policy="immutable")
+    obj = object_path(store, entry.digest)
+    assert obj.read_bytes() == b"frozen bytes"
+    # Same filesystem: the store is expected to link rather than copy.
+    assert os.stat(obj).st_ino == os.stat(user).st_ino
+    art.save()
+    root = tmp_path / "out"
+    load("immutable:v0").download(str(root))
+    assert (root / "frozen.bin").read_bytes() == b"frozen bytes"
+
+
+def test_invalid_policy_is_refused(tmp_path: Path) -> None:
+    user = write(tmp_path / "f.txt", "f")
+    art = wbtool.Artifact("policy", "dataset")
+    with pytest.raises(ValueError):
+        art.add_file(str(user), policy="sometimes")
+    with pytest.raises(ValueError):
+        art.add_dir(str(tmp_path), policy="sometimes")
+    assert art.file_count == 0
+
+
+# -- versions ---------------------------------------------------------------------
+
+
+def test_changed_content_bumps_version_identical_content_does_not(tmp_path: Path) -> None:
+    first = logged("bump", {"a.txt": "one"}, tmp_path)
+    assert first.version == "v0"
+
+    same = logged("bump", {"a.txt": "one"}, tmp_path)
+    assert same.version == "v0"
+    assert same.digest == first.digest
+    with pytest.raises(NotFoundError):
+        load("bump:v1")
+
+    changed = logged("bump", {"a.txt": "two"}, tmp_path)
+    assert changed.version == "v1"
+    assert changed.digest != first.digest
+    assert load("bump:latest").version == "v1"
+    assert load("bump:v0").aliases == []
+    assert load("bump:v0").digest == first.digest
+
+
+def test_version_numbers_are_not_reused_after_delete(tmp_path: Path) -> None:
+    logged("seq", {"a.txt": "0"}, tmp_path)
+    v1 = logged("seq", {"a.txt": "1"}, tmp_path)
+    v1.delete()
+    assert load("seq:latest").version == "v0"
+    v2 = logged("seq", {"a.txt": "2"}, tmp_path)
+    assert v2.version == "v2"
+
+
+def test_type_of_a_collection_cannot_change(tmp_path: Path) -> None:
+    logged("fixed-type", {"a.txt": "a"}, tmp_path)
+    other = wbtool.Artifact("fixed-type", "model")
+    other.add_file(str(write(tmp_path / "b.txt", "b")))
+    with pytest.raises(WbtoolError):
+        other.save()
+    with pytest.raises(NotFoundError):
+        load("fixed-type:v1")
+
+
+# -- add_dir / add_file merge and overwrite ----------------------------------------
+
+
+def test_add_dir_changed_file_needs_merge(tmp_path: Path) -> None:
+    first = make_tree(tmp_path / "first", {"same.txt": "same", "shared.txt": "old"})
+    second = make_tree(tmp_path / "second", {"shared.txt": "new", "extra.txt": "extra"})
+
+    art = wbtool.Artifact("merge", "dataset")
+    art.add_dir(str(first))
+    with pytest.raises(ValueError):
+        art.add_dir(str(second))
+    assert art.get_entry("shared.txt").digest == hash_bytes(b"old")
+
+    art.add_dir(str(second), merge=True)
+    assert art.get_entry("shared.txt").digest == hash_bytes(b"new")
+    assert art.get_entry("extra.txt").digest == hash_bytes(b"extra")
+    assert art.get_entry("same.txt").digest == hash_bytes(b"same")  # never removed
+    assert art.file_count == 3
+
+    art.save()
+    root = tmp_path / "out"
+    load("merge:v0").download(str(root))
+    assert read_tree(root) == {"same.txt": b"same", "shared.txt": b"new", "extra.txt": b"extra"}
+
+
+def test_add_dir_unchanged_overlap_and_new_files_need_no_merge(tmp_path: Path) -> None:
+    first = make_tree(tmp_path / "first", {"a.txt": "a", "b.txt": "b"})
+    second = make_tree(tmp_path / "second", {"a.txt": "a", "c.txt": "c"})
+    art = wbtool.Artifact("overlap", "dataset")
+    art.add_dir(str(first))
+    art.add_dir(str(second))  # same content at a.txt, c.txt is new
+    assert sorted(e.path for e in art.manifest) == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_add_dir_with_name_puts_files_under_prefix(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"x.txt": "x", "d/y.txt": "y"})
+    art = wbtool.Artifact("prefixed", "dataset")
+    art.add_dir(str(src), name="sub")
+    assert sorted(e.path for e in art.manifest) == ["sub/d/y.txt", "sub/x.txt"]
+    art.save()
+    root = tmp_path / "out"
+    load("prefixed:v0").download(str(root))
+    assert read_tree(root) == {"sub/x.txt": b"x", "sub/d/y.txt": b"y"}
+
+
+def test_replace_a_folder_by_remove_then_add(tmp_path: Path) -> None:
+    old = make_tree(tmp_path / "old", {"keep.txt": "k", "gone.txt": "g"})
+    new = make_tree(tmp_path / "new", {"keep.txt": "K"})
+    art = wbtool.Artifact("replace", "dataset")
+    art.add_dir(str(old), name="data")
+    art.remove("data")
+    art.add_dir(str(new), name="data")
+    assert sorted(e.path for e in art.manifest) == ["data/keep.txt"]
+    assert art.get_entry("data/keep.txt").digest == hash_bytes(b"K")
+
+
+def test_add_dir_of_missing_folder_fails(tmp_path: Path) -> None:
+    art = wbtool.Artifact("nodir", "dataset")
+    with pytest.raises(OSError):
+        art.add_dir(str(tmp_path / "does-not-exist"))
+
+
+def test_add_file_existing_name_different_content_needs_overwrite(tmp_path: Path) -> None:
+    one = write(tmp_path / "one" / "f.txt", "one")
+    two = write(tmp_path / "two" / "f.txt", "two")
+    art = wbtool.Artifact("overwrite", "dataset")
+    art.add_file(str(one))
+    art.add_file(str(one))  # same content again: fine
+    with pytest.raises(ValueError):
+        art.add_file(str(two))
+    assert art.get_entry("f.txt").digest == hash_bytes(b"one")
+    entry = art.add_file(str(two), overwrite=True)
+    assert entry.path == "f.txt"
+    assert art.get_entry("f.txt").digest == hash_bytes(b"two")
+    assert art.file_count == 1
+
+
+def test_add_file_returns_entry_and_default_name_is_basename(tmp_path: Path) -> None:
+    user = write(tmp_path / "deep" / "dir" / "model.pt", b"\x00\x01\x02")
+    art = wbtool.Artifact("entry", "model")
+    entry = art.add_file(str(user))
+    assert entry.path == "model.pt"
+    assert entry.size == 3
+    assert entry.digest == hash_bytes(b"\x00\x01\x02")
+    named = art.add_file(str(user), name="ckpt/best.pt")
+    assert named.path == "ckpt/best.pt"
+    assert art.get_entry("ckpt/best.pt").digest == entry.digest
+
+
+def test_add_file_of_missing_file_fails(tmp_path: Path) -> None:
+    art = wbtool.Artifact("nofile", "dataset")
+    with pytest.raises(OSError):
+        art.add_file(str(tmp_path / "missing.txt"))
+    assert art.file_count == 0
+
+
+# -- remove, get_entry, get_added_local_path_name ------------------------------------
+
+
+def test_remove_file_and_folder_prefix(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {
+        "keep.txt": "k", "sub/a.txt": "a", "sub/deep/b.txt": "b", "subway.txt": "s",
+    })
+    art = wbtool.Artifact("remove", "dataset")
+    art.add_dir(str(src))
+
+    art.remove("keep.txt")
+    with pytest.raises(KeyError):
+        art.get_entry("keep.txt")
+
+    art.remove("sub")  # a folder: everything under sub/, but not subway.txt
+    assert sorted(e.path for e in art.manifest) == ["subway.txt"]
+
+    entry = art.get_entry("subway.txt")
+    art.remove(entry)  # a manifest entry works too
+    assert art.file_count == 0
+
+
+def test_remove_missing_path_raises_file_not_found(tmp_path: Path) -> None:
+    art = wbtool.Artifact("remove-missing", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    with pytest.raises(FileNotFoundError):
+        art.remove("nope.txt")
+    with pytest.raises(FileNotFoundError):
+        art.remove("a.txt/child")
+    assert art.file_count == 1
+
+
+def test_get_entry_missing_raises_key_error(tmp_path: Path) -> None:
+    art = wbtool.Artifact("get-entry", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    assert art.get_entry("a.txt").size == 1
+    with pytest.raises(KeyError):
+        art.get_entry("b.txt")
+    logged_art = logged("get-entry-logged", {"x.txt": "x"}, tmp_path)
+    with pytest.raises(KeyError):
+        load(logged_art.name).get_entry("y.txt")
+
+
+def test_get_added_local_path_name(tmp_path: Path) -> None:
+    single = write(tmp_path / "single.txt", "s")
+    src = make_tree(tmp_path / "src", {"d/inner.txt": "i"})
+    art = wbtool.Artifact("local-names", "dataset")
+    art.add_file(str(single), name="renamed/single.txt")
+    art.add_dir(str(src), name="tree")
+    assert art.get_added_local_path_name(str(single)) == "renamed/single.txt"
+    assert art.get_added_local_path_name(str(src / "d" / "inner.txt")) == "tree/d/inner.txt"
+    assert art.get_added_local_path_name(str(tmp_path / "never-added.txt")) is None
+
+
+# -- new_file -------------------------------------------------------------------------
+
+
+def test_new_file_adds_written_content(tmp_path: Path) -> None:
+    art = wbtool.Artifact("new-file", "dataset")
+    with art.new_file("notes/readme.md") as f:
+        f.write("# hello\nwörld\n")
+    with art.new_file("raw.bin", mode="wb") as f:
+        f.write(b"\x00\xff\x10")
+    assert art.get_entry("notes/readme.md").digest == hash_bytes("# hello\nwörld\n".encode())
+    assert art.get_entry("raw.bin").size == 3
+    art.save()
+    root = tmp_path / "out"
+    load("new-file:v0").download(str(root))
+    assert read_tree(root) == {
+        "notes/readme.md": "# hello\nwörld\n".encode(),
+        "raw.bin": b"\x00\xff\x10",
+    }
+
+
+def test_new_file_refuses_existing_name_in_exclusive_mode(tmp_path: Path) -> None:
+    art = wbtool.Artifact("new-file-x", "dataset")
+    with art.new_file("a.txt") as f:
+        f.write("first")
+    with pytest.raises(ValueError), art.new_file("a.txt") as f:
+        f.write("second")
+    assert art.get_entry("a.txt").digest == hash_bytes(b"first")
+
+
+# -- finalized and draft states -----------------------------------------------------
+
+
+def test_logged_artifact_cannot_be_changed(tmp_path: Path) -> None:
+    user = write(tmp_path / "a.txt", "a")
+    art = wbtool.Artifact("final", "dataset")
+    art.add_file(str(user))
+    art.save()
+    other = write(tmp_path / "b.txt", "b")
+    with pytest.raises(ArtifactFinalizedError):
+        art.add_file(str(other))
+    with pytest.raises(ArtifactFinalizedError):
+        art.add_dir(str(tmp_path / "store"))
+    with pytest.raises(ArtifactFinalizedError):
+        art.remove("a.txt")
+    with pytest.raises(ArtifactFinalizedError), art.new_file("c.txt") as f:
+        f.write("c")
+    with pytest.raises(ArtifactFinalizedError):
+        art.add_reference(user.as_uri())
+
+    reloaded = load("final:v0")
+    with pytest.raises(ArtifactFinalizedError):
+        reloaded.add_file(str(other))
+    assert reloaded.file_count == 1
+    assert art.file_count == 1
+
+
+def test_finalize_freezes_a_draft(tmp_path: Path) -> None:
+    art = wbtool.Artifact("finalized-draft", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.finalize()
+    with pytest.raises(ArtifactFinalizedError):
+        art.add_file(str(write(tmp_path / "b.txt", "b")))
+
+
+def test_draft_cannot_be_read_back(tmp_path: Path) -> None:
+    art = wbtool.Artifact("draft", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    root = str(tmp_path / "out")
+    with pytest.raises(ArtifactNotLoggedError):
+        art.download(root)
+    with pytest.raises(ArtifactNotLoggedError):
+        art.verify(root)
+    with pytest.raises(ArtifactNotLoggedError):
+        art.checkout(root)
+    with pytest.raises(ArtifactNotLoggedError):
+        art.file(root)
+    with pytest.raises(ArtifactNotLoggedError):
+        art.new_draft()
+    with pytest.raises(ArtifactNotLoggedError):
+        art.delete()
+    with pytest.raises(ArtifactNotLoggedError):
+        art.link("portfolio")
+    assert not (tmp_path / "out").exists()
+
+
+# -- incremental versions ------------------------------------------------------------
+
+
+def test_new_draft_logs_incremental_version(tmp_path: Path) -> None:
+    v0 = logged("incr", {"a.txt": "a", "big.bin": big_bytes(3), "d/b.txt": "b"}, tmp_path)
+    v0_digests = {e.path: e.digest for e in v0.manifest}
+
+    draft = load("incr:latest").new_draft()
+    assert draft.is_draft()
+    assert draft.state == "PENDING"
+    assert {e.path: e.digest for e in draft.manifest} == v0_digests
+    draft.add_file(str(write(tmp_path / "added.txt", "added")), name="d/added.txt")
+    draft.save()
+    assert draft.version == "v1"
+
+    v1 = load("incr:v1")
+    v1_digests = {e.path: e.digest for e in v1.manifest}
+    assert v1_digests == {**v0_digests, "d/added.txt": hash_bytes(b"added")}
+
+    root0, root1 = tmp_path / "out0", tmp_path / "out1"
+    load("incr:v0").download(str(root0))
+    v1.download(str(root1))
+    assert read_tree(root0) == {"a.txt": b"a", "big.bin": big_bytes(3), "d/b.txt": b"b"}
+    assert read_tree(root1) == {**read_tree(root0), "d/added.txt": b"added"}
+
+
+def test_new_draft_can_remove_files(tmp_path: Path) -> None:
+    logged("incr-rm", {"a.txt": "a", "b.txt": "b"}, tmp_path)
+    draft = load("incr-rm:v0").new_draft()
+    draft.remove("b.txt")
+    draft.save()
+    assert draft.version == "v1"
+    root = tmp_path / "out"
+    load("incr-rm:v1").download(str(root))
+    assert read_tree(root) == {"a.txt": b"a"}
+    assert load("incr-rm:v0").file_count == 2
+
+
+def test_new_draft_without_changes_is_a_noop(tmp_path: Path) -> None:
+    v0 = logged("incr-noop", {"a.txt": "a"}, tmp_path)
+    draft = v0.new_draft()
+    draft.save()
+    assert draft.version == "v0"
+    with pytest.raises(NotFoundError):
+        load("incr-noop:v1")
+
+
+# -- download, verify, checkout -------------------------------------------------------
+
+
+def test_download_default_root_and_prefix(tmp_path: Path) -> None:
+    logged("dl", {"x/a.txt": "a", "x/b.txt": "b", "y/c.txt": "c"}, tmp_path)
+    art = load("dl:v0")
+    path = art.download()
+    assert Path(path) == (tmp_path / "artifacts" / "dl:v0").absolute()
+    assert read_tree(Path(path)) == {"x/a.txt": b"a", "x/b.txt": b"b", "y/c.txt": b"c"}
+
+    part = tmp_path / "part"
+    art.download(str(part), path_prefix="x/")
+    assert read_tree(part) == {"x/a.txt": b"a", "x/b.txt": b"b"}
+
+
+def test_download_keeps_unrelated_files_in_root(tmp_path: Path) -> None:
+    logged("dl-keep", {"a.txt": "a"}, tmp_path)
+    root = tmp_path / "out"
+    write(root / "mine.txt", "not from the artifact")
+    load("dl-keep:v0").download(str(root))
+    assert read_tree(root) == {"a.txt": b"a", "mine.txt": b"not from the artifact"}
+
+
+def test_downloaded_files_are_independent_of_the_store(tmp_path: Path, store: Path) -> None:
+    art = logged("dl-independent", {"a.txt": "stored"}, tmp_path)
+    root = tmp_path / "out"
+    load("dl-independent:v0").download(str(root))
+    out_file = root / "a.txt"
+    obj = object_path(store, art.get_entry("a.txt").digest)
+    assert os.stat(out_file).st_ino != os.stat(obj).st_ino
+    out_file.write_text("edited by the user")  # downloaded files are writable
+    assert obj.read_bytes() == b"stored"
+
+
+def test_verify_clean_download_passes(tmp_path: Path) -> None:
+    logged("verify", {"a.txt": "a", "d/b.txt": "b", "e.bin": b""}, tmp_path)
+    art = load("verify:v0")
+    root = tmp_path / "out"
+    art.download(str(root))
+    art.verify(str(root))  # no exception
+
+
+@pytest.mark.parametrize("damage", ["modify", "same-size-modify", "delete", "extra", "extra-deep"])
+def test_verify_detects_damage(tmp_path: Path, damage: str) -> None:
+    logged("verify-bad", {"a.txt": "aaaa", "d/b.txt": "b"}, tmp_path)
+    art = load("verify-bad:v0")
+    root = tmp_path / "out"
+    art.download(str(root))
+    if damage == "modify":
+        (root / "a.txt").write_text("something else")
+    elif damage == "same-size-modify":
+        (root / "a.txt").write_text("aaab")
+    elif damage == "delete":
+        (root / "d" / "b.txt").unlink()
+    elif damage == "extra":
+        write(root / "extra.txt", "extra")
+    else:
+        write(root / "new" / "dir" / "extra.txt", "extra")
+    with pytest.raises(ValueError):
+        art.verify(str(root))
+
+
+def test_checkout_restores_and_removes_extras(tmp_path: Path) -> None:
+    logged("checkout", {"a.txt": "a", "d/b.txt": "b", "d/e/c.txt": "c"}, tmp_path)
+    art = load("checkout:v0")
+    root = tmp_path / "out"
+    art.download(str(root))
+    (root / "a.txt").write_text("modified")
+    (root / "d" / "e" / "c.txt").unlink()
+    write(root / "extra.txt", "x")
+    write(root / "d" / "extra.txt", "x")
+    write(root / "junk" / "deeper" / "f.txt", "x")
+
+    returned = art.checkout(str(root))
+    assert Path(returned) == root.absolute()
+    assert read_tree(root) == {"a.txt": b"a", "d/b.txt": b"b", "d/e/c.txt": b"c"}
+    assert not (root / "junk").exists()
+    art.verify(str(root))
+
+
+def test_checkout_never_writes_through_a_symlink_in_root(tmp_path: Path) -> None:
+    logged("checkout-link", {"d/b.txt": "b", "f/c.txt": "c"}, tmp_path)
+    art = load("checkout-link:v0")
+    outside = make_tree(tmp_path / "outside", {"precious.txt": "keep me"})
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "d").symlink_to(outside, target_is_directory=True)
+    write(root / "f", "a file where the artifact has a folder")
+
+    with pytest.raises(ValueError):
+        art.download(str(root))  # download does not replace what is in the way
+    assert read_tree(outside) == {"precious.txt": b"keep me"}
+
+    art.checkout(str(root))
+    assert not (root / "d").is_symlink()
+    assert read_tree(root) == {"d/b.txt": b"b", "f/c.txt": b"c"}
+    assert read_tree(outside) == {"precious.txt": b"keep me"}
+
+
+def test_checkout_into_empty_folder(tmp_path: Path) -> None:
+    logged("checkout-new", {"a.txt": "a"}, tmp_path)
+    root = tmp_path / "fresh"
+    load("checkout-new:v0").checkout(str(root))
+    assert read_tree(root) == {"a.txt": b"a"}
+
+
+def test_checkout_switches_between_versions(tmp_path: Path) -> None:
+    logged("switch", {"a.txt": "a0", "only0.txt": "z"}, tmp_path)
+    logged("switch", {"a.txt": "a1", "only1/x.txt": "y"}, tmp_path)
+    root = tmp_path / "ws"
+    load("switch:v0").checkout(str(root))
+    assert read_tree(root) == {"a.txt": b"a0", "only0.txt": b"z"}
+    load("switch:v1").checkout(str(root))
+    assert read_tree(root) == {"a.txt": b"a1", "only1/x.txt": b"y"}
+    load("switch:v0").checkout(str(root))
+    assert read_tree(root) == {"a.txt": b"a0", "only0.txt": b"z"}
+    assert not (root / "only1").exists()
+
+
+# -- aliases, tags, description, metadata ------------------------------------------------
+
+
+def test_alias_set_after_logging_is_persisted_by_save(tmp_path: Path) -> None:
+    art = logged("alias", {"a.txt": "a"}, tmp_path)
+    art.aliases = ["best"]
+    art.save()
+    assert load("alias:best").version == "v0"
+    got = load("alias:v0")
+    assert sorted(got.aliases) == ["best", "latest"]
+
+
+def test_alias_moves_to_newer_version(tmp_path: Path) -> None:
+    v0 = wbtool.Artifact("moving", "dataset")
+    v0.add_file(str(write(tmp_path / "a.txt", "0")))
+    v0.aliases = ["best"]
+    v0.save()
+    assert load("moving:best").version == "v0"
+
+    v1 = wbtool.Artifact("moving", "dataset")
+    v1.add_file(str(write(tmp_path / "a.txt", "1")))
+    v1.aliases = ["best"]
+    v1.save()
+    assert v1.version == "v1"
+    assert load("moving:best").version == "v1"
+    assert "best" not in load("moving:v0").aliases
+    assert load("moving:v0").aliases == []
+
+
+def test_removing_an_alias_by_save(tmp_path: Path) -> None:
+    art = wbtool.Artifact("unalias", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.aliases = ["prod", "staging"]
+    art.save()
+    art.aliases = ["staging"]
+    art.save()
+    assert sorted(load("unalias:v0").aliases) == ["latest", "staging"]
+    with pytest.raises(NotFoundError):
+        load("unalias:prod")
+
+
+def test_identical_content_with_new_alias_tags_existing_version(tmp_path: Path) -> None:
+    logged("noop-alias", {"a.txt": "a"}, tmp_path)
+    again = wbtool.Artifact("noop-alias", "dataset")
+    again.add_file(str(write(tmp_path / "again" / "a.txt", "a")))
+    again.aliases = ["candidate"]
+    again.save()
+    assert again.version == "v0"
+    assert load("noop-alias:candidate").version == "v0"
+
+
+def test_latest_always_names_the_newest_version(tmp_path: Path) -> None:
+    art = logged("latest", {"a.txt": "a"}, tmp_path)
+    art.aliases = []
+    art.save()
+    assert load("latest:latest").version == "v0"
+    assert load("latest:v0").aliases == ["latest"]
+
+
+def test_ttl_is_persisted_by_save(tmp_path: Path) -> None:
+    logged("ttl", {"a.txt": "a"}, tmp_path)
+    got = load("ttl:v0")
+    got.ttl = dt.timedelta(days=3)
+    got.save()
+    assert load("ttl:v0").ttl == dt.timedelta(days=3)
+    with pytest.raises(ValueError):
+        got.ttl = 5  # type: ignore[assignment]
+
+
+def test_invalid_alias_is_refused(tmp_path: Path) -> None:
+    art = wbtool.Artifact("bad-alias", "dataset")
+    with pytest.raises(ValueError):
+        art.aliases = ["v3"]  # looks like a version
+    with pytest.raises(ValueError):
+        art.aliases = ["has space"]
+
+
+def test_tags_description_metadata_persisted_by_save(tmp_path: Path) -> None:
+    art = logged("meta", {"a.txt": "a"}, tmp_path, description="old", metadata={"k": 1})
+    got = load("meta:v0")
+    assert got.description == "old"
+    assert got.metadata == {"k": 1}
+    assert got.tags == []
+
+    got.tags = ["nightly", "gold"]
+    got.description = "new description"
+    got.metadata = {"k": 2, "nested": {"x": [1, 2]}}
+    got.save()
+
+    again = load("meta:v0")
+    assert sorted(again.tags) == ["gold", "nightly"]
+    assert again.description == "new description"
+    assert again.metadata == {"k": 2, "nested": {"x": [1, 2]}}
+    assert again.digest == art.digest  # content is untouched
+    assert again.version == "v0"
+    with pytest.raises(NotFoundError):
+        load("meta:v1")
+
+
+def test_updated_at_moves_on_save(tmp_path: Path) -> None:
+    logged("updated", {"a.txt": "a"}, tmp_path)
+    got = load("updated:v0")
+    first = got.updated_at
+    assert first is not None
+    got.description = "touched"
+    got.save()
+    assert load("updated:v0").updated_at >= first  # type: ignore[operator]
+    assert load("updated:v0").created_at == got.created_at
+
+
+def test_description_can_be_cleared_after_logging(tmp_path: Path) -> None:
+    logged("clear-desc", {"a.txt": "a"}, tmp_path, description="to be removed")
+    got = load("clear-desc:v0")
+    got.description = None
+    got.save()
+    assert load("clear-desc:v0").description is None
+
+
+def test_metadata_with_more_than_100_keys_is_refused(tmp_path: Path) -> None:
+    many = {f"k{i}": i for i in range(101)}
+    with pytest.raises(ValueError):
+        wbtool.Artifact("too-many", "dataset", metadata=many)
+    ok = wbtool.Artifact("hundred", "dataset", metadata={f"k{i}": i for i in range(100)})
+    assert len(ok.metadata) == 100
+    with pytest.raises(ValueError):
+        ok.metadata = many
+    assert len(ok.metadata) == 100
+
+
+def test_metadata_grown_in_place_past_100_keys_is_refused_on_save(tmp_path: Path) -> None:
+    logged("grown", {"a.txt": "a"}, tmp_path)
+    got = load("grown:v0")
+    got.metadata.update({f"k{i}": i for i in range(101)})
+    with pytest.raises(ValueError):
+        got.save()
+    assert load("grown:v0").metadata == {}
+
+
+def test_draft_metadata_grown_in_place_past_100_keys_is_refused_on_save(
+    tmp_path: Path,
+) -> None:
+    art = wbtool.Artifact("grown-draft", "dataset")
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.metadata.update({f"k{i}": i for i in range(101)})
+    with pytest.raises(ValueError):
+        art.save()
+    with pytest.raises(NotFoundError):
+        load("grown-draft:v0")
+
+
+# -- delete ----------------------------------------------------------------------------
+
+
+def test_delete_with_alias_requires_delete_aliases(tmp_path: Path) -> None:
+    v0 = wbtool.Artifact("del", "dataset")
+    v0.add_file(str(write(tmp_path / "a.txt", "zero")))
+    v0.aliases = ["best"]
+    v0.save()
+    logged("del", {"a.txt": "one"}, tmp_path)
+
+    target = load("del:v0")
+    with pytest.raises(WbtoolError):
+        target.delete()
+    assert load("del:best").version == "v0"  # nothing was deleted
+
+    target.delete(delete_aliases=True)
+    assert target.state == "DELETED"
+    with pytest.raises(NotFoundError):
+        load("del:v0")
+    with pytest.raises(NotFoundError):
+        load("del:best")
+
+    v1 = load("del:latest")
+    assert v1.version == "v1"
+    root = tmp_path / "out"
+    v1.download(str(root))
+    assert read_tree(root) == {"a.txt": b"one"}
+
+
+def test_delete_without_user_alias(tmp_path: Path) -> None:
+    logged("del-plain", {"a.txt": "0"}, tmp_path)
+    logged("del-plain", {"a.txt": "1"}, tmp_path)
+    load("del-plain:v0").delete()  # only "latest"-less, no user alias: fine
+    with pytest.raises(NotFoundError):
+        load("del-plain:v0")
+    assert load("del-plain:v1").digest == load("del-plain:latest").digest
+
+
+# -- links -------------------------------------------------------------------------------
+
+
+def test_link_and_unlink(tmp_path: Path) -> None:
+    art = logged("linked-src", {"m.bin": b"model"}, tmp_path)
+    src = load("linked-src:v0")
+    assert src.source_artifact is src
+    assert src.linked_artifacts == []
+
+    link = src.link("my-portfolio")
+    assert link.is_link is True
+    assert link.name.startswith("my-portfolio:")
+    assert link.digest == art.digest
+    assert link.type == "dataset"
+    assert link.linked_artifacts == []
+
+    source = link.source_artifact
+    assert source.is_link is False
+    assert source.name == "linked-src:v0"
+    assert source.digest == art.digest
+    assert link.source_name == "linked-src:v0"
+    assert link.source_version == "v0"
+
+    listed = load("linked-src:v0").linked_artifacts
+    assert [a.name for a in listed] == [link.name]
+    assert all(a.is_link for a in listed)
+
+    via_api = load("my-portfolio:latest")
+    assert via_api.is_link
+    root = tmp_path / "out"
+    via_api.download(str(root))
+    assert read_tree(root) == {"m.bin": b"model"}
+
+    link.unlink()
+    assert load("linked-src:v0").linked_artifacts == []
+    with pytest.raises(NotFoundError):
+        load(link.name)
+    assert load("linked-src:v0").digest == art.digest  # the source is untouched
+
+
+def test_link_with_alias_and_unlink_of_source_fails(tmp_path: Path) -> None:
+    logged("link-alias", {"a.txt": "a"}, tmp_path)
+    src = load("link-alias:v0")
+    src.link("portfolio-a", aliases=["production"])
+    assert load("portfolio-a:production").source_name == "link-alias:v0"
+    with pytest.raises(ValueError):
+        src.unlink()
+
+
+def test_deleting_a_link_keeps_the_source(tmp_path: Path) -> None:
+    logged("link-del", {"a.txt": "a"}, tmp_path)
+    link = load("link-del:v0").link("portfolio-b")
+    link.delete()
+    with pytest.raises(NotFoundError):
+        load("portfolio-b:v0")
+    assert load("link-del:v0").file_count == 1
+
+
+# -- references ----------------------------------------------------------------------------
+
+
+def test_add_reference_to_a_file(tmp_path: Path) -> None:
+    target = write(tmp_path / "ext" / "data.csv", "a,b\n1,2\n")
+    art = wbtool.Artifact("ref-file", "dataset")
+    entries = art.add_reference(target.as_uri())
+    assert len(entries) == 1
+    entry = art.get_entry("data.csv")
+    assert entry.ref == target.as_uri()
+    assert entry.digest == hash_bytes(b"a,b\n1,2\n")
+    assert entry.size == len(b"a,b\n1,2\n")
+    art.save()
+
+    got = load("ref-file:v0")
+    assert got.file_count == 1
+    assert got.size == len(b"a,b\n1,2\n")
+    root = tmp_path / "out"
+    got.download(str(root))
+    assert read_tree(root) == {"data.csv": b"a,b\n1,2\n"}
+    got.verify(str(root))
+
+
+def test_add_reference_to_a_folder_with_checksum(tmp_path: Path) -> None:
+    files: dict[str, bytes | str] = {"a.txt": "a", "sub/b.txt": "bb", "sub/é.txt": "é"}
+    folder = make_tree(tmp_path / "ext-dir", files)
+    art = wbtool.Artifact("ref-dir", "dataset")
+    entries = art.add_reference(folder.as_uri(), checksum=True)
+    assert sorted(e.path for e in entries) == ["a.txt", "sub/b.txt", "sub/é.txt"]
+    for path, data in files.items():
+        raw = data.encode() if isinstance(data, str) else data
+        entry = art.get_entry(path)
+        assert entry.ref is not None and entry.ref.startswith("file://")
+        assert entry.digest == hash_bytes(raw)
+        assert entry.size == len(raw)
+    art.save()
+
+    root = tmp_path / "out"
+    load("ref-dir:v0").download(str(root))
+    assert read_tree(root) == {k: v.encode() for k, v in files.items() if isinstance(v, str)}
+
+
+def test_add_reference_to_a_folder_under_a_name(tmp_path: Path) -> None:
+    folder = make_tree(tmp_path / "ext-dir", {"a.txt": "a"})
+    art = wbtool.Artifact("ref-dir-named", "dataset")
+    art.add_reference(folder.as_uri(), name="mirror")
+    assert [e.path for e in art.manifest] == ["mirror/a.txt"]
+
+
+def test_add_reference_folder_over_max_objects_is_refused(tmp_path: Path) -> None:
+    folder = make_tree(tmp_path / "ext-dir", {"1.txt": "1", "2.txt": "2", "3.txt": "3"})
+    art = wbtool.Artifact("ref-max", "dataset")
+    with pytest.raises(ValueError):
+        art.add_reference(folder.as_uri(), max_objects=2)
+    assert art.file_count == 0
+    art.add_reference(folder.as_uri(), max_objects=3)
+    assert art.file_count == 3
+
+
+@pytest.mark.parametrize("bad_name", ["../escape", "/abs"])
+def test_add_reference_folder_unsafe_name_is_refused(tmp_path: Path, bad_name: str) -> None:
+    folder = make_tree(tmp_path / "ext-dir", {"a.txt": "a"})
+    art = wbtool.Artifact("ref-escape", "dataset")
+    with pytest.raises(ValueError):
+        art.add_reference(folder.as_uri(), name=bad_name)
+    assert art.file_count == 0
+
+
+def test_add_reference_file_unsafe_name_is_refused(tmp_path: Path) -> None:
+    target = write(tmp_path / "ext" / "f.txt", "f")
+    art = wbtool.Artifact("ref-escape-file", "dataset")
+    with pytest.raises(ValueError):
+        art.add_reference(target.as_uri(), name="../f.txt")
+    with pytest.raises(ValueError):
+        art.add_reference("s3://bucket/key", name="../key", checksum=False)
+    assert art.file_count == 0
+
+
+def test_reference_to_an_unquoted_path_with_spaces(tmp_path: Path) -> None:
+    target = write(tmp_path / "with space" / "f.txt", "spaced")
+    art = wbtool.Artifact("ref-space", "dataset")
+    art.add_reference("file://" + quote(str(target)))
+    art.save()
+    root = tmp_path / "out"
+    load("ref-space:v0").download(str(root))
+    assert read_tree(root) == {"f.txt": b"spaced"}
+
+
+def test_add_reference_s3_without_checksum_records_uri(tmp_path: Path) -> None:
+    art = wbtool.Artifact("ref-s3", "dataset")
+    entries = art.add_reference("s3://bucket/path/to/key.parquet", checksum=False)
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry.ref == "s3://bucket/path/to/key.parquet"
+    assert art.get_entry(entry.path).ref == "s3://bucket/path/to/key.parquet"
+    assert entry.path == "key.parquet"
+    art.save()
+    got = load("ref-s3:v0")
+    assert got.get_entry("key.parquet").ref == "s3://bucket/path/to/key.parquet"
+    assert got.file_count == 1
+
+
+def test_add_reference_s3_with_checksum_is_a_clear_error() -> None:
+    art = wbtool.Artifact("ref-s3-sum", "dataset")
+    with pytest.raises((WbtoolError, ValueError)) as info:
+        art.add_reference("s3://bucket/key.bin", checksum=True)
+    message = str(info.value)
+    assert "s3" in message
+    assert art.file_count == 0
+
+
+def test_missing_reference_on_download(tmp_path: Path) -> None:
+    target = write(tmp_path / "ext" / "gone.txt", "soon gone")
+    art = wbtool.Artifact("ref-gone", "dataset")
+    art.add_reference(target.as_uri())
+    art.add_file(str(write(tmp_path / "kept.txt", "kept")))
+    art.save()
+    target.unlink()
+    got = load("ref-gone:v0")
+    with pytest.raises(WbtoolError):
+        got.download(str(tmp_path / "strict"))
+    root = tmp_path / "lenient"
+    got.download(str(root), allow_missing_references=True)
+    assert read_tree(root) == {"kept.txt": b"kept"}
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a/b", "", "x y", "..", ".", "a:b", "tab\tname", "é"])
+def test_invalid_artifact_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        wbtool.Artifact(name, "dataset")
+
+
+@pytest.mark.parametrize("name", ["ok", "with.dots", "with-dash_and_underscore", "v1.2-rc_3"])
+def test_valid_artifact_names_are_accepted(name: str) -> None:
+    assert wbtool.Artifact(name, "dataset").name == name
+
+
+@pytest.mark.parametrize("type_", ["job", "wbtool-history", "wandb-history", "", "a/b"])
+def test_reserved_or_invalid_types_are_refused(type_: str) -> None:
+    with pytest.raises(ValueError):
+        wbtool.Artifact("fine-name", type_)
+
+
+@pytest.mark.parametrize(
+    "entry_name", ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "a/..", "..", ""]
+)
+def test_unsafe_entry_names_are_refused(tmp_path: Path, entry_name: str) -> None:
+    user = write(tmp_path / "f.txt", "f")
+    art = wbtool.Artifact("entry-names", "dataset")
+    with pytest.raises(ValueError):
+        art.add_file(str(user), name=entry_name)
+    assert art.file_count == 0
+
+
+def test_unsafe_names_refused_for_new_file_and_add_dir(tmp_path: Path) -> None:
+    art = wbtool.Artifact("entry-names-2", "dataset")
+    with pytest.raises(ValueError), art.new_file("../x.txt") as f:
+        f.write("x")
+    with pytest.raises(ValueError):
+        art.add_dir(str(make_tree(tmp_path / "d", {"a": "a"})), name="../up")
+    assert art.file_count == 0
+
+
+# -- file(), files(), json_encode -----------------------------------------------------------
+
+
+def test_file_on_single_file_artifact(tmp_path: Path) -> None:
+    logged("single", {"only.txt": "the one"}, tmp_path)
+    art = load("single:v0")
+    path = art.file(str(tmp_path / "out"))
+    assert Path(path) == (tmp_path / "out" / "only.txt").absolute()
+    assert Path(path).read_bytes() == b"the one"
+
+    default = art.file()
+    assert Path(default).read_bytes() == b"the one"
+    assert Path(default).resolve() == (tmp_path / "artifacts" / "single:v0" / "only.txt").resolve()
+
+
+def test_file_on_multi_file_artifact_raises(tmp_path: Path) -> None:
+    logged("multi", {"a.txt": "a", "b.txt": "b"}, tmp_path)
+    with pytest.raises(ValueError):
+        load("multi:v0").file(str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "a.txt").exists()
+
+
+def test_files_lists_entries(tmp_path: Path) -> None:
+    logged("listing", {"b.txt": "b", "a/c.txt": "c"}, tmp_path)
+    got = load("listing:v0")
+    assert sorted(f.path for f in got.files()) == ["a/c.txt", "b.txt"]
+
+
+def test_json_encode(tmp_path: Path) -> None:
+    art = wbtool.Artifact("encoded", "model")
+    art.add_file(str(write(tmp_path / "w.bin", b"w")))
+    draft_doc = art.json_encode()
+    assert isinstance(draft_doc, dict)
+    assert draft_doc["type"] == "model"
+    assert draft_doc["digest"] == art.digest
+    assert draft_doc["name"] == "encoded"
+    art.save()
+    doc = load("encoded:v0").json_encode()
+    assert doc["name"] == "encoded:v0"
+    assert doc["type"] == "model"
+    assert doc["digest"] == art.digest
+    json.dumps(doc)  # plain JSON types only
