@@ -124,7 +124,7 @@ def _mode(v: Any) -> str:
     aliases = {"dryrun": "offline", "run": "online"}
     v = aliases.get(v, v)
     if v not in ("online", "offline", "disabled", "shared"):
-        raise ValueError("expected one of online, offline, disabled")
+        raise ValueError("expected one of online, offline, disabled, shared")
     return v
 
 

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 
 from wbtool.context import Context
+from wbtool.store.packs import PackWriter
 
 DEFAULT_GRACE_SECONDS = 3600.0
+REPACK_GARBAGE_RATIO = 0.5
 
 
 @dataclass
@@ -17,6 +19,7 @@ class GcResult:
     freed: int = 0
     kept: int = 0
     recent: int = 0
+    repacked: int = 0
     dry_run: bool = False
 
 
@@ -26,7 +29,9 @@ def collect_garbage(
     """Remove unreferenced objects under the store's exclusive lock.
 
     Objects changed within ``grace_seconds`` are kept: they may belong to an
-    artifact that a running program is still building.
+    artifact that a running program is still building. A pack whose objects
+    are all unreferenced is deleted; one that is mostly garbage is rewritten
+    with its live objects.
     """
     store = ctx.store
     result = GcResult(dry_run=dry_run)
@@ -34,7 +39,7 @@ def collect_garbage(
         keep = ctx.registry.referenced_digests()
         cutoff = time.time() - grace_seconds
         removed: list[str] = []
-        for digest in list(store.objects):
+        for digest in list(store.objects.iter_loose()):
             if digest in keep:
                 result.kept += 1
                 continue
@@ -51,15 +56,73 @@ def collect_garbage(
             if not dry_run:
                 os.unlink(path)
                 removed.append(digest)
+        removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
         if removed:
-            store.index.stat_cache_forget(removed)
+            # A packed copy may remain for a digest whose loose copy went.
+            still = set(store.objects.locate_many(removed))
+            store.index.stat_cache_forget(d for d in removed if d not in still)
         if not dry_run:
-            for entry in os.scandir(store.tmp):
-                try:
-                    if entry.is_file(follow_symlinks=False) and entry.stat(
-                        follow_symlinks=False
-                    ).st_mtime < cutoff:
-                        os.unlink(entry.path)
-                except OSError:
-                    pass
+            _clean_tmp(ctx, cutoff)
     return result
+
+
+def _collect_packs(
+    ctx: Context, keep: set[str], cutoff: float, result: GcResult, dry_run: bool
+) -> list[str]:
+    store = ctx.store
+    db = store.index.db
+    removed: list[str] = []
+    packs: dict[str, list[tuple[str, int, int]]] = {}
+    for digest, pack, offset, size in db.execute(
+        "SELECT digest, pack, offset, size FROM packed ORDER BY pack, offset"
+    ).fetchall():
+        packs.setdefault(pack, []).append((digest, offset, size))
+    for name, rows in packs.items():
+        path = store.objects.pack_path(name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        live = [r for r in rows if r[0] in keep]
+        dead = [r for r in rows if r[0] not in keep]
+        result.kept += len(live)
+        if not dead:
+            continue
+        if st.st_ctime > cutoff:
+            result.recent += len(dead)
+            continue
+        dead_bytes = sum(r[2] for r in dead)
+        if live and dead_bytes < REPACK_GARBAGE_RATIO * sum(r[2] for r in rows):
+            continue  # mostly live: not worth rewriting yet
+        result.removed += len(dead)
+        result.freed += dead_bytes
+        if dry_run:
+            continue
+        if live:
+            with PackWriter(store.objects) as writer:  # rows now point at the new pack
+                for digest, offset, size in live:
+                    writer.add(digest, store.objects.read_packed((path, offset, size)))
+            result.repacked += 1
+        with store.index.transaction() as tx:
+            tx.execute("DELETE FROM packed WHERE pack=?", (name,))
+        os.unlink(path)
+        removed.extend(r[0] for r in dead)
+    # packs on disk that no row names (a crash between rename and indexing)
+    pack_dir = os.path.join(store.objects.root, "pack")
+    if os.path.isdir(pack_dir) and not dry_run:
+        for entry in os.scandir(pack_dir):
+            name = entry.name.removesuffix(".pack")
+            if name not in packs and entry.stat().st_ctime < cutoff:
+                os.unlink(entry.path)
+    return removed
+
+
+def _clean_tmp(ctx: Context, cutoff: float) -> None:
+    for entry in os.scandir(ctx.store.tmp):
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(
+                follow_symlinks=False
+            ).st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            pass

@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
+from wbtool.store.objects import ObjectStore, read_all
+from wbtool.store.packs import PACK_MAX, PackWriter
 
 log = logging.getLogger("wbtool")
 
@@ -32,8 +35,12 @@ def _no_progress(files: int, nbytes: int) -> None:
 # A file whose mtime is this close to "now" may still be changing within
 # the filesystem's timestamp granularity: hash it, but do not cache it.
 RACY_WINDOW_NS = 1_000_000_000
-BATCH = 64
-Done = tuple[int, os.stat_result, str, int, bool]  # index, stat, digest, size, new
+BATCH = 16
+PACK_BATCH = 256
+MIN_PACKED = 16  # fewer small files than this get objects of their own
+StatRow = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
+Miss = tuple[int, str, StatRow]  # item index, local path, stat
+Done = tuple[int, StatRow, str, int, bool]  # item index, stat, digest, size, new
 
 
 @dataclass
@@ -104,6 +111,9 @@ def ingest(
     """Store the content of ``files``; return (entries, any object newly written).
 
     ``files`` are (local path, entry path) pairs; entry paths are validated.
+    Unchanged files (stat cache) are not read. Small files added in bulk go
+    into a pack, read once and written sequentially; large files are copied
+    (or, ``immutable``, hard-linked) to objects of their own by a thread pool.
     """
     items = [(local, validate_entry_path(name)) for local, name in files]
     if not items:
@@ -111,8 +121,8 @@ def ingest(
     cache = {} if skip_cache else store.index.stat_cache_load()
     now_ns = time.time_ns()
     entries: list[ManifestEntry | None] = [None] * len(items)
-    misses: list[tuple[int, str, os.stat_result]] = []
-    objects = store.objects
+    small: list[Miss] = []
+    large: list[Miss] = []
     for i, (local, name) in enumerate(items):
         st = os.stat(local)
         if not stat_mod.S_ISREG(st.st_mode):
@@ -121,26 +131,35 @@ def ingest(
         if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             entries[i] = ManifestEntry(name, hit[2], st.st_size, local_path=local)
             progress(1, st.st_size)
-        else:
-            misses.append((i, local, st))
+            continue
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        (small if st.st_size <= PACK_MAX else large).append((i, local, key))
+    del cache
+    if len(small) < MIN_PACKED:
+        large, small = small + large, []
 
     new_rows: list[tuple[int, int, int, int, str]] = []
     wrote_any = False
+    objects = store.objects
 
-    def work(batch: list[tuple[int, str, os.stat_result]]) -> list[Done]:
+    def work(batch: list[Miss]) -> list[Done]:
         done = []
-        for i, local, st in batch:
+        for i, local, key in batch:
             digest, size, new = objects.put_file(local, immutable=immutable)
-            done.append((i, st, digest, size, new))
+            done.append((i, key, digest, size, new))
         return done
 
-    batches = [misses[k:k + BATCH] for k in range(0, len(misses), BATCH)]
-    n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with store.lock(exclusive=False):
+        if small:
+            with PackWriter(objects) as pack:
+                for k in range(0, len(small), PACK_BATCH):
+                    done = _pack_batch(objects, pack, small[k:k + PACK_BATCH])
+                    wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
+        batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
+        n_workers = workers or min(4, (os.cpu_count() or 2) * 2)
         if len(batches) <= 1 or n_workers == 1:
-            results = (work(b) for b in batches)
-            for done in results:
-                wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
+            for batch in batches:
+                wrote_any |= _collect(work(batch), items, entries, new_rows, now_ns, progress)
         else:
             with ThreadPoolExecutor(n_workers, thread_name_prefix="wbtool-hash") as pool:
                 for done in pool.map(work, batches):
@@ -148,6 +167,25 @@ def ingest(
     if new_rows and not skip_cache:
         store.index.stat_cache_put(new_rows)
     return [e for e in entries if e is not None], wrote_any
+
+
+def _pack_batch(objects: ObjectStore, pack: PackWriter, batch: list[Miss]) -> list[Done]:
+    read: list[tuple[int, StatRow, str, bytes]] = []
+    for i, local, key in batch:
+        fd = os.open(local, os.O_RDONLY)
+        try:
+            data = read_all(fd, key[2])
+        finally:
+            os.close(fd)
+        read.append((i, key, hash_bytes(data), data))
+    present = objects.locate_many(d for _, _, d, _ in read)
+    done: list[Done] = []
+    for i, key, digest, data in read:
+        new = digest not in present and digest not in pack
+        if new:
+            pack.add(digest, data)
+        done.append((i, key, digest, len(data), new))
+    return done
 
 
 def _collect(
@@ -159,11 +197,11 @@ def _collect(
     progress: Progress,
 ) -> bool:
     wrote = False
-    for i, st, digest, size, new in done:
+    for i, key, digest, size, new in done:
         local, name = items[i]
         entries[i] = ManifestEntry(name, digest, size, local_path=local)
-        if st.st_size == size and now_ns - st.st_mtime_ns > RACY_WINDOW_NS:
-            rows.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest))
+        if key[2] == size and now_ns - key[3] > RACY_WINDOW_NS:
+            rows.append((key[0], key[1], key[2], key[3], digest))
         wrote |= new
         progress(1, size)
     return wrote

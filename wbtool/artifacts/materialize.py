@@ -8,6 +8,7 @@ link can never make wbtool write outside the root.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import stat as stat_mod
@@ -26,7 +27,8 @@ from wbtool.store.layout import Store
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 Progress = Callable[[int, int], None]
-BATCH = 64
+BATCH = 4
+PARALLEL_MIN = 1 << 20  # files above this size are written by a thread pool
 
 
 def _no_progress(files: int, nbytes: int) -> None:
@@ -121,6 +123,7 @@ def materialize(
         parent = path.rpartition("/")[0]
         dirs.ensure(parent, replace_links=replace)
         dest = root_path / path
+        loc = None
         if entry.ref is not None:
             src = _ref_source(entry)
             if src is None or not os.path.isfile(src):
@@ -131,6 +134,10 @@ def materialize(
         else:
             src = objects.path(entry.digest)
             mode = link
+            loc = locations.get(entry.digest)
+            if loc is not None and mode != "copy":
+                objects.explode(entry.digest, loc)  # links need a file of its own
+                loc = None
         try:
             st = os.lstat(dest)
         except FileNotFoundError:
@@ -146,10 +153,16 @@ def materialize(
             ):
                 return "unchanged", 0
             with fsutil.as_atomic(dest) as tmp:
-                _write(src, tmp, mode, entry)
+                if loc is not None:
+                    objects.copy_to(entry.digest, tmp, loc)
+                else:
+                    _write(src, tmp, mode, entry)
             return "written", entry.size or 0
         try:
-            _write(src, str(dest), mode, entry)
+            if loc is not None:
+                objects.copy_to(entry.digest, str(dest), loc)
+            else:
+                _write(src, str(dest), mode, entry)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 if not os.path.islink(dest) or mode == "symlink":
@@ -167,10 +180,20 @@ def materialize(
     # Folders first, serially, so that worker threads never race on mkdir.
     for e in entries:
         dirs.ensure(validate_entry_path(e.path).rpartition("/")[0], replace_links=replace)
-    batches = [entries[i:i + BATCH] for i in range(0, len(entries), BATCH)]
-    workers = min(8, (os.cpu_count() or 2) * 2)
+    locations = objects.locate_many(e.digest for e in entries if e.ref is None)
+    # Many small files are a stream of short system calls, which threads only
+    # slow down (they fight over the GIL); large files go to a thread pool.
+    serial = [e for e in entries
+              if (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")]
+    parallel = [e for e in entries
+                if not ((e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink"))]
+    batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
+    workers = min(4, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers, thread_name_prefix="wbtool-out") as pool:
-        results = map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches)
+        results = itertools.chain(
+            (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
+            map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches),
+        )
         for done in results:
             for what, n, path in done:
                 if what == "written":
@@ -301,11 +324,11 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike) -> None:
 
 def verify_objects(store: Store, manifest: Manifest) -> list[str]:
     """Paths whose stored object is missing or corrupt (empty when all is well)."""
-    bad: list[str] = []
     entries = [e for e in manifest if e.ref is None]
+    locations = store.objects.locate_many(e.digest for e in entries)
 
     def check(e: ManifestEntry) -> str | None:
-        return None if store.objects.verify(e.digest) else e.path
+        return None if store.objects.verify(e.digest, locations.get(e.digest)) else e.path
 
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers) as pool:

@@ -195,26 +195,22 @@ class Registry:
         for t in tags:
             validate_tag(t)
         digest = manifest.digest()
+        now = time.time()
+        rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
+        if rec is not None:
+            return rec
         manifest_digest, wrote = self.store.objects.put_bytes(manifest.to_bytes())
         self._check_objects(manifest)
         if self.fsync and (new_objects or wrote):
             fsutil.syncfs(self.store.path)  # objects durable before the version row
-        now = time.time()
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
             latest = db.execute(
                 "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
                 (coll_id,),
             ).fetchone()
-            if latest is not None and latest[1] == digest:
-                vid = latest[0]
-                self._set_aliases(db, coll_id, vid, aliases)
-                self._add_tags(db, vid, tags)
-                if run_id is not None:
-                    self._lineage(db, run_id, vid, "output")
-                rec = self.get(vid)
-                rec.noop = True
-                return rec
+            if latest is not None and latest[1] == digest:  # another process won the race
+                return self._attach(db, coll_id, latest[0], aliases, tags, run_id)
             idx = db.execute(
                 "SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
             db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))
@@ -233,10 +229,42 @@ class Registry:
                 self._lineage(db, run_id, vid, "output")
         return self.get(vid)
 
+    def _same_as_latest(
+        self, project: str, name: str, type: str, digest: str, aliases: Any, tags: Any,
+        run_id: str | None, now: float,
+    ) -> VersionRecord | None:
+        """If ``digest`` is the latest version's, attach aliases/tags to it."""
+        row = self.db.execute(
+            "SELECT v.id FROM versions v JOIN collections c ON c.id=v.collection_id"
+            " WHERE c.project=? AND c.name=? ORDER BY v.idx DESC LIMIT 1", (project, name)
+        ).fetchone()
+        if row is None:
+            return None
+        with self.store.index.transaction() as db:
+            coll_id = self._collection(db, project, name, type, now)
+            latest = db.execute(
+                "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
+                (coll_id,),
+            ).fetchone()
+            if latest is None or latest[1] != digest:
+                return None
+            return self._attach(db, coll_id, latest[0], aliases, tags, run_id)
+
+    def _attach(
+        self, db: sqlite3.Connection, coll_id: int, vid: int, aliases: Any, tags: Any,
+        run_id: str | None,
+    ) -> VersionRecord:
+        self._set_aliases(db, coll_id, vid, aliases)
+        self._add_tags(db, vid, tags)
+        if run_id is not None:
+            self._lineage(db, run_id, vid, "output")
+        rec = self.get(vid)
+        rec.noop = True
+        return rec
+
     def _check_objects(self, manifest: Manifest) -> None:
-        missing = [
-            e.path for e in manifest if e.ref is None and not self.store.objects.has(e.digest)
-        ]
+        digests = {e.digest: e.path for e in manifest if e.ref is None}
+        missing = [digests[d] for d in self.store.objects.missing(digests)]
         if missing:
             raise ConflictError(
                 f"{len(missing)} object(s) of this artifact are missing from the store "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from enum import Enum
 from typing import Any
 
 import typer
@@ -20,6 +21,21 @@ cache_app = typer.Typer(help="The store's object cache.", no_args_is_help=True)
 app.add_typer(alias_app, name="alias")
 app.add_typer(tag_app, name="tag")
 app.add_typer(cache_app, name="cache")
+
+
+
+class Policy(str, Enum):
+    mutable = "mutable"
+    immutable = "immutable"
+
+
+class Link(str, Enum):
+    auto = "auto"
+    copy = "copy"
+    reflink = "reflink"
+    hardlink = "hardlink"
+    symlink = "symlink"
+
 
 ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: settings, then "
                           "'uncategorized').")
@@ -51,12 +67,8 @@ def _split_project(ctx: Any, name: str) -> tuple[str, str]:
     return project or ctx.project, bare
 
 
-def _policy(policy: str) -> bool:
-    from wbtool.errors import UsageError
-
-    if policy not in ("mutable", "immutable"):
-        raise UsageError("--policy must be mutable or immutable")
-    return policy == "immutable"
+def _policy(policy: Policy) -> bool:
+    return policy is Policy.immutable
 
 
 def _version_line(rec: Any) -> str:
@@ -72,7 +84,9 @@ def add(
     type: str | None = typer.Option(None, "--type", "-t", help="Artifact type."),
     name_in_artifact: str | None = typer.Option(
         None, "--name-in-artifact", help="Path inside the artifact (one PATH only)."),
-    policy: str = typer.Option("mutable", help="mutable (copy) or immutable (hard link)."),
+    policy: Policy = typer.Option(
+        Policy.mutable, help="mutable: copy; immutable: your promise never to change the files "
+        "(large ones are hard-linked and made read-only)."),
     reference: list[str] = typer.Option(
         None, "--reference", help="Track a URI without copying it (repeatable)."),
     project: str | None = ProjectOpt,
@@ -177,12 +191,16 @@ def log(
     name: str = typer.Argument(..., help="Artifact name ([project/]name)."),
     paths: list[str] = typer.Argument(None, help="Files or folders to add before committing."),
     type: str | None = typer.Option(None, "--type", "-t", help="Artifact type."),
-    description: str | None = typer.Option(None, "--description", "-d"),
+    description: str | None = typer.Option(None, "--description", "-d",
+                                           help="Description (markdown) of the version."),
     metadata: str | None = typer.Option(None, "--metadata", help="JSON object."),
     alias: list[str] = typer.Option(None, "--alias", "-a", help="Alias (repeatable)."),
     tag: list[str] = typer.Option(None, "--tag", help="Tag (repeatable)."),
-    policy: str = typer.Option("mutable", help="mutable (copy) or immutable (hard link)."),
-    name_in_artifact: str | None = typer.Option(None, "--name-in-artifact"),
+    policy: Policy = typer.Option(
+        Policy.mutable, help="mutable: copy; immutable: your promise never to change the files "
+        "(large ones are hard-linked and made read-only)."),
+    name_in_artifact: str | None = typer.Option(
+        None, "--name-in-artifact", help="Path inside the artifact (one PATH only)."),
     run: str | None = typer.Option(
         None, "--run", help="Record the version as this run's output (default: "
         "$WBTOOL_RUN_ID)."),
@@ -303,8 +321,11 @@ def download(
     ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
     root: str | None = typer.Option(None, "--root", help="Target folder (default "
                                     "./artifacts/NAME:VERSION)."),
-    path_prefix: str | None = typer.Option(None, "--path-prefix"),
-    link: str = typer.Option("auto", "--link", help="auto|copy|reflink|hardlink|symlink"),
+    path_prefix: str | None = typer.Option(
+        None, "--path-prefix", help="Only entries whose path starts with this."),
+    link: Link = typer.Option(
+        Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
+        "symlink give read-only files."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -317,7 +338,7 @@ def download(
     target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
     with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
         res = materialize.materialize(ctx.store, manifest, target, path_prefix=path_prefix,
-                                      link=link, progress=cb)
+                                      link=link.value, progress=cb)
     _report("artifact download", res, as_json)
 
 
@@ -335,7 +356,9 @@ def _report(command: str, res: Any, as_json: bool) -> None:
 def checkout(
     ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS]"),
     directory: str = typer.Argument(..., help="Folder to make identical to the version."),
-    link: str = typer.Option("auto", "--link", help="auto|copy|reflink|hardlink|symlink"),
+    link: Link = typer.Option(
+        Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
+        "symlink give read-only files."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -348,7 +371,7 @@ def checkout(
     os.makedirs(directory, exist_ok=True)
     removed = materialize.remove_extras(directory, manifest)
     with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
-        res = materialize.materialize(ctx.store, manifest, directory, link=link, replace=True,
+        res = materialize.materialize(ctx.store, manifest, directory, link=link.value, replace=True,
                                       progress=cb)
     res.removed = removed
     _report("artifact checkout", res, as_json)
@@ -423,7 +446,7 @@ def rm(
 def link(
     ref: str = typer.Argument(..., help="NAME[:VERSION|ALIAS] to link."),
     target: str = typer.Argument(..., help="[project/]portfolio, or model-registry/NAME."),
-    alias: list[str] = typer.Option(None, "--alias", "-a"),
+    alias: list[str] = typer.Option(None, "--alias", "-a", help="Alias in the portfolio."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -482,7 +505,7 @@ def alias_add(
 
 @alias_app.command("rm")
 def alias_rm(
-    name: str = typer.Argument(..., help="NAME"),
+    name: str = typer.Argument(..., help="Artifact name ([project/]name)."),
     aliases: list[str] = typer.Argument(..., help="Aliases to remove."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
@@ -500,7 +523,7 @@ def alias_rm(
 @tag_app.command("add")
 def tag_add(
     ref: str = typer.Argument(..., help="NAME[:VERSION]"),
-    tags: list[str] = typer.Argument(...),
+    tags: list[str] = typer.Argument(..., help="Tags to add (1-64 characters)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -515,7 +538,7 @@ def tag_add(
 @tag_app.command("rm")
 def tag_rm(
     ref: str = typer.Argument(..., help="NAME[:VERSION]"),
-    tags: list[str] = typer.Argument(...),
+    tags: list[str] = typer.Argument(..., help="Tags to remove."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     PRIMARY KEY (dev, ino)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS stat_cache_by_digest ON stat_cache (digest);
+CREATE TABLE IF NOT EXISTS packed (
+    digest TEXT PRIMARY KEY,
+    pack TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    size INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packed_by_pack ON packed (pack);
 CREATE TABLE IF NOT EXISTS drafts (
     project TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -49,7 +49,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.objects = ObjectStore(self.path / "objects", self.path / "tmp")
+        self.objects = ObjectStore(self.path / "objects", self.path / "tmp", lambda: self.index)
         self._index: Index | None = None
         self._config: dict[str, Any] | None = None
 

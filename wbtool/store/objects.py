@@ -10,21 +10,31 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wbtool import fsutil
 from wbtool.errors import CorruptObjectError
 from wbtool.hashing import CHUNK, hash_bytes, hash_fd, is_digest, new_hasher
+
+if TYPE_CHECKING:
+    from wbtool.store.index import Index
+
+PackLocation = tuple[str, int, int]  # pack file path, offset, size
 
 SMALL = 4 << 20  # files up to this size are read whole, then hashed
 OBJECT_MODE = 0o444
 
 
 class ObjectStore:
-    def __init__(self, root: str | os.PathLike, tmp: str | os.PathLike) -> None:
+    def __init__(
+        self, root: str | os.PathLike, tmp: str | os.PathLike,
+        index: Callable[[], Index] | None = None,
+    ) -> None:
         self.root = os.fspath(root)
         self.tmp = os.fspath(tmp)
+        self._index = index
         self.can_reflink: bool | None = None  # learnt on first large put
 
     # -- layout ---------------------------------------------------------------
@@ -36,14 +46,69 @@ class ObjectStore:
         for i in range(256):
             os.makedirs(f"{self.root}/{i:02x}", exist_ok=True)
 
+    def pack_path(self, name: str) -> str:
+        return f"{self.root}/pack/{name}.pack"
+
+    # -- packs ----------------------------------------------------------------
+    def index_pack(self, name: str, rows: Iterable[tuple[str, int, int]]) -> None:
+        if self._index is None:
+            raise RuntimeError("this object store has no index for packs")
+        index = self._index()
+        with index.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?,?,?,?)",
+                ((d, name, off, size) for d, off, size in rows),
+            )
+
+    def locate(self, digest: str) -> PackLocation | None:
+        if self._index is None:
+            return None
+        row = self._index().db.execute(
+            "SELECT pack, offset, size FROM packed WHERE digest=?", (digest,)
+        ).fetchone()
+        return None if row is None else (self.pack_path(row[0]), row[1], row[2])
+
+    def locate_many(self, digests: Iterable[str]) -> dict[str, PackLocation]:
+        """Pack locations of those ``digests`` that are packed."""
+        if self._index is None:
+            return {}
+        db = self._index().db
+        out: dict[str, PackLocation] = {}
+        wanted = list(dict.fromkeys(digests))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for d, pack, off, size in db.execute(
+                f"SELECT digest, pack, offset, size FROM packed WHERE digest IN ({marks})", chunk
+            ):
+                out[d] = (self.pack_path(pack), off, size)
+        return out
+
     def has(self, digest: str) -> bool:
-        return os.path.exists(self.path(digest))
+        return os.path.exists(self.path(digest)) or self.locate(digest) is not None
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """Those of ``digests`` that are neither loose nor packed."""
+        wanted = list(dict.fromkeys(digests))
+        packed = self.locate_many(wanted)
+        return [d for d in wanted if d not in packed and not os.path.exists(self.path(d))]
 
     def size(self, digest: str) -> int:
-        return os.stat(self.path(digest)).st_size
+        loc = self.locate(digest)
+        return loc[2] if loc else os.stat(self.path(digest)).st_size
 
     def __iter__(self) -> Iterator[str]:
-        """Every digest present (order unspecified)."""
+        """Every digest present, loose or packed (order unspecified)."""
+        seen: set[str] = set()
+        for digest in self.iter_loose():
+            seen.add(digest)
+            yield digest
+        if self._index is not None:
+            for (digest,) in self._index().db.execute("SELECT digest FROM packed").fetchall():
+                if digest not in seen:
+                    yield digest
+
+    def iter_loose(self) -> Iterator[str]:
         try:
             shards = os.scandir(self.root)
         except FileNotFoundError:
@@ -75,7 +140,7 @@ class ObjectStore:
     def put_bytes(self, data: bytes) -> tuple[str, bool]:
         """Store ``data``; return (digest, whether it was newly written)."""
         digest = hash_bytes(data)
-        if self.has(digest):
+        if os.path.exists(self.path(digest)):
             return digest, False
         tmp = fsutil.tmp_name(self.tmp, digest)
         try:
@@ -107,7 +172,7 @@ class ObjectStore:
             if immutable:
                 return self._put_linked(src, fd)
             if st.st_size <= SMALL:
-                data = _read_all(fd, st.st_size)
+                data = read_all(fd, st.st_size)
                 digest, new = self.put_bytes(data)
                 return digest, len(data), new
             return self._put_large(src, fd)
@@ -163,29 +228,84 @@ class ObjectStore:
             os.lseek(fd, 0, os.SEEK_SET)
             if size > SMALL:
                 return self._put_large(src, fd)
-            data = _read_all(fd, size)
+            data = read_all(fd, size)
             digest, new = self.put_bytes(data)
             return digest, len(data), new
         os.chmod(final, OBJECT_MODE)
         return digest, size, True
 
     # -- reading --------------------------------------------------------------
+    def read_packed(self, loc: PackLocation) -> bytes:
+        path, offset, size = loc
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+        return data
+
     def read_bytes(self, digest: str) -> bytes:
+        """The whole object, checked against its digest (for small objects)."""
         try:
             with open(self.path(digest), "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            raise CorruptObjectError(digest=digest, path=self.root) from None
+            loc = self.locate(digest)
+            if loc is None:
+                raise CorruptObjectError(digest=digest, path=self.root) from None
+            try:
+                data = self.read_packed(loc)
+            except FileNotFoundError:
+                raise CorruptObjectError(digest=digest, path=self.root) from None
         if hash_bytes(data) != digest:
             raise CorruptObjectError(digest=digest, path=self.root)
         return data
 
-    def verify(self, digest: str) -> bool:
+    def copy_to(self, digest: str, dest: str, loc: PackLocation | None = None) -> None:
+        """Write the object's bytes to a new file ``dest``."""
+        if loc is None:
+            loc = None if os.path.exists(self.path(digest)) else self.locate(digest)
+        if loc is None:
+            try:
+                fsutil.copy_into(self.path(digest), dest)
+            except FileNotFoundError:
+                if os.path.exists(dest):
+                    raise
+                raise CorruptObjectError(digest=digest, path=self.root) from None
+            return
+        data = self.read_packed(loc)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fsutil.write_all(fd, data)
+        finally:
+            os.close(fd)
+
+    def explode(self, digest: str, loc: PackLocation | None = None) -> str:
+        """Make sure the object exists as a loose file (for links); its path."""
+        path = self.path(digest)
+        if os.path.exists(path):
+            return path
+        loc = loc or self.locate(digest)
+        if loc is None:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        data = self.read_packed(loc)
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        self.put_bytes(data)
+        return path
+
+    def verify(self, digest: str, loc: PackLocation | None = None) -> bool:
         """True when the object exists and its content matches its name."""
         try:
             fd = os.open(self.path(digest), os.O_RDONLY)
         except FileNotFoundError:
-            return False
+            loc = loc or self.locate(digest)
+            if loc is None:
+                return False
+            try:
+                return hash_bytes(self.read_packed(loc)) == digest
+            except OSError:
+                return False
         try:
             return hash_fd(fd)[0] == digest
         finally:
@@ -202,7 +322,7 @@ class ObjectStore:
         return size
 
 
-def _read_all(fd: int, size_hint: int) -> bytes:
+def read_all(fd: int, size_hint: int) -> bytes:
     """Read to EOF. On a regular file a short read means EOF, so one call
     usually suffices."""
     want = size_hint + 1

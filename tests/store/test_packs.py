@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, make_tree, read_tree
+from wbtool.hashing import hash_bytes
+from wbtool.store.layout import Store
+from wbtool.store.packs import PackWriter, scan_pack
+
+FILES = {f"d{i % 7}/f{i:03d}.txt": f"small file {i}\n".encode() * (i % 5 + 1) for i in range(60)}
+
+
+def packed_rows(store_dir: Path) -> list[tuple[str, str, int, int]]:
+    store = Store.open(store_dir)
+    return store.index.db.execute("SELECT digest, pack, offset, size FROM packed").fetchall()
+
+
+def test_pack_writer_publishes_self_describing_packs(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    blobs = [os.urandom(n) for n in (0, 1, 100, 5000)]
+    with PackWriter(store.objects) as writer:
+        for b in blobs:
+            writer.add(hash_bytes(b), b)
+        writer.add(hash_bytes(blobs[2]), blobs[2])  # duplicates are stored once
+    rows = store.index.db.execute("SELECT pack FROM packed").fetchall()
+    assert len(rows) == 4 and len({r[0] for r in rows}) == 1
+    pack = store.objects.pack_path(rows[0][0])
+    assert hash_bytes(Path(pack).read_bytes()) == rows[0][0]  # named by its content
+    scanned = list(scan_pack(pack))
+    assert [d for d, _, _ in scanned] == [hash_bytes(b) for b in blobs]
+    for b in blobs:
+        assert store.objects.read_bytes(hash_bytes(b)) == b
+        assert store.objects.has(hash_bytes(b))
+    assert not os.listdir(store.tmp)
+
+
+def test_aborted_pack_leaves_nothing(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    with pytest.raises(KeyboardInterrupt), PackWriter(store.objects) as writer:
+        writer.add(hash_bytes(b"x"), b"x")
+        raise KeyboardInterrupt
+    assert store.index.db.execute("SELECT COUNT(*) FROM packed").fetchone()[0] == 0
+    assert not os.listdir(store.tmp)
+
+
+def test_many_small_files_are_packed_and_round_trip(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    rows = packed_rows(store_dir)
+    assert len(rows) == len(set(FILES.values()))
+    loose = [p for p in (store_dir / "objects").glob("??/*")]
+    assert len(loose) == 1  # only the manifest
+    for link in ("copy", "hardlink", "symlink"):
+        out = tmp_path / f"out-{link}"
+        cli("artifact", "checkout", "ds", str(out), "--link", link, check=True)
+        assert read_tree(out) == FILES
+    cli("artifact", "verify", "ds", check=True)
+
+
+def test_verify_detects_corruption_inside_a_pack(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    _, pack, offset, _ = packed_rows(store_dir)[0]
+    path = store_dir / "objects" / "pack" / f"{pack}.pack"
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"#")
+    res = cli("artifact", "verify", "ds")
+    assert res.code == 4 and "corrupt" in res.err
+
+
+def test_gc_deletes_dead_packs_and_keeps_live_objects(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    old = make_tree(tmp_path / "old", FILES)
+    cli("artifact", "log", "old", str(old), "--type", "dataset", check=True)
+    new_files = {k: v + b"new" for k, v in list(FILES.items())[:30]}
+    new = make_tree(tmp_path / "new", new_files)
+    cli("artifact", "log", "new", str(new), "--type", "dataset", check=True)
+    cli("artifact", "rm", "old:v0", check=True)
+    res = cli("artifact", "cache", "gc", "--grace", "0", "--json", check=True).json()["result"]
+    assert res["removed"] >= len(set(FILES.values()))
+    rows = packed_rows(store_dir)
+    assert {r[0] for r in rows} == {hash_bytes(v) for v in new_files.values()}
+    cli("artifact", "verify", "new", check=True)
+    out = tmp_path / "out"
+    cli("artifact", "download", "new", "--root", str(out), check=True)
+    assert read_tree(out) == new_files
+
+
+def test_gc_repacks_mostly_dead_packs(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "add", "both", str(data), "--type", "dataset", check=True)
+    cli("artifact", "log", "both", check=True)
+    keep = dict(list(FILES.items())[:20])
+    cli("artifact", "log", "part", str(make_tree(tmp_path / "part", keep)), "--type", "dataset",
+        check=True)
+    cli("artifact", "rm", "both:v0", check=True)
+    res = cli("artifact", "cache", "gc", "--grace", "0", "--json", check=True).json()["result"]
+    assert res["repacked"] == 1
+    packs = {r[1] for r in packed_rows(store_dir)}
+    assert len(packs) == 1
+    assert len(list((store_dir / "objects" / "pack").iterdir())) == 1
+    cli("artifact", "verify", "part", check=True)
