@@ -71,7 +71,7 @@ def atomic_write(
         fsync_dir(os.path.dirname(os.fspath(target)) or ".")
 
 
-def write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 
 import xxhash
 
@@ -58,9 +59,8 @@ def hash_file(path: str | os.PathLike) -> tuple[str, int]:
         os.close(fd)
 
 
+_DIGEST_RE = re.compile(r"[0-9a-f]{32}")
+
+
 def is_digest(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == DIGEST_LEN
-        and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _DIGEST_RE.fullmatch(value) is not None

@@ -9,6 +9,7 @@ the same content always has the same digest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -64,15 +65,27 @@ class ManifestEntry:
         return f"ManifestEntry(path={self.path!r}, digest={self.digest!r}, size={self.size}{ref})"
 
 
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*')
+
+
+def _jstr(value: str) -> str:
+    """``json.dumps(value, ensure_ascii=False)``, faster for plain strings."""
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _entry_json(e: ManifestEntry) -> str:
     # Hand-rolled for speed on 10^6 entries; identical to
     # json.dumps(e.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).
     size = "null" if e.size is None else str(int(e.size))
-    parts = [f'"digest":{json.dumps(e.digest, ensure_ascii=False)}']
+    if e.extra is None and e.ref is None:
+        return f'{{"digest":{_jstr(e.digest)},"size":{size}}}'
+    parts = [f'"digest":{_jstr(e.digest)}']
     if e.extra:
         parts.append('"extra":' + _canonical(e.extra))
     if e.ref is not None:
-        parts.append('"ref":' + json.dumps(e.ref, ensure_ascii=False))
+        parts.append('"ref":' + _jstr(e.ref))
     parts.append(f'"size":{size}')
     return "{" + ",".join(parts) + "}"
 
@@ -119,18 +132,21 @@ class Manifest:
         return sum(e.size or 0 for e in self.entries.values())
 
     def entries_json(self) -> str:
-        body = ",".join(
-            json.dumps(p, ensure_ascii=False) + ":" + _entry_json(self.entries[p])
-            for p in sorted(self.entries)
-        )
+        entries = self.entries
+        body = ",".join(_jstr(p) + ":" + _entry_json(entries[p]) for p in sorted(entries))
         return "{" + body + "}"
+
+    def serialize(self) -> tuple[str, bytes]:
+        """(artifact digest, canonical bytes), computing the JSON once."""
+        body = self.entries_json().encode("utf-8")
+        return hash_bytes(body), (
+            b'{"entries":' + body
+            + f',"hash":"{ALGORITHM}","version":{FORMAT_VERSION}'.encode() + b"}"
+        )
 
     def to_bytes(self) -> bytes:
         """The canonical serialisation (sorted keys, no whitespace, UTF-8)."""
-        return (
-            '{"entries":' + self.entries_json()
-            + f',"hash":"{ALGORITHM}","version":{FORMAT_VERSION}' + "}"
-        ).encode("utf-8")
+        return self.serialize()[1]
 
     def digest(self) -> str:
         """The artifact digest: the digest of the canonical entries."""

@@ -71,6 +71,13 @@ def validate_entry_path(value: str) -> str:
     any ``..`` component. ``.`` components and repeated slashes are
     normalised away.
     """
+    if (  # fast path: already clean (the common case, called for every file)
+        type(value) is str and 0 < len(value) <= MAX_PATH and value[0] != "/"
+        and value[-1] != "/" and "\0" not in value and "\\" not in value
+        and "//" not in value and ".." not in value and "/./" not in value
+        and not value.startswith("./") and value != "." and value[1:2] != ":"
+    ):
+        return value
     if not isinstance(value, str) or not value:
         raise InvalidNameError(what="entry path", value=value, reason="must be a non-empty string")
     if "\0" in value:

@@ -654,9 +654,8 @@ class Artifact:
             ttl=None if self._ttl is None else self._ttl.total_seconds(),
             run_id=run_id, history_step=history_step, new_objects=self._new_objects,
         )
-        self.noop = rec.noop
+        self.noop = rec.noop  # same digest as the latest version: same entries
         self._load_record(rec)
-        self._manifest = ctx.registry.load_manifest(rec) if rec.noop else self._manifest
         return self
 
     def wait(self, timeout: int | None = None) -> Artifact:

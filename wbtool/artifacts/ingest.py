@@ -72,6 +72,12 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
         with it:
             for entry in it:
                 name = entry.name
+                if not name.isascii():
+                    try:
+                        name.encode("utf-8")
+                    except UnicodeEncodeError:
+                        out.skipped.append((entry.path, "file name is not valid UTF-8"))
+                        continue
                 entry_rel = f"{rel}/{name}" if rel else name
                 try:
                     if entry.is_symlink():
@@ -178,7 +184,7 @@ def _pack_batch(objects: ObjectStore, pack: PackWriter, batch: list[Miss]) -> li
         finally:
             os.close(fd)
         read.append((i, key, hash_bytes(data), data))
-    present = objects.locate_many(d for _, _, d, _ in read)
+    present = objects.packed_digests()
     done: list[Done] = []
     for i, key, digest, data in read:
         new = digest not in present and digest not in pack

@@ -194,12 +194,12 @@ class Registry:
                 validate_alias(a)
         for t in tags:
             validate_tag(t)
-        digest = manifest.digest()
+        digest, manifest_bytes = manifest.serialize()
         now = time.time()
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
         if rec is not None:
             return rec
-        manifest_digest, wrote = self.store.objects.put_bytes(manifest.to_bytes())
+        manifest_digest, wrote = self.store.objects.put_bytes(manifest_bytes)
         self._check_objects(manifest)
         if self.fsync and (new_objects or wrote):
             fsutil.syncfs(self.store.path)  # objects durable before the version row

@@ -168,7 +168,7 @@ def commit(
     if draft:
         art._manifest = draft.manifest
     for e in extra_entries:
-        art._manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, e.extra))
+        art._manifest.add(e)
     art.tags = list(tags)
     art._new_objects = new_objects
     art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id)

@@ -35,6 +35,7 @@ class ObjectStore:
         self.root = os.fspath(root)
         self.tmp = os.fspath(tmp)
         self._index = index
+        self._packed_set: set[str] | None = None
         self.can_reflink: bool | None = None  # learnt on first large put
 
     # -- layout ---------------------------------------------------------------
@@ -54,11 +55,23 @@ class ObjectStore:
         if self._index is None:
             raise RuntimeError("this object store has no index for packs")
         index = self._index()
+        ordered = sorted(rows)  # B-tree inserts in key order are several times faster
         with index.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?,?,?,?)",
-                ((d, name, off, size) for d, off, size in rows),
+                [(d, name, off, size) for d, off, size in ordered],
             )
+        if self._packed_set is not None:
+            self._packed_set.update(d for d, _, _ in ordered)
+
+    def packed_digests(self) -> set[str]:
+        """Every packed digest, loaded once per process (for bulk presence checks)."""
+        if self._packed_set is None:
+            if self._index is None:
+                return set()
+            db = self._index().db
+            self._packed_set = {d for (d,) in db.execute("SELECT digest FROM packed")}
+        return self._packed_set
 
     def locate(self, digest: str) -> PackLocation | None:
         if self._index is None:

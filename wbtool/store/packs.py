@@ -29,6 +29,7 @@ MAGIC = b"WBTPACK1"
 RECORD = struct.Struct("<16sQ")
 PACK_MAX = 128 << 10  # objects up to this size are packed when added in bulk
 PACK_TARGET = 64 << 20  # start a new pack after this many bytes
+WRITE_BUFFER = 1 << 20
 
 
 class PackWriter:
@@ -42,6 +43,7 @@ class PackWriter:
         self._hasher = new_hasher()
         self._offset = 0
         self._rows: list[tuple[str, int, int]] = []  # digest, offset, size
+        self._buf = bytearray()
         self._pending: set[str] = set()
         self.packs_written = 0
 
@@ -53,31 +55,36 @@ class PackWriter:
             return
         if self._fd is None:
             self._open()
-        assert self._fd is not None
-        head = RECORD.pack(bytes.fromhex(digest), len(data))
-        fsutil.write_all(self._fd, head)
-        fsutil.write_all(self._fd, data)
-        self._hasher.update(head)
-        self._hasher.update(data)
+        buf = self._buf
+        buf += RECORD.pack(bytes.fromhex(digest), len(data))
+        buf += data
         self._rows.append((digest, self._offset + RECORD.size, len(data)))
         self._pending.add(digest)
         self._offset += RECORD.size + len(data)
+        if len(buf) >= WRITE_BUFFER:
+            self._drain()
         if self._offset >= self.target:
             self.flush()
+
+    def _drain(self) -> None:
+        assert self._fd is not None
+        self._hasher.update(self._buf)
+        fsutil.write_all(self._fd, self._buf)
+        self._buf = bytearray()
 
     def _open(self) -> None:
         os.makedirs(self.objects.tmp, exist_ok=True)
         self._tmp = fsutil.tmp_name(self.objects.tmp, "pack")
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        fsutil.write_all(self._fd, MAGIC)
         self._hasher = new_hasher()
-        self._hasher.update(MAGIC)
+        self._buf = bytearray(MAGIC)
         self._offset = len(MAGIC)
 
     def flush(self) -> None:
         """Publish the current pack (rename, then index its objects)."""
         if self._fd is None:
             return
+        self._drain()
         os.close(self._fd)
         self._fd = None
         name = self._hasher.hexdigest()
@@ -100,6 +107,7 @@ class PackWriter:
                 os.unlink(self._tmp)
         self._rows = []
         self._pending = set()
+        self._buf = bytearray()
 
     def __enter__(self) -> PackWriter:
         return self
