@@ -78,9 +78,16 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                     except UnicodeEncodeError:
                         out.skipped.append((entry.path, "file name is not valid UTF-8"))
                         continue
+                if "\\" in name or (not rel and name[1:2] == ":"):
+                    out.skipped.append((entry.path, "file name cannot be stored portably"))
+                    continue
                 entry_rel = f"{rel}/{name}" if rel else name
                 try:
-                    if entry.is_symlink():
+                    if entry.is_file(follow_symlinks=False):
+                        out.files.append((entry.path, entry_rel))
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, entry_rel))
+                    elif entry.is_symlink():
                         target = os.path.realpath(entry.path)
                         if not (target == real_top or target.startswith(real_top + os.sep)):
                             out.skipped.append((entry.path, "symlink points outside the folder"))
@@ -91,10 +98,6 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                         if os.path.isdir(target):
                             out.skipped.append((entry.path, "symlink to a folder"))
                             continue
-                        out.files.append((entry.path, entry_rel))
-                    elif entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, entry_rel))
-                    elif entry.is_file(follow_symlinks=False):
                         out.files.append((entry.path, entry_rel))
                     else:
                         out.skipped.append((entry.path, "not a regular file"))
@@ -113,15 +116,19 @@ def ingest(
     skip_cache: bool = False,
     progress: Progress = _no_progress,
     workers: int | None = None,
+    validated: bool = False,
 ) -> tuple[list[ManifestEntry], bool]:
     """Store the content of ``files``; return (entries, any object newly written).
 
-    ``files`` are (local path, entry path) pairs; entry paths are validated.
+    ``files`` are (local path, entry path) pairs; entry paths are validated
+    unless ``validated`` says they come from :func:`walk_dir` (which yields
+    only clean relative paths under an already validated prefix).
     Unchanged files (stat cache) are not read. Small files added in bulk go
     into a pack, read once and written sequentially; large files are copied
     (or, ``immutable``, hard-linked) to objects of their own by a thread pool.
     """
-    items = [(local, validate_entry_path(name)) for local, name in files]
+    items = (list(files) if validated
+             else [(local, validate_entry_path(name)) for local, name in files])
     if not items:
         return [], False
     cache = {} if skip_cache else store.index.stat_cache_load()

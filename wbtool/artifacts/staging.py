@@ -68,16 +68,18 @@ def collect(
         raise UsageError("--name-in-artifact needs exactly one PATH")
     files: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
+    prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
     for p in paths:
         if os.path.isdir(p):
-            walked = ingest.walk_dir(p, name_in_artifact or "")
+            walked = ingest.walk_dir(p, prefix)
             files.extend(walked.files)
             skipped.extend(walked.skipped)
         elif os.path.isfile(p):
-            files.append((p, name_in_artifact or os.path.basename(p)))
+            files.append((p, prefix or validate_entry_path(os.path.basename(p))))
         else:
             raise NotFoundError(what="file or folder", name=p)
-    entries, new = ingest.ingest(ctx.store, files, immutable=immutable, progress=progress)
+    entries, new = ingest.ingest(ctx.store, files, immutable=immutable, progress=progress,
+                                 validated=True)
     return entries, new, skipped
 
 

@@ -64,6 +64,15 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
         return _fail(f"{e.strerror or e}{where}", EXIT_FAILURE)
+    except Exception as e:
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is None or not isinstance(e, sqlite3.Error):
+            raise
+        from wbtool.errors import EXIT_CONFLICT, EXIT_STORE
+
+        if "locked" in str(e) or "busy" in str(e):
+            return _fail(f"the store's index is busy ({e}); try again", EXIT_CONFLICT)
+        return _fail(f"the store's index cannot be used: {e}", EXIT_STORE)
     return 0
 
 

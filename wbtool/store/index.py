@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 
 from wbtool.errors import StoreFormatError
 
@@ -98,6 +99,22 @@ CREATE TABLE IF NOT EXISTS drafts (
 """
 
 StatKey = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
+LOCK_WAIT_SECONDS = 60.0
+
+
+def _retry_locked(fn: Callable[[], None]) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as e:
+            text = str(e).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 class Index:
@@ -106,14 +123,21 @@ class Index:
         self.db = sqlite3.connect(
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        # Switching to WAL needs an exclusive lock, and SQLite may answer
+        # "locked" at once (without waiting) while other processes open the
+        # same new store; the mode is persistent, so retry only until it is set.
+        _retry_locked(self._setup)
+        if create:
+            _retry_locked(self._migrate)
+
+    def _setup(self) -> None:
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=60000")
         self.db.execute("PRAGMA cache_size=-16384")  # 16 MiB
         self.db.execute("PRAGMA temp_store=MEMORY")
-        if create:
-            self._migrate()
 
     def _migrate(self) -> None:
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
