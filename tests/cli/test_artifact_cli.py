@@ -350,3 +350,36 @@ def test_version_flag(cli: Cli) -> None:
 
     res = cli("--version", check=True)
     assert res.out.strip() == f"wbtool {wbtool.__version__}"
+
+
+def test_relog_of_an_unchanged_folder_uses_the_walk_fingerprint(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {f"f{i}": b"%d" % i for i in range(30)})
+    old = time.time() - 10
+    for p in data.iterdir():
+        os.utime(p, (old, old))
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("SELECT COUNT(*) FROM tree_cache").fetchone()[0] == 1
+    # Drop the stat cache: a re-log must still not read any file.
+    db.execute("DELETE FROM stat_cache")
+    db.commit()
+    os.chmod(data / "f3", 0o644)
+    with open(data / "f3", "r+b") as f:  # same size, mtime put back: invisible to a walk
+        f.write(b"X")
+    os.utime(data / "f3", (old, old))
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "again",
+              "--json", check=True).json()["result"]
+    assert res["created"] is False and "again" in res["aliases"]
+    assert db.execute("SELECT COUNT(*) FROM stat_cache").fetchone()[0] == 0
+    # A visible change makes a new version, and the store stays verifiable.
+    (data / "f4").write_bytes(b"changed")
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json",
+              check=True).json()["result"]
+    assert res["version"] == "v1"
+    # After gc the cache is forgotten, and logging v0's tree again still works.
+    cli("artifact", "rm", "ds:v1", check=True)
+    cli("artifact", "cache", "gc", "--grace", "0", check=True)
+    assert db.execute("SELECT COUNT(*) FROM tree_cache").fetchone()[0] == 0
+    cli("artifact", "verify", "ds:v0", check=True)

@@ -392,6 +392,7 @@ class Artifact:
         entries, new = ingest.ingest(
             ctx.store, walked.files, immutable=immutable, skip_cache=bool(skip_cache),
             progress=getattr(self, "_progress", ingest._no_progress), validated=True,
+            stats=walked.stats,
         )
         self._new_objects |= new
         self._put(entries, overwrite=False, merge_dir=merge, from_dir=True)

@@ -37,6 +37,9 @@ def collect_garbage(
     result = GcResult(dry_run=dry_run)
     with store.lock(exclusive=True, wait=False):
         keep = ctx.registry.referenced_digests()
+        if not dry_run:  # cached walks vouch for objects; forget them all
+            with store.index.transaction() as tx:
+                tx.execute("DELETE FROM tree_cache")
         cutoff = time.time() - grace_seconds
         removed: list[str] = []
         for digest in list(store.objects.iter_loose()):
@@ -110,9 +113,10 @@ def _collect_packs(
     # packs on disk that no row names (a crash between rename and indexing)
     pack_dir = os.path.join(store.objects.root, "pack")
     if os.path.isdir(pack_dir) and not dry_run:
+        indexed = {p for (p,) in db.execute("SELECT DISTINCT pack FROM packed")}
         for entry in os.scandir(pack_dir):
             name = entry.name.removesuffix(".pack")
-            if name not in packs and entry.stat().st_ctime < cutoff:
+            if name not in indexed and entry.stat().st_ctime < cutoff:
                 os.unlink(entry.path)
     return removed
 

@@ -47,6 +47,7 @@ Done = tuple[int, StatRow, str, int, bool]  # item index, stat, digest, size, ne
 class WalkResult:
     files: list[tuple[str, str]] = field(default_factory=list)  # (local path, entry path)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (local path, why)
+    stats: list[StatRow] = field(default_factory=list)  # parallel to files
 
 
 def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
@@ -84,9 +85,10 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                 entry_rel = f"{rel}/{name}" if rel else name
                 try:
                     if entry.is_file(follow_symlinks=False):
-                        out.files.append((entry.path, entry_rel))
+                        st = entry.stat(follow_symlinks=False)
                     elif entry.is_dir(follow_symlinks=False):
                         stack.append((entry.path, entry_rel))
+                        continue
                     elif entry.is_symlink():
                         target = os.path.realpath(entry.path)
                         if not (target == real_top or target.startswith(real_top + os.sep)):
@@ -98,11 +100,18 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                         if os.path.isdir(target):
                             out.skipped.append((entry.path, "symlink to a folder"))
                             continue
-                        out.files.append((entry.path, entry_rel))
+                        st = os.stat(target)
+                        if not stat_mod.S_ISREG(st.st_mode):
+                            out.skipped.append((entry.path, "not a regular file"))
+                            continue
                     else:
                         out.skipped.append((entry.path, "not a regular file"))
+                        continue
                 except OSError as e:
                     out.skipped.append((entry.path, e.strerror or str(e)))
+                    continue
+                out.files.append((entry.path, entry_rel))
+                out.stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     for local, reason in out.skipped:
         log.warning("skipped %s: %s", local, reason)
     return out
@@ -117,6 +126,7 @@ def ingest(
     progress: Progress = _no_progress,
     workers: int | None = None,
     validated: bool = False,
+    stats: list[StatRow] | None = None,
 ) -> tuple[list[ManifestEntry], bool]:
     """Store the content of ``files``; return (entries, any object newly written).
 
@@ -126,6 +136,7 @@ def ingest(
     Unchanged files (stat cache) are not read. Small files added in bulk go
     into a pack, read once and written sequentially; large files are copied
     (or, ``immutable``, hard-linked) to objects of their own by a thread pool.
+    ``stats`` (from :func:`walk_dir`) saves a second ``stat`` per file.
     """
     items = (list(files) if validated
              else [(local, validate_entry_path(name)) for local, name in files])
@@ -136,17 +147,21 @@ def ingest(
     entries: list[ManifestEntry | None] = [None] * len(items)
     small: list[Miss] = []
     large: list[Miss] = []
+    if stats is None or len(stats) != len(items):
+        stats = []
+        for local, _name in items:
+            st = os.stat(local)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise IsADirectoryError(f"not a regular file: {local}")
+            stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     for i, (local, name) in enumerate(items):
-        st = os.stat(local)
-        if not stat_mod.S_ISREG(st.st_mode):
-            raise IsADirectoryError(f"not a regular file: {local}")
-        hit = cache.get((st.st_dev, st.st_ino))
-        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            entries[i] = ManifestEntry(name, hit[2], st.st_size, local_path=local)
-            progress(1, st.st_size)
+        key = stats[i]
+        hit = cache.get((key[0], key[1]))
+        if hit is not None and hit[0] == key[2] and hit[1] == key[3]:
+            entries[i] = ManifestEntry(name, hit[2], key[2], local_path=local)
+            progress(1, key[2])
             continue
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        (small if st.st_size <= PACK_MAX else large).append((i, local, key))
+        (small if key[2] <= PACK_MAX else large).append((i, local, key))
     del cache
     if len(small) < MIN_PACKED:
         large, small = small + large, []

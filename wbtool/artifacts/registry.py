@@ -203,6 +203,42 @@ class Registry:
         self._check_objects(manifest)
         if self.fsync and (new_objects or wrote):
             fsutil.syncfs(self.store.path)  # objects durable before the version row
+        return self._insert(
+            project, name, type, digest, manifest_digest, manifest.size, len(manifest),
+            description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=ttl,
+            run_id=run_id, history_step=history_step, now=now,
+        )
+
+    def commit_known(
+        self, project: str, name: str, type: str, digest: str, manifest_digest: str,
+        size: int, file_count: int, *, description: str | None = None,
+        metadata: dict[str, Any] | None = None, aliases: list[str] | tuple[str, ...] = (),
+        tags: list[str] | tuple[str, ...] = (), run_id: str | None = None,
+    ) -> VersionRecord:
+        """Commit a manifest already in the store (its objects known present)."""
+        for a in aliases:
+            if a != "latest":
+                validate_alias(a)
+        for t in tags:
+            validate_tag(t)
+        now = time.time()
+        rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
+        if rec is not None:
+            return rec
+        if not self.store.objects.has(manifest_digest):
+            raise ConflictError("a cached manifest is gone from the store; log again")
+        return self._insert(
+            project, name, type, digest, manifest_digest, size, file_count,
+            description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=None,
+            run_id=run_id, history_step=None, now=now,
+        )
+
+    def _insert(
+        self, project: str, name: str, type: str, digest: str, manifest_digest: str,
+        size: int, file_count: int, *, description: str | None,
+        metadata: dict[str, Any] | None, aliases: Any, tags: Any, ttl: float | None,
+        run_id: str | None, history_step: int | None, now: float,
+    ) -> VersionRecord:
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
             latest = db.execute(
@@ -218,7 +254,7 @@ class Registry:
                 "INSERT INTO versions (collection_id, idx, digest, manifest, size, file_count,"
                 " type, description, metadata, ttl, created_at, updated_at, run_id, history_step)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (coll_id, idx, digest, manifest_digest, manifest.size, len(manifest), type,
+                (coll_id, idx, digest, manifest_digest, size, file_count, type,
                  description, json.dumps(metadata or {}, sort_keys=True), ttl, now, now,
                  run_id, history_step),
             )

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wbtool.artifacts import ingest
-from wbtool.artifacts.artifact import Artifact
+from wbtool.artifacts.artifact import Artifact, _check_metadata
+from wbtool.artifacts.registry import VersionRecord
 from wbtool.context import Context
 from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.hashing import hash_bytes
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path, validate_name, validate_type
 
@@ -55,6 +57,29 @@ def list_drafts(ctx: Context, project: str | None = None) -> list[Draft]:
     return out
 
 
+def walk_paths(
+    paths: Sequence[str], name_in_artifact: str | None = None
+) -> ingest.WalkResult:
+    """Files and folders named on the command line, as one walk."""
+    if name_in_artifact is not None and len(paths) != 1:
+        raise UsageError("--name-in-artifact needs exactly one PATH")
+    out = ingest.WalkResult()
+    prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
+    for p in paths:
+        if os.path.isdir(p):
+            walked = ingest.walk_dir(p, prefix)
+            out.files.extend(walked.files)
+            out.stats.extend(walked.stats)
+            out.skipped.extend(walked.skipped)
+        elif os.path.isfile(p):
+            st = os.stat(p)
+            out.files.append((p, prefix or validate_entry_path(os.path.basename(p))))
+            out.stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        else:
+            raise NotFoundError(what="file or folder", name=p)
+    return out
+
+
 def collect(
     ctx: Context,
     paths: Sequence[str],
@@ -62,25 +87,85 @@ def collect(
     name_in_artifact: str | None = None,
     immutable: bool = False,
     progress: ingest.Progress = ingest._no_progress,
+    walked: ingest.WalkResult | None = None,
 ) -> tuple[list[ManifestEntry], bool, list[tuple[str, str]]]:
     """Hash and store ``paths`` (files or folders); return their entries."""
-    if name_in_artifact is not None and len(paths) != 1:
-        raise UsageError("--name-in-artifact needs exactly one PATH")
-    files: list[tuple[str, str]] = []
-    skipped: list[tuple[str, str]] = []
-    prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
-    for p in paths:
-        if os.path.isdir(p):
-            walked = ingest.walk_dir(p, prefix)
-            files.extend(walked.files)
-            skipped.extend(walked.skipped)
-        elif os.path.isfile(p):
-            files.append((p, prefix or validate_entry_path(os.path.basename(p))))
-        else:
-            raise NotFoundError(what="file or folder", name=p)
-    entries, new = ingest.ingest(ctx.store, files, immutable=immutable, progress=progress,
-                                 validated=True)
-    return entries, new, skipped
+    walked = walked or walk_paths(paths, name_in_artifact)
+    entries, new = ingest.ingest(ctx.store, walked.files, immutable=immutable, progress=progress,
+                                 validated=True, stats=walked.stats)
+    return entries, new, walked.skipped
+
+
+def tree_fingerprint(walked: ingest.WalkResult) -> str | None:
+    """A digest of every (path, device, inode, size, mtime) of a walk, or None
+    when a file changed too recently for its mtime to be trusted."""
+    now = time.time_ns()
+    order = sorted(range(len(walked.files)), key=lambda i: walked.files[i][1])
+    parts = []
+    for i in order:
+        dev, ino, size, mtime = walked.stats[i]
+        if now - mtime <= ingest.RACY_WINDOW_NS:
+            return None
+        parts.append(f"{walked.files[i][1]}\0{dev}\0{ino}\0{size}\0{mtime}\n")
+    return hash_bytes("".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def _tree_key(paths: Sequence[str], name_in_artifact: str | None) -> str:
+    return "\0".join([name_in_artifact or "", *(os.path.realpath(p) for p in paths)])
+
+
+def log_paths(
+    ctx: Context,
+    project: str,
+    name: str,
+    paths: Sequence[str],
+    *,
+    name_in_artifact: str | None = None,
+    immutable: bool = False,
+    type: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, object] | None = None,
+    aliases: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    run_id: str | None = None,
+    progress: ingest.Progress = ingest._no_progress,
+) -> tuple[VersionRecord, list[tuple[str, str]]]:
+    """The one-step ``log NAME PATH...``: commit the draft (if any) plus PATHs.
+
+    Without a draft, a walk whose fingerprint matches the last one logged
+    from the same paths reuses that manifest without reading or even
+    listing the files' digests (a re-log of unchanged data costs a walk).
+    """
+    walked = walk_paths(paths, name_in_artifact)
+    draft = load_draft(ctx, project, name)
+    key = _tree_key(paths, name_in_artifact)
+    fingerprint = tree_fingerprint(walked) if draft is None else None
+    if fingerprint is not None:
+        row = ctx.store.index.db.execute(
+            "SELECT digest, manifest, size, file_count FROM tree_cache"
+            " WHERE key=? AND fingerprint=?", (key, fingerprint),
+        ).fetchone()
+        if row is not None and type is not None:
+            validate_type(type)
+            rec = ctx.registry.commit_known(
+                project, name, type, row[0], row[1], row[2], row[3],
+                description=description, metadata=_check_metadata(metadata),
+                aliases=list(aliases), tags=list(tags), run_id=run_id,
+            )
+            return rec, walked.skipped
+    entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
+                                    walked=walked)
+    art = commit(ctx, project, name, extra_entries=entries, type=type, description=description,
+                 metadata=metadata, aliases=aliases, tags=tags, run_id=run_id, new_objects=new)
+    if fingerprint is not None and draft is None:
+        rec = art._rec
+        with ctx.store.index.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO tree_cache (key, fingerprint, digest, manifest, size,"
+                " file_count) VALUES (?,?,?,?,?,?)",
+                (key, fingerprint, rec.digest, rec.manifest, rec.size, rec.file_count),
+            )
+    return art._rec, skipped
 
 
 def stage(

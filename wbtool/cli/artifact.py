@@ -221,22 +221,19 @@ def log(
             raise UsageError("--metadata must be a JSON object")
     ctx = _ctx(project)
     proj, bare = _split_project(ctx, name)
-    entries: list[Any] = []
-    new = False
-    skipped: list[tuple[str, str]] = []
+    run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
     if paths:
         with output.progress(f"hashing {bare}") as cb:
-            entries, new, skipped = staging.collect(
-                ctx, paths, name_in_artifact=name_in_artifact, immutable=_policy(policy),
-                progress=cb)
-    for p, r in skipped:
-        output.note(f"skipped {p}: {r}")
-    art = staging.commit(
-        ctx, proj, bare, extra_entries=entries, type=type, description=description,
-        metadata=meta, aliases=alias or [], tags=tag or [],
-        run_id=run or os.environ.get("WBTOOL_RUN_ID") or None, new_objects=new or not paths,
-    )
-    rec = art._rec
+            rec, skipped = staging.log_paths(
+                ctx, proj, bare, paths, name_in_artifact=name_in_artifact,
+                immutable=_policy(policy), type=type, description=description, metadata=meta,
+                aliases=alias or [], tags=tag or [], run_id=run_id, progress=cb)
+        for p, r in skipped:
+            output.note(f"skipped {p}: {r}")
+    else:
+        rec = staging.commit(
+            ctx, proj, bare, type=type, description=description, metadata=meta,
+            aliases=alias or [], tags=tag or [], run_id=run_id)._rec
     if as_json:
         output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
         return

@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS packed (
     size INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS packed_by_pack ON packed (pack);
+CREATE TABLE IF NOT EXISTS tree_cache (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    file_count INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS drafts (
     project TEXT NOT NULL,
     name TEXT NOT NULL,
