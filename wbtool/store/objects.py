@@ -103,8 +103,10 @@ class ObjectStore:
     def missing(self, digests: Iterable[str]) -> list[str]:
         """Those of ``digests`` that are neither loose nor packed."""
         wanted = list(dict.fromkeys(digests))
-        packed = self.locate_many(wanted)
-        return [d for d in wanted if d not in packed and not os.path.exists(self.path(d))]
+        known = self.packed_digests()  # may predate other processes' packs:
+        rest = [d for d in wanted if d not in known]
+        packed = self.locate_many(rest)  # so ask the index about the rest
+        return [d for d in rest if d not in packed and not os.path.exists(self.path(d))]
 
     def size(self, digest: str) -> int:
         loc = self.locate(digest)
