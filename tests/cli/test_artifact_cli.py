@@ -297,15 +297,16 @@ def test_stat_cache_skips_unchanged_files(cli: Cli, tmp_path: Path, store_dir: P
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_log_leaves_no_partial_state(tmp_path: Path, store_dir: Path) -> None:
+@pytest.mark.parametrize("command", ["log", "add"])
+def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command: str) -> None:
     data = tmp_path / "data"
     data.mkdir()
     block = os.urandom(1 << 20)
     for i in range(40):  # 40 files of 8 MiB: long enough to interrupt
         (data / f"f{i:02d}.bin").write_bytes(block * 7 + i.to_bytes(4, "big") * (1 << 18))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(data), "--type", "dataset"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "wbtool", "artifact", command, "ds", str(data), "--type",
+         "dataset"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait until the first objects appear, then interrupt
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -320,6 +321,9 @@ def test_ctrl_c_during_log_leaves_no_partial_state(tmp_path: Path, store_dir: Pa
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert versions(store_dir, "ds") == []
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("SELECT COUNT(*) FROM drafts").fetchone()[0] == 0
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert [p for p in (store_dir / "tmp").iterdir() if p.name != ".reflink-probe"] == []
     for obj in (store_dir / "objects").glob("*/*"):
         assert hash_file(obj)[0] == obj.parent.name + obj.name  # every object complete
