@@ -75,6 +75,14 @@ class VersionRecord:
         }
 
 
+def _check_labels(aliases: Any, tags: Any) -> None:
+    for a in aliases:
+        if a != "latest":
+            validate_alias(a)
+    for t in tags:
+        validate_tag(t)
+
+
 def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> VersionRecord:
     values = list(row)
     values[12] = json.loads(values[12] or "{}")
@@ -189,11 +197,7 @@ class Registry:
         new_objects: bool = True,
     ) -> VersionRecord:
         """Record ``manifest`` as the next version of ``project/name``."""
-        for a in aliases:
-            if a != "latest":
-                validate_alias(a)
-        for t in tags:
-            validate_tag(t)
+        _check_labels(aliases, tags)
         digest, manifest_bytes = manifest.serialize()
         now = time.time()
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
@@ -216,11 +220,7 @@ class Registry:
         tags: list[str] | tuple[str, ...] = (), run_id: str | None = None,
     ) -> VersionRecord:
         """Commit a manifest already in the store (its objects known present)."""
-        for a in aliases:
-            if a != "latest":
-                validate_alias(a)
-        for t in tags:
-            validate_tag(t)
+        _check_labels(aliases, tags)
         now = time.time()
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
         if rec is not None:
@@ -366,13 +366,7 @@ class Registry:
         metadata: dict[str, Any] | None = None, ttl: float | bool | None = False,
     ) -> VersionRecord:
         """Replace the mutable fields that are given (``ttl=False``: unchanged)."""
-        if aliases is not None:
-            for a in aliases:
-                if a != "latest":
-                    validate_alias(a)
-        if tags is not None:
-            for t in tags:
-                validate_tag(t)
+        _check_labels(aliases or (), tags or ())
         with self.store.index.transaction() as db:
             if aliases is not None:
                 db.execute("DELETE FROM aliases WHERE version_id=?", (rec.id,))
@@ -447,9 +441,7 @@ class Registry:
         """Link ``rec`` into a portfolio collection (created on first use)."""
         validate_name(portfolio, "portfolio name")
         source = self.get(rec.source_id) if rec.source_id is not None else rec
-        for a in aliases or ():
-            if a != "latest":
-                validate_alias(a)
+        _check_labels(aliases or (), ())
         now = time.time()
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, portfolio, source.type, now, "portfolio")
