@@ -51,6 +51,7 @@ class _SafeDirs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.ok: set[str] = {""}
+        self.fresh: set[str] = set()  # created here, so empty: no lstat needed inside
 
     def ensure(self, rel_dir: str, *, replace_links: bool) -> None:
         if rel_dir in self.ok:
@@ -58,11 +59,22 @@ class _SafeDirs:
         parent, _, _ = rel_dir.rpartition("/")
         self.ensure(parent, replace_links=replace_links)
         full = self.root / rel_dir
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):
+        if parent in self.fresh or rel_dir == "":
+            st = None
+        else:
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                st = None
+        if st is None:
+            try:
                 os.mkdir(full)
+            except FileExistsError:
+                pass
+            else:
+                self.fresh.add(rel_dir)
+                self.ok.add(rel_dir)
+                return
             st = os.lstat(full)
         if stat_mod.S_ISLNK(st.st_mode) or not stat_mod.S_ISDIR(st.st_mode):
             if not replace_links:
@@ -105,13 +117,16 @@ def materialize(
     if link not in LINK_MODES:
         raise UsageError(f"link mode must be one of {', '.join(LINK_MODES)}, not {link!r}")
     root_path = Path(root).absolute()
-    root_path.mkdir(parents=True, exist_ok=True)
     if os.path.islink(root_path):
         raise UsageError(f"{root_path} is a symbolic link; give the real folder")
+    new_root = not os.path.lexists(root_path)
+    root_path.mkdir(parents=True, exist_ok=True)
     result = MaterializeResult(root=str(root_path))
     prefix = path_prefix.strip("/") if path_prefix else ""
     entries = [e for e in manifest if e.path.startswith(prefix)]
     dirs = _SafeDirs(root_path)
+    if new_root:
+        dirs.fresh.add("")
     objects = store.objects
     if link == "auto":
         link = "reflink" if _probe_reflink(store, root_path) else "copy"
@@ -138,10 +153,13 @@ def materialize(
             if loc is not None and mode != "copy":
                 objects.explode(entry.digest, loc)  # links need a file of its own
                 loc = None
-        try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            st = None
+        if parent in dirs.fresh:
+            st = None  # a folder made by this download holds only what it wrote
+        else:
+            try:
+                st = os.lstat(dest)
+            except FileNotFoundError:
+                st = None
         if st is not None:
             if stat_mod.S_ISDIR(st.st_mode):
                 if not replace:

@@ -127,6 +127,7 @@ class Store:
         return self.path / "tmp"
 
     def close(self) -> None:
+        self.objects.close()
         if self._index is not None:
             self._index.close()
             self._index = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ class ObjectStore:
         self.tmp = os.fspath(tmp)
         self._index = index
         self._packed_set: set[str] | None = None
+        self._pack_fds: dict[str, int] = {}  # pack path → open fd (pread is thread-safe)
+        self._lock = threading.Lock()
         self.can_reflink: bool | None = None  # learnt on first large put
 
     # -- layout ---------------------------------------------------------------
@@ -252,12 +255,26 @@ class ObjectStore:
     # -- reading --------------------------------------------------------------
     def read_packed(self, loc: PackLocation) -> bytes:
         path, offset, size = loc
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        fd = self._pack_fds.get(path)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)
+            with self._lock:
+                if path in self._pack_fds:  # another thread was quicker
+                    os.close(fd)
+                    fd = self._pack_fds[path]
+                else:
+                    self._pack_fds[path] = fd
+        data = os.pread(fd, size, offset)
+        if len(data) != size:
+            raise CorruptObjectError(digest=f"at {path}:{offset}", path=self.root)
         return data
+
+    def close(self) -> None:
+        """Close the pack files kept open for reading."""
+        with self._lock:
+            for fd in self._pack_fds.values():
+                os.close(fd)
+            self._pack_fds.clear()
 
     def read_bytes(self, digest: str) -> bytes:
         """The whole object, checked against its digest (for small objects)."""
