@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 
@@ -10,7 +9,8 @@ import xxhash
 
 ALGORITHM = "xxh3-128"
 CHUNK = 1 << 20  # 1 MiB
-MMAP_THRESHOLD = 64 << 20  # files above this are hashed through mmap
+MMAP_THRESHOLD = 64 << 20  # files above this are read in bigger chunks
+BIG_CHUNK = 8 << 20
 DIGEST_LEN = 32
 
 
@@ -23,30 +23,20 @@ def hash_bytes(data: bytes | memoryview) -> str:
 
 
 def hash_fd(fd: int, size: int | None = None) -> tuple[str, int]:
-    """Digest of everything readable from ``fd`` (never all in memory)."""
+    """Digest of everything readable from ``fd``, read in chunks into one
+    reused buffer (constant memory, whatever the file's size)."""
     if size is None:
         size = os.fstat(fd).st_size
-    if size >= MMAP_THRESHOLD:
-        try:
-            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-                h = new_hasher()
-                view = memoryview(mm)
-                try:
-                    for off in range(0, len(view), 16 * CHUNK):
-                        h.update(view[off : off + 16 * CHUNK])
-                finally:
-                    view.release()
-                return h.hexdigest(), len(mm)
-        except (OSError, ValueError):
-            os.lseek(fd, 0, os.SEEK_SET)
     h = new_hasher()
     total = 0
+    buf = bytearray(BIG_CHUNK if size >= MMAP_THRESHOLD else CHUNK)
+    view = memoryview(buf)
     while True:
-        chunk = os.read(fd, CHUNK)
-        if not chunk:
+        n = os.readv(fd, [buf])
+        if not n:
             break
-        h.update(chunk)
-        total += len(chunk)
+        h.update(view[:n])
+        total += n
     return h.hexdigest(), total
 
 

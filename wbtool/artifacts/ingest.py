@@ -8,13 +8,17 @@ means an unchanged file costs one ``stat``.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import stat as stat_mod
 import time
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
@@ -38,16 +42,24 @@ RACY_WINDOW_NS = 1_000_000_000
 BATCH = 16
 PACK_BATCH = 256
 MIN_PACKED = 16  # fewer small files than this get objects of their own
+PARALLEL_SMALL_MIN = 4000  # from this many small files on, a helper process packs half
 StatRow = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
-Miss = tuple[int, str, StatRow]  # item index, local path, stat
-Done = tuple[int, StatRow, str, int, bool]  # item index, stat, digest, size, new
+Miss = tuple[int, str, int]  # item index, local path, size
+Done = tuple[int, str, int, bool]  # item index, digest, size, new
 
 
 @dataclass
 class WalkResult:
     files: list[tuple[str, str]] = field(default_factory=list)  # (local path, entry path)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (local path, why)
-    stats: list[StatRow] = field(default_factory=list)  # parallel to files
+    # dev, ino, size, mtime_ns of every file, flat (4 per file): a compact
+    # array instead of a tuple per file keeps 10^6 files in reasonable memory
+    stats: array[int] = field(default_factory=lambda: array("q"))
+
+    def stat(self, i: int) -> StatRow:
+        b = 4 * i
+        s = self.stats
+        return s[b], s[b + 1], s[b + 2], s[b + 3]
 
 
 def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
@@ -111,7 +123,7 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                     out.skipped.append((entry.path, e.strerror or str(e)))
                     continue
                 out.files.append((entry.path, entry_rel))
-                out.stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+                out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     for local, reason in out.skipped:
         log.warning("skipped %s: %s", local, reason)
     return out
@@ -126,7 +138,7 @@ def ingest(
     progress: Progress = _no_progress,
     workers: int | None = None,
     validated: bool = False,
-    stats: list[StatRow] | None = None,
+    stats: array[int] | None = None,
 ) -> tuple[list[ManifestEntry], bool]:
     """Store the content of ``files``; return (entries, any object newly written).
 
@@ -142,97 +154,188 @@ def ingest(
              else [(local, validate_entry_path(name)) for local, name in files])
     if not items:
         return [], False
-    cache = {} if skip_cache else store.index.stat_cache_load()
-    now_ns = time.time_ns()
-    entries: list[ManifestEntry | None] = [None] * len(items)
-    small: list[Miss] = []
-    large: list[Miss] = []
-    if stats is None or len(stats) != len(items):
-        stats = []
+    if stats is None or len(stats) != 4 * len(items):
+        stats = array("q")
         for local, _name in items:
             st = os.stat(local)
             if not stat_mod.S_ISREG(st.st_mode):
                 raise IsADirectoryError(f"not a regular file: {local}")
-            stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+            stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    cache = {} if skip_cache else store.index.stat_cache_load()
+    entries: list[ManifestEntry | None] = [None] * len(items)
+    small: list[Miss] = []
+    large: list[Miss] = []
     for i, (local, name) in enumerate(items):
-        key = stats[i]
-        hit = cache.get((key[0], key[1]))
-        if hit is not None and hit[0] == key[2] and hit[1] == key[3]:
-            entries[i] = ManifestEntry(name, hit[2], key[2], local_path=local)
-            progress(1, key[2])
+        b = 4 * i
+        size = stats[b + 2]
+        hit = cache.get((stats[b], stats[b + 1]))
+        if hit is not None and hit[0] == size and hit[1] == stats[b + 3]:
+            entries[i] = ManifestEntry(name, hit[2], size, local_path=local)
+            progress(1, size)
             continue
-        (small if key[2] <= PACK_MAX else large).append((i, local, key))
+        (small if size <= PACK_MAX else large).append((i, local, size))
     del cache
     if len(small) < MIN_PACKED:
         large, small = small + large, []
 
-    new_rows: list[tuple[int, int, int, int, str]] = []
+    fresh: list[tuple[int, str]] = []  # (item index, digest) for the stat cache
     wrote_any = False
     objects = store.objects
+    collect = _Collector(items, entries, stats, fresh, progress)
 
     def work(batch: list[Miss]) -> list[Done]:
         done = []
-        for i, local, key in batch:
+        for i, local, _size in batch:
             digest, size, new = objects.put_file(local, immutable=immutable)
-            done.append((i, key, digest, size, new))
+            done.append((i, digest, size, new))
         return done
 
     with store.lock(exclusive=False):
         if small:
-            with PackWriter(objects) as pack:
-                for k in range(0, len(small), PACK_BATCH):
-                    done = _pack_batch(objects, pack, small[k:k + PACK_BATCH])
-                    wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
+            for done in _pack_small(objects, small):
+                wrote_any |= collect(done)
+        del small
         batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
         n_workers = workers or min(4, (os.cpu_count() or 2) * 2)
         if len(batches) <= 1 or n_workers == 1:
             for batch in batches:
-                wrote_any |= _collect(work(batch), items, entries, new_rows, now_ns, progress)
+                wrote_any |= collect(work(batch))
         else:
             with ThreadPoolExecutor(n_workers, thread_name_prefix="wbtool-hash") as pool:
                 for done in pool.map(work, batches):
-                    wrote_any |= _collect(done, items, entries, new_rows, now_ns, progress)
-    if new_rows and not skip_cache:
-        store.index.stat_cache_put(new_rows)
+                    wrote_any |= collect(done)
+    if fresh and not skip_cache:
+        fresh.sort(key=lambda r: (stats[4 * r[0]], stats[4 * r[0] + 1]))
+        store.index.stat_cache_put(
+            (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3], digest)
+            for i, digest in fresh
+        )
     return [e for e in entries if e is not None], wrote_any
 
 
-def _pack_batch(objects: ObjectStore, pack: PackWriter, batch: list[Miss]) -> list[Done]:
-    read: list[tuple[int, StatRow, str, bytes]] = []
-    for i, local, key in batch:
+class _Collector:
+    """Turns finished work into manifest entries and stat-cache candidates."""
+
+    def __init__(
+        self, items: list[tuple[str, str]], entries: list[ManifestEntry | None],
+        stats: array[int], fresh: list[tuple[int, str]], progress: Progress,
+    ) -> None:
+        self.items, self.entries, self.stats = items, entries, stats
+        self.fresh, self.progress = fresh, progress
+        self.now_ns = time.time_ns()
+
+    def __call__(self, done: list[Done]) -> bool:
+        wrote = False
+        stats = self.stats
+        for i, digest, size, new in done:
+            local, name = self.items[i]
+            self.entries[i] = ManifestEntry(name, digest, size, local_path=local)
+            # cache only what was read as stat'ed, and not changing right now
+            if stats[4 * i + 2] == size and self.now_ns - stats[4 * i + 3] > RACY_WINDOW_NS:
+                self.fresh.append((i, digest))
+            wrote |= new
+            self.progress(1, size)
+        return wrote
+
+
+def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]:
+    """Pack small files, in two processes when there are many of them.
+
+    Reading, hashing and appending thousands of small files is a stream of
+    short system calls bound by one core; a forked helper takes the second
+    half (it writes its own pack, which this process then indexes), so both
+    cores work. Threads would not help: they fight over the GIL.
+    """
+    present = objects.packed_digests()
+    helper = None
+    if (len(small) >= PARALLEL_SMALL_MIN and (os.cpu_count() or 1) > 1
+            and "fork" in multiprocessing.get_all_start_methods()):
+        half = len(small) // 2
+        helper = _PackHelper(objects, small[half:], present)
+        small = small[:half]
+    try:
+        with PackWriter(objects) as pack:
+            for k in range(0, len(small), PACK_BATCH):
+                yield _pack_batch(pack, small[k:k + PACK_BATCH], present)
+        if helper is not None:
+            done, published = helper.result()
+            for name, rows in published:
+                objects.index_pack(name, rows)
+            yield done
+    finally:
+        if helper is not None:
+            helper.stop()
+
+
+class _PackHelper:
+    """A forked process packing a share of the small files."""
+
+    def __init__(self, objects: ObjectStore, share: list[Miss], present: set[str]) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_helper_main, args=(send, objects.root, objects.tmp, share, present),
+            name="wbtool-pack", daemon=True,
+        )
+        self._proc.start()
+        send.close()
+
+    def result(self) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
+        try:
+            status, payload = self._recv.recv()
+        except EOFError:
+            raise RuntimeError("the packing helper process died") from None
+        if status != "ok":
+            raise OSError(payload)
+        return payload
+
+    def stop(self) -> None:
+        """Wait for the helper; interrupt it first if it is still working."""
+        if self._proc.is_alive():
+            self._proc.join(timeout=0.05)
+        if self._proc.is_alive() and self._proc.pid is not None:
+            os.kill(self._proc.pid, signal.SIGINT)  # it cleans up its temp pack
+            self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._recv.close()
+
+
+def _helper_main(send: Any, root: str, tmp: str, share: list[Miss], present: set[str]) -> None:
+    published: list[tuple[str, list[tuple[str, int, int]]]] = []
+    objects = ObjectStore(root, tmp)  # no index: the parent indexes what is published
+    try:
+        done: list[Done] = []
+        with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
+                        ) as pack:
+            for k in range(0, len(share), PACK_BATCH):
+                done.extend(_pack_batch(pack, share[k:k + PACK_BATCH], present))
+        send.send(("ok", (done, published)))
+    except KeyboardInterrupt:
+        send.send(("error", "interrupted"))
+    except OSError as e:
+        send.send(("error", f"{e.strerror or e}: {e.filename or ''}"))
+    finally:
+        send.close()
+
+
+def _pack_batch(pack: PackWriter, batch: list[Miss], present: set[str]) -> list[Done]:
+    read: list[tuple[int, str, bytes]] = []
+    for i, local, size in batch:
         fd = os.open(local, os.O_RDONLY)
         try:
-            data = read_all(fd, key[2])
+            data = read_all(fd, size)
         finally:
             os.close(fd)
-        read.append((i, key, hash_bytes(data), data))
-    present = objects.packed_digests()
+        read.append((i, hash_bytes(data), data))
     done: list[Done] = []
-    for i, key, digest, data in read:
+    for i, digest, data in read:
         new = digest not in present and digest not in pack
         if new:
             pack.add(digest, data)
-        done.append((i, key, digest, len(data), new))
+        done.append((i, digest, len(data), new))
     return done
-
-
-def _collect(
-    done: list[Done],
-    items: list[tuple[str, str]],
-    entries: list[ManifestEntry | None],
-    rows: list[tuple[int, int, int, int, str]],
-    now_ns: int,
-    progress: Progress,
-) -> bool:
-    wrote = False
-    for i, key, digest, size, new in done:
-        local, name = items[i]
-        entries[i] = ManifestEntry(name, digest, size, local_path=local)
-        if key[2] == size and now_ns - key[3] > RACY_WINDOW_NS:
-            rows.append((key[0], key[1], key[2], key[3], digest))
-        wrote |= new
-        progress(1, size)
-    return wrote
 
 
 def file_items(path: str | os.PathLike, name: str | None = None) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from wbtool.artifacts.artifact import Artifact, _check_metadata
 from wbtool.artifacts.registry import VersionRecord
 from wbtool.context import Context
 from wbtool.errors import ConflictError, NotFoundError, UsageError
-from wbtool.hashing import hash_bytes
+from wbtool.hashing import new_hasher
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path, validate_name, validate_type
 
@@ -74,7 +74,7 @@ def walk_paths(
         elif os.path.isfile(p):
             st = os.stat(p)
             out.files.append((p, prefix or validate_entry_path(os.path.basename(p))))
-            out.stats.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+            out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         else:
             raise NotFoundError(what="file or folder", name=p)
     return out
@@ -99,15 +99,15 @@ def collect(
 def tree_fingerprint(walked: ingest.WalkResult) -> str | None:
     """A digest of every (path, device, inode, size, mtime) of a walk, or None
     when a file changed too recently for its mtime to be trusted."""
-    now = time.time_ns()
-    order = sorted(range(len(walked.files)), key=lambda i: walked.files[i][1])
-    parts = []
-    for i in order:
-        dev, ino, size, mtime = walked.stats[i]
-        if now - mtime <= ingest.RACY_WINDOW_NS:
-            return None
-        parts.append(f"{walked.files[i][1]}\0{dev}\0{ino}\0{size}\0{mtime}\n")
-    return hash_bytes("".join(parts).encode("utf-8", "surrogateescape"))
+    # In walk order: an unchanged folder lists the same way again; if the
+    # order changed, so did the folder, and a miss is merely slower.
+    mtimes = walked.stats[3::4]
+    if mtimes and time.time_ns() - max(mtimes) <= ingest.RACY_WINDOW_NS:
+        return None
+    h = new_hasher()
+    h.update("\0".join(rel for _, rel in walked.files).encode("utf-8", "surrogateescape"))
+    h.update(walked.stats.tobytes())
+    return h.hexdigest()
 
 
 def _tree_key(paths: Sequence[str], name_in_artifact: str | None) -> str:

@@ -188,7 +188,8 @@ class Index:
         }
 
     def stat_cache_put(self, rows: Iterable[tuple[int, int, int, int, str]]) -> None:
-        ordered = sorted(rows)  # inserts in key order are much faster
+        ordered = rows if isinstance(rows, list) else list(rows)
+        ordered.sort()  # inserts in key order are much faster
         with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, digest)"

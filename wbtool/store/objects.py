@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 PackLocation = tuple[str, int, int]  # pack file path, offset, size
 
 SMALL = 4 << 20  # files up to this size are read whole, then hashed
+MAP_WINDOW = 16 << 20  # hash large files through a memory map this big at a time
+RACY_NS = 1_000_000_000  # a file written this recently may still be changing
 OBJECT_MODE = 0o444
 
 
@@ -58,11 +62,12 @@ class ObjectStore:
         if self._index is None:
             raise RuntimeError("this object store has no index for packs")
         index = self._index()
-        ordered = sorted(rows)  # B-tree inserts in key order are several times faster
+        ordered = rows if isinstance(rows, list) else list(rows)
+        ordered.sort()  # B-tree inserts in key order are several times faster
         with index.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?,?,?,?)",
-                [(d, name, off, size) for d, off, size in ordered],
+                ((d, name, off, size) for d, off, size in ordered),
             )
         if self._packed_set is not None:
             self._packed_set.update(d for d, _, _ in ordered)
@@ -212,19 +217,13 @@ class ObjectStore:
                     os.chmod(tmp, OBJECT_MODE)
                     return digest, size, self._publish(tmp, digest)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
-            h = new_hasher()
-            size = 0
             try:
-                while True:
-                    chunk = os.read(fd, 4 * CHUNK)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    fsutil.write_all(out, chunk)
-                    size += len(chunk)
+                result = _copy_hashing_in_kernel(fd, out)
+                if result is None:
+                    result = _copy_hashing_in_user(fd, out)
             finally:
                 os.close(out)
-            digest = h.hexdigest()
+            digest, size = result
             return digest, size, self._publish(tmp, digest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -352,6 +351,63 @@ class ObjectStore:
         except FileNotFoundError:
             return 0
         return size
+
+
+def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
+    """Read, hash and write each chunk: the object holds exactly what was hashed."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.lseek(out, 0, os.SEEK_SET)
+    os.ftruncate(out, 0)
+    h = new_hasher()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := os.readv(fd, [buf]):
+        h.update(view[:n])
+        fsutil.write_all(out, view[:n])
+        size += n
+    return h.hexdigest(), size
+
+
+def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
+    """Hash the source through a sliding memory map while the kernel copies it
+    (copy_file_range): each byte is read once from the page cache and never
+    copied through user space. None where the kernel cannot (or the source is
+    being written to right now), so the caller copies in user space instead.
+
+    If the source changes during the copy, None as well: the user-space copy
+    that follows hashes exactly the bytes it writes.
+    """
+    cfr = getattr(os, "copy_file_range", None)
+    before = os.fstat(fd)
+    if cfr is None or time.time_ns() - before.st_mtime_ns < RACY_NS or before.st_size == 0:
+        return None
+    size = before.st_size
+    h = new_hasher()
+    off = 0
+    try:
+        while off < size:
+            n = min(MAP_WINDOW, size - off)
+            with mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off) as window:
+                h.update(window)
+            done = 0
+            while done < n:
+                copied = cfr(fd, out, n - done, off + done, off + done)
+                if copied == 0:  # the file shrank meanwhile
+                    return None
+                done += copied
+            off += n
+    except OSError as e:
+        if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                       errno.ENODEV, errno.EBADF):
+            return None
+        raise
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        before.st_size, before.st_mtime_ns, before.st_ctime_ns
+    ):
+        return None  # changed under us: copy again in user space
+    return h.hexdigest(), size
 
 
 def read_all(fd: int, size_hint: int) -> bytes:

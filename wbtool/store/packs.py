@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from wbtool import fsutil
@@ -35,8 +35,12 @@ WRITE_BUFFER = 1 << 20
 class PackWriter:
     """Appends objects to a temporary pack; :meth:`flush` publishes it."""
 
-    def __init__(self, objects: ObjectStore, target_size: int = PACK_TARGET) -> None:
+    def __init__(
+        self, objects: ObjectStore, target_size: int = PACK_TARGET,
+        on_publish: Callable[[str, list[tuple[str, int, int]]], None] | None = None,
+    ) -> None:
         self.objects = objects
+        self.on_publish = on_publish or objects.index_pack
         self.target = target_size
         self._fd: int | None = None
         self._tmp = ""
@@ -94,7 +98,7 @@ class PackWriter:
             os.unlink(self._tmp)
         else:
             os.rename(self._tmp, final)
-        self.objects.index_pack(name, self._rows)
+        self.on_publish(name, self._rows)
         self._rows = []
         self._pending = set()
         self.packs_written += 1

@@ -1,0 +1,120 @@
+"""Command line of the benchmarks: ``python -m bench artifact|startup``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import artifact, startup
+from bench.datasets import DATASET_KEYS
+from bench.runner import find_wbtool
+
+
+def _sizes(text: str) -> list[str]:
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [key for key in keys if key not in DATASET_KEYS]
+    if not keys or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(DATASET_KEYS)}, got {text!r}"
+        )
+    return list(dict.fromkeys(keys))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks for wbtool, with the targets they are held to.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    art = sub.add_parser(
+        "artifact",
+        help="time 'wbtool artifact log' and 'checkout' against cp, cat, tar and hashing",
+        description=(
+            "Time 'wbtool artifact log' (cold, warm, immutable) and 'wbtool artifact "
+            "checkout' (copy, hardlink) against cp -r, cp -a, cp -al, cat, tar and plain "
+            "xxh3-128 hashing, on generated data sets: a = one 1 GiB file, b = 10,000 "
+            "files of 10 KiB, c = 100,000 files of 1 KiB (or --files N)."
+        ),
+    )
+    art.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=list(DATASET_KEYS),
+        metavar="a,b,c",
+        help="data sets to run (default: a,b,c)",
+    )
+    art.add_argument(
+        "--files",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="number of 1 KiB files in data set c (default: 100,000)",
+    )
+    art.add_argument(
+        "--repeat", type=_positive, default=3, metavar="R", help="timed runs per case (default: 3)"
+    )
+    art.add_argument(
+        "--root",
+        type=Path,
+        default=Path("bench-data"),
+        metavar="DIR",
+        help="where data sets are generated and kept, and scratch space (default: ./bench-data)",
+    )
+    art.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to time")
+    art.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    st = sub.add_parser(
+        "startup",
+        help="time 'import wbtool' and 'wbtool --help'",
+        description=(
+            "Median cumulative time of 'import wbtool' (python -X importtime) and median "
+            "wall time of 'wbtool --help'."
+        ),
+    )
+    st.add_argument(
+        "--repeat", type=_positive, default=10, metavar="R", help="runs of each (default: 10)"
+    )
+    st.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to time")
+    st.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        wbtool = find_wbtool(args.wbtool)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "artifact":
+        return artifact.main(
+            sizes=args.sizes,
+            files=args.files,
+            repeat=args.repeat,
+            root=args.root,
+            wbtool=wbtool,
+            as_json=args.json,
+        )
+    return startup.main(repeat=args.repeat, wbtool=wbtool, as_json=args.json)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``); say nothing more.
+        sys.stderr.close()
+        sys.exit(1)
