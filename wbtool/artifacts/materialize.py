@@ -150,9 +150,10 @@ def materialize(
             src = objects.path(entry.digest)
             mode = link
             loc = locations.get(entry.digest)
-            if loc is not None and mode != "copy":
-                objects.explode(entry.digest, loc)  # links need a file of its own
-                loc = None
+            if loc is not None:
+                # A packed object has no file of its own to link to; unpacking
+                # it first would cost a file creation anyway, so copy it.
+                mode = "copy"
         if parent in dirs.fresh:
             st = None  # a folder made by this download holds only what it wrote
         else:

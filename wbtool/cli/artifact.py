@@ -322,7 +322,7 @@ def download(
         None, "--path-prefix", help="Only entries whose path starts with this."),
     link: Link = typer.Option(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
-        "symlink give read-only files."),
+        "symlink give read-only files (small packed files are always copied)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -355,7 +355,7 @@ def checkout(
     directory: str = typer.Argument(..., help="Folder to make identical to the version."),
     link: Link = typer.Option(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
-        "symlink give read-only files."),
+        "symlink give read-only files (small packed files are always copied)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
