@@ -182,10 +182,11 @@ def materialize(
                 objects.copy_to(entry.digest, str(dest), loc)
             else:
                 _write(src, str(dest), mode, entry)
+        except FileExistsError:
+            raise  # not ours: something else created it meanwhile; leave it
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                if not os.path.islink(dest) or mode == "symlink":
-                    os.unlink(dest)
+                os.unlink(dest)  # our partial file (or link)
             raise
         return "written", entry.size or 0
 
