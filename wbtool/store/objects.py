@@ -384,24 +384,38 @@ def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
         return None
     size = before.st_size
     h = new_hasher()
-    off = 0
+    copy_error: list[BaseException] = []
+
+    def copy() -> None:  # in the kernel, without the GIL, beside the hashing
+        done = 0
+        try:
+            while done < size:
+                copied = cfr(fd, out, size - done, done, done)
+                if copied == 0:  # the file shrank meanwhile
+                    raise OSError(errno.EINVAL, "source shrank during the copy")
+                done += copied
+        except BaseException as e:
+            copy_error.append(e)
+
+    copier = threading.Thread(target=copy, name="wbtool-copy", daemon=True)
+    copier.start()
     try:
+        off = 0
         while off < size:
             n = min(MAP_WINDOW, size - off)
             with mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off) as window:
                 h.update(window)
-            done = 0
-            while done < n:
-                copied = cfr(fd, out, n - done, off + done, off + done)
-                if copied == 0:  # the file shrank meanwhile
-                    return None
-                done += copied
             off += n
-    except OSError as e:
-        if e.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
-                       errno.ENODEV, errno.EBADF):
+    finally:
+        copier.join()
+    if copy_error:
+        e = copy_error[0]
+        if isinstance(e, OSError) and e.errno in (
+            errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV,
+            errno.EBADF,
+        ):
             return None
-        raise
+        raise e
     after = os.fstat(fd)
     if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
         before.st_size, before.st_mtime_ns, before.st_ctime_ns
