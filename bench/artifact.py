@@ -118,6 +118,7 @@ def rows_for(spec: DatasetSpec, cases: Sequence[c.Case]) -> list[Row]:
     by_name = {case.name: case for case in cases}
     order = [
         c.COLD,
+        c.COLD_NOSYNC,
         c.WARM,
         c.IMMUTABLE,
         c.CHECKOUT_COPY,
@@ -125,12 +126,14 @@ def rows_for(spec: DatasetSpec, cases: Sequence[c.Case]) -> list[Row]:
         c.WANDB,
         c.DVC,
         c.CP_R,
+        c.CP_R_SYNC,
         c.CP_A,
         c.CP_AL,
         c.HASH,
         c.CAT,
         c.TAR,
     ]
+    order += [name for name in by_name if name not in order]
     rows = []
     for name in order:
         case = by_name[name]
