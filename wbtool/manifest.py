@@ -137,12 +137,22 @@ class Manifest:
         return "{" + body + "}"
 
     def serialize(self) -> tuple[str, bytes]:
-        """(artifact digest, canonical bytes), computing the JSON once."""
-        body = self.entries_json().encode("utf-8")
-        return hash_bytes(body), (
-            b'{"entries":' + body
-            + f',"hash":"{ALGORITHM}","version":{FORMAT_VERSION}'.encode() + b"}"
-        )
+        """(artifact digest, canonical bytes), built in one pass without holding
+        the JSON of every entry at once (10^6 entries stay in modest memory)."""
+        out = bytearray(b'{"entries":')
+        start = len(out)
+        entries = self.entries
+        out += b"{"
+        first = True
+        for p in sorted(entries):
+            if not first:
+                out += b","
+            first = False
+            out += (_jstr(p) + ":" + _entry_json(entries[p])).encode("utf-8")
+        out += b"}"
+        digest = hash_bytes(memoryview(out)[start:])
+        out += f',"hash":"{ALGORITHM}","version":{FORMAT_VERSION}'.encode() + b"}"
+        return digest, bytes(out)
 
     def to_bytes(self) -> bytes:
         """The canonical serialisation (sorted keys, no whitespace, UTF-8)."""

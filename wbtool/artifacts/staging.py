@@ -155,6 +155,9 @@ def log_paths(
             return rec, walked.skipped
     entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
                                     walked=walked)
+    del walked  # the walk's lists are large; the entries are all that is needed now
+    for e in entries:
+        e.local_path = None
     art = commit(ctx, project, name, extra_entries=entries, type=type, description=description,
                  metadata=metadata, aliases=aliases, tags=tags, run_id=run_id, new_objects=new)
     if fingerprint is not None and draft is None:
