@@ -25,7 +25,7 @@ from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
 from wbtool.store.objects import ObjectStore, read_all
-from wbtool.store.packs import PACK_MAX, PackWriter
+from wbtool.store.packs import PACK_MAX, PackRows, PackWriter
 
 log = logging.getLogger("wbtool")
 
@@ -178,7 +178,7 @@ def ingest(
     if len(small) < MIN_PACKED:
         large, small = small + large, []
 
-    fresh: list[tuple[int, str]] = []  # (item index, digest) for the stat cache
+    fresh = array("q")  # indices of items whose stat + digest go to the stat cache
     wrote_any = False
     objects = store.objects
     collect = _Collector(items, entries, stats, fresh, progress)
@@ -205,10 +205,12 @@ def ingest(
                 for done in pool.map(work, batches):
                     wrote_any |= collect(done)
     if fresh and not skip_cache:
-        fresh.sort(key=lambda r: (stats[4 * r[0]], stats[4 * r[0] + 1]))
+        order = sorted(fresh, key=lambda i: (stats[4 * i], stats[4 * i + 1]))
+        del fresh
         store.index.stat_cache_put(
-            (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3], digest)
-            for i, digest in fresh
+            (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3],
+             entries[i].digest)  # type: ignore[union-attr]
+            for i in order
         )
     return [e for e in entries if e is not None], wrote_any
 
@@ -218,7 +220,7 @@ class _Collector:
 
     def __init__(
         self, items: list[tuple[str, str]], entries: list[ManifestEntry | None],
-        stats: array[int], fresh: list[tuple[int, str]], progress: Progress,
+        stats: array[int], fresh: array[int], progress: Progress,
     ) -> None:
         self.items, self.entries, self.stats = items, entries, stats
         self.fresh, self.progress = fresh, progress
@@ -232,7 +234,7 @@ class _Collector:
             self.entries[i] = ManifestEntry(name, digest, size, local_path=local)
             # cache only what was read as stat'ed, and not changing right now
             if stats[4 * i + 2] == size and self.now_ns - stats[4 * i + 3] > RACY_WINDOW_NS:
-                self.fresh.append((i, digest))
+                self.fresh.append(i)
             wrote |= new
             self.progress(1, size)
         return wrote
@@ -253,15 +255,22 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
         half = len(small) // 2
         helper = _PackHelper(objects, small[half:], present)
         small = small[:half]
+    published = PackRows()  # indexed once, in key order, when both halves are done
+
+    def publish(name: str, rows: list[tuple[str, int, int]]) -> None:
+        published.add(name, rows)
+        present.update(d for d, _, _ in rows)  # later packs must not repeat these
+
     try:
-        with PackWriter(objects) as pack:
+        with PackWriter(objects, on_publish=publish) as pack:
             for k in range(0, len(small), PACK_BATCH):
                 yield _pack_batch(pack, small[k:k + PACK_BATCH], present)
         if helper is not None:
-            done, published = helper.result()
-            for name, rows in published:
-                objects.index_pack(name, rows)
+            done, theirs = helper.result()
+            for name, rows in theirs:
+                published.add(name, rows)
             yield done
+        objects.index_packs(published)
     finally:
         if helper is not None:
             helper.stop()

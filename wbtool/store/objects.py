@@ -23,6 +23,7 @@ from wbtool.hashing import CHUNK, hash_bytes, hash_fd, is_digest, new_hasher
 
 if TYPE_CHECKING:
     from wbtool.store.index import Index
+    from wbtool.store.packs import PackRows
 
 PackLocation = tuple[str, int, int]  # pack file path, offset, size
 
@@ -71,6 +72,20 @@ class ObjectStore:
             )
         if self._packed_set is not None:
             self._packed_set.update(d for d, _, _ in ordered)
+
+    def index_packs(self, rows: PackRows) -> None:
+        """Index the objects of several published packs in one sorted pass."""
+        if not len(rows):
+            return
+        if self._index is None:
+            raise RuntimeError("this object store has no index for packs")
+        with self._index().transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?,?,?,?)",
+                rows.sorted_rows(),
+            )
+        if self._packed_set is not None:
+            self._packed_set.update(rows.digests)
 
     def packed_digests(self) -> set[str]:
         """Every packed digest, loaded once per process (for bulk presence checks)."""

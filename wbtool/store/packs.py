@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from array import array
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,34 @@ class PackWriter:
             self.flush()
         else:
             self.abort()
+
+
+class PackRows:
+    """Index rows of published packs, kept compact until they are inserted."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.digests: list[str] = []
+        self.packs = array("i")
+        self.offsets = array("q")
+        self.sizes = array("q")
+
+    def add(self, name: str, rows: list[tuple[str, int, int]]) -> None:
+        self.names.append(name)
+        pack = len(self.names) - 1
+        for digest, offset, size in rows:
+            self.digests.append(digest)
+            self.packs.append(pack)
+            self.offsets.append(offset)
+            self.sizes.append(size)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def sorted_rows(self) -> Iterator[tuple[str, str, int, int]]:
+        """(digest, pack, offset, size) in digest order."""
+        for i in sorted(range(len(self.digests)), key=self.digests.__getitem__):
+            yield self.digests[i], self.names[self.packs[i]], self.offsets[i], self.sizes[i]
 
 
 def scan_pack(path: str) -> Iterator[tuple[str, int, int]]:
