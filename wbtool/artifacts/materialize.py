@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from wbtool import fsutil
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
-from wbtool.hashing import hash_file
+from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
@@ -342,15 +342,41 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike) -> None:
         raise VerificationError(message=f"{root_path}: {shown}", problems=problems)
 
 
-def verify_objects(store: Store, manifest: Manifest) -> list[str]:
-    """Paths whose stored object is missing or corrupt (empty when all is well)."""
-    entries = [e for e in manifest if e.ref is None]
-    locations = store.objects.locate_many(e.digest for e in entries)
+def verify_objects(
+    store: Store, manifest: Manifest, progress: Progress = _no_progress
+) -> list[str]:
+    """Paths whose stored object is missing or corrupt (empty when all is well).
 
-    def check(e: ManifestEntry) -> str | None:
-        return None if store.objects.verify(e.digest, locations.get(e.digest)) else e.path
+    Packed objects are checked pack by pack in file order (sequential reads,
+    constant memory); loose ones by a thread pool.
+    """
+    wanted = {e.digest for e in manifest if e.ref is None}
+    bad: set[str] = set()
+    checked: set[str] = set()
+    objects = store.objects
+    rows = store.index.db.execute(
+        "SELECT digest, pack, offset, size FROM packed ORDER BY pack, offset")
+    for digest, pack, offset, size in rows:
+        if digest not in wanted or digest in checked:
+            continue
+        loc = (objects.pack_path(pack), offset, size)
+        try:
+            ok = hash_bytes(objects.read_packed(loc)) == digest
+        except (OSError, CorruptObjectError):
+            ok = False
+        if ok:
+            checked.add(digest)  # else: a loose copy may still be good, checked below
+        progress(1, size)
+    loose = [d for d in wanted if d not in checked]
+    del checked
 
-    workers = min(8, (os.cpu_count() or 2) * 2)
+    def check(digest: str) -> tuple[str, bool]:
+        return digest, objects.verify(digest)
+
+    workers = min(4, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        bad = [p for p in pool.map(check, entries, chunksize=64) if p is not None]
-    return sorted(bad)
+        for digest, ok in pool.map(check, loose, chunksize=16):
+            if not ok:
+                bad.add(digest)
+            progress(1, 0)
+    return sorted(e.path for e in manifest if e.ref is None and e.digest in bad)

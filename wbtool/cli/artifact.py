@@ -401,7 +401,8 @@ def verify(
             raise
         target = root
     else:
-        bad = materialize.verify_objects(ctx.store, manifest)
+        with output.progress(f"verifying {rec.name}:{rec.version}", len(manifest)) as cb:
+            bad = materialize.verify_objects(ctx.store, manifest, progress=cb)
         if bad:
             if as_json:
                 output.emit_json("artifact verify", {"artifact": label, "ok": False,
