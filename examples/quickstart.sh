@@ -3,13 +3,19 @@
 # it, log again, verify, check a version out and compare.
 set -euo pipefail
 
+# The 'wbtool' script lands in the Python's bin folder, which may not be on
+# PATH; 'python -m wbtool' always works.
+if ! command -v wbtool >/dev/null 2>&1; then
+    wbtool() { "${PYTHON:-python}" -m wbtool "$@"; }
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/wbtool-quickstart.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export WBTOOL_DIR="$work/.wbtool"
 
 echo "== making a small data set in $work/data"
-python - <<'PY'
+"${PYTHON:-python}" - <<'PY'
 import os, random
 random.seed(0)
 for split in ("train", "test"):
