@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Time commands as users run them: with byte-code caches. A shell that sets
+    # PYTHONDONTWRITEBYTECODE would make every wbtool run compile itself anew.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         wbtool = find_wbtool(args.wbtool)
     except FileNotFoundError as exc:

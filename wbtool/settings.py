@@ -302,14 +302,14 @@ def system_settings_path(environ: Mapping[str, str]) -> Path:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except OSError as e:
         raise SettingsError(name=str(path), reason=e.strerror or str(e)) from None
+    import yaml
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:

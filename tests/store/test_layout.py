@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from wbtool.errors import StoreFormatError
+from wbtool.errors import StoreError, StoreFormatError
 from wbtool.store.index import Index
 from wbtool.store.layout import Store, discover
 
@@ -49,3 +49,18 @@ def test_unknown_index_schema_refused(store_dir: Path) -> None:
     store.close()
     with pytest.raises(StoreFormatError):
         Index(store_dir / "index.db")
+
+
+def test_config_is_written_as_json_and_hand_written_yaml_is_read(store_dir: Path) -> None:
+    import json
+
+    Store.open(store_dir)
+    doc = json.loads((store_dir / "config.yaml").read_text())  # JSON is valid YAML
+    assert doc == {"default_remote": None, "format": 1, "remotes": {}}
+    (store_dir / "config.yaml").write_text(
+        "# edited by hand\nformat: 1\ndefault_remote: team\nremotes:\n  team: s3://b/p\n")
+    store = Store.open(store_dir)
+    assert store.config["remotes"] == {"team": "s3://b/p"}
+    (store_dir / "config.yaml").write_text("format: [1\n")
+    with pytest.raises(StoreError, match="not valid YAML"):
+        Store.open(store_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -44,6 +45,26 @@ def discover(
     return start / STORE_DIRNAME
 
 
+def _dump_config(doc: dict[str, Any]) -> bytes:
+    # JSON is valid YAML, and reading it back needs no YAML parser (whose
+    # import would cost every command tens of milliseconds).
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _load_config(text: str) -> Any:
+    """Parse config.yaml: JSON-style as written by wbtool, any YAML by hand."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(str(e)) from None
+
+
 class Store:
     """An opened store folder. Cheap to construct; opens the index lazily."""
 
@@ -66,8 +87,6 @@ class Store:
         return store
 
     def _initialise(self) -> None:
-        import yaml
-
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("tmp", "runs", "objects"):
@@ -75,7 +94,7 @@ class Store:
             self.objects.ensure_layout()
             doc: dict[str, Any] = {"format": FORMAT_VERSION, "default_remote": None,
                                    "remotes": {}}
-            data = yaml.safe_dump(doc, sort_keys=True).encode()
+            data = _dump_config(doc)
             try:
                 # Publish config.yaml exclusively: two processes creating the
                 # store at once both end up with one valid config.
@@ -90,13 +109,13 @@ class Store:
     @property
     def config(self) -> dict[str, Any]:
         if self._config is None:
-            import yaml
-
             path = self.path / "config.yaml"
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as e:
-                raise StoreError(f"cannot read {path}: {e}") from None
+                doc = _load_config(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
+            except ValueError as e:
+                raise StoreError(f"{path} is not valid YAML: {e}") from None
             if not isinstance(doc, dict):
                 raise StoreError(f"{path}: not a wbtool store config")
             if doc.get("format") != FORMAT_VERSION:
@@ -107,13 +126,9 @@ class Store:
         return self._config
 
     def save_config(self, doc: dict[str, Any]) -> None:
-        import yaml
-
         doc = {**doc, "format": FORMAT_VERSION}
-        fsutil.atomic_write(
-            self.path / "config.yaml", yaml.safe_dump(doc, sort_keys=True).encode(),
-            staging=self.path / "tmp",
-        )
+        fsutil.atomic_write(self.path / "config.yaml", _dump_config(doc),
+                            staging=self.path / "tmp")
         self._config = doc
 
     @property
