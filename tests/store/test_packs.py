@@ -110,3 +110,20 @@ def test_gc_repacks_mostly_dead_packs(cli: Cli, tmp_path: Path, store_dir: Path)
     assert len(packs) == 1
     assert len(list((store_dir / "objects" / "pack").iterdir())) == 1
     cli("artifact", "verify", "part", check=True)
+
+
+def test_many_files_are_packed_and_written_by_two_processes(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    """Enough small files that a forked helper packs and writes half of them."""
+    files = {f"d{i % 50}/f{i}.txt": b"%d\n" % i * (i % 7 + 1) for i in range(4500)}
+    data = make_tree(tmp_path / "data", files)
+    res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["file_count"] == len(files)
+    rows = packed_rows(store_dir)
+    assert {r[0] for r in rows} == {hash_bytes(v) for v in files.values()}
+    assert len({r[1] for r in rows}) == 2  # one pack per process
+    out = tmp_path / "out"
+    cli("artifact", "checkout", "ds", str(out), check=True)
+    assert read_tree(out) == files
+    cli("artifact", "verify", "ds", "--root", str(out), check=True)

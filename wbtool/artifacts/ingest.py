@@ -8,9 +8,7 @@ means an unchanged file costs one ``stat``.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import stat as stat_mod
 import time
 from array import array
@@ -18,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from wbtool import forked
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
@@ -250,10 +248,9 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
     """
     present = objects.packed_digests()
     helper = None
-    if (len(small) >= PARALLEL_SMALL_MIN and (os.cpu_count() or 1) > 1
-            and "fork" in multiprocessing.get_all_start_methods()):
+    if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
         half = len(small) // 2
-        helper = _PackHelper(objects, small[half:], present)
+        helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small[half:], present)
         small = small[:half]
     published = PackRows()  # indexed once, in key order, when both halves are done
 
@@ -276,57 +273,18 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
             helper.stop()
 
 
-class _PackHelper:
-    """A forked process packing a share of the small files."""
-
-    def __init__(self, objects: ObjectStore, share: list[Miss], present: set[str]) -> None:
-        ctx = multiprocessing.get_context("fork")
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=_helper_main, args=(send, objects.root, objects.tmp, share, present),
-            name="wbtool-pack", daemon=True,
-        )
-        self._proc.start()
-        send.close()
-
-    def result(self) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
-        try:
-            status, payload = self._recv.recv()
-        except EOFError:
-            raise RuntimeError("the packing helper process died") from None
-        if status != "ok":
-            raise OSError(payload)
-        return payload
-
-    def stop(self) -> None:
-        """Wait for the helper; interrupt it first if it is still working."""
-        if self._proc.is_alive():
-            self._proc.join(timeout=0.05)
-        if self._proc.is_alive() and self._proc.pid is not None:
-            os.kill(self._proc.pid, signal.SIGINT)  # it cleans up its temp pack
-            self._proc.join(timeout=30)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
-        self._recv.close()
-
-
-def _helper_main(send: Any, root: str, tmp: str, share: list[Miss], present: set[str]) -> None:
+def _pack_share(
+    root: str, tmp: str, share: list[Miss], present: set[str]
+) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
+    """In a forked helper: pack ``share``; the parent indexes what is published."""
     published: list[tuple[str, list[tuple[str, int, int]]]] = []
-    objects = ObjectStore(root, tmp)  # no index: the parent indexes what is published
-    try:
-        done: list[Done] = []
-        with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
-                        ) as pack:
-            for k in range(0, len(share), PACK_BATCH):
-                done.extend(_pack_batch(pack, share[k:k + PACK_BATCH], present))
-        send.send(("ok", (done, published)))
-    except KeyboardInterrupt:
-        send.send(("error", "interrupted"))
-    except OSError as e:
-        send.send(("error", f"{e.strerror or e}: {e.filename or ''}"))
-    finally:
-        send.close()
+    objects = ObjectStore(root, tmp)
+    done: list[Done] = []
+    with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
+                    ) as pack:
+        for k in range(0, len(share), PACK_BATCH):
+            done.extend(_pack_batch(pack, share[k:k + PACK_BATCH], present))
+    return done, published
 
 
 def _pack_batch(pack: PackWriter, batch: list[Miss], present: set[str]) -> list[Done]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from wbtool import fsutil
+from wbtool import forked, fsutil
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
@@ -29,6 +29,7 @@ LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 Progress = Callable[[int, int], None]
 BATCH = 4
 PARALLEL_MIN = 1 << 20  # files above this size are written by a thread pool
+PARALLEL_SERIAL_MIN = 4000  # from this many small files on, a forked helper writes half
 
 
 def _no_progress(files: int, nbytes: int) -> None:
@@ -209,10 +210,20 @@ def materialize(
                 if not ((e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink"))]
     batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
     workers = min(4, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(workers, thread_name_prefix="wbtool-out") as pool:
+    helper = None
+    if len(serial) >= PARALLEL_SERIAL_MIN and forked.can_fork():
+        # folders exist already, so a forked helper can take half the files
+        half = len(serial) // 2
+        helper = forked.ForkedJob(run_batch, serial[half:])
+        serial = serial[:half]
+    with contextlib.ExitStack() as stack:
+        if helper is not None:
+            stack.callback(helper.stop)
+        pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="wbtool-out"))
         results = itertools.chain(
             (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
             map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches),
+            (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
         )
         for done in results:
             for what, n, path in done:
