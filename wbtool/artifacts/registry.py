@@ -75,6 +75,15 @@ class VersionRecord:
         }
 
 
+def _latest(db: sqlite3.Connection, coll_id: int) -> tuple[int, str] | None:
+    """(id, digest) of a collection's newest version."""
+    row = db.execute(
+        "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
+        (coll_id,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
 def _check_labels(aliases: Any, tags: Any) -> None:
     for a in aliases:
         if a != "latest":
@@ -241,10 +250,7 @@ class Registry:
     ) -> VersionRecord:
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
-            latest = db.execute(
-                "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
-                (coll_id,),
-            ).fetchone()
+            latest = _latest(db, coll_id)
             if latest is not None and latest[1] == digest:  # another process won the race
                 return self._attach(db, coll_id, latest[0], aliases, tags, run_id)
             idx = db.execute(
@@ -278,10 +284,7 @@ class Registry:
             return None
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
-            latest = db.execute(
-                "SELECT id, digest FROM versions WHERE collection_id=? ORDER BY idx DESC LIMIT 1",
-                (coll_id,),
-            ).fetchone()
+            latest = _latest(db, coll_id)
             if latest is None or latest[1] != digest:
                 return None
             return self._attach(db, coll_id, latest[0], aliases, tags, run_id)
