@@ -16,7 +16,6 @@ import errno
 import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 
@@ -191,10 +190,3 @@ def _copy_fd(sfd: int, dfd: int, size: int) -> None:
             return
         write_all(dfd, chunk)
 
-
-def is_within(root: Path, path: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True

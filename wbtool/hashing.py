@@ -9,7 +9,7 @@ import xxhash
 
 ALGORITHM = "xxh3-128"
 CHUNK = 1 << 20  # 1 MiB
-MMAP_THRESHOLD = 64 << 20  # files above this are read in bigger chunks
+BIG_FILE = 64 << 20  # files above this are read in bigger chunks
 BIG_CHUNK = 8 << 20
 DIGEST_LEN = 32
 
@@ -29,7 +29,7 @@ def hash_fd(fd: int, size: int | None = None) -> tuple[str, int]:
         size = os.fstat(fd).st_size
     h = new_hasher()
     total = 0
-    buf = bytearray(BIG_CHUNK if size >= MMAP_THRESHOLD else CHUNK)
+    buf = bytearray(BIG_CHUNK if size >= BIG_FILE else CHUNK)
     view = memoryview(buf)
     while True:
         n = os.readv(fd, [buf])

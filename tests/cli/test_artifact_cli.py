@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -304,22 +305,9 @@ def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command
     block = os.urandom(1 << 20)
     for i in range(40):  # 40 files of 8 MiB: long enough to interrupt
         (data / f"f{i:02d}.bin").write_bytes(block * 7 + i.to_bytes(4, "big") * (1 << 18))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wbtool", "artifact", command, "ds", str(data), "--type",
-         "dataset"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until the first objects appear, then interrupt
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if (store_dir / "objects").is_dir() and any(
-                (store_dir / "objects").glob("*/*")):
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the log finished before the interrupt arrived")
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    # interrupt once the first objects appear
+    interrupt_wbtool(["artifact", command, "ds", str(data), "--type", "dataset"], lambda: (
+        (store_dir / "objects").is_dir() and any((store_dir / "objects").glob("*/*"))), 0.01)
     assert versions(store_dir, "ds") == []
     db = sqlite3.connect(store_dir / "index.db")
     assert db.execute("SELECT COUNT(*) FROM drafts").fetchone()[0] == 0
@@ -330,6 +318,23 @@ def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command
     cli = Cli(tmp_path / "work")
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
     cli("artifact", "verify", "ds", check=True)
+
+
+def interrupt_wbtool(args: list[str], ready: Callable[[], bool], poll: float) -> None:
+    """Run wbtool, send SIGINT once ``ready()``, and check it stopped cleanly (130)."""
+    proc = subprocess.Popen([sys.executable, "-m", "wbtool", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            break
+        time.sleep(poll)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("wbtool finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
 
 
 def assert_store_complete(store_dir: Path) -> None:
@@ -349,21 +354,9 @@ def test_ctrl_c_while_packing_many_small_files(tmp_path: Path, store_dir: Path) 
         for i in range(200):
             (data / f"d{d}" / f"f{i}").write_bytes(os.urandom(2048))
     old = time.time() - 10
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(data), "--type",
-         "dataset"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        tmp = store_dir / "tmp"
-        if tmp.is_dir() and any(p.name.startswith(".pack.") for p in tmp.iterdir()):
-            break
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    if proc.returncode == 0:
-        pytest.skip("the log finished before the interrupt arrived")
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    tmp = store_dir / "tmp"
+    interrupt_wbtool(["artifact", "log", "ds", str(data), "--type", "dataset"], lambda: (
+        tmp.is_dir() and any(p.name.startswith(".pack.") for p in tmp.iterdir())), 0.002)
     time.sleep(0.5)  # the helper process exits on its own interrupt
     assert versions(store_dir, "ds") == []
     assert [p for p in (store_dir / "tmp").iterdir() if p.name != ".reflink-probe"] == []

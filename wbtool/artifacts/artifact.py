@@ -391,7 +391,7 @@ class Artifact:
         ctx = self._context()
         entries, new = ingest.ingest(
             ctx.store, walked.files, immutable=immutable, skip_cache=bool(skip_cache),
-            progress=getattr(self, "_progress", ingest._no_progress), validated=True,
+            validated=True,
             stats=walked.stats,
         )
         self._new_objects |= new
@@ -569,7 +569,6 @@ class Artifact:
         materialize.materialize(
             self._context().store, self._manifest, target, path_prefix=path_prefix,
             link=link, allow_missing_references=allow_missing_references,
-            progress=getattr(self, "_progress", materialize._no_progress),
         )
         return str(Path(target).absolute())
 
@@ -595,7 +594,6 @@ class Artifact:
         materialize.remove_extras(target, self._manifest)
         materialize.materialize(
             self._context().store, self._manifest, target, link=link, replace=True,
-            progress=getattr(self, "_progress", materialize._no_progress),
         )
         return str(Path(target).absolute())
 

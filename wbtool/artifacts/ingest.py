@@ -15,7 +15,6 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from wbtool import forked
 from wbtool.hashing import hash_bytes
@@ -304,7 +303,3 @@ def _pack_batch(pack: PackWriter, batch: list[Miss], present: set[str]) -> list[
         done.append((i, digest, len(data), new))
     return done
 
-
-def file_items(path: str | os.PathLike, name: str | None = None) -> list[tuple[str, str]]:
-    p = Path(path)
-    return [(os.fspath(p), name if name is not None else p.name)]

@@ -204,10 +204,11 @@ def materialize(
     locations = objects.locate_many(e.digest for e in entries if e.ref is None)
     # Many small files are a stream of short system calls, which threads only
     # slow down (they fight over the GIL); large files go to a thread pool.
-    serial = [e for e in entries
-              if (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")]
-    parallel = [e for e in entries
-                if not ((e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink"))]
+    serial: list[ManifestEntry] = []
+    parallel: list[ManifestEntry] = []
+    for e in entries:
+        small = (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")
+        (serial if small else parallel).append(e)
     batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
     workers = min(4, (os.cpu_count() or 2) * 2)
     helper = None

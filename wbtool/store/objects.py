@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wbtool import fsutil
@@ -130,10 +129,6 @@ class ObjectStore:
         rest = [d for d in wanted if d not in known]
         packed = self.locate_many(rest)  # so ask the index about the rest
         return [d for d in rest if d not in packed and not os.path.exists(self.path(d))]
-
-    def size(self, digest: str) -> int:
-        loc = self.locate(digest)
-        return loc[2] if loc else os.stat(self.path(digest)).st_size
 
     def __iter__(self) -> Iterator[str]:
         """Every digest present, loose or packed (order unspecified)."""
@@ -326,20 +321,6 @@ class ObjectStore:
         finally:
             os.close(fd)
 
-    def explode(self, digest: str, loc: PackLocation | None = None) -> str:
-        """Make sure the object exists as a loose file (for links); its path."""
-        path = self.path(digest)
-        if os.path.exists(path):
-            return path
-        loc = loc or self.locate(digest)
-        if loc is None:
-            raise CorruptObjectError(digest=digest, path=self.root)
-        data = self.read_packed(loc)
-        if hash_bytes(data) != digest:
-            raise CorruptObjectError(digest=digest, path=self.root)
-        self.put_bytes(data)
-        return path
-
     def verify(self, digest: str, loc: PackLocation | None = None) -> bool:
         """True when the object exists and its content matches its name."""
         try:
@@ -451,6 +432,3 @@ def read_all(fd: int, size_hint: int) -> bytes:
         parts.append(chunk)
     return b"".join(parts)
 
-
-def object_path(root: str | Path, digest: str) -> str:
-    return f"{os.fspath(root)}/{digest[:2]}/{digest[2:]}"
