@@ -13,28 +13,63 @@ if TYPE_CHECKING:
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
+    from wbtool.runs.init import init
+    from wbtool.runs.run import Run
+    from wbtool.runs.toplevel import (
+        alert,
+        define_metric,
+        finish,
+        link_model,
+        log,
+        log_artifact,
+        log_model,
+        mark_preempting,
+        restore,
+        save,
+        unwatch,
+        use_artifact,
+        use_model,
+        watch,
+    )
     from wbtool.settings import Settings
 
-__all__ = ["Api", "Artifact", "Settings", "WbtoolError", "__version__"]
+__all__ = [
+    "Api", "Artifact", "Run", "Settings", "WbtoolError", "__version__", "alert",
+    "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
+    "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
+]
 
+_TOPLEVEL = "wbtool.runs.toplevel"
 _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
     "Settings": "wbtool.settings",
     "WbtoolError": "wbtool.errors",
+    "Run": "wbtool.runs.run",
+    "init": "wbtool.runs.init",
+    **{name: _TOPLEVEL for name in (
+        "alert", "define_metric", "finish", "link_model", "log", "log_artifact", "log_model",
+        "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
+    )},
 }
+# Attributes that follow the current run, so they are looked up on each access.
+_DYNAMIC = {"config": "current_config", "summary": "current_summary"}
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _DYNAMIC:
+        return getattr(importlib.import_module(_TOPLEVEL), _DYNAMIC[name])()
+    if name == "run":
+        return importlib.import_module("wbtool.runs.current").current()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wbtool' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_DYNAMIC) | {"run"})

@@ -3,12 +3,15 @@ artifact look-ups, without a server)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wbtool.artifacts.artifact import Artifact
 from wbtool.context import Context
 from wbtool.errors import NotFoundError
 from wbtool.names import split_ref
+
+if TYPE_CHECKING:
+    from wbtool.runs.public import PublicRun
 
 
 class Api:
@@ -21,6 +24,26 @@ class Api:
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """``[project/]name[:version|alias]`` → the logged Artifact."""
         return Artifact._load(name, self._ctx, type=type)
+
+    def run(self, path: str) -> PublicRun:
+        """``entity/project/id``, ``project/id`` or ``id`` → the run."""
+        from wbtool.runs.public import get_run
+
+        return get_run(self._ctx, path)
+
+    def runs(self, path: str | None = None, filters: dict[str, Any] | None = None,
+             order: str = "-created_at", per_page: int = 50,
+             include_sweeps: bool = True) -> list[PublicRun]:
+        """Runs of a project (``project`` or ``entity/project``; default: the
+        current project), newest first, filtered as the reference's public API
+        does (``{"config.lr": {"$gt": 0.01}}``, ``{"state": "finished"}`` …)."""
+        from wbtool.runs.public import list_runs
+
+        project = self._ctx.project
+        if path:
+            parts = [p for p in path.strip("/").split("/") if p]
+            project = parts[-1]
+        return list_runs(self._ctx, project, filters, order)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         try:

@@ -4,7 +4,6 @@ settings and the opened store."""
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wbtool.settings import Settings, load
@@ -16,10 +15,12 @@ if TYPE_CHECKING:
 DEFAULT_PROJECT = "uncategorized"
 
 
-@dataclass
 class Context:
-    settings: Settings
-    store: Store
+    __slots__ = ("settings", "store")
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Context:

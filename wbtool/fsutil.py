@@ -10,12 +10,10 @@ any exception, ``KeyboardInterrupt`` included, the temporary file is removed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
-import secrets
 from collections.abc import Iterator
+from typing import Any
 
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 
@@ -24,7 +22,7 @@ StrPath = str | os.PathLike
 
 def tmp_name(directory: StrPath, hint: str = "") -> str:
     """A fresh, unlikely-to-collide file name inside ``directory``."""
-    return os.path.join(directory, f".{hint[-40:]}.{secrets.token_hex(6)}.tmp")
+    return os.path.join(directory, f".{hint[-40:]}.{os.urandom(6).hex()}.tmp")
 
 
 @contextlib.contextmanager
@@ -99,7 +97,7 @@ def fsync_dir(path: StrPath) -> None:
         os.close(fd)
 
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None
 
 
 def syncfs(path: StrPath) -> None:
@@ -110,6 +108,9 @@ def syncfs(path: StrPath) -> None:
     """
     global _libc
     if _libc is None:
+        import ctypes  # only here: importing ctypes costs start-up time
+        import ctypes.util
+
         name = ctypes.util.find_library("c")
         _libc = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None)
     fn = getattr(_libc, "syncfs", None)

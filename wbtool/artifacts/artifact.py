@@ -23,6 +23,7 @@ from wbtool.errors import (
     ArtifactNotLoggedError,
     EntryNotFoundError,
     MissingExtraError,
+    NotFoundError,
     UsageError,
 )
 from wbtool.hashing import hash_bytes, hash_file
@@ -686,12 +687,29 @@ class Artifact:
         self._deleted = True
 
     def logged_by(self) -> Any:
+        """The run that logged this version, or None."""
+        from wbtool.runs.public import get_run
+
         rec = self._ensure_logged("logged_by")
-        return rec.run_id
+        if rec.run_id is None:
+            return None
+        try:
+            return get_run(self._context(), rec.run_id)
+        except NotFoundError:
+            return None
 
     def used_by(self) -> list[Any]:
+        """The runs that used this version as an input."""
+        from wbtool.runs.public import get_run
+
         rec = self._ensure_logged("used_by")
-        return list(self._context().registry.runs_of(rec, "input"))
+        out = []
+        for run_id in self._context().registry.runs_of(rec, "input"):
+            try:
+                out.append(get_run(self._context(), run_id))
+            except NotFoundError:
+                continue
+        return out
 
     def json_encode(self) -> dict[str, Any]:
         return {

@@ -485,7 +485,8 @@ class Registry:
             except Exception:
                 continue  # a missing manifest keeps nothing alive; verify reports it
             keep.update(e.digest for e in m if e.ref is None)
-        for (doc,) in self.db.execute("SELECT manifest FROM drafts"):
+        for (doc,) in self.db.execute(
+                "SELECT manifest FROM drafts UNION ALL SELECT manifest FROM distributed_drafts"):
             try:
                 m = Manifest.from_bytes(doc.encode())
             except Exception:

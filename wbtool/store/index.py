@@ -1,5 +1,5 @@
 """``index.db``: the SQLite (WAL) index of collections, versions, aliases,
-tags, lineage, drafts and the file-stat cache.
+tags, lineage, runs, drafts and the file-stat cache.
 
 Writers take ``BEGIN IMMEDIATE`` so that concurrent processes serialise on
 the database lock (with a generous busy timeout) instead of failing.
@@ -95,6 +95,25 @@ CREATE TABLE IF NOT EXISTS tree_cache (
     manifest TEXT NOT NULL,
     size INTEGER NOT NULL,
     file_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    doc TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{}',
+    config TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS runs_by_project ON runs (project, created_at);
+CREATE TABLE IF NOT EXISTS distributed_drafts (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    distributed_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (project, name, distributed_id)
 );
 CREATE TABLE IF NOT EXISTS drafts (
     project TEXT NOT NULL,

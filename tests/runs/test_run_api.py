@@ -1,0 +1,483 @@
+"""The Run API through ``import wbtool as wandb``, against a private store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wbtool as wandb
+from wbtool.runs.history import iter_rows
+
+
+@pytest.fixture(autouse=True)
+def _finish_runs():
+    yield
+    from wbtool.runs import current
+
+    for run in current.active():
+        run.finish()
+
+
+def quiet(**kw: Any) -> dict[str, Any]:
+    return {"quiet": True, "console": "off", **kw}
+
+
+def history(run: Any) -> list[dict[str, Any]]:
+    return list(iter_rows(Path(run._folder.history)))
+
+
+def strip_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in ("_runtime", "_timestamp")} for r in rows]
+
+
+def test_three_log_patterns_give_identical_history() -> None:
+    results = []
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.log({"train-loss": 0.5, "accuracy": 0.8})
+        run.log({"train-loss": 0.4, "accuracy": 0.9})
+    results.append(strip_times(history(run)))
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.log({"train-loss": 0.5}, commit=False)
+        run.log({"accuracy": 0.8})
+        run.log({"train-loss": 0.4}, commit=False)
+        run.log({"accuracy": 0.9})
+    results.append(strip_times(history(run)))
+    with wandb.init(project="p", settings=quiet()) as run:
+        current_step = 0
+        run.log({"train-loss": 0.5}, step=current_step)
+        run.log({"accuracy": 0.8}, step=current_step)
+        current_step += 1
+        run.log({"train-loss": 0.4}, step=current_step)
+        run.log({"accuracy": 0.9}, step=current_step)
+    results.append(strip_times(history(run)))
+    expected = [{"train-loss": 0.5, "accuracy": 0.8, "_step": 0},
+                {"train-loss": 0.4, "accuracy": 0.9, "_step": 1}]
+    assert results == [expected] * 3
+
+
+def test_every_row_has_step_runtime_timestamp() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1})
+    (row,) = history(run)
+    assert row["_step"] == 0 and row["_runtime"] >= 0 and row["_timestamp"] > 1e9
+
+
+def test_lower_step_is_dropped_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"a": 1}, step=5, commit=True)
+        run.log({"a": 2}, step=3)
+        run.log({"a": 3})
+    assert [(r["_step"], r["a"]) for r in history(run)] == [(5, 1), (6, 3)]
+    assert "lower than the current step 6" in capsys.readouterr().err
+
+
+def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1}, step=2)
+        run.log({"b": 2}, step=2)
+        run.log({"a": 3}, step=10)
+        assert run.step == 10
+        run.log({"c": 4})  # implicit: joins step 10 and commits it
+        run.log({"d": 5})
+    assert strip_times(history(run)) == [
+        {"a": 1, "b": 2, "_step": 2}, {"a": 3, "c": 4, "_step": 10}, {"d": 5, "_step": 11}]
+
+
+def test_nested_values_flatten_and_special_floats_survive() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"train": {"loss": 1.5, "acc": {"top1": 0.5}}, "nan": math.nan,
+                 "inf": math.inf, "ninf": -math.inf, "s": "text", "b": True, "n": None,
+                 "lst": [1, 2.5, "x"], "tup": (1, 2)})
+    (row,) = history(run)
+    assert row["train/loss"] == 1.5 and row["train/acc/top1"] == 0.5
+    assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
+    assert row["s"] == "text" and row["b"] is True and row["n"] is None
+    assert row["lst"] == [1, 2.5, "x"] and row["tup"] == [1, 2]
+    text = Path(run._folder.history).read_text()
+    assert "NaN" in text and '"NaN"' not in text
+
+
+def test_numpy_scalars_and_arrays() -> None:
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings=quiet()) as run:
+        run.log({"f": np.float32(0.5), "i": np.int64(3), "small": np.arange(4),
+                 "big": np.random.default_rng(0).normal(size=1000), "bool": np.bool_(True)})
+    (row,) = history(run)
+    assert row["f"] == 0.5 and row["i"] == 3 and row["small"] == [0, 1, 2, 3]
+    assert row["bool"] is True
+    assert row["big"]["_type"] == "histogram" and sum(row["big"]["values"]) == 1000
+
+
+def test_unsupported_values_and_keys_are_refused() -> None:
+    with wandb.init(settings=quiet()) as run:
+        with pytest.raises(ValueError):
+            run.log({"x": object()})
+        with pytest.raises(ValueError):
+            run.log({1: 2})  # type: ignore[dict-item]
+        with pytest.raises(ValueError):
+            run.log([1, 2])  # type: ignore[arg-type]
+
+
+def test_summary_defaults_to_last_and_user_writes_win() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 3, "acc": 0.1})
+        run.summary["acc"] = 0.99
+        run.log({"loss": 2, "acc": 0.2})
+        run.summary.update({"extra": [1, 2]})
+    saved = json.loads(Path(run._folder.summary).read_text())
+    assert saved["loss"] == 2 and saved["acc"] == 0.99 and saved["extra"] == [1, 2]
+    assert saved["_step"] == 1
+
+
+def test_define_metric_summaries_and_globs() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("loss", summary="min,max,mean,first,last")
+        run.define_metric("train/*", summary="max")
+        run.define_metric("hidden_metric", summary="none")
+        m = run.define_metric("val_acc", goal="maximize", summary="best")
+        assert m.name == "val_acc"
+        for v in (3, 1, 2):
+            run.log({"loss": v, "train/a": v * 10, "train/b": -v, "hidden_metric": v,
+                     "val_acc": v / 10})
+    s = run.summary
+    assert s["loss"] == {"min": 1, "max": 3, "mean": 2.0, "first": 3, "last": 2}
+    assert s["train/a"] == {"max": 30} and s["train/b"] == {"max": -1}
+    assert "hidden_metric" not in s
+    assert s["val_acc"] == {"best": 0.3}
+
+
+def test_define_metric_merges_unless_overwrite() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("x", step_metric="epoch")
+        merged = run.define_metric("x", summary="max")
+        assert merged.step_metric == "epoch" and merged.step_sync is True
+        replaced = run.define_metric("x", summary="min", overwrite=True)
+        assert replaced.step_metric is None
+
+
+def test_step_metric_is_synced_into_rows() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("epoch")
+        run.define_metric("val/*", step_metric="epoch")
+        run.log({"epoch": 1, "train": 0.5})
+        run.log({"val/loss": 0.3})
+        run.log({"epoch": 2})
+        run.log({"val/loss": 0.2, "other": 1})
+        run.define_metric("nosync", step_metric="epoch", step_sync=False)
+        run.log({"nosync": 1})
+    rows = strip_times(history(run))
+    assert rows[1] == {"val/loss": 0.3, "epoch": 1, "_step": 1}
+    assert rows[3] == {"val/loss": 0.2, "other": 1, "epoch": 2, "_step": 3}
+    assert rows[4] == {"nosync": 1, "_step": 4}
+
+
+def test_config_sources_and_allow_val_change(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: 0.1\nlayers:\n  value: 3\n  desc: depth\n")
+    with wandb.init(config=str(yaml_file), settings=quiet()) as run:
+        assert run.config.lr == 0.1 and run.config["layers"] == 3
+    ns = argparse.Namespace(batch=32, epochs=3, secret_token="abc")
+    with wandb.init(config=ns, config_exclude_keys=["epochs"], settings=quiet()) as run:
+        assert dict(run.config) == {"batch": 32, "secret_token": "abc"}
+    with wandb.init(config={"a": 1, "b": 2, "c": 3}, config_include_keys=["a", "c"],
+                    settings=quiet()) as run:
+        assert dict(run.config) == {"a": 1, "c": 3}
+        run.config.a = 1  # same value: fine
+        with pytest.raises(wandb.WbtoolError, match="allow_val_change"):
+            run.config.a = 2
+        with pytest.raises(ValueError):
+            run.config.update({"c": 4})
+        run.config.update({"c": 4}, allow_val_change=True)
+        run.config.setdefaults({"c": 99, "d": 5})
+        run.config["nested"] = {"x": 1}
+        assert run.config.c == 4 and run.config.d == 5
+    saved = run._folder.read_config()
+    assert saved == {"a": 1, "c": 4, "d": 5, "nested": {"x": 1}}
+    with wandb.init(config={"a": 1}, allow_val_change=True, settings=quiet()) as run:
+        run.config.a = 2
+        assert run.config.a == 2
+
+
+def test_config_paths_setting(tmp_path: Path) -> None:
+    f = tmp_path / "base.yaml"
+    f.write_text("dropout: 0.2\n")
+    with wandb.init(config={"lr": 1}, settings=quiet(config_paths=[str(f)])) as run:
+        assert dict(run.config) == {"dropout": 0.2, "lr": 1}
+
+
+def test_identity_properties(store_dir: Path) -> None:
+    import re
+
+    with wandb.init(project="proj", entity="team", group="g", job_type="train",
+                    notes="some notes", tags=["a", "b"], settings=quiet()) as run:
+        assert re.fullmatch(r"[a-z0-9]{8}", run.id)
+        assert re.fullmatch(r"[a-z]+-[a-z]+-\d+", run.name or "")
+        assert run.path == f"team/proj/{run.id}"
+        assert run.project == "proj" and run.entity == "team"
+        assert run.group == "g" and run.job_type == "train" and run.notes == "some notes"
+        assert run.tags == ("a", "b")
+        assert run.dir == str(store_dir / "runs" / run.id / "files")
+        assert run.url == (store_dir / "runs" / run.id).resolve().as_uri()
+        assert run.start_time > 1e9 and not run.resumed and run.offline and not run.disabled
+        with pytest.raises(AttributeError):
+            run.settings.project = "other"
+    with pytest.raises(ValueError):
+        wandb.init(id="bad id!", settings=quiet())
+    with pytest.raises(ValueError):
+        wandb.init(tags=["x" * 65], settings=quiet())
+
+
+def test_module_level_functions_follow_the_current_run() -> None:
+    with pytest.raises(wandb.WbtoolError, match=r"wbtool.init\(\)"):
+        wandb.log({"a": 1})
+    run = wandb.init(config={"x": 1}, settings=quiet())
+    assert wandb.run is run
+    wandb.log({"a": 1})
+    wandb.config.update({"y": 2})
+    wandb.summary["best"] = 7
+    assert run.config.y == 2 and run.summary["best"] == 7
+    wandb.finish()
+    assert wandb.run is None and run.state == "finished"
+    assert [r["a"] for r in history(run)] == [1]
+
+
+def test_reinit_modes() -> None:
+    first = wandb.init(settings=quiet())
+    assert wandb.init(settings=quiet()) is first  # default: return_previous
+    assert wandb.init(reinit="return_previous", settings=quiet()) is first
+    other = wandb.init(reinit="create_new", settings=quiet())
+    assert other is not first and wandb.run is first
+    third = wandb.init(reinit="finish_previous", settings=quiet())
+    assert first.state == "finished" and other.state == "finished"
+    assert wandb.run is third
+    third.finish()
+
+
+def test_disabled_mode_writes_nothing(store_dir: Path) -> None:
+    with wandb.init(mode="disabled", config={"a": 1}) as run:
+        run.log({"x": 1})
+        run.summary["y"] = 2
+        run.config.b = 3
+        run.define_metric("x", summary="max")
+        run.alert("t", "x")
+        assert run.disabled and run.summary["y"] == 2 and run.config.a == 1
+        art = wandb.Artifact("d", "dataset")
+        assert run.log_artifact(art) is art
+        assert run.save("*.txt") == []
+    assert not store_dir.exists()
+
+
+def test_context_manager_marks_failures() -> None:
+    with pytest.raises(RuntimeError), wandb.init(settings=quiet()) as run:
+        run.log({"a": 1})
+        raise RuntimeError("boom")
+    doc = run._folder.read_run()
+    assert doc["state"] == "failed" and doc["exit_code"] == 1
+    assert [r["a"] for r in history(run)] == [1]
+    with wandb.init(settings=quiet()) as run:
+        pass
+    run.finish()  # twice is fine
+    with pytest.raises(wandb.WbtoolError, match="finished"):
+        run.log({"a": 1})
+    run2 = wandb.init(settings=quiet())
+    run2.finish(exit_code=3)
+    assert run2._folder.read_run()["state"] == "failed"
+    assert run2._folder.read_run()["exit_code"] == 3
+
+
+def test_alerts_are_recorded_printed_and_rate_limited(capsys: pytest.CaptureFixture[str]) -> None:
+    with wandb.init(settings={"console": "off"}) as run:
+        run.alert("loss high", "loss is 9", level="WARN", wait_duration=300)
+        run.alert("loss high", "again", level="WARN", wait_duration=300)  # rate-limited
+        run.alert("other", "x")
+        with pytest.raises(ValueError, match="64"):
+            run.alert("t" * 65, "x")
+        with pytest.raises(ValueError):
+            run.alert("t", "x", level="LOUD")
+    alerts = [e for e in run._folder.read_events() if e["type"] == "alert"]
+    assert [(a["title"], a["level"]) for a in alerts] == [("loss high", "WARN"),
+                                                          ("other", "INFO")]
+    err = capsys.readouterr().err
+    assert "ALERT [WARN] loss high: loss is 9" in err and "again" not in err
+
+
+def test_resume_modes() -> None:
+    with pytest.raises(wandb.WbtoolError, match="not found"):
+        wandb.init(id="missing1", resume="must", settings=quiet())
+    run = wandb.init(id="abc12345", resume="allow", config={"lr": 1}, settings=quiet())
+    assert not run.resumed
+    run.log({"a": 1})
+    run.log({"a": 2})
+    run.summary["best"] = 5
+    run.finish()
+    with pytest.raises(wandb.WbtoolError, match="already exists"):
+        wandb.init(id="abc12345", resume="never", settings=quiet())
+    with pytest.raises(wandb.WbtoolError, match="already exists"):
+        wandb.init(id="abc12345", settings=quiet())
+    again = wandb.init(id="abc12345", resume="must", settings=quiet())
+    assert again.resumed and again.step == 2 and again.config.lr == 1
+    assert again.summary["best"] == 5 and again.summary["a"] == 2
+    again.log({"a": 3})
+    again.finish()
+    rows = history(again)
+    assert [r["_step"] for r in rows] == [0, 1, 2]
+    assert rows[2]["_runtime"] >= rows[1]["_runtime"]
+
+
+def test_resume_auto_picks_up_a_crashed_run() -> None:
+    run = wandb.init(project="p", settings=quiet())
+    run.log({"a": 1})
+    run._finish("crashed", 1)
+    resumed = wandb.init(project="p", resume="auto", settings=quiet())
+    assert resumed.id == run.id and resumed.resumed
+    resumed.finish()
+    fresh = wandb.init(project="p", resume="auto", settings=quiet())
+    assert fresh.id != run.id  # the last one finished: a new run
+    fresh.finish()
+
+
+def test_fork_from_copies_the_first_steps() -> None:
+    with wandb.init(config={"lr": 0.1}, settings=quiet()) as parent:
+        parent.define_metric("loss", summary="min")
+        for i in range(10):
+            parent.log({"loss": 10 - i})
+    fork = wandb.init(fork_from=f"{parent.id}?_step=4", settings=quiet())
+    assert fork.id != parent.id and fork.step == 5 and fork.config.lr == 0.1
+    assert fork.summary["loss"] == {"min": 6}
+    fork.log({"loss": 0.5})
+    fork.finish()
+    assert [r["_step"] for r in history(fork)] == [0, 1, 2, 3, 4, 5]
+    assert [r["_step"] for r in history(parent)] == list(range(10))
+    assert fork._folder.read_run()["forked_from"] == {"run_id": parent.id, "step": 4}
+    with pytest.raises(ValueError):
+        wandb.init(fork_from=f"{parent.id}?epoch=4", settings=quiet())
+
+
+def test_resume_from_rewinds_history() -> None:
+    with wandb.init(settings=quiet()) as run:
+        for i in range(10):
+            run.log({"x": i})
+    rewound = wandb.init(id=run.id, resume_from=f"{run.id}?_step=3", settings=quiet())
+    assert rewound.id == run.id and rewound.step == 4 and rewound.summary["x"] == 3
+    rewound.log({"x": 100})
+    rewound.finish()
+    assert [(r["_step"], r["x"]) for r in history(rewound)] == [
+        (0, 0), (1, 1), (2, 2), (3, 3), (4, 100)]
+
+
+def test_mark_preempting() -> None:
+    run = wandb.init(settings=quiet())
+    run.mark_preempting()
+    assert run._folder.read_run()["state"] == "preempting"
+    run.finish()
+    assert run._folder.read_run()["state"] == "finished"
+
+
+def test_save_path_rules(tmp_path: Path) -> None:
+    work = Path.cwd()
+    (work / "these/are/myfiles").mkdir(parents=True)
+    (work / "these/are/myfiles/a.txt").write_text("a")
+    (work / "files/x").mkdir(parents=True)
+    (work / "files/x/saveme.txt").write_text("s")
+    absdir = tmp_path / "abs" / "run123"
+    absdir.mkdir(parents=True)
+    (absdir / "c.txt").write_text("c")
+    with wandb.init(settings=quiet()) as run:
+        files = Path(run.dir)
+        run.save("these/are/myfiles/*", policy="now")
+        run.save("these/are/myfiles/*", base_path="these", policy="now")
+        run.save(str(absdir / "*.txt"), policy="now")
+        run.save(str(absdir / "*.txt"), base_path=str(tmp_path), policy="now")
+        run.save("files/*/saveme.txt")
+        with pytest.raises(ValueError):
+            run.save("these/*", base_path="elsewhere")
+        with pytest.raises(ValueError):
+            run.save("x", policy="sometimes")
+        assert (files / "these/are/myfiles/a.txt").read_text() == "a"
+        assert (files / "are/myfiles/a.txt").read_text() == "a"
+        assert (files / "run123/c.txt").read_text() == "c"
+        assert (files / "abs/run123/c.txt").read_text() == "c"
+        (work / "live.txt").write_text("v1")
+        run.save("live.txt", policy="live")
+        run.save("end.txt", policy="end")
+        (work / "end.txt").write_text("late")  # created after the call: not matched
+        (work / "live.txt").write_text("v2 longer")
+    assert (files / "files/x/saveme.txt").read_text() == "s"
+    assert (files / "live.txt").read_text() == "v2 longer"
+    assert not (files / "end.txt").exists()
+
+
+def test_restore_from_another_run(tmp_path: Path) -> None:
+    Path("model.txt").write_text("weights")
+    with wandb.init(project="p", settings=quiet()) as first:
+        first.save("model.txt", policy="now")
+    os.remove("model.txt")
+    with wandb.init(project="p", settings=quiet()) as second:
+        f = second.restore("model.txt", run_path=first.path)
+        assert f.read() == "weights"
+        f.close()
+        assert (Path(second.dir) / "model.txt").read_text() == "weights"
+        with pytest.raises(ValueError):
+            second.restore("nope.txt", run_path=first.path)
+    f = wandb.restore("model.txt", run_path=f"p/{first.id}", root=str(tmp_path / "out"))
+    assert f.read() == "weights"
+    f.close()
+
+
+def test_log_code_makes_a_code_artifact() -> None:
+    Path("train.py").write_text("print('hi')\n")
+    Path("pkg").mkdir()
+    Path("pkg/util.py").write_text("x = 1\n")
+    Path("notes.md").write_text("no")
+    with wandb.init(project="p", settings=quiet()) as run:
+        art = run.log_code()
+        assert art is not None and art.type == "code"
+        assert sorted(e.path for e in art.manifest) == ["pkg/util.py", "train.py"]
+        only = run.log_code(name="mine", include_fn=lambda p: p.endswith(".md"))
+        assert only is not None and [e.path for e in only.manifest] == ["notes.md"]
+    assert art.logged_by().id == run.id
+
+
+def test_lineage_log_and_use_artifacts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("1,2\n")
+    with wandb.init(project="p", settings=quiet()) as producer:
+        producer.log({"x": 1})
+        art = producer.log_artifact(str(data), name="ds", type="dataset", aliases=["best"],
+                                    tags=["t1"])
+        assert art.version == "v0" and "best" in art.aliases and art.history_step == 1
+    with wandb.init(project="p", settings=quiet()) as consumer:
+        used = consumer.use_artifact("ds:best")
+        assert used.version == "v0"
+        assert consumer.use_artifact("p/ds:v0").digest == art.digest
+        assert consumer.use_artifact("someone/p/ds:latest").digest == art.digest
+        path = used.download(str(tmp_path / "dl"))
+        assert (Path(path) / "a.csv").read_text() == "1,2\n"
+    logged_by = wandb.Api().artifact("p/ds:v0").logged_by()
+    assert logged_by.id == producer.id
+    assert [r.id for r in wandb.Api().artifact("p/ds:v0").used_by()] == [consumer.id]
+    api_run = wandb.Api().run(f"p/{consumer.id}")
+    assert [a.name for a in api_run.used_artifacts()] == ["ds:v0"]
+    assert [a.name for a in wandb.Api().run(producer.id).logged_artifacts()] == ["ds:v0"]
+
+
+def test_log_model_use_model_link_model(tmp_path: Path) -> None:
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"\x00weights")
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.log_model(str(model), name="net")
+        linked = run.link_model(str(model), "classifier", name="net", aliases=["prod"])
+        assert "prod" in linked.aliases
+        path = run.use_model("net:latest")
+        assert (Path(path) / "model.pt").read_bytes() == b"\x00weights"
+        run.log_artifact(wandb.Artifact("notmodel", "dataset"))
+        with pytest.raises(AssertionError):
+            run.use_model("notmodel:latest")
+    assert wandb.Api().artifact("model-registry/classifier:prod").digest == linked.digest

@@ -1,0 +1,1 @@
+"""Runs: the run folder, history, summary, config and the Run API."""

@@ -1,0 +1,118 @@
+"""The process's active runs, and what happens to them when it exits.
+
+``wbtool.run`` is the current run (the last one ``init`` made current);
+module-level ``wbtool.log`` and friends delegate to it. Runs that are still
+active when the interpreter exits are finished: ``finished`` on a normal
+exit, ``failed`` after an uncaught exception or a non-zero ``sys.exit``,
+``killed`` after Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wbtool.runs.run import Run
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.active: list[Run] = []
+        self.current: Run | None = None
+        self.hooked = False
+        self.exit_code: int | None = None
+        self.exception: type[BaseException] | None = None
+        self.lock = threading.Lock()
+
+
+_REG = _Registry()
+
+
+def current() -> Run | None:
+    return _REG.current
+
+
+def active() -> list[Run]:
+    return list(_REG.active)
+
+
+def add(run: Run, *, make_current: bool) -> None:
+    with _REG.lock:
+        _REG.active.append(run)
+        if make_current:
+            _REG.current = run
+    _install_hooks()
+
+
+def forget(run: Run) -> None:
+    with _REG.lock:
+        if run in _REG.active:
+            _REG.active.remove(run)
+        if _REG.current is run:
+            _REG.current = None
+
+
+def _finish_all(state: str, exit_code: int) -> None:
+    for run in reversed(active()):
+        with contextlib.suppress(Exception):
+            run._finish(state, exit_code)
+
+
+def _at_exit() -> None:
+    if not _REG.active:
+        return
+    exc = _REG.exception
+    if exc is not None and issubclass(exc, KeyboardInterrupt):
+        _finish_all("killed", 130)
+    elif exc is not None:
+        _finish_all("failed", 1)
+    elif _REG.exit_code:
+        _finish_all("failed", _REG.exit_code)
+    else:
+        _finish_all("finished", 0)
+
+
+def _install_hooks() -> None:
+    if _REG.hooked:
+        return
+    _REG.hooked = True
+    atexit.register(_at_exit)
+
+    previous_hook = sys.excepthook
+
+    def excepthook(tp: type[BaseException], value: BaseException, tb: Any) -> None:
+        _REG.exception = tp
+        previous_hook(tp, value, tb)
+
+    sys.excepthook = excepthook
+
+    original_exit = sys.exit
+
+    def exit(code: Any = None) -> Any:  # records the code an atexit hook cannot see
+        if code is None or code == 0:
+            _REG.exit_code = 0
+        elif isinstance(code, int):
+            _REG.exit_code = code
+        else:
+            _REG.exit_code = 1
+        return original_exit(code)
+
+    sys.exit = exit
+
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Finish every active run as killed, then die of SIGTERM as we would have."""
+    _finish_all("killed", 128 + signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -1,0 +1,198 @@
+"""The run folder (``.wbtool/runs/<id>/``) and the run record ``run.json``.
+
+    run.json        identity, state, exit code, timestamps, owner process
+    config.yaml     the config (JSON text, which YAML reads too)
+    history.jsonl   one line per committed step
+    system.jsonl    system metric samples
+    summary.json    the summary
+    metadata.json   host, OS, Python, program, git, hardware
+    events.jsonl    alerts and state changes
+    output.log      the console, as a terminal shows it
+    files/          files saved with run.save, and the run's own files
+    media/          logged media
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from wbtool.fsutil import atomic_write
+
+RUN_FORMAT = 1
+STATES = ("running", "finished", "failed", "killed", "crashed", "preempting")
+LIVE_STATES = ("running", "preempting")
+
+
+def hostname() -> str:
+    try:
+        return os.uname().nodename
+    except AttributeError:  # not a POSIX system
+        import socket
+
+        return socket.gethostname()
+
+
+def process_start(pid: int) -> str | None:
+    """A token that tells a process from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    try:
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    except (ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    if start is not None:
+        now = process_start(pid)
+        if now is not None and now != start:
+            return False  # the pid was reused
+        if now is None and os.path.isdir("/proc"):
+            return False
+    # A zombie has exited; its parent just has not reaped it yet.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        if stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"Z":
+            return False
+    except (OSError, ValueError):
+        pass
+    return True
+
+
+def effective_state(doc: dict[str, Any], now: float | None = None,
+                    host: str | None = None) -> str:
+    """The state a reader should show: a live state whose owner is gone
+    reads as ``crashed`` (a preempting run keeps its state)."""
+    state = str(doc.get("state") or "crashed")
+    if state not in LIVE_STATES:
+        return state
+    if doc.get("host") == (host or hostname()) and doc.get("pid"):
+        alive = process_alive(int(doc["pid"]), doc.get("pid_start"))
+    else:
+        beat = float(doc.get("heartbeat_at") or doc.get("updated_at") or 0)
+        interval = float(doc.get("heartbeat_seconds") or 30)
+        alive = ((now or time.time()) - beat) <= 2 * interval
+    if alive:
+        return state
+    return "preempting" if state == "preempting" else "crashed"
+
+
+class RunFolder:
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.jsonl"
+
+    @property
+    def system(self) -> Path:
+        return self.path / "system.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metadata(self) -> Path:
+        return self.path / "metadata.json"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def output(self) -> Path:
+        return self.path / "output.log"
+
+    @property
+    def files(self) -> Path:
+        return self.path / "files"
+
+    @property
+    def media(self) -> Path:
+        return self.path / "media"
+
+    def exists(self) -> bool:
+        return self.run_json.is_file()
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.files.mkdir(exist_ok=True)
+
+    def write_json(self, path: Path, doc: Any, *, fsync: bool = False) -> None:
+        data = json.dumps(doc, indent=1, sort_keys=True, allow_nan=True, ensure_ascii=False)
+        atomic_write(path, data.encode() + b"\n", fsync=fsync)
+
+    def read_json(self, path: Path, default: Any = None) -> Any:
+        try:
+            with open(path, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError):
+            return default
+
+    def read_run(self) -> dict[str, Any] | None:
+        doc = self.read_json(self.run_json)
+        return doc if isinstance(doc, dict) else None
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            text = self.config.read_text(encoding="utf-8")
+        except OSError:
+            return {}
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            import yaml
+
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError:
+                return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def write_config(self, items: dict[str, Any]) -> None:
+        self.write_json(self.config, items)
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, sort_keys=True, allow_nan=True, ensure_ascii=False) + "\n"
+        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def read_events(self) -> list[dict[str, Any]]:
+        from wbtool.runs.history import iter_rows
+
+        return list(iter_rows(self.events))

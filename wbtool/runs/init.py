@@ -1,0 +1,362 @@
+"""``wbtool.init``: start, resume, rewind or fork a run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from wbtool._version import __version__
+from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.runs import catalog, current
+from wbtool.runs.config import load_config_source, read_yaml_file, select_keys
+from wbtool.runs.folder import RUN_FORMAT, RunFolder, effective_state, hostname, process_start
+from wbtool.runs.history import iter_rows, rewrite
+from wbtool.runs.ids import new_id, parse_moment, random_name, validate_id
+from wbtool.runs.run import Run
+from wbtool.runs.summary import MetricTable, Summary
+from wbtool.settings import Settings
+
+# init argument → setting
+_ARG_SETTINGS = {
+    "project": "project", "entity": "entity", "name": "run_name", "id": "run_id",
+    "notes": "run_notes", "tags": "run_tags", "group": "run_group", "job_type": "run_job_type",
+    "dir": "root_dir", "mode": "mode", "resume_from": "resume_from", "fork_from": "fork_from",
+    "reinit": "reinit", "save_code": "save_code", "allow_val_change": "allow_val_change",
+}
+RESUMABLE = ("crashed", "failed", "killed", "preempting")
+
+
+def _explicit_settings(settings: Settings | dict[str, Any] | None,
+                       args: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(settings, Settings):
+        values = settings.explicit()
+    elif settings is None:
+        values = {}
+    elif isinstance(settings, dict):
+        values = dict(settings)
+    else:
+        raise UsageError(f"settings must be a wbtool.Settings or a dict, not "
+                         f"{type(settings).__name__}")
+    for arg, value in args.items():
+        if value is None:
+            continue
+        if arg == "dir":
+            value = os.fspath(value)
+        values[_ARG_SETTINGS[arg]] = value
+    return values
+
+
+def init(
+    entity: str | None = None, project: str | None = None, dir: str | os.PathLike | None = None,
+    id: str | None = None, name: str | None = None, notes: str | None = None,
+    tags: Sequence[str] | None = None, config: Any = None,
+    config_exclude_keys: list[str] | None = None, config_include_keys: list[str] | None = None,
+    allow_val_change: bool | None = None, group: str | None = None,
+    job_type: str | None = None, mode: str | None = None, force: bool | None = None,
+    anonymous: str | None = None, reinit: str | bool | None = None,
+    resume: bool | str | None = None, resume_from: str | None = None,
+    fork_from: str | None = None, save_code: bool | None = None,
+    tensorboard: bool | None = None, sync_tensorboard: bool | None = None,
+    monitor_gym: bool | None = None, settings: Settings | dict[str, Any] | None = None,
+) -> Run:
+    """Start a run (or join the active one, as ``reinit`` says) and return it."""
+    from wbtool.settings import load
+
+    if resume is True:
+        resume = "auto"
+    elif resume is False:
+        resume = None
+    explicit = _explicit_settings(settings, {
+        "project": project, "entity": entity, "name": name, "id": id, "notes": notes,
+        "tags": tags, "group": group, "job_type": job_type, "dir": dir, "mode": mode,
+        "resume_from": resume_from, "fork_from": fork_from, "reinit": reinit,
+        "save_code": save_code, "allow_val_change": allow_val_change,
+    })
+    if resume is not None:
+        explicit["resume"] = resume
+    resolved = load(explicit)
+
+    previous = current.active()
+    if previous:
+        how = resolved.reinit
+        if how in ("default", "return_previous"):
+            return previous[-1]
+        if how == "finish_previous":
+            for run in reversed(previous):
+                run.finish()
+    make_current = resolved.reinit != "create_new" or not previous
+
+    frozen = resolved.frozen_copy()
+    config_items = _initial_config(resolved, config, config_include_keys, config_exclude_keys)
+    if resolved.mode == "disabled":
+        run = _disabled_run(frozen, config_items)
+        current.add(run, make_current=make_current)
+        return run
+    return _start(resolved, frozen, config_items, make_current)
+
+
+def _initial_config(settings: Settings, config: Any, include: list[str] | None,
+                    exclude: list[str] | None) -> dict[str, Any]:
+    items: dict[str, Any] = {}
+    for path in settings.config_paths or ():
+        items.update(read_yaml_file(os.fspath(path)))
+    items.update(load_config_source(config))
+    return select_keys(items, include, exclude)
+
+
+def _disabled_run(settings: Settings, config: dict[str, Any]) -> Run:
+    now = time.time()
+    doc = {"id": settings.run_id or new_id(), "name": settings.run_name or random_name(),
+           "project": settings.project or "uncategorized", "entity": settings.entity or "local",
+           "state": "running", "started_at": now, "created_at": now,
+           "tags": list(settings.run_tags or ()), "notes": settings.run_notes,
+           "group": settings.run_group, "job_type": settings.run_job_type}
+    return Run(None, settings, None, doc, config=config)
+
+
+def _program() -> str | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    if not path or path in ("-c", "-m"):
+        return None
+    return os.path.abspath(path)
+
+
+def _last_step(folder: RunFolder) -> int:
+    """The step after the last committed row (0 for an empty history)."""
+    try:
+        with open(folder.history, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return 0
+    import json
+
+    lines = tail.split(b"\n")
+    for line in reversed(lines[:-1] if not tail.endswith(b"\n") else lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("_step"), int):
+            return int(row["_step"]) + 1
+    if size > 65536:  # a very long last line: scan the whole file
+        last = -1
+        for row in iter_rows(folder.history):
+            if isinstance(row.get("_step"), int):
+                last = row["_step"]
+        return last + 1
+    return 0
+
+
+def _replay_summary(rows: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    table = MetricTable()
+    table.load(metrics)
+    summary = Summary(table)
+    for row in rows:
+        summary.observe(row)
+    return summary.as_dict()
+
+
+def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
+           make_current: bool) -> Run:
+    from wbtool.context import Context
+
+    ctx = Context.from_settings(settings)
+    runs_dir = ctx.store.path / "runs"
+    project = ctx.project
+    run_id = validate_id(settings.run_id) if settings.run_id else None
+    resume = settings.resume
+    now = time.time()
+    prior: dict[str, Any] | None = None
+    rows_kept: list[dict[str, Any]] | None = None
+    forked_from: dict[str, Any] | None = None
+    metrics_parent: list[dict[str, Any]] = []
+    step = 0
+
+    if settings.resume_from:
+        rid, at = parse_moment(settings.resume_from)
+        if run_id is not None and run_id != rid:
+            raise UsageError(f"resume_from names run {rid}, but id={run_id} was given")
+        run_id = rid
+        folder = RunFolder(runs_dir / rid)
+        prior = _existing(ctx, folder, "resume_from")
+        rows_kept = rewrite(folder.history, lambda r: _step_of(r) <= at)
+        step = at + 1
+    elif settings.fork_from:
+        parent_id, at = parse_moment(settings.fork_from)
+        parent = RunFolder(runs_dir / parent_id)
+        parent_doc = parent.read_run()
+        if parent_doc is None:
+            raise NotFoundError(what="run to fork from", name=parent_id)
+        if run_id == parent_id:
+            raise UsageError("a fork needs a new run id, not the id of the run it forks")
+        run_id = run_id or new_id()
+        folder = RunFolder(runs_dir / run_id)
+        if folder.exists():
+            raise ConflictError(f"run {run_id} already exists")
+        folder.create()
+        rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at, target=folder.history)
+        step = at + 1
+        forked_from = {"run_id": parent_id, "step": at}
+        config = {**parent.read_config(), **config}
+        prior = None
+        metrics_parent = parent_doc.get("metrics") or []
+    else:
+        if resume == "auto" and run_id is None:
+            run_id = _auto_resume_candidate(ctx, project)
+        if run_id is not None:
+            folder = RunFolder(runs_dir / run_id)
+            exists = folder.exists()
+            if resume == "must" and not exists:
+                raise NotFoundError(what="run to resume (resume='must')", name=run_id)
+            if resume == "never" and exists:
+                raise ConflictError(f"run {run_id} already exists and resume='never'")
+            if exists:
+                if resume is None:
+                    raise ConflictError(f"run {run_id} already exists: pass resume='allow' "
+                                        "to continue it, or choose another id")
+                prior = _existing(ctx, folder, "resume")
+                step = _last_step(folder)
+        else:
+            if resume == "must":
+                raise UsageError("resume='must' needs the id of the run to resume")
+            run_id = new_id()
+            folder = RunFolder(runs_dir / run_id)
+            while folder.exists():
+                run_id = new_id()
+                folder = RunFolder(runs_dir / run_id)
+
+    folder.create()
+    pid = os.getpid()
+    doc: dict[str, Any] = dict(prior or {})
+    resumed = prior is not None
+    doc.update({
+        "format": RUN_FORMAT, "id": run_id, "project": project, "entity": ctx.entity,
+        "state": "running", "exit_code": None, "started_at": now, "updated_at": now,
+        "heartbeat_at": now, "heartbeat_seconds": settings.heartbeat_seconds,
+        "host": settings.host or hostname(), "pid": pid, "pid_start": process_start(pid),
+        "program": settings.program or _program(), "resumed": resumed,
+        "wbtool_version": __version__,
+    })
+    doc.pop("finished_at", None)
+    doc.setdefault("created_at", now)
+    doc["name"] = settings.run_name or doc.get("name") or random_name()
+    for key, setting in (("notes", "run_notes"), ("group", "run_group"),
+                         ("job_type", "run_job_type")):
+        value = getattr(settings, setting)
+        if value is not None or key not in doc:
+            doc[key] = value
+    if settings.run_tags is not None or "tags" not in doc:
+        doc["tags"] = list(settings.run_tags or ())
+    if forked_from is not None:
+        doc["forked_from"] = forked_from
+    if resumed:
+        doc["resume_count"] = int(doc.get("resume_count") or 0) + 1
+
+    metrics = list((prior or {}).get("metrics") or [])
+    if forked_from is not None:
+        metrics = list(metrics_parent)
+    summary: dict[str, Any] = {}
+    user_keys: list[str] = []
+    runtime_offset = 0.0
+    if prior is not None:
+        runtime_offset = float(prior.get("runtime") or 0.0)
+        user_keys = list(prior.get("summary_user_keys") or [])
+        if rows_kept is None:
+            loaded = folder.read_json(folder.summary, {})
+            summary = loaded if isinstance(loaded, dict) else {}
+    if rows_kept is not None:
+        summary = _replay_summary(rows_kept, metrics)
+        user_keys = []
+        if rows_kept:
+            runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
+    if prior is not None:
+        config = {**folder.read_config(), **config}
+
+    run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
+              summary_user=user_keys, metrics=metrics, step=step,
+              runtime_offset=runtime_offset)
+    run._config_dirty = False
+    folder.write_config(run.config.as_dict())
+    run._write_record(summary=True, config=True)
+    run._event({"type": "state", "state": "running", "resumed": resumed})
+    _start_services(run, settings)
+    current.add(run, make_current=make_current)
+    if not settings.quiet:
+        how = "resumed" if resumed else "forked" if forked_from else "started"
+        run._info(f"run {doc['name']} ({run_id}) {how} in {folder.path}")
+    return run
+
+
+def _step_of(row: dict[str, Any]) -> int:
+    step = row.get("_step")
+    return step if isinstance(step, int) else -1
+
+
+def _existing(ctx: Any, folder: RunFolder, why: str) -> dict[str, Any]:
+    doc = folder.read_run()
+    if doc is None:
+        raise NotFoundError(what=f"run to {why.replace('_', ' ')}", name=folder.id)
+    state = effective_state(doc)
+    if state in ("running", "preempting") and doc.get("pid") != os.getpid():
+        raise ConflictError(f"run {folder.id} is still running (pid {doc.get('pid')} on "
+                            f"{doc.get('host')}); finish it before resuming")
+    return doc
+
+
+def _auto_resume_candidate(ctx: Any, project: str) -> str | None:
+    """The most recent run of this program on this host, if it did not finish."""
+    program = _program()
+    host = hostname()
+    for row in catalog.select(ctx.store.index, project=project, limit=200):
+        doc = row.doc
+        if doc.get("host") != host or doc.get("program") != program:
+            continue
+        return str(doc["id"]) if effective_state(doc) in RESUMABLE else None
+    return None
+
+
+def _start_services(run: Run, settings: Settings) -> None:
+    folder = run._folder
+    assert folder is not None
+    if not settings.x_disable_meta:
+        run._metadata_thread = threading.Thread(
+            target=_gather_metadata, args=(run, settings), name="wbtool-metadata", daemon=True)
+        run._metadata_thread.start()
+    console = settings.console
+    if console != "off" and os.environ.get("WBTOOL_CONSOLE_CAPTURED") != "1":
+        try:
+            from wbtool.runs.console import ConsoleCapture
+
+            mode = "redirect" if console == "redirect" else "wrap"
+            run._console = ConsoleCapture(folder.output, mode)
+            run._console.start()
+        except Exception as e:
+            run._console = None
+            run._warn("console", f"console capture is off: {e}")
+    if settings.save_code and not settings.disable_code:
+        from wbtool.runs import files
+
+        files.save_program(run)
+    run._start_writer()
+
+
+def _gather_metadata(run: Run, settings: Settings) -> None:
+    try:
+        from wbtool.runs import metadata
+
+        run._metadata_result = metadata.collect(
+            program=run._doc.get("program"), args=list(sys.argv[1:]), cwd=os.getcwd(),
+            root=settings.git_root, disable_git=bool(settings.disable_git),
+            save_requirements=bool(settings.x_save_requirements),
+            disable_machine_info=bool(settings.x_disable_machine_info),
+        )
+    except Exception as e:
+        run._metadata_result = e

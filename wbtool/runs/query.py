@@ -1,0 +1,103 @@
+"""Filters for ``Api().runs(filters=...)``, in the MongoDB-like form of the
+reference's public API: ``{"state": "finished"}``, ``{"config.lr": {"$gt":
+0.01}}``, ``{"summary_metrics.acc": {"$gte": 0.9}}``, ``{"tags": {"$in":
+["best"]}}``, ``{"$or": [...]}``, ``{"$and": [...]}``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wbtool.errors import UsageError
+
+_MISSING = object()
+_ALIASES = {"display_name": "name", "createdAt": "created_at", "jobType": "job_type",
+            "summary": "summary_metrics"}
+
+
+def lookup(doc: Mapping[str, Any], path: str) -> Any:
+    """``a.b.c`` in nested dicts; flat keys with dots or slashes win."""
+    head, _, rest = path.partition(".")
+    head = _ALIASES.get(head, head)
+    value = doc.get(head, _MISSING)
+    if value is _MISSING or not rest:
+        return value
+    if isinstance(value, Mapping):
+        if rest in value:
+            return value[rest]
+        return lookup(value, rest)
+    return _MISSING
+
+
+def _cmp(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def check(value: Any, arg: Any) -> bool:
+        try:
+            return value is not _MISSING and value is not None and op(value, arg)
+        except TypeError:
+            return False
+
+    return check
+
+
+def _eq(value: Any, arg: Any) -> bool:
+    if isinstance(value, (list, tuple)) and not isinstance(arg, (list, tuple)):
+        return arg in value  # {"tags": "x"}: the list holds x
+    return bool(value == arg)
+
+
+def _in(value: Any, arg: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(v in arg for v in value)
+    return value in arg
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "$eq": _eq,
+    "$ne": lambda v, a: not _eq(v, a),
+    "$gt": _cmp(lambda v, a: v > a),
+    "$gte": _cmp(lambda v, a: v >= a),
+    "$lt": _cmp(lambda v, a: v < a),
+    "$lte": _cmp(lambda v, a: v <= a),
+    "$in": lambda v, a: v is not _MISSING and _in(v, a),
+    "$nin": lambda v, a: v is _MISSING or not _in(v, a),
+    "$exists": lambda v, a: (v is not _MISSING) == bool(a),
+    "$regex": lambda v, a: isinstance(v, str) and re.search(a, v) is not None,
+}
+
+
+def matches(doc: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:
+    if not filters:
+        return True
+    for key, cond in filters.items():
+        if key == "$and":
+            if not all(matches(doc, f) for f in cond):
+                return False
+        elif key == "$or":
+            if not any(matches(doc, f) for f in cond):
+                return False
+        elif key == "$not":
+            if matches(doc, cond):
+                return False
+        elif key.startswith("$"):
+            raise UsageError(f"unknown filter operator {key!r}")
+        else:
+            value = lookup(doc, key)
+            if isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond):
+                for op, arg in cond.items():
+                    fn = _OPS.get(op)
+                    if fn is None:
+                        raise UsageError(f"unknown filter operator {op!r}")
+                    if not fn(value, arg):
+                        return False
+            elif value is _MISSING or not _eq(value, cond):
+                return False
+    return True
+
+
+def sort_key(order: str) -> tuple[str, bool]:
+    """``"-created_at"`` → ("created_at", descending)."""
+    order = order.strip() or "-created_at"
+    if order[0] in "+-":
+        return order[1:], order[0] == "-"
+    return order, False

@@ -1,0 +1,629 @@
+"""``wbtool.Run``: one experiment — config, history, summary, files, lineage.
+
+Everything a run writes lives in its folder (see :mod:`wbtool.runs.folder`).
+``log`` only builds a row and appends it to a buffer; a writer thread turns
+buffered rows into whole JSON lines about every second (and at finish), and
+sends the heartbeat that lets readers tell a crashed run from a live one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wbtool.errors import UsageError, WbtoolError
+from wbtool.runs import catalog
+from wbtool.runs.config import Config
+from wbtool.runs.folder import RunFolder, hostname
+from wbtool.runs.history import LineWriter
+from wbtool.runs.summary import Metric, MetricTable, Summary
+from wbtool.runs.values import PLAIN, flatten_into
+
+if TYPE_CHECKING:
+    from wbtool.artifacts.artifact import Artifact
+    from wbtool.context import Context
+    from wbtool.settings import Settings
+
+FLUSH_SECONDS = 1.0
+ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+
+
+class RunFinishedError(UsageError):
+    """run {run_id} is finished: start a new one with wbtool.init()"""
+
+
+class Run:
+    """A run, as returned by :func:`wbtool.init`."""
+
+    def __init__(
+        self, ctx: Context | None, settings: Settings, folder: RunFolder | None,
+        doc: dict[str, Any], *, config: dict[str, Any], summary: dict[str, Any] | None = None,
+        summary_user: list[str] | None = None, metrics: list[dict[str, Any]] | None = None,
+        step: int = 0, runtime_offset: float = 0.0,
+    ) -> None:
+        self._ctx = ctx
+        self._settings = settings
+        self._folder = folder
+        self._doc = doc
+        self._disabled = folder is None
+        self._lock = threading.RLock()
+        self._config_dirty = False
+        self._summary_dirty = False
+        self._metrics = MetricTable()
+        if metrics:
+            self._metrics.load(metrics)
+        self._sync_metrics = False
+        self._step_metric_names: set[str] = set()
+        self._refresh_step_metrics()
+        self._step_values: dict[str, Any] = {}
+        self._config = Config(allow_val_change=bool(settings.allow_val_change),
+                              on_change=self._config_changed)
+        self._config.update(config, allow_val_change=True)
+        self._config_dirty = False
+        self._summary = Summary(self._metrics, on_change=self._summary_changed)
+        if summary:
+            self._summary.load(summary, summary_user)
+        self._step = step
+        self._pending: dict[str, Any] | None = None
+        self._t0 = time.monotonic()
+        self._start_time = float(doc["started_at"])
+        self._runtime_offset = runtime_offset
+        self._finished = False
+        self._warned: dict[str, int] = {}
+        self._alerts: dict[str, float] = {}
+        self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
+        self._history: LineWriter | None = None
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._console: Any = None
+        self._metadata_thread: threading.Thread | None = None
+        self._metadata_result: Any = None
+        self._on_finish: list[Callable[[Run], None]] = []
+        self._last_beat = time.monotonic()
+        self._last_summary_write = 0.0
+        if folder is not None:
+            self._history = LineWriter(folder.history)
+
+    # -- identity ----------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return str(self._doc["id"])
+
+    @property
+    def name(self) -> str | None:
+        return self._doc.get("name")
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._set_doc("name", str(value))
+
+    @property
+    def notes(self) -> str | None:
+        return self._doc.get("notes")
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        self._set_doc("notes", value)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self._doc.get("tags") or ())
+
+    @tags.setter
+    def tags(self, value: Sequence[str]) -> None:
+        from wbtool.settings import _validate
+
+        self._set_doc("tags", list(_validate("run_tags", tuple(value)) or ()))
+
+    @property
+    def group(self) -> str | None:
+        return self._doc.get("group")
+
+    @property
+    def job_type(self) -> str | None:
+        return self._doc.get("job_type")
+
+    @property
+    def project(self) -> str:
+        return str(self._doc["project"])
+
+    @property
+    def entity(self) -> str:
+        return str(self._doc["entity"])
+
+    @property
+    def path(self) -> str:
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def dir(self) -> str:
+        if self._folder is None:
+            return os.path.join(os.getcwd(), ".wbtool-disabled")
+        return str(self._folder.files)
+
+    @property
+    def url(self) -> str | None:
+        return None if self._folder is None else self._folder.path.resolve().as_uri()
+
+    @property
+    def project_url(self) -> str | None:
+        return None
+
+    @property
+    def sweep_id(self) -> str | None:
+        return None
+
+    @property
+    def sweep_url(self) -> str | None:
+        return None
+
+    @property
+    def start_time(self) -> float:
+        return self._start_time
+
+    @property
+    def resumed(self) -> bool:
+        return bool(self._doc.get("resumed"))
+
+    @property
+    def offline(self) -> bool:
+        return self._settings.mode != "online"
+
+    @property
+    def disabled(self) -> bool:
+        return self._disabled
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def config_static(self) -> Mapping[str, Any]:
+        import types
+
+        return types.MappingProxyType(self._config.as_dict())
+
+    @property
+    def summary(self) -> Summary:
+        return self._summary
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def state(self) -> str:
+        return str(self._doc["state"])
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} ({self.state})>"
+
+    # -- logging -------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None,
+            commit: bool | None = None) -> None:
+        """Log a dict of values to the current (or the given) step.
+
+        Without ``step`` each call commits a row and advances the step unless
+        ``commit=False``. With ``step``, data accumulates into that step
+        (``commit`` defaults to False) and a later step commits it; a step
+        lower than the current one is refused with a warning.
+        """
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+        if step is not None:
+            if isinstance(step, bool) or not isinstance(step, int):
+                try:
+                    step = int(step)  # numpy integers
+                except (TypeError, ValueError):
+                    raise ValueError(f"step must be an integer, not {step!r}") from None
+            if step < self._step:
+                self._warn("step", f"tried to log to step {step}, which is lower than the "
+                           f"current step {self._step}; steps must increase, so this data "
+                           "was dropped")
+                return
+            if step > self._step:
+                if self._pending is not None:
+                    self._commit()
+                self._step = step
+            if commit is None:
+                commit = False
+        elif commit is None:
+            commit = True
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = {}
+        plain = PLAIN
+        for key, value in data.items():
+            if type(value) in plain and type(key) is str:
+                pending[key] = value
+            else:
+                flatten_into(pending, {key: value})
+        if commit:
+            self._commit()
+
+    def _commit(self) -> None:
+        row = self._pending
+        self._pending = None
+        if row is None:
+            row = {}
+        if self._sync_metrics:
+            self._sync_step_metrics(row)
+        now = time.time()
+        row["_step"] = self._step
+        row["_runtime"] = self._runtime_offset + (time.monotonic() - self._t0)
+        row["_timestamp"] = now
+        self._step += 1
+        if self._history is not None:
+            self._history.append(row)
+        self._summary.observe(row)
+        self._summary_dirty = True
+
+    def _sync_step_metrics(self, row: dict[str, Any]) -> None:
+        lookup = self._metrics.lookup
+        values = self._step_values
+        for key in list(row):
+            metric = lookup(key)
+            if metric is not None and metric.step_metric and metric.step_sync:
+                sm = metric.step_metric
+                if sm not in row and sm in values:
+                    row[sm] = values[sm]
+        for key in self._step_metric_names:
+            if key in row:
+                values[key] = row[key]
+
+    def define_metric(
+        self, name: str, step_metric: str | Metric | None = None, step_sync: bool | None = None,
+        hidden: bool | None = None, summary: str | None = None, goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> Metric:
+        """Customise how a metric (or a glob of them, ``"train/*"``) is summarised
+        and which metric is its x axis."""
+        if isinstance(step_metric, Metric):
+            step_metric = step_metric.name
+        metric = self._metrics.define(name, step_metric, step_sync, hidden, summary, goal,
+                                      overwrite)
+        self._refresh_step_metrics()
+        self._summary_dirty = True
+        return metric
+
+    def _refresh_step_metrics(self) -> None:
+        names = {m.step_metric for m in self._metrics.defs.values() if m.step_metric}
+        self._step_metric_names = names
+        self._sync_metrics = bool(names)
+
+    def _config_changed(self) -> None:
+        self._config_dirty = True
+
+    def _summary_changed(self) -> None:
+        self._summary_dirty = True
+
+    def _warn(self, kind: str, message: str) -> None:
+        count = self._warned.get(kind, 0)
+        self._warned[kind] = count + 1
+        if count < 5 and self._settings.show_warnings and not self._settings.silent:
+            print(f"wbtool: WARNING {message}", file=sys.stderr)
+        elif count == 5 and self._settings.show_warnings and not self._settings.silent:
+            print(f"wbtool: WARNING (more {kind} warnings are not shown)", file=sys.stderr)
+
+    def _info(self, message: str) -> None:
+        s = self._settings
+        if s.show_info and not s.quiet and not s.silent:
+            print(f"wbtool: {message}", file=sys.stderr)
+
+    def _set_doc(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._doc[key] = value
+            if self._folder is not None and not self._finished:
+                self._write_record()
+
+    # -- the writer thread ------------------------------------------------------------
+    def _start_writer(self) -> None:
+        if self._folder is None:
+            return
+        self._writer = threading.Thread(target=self._writer_loop, name="wbtool-run-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def _writer_loop(self) -> None:
+        beat = max(1.0, float(self._settings.heartbeat_seconds))
+        while not self._stop.wait(FLUSH_SECONDS):
+            try:
+                self._flush()
+                now = time.monotonic()
+                if now - self._last_beat >= beat:
+                    self._last_beat = now
+                    self._heartbeat()
+            except Exception as e:  # keep training; say what went wrong once
+                self._warn("writer", f"could not write run {self.id}: {e}")
+
+    def _flush(self) -> None:
+        """Make what was logged so far durable against a crash of this process."""
+        if self._history is not None:
+            self._history.flush()
+        if self._console is not None:
+            self._console.flush()
+        if self._folder is None:
+            return
+        if self._config_dirty:
+            self._config_dirty = False
+            self._folder.write_config(self._config.as_dict())
+        if self._saves:
+            from wbtool.runs import files
+
+            files.copy_live(self)
+        if self._summary_dirty and time.monotonic() - self._last_summary_write >= 5.0:
+            self._write_summary()
+
+    def _write_summary(self) -> None:
+        assert self._folder is not None
+        self._summary_dirty = False
+        self._last_summary_write = time.monotonic()
+        doc = dict(self._summary.as_dict())
+        self._folder.write_json(self._folder.summary, doc)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._doc["heartbeat_at"] = time.time()
+            self._doc["runtime"] = self._runtime()
+            self._write_record(summary=True)
+
+    def _runtime(self) -> float:
+        return self._runtime_offset + (time.monotonic() - self._t0)
+
+    def _write_record(self, *, summary: bool = False, config: bool = False,
+                      fsync: bool = False) -> None:
+        """run.json, then the index row (the folder is the record)."""
+        if self._folder is None or self._ctx is None:
+            return
+        self._doc["updated_at"] = time.time()
+        self._doc["metrics"] = self._metrics.to_json()
+        self._doc["summary_user_keys"] = self._summary.user_keys
+        self._folder.write_json(self._folder.run_json, self._doc, fsync=fsync)
+        catalog.put(self._ctx.store.index, self._doc,
+                    self._summary.as_dict() if summary else None,
+                    self._config.as_dict() if config else None)
+
+    # -- state ----------------------------------------------------------------------
+    def mark_preempting(self) -> None:
+        """Record that this run is being preempted (it may be resumed later)."""
+        with self._lock:
+            if self._finished:
+                return
+            self._doc["state"] = "preempting"
+            self._flush()
+            self._write_record(summary=True)
+        self._event({"type": "state", "state": "preempting"})
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "step": self._step, "synced": False,
+                "history_rows": 0 if self._history is None else self._history.rows_written}
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Finish the run: flush everything, record the final state.
+
+        ``exit_code`` 0 or None → finished; anything else → failed.
+        """
+        state = "finished" if not exit_code else "failed"
+        self._finish(state, exit_code or 0, quiet)
+
+    def _finish(self, state: str, exit_code: int, quiet: bool | None = None) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            if self._pending is not None:
+                self._commit()
+            self._finished = True
+        self._stop.set()
+        writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
+        try:
+            for hook in self._on_finish:
+                with contextlib.suppress(Exception):
+                    hook(self)
+            if self._folder is not None:
+                self._finish_files(state, exit_code)
+        finally:
+            self._config._lock()
+            from wbtool.runs import current
+
+            current.forget(self)
+        if self._folder is not None and not (quiet or self._settings.quiet):
+            self._info(f"run {self.name} ({self.id}) {state}: "
+                       f"{self._history.rows_written if self._history else 0} history rows "
+                       f"in {self._folder.path}")
+
+    def _finish_files(self, state: str, exit_code: int) -> None:
+        folder = self._folder
+        assert folder is not None
+        from wbtool.runs import files
+
+        files.copy_at_end(self)
+        if self._console is not None:
+            with contextlib.suppress(Exception):
+                self._console.stop()
+        assert self._history is not None
+        self._history.close()
+        self._collect_metadata()
+        folder.write_config(self._config.as_dict())
+        self._write_summary()
+        self._doc.update(
+            state=state, exit_code=exit_code, finished_at=time.time(),
+            heartbeat_at=time.time(), runtime=self._runtime(),
+        )
+        self._write_record(summary=True, config=True, fsync=bool(self._settings.x_store_fsync))
+        self._event({"type": "state", "state": state, "exit_code": exit_code})
+
+    def _collect_metadata(self) -> None:
+        thread = self._metadata_thread
+        if thread is not None:
+            thread.join()
+        result = self._metadata_result
+        folder = self._folder
+        if result is None or folder is None:
+            return
+        if isinstance(result, BaseException):
+            self._warn("metadata", f"could not gather run metadata: {result}")
+            return
+        folder.write_json(folder.metadata, result.doc)
+        if result.requirements:
+            (folder.files / "requirements.txt").write_text(result.requirements,
+                                                            encoding="utf-8")
+        if result.diff_patch:
+            (folder.files / "diff.patch").write_text(result.diff_patch, encoding="utf-8")
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self._folder is None:
+            return
+        event.setdefault("time", time.time())
+        event.setdefault("step", self._step)
+        with contextlib.suppress(OSError):
+            self._folder.append_event(event)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self._finish("killed", 130)
+        else:
+            self._finish("failed", 1)
+
+    # -- alerts -------------------------------------------------------------------------
+    def alert(self, title: str, text: str, level: str | Any = None,
+              wait_duration: int | float | Any = None) -> None:
+        """Record an alert in the run's events and print it; an alert with the
+        same title within ``wait_duration`` seconds of the last is skipped."""
+        if not isinstance(title, str) or not title:
+            raise ValueError("alert title must be a non-empty string")
+        if len(title) > 64:
+            raise ValueError(f"alert title must be at most 64 characters, not {len(title)}")
+        level_name = str(getattr(level, "value", level) or "INFO").upper()
+        if level_name not in ALERT_LEVELS:
+            raise ValueError(f"alert level must be one of {', '.join(ALERT_LEVELS)}")
+        wait = wait_duration
+        if wait is not None and hasattr(wait, "total_seconds"):
+            wait = wait.total_seconds()
+        now = time.monotonic()
+        last = self._alerts.get(title)
+        if last is not None and wait is not None and now - last < float(wait):
+            return
+        self._alerts[title] = now
+        self._event({"type": "alert", "title": title, "text": str(text), "level": level_name})
+        if not self._settings.silent:
+            print(f"wbtool: ALERT [{level_name}] {title}: {text}", file=sys.stderr)
+
+    # -- files (wbtool.runs.files) ------------------------------------------------------
+    def save(self, glob_str: str | os.PathLike, base_path: str | os.PathLike | None = None,
+             policy: str = "live") -> list[str]:
+        from wbtool.runs import files
+
+        return files.save(self, glob_str, base_path, policy)
+
+    def restore(self, name: str, run_path: str | None = None, replace: bool = False,
+                root: str | None = None) -> Any:
+        from wbtool.runs import files
+
+        return files.restore(self, name, run_path, replace, root)
+
+    def log_code(self, root: str | None = ".", name: str | None = None,
+                 include_fn: Callable[..., bool] | None = None,
+                 exclude_fn: Callable[..., bool] | None = None) -> Artifact | None:
+        from wbtool.runs import files
+
+        return files.log_code(self, root, name, include_fn, exclude_fn)
+
+    # -- lineage (wbtool.runs.lineage) ---------------------------------------------------
+    def log_artifact(self, artifact_or_path: Artifact | str | os.PathLike,
+                     name: str | None = None, type: str | None = None,
+                     aliases: list[str] | None = None,
+                     tags: list[str] | None = None) -> Artifact:
+        from wbtool.runs import lineage
+
+        return lineage.log_artifact(self, artifact_or_path, name, type, aliases, tags)
+
+    def use_artifact(self, artifact_or_name: str | Artifact, type: str | None = None,
+                     aliases: list[str] | None = None, use_as: str | None = None) -> Artifact:
+        from wbtool.runs import lineage
+
+        return lineage.use_artifact(self, artifact_or_name, type, aliases)
+
+    def log_model(self, path: str | os.PathLike, name: str | None = None,
+                  aliases: list[str] | None = None) -> None:
+        from wbtool.runs import lineage
+
+        lineage.log_artifact(self, path, name, "model", aliases, None)
+
+    def use_model(self, name: str) -> str:
+        from wbtool.runs import lineage
+
+        return lineage.use_model(self, name)
+
+    def link_artifact(self, artifact: Artifact, target_path: str,
+                      aliases: list[str] | None = None) -> Artifact:
+        return artifact.link(target_path, aliases)
+
+    def link_model(self, path: str | os.PathLike, registered_model_name: str,
+                   name: str | None = None, aliases: list[str] | None = None) -> Artifact:
+        from wbtool.runs import lineage
+
+        return lineage.link_model(self, path, registered_model_name, name, aliases)
+
+    def upsert_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
+                        type: str | None = None, aliases: list[str] | None = None,
+                        distributed_id: str | None = None) -> Artifact:
+        from wbtool.runs import lineage
+
+        return lineage.upsert_artifact(self, artifact_or_path, name, type, aliases,
+                                       distributed_id)
+
+    def finish_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
+                        type: str | None = None, aliases: list[str] | None = None,
+                        distributed_id: str | None = None) -> Artifact:
+        from wbtool.runs import lineage
+
+        return lineage.finish_artifact(self, artifact_or_path, name, type, aliases,
+                                       distributed_id)
+
+    # -- optional integrations ------------------------------------------------------------
+    def watch(self, models: Any, criterion: Any = None, log: str | None = "gradients",
+              log_freq: int = 1000, idx: int | None = None, log_graph: bool = False) -> None:
+        from wbtool.runs import watch
+
+        watch.watch(self, models, log, log_freq)
+
+    def unwatch(self, models: Any = None) -> None:
+        from wbtool.runs import watch
+
+        watch.unwatch(self, models)
+
+    def display(self, height: int = 420, hidden: bool = False) -> bool:
+        return False
+
+    def _require_store(self, action: str) -> Context:
+        if self._ctx is None:
+            raise WbtoolError(f"{action} is not available in a disabled run")
+        return self._ctx
+
+
+def runs_root(ctx: Context) -> Path:
+    return ctx.store.path / "runs"
+
+
+__all__ = ["Run", "RunFinishedError", "hostname"]

@@ -1,0 +1,241 @@
+"""``run.summary`` and ``run.define_metric``.
+
+By default the summary holds the last value logged for every key. A metric
+defined with ``summary="min,max,mean,first,last"`` holds a dict of those
+aggregates instead; ``"none"`` keeps the key out of the summary. Values the
+user writes to ``run.summary`` win over derived ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+AGGREGATES = ("min", "max", "mean", "first", "last", "best", "copy", "none")
+
+
+_METRIC_FIELDS = ("step_metric", "step_sync", "hidden", "summary", "goal")
+
+
+class Metric:
+    """What ``define_metric`` returns: this call's settings for ``name``."""
+
+    __slots__ = ("goal", "hidden", "name", "step_metric", "step_sync", "summary")
+
+    def __init__(self, name: str, step_metric: str | None = None, step_sync: bool | None = None,
+                 hidden: bool | None = None, summary: tuple[str, ...] | None = None,
+                 goal: str | None = None) -> None:
+        self.name = name
+        self.step_metric = step_metric
+        self.step_sync = step_sync
+        self.hidden = hidden
+        self.summary = summary
+        self.goal = goal
+
+    def __repr__(self) -> str:
+        return f"Metric({self.to_json()!r})"
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in self.name for c in "*?[")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for name in _METRIC_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def parse_summary(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip().lower() for p in value.split(",") if p.strip())
+    for p in parts:
+        if p not in AGGREGATES:
+            raise ValueError(f"unknown summary {p!r}: use " + ", ".join(AGGREGATES))
+    return parts
+
+
+class _Aggregate:
+    __slots__ = ("count", "goal", "kinds", "total", "values")
+
+    def __init__(self, kinds: tuple[str, ...], goal: str | None) -> None:
+        self.kinds = kinds
+        self.goal = goal
+        self.count = 0
+        self.total = 0.0
+        self.values: dict[str, Any] = {}
+
+    def add(self, value: Any) -> Any:
+        v = self.values
+        numeric = type(value) in (int, float) and not (type(value) is float and math.isnan(value))
+        if "first" in self.kinds and "first" not in v:
+            v["first"] = value
+        if "last" in self.kinds or "copy" in self.kinds:
+            v["last"] = value
+        if numeric:
+            if "min" in self.kinds and ("min" not in v or value < v["min"]):
+                v["min"] = value
+            if "max" in self.kinds and ("max" not in v or value > v["max"]):
+                v["max"] = value
+            if "mean" in self.kinds:
+                self.count += 1
+                self.total += value
+                v["mean"] = self.total / self.count
+            if "best" in self.kinds:
+                best = v.get("best")
+                if best is None or (value > best if self.goal == "maximize" else value < best):
+                    v["best"] = value
+        return dict(v)
+
+
+class MetricTable:
+    """``define_metric`` calls, merged by name, and the per-key lookup."""
+
+    def __init__(self) -> None:
+        self.defs: dict[str, Metric] = {}
+        self._resolved: dict[str, Metric | None] = {}
+
+    def define(self, name: str, step_metric: str | None, step_sync: bool | None,
+               hidden: bool | None, summary: str | None, goal: str | None,
+               overwrite: bool | None) -> Metric:
+        if not isinstance(name, str) or not name:
+            raise ValueError("define_metric needs a metric name")
+        if goal is not None and goal not in ("minimize", "maximize"):
+            raise ValueError("goal must be 'minimize' or 'maximize'")
+        new = Metric(name, step_metric, step_sync, hidden, parse_summary(summary), goal)
+        if new.step_metric is not None and new.step_sync is None:
+            new.step_sync = True
+        old = self.defs.get(name)
+        if old is not None and not overwrite:
+            for name in _METRIC_FIELDS:
+                if getattr(new, name) is None:
+                    setattr(new, name, getattr(old, name))
+        self.defs[name] = new
+        self._resolved.clear()
+        return new
+
+    def lookup(self, key: str) -> Metric | None:
+        try:
+            return self._resolved[key]
+        except KeyError:
+            pass
+        found = self.defs.get(key)
+        if found is None and not key.startswith("_"):
+            for m in self.defs.values():  # the last matching glob wins
+                if m.is_glob and fnmatch.fnmatchcase(key, m.name):
+                    found = m
+        self._resolved[key] = found
+        return found
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [m.to_json() for m in self.defs.values()]
+
+    def load(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            try:
+                summary = item.get("summary")
+                self.define(item["name"], item.get("step_metric"), item.get("step_sync"),
+                            item.get("hidden"), ",".join(summary) if summary else None,
+                            item.get("goal"), True)
+            except (KeyError, TypeError, ValueError):
+                continue
+
+
+class Summary(MutableMapping[str, Any]):
+    """Dict-like, with attribute access, as the reference's ``run.summary``."""
+
+    __slots__ = ("_aggs", "_data", "_metrics", "_on_change", "_user")
+
+    def __init__(self, metrics: MetricTable | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
+        object.__setattr__(self, "_data", {})
+        object.__setattr__(self, "_user", set())
+        object.__setattr__(self, "_aggs", {})
+        object.__setattr__(self, "_metrics", metrics or MetricTable())
+        object.__setattr__(self, "_on_change", on_change or (lambda: None))
+
+    # -- derived from history -------------------------------------------------
+    def observe(self, row: dict[str, Any]) -> None:
+        """Fold one committed history row into the summary."""
+        data = self._data
+        if not self._metrics.defs and not self._user:
+            data.update(row)
+            return
+        for key, value in row.items():
+            if key in self._user:
+                continue
+            metric = self._metrics.lookup(key)
+            kinds = metric.summary if metric is not None else None
+            if not kinds or kinds == ("last",):
+                data[key] = value
+            elif "none" in kinds:
+                data.pop(key, None)
+            else:
+                agg = self._aggs.get(key)
+                if agg is None or agg.kinds != kinds:
+                    agg = self._aggs[key] = _Aggregate(kinds, metric.goal if metric else None)
+                data[key] = agg.add(value)
+
+    def load(self, data: dict[str, Any], user_keys: list[str] | None = None) -> None:
+        self._data.clear()
+        self._data.update(data)
+        self._user.clear()
+        self._user.update(user_keys or ())
+
+    @property
+    def user_keys(self) -> list[str]:
+        return sorted(self._user)
+
+    # -- the mapping the user sees ----------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        from wbtool.runs.values import normalise
+
+        if not isinstance(key, str):
+            raise ValueError("summary keys must be strings")
+        self._data[key] = normalise(value, key)
+        self._user.add(key)
+        self._on_change()
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._user.add(key)
+        self._on_change()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        del self[key]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        items = dict(other, **kwargs)
+        for key, value in items.items():
+            self[key] = value
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"Summary({self._data!r})"

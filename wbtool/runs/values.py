@@ -1,0 +1,97 @@
+"""Turning what users log into JSON-ready rows.
+
+``run.log`` is on the hot path of a training loop, so plain values (int,
+float, str, bool, None) take a fast path; everything else goes through
+:func:`normalise`. NaN and ±inf stay floats: history lines are written with
+JSON's ``NaN``/``Infinity`` extension, which Python's ``json`` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+PLAIN = frozenset((int, float, str, bool, type(None)))
+# Arrays up to this size are stored as lists; larger ones become histograms.
+MAX_LIST_ARRAY = 32
+HISTOGRAM_BINS = 64
+
+encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
+
+
+def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "") -> None:
+    """Copy ``data`` into ``row``: nested dicts become ``a/b`` keys."""
+    for key, value in data.items():
+        if type(key) is not str:
+            raise ValueError(f"logged keys must be strings, not {type(key).__name__}: {key!r}")
+        name = prefix + key
+        if type(value) in PLAIN:
+            row[name] = value
+        elif isinstance(value, Mapping):
+            flatten_into(row, value, name + "/")
+        else:
+            row[name] = normalise(value, name)
+
+
+def _histogram(array: Any, key: str) -> dict[str, Any]:
+    import numpy as np
+
+    data = np.asarray(array, dtype=float).ravel()
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return {"_type": "histogram", "values": [], "bins": []}
+    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
+    return {"_type": "histogram", "values": counts.tolist(), "bins": edges.tolist()}
+
+
+def normalise(value: Any, key: str = "") -> Any:
+    """A JSON-ready copy of ``value``; raises ValueError for what cannot be logged."""
+    t = type(value)
+    if t in PLAIN:
+        return value
+    if isinstance(value, (bool, int, float, str)):  # subclasses (IntEnum, numpy.float64)
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value)
+        return str(value)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"logged keys must be strings: {key}/{k!r}")
+            out[k] = normalise(v, f"{key}/{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [normalise(v, key) for v in value]
+    # Tensors (PyTorch, TensorFlow, JAX) → numpy without importing them.
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu().numpy()
+    elif t.__module__.startswith(("tensorflow", "jax", "jaxlib")) and hasattr(value, "numpy"):
+        value = value.numpy()
+    if hasattr(value, "dtype") and hasattr(value, "shape"):  # numpy scalar or array
+        if value.shape == () and hasattr(value, "item"):
+            return normalise(value.item(), key)
+        size = int(getattr(value, "size", 0))
+        if size <= MAX_LIST_ARRAY:
+            return normalise(value.tolist(), key)
+        if value.dtype.kind in "biuf":
+            return _histogram(value, key)
+        warnings.warn(f"wbtool: {key!r}: an array of {size} {value.dtype} values is too large "
+                      "to log as a list; it was not logged", stacklevel=4)
+        return None
+    if hasattr(value, "item") and callable(value.item):  # other scalar wrappers
+        return normalise(value.item(), key)
+    if hasattr(value, "to_json") and callable(value.to_json):
+        return normalise(value.to_json(), key)
+    raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
+                     "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
+
+
+def is_number(value: Any) -> bool:
+    return type(value) in (int, float) and not (type(value) is float and math.isnan(value))
