@@ -205,7 +205,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at, target=folder.history)
         step = at + 1
         forked_from = {"run_id": parent_id, "step": at}
-        config = {**parent.read_config(), **config}
+        config = {**_stored_config(parent), **config}
         prior = None
         metrics_parent = parent_doc.get("metrics") or []
     else:
@@ -278,13 +278,13 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if rows_kept:
             runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
     if prior is not None:
-        config = {**folder.read_config(), **config}
+        config = {**_stored_config(folder), **config}
 
     run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
               summary_user=user_keys, metrics=metrics, step=step,
               runtime_offset=runtime_offset)
     run._config_dirty = False
-    folder.write_config(run.config.as_dict())
+    folder.write_config(run._config_on_disk())
     run._write_record(summary=True, config=True)
     run._event({"type": "state", "state": "running", "resumed": resumed})
     _start_services(run, settings)
@@ -293,6 +293,14 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         how = "resumed" if resumed else "forked" if forked_from else "started"
         run._info(f"run {doc['name']} ({run_id}) {how} in {folder.path}")
     return run
+
+
+def _stored_config(folder: RunFolder) -> dict[str, Any]:
+    """A run's saved config without the values that were redacted when saved
+    (the program passes them again)."""
+    from wbtool.runs.redact import REDACTED
+
+    return {k: v for k, v in folder.read_config().items() if v != REDACTED}
 
 
 def _step_of(row: dict[str, Any]) -> int:

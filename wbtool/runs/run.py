@@ -358,7 +358,7 @@ class Run:
             return
         if self._config_dirty:
             self._config_dirty = False
-            self._folder.write_config(self._config.as_dict())
+            self._folder.write_config(self._config_on_disk())
         if self._saves:
             from wbtool.runs import files
 
@@ -395,7 +395,13 @@ class Run:
         self._folder.write_json(self._folder.run_json, self._doc, fsync=fsync)
         catalog.put(self._ctx.store.index, self._doc,
                     self._summary.as_dict() if summary else None,
-                    self._config.as_dict() if config else None)
+                    self._config_on_disk() if config else None)
+
+    def _config_on_disk(self) -> dict[str, Any]:
+        """The config as files and the index keep it: secret-looking keys redacted."""
+        from wbtool.runs.redact import redact_mapping
+
+        return redact_mapping(self._config.as_dict())
 
     # -- state ----------------------------------------------------------------------
     def mark_preempting(self) -> None:
@@ -459,7 +465,7 @@ class Run:
         assert self._history is not None
         self._history.close()
         self._collect_metadata()
-        folder.write_config(self._config.as_dict())
+        folder.write_config(self._config_on_disk())
         self._write_summary()
         self._doc.update(
             state=state, exit_code=exit_code, finished_at=time.time(),

@@ -1,0 +1,179 @@
+"""Runs in real child processes: exit paths, signals, crashes, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from wbtool.runs.folder import effective_state
+from wbtool.runs.history import iter_rows
+
+
+def child(code: str, *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+    )
+
+
+def run_dir(store: Path) -> Path:
+    (folder,) = (store / "runs").iterdir()
+    return folder
+
+
+def record(store: Path) -> dict:
+    return json.loads((run_dir(store) / "run.json").read_text())
+
+
+def rows(store: Path) -> list[dict]:
+    return list(iter_rows(run_dir(store) / "history.jsonl"))
+
+
+PRELUDE = """
+import os, sys, time, wbtool
+run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+"""
+
+
+@pytest.mark.parametrize(("tail", "state", "code", "exit_code"), [
+    ("pass", "finished", 0, 0),
+    ("raise RuntimeError('boom')", "failed", 1, 1),
+    ("sys.exit(3)", "failed", 3, 3),
+    ("raise KeyboardInterrupt", "killed", 1, 130),
+])
+def test_exit_paths_finish_the_run(store_dir: Path, tail: str, state: str, code: int,
+                                   exit_code: int) -> None:
+    proc = child(PRELUDE + "for i in range(100):\n    run.log({'i': i})\n" + tail)
+    proc.communicate(timeout=60)
+    assert proc.returncode == code
+    doc = record(store_dir)
+    assert doc["state"] == state and doc["exit_code"] == exit_code
+    assert [r["i"] for r in rows(store_dir)] == list(range(100))
+
+
+def test_sigterm_finishes_as_killed_and_loses_nothing(store_dir: Path) -> None:
+    proc = child(PRELUDE + """
+for i in range(500):
+    run.log({'i': i})
+print("logged", flush=True)
+time.sleep(60)
+""")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "logged"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGTERM
+    doc = record(store_dir)
+    assert doc["state"] == "killed" and doc["exit_code"] == 128 + signal.SIGTERM
+    assert len(rows(store_dir)) == 500
+
+
+def test_sigkill_two_seconds_after_the_last_log_loses_nothing(store_dir: Path) -> None:
+    proc = child(PRELUDE + """
+for i in range(2000):
+    run.log({'i': i, 'x': i * 0.5})
+print("logged", flush=True)
+time.sleep(60)
+""")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "logged"
+    time.sleep(2.0)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert [r["i"] for r in rows(store_dir)] == list(range(2000))
+    doc = record(store_dir)
+    assert doc["state"] == "running"  # as recorded: the process never finished
+    assert effective_state(doc) == "crashed"  # … and readers see it died
+
+
+def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
+    now = time.time()
+    doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}
+    assert effective_state({**doc, "heartbeat_at": now - 10}, now) == "running"
+    assert effective_state({**doc, "heartbeat_at": now - 61}, now) == "crashed"
+    assert effective_state({**doc, "state": "finished", "heartbeat_at": 0}, now) == "finished"
+
+
+def test_heartbeat_is_written_while_running(store_dir: Path) -> None:
+    proc = child("""
+import time, wbtool
+run = wbtool.init(settings={"quiet": True, "console": "off", "heartbeat_seconds": 1})
+run.log({"a": 1})
+print("started", flush=True)
+time.sleep(3.5)
+run.finish()
+""")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    first = record(store_dir)["heartbeat_at"]
+    time.sleep(2.5)
+    second = record(store_dir)["heartbeat_at"]
+    proc.wait(timeout=30)
+    assert second > first
+
+
+def test_secrets_never_reach_the_run_folder(store_dir: Path) -> None:
+    secret_env = "s3cr3t-env-value-8731"
+    secret_cfg = "s3cr3t-config-value-1234"
+    secret_arg = "s3cr3t-arg-value-5678"
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+import wbtool
+run = wbtool.init(config={{"lr": 0.1, "db_password": "{secret_cfg}",
+                          "nested": {{"api_key": "{secret_cfg}"}}}},
+                  settings={{"quiet": True, "console": "off"}})
+run.log({{"loss": 1.0}})
+run.finish()
+"""), "--api-token", secret_arg],
+        env={**os.environ, "MY_SERVICE_API_KEY": secret_env, "HF_TOKEN": secret_env},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    folder = run_dir(store_dir)
+    blob = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert b"lr" in blob  # the config was written …
+    for secret in (secret_env, secret_cfg, secret_arg):
+        assert secret.encode() not in blob  # … without any secret
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert "MY_SERVICE_API_KEY" in meta["env"]
+    index = (store_dir / "index.db").read_bytes()
+    wal = store_dir / "index.db-wal"
+    if wal.exists():
+        index += wal.read_bytes()
+    assert secret_cfg.encode() not in index
+
+
+def test_processes_build_one_artifact_with_upsert_and_finish(store_dir: Path,
+                                                             tmp_path: Path) -> None:
+    script = """
+import sys, pathlib, wbtool
+rank = int(sys.argv[1])
+d = pathlib.Path(f"part{rank}")
+d.mkdir()
+(d / f"shard{rank}.bin").write_bytes(bytes([rank]) * 100)
+run = wbtool.init(project="p", group="g1", settings={"quiet": True, "console": "off"})
+art = wbtool.Artifact("shards", "dataset")
+art.add_dir(str(d))
+if rank == 0:
+    print(run.finish_artifact(art).version)
+else:
+    run.upsert_artifact(art)
+run.finish()
+"""
+    for rank in (1, 2):
+        subprocess.run([sys.executable, "-c", script, str(rank)], check=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", script, "0"], check=True, timeout=60,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "v0"
+    import wbtool
+
+    art = wbtool.Api().artifact("p/shards:v0")
+    assert sorted(e.path for e in art.manifest) == ["shard0.bin", "shard1.bin", "shard2.bin"]
