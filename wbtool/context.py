@@ -3,7 +3,7 @@ settings and the opened store."""
 
 from __future__ import annotations
 
-import getpass
+import os
 from typing import TYPE_CHECKING
 
 from wbtool.settings import Settings, load
@@ -36,9 +36,14 @@ class Context:
     def entity(self) -> str:
         if self.settings.entity:
             return str(self.settings.entity)
+        for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+            if os.environ.get(var):
+                return os.environ[var]
         try:
-            return getpass.getuser()
-        except Exception:
+            import pwd
+
+            return pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError, OSError):
             return "local"
 
     @property

@@ -7,11 +7,7 @@ again whenever they change, and at finish; ``end`` files at finish.
 
 from __future__ import annotations
 
-import glob
-import inspect
 import os
-import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +35,8 @@ def _stamp(path: str) -> tuple[int, int] | None:
 
 
 def _copy(src: str, dest: Path) -> None:
+    import shutil
+
     from wbtool.fsutil import as_atomic
 
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +63,8 @@ def save(run: Run, glob_str: str | os.PathLike, base_path: str | os.PathLike | N
         raise ValueError(f"the glob {pattern!r} is not under the base path {base!r}")
     if run._folder is None:
         return []
+    import glob
+
     matches = sorted(m for m in glob.glob(pattern_abs, recursive=True) if os.path.isfile(m))
     out: list[str] = []
     files_dir = run._folder.files
@@ -148,6 +148,8 @@ def save_program(run: Run) -> None:
 
 
 def _call(fn: Callable[..., bool], path: str, root: str) -> bool:
+    import inspect
+
     try:
         params = len(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -190,6 +192,8 @@ def log_code(run: Run, root: str | None, name: str | None,
             entry = os.path.relpath(program, root_abs)
         except ValueError:
             entry = os.path.basename(program)
+        import re
+
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"source-{run.project}-{entry}").strip("_")
     artifact = Artifact(name, "code")
     for path, rel in found:

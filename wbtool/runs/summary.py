@@ -8,7 +8,6 @@ user writes to ``run.summary`` win over derived ones.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -126,6 +125,8 @@ class MetricTable:
             pass
         found = self.defs.get(key)
         if found is None and not key.startswith("_"):
+            import fnmatch
+
             for m in self.defs.values():  # the last matching glob wins
                 if m.is_glob and fnmatch.fnmatchcase(key, m.name):
                     found = m

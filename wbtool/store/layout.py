@@ -15,12 +15,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wbtool import fsutil
 from wbtool.errors import StoreError, StoreFormatError, StoreLockedError
 from wbtool.store.index import Index
-from wbtool.store.objects import ObjectStore
+
+if TYPE_CHECKING:
+    from wbtool.store.objects import ObjectStore
 
 STORE_DIRNAME = ".wbtool"
 FORMAT_VERSION = 1
@@ -70,7 +72,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.objects = ObjectStore(self.path / "objects", self.path / "tmp", lambda: self.index)
+        self._objects: ObjectStore | None = None
         self._index: Index | None = None
         self._config: dict[str, Any] | None = None
 
@@ -132,6 +134,17 @@ class Store:
         self._config = doc
 
     @property
+    def objects(self) -> ObjectStore:
+        """The object store (loaded on first use: runs that log no artifact
+        never import the hashing and packing code)."""
+        if self._objects is None:
+            from wbtool.store.objects import ObjectStore
+
+            self._objects = ObjectStore(self.path / "objects", self.path / "tmp",
+                                        lambda: self.index)
+        return self._objects
+
+    @property
     def index(self) -> Index:
         if self._index is None:
             self._index = Index(self.path / "index.db")
@@ -142,7 +155,8 @@ class Store:
         return self.path / "tmp"
 
     def close(self) -> None:
-        self.objects.close()
+        if self._objects is not None:
+            self._objects.close()
         if self._index is not None:
             self._index.close()
             self._index = None
