@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -177,3 +178,42 @@ run.finish()
 
     art = wbtool.Api().artifact("p/shards:v0")
     assert sorted(e.path for e in art.manifest) == ["shard0.bin", "shard1.bin", "shard2.bin"]
+
+
+def test_a_fast_loop_hands_encoding_to_a_helper_that_outlives_a_kill(store_dir: Path) -> None:
+    # Enough rows to move JSON encoding to the helper process; the parent is
+    # killed right after logging, and the helper still writes every row.
+    proc = child(PRELUDE + """
+for i in range(60000):
+    run.log({'i': i, 'x': i * 0.5, 'nan': float('nan')})
+print("logged", flush=True)
+time.sleep(60)
+""")
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "logged"
+    time.sleep(2.0)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # the helper finishes on its own once its input ends
+        got = rows(store_dir)
+        if len(got) == 60000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [r["i"] for r in got] == list(range(60000))
+    assert all(math.isnan(r["nan"]) for r in got[:10])
+
+
+def test_offloaded_history_is_complete_and_ordered_at_finish(store_dir: Path) -> None:
+    import wbtool
+
+    run = wbtool.init(settings={"quiet": True, "console": "off"})
+    for i in range(50000):
+        run.log({"i": i, "s": "text \u00e9 \"q\"\n"})
+        if i == 10000:
+            run._flush()  # one large flush: the helper takes over
+    assert run._history is not None and run._history._encoder is not None
+    run.finish()
+    got = rows(store_dir)
+    assert [r["i"] for r in got] == list(range(50000))
+    assert got[-1]["s"] == "text \u00e9 \"q\"\n"
