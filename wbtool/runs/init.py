@@ -83,7 +83,9 @@ def init(
     previous = current.active()
     if previous:
         how = resolved.reinit
-        if how in ("default", "return_previous"):
+        if how == "default":
+            how = "finish_previous" if _in_notebook() else "return_previous"
+        if how == "return_previous":
             return previous[-1]
         if how == "finish_previous":
             for run in reversed(previous):
@@ -97,6 +99,17 @@ def init(
         current.add(run, make_current=make_current)
         return run
     return _start(resolved, frozen, config_items, make_current)
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except Exception:
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 def _initial_config(settings: Settings, config: Any, include: list[str] | None,
