@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m bench artifact|startup``."""
+"""Command line of the benchmarks: ``python -m bench artifact|log|startup``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import artifact, startup
+from bench import artifact, log, startup
 from bench.datasets import DATASET_KEYS
 from bench.runner import find_wbtool
 
@@ -90,6 +90,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to time")
     st.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    lg = sub.add_parser(
+        "log",
+        help="time run.log, a run's start-up, and what a SIGKILL loses",
+        description=(
+            "Rate of run.log with 3 and 50 keys, time of finish(), wall time of import + "
+            "init + finish of an empty run, and the rows a SIGKILL loses 2.0 s and 0.5 s "
+            "after the last run.log; against wandb offline where it is installed."
+        ),
+    )
+    lg.add_argument(
+        "--repeat", type=_positive, default=3, metavar="R", help="timed rounds (default: 3)"
+    )
+    lg.add_argument(
+        "--calls3",
+        type=_positive,
+        default=100_000,
+        metavar="N",
+        help="run.log calls of 3 keys (default: 100,000)",
+    )
+    lg.add_argument(
+        "--calls50",
+        type=_positive,
+        default=10_000,
+        metavar="N",
+        help="run.log calls of 50 keys (default: 10,000)",
+    )
+    lg.add_argument(
+        "--trials",
+        type=_positive,
+        default=5,
+        metavar="T",
+        help="SIGKILL trials for each delay (default: 5)",
+    )
+    lg.add_argument(
+        "--no-wandb",
+        dest="wandb",
+        action="store_false",
+        help="do not run wandb even where it is installed (show its reference figures)",
+    )
+    lg.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to report")
+    lg.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -109,6 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             files=args.files,
             repeat=args.repeat,
             root=args.root,
+            wbtool=wbtool,
+            as_json=args.json,
+        )
+    if args.command == "log":
+        return log.main(
+            repeat=args.repeat,
+            calls3=args.calls3,
+            calls50=args.calls50,
+            trials=args.trials,
+            wandb=args.wandb,
             wbtool=wbtool,
             as_json=args.json,
         )
