@@ -12,7 +12,7 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="artifact settings"
+            cmds="artifact runs settings"
             opts="--help --version -h"
             ;;
         "wbtool artifact")
@@ -115,6 +115,31 @@ _wbtool_spec() {
             value_opts="--project --root -p"
             takes_args=1
             ;;
+        "wbtool runs")
+            cmds="delete export history list show"
+            opts="--help -h"
+            ;;
+        "wbtool runs delete")
+            opts="--force --help --json --yes -h -y"
+            takes_args=1
+            ;;
+        "wbtool runs export")
+            opts="--format --help --output --project -f -h -o -p"
+            value_opts="--format --output --project -f -o -p"
+            ;;
+        "wbtool runs history")
+            opts="--format --help --keys --max-step --min-step -f -h -k"
+            value_opts="--format --keys --max-step --min-step -f -k"
+            takes_args=1
+            ;;
+        "wbtool runs list")
+            opts="--help --json --limit --project --state -h -n -p"
+            value_opts="--limit --project --state -n -p"
+            ;;
+        "wbtool runs show")
+            opts="--help --json -h"
+            takes_args=1
+            ;;
         "wbtool settings")
             cmds="show"
             opts="--help -h"
@@ -140,7 +165,7 @@ _wbtool_choices() {
 # _wbtool_is_number PATH OPTION: true when OPTION takes a number.
 _wbtool_is_number() {
     case "$1 $2" in
-        "wbtool artifact cache gc --grace") return 0 ;;
+        "wbtool artifact cache gc --grace"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n") return 0 ;;
         *) return 1 ;;
     esac
 }

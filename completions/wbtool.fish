@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' artifact settings
+            printf '%s\n' artifact runs settings
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -17,6 +17,8 @@ function __wbtool_subcommands
             printf '%s\n' gc
         case 'artifact tag'
             printf '%s\n' add rm
+        case 'runs'
+            printf '%s\n' delete export history list show
         case 'settings'
             printf '%s\n' show
     end
@@ -59,6 +61,12 @@ function __wbtool_value_options
             printf '%s\n' --project -p
         case 'artifact verify'
             printf '%s\n' --project --root -p
+        case 'runs export'
+            printf '%s\n' --format --output --project -f -o -p
+        case 'runs history'
+            printf '%s\n' --format --keys --max-step --min-step -f -k
+        case 'runs list'
+            printf '%s\n' --limit --project --state -n -p
     end
 end
 
@@ -93,6 +101,7 @@ end
 # wbtool
 complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
+complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
 complete -c wbtool -n '__wbtool_at' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at' -l version -d 'Print the version and exit.'
@@ -241,6 +250,47 @@ complete -c wbtool -n '__wbtool_at artifact verify' -s h -l help -d 'Show this m
 complete -c wbtool -n '__wbtool_at artifact verify' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact verify' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact verify' -l root -r -d 'Check this folder against the version (default: check the stored objects).'
+
+# wbtool runs
+complete -c wbtool -n '__wbtool_at runs' -f
+complete -c wbtool -n '__wbtool_at runs' -f -a delete -d 'Delete runs: their folders and index rows (artifacts they logged are kept).'
+complete -c wbtool -n '__wbtool_at runs' -f -a export -d 'One row per run for spreadsheets and pandas: id, name, state, project, group, tags, created_at, runtime, then config.KEY and summary.KEY columns.'
+complete -c wbtool -n '__wbtool_at runs' -f -a history -d 'Stream a run\'s history (one row per step) to stdout.'
+complete -c wbtool -n '__wbtool_at runs' -f -a list -d 'List runs, newest first, from the store\'s index (run folders are not opened).'
+complete -c wbtool -n '__wbtool_at runs' -f -a show -d 'Identity, config, summary, metadata, files, artifacts and a chart per metric.'
+complete -c wbtool -n '__wbtool_at runs' -s h -l help -d 'Show this message and exit.'
+
+# wbtool runs delete
+complete -c wbtool -n '__wbtool_at runs delete' -l force -d 'Delete runs that are still live too.'
+complete -c wbtool -n '__wbtool_at runs delete' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs delete' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at runs delete' -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal).'
+
+# wbtool runs export
+complete -c wbtool -n '__wbtool_at runs export' -f
+complete -c wbtool -n '__wbtool_at runs export' -s f -l format -r -d 'csv or jsonl (one JSON object per run).'
+complete -c wbtool -n '__wbtool_at runs export' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs export' -s o -l output -r -d 'Write here (atomically) instead of stdout.'
+complete -c wbtool -n '__wbtool_at runs export' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
+
+# wbtool runs history
+complete -c wbtool -n '__wbtool_at runs history' -s f -l format -r -d 'jsonl: the stored lines, as written; csv: a header row, then one line per step. Without --keys the CSV columns are _step, the keys of the first 1 MiB of history, the summary\'s other keys, _runtime and _timestamp; keys first seen later are named on stderr.'
+complete -c wbtool -n '__wbtool_at runs history' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs history' -s k -l keys -r -d 'Comma-separated metrics: only rows holding at least one of them, reduced to _step and these keys (CSV columns in this order).'
+complete -c wbtool -n '__wbtool_at runs history' -l max-step -x -d 'Only steps < N.'
+complete -c wbtool -n '__wbtool_at runs history' -l min-step -x -d 'Only steps >= N.'
+
+# wbtool runs list
+complete -c wbtool -n '__wbtool_at runs list' -f
+complete -c wbtool -n '__wbtool_at runs list' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs list' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at runs list' -s n -l limit -x -d 'At most N runs (the newest).'
+complete -c wbtool -n '__wbtool_at runs list' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
+complete -c wbtool -n '__wbtool_at runs list' -l state -r -d 'Only runs in this state: running, finished, failed, killed, crashed or preempting.'
+
+# wbtool runs show
+complete -c wbtool -n '__wbtool_at runs show' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs show' -l json -d 'Print a JSON document instead of text.'
 
 # wbtool settings
 complete -c wbtool -n '__wbtool_at settings' -f

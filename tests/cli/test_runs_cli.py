@@ -1,0 +1,246 @@
+"""``wbtool runs`` through the real entry point, against a private store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wbtool
+from tests.conftest import Cli, Result
+
+QUIET = {"quiet": True, "console": "off"}
+
+
+def make_run(project: str = "p", steps: int = 5, **kwargs: Any) -> Any:
+    run = wbtool.init(project=project, settings=QUIET, **kwargs)
+    for i in range(steps):
+        run.log({"loss": 1.0 / (i + 1), "acc": i / 10, "phase": "train"})
+    run.finish()
+    return run
+
+
+def history_file(store: Path, run_id: str) -> Path:
+    return store / "runs" / run_id / "history.jsonl"
+
+
+def envelope(res: Result, command: str) -> Any:
+    assert res.code == 0, res.err
+    doc = res.json()
+    assert isinstance(doc, dict)
+    assert doc["schema"] == 1 and doc["command"] == command
+    return doc["result"]
+
+
+def is_error(res: Result, code: int, *words: str) -> None:
+    assert res.code == code, (res.code, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
+    for w in words:
+        assert w in lines[0], res.err
+
+
+def test_an_empty_folder_lists_nothing_and_creates_no_store(cli: Cli, store_dir: Path) -> None:
+    res = cli("runs", "list")
+    assert res.code == 0 and res.out == ""
+    assert envelope(cli("runs", "list", "--json"), "runs list") == []
+    is_error(cli("runs", "show", "abc123"), 3, "run not found: abc123")
+    assert not store_dir.exists()
+
+
+def test_list_and_show(cli: Cli, store_dir: Path) -> None:
+    a = make_run("p", config={"lr": 0.1, "opt": {"name": "adam"}}, tags=["base"],
+                 group="g1", notes="first try")
+    b = make_run("q", steps=3)
+
+    plain = cli("runs", "list", check=True).out.splitlines()
+    assert [ln.split("\t")[:4] for ln in plain] == [
+        [b.id, b.name, "q", "finished"], [a.id, a.name, "p", "finished"]]  # newest first
+    assert plain[1].split("\t")[6:] == ["0.4", "0.2"]  # acc and loss, the common metrics
+
+    result = envelope(cli("runs", "list", "--json"), "runs list")
+    assert [r["id"] for r in result] == [b.id, a.id]
+    first = result[1]
+    assert first["project"] == "p" and first["state"] == "finished"
+    assert first["tags"] == ["base"] and first["group"] == "g1"
+    assert first["summary"]["loss"] == pytest.approx(0.2)
+    only_p = envelope(cli("runs", "list", "-p", "p", "--json"), "runs list")
+    assert [r["id"] for r in only_p] == [a.id]
+    assert envelope(cli("runs", "list", "--limit", "1", "--json"), "runs list")[0]["id"] == b.id
+    assert envelope(cli("runs", "list", "--state", "failed", "--json"), "runs list") == []
+    is_error(cli("runs", "list", "--state", "sleeping"), 2, "--state")
+
+    doc = envelope(cli("runs", "show", a.id, "--json"), "runs show")
+    assert doc["name"] == a.name and doc["project"] == "p" and doc["group"] == "g1"
+    assert doc["notes"] == "first try" and doc["exit_code"] == 0
+    assert doc["config"] == {"lr": 0.1, "opt": {"name": "adam"}}
+    assert doc["metadata"]["python"] == "{}.{}.{}".format(*sys.version_info[:3])
+    loss = doc["charts"]["loss"]
+    assert loss["count"] == 5 and loss["max"] == 1.0 and loss["last"] == pytest.approx(0.2)
+    assert loss["points"] == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
+    assert "phase" not in doc["charts"]  # not a number
+
+    text = cli("runs", "show", f"p/{a.id}", check=True).out
+    assert f"{a.id}  {a.name}  (p, finished)" in text
+    assert "opt.name: adam" in text and "tags: base" in text
+    assert "loss  █▄▂▁▁  min 0.2  max 1  last 0.2  (5 points)" in text
+    is_error(cli("runs", "show", f"q/{a.id}"), 3)  # wrong project
+    is_error(cli("runs", "show", "a/b/c/d"), 2, "run path")
+
+
+def test_show_charts_a_long_history_in_sixty_points(cli: Cli, store_dir: Path) -> None:
+    run = make_run(steps=1)
+    lines = [json.dumps({"loss": float(i), "_step": i}) for i in range(1000)]
+    history_file(store_dir, run.id).write_text("\n".join(lines) + "\n")
+    chart = envelope(cli("runs", "show", run.id, "--json"), "runs show")["charts"]["loss"]
+    assert chart["count"] == 1000 and (chart["min"], chart["max"]) == (0.0, 999.0)
+    points = chart["points"]
+    assert len(points) == 60 and points == sorted(points)
+    assert points[0] < 20 and points[-1] > 980
+    (line,) = [ln for ln in cli("runs", "show", run.id, check=True).out.splitlines()
+               if ln.startswith("  loss  ")]
+    spark = line.split()[1]
+    assert len(spark) == 60 and spark[0] == "▁" and spark[-1] == "█"
+    assert list(spark) == sorted(spark)  # a straight line, evenly sampled
+
+
+def test_history_formats_keys_and_steps(cli: Cli, store_dir: Path) -> None:
+    run = make_run(steps=5)
+    path = history_file(store_dir, run.id)
+
+    raw = cli("runs", "history", run.id, check=True).out
+    assert raw == path.read_text()
+
+    rows = list(csv.reader(io.StringIO(cli("runs", "history", run.id, "-f", "csv",
+                                           check=True).out)))
+    assert rows[0] == ["_step", "loss", "acc", "phase", "_runtime", "_timestamp"]
+    assert [r[:4] for r in rows[1:3]] == [["0", "1.0", "0.0", "train"],
+                                          ["1", "0.5", "0.1", "train"]]
+    assert len(rows) == 6
+
+    res = cli("runs", "history", run.id, "--keys", "acc,loss", "--format", "csv",
+              "--min-step", "1", "--max-step", "3", check=True)
+    assert res.out == "_step,acc,loss\n1,0.1,0.5\n2,0.2,0.3333333333333333\n"
+    res = cli("runs", "history", run.id, "--keys", "loss", "--min-step", "3", check=True)
+    assert [json.loads(ln) for ln in res.out.splitlines()] == [
+        {"_step": 3, "loss": 0.25}, {"_step": 4, "loss": 0.2}]
+
+    is_error(cli("runs", "history", run.id, "--keys", "nope"), 2, "'nope'", "loss")
+    is_error(cli("runs", "history", run.id, "--keys", "loss,,acc"), 2, "--keys")
+    is_error(cli("runs", "history", run.id, "--format", "xml"), 2, "--format", "csv, jsonl")
+    is_error(cli("runs", "history", run.id, "--min-step", "3", "--max-step", "3"), 2)
+    is_error(cli("runs", "history", "missing1"), 3, "missing1")
+
+
+def test_history_tolerates_a_torn_last_line(cli: Cli, store_dir: Path) -> None:
+    run = make_run(steps=3)
+    path = history_file(store_dir, run.id)
+    whole = path.read_text()
+    with open(path, "a") as f:
+        f.write('{"loss": 0.1, "acc": 0.')  # what a kill in mid-write leaves
+    assert cli("runs", "history", run.id, check=True).out == whole
+    out = cli("runs", "history", run.id, "-f", "csv", "-k", "loss", check=True).out
+    assert out.splitlines()[1:] == ["0,1.0", "1,0.5", "2,0.3333333333333333"]
+    chart = envelope(cli("runs", "show", run.id, "--json"), "runs show")["charts"]["loss"]
+    assert chart["count"] == 3
+
+
+def test_history_csv_writes_nested_values_as_json(cli: Cli, store_dir: Path) -> None:
+    run = make_run(steps=1)
+    history_file(store_dir, run.id).write_text(
+        '{"x":0.25,"h":{"bins":[0.5,1.5]},"_step":0}\n{"x":NaN,"_step":1}\n')
+    out = cli("runs", "history", run.id, "-f", "csv", "-k", "x,h", check=True).out
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["_step", "x", "h"], ["0", "0.25", '{"bins":[0.5,1.5]}'], ["1", "nan", ""]]
+    history_file(store_dir, run.id).write_text(
+        '{"x":0.25,"_step":0}\n{"x":NaN,"_step":1}\n{"x":-Infinity,"_step":2}\n')
+    out = cli("runs", "history", run.id, "-f", "csv", "-k", "x", check=True).out
+    assert out == "_step,x\n0,0.25\n1,nan\n2,-inf\n"
+
+
+def test_history_into_a_closed_pipe_exits_quietly(cli: Cli, store_dir: Path) -> None:
+    run = make_run(steps=1)
+    row = '{"loss":0.5,"acc":0.25,"_step":%d,"_runtime":1.5,"_timestamp":1700000000.5}\n'
+    history_file(store_dir, run.id).write_text("".join(row % i for i in range(100_000)))
+    for fmt in ("jsonl", "csv"):
+        proc = subprocess.run(
+            ["bash", "-c", f'"$1" -m wbtool runs history {run.id} -f {fmt} | head -n 2; '
+             'exit "${PIPESTATUS[0]}"', "bash", sys.executable],
+            cwd=cli.cwd, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert len(proc.stdout.splitlines()) == 2
+
+
+def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    a = make_run("p", config={"lr": 0.1, "opt": {"name": "adam"}}, tags=["x", "y"])
+    b = make_run("p", config={"lr": 0.01, "layers": [1, 2]})
+    rows = list(csv.DictReader(io.StringIO(cli("runs", "export", check=True).out)))
+    assert [r["id"] for r in rows] == [b.id, a.id]
+    assert list(rows[0])[:8] == ["id", "name", "state", "project", "group", "tags",
+                                 "created_at", "runtime"]
+    assert rows[1]["config.opt.name"] == "adam" and rows[1]["tags"] == "x,y"
+    assert rows[0]["config.layers"] == "[1,2]" and rows[0]["config.opt.name"] == ""
+    assert rows[1]["summary.loss"] == "0.2" and rows[1]["state"] == "finished"
+    assert not any(k.startswith("summary._") for k in rows[0])
+
+    out = tmp_path / "runs.jsonl"
+    res = cli("runs", "export", "--format", "jsonl", "--output", str(out), check=True)
+    assert res.out == "" and "2 run(s)" in res.err
+    docs = [json.loads(ln) for ln in out.read_text().splitlines()]
+    assert docs[1]["config.lr"] == 0.1 and docs[1]["tags"] == ["x", "y"]
+    assert docs[0]["config.layers"] == [1, 2]
+    assert envelope(cli("runs", "list", "--json"), "runs list")  # nothing changed
+    is_error(cli("runs", "export", "-f", "parquet"), 2, "--format")
+
+
+def test_delete(cli: Cli, store_dir: Path) -> None:
+    a, b, c = make_run(), make_run(), make_run()
+    res = cli("runs", "delete", a.id, input="")  # stdin is a pipe, not a terminal
+    is_error(res, 2, "--yes")
+    assert (store_dir / "runs" / a.id).is_dir()
+    is_error(cli("runs", "delete", a.id, "nothere", "--yes"), 3, "nothere")
+    assert (store_dir / "runs" / a.id).is_dir()  # every ID is checked first
+
+    res = envelope(cli("runs", "delete", a.id, b.id, "--yes", "--json"), "runs delete")
+    assert res == {"deleted": [a.id, b.id]}
+    assert not (store_dir / "runs" / a.id).exists()
+    assert [r["id"] for r in envelope(cli("runs", "list", "--json"), "runs list")] == [c.id]
+    is_error(cli("runs", "delete", a.id, "--yes"), 3)
+    assert cli("runs", "delete", c.id, "-y", check=True).out == f"deleted run {c.id} ({c.name})\n"
+
+
+CHILD = """
+import sys, time, wbtool
+run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+for i in range(10):
+    run.log({"loss": 1.0 / (i + 1)})
+print(run.id, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_run_reads_as_crashed(cli: Cli, store_dir: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert envelope(cli("runs", "list", "--json"), "runs list")[0]["state"] == "running"
+        is_error(cli("runs", "delete", run_id, "--yes"), 5, "running", "--force")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    listed = envelope(cli("runs", "list", "--json"), "runs list")
+    assert [(r["id"], r["state"]) for r in listed] == [(run_id, "crashed")]
+    assert cli("runs", "list", "--state", "crashed", check=True).out.startswith(run_id)
+    assert envelope(cli("runs", "show", run_id, "--json"), "runs show")["state"] == "crashed"
+    cli("runs", "delete", run_id, "--yes", check=True)

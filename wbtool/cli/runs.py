@@ -1,0 +1,611 @@
+"""``wbtool runs …``: list, inspect, stream, export and delete tracked runs."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import typer
+
+from wbtool.cli import output
+from wbtool.runs.charts import NUMBERS, chart_history, parse_block, sparkline
+
+app = typer.Typer(help="Tracked runs: list, show, history, export, delete.",
+                  no_args_is_help=True)
+
+ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: the settings' "
+                          "project; with none set, every project).")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
+RunArg = typer.Argument(..., metavar="ID", help="Run ID (or project/ID).")
+
+FORMATS = ("csv", "jsonl")
+TABLE_METRICS = 3
+RICH_MAX_ROWS = 500
+EXPORT_FIELDS = ("id", "name", "state", "project", "group", "tags", "created_at", "runtime")
+SYSTEM_COLUMNS = ("_runtime", "_timestamp")
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _ctx(project: str | None) -> Any:
+    """The context, or None when no store exists yet (reading never creates one)."""
+    from wbtool.context import Context
+    from wbtool.settings import Settings, load
+    from wbtool.store.layout import Store, discover
+
+    settings = load(Settings(project=project) if project else None)
+    path = discover(root_dir=settings.root_dir)
+    if not (path / "config.yaml").is_file():
+        return None
+    return Context(settings, Store.open(path, create=False))
+
+
+def _get_run(ctx: Any, path: str) -> Any:
+    from wbtool.errors import NotFoundError
+    from wbtool.runs.ids import split_run_path
+    from wbtool.runs.public import get_run
+
+    if ctx is None:
+        split_run_path(path)  # a malformed id is a usage error even without a store
+        raise NotFoundError(what="run", name=path)
+    return get_run(ctx, path)
+
+
+def _history_path(run: Any) -> Any:
+    from pathlib import Path
+
+    from wbtool.runs.folder import RunFolder
+
+    return RunFolder(Path(run.dir)).history
+
+
+def _choice(option: str, value: str, choices: Iterable[str]) -> str:
+    from wbtool.errors import UsageError
+
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise UsageError(f"{option} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _stdout_guard() -> Iterator[None]:
+    """A reader that went away (``| head``) ends the command quietly, exit 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # later flushes go nowhere, silently
+        os.close(devnull)
+
+
+def _iso(ts: Any) -> str | None:
+    if not isinstance(ts, (int, float)):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _minute(ts: Any) -> Any:
+    return int(ts // 60 * 60) if isinstance(ts, (int, float)) else None
+
+
+def _local(ts: Any) -> str:
+    if not isinstance(ts, (int, float)):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def human_duration(seconds: Any) -> str:
+    """``0.4s``, ``42s``, ``1m05s``, ``3h02m``, ``2d04h``."""
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) in NUMBERS
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if type(v) is float else str(v)
+
+
+def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    """Nested dicts become dotted keys; logged media (dicts with ``_type``) stay whole."""
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and "_type" not in value:
+            _flatten(value, name + ".", out)
+        else:
+            out[name] = value
+    return out
+
+
+def _cell(v: Any) -> Any:
+    from wbtool.runs.values import encode
+
+    return encode(v) if isinstance(v, (dict, list)) else v
+
+
+# -- list ---------------------------------------------------------------------------------
+
+@app.command("list")
+def list_(
+    project: str | None = ProjectOpt,
+    state: str | None = typer.Option(
+        None, "--state", metavar="STATE", help="Only runs in this state: running, finished, "
+        "failed, killed, crashed or preempting."),
+    limit: int | None = typer.Option(None, "--limit", "-n", metavar="N",
+                                      help="At most N runs (the newest)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List runs, newest first, from the store's index (run folders are not opened).
+
+    A run whose process died without finishing is shown as crashed.
+    """
+    from wbtool.errors import UsageError
+    from wbtool.runs import catalog
+    from wbtool.runs.folder import STATES, effective_state
+
+    if state is not None:
+        _choice("--state", state, STATES)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, not {limit}")
+    ctx = _ctx(project)
+    proj = project or (ctx.settings.project if ctx is not None else None)
+    rows = [] if ctx is None else catalog.select(
+        ctx.store.index, project=proj, limit=limit if state is None else None)
+    kept, states = [], []
+    for row in rows:
+        run_state = effective_state(row.doc)
+        if state is None or run_state == state:
+            kept.append(row)
+            states.append(run_state)
+            if limit is not None and len(kept) >= limit:
+                break
+    runs = list(zip([r.doc for r in kept], states, _summaries(kept), strict=True))
+    if as_json:
+        with _stdout_guard():
+            output.emit_json("runs list", [{
+                "id": d["id"], "name": d.get("name"), "project": d.get("project"),
+                "state": s, "group": d.get("group"), "tags": d.get("tags") or [],
+                "created_at": _iso(d.get("created_at")), "runtime": d.get("runtime"),
+                "summary": summ} for d, s, summ in runs])
+        return
+    if not runs:
+        output.note("no runs")
+        return
+    metrics = _common_metrics([summ for _d, _s, summ in runs], TABLE_METRICS)
+    columns = ["id", "name", *(["project"] if proj is None else []), "state", "started",
+               "runtime", *metrics]
+    local = functools.lru_cache(maxsize=4096)(_local)  # runs started in the same minute
+    table = [[d["id"], d.get("name") or "", *([d.get("project")] if proj is None else []), s,
+              local(_minute(d.get("created_at"))), human_duration(d.get("runtime")),
+              *[_num(summ[m]) if type(summ.get(m)) in NUMBERS else "" for m in metrics]]
+             for d, s, summ in runs]
+    with _stdout_guard():
+        if len(table) > RICH_MAX_ROWS and output.is_tty():
+            _aligned(columns, table)  # rich takes seconds to lay out thousands of rows
+        else:
+            output.table(columns, table)
+
+
+def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
+    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+             for r in [columns, *rows]]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _common_metrics(summaries: list[dict[str, Any]], n: int) -> list[str]:
+    """The ``n`` non-underscore keys holding a number in the most summaries."""
+    from collections import Counter
+    from itertools import chain
+
+    present = Counter(chain.from_iterable(summaries))  # an upper bound of each key's count
+    best: list[tuple[int, str]] = []
+    for key, upper in present.most_common():
+        if len(best) >= n and upper <= best[-1][0]:
+            break
+        if key[:1] == "_":
+            continue
+        numeric = sum(1 for s in summaries if type(s.get(key)) in NUMBERS)
+        if numeric:
+            best.append((numeric, key))
+            best.sort(key=lambda b: -b[0])  # stable: ties keep the more common key first
+            del best[n:]
+    return [key for _count, key in best]
+
+
+def _summaries(rows: list[Any]) -> list[dict[str, Any]]:
+    """The summaries of catalog rows, parsed in one go (row by row if that fails)."""
+    import json
+
+    if not rows:
+        return []
+    try:
+        docs = json.loads("[" + ",".join([r.summary_text for r in rows]) + "]")
+    except ValueError:
+        docs = []
+    if len(docs) != len(rows):
+        return [r.summary for r in rows]
+    return [d if isinstance(d, dict) else {} for d in docs]
+
+
+# -- show ---------------------------------------------------------------------------------
+
+def _show_doc(run: Any) -> dict[str, Any]:
+    rec = run.record
+    meta = run.metadata
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    charts = chart_history(_history_path(run))
+    return {
+        "id": run.id, "name": run.name, "project": run.project, "state": run.state,
+        "group": run.group, "job_type": run.job_type, "tags": run.tags, "notes": run.notes,
+        "created_at": run.created_at, "runtime": run.runtime, "exit_code": run.exit_code,
+        "host": rec.get("host") or meta.get("host"),
+        "program": rec.get("program") or meta.get("program"),
+        "config": run.config, "summary": run.summary,
+        "metadata": {"python": meta.get("python"), "os": meta.get("os"),
+                     "host": meta.get("host"), "git_commit": git.get("commit"),
+                     "git_branch": git.get("branch"), "git_dirty": git.get("dirty")},
+        "files": run.files(),
+        "artifacts_used": [{"name": a.name, "type": a.type} for a in run.used_artifacts()],
+        "artifacts_logged": [{"name": a.name, "type": a.type}
+                             for a in run.logged_artifacts()],
+        "charts": {k: {"count": s.count, "min": s.lo, "max": s.hi, "last": s.last,
+                       "points": s.points()} for k, s in sorted(charts.items())},
+    }
+
+
+@app.command()
+def show(run_id: str = RunArg, as_json: bool = JsonOpt) -> None:
+    """Identity, config, summary, metadata, files, artifacts and a chart per metric.
+
+    Charts are sparklines of up to 60 points spread evenly over the history (each the
+    mean of its stretch of steps), with the minimum, maximum and last value.
+    """
+    doc = _show_doc(_get_run(_ctx(None), run_id))
+    with _stdout_guard():
+        _print_show(doc, as_json)
+
+
+def _print_show(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        output.emit_json("runs show", doc)
+        return
+    out = output.line
+    out(f"{doc['id']}  {doc['name'] or ''}  ({doc['project']}, {doc['state']})")
+    for key in ("group", "job_type", "tags", "notes", "created_at", "runtime", "exit_code",
+                "host", "program"):
+        value = doc[key]
+        if key == "runtime":
+            value = human_duration(value)
+        elif key == "tags":
+            value = ", ".join(value)
+        if value not in (None, "", []):
+            out(f"  {key.replace('_', ' ')}: {value}")
+    for title, section in (("config", doc["config"]), ("summary", doc["summary"])):
+        flat = _flatten(section, "", {})
+        if title == "summary":
+            flat = {k: v for k, v in flat.items() if not k.startswith("_")}
+        if flat:
+            out(f"{title}:")
+            for k in sorted(flat):
+                out(f"  {k}: {_num(flat[k]) if _is_number(flat[k]) else _cell(flat[k])}")
+    meta = {k: v for k, v in doc["metadata"].items() if v is not None}
+    if meta:
+        out("metadata:")
+        for k, v in meta.items():
+            out(f"  {k.replace('_', ' ')}: {v}")
+    for title, key in (("files", "files"), ("artifacts used", "artifacts_used"),
+                       ("artifacts logged", "artifacts_logged")):
+        if doc[key]:
+            out(f"{title}:")
+            for item in doc[key]:
+                out(f"  {item}" if isinstance(item, str) else f"  {item['name']} ({item['type']})")
+    if doc["charts"]:
+        out("history:")
+        width = max(len(k) for k in doc["charts"])
+        lines = {k: sparkline(c["points"]) for k, c in doc["charts"].items()}
+        spark_width = max(len(v) for v in lines.values())
+        for k, c in doc["charts"].items():
+            out(f"  {k:<{width}}  {lines[k]:<{spark_width}}  min {_num(c['min'])}"
+                f"  max {_num(c['max'])}  last {_num(c['last'])}  ({c['count']} points)")
+
+
+# -- history ------------------------------------------------------------------------------
+
+def _known_keys(run: Any, keys: list[str]) -> None:
+    """Refuse keys the run never logged (checked against its summary and history)."""
+    import json
+
+    from wbtool.errors import UsageError
+    from wbtool.runs.history import iter_chunks
+
+    missing = [k for k in keys if k not in run.summary and not k.startswith("_")]
+    if missing:
+        needles = {k: json.dumps(k, ensure_ascii=False).encode() + b":" for k in missing}
+        for block in iter_chunks(_history_path(run)):  # a byte search, no parsing
+            missing = [k for k in missing if needles[k] not in block]
+            if not missing:
+                return
+        logged = sorted(k for k in run.summary if not k.startswith("_"))
+        raise UsageError(f"run {run.id} has no metric {missing[0]!r}"
+                         + (f" (it has: {', '.join(logged)})" if logged else ""))
+
+
+def _header(run: Any, first: list[Any]) -> list[str]:
+    """CSV columns without --keys: ``_step``, the keys of the first block in the order
+    they appear, the summary's other keys, then ``_runtime`` and ``_timestamp``."""
+    seen: dict[str, None] = {"_step": None}
+    for row in first:
+        if type(row) is dict:
+            seen.update(dict.fromkeys(k for k in row if k not in SYSTEM_COLUMNS))
+    seen.update(dict.fromkeys(sorted(k for k in run.summary
+                                     if not k.startswith("_") and k not in seen)))
+    return [*seen, *SYSTEM_COLUMNS]
+
+
+@app.command()
+def history(
+    run_id: str = RunArg,
+    keys: str | None = typer.Option(
+        None, "--keys", "-k", metavar="KEY,...", help="Comma-separated metrics: only rows "
+        "holding at least one of them, reduced to _step and these keys (CSV columns in this "
+        "order)."),
+    fmt: str = typer.Option("jsonl", "--format", "-f", metavar="[csv|jsonl]",
+                            help="jsonl: the stored lines, as written; csv: a header row, "
+                            "then one line per step. Without --keys the CSV columns are _step, "
+                            "the keys of the first 1 MiB of history, the summary's other keys, "
+                            "_runtime and _timestamp; keys first seen later are named on "
+                            "stderr."),
+    min_step: int | None = typer.Option(None, "--min-step", metavar="N", help="Only steps >= N."),
+    max_step: int | None = typer.Option(None, "--max-step", metavar="N", help="Only steps < N."),
+) -> None:
+    """Stream a run's history (one row per step) to stdout.
+
+    Rows are read and written block by block, so memory stays flat however long the
+    history is; a torn last line (a killed writer) is skipped.
+    """
+    from wbtool.errors import UsageError
+    from wbtool.runs.history import iter_chunks
+
+    _choice("--format", fmt, FORMATS)
+    wanted: list[str] | None = None
+    if keys is not None:
+        wanted = [k.strip() for k in keys.split(",")]
+        if not all(wanted):
+            raise UsageError(f"--keys needs comma-separated metric names, not {keys!r}")
+        wanted = list(dict.fromkeys(wanted))
+    if min_step is not None and max_step is not None and min_step >= max_step:
+        raise UsageError(f"--min-step ({min_step}) must be below --max-step ({max_step})")
+    run = _get_run(_ctx(None), run_id)
+    if wanted:
+        _known_keys(run, wanted)
+    path = _history_path(run)
+    with _stdout_guard():
+        if fmt == "jsonl" and wanted is None and min_step is None and max_step is None:
+            sys.stdout.flush()
+            write = sys.stdout.buffer.write
+            for block in iter_chunks(path):
+                write(block)
+            return
+        rows = _filtered(iter_chunks(path), wanted, min_step, max_step, fmt == "csv")
+        if fmt == "jsonl":
+            _write_jsonl(rows)
+        else:
+            _write_csv(run, rows, wanted)
+
+
+def _filtered(blocks: Iterable[bytes], wanted: list[str] | None, lo: int | None,
+              hi: int | None, float_text: bool) -> Iterator[tuple[bytes, list[dict[str, Any]]]]:
+    """(block, rows) pairs: the rows of each block, reduced to the wanted steps and keys."""
+    cols = None if wanted is None else ["_step", *(k for k in wanted if k != "_step")]
+    for block in blocks:
+        # numbers inside nested values must stay numbers: they are written back as JSON
+        parsed = parse_block(block, float_text and not _nested(block))
+        if lo is None and hi is None and cols is None:
+            yield block, [r for r in parsed if type(r) is dict]
+            continue
+        kept = []
+        for r in parsed:
+            if type(r) is not dict:
+                continue
+            if lo is not None or hi is not None:
+                step = r.get("_step")
+                if not isinstance(step, int) or (lo is not None and step < lo) or (
+                        hi is not None and step >= hi):
+                    continue
+            if cols is not None:
+                if not any(k in r for k in cols[1:]):
+                    continue
+                r = {k: r[k] for k in cols if k in r}
+            kept.append(r)
+        yield block, kept
+
+
+def _nested(block: bytes) -> bool:
+    """Whether a block may hold dicts or lists as values (strings can give false alarms)."""
+    return b":{" in block or b":[" in block
+
+
+def _write_jsonl(rows: Iterable[tuple[bytes, list[dict[str, Any]]]]) -> None:
+    from wbtool.runs.values import encode
+
+    sys.stdout.flush()
+    write = sys.stdout.buffer.write
+    for _block, kept in rows:  # rows as the writer encodes them: same bytes when unchanged
+        if kept:
+            write(("\n".join(map(encode, kept)) + "\n").encode())
+
+
+def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
+               wanted: list[str] | None) -> None:
+    import csv
+    import io
+    import operator
+
+    buf = io.StringIO()  # one write per block: a write per row is slow on unbuffered stdout
+    writer = csv.writer(buf, lineterminator="\n")
+    columns: list[str] | None = None
+    if wanted is not None:
+        columns = ["_step", *(k for k in wanted if k != "_step")]
+        writer.writerow(columns)
+    known: set[str] = set()
+    extra: dict[str, None] = {}
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    for block, kept in rows:
+        if columns is None:
+            columns = _header(run, kept)
+            writer.writerow(columns)
+            known = set(columns)
+        elif wanted is None:
+            extra.update(dict.fromkeys(set().union(*kept) - known))
+        if _nested(block):  # nested values are written as JSON
+            writer.writerows([[_cell(r.get(c)) for c in columns] for r in kept])
+        elif len(columns) > 1 and all(len(r) == len(columns) for r in kept):
+            start = buf.tell()
+            try:  # every row has exactly these keys (the usual case): done in C
+                writer.writerows(map(operator.itemgetter(*columns), kept))
+            except KeyError:
+                buf.seek(start)
+                buf.truncate()
+                writer.writerows([[r.get(c) for c in columns] for r in kept])
+        else:
+            writer.writerows([[r.get(c) for c in columns] for r in kept])
+        out.write(buf.getvalue().encode())
+        buf.seek(0)
+        buf.truncate()
+    if columns is None:
+        writer.writerow(_header(run, []))
+    out.write(buf.getvalue().encode())
+    if extra:
+        output.note(f"wbtool: note: keys first logged later are not in the CSV: "
+                    f"{', '.join(sorted(extra))} (choose columns with --keys)")
+
+
+# -- export -------------------------------------------------------------------------------
+
+@app.command()
+def export(
+    project: str | None = ProjectOpt,
+    fmt: str = typer.Option("csv", "--format", "-f", metavar="[csv|jsonl]",
+                            help="csv or jsonl (one JSON object per run)."),
+    output_file: str | None = typer.Option(None, "--output", "-o", metavar="FILE",
+                                           help="Write here (atomically) instead of stdout."),
+) -> None:
+    """One row per run for spreadsheets and pandas: id, name, state, project, group,
+    tags, created_at, runtime, then config.KEY and summary.KEY columns.
+
+    Nested values are flattened to dotted keys; summary keys starting with _ are left
+    out; in CSV, tags are comma-joined and lists are JSON.
+    """
+    from wbtool.runs import catalog
+    from wbtool.runs.folder import effective_state
+
+    _choice("--format", fmt, FORMATS)
+    ctx = _ctx(project)
+    proj = project or (ctx.settings.project if ctx is not None else None)
+    records = []
+    config_keys: dict[str, None] = {}
+    summary_keys: dict[str, None] = {}
+    for row in [] if ctx is None else catalog.select(ctx.store.index, project=proj):
+        d = row.doc
+        rec: dict[str, Any] = {
+            "id": d["id"], "name": d.get("name"), "state": effective_state(d),
+            "project": d.get("project"), "group": d.get("group"), "tags": d.get("tags") or [],
+            "created_at": _iso(d.get("created_at")), "runtime": d.get("runtime")}
+        config = _flatten(row.config, "config.", {})
+        summary = {k: v for k, v in _flatten(row.summary, "summary.", {}).items()
+                   if not k.startswith("summary._")}
+        config_keys.update(dict.fromkeys(config))
+        summary_keys.update(dict.fromkeys(summary))
+        records.append({**rec, **config, **summary})
+    columns = [*EXPORT_FIELDS, *sorted(config_keys), *sorted(summary_keys)]
+    if output_file is None:
+        with _stdout_guard():
+            _write_export(sys.stdout, fmt, columns, records)
+        return
+    from wbtool.fsutil import as_atomic
+
+    with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        _write_export(f, fmt, columns, records)
+    output.note(f"wrote {len(records)} run(s) to {output_file}")
+
+
+def _write_export(stream: Any, fmt: str, columns: list[str],
+                  records: list[dict[str, Any]]) -> None:
+    if fmt == "jsonl":
+        from wbtool.runs.values import encode
+
+        for r in records:
+            stream.write(encode({c: r.get(c) for c in columns}) + "\n")
+        return
+    import csv
+
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    for r in records:
+        tags = ",".join(r["tags"])
+        writer.writerow([tags if c == "tags" else _cell(r.get(c)) for c in columns])
+
+
+# -- delete -------------------------------------------------------------------------------
+
+@app.command()
+def delete(
+    run_ids: list[str] = typer.Argument(..., metavar="ID", help="Runs to delete (or project/ID)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation "
+                             "(required when stdin is not a terminal)."),
+    force: bool = typer.Option(False, "--force", help="Delete runs that are still live too."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete runs: their folders and index rows (artifacts they logged are kept).
+
+    Every ID is checked before anything is deleted.
+    """
+    from wbtool.errors import ConflictError, UsageError
+    from wbtool.runs.folder import LIVE_STATES
+    from wbtool.runs.public import delete_run
+
+    ctx = _ctx(None)
+    runs = list({r.id: r for r in (_get_run(ctx, p) for p in run_ids)}.values())
+    live = [r for r in runs if r.state in LIVE_STATES]
+    if live and not force:
+        raise ConflictError(f"run {live[0].id} is still {live[0].state}; stop it first, "
+                            "or pass --force")
+    if not yes:
+        if not output.is_tty(sys.stdin):
+            raise UsageError("refusing to delete without confirmation: stdin is not a "
+                             "terminal; pass --yes")
+        names = ", ".join(f"{r.id} ({r.name})" if r.name else r.id for r in runs)
+        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False):
+            output.note("nothing deleted")
+            raise typer.Exit(1)
+    for r in runs:
+        delete_run(ctx, r.id)
+    if as_json:
+        output.emit_json("runs delete", {"deleted": [r.id for r in runs]})
+        return
+    for r in runs:
+        output.line(f"deleted run {r.id}" + (f" ({r.name})" if r.name else ""))
