@@ -231,6 +231,7 @@ def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Pa
         "safe.txt": {"digest": hash_bytes(b"s"), "size": 1}}}, sort_keys=True).encode()
     digest = hash_bytes(evil)
     obj = store_dir / "objects" / digest[:2] / digest[2:]
+    obj.parent.mkdir(exist_ok=True)
     obj.write_bytes(evil)
     db = sqlite3.connect(store_dir / "index.db")
     db.execute("UPDATE versions SET manifest=?", (digest,))

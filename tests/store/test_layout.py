@@ -30,7 +30,8 @@ def test_store_layout_and_wal(store_dir: Path) -> None:
     store = Store.open(store_dir)
     for sub in ("objects", "tmp", "runs"):
         assert (store_dir / sub).is_dir()
-    assert (store_dir / "objects" / "ff").is_dir()
+    digest, _ = store.objects.put_bytes(b"x")  # shard folders are made on first use
+    assert (store_dir / "objects" / digest[:2] / digest[2:]).is_file()
     assert store.config["format"] == 1
     mode = store.index.db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"

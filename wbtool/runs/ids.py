@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 
 from wbtool.errors import InvalidNameError
+from wbtool.lazyre import lazy_compile
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 # User-given ids may also use capitals, '-' and '_' (as the reference allows);
 # they name a folder, so nothing else.
-_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID_RE = lazy_compile(r"[A-Za-z0-9_-]{1,64}")
 
 _ADJECTIVES = (
     "amber", "brisk", "calm", "crisp", "daring", "eager", "fancy", "gentle", "glad",

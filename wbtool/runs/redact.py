@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from wbtool.lazyre import lazy_compile
+
 REDACTED = "<redacted>"
 
 #: Shortest value that :func:`redact_text` replaces; shorter ones match too much.
@@ -44,10 +46,10 @@ _BENIGN_KEY_QUALIFIERS = frozenset({
 
 # Runs of letters and digits, split before an upper-case letter that starts a word;
 # everything else (``_ - . / :`` …) separates words.
-_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
-_URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#]+@")
+_WORDS = lazy_compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+_URL_CREDENTIALS = lazy_compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#]+@")
 # Token formats that are secret whatever name they are stored under.
-_KNOWN_TOKENS = re.compile(
+_KNOWN_TOKENS = lazy_compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|hf_[A-Za-z0-9]{30,}"
     r"|sk-[A-Za-z0-9_\-]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16}"
     r"|glpat-[A-Za-z0-9_\-]{20,})\b"

@@ -481,9 +481,10 @@ class Run:
     def _finish_files(self, state: str, exit_code: int) -> None:
         folder = self._folder
         assert folder is not None
-        from wbtool.runs import files
+        if self._saves:
+            from wbtool.runs import files
 
-        files.copy_at_end(self)
+            files.copy_at_end(self)
         if self._console is not None:
             with contextlib.suppress(Exception):
                 self._console.stop()

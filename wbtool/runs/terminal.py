@@ -29,6 +29,8 @@ import re
 from collections.abc import Callable
 from typing import BinaryIO, cast
 
+from wbtool.lazyre import lazy_compile
+
 __all__ = ["MAX_LINE", "MAX_PENDING", "TerminalLog"]
 
 #: Longest line kept in memory; longer ones are written out in pieces.
@@ -44,7 +46,7 @@ _MAX_GAP = 1024
 # hyperlinks, character sets), removed in one pass before the line model runs;
 # also a stray ESC that nothing can follow. The CSI finals left out are those
 # that move the cursor or erase, handled by ``TerminalLog._csi``.
-_NOISE = re.compile(
+_NOISE = lazy_compile(
     r"\x1b(?:\[[0-?]*[ -/]*[IL-OQ-WY-_a-eg-~]"  # CSI that does not move or erase
     r"|[\]PX^_].*?(?:\x07|\x1b\\)"  # OSC, DCS, SOS, PM, APC: up to BEL or ST
     r"|[ -/]+[0-~]|[0-OQ-WYZ\\`-~]"  # every other escape sequence
@@ -52,14 +54,14 @@ _NOISE = re.compile(
     re.DOTALL,
 )
 # What is left for the line model besides text, ``\r`` and ``\n``.
-_TOKEN = re.compile(
+_TOKEN = lazy_compile(
     r"\x1b(?:\[([0-?]*)[ -/]*([@-~])|[\]PX^_].*?(?:\x07|\x1b\\)|[ -/]+[0-~]"
     r"|[0-OQ-WYZ\\`-~])?"
     r"|\x08",
     re.DOTALL,
 )
 # What an escape sequence cut off at the end of the text may still become.
-_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07]*|[ -/]*)", re.DOTALL)
+_UNFINISHED = lazy_compile(r"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07]*|[ -/]*)", re.DOTALL)
 
 
 _CLEARS = ("\r\x1b[K", "\r\x1b[0K", "\r\x1b[2K")

@@ -93,7 +93,6 @@ class Store:
             self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("tmp", "runs", "objects"):
                 (self.path / sub).mkdir(exist_ok=True)
-            self.objects.ensure_layout()
             doc: dict[str, Any] = {"format": FORMAT_VERSION, "default_remote": None,
                                    "remotes": {}}
             data = _dump_config(doc)

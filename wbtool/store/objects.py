@@ -49,11 +49,6 @@ class ObjectStore:
     def path(self, digest: str) -> str:
         return f"{self.root}/{digest[:2]}/{digest[2:]}"
 
-    def ensure_layout(self) -> None:
-        os.makedirs(self.tmp, exist_ok=True)
-        for i in range(256):
-            os.makedirs(f"{self.root}/{i:02x}", exist_ok=True)
-
     def pack_path(self, name: str) -> str:
         return f"{self.root}/pack/{name}.pack"
 
@@ -246,7 +241,11 @@ class ObjectStore:
         if os.path.exists(final):
             return digest, size, False
         try:
-            os.link(src, final)
+            try:
+                os.link(src, final)
+            except FileNotFoundError:  # the shard folder is made on first use
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.link(src, final)
         except FileExistsError:
             return digest, size, False
         except OSError as e:
