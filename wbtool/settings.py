@@ -219,7 +219,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
 
 ENV_PREFIX = "WBTOOL_"
 # Environment variables that are not settings (they name the store, a run…).
-NON_SETTING_ENV = {"WBTOOL_DIR"}
+NON_SETTING_ENV = {"WBTOOL_DIR", "WBTOOL_RUN_ATTACH", "WBTOOL_CONSOLE_CAPTURED"}
 
 
 def _validate(name: str, value: Any) -> Any:

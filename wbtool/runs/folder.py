@@ -14,15 +14,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from wbtool.fsutil import atomic_write
 
 RUN_FORMAT = 1
+# Fields of run.json that the process owning the run (``wbtool run``, or the
+# program that called ``init``) writes; a program attached to a launched run
+# writes the others (name, tags, notes, metric definitions …).
+OWNER_FIELDS = frozenset((
+    "format", "id", "state", "exit_code", "pid", "pid_start", "host", "heartbeat_at",
+    "heartbeat_seconds", "started_at", "created_at", "finished_at", "runtime", "program",
+    "command", "launcher", "wbtool_version", "resume_count",
+))
 STATES = ("running", "finished", "failed", "killed", "crashed", "preempting")
 LIVE_STATES = ("running", "preempting")
 
@@ -149,6 +159,29 @@ class RunFolder:
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.files.mkdir(exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise read-modify-writes of the run's files between the
+        processes that share a run (a launcher, its program, ``wbtool log``)."""
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def merge_json(self, path: Path, updates: dict[str, Any], *,
+                   fsync: bool = False) -> dict[str, Any]:
+        """``{**on_disk, **updates}`` written back; the caller holds :meth:`lock`."""
+        doc = self.read_json(path, {})
+        if not isinstance(doc, dict):
+            doc = {}
+        doc.update(updates)
+        self.write_json(path, doc, fsync=fsync)
+        return doc
 
     def write_json(self, path: Path, doc: Any, *, fsync: bool = False) -> None:
         data = json.dumps(doc, indent=1, sort_keys=True, allow_nan=True, ensure_ascii=False)

@@ -177,8 +177,30 @@ def _replay_summary(rows: list[dict[str, Any]], metrics: list[dict[str, Any]]) -
     return summary.as_dict()
 
 
+# Set by ``wbtool run`` for its program: the id of the run to join.
+ATTACH_ENV = "WBTOOL_RUN_ATTACH"
+
+
+def _attach_target(settings: Settings) -> str | None:
+    """The launched run that ``init`` in this process joins, if any."""
+    if os.environ.get(ATTACH_ENV) != "1" or settings.resume_from or settings.fork_from:
+        return None
+    run_id = os.environ.get("WBTOOL_RUN_ID")
+    return run_id if run_id and settings.run_id == run_id else None
+
+
+def launch(settings: dict[str, Any], config: Any, command: list[str]) -> Run:
+    """The run that ``wbtool run`` owns for ``command`` (not the current run of
+    this process, and without in-process console capture)."""
+    from wbtool.settings import load
+
+    resolved = load({**settings, "console": "off"})
+    items = _initial_config(resolved, config, None, None)
+    return _start(resolved, resolved.frozen_copy(), items, False, command=command)
+
+
 def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
-           make_current: bool) -> Run:
+           make_current: bool, *, command: list[str] | None = None) -> Run:
     from wbtool.context import Context
 
     ctx = Context.from_settings(settings)
@@ -192,8 +214,15 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     forked_from: dict[str, Any] | None = None
     metrics_parent: list[dict[str, Any]] = []
     step = 0
+    attach = None if command is not None else _attach_target(settings)
+    if attach is not None and not RunFolder(runs_dir / attach).exists():
+        attach = None
 
-    if settings.resume_from:
+    if attach is not None:
+        folder = RunFolder(runs_dir / attach)
+        prior = folder.read_run()
+        step = _last_step(folder)
+    elif settings.resume_from:
         rid, at = parse_moment(settings.resume_from)
         if run_id is not None and run_id != rid:
             raise UsageError(f"resume_from names run {rid}, but id={run_id} was given")
@@ -249,16 +278,25 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     folder.create()
     pid = os.getpid()
     doc: dict[str, Any] = dict(prior or {})
-    resumed = prior is not None
-    doc.update({
+    resumed = prior is not None and attach is None
+    if attach is None:
+        doc.update({
         "format": RUN_FORMAT, "id": run_id, "project": project, "entity": ctx.entity,
         "state": "running", "exit_code": None, "started_at": now, "updated_at": now,
         "heartbeat_at": now, "heartbeat_seconds": settings.heartbeat_seconds,
         "host": settings.host or hostname(), "pid": pid, "pid_start": process_start(pid),
         "program": settings.program or _program(), "resumed": resumed,
         "wbtool_version": __version__,
-    })
-    doc.pop("finished_at", None)
+        })
+        doc.pop("finished_at", None)
+    else:
+        doc.update({"project": project, "entity": ctx.entity})
+    if command is not None:
+        from wbtool.runs.redact import redact_argv
+
+        doc["program"] = command[0]
+        doc["command"] = redact_argv(list(command))
+        doc["launcher"] = "wbtool run"
     doc.setdefault("created_at", now)
     doc["name"] = settings.run_name or doc.get("name") or random_name()
     for key, setting in (("notes", "run_notes"), ("group", "run_group"),
@@ -270,7 +308,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         doc["tags"] = list(settings.run_tags or ())
     if forked_from is not None:
         doc["forked_from"] = forked_from
-    if resumed:
+    if resumed and attach is None:
         doc["resume_count"] = int(doc.get("resume_count") or 0) + 1
 
     metrics = list((prior or {}).get("metrics") or [])
@@ -279,7 +317,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     summary: dict[str, Any] = {}
     user_keys: list[str] = []
     runtime_offset = 0.0
-    if prior is not None:
+    if attach is not None and prior is not None:
+        runtime_offset = max(0.0, now - float(prior.get("started_at") or now))
+    elif prior is not None:
         runtime_offset = float(prior.get("runtime") or 0.0)
         user_keys = list(prior.get("summary_user_keys") or [])
         if rows_kept is None:
@@ -297,11 +337,22 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
               summary_user=user_keys, metrics=metrics, step=step,
               runtime_offset=runtime_offset)
     run._config_dirty = False
-    folder.write_config(run._config_on_disk())
+    if command is not None:
+        run._shared = "owner"
+        run._command = list(command)
+    elif attach is not None:
+        run._shared = "attached"
+    if attach is None:
+        folder.write_config(run._config_on_disk())
     run._write_record(summary=True, config=True)
-    run._event({"type": "state", "state": "running", "resumed": resumed})
+    if attach is None:
+        run._event({"type": "state", "state": "running", "resumed": resumed})
     _start_services(run, settings)
+    if command is not None:
+        return run
     current.add(run, make_current=make_current)
+    if attach is not None:
+        return run
     if not settings.quiet:
         how = "resumed" if resumed else "forked" if forked_from else "started"
         run._info(f"run {doc['name']} ({run_id}) {how} in {folder.path}")
@@ -347,7 +398,7 @@ def _auto_resume_candidate(ctx: Any, project: str) -> str | None:
 def _start_services(run: Run, settings: Settings) -> None:
     folder = run._folder
     assert folder is not None
-    if not settings.x_disable_meta:
+    if not settings.x_disable_meta and run._shared != "attached":
         run._metadata_thread = threading.Thread(
             target=_gather_metadata, args=(run, settings), name="wbtool-metadata", daemon=True)
         run._metadata_thread.start()
@@ -373,8 +424,15 @@ def _gather_metadata(run: Run, settings: Settings) -> None:
     try:
         from wbtool.runs import metadata
 
+        command = run._command
+        program = run._doc.get("program")
+        if command is not None:
+            import shutil
+
+            program = shutil.which(command[0]) or command[0]
         run._metadata_result = metadata.collect(
-            program=run._doc.get("program"), args=list(sys.argv[1:]), cwd=os.getcwd(),
+            program=program, args=list(command[1:] if command is not None else sys.argv[1:]),
+            cwd=os.getcwd(),
             root=settings.git_root, disable_git=bool(settings.disable_git),
             save_requirements=bool(settings.x_save_requirements),
             disable_machine_info=bool(settings.x_disable_machine_info),

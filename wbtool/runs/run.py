@@ -86,6 +86,11 @@ class Run:
         self._alerts: dict[str, float] = {}
         self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
         self._history: LineWriter | None = None
+        # None: this process alone writes the run. "owner": a launcher whose
+        # program may attach; "attached": a program inside a launched run.
+        # Shared runs merge their writes of run.json, summary and config.
+        self._shared: str | None = None
+        self._command: list[str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
@@ -366,7 +371,7 @@ class Run:
             try:
                 self._flush()
                 now = time.monotonic()
-                if now - self._last_beat >= beat:
+                if now - self._last_beat >= beat and self._shared != "attached":
                     self._last_beat = now
                     self._heartbeat()
             except Exception as e:  # keep training; say what went wrong once
@@ -382,7 +387,7 @@ class Run:
             return
         if self._config_dirty:
             self._config_dirty = False
-            self._folder.write_config(self._config_on_disk())
+            self._write_config()
         if self._saves:
             from wbtool.runs import files
 
@@ -391,11 +396,26 @@ class Run:
             self._write_summary()
 
     def _write_summary(self) -> None:
-        assert self._folder is not None
+        folder = self._folder
+        assert folder is not None
         self._summary_dirty = False
         self._last_summary_write = time.monotonic()
         doc = dict(self._summary.as_dict())
-        self._folder.write_json(self._folder.summary, doc)
+        if self._shared is None:
+            folder.write_json(folder.summary, doc)
+        else:
+            with folder.lock():
+                folder.merge_json(folder.summary, doc)
+
+    def _write_config(self) -> None:
+        folder = self._folder
+        assert folder is not None
+        items = self._config_on_disk()
+        if self._shared is None:
+            folder.write_config(items)
+        else:
+            with folder.lock():
+                folder.write_config({**folder.read_config(), **items})
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -413,13 +433,33 @@ class Run:
         """run.json, then the index row (the folder is the record)."""
         if self._folder is None or self._ctx is None:
             return
-        self._doc["updated_at"] = time.time()
-        self._doc["metrics"] = self._metrics.to_json()
-        self._doc["summary_user_keys"] = self._summary.user_keys
-        self._folder.write_json(self._folder.run_json, self._doc, fsync=fsync)
-        catalog.put(self._ctx.store.index, self._doc,
-                    self._summary.as_dict() if summary else None,
-                    self._config_on_disk() if config else None)
+        folder = self._folder
+        doc = self._doc
+        doc["updated_at"] = time.time()
+        if self._shared != "owner":
+            doc["metrics"] = self._metrics.to_json()
+            doc["summary_user_keys"] = self._summary.user_keys
+        summary_doc = self._summary.as_dict() if summary else None
+        config_doc = self._config_on_disk() if config else None
+        if self._shared is None:
+            folder.write_json(folder.run_json, doc, fsync=fsync)
+        else:
+            from wbtool.runs.folder import OWNER_FIELDS
+
+            mine = self._shared == "owner"
+            with folder.lock():
+                disk = folder.read_run()
+                if disk is None:  # the first write of the run: all of it
+                    disk = dict(doc)
+                disk.update({k: v for k, v in doc.items()
+                             if (k in OWNER_FIELDS) == mine or k == "updated_at"})
+                folder.write_json(folder.run_json, disk, fsync=fsync)
+                self._doc = doc = disk
+                if summary:
+                    summary_doc = folder.merge_json(folder.summary, summary_doc or {})
+                if config:
+                    config_doc = {**folder.read_config(), **(config_doc or {})}
+        catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)
 
     def _config_on_disk(self) -> dict[str, Any]:
         """The config as files and the index keep it: secret-looking keys redacted."""
@@ -473,7 +513,8 @@ class Run:
             from wbtool.runs import current
 
             current.forget(self)
-        if self._folder is not None and not (quiet or self._settings.quiet):
+        if self._folder is not None and self._shared is None \
+                and not (quiet or self._settings.quiet):
             self._info(f"run {self.name} ({self.id}) {state}: "
                        f"{self._history.rows_written if self._history else 0} history rows "
                        f"in {self._folder.path}")
@@ -493,14 +534,15 @@ class Run:
         if self._history.error:
             self._warn("writer", self._history.error)
         self._collect_metadata()
-        folder.write_config(self._config_on_disk())
+        self._write_config()
         self._write_summary()
         self._doc.update(
             state=state, exit_code=exit_code, finished_at=time.time(),
             heartbeat_at=time.time(), runtime=self._runtime(),
         )
         self._write_record(summary=True, config=True, fsync=bool(self._settings.x_store_fsync))
-        self._event({"type": "state", "state": state, "exit_code": exit_code})
+        if self._shared != "attached":  # the launcher records how the run ended
+            self._event({"type": "state", "state": state, "exit_code": exit_code})
 
     def _collect_metadata(self) -> None:
         thread = self._metadata_thread
