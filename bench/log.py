@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,16 +231,22 @@ def run_child(
         out_path, err_path = home / "stdout", home / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             start = time.perf_counter()
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [sys.executable, "-c", script, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 env=child_env(home),
                 cwd=home,
-                timeout=CHILD_TIMEOUT_S,
-                check=False,
             )
+            # A blocking wait sees the exit at once; ``wait(timeout=…)`` polls
+            # with growing sleeps and would add up to tens of milliseconds.
+            watchdog = threading.Timer(CHILD_TIMEOUT_S, proc.kill)
+            watchdog.start()
+            try:
+                proc.wait()
+            finally:
+                watchdog.cancel()
             seconds = time.perf_counter() - start
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
