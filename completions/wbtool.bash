@@ -12,8 +12,13 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="artifact runs settings"
+            cmds="alert artifact log run runs settings"
             opts="--help --version -h"
+            ;;
+        "wbtool alert")
+            opts="--help --json --level --run -h"
+            value_opts="--level --run"
+            takes_args=1
             ;;
         "wbtool artifact")
             cmds="add alias cache checkout diff download info link log ls reset rm status tag verify"
@@ -115,6 +120,16 @@ _wbtool_spec() {
             value_opts="--project --root -p"
             takes_args=1
             ;;
+        "wbtool log")
+            opts="--commit --help --json --no-commit --run --step --summary -h"
+            value_opts="--run --step"
+            takes_args=1
+            ;;
+        "wbtool run")
+            opts="--capture-metrics --config --dir --group --help --id --interval --job-type --name --no-console --no-git --no-stats --notes --project --quiet --resume --tag -h -p -q"
+            value_opts="--capture-metrics --config --dir --group --id --interval --job-type --name --notes --project --resume --tag -p"
+            takes_args=1
+            ;;
         "wbtool runs")
             cmds="delete export history list show"
             opts="--help -h"
@@ -165,7 +180,7 @@ _wbtool_choices() {
 # _wbtool_is_number PATH OPTION: true when OPTION takes a number.
 _wbtool_is_number() {
     case "$1 $2" in
-        "wbtool artifact cache gc --grace"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n") return 0 ;;
+        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool run --interval"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n") return 0 ;;
         *) return 1 ;;
     esac
 }

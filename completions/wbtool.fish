@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' artifact runs settings
+            printf '%s\n' alert artifact log run runs settings
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -27,6 +27,8 @@ end
 # __wbtool_value_options PATH...: print the options that take a value.
 function __wbtool_value_options
     switch "$argv"
+        case 'alert'
+            printf '%s\n' --level --run
         case 'artifact add'
             printf '%s\n' --name-in-artifact --policy --project --reference --type -p -t
         case 'artifact alias add'
@@ -61,6 +63,10 @@ function __wbtool_value_options
             printf '%s\n' --project -p
         case 'artifact verify'
             printf '%s\n' --project --root -p
+        case 'log'
+            printf '%s\n' --run --step
+        case 'run'
+            printf '%s\n' --capture-metrics --config --dir --group --id --interval --job-type --name --notes --project --resume --tag -p
         case 'runs export'
             printf '%s\n' --format --output --project -f -o -p
         case 'runs history'
@@ -100,11 +106,20 @@ end
 
 # wbtool
 complete -c wbtool -n '__wbtool_at' -f
+complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
+complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
+complete -c wbtool -n '__wbtool_at' -f -a run -d 'Run CMD as a tracked run: console, exit state and metadata are recorded.'
 complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
 complete -c wbtool -n '__wbtool_at' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at' -l version -d 'Print the version and exit.'
+
+# wbtool alert
+complete -c wbtool -n '__wbtool_at alert' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at alert' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at alert' -l level -r -d 'INFO, WARN or ERROR.'
+complete -c wbtool -n '__wbtool_at alert' -l run -r -d 'Run ID (default: $WBTOOL_RUN_ID, set by \'wbtool run\' for its command).'
 
 # wbtool artifact
 complete -c wbtool -n '__wbtool_at artifact' -f
@@ -250,6 +265,33 @@ complete -c wbtool -n '__wbtool_at artifact verify' -s h -l help -d 'Show this m
 complete -c wbtool -n '__wbtool_at artifact verify' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact verify' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact verify' -l root -r -d 'Check this folder against the version (default: check the stored objects).'
+
+# wbtool log
+complete -c wbtool -n '__wbtool_at log' -l commit -l no-commit -d 'Finish the step now (default: yes without --step, no with it).'
+complete -c wbtool -n '__wbtool_at log' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at log' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at log' -l run -r -d 'Run ID (default: $WBTOOL_RUN_ID, set by \'wbtool run\' for its command).'
+complete -c wbtool -n '__wbtool_at log' -l step -x -d 'Log to this step (it must not be lower than the run\'s current step).'
+complete -c wbtool -n '__wbtool_at log' -l summary -d 'Set summary values instead.'
+
+# wbtool run
+complete -c wbtool -n '__wbtool_at run' -l capture-metrics -r -d 'A regular expression with named groups that turns printed numbers into history rows, e.g. \'loss=(?P<loss>[0-9.e-]+)\'; repeatable.'
+complete -c wbtool -n '__wbtool_at run' -l config -r -d 'Config: a YAML file or KEY=VALUE; repeatable.'
+complete -c wbtool -n '__wbtool_at run' -l dir -r -d 'Folder that holds .wbtool/.'
+complete -c wbtool -n '__wbtool_at run' -l group -r -d 'Group of related runs.'
+complete -c wbtool -n '__wbtool_at run' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at run' -l id -r -d 'Run ID (default: a new one).'
+complete -c wbtool -n '__wbtool_at run' -l interval -x -d 'System metrics sampling interval.'
+complete -c wbtool -n '__wbtool_at run' -l job-type -r -d 'Job type (train, eval…).'
+complete -c wbtool -n '__wbtool_at run' -l name -r -d 'Display name of the run.'
+complete -c wbtool -n '__wbtool_at run' -l no-console -d 'Do not record the console (output still shows).'
+complete -c wbtool -n '__wbtool_at run' -l no-git -d 'Do not record git state.'
+complete -c wbtool -n '__wbtool_at run' -l no-stats -d 'Do not sample system metrics.'
+complete -c wbtool -n '__wbtool_at run' -l notes -r -d 'Notes about the run.'
+complete -c wbtool -n '__wbtool_at run' -s p -l project -r -d 'Project of the run.'
+complete -c wbtool -n '__wbtool_at run' -s q -l quiet -d 'No end-of-run summary.'
+complete -c wbtool -n '__wbtool_at run' -l resume -r -d 'Continue the run given by --id.'
+complete -c wbtool -n '__wbtool_at run' -l tag -r -d 'A tag; repeat for more.'
 
 # wbtool runs
 complete -c wbtool -n '__wbtool_at runs' -f

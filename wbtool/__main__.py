@@ -1,4 +1,4 @@
-from wbtool.cli.main import main
+from wbtool.cli.fast import main
 
 if __name__ == "__main__":
     main()

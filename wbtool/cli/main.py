@@ -8,6 +8,7 @@ import typer
 
 from wbtool._version import __version__
 from wbtool.cli import artifact as artifact_cmd
+from wbtool.cli import run_cmd
 from wbtool.cli import runs as runs_cmd
 from wbtool.cli import settings as settings_cmd
 
@@ -23,6 +24,11 @@ app = typer.Typer(
 app.add_typer(artifact_cmd.app, name="artifact")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(settings_cmd.app, name="settings")
+app.command(
+    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)(run_cmd.run)
+app.command("log")(run_cmd.log)
+app.command("alert")(run_cmd.alert)
 
 
 def _version(value: bool) -> None:

@@ -304,7 +304,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         value = getattr(settings, setting)
         if value is not None or key not in doc:
             doc[key] = value
-    if settings.run_tags is not None or "tags" not in doc:
+    if attach is not None and settings.run_tags is not None:  # joined: tags add up
+        doc["tags"] = list(dict.fromkeys([*(doc.get("tags") or ()), *settings.run_tags]))
+    elif settings.run_tags is not None or "tags" not in doc:
         doc["tags"] = list(settings.run_tags or ())
     if forked_from is not None:
         doc["forked_from"] = forked_from

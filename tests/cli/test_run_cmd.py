@@ -1,0 +1,304 @@
+"""``wbtool run``, ``wbtool log`` and ``wbtool alert`` with real child processes,
+real signals and a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from wbtool.runs.folder import effective_state
+from wbtool.runs.history import iter_rows
+
+PY = sys.executable
+
+
+def only_run(store: Path) -> Path:
+    (folder,) = (store / "runs").iterdir()
+    return folder
+
+
+def record(store: Path) -> dict:
+    return json.loads((only_run(store) / "run.json").read_text())
+
+
+def script(tmp_path: Path, body: str, name: str = "child.py") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+def wbtool_cmd(*args: str) -> list[str]:
+    return [PY, "-m", "wbtool", *args]
+
+
+@pytest.mark.parametrize(("code", "state"), [(0, "finished"), (3, "failed")])
+def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str) -> None:
+    res = cli("run", "--", PY, "-c", f"import sys; print('hi'); sys.exit({code})")
+    assert res.code == code
+    assert res.out == "hi\n"
+    doc = record(store_dir)
+    assert doc["state"] == state and doc["exit_code"] == code
+    assert doc["command"][0] == PY
+    assert (only_run(store_dir) / "output.log").read_text() == "hi\n"
+    assert "wbtool: run" in res.err and state in res.err
+
+
+def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    assert res.code == 128 + signal.SIGTERM
+    doc = record(store_dir)
+    assert doc["state"] == "killed" and doc["exit_code"] == 128 + signal.SIGTERM
+
+
+def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "--", "no-such-command-xyz")
+    assert res.code == 3 and "no-such-command-xyz" in res.err
+    assert "Traceback" not in res.err
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+def test_options_after_the_command_belong_to_it(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "--name", "n1", "--tag", "a", "--tag", "b", "--config", "lr=0.5",
+              "--config", "opt=adam", PY, "-c", "import sys; print(sys.argv[1:])", "--name",
+              "x")
+    assert res.code == 0 and res.out == "['--name', 'x']\n"
+    doc = record(store_dir)
+    assert doc["name"] == "n1" and doc["tags"] == ["a", "b"]
+    config = json.loads((only_run(store_dir) / "config.yaml").read_text())
+    assert config == {"lr": 0.5, "opt": "adam"}
+
+
+def test_interleaved_streams_and_no_trailing_newline(cli: Cli, store_dir: Path,
+                                                      tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import sys
+        for i in range(50):
+            print(f"out {i}", flush=True)
+            print(f"err {i}", file=sys.stderr, flush=True)
+        sys.stdout.write("no newline at the end")
+    """)
+    res = cli("run", "-q", "--", PY, child)
+    assert res.code == 0
+    assert res.out == "".join(f"out {i}\n" for i in range(50)) + "no newline at the end"
+    assert res.err == "".join(f"err {i}\n" for i in range(50))
+    log = (only_run(store_dir) / "output.log").read_text().splitlines()
+    assert [x for x in log if x.startswith("out")] == [f"out {i}" for i in range(50)]
+    assert [x for x in log if x.startswith("err")] == [f"err {i}" for i in range(50)]
+    assert "no newline at the end" in log
+    raw = [json.loads(x) for x in
+           (only_run(store_dir) / "output.raw.jsonl").read_text().splitlines()]
+    assert {r["s"] for r in raw} == {"stdout", "stderr"}
+    assert "".join(r["d"] for r in raw if r["s"] == "stdout") == res.out
+
+
+def test_ten_megabytes_of_output(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import sys
+        line = ("x" * 99 + "\\n").encode()
+        for _ in range(100_000):
+            sys.stdout.buffer.write(line)
+        sys.stdout.buffer.write(b"\\xff\\xfe binary tail\\n")
+    """)
+    res = subprocess.run(wbtool_cmd("run", "-q", "--", PY, child), capture_output=True,
+                         timeout=120)
+    assert res.returncode == 0
+    assert len(res.stdout) == 100_000 * 100 + len(b"\xff\xfe binary tail\n")
+    log = (only_run(store_dir) / "output.log").read_bytes()
+    assert log.count(b"\n") == 100_001 and log.endswith(b"binary tail\n")
+
+
+def test_progress_bar_under_a_real_terminal(store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import sys, time
+        print("tty" if sys.stdout.isatty() else "pipe", flush=True)
+        for i in range(101):
+            sys.stdout.write(f"\\r\\x1b[32m{i:3d}%\\x1b[0m |{'#' * (i // 10):<10}|")
+            sys.stdout.flush()
+        print()
+        print("done")
+    """)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: wbtool with a terminal as stdout
+        os.execvpe(PY, wbtool_cmd("run", "-q", "--", PY, child), os.environ)
+    seen = b""
+    while True:
+        try:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                break
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"tty" in seen and b"\x1b[32m" in seen  # the user saw a terminal, colours intact
+    log = (only_run(store_dir) / "output.log").read_text().splitlines()
+    assert log == ["tty", "100% |##########|", "done"]
+
+
+def test_sigint_reaches_the_command(store_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    child = script(tmp_path, f"""
+        import signal, sys, time
+        def on_int(signum, frame):
+            open({str(marker)!r}, "w").write("interrupted")
+            sys.exit(130)
+        signal.signal(signal.SIGINT, on_int)
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert marker.read_text() == "interrupted"
+    doc = record(store_dir)
+    assert doc["state"] == "failed" and doc["exit_code"] == 130
+
+
+def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 128 + signal.SIGKILL
+    assert record(store_dir)["state"] == "killed"
+
+
+def test_sigkill_of_wbtool_leaves_no_child(store_dir: Path, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    child = script(tmp_path, f"""
+        import os, time
+        open({str(pidfile)!r}, "w").write(str(os.getpid()))
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    child_pid = int(pidfile.read_text())
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail("the command outlived wbtool")
+    assert effective_state(record(store_dir)) == "crashed"
+
+
+def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(project="ignored-if-same", config={"bs": 8}, tags=["child"])
+        print("child run", run.id, flush=True)
+        for i in range(5):
+            run.log({"acc": i / 10})
+        run.summary["best"] = 0.4
+        run.finish()
+    """)
+    res = cli("run", "--project", "p", "--tag", "outer", "--config", "lr=0.1", "--",
+              PY, child)
+    assert res.code == 0, res.err
+    folder = only_run(store_dir)
+    assert res.out == f"child run {folder.name}\n"
+    doc = record(store_dir)
+    assert doc["state"] == "finished" and doc["tags"] == ["outer", "child"]
+    rows = list(iter_rows(folder / "history.jsonl"))
+    assert [r["acc"] for r in rows] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["best"] == 0.4 and summary["acc"] == 0.4
+    assert json.loads((folder / "config.yaml").read_text()) == {"lr": 0.1, "bs": 8}
+    assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
+
+
+def test_capture_metrics_from_a_shell_script(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]+)",
+              "--capture-metrics", r"epoch (?P<epoch>\d+)", "--",
+              "sh", "-c", "for i in 1 2 3; do echo \"epoch $i loss=0.$i\"; done")
+    assert res.code == 0
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert [(r["epoch"], r["loss"]) for r in rows] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    bad = cli("run", "--capture-metrics", "no groups", "--", "true")
+    assert bad.code == 2 and "named group" in bad.err
+
+
+@pytest.mark.slow
+def test_wbtool_log_from_concurrent_shell_loops(cli: Cli, store_dir: Path) -> None:
+    wb = f"{PY} -m wbtool"
+    loop = f"for i in $(seq 1 100); do {wb} log loop=$1 i=$i; done"
+    cmd = f"for n in 1 2 3 4 5 6 7 8; do sh -c '{loop}' sh $n & done; wait"
+    res = cli("run", "-q", "--", "sh", "-c", cmd)
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert len(rows) == 800
+    assert sorted(r["_step"] for r in rows) == list(range(800))
+    for n in range(1, 9):
+        assert [r["i"] for r in rows if r["loop"] == n] == list(range(1, 101))
+
+
+def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    assert cli("log", "--run", run.id, "a=1", "b=true", "c=hello", "d=[1,2]").code == 0
+    assert cli("log", "--run", run.id, "--no-commit", "x=0.5").code == 0
+    assert cli("log", "--run", run.id, "y=2").code == 0
+    assert cli("log", "--run", run.id, "--step", "10", "z=1").code == 0
+    assert cli("log", "--run", run.id, "--step", "10", "w=2", "--commit").code == 0
+    low = cli("log", "--run", run.id, "--step", "3", "q=1")
+    assert low.code == 2 and "lower" in low.err
+    assert cli("log", "--run", run.id, "--summary", "best=9").code == 0
+    rows = [{k: v for k, v in r.items() if k[:2] != "_r" and k[:2] != "_t"}
+            for r in iter_rows(Path(run._folder.history))]
+    assert rows == [{"a": 1, "b": True, "c": "hello", "d": [1, 2], "_step": 0},
+                    {"x": 0.5, "y": 2, "_step": 1}, {"z": 1, "w": 2, "_step": 10}]
+    summary = json.loads(Path(run._folder.summary).read_text())
+    assert summary["best"] == 9 and summary["w"] == 2
+    no_run = cli("log", "a=1")
+    assert no_run.code == 2 and "WBTOOL_RUN_ID" in no_run.err
+    assert cli("log", "--run", "nope1234", "a=1").code == 3
+    assert cli("log", "--run", run.id, "novalue").code == 2
+    helped = cli("log", "--help")
+    assert helped.code == 0 and "KEY=VALUE" in helped.out
+
+
+def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "-q", "--", "sh", "-c",
+              f"{PY} -m wbtool alert 'disk full' 'only 1% left' --level WARN")
+    assert res.code == 0 and "ALERT [WARN] disk full" in res.err
+    events = [json.loads(x) for x in
+              (only_run(store_dir) / "events.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "alert" and e["title"] == "disk full" for e in events)

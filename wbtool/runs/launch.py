@@ -1,0 +1,451 @@
+"""``wbtool run -- CMD``: run a command as a run.
+
+The command runs as a child in its own process group. Its output goes to
+the user unchanged and at once (through a pseudo-terminal when wbtool's
+stdout is a terminal, so colours and progress bars still render; through
+pipes otherwise) and into the run: ``output.log`` as a terminal shows it,
+``output.raw.jsonl`` as it came (timestamped chunks, per stream).
+
+Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to wbtool go to the
+child's process group; a second SIGINT within :data:`SECOND_INTERRUPT`
+seconds kills it. On a terminal the child is the foreground job, so Ctrl-C
+and Ctrl-Z reach it as if it ran alone, and when it stops wbtool stops too
+(and resumes it on ``fg``). The child dies with wbtool (a parent-death
+signal), and whatever is left of its process group when it exits is
+terminated, so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from wbtool.runs.terminal import TerminalLog
+
+if TYPE_CHECKING:
+    from wbtool.runs.run import Run
+
+READ_SIZE = 1 << 16
+SECOND_INTERRUPT = 3.0
+FLUSH_SECONDS = 1.0
+# After the command exits, how long its leftovers may keep the output open.
+DRAIN_SECONDS = 2.0
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status for a child's return code (128+N for signal N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _number(text: str) -> int | float | str:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class _Stream:
+    """One output of the child: where its bytes go, and its line model."""
+
+    def __init__(self, name: str, fd: int, out_fd: int, on_line: Callable[[bytes], None],
+                 log: BinaryIO) -> None:
+        self.name = name
+        self.fd = fd
+        self.out_fd = out_fd
+        self.out_ok = True
+        self._log = log
+        self._on_line = on_line
+        self.lines = TerminalLog(self._line)
+
+    def _line(self, data: bytes) -> None:
+        self._log.write(data)
+        self._on_line(data)
+
+
+class Launcher:
+    def __init__(self, run: Run, command: list[str], *, console: bool = True,
+                 capture: list[re.Pattern[str]] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.run = run
+        self.command = command
+        self.console = console
+        self.capture = capture or []
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self._streams: list[_Stream] = []
+        self._signals: list[int] = []
+        self._last_interrupt = -1e9
+        self._tty_fd: int | None = None
+        self._pty_master: int | None = None
+        self._winsize: bytes | None = None
+
+    # -- the child's environment and process ------------------------------------
+    def _child_env(self) -> dict[str, str]:
+        from wbtool.runs.init import ATTACH_ENV
+
+        run = self.run
+        env = dict(os.environ)
+        env.update(self.env)
+        assert run._ctx is not None
+        env.update({
+            "WBTOOL_RUN_ID": run.id,
+            "WBTOOL_DIR": str(run._ctx.store.path.resolve()),
+            "WBTOOL_PROJECT": run.project,
+            ATTACH_ENV: "1",
+        })
+        if self.console:
+            env["WBTOOL_CONSOLE_CAPTURED"] = "1"
+        return env
+
+    def _foreground_tty(self) -> int | None:
+        """stdin's terminal when wbtool is its foreground job (job control applies)."""
+        try:
+            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+                return 0
+        except OSError:
+            pass
+        return None
+
+    def _preexec(self) -> Callable[[], None]:
+        tty = self._tty_fd
+        prctl = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                prctl = None
+
+        def child_setup() -> None:  # runs in the child between fork and exec
+            os.setpgid(0, 0)
+            if tty is not None:
+                old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                with contextlib.suppress(OSError):
+                    os.tcsetpgrp(tty, os.getpid())
+                signal.signal(signal.SIGTTOU, old)
+            if prctl is not None:
+                prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with wbtool
+
+        return child_setup
+
+    def _open_outputs(self) -> tuple[Any, Any, list[tuple[str, int, int]]]:
+        """(stdout, stderr) for Popen, and the (name, read fd, copy-to fd) to pump."""
+        if not self.console:
+            return None, None, []
+        if os.isatty(1):
+            import fcntl
+            import termios
+
+            master, slave = os.openpty()
+            attrs = termios.tcgetattr(slave)
+            attrs[1] &= ~termios.OPOST  # bytes pass through; the real terminal translates
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            with contextlib.suppress(OSError):
+                self._winsize = fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, self._winsize)
+            self._pty_master = master
+            same = os.isatty(2) and os.path.samestat(os.fstat(1), os.fstat(2))
+            if same:
+                return slave, slave, [("tty", master, 1)]
+            err_r, err_w = os.pipe()
+            return slave, err_w, [("tty", master, 1), ("stderr", err_r, 2)]
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        return out_w, err_w, [("stdout", out_r, 1), ("stderr", err_r, 2)]
+
+    # -- running ---------------------------------------------------------------------
+    def start(self) -> None:
+        folder = self.run._folder
+        assert folder is not None
+        self._tty_fd = self._foreground_tty()
+        stdout, stderr, pumps = self._open_outputs()
+        self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
+        self._raw = open(folder.path / "output.raw.jsonl", "ab",  # noqa: SIM115
+                         buffering=READ_SIZE)
+        try:
+            self.proc = subprocess.Popen(
+                self.command, stdout=stdout, stderr=stderr, env=self._child_env(),
+                preexec_fn=self._preexec(), close_fds=True,
+            )
+        finally:
+            for fd in {stdout, stderr} - {None}:
+                os.close(fd)
+        for name, fd, out_fd in pumps:
+            os.set_blocking(fd, False)
+            self._streams.append(_Stream(name, fd, out_fd, self._captured_line, self._log))
+        if self._tty_fd is not None:  # the child is the foreground job (both sides set it)
+            self._give_terminal(self.proc.pid)
+
+    def _give_terminal(self, pgid: int) -> None:
+        if self._tty_fd is None:
+            return
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(self._tty_fd, pgid)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+
+    def wait(self) -> int:
+        """Pump output and signals until the command is done; its return code."""
+        assert self.proc is not None
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        handled = (*FORWARDED, signal.SIGCHLD, signal.SIGWINCH)
+        previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        sel = selectors.DefaultSelector()
+        sel.register(wake_r, selectors.EVENT_READ, None)
+        for stream in self._streams:
+            sel.register(stream.fd, selectors.EVENT_READ, stream)
+        exited_at: float | None = None
+        last_flush = time.monotonic()
+        try:
+            while True:
+                open_streams = len(sel.get_map()) - 1
+                if exited_at is not None and (
+                        open_streams == 0 or time.monotonic() - exited_at > DRAIN_SECONDS):
+                    break
+                for key, _ in sel.select(timeout=0.25):
+                    if key.data is None:
+                        with contextlib.suppress(BlockingIOError):
+                            while os.read(wake_r, 512):
+                                pass
+                    elif not self._pump(key.data):
+                        sel.unregister(key.fd)
+                        os.close(key.fd)
+                self._handle_signals()
+                if exited_at is None and self._reap():
+                    exited_at = time.monotonic()
+                    self._end_group()
+                now = time.monotonic()
+                if now - last_flush >= FLUSH_SECONDS:
+                    last_flush = now
+                    self._flush()
+        finally:
+            for key in list(sel.get_map().values()):
+                if key.data is not None:
+                    os.close(key.fd)
+            sel.close()
+            signal.set_wakeup_fd(old_wakeup)
+            for s, h in previous.items():
+                signal.signal(s, h)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._give_terminal(os.getpgrp())
+            self._close_logs()
+        assert self.returncode is not None
+        return self.returncode
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGCHLD:
+                continue  # _reap looks
+            if signum == signal.SIGWINCH:
+                self._resize()
+                continue
+            if self.returncode is not None:
+                continue
+            if signum == signal.SIGINT:
+                now = time.monotonic()
+                if now - self._last_interrupt <= SECOND_INTERRUPT:
+                    self._kill_group(signal.SIGKILL)
+                    self._say("second interrupt: killed the command")
+                    continue
+                self._last_interrupt = now
+            self._kill_group(signum)
+
+    def _kill_group(self, signum: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+    def _resize(self) -> None:
+        if self._pty_master is None:
+            return
+        import fcntl
+        import termios
+
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 8)
+            if size != self._winsize:
+                self._winsize = size
+                fcntl.ioctl(self._pty_master, termios.TIOCSWINSZ, size)
+                self._kill_group(signal.SIGWINCH)
+
+    def _reap(self) -> bool:
+        """True once the command has exited; follows Ctrl-Z/fg on the way."""
+        assert self.proc is not None
+        try:
+            pid, status = os.waitpid(self.proc.pid, os.WNOHANG | os.WUNTRACED)
+        except ChildProcessError:
+            self.returncode = self.proc.returncode if self.proc.returncode is not None else 0
+            return True
+        if pid == 0:
+            return False
+        if os.WIFSTOPPED(status):
+            self._stopped()
+            return False
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = self.returncode
+        return True
+
+    def _stopped(self) -> None:
+        """The command was stopped (Ctrl-Z): stop too, and resume it when resumed."""
+        if self._tty_fd is None:
+            return  # stopped by someone else: they will continue it
+        self._flush()
+        self._give_terminal(os.getpgrp())
+        os.kill(os.getpid(), signal.SIGSTOP)
+        # … continued by the shell's fg/bg.
+        if os.tcgetpgrp(self._tty_fd) == os.getpgrp():
+            self._give_terminal(self.proc.pid if self.proc else os.getpgrp())
+        self._kill_group(signal.SIGCONT)
+
+    def _end_group(self) -> None:
+        """Terminate what the command left running in its process group."""
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        self._kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        self._kill_group(signal.SIGKILL)
+
+    # -- output ------------------------------------------------------------------------
+    def _pump(self, stream: _Stream) -> bool:
+        """Move what the stream has; False at its end."""
+        while True:
+            try:
+                data = os.read(stream.fd, READ_SIZE)
+            except BlockingIOError:
+                return True
+            except OSError:  # EIO: the pseudo-terminal's other side is closed
+                data = b""
+            if not data:
+                stream.lines.flush_partial()
+                return False
+            if stream.out_ok:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(stream.out_fd, view):]
+                except BlockingIOError:
+                    import select
+
+                    select.select([], [stream.out_fd], [])
+                    with contextlib.suppress(OSError):
+                        while view:
+                            view = view[os.write(stream.out_fd, view):]
+                except OSError:  # the user's terminal or pipe went away: keep recording
+                    stream.out_ok = False
+            self._raw.write(json.dumps(
+                {"t": round(time.time(), 6), "s": stream.name,
+                 "d": data.decode("utf-8", "surrogateescape")}).encode() + b"\n")
+            stream.lines.feed(data)
+
+    def _captured_line(self, data: bytes) -> None:
+        if not self.capture or self.run._finished:
+            return
+        for line in data.decode("utf-8", "replace").splitlines():
+            row: dict[str, Any] = {}
+            for pattern in self.capture:
+                for m in pattern.finditer(line):
+                    row.update({k: _number(v) for k, v in m.groupdict().items()
+                                if v is not None})
+            if row:
+                self.run.log(row)
+
+    def _flush(self) -> None:
+        for f in (self._log, self._raw):
+            with contextlib.suppress(OSError, ValueError):
+                f.flush()
+
+    def _close_logs(self) -> None:
+        for stream in self._streams:
+            stream.lines.flush_partial()
+        for f in (self._log, self._raw):
+            with contextlib.suppress(OSError):
+                f.close()
+
+    def _say(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, f"wbtool: {message}\n".encode())
+
+
+def state_for(returncode: int) -> str:
+    if returncode == 0:
+        return "finished"
+    return "killed" if returncode < 0 else "failed"
+
+
+def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
+                console: bool = True, capture: list[str] | None = None,
+                report: Callable[[Run], None] | None = None) -> int:
+    """Run ``command`` as a run; the shell exit status to return (the command's)."""
+    import shutil
+
+    from wbtool.errors import NotFoundError, UsageError
+    from wbtool.runs.init import launch
+
+    if not command:
+        raise UsageError("wbtool run needs a command: wbtool run -- python train.py")
+    if shutil.which(command[0]) is None:
+        raise NotFoundError(what="command", name=command[0])
+    patterns = []
+    for text in capture or ():
+        try:
+            pattern = re.compile(text)
+        except re.error as e:
+            raise UsageError(f"--capture-metrics {text!r} is not a valid regular expression: "
+                             f"{e}") from None
+        if not pattern.groupindex:
+            raise UsageError(f"--capture-metrics {text!r} has no named group "
+                             "(write (?P<name>...) for each value)")
+        patterns.append(pattern)
+    run = launch(settings, config, command)
+    launcher = Launcher(run, command, console=console, capture=patterns)
+    returncode: int | None = None
+    try:
+        launcher.start()
+        returncode = launcher.wait()
+    finally:
+        if returncode is None:  # wbtool itself failed: take the command down with it
+            if launcher.proc is not None and launcher.proc.poll() is None:
+                launcher._kill_group(signal.SIGKILL)
+                launcher.proc.wait()
+            run._finish("failed", 1)
+    status = exit_status(returncode)
+    run._finish(state_for(returncode), status)
+    if report is not None:
+        report(run)
+    return status

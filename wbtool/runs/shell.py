@@ -1,0 +1,139 @@
+"""Logging to a run from outside it: ``wbtool log`` and ``wbtool alert``.
+
+Shell scripts in CI log rows into the run that ``wbtool run`` created for
+them (``WBTOOL_RUN_ID``) or any named run. Each call takes the run's lock,
+so concurrent calls from many shell processes never interleave partial
+lines or reuse a step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from wbtool.errors import NotFoundError, UsageError
+from wbtool.runs import catalog
+from wbtool.runs.folder import RunFolder
+from wbtool.runs.ids import validate_id
+from wbtool.runs.values import encode, normalise
+
+PENDING = "history.pending.json"
+
+
+def parse_value(text: str) -> Any:
+    """``3`` → 3, ``0.5`` → 0.5, ``true`` → True, ``[1,2]`` → [1, 2], else the text."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
+        return float(lowered.replace("infinity", "inf"))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"expected KEY=VALUE, not {pair!r}")
+        values[key] = parse_value(raw)
+    if not values:
+        raise UsageError("nothing to log: give KEY=VALUE pairs")
+    return values
+
+
+def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
+    run_id = run_id or os.environ.get("WBTOOL_RUN_ID")
+    if not run_id:
+        raise UsageError("no run to log to: pass --run ID, or call this under "
+                         "'wbtool run', which sets WBTOOL_RUN_ID")
+    folder = RunFolder(ctx.store.path / "runs" / validate_id(run_id))
+    if not folder.exists():
+        raise NotFoundError(what="run", name=run_id)
+    return folder
+
+
+def _last_step(folder: RunFolder) -> int:
+    from wbtool.runs.init import _last_step as next_step
+
+    return next_step(folder) - 1
+
+
+def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
+               step: int | None = None, commit: bool | None = None,
+               summary_only: bool = False) -> dict[str, Any]:
+    """Append ``values`` to the run's history (or only its summary)."""
+    folder = run_folder(ctx, run_id)
+    row: dict[str, Any] = {}
+    for key, value in values.items():
+        row[key] = normalise(value, key)
+    with folder.lock():
+        doc = folder.read_run() or {}
+        if summary_only:
+            summary = folder.merge_json(folder.summary, row)
+            doc["summary_user_keys"] = sorted(set(doc.get("summary_user_keys") or ()) | set(row))
+            folder.write_json(folder.run_json, doc)
+            catalog.put(ctx.store.index, doc, summary)
+            return {"run": folder.id, "summary": sorted(row)}
+        if commit is None:
+            commit = step is None
+        pending_path = folder.path / PENDING
+        pending = folder.read_json(pending_path, None)
+        current = _last_step(folder) + 1
+        if isinstance(pending, dict) and isinstance(pending.get("_step"), int):
+            current = max(current, pending["_step"])
+        else:
+            pending = None
+        if step is not None:
+            if step < current:
+                raise UsageError(f"step {step} is lower than the run's current step "
+                                 f"{current}; steps must increase")
+            if step > current and pending is not None:
+                _commit(ctx, folder, doc, pending)
+                pending = None
+            current = step
+        merged = {**(pending or {}), **row, "_step": current}
+        if commit:
+            _commit(ctx, folder, doc, merged)
+            if os.path.exists(pending_path):
+                os.unlink(pending_path)
+        else:
+            folder.write_json(pending_path, merged)
+    return {"run": folder.id, "step": current, "committed": bool(commit)}
+
+
+def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> None:
+    now = time.time()
+    row = dict(row)
+    row["_runtime"] = max(0.0, now - float(doc.get("started_at") or now))
+    row["_timestamp"] = now
+    fd = os.open(folder.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, (encode(row) + "\n").encode())
+    finally:
+        os.close(fd)
+    user = set(doc.get("summary_user_keys") or ())
+    summary = folder.merge_json(folder.summary,
+                                {k: v for k, v in row.items() if k not in user})
+    catalog.put(ctx.store.index, doc, summary)
+
+
+def alert(ctx: Any, run_id: str | None, title: str, text: str, level: str) -> dict[str, Any]:
+    from wbtool.runs.run import ALERT_LEVELS
+
+    folder = run_folder(ctx, run_id)
+    if not title or len(title) > 64:
+        raise UsageError("the alert title must be 1 to 64 characters")
+    level = level.upper()
+    if level not in ALERT_LEVELS:
+        raise UsageError(f"--level must be one of {', '.join(ALERT_LEVELS)}")
+    event = {"type": "alert", "title": title, "text": text, "level": level,
+             "time": time.time()}
+    folder.append_event(event)
+    return {"run": folder.id, **event}
