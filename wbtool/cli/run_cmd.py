@@ -115,7 +115,7 @@ def _report(run: Any) -> None:
         lines.append("wbtool: summary")
         lines += [f"wbtool:   {k:<{width}}  {_value(v)}" for k, v in shown]
     charts = chart_history(folder.history)
-    items = list(charts.items())[: int(settings.max_end_of_run_history_metrics)]
+    items = sorted(charts.items())[: int(settings.max_end_of_run_history_metrics)]
     if items:
         width = max(len(k) for k, _ in items)
         lines.append("wbtool: history")
