@@ -131,7 +131,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool runs")
-            cmds="delete export history list show"
+            cmds="delete export history list logs show"
             opts="--help -h"
             ;;
         "wbtool runs delete")
@@ -150,6 +150,10 @@ _wbtool_spec() {
         "wbtool runs list")
             opts="--help --json --limit --project --state -h -n -p"
             value_opts="--limit --project --state -n -p"
+            ;;
+        "wbtool runs logs")
+            opts="--follow --help --raw -f -h"
+            takes_args=1
             ;;
         "wbtool runs show")
             opts="--help --json -h"

@@ -18,7 +18,7 @@ function __wbtool_subcommands
         case 'artifact tag'
             printf '%s\n' add rm
         case 'runs'
-            printf '%s\n' delete export history list show
+            printf '%s\n' delete export history list logs show
         case 'settings'
             printf '%s\n' show
     end
@@ -299,6 +299,7 @@ complete -c wbtool -n '__wbtool_at runs' -f -a delete -d 'Delete runs: their fol
 complete -c wbtool -n '__wbtool_at runs' -f -a export -d 'One row per run for spreadsheets and pandas: id, name, state, project, group, tags, created_at, runtime, then config.KEY and summary.KEY columns.'
 complete -c wbtool -n '__wbtool_at runs' -f -a history -d 'Stream a run\'s history (one row per step) to stdout.'
 complete -c wbtool -n '__wbtool_at runs' -f -a list -d 'List runs, newest first, from the store\'s index (run folders are not opened).'
+complete -c wbtool -n '__wbtool_at runs' -f -a logs -d 'Print a run\'s console output (what a terminal showed, or --raw).'
 complete -c wbtool -n '__wbtool_at runs' -f -a show -d 'Identity, config, summary, metadata, files, artifacts and a chart per metric.'
 complete -c wbtool -n '__wbtool_at runs' -s h -l help -d 'Show this message and exit.'
 
@@ -329,6 +330,11 @@ complete -c wbtool -n '__wbtool_at runs list' -l json -d 'Print a JSON document 
 complete -c wbtool -n '__wbtool_at runs list' -s n -l limit -x -d 'At most N runs (the newest).'
 complete -c wbtool -n '__wbtool_at runs list' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
 complete -c wbtool -n '__wbtool_at runs list' -l state -r -d 'Only runs in this state: running, finished, failed, killed, crashed or preempting.'
+
+# wbtool runs logs
+complete -c wbtool -n '__wbtool_at runs logs' -s f -l follow -d 'Keep printing new output while the run is live.'
+complete -c wbtool -n '__wbtool_at runs logs' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs logs' -l raw -d 'The output as it came (colours, progress frames), from output.raw.jsonl, instead of output.log.'
 
 # wbtool runs show
 complete -c wbtool -n '__wbtool_at runs show' -s h -l help -d 'Show this message and exit.'

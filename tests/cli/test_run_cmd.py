@@ -302,3 +302,32 @@ def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     events = [json.loads(x) for x in
               (only_run(store_dir) / "events.jsonl").read_text().splitlines()]
     assert any(e["type"] == "alert" and e["title"] == "disk full" for e in events)
+
+
+def test_runs_logs_plain_raw_and_follow(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import sys, time
+        sys.stdout.write("\\x1b[31mred\\x1b[0m\\n")
+        for i in range(3):
+            sys.stdout.write(f"\\r{i}/2")
+            sys.stdout.flush()
+        sys.stdout.write("\\n")
+        print("slow", flush=True)
+        time.sleep(1.5)
+        print("end", flush=True)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().endswith("red\x1b[0m\n")
+    deadline = time.monotonic() + 20
+    while not (store_dir / "runs").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run_id = only_run(store_dir).name
+    followed = cli("runs", "logs", run_id, "--follow")  # returns when the run ends
+    proc.wait(timeout=30)
+    assert followed.code == 0 and followed.out == "red\n2/2\nslow\nend\n"
+    raw = subprocess.run(wbtool_cmd("runs", "logs", run_id, "--raw"), capture_output=True,
+                         timeout=60)  # bytes: text mode would turn \r into \n
+    assert raw.stdout == b"\x1b[31mred\x1b[0m\n\r0/2\r1/2\r2/2\nslow\nend\n"
+    assert cli("runs", "logs", "nope1234").code == 3
