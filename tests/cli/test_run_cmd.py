@@ -331,3 +331,125 @@ def test_runs_logs_plain_raw_and_follow(cli: Cli, store_dir: Path, tmp_path: Pat
                          timeout=60)  # bytes: text mode would turn \r into \n
     assert raw.stdout == b"\x1b[31mred\x1b[0m\n\r0/2\r1/2\r2/2\nslow\nend\n"
     assert cli("runs", "logs", "nope1234").code == 3
+
+
+def test_a_line_longer_than_a_megabyte(cli: Cli, store_dir: Path) -> None:
+    res = subprocess.run(wbtool_cmd("run", "-q", "--", PY, "-c",
+                                    "import sys; sys.stdout.write('y' * 3_000_000 + '\\n')"),
+                         capture_output=True, timeout=120)
+    assert res.returncode == 0 and len(res.stdout) == 3_000_001
+    log = (only_run(store_dir) / "output.log").read_bytes()
+    assert log.count(b"y") == 3_000_000
+
+
+def test_window_resizes_reach_the_command(store_dir: Path, tmp_path: Path) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    child = script(tmp_path, """
+        import os, signal, sys, time
+        first = os.get_terminal_size(1)
+        seen = []
+        # Programs re-read the size on each SIGWINCH; the last one carries the news.
+        signal.signal(signal.SIGWINCH, lambda *a: seen.append(os.get_terminal_size(1)))
+        print("size", tuple(first), flush=True)
+        deadline = time.time() + 20
+        while not (seen and seen[-1] != first) and time.time() < deadline:
+            time.sleep(0.05)
+        print("resized", tuple(seen[-1]) if seen else None, flush=True)
+    """)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(PY, wbtool_cmd("run", "-q", "--", PY, child), os.environ)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    seen = b""
+    resized = False
+    while True:
+        try:
+            ready, _, _ = select.select([fd], [], [], 30)
+            chunk = os.read(fd, 65536) if ready else b""
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if b"size" in seen and not resized:
+            time.sleep(0.3)
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            resized = True
+    os.waitpid(pid, 0)
+    assert b"size (100, 30)" in seen
+    assert b"resized (120, 40)" in seen
+
+
+def test_two_runs_at_once_never_mix(store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import sys, wbtool
+        run = wbtool.init()
+        for i in range(300):
+            run.log({"who": sys.argv[1], "i": i})
+        run.finish()
+    """)
+    procs = [subprocess.Popen(wbtool_cmd("run", "-q", "--name", who, "--", PY, child, who),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for who in ("a", "b")]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    folders = list((store_dir / "runs").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        doc = json.loads((folder / "run.json").read_text())
+        rows = list(iter_rows(folder / "history.jsonl"))
+        assert {r["who"] for r in rows} == {doc["name"]} and len(rows) == 300
+
+
+@pytest.mark.slow
+def test_ctrl_z_and_fg_in_an_interactive_shell(store_dir: Path, tmp_path: Path) -> None:
+    """Job control passes through: Ctrl-Z stops the job, fg resumes it."""
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash for job control")
+    child = script(tmp_path, """
+        import time
+        for i in range(30):
+            print(f"tick {i}", flush=True)
+            time.sleep(0.1)
+    """)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"],
+                   {**os.environ, "PS1": "$ "})
+
+    def read_for(seconds: float) -> bytes:
+        out = b""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        return out
+
+    read_for(0.5)
+    os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child}\n".encode())
+    before = read_for(1.5)
+    assert b"tick 1" in before
+    os.write(fd, b"\x1a")
+    stopped = read_for(1.0)
+    assert b"Stopped" in stopped
+    paused = read_for(0.6)
+    assert b"tick" not in paused  # really stopped
+    os.write(fd, b"fg\n")
+    resumed = read_for(6.0)
+    assert b"tick 29" in resumed
+    os.write(fd, b"echo status=$?\n")
+    assert b"status=0" in read_for(1.0)
+    os.write(fd, b"exit\n")
+    os.waitpid(pid, 0)
+    log = (only_run(store_dir) / "output.log").read_text().splitlines()
+    assert log == [f"tick {i}" for i in range(30)]
+    assert record(store_dir)["state"] == "finished"

@@ -233,6 +233,9 @@ class Launcher:
                         sel.unregister(key.fd)
                         os.close(key.fd)
                 self._handle_signals()
+                # The command is the terminal's foreground job, so SIGWINCH goes
+                # to it, not to us: follow the terminal's size by looking.
+                self._resize()
                 if exited_at is None and self._reap():
                     exited_at = time.monotonic()
                     self._end_group()
