@@ -131,7 +131,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool runs")
-            cmds="delete export history list logs show"
+            cmds="delete export history list logs show system"
             opts="--help -h"
             ;;
         "wbtool runs delete")
@@ -157,6 +157,11 @@ _wbtool_spec() {
             ;;
         "wbtool runs show")
             opts="--help --json -h"
+            takes_args=1
+            ;;
+        "wbtool runs system")
+            opts="--help --keys -h -k"
+            value_opts="--keys -k"
             takes_args=1
             ;;
         "wbtool settings")

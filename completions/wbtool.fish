@@ -18,7 +18,7 @@ function __wbtool_subcommands
         case 'artifact tag'
             printf '%s\n' add rm
         case 'runs'
-            printf '%s\n' delete export history list logs show
+            printf '%s\n' delete export history list logs show system
         case 'settings'
             printf '%s\n' show
     end
@@ -73,6 +73,8 @@ function __wbtool_value_options
             printf '%s\n' --format --keys --max-step --min-step -f -k
         case 'runs list'
             printf '%s\n' --limit --project --state -n -p
+        case 'runs system'
+            printf '%s\n' --keys -k
     end
 end
 
@@ -301,6 +303,7 @@ complete -c wbtool -n '__wbtool_at runs' -f -a history -d 'Stream a run\'s histo
 complete -c wbtool -n '__wbtool_at runs' -f -a list -d 'List runs, newest first, from the store\'s index (run folders are not opened).'
 complete -c wbtool -n '__wbtool_at runs' -f -a logs -d 'Print a run\'s console output (what a terminal showed, or --raw).'
 complete -c wbtool -n '__wbtool_at runs' -f -a show -d 'Identity, config, summary, metadata, files, artifacts and a chart per metric.'
+complete -c wbtool -n '__wbtool_at runs' -f -a system -d 'Print a run\'s system metrics (system.jsonl) as CSV, one row per sample.'
 complete -c wbtool -n '__wbtool_at runs' -s h -l help -d 'Show this message and exit.'
 
 # wbtool runs delete
@@ -339,6 +342,10 @@ complete -c wbtool -n '__wbtool_at runs logs' -l raw -d 'The output as it came (
 # wbtool runs show
 complete -c wbtool -n '__wbtool_at runs show' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs show' -l json -d 'Print a JSON document instead of text.'
+
+# wbtool runs system
+complete -c wbtool -n '__wbtool_at runs system' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs system' -s k -l keys -r -d 'Comma-separated metrics (default: every one the run recorded).'
 
 # wbtool settings
 complete -c wbtool -n '__wbtool_at settings' -f

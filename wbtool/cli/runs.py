@@ -257,6 +257,7 @@ def _show_doc(run: Any) -> dict[str, Any]:
     meta = run.metadata
     git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
     charts = chart_history(_history_path(run))
+    system = chart_history(_history_path(run).with_name("system.jsonl"))
     return {
         "id": run.id, "name": run.name, "project": run.project, "state": run.state,
         "group": run.group, "job_type": run.job_type, "tags": run.tags, "notes": run.notes,
@@ -273,6 +274,8 @@ def _show_doc(run: Any) -> dict[str, Any]:
                              for a in run.logged_artifacts()],
         "charts": {k: {"count": s.count, "min": s.lo, "max": s.hi, "last": s.last,
                        "points": s.points()} for k, s in sorted(charts.items())},
+        "system_charts": {k: {"count": s.count, "min": s.lo, "max": s.hi, "last": s.last,
+                              "points": s.points()} for k, s in sorted(system.items())},
     }
 
 
@@ -322,12 +325,15 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
             out(f"{title}:")
             for item in doc[key]:
                 out(f"  {item}" if isinstance(item, str) else f"  {item['name']} ({item['type']})")
-    if doc["charts"]:
-        out("history:")
-        width = max(len(k) for k in doc["charts"])
-        lines = {k: sparkline(c["points"]) for k, c in doc["charts"].items()}
+    for title, key in (("history", "charts"), ("system metrics", "system_charts")):
+        charts = doc[key]
+        if not charts:
+            continue
+        out(f"{title}:")
+        width = max(len(k) for k in charts)
+        lines = {k: sparkline(c["points"]) for k, c in charts.items()}
         spark_width = max(len(v) for v in lines.values())
-        for k, c in doc["charts"].items():
+        for k, c in charts.items():
             out(f"  {k:<{width}}  {lines[k]:<{spark_width}}  min {_num(c['min'])}"
                 f"  max {_num(c['max'])}  last {_num(c['last'])}  ({c['count']} points)")
 
@@ -663,3 +669,41 @@ def _raw_chunk(line: bytes) -> bytes:
         return str(record["d"]).encode("utf-8", "surrogateescape")
     except (ValueError, KeyError, TypeError):
         return b""
+
+
+@app.command()
+def system(
+    run_id: str = RunArg,
+    keys: str | None = typer.Option(None, "--keys", "-k", help="Comma-separated metrics "
+                                    "(default: every one the run recorded)."),
+) -> None:
+    """Print a run's system metrics (system.jsonl) as CSV, one row per sample."""
+    import csv
+
+    from wbtool.errors import UsageError
+    from wbtool.runs.history import iter_rows
+
+    ctx = _ctx(None)
+    run = _get_run(ctx, run_id)
+    path = _history_path(run).with_name("system.jsonl")
+    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    if wanted is None:  # the columns: every key, in first-seen order (one pass to find them)
+        seen: dict[str, None] = {}
+        for row in iter_rows(path):
+            seen.update(dict.fromkeys(row))
+        cols = ["_timestamp", "_runtime", *sorted(k for k in seen if not k.startswith("_"))]
+    else:
+        cols = ["_timestamp", "_runtime", *wanted]
+        present: set[str] = set()
+        for row in iter_rows(path):
+            present.update(row)
+            if present.issuperset(wanted):
+                break
+        missing = [k for k in wanted if k not in present]
+        if missing:
+            raise UsageError(f"run {run.id} recorded no system metric {', '.join(missing)}")
+    with _stdout_guard():
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(cols)
+        for row in iter_rows(path):
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])

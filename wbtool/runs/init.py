@@ -415,6 +415,8 @@ def _start_services(run: Run, settings: Settings) -> None:
         except Exception as e:
             run._console = None
             run._warn("console", f"console capture is off: {e}")
+    if run._shared is None:  # a launcher samples its command; a joined program does not
+        run._start_stats()
     if settings.save_code and not settings.disable_code:
         from wbtool.runs import files
 

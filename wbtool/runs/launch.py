@@ -191,6 +191,11 @@ class Launcher:
             self._streams.append(_Stream(name, fd, out_fd, self._captured_line, self._log))
         if self._tty_fd is not None:  # the child is the foreground job (both sides set it)
             self._give_terminal(self.proc.pid)
+        # The command's whole process tree (DataLoader workers, pipelines) unless
+        # the user chose otherwise.
+        settings = self.run.settings
+        tree = None if settings.source("x_stats_track_process_tree") != "default" else True
+        self.run._start_stats(self.proc.pid, tree=tree)
 
     def _give_terminal(self, pgid: int) -> None:
         if self._tty_fd is None:

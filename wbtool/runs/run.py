@@ -95,6 +95,8 @@ class Run:
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._console: Any = None
+        self._sampler: Any = None
+        self._system: LineWriter | None = None
         self._metadata_thread: threading.Thread | None = None
         self._metadata_result: Any = None
         self._on_finish: list[Callable[[Run], None]] = []
@@ -381,6 +383,8 @@ class Run:
         """Make what was logged so far durable against a crash of this process."""
         if self._history is not None:
             self._history.flush()
+        if self._system is not None:
+            self._system.flush()
         if self._console is not None:
             self._console.flush()
         if self._folder is None:
@@ -499,6 +503,8 @@ class Run:
             self._finished = True
         self._stop.set()
         self._wake.set()
+        if self._sampler is not None:
+            self._sampler.stop()
         writer = self._writer
         if writer is not None and writer is not threading.current_thread():
             writer.join()
@@ -531,6 +537,8 @@ class Run:
                 self._console.stop()
         assert self._history is not None
         self._history.close(fsync=bool(self._settings.x_store_fsync))
+        if self._system is not None:
+            self._system.close()
         if self._history.error:
             self._warn("writer", self._history.error)
         self._collect_metadata()
@@ -544,6 +552,28 @@ class Run:
         if self._shared != "attached":  # the launcher records how the run ended
             self._event({"type": "state", "state": state, "exit_code": exit_code})
 
+    def _start_stats(self, pid: int | None = None, *, tree: bool | None = None) -> None:
+        """Sample system metrics of ``pid`` (default: this process) into system.jsonl."""
+        settings = self._settings
+        if self._folder is None or settings.x_disable_stats or self._sampler is not None:
+            return
+        from wbtool.stats.base import Target
+        from wbtool.stats.sampler import Sampler, probe_all
+
+        target = Target(settings.x_stats_pid or pid,
+                        tree=bool(settings.x_stats_track_process_tree if tree is None else tree))
+        self._system = LineWriter(self._folder.system, offload=False)
+        values = settings.to_dict()
+
+        def warn(message: str) -> None:
+            self._warn("stats", message)
+            self._event({"type": "warning", "message": message})
+
+        self._sampler = Sampler([], self._system.append,
+                                interval=float(settings.x_stats_sampling_interval),
+                                started=self._start_time - self._runtime_offset, warn=warn)
+        self._sampler.start(find=lambda: probe_all(values, target, warn))
+
     def _collect_metadata(self) -> None:
         thread = self._metadata_thread
         if thread is not None:
@@ -555,6 +585,9 @@ class Run:
         if isinstance(result, BaseException):
             self._warn("metadata", f"could not gather run metadata: {result}")
             return
+        sampler = self._sampler
+        if sampler is not None and sampler.found.is_set():
+            result.doc.update(sampler.inventory())
         folder.write_json(folder.metadata, result.doc)
         if result.requirements:
             (folder.files / "requirements.txt").write_text(result.requirements,
