@@ -169,7 +169,7 @@ def test_sigint_reaches_the_command(store_dir: Path, tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == 130
     assert marker.read_text() == "interrupted"
     doc = record(store_dir)
-    assert doc["state"] == "failed" and doc["exit_code"] == 130
+    assert doc["state"] == "killed" and doc["exit_code"] == 130
 
 
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:

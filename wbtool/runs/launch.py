@@ -90,6 +90,7 @@ class Launcher:
         self._streams: list[_Stream] = []
         self._signals: list[int] = []
         self._last_interrupt = -1e9
+        self.interrupted = False  # a terminating signal was passed on to the command
         self._tty_fd: int | None = None
         self._pty_master: int | None = None
         self._winsize: bytes | None = None
@@ -283,6 +284,7 @@ class Launcher:
                     self._say("second interrupt: killed the command")
                     continue
                 self._last_interrupt = now
+            self.interrupted = True
             self._kill_group(signum)
 
     def _kill_group(self, signum: int) -> None:
@@ -410,10 +412,12 @@ class Launcher:
             os.write(2, f"wbtool: {message}\n".encode())
 
 
-def state_for(returncode: int) -> str:
+def state_for(returncode: int, interrupted: bool = False) -> str:
+    """finished on 0; killed by a signal, or ending badly after one was passed
+    on (a program that catches SIGINT and exits 130); failed otherwise."""
     if returncode == 0:
         return "finished"
-    return "killed" if returncode < 0 else "failed"
+    return "killed" if returncode < 0 or interrupted else "failed"
 
 
 def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
@@ -453,7 +457,7 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
                 launcher.proc.wait()
             run._finish("failed", 1)
     status = exit_status(returncode)
-    run._finish(state_for(returncode), status)
+    run._finish(state_for(returncode, launcher.interrupted), status)
     if report is not None:
         report(run)
     return status
