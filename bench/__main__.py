@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m bench artifact|log|startup``."""
+"""Command line of the benchmarks: ``python -m bench artifact|log|run|startup``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import artifact, log, startup
+from bench import artifact, log, run, startup
 from bench.datasets import DATASET_KEYS
 from bench.runner import find_wbtool
 
@@ -30,6 +30,17 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _quiet_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    least = run.SAMPLE_AFTER_S + 2 * run.POLL_S
+    if not value >= least:
+        raise argparse.ArgumentTypeError(f"must be at least {least:g}: {text!r}")
     return value
 
 
@@ -132,6 +143,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lg.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to report")
     lg.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    rn = sub.add_parser(
+        "run",
+        help="time what 'wbtool run -- CMD' adds: start-up, output capture, idle CPU",
+        description=(
+            "Wall time that 'wbtool run -q --' adds to 'true' and 'python -c pass'; "
+            "throughput of a command's output through it, against a pipe to cat; and "
+            "the wrapper's own CPU use while its command sleeps."
+        ),
+    )
+    rn.add_argument(
+        "--repeat", type=_positive, default=3, metavar="R", help="timed rounds (default: 3)"
+    )
+    rn.add_argument(
+        "--megabytes",
+        type=_positive,
+        default=100,
+        metavar="N",
+        help="MiB the output throughput case writes (default: 100)",
+    )
+    rn.add_argument(
+        "--quiet-seconds",
+        type=_quiet_seconds,
+        default=60.0,
+        metavar="S",
+        help="how long the command of the idle CPU case sleeps (default: 60)",
+    )
+    rn.add_argument(
+        "--wbtool",
+        default=None,
+        metavar="PATH",
+        help="wbtool executable to time (default: this Python's 'python -m wbtool')",
+    )
+    rn.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -162,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             trials=args.trials,
             wandb=args.wandb,
             wbtool=wbtool,
+            as_json=args.json,
+        )
+    if args.command == "run":
+        return run.main(
+            repeat=args.repeat,
+            megabytes=args.megabytes,
+            quiet_seconds=args.quiet_seconds,
+            wbtool=[wbtool] if args.wbtool else [sys.executable, "-m", "wbtool"],
             as_json=args.json,
         )
     return startup.main(repeat=args.repeat, wbtool=wbtool, as_json=args.json)
