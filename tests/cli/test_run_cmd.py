@@ -96,10 +96,11 @@ def test_interleaved_streams_and_no_trailing_newline(cli: Cli, store_dir: Path,
     assert [x for x in log if x.startswith("out")] == [f"out {i}" for i in range(50)]
     assert [x for x in log if x.startswith("err")] == [f"err {i}" for i in range(50)]
     assert "no newline at the end" in log
-    raw = [json.loads(x) for x in
-           (only_run(store_dir) / "output.raw.jsonl").read_text().splitlines()]
-    assert {r["s"] for r in raw} == {"stdout", "stderr"}
-    assert "".join(r["d"] for r in raw if r["s"] == "stdout") == res.out
+    from wbtool.runs.rawlog import read_frames
+
+    raw = list(read_frames(only_run(store_dir) / "output.raw"))
+    assert {s for _t, s, _d in raw} == {"stdout", "stderr"}
+    assert b"".join(d for _t, s, d in raw if s == "stdout").decode() == res.out
 
 
 def test_ten_megabytes_of_output(cli: Cli, store_dir: Path, tmp_path: Path) -> None:

@@ -621,37 +621,34 @@ def delete(
 def logs(
     run_id: str = RunArg,
     raw: bool = typer.Option(False, "--raw", help="The output as it came (colours, progress "
-                             "frames), from output.raw.jsonl, instead of output.log."),
+                             "frames), from output.raw, instead of output.log."),
     follow: bool = typer.Option(False, "--follow", "-f",
                                 help="Keep printing new output while the run is live."),
 ) -> None:
     """Print a run's console output (what a terminal showed, or --raw)."""
+    from wbtool.runs import rawlog
     from wbtool.runs.folder import RunFolder, effective_state
 
     ctx = _ctx(None)
     run = _get_run(ctx, run_id)
     folder = RunFolder(ctx.store.path / "runs" / run.id)
-    path = folder.path / "output.raw.jsonl" if raw else folder.output
     out = sys.stdout.buffer
     with _stdout_guard():
         pos = 0
-        rest = b""
         while True:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(pos)
-                    data = f.read()
-            except FileNotFoundError:
-                data = b""
-            pos += len(data)
             if raw:
-                data = rest + data
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                for line in data[:cut].splitlines():
-                    out.write(_raw_chunk(line))
+                frames = list(rawlog.read_frames(folder.path / rawlog.NAME))
+                data = b"".join(chunk for _t, _s, chunk in frames[pos:])
+                pos = len(frames)
             else:
-                out.write(data)
+                try:
+                    with open(folder.output, "rb") as f:
+                        f.seek(pos)
+                        data = f.read()
+                except FileNotFoundError:
+                    data = b""
+                pos += len(data)
+            out.write(data)
             out.flush()
             if not follow or effective_state(folder.read_run() or {}) not in (
                     "running", "preempting"):
@@ -659,16 +656,6 @@ def logs(
                     continue  # read what the run wrote while it finished
                 break
             time.sleep(0.25)
-
-
-def _raw_chunk(line: bytes) -> bytes:
-    import json
-
-    try:
-        record = json.loads(line)
-        return str(record["d"]).encode("utf-8", "surrogateescape")
-    except (ValueError, KeyError, TypeError):
-        return b""
 
 
 @app.command()

@@ -4,7 +4,8 @@ The command runs as a child in its own process group. Its output goes to
 the user unchanged and at once (through a pseudo-terminal when wbtool's
 stdout is a terminal, so colours and progress bars still render; through
 pipes otherwise) and into the run: ``output.log`` as a terminal shows it,
-``output.raw.jsonl`` as it came (timestamped chunks, per stream).
+``output.raw`` as it came (timestamped chunks, per stream; see
+:mod:`wbtool.runs.rawlog`).
 
 Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to wbtool go to the
 child's process group; a second SIGINT within :data:`SECOND_INTERRUPT`
@@ -18,7 +19,6 @@ terminated, so nothing is orphaned.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import selectors
@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from wbtool.runs import rawlog
 from wbtool.runs.terminal import TerminalLog
 
 if TYPE_CHECKING:
@@ -177,8 +178,7 @@ class Launcher:
         self._tty_fd = self._foreground_tty()
         stdout, stderr, pumps = self._open_outputs()
         self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
-        self._raw = open(folder.path / "output.raw.jsonl", "ab",  # noqa: SIM115
-                         buffering=READ_SIZE)
+        self._raw = open(folder.path / rawlog.NAME, "ab", buffering=READ_SIZE)  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
                 self.command, stdout=stdout, stderr=stderr, env=self._child_env(),
@@ -378,9 +378,7 @@ class Launcher:
                             view = view[os.write(stream.out_fd, view):]
                 except OSError:  # the user's terminal or pipe went away: keep recording
                     stream.out_ok = False
-            self._raw.write(json.dumps(
-                {"t": round(time.time(), 6), "s": stream.name,
-                 "d": data.decode("utf-8", "surrogateescape")}).encode() + b"\n")
+            self._raw.write(rawlog.frame(time.time(), stream.name, data))
             stream.lines.feed(data)
 
     def _captured_line(self, data: bytes) -> None:
