@@ -26,3 +26,4 @@ class _Lazy:
 
 def lazy_compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return cast("re.Pattern[str]", _Lazy(pattern, flags))
+

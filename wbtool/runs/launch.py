@@ -35,7 +35,8 @@ from wbtool.runs.terminal import TerminalLog
 if TYPE_CHECKING:
     from wbtool.runs.run import Run
 
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 17
+PIPE_SIZE = 1 << 20  # asked of the pipes we read: fewer, larger reads
 SECOND_INTERRUPT = 3.0
 FLUSH_SECONDS = 1.0
 # After the command exits, how long its leftovers may keep the output open.
@@ -178,7 +179,8 @@ class Launcher:
         self._tty_fd = self._foreground_tty()
         stdout, stderr, pumps = self._open_outputs()
         self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
-        self._raw = open(folder.path / rawlog.NAME, "ab", buffering=READ_SIZE)  # noqa: SIM115
+        # Unbuffered: each chunk is one writev of header, bytes and newline.
+        self._raw = open(folder.path / rawlog.NAME, "ab", buffering=0)  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
                 self.command, stdout=stdout, stderr=stderr, env=self._child_env(),
@@ -189,6 +191,10 @@ class Launcher:
                 os.close(fd)
         for name, fd, out_fd in pumps:
             os.set_blocking(fd, False)
+            with contextlib.suppress(OSError, ImportError):
+                import fcntl
+
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
             self._streams.append(_Stream(name, fd, out_fd, self._captured_line, self._log))
         if self._tty_fd is not None:  # the child is the foreground job (both sides set it)
             self._give_terminal(self.proc.pid)
@@ -378,7 +384,11 @@ class Launcher:
                             view = view[os.write(stream.out_fd, view):]
                 except OSError:  # the user's terminal or pipe went away: keep recording
                     stream.out_ok = False
-            self._raw.write(rawlog.frame(time.time(), stream.name, data))
+            parts = [rawlog.header(time.time(), stream.name, len(data)), data, b"\n"]
+            total = sum(map(len, parts))
+            done = os.writev(self._raw.fileno(), parts)
+            if done < total:  # a short write (rare): finish the frame
+                self._raw.write(b"".join(parts)[done:])
             stream.lines.feed(data)
 
     def _captured_line(self, data: bytes) -> None:

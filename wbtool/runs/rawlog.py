@@ -17,7 +17,11 @@ NAME = "output.raw"
 
 
 def frame(t: float, stream: str, data: bytes) -> bytes:
-    return b'{"t":%.6f,"s":"%s","n":%d}\n' % (t, stream.encode(), len(data)) + data + b"\n"
+    return header(t, stream, len(data)) + data + b"\n"
+
+
+def header(t: float, stream: str, size: int) -> bytes:
+    return b'{"t":%.6f,"s":"%s","n":%d}\n' % (t, stream.encode(), size)
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[tuple[float, str, bytes]]:

@@ -123,8 +123,29 @@ class TerminalLog:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream (any split, UTF-8 or escapes)."""
-        if data:
-            self.feed_text(self._decoder.decode(data))
+        if not data:
+            return
+        if (not self._pending and self._col == len(self._line) and not self._closed
+                and len(data) + len(self._line) < MAX_LINE
+                and b"\x1b" not in data and b"\r" not in data and b"\x08" not in data
+                and b"\x07" not in data and not self._decoder.getstate()[0]):
+            # Plain text, the usual bulk: its whole lines go out as they came.
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                head = data[:cut]
+                try:
+                    head.isascii() or head.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+                else:
+                    if self._line:
+                        self._write(self._line.encode("utf-8", "replace"))
+                        self._line, self._col = "", 0
+                    self._write(head)
+                    data = data[cut:]
+                    if not data:
+                        return
+        self.feed_text(self._decoder.decode(data))
 
     def feed_text(self, text: str) -> None:
         """Take the next already-decoded characters of the stream."""
