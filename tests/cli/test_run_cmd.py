@@ -454,3 +454,24 @@ def test_ctrl_z_and_fg_in_an_interactive_shell(store_dir: Path, tmp_path: Path) 
     log = (only_run(store_dir) / "output.log").read_text().splitlines()
     assert log == [f"tick {i}" for i in range(30)]
     assert record(store_dir)["state"] == "finished"
+
+
+def test_fast_entry_parses_run_like_the_full_command_line() -> None:
+    """The fast path knows exactly the options that ``wbtool run`` declares."""
+    import typer.main
+
+    from wbtool.cli import fast, run_cmd
+
+    command = typer.main.get_command_from_info(
+        typer.models.CommandInfo(callback=run_cmd.run), pretty_exceptions_short=True,
+        rich_markup_mode=None)
+    declared = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)
+                if opt.startswith("-")} - {"--help"}
+    assert declared == set(fast.RUN_OPTIONS)
+    opts = fast._parse_run(["--tag", "a", "--tag=b", "-q", "--interval", "0.5", "--",
+                            "python", "-q", "x"])
+    assert opts == {"tags": ["a", "b"], "quiet": True, "interval": 0.5,
+                    "command": ["python", "-q", "x"]}
+    assert fast._parse_run(["--bogus", "x"]) is None  # the full parser explains
+    assert fast._parse_run(["--help"]) is None
+    assert fast._parse_run(["--interval", "soon", "x"]) is None

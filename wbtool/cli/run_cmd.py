@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import os
-import sys
 from typing import Any
 
 import typer
@@ -15,24 +12,6 @@ JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of t
 RunOpt = typer.Option(None, "--run", help="Run ID (default: $WBTOOL_RUN_ID, set by "
                       "'wbtool run' for its command).")
 ProjectOpt = typer.Option(None, "--project", "-p", help="Project of the run.")
-
-
-def _config(items: list[str]) -> dict[str, Any]:
-    """``--config`` values: YAML files, or KEY=VALUE pairs, merged in order."""
-    from wbtool.errors import UsageError
-    from wbtool.runs.config import read_yaml_file
-    from wbtool.runs.shell import parse_value
-
-    config: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if eq and key and not os.path.exists(item):
-            config[key.strip()] = parse_value(raw)
-        elif os.path.isfile(item):
-            config.update(read_yaml_file(item))
-        else:
-            raise UsageError(f"--config {item!r} is neither KEY=VALUE nor a YAML file")
-    return config
 
 
 def run(
@@ -67,71 +46,13 @@ def run(
     wbtool exits with CMD's exit status (128+N when it died of signal N). A
     program that calls wbtool.init() joins this run.
     """
-    from wbtool.errors import UsageError
-    from wbtool.runs.launch import run_command
+    from wbtool.cli.launching import execute
 
-    settings: dict[str, Any] = {}
-    for key, value in (("project", project), ("run_name", name), ("run_id", run_id),
-                       ("run_group", group), ("run_job_type", job_type),
-                       ("run_notes", notes), ("root_dir", directory),
-                       ("x_stats_sampling_interval", interval)):
-        if value is not None:
-            settings[key] = value
-    if tags:
-        settings["run_tags"] = tags
-    if no_stats:
-        settings["x_disable_stats"] = True
-    if no_git:
-        settings["disable_git"] = True
-    if quiet:
-        settings["quiet"] = True
-    if resume is not None:
-        if resume not in ("allow", "must", "never"):
-            raise UsageError("--resume must be allow, must or never")
-        settings["resume"] = resume
-    code = run_command(settings, _config(config), list(command), console=not no_console,
-                       capture=capture_metrics, report=None if quiet else _report)
-    raise typer.Exit(code)
-
-
-def _report(run: Any) -> None:
-    """The end-of-run summary, on stderr (stdout belongs to the command)."""
-    from wbtool.runs.charts import chart_history, sparkline
-    from wbtool.runs.folder import RunFolder
-
-    folder: RunFolder = run._folder
-    doc = folder.read_run() or {}
-    summary = folder.read_json(folder.summary, {}) or {}
-    settings = run.settings
-    state = doc.get("state")
-    runtime = float(doc.get("runtime") or 0.0)
-    lines = [f"wbtool: run {doc.get('name')} ({run.id}) {state} after {runtime:.1f}s, "
-             f"exit status {doc.get('exit_code')}",
-             f"wbtool: {folder.path}"]
-    shown = [(k, v) for k, v in summary.items() if not k.startswith("_")]
-    shown = shown[: int(settings.max_end_of_run_summary_metrics)]
-    if shown:
-        width = max(len(k) for k, _ in shown)
-        lines.append("wbtool: summary")
-        lines += [f"wbtool:   {k:<{width}}  {_value(v)}" for k, v in shown]
-    charts = chart_history(folder.history)
-    items = sorted(charts.items())[: int(settings.max_end_of_run_history_metrics)]
-    if items:
-        width = max(len(k) for k, _ in items)
-        lines.append("wbtool: history")
-        for key, series in items:
-            lines.append(f"wbtool:   {key:<{width}}  {sparkline(series.points())}  "
-                         f"min {_value(series.lo)}  max {_value(series.hi)}  "
-                         f"last {_value(series.last)}")
-    sys.stderr.write("\n".join(lines) + "\n")
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}" if math.isfinite(v) else str(v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k} {_value(x)}" for k, x in v.items())
-    return str(v)
+    raise typer.Exit(execute(
+        list(command), project=project, name=name, run_id=run_id, group=group,
+        job_type=job_type, tags=tags, notes=notes, config=config, directory=directory,
+        interval=interval, no_stats=no_stats, no_console=no_console, no_git=no_git,
+        resume=resume, capture_metrics=capture_metrics, quiet=quiet))
 
 
 def _context(project: str | None) -> Any:
