@@ -62,3 +62,14 @@ def test_frozen_copy() -> None:
     s = wbtool.Settings(project="p").frozen_copy()
     with pytest.raises(AttributeError):
         s.project = "q"
+
+
+def test_open_metrics_filters_from_the_environment() -> None:
+    from wbtool.settings import load
+
+    env = {"WBTOOL_X_STATS_OPEN_METRICS_FILTERS": '{"DCGM_.*": {"gpu": "0,1"}}'}
+    assert load(environ=env).x_stats_open_metrics_filters == {"DCGM_.*": {"gpu": "0,1"}}
+    env = {"WBTOOL_X_STATS_OPEN_METRICS_FILTERS": '["a{1,3}", "b"]'}
+    assert load(environ=env).x_stats_open_metrics_filters == ("a{1,3}", "b")
+    env = {"WBTOOL_X_STATS_OPEN_METRICS_FILTERS": "node_.*,gpu_.*"}
+    assert load(environ=env).x_stats_open_metrics_filters == ("node_.*", "gpu_.*")

@@ -134,6 +134,14 @@ def _reinit(v: Any) -> str:
     return _choice("default", "return_previous", "finish_previous", "create_new")(v)
 
 
+def _filters(v: Any) -> Any:
+    """A list of regexes, or ``{metric regex: {label: value regex}}``; from the
+    environment, JSON for either (a plain string is a comma-separated list)."""
+    if isinstance(v, str) and v.strip().startswith("{"):
+        v = json.loads(v)
+    return v if v is None or isinstance(v, dict) else _seq(v)
+
+
 def _tags(v: Any) -> tuple[str, ...] | None:
     if v is None:
         return None
@@ -207,8 +215,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_stats_gpu_type": (_opt_str, None),
     "x_stats_neuron_monitor_config_path": (_opt_str, None),
     "x_stats_open_metrics_endpoints": (_opt_dict, None),
-    "x_stats_open_metrics_filters": (
-        lambda v: v if v is None or isinstance(v, dict) else _seq(v), None),
+    "x_stats_open_metrics_filters": (_filters, None),
     "x_stats_open_metrics_http_headers": (_opt_dict, None),
     "x_stats_pid": (_opt_int, None),
     "x_stats_sampling_interval": (_positive_float, 2.0),
