@@ -12,7 +12,7 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="alert artifact log run runs settings"
+            cmds="alert artifact log remote run runs settings"
             opts="--help --version -h"
             ;;
         "wbtool alert")
@@ -123,6 +123,26 @@ _wbtool_spec() {
         "wbtool log")
             opts="--commit --help --json --no-commit --run --step --summary -h"
             value_opts="--run --step"
+            takes_args=1
+            ;;
+        "wbtool remote")
+            cmds="add default list remove"
+            opts="--help -h"
+            ;;
+        "wbtool remote add")
+            opts="--default --help --json --option -h -o"
+            value_opts="--option -o"
+            takes_args=1
+            ;;
+        "wbtool remote default")
+            opts="--help --json -h"
+            takes_args=1
+            ;;
+        "wbtool remote list")
+            opts="--help --json -h"
+            ;;
+        "wbtool remote remove")
+            opts="--help --json -h"
             takes_args=1
             ;;
         "wbtool run")

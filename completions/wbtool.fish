@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' alert artifact log run runs settings
+            printf '%s\n' alert artifact log remote run runs settings
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -17,6 +17,8 @@ function __wbtool_subcommands
             printf '%s\n' gc
         case 'artifact tag'
             printf '%s\n' add rm
+        case 'remote'
+            printf '%s\n' add default list remove
         case 'runs'
             printf '%s\n' delete export history list logs show system
         case 'settings'
@@ -65,6 +67,8 @@ function __wbtool_value_options
             printf '%s\n' --project --root -p
         case 'log'
             printf '%s\n' --run --step
+        case 'remote add'
+            printf '%s\n' --option -o
         case 'run'
             printf '%s\n' --capture-metrics --config --dir --group --id --interval --job-type --name --notes --project --resume --tag -p
         case 'runs export'
@@ -111,6 +115,7 @@ complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
 complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
+complete -c wbtool -n '__wbtool_at' -f -a remote -d 'Remotes: S3, GCS or Azure URLs or shared folders that runs and artifacts sync to.'
 complete -c wbtool -n '__wbtool_at' -f -a run -d 'Run CMD as a tracked run: console, exit state and metadata are recorded.'
 complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
@@ -276,6 +281,33 @@ complete -c wbtool -n '__wbtool_at log' -l run -r -d 'Run ID (default: $WBTOOL_R
 complete -c wbtool -n '__wbtool_at log' -l step -x -d 'Log to this step (it must not be lower than the run\'s current step).'
 complete -c wbtool -n '__wbtool_at log' -l summary -d 'Set summary values instead.'
 
+# wbtool remote
+complete -c wbtool -n '__wbtool_at remote' -f
+complete -c wbtool -n '__wbtool_at remote' -f -a add -d 'Add remote NAME at URL (checks the backend is installed; contacts nothing).'
+complete -c wbtool -n '__wbtool_at remote' -f -a default -d 'Make NAME the default remote (sync and pull use it), or show the default.'
+complete -c wbtool -n '__wbtool_at remote' -f -a list -d 'List the remotes (the default one is marked).'
+complete -c wbtool -n '__wbtool_at remote' -f -a remove -d 'Forget remote NAME (nothing on the remote is deleted).'
+complete -c wbtool -n '__wbtool_at remote' -s h -l help -d 'Show this message and exit.'
+
+# wbtool remote add
+complete -c wbtool -n '__wbtool_at remote add' -l default -d 'Also make it the default remote.'
+complete -c wbtool -n '__wbtool_at remote add' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at remote add' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at remote add' -s o -l option -r -d 'Backend option, e.g. endpoint_url=URL or profile=NAME (repeatable; JSON values are decoded). Credentials are refused: the backend reads them from its usual sources.'
+
+# wbtool remote default
+complete -c wbtool -n '__wbtool_at remote default' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at remote default' -l json -d 'Print a JSON document instead of text.'
+
+# wbtool remote list
+complete -c wbtool -n '__wbtool_at remote list' -f
+complete -c wbtool -n '__wbtool_at remote list' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at remote list' -l json -d 'Print a JSON document instead of text.'
+
+# wbtool remote remove
+complete -c wbtool -n '__wbtool_at remote remove' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at remote remove' -l json -d 'Print a JSON document instead of text.'
+
 # wbtool run
 complete -c wbtool -n '__wbtool_at run' -l capture-metrics -r -d 'A regular expression with named groups that turns printed numbers into history rows, e.g. \'loss=(?P<loss>[0-9.e-]+)\'; repeatable.'
 complete -c wbtool -n '__wbtool_at run' -l config -r -d 'Config: a YAML file or KEY=VALUE; repeatable.'
@@ -337,7 +369,7 @@ complete -c wbtool -n '__wbtool_at runs list' -l state -r -d 'Only runs in this 
 # wbtool runs logs
 complete -c wbtool -n '__wbtool_at runs logs' -s f -l follow -d 'Keep printing new output while the run is live.'
 complete -c wbtool -n '__wbtool_at runs logs' -s h -l help -d 'Show this message and exit.'
-complete -c wbtool -n '__wbtool_at runs logs' -l raw -d 'The output as it came (colours, progress frames), from output.raw.jsonl, instead of output.log.'
+complete -c wbtool -n '__wbtool_at runs logs' -l raw -d 'The output as it came (colours, progress frames), from output.raw, instead of output.log.'
 
 # wbtool runs show
 complete -c wbtool -n '__wbtool_at runs show' -s h -l help -d 'Show this message and exit.'

@@ -119,6 +119,6 @@ class ArtifactFinalizedError(WbtoolError):
 
 
 class RemoteUnreachableError(WbtoolError):
-    """remote {url} is unreachable: {message}"""
+    """remote {url} is unreachable: {detail}"""
 
     exit_code = EXIT_REMOTE_UNREACHABLE

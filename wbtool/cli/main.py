@@ -8,6 +8,7 @@ import typer
 
 from wbtool._version import __version__
 from wbtool.cli import artifact as artifact_cmd
+from wbtool.cli import remote as remote_cmd
 from wbtool.cli import run_cmd
 from wbtool.cli import runs as runs_cmd
 from wbtool.cli import settings as settings_cmd
@@ -22,6 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(artifact_cmd.app, name="artifact")
+app.add_typer(remote_cmd.app, name="remote")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(settings_cmd.app, name="settings")
 app.command(

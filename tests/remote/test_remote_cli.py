@@ -1,0 +1,62 @@
+"""``wbtool remote`` through the real entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Cli
+
+
+def result(cli: Cli, *args: str) -> Any:
+    """The ``result`` of a ``--json`` command that must succeed."""
+    doc: Any = cli(*args, "--json", check=True).json()
+    assert doc["schema"] == 1 and doc["command"] == " ".join(args[:2])
+    return doc["result"]
+
+
+def test_add_list_default_remove(cli: Cli, tmp_path: Path) -> None:
+    added = result(cli, "remote", "add", "team", "s3://bucket/wbtool/", "--option",
+                   "endpoint_url=http://127.0.0.1:9000", "-o",
+                   'config_kwargs={"connect_timeout": 2}')
+    assert added == {"name": "team", "url": "s3://bucket/wbtool", "default": False,
+                     "options": {"endpoint_url": "http://127.0.0.1:9000",
+                                 "config_kwargs": {"connect_timeout": 2}}}
+    shared = tmp_path / "work" / "shared"
+    res = cli("remote", "add", "nfs", "shared", "--default", check=True)
+    assert res.out == f"added remote nfs at {shared} (default)\n"
+
+    listed = result(cli, "remote", "list")
+    assert [(r["name"], r["url"], r["default"]) for r in listed] == [
+        ("nfs", str(shared), True), ("team", "s3://bucket/wbtool", False)]
+    plain = cli("remote", "list", check=True).out.splitlines()
+    assert [line.split("\t")[:3] for line in plain] == [
+        ["nfs", str(shared), "*"], ["team", "s3://bucket/wbtool", ""]]
+
+    assert result(cli, "remote", "default", "team")["default"] is True
+    assert cli("remote", "default", check=True).out == "team\ts3://bucket/wbtool\n"
+
+    assert result(cli, "remote", "remove", "team")["name"] == "team"
+    assert result(cli, "remote", "default") is None
+    assert [r["name"] for r in result(cli, "remote", "list")] == ["nfs"]
+
+
+def test_errors_have_exit_codes_and_one_line(cli: Cli) -> None:
+    cli("remote", "add", "team", "s3://bucket/a", check=True)
+    cases = [
+        (("add", "team", "s3://bucket/b"), 5, "exists already"),
+        (("add", "x", "s3://bucket", "-o", "secret=hunter2"), 2, "looks like a credential"),
+        (("add", "x", "s3://bucket", "-o", "aws_access_key_id=AKIA"), 2, "credential"),
+        (("add", "x", "ftp://host/x"), 2, "unsupported remote URL"),
+        (("add", "x", "s3://bucket", "-o", "novalue"), 2, "KEY=VALUE"),
+        (("add", "a/b", "s3://bucket"), 2, "invalid remote name"),
+        (("remove", "nope"), 3, "remote not found: nope"),
+        (("default", "nope"), 3, "remote not found: nope"),
+    ]
+    for args, code, text in cases:
+        res = cli("remote", *args)
+        assert res.code == code, (args, res.code, res.err)
+        assert res.err.startswith("wbtool: error: ") and res.err.count("\n") == 1, res.err
+        assert text in res.err, res.err
+        assert "hunter2" not in res.err + res.out
+    assert [r["name"] for r in result(cli, "remote", "list")] == ["team"]

@@ -1,0 +1,506 @@
+"""The storage layer of remotes: a local folder or any object store fsspec reaches.
+
+A remote is a URL: ``s3://bucket/prefix``, ``gs://bucket/prefix``,
+``az://container/prefix`` (also ``abfs://``), ``file:///abs/path`` or a plain
+path. :func:`open_remote` turns it into a :class:`Remote`, whose methods take
+paths relative to the remote's root. Every path is validated before any I/O
+(relative POSIX, no ``..``, no absolute part), so nothing read from a manifest
+or typed by a user can reach outside the root.
+
+Object stores are reached through fsspec; this is the only module that imports
+it, and only inside functions, so ``wbtool --help`` never pays for it. Each
+scheme maps to the fsspec implementation that serves it and to the wbtool
+extra that installs it (:data:`BACKENDS`); a missing one is a
+:class:`~wbtool.errors.MissingExtraError` naming the extra.
+
+Options are passed to the fsspec filesystem's constructor as they are
+(``endpoint_url``, ``profile``, ``anon``, ``config_kwargs``, ...).
+Credentials normally come from each backend's usual sources, never from
+wbtool: for S3 the ``AWS_*`` environment variables, ``~/.aws`` profiles or an
+instance role; for GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the gcloud
+login; for Azure ``AZURE_STORAGE_*`` variables or the Azure CLI login. Only
+code that talks to a test emulator passes ``key``/``secret`` as options.
+
+Errors of a backend (connection refused, time-outs, authentication, a
+missing bucket) become :class:`~wbtool.errors.RemoteUnreachableError` with
+one line of explanation; a missing key is a :class:`~wbtool.errors.NotFoundError`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import errno
+import importlib
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from wbtool import fsutil
+from wbtool.errors import (
+    InvalidNameError,
+    MissingExtraError,
+    NotFoundError,
+    RemoteUnreachableError,
+    UsageError,
+    WbtoolError,
+)
+from wbtool.names import validate_entry_path
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one URL scheme is served."""
+
+    module: str  # the fsspec implementation's package, imported on first use
+    extra: str  # the wbtool extra that installs it
+    protocol: str  # the fsspec protocol name
+    # A method of the filesystem that builds its client without a request, so
+    # that a bad option is reported when the remote is opened, not mid-transfer.
+    prepare: str | None = None
+
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType({
+    "s3": Backend("s3fs", "s3", "s3", prepare="connect"),
+    "s3a": Backend("s3fs", "s3", "s3", prepare="connect"),
+    "gs": Backend("gcsfs", "gcs", "gcs"),
+    "gcs": Backend("gcsfs", "gcs", "gcs"),
+    "az": Backend("adlfs", "azure", "az"),
+    "abfs": Backend("adlfs", "azure", "abfs"),
+    "abfss": Backend("adlfs", "azure", "abfs"),
+})
+
+LOCAL = "file"
+
+# Packages whose exceptions mean "the remote could not do it" rather than a bug.
+_BACKEND_PACKAGES = frozenset({
+    "botocore", "aiobotocore", "boto3", "aiohttp", "s3fs", "gcsfs", "google", "adlfs", "azure",
+    "fsspec", "requests", "urllib3",
+})
+# A FileNotFoundError caused by one of these means the bucket itself is missing.
+_MISSING_CONTAINER_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+_MISSING_CONTAINER_TEXT = ("bucket does not exist", "container does not exist")
+
+
+@dataclass(frozen=True)
+class RemoteURL:
+    """A parsed remote URL: ``scheme`` is ``"file"`` for a local folder."""
+
+    url: str  # canonical spelling: no trailing slash, local paths absolute
+    scheme: str
+    root: str  # "bucket/prefix" for object stores, an absolute path for a folder
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == LOCAL
+
+
+def _supported(backends: Mapping[str, Backend]) -> str:
+    return ", ".join(f"{s}://" for s in sorted(backends)) + ", file:// or a path"
+
+
+def parse_url(url: str, *, backends: Mapping[str, Backend] = BACKENDS) -> RemoteURL:
+    """Check the shape of ``url`` (without contacting anything) and canonicalise it."""
+    if not isinstance(url, str) or not url.strip() or "\0" in url:
+        raise UsageError(f"invalid remote URL {url!r}: give a URL or a path")
+    if "://" not in url:
+        return _local_url(url)
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme == LOCAL:
+        if not rest.startswith("/"):
+            raise UsageError(f"invalid remote URL {url!r}: use file:///absolute/path")
+        return _local_url(rest)
+    if scheme not in backends:
+        raise UsageError(f"unsupported remote URL {url!r}: use {_supported(backends)}")
+    if not rest.strip("/"):
+        raise UsageError(f"invalid remote URL {url!r}: name a bucket, as in "
+                         f"{scheme}://bucket/prefix")
+    try:
+        root = validate_entry_path(rest.rstrip("/"))
+    except InvalidNameError as e:
+        raise UsageError(f"invalid remote URL {url!r}: {e.fields.get('reason', e)}") from None
+    return RemoteURL(url=f"{scheme}://{root}", scheme=scheme, root=root)
+
+
+def _local_url(path: str) -> RemoteURL:
+    root = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+    return RemoteURL(url=root, scheme=LOCAL, root=root)
+
+
+def require_backend(url: str, *, backends: Mapping[str, Backend] = BACKENDS) -> RemoteURL:
+    """Parse ``url`` and check that its backend is installed, without importing it."""
+    parsed = parse_url(url, backends=backends)
+    if not parsed.is_local:
+        backend = backends[parsed.scheme]
+        try:
+            found = importlib.util.find_spec(backend.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtraError(scheme=parsed.scheme, extra=backend.extra)
+    return parsed
+
+
+def open_remote(
+    url: str, options: Mapping[str, Any] | None = None, *,
+    backends: Mapping[str, Backend] = BACKENDS,
+) -> Remote:
+    """The :class:`Remote` at ``url``. Contacts nothing yet."""
+    parsed = require_backend(url, backends=backends)
+    if parsed.is_local:
+        if options:
+            raise UsageError(f"a local remote takes no options (got {', '.join(sorted(options))})")
+        return LocalRemote(parsed)
+    return FsspecRemote(parsed, backends[parsed.scheme], dict(options or {}))
+
+
+def _one_line(exc: BaseException) -> str:
+    from wbtool.runs.redact import strip_url_credentials
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return strip_url_credentials(text)
+
+
+def unreachable(url: str, detail: str) -> RemoteUnreachableError:
+    """``remote URL is unreachable: DETAIL`` (with ``url`` and ``detail`` as fields)."""
+    return RemoteUnreachableError(url=url, detail=detail)
+
+
+def _from_backend(exc: BaseException) -> bool:
+    return any(cls.__module__.partition(".")[0] in _BACKEND_PACKAGES
+               for cls in type(exc).__mro__)
+
+
+def _container_missing(exc: BaseException) -> bool:
+    for e in (exc, exc.__cause__, exc.__context__):
+        response = getattr(e, "response", None)
+        if isinstance(response, Mapping):
+            code = (response.get("Error") or {}).get("Code")
+            if code in _MISSING_CONTAINER_CODES:
+                return True
+    text = str(exc).lower()
+    return any(t in text for t in _MISSING_CONTAINER_TEXT)
+
+
+class Remote(abc.ABC):
+    """Files under one root, addressed by relative POSIX paths.
+
+    ``write`` overwrites (meant for immutable, content-addressed objects,
+    where a second write of the same name carries the same bytes);
+    ``create_exclusive`` is the only way to claim a name that others may race
+    for (version numbers, alias events). ``list`` is one listing of the
+    store, never a check per key.
+    """
+
+    def __init__(self, parsed: RemoteURL) -> None:
+        self.url = parsed.url
+        self.scheme = parsed.scheme
+        self.root = parsed.root
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    def display(self, path: str) -> str:
+        """The URL of ``path`` on this remote, for messages."""
+        return f"{self.url.rstrip('/')}/{path}"
+
+    def _not_found(self, path: str) -> NotFoundError:
+        return NotFoundError(what="remote file", name=self.display(path))
+
+    def _unreachable(self, exc: BaseException) -> RemoteUnreachableError:
+        return unreachable(self.url, _one_line(exc))
+
+    @staticmethod
+    def _source(local: str | os.PathLike) -> str:
+        """A local file to upload: checked first, so that its absence is not
+        mistaken for a problem of the remote."""
+        if not os.path.isfile(local):
+            raise NotFoundError(what="file", name=os.fspath(local))
+        return os.fspath(local)
+
+    @staticmethod
+    def _target(local: str | os.PathLike) -> str:
+        """A local file to download into: its folder is created first."""
+        target = os.path.abspath(os.fspath(local))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return target
+
+    # -- the interface ------------------------------------------------------------------
+    @abc.abstractmethod
+    def read(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def write(self, path: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Publish ``data`` under ``path`` unless it exists: True if this call created it.
+
+        Readers never see a partial record: they find the complete bytes or nothing.
+        """
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[str]:
+        """Every file under the folder ``prefix`` (all files for ``""``), as sorted
+        paths relative to the root. A prefix that holds nothing lists as empty."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def put_file(self, local: str | os.PathLike, path: str) -> None:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def get_file(self, path: str, local: str | os.PathLike) -> None:
+        """Download ``path`` to ``local``, which appears only once it is complete."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None:
+        """Remove ``path``; removing what is absent is not an error."""
+        raise NotImplementedError
+
+
+def _prefix(prefix: str) -> str:
+    return "" if prefix in ("", ".") else validate_entry_path(prefix)
+
+
+def _is_tmp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+class LocalRemote(Remote):
+    """A folder (local disk or a mounted share). Every file is published by
+    rename or hard link, so a crash never leaves a partial file under its name."""
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self.root, validate_entry_path(path))
+
+    @contextlib.contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise self._not_found(path) from None
+        except OSError as e:
+            raise self._unreachable(e) from None
+
+    def read(self, path: str) -> bytes:
+        full = self._full(path)
+        with self._errors(path):
+            return Path(full).read_bytes()
+
+    def write(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        with self._errors(path):
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            fsutil.atomic_write(full, data, fsync=True)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        full = self._full(path)
+        folder = os.path.dirname(full)
+        with self._errors(path):
+            os.makedirs(folder, exist_ok=True)
+            tmp = fsutil.tmp_name(folder, os.path.basename(full))
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    fsutil.write_all(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                try:
+                    os.link(tmp, full)  # atomic, and fails if the name exists
+                except FileExistsError:
+                    return False
+                except OSError as e:
+                    if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                   errno.EMLINK):
+                        raise unreachable(self.url, "its filesystem does not support hard "
+                                          "links, which exclusive creation needs") from None
+                    raise
+                fsutil.fsync_dir(folder)
+                return True
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def exists(self, path: str) -> bool:
+        full = self._full(path)
+        with self._errors(path):
+            return os.path.isfile(full)
+
+    def list(self, prefix: str = "") -> list[str]:
+        rel = _prefix(prefix)
+        base = os.path.join(self.root, rel) if rel else self.root
+        found: list[str] = []
+        with self._errors(rel):
+            if os.path.isfile(base):
+                return [rel]
+            for folder, _dirs, files in os.walk(base):
+                here = os.path.relpath(folder, self.root)
+                for name in files:
+                    if not _is_tmp(name):
+                        found.append(name if here == "." else f"{here}/{name}")
+        return sorted(found)
+
+    def put_file(self, local: str | os.PathLike, path: str) -> None:
+        full = self._full(path)
+        source = self._source(local)
+        with self._errors(path):
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with fsutil.as_atomic(full, fsync=True) as tmp:
+                fsutil.copy_into(source, tmp)
+
+    def get_file(self, path: str, local: str | os.PathLike) -> None:
+        full = self._full(path)
+        target = self._target(local)
+        with self._errors(path):
+            src = open(full, "rb")  # noqa: SIM115 - closed below
+        with src, fsutil.as_atomic(target) as tmp, open(tmp, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        with self._errors(path), contextlib.suppress(FileNotFoundError):
+            os.unlink(full)
+
+
+class FsspecRemote(Remote):
+    """An object store reached through an fsspec filesystem."""
+
+    def __init__(self, parsed: RemoteURL, backend: Backend, options: dict[str, Any]) -> None:
+        super().__init__(parsed)
+        self.backend = backend
+        self._options = options
+        self._fs: Any = None
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem, built on first use."""
+        if self._fs is None:
+            self._fs = self._connect()
+        return self._fs
+
+    def _connect(self) -> Any:
+        try:
+            importlib.import_module(self.backend.module)
+        except ImportError:
+            raise MissingExtraError(scheme=self.scheme, extra=self.backend.extra) from None
+        import fsspec
+
+        # Listings are never cached (another machine may have written since),
+        # and every Remote gets its own filesystem instance.
+        kwargs = {"skip_instance_cache": True, "use_listings_cache": False, **self._options}
+        try:
+            filesystem = fsspec.filesystem(self.backend.protocol, **kwargs)
+            if self.backend.prepare:
+                getattr(filesystem, self.backend.prepare)()
+            return filesystem
+        except (TypeError, ValueError, AttributeError) as e:
+            raise UsageError(f"remote {self.url}: invalid option for {self.backend.module}: "
+                             f"{_one_line(e)}") from None
+        except Exception as e:
+            if isinstance(e, OSError) or _from_backend(e):
+                raise self._unreachable(e) from None
+            raise
+
+    def _full(self, path: str) -> str:
+        return f"{self.root}/{validate_entry_path(path)}"
+
+    @contextlib.contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except WbtoolError:
+            raise
+        except FileNotFoundError as e:
+            if _container_missing(e):
+                raise self._unreachable(e) from None
+            raise self._not_found(path) from None
+        except Exception as e:
+            if isinstance(e, OSError) or _from_backend(e):
+                raise self._unreachable(e) from None
+            raise
+
+    def read(self, path: str) -> bytes:
+        full = self._full(path)
+        with self._errors(path):
+            data: bytes = self.fs.cat_file(full)
+            return data
+
+    def write(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        with self._errors(path):
+            self.fs.pipe_file(full, data)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        # A conditional write on the server (S3 If-None-Match, GCS generation 0,
+        # Azure no-overwrite): the loser gets FileExistsError.
+        full = self._full(path)
+        with self._errors(path):
+            try:
+                self.fs.pipe_file(full, data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+
+    def exists(self, path: str) -> bool:
+        full = self._full(path)
+        with self._errors(path):
+            # info() rather than isfile(), which answers False when the server
+            # cannot be reached.
+            try:
+                info = self.fs.info(full)
+            except FileNotFoundError as e:
+                if _container_missing(e):
+                    raise
+                return False
+            return bool(info.get("type") == "file")
+
+    def list(self, prefix: str = "") -> list[str]:
+        rel = _prefix(prefix)
+        base = f"{self.root}/{rel}" if rel else self.root
+        with self._errors(rel or "."):
+            found = self.fs.find(base)
+        start = len(self.root) + 1
+        out: list[str] = []
+        for full in found:
+            full = full.rstrip("/")
+            if full.startswith(self.root + "/") and (not rel or full == base
+                                                     or full.startswith(base + "/")):
+                out.append(full[start:])
+        return sorted(out)
+
+    def put_file(self, local: str | os.PathLike, path: str) -> None:
+        full = self._full(path)
+        source = self._source(local)
+        with self._errors(path):
+            self.fs.put_file(source, full)
+
+    def get_file(self, path: str, local: str | os.PathLike) -> None:
+        full = self._full(path)
+        target = self._target(local)
+        with self._errors(path), fsutil.as_atomic(target) as tmp:
+            self.fs.get_file(full, tmp)
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        with self._errors(path):
+            try:
+                self.fs.rm_file(full)
+            except FileNotFoundError as e:
+                if _container_missing(e):
+                    raise
