@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m bench artifact|log|run|startup``."""
+"""Command line of the benchmarks: ``python -m bench artifact|log|run|startup|stats``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import artifact, log, run, startup
+from bench import artifact, log, run, startup, stats
 from bench.datasets import DATASET_KEYS
 from bench.runner import find_wbtool
 
@@ -177,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="wbtool executable to time (default: this Python's 'python -m wbtool')",
     )
     rn.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    ss = sub.add_parser(
+        "stats",
+        help="CPU time and memory of sampling system metrics, with a tree of 51 processes",
+        description=(
+            "CPU time per sample of the system collector (Sampler.sample_once) and the "
+            "process's resident memory, sampling itself and 50 idle children every 1 s "
+            "and every 0.1 s."
+        ),
+    )
+    ss.add_argument(
+        "--repeat", type=_positive, default=1, metavar="R", help="rounds of each case (default: 1)"
+    )
+    ss.add_argument(
+        "--seconds", type=_positive, default=10, metavar="S",
+        help="how long each case samples (default: 10)",
+    )
+    ss.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to report")
+    ss.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -217,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             wbtool=[wbtool] if args.wbtool else [sys.executable, "-m", "wbtool"],
             as_json=args.json,
         )
+    if args.command == "stats":
+        return stats.main(repeat=args.repeat, seconds=args.seconds, wbtool=wbtool,
+                          as_json=args.json)
     return startup.main(repeat=args.repeat, wbtool=wbtool, as_json=args.json)
 
 

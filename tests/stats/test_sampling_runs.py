@@ -1,0 +1,63 @@
+"""System metrics end to end: a run's system.jsonl, from wbtool.init and from
+wbtool run (the command's process tree), and wbtool runs system."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from tests.conftest import Cli
+from wbtool.runs.history import iter_rows
+
+PY = sys.executable
+BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass\n"
+
+
+def only_run(store: Path) -> Path:
+    (folder,) = (store / "runs").iterdir()
+    return folder
+
+
+def test_init_samples_this_process(store_dir: Path) -> None:
+    import wbtool
+
+    run = wbtool.init(settings={"quiet": True, "console": "off",
+                                "x_stats_sampling_interval": 0.2})
+    exec(BUSY.format(s=2.0))  # noqa: S102 - a busy loop in this process
+    run.finish()
+    rows = list(iter_rows(Path(run._folder.system)))
+    assert len(rows) >= 3
+    last = rows[-1]
+    for key in ("cpu", "proc.cpu.threads", "proc.memory.rssMB", "memory_percent",
+                "proc.memory.availableMB", "disk./.usagePercent", "network.sent",
+                "_timestamp", "_runtime"):
+        assert key in last, key
+    assert max(r["cpu"] for r in rows) > 10
+    meta = json.loads(Path(run._folder.metadata).read_text())
+    assert meta["cpu_count_logical"] >= 1
+
+
+def test_wbtool_run_samples_the_command_tree(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "-q", "--interval", "0.2", "--", PY, "-c", BUSY.format(s=2.5))
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "system.jsonl"))
+    assert len(rows) >= 3 and max(r["cpu"] for r in rows) > 20
+    table = cli("runs", "system", only_run(store_dir).name, "--keys", "cpu,proc.memory.rssMB")
+    assert table.code == 0
+    parsed = list(csv.reader(io.StringIO(table.out)))
+    assert parsed[0] == ["_timestamp", "_runtime", "cpu", "proc.memory.rssMB"]
+    assert len(parsed) == len(rows) + 1
+    bad = cli("runs", "system", only_run(store_dir).name, "--keys", "nope")
+    assert bad.code == 2
+    show = cli("runs", "show", only_run(store_dir).name)
+    assert "system metrics:" in show.out and "cpu" in show.out
+
+
+def test_no_stats(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "-q", "--no-stats", "--interval", "0.1", "--", PY, "-c",
+              BUSY.format(s=0.8))
+    assert res.code == 0
+    assert not list(iter_rows(only_run(store_dir) / "system.jsonl"))
