@@ -26,7 +26,7 @@ def test_init_samples_this_process(store_dir: Path) -> None:
 
     run = wbtool.init(settings={"quiet": True, "console": "off",
                                 "x_stats_sampling_interval": 0.2})
-    exec(BUSY.format(s=2.0))  # noqa: S102 - a busy loop in this process
+    exec(BUSY.format(s=2.0))  # a busy loop in this process
     run.finish()
     rows = list(iter_rows(Path(run._folder.system)))
     assert len(rows) >= 3
