@@ -182,25 +182,6 @@ def repair_tail(path: str) -> None:
         os.close(fd)
 
 
-def iter_lines(path: str | os.PathLike) -> Iterator[bytes]:
-    """Complete lines (with their newline) of a JSON-lines file, streamed."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below; a generator owns it
-    except FileNotFoundError:
-        return
-    with f:
-        rest = b""
-        while True:
-            chunk = f.read(READ_CHUNK)
-            if not chunk:
-                return  # whatever is left in ``rest`` is a torn line
-            chunk = rest + chunk
-            cut = chunk.rfind(b"\n") + 1
-            rest = chunk[cut:]
-            if cut:
-                yield from chunk[:cut].splitlines(keepends=True)
-
-
 def iter_chunks(path: str | os.PathLike) -> Iterator[bytes]:
     """Blocks of whole lines, for copying a history out without parsing it."""
     try:
