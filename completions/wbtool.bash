@@ -12,7 +12,7 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="alert artifact log remote run runs settings"
+            cmds="alert artifact log pull remote run runs settings sync"
             opts="--help --version -h"
             ;;
         "wbtool alert")
@@ -125,6 +125,11 @@ _wbtool_spec() {
             value_opts="--run --step"
             takes_args=1
             ;;
+        "wbtool pull")
+            opts="--help --jobs --json --project --remote -h -j -p -r"
+            value_opts="--jobs --project --remote -j -p -r"
+            takes_args=1
+            ;;
         "wbtool remote")
             cmds="add default list remove"
             opts="--help -h"
@@ -192,6 +197,10 @@ _wbtool_spec() {
             opts="--help --json -h"
             takes_args=1
             ;;
+        "wbtool sync")
+            opts="--dry-run --help --jobs --json --project --remote -h -j -p -r"
+            value_opts="--jobs --project --remote -j -p -r"
+            ;;
     esac
 }
 
@@ -209,7 +218,7 @@ _wbtool_choices() {
 # _wbtool_is_number PATH OPTION: true when OPTION takes a number.
 _wbtool_is_number() {
     case "$1 $2" in
-        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool run --interval"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n") return 0 ;;
+        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool pull --jobs"|"wbtool pull -j"|"wbtool run --interval"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n"|"wbtool sync --jobs"|"wbtool sync -j") return 0 ;;
         *) return 1 ;;
     esac
 }

@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' alert artifact log remote run runs settings
+            printf '%s\n' alert artifact log pull remote run runs settings sync
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -67,6 +67,8 @@ function __wbtool_value_options
             printf '%s\n' --project --root -p
         case 'log'
             printf '%s\n' --run --step
+        case 'pull'
+            printf '%s\n' --jobs --project --remote -j -p -r
         case 'remote add'
             printf '%s\n' --option -o
         case 'run'
@@ -79,6 +81,8 @@ function __wbtool_value_options
             printf '%s\n' --limit --project --state -n -p
         case 'runs system'
             printf '%s\n' --keys -k
+        case 'sync'
+            printf '%s\n' --jobs --project --remote -j -p -r
     end
 end
 
@@ -115,10 +119,12 @@ complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
 complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
+complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions from a remote, verifying every byte before storing it.'
 complete -c wbtool -n '__wbtool_at' -f -a remote -d 'Remotes: S3, GCS or Azure URLs or shared folders that runs and artifacts sync to.'
 complete -c wbtool -n '__wbtool_at' -f -a run -d 'Run CMD as a tracked run: console, exit state and metadata are recorded.'
 complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
+complete -c wbtool -n '__wbtool_at' -f -a sync -d 'Push artifact versions to a remote: only what it lacks, objects first.'
 complete -c wbtool -n '__wbtool_at' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at' -l version -d 'Print the version and exit.'
 
@@ -281,6 +287,13 @@ complete -c wbtool -n '__wbtool_at log' -l run -r -d 'Run ID (default: $WBTOOL_R
 complete -c wbtool -n '__wbtool_at log' -l step -x -d 'Log to this step (it must not be lower than the run\'s current step).'
 complete -c wbtool -n '__wbtool_at log' -l summary -d 'Set summary values instead.'
 
+# wbtool pull
+complete -c wbtool -n '__wbtool_at pull' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at pull' -s j -l jobs -x -d 'Transfers at once.'
+complete -c wbtool -n '__wbtool_at pull' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at pull' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
+complete -c wbtool -n '__wbtool_at pull' -s r -l remote -r -d 'Remote name or URL (default: the default remote).'
+
 # wbtool remote
 complete -c wbtool -n '__wbtool_at remote' -f
 complete -c wbtool -n '__wbtool_at remote' -f -a add -d 'Add remote NAME at URL (checks the backend is installed; contacts nothing).'
@@ -387,3 +400,12 @@ complete -c wbtool -n '__wbtool_at settings' -s h -l help -d 'Show this message 
 # wbtool settings show
 complete -c wbtool -n '__wbtool_at settings show' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at settings show' -l json -d 'Print a JSON document.'
+
+# wbtool sync
+complete -c wbtool -n '__wbtool_at sync' -f
+complete -c wbtool -n '__wbtool_at sync' -l dry-run -d 'Show what would be sent; send nothing.'
+complete -c wbtool -n '__wbtool_at sync' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at sync' -s j -l jobs -x -d 'Transfers at once.'
+complete -c wbtool -n '__wbtool_at sync' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at sync' -s p -l project -r -d 'Only this project (default: every project).'
+complete -c wbtool -n '__wbtool_at sync' -s r -l remote -r -d 'Remote name or URL (default: the default remote).'

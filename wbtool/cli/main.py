@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -12,25 +13,44 @@ from wbtool.cli import remote as remote_cmd
 from wbtool.cli import run_cmd
 from wbtool.cli import runs as runs_cmd
 from wbtool.cli import settings as settings_cmd
+from wbtool.cli import sync as sync_cmd
 
-app = typer.Typer(
-    name="wbtool",
-    help="Local-first experiment tracking and artifact versioning.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(artifact_cmd.app, name="artifact")
-app.add_typer(remote_cmd.app, name="remote")
-app.add_typer(runs_cmd.app, name="runs")
-app.add_typer(settings_cmd.app, name="settings")
-app.command(
-    "run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
-)(run_cmd.run)
-app.command("log")(run_cmd.log)
-app.command("alert")(run_cmd.alert)
+# The command groups and commands. Building Typer's click objects for all of
+# them costs tens of milliseconds, so a call builds only the one it names.
+_GROUPS = {
+    "artifact": artifact_cmd.app,
+    "remote": remote_cmd.app,
+    "runs": runs_cmd.app,
+    "settings": settings_cmd.app,
+}
+_COMMANDS: dict[str, tuple[Any, dict[str, Any] | None]] = {
+    "run": (run_cmd.run, {"allow_interspersed_args": False, "ignore_unknown_options": True}),
+    "log": (run_cmd.log, None),
+    "alert": (run_cmd.alert, None),
+    "sync": (sync_cmd.sync, None),
+    "pull": (sync_cmd.pull, None),
+}
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``wbtool`` app: every command, or just ``only`` (a group or command)."""
+    application = typer.Typer(
+        name="wbtool",
+        help="Local-first experiment tracking and artifact versioning.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(root)
+    for name, group in _GROUPS.items():
+        if only in (None, name):
+            application.add_typer(group, name=name)
+    for name, (fn, context) in _COMMANDS.items():
+        if only in (None, name):
+            application.command(name, context_settings=context)(fn)
+    return application
 
 
 def _version(value: bool) -> None:
@@ -39,13 +59,15 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """Local-first experiment tracking and artifact versioning."""
+
+
+app = build_app()
 
 
 def _fail(message: str, code: int) -> int:
@@ -61,8 +83,11 @@ def run(argv: list[str] | None = None) -> int:
     """
     from wbtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, WbtoolError
 
+    args = sys.argv[1:] if argv is None else argv
+    first = next((a for a in args if not a.startswith("-")), None)
+    target = build_app(first) if first in _GROUPS or first in _COMMANDS else app
     try:
-        app(args=argv, prog_name="wbtool", standalone_mode=True)
+        target(args=args, prog_name="wbtool", standalone_mode=True)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILURE)
     except WbtoolError as e:

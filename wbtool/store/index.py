@@ -1,5 +1,6 @@
 """``index.db``: the SQLite (WAL) index of collections, versions, aliases,
-tags, lineage, runs, drafts and the file-stat cache.
+tags, lineage, runs, drafts, the file-stat cache and which local version is
+which version on each remote.
 
 Writers take ``BEGIN IMMEDIATE`` so that concurrent processes serialise on
 the database lock (with a generous busy timeout) instead of failing.
@@ -122,6 +123,14 @@ CREATE TABLE IF NOT EXISTS drafts (
     manifest TEXT NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (project, name)
+);
+CREATE TABLE IF NOT EXISTS remote_versions (
+    remote_url TEXT NOT NULL,
+    version_id INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    remote_idx INTEGER NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (remote_url, version_id)
 );
 """
 

@@ -1,0 +1,241 @@
+"""``wbtool sync`` / ``wbtool pull`` through the real entry point, against a
+local folder and a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli, make_tree, read_tree
+from tests.remote.conftest import Backend
+from wbtool.hashing import hash_bytes
+from wbtool.remote import records
+
+
+class Store:
+    """One store folder driven through the CLI, with the remote as its default."""
+
+    def __init__(self, cli: Cli, path: Path, backend: Backend) -> None:
+        self.cli = cli
+        self.path = path
+        self.env = {"WBTOOL_DIR": str(path)}
+        args = ["remote", "add", "team", backend.url, "--default"]
+        for key, value in backend.options.items():
+            args += ["-o", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+        self(*args)
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        res = self.cli(*args, env=self.env)
+        assert res.code == code, f"wbtool {' '.join(args)} exited {res.code}: {res.err}"
+        return res
+
+    def result(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").out)["result"]
+
+
+@pytest.fixture
+def stores(cli: Cli, tmp_path: Path, backend: Backend) -> tuple[Store, Store]:
+    return (Store(cli, tmp_path / "a" / ".wbtool", backend),
+            Store(cli, tmp_path / "b" / ".wbtool", backend))
+
+
+def test_push_then_pull_gives_identical_files(stores: tuple[Store, Store], tmp_path: Path,
+                                              backend: Backend) -> None:
+    a, b = stores
+    files = {f"part{i // 10}/f{i}.txt": f"file {i}\n".encode() * (i + 1) for i in range(20)}
+    files["big.bin"] = os.urandom((4 << 20) + 1)  # above the in-memory limit: streamed
+    src = make_tree(tmp_path / "src", files)
+    a("artifact", "log", "data", str(src), "--type", "dataset", "-a", "prod")
+    (src / "part0" / "f1.txt").write_bytes(b"changed\n")
+    a("artifact", "log", "data", str(src), "--type", "dataset", "--metadata", '{"k": 1}')
+
+    dry = a.result("sync", "--dry-run")
+    assert dry["dry_run"] and dry["objects_sent"] == 22 and dry["versions_sent"] == 2
+    assert backend.open().list() == []  # a dry run writes nothing
+
+    first = a.result("sync")
+    assert (first["objects_sent"], first["versions_sent"], first["manifests_sent"]) == (22, 2, 2)
+    assert first["bytes_sent"] == sum(len(v) for v in files.values()) + len(b"changed\n")
+    again = a.result("sync")
+    assert (again["objects_sent"], again["versions_sent"], again["aliases_sent"]) == (0, 0, 0)
+    _assert_noop_push_only_lists(a, backend)
+
+    pulled = b.result("pull")
+    assert (pulled["versions_pulled"], pulled["objects_received"]) == (2, 22)
+    assert pulled["refused"] == [] and pulled["warnings"] == []
+    for version in ("v0", "v1"):
+        root = tmp_path / f"out-{version}"
+        b("artifact", "download", f"data:{version}", "--root", str(root))
+        want = dict(files)
+        if version == "v1":
+            want["part0/f1.txt"] = b"changed\n"
+        assert read_tree(root) == want
+    listed = {r["version"]: r for r in b.result("artifact", "ls", "data")}
+    assert listed["v0"]["aliases"] == ["prod"]
+    assert listed["v1"]["aliases"] == ["latest"] and listed["v1"]["metadata"] == {"k": 1}
+
+    # An alias moved in A reaches B through the remote; no version is new.
+    a("artifact", "alias", "add", "data:v1", "prod")
+    assert a.result("sync")["aliases_sent"] == 1
+    again = b.result("pull")
+    assert (again["aliases_moved"], again["versions_pulled"], again["objects_received"]) == (
+        1, 0, 0)
+    assert b.result("artifact", "info", "data:prod")["version"] == "v1"
+
+
+class _Counting:
+    """A remote that records every call it forwards."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name in ("read", "write", "create_exclusive", "exists", "list", "put_file",
+                    "get_file", "delete"):
+            def call(*args: Any) -> Any:
+                self.calls.append((name, str(args[0]) if args else ""))
+                return attr(*args)
+            return call
+        return attr
+
+
+def _assert_noop_push_only_lists(store: Store, backend: Backend) -> None:
+    """A push with nothing new lists the version records once and sends nothing."""
+    from wbtool.artifacts.registry import Registry
+    from wbtool.remote import push
+    from wbtool.store.layout import Store as LocalStore
+
+    local = LocalStore.open(store.path, create=False)
+    try:
+        remote = _Counting(backend.open())
+        remote.list("")  # connect (and import the backend) before timing
+        remote.calls.clear()
+        started = time.monotonic()
+        res = push.push(Registry(local), remote, jobs=4)  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+    finally:
+        local.close()
+    assert (res.objects_sent, res.versions_sent, res.aliases_sent) == (0, 0, 0)
+    assert remote.calls == [("list", "projects/uncategorized/artifacts")]
+    assert elapsed < 1.0
+
+
+def _log_versions(store: Store, tmp_path: Path, tag: str, n: int) -> None:
+    src = tmp_path / f"src-{tag}"
+    for i in range(n):
+        make_tree(src, {"f.txt": f"{tag} {i}\n".encode(), f"g{i}.txt": tag.encode()})
+        store("artifact", "log", "data", str(src), "--type", "dataset")
+
+
+def test_sync_without_a_remote_is_a_clear_error(cli: Cli) -> None:
+    res = cli("sync")
+    assert res.code == 3 and res.err.startswith("wbtool: error: no default remote")
+
+
+def test_concurrent_pushes_get_distinct_versions(stores: tuple[Store, Store], tmp_path: Path,
+                                                 backend: Backend) -> None:
+    a, b = stores
+    _log_versions(a, tmp_path, "a", 3)
+    _log_versions(b, tmp_path, "b", 3)
+    procs = [subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--json"],
+                              env={**os.environ, **s.env}, cwd=a.cli.cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for s in (a, b)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert json.loads(out)["result"]["versions_sent"] == 3
+    remote = backend.open()
+    paths = remote.list(records.collection_prefix("uncategorized", "data") + "/versions")
+    assert len(paths) == 6
+    docs = [records.VersionRecordDoc.from_bytes(remote.read(p), p, "uncategorized", "data",
+                                                int(p.rsplit("/v", 1)[1][:-5])) for p in paths]
+    assert sorted(d.version for d in docs) == list(range(6))
+    assert len({d.digest for d in docs}) == 6
+    # Each store learns the other's versions, and pushing again sends nothing.
+    assert a.result("pull")["versions_pulled"] == 3
+    assert a.result("sync")["versions_sent"] == 0
+
+
+def _publish(remote: Any, entries: dict[str, Any], *, record: dict[str, Any] | None = None,
+             idx: int = 0, name: str = "evil") -> tuple[str, str]:
+    """Write a hand-made manifest and its version record straight to the remote."""
+    body = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    manifest = f'{{"entries":{body},"hash":"xxh3-128","version":1}}'.encode()
+    mdigest = hash_bytes(manifest)
+    remote.write(records.manifest_path(mdigest), manifest)
+    doc = {"format": 1, "kind": "artifact-version", "project": "uncategorized",
+           "name": name, "version": idx, "digest": hash_bytes(body.encode()),
+           "manifest": mdigest, "size": sum(e["size"] for e in entries.values()),
+           "file_count": len(entries), "type": "dataset", "description": None,
+           "metadata": {}, "created_at": 1.0, "tags": [], **(record or {})}
+    remote.write(records.version_path("uncategorized", name, idx), json.dumps(doc).encode())
+    return mdigest, doc["digest"]
+
+
+HOSTILE = ["../escape", "/tmp/wbtool-escape-abs", "a/../../escape", "./b", "c\\d"]
+
+
+def test_hostile_manifests_are_refused(stores: tuple[Store, Store], tmp_path: Path,
+                                       backend: Backend) -> None:
+    _, b = stores
+    remote = backend.open()
+    data = b"pwned\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    for i, path in enumerate(HOSTILE):
+        _publish(remote, {path: {"digest": hash_bytes(data), "size": len(data)}},
+                 name=f"evil{i}")
+    res = b("pull", "--json", code=4)
+    last = res.err.splitlines()[-1]
+    assert last.startswith("wbtool: error: refused ") and "refused entry" in last, res.err
+    doc = json.loads(res.out)["result"]
+    assert doc["versions_pulled"] == 0 and len(doc["refused"]) == len(HOSTILE)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "a" / "escape").exists()
+    assert not Path("/tmp/wbtool-escape-abs").exists()
+    assert not list((tmp_path / "b" / ".wbtool" / "objects").rglob("*"))
+    assert b.result("artifact", "ls") == []
+
+
+def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
+                                            backend: Backend) -> None:
+    _, b = stores
+    remote = backend.open()
+    data = b"fine\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    entries = {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}}
+    _publish(remote, entries)  # v0 is good
+    _publish(remote, entries, record={"size": "5"}, idx=1)  # wrong type: refused
+    remote.write(records.version_path("uncategorized", "evil", 2), b'{"format": 1, "ki')
+    res = b("pull", "evil", "--json", code=4)
+    doc = json.loads(res.out)["result"]
+    assert doc["versions_pulled"] == 1
+    assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == ["v1.json"]
+    assert any("v2.json" in w for w in doc["warnings"])
+    assert b.result("artifact", "info", "evil:v0")["file_count"] == 1
+    assert "not found" in b("pull", "nothing", code=3).err
+
+
+def test_corrupt_remote_object_is_not_stored(stores: tuple[Store, Store], tmp_path: Path,
+                                             backend: Backend) -> None:
+    a, b = stores
+    src = make_tree(tmp_path / "src", {"x.txt": b"good bytes\n", "y.txt": b"other\n"})
+    a("artifact", "log", "data", str(src), "--type", "dataset")
+    a("sync")
+    remote = backend.open()
+    digest = hash_bytes(b"good bytes\n")
+    remote.write(records.object_path(digest), b"evil bytes\n")
+    res = b("pull", "data", code=4)
+    assert "does not match its digest" in res.err
+    objects = b.path / "objects"
+    assert not (objects / digest[:2] / digest[2:]).exists()
+    assert not any(p.read_bytes() == b"evil bytes\n" for p in objects.rglob("*") if p.is_file())
+    b("artifact", "info", "data", code=3)

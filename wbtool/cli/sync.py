@@ -1,0 +1,103 @@
+"""``wbtool sync`` and ``wbtool pull``: share artifacts through a remote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from wbtool.cli import output
+
+RemoteOpt = typer.Option(None, "--remote", "-r", metavar="NAME|URL",
+                         help="Remote name or URL (default: the default remote).")
+JobsOpt = typer.Option(8, "--jobs", "-j", min=1, max=256,
+                       help="Transfers at once.")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
+
+
+def _open(ctx: Any, remote: str | None) -> Any:
+    from wbtool.remote import config
+    from wbtool.remote.fs import open_remote
+
+    url, options = config.resolve(ctx.store, remote)
+    return open_remote(url, options)
+
+
+def _ctx(project: str | None) -> Any:
+    from wbtool.context import Context
+    from wbtool.settings import Settings
+
+    return Context.from_settings(Settings(project=project) if project else None)
+
+
+def sync(
+    remote: str | None = RemoteOpt,
+    project: str | None = typer.Option(None, "--project", "-p",
+                                       help="Only this project (default: every project)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send "
+                                 "nothing."),
+    jobs: int = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Push artifact versions to a remote: only what it lacks, objects first."""
+    from wbtool.remote import push
+
+    ctx = _ctx(project)
+    target = _open(ctx, remote)
+    registry = ctx.registry
+    if dry_run:
+        res = push.push(registry, target, project, jobs=jobs, dry_run=True)
+    else:
+        plan = push.plan(registry, target, project, jobs)
+        with output.progress(f"pushing to {target.url}", len(plan.objects)) as cb:
+            res = push.execute(registry, plan, jobs, progress=cb)
+    for w in res.warnings:
+        output.note(f"wbtool: warning: {w}")
+    if as_json:
+        output.emit_json("sync", res.to_json())
+        return
+    verb = "would send" if dry_run else "sent"
+    output.line(f"{verb} {res.objects_sent} object(s) ({output.human_size(res.bytes_sent)}), "
+                f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s) "
+                f"to {res.remote}")
+
+
+def pull(
+    refs: list[str] = typer.Argument(None, metavar="[NAME[:VERSION|ALIAS]]...",
+                                     help="Artifacts to pull (default: every artifact of the "
+                                     "project); NAME alone pulls every version."),
+    remote: str | None = RemoteOpt,
+    project: str | None = typer.Option(None, "--project", "-p", help="Project (default: "
+                                       "settings, then 'uncategorized')."),
+    jobs: int = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fetch artifact versions from a remote, verifying every byte before storing it."""
+    from wbtool.errors import VerificationError
+    from wbtool.names import split_ref
+    from wbtool.remote import pull as pull_service
+
+    ctx = _ctx(project)
+    target = _open(ctx, remote)
+    targets: list[tuple[str, str | None, str | None]] = []
+    for ref in refs or []:
+        proj, name, version = split_ref(ref)
+        targets.append((proj or ctx.project, name, version))
+    if not targets:
+        targets.append((ctx.project, None, None))
+    with output.progress(f"pulling from {target.url}") as cb:
+        res = pull_service.pull(ctx.registry, target, targets, jobs=jobs, progress=cb)
+    for w in res.warnings:
+        output.note(f"wbtool: warning: {w}")
+    if as_json:
+        output.emit_json("pull", res.to_json())
+    else:
+        output.line(f"pulled {res.versions_pulled} version(s), {res.objects_received} "
+                    f"object(s) ({output.human_size(res.bytes_received)}) from {res.remote}")
+    if res.refused:
+        for r in res.refused[1:]:
+            output.note(f"wbtool: refused {r['path']}: {r['reason']}")
+        first = res.refused[0]
+        raise VerificationError(f"refused {first['path']}: {first['reason']}"
+                                + (f" (and {len(res.refused) - 1} more)"
+                                   if len(res.refused) > 1 else ""))

@@ -1,0 +1,296 @@
+"""Pull artifact versions from a remote: the mirror image of a push.
+
+Readers go the other way from writers: version records first, then their
+manifests, then the objects. Everything read is validated before a byte is
+stored: a record whose fields have the wrong type is refused, one that
+cannot be parsed is skipped with a warning, a manifest must match its digest
+and the record's, its paths are checked (no ``..``, no absolute part), and
+each object's content is hashed and compared with its name *before* it is
+stored. A version is committed locally (through the registry, so aliases
+and the index stay consistent) only when all its objects arrived intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wbtool import fsutil
+from wbtool.artifacts.registry import Registry
+from wbtool.errors import NotFoundError, StoreError
+from wbtool.hashing import hash_bytes, hash_file
+from wbtool.manifest import Manifest
+from wbtool.names import parse_version
+from wbtool.remote import records, state
+from wbtool.remote.fs import Remote
+from wbtool.remote.pool import run_all
+from wbtool.store.objects import SMALL
+
+Progress = Callable[[int, int], None]
+Target = tuple[str, str | None, str | None]  # project, name (None: all), version or alias
+
+
+def _no_progress(files: int, nbytes: int) -> None:
+    pass
+
+
+@dataclass
+class PullResult:
+    remote: str
+    versions_pulled: int = 0
+    versions_present: int = 0  # already here (same content), only mapped
+    objects_received: int = 0
+    bytes_received: int = 0
+    aliases_moved: int = 0
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "remote": self.remote, "versions_pulled": self.versions_pulled,
+            "versions_present": self.versions_present,
+            "objects_received": self.objects_received, "bytes_received": self.bytes_received,
+            "aliases_moved": self.aliases_moved, "versions": self.versions,
+            "warnings": self.warnings, "refused": self.refused,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Wanted:
+    doc: records.VersionRecordDoc
+    aliases: list[str]
+    manifest: Manifest | None = None
+
+
+def _collections(remote: Remote, target: Target,
+                 warnings: list[str]) -> list[records.CollectionListing]:
+    project, name, _ = target
+    prefix = (records.collection_prefix(project, name) if name
+              else records.project_prefix(project))
+    found, ignored = records.parse_listing(project, remote.list(prefix))
+    warnings += [f"ignored unexpected remote file {remote.display(p)}" for p in ignored]
+    if name is not None and not found.get(name, records.CollectionListing(project, name)).versions:
+        raise NotFoundError(what="artifact", name=f"{project}/{name} on {remote.url}")
+    return [found[n] for n in sorted(found) if found[n].versions]
+
+
+def _read_aliases(remote: Remote, listing: records.CollectionListing, jobs: int,
+                  warnings: list[str], refused: list[dict[str, str]]) -> dict[str, int]:
+    def read(seq: int) -> tuple[int, records.AliasEvent | None]:
+        path = records.alias_path(listing.project, listing.name, seq)
+        try:
+            return seq, records.AliasEvent.from_bytes(remote.read(path), path)
+        except records.UnreadableRecordError as e:
+            warnings.append(f"skipped {e}")
+        except records.BadRecordError as e:
+            refused.append({"path": remote.display(path), "reason": e.fields["reason"]})
+        return seq, None
+
+    events = run_all(read, sorted(listing.aliases), jobs)
+    return records.alias_state((seq, ev) for seq, ev in events if ev is not None)
+
+
+def _select(listing: records.CollectionListing, version: str | None,
+            aliases: dict[str, int], remote: Remote) -> list[int]:
+    label = f"{listing.project}/{listing.name}:{version}"
+    if version is None:
+        return sorted(listing.versions)
+    if version == "latest":
+        return [max(listing.versions)]
+    n = parse_version(version)
+    if n is None:
+        n = aliases.get(version)
+    if n is None or n not in listing.versions:
+        raise NotFoundError(what="artifact version", name=f"{label} on {remote.url}")
+    return [n]
+
+
+def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs: int = 8,
+         progress: Progress = _no_progress) -> PullResult:
+    started = time.monotonic()
+    result = PullResult(remote=remote.url)
+    store = registry.store
+    index = store.index
+    wanted: list[_Wanted] = []
+    present: list[tuple[records.VersionRecordDoc, int, list[str]]] = []
+    alias_states: dict[tuple[str, str], dict[str, int]] = {}
+
+    for target in targets:
+        for listing in _collections(remote, target, result.warnings):
+            key = (listing.project, listing.name)
+            aliases = _read_aliases(remote, listing, jobs, result.warnings, result.refused)
+            alias_states[key] = aliases
+            mapped = {m.remote_idx for m in state.load(index, remote.url, *key).values()}
+            todo = [i for i in _select(listing, target[2], aliases, remote) if i not in mapped]
+            local = {r.digest: r.id for r in registry.versions(*key)
+                     if r.state == "COMMITTED" and not r.is_link}
+            for doc in _read_records(remote, listing, todo, jobs, result):
+                names = sorted(a for a, i in aliases.items() if i == doc.version)
+                if doc.digest in local:
+                    present.append((doc, local[doc.digest], names))
+                else:
+                    wanted.append(_Wanted(doc, names))
+
+    # Manifests: each checked against its name, the record and the path rules.
+    def fetch_manifest(w: _Wanted) -> None:
+        path = records.manifest_path(w.doc.manifest)
+        try:
+            data = remote.read(path)
+        except NotFoundError:
+            raise StoreError(f"{remote.display(path)}: missing") from None
+        if hash_bytes(data) != w.doc.manifest:
+            raise StoreError(f"{remote.display(path)}: content does not match its digest")
+        manifest = Manifest.from_bytes(data, remote.display(path))
+        digest, canonical = manifest.serialize()
+        if canonical != data or digest != w.doc.digest:
+            raise StoreError(f"{remote.display(path)}: does not match the version record")
+        if len(manifest) != w.doc.file_count or manifest.size != w.doc.size:
+            raise StoreError(f"{remote.display(path)}: size or file count disagrees with "
+                             "the version record")
+        w.manifest = manifest
+
+    def try_manifest(w: _Wanted) -> _Wanted | None:
+        try:
+            fetch_manifest(w)
+            return w
+        except StoreError as e:
+            result.refused.append({"path": remote.display(records.version_path(
+                w.doc.project, w.doc.name, w.doc.version)), "reason": str(e)})
+            return None
+
+    accepted = [w for w in run_all(try_manifest, wanted, jobs) if w is not None]
+
+    sizes: dict[str, int] = {}
+    for w in accepted:
+        assert w.manifest is not None
+        for e in w.manifest:
+            if e.ref is None:
+                sizes[e.digest] = e.size or 0
+    failed: dict[str, str] = {}
+
+    def fetch_object(digest: str) -> None:
+        size = sizes[digest]
+        path = records.object_path(digest)
+        try:
+            if size <= SMALL:
+                data = remote.read(path)
+                if hash_bytes(data) != digest:
+                    failed[digest] = "content does not match its digest"
+                    return
+                store.objects.put_bytes(data)
+            else:
+                tmp = fsutil.tmp_name(store.tmp, digest)
+                try:
+                    remote.get_file(path, tmp)
+                    if hash_file(tmp)[0] != digest:
+                        failed[digest] = "content does not match its digest"
+                        return
+                    store.objects.put_file(tmp, immutable=True)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        except NotFoundError:
+            failed[digest] = "missing on the remote"
+            return
+        progress(1, size)
+
+    with store.lock(exclusive=False):
+        missing = store.objects.missing(sizes)
+        run_all(fetch_object, missing, jobs)
+        for digest, reason in sorted(failed.items()):
+            result.refused.append({"path": remote.display(records.object_path(digest)),
+                                   "reason": reason})
+        result.objects_received = len(missing) - len(failed)
+        result.bytes_received = sum(sizes[d] for d in missing if d not in failed)
+
+        remembered: list[tuple[int, str, int, list[str]]] = []
+        for w in sorted(accepted, key=lambda w: (w.doc.project, w.doc.name, w.doc.version)):
+            assert w.manifest is not None
+            bad = [e.path for e in w.manifest if e.ref is None and e.digest in failed]
+            doc = w.doc
+            if bad:
+                result.refused.append({
+                    "path": remote.display(records.version_path(doc.project, doc.name,
+                                                                doc.version)),
+                    "reason": f"{len(bad)} object(s) failed verification (first: {bad[0]})"})
+                continue
+            rec = registry.commit(
+                doc.project, doc.name, doc.type, w.manifest, description=doc.description,
+                metadata=doc.metadata, aliases=w.aliases, tags=list(doc.tags),
+                new_objects=bool(missing))
+            remembered.append((rec.id, rec.digest, doc.version, w.aliases))
+            result.versions_pulled += 0 if rec.noop else 1
+            result.versions_present += 1 if rec.noop else 0
+            result.versions.append({"project": doc.project, "name": doc.name,
+                                    "remote_version": f"v{doc.version}",
+                                    "version": rec.version, "created": not rec.noop})
+        for doc, vid, names in present:
+            rec = registry.get(vid)
+            for alias in names:
+                registry.add_alias(rec, alias)
+            remembered.append((vid, doc.digest, doc.version, names))
+            result.versions_present += 1
+            result.versions.append({"project": doc.project, "name": doc.name,
+                                    "remote_version": f"v{doc.version}",
+                                    "version": rec.version, "created": False})
+        state.remember(index, remote.url, remembered)
+        result.aliases_moved = _follow_aliases(registry, remote, alias_states)
+    result.refused.sort(key=lambda r: r["path"])
+    result.warnings.sort()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _read_records(remote: Remote, listing: records.CollectionListing, idxs: list[int],
+                  jobs: int, result: PullResult) -> list[records.VersionRecordDoc]:
+    def read(idx: int) -> records.VersionRecordDoc | None:
+        path = records.version_path(listing.project, listing.name, idx)
+        try:
+            return records.VersionRecordDoc.from_bytes(remote.read(path), path,
+                                                       listing.project, listing.name, idx)
+        except records.UnreadableRecordError as e:
+            result.warnings.append(f"skipped {remote.display(path)}: {e.fields['reason']}")
+        except records.BadRecordError as e:
+            result.refused.append({"path": remote.display(path), "reason": e.fields["reason"]})
+        return None
+
+    return [doc for doc in run_all(read, idxs, jobs) if doc is not None]
+
+
+def _follow_aliases(registry: Registry, remote: Remote,
+                    alias_states: dict[tuple[str, str], dict[str, int]]) -> int:
+    """Move local aliases that changed on the remote since the last sync.
+
+    An alias is moved only when the remote names a different version than
+    the one both sides agreed on last time, so a local move not pushed yet
+    is kept.
+    """
+    index = registry.store.index
+    moved = 0
+    for key, remote_state in alias_states.items():
+        mapped = state.load(index, remote.url, *key)
+        by_idx = {m.remote_idx: m for m in mapped.values()}
+        agreed = {a: m.remote_idx for m in mapped.values() for a in m.aliases}
+        columns = {m.version_id: set(m.aliases) for m in mapped.values()}
+        changed = False
+        for alias, idx in sorted(remote_state.items()):
+            if agreed.get(alias) == idx or idx not in by_idx:
+                continue
+            target = by_idx[idx]
+            registry.add_alias(registry.get(target.version_id), alias)
+            for vid, names in columns.items():
+                names.discard(alias)
+                if vid == target.version_id:
+                    names.add(alias)
+            moved += 1
+            changed = True
+        if changed:
+            state.set_aliases(index, remote.url, columns.items())
+    return moved

@@ -1,0 +1,267 @@
+"""What a remote holds for artifacts: paths, version records and alias events.
+
+    objects/ab/cd…                                        immutable, named by digest
+    manifests/<digest>.json                               the canonical manifest bytes
+    projects/<p>/artifacts/<name>/versions/v<N>.json      a version record, created exclusively
+    projects/<p>/artifacts/<name>/aliases/<seq>.json      an alias event, created exclusively
+
+Records are canonical JSON carrying a format number. Everything read back
+is validated before it is used: a record that cannot be parsed (truncated,
+not JSON) is :class:`UnreadableRecordError`, one whose fields have the wrong
+type or shape is :class:`BadRecordError`. Alias events form an append-only
+log per collection; the event with the highest sequence number wins for its
+alias, and an event whose ``version`` is null removes the alias. ``latest``
+is never recorded: it always names the highest version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wbtool.errors import InvalidNameError, StoreError
+from wbtool.hashing import is_digest
+from wbtool.names import validate_alias, validate_name, validate_tag
+
+RECORD_FORMAT = 1
+SEQ_WIDTH = 10
+_VERSION_FILE = re.compile(r"v(0|[1-9][0-9]{0,17})\.json")
+_ALIAS_FILE = re.compile(r"([0-9]{" + str(SEQ_WIDTH) + r",18})\.json")
+
+
+class UnreadableRecordError(StoreError):
+    """{path}: unreadable record ({reason})"""
+
+
+class BadRecordError(StoreError):
+    """{path}: refused record ({reason})"""
+
+
+# -- paths --------------------------------------------------------------------------------------
+
+def object_path(digest: str) -> str:
+    return f"objects/{digest[:2]}/{digest[2:]}"
+
+
+def manifest_path(digest: str) -> str:
+    return f"manifests/{digest}.json"
+
+
+def project_prefix(project: str) -> str:
+    return f"projects/{validate_name(project, 'project name')}/artifacts"
+
+
+def collection_prefix(project: str, name: str) -> str:
+    return f"{project_prefix(project)}/{validate_name(name)}"
+
+
+def version_path(project: str, name: str, idx: int) -> str:
+    return f"{collection_prefix(project, name)}/versions/v{idx}.json"
+
+
+def alias_path(project: str, name: str, seq: int) -> str:
+    return f"{collection_prefix(project, name)}/aliases/{seq:0{SEQ_WIDTH}d}.json"
+
+
+def digest_of_object_path(path: str) -> str | None:
+    """``objects/ab/cd…`` → ``abcd…`` (None for anything else)."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == "objects" and len(parts[1]) == 2:
+        digest = parts[1] + parts[2]
+        return digest if is_digest(digest) else None
+    return None
+
+
+def digest_of_manifest_path(path: str) -> str | None:
+    if path.startswith("manifests/") and path.endswith(".json"):
+        digest = path[len("manifests/"):-len(".json")]
+        return digest if is_digest(digest) else None
+    return None
+
+
+@dataclass
+class CollectionListing:
+    """The version numbers and alias event numbers present for one collection."""
+
+    project: str
+    name: str
+    versions: set[int] = field(default_factory=set)
+    aliases: set[int] = field(default_factory=set)
+
+    def next_version(self) -> int:
+        return max(self.versions) + 1 if self.versions else 0
+
+    def next_seq(self) -> int:
+        return max(self.aliases) + 1 if self.aliases else 0
+
+
+def parse_listing(project: str, paths: Iterable[str]) -> tuple[dict[str, CollectionListing],
+                                                                list[str]]:
+    """Group a listing of ``projects/<project>/artifacts`` by collection.
+
+    Returns the collections and the paths that were ignored (bad names,
+    stray files), for warnings.
+    """
+    base = project_prefix(project) + "/"
+    out: dict[str, CollectionListing] = {}
+    ignored: list[str] = []
+    for path in paths:
+        if not path.startswith(base):
+            ignored.append(path)
+            continue
+        parts = path[len(base):].split("/")
+        if len(parts) != 3:
+            ignored.append(path)
+            continue
+        name, kind, leaf = parts
+        try:
+            validate_name(name)
+        except InvalidNameError:
+            ignored.append(path)
+            continue
+        coll = out.setdefault(name, CollectionListing(project, name))
+        if kind == "versions" and (m := _VERSION_FILE.fullmatch(leaf)):
+            coll.versions.add(int(m.group(1)))
+        elif kind == "aliases" and (m := _ALIAS_FILE.fullmatch(leaf)):
+            coll.aliases.add(int(m.group(1)))
+        else:
+            ignored.append(path)
+    return out, ignored
+
+
+# -- records ------------------------------------------------------------------------------------
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _load(data: bytes, path: str, kind: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UnreadableRecordError(path=path, reason=f"not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadRecordError(path=path, reason="not a JSON object")
+    if doc.get("format") != RECORD_FORMAT:
+        raise BadRecordError(path=path, reason=f"unsupported format {doc.get('format')!r}")
+    if doc.get("kind") != kind:
+        raise BadRecordError(path=path, reason=f"not an {kind} record")
+    return doc
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class VersionRecordDoc:
+    """One version of a collection on a remote."""
+
+    project: str
+    name: str
+    version: int
+    digest: str  # the artifact digest (of the canonical entries)
+    manifest: str  # the digest of the canonical manifest bytes
+    size: int
+    file_count: int
+    type: str
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: float
+    run_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return _canonical({
+            "format": RECORD_FORMAT, "kind": "artifact-version",
+            "project": self.project, "name": self.name, "version": self.version,
+            "digest": self.digest, "manifest": self.manifest, "size": self.size,
+            "file_count": self.file_count, "type": self.type,
+            "description": self.description, "metadata": self.metadata,
+            "created_at": self.created_at, "run_id": self.run_id, "tags": list(self.tags),
+        })
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str, project: str, name: str,
+                   version: int) -> VersionRecordDoc:
+        """Parse and validate the record found at ``path`` (which names project,
+        name and version: the record must agree with them)."""
+        doc = _load(data, path, "artifact-version")
+
+        def bad(reason: str) -> BadRecordError:
+            return BadRecordError(path=path, reason=reason)
+
+        if (doc.get("project"), doc.get("name"), doc.get("version")) != (project, name, version):
+            raise bad("its project, name or version disagrees with its path")
+        for key in ("digest", "manifest"):
+            if not is_digest(doc.get(key)):
+                raise bad(f"{key} is not a digest")
+        for key in ("size", "file_count"):
+            if not _is_int(doc.get(key)):
+                raise bad(f"{key} is not a non-negative integer")
+        try:
+            validate_name(doc.get("type"), "artifact type")  # type: ignore[arg-type]
+            tags = doc.get("tags", [])
+            if not isinstance(tags, list):
+                raise bad("tags is not a list")
+            for t in tags:
+                validate_tag(t)
+        except InvalidNameError as e:
+            raise bad(str(e)) from None
+        description = doc.get("description")
+        if description is not None and not isinstance(description, str):
+            raise bad("description is not a string")
+        metadata = doc.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise bad("metadata is not an object")
+        if not _is_number(doc.get("created_at")):
+            raise bad("created_at is not a number")
+        run_id = doc.get("run_id")
+        if run_id is not None and not isinstance(run_id, str):
+            raise bad("run_id is not a string")
+        return cls(project=project, name=name, version=version, digest=doc["digest"],
+                   manifest=doc["manifest"], size=doc["size"], file_count=doc["file_count"],
+                   type=doc["type"], description=description, metadata=metadata,
+                   created_at=float(doc["created_at"]), run_id=run_id, tags=tuple(tags))
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """``alias`` now names ``version`` (None: the alias was removed)."""
+
+    alias: str
+    version: int | None
+    time: float
+
+    def to_bytes(self) -> bytes:
+        return _canonical({"format": RECORD_FORMAT, "kind": "artifact-alias",
+                           "alias": self.alias, "version": self.version, "time": self.time})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str) -> AliasEvent:
+        doc = _load(data, path, "artifact-alias")
+        alias, version, time = doc.get("alias"), doc.get("version"), doc.get("time")
+        try:
+            validate_alias(alias)  # type: ignore[arg-type]
+        except InvalidNameError as e:
+            raise BadRecordError(path=path, reason=str(e)) from None
+        if version is not None and not _is_int(version):
+            raise BadRecordError(path=path, reason="version is not a non-negative integer")
+        if not _is_number(time):
+            raise BadRecordError(path=path, reason="time is not a number")
+        return cls(alias=alias, version=version, time=float(time))  # type: ignore[arg-type]
+
+
+def alias_state(events: Iterable[tuple[int, AliasEvent]]) -> dict[str, int]:
+    """alias → version after replaying ``(seq, event)`` pairs in sequence order."""
+    state: dict[str, int | None] = {}
+    for _seq, event in sorted(events, key=lambda pair: pair[0]):
+        state[event.alias] = event.version
+    return {alias: v for alias, v in state.items() if v is not None}
