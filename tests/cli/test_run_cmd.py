@@ -475,3 +475,15 @@ def test_fast_entry_parses_run_like_the_full_command_line() -> None:
     assert fast._parse_run(["--bogus", "x"]) is None  # the full parser explains
     assert fast._parse_run(["--help"]) is None
     assert fast._parse_run(["--interval", "soon", "x"]) is None
+
+
+def test_fast_entry_parses_log() -> None:
+    from wbtool.cli import fast
+
+    assert fast._parse_log(["a=1", "--step", "3", "--run=abc", "--no-commit", "--json"]) == {
+        "pairs": ["a=1"], "step": 3, "commit": False, "summary": False, "run_id": "abc",
+        "as_json": True}
+    assert fast._parse_log(["--step=x", "a=1"]) is None
+    assert fast._parse_log(["--help"]) is None
+    assert fast._parse_log(["a=1", "--run"]) is None
+    assert fast._parse_log([]) is None

@@ -13,6 +13,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+_LOG_FLAGS = {"--commit": ("commit", True), "--no-commit": ("commit", False),
+              "--summary": ("summary", True), "--json": ("as_json", True)}
+
 
 def _parse_log(argv: list[str]) -> dict[str, object] | None:
     opts: dict[str, object] = {"pairs": [], "step": None, "commit": None, "summary": False,
@@ -21,34 +24,22 @@ def _parse_log(argv: list[str]) -> dict[str, object] | None:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("--step", "--run") and i + 1 < len(argv):
-            value = argv[i + 1]
-            if arg == "--step":
-                try:
-                    opts["step"] = int(value)
-                except ValueError:
+        name, eq, value = arg.partition("=")
+        if name in ("--step", "--run"):
+            if not eq:
+                if i + 1 >= len(argv):
                     return None
-            else:
+                i += 1
+                value = argv[i]
+            if name == "--run":
                 opts["run_id"] = value
-            i += 2
-            continue
-        if arg.startswith(("--step=", "--run=")):
-            name, _, value = arg.partition("=")
-            if name == "--step":
-                try:
-                    opts["step"] = int(value)
-                except ValueError:
-                    return None
+            elif value.lstrip("-").isdigit():
+                opts["step"] = int(value)
             else:
-                opts["run_id"] = value
-        elif arg == "--commit":
-            opts["commit"] = True
-        elif arg == "--no-commit":
-            opts["commit"] = False
-        elif arg == "--summary":
-            opts["summary"] = True
-        elif arg == "--json":
-            opts["as_json"] = True
+                return None
+        elif arg in _LOG_FLAGS:
+            key, flag = _LOG_FLAGS[arg]
+            opts[key] = flag
         elif arg.startswith("-") or "=" not in arg:
             return None  # help, unknown options, bad pairs: the full parser explains
         else:
