@@ -126,8 +126,8 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool pull")
-            opts="--help --jobs --json --project --remote -h -j -p -r"
-            value_opts="--jobs --project --remote -j -p -r"
+            opts="--all-runs --help --jobs --json --project --remote --run -R -h -j -p -r"
+            value_opts="--jobs --project --remote --run -R -j -p -r"
             takes_args=1
             ;;
         "wbtool remote")
@@ -198,8 +198,9 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool sync")
-            opts="--dry-run --help --jobs --json --project --remote -h -j -p -r"
+            opts="--dry-run --help --jobs --json --no-runs --project --remote --runs -h -j -p -r"
             value_opts="--jobs --project --remote -j -p -r"
+            takes_args=1
             ;;
     esac
 }

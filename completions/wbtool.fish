@@ -68,7 +68,7 @@ function __wbtool_value_options
         case 'log'
             printf '%s\n' --run --step
         case 'pull'
-            printf '%s\n' --jobs --project --remote -j -p -r
+            printf '%s\n' --jobs --project --remote --run -R -j -p -r
         case 'remote add'
             printf '%s\n' --option -o
         case 'run'
@@ -119,12 +119,12 @@ complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
 complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
-complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions from a remote, verifying every byte before storing it.'
+complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions (or runs) from a remote, checking every path and byte.'
 complete -c wbtool -n '__wbtool_at' -f -a remote -d 'Remotes: S3, GCS or Azure URLs or shared folders that runs and artifacts sync to.'
 complete -c wbtool -n '__wbtool_at' -f -a run -d 'Run CMD as a tracked run: console, exit state and metadata are recorded.'
 complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
-complete -c wbtool -n '__wbtool_at' -f -a sync -d 'Push artifact versions to a remote: only what it lacks, objects first.'
+complete -c wbtool -n '__wbtool_at' -f -a sync -d 'Push artifact versions and runs to a remote: only what it lacks, run.json last.'
 complete -c wbtool -n '__wbtool_at' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at' -l version -d 'Print the version and exit.'
 
@@ -288,11 +288,13 @@ complete -c wbtool -n '__wbtool_at log' -l step -x -d 'Log to this step (it must
 complete -c wbtool -n '__wbtool_at log' -l summary -d 'Set summary values instead.'
 
 # wbtool pull
+complete -c wbtool -n '__wbtool_at pull' -l all-runs -d 'Pull every run of the project.'
 complete -c wbtool -n '__wbtool_at pull' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at pull' -s j -l jobs -x -d 'Transfers at once.'
 complete -c wbtool -n '__wbtool_at pull' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at pull' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at pull' -s r -l remote -r -d 'Remote name or URL (default: the default remote).'
+complete -c wbtool -n '__wbtool_at pull' -s R -l run -r -d 'Pull this run of the project (repeatable); with --run or --all-runs only runs are pulled, plus any NAME given.'
 
 # wbtool remote
 complete -c wbtool -n '__wbtool_at remote' -f
@@ -402,10 +404,10 @@ complete -c wbtool -n '__wbtool_at settings show' -s h -l help -d 'Show this mes
 complete -c wbtool -n '__wbtool_at settings show' -l json -d 'Print a JSON document.'
 
 # wbtool sync
-complete -c wbtool -n '__wbtool_at sync' -f
 complete -c wbtool -n '__wbtool_at sync' -l dry-run -d 'Show what would be sent; send nothing.'
 complete -c wbtool -n '__wbtool_at sync' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at sync' -s j -l jobs -x -d 'Transfers at once.'
 complete -c wbtool -n '__wbtool_at sync' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at sync' -s p -l project -r -d 'Only this project (default: every project).'
 complete -c wbtool -n '__wbtool_at sync' -s r -l remote -r -d 'Remote name or URL (default: the default remote).'
+complete -c wbtool -n '__wbtool_at sync' -l runs -l no-runs -d 'Also send run folders (only what is new since the last sync).'

@@ -1,4 +1,4 @@
-"""``wbtool sync`` and ``wbtool pull``: share artifacts through a remote."""
+"""``wbtool sync`` and ``wbtool pull``: share artifacts and runs through a remote."""
 
 from __future__ import annotations
 
@@ -31,16 +31,20 @@ def _ctx(project: str | None) -> Any:
 
 
 def sync(
+    run_ids: list[str] = typer.Argument(None, metavar="[RUN_ID]...",
+                                        help="Only these runs (default: every run)."),
     remote: str | None = RemoteOpt,
     project: str | None = typer.Option(None, "--project", "-p",
                                        help="Only this project (default: every project)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send "
                                  "nothing."),
     jobs: int = JobsOpt,
+    runs: bool = typer.Option(True, "--runs/--no-runs", help="Also send run folders (only "
+                              "what is new since the last sync)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Push artifact versions to a remote: only what it lacks, objects first."""
-    from wbtool.remote import push
+    """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
+    from wbtool.remote import push, runsync
 
     ctx = _ctx(project)
     target = _open(ctx, remote)
@@ -51,14 +55,20 @@ def sync(
         plan = push.plan(registry, target, project, jobs)
         with output.progress(f"pushing to {target.url}", len(plan.objects)) as cb:
             res = push.execute(registry, plan, jobs, progress=cb)
-    for w in res.warnings:
+    sent = runsync.RunPushResult()
+    if runs:
+        sent = runsync.push_runs(ctx.store.path, target, project, run_ids or None,
+                                 dry_run=dry_run)
+    for w in [*res.warnings, *sent.warnings]:
         output.note(f"wbtool: warning: {w}")
     if as_json:
-        output.emit_json("sync", res.to_json())
+        output.emit_json("sync", {**res.to_json(), "runs_sent": sent.runs_sent,
+                                  "run_bytes_sent": sent.bytes_sent, "runs": sent.runs})
         return
     verb = "would send" if dry_run else "sent"
     output.line(f"{verb} {res.objects_sent} object(s) ({output.human_size(res.bytes_sent)}), "
-                f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s) "
+                f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s), "
+                f"{sent.runs_sent} run(s) ({output.human_size(sent.bytes_sent)}) "
                 f"to {res.remote}")
 
 
@@ -70,12 +80,19 @@ def pull(
     project: str | None = typer.Option(None, "--project", "-p", help="Project (default: "
                                        "settings, then 'uncategorized')."),
     jobs: int = JobsOpt,
+    run_ids: list[str] = typer.Option([], "--run", "-R", metavar="RUN_ID",
+                                      help="Pull this run of the project (repeatable); "
+                                      "with --run or --all-runs only runs are pulled, "
+                                      "plus any NAME given."),
+    all_runs: bool = typer.Option(False, "--all-runs", help="Pull every run of the "
+                                  "project."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Fetch artifact versions from a remote, verifying every byte before storing it."""
+    """Fetch artifact versions (or runs) from a remote, checking every path and byte."""
     from wbtool.errors import VerificationError
     from wbtool.names import split_ref
     from wbtool.remote import pull as pull_service
+    from wbtool.remote import runsync
 
     ctx = _ctx(project)
     target = _open(ctx, remote)
@@ -83,17 +100,26 @@ def pull(
     for ref in refs or []:
         proj, name, version = split_ref(ref)
         targets.append((proj or ctx.project, name, version))
-    if not targets:
+    want_runs = bool(run_ids) or all_runs
+    if not targets and not want_runs:
         targets.append((ctx.project, None, None))
     with output.progress(f"pulling from {target.url}") as cb:
         res = pull_service.pull(ctx.registry, target, targets, jobs=jobs, progress=cb)
-    for w in res.warnings:
+    got = runsync.RunPullResult()
+    if want_runs:
+        got = runsync.pull_runs(ctx.store.path, ctx.store.index, target, ctx.project,
+                                None if all_runs else run_ids)
+    res.refused.extend(got.refused)
+    for w in [*res.warnings, *got.warnings]:
         output.note(f"wbtool: warning: {w}")
     if as_json:
-        output.emit_json("pull", res.to_json())
+        output.emit_json("pull", {**res.to_json(), "runs_pulled": got.runs_pulled,
+                                  "run_bytes_received": got.bytes_received, "runs": got.runs})
     else:
         output.line(f"pulled {res.versions_pulled} version(s), {res.objects_received} "
-                    f"object(s) ({output.human_size(res.bytes_received)}) from {res.remote}")
+                    f"object(s) ({output.human_size(res.bytes_received)}), "
+                    f"{got.runs_pulled} run(s) ({output.human_size(got.bytes_received)}) "
+                    f"from {res.remote}")
     if res.refused:
         for r in res.refused[1:]:
             output.note(f"wbtool: refused {r['path']}: {r['reason']}")

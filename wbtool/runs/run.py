@@ -551,6 +551,32 @@ class Run:
         self._write_record(summary=True, config=True, fsync=bool(self._settings.x_store_fsync))
         if self._shared != "attached":  # the launcher records how the run ended
             self._event({"type": "state", "state": state, "exit_code": exit_code})
+            if self._settings.mode == "online":
+                self._push_online()
+
+    def _push_online(self) -> None:
+        """``mode="online"``: push this run and its project's artifacts to the
+        default remote from a detached ``wbtool sync``, so that finishing never
+        waits for the network. Its output goes to ``.wbtool/logs/sync-<id>.log``."""
+        import subprocess
+
+        from wbtool.remote import config as remote_config
+
+        ctx = self._ctx
+        assert ctx is not None
+        if remote_config.get_default(ctx.store) is None:
+            self._warn("online", "mode is online but no default remote is set "
+                       "(wbtool remote add NAME URL --default): nothing was pushed")
+            return
+        logs = ctx.store.path / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"sync-{self.id}.log", "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "wbtool", "sync", "--project", self.project, self.id],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                start_new_session=True,
+                env={**os.environ, "WBTOOL_DIR": str(ctx.store.path.resolve())},
+            )
 
     def _start_stats(self, pid: int | None = None, *, tree: bool | None = None) -> None:
         """Sample system metrics of ``pid`` (default: this process) into system.jsonl."""

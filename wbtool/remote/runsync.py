@@ -1,0 +1,377 @@
+"""Runs on a remote: ``<remote>/projects/<p>/runs/<id>/…`` (push and pull).
+
+A run folder is sent file by file:
+
+- small records (``summary.json``, ``config.yaml``, ``metadata.json``) are
+  rewritten whenever their size or mtime changed;
+- append-only files (``history.jsonl``, ``system.jsonl``, ``events.jsonl``,
+  ``output.log``, ``output.raw``) are sent incrementally. Object stores cannot
+  append, so each new stretch is a complete object of its own,
+  ``<name>.parts/<offset>-<end>``, cut at the last newline so that every part
+  of a JSON-lines file holds whole lines. A reader concatenates the parts in
+  offset order;
+- ``files/`` and ``media/`` are compared by (path, size, mtime);
+- ``run.json`` goes last, so a reader never sees a run record whose files are
+  missing.
+
+What was sent is remembered per remote in ``<store>/sync/<hash>.json``
+(written atomically): per run, the bytes of each append-only file already on
+the remote and the (size, mtime) of every other file. A file that shrank or
+whose head changed since is sent again from the start.
+
+Pull rebuilds a run folder from those objects, validating the run id and
+every path read from the remote before a byte is written, then refreshes the
+run's row in the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wbtool.errors import InvalidNameError, NotFoundError
+from wbtool.fsutil import atomic_write
+from wbtool.names import validate_entry_path
+from wbtool.remote.fs import Remote
+from wbtool.runs import catalog
+from wbtool.runs.folder import RunFolder
+from wbtool.runs.ids import validate_id
+from wbtool.store.index import Index
+
+STATE_FORMAT = 1
+RUN_RECORD = "run.json"
+SMALL_FILES = ("summary.json", "config.yaml", "metadata.json")
+APPEND_FILES = ("history.jsonl", "system.jsonl", "events.jsonl", "output.log", "output.raw")
+TREES = ("files", "media")
+PARTS = ".parts"
+MAX_PART = 64 << 20  # the most bytes one part object holds
+_HEAD = 4096  # bytes of an append-only file checked to tell a rewrite from an append
+_PART_RE = re.compile(r"(\d{1,15})-(\d{1,15})")
+PULLED_MARK = ".pulled"  # in a run folder rebuilt by pull: the remote it came from
+
+
+def run_prefix(project: str, run_id: str) -> str:
+    return f"projects/{project}/runs/{run_id}"
+
+
+def part_name(name: str, start: int, end: int) -> str:
+    return f"{name}{PARTS}/{start:012d}-{end:012d}"
+
+
+# -- the state file -------------------------------------------------------------------------
+def state_path(store_path: Path, url: str) -> Path:
+    return store_path / "sync" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+
+
+def load_state(path: Path, url: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        doc = None
+    if (not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT
+            or doc.get("remote") != url or not isinstance(doc.get("runs"), dict)):
+        return {"format": STATE_FORMAT, "remote": url, "runs": {}}
+    return doc
+
+
+def save_state(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n", fsync=True)
+
+
+# -- push -----------------------------------------------------------------------------------
+@dataclass
+class RunPushResult:
+    runs_sent: int = 0  # runs of which at least one file was sent
+    bytes_sent: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _stat_key(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _head_digest(path: Path, size: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(min(size, _HEAD))).hexdigest()
+
+
+def local_runs(store_path: Path, project: str | None = None,
+               run_ids: Iterable[str] | None = None) -> list[tuple[RunFolder, dict[str, Any]]]:
+    """The run folders of the store (optionally of one project, or these ids)."""
+    base = store_path / "runs"
+    if run_ids is not None:
+        names = [validate_id(r) for r in run_ids]
+    else:
+        names = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+    out: list[tuple[RunFolder, dict[str, Any]]] = []
+    for name in names:
+        folder = RunFolder(base / name)
+        doc = folder.read_run()
+        if doc is None:
+            if run_ids is not None:
+                raise NotFoundError(what="run", name=name)
+            continue
+        if project is not None and doc.get("project") != project:
+            continue
+        out.append((folder, doc))
+    return out
+
+
+def push_runs(store_path: Path, remote: Remote, project: str | None = None,
+              run_ids: Iterable[str] | None = None, *, dry_run: bool = False) -> RunPushResult:
+    """Send what the remote lacks of each run (see the module docstring)."""
+    res = RunPushResult()
+    spath = state_path(store_path, remote.url)
+    state = load_state(spath, remote.url)
+    for folder, doc in local_runs(store_path, project, run_ids):
+        proj = str(doc.get("project") or "")
+        try:
+            validate_id(folder.id)
+            validate_entry_path(proj)
+            if "/" in proj:
+                raise InvalidNameError(what="project", value=proj, reason="contains '/'")
+        except InvalidNameError as e:
+            res.warnings.append(f"run {folder.id} skipped: {e}")
+            continue
+        seen = state["runs"].get(folder.id)
+        if not isinstance(seen, dict) or seen.get("project") != proj:
+            seen = {"project": proj, "append": {}, "stat": {}}
+        sent = _push_run(folder, remote, run_prefix(proj, folder.id), seen, dry_run)
+        if sent:
+            res.runs_sent += 1
+            res.bytes_sent += sent
+            res.runs.append({"id": folder.id, "project": proj, "bytes_sent": sent})
+        if not dry_run and (sent or state["runs"].get(folder.id) is not seen):
+            state["runs"][folder.id] = seen
+            save_state(spath, state)  # after every run: an interrupted sync resumes there
+    return res
+
+
+def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, Any],
+              dry_run: bool) -> int:
+    sent = 0
+    stats: dict[str, Any] = seen["stat"]
+    appended: dict[str, Any] = seen["append"]
+
+    def put_if_changed(rel: str) -> None:
+        nonlocal sent
+        key = _stat_key(folder.path / rel)
+        if key is None or stats.get(rel) == key:
+            return
+        if not dry_run:
+            remote.put_file(folder.path / rel, f"{prefix}/{rel}")
+            stats[rel] = key
+        sent += key[0]
+
+    for name in APPEND_FILES:
+        sent += _push_appended(folder.path / name, remote, f"{prefix}/{name}", appended,
+                               name, dry_run)
+    for name in SMALL_FILES:
+        put_if_changed(name)
+    for tree in TREES:
+        root = folder.path / tree
+        if not root.is_dir():
+            continue
+        for dirpath, _dirs, files in os.walk(root):
+            for fname in sorted(files):
+                rel = Path(dirpath, fname).relative_to(folder.path).as_posix()
+                try:
+                    validate_entry_path(rel)
+                except InvalidNameError:
+                    continue
+                put_if_changed(rel)
+    put_if_changed(RUN_RECORD)
+    return sent
+
+
+def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, Any],
+                   name: str, dry_run: bool) -> int:
+    """Send the whole lines of ``path`` past what the remote has; return the bytes sent."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    mark = appended.get(name)
+    offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
+    if offset and (size < offset or _head_digest(path, offset) != head):
+        # Rewritten rather than appended to: start over.
+        if not dry_run:
+            for old in remote.list(f"{target}{PARTS}"):
+                remote.delete(old)
+        offset = 0
+    sent = 0
+    with open(path, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            chunk = f.read(min(size - offset, MAX_PART))
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                break  # no whole line yet
+            chunk = chunk[:cut + 1]
+            end = offset + len(chunk)
+            if not dry_run:
+                remote.write(part_name(target, offset, end), chunk)
+            sent += len(chunk)
+            offset = end
+    if not dry_run and offset:
+        appended[name] = {"offset": offset, "head": _head_digest(path, offset)}
+    return sent
+
+
+# -- pull -----------------------------------------------------------------------------------
+@dataclass
+class RunPullResult:
+    runs_pulled: int = 0
+    bytes_received: int = 0
+    runs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
+    """``(kind, name, start, end, rel)`` for a path of a run folder on the remote, or None."""
+    if validate_entry_path(rel) != rel:
+        return None
+    if rel == RUN_RECORD or rel in SMALL_FILES:
+        return ("small", rel, 0, 0, rel)
+    head, _, rest = rel.partition("/")
+    if head in TREES and rest:
+        return ("tree", rel, 0, 0, rel)
+    if head.endswith(PARTS) and head[:-len(PARTS)] in APPEND_FILES:
+        m = _PART_RE.fullmatch(rest)
+        if m and int(m.group(1)) < int(m.group(2)):
+            return ("part", head[:-len(PARTS)], int(m.group(1)), int(m.group(2)), rel)
+    return None
+
+
+def remote_run_ids(remote: Remote, project: str) -> list[str]:
+    """The run ids found under ``projects/<project>/runs/`` (unvalidated)."""
+    base = f"projects/{project}/runs/"
+    return sorted({p[len(base):].split("/", 1)[0] for p in remote.list(base.rstrip("/"))
+                   if p.startswith(base)})
+
+
+def pull_runs(store_path: Path, index: Index, remote: Remote, project: str,
+              run_ids: Iterable[str] | None = None) -> RunPullResult:
+    """Rebuild runs of ``project`` from the remote (every run when ``run_ids`` is None)."""
+    res = RunPullResult()
+    ids = list(run_ids) if run_ids is not None else remote_run_ids(remote, project)
+    for run_id in ids:
+        try:
+            validate_id(run_id)
+        except InvalidNameError as e:
+            res.refused.append({"path": f"projects/{project}/runs/{run_id}", "reason": str(e)})
+            continue
+        _pull_run(store_path, index, remote, project, run_id, res)
+    return res
+
+
+def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_id: str,
+              res: RunPullResult) -> None:
+    prefix = run_prefix(project, run_id)
+    listed = remote.list(prefix)
+    if not listed:
+        raise NotFoundError(what="remote run", name=remote.display(prefix))
+    plan: list[tuple[str, str, int, int, str]] = []
+    for full in listed:
+        rel = full[len(prefix) + 1:] if full.startswith(prefix + "/") else full
+        try:
+            kind = _classify(rel) if full.startswith(prefix + "/") else None
+        except InvalidNameError:
+            kind = None
+        if kind is None:
+            res.refused.append({"path": full, "reason": "not a path of a run folder"})
+            return
+        plan.append(kind)
+    if not any(k[4] == RUN_RECORD for k in plan):
+        res.warnings.append(f"run {run_id}: no run.json on the remote yet; skipped")
+        return
+    try:
+        doc = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
+    except ValueError:
+        doc = None
+    if (not isinstance(doc, dict) or doc.get("id") != run_id or doc.get("project") != project
+            or doc.get("created_at") is None or not doc.get("state")):
+        res.refused.append({"path": f"{prefix}/{RUN_RECORD}",
+                            "reason": "not a run record of this run"})
+        return
+    target = store_path / "runs" / run_id
+    if target.exists() and not (target / PULLED_MARK).exists():
+        res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
+                            "left alone")
+        return
+    tmp_root = store_path / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        got = _download(remote, prefix, plan, stage, run_id, res)
+        if got < 0:
+            return
+        (stage / PULLED_MARK).write_text(remote.url + "\n", encoding="utf-8")
+        if target.exists():
+            old = Path(f"{stage}.old")
+            os.replace(target, old)
+            os.replace(stage, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, target)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(stage)
+    folder = RunFolder(target)
+    summary = folder.read_json(folder.summary, {})
+    catalog.put(index, doc, summary if isinstance(summary, dict) else {}, folder.read_config())
+    res.runs_pulled += 1
+    res.bytes_received += got
+    res.runs.append(run_id)
+
+
+def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, str]],
+              stage: Path, run_id: str, res: RunPullResult) -> int:
+    """Write the run's files under ``stage``; the bytes received, or -1 when refused."""
+    stage.mkdir()
+    (stage / "files").mkdir()
+    got = 0
+    parts: dict[str, list[tuple[int, int, str]]] = {}
+    for kind, name, start, end, rel in plan:
+        if kind == "part":
+            parts.setdefault(name, []).append((start, end, rel))
+        else:
+            remote.get_file(f"{prefix}/{name}", stage / name)
+            got += (stage / name).stat().st_size
+    for name, spans in parts.items():
+        pos = 0
+        with open(stage / name, "xb") as out:
+            for start, end, rel in sorted(spans):
+                if start < pos:
+                    continue  # left over from before a rewrite
+                if start > pos:
+                    res.warnings.append(f"run {run_id}: {name} has a gap at byte {pos}; "
+                                        "kept what comes before it")
+                    break
+                data = remote.read(f"{prefix}/{rel}")
+                if len(data) != end - start:
+                    res.refused.append({"path": f"{prefix}/{rel}",
+                                        "reason": f"holds {len(data)} bytes, not "
+                                        f"{end - start}"})
+                    return -1
+                out.write(data)
+                got += len(data)
+                pos = end
+    return got
