@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from bench.report import environment, print_json
+from bench.report import align, environment, print_json
 
 LOG3_TARGET = 100_000.0  # calls/s
 LOG50_TARGET = 20_000.0  # calls/s
@@ -542,19 +542,8 @@ def render(cases: Sequence[Case], kills: Sequence[Kill]) -> str:
     groups = [case.label.startswith("  ") for case in cases]
     body += [kill_cells(kill) for kill in kills]
     groups += [index > 0 for index in range(len(kills))]
-    widths = [max(len(line[i]) for line in [HEADER, *body]) for i in range(len(HEADER))]
-
-    def fmt(cells: list[str]) -> str:
-        out = [cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
-               for i, cell in enumerate(cells)]
-        return "  ".join(out).rstrip()
-
-    lines = [fmt(HEADER), "  ".join("-" * width for width in widths)]
-    for index, (cells, continued) in enumerate(zip(body, groups, strict=True)):
-        if index and not continued:
-            lines.append("")
-        lines.append(fmt(cells))
-    return "\n".join(lines)
+    breaks = [index > 0 and not continued for index, continued in enumerate(groups)]
+    return align(HEADER, body, RIGHT, breaks)
 
 
 def main(*, repeat: int, calls3: int, calls50: int, trials: int, wandb: bool, wbtool: str,

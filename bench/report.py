@@ -156,6 +156,25 @@ def format_seconds(value: float | None, unit: str = "s") -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.2f}"
 
 
+def align(header: Sequence[str], body: Sequence[Sequence[str]], right: set[int],
+          breaks: Sequence[bool] = ()) -> str:
+    """An aligned plain-text table: ``right`` holds the right-aligned columns;
+    ``breaks[i]`` puts a blank line before body row ``i``."""
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def fmt(cells: Sequence[str]) -> str:
+        out = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+               for i, cell in enumerate(cells)]
+        return "  ".join(out).rstrip()
+
+    lines = [fmt(header), "  ".join("-" * width for width in widths)]
+    for index, cells in enumerate(body):
+        if index < len(breaks) and breaks[index]:
+            lines.append("")
+        lines.append(fmt(cells))
+    return "\n".join(lines)
+
+
 def render_table(rows: Sequence[Row], *, unit: str = "s") -> str:
     """Rows as an aligned plain-text table, a blank line between data sets."""
     header = ["case", "data", f"median {unit}", "vs anchor", "peak MiB", "target", "result"]
@@ -176,21 +195,5 @@ def render_table(rows: Sequence[Row], *, unit: str = "s") -> str:
                 row.status,
             ]
         )
-    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-
-    def fmt(cells: list[str]) -> str:
-        out = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ]
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    lines = [fmt(header), rule]
-    previous = None
-    for row, cells in zip(rows, body, strict=True):
-        if previous is not None and row.dataset != previous:
-            lines.append("")
-        previous = row.dataset
-        lines.append(fmt(cells))
-    return "\n".join(lines)
+    breaks = [i > 0 and row.dataset != rows[i - 1].dataset for i, row in enumerate(rows)]
+    return align(header, body, right, breaks)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import environment, print_json
+from bench.report import align, environment, print_json
 
 ADDED_TARGET_MS = 150.0
 WANDB_INIT_FINISH_MS = 870.0  # wandb offline, import + init + finish, measured elsewhere
@@ -429,19 +429,9 @@ def case_cells(case: Case, cases: Mapping[str, Case]) -> list[str]:
 def render(cases: Sequence[Case]) -> str:
     by_key = {case.key: case for case in cases}
     body = [case_cells(case, by_key) for case in cases]
-    widths = [max(len(line[i]) for line in [HEADER, *body]) for i in range(len(HEADER))]
-
-    def fmt(cells: list[str]) -> str:
-        out = [cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
-               for i, cell in enumerate(cells)]
-        return "  ".join(out).rstrip()
-
-    lines = [fmt(HEADER), "  ".join("-" * width for width in widths)]
-    for index, (case, cells) in enumerate(zip(cases, body, strict=True)):
-        if index and case.group != cases[index - 1].group:
-            lines.append("")
-        lines.append(fmt(cells))
-    return "\n".join(lines)
+    breaks = [index > 0 and case.group != cases[index - 1].group
+              for index, case in enumerate(cases)]
+    return align(HEADER, body, RIGHT, breaks)
 
 
 def main(*, repeat: int, megabytes: int, quiet_seconds: float, wbtool: Sequence[str],

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.report import environment, print_json
+from bench.report import align, environment, print_json
 
 CHILDREN = 50
 SAMPLE_TARGET_MS = 2.0  # CPU per sample, the tree of 51 tracked
@@ -195,13 +195,7 @@ def cells(case: Case) -> list[str]:
 
 def render(cases: Sequence[Case]) -> str:
     body = [cells(case) for case in cases]
-    widths = [max(len(line[i]) for line in [HEADER, *body]) for i in range(len(HEADER))]
-
-    def fmt(line: list[str]) -> str:
-        return "  ".join(cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
-                         for i, cell in enumerate(line)).rstrip()
-
-    return "\n".join([fmt(HEADER), "  ".join("-" * w for w in widths), *map(fmt, body)])
+    return align(HEADER, body, RIGHT)
 
 
 def main(*, repeat: int, seconds: float, wbtool: str, as_json: bool) -> int:

@@ -76,7 +76,6 @@ class Run:
             self._summary.load(summary, summary_user)
         self._step = step
         self._pending: dict[str, Any] | None = None
-        self._t0 = time.monotonic()
         # _runtime = time.time() - _t0_wall: one clock read per committed row.
         self._t0_wall = time.time() - runtime_offset
         self._start_time = float(doc["started_at"])
@@ -430,7 +429,7 @@ class Run:
             self._write_record(summary=True)
 
     def _runtime(self) -> float:
-        return self._runtime_offset + (time.monotonic() - self._t0)
+        return time.time() - self._t0_wall
 
     def _write_record(self, *, summary: bool = False, config: bool = False,
                       fsync: bool = False) -> None:
