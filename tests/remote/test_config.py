@@ -72,6 +72,11 @@ def test_ordinary_options_are_kept(store: Store) -> None:
     assert config.resolve(store, "team") == ("s3://bucket", options)
 
 
+def test_a_gcs_token_mode_is_no_credential(store: Store) -> None:
+    config.add(store, "gcs", "gs://bucket", {"token": "anon", "project": "p"})
+    assert config.resolve(store, "gcs") == ("gs://bucket", {"token": "anon", "project": "p"})
+
+
 def test_parse_options() -> None:
     assert config.parse_options(["endpoint_url=http://h:9000", "anon=true", "n=3",
                                  'config_kwargs={"connect_timeout": 2}', "profile=a=b"]) == {

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.remote.conftest import BUCKET, FAST_FAIL, Backend, S3Server, free_port
+from tests.remote.conftest import BUCKET, FAST_FAIL, Backend, free_port, server_for
 from wbtool.errors import (
     EXIT_REMOTE_UNREACHABLE,
     EXIT_USAGE,
@@ -63,24 +63,32 @@ def test_list_one_prefix(remote: Remote, backend: Backend, monkeypatch: pytest.M
     names = ["p/a/1", "p/a/b/2", "p/ab/3", "q/4", "top"]
     for name in names:
         remote.write(name, name.encode())
-    if backend.kind == "s3":  # one listing, never a request per key
-        calls: list[str] = []
+    calls: list[str] = []
+    if backend.kind != "local":  # one listing, never a request per key
         assert isinstance(remote, FsspecRemote)
         filesystem = remote.fs
-        find = filesystem.find
+        find, info = filesystem.find, filesystem.info
         monkeypatch.setattr(filesystem, "find",
                             lambda *a, **k: calls.append("find") or find(*a, **k))
-        for method in ("info", "exists", "isfile", "cat_file", "head"):
+        for method in ("exists", "isfile", "cat_file", "head"):
             monkeypatch.setattr(filesystem, method,
                                 lambda *a, **k: pytest.fail("a request per key"))
+
+        def bucket_info(path: str, **kwargs: Any) -> Any:
+            # An empty listing is checked once against the bucket itself.
+            assert path == BUCKET, "a request per key"
+            calls.append("bucket")
+            return info(path, **kwargs)
+
+        monkeypatch.setattr(filesystem, "info", bucket_info)
     assert remote.list("p/a") == ["p/a/1", "p/a/b/2"]
     assert remote.list("p/a/") == ["p/a/1", "p/a/b/2"]
     assert remote.list("p") == ["p/a/1", "p/a/b/2", "p/ab/3"]
     assert remote.list() == sorted(names)
     assert remote.list("missing") == []
     assert remote.list("p/a/1") == ["p/a/1"]
-    if backend.kind == "s3":
-        assert calls == ["find"] * 6
+    if backend.kind != "local":
+        assert calls == ["find"] * 5 + ["bucket", "find"], calls
 
 
 def test_put_and_get_files(remote: Remote, tmp_path: Path) -> None:
@@ -282,12 +290,16 @@ def test_unreachable_endpoint_fails_fast(tmp_path: Path) -> None:
     assert not (tmp_path / "got.txt").exists()
 
 
-def test_missing_bucket_is_unreachable(s3_server: S3Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["s3", "gcs", "azure"])
+def test_missing_bucket_is_unreachable(kind: str, request: pytest.FixtureRequest,
+                                       tmp_path: Path) -> None:
     (tmp_path / "local.txt").write_bytes(b"local")
-    remote = open_remote("s3://no-such-bucket/p", s3_server.options)
-    for _name, operation in sorted(OPERATIONS.items()):
-        with pytest.raises(RemoteUnreachableError, match="bucket does not exist"):
+    server = server_for(request, kind)
+    remote = open_remote(server.url("no-such-bucket"), server.options)
+    for name, operation in sorted(OPERATIONS.items()):
+        with pytest.raises(RemoteUnreachableError, match="does not exist") as info:
             operation(remote, "versions/v1.json", tmp_path)
+        assert "\n" not in str(info.value), name
 
 
 def test_missing_backend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

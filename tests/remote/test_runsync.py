@@ -55,13 +55,6 @@ def _history(store: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def backend(tmp_path: Path) -> Backend:
-    """A local-folder remote only: against the shared moto server these tests
-    leave it too slow for the S3 tests that follow (under investigation)."""
-    return Backend("local", str(tmp_path / "remote"), {})
-
-
-@pytest.fixture
 def stores(cli: Cli, tmp_path: Path, backend: Backend) -> tuple[Store, Store]:
     return (Store(cli, tmp_path / "a" / ".wbtool", backend),
             Store(cli, tmp_path / "b" / ".wbtool", backend))

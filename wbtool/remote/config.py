@@ -32,6 +32,8 @@ from wbtool.store.layout import Store
 # Names the general secret patterns miss but that always carry a credential.
 _SECRET_OPTIONS = frozenset({"connection_string", "sas", "sas_url", "account_key"})
 _OPTION_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# gcsfs's ``token`` also names a way to authenticate, which is no secret.
+_TOKEN_MODES = frozenset({"anon", "google_default", "cloud", "cache", "browser"})
 HINT = ("keep credentials out of config.yaml: the backend reads them from its usual "
         "sources (AWS_* variables or --option profile=NAME for S3, "
         "GOOGLE_APPLICATION_CREDENTIALS for GCS, AZURE_STORAGE_* variables for Azure)")
@@ -49,9 +51,11 @@ class RemoteSpec:
                 "default": self.default}
 
 
-def _is_secret(key: str) -> bool:
+def _is_secret(key: str, value: Any) -> bool:
     from wbtool.runs.redact import is_secret_name
 
+    if key == "token" and value in _TOKEN_MODES:
+        return False
     return key.lower() in _SECRET_OPTIONS or is_secret_name(key)
 
 
@@ -63,7 +67,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in doc.items():
             if not isinstance(key, str):
                 raise UsageError(f"remote option names must be strings, not {key!r}")
-            if _is_secret(key):
+            if _is_secret(key, value):
                 raise UsageError(f"remote option '{where}{key}' looks like a credential; {HINT}")
             if isinstance(value, Mapping):
                 walk(value, f"{where}{key}.")

@@ -82,9 +82,10 @@ _BACKEND_PACKAGES = frozenset({
     "botocore", "aiobotocore", "boto3", "aiohttp", "s3fs", "gcsfs", "google", "adlfs", "azure",
     "fsspec", "requests", "urllib3",
 })
-# A FileNotFoundError caused by one of these means the bucket itself is missing.
+# An error carrying one of these means the bucket (container) itself is missing.
 _MISSING_CONTAINER_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
-_MISSING_CONTAINER_TEXT = ("bucket does not exist", "container does not exist")
+_MISSING_CONTAINER_TEXT = ("bucket does not exist", "container does not exist",
+                           "no such container")
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,19 @@ def _from_backend(exc: BaseException) -> bool:
 
 def _container_missing(exc: BaseException) -> bool:
     for e in (exc, exc.__cause__, exc.__context__):
+        if e is None:
+            continue
         response = getattr(e, "response", None)
         if isinstance(response, Mapping):
             code = (response.get("Error") or {}).get("Code")
             if code in _MISSING_CONTAINER_CODES:
                 return True
-    text = str(exc).lower()
-    return any(t in text for t in _MISSING_CONTAINER_TEXT)
+        if getattr(e, "error_code", None) in _MISSING_CONTAINER_CODES:  # azure-core
+            return True
+        text = str(e).lower()
+        if any(t in text for t in _MISSING_CONTAINER_TEXT):
+            return True
+    return False
 
 
 class Remote(abc.ABC):
@@ -378,6 +385,24 @@ class LocalRemote(Remote):
             os.unlink(full)
 
 
+_BACKEND_LOGGERS = ("gcsfs", "adlfs", "s3fs", "azure", "aiobotocore", "botocore", "fsspec")
+
+
+def _quiet_backend_logs() -> None:
+    """Keep the backends' own log records (gcsfs logs a traceback before it
+    gives up retrying) off stderr when the program has not set up logging:
+    wbtool reports the failure itself, in one line."""
+    import logging
+
+    if logging.getLogger().handlers:
+        return
+    for name in _BACKEND_LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+            logger.propagate = False
+
+
 class FsspecRemote(Remote):
     """An object store reached through an fsspec filesystem."""
 
@@ -386,6 +411,7 @@ class FsspecRemote(Remote):
         self.backend = backend
         self._options = options
         self._fs: Any = None
+        self._container_seen = False
 
     @property
     def fs(self) -> Any:
@@ -395,6 +421,7 @@ class FsspecRemote(Remote):
         return self._fs
 
     def _connect(self) -> Any:
+        _quiet_backend_logs()
         try:
             importlib.import_module(self.backend.module)
         except ImportError:
@@ -420,17 +447,39 @@ class FsspecRemote(Remote):
     def _full(self, path: str) -> str:
         return f"{self.root}/{validate_entry_path(path)}"
 
+    def _check_container(self) -> None:
+        """Raise if the bucket is missing. Some backends answer a request under a
+        missing bucket with the same "not found" as a missing key (GCS) or with
+        an empty listing (Azure), so a miss is checked once against the bucket."""
+        if self._container_seen:
+            return
+        try:
+            self.fs.info(self.root.partition("/")[0])
+        except FileNotFoundError:
+            raise self._no_container() from None
+        except Exception as e:
+            if _container_missing(e):
+                raise self._no_container() from None
+            if isinstance(e, OSError) or _from_backend(e):
+                raise self._unreachable(e) from None
+            raise
+        self._container_seen = True
+
+    def _no_container(self) -> RemoteUnreachableError:
+        return unreachable(self.url, f"bucket {self.root.partition('/')[0]!r} does not exist")
+
     @contextlib.contextmanager
     def _errors(self, path: str) -> Iterator[None]:
         try:
             yield
         except WbtoolError:
             raise
-        except FileNotFoundError as e:
-            if _container_missing(e):
-                raise self._unreachable(e) from None
-            raise self._not_found(path) from None
         except Exception as e:
+            if _container_missing(e):
+                raise self._no_container() from None
+            if isinstance(e, FileNotFoundError):
+                self._check_container()
+                raise self._not_found(path) from None
             if isinstance(e, OSError) or _from_backend(e):
                 raise self._unreachable(e) from None
             raise
@@ -467,6 +516,7 @@ class FsspecRemote(Remote):
             except FileNotFoundError as e:
                 if _container_missing(e):
                     raise
+                self._check_container()
                 return False
             return bool(info.get("type") == "file")
 
@@ -475,6 +525,8 @@ class FsspecRemote(Remote):
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
             found = self.fs.find(base)
+            if not found:
+                self._check_container()
         start = len(self.root) + 1
         out: list[str] = []
         for full in found:
@@ -504,3 +556,4 @@ class FsspecRemote(Remote):
             except FileNotFoundError as e:
                 if _container_missing(e):
                     raise
+                self._check_container()
