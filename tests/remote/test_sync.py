@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +118,11 @@ def _assert_noop_push_only_lists(store: Store, backend: Backend) -> None:
         remote = _Counting(backend.open())
         remote.list("")  # connect (and import the backend) before timing
         remote.calls.clear()
-        started = time.monotonic()
         res = push.push(Registry(local), remote, jobs=4)  # type: ignore[arg-type]
-        elapsed = time.monotonic() - started
     finally:
         local.close()
     assert (res.objects_sent, res.versions_sent, res.aliases_sent) == (0, 0, 0)
     assert remote.calls == [("list", "projects/uncategorized/artifacts")]
-    assert elapsed < 1.0
 
 
 def _log_versions(store: Store, tmp_path: Path, tag: str, n: int) -> None:

@@ -132,7 +132,9 @@ class Artifact:
     def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
         ctx = ctx or Context.from_settings()
         project, name, version = split_ref(ref)
-        rec = ctx.registry.resolve(project or ctx.project, name, version)
+        from wbtool.remote import fallback
+
+        rec = fallback.resolve(ctx.registry, project or ctx.project, name, version)
         if type is not None and rec.type != type:
             raise UsageError(f"{ref} has type {rec.type!r}, not {type!r}")
         return cls._from_record(ctx, rec)
@@ -567,10 +569,13 @@ class Artifact:
         """Write the files under ``root`` (default ``./artifacts/<name>:<version>``)."""
         self._ensure_logged("download")
         target = os.fspath(root) if root is not None else self._default_root()
-        materialize.materialize(
-            self._context().store, self._manifest, target, path_prefix=path_prefix,
+        from wbtool.remote import fallback
+
+        ctx = self._context()
+        fallback.with_objects(ctx.registry, self._manifest, lambda: materialize.materialize(
+            ctx.store, self._manifest, target, path_prefix=path_prefix,
             link=link, allow_missing_references=allow_missing_references,
-        )
+        ))
         return str(Path(target).absolute())
 
     def file(self, root: str | None = None) -> str:
@@ -593,9 +598,12 @@ class Artifact:
         target = os.fspath(root) if root is not None else self._default_root()
         Path(target).mkdir(parents=True, exist_ok=True)
         materialize.remove_extras(target, self._manifest)
-        materialize.materialize(
-            self._context().store, self._manifest, target, link=link, replace=True,
-        )
+        from wbtool.remote import fallback
+
+        ctx = self._context()
+        fallback.with_objects(ctx.registry, self._manifest, lambda: materialize.materialize(
+            ctx.store, self._manifest, target, link=link, replace=True,
+        ))
         return str(Path(target).absolute())
 
     def verify(self, root: str | None = None) -> None:

@@ -56,6 +56,15 @@ def _resolve(ctx: Any, ref: str) -> Any:
     return ctx.registry.resolve(project or ctx.project, name, version)
 
 
+def _fetch(ctx: Any, ref: str) -> Any:
+    """Like _resolve, but a version only on the default remote is pulled first."""
+    from wbtool.names import split_ref
+    from wbtool.remote import fallback
+
+    project, name, version = split_ref(ref)
+    return fallback.resolve(ctx.registry, project or ctx.project, name, version)
+
+
 def _split_project(ctx: Any, name: str) -> tuple[str, str]:
     from wbtool.names import split_ref
 
@@ -291,7 +300,7 @@ def info(
 ) -> None:
     """Show one version: digest, size, aliases, tags, metadata."""
     ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    rec = _fetch(ctx, ref)
     doc = rec.to_json()
     manifest = ctx.registry.load_manifest(rec) if files or as_json else None
     if manifest is not None and files:
@@ -328,15 +337,20 @@ def download(
 ) -> None:
     """Write a version's files into a folder (existing other files are kept)."""
     from wbtool.artifacts import materialize
+    from wbtool.remote import fallback
 
     ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    rec = _fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
-    with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
-        res = materialize.materialize(ctx.store, manifest, target, path_prefix=path_prefix,
-                                      link=link.value, progress=cb)
-    _report("artifact download", res, as_json)
+
+    def write() -> Any:
+        with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
+            return materialize.materialize(ctx.store, manifest, target,
+                                           path_prefix=path_prefix, link=link.value,
+                                           progress=cb)
+
+    _report("artifact download", fallback.with_objects(ctx.registry, manifest, write), as_json)
 
 
 def _report(command: str, res: Any, as_json: bool) -> None:
@@ -361,15 +375,20 @@ def checkout(
 ) -> None:
     """Make DIRECTORY hold exactly this version (other files there are deleted)."""
     from wbtool.artifacts import materialize
+    from wbtool.remote import fallback
 
     ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    rec = _fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     os.makedirs(directory, exist_ok=True)
     removed = materialize.remove_extras(directory, manifest)
-    with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
-        res = materialize.materialize(ctx.store, manifest, directory, link=link.value, replace=True,
-                                      progress=cb)
+
+    def write() -> Any:
+        with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
+            return materialize.materialize(ctx.store, manifest, directory, link=link.value,
+                                           replace=True, progress=cb)
+
+    res = fallback.with_objects(ctx.registry, manifest, write)
     res.removed = removed
     _report("artifact checkout", res, as_json)
 

@@ -28,6 +28,7 @@ from wbtool.names import parse_version
 from wbtool.remote import records, state
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
+from wbtool.store.layout import Store
 from wbtool.store.objects import SMALL
 
 Progress = Callable[[int, int], None]
@@ -173,37 +174,9 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
         for e in w.manifest:
             if e.ref is None:
                 sizes[e.digest] = e.size or 0
-    failed: dict[str, str] = {}
-
-    def fetch_object(digest: str) -> None:
-        size = sizes[digest]
-        path = records.object_path(digest)
-        try:
-            if size <= SMALL:
-                data = remote.read(path)
-                if hash_bytes(data) != digest:
-                    failed[digest] = "content does not match its digest"
-                    return
-                store.objects.put_bytes(data)
-            else:
-                tmp = fsutil.tmp_name(store.tmp, digest)
-                try:
-                    remote.get_file(path, tmp)
-                    if hash_file(tmp)[0] != digest:
-                        failed[digest] = "content does not match its digest"
-                        return
-                    store.objects.put_file(tmp, immutable=True)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-        except NotFoundError:
-            failed[digest] = "missing on the remote"
-            return
-        progress(1, size)
-
     with store.lock(exclusive=False):
         missing = store.objects.missing(sizes)
-        run_all(fetch_object, missing, jobs)
+        failed = fetch_objects(store, remote, {d: sizes[d] for d in missing}, jobs, progress)
         for digest, reason in sorted(failed.items()):
             result.refused.append({"path": remote.display(records.object_path(digest)),
                                    "reason": reason})
@@ -246,6 +219,42 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
     result.warnings.sort()
     result.seconds = time.monotonic() - started
     return result
+
+
+def fetch_objects(store: Store, remote: Remote, sizes: dict[str, int], jobs: int = 8,
+                  progress: Progress = _no_progress) -> dict[str, str]:
+    """Fetch the objects ``sizes`` names (digest → size) into the local store,
+    each hashed before it is stored. Returns ``{digest: why}`` for those refused."""
+    failed: dict[str, str] = {}
+
+    def fetch_object(digest: str) -> None:
+        size = sizes[digest]
+        path = records.object_path(digest)
+        try:
+            if size <= SMALL:
+                data = remote.read(path)
+                if hash_bytes(data) != digest:
+                    failed[digest] = "content does not match its digest"
+                    return
+                store.objects.put_bytes(data)
+            else:
+                tmp = fsutil.tmp_name(store.tmp, digest)
+                try:
+                    remote.get_file(path, tmp)
+                    if hash_file(tmp)[0] != digest:
+                        failed[digest] = "content does not match its digest"
+                        return
+                    store.objects.put_file(tmp, immutable=True)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        except NotFoundError:
+            failed[digest] = "missing on the remote"
+            return
+        progress(1, size)
+
+    run_all(fetch_object, sorted(sizes), jobs)
+    return failed
 
 
 def _read_records(remote: Remote, listing: records.CollectionListing, idxs: list[int],
