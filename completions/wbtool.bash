@@ -151,8 +151,8 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool run")
-            opts="--capture-metrics --config --dir --group --help --id --interval --job-type --name --no-console --no-git --no-stats --notes --project --quiet --resume --tag -h -p -q"
-            value_opts="--capture-metrics --config --dir --group --id --interval --job-type --name --notes --project --resume --tag -p"
+            opts="--capture-metrics --config --dir --group --help --id --interval --job-type --live --name --no-console --no-git --no-stats --notes --project --quiet --resume --sync --tag -h -p -q"
+            value_opts="--capture-metrics --config --dir --group --id --interval --job-type --live --name --notes --project --resume --tag -p"
             takes_args=1
             ;;
         "wbtool runs")
@@ -198,7 +198,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool sync")
-            opts="--dry-run --help --jobs --json --no-runs --project --remote --runs -h -j -p -r"
+            opts="--artifacts --dry-run --help --jobs --json --no-artifacts --no-runs --project --remote --runs -h -j -p -r"
             value_opts="--jobs --project --remote -j -p -r"
             takes_args=1
             ;;
@@ -219,7 +219,7 @@ _wbtool_choices() {
 # _wbtool_is_number PATH OPTION: true when OPTION takes a number.
 _wbtool_is_number() {
     case "$1 $2" in
-        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool pull --jobs"|"wbtool pull -j"|"wbtool run --interval"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n"|"wbtool sync --jobs"|"wbtool sync -j") return 0 ;;
+        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool pull --jobs"|"wbtool pull -j"|"wbtool run --interval"|"wbtool run --live"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n"|"wbtool sync --jobs"|"wbtool sync -j") return 0 ;;
         *) return 1 ;;
     esac
 }

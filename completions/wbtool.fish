@@ -72,7 +72,7 @@ function __wbtool_value_options
         case 'remote add'
             printf '%s\n' --option -o
         case 'run'
-            printf '%s\n' --capture-metrics --config --dir --group --id --interval --job-type --name --notes --project --resume --tag -p
+            printf '%s\n' --capture-metrics --config --dir --group --id --interval --job-type --live --name --notes --project --resume --tag -p
         case 'runs export'
             printf '%s\n' --format --output --project -f -o -p
         case 'runs history'
@@ -332,6 +332,7 @@ complete -c wbtool -n '__wbtool_at run' -s h -l help -d 'Show this message and e
 complete -c wbtool -n '__wbtool_at run' -l id -r -d 'Run ID (default: a new one).'
 complete -c wbtool -n '__wbtool_at run' -l interval -x -d 'System metrics sampling interval.'
 complete -c wbtool -n '__wbtool_at run' -l job-type -r -d 'Job type (train, eval…).'
+complete -c wbtool -n '__wbtool_at run' -l live -x -d 'Also push what is new every SEC seconds while it runs (implies --sync).'
 complete -c wbtool -n '__wbtool_at run' -l name -r -d 'Display name of the run.'
 complete -c wbtool -n '__wbtool_at run' -l no-console -d 'Do not record the console (output still shows).'
 complete -c wbtool -n '__wbtool_at run' -l no-git -d 'Do not record git state.'
@@ -340,6 +341,7 @@ complete -c wbtool -n '__wbtool_at run' -l notes -r -d 'Notes about the run.'
 complete -c wbtool -n '__wbtool_at run' -s p -l project -r -d 'Project of the run.'
 complete -c wbtool -n '__wbtool_at run' -s q -l quiet -d 'No end-of-run summary.'
 complete -c wbtool -n '__wbtool_at run' -l resume -r -d 'Continue the run given by --id.'
+complete -c wbtool -n '__wbtool_at run' -l sync -d 'Push the run and its project\'s artifacts to the default remote when it finishes.'
 complete -c wbtool -n '__wbtool_at run' -l tag -r -d 'A tag; repeat for more.'
 
 # wbtool runs
@@ -404,6 +406,7 @@ complete -c wbtool -n '__wbtool_at settings show' -s h -l help -d 'Show this mes
 complete -c wbtool -n '__wbtool_at settings show' -l json -d 'Print a JSON document.'
 
 # wbtool sync
+complete -c wbtool -n '__wbtool_at sync' -l artifacts -l no-artifacts -d 'Send artifact versions.'
 complete -c wbtool -n '__wbtool_at sync' -l dry-run -d 'Show what would be sent; send nothing.'
 complete -c wbtool -n '__wbtool_at sync' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at sync' -s j -l jobs -x -d 'Transfers at once.'

@@ -62,6 +62,7 @@ RUN_OPTIONS: dict[str, tuple[str, str]] = {
     "--no-console": ("no_console", "flag"), "--no-git": ("no_git", "flag"),
     "--resume": ("resume", "value"), "--capture-metrics": ("capture_metrics", "list"),
     "--quiet": ("quiet", "flag"), "-q": ("quiet", "flag"),
+    "--sync": ("sync", "flag"), "--live": ("live", "float"),
 }
 
 

@@ -34,7 +34,7 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
             directory: str | None = None, interval: float | None = None,
             no_stats: bool = False, no_console: bool = False, no_git: bool = False,
             resume: str | None = None, capture_metrics: list[str] | None = None,
-            quiet: bool = False) -> int:
+            quiet: bool = False, sync: bool = False, live: float | None = None) -> int:
     """Run ``command`` as a run; the exit status wbtool exits with."""
     from wbtool.errors import UsageError
     from wbtool.runs.launch import run_command
@@ -60,7 +60,7 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
         settings["resume"] = resume
     return run_command(settings, _config(config or []), list(command),
                        console=not no_console, capture=capture_metrics or [],
-                       report=None if quiet else _report)
+                       report=None if quiet else _report, sync=sync, live=live)
 
 
 def _report(run: Any) -> None:

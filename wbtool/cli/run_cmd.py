@@ -40,6 +40,10 @@ def run(
         help="A regular expression with named groups that turns printed numbers into "
              "history rows, e.g. 'loss=(?P<loss>[0-9.e-]+)'; repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No end-of-run summary."),
+    sync: bool = typer.Option(False, "--sync", help="Push the run and its project's "
+                              "artifacts to the default remote when it finishes."),
+    live: float | None = typer.Option(None, "--live", metavar="SEC", help="Also push what is "
+                                      "new every SEC seconds while it runs (implies --sync)."),
 ) -> None:
     """Run CMD as a tracked run: console, exit state and metadata are recorded.
 
@@ -52,7 +56,7 @@ def run(
         list(command), project=project, name=name, run_id=run_id, group=group,
         job_type=job_type, tags=tags, notes=notes, config=config, directory=directory,
         interval=interval, no_stats=no_stats, no_console=no_console, no_git=no_git,
-        resume=resume, capture_metrics=capture_metrics, quiet=quiet))
+        resume=resume, capture_metrics=capture_metrics, quiet=quiet, sync=sync, live=live))
 
 
 def _context(project: str | None) -> Any:

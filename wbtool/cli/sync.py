@@ -41,6 +41,8 @@ def sync(
     jobs: int = JobsOpt,
     runs: bool = typer.Option(True, "--runs/--no-runs", help="Also send run folders (only "
                               "what is new since the last sync)."),
+    artifacts: bool = typer.Option(True, "--artifacts/--no-artifacts",
+                                   help="Send artifact versions."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
@@ -49,7 +51,9 @@ def sync(
     ctx = _ctx(project)
     target = _open(ctx, remote)
     registry = ctx.registry
-    if dry_run:
+    if not artifacts:
+        res = push.PushResult(remote=target.url, dry_run=dry_run)
+    elif dry_run:
         res = push.push(registry, target, project, jobs=jobs, dry_run=True)
     else:
         plan = push.plan(registry, target, project, jobs)

@@ -430,8 +430,13 @@ def state_for(returncode: int, interrupted: bool = False) -> str:
 
 def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
                 console: bool = True, capture: list[str] | None = None,
-                report: Callable[[Run], None] | None = None) -> int:
-    """Run ``command`` as a run; the shell exit status to return (the command's)."""
+                report: Callable[[Run], None] | None = None, sync: bool = False,
+                live: float | None = None) -> int:
+    """Run ``command`` as a run; the shell exit status to return (the command's).
+
+    ``sync`` pushes the run to the default remote when it has finished;
+    ``live`` also every ``live`` seconds while it runs (see
+    :mod:`wbtool.remote.autosync`)."""
     import shutil
 
     from wbtool.errors import NotFoundError, UsageError
@@ -452,13 +457,28 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
             raise UsageError(f"--capture-metrics {text!r} has no named group "
                              "(write (?P<name>...) for each value)")
         patterns.append(pattern)
+    if live is not None:
+        if not live > 0:
+            raise UsageError("--live takes a positive number of seconds")
+        sync = True
+    if sync:
+        _require_default_remote(settings)
     run = launch(settings, config, command)
     launcher = Launcher(run, command, console=console, capture=patterns)
     returncode: int | None = None
+    pusher = None
     try:
         launcher.start()
+        if live is not None:
+            from wbtool.remote.autosync import LiveSync
+
+            assert run._ctx is not None
+            pusher = LiveSync(run._ctx.store.path, run.id, live)
+            pusher.start()
         returncode = launcher.wait()
     finally:
+        if pusher is not None:
+            pusher.stop()
         if returncode is None:  # wbtool itself failed: take the command down with it
             if launcher.proc is not None and launcher.proc.poll() is None:
                 launcher._kill_group(signal.SIGKILL)
@@ -468,4 +488,21 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
     run._finish(state_for(returncode, launcher.interrupted), status)
     if report is not None:
         report(run)
+    if sync:
+        from wbtool.remote.autosync import push_now
+
+        assert run._ctx is not None
+        push_now(run._ctx.store.path, run.id)
     return status
+
+
+def _require_default_remote(settings: dict[str, Any]) -> None:
+    """Fail before the command starts, not after it has run for hours."""
+    from wbtool.context import Context
+    from wbtool.errors import UsageError
+    from wbtool.remote import config as remote_config
+    from wbtool.settings import load
+
+    store = Context.from_settings(load(dict(settings))).store
+    if remote_config.get_default(store) is None:
+        raise UsageError("--sync needs a default remote: wbtool remote add NAME URL --default")
