@@ -12,7 +12,9 @@ import itertools
 import json
 import os
 import random
+import socket
 import stat
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,7 +24,9 @@ import wbtool
 from wbtool.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
+    MissingExtraError,
     NotFoundError,
+    RemoteUnreachableError,
     WbtoolError,
 )
 from wbtool.hashing import hash_bytes
@@ -1066,13 +1070,37 @@ def test_add_reference_s3_without_checksum_records_uri(tmp_path: Path) -> None:
     assert got.file_count == 1
 
 
-def test_add_reference_s3_with_checksum_is_a_clear_error() -> None:
+def test_add_reference_s3_without_its_extra_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if wbtool[s3] were not installed
     art = wbtool.Artifact("ref-s3-sum", "dataset")
-    with pytest.raises((WbtoolError, ValueError)) as info:
+    with pytest.raises(MissingExtraError, match=r"pip install 'wbtool\[s3\]'"):
         art.add_reference("s3://bucket/key.bin", checksum=True)
-    message = str(info.value)
-    assert "s3" in message
     assert art.file_count == 0
+
+
+def test_add_reference_to_an_unreachable_store_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_MAX_ATTEMPTS": "1",
+                       "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    art = wbtool.Artifact("ref-s3-down", "dataset")
+    with pytest.raises(RemoteUnreachableError, match="s3://bucket"):
+        art.add_reference("s3://bucket/key.bin", checksum=True)
+    assert art.file_count == 0
+
+
+def test_add_reference_unknown_scheme_hashes_the_uri() -> None:
+    art = wbtool.Artifact("ref-other", "dataset")
+    [entry] = art.add_reference("ftp://host/path/file.bin")
+    assert (entry.path, entry.size, entry.ref) == ("file.bin", None, "ftp://host/path/file.bin")
+    assert entry.digest == hash_bytes(b"ftp://host/path/file.bin")
 
 
 def test_missing_reference_on_download(tmp_path: Path) -> None:

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from wbtool.artifacts import ingest, materialize
+from wbtool.artifacts import ingest, materialize, references
 from wbtool.context import Context
 from wbtool.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
     EntryNotFoundError,
-    MissingExtraError,
     NotFoundError,
     UsageError,
 )
@@ -32,8 +31,6 @@ from wbtool.names import split_ref, validate_entry_path, validate_name, validate
 
 MAX_METADATA_KEYS = 100
 DEFAULT_MAX_OBJECTS = 10_000_000
-_EXTRAS = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
-           "abfss": "azure", "http": "http", "https": "http"}
 
 
 def _iso(ts: float | None) -> str | None:
@@ -407,7 +404,8 @@ class Artifact:
         checksum: bool = True,
         max_objects: int | None = None,
     ) -> list[ManifestEntry]:
-        """Track files that stay where they are (file://; other schemes via extras)."""
+        """Track files that stay where they are: file://, s3://, gs://, az:// (and
+        https Azure blob URLs), http(s)://. Nothing is copied into the store."""
         self._ensure_draft()
         if isinstance(uri, ManifestEntry):
             entry = ManifestEntry(
@@ -453,23 +451,17 @@ class Artifact:
             return [entry]
         if not scheme:
             raise UsageError(f"{uri!r} is not a URI; use file:///absolute/path or add_file")
-        entry_name = validate_entry_path(
-            name or (parsed.path.rstrip("/").rsplit("/", 1)[-1] or parsed.netloc))
-        if not checksum:
-            entry = ManifestEntry(entry_name, hash_bytes(uri.encode()), None, uri)
-            self._put([entry], overwrite=False)
-            return [entry]
-        extra = _EXTRAS.get(scheme)
-        if extra in ("s3", "gcs", "azure"):
-            module = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}[extra]
-            try:
-                __import__(module)
-            except ImportError:
-                raise MissingExtraError(scheme=scheme, extra=extra) from None
-        raise UsageError(
-            f"checksummed references to {scheme}:// are not supported by this version; "
-            "pass checksum=False to track the URI only"
-        )
+        if name:
+            validate_entry_path(name)  # before any request
+        if checksum and references.handles(uri):
+            entries = references.collect(uri, name, store=self._context().store, limit=limit)
+            self._put(entries, overwrite=False)
+            return entries
+        # checksum=False, or a scheme nothing can read: the digest is the URI's
+        entry_name = validate_entry_path(name or references.default_name(uri))
+        entry = ManifestEntry(entry_name, hash_bytes(uri.encode()), None, uri)
+        self._put([entry], overwrite=False)
+        return [entry]
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ManifestEntry:
         """Add a media object (anything with ``to_json()``) as a JSON file."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from wbtool import forked, fsutil
+from wbtool.artifacts import references
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
@@ -90,7 +91,8 @@ class _SafeDirs:
 
 
 def _ref_source(entry: ManifestEntry) -> str | None:
-    """A local path for a file:// reference, else None."""
+    """A local path for a file:// reference, else None (object-store and http(s)
+    references are fetched by :class:`references.Fetcher` instead)."""
     assert entry.ref is not None
     parsed = urlparse(entry.ref)
     if parsed.scheme == "file":
@@ -132,6 +134,8 @@ def materialize(
     if link == "auto":
         link = "reflink" if _probe_reflink(store, root_path) else "copy"
 
+    remote_refs = references.Fetcher(store)  # references are never copied into the store
+
     def place(entry: ManifestEntry) -> tuple[str, int]:
         path = validate_entry_path(entry.path)
         if path != entry.path:
@@ -141,6 +145,14 @@ def materialize(
         dest = root_path / path
         loc = None
         if entry.ref is not None:
+            if remote_refs.handles(entry):
+                try:
+                    return remote_refs.place(entry, dest, check_existing=parent not in dirs.fresh,
+                                             replace=replace)
+                except NotFoundError:
+                    if allow_missing_references:
+                        return "skipped", 0
+                    raise
             src = _ref_source(entry)
             if src is None or not os.path.isfile(src):
                 if allow_missing_references:

@@ -29,6 +29,7 @@ one line of explanation; a missing key is a :class:`~wbtool.errors.NotFoundError
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
 import errno
 import importlib
@@ -266,6 +267,12 @@ class Remote(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+        """Like :meth:`list`, with each file's size and modification time
+        (seconds since the epoch; 0.0 where the backend does not say)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def put_file(self, local: str | os.PathLike, path: str) -> None:
         raise NotImplementedError
 
@@ -363,6 +370,16 @@ class LocalRemote(Remote):
                         found.append(name if here == "." else f"{here}/{name}")
         return sorted(found)
 
+    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+        out = []
+        for rel in self.list(prefix):
+            try:
+                st = os.stat(os.path.join(self.root, rel))
+            except FileNotFoundError:
+                continue  # removed since the listing
+            out.append((rel, st.st_size, st.st_mtime))
+        return out
+
     def put_file(self, local: str | os.PathLike, path: str) -> None:
         full = self._full(path)
         source = self._source(local)
@@ -383,6 +400,24 @@ class LocalRemote(Remote):
         full = self._full(path)
         with self._errors(path), contextlib.suppress(FileNotFoundError):
             os.unlink(full)
+
+
+def _mtime(info: Mapping[str, Any]) -> float:
+    """Seconds since the epoch from a listing entry of s3fs, gcsfs or adlfs."""
+    import datetime
+
+    for key in ("LastModified", "last_modified", "updated", "mtime", "timeCreated"):
+        value = info.get(key)
+        if isinstance(value, datetime.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.timezone.utc)
+            return value.timestamp()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return 0.0
 
 
 _BACKEND_LOGGERS = ("gcsfs", "adlfs", "s3fs", "azure", "aiobotocore", "botocore", "fsspec")
@@ -484,6 +519,13 @@ class FsspecRemote(Remote):
                 raise self._unreachable(e) from None
             raise
 
+    def translate_errors(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """Map what the backend raises while working on ``path`` (relative to the
+        root) as this class's own methods do: a missing key becomes NotFoundError,
+        a missing bucket or any failure to reach the store RemoteUnreachableError.
+        For callers that use :attr:`fs` directly (references to objects)."""
+        return self._errors(path)
+
     def read(self, path: str) -> bytes:
         full = self._full(path)
         with self._errors(path):
@@ -534,6 +576,24 @@ class FsspecRemote(Remote):
             if full.startswith(self.root + "/") and (not rel or full == base
                                                      or full.startswith(base + "/")):
                 out.append(full[start:])
+        return sorted(out)
+
+    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+        rel = _prefix(prefix)
+        base = f"{self.root}/{rel}" if rel else self.root
+        with self._errors(rel or "."):
+            found = self.fs.find(base, detail=True)
+            if not found:
+                self._check_container()
+        start = len(self.root) + 1
+        out: builtins.list[tuple[str, int, float]] = []
+        for full, info in found.items():
+            full = full.rstrip("/")
+            if info.get("type", "file") != "file":
+                continue
+            if full.startswith(self.root + "/") and (not rel or full == base
+                                                     or full.startswith(base + "/")):
+                out.append((full[start:], int(info.get("size") or 0), _mtime(info)))
         return sorted(out)
 
     def put_file(self, local: str | os.PathLike, path: str) -> None:
