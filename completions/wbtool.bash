@@ -12,7 +12,7 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="alert artifact log pull remote run runs settings sync"
+            cmds="alert artifact gc log pull remote run runs settings sync"
             opts="--help --version -h"
             ;;
         "wbtool alert")
@@ -120,6 +120,10 @@ _wbtool_spec() {
             value_opts="--project --root -p"
             takes_args=1
             ;;
+        "wbtool gc")
+            opts="--dry-run --grace --help --jobs --json --remote --yes -h -j -r -y"
+            value_opts="--grace --jobs --remote -j -r"
+            ;;
         "wbtool log")
             opts="--commit --help --json --no-commit --run --step --summary -h"
             value_opts="--run --step"
@@ -219,7 +223,7 @@ _wbtool_choices() {
 # _wbtool_is_number PATH OPTION: true when OPTION takes a number.
 _wbtool_is_number() {
     case "$1 $2" in
-        "wbtool artifact cache gc --grace"|"wbtool log --step"|"wbtool pull --jobs"|"wbtool pull -j"|"wbtool run --interval"|"wbtool run --live"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n"|"wbtool sync --jobs"|"wbtool sync -j") return 0 ;;
+        "wbtool artifact cache gc --grace"|"wbtool gc --grace"|"wbtool gc --jobs"|"wbtool gc -j"|"wbtool log --step"|"wbtool pull --jobs"|"wbtool pull -j"|"wbtool run --interval"|"wbtool run --live"|"wbtool runs history --max-step"|"wbtool runs history --min-step"|"wbtool runs list --limit"|"wbtool runs list -n"|"wbtool sync --jobs"|"wbtool sync -j") return 0 ;;
         *) return 1 ;;
     esac
 }

@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' alert artifact log pull remote run runs settings sync
+            printf '%s\n' alert artifact gc log pull remote run runs settings sync
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -65,6 +65,8 @@ function __wbtool_value_options
             printf '%s\n' --project -p
         case 'artifact verify'
             printf '%s\n' --project --root -p
+        case 'gc'
+            printf '%s\n' --grace --jobs --remote -j -r
         case 'log'
             printf '%s\n' --run --step
         case 'pull'
@@ -118,6 +120,7 @@ end
 complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
+complete -c wbtool -n '__wbtool_at' -f -a gc -d 'Delete objects that no version references: in the local store, or on a remote.'
 complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
 complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions (or runs) from a remote, checking every path and byte.'
 complete -c wbtool -n '__wbtool_at' -f -a remote -d 'Remotes: S3, GCS or Azure URLs or shared folders that runs and artifacts sync to.'
@@ -278,6 +281,16 @@ complete -c wbtool -n '__wbtool_at artifact verify' -s h -l help -d 'Show this m
 complete -c wbtool -n '__wbtool_at artifact verify' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact verify' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact verify' -l root -r -d 'Check this folder against the version (default: check the stored objects).'
+
+# wbtool gc
+complete -c wbtool -n '__wbtool_at gc' -f
+complete -c wbtool -n '__wbtool_at gc' -l dry-run -d 'Only report what would go.'
+complete -c wbtool -n '__wbtool_at gc' -l grace -x -d 'Keep unreferenced files newer than this (default: 1 hour locally, 24 hours on a remote, where a push may be under way).'
+complete -c wbtool -n '__wbtool_at gc' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at gc' -s j -l jobs -x -d 'Transfers at once.'
+complete -c wbtool -n '__wbtool_at gc' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at gc' -s r -l remote -r -d 'Collect garbage on this remote instead of the local store.'
+complete -c wbtool -n '__wbtool_at gc' -s y -l yes -d 'With --remote: delete what the listing shows (without it, only list).'
 
 # wbtool log
 complete -c wbtool -n '__wbtool_at log' -l commit -l no-commit -d 'Finish the step now (default: yes without --step, no with it).'

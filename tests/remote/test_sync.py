@@ -234,4 +234,7 @@ def test_corrupt_remote_object_is_not_stored(stores: tuple[Store, Store], tmp_pa
     objects = b.path / "objects"
     assert not (objects / digest[:2] / digest[2:]).exists()
     assert not any(p.read_bytes() == b"evil bytes\n" for p in objects.rglob("*") if p.is_file())
-    b("artifact", "info", "data", code=3)
+    # Using it fetches it from the remote, and refuses it again: nothing is stored.
+    res = b("artifact", "info", "data", code=4)
+    assert "refused" in res.err and "does not match its digest" in res.err
+    assert not (objects / digest[:2] / digest[2:]).exists()

@@ -29,6 +29,7 @@ _COMMANDS: dict[str, tuple[Any, dict[str, Any] | None]] = {
     "alert": (run_cmd.alert, None),
     "sync": (sync_cmd.sync, None),
     "pull": (sync_cmd.pull, None),
+    "gc": (sync_cmd.gc, None),
 }
 
 

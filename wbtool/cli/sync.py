@@ -131,3 +131,68 @@ def pull(
         raise VerificationError(f"refused {first['path']}: {first['reason']}"
                                 + (f" (and {len(res.refused) - 1} more)"
                                    if len(res.refused) > 1 else ""))
+
+
+def gc(
+    remote: str | None = typer.Option(
+        None, "--remote", "-r", metavar="NAME|URL", help="Collect garbage on this remote "
+        "instead of the local store."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --remote: delete what the "
+                             "listing shows (without it, only list)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would go."),
+    grace: float | None = typer.Option(
+        None, "--grace", metavar="SEC", help="Keep unreferenced files newer than this "
+        "(default: 1 hour locally, 24 hours on a remote, where a push may be under way)."),
+    jobs: int = JobsOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete objects that no version references: in the local store, or on a remote."""
+    if remote is None:
+        from wbtool.artifacts.gc import DEFAULT_GRACE_SECONDS, collect_garbage
+
+        ctx = _ctx(None)
+        local = collect_garbage(ctx, grace_seconds=DEFAULT_GRACE_SECONDS if grace is None
+                                else grace, dry_run=dry_run)
+        if as_json:
+            output.emit_json("gc", local.__dict__)
+            return
+        verb = "would remove" if dry_run else "removed"
+        output.line(f"{verb} {local.removed} object(s), {output.human_size(local.freed)}; "
+                    f"kept {local.kept} referenced and {local.recent} recent")
+        return
+    from wbtool.remote import gc as remote_gc
+
+    ctx = _ctx(None)
+    target = _open(ctx, remote)
+    wait = remote_gc.DEFAULT_GRACE_SECONDS if grace is None else grace
+    listing = remote_gc.collect(target, dry_run=True, grace=wait, jobs=jobs)
+    sweep = yes and not dry_run
+    if not as_json or not sweep:
+        _show_gc(listing, as_json)
+    if not sweep:
+        if not as_json and (listing.objects or listing.manifests):
+            output.note("wbtool: nothing was deleted; run again with --yes to delete these")
+        return
+    res = remote_gc.collect(target, dry_run=False, grace=wait, jobs=jobs)
+    if as_json:
+        output.emit_json("gc", res.to_json())
+    else:
+        output.line(f"removed {len(res.objects)} object(s) "
+                    f"({output.human_size(res.bytes)}) and {len(res.manifests)} manifest(s) "
+                    f"from {res.remote}")
+
+
+def _show_gc(res: Any, as_json: bool) -> None:
+    from wbtool.remote import records
+
+    if as_json:
+        output.emit_json("gc", res.to_json())
+        return
+    for digest in res.manifests:
+        output.line(f"  {records.manifest_path(digest)}")
+    for digest, size in res.objects:
+        output.line(f"  {records.object_path(digest)}\t{output.human_size(size)}")
+    output.line(f"{len(res.objects)} object(s) ({output.human_size(res.bytes)}) and "
+                f"{len(res.manifests)} manifest(s) on {res.remote} are referenced by no "
+                f"version; kept {res.kept} referenced and {res.kept_recent} recent "
+                f"(from {res.versions} version record(s))")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from wbtool.errors import CorruptObjectError, NotFoundError, StoreError
+from wbtool.errors import CorruptObjectError, NotFoundError, StoreError, VerificationError
 from wbtool.names import parse_version
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ def resolve(registry: Registry, project: str, name: str,
         raise local_error from None
     if result.refused:
         first = result.refused[0]
-        raise StoreError(f"{label} on {remote.url} was refused: {first['path']}: "
-                         f"{first['reason']}")
+        raise VerificationError(f"{label} on {remote.url} was refused: {first['path']}: "
+                                f"{first['reason']}")
     n = parse_version(version) if version else None
     if n is not None:  # a version number names the remote's numbering
         for v in result.versions:

@@ -168,7 +168,18 @@ def _listing(listings: dict[tuple[str, str], records.CollectionListing], project
 
 def execute(registry: Registry, plan: PushPlan, jobs: int = 8,
             progress: Progress = _no_progress) -> PushResult:
-    """Send what ``plan`` found missing, in the safe order."""
+    """Send what ``plan`` found missing, in the safe order (announced to a
+    garbage collection of the remote when it sends anything it could sweep)."""
+    from wbtool.remote.gc import push_lock
+
+    if plan.objects or plan.manifests or plan.versions:
+        with push_lock(plan.remote):
+            return _execute(registry, plan, jobs, progress)
+    return _execute(registry, plan, jobs, progress)
+
+
+def _execute(registry: Registry, plan: PushPlan, jobs: int,
+             progress: Progress) -> PushResult:
     remote = plan.remote
     store = registry.store
     result = PushResult(remote=remote.url, dry_run=False, warnings=list(plan.warnings))

@@ -1,0 +1,190 @@
+"""Garbage collection on a remote: mark and sweep, with no lock server.
+
+Remote versions are immutable, so garbage is what interrupted pushes left:
+objects and manifests that no version record reaches. The mark reads every
+version record and the manifest it names; if any of them cannot be read or
+does not validate, nothing is swept (what it references is unknown). Only
+files older than ``grace`` seconds are swept, so the objects of a push that
+has not yet written its version record are kept; files whose age the
+backend does not report are kept too.
+
+Sweeping takes ``locks/gc.json`` by exclusive create. A push that sends
+anything first creates ``locks/push-<id>.json`` and then checks for the gc
+lock, and the sweep, having taken its lock, checks for push locks: whichever
+comes second sees the other and stops (a lock older than ``grace`` is taken
+for one left by a crash). Manifests go before objects, so that a manifest
+on the remote still proves its objects are there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from wbtool.errors import ConflictError, NotFoundError, StoreError
+from wbtool.hashing import hash_bytes
+from wbtool.manifest import Manifest
+from wbtool.remote import records
+from wbtool.remote.fs import Remote
+from wbtool.remote.pool import run_all
+
+GC_LOCK = "locks/gc.json"
+PUSH_LOCKS = "locks"
+DEFAULT_GRACE_SECONDS = 24 * 3600.0
+
+
+@dataclass
+class RemoteGcResult:
+    remote: str
+    dry_run: bool
+    versions: int = 0  # version records marked from
+    objects: list[tuple[str, int]] = field(default_factory=list)  # swept (or to sweep)
+    manifests: list[str] = field(default_factory=list)
+    kept_recent: int = 0  # unreferenced but younger than the grace period
+    kept: int = 0  # referenced objects and manifests
+    seconds: float = 0.0
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.objects)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "dry_run": self.dry_run, "versions": self.versions,
+                "objects": len(self.objects), "bytes": self.bytes,
+                "manifests": len(self.manifests), "kept": self.kept,
+                "kept_recent": self.kept_recent,
+                "paths": [records.manifest_path(d) for d in self.manifests]
+                + [records.object_path(d) for d, _ in self.objects],
+                "seconds": round(self.seconds, 3)}
+
+
+def _lock_doc() -> bytes:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                       "time": time.time()}, sort_keys=True).encode()
+
+
+def _describe(remote: Remote, path: str) -> str:
+    try:
+        doc = json.loads(remote.read(path))
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(doc["time"])))
+        return f"by {doc['host']} (pid {doc['pid']}) since {since}"
+    except (NotFoundError, ValueError, KeyError, TypeError):
+        return "by another process"
+
+
+@contextlib.contextmanager
+def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[None]:
+    """Announce a push; refuse while a garbage collection is sweeping."""
+    mine = f"{PUSH_LOCKS}/push-{uuid.uuid4().hex}.json"
+    remote.write(mine, _lock_doc())
+    try:
+        held = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if p == GC_LOCK]
+        if held and (not held[0][1] or time.time() - held[0][1] < grace):
+            raise ConflictError(f"a garbage collection is running on {remote.url} "
+                                f"{_describe(remote, GC_LOCK)}; push again when it ends")
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            remote.delete(mine)
+
+
+def _mark(remote: Remote, jobs: int) -> tuple[set[str], set[str], int]:
+    """Every manifest and object digest a version record on the remote reaches."""
+    paths = remote.list("projects")
+    by_project: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        if len(parts) >= 3 and parts[2] == "artifacts":
+            by_project.setdefault(parts[1], []).append(path)
+    docs_wanted: list[tuple[str, str, int]] = []
+    for project, project_paths in sorted(by_project.items()):
+        found, _ = records.parse_listing(project, project_paths)
+        for listing in found.values():
+            docs_wanted += [(project, listing.name, i) for i in sorted(listing.versions)]
+
+    def read_record(item: tuple[str, str, int]) -> records.VersionRecordDoc:
+        path = records.version_path(*item)
+        try:
+            return records.VersionRecordDoc.from_bytes(remote.read(path), path, *item)
+        except (records.UnreadableRecordError, records.BadRecordError, NotFoundError) as e:
+            raise StoreError(f"not collecting garbage on {remote.url}: version record "
+                             f"{remote.display(path)} cannot be used ({e}); what it "
+                             "references is unknown") from None
+
+    docs = run_all(read_record, docs_wanted, jobs)
+    manifests = {d.manifest for d in docs}
+
+    def read_manifest(digest: str) -> set[str]:
+        path = records.manifest_path(digest)
+        try:
+            data = remote.read(path)
+            if hash_bytes(data) != digest:
+                raise ValueError("its content does not match its name")
+            manifest = Manifest.from_bytes(data, remote.display(path))
+        except Exception as e:
+            raise StoreError(f"not collecting garbage on {remote.url}: manifest "
+                             f"{remote.display(path)} cannot be used ({e})") from None
+        return {e.digest for e in manifest if e.ref is None}
+
+    objects: set[str] = set()
+    for digests in run_all(read_manifest, sorted(manifests), jobs):
+        objects |= digests
+    return manifests, objects, len(docs)
+
+
+def _plan(remote: Remote, grace: float, jobs: int, result: RemoteGcResult) -> None:
+    manifests, objects, result.versions = _mark(remote, jobs)
+    now = time.time()
+    result.objects, result.manifests = [], []
+    result.kept = result.kept_recent = 0
+    for prefix, live, parse in (("manifests", manifests, records.digest_of_manifest_path),
+                                ("objects", objects, records.digest_of_object_path)):
+        for path, size, mtime in remote.list_detail(prefix):
+            digest = parse(path)
+            if digest is None:
+                continue  # not ours: never touched
+            if digest in live:
+                result.kept += 1
+            elif not mtime or now - mtime < grace:
+                result.kept_recent += 1
+            elif prefix == "objects":
+                result.objects.append((digest, size))
+            else:
+                result.manifests.append(digest)
+
+
+def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRACE_SECONDS,
+            jobs: int = 8) -> RemoteGcResult:
+    """Find (``dry_run``) or delete what no version record on ``remote`` reaches."""
+    started = time.monotonic()
+    result = RemoteGcResult(remote=remote.url, dry_run=dry_run)
+    if dry_run:
+        _plan(remote, grace, jobs, result)
+        result.seconds = time.monotonic() - started
+        return result
+    if not remote.create_exclusive(GC_LOCK, _lock_doc()):
+        raise ConflictError(f"a garbage collection is already running on {remote.url} "
+                            f"{_describe(remote, GC_LOCK)}; if it died, delete "
+                            f"{remote.display(GC_LOCK)}")
+    try:
+        now = time.time()
+        pushing = [p for p, _, m in remote.list_detail(PUSH_LOCKS)
+                   if p.startswith(f"{PUSH_LOCKS}/push-") and (not m or now - m < grace)]
+        if pushing:
+            raise ConflictError(f"a push to {remote.url} is in progress "
+                                f"({_describe(remote, pushing[0])}); collect garbage later")
+        _plan(remote, grace, jobs, result)
+        run_all(lambda d: remote.delete(records.manifest_path(d)), result.manifests, jobs)
+        run_all(lambda item: remote.delete(records.object_path(item[0])), result.objects, jobs)
+    finally:
+        with contextlib.suppress(Exception):
+            remote.delete(GC_LOCK)
+    result.seconds = time.monotonic() - started
+    return result
