@@ -102,6 +102,9 @@ def test_run_sync_and_pull_incrementally(stores: tuple[Store, Store], tmp_path: 
         f"{0:012d}-{old_size:012d}", f"{old_size:012d}-{old_size + new_history:012d}"]
     again = b.result("pull", "-p", "p", "--all-runs")
     assert again["runs"] == [RUN_ID]
+    # Parts received by the first pull are taken from its copy, not fetched again.
+    assert 0 < again["run_bytes_received"] <= new_history + records + 2048
+    assert again["run_bytes_received"] < pulled["run_bytes_received"]
     assert _history(b.path) == _history(a.path) and len(_history(b.path)) == 105
     assert b.result("runs", "show", RUN_ID)["summary"]["best"] == 5
 
@@ -119,6 +122,10 @@ class _Hostile:
     def list(self, prefix: str = "") -> list[str]:
         return sorted(self.inner.list(prefix) + [p for p in self.extra
                                                  if p.startswith(prefix)])
+
+    def list_detail(self, prefix: str = "") -> list[tuple[str, int, float]]:
+        return sorted(self.inner.list_detail(prefix) + [(p, 10, 1.0) for p in self.extra
+                                                        if p.startswith(prefix)])
 
 
 HOSTILE = (

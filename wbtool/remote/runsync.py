@@ -19,7 +19,8 @@ What was sent is remembered per remote in ``<store>/sync/<hash>.json``
 the remote and the (size, mtime) of every other file. A file that shrank or
 whose head changed since is sent again from the start.
 
-Pull rebuilds a run folder from those objects, validating the run id and
+Pull rebuilds a run folder from those objects (taking the parts a previous
+pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
 run's row in the index.
 """
@@ -284,11 +285,11 @@ def pull_runs(store_path: Path, index: Index, remote: Remote, project: str,
 def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_id: str,
               res: RunPullResult) -> None:
     prefix = run_prefix(project, run_id)
-    listed = remote.list(prefix)
-    if not listed:
+    detail = {full: (size, mtime) for full, size, mtime in remote.list_detail(prefix)}
+    if not detail:
         raise NotFoundError(what="remote run", name=remote.display(prefix))
     plan: list[tuple[str, str, int, int, str]] = []
-    for full in listed:
+    for full in sorted(detail):
         rel = full[len(prefix) + 1:] if full.startswith(prefix + "/") else full
         try:
             kind = _classify(rel) if full.startswith(prefix + "/") else None
@@ -318,11 +319,17 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     tmp_root = store_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
+    seen = {rel[len(prefix) + 1:]: list(v) for rel, v in detail.items()}
+    before = _pulled_parts(target, remote.url)
     try:
-        got = _download(remote, prefix, plan, stage, run_id, res)
+        got = _download(remote, prefix, plan, stage, run_id, res,
+                        reuse=(target, before, seen))
         if got < 0:
             return
-        (stage / PULLED_MARK).write_text(remote.url + "\n", encoding="utf-8")
+        (stage / PULLED_MARK).write_text(json.dumps(
+            {"remote": remote.url, "parts": {rel: v for rel, v in seen.items()
+                                              if _classify(rel) and ".parts/" in rel}},
+            sort_keys=True), encoding="utf-8")
         if target.exists():
             old = Path(f"{stage}.old")
             os.replace(target, old)
@@ -342,9 +349,40 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     res.runs.append(run_id)
 
 
+def _open_old(reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | None,
+              name: str) -> Any:
+    """The last pull's copy of the append-only file ``name``, open, or None."""
+    if reuse is None or not reuse[1]:
+        return None
+    try:
+        return open(reuse[0] / name, "rb")
+    except OSError:
+        return None
+
+
+def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
+    """The parts (path → [size, mtime] on the remote) that the last pull of the
+    run folder ``target`` from ``url`` received, or {}."""
+    try:
+        doc = json.loads((target / PULLED_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # never pulled, or by a version that kept no record of parts
+    if not isinstance(doc, dict) or doc.get("remote") != url:
+        return {}
+    parts = doc.get("parts")
+    return parts if isinstance(parts, dict) else {}
+
+
 def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, str]],
-              stage: Path, run_id: str, res: RunPullResult) -> int:
-    """Write the run's files under ``stage``; the bytes received, or -1 when refused."""
+              stage: Path, run_id: str, res: RunPullResult,
+              reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | None = None,
+              ) -> int:
+    """Write the run's files under ``stage``; the bytes received, or -1 when refused.
+
+    With ``reuse`` (the run folder of the last pull, the parts it received and
+    the parts listed now), a part unchanged on the remote since (same size and
+    time) is taken from the last pull's file instead of being downloaded again,
+    so pulling a run that is still running fetches only what is new."""
     stage.mkdir()
     (stage / "files").mkdir()
     got = 0
@@ -357,7 +395,10 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
             got += (stage / name).stat().st_size
     for name, spans in parts.items():
         pos = 0
-        with open(stage / name, "xb") as out:
+        old = _open_old(reuse, name)
+        with open(stage / name, "xb") as out, contextlib.ExitStack() as stack:
+            if old is not None:
+                stack.callback(old.close)
             for start, end, rel in sorted(spans):
                 if start < pos:
                     continue  # left over from before a rewrite
@@ -365,6 +406,15 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
                     res.warnings.append(f"run {run_id}: {name} has a gap at byte {pos}; "
                                         "kept what comes before it")
                     break
+                now = reuse[2].get(rel) if reuse is not None else None
+                if old is not None and reuse is not None and now and now[1] and (
+                        reuse[1].get(rel) == now):
+                    old.seek(start)
+                    data = old.read(end - start)
+                    if len(data) == end - start:
+                        out.write(data)
+                        pos = end
+                        continue
                 data = remote.read(f"{prefix}/{rel}")
                 if len(data) != end - start:
                     res.refused.append({"path": f"{prefix}/{rel}",
