@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m bench artifact|log|run|startup|stats``."""
+"""Command line of the benchmarks: ``python -m bench artifact|log|run|startup|stats|sync``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import artifact, log, run, startup, stats
-from bench.datasets import DATASET_KEYS
+from bench import artifact, log, run, startup, stats, sync
+from bench.datasets import DATASET_KEYS, GIB, KIB, MIB
 from bench.runner import find_wbtool
 
 
@@ -30,6 +30,27 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    """A byte count: ``10240``, ``10KiB``, ``64MiB``, ``1GiB`` (0 allowed)."""
+    cleaned = text.strip().replace("_", "").replace(",", "")
+    factors = {"gib": GIB, "mib": MIB, "kib": KIB, "b": 1}
+    for suffix, factor in factors.items():
+        if cleaned.lower().endswith(suffix):
+            number, unit = cleaned[: -len(suffix)].strip(), factor
+            break
+    else:
+        number, unit = cleaned, 1
+    try:
+        value = int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a size in bytes (e.g. 10240, 10KiB, 64MiB): {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
 
 
@@ -196,6 +217,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ss.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to report")
     ss.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    sy = sub.add_parser(
+        "sync",
+        help="time 'wbtool sync' to an S3 server against 'aws s3 sync' and 'dvc push'",
+        description=(
+            "Start moto's S3 server on 127.0.0.1, then time the first push and the no-op "
+            "second push of 'wbtool sync --no-runs', 'aws s3 sync' and 'dvc push' (where "
+            "installed), each into a fresh prefix: N small files, N/4 of them (for the "
+            "growth of peak RSS), and one big file."
+        ),
+    )
+    sy.add_argument(
+        "--small", type=_positive, default=None, metavar="N",
+        help=f"number of small files (default: {sync.DEFAULT_SMALL:,}; --quick: "
+        f"{sync.QUICK_SMALL:,})",
+    )
+    sy.add_argument(
+        "--small-size", type=_size, default=sync.DEFAULT_SMALL_SIZE, metavar="BYTES",
+        help="size of each small file (default: 10KiB)",
+    )
+    sy.add_argument(
+        "--big-size", type=_size, default=None, metavar="BYTES",
+        help="size of the big file, 0 for none (default: 1GiB; --quick: 64MiB)",
+    )
+    sy.add_argument(
+        "--quick", action="store_true",
+        help=f"a short check: {sync.QUICK_SMALL:,} small files and a 64 MiB big file",
+    )
+    sy.add_argument(
+        "--repeat", type=_positive, default=1, metavar="R",
+        help="timed runs of each push, each into a fresh prefix (default: 1)",
+    )
+    sy.add_argument(
+        "--root", type=Path, default=Path("bench-data"), metavar="DIR",
+        help="where data sets are generated and kept, and scratch space (default: ./bench-data)",
+    )
+    sy.add_argument("--no-dvc", dest="dvc", action="store_false",
+                    help="leave dvc out even where it is installed")
+    sy.add_argument("--wbtool", default=None, metavar="PATH", help="wbtool executable to time")
+    sy.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
@@ -234,6 +295,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             megabytes=args.megabytes,
             quiet_seconds=args.quiet_seconds,
             wbtool=[wbtool] if args.wbtool else [sys.executable, "-m", "wbtool"],
+            as_json=args.json,
+        )
+    if args.command == "sync":
+        quick = args.quick
+        if args.small_size < 1:
+            print("error: --small-size must be at least 1 byte", file=sys.stderr)
+            return 2
+        return sync.main(
+            small=args.small or (sync.QUICK_SMALL if quick else sync.DEFAULT_SMALL),
+            small_size=args.small_size,
+            big_size=(args.big_size if args.big_size is not None
+                      else sync.QUICK_BIG if quick else sync.DEFAULT_BIG),
+            repeat=args.repeat,
+            root=args.root,
+            dvc=args.dvc,
+            wbtool=wbtool,
             as_json=args.json,
         )
     if args.command == "stats":

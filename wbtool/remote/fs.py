@@ -37,7 +37,7 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -64,13 +64,19 @@ class Backend:
     # A method of the filesystem that builds its client without a request, so
     # that a bad option is reported when the remote is opened, not mid-transfer.
     prepare: str | None = None
+    # Keyword arguments of put_file for large files: parts small enough that
+    # an upload holds tens of MiB, not the default hundreds.
+    put_options: Mapping[str, Any] = field(default_factory=dict)
 
+
+_S3_PUT = MappingProxyType({"chunksize": 8 << 20, "max_concurrency": 4})
+_GCS_PUT = MappingProxyType({"chunksize": 8 << 20})
 
 BACKENDS: Mapping[str, Backend] = MappingProxyType({
-    "s3": Backend("s3fs", "s3", "s3", prepare="connect"),
-    "s3a": Backend("s3fs", "s3", "s3", prepare="connect"),
-    "gs": Backend("gcsfs", "gcs", "gcs"),
-    "gcs": Backend("gcsfs", "gcs", "gcs"),
+    "s3": Backend("s3fs", "s3", "s3", prepare="connect", put_options=_S3_PUT),
+    "s3a": Backend("s3fs", "s3", "s3", prepare="connect", put_options=_S3_PUT),
+    "gs": Backend("gcsfs", "gcs", "gcs", put_options=_GCS_PUT),
+    "gcs": Backend("gcsfs", "gcs", "gcs", put_options=_GCS_PUT),
     "az": Backend("adlfs", "azure", "az"),
     "abfs": Backend("adlfs", "azure", "abfs"),
     "abfss": Backend("adlfs", "azure", "abfs"),
@@ -600,7 +606,7 @@ class FsspecRemote(Remote):
         full = self._full(path)
         source = self._source(local)
         with self._errors(path):
-            self.fs.put_file(source, full)
+            self.fs.put_file(source, full, **self.backend.put_options)
 
     def get_file(self, path: str, local: str | os.PathLike) -> None:
         full = self._full(path)

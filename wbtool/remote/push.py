@@ -17,6 +17,7 @@ maps onto that version instead.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from wbtool.remote import records, state
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
 from wbtool.store.objects import SMALL
+
+BIG_UPLOADS = 2  # large objects sent at once (each in parallel parts)
 
 Progress = Callable[[int, int], None]
 
@@ -184,11 +187,14 @@ def _execute(registry: Registry, plan: PushPlan, jobs: int,
     store = registry.store
     result = PushResult(remote=remote.url, dry_run=False, warnings=list(plan.warnings))
 
+    big = threading.BoundedSemaphore(BIG_UPLOADS)
+
     def send_object(item: tuple[str, int]) -> None:
         digest, size = item
         path = records.object_path(digest)
         if size > SMALL and store.objects.locate(digest) is None:
-            remote.put_file(store.objects.path(digest), path)
+            with big:  # each is a multipart upload of its own, parts in parallel
+                remote.put_file(store.objects.path(digest), path)
         else:
             remote.write(path, store.objects.read_bytes(digest))  # checked against its digest
         progress(1, size)
