@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -77,7 +78,10 @@ def _serve(name: str, cmd: list[str], port: int, env: dict[str, str],
     mp = pytest.MonkeyPatch()
     for key, value in env.items():
         mp.setenv(key, value)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server's log goes to a file: a pipe nobody reads fills up after a
+    # few hundred requests, and the server then blocks in its logging.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -94,7 +98,9 @@ def _serve(name: str, cmd: list[str], port: int, env: dict[str, str],
         yield Server(scheme, options, env)
     except RuntimeError as e:
         proc.kill()
-        err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+        proc.wait()
+        log.seek(0)
+        err = log.read().decode(errors="replace")[-2000:]
         pytest.fail(f"{e} (the README's test command installs it):\n{err}")
     finally:
         proc.terminate()
@@ -103,8 +109,7 @@ def _serve(name: str, cmd: list[str], port: int, env: dict[str, str],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        log.close()
         mp.undo()
 
 

@@ -14,11 +14,15 @@ and a later ``wbtool sync`` sends it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+STOP_PATIENCE = 30.0  # seconds a live push in flight may take once the command ended
 
 
 def _command(store: Path, run_id: str, *, artifacts: bool) -> list[str]:
@@ -70,10 +74,16 @@ class LiveSync:
                 self.pushes += 1
                 self.failures += code != 0
 
-    def stop(self) -> None:
-        """Start no more pushes; let one in flight finish (the final push would
-        otherwise race it for the same parts)."""
+    def stop(self, patience: float = STOP_PATIENCE) -> None:
+        """Start no more pushes. One in flight may finish within ``patience``
+        seconds (the final push would otherwise race it for the same parts);
+        past that it is killed: whatever it had not sent, the final push sends."""
         self._stop.set()
+        self._thread.join(patience)
+        proc = self._proc
+        if self._thread.is_alive() and proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         self._thread.join()
 
 
