@@ -77,6 +77,8 @@ def test_push_then_pull_gives_identical_files(stores: tuple[Store, Store], tmp_p
             want["part0/f1.txt"] = b"changed\n"
         assert read_tree(root) == want
     listed = {r["version"]: r for r in b.result("artifact", "ls", "data")}
+    made = {r["version"]: r["created_at"] for r in a.result("artifact", "ls", "data")}
+    assert {v: r["created_at"] for v, r in listed.items()} == made  # when made, not pulled
     assert listed["v0"]["aliases"] == ["prod"]
     assert listed["v1"]["aliases"] == ["latest"] and listed["v1"]["metadata"] == {"k": 1}
 

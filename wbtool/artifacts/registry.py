@@ -204,8 +204,10 @@ class Registry:
         run_id: str | None = None,
         history_step: int | None = None,
         new_objects: bool = True,
+        created_at: float | None = None,
     ) -> VersionRecord:
-        """Record ``manifest`` as the next version of ``project/name``."""
+        """Record ``manifest`` as the next version of ``project/name`` (created
+        now, or at ``created_at`` for a version made elsewhere and pulled)."""
         _check_labels(aliases, tags)
         digest, manifest_bytes = manifest.serialize()
         now = time.time()
@@ -219,7 +221,8 @@ class Registry:
         return self._insert(
             project, name, type, digest, manifest_digest, manifest.size, len(manifest),
             description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=ttl,
-            run_id=run_id, history_step=history_step, now=now,
+            run_id=run_id, history_step=history_step,
+            now=now if created_at is None else min(created_at, now),
         )
 
     def commit_known(
