@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from wbtool.artifacts.artifact import Artifact
 from wbtool.context import Context
-from wbtool.errors import NotFoundError
 from wbtool.names import split_ref
 
 if TYPE_CHECKING:
@@ -46,11 +45,13 @@ class Api:
         return list_runs(self._ctx, project, filters, order)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
-        try:
-            self.artifact(name, type)
-        except NotFoundError:
-            return False
-        return True
+        """Whether ``[project/]name[:version|alias]`` is logged, here or on the
+        default remote (which is asked, not pulled from)."""
+        from wbtool.remote import fallback
+
+        project, bare, version = split_ref(name)
+        return fallback.exists(self._ctx.registry, project or self._ctx.project, bare, version,
+                               type)
 
     def artifacts(self, type_name: str | None = None, name: str | None = None) -> list[Artifact]:
         """Every logged version, optionally of one type and one ``[project/]name``."""

@@ -92,3 +92,20 @@ def test_not_found_anywhere_is_not_found(stores: tuple[Store, Store], cli: Cli,
     lone = cli("artifact", "download", "data:v0",
                env={"WBTOOL_DIR": str(tmp_path / "c" / ".wbtool")})
     assert lone.code == EXIT_NOT_FOUND and "fetching" not in lone.err  # no remote: local only
+
+
+def test_artifact_exists_asks_the_remote_without_pulling(stores: tuple[Store, Store]) -> None:
+    _, b = stores
+    script = (
+        "import json, wbtool\n"
+        "api = wbtool.Api()\n"
+        "print(json.dumps([api.artifact_exists(n, t) for n, t in [\n"
+        "    ('data', None), ('data:v1', None), ('data:best', 'dataset'), ('data:v9', None),\n"
+        "    ('data:best', 'model'), ('data:nope', None), ('other', None)]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env={**os.environ, **b.env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[true,", "true,", "true,", "false,", "false,", "false,",
+                                  "false]"]
+    assert b.result("artifact", "ls") == []  # nothing was pulled

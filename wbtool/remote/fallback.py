@@ -107,3 +107,42 @@ def with_objects(registry: Registry, manifest: Manifest, write: Callable[[], T])
         if ensure_objects(registry, manifest) == 0:
             raise
     return write()
+
+
+def exists(registry: Registry, project: str, name: str, version: str | None = None,
+           type: str | None = None) -> bool:
+    """Whether the version is here or on the default remote, without pulling it
+    (one listing, plus one read per alias event or for the type)."""
+    try:
+        rec = registry.resolve(project, name, version)
+    except NotFoundError:
+        pass
+    else:
+        return type is None or rec.type == type
+    remote = _default_remote(registry)
+    if remote is None:
+        return False
+    from wbtool.remote import records
+    from wbtool.remote.pull import read_aliases, select_versions
+
+    found, _ = records.parse_listing(project, remote.list(records.collection_prefix(project,
+                                                                                    name)))
+    listing = found.get(name)
+    if listing is None or not listing.versions:
+        return False
+    warnings: list[str] = []
+    refused: list[dict[str, str]] = []
+    needs_aliases = version not in (None, "latest") and parse_version(version or "") is None
+    aliases = read_aliases(remote, listing, 8, warnings, refused) if needs_aliases else {}
+    try:
+        idx = max(select_versions(listing, version or "latest", aliases, remote))
+    except NotFoundError:
+        return False
+    if type is None:
+        return True
+    path = records.version_path(project, name, idx)
+    try:
+        doc = records.VersionRecordDoc.from_bytes(remote.read(path), path, project, name, idx)
+    except (records.UnreadableRecordError, records.BadRecordError, NotFoundError):
+        return False
+    return doc.type == type

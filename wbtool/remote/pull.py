@@ -82,7 +82,7 @@ def _collections(remote: Remote, target: Target,
     return [found[n] for n in sorted(found) if found[n].versions]
 
 
-def _read_aliases(remote: Remote, listing: records.CollectionListing, jobs: int,
+def read_aliases(remote: Remote, listing: records.CollectionListing, jobs: int,
                   warnings: list[str], refused: list[dict[str, str]]) -> dict[str, int]:
     def read(seq: int) -> tuple[int, records.AliasEvent | None]:
         path = records.alias_path(listing.project, listing.name, seq)
@@ -98,7 +98,7 @@ def _read_aliases(remote: Remote, listing: records.CollectionListing, jobs: int,
     return records.alias_state((seq, ev) for seq, ev in events if ev is not None)
 
 
-def _select(listing: records.CollectionListing, version: str | None,
+def select_versions(listing: records.CollectionListing, version: str | None,
             aliases: dict[str, int], remote: Remote) -> list[int]:
     label = f"{listing.project}/{listing.name}:{version}"
     if version is None:
@@ -126,10 +126,11 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
     for target in targets:
         for listing in _collections(remote, target, result.warnings):
             key = (listing.project, listing.name)
-            aliases = _read_aliases(remote, listing, jobs, result.warnings, result.refused)
+            aliases = read_aliases(remote, listing, jobs, result.warnings, result.refused)
             alias_states[key] = aliases
             mapped = {m.remote_idx for m in state.load(index, remote.url, *key).values()}
-            todo = [i for i in _select(listing, target[2], aliases, remote) if i not in mapped]
+            todo = [i for i in select_versions(listing, target[2], aliases, remote)
+                    if i not in mapped]
             local = {r.digest: r.id for r in registry.versions(*key)
                      if r.state == "COMMITTED" and not r.is_link}
             for doc in _read_records(remote, listing, todo, jobs, result):
