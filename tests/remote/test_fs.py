@@ -89,6 +89,12 @@ def test_list_one_prefix(remote: Remote, backend: Backend, monkeypatch: pytest.M
     assert remote.list("p/a/1") == ["p/a/1"]
     if backend.kind != "local":
         assert calls == ["find"] * 5 + ["bucket", "find"], calls
+    if backend.kind == "s3":  # a first listing takes a plain botocore client: same answers
+        fresh = backend.open()
+        assert isinstance(fresh, FsspecRemote)
+        for prefix in ("p/a", "p/a/", "p", "", "missing", "p/a/1"):
+            assert fresh.list(prefix) == remote.list(prefix), prefix
+        assert fresh._fs is None  # s3fs was never needed
 
 
 def test_put_and_get_files(remote: Remote, tmp_path: Path) -> None:

@@ -427,6 +427,9 @@ def _mtime(info: Mapping[str, Any]) -> float:
     return 0.0
 
 
+# s3fs options that mean the same to a plain botocore client.
+_LIGHT_S3_OPTIONS = frozenset({"endpoint_url", "config_kwargs", "profile", "anon"})
+
 _BACKEND_LOGGERS = ("gcsfs", "adlfs", "s3fs", "azure", "aiobotocore", "botocore", "fsspec")
 
 
@@ -453,6 +456,7 @@ class FsspecRemote(Remote):
         self.backend = backend
         self._options = options
         self._fs: Any = None
+        self._light: Any = None  # a botocore S3 client for a first listing (see list)
         self._container_seen = False
 
     @property
@@ -583,9 +587,11 @@ class FsspecRemote(Remote):
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
-            found = self.fs.find(base)
-            if not found:
-                self._check_container()
+            found = self._light_s3_find(base) if self._fs is None else None
+            if found is None:
+                found = self.fs.find(base)
+                if not found:
+                    self._check_container()
         start = len(self.root) + 1
         out: list[str] = []
         for full in found:
@@ -594,6 +600,37 @@ class FsspecRemote(Remote):
                                                      or full.startswith(base + "/")):
                 out.append(full[start:])
         return sorted(out)
+
+    def _light_s3_find(self, base: str) -> builtins.list[str] | None:
+        """The keys under ``base`` from a plain botocore client, when nothing else
+        was asked of this remote yet and its options are ones botocore takes as
+        they are; None otherwise. A push with nothing new makes one listing and
+        nothing else: this spares it importing s3fs and its async stack, most of
+        its time. A missing bucket is botocore's NoSuchBucket."""
+        if self.backend.module != "s3fs" or not set(self._options) <= _LIGHT_S3_OPTIONS:
+            return None
+        if self._light is None:
+            import botocore.session
+            from botocore.config import Config
+
+            config = Config(**self._options.get("config_kwargs", {}))
+            if self._options.get("anon"):
+                from botocore import UNSIGNED
+
+                config = config.merge(Config(signature_version=UNSIGNED))
+            session = botocore.session.Session(profile=self._options.get("profile"))
+            self._light = session.create_client(
+                "s3", endpoint_url=self._options.get("endpoint_url"), config=config)
+        bucket, _, key = base.partition("/")
+        found: builtins.list[str] = []
+        pages = self._light.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                name = item["Key"]
+                if not name.endswith("/") and (not key or name == key
+                                               or name.startswith(key + "/")):
+                    found.append(f"{bucket}/{name}")
+        return found
 
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         rel = _prefix(prefix)
