@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +60,10 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Server:
-    """A storage server for the session: the URL scheme, its options and env."""
+    """A storage server for the session: its URL scheme and remote options."""
 
     scheme: str
     options: dict[str, Any]
-    env: dict[str, str] = field(default_factory=dict)
 
     def url(self, bucket: str = BUCKET) -> str:
         return f"{self.scheme}://{bucket}/{uuid.uuid4().hex}"
@@ -95,7 +94,7 @@ def _serve(name: str, cmd: list[str], port: int, env: dict[str, str],
                     raise RuntimeError(f"{name} did not listen within 30 s") from None
                 time.sleep(0.05)
         setup()
-        yield Server(scheme, options, env)
+        yield Server(scheme, options)
     except RuntimeError as e:
         proc.kill()
         proc.wait()

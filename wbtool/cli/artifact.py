@@ -583,12 +583,16 @@ def cache_gc(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete objects that no version or draft references."""
+    local_gc(_ctx(project), grace, dry_run, as_json, "artifact cache gc")
+
+
+def local_gc(ctx: Any, grace: float, dry_run: bool, as_json: bool, command: str) -> None:
+    """Collect the local store's garbage and report it (``artifact cache gc``, ``gc``)."""
     from wbtool.artifacts.gc import collect_garbage
 
-    ctx = _ctx(project)
     res = collect_garbage(ctx, grace_seconds=grace, dry_run=dry_run)
     if as_json:
-        output.emit_json("artifact cache gc", res.__dict__)
+        output.emit_json(command, res.__dict__)
         return
     verb = "would remove" if dry_run else "removed"
     output.line(f"{verb} {res.removed} object(s), {output.human_size(res.freed)}; "

@@ -147,22 +147,15 @@ def gc(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete objects that no version references: in the local store, or on a remote."""
+    ctx = _ctx(None)
     if remote is None:
-        from wbtool.artifacts.gc import DEFAULT_GRACE_SECONDS, collect_garbage
+        from wbtool.artifacts.gc import DEFAULT_GRACE_SECONDS
+        from wbtool.cli.artifact import local_gc
 
-        ctx = _ctx(None)
-        local = collect_garbage(ctx, grace_seconds=DEFAULT_GRACE_SECONDS if grace is None
-                                else grace, dry_run=dry_run)
-        if as_json:
-            output.emit_json("gc", local.__dict__)
-            return
-        verb = "would remove" if dry_run else "removed"
-        output.line(f"{verb} {local.removed} object(s), {output.human_size(local.freed)}; "
-                    f"kept {local.kept} referenced and {local.recent} recent")
+        local_gc(ctx, DEFAULT_GRACE_SECONDS if grace is None else grace, dry_run, as_json, "gc")
         return
     from wbtool.remote import gc as remote_gc
 
-    ctx = _ctx(None)
     target = _open(ctx, remote)
     wait = remote_gc.DEFAULT_GRACE_SECONDS if grace is None else grace
     listing = remote_gc.collect(target, dry_run=True, grace=wait, jobs=jobs)
