@@ -117,6 +117,41 @@ def test_ten_megabytes_of_output(cli: Cli, store_dir: Path, tmp_path: Path) -> N
     assert len(res.stdout) == 100_000 * 100 + len(b"\xff\xfe binary tail\n")
     log = (only_run(store_dir) / "output.log").read_bytes()
     assert log.count(b"\n") == 100_001 and log.endswith(b"binary tail\n")
+    from wbtool.runs.rawlog import read_frames
+
+    raw = only_run(store_dir) / "output.raw"
+    assert b"".join(d for _t, _s, d in read_frames(raw)) == res.stdout
+
+
+def test_raw_record_of_plain_text_mixed_with_escapes(cli: Cli, store_dir: Path,
+                                                    tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import os, sys, time
+        block = b"".join(b"line %05d of plain text\\n" % i for i in range(4000))
+        time.sleep(0.5)  # wbtool has made its pipes larger than a block by now
+        for stream in (sys.stdout.buffer, sys.stderr.buffer) * 3:
+            stream.flush()
+            os.write(stream.fileno(), block)  # one write: wbtool reads it in large chunks
+            stream.write(b"\\x1b[31mred\\x1b[0m\\r50%\\r100%\\n" + block[:5000])
+            stream.flush()
+            time.sleep(0.01)
+        sys.stdout.buffer.write(block + b"no newline")
+    """)
+    res = subprocess.run(wbtool_cmd("run", "-q", "--", PY, child), capture_output=True,
+                         timeout=120)
+    assert res.returncode == 0
+    from wbtool.runs.rawlog import read_frames
+
+    frames = list(read_frames(only_run(store_dir) / "output.raw"))
+    assert b"".join(d for _t, s, d in frames if s == "stdout") == res.stdout
+    assert b"".join(d for _t, s, d in frames if s == "stderr") == res.stderr
+    # Plain text read in large chunks is kept once, in output.log: the raw
+    # record points at it there.
+    raw = (only_run(store_dir) / "output.raw").read_bytes()
+    assert b'"log":' in raw and len(raw) < len(res.stdout)
+    log = (only_run(store_dir) / "output.log").read_bytes()
+    assert b"\x1b" not in log and log.split(b"\n").count(b"100%") == 6
+    assert log.endswith(b"no newline\n")
 
 
 def test_progress_bar_under_a_real_terminal(store_dir: Path, tmp_path: Path) -> None:

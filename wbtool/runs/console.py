@@ -57,7 +57,7 @@ from types import TracebackType
 from typing import Any
 
 from wbtool.errors import UsageError
-from wbtool.runs.terminal import TerminalLog
+from wbtool.runs.terminal import Chunk, TerminalLog
 
 __all__ = ["MODES", "ConsoleCapture", "TerminalLog"]
 
@@ -332,7 +332,7 @@ class ConsoleCapture:
         self._logs.append(log)
         return log
 
-    def _write_log(self, data: bytes) -> None:
+    def _write_log(self, data: Chunk) -> None:
         self._buffer += data
         if len(self._buffer) >= _LOG_BUFFER or self._forked:
             self._write_buffer()

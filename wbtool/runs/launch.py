@@ -27,15 +27,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from wbtool.runs import rawlog
-from wbtool.runs.terminal import TerminalLog
+from wbtool.runs.terminal import Chunk, TerminalLog
 
 if TYPE_CHECKING:
     from wbtool.runs.run import Run
 
 READ_SIZE = 1 << 17
+#: The fewest bytes that output.raw records by pointing into output.log.
+SHARED_MIN = 1 << 10
 PIPE_SIZE = 1 << 20  # asked of the pipes we read: fewer, larger reads
 SECOND_INTERRUPT = 3.0
 FLUSH_SECONDS = 1.0
@@ -63,19 +65,13 @@ def _number(text: str) -> int | float | str:
 class _Stream:
     """One output of the child: where its bytes go, and its line model."""
 
-    def __init__(self, name: str, fd: int, out_fd: int, on_line: Callable[[bytes], None],
-                 log: BinaryIO) -> None:
+    def __init__(self, name: str, fd: int, out_fd: int, on_line: Callable[[Chunk], None]
+                 ) -> None:
         self.name = name
         self.fd = fd
         self.out_fd = out_fd
         self.out_ok = True
-        self._log = log
-        self._on_line = on_line
-        self.lines = TerminalLog(self._line)
-
-    def _line(self, data: bytes) -> None:
-        self._log.write(data)
-        self._on_line(data)
+        self.lines = TerminalLog(on_line)
 
 
 class Launcher:
@@ -179,6 +175,7 @@ class Launcher:
         self._tty_fd = self._foreground_tty()
         stdout, stderr, pumps = self._open_outputs()
         self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
+        self._log_end = os.fstat(self._log.fileno()).st_size  # where the next line goes
         # Unbuffered: each chunk is one writev of header, bytes and newline.
         self._raw = open(folder.path / rawlog.NAME, "ab", buffering=0)  # noqa: SIM115
         try:
@@ -195,7 +192,7 @@ class Launcher:
                 import fcntl
 
                 fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
-            self._streams.append(_Stream(name, fd, out_fd, self._captured_line, self._log))
+            self._streams.append(_Stream(name, fd, out_fd, self._line))
         if self._tty_fd is not None:  # the child is the foreground job (both sides set it)
             self._give_terminal(self.proc.pid)
         # The command's whole process tree (DataLoader workers, pipelines) unless
@@ -384,17 +381,35 @@ class Launcher:
                             view = view[os.write(stream.out_fd, view):]
                 except OSError:  # the user's terminal or pipe went away: keep recording
                     stream.out_ok = False
-            parts = [rawlog.header(time.time(), stream.name, len(data)), data, b"\n"]
+            now = time.time()
+            same = stream.lines.feed_plain(data)
+            at = self._log_end - same
+            if same < len(data):
+                stream.lines.feed(data[same:] if same else data)
+            parts: list[bytes | memoryview]
+            if same >= SHARED_MIN:
+                # These bytes went to output.log as they came: the raw record
+                # points at them there instead of keeping a second copy, once
+                # they have left our buffer (nothing is lost if we are killed).
+                self._log.flush()
+                parts = [rawlog.log_header(now, stream.name, same, at)]
+                if same < len(data):
+                    parts += [rawlog.header(now, stream.name, len(data) - same),
+                              memoryview(data)[same:], b"\n"]
+            else:
+                parts = [rawlog.header(now, stream.name, len(data)), data, b"\n"]
             total = sum(map(len, parts))
             done = os.writev(self._raw.fileno(), parts)
             if done < total:  # a short write (rare): finish the frame
                 self._raw.write(b"".join(parts)[done:])
-            stream.lines.feed(data)
 
-    def _captured_line(self, data: bytes) -> None:
+    def _line(self, data: Chunk) -> None:
+        """Lines for output.log, from either stream's line model."""
+        self._log.write(data)
+        self._log_end += len(data)
         if not self.capture or self.run._finished:
             return
-        for line in data.decode("utf-8", "replace").splitlines():
+        for line in bytes(data).decode("utf-8", "replace").splitlines():
             row: dict[str, Any] = {}
             for pattern in self.capture:
                 for m in pattern.finditer(line):

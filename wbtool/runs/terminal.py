@@ -31,7 +31,10 @@ from typing import BinaryIO, cast
 
 from wbtool.lazyre import lazy_compile
 
-__all__ = ["MAX_LINE", "MAX_PENDING", "TerminalLog"]
+__all__ = ["MAX_LINE", "MAX_PENDING", "Chunk", "TerminalLog"]
+
+#: What a sink is given: bytes, or a view of the bytes fed (no copy is made).
+Chunk = bytes | memoryview
 
 #: Longest line kept in memory; longer ones are written out in pieces.
 MAX_LINE = 1 << 20
@@ -102,15 +105,15 @@ class TerminalLog:
     """Turns a terminal byte stream into the lines a terminal would show.
 
     ``sink`` is a binary file (its ``write`` is used) or a callable taking
-    bytes. Each finished line is written as UTF-8 ending in ``\\n``. Not
-    thread-safe: callers serialise ``feed``. The sink is not closed by
-    :meth:`close`; its owner does that.
+    bytes or a ``memoryview`` of them (:data:`Chunk`). Each finished line is
+    written as UTF-8 ending in ``\\n``. Not thread-safe: callers serialise
+    ``feed``. The sink is not closed by :meth:`close`; its owner does that.
     """
 
-    def __init__(self, sink: BinaryIO | Callable[[bytes], None]) -> None:
+    def __init__(self, sink: BinaryIO | Callable[[Chunk], None]) -> None:
         write = getattr(sink, "write", None)
-        self._write: Callable[[bytes], object] = (
-            write if write is not None else cast(Callable[[bytes], None], sink)
+        self._write: Callable[[Chunk], object] = (
+            write if write is not None else cast(Callable[[Chunk], None], sink)
         )
         self._sink = sink
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -123,29 +126,40 @@ class TerminalLog:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream (any split, UTF-8 or escapes)."""
-        if not data:
-            return
-        if (not self._pending and self._col == len(self._line) and not self._closed
-                and len(data) + len(self._line) < MAX_LINE
-                and b"\x1b" not in data and b"\r" not in data and b"\x08" not in data
-                and b"\x07" not in data and not self._decoder.getstate()[0]):
-            # Plain text, the usual bulk: its whole lines go out as they came.
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                head = data[:cut]
-                try:
-                    head.isascii() or head.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass
-                else:
-                    if self._line:
-                        self._write(self._line.encode("utf-8", "replace"))
-                        self._line, self._col = "", 0
-                    self._write(head)
-                    data = data[cut:]
-                    if not data:
-                        return
-        self.feed_text(self._decoder.decode(data))
+        done = self.feed_plain(data)
+        if done < len(data):
+            self.feed_text(self._decoder.decode(data[done:] if done else data))
+
+    def feed_plain(self, data: bytes) -> int:
+        """Take the whole lines of plain text that ``data`` starts with, if any.
+
+        Plain text, the bulk of most consoles, is written to the sink as it
+        came: the unfinished line before it (if any), then ``data[:n]`` in
+        one write, which is the last of this call. Returns ``n``, ``0`` when
+        ``data`` does not start with a whole line of plain UTF-8 text; the
+        caller feeds the rest (:meth:`feed` does both). A recorder of the raw
+        stream can point at those ``n`` bytes instead of keeping a copy.
+        """
+        if (self._pending or self._col != len(self._line) or self._closed
+                or self._decoder.getstate()[0]):
+            return 0
+        end = len(data)
+        for control in (b"\x1b", b"\r", b"\x08", b"\x07"):
+            found = data.find(control, 0, end)
+            if found >= 0:
+                end = found
+        cut = data.rfind(b"\n", 0, end) + 1
+        if not cut or cut + len(self._line) >= MAX_LINE:
+            return 0
+        try:
+            data.isascii() or data[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            return 0
+        if self._line:
+            self._write(self._line.encode("utf-8", "replace"))
+            self._line, self._col = "", 0
+        self._write(data if cut == len(data) else memoryview(data)[:cut])
+        return cut
 
     def feed_text(self, text: str) -> None:
         """Take the next already-decoded characters of the stream."""
