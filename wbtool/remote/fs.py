@@ -456,7 +456,7 @@ class FsspecRemote(Remote):
         self.backend = backend
         self._options = options
         self._fs: Any = None
-        self._light: Any = None  # a botocore S3 client for a first listing (see list)
+        self._light: Any = None  # botocore's own S3 client (see _botocore_client)
         self._container_seen = False
 
     @property
@@ -607,23 +607,12 @@ class FsspecRemote(Remote):
         they are; None otherwise. A push with nothing new makes one listing and
         nothing else: this spares it importing s3fs and its async stack, most of
         its time. A missing bucket is botocore's NoSuchBucket."""
-        if self.backend.module != "s3fs" or not set(self._options) <= _LIGHT_S3_OPTIONS:
+        client = self._botocore_client()
+        if client is None:
             return None
-        if self._light is None:
-            import botocore.session
-            from botocore.config import Config
-
-            config = Config(**self._options.get("config_kwargs", {}))
-            if self._options.get("anon"):
-                from botocore import UNSIGNED
-
-                config = config.merge(Config(signature_version=UNSIGNED))
-            session = botocore.session.Session(profile=self._options.get("profile"))
-            self._light = session.create_client(
-                "s3", endpoint_url=self._options.get("endpoint_url"), config=config)
         bucket, _, key = base.partition("/")
         found: builtins.list[str] = []
-        pages = self._light.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
         for page in pages:
             for item in page.get("Contents", ()):
                 name = item["Key"]
@@ -631,6 +620,30 @@ class FsspecRemote(Remote):
                                                or name.startswith(key + "/")):
                     found.append(f"{bucket}/{name}")
         return found
+
+    def _botocore_client(self) -> Any:
+        """botocore's own (blocking, thread-safe) S3 client for this remote, or
+        None where this is not S3 or its options are not all ones botocore
+        takes as they are (:data:`_LIGHT_S3_OPTIONS`)."""
+        if self.backend.module != "s3fs" or not set(self._options) <= _LIGHT_S3_OPTIONS:
+            return None
+        if self._light is None:
+            import botocore.session
+            from botocore.config import Config
+
+            given = dict(self._options.get("config_kwargs", {}))
+            # Enough connections for the transfer threads and the parts of
+            # large files they send at once.
+            given.setdefault("max_pool_connections", 32)
+            config = Config(**given)
+            if self._options.get("anon"):
+                from botocore import UNSIGNED
+
+                config = config.merge(Config(signature_version=UNSIGNED))
+            session = botocore.session.Session(profile=self._options.get("profile"))
+            self._light = session.create_client(
+                "s3", endpoint_url=self._options.get("endpoint_url"), config=config)
+        return self._light
 
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         rel = _prefix(prefix)
@@ -654,6 +667,14 @@ class FsspecRemote(Remote):
         full = self._full(path)
         source = self._source(local)
         with self._errors(path):
+            from wbtool.remote import s3parts
+
+            if os.path.getsize(source) >= s3parts.THRESHOLD:
+                client = self._botocore_client()
+                if client is not None:
+                    bucket, _, key = full.partition("/")
+                    s3parts.upload(client, source, bucket, key)
+                    return
             self.fs.put_file(source, full, **self.backend.put_options)
 
     def get_file(self, path: str, local: str | os.PathLike) -> None:
