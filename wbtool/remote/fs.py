@@ -166,7 +166,11 @@ def open_remote(
         if options:
             raise UsageError(f"a local remote takes no options (got {', '.join(sorted(options))})")
         return LocalRemote(parsed)
-    return FsspecRemote(parsed, backends[parsed.scheme], dict(options or {}))
+    backend = backends[parsed.scheme]
+    options = dict(options or {})
+    if backend.module == "s3fs" and set(options) <= _LIGHT_S3_OPTIONS:
+        return S3Remote(parsed, backend, options)
+    return FsspecRemote(parsed, backend, options)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -456,7 +460,6 @@ class FsspecRemote(Remote):
         self.backend = backend
         self._options = options
         self._fs: Any = None
-        self._light: Any = None  # botocore's own S3 client (see _botocore_client)
         self._container_seen = False
 
     @property
@@ -587,11 +590,9 @@ class FsspecRemote(Remote):
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
-            found = self._light_s3_find(base) if self._fs is None else None
-            if found is None:
-                found = self.fs.find(base)
-                if not found:
-                    self._check_container()
+            found = self.fs.find(base)
+            if not found:
+                self._check_container()
         start = len(self.root) + 1
         out: list[str] = []
         for full in found:
@@ -600,50 +601,6 @@ class FsspecRemote(Remote):
                                                      or full.startswith(base + "/")):
                 out.append(full[start:])
         return sorted(out)
-
-    def _light_s3_find(self, base: str) -> builtins.list[str] | None:
-        """The keys under ``base`` from a plain botocore client, when nothing else
-        was asked of this remote yet and its options are ones botocore takes as
-        they are; None otherwise. A push with nothing new makes one listing and
-        nothing else: this spares it importing s3fs and its async stack, most of
-        its time. A missing bucket is botocore's NoSuchBucket."""
-        client = self._botocore_client()
-        if client is None:
-            return None
-        bucket, _, key = base.partition("/")
-        found: builtins.list[str] = []
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-        for page in pages:
-            for item in page.get("Contents", ()):
-                name = item["Key"]
-                if not name.endswith("/") and (not key or name == key
-                                               or name.startswith(key + "/")):
-                    found.append(f"{bucket}/{name}")
-        return found
-
-    def _botocore_client(self) -> Any:
-        """botocore's own (blocking, thread-safe) S3 client for this remote, or
-        None where this is not S3 or its options are not all ones botocore
-        takes as they are (:data:`_LIGHT_S3_OPTIONS`)."""
-        if self.backend.module != "s3fs" or not set(self._options) <= _LIGHT_S3_OPTIONS:
-            return None
-        if self._light is None:
-            import botocore.session
-            from botocore.config import Config
-
-            given = dict(self._options.get("config_kwargs", {}))
-            # Enough connections for the transfer threads and the parts of
-            # large files they send at once.
-            given.setdefault("max_pool_connections", 32)
-            config = Config(**given)
-            if self._options.get("anon"):
-                from botocore import UNSIGNED
-
-                config = config.merge(Config(signature_version=UNSIGNED))
-            session = botocore.session.Session(profile=self._options.get("profile"))
-            self._light = session.create_client(
-                "s3", endpoint_url=self._options.get("endpoint_url"), config=config)
-        return self._light
 
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         rel = _prefix(prefix)
@@ -667,14 +624,6 @@ class FsspecRemote(Remote):
         full = self._full(path)
         source = self._source(local)
         with self._errors(path):
-            from wbtool.remote import s3parts
-
-            if os.path.getsize(source) >= s3parts.THRESHOLD:
-                client = self._botocore_client()
-                if client is not None:
-                    bucket, _, key = full.partition("/")
-                    s3parts.upload(client, source, bucket, key)
-                    return
             self.fs.put_file(source, full, **self.backend.put_options)
 
     def get_file(self, path: str, local: str | os.PathLike) -> None:
@@ -692,3 +641,196 @@ class FsspecRemote(Remote):
                 if _container_missing(e):
                     raise
                 self._check_container()
+
+
+# Answers of S3 that mean "no such key" (a HEAD has no body, so no code name).
+_S3_MISSING_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional write that lost: the name exists, or another write of it is
+# under way.
+_S3_LOST_RACE = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+
+
+def _s3_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        return str((response.get("Error") or {}).get("Code") or "")
+    return ""
+
+
+class S3Remote(FsspecRemote):
+    """S3 through botocore's own blocking client, for the options botocore takes
+    as they are (:data:`_LIGHT_S3_OPTIONS`: endpoint, profile, anonymous
+    access, client configuration).
+
+    One client, safe to share between the transfer threads, serves every
+    request: a push or pull never imports s3fs and its asynchronous stack,
+    which costs more than half a second before the first request. Large files
+    go up in parts from several threads (:mod:`wbtool.remote.s3parts`).
+    :attr:`fs` (s3fs, for references to objects) is still there, built on
+    first use.
+    """
+
+    def __init__(self, parsed: RemoteURL, backend: Backend, options: dict[str, Any]) -> None:
+        super().__init__(parsed, backend, options)
+        self._client: Any = None
+        self.bucket, _, prefix = self.root.partition("/")
+        self._prefix = f"{prefix}/" if prefix else ""
+
+    @property
+    def client(self) -> Any:
+        """botocore's S3 client for this remote, built on first use."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self) -> Any:
+        _quiet_backend_logs()
+        try:
+            import botocore.session
+            from botocore.config import Config
+        except ImportError:
+            raise MissingExtraError(scheme=self.scheme, extra=self.backend.extra) from None
+        try:
+            given = dict(self._options.get("config_kwargs") or {})
+            # Enough connections for the transfer threads and the parts of
+            # large files they send at once.
+            given.setdefault("max_pool_connections", 32)
+            config = Config(**given)
+            if self._options.get("anon"):
+                from botocore import UNSIGNED
+
+                config = config.merge(Config(signature_version=UNSIGNED))
+            session = botocore.session.Session(profile=self._options.get("profile"))
+            return session.create_client(
+                "s3", endpoint_url=self._options.get("endpoint_url"), config=config)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"remote {self.url}: invalid option for {self.backend.module}: "
+                             f"{_one_line(e)}") from None
+        except Exception as e:
+            if _from_backend(e):  # an unknown profile, a malformed endpoint
+                raise UsageError(f"remote {self.url}: {_one_line(e)}") from None
+            raise
+
+    def _key(self, path: str) -> str:
+        return self._prefix + validate_entry_path(path)
+
+    @contextlib.contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        try:
+            yield
+        except WbtoolError:
+            raise
+        except Exception as e:
+            if _s3_code(e) in _S3_MISSING_KEY:
+                self._check_container()
+                raise self._not_found(path) from None
+            if _container_missing(e):
+                raise self._no_container() from None
+            if isinstance(e, FileNotFoundError):
+                self._check_container()
+                raise self._not_found(path) from None
+            if isinstance(e, OSError) or _from_backend(e):
+                raise self._unreachable(e) from None
+            raise
+
+    def _check_container(self) -> None:
+        if self._container_seen:
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except WbtoolError:
+            raise
+        except Exception as e:
+            if _s3_code(e) in ("404", "NoSuchBucket", "NotFound") or _container_missing(e):
+                raise self._no_container() from None
+            if isinstance(e, OSError) or _from_backend(e):
+                raise self._unreachable(e) from None
+            raise
+        self._container_seen = True
+
+    def read(self, path: str) -> bytes:
+        key = self._key(path)
+        with self._errors(path):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            with contextlib.closing(body):
+                data: bytes = body.read()
+            return data
+
+    def write(self, path: str, data: bytes) -> None:
+        key = self._key(path)
+        with self._errors(path):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        key = self._key(path)
+        with self._errors(path):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            except Exception as e:
+                if _s3_code(e) in _S3_LOST_RACE:
+                    return False
+                raise
+            return True
+
+    def exists(self, path: str) -> bool:
+        key = self._key(path)
+        with self._errors(path):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except Exception as e:
+                if _s3_code(e) not in _S3_MISSING_KEY:
+                    raise
+                self._check_container()
+                return False
+            return True
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """(path relative to the root, size, mtime) of every key under ``prefix``
+        (a relative path), taken as a folder or as the name of one key."""
+        rel = _prefix(prefix)
+        key = self._prefix + rel
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=key)
+        start = len(self._prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                name = item["Key"]
+                if name.endswith("/") or not (not rel or name == key
+                                              or name.startswith(key + "/")):
+                    continue
+                yield name[start:], int(item.get("Size") or 0), _mtime(item)
+
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        with self._errors(_prefix(prefix) or "."):
+            return sorted(rel for rel, _size, _mtime in self._walk(prefix))
+
+    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+        with self._errors(_prefix(prefix) or "."):
+            return sorted(self._walk(prefix))
+
+    def put_file(self, local: str | os.PathLike, path: str) -> None:
+        from wbtool.remote import s3parts
+
+        key = self._key(path)
+        source = self._source(local)
+        with self._errors(path):
+            if os.path.getsize(source) >= s3parts.THRESHOLD:
+                s3parts.upload(self.client, source, self.bucket, key)
+                return
+            with open(source, "rb") as f:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=f)
+
+    def get_file(self, path: str, local: str | os.PathLike) -> None:
+        key = self._key(path)
+        target = self._target(local)
+        with self._errors(path):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            with contextlib.closing(body), fsutil.as_atomic(target) as tmp, \
+                    open(tmp, "xb") as out:
+                for chunk in body.iter_chunks(1 << 20):
+                    out.write(chunk)
+
+    def delete(self, path: str) -> None:
+        key = self._key(path)
+        with self._errors(path):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
