@@ -483,8 +483,8 @@ def main(*, repeat: int, megabytes: int, quiet_seconds: float, wbtool: Sequence[
             "wandb: measured elsewhere, not here (offline mode, an empty run)",
             "MiB/s: the writer's pace from its first write to its last, so start-up is "
             "not counted; wbtool's output.log is checked to hold every byte; tee keeps one "
-            "copy in a file beside the stores (wbtool keeps two: output.log and "
-            "output.raw)",
+            "copy in a file beside the stores, as wbtool does with plain text "
+            "(output.log holds it; output.raw points into it)",
             f"CPU: utime + stime of the wbtool process alone (not its command), from "
             f"{SAMPLE_AFTER_S:g} s after its start to {quiet_seconds:g} s, in clock ticks of "
             f"{1000 / os.sysconf('SC_CLK_TCK'):g} ms",

@@ -14,7 +14,9 @@ extra that installs it (:data:`BACKENDS`); a missing one is a
 :class:`~wbtool.errors.MissingExtraError` naming the extra.
 
 Options are passed to the fsspec filesystem's constructor as they are
-(``endpoint_url``, ``profile``, ``anon``, ``config_kwargs``, ...).
+(``endpoint_url``, ``profile``, ``anon``, ``config_kwargs``, ...). S3 with no
+options but those four is served by botocore's own client instead
+(:class:`S3Remote`), which s3fs is built on and which starts much faster.
 Credentials normally come from each backend's usual sources, never from
 wbtool: for S3 the ``AWS_*`` environment variables, ``~/.aws`` profiles or an
 instance role; for GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the gcloud
