@@ -76,19 +76,42 @@ DVC_PUSHED = re.compile(r"(\d+) files? pushed")
 
 @dataclass(frozen=True)
 class DataSet:
-    """A folder to push: ``role`` is "small", "quarter", "big" (or "warmup")."""
+    """A folder to push: ``role`` is "small", "quarter", "big", "both" (or "warmup").
+
+    "both" is the small and the big data set in one folder, the whole of what
+    the first-push target is about; ``extra`` is the data set added to ``spec``.
+    """
 
     role: str
     spec: DatasetSpec
     path: Path
+    extra: DatasetSpec | None = None
 
     @property
     def files(self) -> int:
-        return self.spec.files
+        return self.spec.files + (self.extra.files if self.extra else 0)
 
     @property
     def label(self) -> str:
-        return f"{format_count(self.spec.files)}×{format_size(self.spec.file_size)}"
+        text = f"{format_count(self.spec.files)}×{format_size(self.spec.file_size)}"
+        if self.extra:
+            text += f" + {format_count(self.extra.files)}×{format_size(self.extra.file_size)}"
+        return text
+
+
+def link_both(small: DataSet, big: DataSet, folder: Path) -> DataSet:
+    """One folder holding the small data set (under ``small/``) and the big one
+    (under ``big/``), made of hard links (copies where links cannot be made)."""
+    for part, name in ((small, "small"), (big, "big")):
+        for dirpath, _dirs, files in os.walk(part.path):
+            target = folder / name / os.path.relpath(dirpath, part.path)
+            target.mkdir(parents=True, exist_ok=True)
+            for file in files:
+                try:
+                    os.link(os.path.join(dirpath, file), target / file)
+                except OSError:
+                    shutil.copy2(os.path.join(dirpath, file), target / file)
+    return DataSet("both", small.spec, folder, extra=big.spec)
 
 
 def small_spec(files: int, size: int) -> DatasetSpec:
@@ -686,6 +709,9 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
                 print(f"error: wbtool failed in the warm-up: {broken[WBTOOL]}", file=sys.stderr)
                 return 1
             tools = [tool for tool in tools if tool not in broken]
+            roles = {data.role: data for data in datasets}
+            if "small" in roles and "big" in roles:
+                datasets.append(link_both(roles["small"], roles["big"], scratch / "both"))
             for data in datasets:
                 for number in range(repeat):
                     say(f"{data.label} ({data.role}), round {number + 1}/{repeat}")
