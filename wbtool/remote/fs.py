@@ -515,16 +515,21 @@ class FsspecRemote(Remote):
         if self._container_seen:
             return
         try:
-            self.fs.info(self.root.partition("/")[0])
-        except FileNotFoundError:
-            raise self._no_container() from None
+            self._look_at_container()
+        except WbtoolError:
+            raise
         except Exception as e:
-            if _container_missing(e):
+            if (isinstance(e, FileNotFoundError) or _s3_code(e) in _S3_MISSING_KEY
+                    or _container_missing(e)):
                 raise self._no_container() from None
             if isinstance(e, OSError) or _from_backend(e):
                 raise self._unreachable(e) from None
             raise
         self._container_seen = True
+
+    def _look_at_container(self) -> None:
+        """One request about the bucket itself; raises if it is missing."""
+        self.fs.info(self.root.partition("/")[0])
 
     def _no_container(self) -> RemoteUnreachableError:
         return unreachable(self.url, f"bucket {self.root.partition('/')[0]!r} does not exist")
@@ -538,7 +543,7 @@ class FsspecRemote(Remote):
         except Exception as e:
             if _container_missing(e):
                 raise self._no_container() from None
-            if isinstance(e, FileNotFoundError):
+            if isinstance(e, FileNotFoundError) or _s3_code(e) in _S3_MISSING_KEY:
                 self._check_container()
                 raise self._not_found(path) from None
             if isinstance(e, OSError) or _from_backend(e):
@@ -645,7 +650,8 @@ class FsspecRemote(Remote):
                 self._check_container()
 
 
-# Answers of S3 that mean "no such key" (a HEAD has no body, so no code name).
+# Answers of S3 that mean "no such key" or, for the bucket, "no such bucket"
+# (a HEAD has no body, so no code name).
 _S3_MISSING_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
 # A conditional write that lost: the name exists, or another write of it is
 # under way.
@@ -716,39 +722,8 @@ class S3Remote(FsspecRemote):
     def _key(self, path: str) -> str:
         return self._prefix + validate_entry_path(path)
 
-    @contextlib.contextmanager
-    def _errors(self, path: str) -> Iterator[None]:
-        try:
-            yield
-        except WbtoolError:
-            raise
-        except Exception as e:
-            if _s3_code(e) in _S3_MISSING_KEY:
-                self._check_container()
-                raise self._not_found(path) from None
-            if _container_missing(e):
-                raise self._no_container() from None
-            if isinstance(e, FileNotFoundError):
-                self._check_container()
-                raise self._not_found(path) from None
-            if isinstance(e, OSError) or _from_backend(e):
-                raise self._unreachable(e) from None
-            raise
-
-    def _check_container(self) -> None:
-        if self._container_seen:
-            return
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except WbtoolError:
-            raise
-        except Exception as e:
-            if _s3_code(e) in ("404", "NoSuchBucket", "NotFound") or _container_missing(e):
-                raise self._no_container() from None
-            if isinstance(e, OSError) or _from_backend(e):
-                raise self._unreachable(e) from None
-            raise
-        self._container_seen = True
+    def _look_at_container(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
 
     def read(self, path: str) -> bytes:
         key = self._key(path)

@@ -384,8 +384,7 @@ class Launcher:
             now = time.time()
             same = stream.lines.feed_plain(data)
             at = self._log_end - same
-            if same < len(data):
-                stream.lines.feed(data[same:] if same else data)
+            stream.lines.feed_rest(data, same)
             parts: list[bytes | memoryview]
             if same >= SHARED_MIN:
                 # These bytes went to output.log as they came: the raw record

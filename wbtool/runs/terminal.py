@@ -126,7 +126,10 @@ class TerminalLog:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the stream (any split, UTF-8 or escapes)."""
-        done = self.feed_plain(data)
+        self.feed_rest(data, self.feed_plain(data))
+
+    def feed_rest(self, data: bytes, done: int) -> None:
+        """Take ``data`` past its first ``done`` bytes, which :meth:`feed_plain` took."""
         if done < len(data):
             self.feed_text(self._decoder.decode(data[done:] if done else data))
 
@@ -137,8 +140,9 @@ class TerminalLog:
         came: the unfinished line before it (if any), then ``data[:n]`` in
         one write, which is the last of this call. Returns ``n``, ``0`` when
         ``data`` does not start with a whole line of plain UTF-8 text; the
-        caller feeds the rest (:meth:`feed` does both). A recorder of the raw
-        stream can point at those ``n`` bytes instead of keeping a copy.
+        caller passes the rest to :meth:`feed_rest` (:meth:`feed` does both).
+        A recorder of the raw stream can point at those ``n`` bytes instead of
+        keeping a copy.
         """
         if (self._pending or self._col != len(self._line) or self._closed
                 or self._decoder.getstate()[0]):
