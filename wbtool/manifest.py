@@ -15,9 +15,10 @@ from typing import Any
 
 from wbtool.errors import StoreError
 from wbtool.hashing import ALGORITHM, hash_bytes, is_digest
-from wbtool.names import validate_entry_path
+from wbtool.names import is_clean_entry_path, validate_entry_path
 
 FORMAT_VERSION = 1
+_HEX = "0123456789abcdef"
 
 
 class ManifestEntry:
@@ -186,7 +187,18 @@ class Manifest:
         if not isinstance(raw, dict):
             raise StoreError(f"{source}: entries missing")
         m = cls()
+        entries = m.entries
         for path, fields in raw.items():
+            # the common entry, {"digest", "size"}, checked inline; anything
+            # else (and anything wrong) goes through parse_entry
+            if type(fields) is dict and len(fields) == 2:
+                digest, size = fields.get("digest"), fields.get("size")
+                if (
+                    type(digest) is str and len(digest) == 32 and not digest.strip(_HEX)
+                    and type(size) is int and size >= 0 and is_clean_entry_path(path)
+                ):
+                    entries[path] = ManifestEntry(path, digest, size)
+                    continue
             m.add(parse_entry(path, fields, source))
         return m
 

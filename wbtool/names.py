@@ -64,6 +64,17 @@ def validate_tag(value: str) -> str:
     return value
 
 
+def is_clean_entry_path(value: object) -> bool:
+    """True for a path that :func:`validate_entry_path` returns unchanged
+    (a quick test; False may still be a valid path that needs normalising)."""
+    return (
+        type(value) is str and 0 < len(value) <= MAX_PATH and value[0] != "/"
+        and value[-1] != "/" and "\0" not in value and "\\" not in value
+        and "//" not in value and ".." not in value and "/./" not in value
+        and not value.startswith("./") and value != "." and value[1:2] != ":"
+    )
+
+
 def validate_entry_path(value: str) -> str:
     """Return the normalised relative POSIX path, or raise InvalidNameError.
 
@@ -71,12 +82,7 @@ def validate_entry_path(value: str) -> str:
     any ``..`` component. ``.`` components and repeated slashes are
     normalised away.
     """
-    if (  # fast path: already clean (the common case, called for every file)
-        type(value) is str and 0 < len(value) <= MAX_PATH and value[0] != "/"
-        and value[-1] != "/" and "\0" not in value and "\\" not in value
-        and "//" not in value and ".." not in value and "/./" not in value
-        and not value.startswith("./") and value != "." and value[1:2] != ":"
-    ):
+    if is_clean_entry_path(value):  # the common case, called for every file
         return value
     if not isinstance(value, str) or not value:
         raise InvalidNameError(what="entry path", value=value, reason="must be a non-empty string")

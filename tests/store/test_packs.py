@@ -127,3 +127,71 @@ def test_many_files_are_packed_and_written_by_two_processes(
     cli("artifact", "checkout", "ds", str(out), check=True)
     assert read_tree(out) == files
     cli("artifact", "verify", "ds", "--root", str(out), check=True)
+
+
+def _loose(store_dir: Path) -> set[str]:
+    return {p.parent.name + p.name for p in (store_dir / "objects").glob("??/*")}
+
+
+def test_hardlink_checkout_unpacks_packed_objects_once(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    digests = {d for d, _, _, _ in packed_rows(store_dir)}
+    assert not digests & _loose(store_dir)
+    first, second = tmp_path / "first", tmp_path / "second"
+    cli("artifact", "checkout", "ds", str(first), "--link", "hardlink", check=True)
+    assert digests <= _loose(store_dir)  # each now has a file of its own
+    cli("artifact", "checkout", "ds", str(second), "--link", "hardlink", check=True)
+    assert read_tree(first) == read_tree(second) == FILES
+    for rel, content in FILES.items():
+        obj = store_dir / "objects" / hash_bytes(content)[:2] / hash_bytes(content)[2:]
+        a, b, o = (os.stat(first / rel), os.stat(second / rel), os.stat(obj))
+        assert a.st_ino == b.st_ino == o.st_ino  # one inode: linked, not copied
+        assert a.st_mode & 0o222 == 0
+    cli("artifact", "verify", "ds", check=True)
+    cli("artifact", "verify", "ds", "--root", str(second), check=True)
+
+
+def test_hardlink_checkout_refuses_a_corrupt_packed_object(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    digest, pack, offset, _ = packed_rows(store_dir)[0]
+    path = store_dir / "objects" / "pack" / f"{pack}.pack"
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"#")
+    res = cli("artifact", "checkout", "ds", str(tmp_path / "out"), "--link", "hardlink")
+    assert res.code == 7 and "corrupt" in res.err
+    assert digest not in _loose(store_dir)  # the bad bytes were not given a name
+
+
+@pytest.mark.parametrize("unpacked_first", [0, 80], ids=["all-packed", "some-unpacked"])
+def test_hardlink_checkout_shares_files_with_a_forked_helper(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, unpacked_first: int
+) -> None:
+    """With many files a forked helper links half of them. It must not use
+    the index, so objects it finds still packed are linked by the parent
+    (all-packed: both know every location up front; some-unpacked: the
+    first objects have files already, so nobody looks locations up ahead)."""
+    import wbtool
+    from wbtool.artifacts import materialize
+
+    monkeypatch.setattr(materialize, "PARALLEL_SERIAL_MIN", 16)
+    files = {f"{d}/{i:03d}.bin": f"{d}{i}".encode() * 9 for d in "ab" for i in range(80)}
+    art = wbtool.Artifact("many", "dataset")
+    art.add_dir(str(make_tree(tmp_path / "data", files)))
+    art.save()
+    logged = wbtool.Api().artifact("many:v0")
+    if unpacked_first:
+        logged.download(str(tmp_path / "some"), path_prefix="a/", link="hardlink")
+    out = tmp_path / "out"
+    logged.checkout(str(out), link="hardlink")
+    assert read_tree(out) == files
+    for rel, content in files.items():
+        digest = hash_bytes(content)
+        assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])

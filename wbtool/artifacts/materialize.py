@@ -12,7 +12,7 @@ import itertools
 import os
 import shutil
 import stat as stat_mod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
+from wbtool.store.objects import ObjectStore, PackLocation
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 Progress = Callable[[int, int], None]
@@ -136,18 +137,19 @@ def materialize(
 
     remote_refs = references.Fetcher(store)  # references are never copied into the store
 
-    def place(entry: ManifestEntry) -> tuple[str, int]:
-        path = validate_entry_path(entry.path)
-        if path != entry.path:
-            raise UsageError(f"refused entry path {entry.path!r}")
+    root_str = str(root_path)
+
+    def place(entry: ManifestEntry, may_locate: bool = True) -> tuple[str, int]:
+        path = entry.path  # validated below, before any file is written
         parent = path.rpartition("/")[0]
         dirs.ensure(parent, replace_links=replace)
-        dest = root_path / path
+        dest = f"{root_str}/{path}"
         loc = None
         if entry.ref is not None:
             if remote_refs.handles(entry):
                 try:
-                    return remote_refs.place(entry, dest, check_existing=parent not in dirs.fresh,
+                    return remote_refs.place(entry, Path(dest),
+                                             check_existing=parent not in dirs.fresh,
                                              replace=replace)
                 except NotFoundError:
                     if allow_missing_references:
@@ -163,10 +165,6 @@ def materialize(
             src = objects.path(entry.digest)
             mode = link
             loc = locations.get(entry.digest)
-            if loc is not None:
-                # A packed object has no file of its own to link to; unpacking
-                # it first would cost a file creation anyway, so copy it.
-                mode = "copy"
         if parent in dirs.fresh:
             st = None  # a folder made by this download holds only what it wrote
         else:
@@ -175,6 +173,8 @@ def materialize(
             except FileNotFoundError:
                 st = None
         if st is not None:
+            if mode == "hardlink" and loc is None and not may_locate and not os.path.exists(src):
+                return "later", 0
             if stat_mod.S_ISDIR(st.st_mode):
                 if not replace:
                     raise UsageError(f"{dest} is a folder where the artifact has a file")
@@ -185,16 +185,11 @@ def materialize(
             ):
                 return "unchanged", 0
             with fsutil.as_atomic(dest) as tmp:
-                if loc is not None:
-                    objects.copy_to(entry.digest, tmp, loc)
-                else:
-                    _write(src, tmp, mode, entry)
+                _write(objects, entry, src, tmp, mode, loc)
             return "written", entry.size or 0
         try:
-            if loc is not None:
-                objects.copy_to(entry.digest, str(dest), loc)
-            else:
-                _write(src, str(dest), mode, entry)
+            if not _write(objects, entry, src, dest, mode, loc, may_locate):
+                return "later", 0
         except FileExistsError:
             raise  # not ours: something else created it meanwhile; leave it
         except BaseException:
@@ -203,17 +198,26 @@ def materialize(
             raise
         return "written", entry.size or 0
 
-    def run_batch(batch: list[ManifestEntry]) -> list[tuple[str, int, str]]:
+    def run_batch(
+        batch: list[ManifestEntry], may_locate: bool = True
+    ) -> list[tuple[str, int, str]]:
         out = []
         for e in batch:
-            what, n = place(e)
+            what, n = place(e, may_locate)
             out.append((what, n, e.path))
         return out
 
     # Folders first, serially, so that worker threads never race on mkdir.
     for e in entries:
-        dirs.ensure(validate_entry_path(e.path).rpartition("/")[0], replace_links=replace)
-    locations = objects.locate_many(e.digest for e in entries if e.ref is None)
+        if validate_entry_path(e.path) != e.path:
+            raise UsageError(f"refused entry path {e.path!r}")
+        dirs.ensure(e.path.rpartition("/")[0], replace_links=replace)
+    # Hard links need pack locations only until the objects have been
+    # unpacked once (see ObjectStore.link_out): skip the lookup when the
+    # first objects have files of their own already.
+    wanted = [e.digest for e in entries if e.ref is None]
+    locations = ({} if link == "hardlink" and _unpacked(objects, wanted[:64])
+                 else objects.locate_many(wanted))
     # Many small files are a stream of short system calls, which threads only
     # slow down (they fight over the GIL); large files go to a thread pool.
     serial: list[ManifestEntry] = []
@@ -224,10 +228,12 @@ def materialize(
     batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
     workers = min(4, (os.cpu_count() or 2) * 2)
     helper = None
+    later: list[ManifestEntry] = []  # packed objects the helper left to this process
     if len(serial) >= PARALLEL_SERIAL_MIN and forked.can_fork():
-        # folders exist already, so a forked helper can take half the files
+        # Folders exist already, so a forked helper can take half the files
+        # (without the index, which a forked process must not use).
         half = len(serial) // 2
-        helper = forked.ForkedJob(run_batch, serial[half:])
+        helper = forked.ForkedJob(run_batch, serial[half:], False)
         serial = serial[:half]
     with contextlib.ExitStack() as stack:
         if helper is not None:
@@ -237,6 +243,7 @@ def materialize(
             (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
             map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches),
             (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
+            _batches_of(later, run_batch),  # filled by then: read only once reached
         )
         for done in results:
             for what, n, path in done:
@@ -245,13 +252,27 @@ def materialize(
                     result.bytes += n
                 elif what == "unchanged":
                     result.unchanged += 1
+                elif what == "later":
+                    later.append(manifest.entries[path])
+                    continue
                 else:
                     result.skipped_refs.append(path)
                 progress(1, n)
     return result
 
 
-def _same_content(dest: Path, entry: ManifestEntry, mode: str, src: str) -> bool:
+def _unpacked(objects: ObjectStore, digests: list[str]) -> bool:
+    return all(os.path.exists(objects.path(d)) for d in digests)
+
+
+def _batches_of(
+    entries: list[ManifestEntry], run: Callable[[list[ManifestEntry]], list[tuple[str, int, str]]]
+) -> Iterator[list[tuple[str, int, str]]]:
+    for i in range(0, len(entries), 256):
+        yield run(entries[i:i + 256])
+
+
+def _same_content(dest: str, entry: ManifestEntry, mode: str, src: str) -> bool:
     if mode in ("hardlink", "symlink"):
         with contextlib.suppress(OSError):
             if os.path.samefile(dest, src):
@@ -264,21 +285,34 @@ def _same_content(dest: Path, entry: ManifestEntry, mode: str, src: str) -> bool
         return False
 
 
-def _write(src: str, dest: str, mode: str, entry: ManifestEntry) -> None:
+def _write(
+    objects: ObjectStore, entry: ManifestEntry, src: str, dest: str, mode: str,
+    loc: PackLocation | None, may_locate: bool = True,
+) -> bool:
+    """Write ``entry`` at ``dest`` from ``src`` (an object or a referenced file)
+    or, for a packed object, from its pack at ``loc``. False: a hard link to
+    a packed object was left for later (see ObjectStore.link_out)."""
+    if mode == "hardlink":
+        return objects.link_out(entry.digest, dest, loc, locate=may_locate)
+    if loc is not None:
+        if mode == "symlink":
+            os.symlink(objects.unpack(entry.digest, loc), dest)
+        else:
+            objects.copy_to(entry.digest, dest, loc)
+        return True
     if not os.path.exists(src):
-        raise CorruptObjectError(digest=entry.digest, path=os.path.dirname(os.path.dirname(src)))
+        raise CorruptObjectError(digest=entry.digest, path=objects.root)
     if mode == "copy":
         fsutil.copy_into(src, dest)
     elif mode == "reflink":
         if not fsutil.reflink(src, dest):
             raise UsageError("this filesystem cannot reflink; use --link copy or auto")
         os.chmod(dest, 0o644)
-    elif mode == "hardlink":
-        os.link(src, dest)
     elif mode == "symlink":
         os.symlink(src, dest)
     else:  # pragma: no cover - validated earlier
         raise UsageError(f"unknown link mode {mode!r}")
+    return True
 
 
 def _probe_reflink(store: Store, root: Path) -> bool:
@@ -303,6 +337,12 @@ def _probe_reflink(store: Store, root: Path) -> bool:
 def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
     """Delete everything under ``root`` that is not an entry (checkout)."""
     root_path = Path(root).absolute()
+    try:
+        with os.scandir(root_path) as it:
+            if next(it, None) is None:
+                return 0  # empty (or new): nothing to remove
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
     keep_files = set(manifest.entries)
     keep_dirs = {""}
     for p in keep_files:
@@ -310,8 +350,6 @@ def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
         for i in range(1, len(parts)):
             keep_dirs.add("/".join(parts[:i]))
     removed = 0
-    if not root_path.is_dir():
-        return 0
 
     def sweep(folder: Path, rel: str) -> None:
         nonlocal removed

@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS stat_cache (
     digest TEXT NOT NULL,
     PRIMARY KEY (dev, ino)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS stat_cache_by_digest ON stat_cache (digest);
+DROP INDEX IF EXISTS stat_cache_by_digest;  -- gc scans instead: adds stay cheap
 CREATE TABLE IF NOT EXISTS packed (
     digest TEXT PRIMARY KEY,
     pack TEXT NOT NULL,
@@ -226,7 +226,12 @@ class Index:
             )
 
     def stat_cache_forget(self, digests: Iterable[str]) -> None:
+        """Drop the cached stats of files with these digests (a scan: only gc
+        calls this, and an index on digests would slow down every add)."""
+        gone = set(digests)
+        if not gone:
+            return
         with self.transaction():
-            self.db.executemany(
-                "DELETE FROM stat_cache WHERE digest = ?", ((d,) for d in digests)
-            )
+            keys = [(dev, ino) for dev, ino, digest in self.db.execute(
+                "SELECT dev, ino, digest FROM stat_cache") if digest in gone]
+            self.db.executemany("DELETE FROM stat_cache WHERE dev = ? AND ino = ?", keys)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import os
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from wbtool import fsutil
 from wbtool.errors import CorruptObjectError
-from wbtool.hashing import CHUNK, hash_bytes, hash_fd, is_digest, new_hasher
+from wbtool.hashing import CHUNK, hash_bytes, hash_fd, hash_mapped, is_digest, new_hasher
 
 if TYPE_CHECKING:
     from wbtool.store.index import Index
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 PackLocation = tuple[str, int, int]  # pack file path, offset, size
 
 SMALL = 4 << 20  # files up to this size are read whole, then hashed
-MAP_WINDOW = 16 << 20  # hash large files through a memory map this big at a time
 RACY_NS = 1_000_000_000  # a file written this recently may still be changing
 OBJECT_MODE = 0o444
 
@@ -168,8 +166,63 @@ class ObjectStore:
     def put_bytes(self, data: bytes) -> tuple[str, bool]:
         """Store ``data``; return (digest, whether it was newly written)."""
         digest = hash_bytes(data)
+        return digest, self._put_hashed(digest, data)
+
+    def unpack(self, digest: str, loc: PackLocation) -> str:
+        """Give a packed object a file of its own, for hard and symbolic links
+        to point at; return its path. The pack keeps its copy."""
+        final = self.path(digest)
+        if not os.path.exists(final):
+            data = self.read_packed(loc)
+            if hash_bytes(data) != digest:
+                raise CorruptObjectError(digest=digest, path=self.root)
+            self._put_hashed(digest, data)
+        return final
+
+    def link_out(
+        self, digest: str, dest: str, loc: PackLocation | None = None, *, locate: bool = True
+    ) -> bool:
+        """Hard-link the object at the new path ``dest``; True when done.
+
+        A packed object has no file of its own yet: its bytes are written at
+        ``dest`` (read-only) and that file is then linked into the store,
+        complete, so the next checkout only links. Its pack location is
+        ``loc`` or looked up in the index; without ``locate`` (where the index
+        must not be used, as in a forked helper) such an object is left alone
+        and the result is False.
+        """
+        final = self.path(digest)
+        try:
+            os.link(final, dest)
+            return True
+        except FileNotFoundError:
+            if loc is None:
+                if not locate:
+                    return False
+                loc = self.locate(digest)
+            if loc is None:
+                raise CorruptObjectError(digest=digest, path=self.root) from None
+        data = self.read_packed(loc)
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+        try:
+            fsutil.write_all(fd, data)
+        finally:
+            os.close(fd)
+        try:
+            try:
+                os.link(dest, final)
+            except FileNotFoundError:  # the shard folder is made on first use
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.link(dest, final)
+        except FileExistsError:
+            pass  # unpacked by someone else meanwhile: ``dest`` stays a copy
+        return True
+
+    def _put_hashed(self, digest: str, data: bytes) -> bool:
         if os.path.exists(self.path(digest)):
-            return digest, False
+            return False
         tmp = fsutil.tmp_name(self.tmp, digest)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
@@ -177,7 +230,7 @@ class ObjectStore:
                 fsutil.write_all(fd, data)
             finally:
                 os.close(fd)
-            return digest, self._publish(tmp, digest)
+            return self._publish(tmp, digest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -216,7 +269,7 @@ class ObjectStore:
                 if cloned:
                     cfd = os.open(tmp, os.O_RDONLY)
                     try:
-                        digest, size = hash_fd(cfd)
+                        digest, size = hash_fd(cfd, mapped=True)  # a private clone
                     finally:
                         os.close(cfd)
                     os.chmod(tmp, OBJECT_MODE)
@@ -236,7 +289,7 @@ class ObjectStore:
             raise
 
     def _put_linked(self, src: str, fd: int) -> tuple[str, int, bool]:
-        digest, size = hash_fd(fd)
+        digest, size = hash_fd(fd, mapped=True)  # the user promised not to change it
         final = self.path(digest)
         if os.path.exists(final):
             return digest, size, False
@@ -333,7 +386,7 @@ class ObjectStore:
             except OSError:
                 return False
         try:
-            return hash_fd(fd)[0] == digest
+            return hash_fd(fd, mapped=True)[0] == digest
         finally:
             os.close(fd)
 
@@ -378,7 +431,6 @@ def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
     if cfr is None or time.time_ns() - before.st_mtime_ns < RACY_NS or before.st_size == 0:
         return None
     size = before.st_size
-    h = new_hasher()
     copy_error: list[BaseException] = []
 
     def copy() -> None:  # in the kernel, without the GIL, beside the hashing
@@ -395,12 +447,7 @@ def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
     copier = threading.Thread(target=copy, name="wbtool-copy", daemon=True)
     copier.start()
     try:
-        off = 0
-        while off < size:
-            n = min(MAP_WINDOW, size - off)
-            with mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off) as window:
-                h.update(window)
-            off += n
+        digest = hash_mapped(fd, size)
     finally:
         copier.join()
     if copy_error:
@@ -416,7 +463,7 @@ def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
         before.st_size, before.st_mtime_ns, before.st_ctime_ns
     ):
         return None  # changed under us: copy again in user space
-    return h.hexdigest(), size
+    return digest, size
 
 
 def read_all(fd: int, size_hint: int) -> bytes:
