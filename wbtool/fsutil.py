@@ -109,10 +109,10 @@ def syncfs(path: StrPath) -> None:
     global _libc
     if _libc is None:
         import ctypes  # only here: importing ctypes costs start-up time
-        import ctypes.util
 
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None)
+        # The process's own symbols include the C library's; looking it up by
+        # name (ctypes.util.find_library) would start an ldconfig process.
+        _libc = ctypes.CDLL(None, use_errno=True)
     fn = getattr(_libc, "syncfs", None)
     if fn is None:
         os.sync()
