@@ -48,6 +48,13 @@ def test_round_trip() -> None:
         {"ok": {"digest": D1, "size": -1}},
         {"ok": {"digest": D1}},
         {"ok": "string"},
+        {"a/.": {"digest": D1, "size": 1}},
+        {"./a": {"digest": D1, "size": 1}},
+        {"ok": {"digest": D1.upper(), "size": 1}},
+        {"ok": {"digest": D1, "size": True}},
+        {"ok": {"digest": D1, "size": 1.0}},
+        {"a\\b": {"digest": D1, "size": 1}},
+        {"C:/x": {"digest": D1, "size": 1}},
     ],
 )
 def test_hostile_manifests_refused(entries: dict) -> None:

@@ -32,7 +32,7 @@ def test_reserved_types(bad: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [("a.txt", "a.txt"), ("a//b/./c", "a/b/c"), ("données/é.txt", "données/é.txt"),
-     ("dir/", "dir")],
+     ("dir/", "dir"), ("dir/.", "dir")],
 )
 def test_entry_paths_normalised(raw: str, clean: str) -> None:
     assert validate_entry_path(raw) == clean

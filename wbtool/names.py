@@ -71,7 +71,8 @@ def is_clean_entry_path(value: object) -> bool:
         type(value) is str and 0 < len(value) <= MAX_PATH and value[0] != "/"
         and value[-1] != "/" and "\0" not in value and "\\" not in value
         and "//" not in value and ".." not in value and "/./" not in value
-        and not value.startswith("./") and value != "." and value[1:2] != ":"
+        and not value.startswith("./") and not value.endswith("/.") and value != "."
+        and value[1:2] != ":"
     )
 
 

@@ -8,6 +8,7 @@ the same suite later.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -147,6 +148,50 @@ def test_large_files_to_a_store_that_takes_checksums_only_where_required(
     source.write_bytes(data)
     remote.put_file(source, "large.bin")
     assert remote.read("large.bin") == data
+
+
+@pytest.mark.parametrize("config, env, signed", [
+    ({}, {}, False),
+    ({"request_checksum_calculation": "when_required"}, {}, True),
+    ({}, {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED"}, True),
+    ({"s3": {"payload_signing_enabled": True}}, {}, True),
+], ids=["checksummed", "no-checksums", "no-checksums-from-env", "signing-asked-for"])
+def test_uploads_carry_a_checksum_instead_of_a_signed_body(
+        request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        config: dict[str, object], env: dict[str, str], signed: bool) -> None:
+    """Over plain http botocore signs every body with SHA-256 unless told not
+    to; wbtool tells it not to where each upload carries a CRC32 that the
+    server checks, and leaves it alone otherwise, or where the user asks."""
+    from wbtool.remote import s3parts
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    server = server_for(request, "s3")
+    options = {**server.options, "config_kwargs": {
+        **server.options.get("config_kwargs", {}), **config}}
+    remote = open_remote(server.url(), options)
+    assert isinstance(remote, fs.S3Remote)
+    sent: list[tuple[str, dict[str, str]]] = []
+    remote.client.meta.events.register(
+        "before-send.s3", lambda request, **kw: sent.append(
+            (request.method, {k.lower(): v.decode() if isinstance(v, bytes) else v
+                              for k, v in request.headers.items()})))
+    remote.write("objects/small", b"small object")
+    source = tmp_path / "large.bin"
+    data = os.urandom(s3parts.THRESHOLD)
+    source.write_bytes(data)
+    remote.put_file(source, "objects/large")
+    assert remote.read("objects/small") == b"small object"
+    assert remote.read("objects/large") == data
+    bodies = [h for method, h in sent if method == "PUT"]
+    assert len(bodies) == 1 + s3parts.THRESHOLD // s3parts.PART_SIZE
+    for headers in bodies:
+        body_hash = headers["x-amz-content-sha256"]
+        if signed:
+            assert re.fullmatch(r"[0-9a-f]{64}", body_hash)
+        else:
+            assert body_hash == "UNSIGNED-PAYLOAD"
+            assert "x-amz-checksum-crc32" in headers
 
 
 def test_a_failed_upload_in_parts_leaves_nothing(request: pytest.FixtureRequest,

@@ -40,6 +40,7 @@ BATCH = 16
 PACK_BATCH = 256
 MIN_PACKED = 16  # fewer small files than this get objects of their own
 PARALLEL_SMALL_MIN = 4000  # from this many small files on, a helper process packs half
+WALK_SHARE_AFTER = 5000  # files walked before a helper process takes half the folders left
 StatRow = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
 Miss = tuple[int, str, int]  # item index, local path, size
 Done = tuple[int, str, int, bool]  # item index, digest, size, new
@@ -66,13 +67,57 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
     target's content; a link that points outside ``root``, a dangling link
     and a link to a folder are skipped and reported (never followed out of
     the tree, never looped on). Sockets, FIFOs and devices are skipped.
+
+    A large tree is walked by two processes: once :data:`WALK_SHARE_AFTER`
+    files are seen, a forked helper takes half the folders still to visit
+    (a ``stat`` per file is a stream of short system calls bound by one core).
     """
     top = os.path.abspath(os.fspath(root))
     real_top = os.path.realpath(top)
     out = WalkResult()
-    prefix = prefix.strip("/")
-    stack = [(top, prefix)]
+    stack = [(top, prefix.strip("/"))]
+    _walk(stack, out, real_top, stop_after=WALK_SHARE_AFTER)
+    if len(stack) >= 2 and forked.can_fork():
+        half = len(stack) // 2
+        helper = forked.ForkedJob(_walk_share, stack[:half], real_top)
+        try:
+            del stack[:half]
+            _walk(stack, out, real_top)
+            locals_, rels, skipped, stats = helper.result()
+        finally:
+            helper.stop()
+        if locals_:
+            out.files += zip(locals_.split("\0"), rels.split("\0"), strict=True)
+        out.skipped += skipped
+        out.stats += stats
+    else:
+        _walk(stack, out, real_top)
+    for local, reason in out.skipped:
+        log.warning("skipped %s: %s", local, reason)
+    return out
+
+
+def _walk_share(
+    stack: list[tuple[str, str]], real_top: str
+) -> tuple[str, str, list[tuple[str, str]], array[int]]:
+    """In a forked helper: walk the folders of ``stack`` and all below them.
+    The paths travel back joined by NUL (which no path holds): one string
+    pickles far faster than a tuple per file."""
+    out = WalkResult()
+    _walk(stack, out, real_top)
+    return ("\0".join(local for local, _ in out.files), "\0".join(rel for _, rel in out.files),
+            out.skipped, out.stats)
+
+
+def _walk(
+    stack: list[tuple[str, str]], out: WalkResult, real_top: str, stop_after: int | None = None
+) -> None:
+    """Walk the folders on ``stack`` (and those found below them) into ``out``;
+    with ``stop_after``, return once that many files are in ``out``, leaving
+    the folders not yet visited on ``stack``."""
     while stack:
+        if stop_after is not None and len(out.files) >= stop_after:
+            return
         folder, rel = stack.pop()
         try:
             it = os.scandir(folder)
@@ -121,9 +166,6 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
                     continue
                 out.files.append((entry.path, entry_rel))
                 out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    for local, reason in out.skipped:
-        log.warning("skipped %s: %s", local, reason)
-    return out
 
 
 def ingest(

@@ -28,6 +28,8 @@ PackLocation = tuple[str, int, int]  # pack file path, offset, size
 SMALL = 4 << 20  # files up to this size are read whole, then hashed
 RACY_NS = 1_000_000_000  # a file written this recently may still be changing
 OBJECT_MODE = 0o444
+# Why a hard link (or a file to link to) cannot be made: fall back to a copy.
+_CANNOT_LINK = (errno.EMLINK, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class ObjectStore:
@@ -184,12 +186,14 @@ class ObjectStore:
     ) -> bool:
         """Hard-link the object at the new path ``dest``; True when done.
 
-        A packed object has no file of its own yet: its bytes are written at
-        ``dest`` (read-only) and that file is then linked into the store,
-        complete, so the next checkout only links. Its pack location is
-        ``loc`` or looked up in the index; without ``locate`` (where the index
-        must not be used, as in a forked helper) such an object is left alone
-        and the result is False.
+        A packed object has no file of its own yet: the first time, it is
+        unpacked (checked against its digest, written under ``tmp/``, renamed
+        into place) and then linked, so later checkouts only link. Its pack
+        location is ``loc`` or looked up in the index; without ``locate``
+        (where the index must not be used, as in a forked helper) such an
+        object is left alone and the result is False. Where no link can be
+        made (an inode at its link limit, a store this user cannot write to)
+        ``dest`` gets a copy.
         """
         final = self.path(digest)
         try:
@@ -202,22 +206,17 @@ class ObjectStore:
                 loc = self.locate(digest)
             if loc is None:
                 raise CorruptObjectError(digest=digest, path=self.root) from None
-        data = self.read_packed(loc)
-        if hash_bytes(data) != digest:
-            raise CorruptObjectError(digest=digest, path=self.root)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+        except OSError as e:
+            if e.errno != errno.EMLINK:
+                raise
+            self.copy_to(digest, dest)
+            return True
         try:
-            fsutil.write_all(fd, data)
-        finally:
-            os.close(fd)
-        try:
-            try:
-                os.link(dest, final)
-            except FileNotFoundError:  # the shard folder is made on first use
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.link(dest, final)
-        except FileExistsError:
-            pass  # unpacked by someone else meanwhile: ``dest`` stays a copy
+            os.link(self.unpack(digest, loc), dest)
+        except OSError as e:
+            if e.errno not in _CANNOT_LINK:
+                raise
+            self.copy_to(digest, dest, loc)
         return True
 
     def _put_hashed(self, digest: str, data: bytes) -> bool:
@@ -386,7 +385,7 @@ class ObjectStore:
             except OSError:
                 return False
         try:
-            return hash_fd(fd, mapped=True)[0] == digest
+            return hash_fd(fd)[0] == digest  # not mapped: it may be a user's file too
         finally:
             os.close(fd)
 
