@@ -62,17 +62,23 @@ def test_many_small_files_are_packed_and_round_trip(
     cli("artifact", "verify", "ds", check=True)
 
 
-def test_verify_detects_corruption_inside_a_pack(
-    cli: Cli, tmp_path: Path, store_dir: Path
-) -> None:
+def _log_with_a_corrupt_packed_object(cli: Cli, tmp_path: Path, store_dir: Path) -> str:
+    """Log FILES as ds, then damage one packed object; return its digest."""
     data = make_tree(tmp_path / "data", FILES)
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
-    _, pack, offset, _ = packed_rows(store_dir)[0]
+    digest, pack, offset, _ = packed_rows(store_dir)[0]
     path = store_dir / "objects" / "pack" / f"{pack}.pack"
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(b"#")
+    return digest
+
+
+def test_verify_detects_corruption_inside_a_pack(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    _log_with_a_corrupt_packed_object(cli, tmp_path, store_dir)
     res = cli("artifact", "verify", "ds")
     assert res.code == 4 and "corrupt" in res.err
 
@@ -157,14 +163,7 @@ def test_hardlink_checkout_unpacks_packed_objects_once(
 def test_hardlink_checkout_refuses_a_corrupt_packed_object(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:
-    data = make_tree(tmp_path / "data", FILES)
-    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
-    digest, pack, offset, _ = packed_rows(store_dir)[0]
-    path = store_dir / "objects" / "pack" / f"{pack}.pack"
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(b"#")
+    digest = _log_with_a_corrupt_packed_object(cli, tmp_path, store_dir)
     res = cli("artifact", "checkout", "ds", str(tmp_path / "out"), "--link", "hardlink")
     assert res.code == 7 and "corrupt" in res.err
     assert digest not in _loose(store_dir)  # the bad bytes were not given a name
