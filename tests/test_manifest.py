@@ -63,6 +63,23 @@ def test_hostile_manifests_refused(entries: dict) -> None:
         Manifest.from_bytes(doc)
 
 
+@pytest.mark.parametrize("bad", [
+    ("../evil", {"digest": D1, "size": 1}),
+    ("ok", {"digest": D1, "size": -1}),
+    ("ok", {"digest": D1, "size": True}),
+    ("ok", {"digest": D1[:-1] + "g", "size": 1}),
+    ("C:/x", {"digest": D1, "size": 1}),
+])
+def test_one_hostile_entry_among_many_refused(bad: tuple[str, dict]) -> None:
+    """Large manifests are checked column by column; one bad entry anywhere
+    still sinks the whole manifest."""
+    entries = {f"d/f{i:04}": {"digest": D1, "size": i} for i in range(2000)}
+    entries[bad[0]] = bad[1]
+    doc = json.dumps({"version": 1, "hash": "xxh3-128", "entries": entries}).encode()
+    with pytest.raises(StoreError):
+        Manifest.from_bytes(doc)
+
+
 def test_unknown_versions_refused() -> None:
     for doc in ({"version": 2, "hash": "xxh3-128", "entries": {}},
                 {"version": 1, "hash": "md5", "entries": {}}):

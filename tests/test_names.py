@@ -4,6 +4,9 @@ import pytest
 
 from wbtool.errors import InvalidNameError
 from wbtool.names import (
+    MAX_PATH,
+    all_clean_entry_paths,
+    is_clean_entry_path,
     split_ref,
     validate_alias,
     validate_entry_path,
@@ -44,6 +47,29 @@ def test_entry_paths_normalised(raw: str, clean: str) -> None:
 def test_entry_paths_refused(bad: str) -> None:
     with pytest.raises(InvalidNameError):
         validate_entry_path(bad)
+
+
+PATH_SAMPLES = [
+    "a.txt", "d/e/f", "données/é.txt", "a..b", "a/.hidden", ".hidden", "a.", "x" * MAX_PATH,
+    "x" * (MAX_PATH + 1), "", "/etc/passwd", "../x", "a/../b", "a/..", "a\\b", "C:/x", "c:",
+    "\n:x", "a:b", "ab:c", "a\0b", ".", "./", "./a", "a/.", "a/./b", "a//b", "dir/", "a/b/",
+    ":", "::", "\0", "b/C:/x",
+]
+
+
+@pytest.mark.parametrize("path", PATH_SAMPLES)
+def test_all_clean_paths_judges_each_path_as_one_at_a_time(path: str) -> None:
+    """The column check of a manifest's paths agrees with the one-path check,
+    for a path alone and between clean neighbours (first, middle, last)."""
+    one = is_clean_entry_path(path)
+    for paths in ([path], [path, "n"], ["n", path, "m"], ["n", path]):
+        assert all_clean_entry_paths(paths) is one, paths
+
+
+def test_all_clean_paths_of_many() -> None:
+    assert all_clean_entry_paths([])
+    assert all_clean_entry_paths([f"d{i}/f{i}.bin" for i in range(1000)])
+    assert not all_clean_entry_paths(["a", 3])  # type: ignore[list-item]
 
 
 def test_aliases_cannot_look_like_versions() -> None:

@@ -4,19 +4,24 @@ Thousands of small files mean thousands of short system calls, which one
 Python process issues from one core (threads only fight over the GIL). A
 forked child inherits everything it needs (lists, sets, open pack files)
 without pickling; only its result travels back, through a pipe.
+
+Plain ``os.fork``: multiprocessing would cost more to import than the
+helper saves on a folder of ten thousand files.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
+_READ = 1 << 20
+
 
 def can_fork() -> bool:
-    return (os.cpu_count() or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    return (os.cpu_count() or 1) > 1 and hasattr(os, "fork")
 
 
 class ForkedJob:
@@ -29,43 +34,80 @@ class ForkedJob:
     """
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        ctx = multiprocessing.get_context("fork")
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(send, fn, args), name="wbtool-helper",
-                                 daemon=True)
-        self._proc.start()
-        send.close()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the helper: never returns into the caller's code
+            code = 1
+            try:
+                os.close(read)
+                _child(write, fn, args)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._pid: int | None = pid
+        self._read = read
 
     def result(self) -> Any:
+        import pickle
+
+        chunks = []
+        while chunk := os.read(self._read, _READ):
+            chunks.append(chunk)
+        if not chunks:
+            raise OSError("a helper process died")
         try:
-            ok, payload = self._recv.recv()
-        except EOFError:
-            raise OSError("a helper process died") from None
+            ok, payload = pickle.loads(b"".join(chunks))
+        except Exception as e:
+            raise OSError(f"a helper process failed and its answer cannot be read: {e}") from None
         if not ok:
             raise payload
         return payload
 
     def stop(self) -> None:
-        if self._proc.is_alive():
-            self._proc.join(timeout=0.05)
-        if self._proc.is_alive() and self._proc.pid is not None:
-            os.kill(self._proc.pid, signal.SIGINT)
-            self._proc.join(timeout=30)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
-        self._recv.close()
+        if self._pid is not None:
+            if not self._wait(0.05):
+                os.kill(self._pid, signal.SIGINT)
+                if not self._wait(30):
+                    os.kill(self._pid, signal.SIGKILL)
+                    os.waitpid(self._pid, 0)
+            self._pid = None
+        if self._read >= 0:
+            os.close(self._read)
+            self._read = -1
+
+    def _wait(self, seconds: float) -> bool:
+        """Reap the helper if it ends within ``seconds``; True if it did."""
+        assert self._pid is not None
+        deadline = time.monotonic() + seconds
+        while True:
+            if os.waitpid(self._pid, os.WNOHANG)[0] != 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
 
 
-def _child(send: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _child(fd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    import pickle
+
     try:
-        result = fn(*args)
-    except BaseException as e:  # KeyboardInterrupt included: report, then exit
         try:
-            send.send((False, e))
-        except Exception:
-            send.send((False, OSError(f"{type(e).__name__}: {e}")))
-    else:
-        send.send((True, result))
+            data = pickle.dumps((True, fn(*args)), pickle.HIGHEST_PROTOCOL)
+        except BaseException as e:  # KeyboardInterrupt included: report, then exit
+            try:
+                data = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                data = pickle.dumps((False, OSError(f"{type(e).__name__}: {e}")))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
     finally:
-        send.close()
+        os.close(fd)
+
+
+def thread_pool(workers: int, name: str) -> Any:
+    """A ``ThreadPoolExecutor`` (imported only when work needs one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(workers, thread_name_prefix=name)

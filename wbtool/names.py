@@ -76,6 +76,31 @@ def is_clean_entry_path(value: object) -> bool:
     )
 
 
+_DRIVE_IN_FRAMED = re.compile(r"\0.:", re.DOTALL)
+
+
+def all_clean_entry_paths(paths: list[str]) -> bool:
+    """:func:`is_clean_entry_path` of every path at once, as a few scans of
+    one string (for manifests of 10^5 entries and more): the paths joined
+    and framed by NUL, which no clean path holds, so that every rule about
+    a path's start or end becomes a search for NUL beside something."""
+    if not paths:
+        return True
+    if set(map(type, paths)) != {str}:
+        return False
+    framed = "\0" + "\0".join(paths) + "\0"
+    return (
+        framed.count("\0") == len(paths) + 1  # no NUL inside a path
+        and max(map(len, paths)) <= MAX_PATH
+        and "\0\0" not in framed  # empty
+        and "\\" not in framed and "//" not in framed and ".." not in framed
+        and "/./" not in framed
+        and "\0/" not in framed and "/\0" not in framed  # absolute, trailing slash
+        and "\0./" not in framed and "/.\0" not in framed and "\0.\0" not in framed
+        and (":" not in framed or _DRIVE_IN_FRAMED.search(framed) is None)
+    )
+
+
 def validate_entry_path(value: str) -> str:
     """Return the normalised relative POSIX path, or raise InvalidNameError.
 

@@ -11,12 +11,11 @@ import contextlib
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from wbtool.artifacts import ingest, materialize, references
+from wbtool.artifacts import ingest, materialize
 from wbtool.context import Context
 from wbtool.errors import (
     ArtifactFinalizedError,
@@ -453,6 +452,8 @@ class Artifact:
             raise UsageError(f"{uri!r} is not a URI; use file:///absolute/path or add_file")
         if name:
             validate_entry_path(name)  # before any request
+        from wbtool.artifacts import references
+
         if checksum and references.handles(uri):
             entries = references.collect(uri, name, store=self._context().store, limit=limit)
             self._put(entries, overwrite=False)
@@ -495,6 +496,8 @@ class Artifact:
         open_mode = "wb" if binary else "w"
         ctx = self._context()
         ctx.store.tmp.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=ctx.store.tmp, prefix=".new-file-")
         os.close(fd)
         try:

@@ -7,13 +7,11 @@ means an unchanged file costs one ``stat``.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat as stat_mod
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from wbtool import forked
@@ -23,8 +21,6 @@ from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
 from wbtool.store.objects import ObjectStore, read_all
 from wbtool.store.packs import PACK_MAX, PackRows, PackWriter
-
-log = logging.getLogger("wbtool")
 
 Progress = Callable[[int, int], None]  # (files done, bytes done) increments
 
@@ -92,8 +88,12 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
         out.stats += stats
     else:
         _walk(stack, out, real_top)
-    for local, reason in out.skipped:
-        log.warning("skipped %s: %s", local, reason)
+    if out.skipped:
+        import logging
+
+        log = logging.getLogger("wbtool")
+        for local, reason in out.skipped:
+            log.warning("skipped %s: %s", local, reason)
     return out
 
 
@@ -240,7 +240,7 @@ def ingest(
             for batch in batches:
                 wrote_any |= collect(work(batch))
         else:
-            with ThreadPoolExecutor(n_workers, thread_name_prefix="wbtool-hash") as pool:
+            with forked.thread_pool(n_workers, "wbtool-hash") as pool:
                 for done in pool.map(work, batches):
                     wrote_any |= collect(done)
     if fresh and not skip_cache:

@@ -13,19 +13,21 @@ import os
 import shutil
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from wbtool import forked, fsutil
-from wbtool.artifacts import references
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import Store
 from wbtool.store.objects import ObjectStore, PackLocation
+
+if TYPE_CHECKING:
+    from wbtool.artifacts import references
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 Progress = Callable[[int, int], None]
@@ -135,7 +137,8 @@ def materialize(
     if link == "auto":
         link = "reflink" if _probe_reflink(store, root_path) else "copy"
 
-    remote_refs = references.Fetcher(store)  # references are never copied into the store
+    # references are never copied into the store
+    remote_refs = _fetcher(store) if any(e.ref is not None for e in entries) else None
 
     root_str = str(root_path)
 
@@ -146,6 +149,7 @@ def materialize(
         dest = f"{root_str}/{path}"
         loc = None
         if entry.ref is not None:
+            assert remote_refs is not None
             if remote_refs.handles(entry):
                 try:
                     return remote_refs.place(entry, Path(dest),
@@ -238,7 +242,7 @@ def materialize(
     with contextlib.ExitStack() as stack:
         if helper is not None:
             stack.callback(helper.stop)
-        pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="wbtool-out"))
+        pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
         results = itertools.chain(
             (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
             map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches),
@@ -313,6 +317,12 @@ def _write(
     else:  # pragma: no cover - validated earlier
         raise UsageError(f"unknown link mode {mode!r}")
     return True
+
+
+def _fetcher(store: Store) -> references.Fetcher:
+    from wbtool.artifacts import references
+
+    return references.Fetcher(store)
 
 
 def _probe_reflink(store: Store, root: Path) -> bool:
@@ -436,7 +446,7 @@ def verify_objects(
         return digest, objects.verify(digest)
 
     workers = min(4, (os.cpu_count() or 2) * 2)
-    with ThreadPoolExecutor(workers) as pool:
+    with forked.thread_pool(workers, "wbtool-verify") as pool:
         for digest, ok in pool.map(check, loose, chunksize=16):
             if not ok:
                 bad.add(digest)
