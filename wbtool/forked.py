@@ -11,6 +11,7 @@ helper saves on a folder of ten thousand files.
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 _READ = 1 << 20
+_MARSHAL, _PICKLE = b"M", b"P"
 
 
 def can_fork() -> bool:
@@ -28,7 +30,9 @@ class ForkedJob:
     """``fn(*args)`` in a forked child; :meth:`result` returns what it returned.
 
     An exception raised in the child is raised again by :meth:`result` (one
-    that cannot be pickled becomes an ``OSError`` with its message). Always
+    that cannot be pickled becomes an ``OSError`` with its message). A result
+    made of plain values travels by marshal, so a bytes-like value in it
+    (an ``array``, say) arrives as ``bytes``. Always
     call :meth:`stop` (it interrupts a child still working, which then cleans
     up after itself as on Ctrl-C).
     """
@@ -49,15 +53,19 @@ class ForkedJob:
         self._read = read
 
     def result(self) -> Any:
-        import pickle
-
         chunks = []
         while chunk := os.read(self._read, _READ):
             chunks.append(chunk)
         if not chunks:
             raise OSError("a helper process died")
+        data = b"".join(chunks)
         try:
-            ok, payload = pickle.loads(b"".join(chunks))
+            if data[:1] == _MARSHAL:
+                ok, payload = marshal.loads(memoryview(data)[1:])
+            else:
+                import pickle
+
+                ok, payload = pickle.loads(memoryview(data)[1:])
         except Exception as e:
             raise OSError(f"a helper process failed and its answer cannot be read: {e}") from None
         if not ok:
@@ -89,21 +97,33 @@ class ForkedJob:
 
 
 def _child(fd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    import pickle
-
     try:
         try:
-            data = pickle.dumps((True, fn(*args)), pickle.HIGHEST_PROTOCOL)
+            data = _dumps((True, fn(*args)))
         except BaseException as e:  # KeyboardInterrupt included: report, then exit
             try:
-                data = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
+                data = _dumps((False, e))
             except Exception:
-                data = pickle.dumps((False, OSError(f"{type(e).__name__}: {e}")))
+                data = _dumps((False, OSError(f"{type(e).__name__}: {e}")))
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
+
+
+def _dumps(answer: tuple[bool, Any]) -> bytes:
+    """The answer as marshal writes it when it is made of plain values (lists,
+    tuples, strings, numbers; a bytes-like value arrives as ``bytes``), else
+    as pickle writes it: marshal is built in, pickle is an import and slower."""
+    if answer[0]:
+        try:
+            return _MARSHAL + marshal.dumps(answer)
+        except ValueError:
+            pass
+    import pickle
+
+    return _PICKLE + pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
 
 
 def thread_pool(workers: int, name: str) -> Any:

@@ -427,3 +427,86 @@ def test_relog_of_an_unchanged_folder_uses_the_walk_fingerprint(
     cli("artifact", "cache", "gc", "--grace", "0", check=True)
     assert db.execute("SELECT COUNT(*) FROM tree_cache").fetchone()[0] == 0
     cli("artifact", "verify", "ds:v0", check=True)
+
+
+def test_fast_entry_knows_the_options_of_artifact_log_and_checkout() -> None:
+    """The entry point parses plain ``artifact log`` and ``checkout`` calls
+    itself; it must know exactly the options (and choices) they declare."""
+    import typer.main
+
+    from wbtool.cli import artifact as artifact_cmd
+    from wbtool.cli import fast
+
+    for fn, table in ((artifact_cmd.log, fast.ARTIFACT_LOG_OPTIONS),
+                      (artifact_cmd.checkout, fast.ARTIFACT_CHECKOUT_OPTIONS)):
+        command = typer.main.get_command_from_info(
+            typer.models.CommandInfo(callback=fn), pretty_exceptions_short=True,
+            rich_markup_mode=None)
+        declared = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)
+                    if opt.startswith("-")} - {"--help"}
+        assert declared == set(table), fn.__name__
+    assert fast.ARTIFACT_LOG_OPTIONS["--policy"][1] == tuple(p.value for p in artifact_cmd.Policy)
+    assert fast.ARTIFACT_CHECKOUT_OPTIONS["--link"][1] == tuple(
+        link.value for link in artifact_cmd.Link)
+
+
+def test_fast_entry_parses_artifact_calls() -> None:
+    from wbtool.cli import fast
+
+    log, checkout = fast.ARTIFACT_LOG_OPTIONS, fast.ARTIFACT_CHECKOUT_OPTIONS
+    assert fast._parse_artifact(
+        ["ds", "d1", "--type", "dataset", "-a", "x", "--alias=y", "--policy", "immutable",
+         "d2", "--json", "--", "-odd"], log, 1, None
+    ) == (["ds", "d1", "d2", "-odd"], {"type": "dataset", "aliases": ["x", "y"],
+                                       "policy": "immutable", "as_json": True})
+    assert fast._parse_artifact(["ds:v0", "out", "--link=hardlink"], checkout, 2, 2) == (
+        ["ds:v0", "out"], {"link": "hardlink"})
+    # anything the full parser should explain goes to it
+    for argv in (["ds", "--policy", "frozen"], ["ds", "--help"], ["ds", "--type"],
+                 ["ds", "--type", "-x"], ["ds", "--json=1"], ["ds", "--bogus"], ["ds", "-tX"]):
+        assert fast._parse_artifact(argv, log, 1, None) is None, argv
+    assert fast._parse_artifact(["--type", "t"], log, 1, None) is None  # no name
+    assert fast._parse_artifact(["ds:v0"], checkout, 2, 2) is None
+    assert fast._parse_artifact(["ds:v0", "a", "b"], checkout, 2, 2) is None
+    assert fast._parse_artifact(["ds:v0", "out", "--link", "hard"], checkout, 2, 2) is None
+
+
+def test_fast_entry_answers_as_the_full_command_line(tmp_path: Path, store_dir: Path) -> None:
+    """The same calls through the fast path and through Typer: the same
+    output, the same exit status, the same one-line errors."""
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "d/b.txt": b"b"})
+    env = {**os.environ, "WBTOOL_DIR": str(store_dir)}
+
+    def both(*args: str) -> list[tuple[int, str, str]]:
+        """Each answer, with its own checkout folder (OUT in ``args``)."""
+        answers = []
+        for n, entry in enumerate(("from wbtool.cli.fast import main",
+                                   "from wbtool.cli.main import main")):
+            out = str(tmp_path / f"out-{n}-{len(answers_seen)}")
+            argv = [out if a == "OUT" else a for a in args]
+            proc = subprocess.run([sys.executable, "-c", f"{entry}; main()", *argv],
+                                  capture_output=True, text=True, env=env, cwd=tmp_path,
+                                  timeout=120)
+            answers.append((proc.returncode, proc.stdout.replace(out, "OUT"),
+                            proc.stderr.replace(out, "OUT")))
+        answers_seen.append(args)
+        return answers
+
+    answers_seen: list[tuple[str, ...]] = []
+
+    first = subprocess.run([sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(data),
+                            "--type", "dataset"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    for args in (
+        ("artifact", "log", "ds", str(data), "--type", "dataset"),  # unchanged, twice
+        ("artifact", "log", "ds", str(data), "--type", "dataset", "--json"),
+        ("artifact", "log", "ds", str(tmp_path / "missing"), "--type", "dataset"),
+        ("artifact", "log", "ds", str(data), "--type", "job"),
+        ("artifact", "checkout", "ds:v0", "OUT"),
+        ("artifact", "checkout", "ds:v9", "OUT"),
+        ("artifact", "checkout", "ds:v0", "OUT", "--link", "hardlink", "--json"),
+    ):
+        fast, full = both(*args)
+        assert fast == full, args
+        if "missing" in str(args) or "job" in args or "ds:v9" in args:
+            assert fast[0] not in (0, 1) and fast[2].count("\n") == 1, (args, fast)

@@ -22,7 +22,7 @@ from wbtool import forked, fsutil
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
-from wbtool.names import validate_entry_path
+from wbtool.names import all_clean_entry_paths, validate_entry_path
 from wbtool.store.layout import Store
 from wbtool.store.objects import ObjectStore, PackLocation
 
@@ -212,10 +212,14 @@ def materialize(
         return out
 
     # Folders first, serially, so that worker threads never race on mkdir.
-    for e in entries:
-        if validate_entry_path(e.path) != e.path:
-            raise UsageError(f"refused entry path {e.path!r}")
-        dirs.ensure(e.path.rpartition("/")[0], replace_links=replace)
+    paths = [e.path for e in entries]
+    if not all_clean_entry_paths(paths):
+        for path in paths:
+            if validate_entry_path(path) != path:
+                raise UsageError(f"refused entry path {path!r}")
+    for folder in sorted({path.rpartition("/")[0] for path in paths}):
+        dirs.ensure(folder, replace_links=replace)
+    del paths
     # Hard links need pack locations only until the objects have been
     # unpacked once (see ObjectStore.link_out): skip the lookup when the
     # first objects have files of their own already.
@@ -242,10 +246,14 @@ def materialize(
     with contextlib.ExitStack() as stack:
         if helper is not None:
             stack.callback(helper.stop)
-        pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
+        if len(batches) > 1:
+            pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
+            large: Iterator[list[tuple[str, int, str]]] = pool.map(run_batch, batches)
+        else:
+            large = map(run_batch, batches)
         results = itertools.chain(
             (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
-            map(run_batch, batches) if len(batches) <= 1 else pool.map(run_batch, batches),
+            large,
             (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
             _batches_of(later, run_batch),  # filled by then: read only once reached
         )

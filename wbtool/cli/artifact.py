@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from wbtool.cli import artifact_ops as ops
 from wbtool.cli import output
 
 app = typer.Typer(
@@ -42,48 +43,8 @@ ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: setti
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
 
-def _ctx(project: str | None) -> Any:
-    from wbtool.context import Context
-    from wbtool.settings import Settings
-
-    return Context.from_settings(Settings(project=project) if project else None)
-
-
-def _resolve(ctx: Any, ref: str) -> Any:
-    from wbtool.names import split_ref
-
-    project, name, version = split_ref(ref)
-    return ctx.registry.resolve(project or ctx.project, name, version)
-
-
-def _fetch(ctx: Any, ref: str) -> Any:
-    """Like _resolve, but a version only on the default remote is pulled first."""
-    from wbtool.names import split_ref
-    from wbtool.remote import fallback
-
-    project, name, version = split_ref(ref)
-    return fallback.resolve(ctx.registry, project or ctx.project, name, version)
-
-
-def _split_project(ctx: Any, name: str) -> tuple[str, str]:
-    from wbtool.names import split_ref
-
-    project, bare, version = split_ref(name)
-    if version:
-        from wbtool.errors import UsageError
-
-        raise UsageError(f"give a name without a version here, not {name!r}")
-    return project or ctx.project, bare
-
-
 def _policy(policy: Policy) -> bool:
     return policy is Policy.immutable
-
-
-def _version_line(rec: Any) -> str:
-    aliases = ", ".join(rec.aliases)
-    return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {rec.file_count} files  "
-            f"{output.human_size(rec.size)}" + (f"  [{aliases}]" if aliases else ""))
 
 
 @app.command()
@@ -108,8 +69,8 @@ def add(
 
     if not paths and not reference:
         raise UsageError("give at least one PATH or --reference")
-    ctx = _ctx(project)
-    proj, bare = _split_project(ctx, name)
+    ctx = ops.context(project)
+    proj, bare = ops.split_project(ctx, name)
     entries: list[Any] = []
     skipped: list[tuple[str, str]] = []
     if paths:
@@ -143,9 +104,9 @@ def status(
     """Show what is staged."""
     from wbtool.artifacts import staging
 
-    ctx = _ctx(project)
+    ctx = ops.context(project)
     if name is not None:
-        proj, bare = _split_project(ctx, name)
+        proj, bare = ops.split_project(ctx, name)
         d = staging.load_draft(ctx, proj, bare)
         drafts = [d] if d else []
     else:
@@ -180,8 +141,8 @@ def reset(
     from wbtool.artifacts import staging
     from wbtool.errors import NotFoundError
 
-    ctx = _ctx(project)
-    proj, bare = _split_project(ctx, name)
+    ctx = ops.context(project)
+    proj, bare = ops.split_project(ctx, name)
     if paths:
         d = staging.unstage(ctx, proj, bare, paths)
         result: dict[str, Any] = {"name": bare, "remaining": len(d.manifest)}
@@ -217,37 +178,10 @@ def log(
     as_json: bool = JsonOpt,
 ) -> None:
     """Commit the draft plus PATHs as the next version (like git commit)."""
-    from wbtool.artifacts import staging
-    from wbtool.errors import UsageError
-
-    meta = None
-    if metadata is not None:
-        try:
-            meta = json.loads(metadata)
-        except ValueError as e:
-            raise UsageError(f"--metadata is not valid JSON: {e}") from None
-        if not isinstance(meta, dict):
-            raise UsageError("--metadata must be a JSON object")
-    ctx = _ctx(project)
-    proj, bare = _split_project(ctx, name)
-    run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
-    if paths:
-        with output.progress(f"hashing {bare}") as cb:
-            rec, skipped = staging.log_paths(
-                ctx, proj, bare, paths, name_in_artifact=name_in_artifact,
-                immutable=_policy(policy), type=type, description=description, metadata=meta,
-                aliases=alias or [], tags=tag or [], run_id=run_id, progress=cb)
-        for p, r in skipped:
-            output.note(f"skipped {p}: {r}")
-    else:
-        rec = staging.commit(
-            ctx, proj, bare, type=type, description=description, metadata=meta,
-            aliases=alias or [], tags=tag or [], run_id=run_id)._rec
-    if as_json:
-        output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
-        return
-    verb = "unchanged, still" if rec.noop else "logged"
-    output.line(f"{verb} {_version_line(rec)}")
+    ops.log_version(
+        name, paths or [], type=type, description=description, metadata=metadata,
+        aliases=alias or [], tags=tag or [], immutable=_policy(policy),
+        name_in_artifact=name_in_artifact, run=run, project=project, as_json=as_json)
 
 
 @app.command("ls")
@@ -258,7 +192,7 @@ def ls(
     as_json: bool = JsonOpt,
 ) -> None:
     """List artifacts, or the versions of one."""
-    ctx = _ctx(project)
+    ctx = ops.context(project)
     reg = ctx.registry
     if name is None:
         rows = reg.collections(None if all_projects else ctx.project)
@@ -270,7 +204,7 @@ def ls(
             [[r["project"], r["name"], r["type"], r["versions"], r["latest"],
               output.human_size(r["size"])] for r in rows])
         return
-    proj, bare = _split_project(ctx, name)
+    proj, bare = ops.split_project(ctx, name)
     recs = reg.versions(proj, bare)
     if not recs:
         from wbtool.errors import NotFoundError
@@ -299,8 +233,8 @@ def info(
     as_json: bool = JsonOpt,
 ) -> None:
     """Show one version: digest, size, aliases, tags, metadata."""
-    ctx = _ctx(project)
-    rec = _fetch(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.fetch(ctx, ref)
     doc = rec.to_json()
     manifest = ctx.registry.load_manifest(rec) if files or as_json else None
     if manifest is not None and files:
@@ -310,7 +244,7 @@ def info(
     if as_json:
         output.emit_json("artifact info", doc)
         return
-    output.line(_version_line(rec))
+    output.line(ops.version_line(rec))
     for key in ("digest", "description", "tags", "run_id", "ttl"):
         if doc.get(key):
             output.line(f"  {key}: {doc[key]}")
@@ -339,8 +273,8 @@ def download(
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
-    ctx = _ctx(project)
-    rec = _fetch(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
 
@@ -350,17 +284,8 @@ def download(
                                            path_prefix=path_prefix, link=link.value,
                                            progress=cb)
 
-    _report("artifact download", fallback.with_objects(ctx.registry, manifest, write), as_json)
-
-
-def _report(command: str, res: Any, as_json: bool) -> None:
-    if as_json:
-        output.emit_json(command, {"root": res.root, "written": res.written,
-                                   "unchanged": res.unchanged, "removed": res.removed,
-                                   "bytes": res.bytes, "skipped_references": res.skipped_refs})
-        return
-    output.line(f"{res.root}: {res.written} written, {res.unchanged} unchanged"
-                + (f", {res.removed} removed" if res.removed else ""))
+    res = fallback.with_objects(ctx.registry, manifest, write)
+    ops.report_written("artifact download", res, as_json)
 
 
 @app.command()
@@ -374,23 +299,7 @@ def checkout(
     as_json: bool = JsonOpt,
 ) -> None:
     """Make DIRECTORY hold exactly this version (other files there are deleted)."""
-    from wbtool.artifacts import materialize
-    from wbtool.remote import fallback
-
-    ctx = _ctx(project)
-    rec = _fetch(ctx, ref)
-    manifest = ctx.registry.load_manifest(rec)
-    os.makedirs(directory, exist_ok=True)
-    removed = materialize.remove_extras(directory, manifest)
-
-    def write() -> Any:
-        with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
-            return materialize.materialize(ctx.store, manifest, directory, link=link.value,
-                                           replace=True, progress=cb)
-
-    res = fallback.with_objects(ctx.registry, manifest, write)
-    res.removed = removed
-    _report("artifact checkout", res, as_json)
+    ops.checkout_version(ref, directory, link=link.value, project=project, as_json=as_json)
 
 
 @app.command()
@@ -406,8 +315,8 @@ def verify(
     from wbtool.artifacts import materialize
     from wbtool.errors import VerificationError
 
-    ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.resolve(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     label = f"{rec.project}/{rec.name}:{rec.version}"
     if root is not None:
@@ -450,8 +359,8 @@ def rm(
 
     if ":" not in ref:
         raise UsageError("name the version to delete: NAME:VERSION (e.g. mnist:v3)")
-    ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.resolve(ctx, ref)
     ctx.registry.delete(rec, delete_aliases=delete_aliases)
     if as_json:
         output.emit_json("artifact rm", {"deleted": f"{rec.project}/{rec.name}:{rec.version}"})
@@ -470,8 +379,8 @@ def link(
     """Link a version into a portfolio collection (e.g. a model registry)."""
     from wbtool.artifacts.artifact import Artifact
 
-    ctx = _ctx(project)
-    art = Artifact._from_record(ctx, _resolve(ctx, ref))
+    ctx = ops.context(project)
+    art = Artifact._from_record(ctx, ops.resolve(ctx, ref))
     linked = art.link(target, alias or None)
     if as_json:
         output.emit_json("artifact link", linked._rec.to_json())
@@ -487,9 +396,9 @@ def diff(
     as_json: bool = JsonOpt,
 ) -> None:
     """Paths added, removed and changed from A to B."""
-    ctx = _ctx(project)
-    ma = ctx.registry.load_manifest(_resolve(ctx, a))
-    mb = ctx.registry.load_manifest(_resolve(ctx, b))
+    ctx = ops.context(project)
+    ma = ctx.registry.load_manifest(ops.resolve(ctx, a))
+    mb = ctx.registry.load_manifest(ops.resolve(ctx, b))
     added = sorted(set(mb.entries) - set(ma.entries))
     removed = sorted(set(ma.entries) - set(mb.entries))
     changed = sorted(p for p in set(ma.entries) & set(mb.entries)
@@ -513,8 +422,8 @@ def alias_add(
     as_json: bool = JsonOpt,
 ) -> None:
     """Point aliases at a version (moving them from any other version)."""
-    ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.resolve(ctx, ref)
     for a in aliases:
         rec = ctx.registry.add_alias(rec, a)
     _show(rec, "artifact alias add", as_json)
@@ -528,8 +437,8 @@ def alias_rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove aliases from whichever version holds them."""
-    ctx = _ctx(project)
-    proj, bare = _split_project(ctx, name)
+    ctx = ops.context(project)
+    proj, bare = ops.split_project(ctx, name)
     rec = None
     for a in aliases:
         rec = ctx.registry.remove_alias(ctx.registry.resolve(proj, bare, a), a)
@@ -545,8 +454,8 @@ def tag_add(
     as_json: bool = JsonOpt,
 ) -> None:
     """Tag a version."""
-    ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.resolve(ctx, ref)
     for t in tags:
         rec = ctx.registry.add_tag(rec, t)
     _show(rec, "artifact tag add", as_json)
@@ -560,8 +469,8 @@ def tag_rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove tags from a version."""
-    ctx = _ctx(project)
-    rec = _resolve(ctx, ref)
+    ctx = ops.context(project)
+    rec = ops.resolve(ctx, ref)
     for t in tags:
         rec = ctx.registry.remove_tag(rec, t)
     _show(rec, "artifact tag rm", as_json)
@@ -571,7 +480,7 @@ def _show(rec: Any, command: str, as_json: bool) -> None:
     if as_json:
         output.emit_json(command, rec.to_json())
     else:
-        output.line(_version_line(rec) + (f"  tags: {', '.join(rec.tags)}" if rec.tags else ""))
+        output.line(ops.version_line(rec) + (f"  tags: {', '.join(rec.tags)}" if rec.tags else ""))
 
 
 @cache_app.command("gc")
@@ -583,7 +492,7 @@ def cache_gc(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete objects that no version or draft references."""
-    local_gc(_ctx(project), grace, dry_run, as_json, "artifact cache gc")
+    local_gc(ops.context(project), grace, dry_run, as_json, "artifact cache gc")
 
 
 def local_gc(ctx: Any, grace: float, dry_run: bool, as_json: bool, command: str) -> None:

@@ -1,17 +1,20 @@
-"""The entry point, with fast paths for ``wbtool run`` and ``wbtool log``.
+"""The entry point, with fast paths for the commands other programs call.
 
-Both sit in the hot path of other programs: ``wbtool run`` in front of every
-training job, ``wbtool log`` once per metric row in shell loops. The full
-command line (Typer, click) costs more to import and build than their own
-work, so plain calls of these two are parsed here, with the same options;
-anything unusual (``--help``, an unknown option, a bad value) goes to the full
-command line, which also owns the help text and the shell completions.
+``wbtool run`` sits in front of every training job, ``wbtool log`` runs once
+per metric row in shell loops, and ``wbtool artifact log`` and ``artifact
+checkout`` in data pipelines. The full command line (Typer, click) costs
+more to import and build than many of these calls' own work, so plain calls
+of these four are parsed here, with the same options; anything unusual
+(``--help``, an unknown option, a bad value) goes to the full command line,
+which also owns the help text and the shell completions.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 _LOG_FLAGS = {"--commit": ("commit", True), "--no-commit": ("commit", False),
               "--summary": ("summary", True), "--json": ("as_json", True)}
@@ -112,18 +115,99 @@ def _parse_run(argv: list[str]) -> dict[str, object] | None:
     return opts
 
 
+# ``wbtool artifact log`` and ``artifact checkout`` options: flag(s) → (keyword,
+# kind), where a kind is "value", "list", "flag" or the tuple of allowed values.
+ARTIFACT_LOG_OPTIONS: dict[str, tuple[str, str | tuple[str, ...]]] = {
+    "--type": ("type", "value"), "-t": ("type", "value"),
+    "--description": ("description", "value"), "-d": ("description", "value"),
+    "--metadata": ("metadata", "value"),
+    "--alias": ("aliases", "list"), "-a": ("aliases", "list"), "--tag": ("tags", "list"),
+    "--policy": ("policy", ("mutable", "immutable")),
+    "--name-in-artifact": ("name_in_artifact", "value"), "--run": ("run", "value"),
+    "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
+}
+ARTIFACT_CHECKOUT_OPTIONS: dict[str, tuple[str, str | tuple[str, ...]]] = {
+    "--link": ("link", ("auto", "copy", "reflink", "hardlink", "symlink")),
+    "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
+}
+
+
+def _parse_artifact(
+    argv: list[str], options: dict[str, tuple[str, str | tuple[str, ...]]],
+    least: int, most: int | None,
+) -> tuple[list[str], dict[str, object]] | None:
+    """(arguments, options) of a plain call, options anywhere as click takes
+    them; None for anything the full parser should see."""
+    args: list[str] = []
+    opts: dict[str, object] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            args += argv[i:]
+            break
+        if not arg.startswith("-") or arg == "-":
+            args.append(arg)
+            continue
+        flag, eq, value = arg.partition("=")
+        spec = options.get(flag)
+        if spec is None:
+            return None
+        dest, kind = spec
+        if kind == "flag":
+            if eq:
+                return None
+            opts[dest] = True
+            continue
+        if not eq:
+            if i >= len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+            i += 1
+        if isinstance(kind, tuple) and value not in kind:
+            return None
+        if kind == "list":
+            opts.setdefault(dest, [])
+            opts[dest].append(value)  # type: ignore[attr-defined]
+        else:
+            opts[dest] = value
+    if len(args) < least or (most is not None and len(args) > most):
+        return None
+    return args, opts
+
+
+def _artifact(argv: list[str]) -> Callable[[], None] | None:
+    """The work of a plain ``artifact log`` or ``artifact checkout`` call."""
+    from wbtool.cli import artifact_ops
+
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "log":
+        parsed = _parse_artifact(rest, ARTIFACT_LOG_OPTIONS, 1, None)
+        if parsed is None:
+            return None
+        (name, *paths), opts = parsed
+        immutable = opts.pop("policy", "mutable") == "immutable"
+        return lambda: artifact_ops.log_version(
+            name, paths, immutable=immutable, **opts)  # type: ignore[arg-type]
+    if command == "checkout":
+        parsed = _parse_artifact(rest, ARTIFACT_CHECKOUT_OPTIONS, 2, 2)
+        if parsed is None:
+            return None
+        (ref, directory), opts = parsed
+        return lambda: artifact_ops.checkout_version(
+            ref, directory, **opts)  # type: ignore[arg-type]
+    return None
+
+
 def _guarded(fn: Callable[[], int]) -> int:
     """Errors as the full command line reports them: one line, the error's code."""
-    from wbtool.errors import WbtoolError
+    from wbtool.cli.failure import exit_code
 
     try:
         return fn()
-    except WbtoolError as e:
-        sys.stderr.write(f"wbtool: error: {e}\n")
-        return e.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("wbtool: error: interrupted\n")
-        return 130
+    except (Exception, KeyboardInterrupt) as e:
+        return exit_code(e)
 
 
 def _run(opts: dict[str, object]) -> int:
@@ -154,6 +238,19 @@ def _log(opts: dict[str, object]) -> int:
     return _guarded(log)
 
 
+def _leave(code: int) -> NoReturn:
+    """Exit once the work is done and its output flushed, without tearing the
+    interpreter down object by object: after a large checkout that takes
+    longer than many small commands' whole work. Files and the index are
+    closed or committed by then (SQLite needs no close to keep a commit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["log"]:
@@ -164,6 +261,10 @@ def main() -> None:
         opts = _parse_run(argv[1:])
         if opts is not None:
             sys.exit(_run(opts))
+    elif argv[:1] == ["artifact"]:
+        work = _artifact(argv[1:])
+        if work is not None:
+            _leave(_guarded(lambda: work() or 0))
     from wbtool.cli.main import main as full
 
     full()

@@ -71,18 +71,14 @@ def root(
 app = build_app()
 
 
-def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"wbtool: error: {message}\n")
-    return code
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (never raises for expected errors).
 
     Typer reports usage errors itself (exit 2) and turns Ctrl-C into 130;
     wbtool's own errors become one line on stderr and their exit code.
     """
-    from wbtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, WbtoolError
+    from wbtool.cli.failure import exit_code
+    from wbtool.errors import EXIT_FAILURE
 
     args = sys.argv[1:] if argv is None else argv
     first = next((a for a in args if not a.startswith("-")), None)
@@ -91,24 +87,8 @@ def run(argv: list[str] | None = None) -> int:
         target(args=args, prog_name="wbtool", standalone_mode=True)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILURE)
-    except WbtoolError as e:
-        return _fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        return 0
-    except OSError as e:
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        return _fail(f"{e.strerror or e}{where}", EXIT_FAILURE)
-    except Exception as e:
-        sqlite3 = sys.modules.get("sqlite3")
-        if sqlite3 is None or not isinstance(e, sqlite3.Error):
-            raise
-        from wbtool.errors import EXIT_CONFLICT, EXIT_STORE
-
-        if "locked" in str(e) or "busy" in str(e):
-            return _fail(f"the store's index is busy ({e}); try again", EXIT_CONFLICT)
-        return _fail(f"the store's index cannot be used: {e}", EXIT_STORE)
+    except (Exception, KeyboardInterrupt) as e:
+        return exit_code(e)
     return 0
 
 

@@ -1,0 +1,134 @@
+"""The work behind ``wbtool artifact log`` and ``checkout``, and what every
+``wbtool artifact`` command shares, without Typer: scripts call these two
+commands in loops, so the entry point's fast path runs them directly."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from wbtool.cli import output
+
+
+def context(project: str | None) -> Any:
+    from wbtool.context import Context
+    from wbtool.settings import Settings
+
+    return Context.from_settings(Settings(project=project) if project else None)
+
+
+def resolve(ctx: Any, ref: str) -> Any:
+    from wbtool.names import split_ref
+
+    project, name, version = split_ref(ref)
+    return ctx.registry.resolve(project or ctx.project, name, version)
+
+
+def fetch(ctx: Any, ref: str) -> Any:
+    """Like resolve, but a version only on the default remote is pulled first."""
+    from wbtool.names import split_ref
+    from wbtool.remote import fallback
+
+    project, name, version = split_ref(ref)
+    return fallback.resolve(ctx.registry, project or ctx.project, name, version)
+
+
+def split_project(ctx: Any, name: str) -> tuple[str, str]:
+    from wbtool.names import split_ref
+
+    project, bare, version = split_ref(name)
+    if version:
+        from wbtool.errors import UsageError
+
+        raise UsageError(f"give a name without a version here, not {name!r}")
+    return project or ctx.project, bare
+
+
+def version_line(rec: Any) -> str:
+    aliases = ", ".join(rec.aliases)
+    return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {rec.file_count} files  "
+            f"{output.human_size(rec.size)}" + (f"  [{aliases}]" if aliases else ""))
+
+
+def report_written(command: str, res: Any, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(command, {"root": res.root, "written": res.written,
+                                   "unchanged": res.unchanged, "removed": res.removed,
+                                   "bytes": res.bytes, "skipped_references": res.skipped_refs})
+        return
+    output.line(f"{res.root}: {res.written} written, {res.unchanged} unchanged"
+                + (f", {res.removed} removed" if res.removed else ""))
+
+
+def log_version(
+    name: str,
+    paths: list[str],
+    *,
+    type: str | None = None,
+    description: str | None = None,
+    metadata: str | None = None,
+    aliases: list[str] | None = None,
+    tags: list[str] | None = None,
+    immutable: bool = False,
+    name_in_artifact: str | None = None,
+    run: str | None = None,
+    project: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """``wbtool artifact log``: commit the draft plus ``paths`` as the next version."""
+    from wbtool.artifacts import staging
+    from wbtool.errors import UsageError
+
+    meta = None
+    if metadata is not None:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as e:
+            raise UsageError(f"--metadata is not valid JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise UsageError("--metadata must be a JSON object")
+    ctx = context(project)
+    proj, bare = split_project(ctx, name)
+    run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
+    if paths:
+        with output.progress(f"hashing {bare}") as cb:
+            rec, skipped = staging.log_paths(
+                ctx, proj, bare, paths, name_in_artifact=name_in_artifact,
+                immutable=immutable, type=type, description=description, metadata=meta,
+                aliases=aliases or [], tags=tags or [], run_id=run_id, progress=cb)
+        for p, r in skipped:
+            output.note(f"skipped {p}: {r}")
+    else:
+        rec = staging.commit(
+            ctx, proj, bare, type=type, description=description, metadata=meta,
+            aliases=aliases or [], tags=tags or [], run_id=run_id)._rec
+    if as_json:
+        output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
+        return
+    verb = "unchanged, still" if rec.noop else "logged"
+    output.line(f"{verb} {version_line(rec)}")
+
+
+def checkout_version(
+    ref: str, directory: str, *, link: str = "auto", project: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """``wbtool artifact checkout``: make ``directory`` hold exactly this version."""
+    from wbtool.artifacts import materialize
+    from wbtool.remote import fallback
+
+    ctx = context(project)
+    rec = fetch(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    os.makedirs(directory, exist_ok=True)
+    removed = materialize.remove_extras(directory, manifest)
+
+    def write() -> Any:
+        with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
+            return materialize.materialize(ctx.store, manifest, directory, link=link,
+                                           replace=True, progress=cb)
+
+    res = fallback.with_objects(ctx.registry, manifest, write)
+    res.removed = removed
+    report_written("artifact checkout", res, as_json)

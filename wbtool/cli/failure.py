@@ -1,0 +1,38 @@
+"""How a command that fails ends: one line on stderr and its exit code.
+
+Shared by the full command line and the entry point's fast paths, so that
+an error reads and exits the same whichever of them ran the command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def fail(message: str, code: int) -> int:
+    sys.stderr.write(f"wbtool: error: {message}\n")
+    return code
+
+
+def exit_code(exc: BaseException) -> int:
+    """Report ``exc`` and return its exit code; raise it again when it is
+    not an expected failure (a bug, which keeps its traceback)."""
+    from wbtool.errors import EXIT_FAILURE, EXIT_INTERRUPTED, WbtoolError
+
+    if isinstance(exc, WbtoolError):
+        return fail(str(exc), exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return fail("interrupted", EXIT_INTERRUPTED)
+    if isinstance(exc, BrokenPipeError):
+        return 0
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE)
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+        from wbtool.errors import EXIT_CONFLICT, EXIT_STORE
+
+        if "locked" in str(exc) or "busy" in str(exc):
+            return fail(f"the store's index is busy ({exc}); try again", EXIT_CONFLICT)
+        return fail(f"the store's index cannot be used: {exc}", EXIT_STORE)
+    raise exc
