@@ -21,6 +21,7 @@ class Context:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
+        store.durable = bool(settings.x_store_fsync)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Context:

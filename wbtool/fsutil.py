@@ -98,6 +98,35 @@ def fsync_dir(path: StrPath) -> None:
 
 
 _libc: Any = None
+_writeback: Any = None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _c_library() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes  # only here: importing ctypes costs start-up time
+
+        # The process's own symbols include the C library's; looking it up by
+        # name (ctypes.util.find_library) would start an ldconfig process.
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Have the kernel start writing a range of ``fd`` to disk, without waiting
+    (Linux ``sync_file_range``): a later flush of a large file then finds
+    most of it written already. False where that cannot be done (a hint
+    only: nothing depends on it)."""
+    global _writeback
+    if _writeback is None:
+        import ctypes
+
+        fn = getattr(_c_library(), "sync_file_range", None)
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        _writeback = fn or False
+    return bool(_writeback) and _writeback(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0
 
 
 def syncfs(path: StrPath) -> None:
@@ -106,14 +135,7 @@ def syncfs(path: StrPath) -> None:
     One call makes a whole batch of freshly written objects durable, which is
     far cheaper than an fsync per object. Falls back to ``os.sync``.
     """
-    global _libc
-    if _libc is None:
-        import ctypes  # only here: importing ctypes costs start-up time
-
-        # The process's own symbols include the C library's; looking it up by
-        # name (ctypes.util.find_library) would start an ldconfig process.
-        _libc = ctypes.CDLL(None, use_errno=True)
-    fn = getattr(_libc, "syncfs", None)
+    fn = getattr(_c_library(), "syncfs", None)
     if fn is None:
         os.sync()
         return

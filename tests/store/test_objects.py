@@ -44,6 +44,42 @@ def test_put_file_copies(store: Store, tmp_path: Path, size: int) -> None:
     assert not os.listdir(store.tmp)
 
 
+@pytest.mark.parametrize("write_back", [True, False])
+def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_back: bool
+) -> None:
+    """A large file settled on disk is copied by the kernel in steps; in a
+    durable store each step is handed to the disk at once (the flush before
+    the version is recorded then waits less), else it is left to the kernel."""
+    from wbtool import fsutil
+    from wbtool.store import objects as objects_mod
+
+    src = tmp_path / "big.bin"
+    data = os.urandom(SMALL + 300_000)
+    src.write_bytes(data)
+    os.utime(src, (1_600_000_000, 1_600_000_000))  # settled: the kernel may copy it
+    started: list[tuple[int, int, bool]] = []
+
+    def spy(fd: int, offset: int, length: int) -> bool:
+        ok = real(fd, offset, length)
+        started.append((offset, length, ok))
+        return ok
+
+    real = fsutil.start_writeback
+    monkeypatch.setattr(fsutil, "start_writeback", spy)
+    monkeypatch.setattr(objects_mod, "WRITEBACK_STEP", 100_000)
+    store.objects.write_back = write_back
+    digest, size, new = store.objects.put_file(str(src))
+    assert (digest, size, new) == (hash_bytes(data), len(data), True)
+    assert Path(store.objects.path(digest)).read_bytes() == data
+    if write_back:
+        assert [(o, n) for o, n, _ in started] == [
+            (k, 100_000) for k in range(0, len(data) - 100_000 + 1, 100_000)]
+        assert all(ok for _, _, ok in started)  # the kernel took each hint
+    else:
+        assert started == []
+
+
 def test_immutable_hardlinks(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "f.bin"
     src.write_bytes(b"promise")

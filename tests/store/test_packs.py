@@ -37,6 +37,39 @@ def test_pack_writer_publishes_self_describing_packs(store_dir: Path) -> None:
     assert not os.listdir(store.tmp)
 
 
+@pytest.mark.parametrize("write_back", [True, False])
+def test_pack_writer_hands_written_steps_to_the_disk_when_durable(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch, write_back: bool
+) -> None:
+    from wbtool import fsutil
+    from wbtool.store import packs
+
+    started: list[tuple[int, int]] = []
+    real = fsutil.start_writeback
+
+    def spy(fd: int, offset: int, length: int) -> bool:
+        started.append((offset, length))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(fsutil, "start_writeback", spy)
+    monkeypatch.setattr(packs, "WRITE_BUFFER", 10_000)
+    monkeypatch.setattr(packs, "WRITEBACK_STEP", 30_000)
+    store = Store.open(store_dir)
+    store.objects.write_back = write_back
+    blobs = [os.urandom(4000) for _ in range(50)]
+    with PackWriter(store.objects) as writer:
+        for b in blobs:
+            writer.add(hash_bytes(b), b)
+    for b in blobs:
+        assert store.objects.read_bytes(hash_bytes(b)) == b
+    if not write_back:
+        assert started == []
+        return
+    assert len(started) >= 5
+    assert all(n >= 30_000 for _, n in started)
+    assert [o for o, _ in started] == [0] + [o + n for o, n in started[:-1]]  # contiguous
+
+
 def test_aborted_pack_leaves_nothing(store_dir: Path) -> None:
     store = Store.open(store_dir)
     with pytest.raises(KeyboardInterrupt), PackWriter(store.objects) as writer:

@@ -291,7 +291,8 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
     helper = None
     if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
         half = len(small) // 2
-        helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small[half:], present)
+        helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small[half:], present,
+                                  objects.write_back)
         small = small[:half]
     published = PackRows()  # indexed once, in key order, when both halves are done
 
@@ -315,11 +316,12 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
 
 
 def _pack_share(
-    root: str, tmp: str, share: list[Miss], present: set[str]
+    root: str, tmp: str, share: list[Miss], present: set[str], write_back: bool
 ) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
     """In a forked helper: pack ``share``; the parent indexes what is published."""
     published: list[tuple[str, list[tuple[str, int, int]]]] = []
     objects = ObjectStore(root, tmp)
+    objects.write_back = write_back
     done: list[Done] = []
     with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
                     ) as pack:

@@ -72,6 +72,9 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        # New objects are made durable before a version names them (settings:
+        # x_store_fsync); large copies then start going to disk early.
+        self.durable = True
         self._objects: ObjectStore | None = None
         self._index: Index | None = None
         self._config: dict[str, Any] | None = None
@@ -141,6 +144,7 @@ class Store:
 
             self._objects = ObjectStore(self.path / "objects", self.path / "tmp",
                                         lambda: self.index)
+            self._objects.write_back = self.durable
         return self._objects
 
     @property

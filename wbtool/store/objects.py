@@ -44,6 +44,8 @@ class ObjectStore:
         self._pack_fds: dict[str, int] = {}  # pack path → open fd (pread is thread-safe)
         self._lock = threading.Lock()
         self.can_reflink: bool | None = None  # learnt on first large put
+        # start writing large copies to disk while copying (a flush follows)
+        self.write_back = False
 
     # -- layout ---------------------------------------------------------------
     def path(self, digest: str) -> str:
@@ -275,7 +277,7 @@ class ObjectStore:
                     return digest, size, self._publish(tmp, digest)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
             try:
-                result = _copy_hashing_in_kernel(fd, out)
+                result = _copy_hashing_in_kernel(fd, out, write_back=self.write_back)
                 if result is None:
                     result = _copy_hashing_in_user(fd, out)
             finally:
@@ -400,6 +402,9 @@ class ObjectStore:
         return size
 
 
+WRITEBACK_STEP = 64 << 20  # large copies start going to disk in steps this big
+
+
 def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
     """Read, hash and write each chunk: the object holds exactly what was hashed."""
     os.lseek(fd, 0, os.SEEK_SET)
@@ -416,14 +421,17 @@ def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
+def _copy_hashing_in_kernel(
+    fd: int, out: int, *, write_back: bool = False
+) -> tuple[str, int] | None:
     """Hash the source through a sliding memory map while the kernel copies it
     (copy_file_range): each byte is read once from the page cache and never
     copied through user space. None where the kernel cannot (or the source is
     being written to right now), so the caller copies in user space instead.
 
     If the source changes during the copy, None as well: the user-space copy
-    that follows hashes exactly the bytes it writes.
+    that follows hashes exactly the bytes it writes. ``write_back``: start
+    writing each copied step to disk at once, for the flush that follows.
     """
     cfr = getattr(os, "copy_file_range", None)
     before = os.fstat(fd)
@@ -433,13 +441,16 @@ def _copy_hashing_in_kernel(fd: int, out: int) -> tuple[str, int] | None:
     copy_error: list[BaseException] = []
 
     def copy() -> None:  # in the kernel, without the GIL, beside the hashing
-        done = 0
+        done = flushed = 0
         try:
             while done < size:
-                copied = cfr(fd, out, size - done, done, done)
+                copied = cfr(fd, out, min(size - done, WRITEBACK_STEP), done, done)
                 if copied == 0:  # the file shrank meanwhile
                     raise OSError(errno.EINVAL, "source shrank during the copy")
                 done += copied
+                if write_back and done - flushed >= WRITEBACK_STEP:
+                    fsutil.start_writeback(out, flushed, done - flushed)
+                    flushed = done
         except BaseException as e:
             copy_error.append(e)
 

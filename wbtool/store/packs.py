@@ -31,6 +31,7 @@ RECORD = struct.Struct("<16sQ")
 PACK_MAX = 128 << 10  # objects up to this size are packed when added in bulk
 PACK_TARGET = 64 << 20  # start a new pack after this many bytes
 WRITE_BUFFER = 1 << 20
+WRITEBACK_STEP = 8 << 20  # in a durable store, written bytes go to disk in steps this big
 
 
 class PackWriter:
@@ -50,6 +51,7 @@ class PackWriter:
         self._rows: list[tuple[str, int, int]] = []  # digest, offset, size
         self._buf = bytearray()
         self._pending: set[str] = set()
+        self._written = self._sent = 0
         self.packs_written = 0
 
     def __contains__(self, digest: str) -> bool:
@@ -75,7 +77,11 @@ class PackWriter:
         assert self._fd is not None
         self._hasher.update(self._buf)
         fsutil.write_all(self._fd, self._buf)
+        self._written += len(self._buf)
         self._buf = bytearray()
+        if self.objects.write_back and self._written - self._sent >= WRITEBACK_STEP:
+            fsutil.start_writeback(self._fd, self._sent, self._written - self._sent)
+            self._sent = self._written
 
     def _open(self) -> None:
         os.makedirs(self.objects.tmp, exist_ok=True)
@@ -84,6 +90,7 @@ class PackWriter:
         self._hasher = new_hasher()
         self._buf = bytearray(MAGIC)
         self._offset = len(MAGIC)
+        self._written = self._sent = 0  # bytes in the file; handed to the disk
 
     def flush(self) -> None:
         """Publish the current pack (rename, then index its objects)."""
