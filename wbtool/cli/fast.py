@@ -54,8 +54,12 @@ def _parse_log(argv: list[str]) -> dict[str, object] | None:
     return opts
 
 
-# ``wbtool run`` options: flag(s) → (keyword of launching.execute, kind).
-RUN_OPTIONS: dict[str, tuple[str, str]] = {
+# Options of the commands parsed here: flag → (keyword, kind), where a kind
+# is "value", "list", "float", "flag" or the tuple of the values allowed.
+OptionSpec = dict[str, tuple[str, str | tuple[str, ...]]]
+
+# ``wbtool run`` options (keywords of launching.execute).
+RUN_OPTIONS: OptionSpec = {
     "--project": ("project", "value"), "-p": ("project", "value"),
     "--name": ("name", "value"), "--id": ("run_id", "value"),
     "--group": ("group", "value"), "--job-type": ("job_type", "value"),
@@ -69,6 +73,43 @@ RUN_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+def _take_option(
+    argv: list[str], i: int, options: OptionSpec, opts: dict[str, object]
+) -> int | None:
+    """Read the option at ``argv[i]`` (and its value) into ``opts``; return the
+    index after it, or None when the full parser should see the call (an
+    unknown option, a missing or odd value)."""
+    flag, eq, value = argv[i].partition("=")
+    spec = options.get(flag)
+    if spec is None:
+        return None
+    dest, kind = spec
+    i += 1
+    if kind == "flag":
+        if eq:
+            return None
+        opts[dest] = True
+        return i
+    if not eq:
+        if i >= len(argv) or argv[i].startswith("-"):
+            return None
+        value = argv[i]
+        i += 1
+    if kind == "float":
+        try:
+            opts[dest] = float(value)
+        except ValueError:
+            return None
+    elif kind == "list":
+        opts.setdefault(dest, [])
+        opts[dest].append(value)  # type: ignore[attr-defined]
+    elif isinstance(kind, tuple) and value not in kind:
+        return None
+    else:
+        opts[dest] = value
+    return i
+
+
 def _parse_run(argv: list[str]) -> dict[str, object] | None:
     opts: dict[str, object] = {}
     i = 0
@@ -79,35 +120,10 @@ def _parse_run(argv: list[str]) -> dict[str, object] | None:
             break
         if not arg.startswith("-") or arg == "-":
             break  # the command starts here
-        flag, eq, inline = arg.partition("=")
-        spec = RUN_OPTIONS.get(flag)
-        if spec is None:
+        after = _take_option(argv, i, RUN_OPTIONS, opts)
+        if after is None:
             return None
-        dest, kind = spec
-        if kind == "flag":
-            if eq:
-                return None
-            opts[dest] = True
-            i += 1
-            continue
-        if eq:
-            value = inline
-            i += 1
-        elif i + 1 < len(argv):
-            value = argv[i + 1]
-            i += 2
-        else:
-            return None
-        if kind == "float":
-            try:
-                opts[dest] = float(value)
-            except ValueError:
-                return None
-        elif kind == "list":
-            opts.setdefault(dest, [])
-            opts[dest].append(value)  # type: ignore[attr-defined]
-        else:
-            opts[dest] = value
+        i = after
     command = argv[i:]
     if not command:
         return None
@@ -115,9 +131,8 @@ def _parse_run(argv: list[str]) -> dict[str, object] | None:
     return opts
 
 
-# ``wbtool artifact log`` and ``artifact checkout`` options: flag(s) → (keyword,
-# kind), where a kind is "value", "list", "flag" or the tuple of allowed values.
-ARTIFACT_LOG_OPTIONS: dict[str, tuple[str, str | tuple[str, ...]]] = {
+# ``wbtool artifact log`` and ``artifact checkout`` options.
+ARTIFACT_LOG_OPTIONS: OptionSpec = {
     "--type": ("type", "value"), "-t": ("type", "value"),
     "--description": ("description", "value"), "-d": ("description", "value"),
     "--metadata": ("metadata", "value"),
@@ -126,15 +141,14 @@ ARTIFACT_LOG_OPTIONS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "--name-in-artifact": ("name_in_artifact", "value"), "--run": ("run", "value"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
-ARTIFACT_CHECKOUT_OPTIONS: dict[str, tuple[str, str | tuple[str, ...]]] = {
+ARTIFACT_CHECKOUT_OPTIONS: OptionSpec = {
     "--link": ("link", ("auto", "copy", "reflink", "hardlink", "symlink")),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 
 
 def _parse_artifact(
-    argv: list[str], options: dict[str, tuple[str, str | tuple[str, ...]]],
-    least: int, most: int | None,
+    argv: list[str], options: OptionSpec, least: int, most: int | None,
 ) -> tuple[list[str], dict[str, object]] | None:
     """(arguments, options) of a plain call, options anywhere as click takes
     them; None for anything the full parser should see."""
@@ -143,35 +157,17 @@ def _parse_artifact(
     i = 0
     while i < len(argv):
         arg = argv[i]
-        i += 1
         if arg == "--":
-            args += argv[i:]
+            args += argv[i + 1:]
             break
         if not arg.startswith("-") or arg == "-":
             args.append(arg)
-            continue
-        flag, eq, value = arg.partition("=")
-        spec = options.get(flag)
-        if spec is None:
-            return None
-        dest, kind = spec
-        if kind == "flag":
-            if eq:
-                return None
-            opts[dest] = True
-            continue
-        if not eq:
-            if i >= len(argv) or argv[i].startswith("-"):
-                return None
-            value = argv[i]
             i += 1
-        if isinstance(kind, tuple) and value not in kind:
+            continue
+        after = _take_option(argv, i, options, opts)
+        if after is None:
             return None
-        if kind == "list":
-            opts.setdefault(dest, [])
-            opts[dest].append(value)  # type: ignore[attr-defined]
-        else:
-            opts[dest] = value
+        i = after
     if len(args) < least or (most is not None and len(args) > most):
         return None
     return args, opts
