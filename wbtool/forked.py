@@ -39,15 +39,26 @@ class ForkedJob:
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        # Ctrl-C is held back across the fork, so that it can never strike the
+        # child before the child is inside the code that ends it.
+        blocked = _block_interrupts()
+        try:
+            pid = os.fork()
+        except BaseException:
+            _restore(blocked)
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:  # the helper: never returns into the caller's code
             code = 1
             try:
+                _restore(blocked)
                 os.close(read)
                 _child(write, fn, args)
                 code = 0
             finally:
                 os._exit(code)
+        _restore(blocked)
         os.close(write)
         self._pid: int | None = pid
         self._read = read
@@ -78,7 +89,7 @@ class ForkedJob:
                 os.kill(self._pid, signal.SIGINT)
                 if not self._wait(30):
                     os.kill(self._pid, signal.SIGKILL)
-                    os.waitpid(self._pid, 0)
+                    self._wait(30)
             self._pid = None
         if self._read >= 0:
             os.close(self._read)
@@ -89,11 +100,25 @@ class ForkedJob:
         assert self._pid is not None
         deadline = time.monotonic() + seconds
         while True:
-            if os.waitpid(self._pid, os.WNOHANG)[0] != 0:
-                return True
+            try:
+                if os.waitpid(self._pid, os.WNOHANG)[0] != 0:
+                    return True
+            except ChildProcessError:
+                return True  # reaped already (SIGCHLD ignored, say)
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.005)
+
+
+def _block_interrupts() -> set[int | signal.Signals] | None:
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _restore(mask: set[int | signal.Signals] | None) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _child(fd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:

@@ -463,7 +463,8 @@ def test_fast_entry_parses_artifact_calls() -> None:
         ["ds:v0", "out"], {"link": "hardlink"})
     # anything the full parser should explain goes to it
     for argv in (["ds", "--policy", "frozen"], ["ds", "--help"], ["ds", "--type"],
-                 ["ds", "--type", "-x"], ["ds", "--json=1"], ["ds", "--bogus"], ["ds", "-tX"]):
+                 ["ds", "--type", "-x"], ["ds", "--json=1"], ["ds", "--bogus"], ["ds", "-tX"],
+                 ["ds", "-t=X"]):  # click reads that as the type "=X"
         assert fast._parse_artifact(argv, log, 1, None) is None, argv
     assert fast._parse_artifact(["--type", "t"], log, 1, None) is None  # no name
     assert fast._parse_artifact(["ds:v0"], checkout, 2, 2) is None

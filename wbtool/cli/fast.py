@@ -79,7 +79,13 @@ def _take_option(
     """Read the option at ``argv[i]`` (and its value) into ``opts``; return the
     index after it, or None when the full parser should see the call (an
     unknown option, a missing or odd value)."""
-    flag, eq, value = argv[i].partition("=")
+    arg = argv[i]
+    if arg.startswith("--"):
+        flag, eq, value = arg.partition("=")
+    elif "=" in arg:
+        return None  # click reads "-t=x" as the value "=x": leave it to click
+    else:
+        flag, eq, value = arg, "", ""
     spec = options.get(flag)
     if spec is None:
         return None

@@ -72,9 +72,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        # New objects are made durable before a version names them (settings:
-        # x_store_fsync); large copies then start going to disk early.
-        self.durable = True
+        self._durable = True
         self._objects: ObjectStore | None = None
         self._index: Index | None = None
         self._config: dict[str, Any] | None = None
@@ -144,8 +142,20 @@ class Store:
 
             self._objects = ObjectStore(self.path / "objects", self.path / "tmp",
                                         lambda: self.index)
-            self._objects.write_back = self.durable
+            self._objects.write_back = self._durable
         return self._objects
+
+    @property
+    def durable(self) -> bool:
+        """New objects are flushed to disk before a version names them (the
+        setting x_store_fsync); large copies then start going to disk early."""
+        return self._durable
+
+    @durable.setter
+    def durable(self, value: bool) -> None:
+        self._durable = value
+        if self._objects is not None:
+            self._objects.write_back = value
 
     @property
     def index(self) -> Index:
