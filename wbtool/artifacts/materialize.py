@@ -144,8 +144,7 @@ def materialize(
 
     def place(entry: ManifestEntry, may_locate: bool = True) -> tuple[str, int]:
         path = entry.path  # validated below, before any file is written
-        parent = path.rpartition("/")[0]
-        dirs.ensure(parent, replace_links=replace)
+        parent = path.rpartition("/")[0]  # made below too, with every other folder
         dest = f"{root_str}/{path}"
         loc = None
         if entry.ref is not None:
