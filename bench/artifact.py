@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import cases as c
 from bench.datasets import DEFAULT_C_FILES, DatasetSpec, ensure, spec_for
-from bench.fsutil import remove_tree
+from bench.fsutil import BLOCK, Trash, remove_tree
 from bench.report import Row, Target, environment, print_json, render_table
 from bench.runner import describe, run_timed
 
@@ -97,6 +97,12 @@ def run_cases(label: str, cases: Sequence[c.Case], repeat: int) -> list[str]:
             if run > 0:
                 result.samples.append(sample)
     return problems
+
+
+def _on_disk_bytes(spec: DatasetSpec) -> int:
+    """About what one copy of a data set takes on disk, small files rounded up to a block."""
+    per_file = -(-spec.total_bytes // max(spec.files, 1) // BLOCK) * BLOCK
+    return per_file * spec.files
 
 
 def _mib(value: float | None) -> str:
@@ -186,12 +192,19 @@ def main(
         remove_tree(scratch)
         scratch.mkdir(parents=True)
         print(f"{spec.label}: {data}", file=sys.stderr, flush=True)
+        trash = Trash(scratch / ".trash", _on_disk_bytes(spec), spec.files)
         try:
-            builder = c.CaseBuilder(spec, data, scratch, wbtool, notes)
+            builder = c.CaseBuilder(spec, data, scratch, wbtool, notes, trash)
             cases = builder.build()
             notes.extend(run_cases(spec.label, cases, repeat))
         finally:
             remove_tree(scratch)
+        if trash.emptied_early:
+            notes.append(
+                f"{spec.label}: the disk ran short of room, so finished runs' output was "
+                f"deleted between runs {trash.emptied_early} time(s); runs right after a "
+                "deletion of many files are slower on ext4 without a journal"
+            )
         rows.extend(rows_for(spec, cases))
     remove_tree(root / "scratch")
 

@@ -1,7 +1,8 @@
 """The commands the artifact benchmark times, one ``Case`` each, for one data set.
 
 Every case makes a fresh ``Trial`` per run: its own destination folder or
-store, prepared before the clock starts and removed after it stops.
+store, prepared before the clock starts and set aside after it stops (see
+``bench.fsutil.Trash``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.datasets import DatasetSpec
-from bench.fsutil import make_writable, remove_tree, tree_summary
+from bench.fsutil import Trash, tree_summary
 from bench.runner import Measurement, Trial, run_quiet
 
 CP_R = "cp -r"
@@ -82,6 +83,7 @@ class CaseBuilder:
     scratch: Path
     wbtool: str
     notes: list[str]
+    trash: Trash
     python: str = sys.executable
 
     def build(self) -> list[Case]:
@@ -124,16 +126,16 @@ class CaseBuilder:
 
     def _log_cold(self, run: int) -> Trial:
         store = self._reference_store if run == 0 else self.scratch / f"store-cold-{run}"
-        remove_tree(store)
-        cleanup = None if run == 0 else lambda: remove_tree(store)
+        self.trash.discard(store)
+        cleanup = None if run == 0 else lambda: self.trash.discard(store)
         return Trial(self._log_argv(self.data), self._env(store), self.scratch, cleanup=cleanup)
 
     def _log_cold_nosync(self, run: int) -> Trial:
         store = self.scratch / f"store-nosync-{run}"
-        remove_tree(store)
+        self.trash.discard(store)
         env = {**self._env(store), "WBTOOL_X_STORE_FSYNC": "false"}
         return Trial(self._log_argv(self.data), env, self.scratch,
-                     cleanup=lambda: remove_tree(store))
+                     cleanup=lambda: self.trash.discard(store))
 
     def _log_warm(self, run: int) -> Trial:
         store = self._reference_store
@@ -167,15 +169,14 @@ class CaseBuilder:
         # make them read-only, so it runs on a private copy of the data.
         copy = self.scratch / f"immutable-data-{run}"
         store = self.scratch / f"store-immutable-{run}"
-        remove_tree(copy)
-        remove_tree(store)
+        self.trash.discard(copy)
+        self.trash.discard(store)
         run_quiet(["cp", "-r", str(self.data), str(copy)])
         os.sync()
 
         def cleanup() -> None:
-            make_writable(copy)
-            remove_tree(copy)
-            remove_tree(store)
+            self.trash.discard(copy)
+            self.trash.discard(store)
 
         return Trial(
             self._log_argv(copy, "--policy", "immutable"),
@@ -198,7 +199,7 @@ class CaseBuilder:
     def _checkout(self, link: str) -> Callable[[int], Trial]:
         def make(run: int) -> Trial:
             out = self.scratch / f"checkout-{link}-{run}"
-            remove_tree(out)
+            self.trash.discard(out)
             out.mkdir()
             argv = [self.wbtool, "artifact", "checkout", f"{ARTIFACT}:v0", str(out), "--link", link]
             return Trial(
@@ -206,7 +207,7 @@ class CaseBuilder:
                 self._env(self._reference_store),
                 self.scratch,
                 check=lambda: self._check_tree(out, argv),
-                cleanup=lambda: remove_tree(out),
+                cleanup=lambda: self.trash.discard(out),
             )
 
         return make
@@ -225,23 +226,23 @@ class CaseBuilder:
     def _copy(self, flag: str) -> Callable[[int], Trial]:
         def make(run: int) -> Trial:
             dest = self.scratch / f"cp{flag}-{run}"
-            remove_tree(dest)
+            self.trash.discard(dest)
             argv = ["cp", flag, str(self.data), str(dest)]
             return Trial(
                 argv,
                 cwd=self.scratch,
                 check=lambda: self._check_tree(dest, argv),
-                cleanup=lambda: remove_tree(dest),
+                cleanup=lambda: self.trash.discard(dest),
             )
 
         return make
 
     def _copy_sync(self, run: int) -> Trial:
         dest = self.scratch / f"cp-sync-{run}"
-        remove_tree(dest)
+        self.trash.discard(dest)
         script = f"cp -r {shlex.quote(str(self.data))} {shlex.quote(str(dest))} && sync"
         return Trial(["bash", "-c", script], cwd=self.scratch,
-                     cleanup=lambda: remove_tree(dest))
+                     cleanup=lambda: self.trash.discard(dest))
 
     def _cat(self, run: int) -> Trial:
         pipeline = f"find {shlex.quote(str(self.data))} -type f -print0 | xargs -0 cat > /dev/null"
@@ -265,7 +266,7 @@ class CaseBuilder:
 
     def _wandb(self, run: int) -> Trial:
         home = self.scratch / f"wandb-{run}"
-        remove_tree(home)
+        self.trash.discard(home)
         home.mkdir()
         env = dict(os.environ)
         env.update(
@@ -277,7 +278,7 @@ class CaseBuilder:
             WANDB_CONFIG_DIR=str(home / "config"),
         )
         argv = [self.python, "-c", WANDB_SCRIPT, str(self.data)]
-        return Trial(argv, env, home, cleanup=lambda: remove_tree(home))
+        return Trial(argv, env, home, cleanup=lambda: self.trash.discard(home))
 
     def _dvc(self) -> str | None:
         beside = Path(self.python).with_name("dvc")
@@ -289,11 +290,11 @@ class CaseBuilder:
     def _dvc_add(self, run: int) -> Trial:
         dvc = self._dvc() or "dvc"
         repo = self.scratch / f"dvc-{run}"
-        remove_tree(repo)
+        self.trash.discard(repo)
         repo.mkdir()
         if shutil.which("git"):
             run_quiet(["git", "init", "-q"], cwd=repo)
         run_quiet([dvc, "init", "--no-scm", "-q"], cwd=repo)
         run_quiet(["cp", "-r", str(self.data), str(repo / "data")])
         os.sync()
-        return Trial([dvc, "add", "data"], cwd=repo, cleanup=lambda: remove_tree(repo))
+        return Trial([dvc, "add", "data"], cwd=repo, cleanup=lambda: self.trash.discard(repo))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+BLOCK = 4096
+SPARE_BYTES = 1 << 30
 
 
 def remove_tree(path: Path) -> None:
@@ -20,6 +24,46 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=_make_writable_and_retry)
 
 
+class Trash:
+    """Trees set aside during a benchmark instead of deleted, emptied at the end.
+
+    Deleting a tree of many files right after a timed run makes the next run
+    pay for it: ext4 without a journal (the file system here) skips inodes
+    freed within the last ``dirty_expire`` interval (30 s) when it allocates
+    new ones, reading the inode table for each, so making 10,000 files right
+    after deleting 10,000 costs seconds of system time (``perf``: most of it
+    in ``recently_deleted``). Whichever case came next, wbtool or an anchor,
+    was slowed at random. Moving a finished tree aside is one rename; the
+    trash is emptied between data sets, or early when the disk runs short of
+    room for another ``reserve_bytes`` and ``reserve_files``.
+    """
+
+    def __init__(self, folder: Path, reserve_bytes: int, reserve_files: int) -> None:
+        self.folder = folder
+        self.reserve_bytes = reserve_bytes + SPARE_BYTES
+        self.reserve_files = reserve_files + 10_000
+        self.emptied_early = 0
+        self._names = itertools.count()
+
+    def discard(self, path: Path) -> None:
+        """Move ``path`` out of the way (delete it when space runs short)."""
+        if not os.path.lexists(path):
+            return
+        if self._short_of_room():
+            self.empty()
+            self.emptied_early += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.rename(path, self.folder / str(next(self._names)))
+
+    def empty(self) -> None:
+        remove_tree(self.folder)
+
+    def _short_of_room(self) -> bool:
+        info = os.statvfs(self.folder.parent)
+        free_bytes = info.f_bavail * info.f_frsize
+        return free_bytes < 3 * self.reserve_bytes or info.f_favail < 3 * self.reserve_files
+
+
 def _make_writable_and_retry(func: Callable[..., Any], name: str, _exc: object) -> None:
     parent = os.path.dirname(name)
     for target in (parent, name):
@@ -30,19 +74,6 @@ def _make_writable_and_retry(func: Callable[..., Any], name: str, _exc: object) 
         except OSError:
             pass
     func(name)
-
-
-def make_writable(path: Path) -> None:
-    """Give the owner write permission on everything under ``path`` again."""
-    for folder, dirs, files in os.walk(path):
-        for name in (*dirs, *files):
-            target = os.path.join(folder, name)
-            mode = os.lstat(target).st_mode
-            if not stat.S_ISLNK(mode) and not mode & stat.S_IWUSR:
-                os.chmod(target, mode | stat.S_IWUSR)
-    mode = os.lstat(path).st_mode
-    if not mode & stat.S_IWUSR:
-        os.chmod(path, mode | stat.S_IWUSR)
 
 
 def tree_summary(path: Path) -> tuple[int, int]:
