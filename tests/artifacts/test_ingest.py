@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tree
+from tests.conftest import make_tree, read_tree
 from wbtool import forked
 from wbtool.artifacts import ingest
+from wbtool.artifacts.materialize import materialize
+from wbtool.hashing import hash_bytes
+from wbtool.manifest import Manifest
+from wbtool.store.layout import Store
 
 
 def _walk_by_path(root: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], set[str]]:
@@ -46,3 +52,54 @@ def test_a_large_walk_shared_with_a_helper_finds_the_same_files(
     assert shared_skipped == serial_skipped == {"symlink points outside the folder"}
     again, _ = _walk_by_path(root)
     assert list(again) == list(shared)  # the same order every time
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["one process", "with a helper"])
+def test_immutable_small_files_are_linked_into_the_store_not_packed(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, helper: bool
+) -> None:
+    files = {f"d{i % 7}/f{i}.bin": f"content {i % 40}".encode() for i in range(120)}
+    root = make_tree(tmp_path / "data", files)
+    store = Store.open(store_dir)
+    monkeypatch.setattr(ingest, "PARALLEL_SMALL_MIN", 50 if helper else 10**9)
+    walked = ingest.walk_dir(root)
+    entries, new = ingest.ingest(store, walked.files, immutable=True, validated=True,
+                                 stats=walked.stats)
+    assert new
+    assert {e.path: e.size for e in entries} == {rel: len(data) for rel, data in files.items()}
+    assert store.objects.packed_digests() == set()
+    by_digest: dict[str, set[int]] = {}
+    for e in entries:
+        local = root / e.path
+        by_digest.setdefault(e.digest, set()).add(local.stat().st_ino)
+        assert hash_bytes(local.read_bytes()) == e.digest
+    assert len(by_digest) == 40  # equal contents share one object
+    for digest, inodes in by_digest.items():
+        obj = os.stat(store.objects.path(digest))
+        assert obj.st_ino in inodes  # the object is one of the user's files, linked
+        assert stat.S_IMODE(obj.st_mode) & 0o222 == 0
+    # every object is the content of its files: a download gives them back
+    out = tmp_path / "out"
+    materialize(store, Manifest(entries), out, link="copy")
+    assert read_tree(out) == files
+
+
+def test_immutable_files_on_another_filesystem_are_copied(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    other = Path("/dev/shm")
+    store = Store.open(store_dir)
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(store_dir).st_dev:
+        pytest.skip("needs a second filesystem at /dev/shm")
+    with tempfile.TemporaryDirectory(dir=other) as far:
+        files = {f"f{i}.bin": f"far {i}".encode() for i in range(40)}
+        root = make_tree(Path(far), files)
+        walked = ingest.walk_dir(root)
+        entries, new = ingest.ingest(store, walked.files, immutable=True, validated=True,
+                                     stats=walked.stats)
+        assert new
+        for e in entries:
+            obj = os.stat(store.objects.path(e.digest))
+            assert obj.st_ino != (root / e.path).stat().st_ino
+            assert Path(store.objects.path(e.digest)).read_bytes() == files[e.path]
+            assert (root / e.path).stat().st_mode & 0o200  # the user's file untouched

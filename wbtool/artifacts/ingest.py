@@ -185,8 +185,9 @@ def ingest(
     unless ``validated`` says they come from :func:`walk_dir` (which yields
     only clean relative paths under an already validated prefix).
     Unchanged files (stat cache) are not read. Small files added in bulk go
-    into a pack, read once and written sequentially; large files are copied
-    (or, ``immutable``, hard-linked) to objects of their own by a thread pool.
+    into a pack, read once and written sequentially, or, ``immutable``, are
+    hard-linked into the store by two processes; large files are copied (or,
+    ``immutable``, hard-linked) to objects of their own by a thread pool.
     ``stats`` (from :func:`walk_dir`) saves a second ``stat`` per file.
     """
     items = (list(files) if validated
@@ -231,7 +232,8 @@ def ingest(
 
     with store.lock(exclusive=False):
         if small:
-            for done in _pack_small(objects, small):
+            place_small = _link_small if immutable else _pack_small
+            for done in place_small(objects, small):
                 wrote_any |= collect(done)
         del small
         batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
@@ -313,6 +315,39 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
     finally:
         if helper is not None:
             helper.stop()
+
+
+def _link_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]:
+    """Hard-link small files into the store (``immutable``), in two processes
+    when there are many: like packing, a stream of short system calls bound
+    by one core. Loose objects need no index, so the helper links on its own."""
+    helper = None
+    if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
+        half = len(small) // 2
+        helper = forked.ForkedJob(_link_share, objects.root, objects.tmp, small[half:])
+        small = small[:half]
+    try:
+        for k in range(0, len(small), PACK_BATCH):
+            yield _link_batch(objects, small[k:k + PACK_BATCH])
+        if helper is not None:
+            yield helper.result()
+    finally:
+        if helper is not None:
+            helper.stop()
+
+
+def _link_share(root: str, tmp: str, share: list[Miss]) -> list[Done]:
+    """In a forked helper: hard-link ``share`` into the store at ``root``."""
+    return _link_batch(ObjectStore(root, tmp), share)
+
+
+def _link_batch(objects: ObjectStore, batch: list[Miss]) -> list[Done]:
+    done: list[Done] = []
+    link = objects.link_small
+    for i, local, size_hint in batch:
+        digest, size, new = link(local, size_hint)
+        done.append((i, digest, size, new))
+    return done
 
 
 def _pack_share(

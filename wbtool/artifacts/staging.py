@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from wbtool.artifacts import ingest
@@ -153,13 +153,18 @@ def log_paths(
                 aliases=list(aliases), tags=list(tags), run_id=run_id,
             )
             return rec, walked.skipped
-    entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
-                                    walked=walked)
-    del walked  # the walk's lists are large; the entries are all that is needed now
-    for e in entries:
-        e.local_path = None
-    art = commit(ctx, project, name, extra_entries=entries, type=type, description=description,
-                 metadata=metadata, aliases=aliases, tags=tags, run_id=run_id, new_objects=new)
+    # The shared lock, held from placing the objects to recording the
+    # version, keeps garbage collection out: what was placed is still there.
+    with ctx.store.lock(exclusive=False):
+        entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
+                                        walked=walked)
+        del walked  # the walk's lists are large; the entries are all that is needed now
+        for e in entries:
+            e.local_path = None
+        art = commit(ctx, project, name, extra_entries=entries, type=type,
+                     description=description, metadata=metadata, aliases=aliases, tags=tags,
+                     run_id=run_id, new_objects=new,
+                     present={e.digest for e in entries if e.ref is None})
     if fingerprint is not None and draft is None:
         rec = art._rec
         with ctx.store.index.transaction() as db:
@@ -241,8 +246,10 @@ def commit(
     tags: Sequence[str] = (),
     run_id: str | None = None,
     new_objects: bool = True,
+    present: Collection[str] = (),
 ) -> Artifact:
-    """Commit the draft (plus ``extra_entries``) as the next version; drop the draft."""
+    """Commit the draft (plus ``extra_entries``) as the next version; drop the draft.
+    ``present``: see :meth:`Registry.commit`."""
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
         raise NotFoundError(
@@ -261,7 +268,7 @@ def commit(
         art._manifest.add(e)
     art.tags = list(tags)
     art._new_objects = new_objects
-    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id)
+    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id, present=present)
     if draft is not None:
         with ctx.store.index.transaction() as db:
             db.execute(

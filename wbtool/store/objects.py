@@ -252,7 +252,7 @@ class ObjectStore:
         try:
             st = os.fstat(fd)
             if immutable:
-                return self._put_linked(src, fd)
+                return self._put_linked(src, fd, st.st_size)
             if st.st_size <= SMALL:
                 data = read_all(fd, st.st_size)
                 digest, new = self.put_bytes(data)
@@ -289,29 +289,39 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
 
-    def _put_linked(self, src: str, fd: int) -> tuple[str, int, bool]:
-        digest, size = hash_fd(fd, mapped=True)  # the user promised not to change it
+    def link_small(self, src: str, size_hint: int) -> tuple[str, int, bool]:
+        """``put_file(src, immutable=True)`` for a file known to be small:
+        read whole in one call, hashed, hard-linked."""
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            return self._put_linked(src, fd, size_hint)
+        finally:
+            os.close(fd)
+
+    def _put_linked(self, src: str, fd: int, size: int) -> tuple[str, int, bool]:
+        data = None
+        if size <= SMALL:
+            data = read_all(fd, size)
+            digest, size = hash_bytes(data), len(data)
+        else:
+            digest, size = hash_fd(fd, mapped=True)  # the user promised not to change it
         final = self.path(digest)
-        if os.path.exists(final):
-            return digest, size, False
         try:
             try:
                 os.link(src, final)
             except FileNotFoundError:  # the shard folder is made on first use
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 os.link(src, final)
-        except FileExistsError:
+        except FileExistsError:  # present already (or linked by a racing writer)
             return digest, size, False
         except OSError as e:
             if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
                 raise
-            os.lseek(fd, 0, os.SEEK_SET)
-            if size > SMALL:
+            if data is None:
+                os.lseek(fd, 0, os.SEEK_SET)
                 return self._put_large(src, fd)
-            data = read_all(fd, size)
-            digest, new = self.put_bytes(data)
-            return digest, len(data), new
-        os.chmod(final, OBJECT_MODE)
+            return digest, size, self._put_hashed(digest, data)
+        os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
         return digest, size, True
 
     # -- reading --------------------------------------------------------------
