@@ -173,6 +173,22 @@ def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: 
     assert cli("artifact", "status", "--json").json()["result"] == []
 
 
+def test_a_staged_object_gone_from_the_store_stops_the_log(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    (tmp_path / "staged.txt").write_bytes(b"staged earlier")
+    (tmp_path / "new.txt").write_bytes(b"added by the log")
+    cli("artifact", "add", "ds", str(tmp_path / "staged.txt"), "--type", "dataset", check=True)
+    gone = store_dir / "objects" / hash_bytes(b"staged earlier")[:2] / hash_bytes(
+        b"staged earlier")[2:]
+    os.chmod(gone.parent, 0o755)
+    gone.unlink()  # as if removed by a garbage collection meanwhile
+    res = cli("artifact", "log", "ds", str(tmp_path / "new.txt"))
+    assert res.code == 5, res.err
+    assert "missing from the store" in res.err and "staged.txt" in res.err
+    assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
+
+
 def test_concurrent_logs_get_distinct_versions(tmp_path: Path, store_dir: Path) -> None:
     procs = []
     for i in range(4):

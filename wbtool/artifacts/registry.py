@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,14 +205,15 @@ class Registry:
         history_step: int | None = None,
         new_objects: bool = True,
         created_at: float | None = None,
-        present: Collection[str] = (),
+        placed_under_lock: bool = False,
     ) -> VersionRecord:
         """Record ``manifest`` as the next version of ``project/name`` (created
         now, or at ``created_at`` for a version made elsewhere and pulled).
 
-        Every object is checked to be in the store first, except the digests
-        in ``present``: objects the caller placed while holding the store's
-        shared lock, which it still holds (garbage collection cannot run).
+        Every object is checked to be in the store first, unless
+        ``placed_under_lock``: the caller placed all of them while holding the
+        store's shared lock, which it still holds (garbage collection cannot
+        have run since).
         """
         _check_labels(aliases, tags)
         digest, manifest_bytes = manifest.serialize()
@@ -222,7 +222,8 @@ class Registry:
         if rec is not None:
             return rec
         manifest_digest, wrote = self.store.objects.put_bytes(manifest_bytes)
-        self._check_objects(manifest, present)
+        if not placed_under_lock:
+            self._check_objects(manifest)
         if self.fsync and (new_objects or wrote):
             fsutil.syncfs(self.store.path)  # objects durable before the version row
         return self._insert(
@@ -311,8 +312,8 @@ class Registry:
         rec.noop = True
         return rec
 
-    def _check_objects(self, manifest: Manifest, present: Collection[str] = ()) -> None:
-        digests = {e.digest: e.path for e in manifest if e.ref is None and e.digest not in present}
+    def _check_objects(self, manifest: Manifest) -> None:
+        digests = {e.digest: e.path for e in manifest if e.ref is None}
         missing = [digests[d] for d in self.store.objects.missing(digests)]
         if missing:
             raise ConflictError(

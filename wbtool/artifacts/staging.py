@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wbtool.artifacts import ingest
@@ -154,7 +154,8 @@ def log_paths(
             )
             return rec, walked.skipped
     # The shared lock, held from placing the objects to recording the
-    # version, keeps garbage collection out: what was placed is still there.
+    # version, keeps garbage collection out: what was placed is still there
+    # (a draft's objects, placed earlier, are checked).
     with ctx.store.lock(exclusive=False):
         entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
                                         walked=walked)
@@ -163,8 +164,7 @@ def log_paths(
             e.local_path = None
         art = commit(ctx, project, name, extra_entries=entries, type=type,
                      description=description, metadata=metadata, aliases=aliases, tags=tags,
-                     run_id=run_id, new_objects=new,
-                     present={e.digest for e in entries if e.ref is None})
+                     run_id=run_id, new_objects=new, placed_under_lock=True)
     if fingerprint is not None and draft is None:
         rec = art._rec
         with ctx.store.index.transaction() as db:
@@ -246,10 +246,11 @@ def commit(
     tags: Sequence[str] = (),
     run_id: str | None = None,
     new_objects: bool = True,
-    present: Collection[str] = (),
+    placed_under_lock: bool = False,
 ) -> Artifact:
     """Commit the draft (plus ``extra_entries``) as the next version; drop the draft.
-    ``present``: see :meth:`Registry.commit`."""
+    ``placed_under_lock``: ``extra_entries`` were stored under the store's
+    shared lock, still held (see :meth:`Registry.commit`)."""
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
         raise NotFoundError(
@@ -268,7 +269,8 @@ def commit(
         art._manifest.add(e)
     art.tags = list(tags)
     art._new_objects = new_objects
-    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id, present=present)
+    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
+                placed_under_lock=placed_under_lock and draft is None)
     if draft is not None:
         with ctx.store.index.transaction() as db:
             db.execute(
