@@ -445,16 +445,19 @@ def test_relog_of_an_unchanged_folder_uses_the_walk_fingerprint(
     cli("artifact", "verify", "ds:v0", check=True)
 
 
-def test_fast_entry_knows_the_options_of_artifact_log_and_checkout() -> None:
-    """The entry point parses plain ``artifact log`` and ``checkout`` calls
-    itself; it must know exactly the options (and choices) they declare."""
+def test_fast_entry_knows_the_options_of_the_artifact_commands_it_parses() -> None:
+    """The entry point parses plain ``artifact log``, ``checkout``, ``download``
+    and ``verify`` calls itself; it must know exactly the options (and
+    choices) they declare."""
     import typer.main
 
     from wbtool.cli import artifact as artifact_cmd
     from wbtool.cli import fast
 
     for fn, table in ((artifact_cmd.log, fast.ARTIFACT_LOG_OPTIONS),
-                      (artifact_cmd.checkout, fast.ARTIFACT_CHECKOUT_OPTIONS)):
+                      (artifact_cmd.checkout, fast.ARTIFACT_CHECKOUT_OPTIONS),
+                      (artifact_cmd.download, fast.ARTIFACT_DOWNLOAD_OPTIONS),
+                      (artifact_cmd.verify, fast.ARTIFACT_VERIFY_OPTIONS)):
         command = typer.main.get_command_from_info(
             typer.models.CommandInfo(callback=fn), pretty_exceptions_short=True,
             rich_markup_mode=None)
@@ -462,8 +465,8 @@ def test_fast_entry_knows_the_options_of_artifact_log_and_checkout() -> None:
                     if opt.startswith("-")} - {"--help"}
         assert declared == set(table), fn.__name__
     assert fast.ARTIFACT_LOG_OPTIONS["--policy"][1] == tuple(p.value for p in artifact_cmd.Policy)
-    assert fast.ARTIFACT_CHECKOUT_OPTIONS["--link"][1] == tuple(
-        link.value for link in artifact_cmd.Link)
+    for table in (fast.ARTIFACT_CHECKOUT_OPTIONS, fast.ARTIFACT_DOWNLOAD_OPTIONS):
+        assert table["--link"][1] == tuple(link.value for link in artifact_cmd.Link)
 
 
 def test_fast_entry_parses_artifact_calls() -> None:
@@ -486,6 +489,33 @@ def test_fast_entry_parses_artifact_calls() -> None:
     assert fast._parse_artifact(["ds:v0"], checkout, 2, 2) is None
     assert fast._parse_artifact(["ds:v0", "a", "b"], checkout, 2, 2) is None
     assert fast._parse_artifact(["ds:v0", "out", "--link", "hard"], checkout, 2, 2) is None
+
+
+def test_plain_artifact_calls_do_not_load_the_full_command_line(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a"})
+    env = {**os.environ, "WBTOOL_DIR": str(store_dir)}
+    for args in (
+        ("artifact", "log", "ds", str(data), "--type", "dataset"),
+        ("artifact", "checkout", "ds:v0", str(tmp_path / "co"), "--link", "copy"),
+        ("artifact", "download", "ds", "--root", str(tmp_path / "dl")),
+        ("artifact", "verify", "ds:latest", "--json"),
+        ("artifact", "verify", "ds:v0", "--root", str(tmp_path / "dl")),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "from wbtool.cli.fast import main; main()",
+             *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert not {m for m in imported if m.split(".")[0] in ("typer", "click")}, args
+    # an unusual call still goes to the full command line, which explains it
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "from wbtool.cli.fast import main; main()",
+         "artifact", "verify", "ds:v0", "--bogus"], capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "typer" in proc.stderr
 
 
 def test_fast_entry_answers_as_the_full_command_line(tmp_path: Path, store_dir: Path) -> None:
@@ -522,6 +552,14 @@ def test_fast_entry_answers_as_the_full_command_line(tmp_path: Path, store_dir: 
         ("artifact", "checkout", "ds:v0", "OUT"),
         ("artifact", "checkout", "ds:v9", "OUT"),
         ("artifact", "checkout", "ds:v0", "OUT", "--link", "hardlink", "--json"),
+        ("artifact", "download", "ds", "--root", "OUT"),
+        ("artifact", "download", "ds:v0", "--root", "OUT", "--path-prefix", "d", "--json"),
+        ("artifact", "download", "ds:v9", "--root", "OUT"),
+        ("artifact", "verify", "ds:latest"),
+        ("artifact", "verify", "ds:v0", "--json"),
+        ("artifact", "verify", "ds:v0", "--root", str(data)),
+        ("artifact", "verify", "ds:v0", "--root", str(tmp_path / "missing")),
+        ("artifact", "verify", "ds:v9"),
     ):
         fast, full = both(*args)
         assert fast == full, args

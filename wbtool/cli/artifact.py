@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from enum import Enum
 from typing import Any
 
@@ -270,22 +269,8 @@ def download(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a version's files into a folder (existing other files are kept)."""
-    from wbtool.artifacts import materialize
-    from wbtool.remote import fallback
-
-    ctx = ops.context(project)
-    rec = ops.fetch(ctx, ref)
-    manifest = ctx.registry.load_manifest(rec)
-    target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
-
-    def write() -> Any:
-        with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
-            return materialize.materialize(ctx.store, manifest, target,
-                                           path_prefix=path_prefix, link=link.value,
-                                           progress=cb)
-
-    res = fallback.with_objects(ctx.registry, manifest, write)
-    ops.report_written("artifact download", res, as_json)
+    ops.download_version(ref, root=root, path_prefix=path_prefix, link=link.value,
+                         project=project, as_json=as_json)
 
 
 @app.command()
@@ -312,38 +297,7 @@ def verify(
     as_json: bool = JsonOpt,
 ) -> None:
     """Check content against the manifest; exit 4 on any mismatch."""
-    from wbtool.artifacts import materialize
-    from wbtool.errors import VerificationError
-
-    ctx = ops.context(project)
-    rec = ops.resolve(ctx, ref)
-    manifest = ctx.registry.load_manifest(rec)
-    label = f"{rec.project}/{rec.name}:{rec.version}"
-    if root is not None:
-        try:
-            materialize.verify_tree(manifest, root)
-        except VerificationError as e:
-            if as_json:
-                output.emit_json("artifact verify", {"artifact": label, "ok": False,
-                                                     "problems": e.fields.get("problems", [])})
-            raise
-        target = root
-    else:
-        with output.progress(f"verifying {rec.name}:{rec.version}", len(manifest)) as cb:
-            bad = materialize.verify_objects(ctx.store, manifest, progress=cb)
-        if bad:
-            if as_json:
-                output.emit_json("artifact verify", {"artifact": label, "ok": False,
-                                                     "problems": [f"corrupt: {p}" for p in bad]})
-            raise VerificationError(
-                message=f"{label}: {len(bad)} stored object(s) missing or corrupt "
-                f"(first: {bad[0]})")
-        target = str(ctx.store.path / "objects")
-    if as_json:
-        output.emit_json("artifact verify", {"artifact": label, "ok": True, "files": len(manifest),
-                                             "checked": target})
-    else:
-        output.line(f"ok: {label} ({len(manifest)} files) matches {target}")
+    ops.verify_version(ref, root=root, project=project, as_json=as_json)
 
 
 @app.command("rm")

@@ -1,6 +1,7 @@
-"""The work behind ``wbtool artifact log`` and ``checkout``, and what every
-``wbtool artifact`` command shares, without Typer: scripts call these two
-commands in loops, so the entry point's fast path runs them directly."""
+"""The work behind ``wbtool artifact log``, ``checkout``, ``download`` and
+``verify``, and what every ``wbtool artifact`` command shares, without Typer:
+scripts call these commands in loops, so the entry point's fast path runs
+them directly."""
 
 from __future__ import annotations
 
@@ -132,3 +133,64 @@ def checkout_version(
     res = fallback.with_objects(ctx.registry, manifest, write)
     res.removed = removed
     report_written("artifact checkout", res, as_json)
+
+
+def download_version(
+    ref: str, *, root: str | None = None, path_prefix: str | None = None,
+    link: str = "auto", project: str | None = None, as_json: bool = False,
+) -> None:
+    """``wbtool artifact download``: write a version's files into a folder."""
+    from wbtool.artifacts import materialize
+    from wbtool.remote import fallback
+
+    ctx = context(project)
+    rec = fetch(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
+
+    def write() -> Any:
+        with output.progress(f"writing {rec.name}:{rec.version}", len(manifest)) as cb:
+            return materialize.materialize(ctx.store, manifest, target,
+                                           path_prefix=path_prefix, link=link, progress=cb)
+
+    res = fallback.with_objects(ctx.registry, manifest, write)
+    report_written("artifact download", res, as_json)
+
+
+def verify_version(
+    ref: str, *, root: str | None = None, project: str | None = None, as_json: bool = False,
+) -> None:
+    """``wbtool artifact verify``: check a folder, or the stored objects, against
+    a version's manifest; VerificationError on any mismatch."""
+    from wbtool.artifacts import materialize
+    from wbtool.errors import VerificationError
+
+    ctx = context(project)
+    rec = resolve(ctx, ref)
+    manifest = ctx.registry.load_manifest(rec)
+    label = f"{rec.project}/{rec.name}:{rec.version}"
+    if root is not None:
+        try:
+            materialize.verify_tree(manifest, root)
+        except VerificationError as e:
+            if as_json:
+                output.emit_json("artifact verify", {"artifact": label, "ok": False,
+                                                     "problems": e.fields.get("problems", [])})
+            raise
+        target = root
+    else:
+        with output.progress(f"verifying {rec.name}:{rec.version}", len(manifest)) as cb:
+            bad = materialize.verify_objects(ctx.store, manifest, progress=cb)
+        if bad:
+            if as_json:
+                output.emit_json("artifact verify", {"artifact": label, "ok": False,
+                                                     "problems": [f"corrupt: {p}" for p in bad]})
+            raise VerificationError(
+                message=f"{label}: {len(bad)} stored object(s) missing or corrupt "
+                f"(first: {bad[0]})")
+        target = str(ctx.store.path / "objects")
+    if as_json:
+        output.emit_json("artifact verify", {"artifact": label, "ok": True, "files": len(manifest),
+                                             "checked": target})
+    else:
+        output.line(f"ok: {label} ({len(manifest)} files) matches {target}")

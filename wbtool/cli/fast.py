@@ -1,10 +1,10 @@
 """The entry point, with fast paths for the commands other programs call.
 
 ``wbtool run`` sits in front of every training job, ``wbtool log`` runs once
-per metric row in shell loops, and ``wbtool artifact log`` and ``artifact
-checkout`` in data pipelines. The full command line (Typer, click) costs
-more to import and build than many of these calls' own work, so plain calls
-of these four are parsed here, with the same options; anything unusual
+per metric row in shell loops, and ``wbtool artifact log``, ``checkout``,
+``download`` and ``verify`` in data pipelines. The full command line (Typer,
+click) costs more to import and build than many of these calls' own work, so
+plain calls of these are parsed here, with the same options; anything unusual
 (``--help``, an unknown option, a bad value) goes to the full command line,
 which also owns the help text and the shell completions.
 """
@@ -137,7 +137,7 @@ def _parse_run(argv: list[str]) -> dict[str, object] | None:
     return opts
 
 
-# ``wbtool artifact log`` and ``artifact checkout`` options.
+# ``wbtool artifact log``, ``checkout``, ``download`` and ``verify`` options.
 ARTIFACT_LOG_OPTIONS: OptionSpec = {
     "--type": ("type", "value"), "-t": ("type", "value"),
     "--description": ("description", "value"), "-d": ("description", "value"),
@@ -147,8 +147,18 @@ ARTIFACT_LOG_OPTIONS: OptionSpec = {
     "--name-in-artifact": ("name_in_artifact", "value"), "--run": ("run", "value"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
+_LINKS = ("auto", "copy", "reflink", "hardlink", "symlink")
 ARTIFACT_CHECKOUT_OPTIONS: OptionSpec = {
-    "--link": ("link", ("auto", "copy", "reflink", "hardlink", "symlink")),
+    "--link": ("link", _LINKS),
+    "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
+}
+ARTIFACT_DOWNLOAD_OPTIONS: OptionSpec = {
+    "--root": ("root", "value"), "--path-prefix": ("path_prefix", "value"),
+    "--link": ("link", _LINKS),
+    "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
+}
+ARTIFACT_VERIFY_OPTIONS: OptionSpec = {
+    "--root": ("root", "value"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 
@@ -180,7 +190,8 @@ def _parse_artifact(
 
 
 def _artifact(argv: list[str]) -> Callable[[], None] | None:
-    """The work of a plain ``artifact log`` or ``artifact checkout`` call."""
+    """The work of a plain ``artifact log``, ``checkout``, ``download`` or
+    ``verify`` call."""
     from wbtool.cli import artifact_ops
 
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
@@ -199,6 +210,15 @@ def _artifact(argv: list[str]) -> Callable[[], None] | None:
         (ref, directory), opts = parsed
         return lambda: artifact_ops.checkout_version(
             ref, directory, **opts)  # type: ignore[arg-type]
+    if command in ("download", "verify"):
+        options = ARTIFACT_DOWNLOAD_OPTIONS if command == "download" else ARTIFACT_VERIFY_OPTIONS
+        work = artifact_ops.download_version if command == "download" else (
+            artifact_ops.verify_version)
+        parsed = _parse_artifact(rest, options, 1, 1)
+        if parsed is None:
+            return None
+        (ref,), opts = parsed
+        return lambda: work(ref, **opts)  # type: ignore[arg-type]
     return None
 
 
