@@ -235,6 +235,7 @@ def ingest(
             place_small = _link_small if immutable else _pack_small
             for done in place_small(objects, small):
                 wrote_any |= collect(done)
+                del done  # not held while the next batch is made
         del small
         batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
         n_workers = workers or min(4, (os.cpu_count() or 2) * 2)
@@ -246,12 +247,16 @@ def ingest(
                 for done in pool.map(work, batches):
                     wrote_any |= collect(done)
     if fresh and not skip_cache:
-        order = sorted(fresh, key=lambda i: (stats[4 * i], stats[4 * i + 1]))
+        # One int per key (device above inode) sorts in far less memory than
+        # a tuple per key; the rows are then made one at a time as SQLite
+        # takes them.
+        order = sorted(fresh, key=lambda i: stats[4 * i] << 64 | stats[4 * i + 1])
         del fresh
         store.index.stat_cache_put(
-            (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3],
-             entries[i].digest)  # type: ignore[union-attr]
-            for i in order
+            ((stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3],
+              entries[i].digest)  # type: ignore[union-attr]
+             for i in order),
+            in_key_order=True,
         )
     return [e for e in entries if e is not None], wrote_any
 
@@ -310,7 +315,9 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
             done, theirs = helper.result()
             for name, rows in theirs:
                 published.add(name, rows)
+            theirs.clear()  # a million objects' rows are large: kept compact from here on
             yield done
+            del done
         objects.index_packs(published)
     finally:
         if helper is not None:

@@ -215,9 +215,14 @@ class Index:
             )
         }
 
-    def stat_cache_put(self, rows: Iterable[tuple[int, int, int, int, str]]) -> None:
-        ordered = rows if isinstance(rows, list) else list(rows)
-        ordered.sort()  # inserts in key order are much faster
+    def stat_cache_put(
+        self, rows: Iterable[tuple[int, int, int, int, str]], *, in_key_order: bool = False
+    ) -> None:
+        """Cache (dev, ino, size, mtime_ns, digest) rows. Inserts in key order
+        are much faster: rows are sorted first unless ``in_key_order`` says
+        they come sorted by (dev, ino), in which case they are streamed to
+        SQLite as they come, never all held at once."""
+        ordered = rows if in_key_order else sorted(rows)
         with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO stat_cache (dev, ino, size, mtime_ns, digest)"
