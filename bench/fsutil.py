@@ -71,7 +71,10 @@ class Trash:
             self.empty()
             self.emptied_early += 1
         self.folder.mkdir(parents=True, exist_ok=True)
-        os.rename(path, self.folder / str(next(self._names)))
+        try:
+            os.rename(path, self.folder / str(next(self._names)))
+        except OSError:  # a read-only folder cannot move to another parent
+            remove_tree(path)
 
     def empty(self) -> None:
         remove_tree(self.folder)

@@ -89,6 +89,28 @@ def test_immutable_hardlinks(store: Store, tmp_path: Path) -> None:
     assert stat.S_IMODE(src.stat().st_mode) & 0o222 == 0
 
 
+def test_immutable_file_that_cannot_be_made_read_only_is_copied(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's file may be linkable but not ours to chmod: the store
+    then keeps a read-only copy and leaves the file as it was."""
+    src = tmp_path / "theirs.bin"
+    src.write_bytes(b"owned by another user")
+    before = src.stat()
+
+    def refuse(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    digest, size, new = store.objects.link_small(str(src), before.st_size)
+    assert new and size == before.st_size
+    obj = os.stat(store.objects.path(digest))
+    assert obj.st_ino != before.st_ino and src.stat().st_nlink == 1
+    assert stat.S_IMODE(obj.st_mode) & 0o222 == 0
+    assert stat.S_IMODE(src.stat().st_mode) == stat.S_IMODE(before.st_mode)
+    assert Path(store.objects.path(digest)).read_bytes() == b"owned by another user"
+
+
 def test_verify_detects_corruption(store: Store) -> None:
     digest, _ = store.objects.put_bytes(b"good")
     assert store.objects.verify(digest)

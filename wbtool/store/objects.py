@@ -317,12 +317,17 @@ class ObjectStore:
         except OSError as e:
             if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
                 raise
-            if data is None:
-                os.lseek(fd, 0, os.SEEK_SET)
-                return self._put_large(src, fd)
-            return digest, size, self._put_hashed(digest, data)
-        os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
-        return digest, size, True
+        else:
+            try:
+                os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
+                return digest, size, True
+            except PermissionError:  # someone else's file: it cannot be made read-only
+                os.unlink(final)
+        # no link (another filesystem, someone else's file): store a copy
+        if data is None:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return self._put_large(src, fd)
+        return digest, size, self._put_hashed(digest, data)
 
     # -- reading --------------------------------------------------------------
     def read_packed(self, loc: PackLocation) -> bytes:
