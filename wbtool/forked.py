@@ -99,6 +99,7 @@ class ForkedJob:
         """Reap the helper if it ends within ``seconds``; True if it did."""
         assert self._pid is not None
         deadline = time.monotonic() + seconds
+        pause = 0.0001  # a helper that has answered is gone within a millisecond or so
         while True:
             try:
                 if os.waitpid(self._pid, os.WNOHANG)[0] != 0:
@@ -107,7 +108,8 @@ class ForkedJob:
                 return True  # reaped already (SIGCHLD ignored, say)
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.005)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
 
 
 def _block_interrupts() -> set[int | signal.Signals] | None:
