@@ -57,6 +57,7 @@ def targets_for(case: str, spec: DatasetSpec) -> list[Target]:
 def run_cases(label: str, cases: Sequence[c.Case], repeat: int) -> list[str]:
     """Run every case ``repeat + 1`` times, interleaved; return problems found."""
     problems: list[str] = []
+    busy = 0  # timed runs started on a disk that never went quiet
     by_name = {case.name: case for case in cases}
     for run in range(repeat + 1):
         for case in cases:
@@ -74,7 +75,8 @@ def run_cases(label: str, cases: Sequence[c.Case], repeat: int) -> list[str]:
                 continue
             result.command = describe(trial.argv)
             try:
-                settle(trial.cwd or Path.cwd())
+                if not settle(trial.cwd or Path.cwd()) and run > 0:
+                    busy += 1
                 sample = run_timed(trial.argv, env=trial.env, cwd=trial.cwd)
                 if sample.returncode != 0:
                     result.error = f"exit status {sample.returncode}: {_last_lines(sample.stderr)}"
@@ -98,6 +100,11 @@ def run_cases(label: str, cases: Sequence[c.Case], repeat: int) -> list[str]:
             )
             if run > 0:
                 result.samples.append(sample)
+    if busy:
+        problems.append(
+            f"{label}: {busy} timed run(s) started while the disk was still busy after 10 s "
+            "of waiting (another program writing?): those timings are less reliable"
+        )
     return problems
 
 

@@ -110,19 +110,19 @@ def tree_summary(path: Path) -> tuple[int, int]:
     return count, total
 
 
-def settle(path: Path, quiet_s: float = 0.2, limit_s: float = 10.0) -> None:
+def settle(path: Path, quiet_s: float = 0.2, limit_s: float = 10.0) -> bool:
     """Flush dirty pages, then wait until the disk holding ``path`` has had
     nothing in flight and completed no writes or discards for ``quiet_s``
     (at most ``limit_s``): a run should not start while the disk still works
-    off the last one. Where the kernel's block statistics cannot be read,
-    only flush."""
+    off the last one. False if the disk never went quiet; where the kernel's
+    block statistics cannot be read, only flush (True)."""
     os.sync()
     info = os.stat(path)
     stat_file = Path(f"/sys/dev/block/{os.major(info.st_dev)}:{os.minor(info.st_dev)}/stat")
     try:
         last = stat_file.read_text().split()
     except OSError:
-        return
+        return True
     deadline = time.monotonic() + limit_s
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
@@ -134,4 +134,5 @@ def settle(path: Path, quiet_s: float = 0.2, limit_s: float = 10.0) -> None:
         if busy:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= quiet_s:
-            return
+            return True
+    return False

@@ -103,3 +103,26 @@ def test_immutable_files_on_another_filesystem_are_copied(
             assert obj.st_ino != (root / e.path).stat().st_ino
             assert Path(store.objects.path(e.digest)).read_bytes() == files[e.path]
             assert (root / e.path).stat().st_mode & 0o200  # the user's file untouched
+
+
+def test_immutable_files_that_cannot_be_made_read_only_are_copied_by_both_processes(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f"f{i}.bin": f"theirs {i}".encode() for i in range(60)}
+    root = make_tree(tmp_path / "data", files)
+    modes = {rel: (root / rel).stat().st_mode for rel in files}
+    store = Store.open(store_dir)
+
+    def refuse(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)  # the forked helper inherits this
+    monkeypatch.setattr(ingest, "PARALLEL_SMALL_MIN", 20)
+    walked = ingest.walk_dir(root)
+    entries, new = ingest.ingest(store, walked.files, immutable=True, validated=True,
+                                 stats=walked.stats)
+    assert new and len(entries) == len(files)
+    for e in entries:
+        local = (root / e.path).stat()
+        assert local.st_nlink == 1 and local.st_mode == modes[e.path]
+        assert Path(store.objects.path(e.digest)).read_bytes() == files[e.path]

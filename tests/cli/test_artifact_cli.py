@@ -189,6 +189,27 @@ def test_a_staged_object_gone_from_the_store_stops_the_log(
     assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
 
 
+def test_an_object_gone_behind_the_stat_cache_stops_the_log(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    """A file known from the stat cache is not read again; if its object has
+    gone from the store meanwhile, the log must refuse rather than record a
+    version that cannot be read back."""
+    data = make_tree(tmp_path / "data", {"a.txt": b"cached content", "b.txt": b"other"})
+    old = time.time() - 3600
+    for f in data.iterdir():
+        os.utime(f, (old, old))  # settled: the stat cache keeps them
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    digest = hash_bytes(b"cached content")
+    gone = store_dir / "objects" / digest[:2] / digest[2:]
+    gone.unlink()  # as if removed by a garbage collection cut short
+    (data / "c.txt").write_bytes(b"new")  # a changed tree: no cached manifest
+    res = cli("artifact", "log", "other", str(data), "--type", "dataset")
+    assert res.code == 5, res.err
+    assert "missing from the store" in res.err and "a.txt" in res.err
+    assert cli("artifact", "info", "other").code == 3
+
+
 def test_concurrent_logs_get_distinct_versions(tmp_path: Path, store_dir: Path) -> None:
     procs = []
     for i in range(4):
@@ -325,6 +346,12 @@ def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command
     # interrupt once the first objects appear
     interrupt_wbtool(["artifact", command, "ds", str(data), "--type", "dataset"], lambda: (
         (store_dir / "objects").is_dir() and any((store_dir / "objects").glob("*/*"))), 0.01)
+    cli = Cli(tmp_path / "work")
+    if command == "log" and versions(store_dir, "ds") == [0]:
+        # On a loaded machine the interrupt can come after the version was
+        # recorded (exit 130 all the same): then that version must be whole.
+        cli("artifact", "verify", "ds:v0", check=True)
+        pytest.skip("the interrupt arrived after the version was recorded")
     assert versions(store_dir, "ds") == []
     db = sqlite3.connect(store_dir / "index.db")
     assert db.execute("SELECT COUNT(*) FROM drafts").fetchone()[0] == 0
@@ -332,7 +359,6 @@ def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command
     assert [p for p in (store_dir / "tmp").iterdir() if p.name != ".reflink-probe"] == []
     assert_store_complete(store_dir)
     # and the store still works
-    cli = Cli(tmp_path / "work")
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
     cli("artifact", "verify", "ds", check=True)
 

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -646,7 +646,7 @@ class Artifact:
     def _commit(
         self, ctx: Context, *, project: str | None = None, aliases: list[str] | None = None,
         run_id: str | None = None, history_step: int | None = None,
-        placed_under_lock: bool = False,
+        check_only: Collection[str] | None = None,
     ) -> Artifact:
         self._project = project or self._project or ctx.project
         validate_name(self._project, "project name")
@@ -657,7 +657,7 @@ class Artifact:
             aliases=[*self._aliases, *(aliases or [])], tags=self._tags,
             ttl=None if self._ttl is None else self._ttl.total_seconds(),
             run_id=run_id, history_step=history_step, new_objects=self._new_objects,
-            placed_under_lock=placed_under_lock,
+            check_only=check_only,
         )
         self.noop = rec.noop  # same digest as the latest version: same entries
         self._load_record(rec)

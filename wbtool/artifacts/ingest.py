@@ -178,6 +178,7 @@ def ingest(
     workers: int | None = None,
     validated: bool = False,
     stats: array[int] | None = None,
+    cache_hits: set[str] | None = None,
 ) -> tuple[list[ManifestEntry], bool]:
     """Store the content of ``files``; return (entries, any object newly written).
 
@@ -189,6 +190,8 @@ def ingest(
     hard-linked into the store by two processes; large files are copied (or,
     ``immutable``, hard-linked) to objects of their own by a thread pool.
     ``stats`` (from :func:`walk_dir`) saves a second ``stat`` per file.
+    ``cache_hits`` gets the digests known from the stat cache alone: their
+    objects were stored earlier, and may have gone since.
     """
     items = (list(files) if validated
              else [(local, validate_entry_path(name)) for local, name in files])
@@ -211,6 +214,8 @@ def ingest(
         hit = cache.get((stats[b], stats[b + 1]))
         if hit is not None and hit[0] == size and hit[1] == stats[b + 3]:
             entries[i] = ManifestEntry(name, hit[2], size, local_path=local)
+            if cache_hits is not None:
+                cache_hits.add(hit[2])
             progress(1, size)
             continue
         (small if size <= PACK_MAX else large).append((i, local, size))
@@ -351,8 +356,8 @@ def _link_share(root: str, tmp: str, share: list[Miss]) -> list[Done]:
 def _link_batch(objects: ObjectStore, batch: list[Miss]) -> list[Done]:
     done: list[Done] = []
     link = objects.link_small
-    for i, local, size_hint in batch:
-        digest, size, new = link(local, size_hint)
+    for i, local, _size in batch:
+        digest, size, new = link(local)
         done.append((i, digest, size, new))
     return done
 

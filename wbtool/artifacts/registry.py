@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,15 +206,15 @@ class Registry:
         history_step: int | None = None,
         new_objects: bool = True,
         created_at: float | None = None,
-        placed_under_lock: bool = False,
+        check_only: Collection[str] | None = None,
     ) -> VersionRecord:
         """Record ``manifest`` as the next version of ``project/name`` (created
         now, or at ``created_at`` for a version made elsewhere and pulled).
 
-        Every object is checked to be in the store first, unless
-        ``placed_under_lock``: the caller placed all of them while holding the
-        store's shared lock, which it still holds (garbage collection cannot
-        have run since).
+        Every object is checked to be in the store first, or, with
+        ``check_only``, only those digests: the caller placed the others
+        itself while holding the store's shared lock, which it still holds
+        (garbage collection cannot have run since).
         """
         _check_labels(aliases, tags)
         digest, manifest_bytes = manifest.serialize()
@@ -222,8 +223,7 @@ class Registry:
         if rec is not None:
             return rec
         manifest_digest, wrote = self.store.objects.put_bytes(manifest_bytes)
-        if not placed_under_lock:
-            self._check_objects(manifest)
+        self._check_objects(manifest, check_only)
         if self.fsync and (new_objects or wrote):
             fsutil.syncfs(self.store.path)  # objects durable before the version row
         return self._insert(
@@ -312,8 +312,11 @@ class Registry:
         rec.noop = True
         return rec
 
-    def _check_objects(self, manifest: Manifest) -> None:
-        digests = {e.digest: e.path for e in manifest if e.ref is None}
+    def _check_objects(self, manifest: Manifest, only: Collection[str] | None = None) -> None:
+        digests = {e.digest: e.path for e in manifest
+                   if e.ref is None and (only is None or e.digest in only)}
+        if not digests:
+            return
         missing = [digests[d] for d in self.store.objects.missing(digests)]
         if missing:
             raise ConflictError(

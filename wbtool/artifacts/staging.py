@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from wbtool.artifacts import ingest
@@ -88,11 +88,13 @@ def collect(
     immutable: bool = False,
     progress: ingest.Progress = ingest._no_progress,
     walked: ingest.WalkResult | None = None,
+    cache_hits: set[str] | None = None,
 ) -> tuple[list[ManifestEntry], bool, list[tuple[str, str]]]:
-    """Hash and store ``paths`` (files or folders); return their entries."""
+    """Hash and store ``paths`` (files or folders); return their entries.
+    ``cache_hits`` gets the digests taken from the stat cache (see ingest)."""
     walked = walked or walk_paths(paths, name_in_artifact)
     entries, new = ingest.ingest(ctx.store, walked.files, immutable=immutable, progress=progress,
-                                 validated=True, stats=walked.stats)
+                                 validated=True, stats=walked.stats, cache_hits=cache_hits)
     return entries, new, walked.skipped
 
 
@@ -154,17 +156,19 @@ def log_paths(
             )
             return rec, walked.skipped
     # The shared lock, held from placing the objects to recording the
-    # version, keeps garbage collection out: what was placed is still there
-    # (a draft's objects, placed earlier, are checked).
+    # version, keeps garbage collection out: what was placed is still there.
+    # Objects known only from the stat cache, or a draft's, placed earlier,
+    # are checked.
     with ctx.store.lock(exclusive=False):
+        hits: set[str] = set()
         entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
-                                        walked=walked)
+                                        walked=walked, cache_hits=hits)
         del walked  # the walk's lists are large; the entries are all that is needed now
         for e in entries:
             e.local_path = None
         art = commit(ctx, project, name, extra_entries=entries, type=type,
                      description=description, metadata=metadata, aliases=aliases, tags=tags,
-                     run_id=run_id, new_objects=new, placed_under_lock=True)
+                     run_id=run_id, new_objects=new, check_only=hits)
     if fingerprint is not None and draft is None:
         rec = art._rec
         with ctx.store.index.transaction() as db:
@@ -246,11 +250,12 @@ def commit(
     tags: Sequence[str] = (),
     run_id: str | None = None,
     new_objects: bool = True,
-    placed_under_lock: bool = False,
+    check_only: Collection[str] | None = None,
 ) -> Artifact:
     """Commit the draft (plus ``extra_entries``) as the next version; drop the draft.
-    ``placed_under_lock``: ``extra_entries`` were stored under the store's
-    shared lock, still held (see :meth:`Registry.commit`)."""
+    ``check_only``: of ``extra_entries``, only these digests need checking
+    for presence, the others were stored under the store's shared lock,
+    still held (see :meth:`Registry.commit`); a draft's are all checked."""
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
         raise NotFoundError(
@@ -270,7 +275,7 @@ def commit(
     art.tags = list(tags)
     art._new_objects = new_objects
     art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
-                placed_under_lock=placed_under_lock and draft is None)
+                check_only=check_only if draft is None else None)
     if draft is not None:
         with ctx.store.index.transaction() as db:
             db.execute(

@@ -30,6 +30,8 @@ RACY_NS = 1_000_000_000  # a file written this recently may still be changing
 OBJECT_MODE = 0o444
 # Why a hard link (or a file to link to) cannot be made: fall back to a copy.
 _CANNOT_LINK = (errno.EMLINK, errno.EACCES, errno.EPERM, errno.EROFS)
+# ... and why a user's file cannot be linked into the store: copy it instead.
+_CANNOT_LINK_HERE = (*_CANNOT_LINK, errno.EXDEV, errno.EOPNOTSUPP)
 
 
 class ObjectStore:
@@ -252,7 +254,7 @@ class ObjectStore:
         try:
             st = os.fstat(fd)
             if immutable:
-                return self._put_linked(src, fd, st.st_size)
+                return self._put_linked(src, fd, st)
             if st.st_size <= SMALL:
                 data = read_all(fd, st.st_size)
                 digest, new = self.put_bytes(data)
@@ -289,41 +291,45 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
 
-    def link_small(self, src: str, size_hint: int) -> tuple[str, int, bool]:
-        """``put_file(src, immutable=True)`` for a file known to be small:
-        read whole in one call, hashed, hard-linked."""
+    def link_small(self, src: str) -> tuple[str, int, bool]:
+        """``put_file(src, immutable=True)`` without its size test: for the
+        many small files of a folder (a large one is hashed through a memory
+        map all the same)."""
         fd = os.open(src, os.O_RDONLY)
         try:
-            return self._put_linked(src, fd, size_hint)
+            return self._put_linked(src, fd, os.fstat(fd))
         finally:
             os.close(fd)
 
-    def _put_linked(self, src: str, fd: int, size: int) -> tuple[str, int, bool]:
+    def _put_linked(self, src: str, fd: int, st: os.stat_result) -> tuple[str, int, bool]:
         data = None
-        if size <= SMALL:
-            data = read_all(fd, size)
+        if st.st_size <= SMALL:
+            data = read_all(fd, st.st_size)
             digest, size = hash_bytes(data), len(data)
         else:
             digest, size = hash_fd(fd, mapped=True)  # the user promised not to change it
-        final = self.path(digest)
-        try:
+        # Someone else's file could be linked but not made read-only: copy it
+        # rather than link it and take the link back.
+        euid = os.geteuid() if hasattr(os, "geteuid") else st.st_uid
+        if euid == 0 or st.st_uid == euid:
+            final = self.path(digest)
             try:
-                os.link(src, final)
-            except FileNotFoundError:  # the shard folder is made on first use
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.link(src, final)
-        except FileExistsError:  # present already (or linked by a racing writer)
-            return digest, size, False
-        except OSError as e:
-            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-                raise
-        else:
-            try:
-                os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
-                return digest, size, True
-            except PermissionError:  # someone else's file: it cannot be made read-only
-                os.unlink(final)
-        # no link (another filesystem, someone else's file): store a copy
+                try:
+                    os.link(src, final)
+                except FileNotFoundError:  # the shard folder is made on first use
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.link(src, final)
+            except FileExistsError:  # present already (or linked by a racing writer)
+                return digest, size, False
+            except OSError as e:
+                if e.errno not in _CANNOT_LINK_HERE:
+                    raise
+            else:
+                try:
+                    os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
+                    return digest, size, True
+                except PermissionError:  # not ours after all (an ACL, a root squash)
+                    os.unlink(final)
         if data is None:
             os.lseek(fd, 0, os.SEEK_SET)
             return self._put_large(src, fd)
