@@ -102,7 +102,7 @@ def test_immutable_file_that_cannot_be_made_read_only_is_copied(
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "fchmod", refuse)
-    digest, size, new = store.objects.link_small(str(src))
+    digest, size, new = store.objects.put_file(str(src), immutable=True)
     assert new and size == before.st_size
     obj = os.stat(store.objects.path(digest))
     assert obj.st_ino != before.st_ino and src.stat().st_nlink == 1

@@ -229,11 +229,7 @@ def ingest(
     collect = _Collector(items, entries, stats, fresh, progress)
 
     def work(batch: list[Miss]) -> list[Done]:
-        done = []
-        for i, local, _size in batch:
-            digest, size, new = objects.put_file(local, immutable=immutable)
-            done.append((i, digest, size, new))
-        return done
+        return _put_batch(objects, batch, immutable)
 
     with store.lock(exclusive=False):
         if small:
@@ -340,7 +336,7 @@ def _link_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
         small = small[:half]
     try:
         for k in range(0, len(small), PACK_BATCH):
-            yield _link_batch(objects, small[k:k + PACK_BATCH])
+            yield _put_batch(objects, small[k:k + PACK_BATCH], True)
         if helper is not None:
             yield helper.result()
     finally:
@@ -350,14 +346,14 @@ def _link_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
 
 def _link_share(root: str, tmp: str, share: list[Miss]) -> list[Done]:
     """In a forked helper: hard-link ``share`` into the store at ``root``."""
-    return _link_batch(ObjectStore(root, tmp), share)
+    return _put_batch(ObjectStore(root, tmp), share, True)
 
 
-def _link_batch(objects: ObjectStore, batch: list[Miss]) -> list[Done]:
+def _put_batch(objects: ObjectStore, batch: list[Miss], immutable: bool) -> list[Done]:
+    """Store each file of ``batch`` as an object of its own."""
     done: list[Done] = []
-    link = objects.link_small
     for i, local, _size in batch:
-        digest, size, new = link(local)
+        digest, size, new = objects.put_file(local, immutable=immutable)
         done.append((i, digest, size, new))
     return done
 

@@ -48,6 +48,7 @@ class ObjectStore:
         self.can_reflink: bool | None = None  # learnt on first large put
         # start writing large copies to disk while copying (a flush follows)
         self.write_back = False
+        self._euid = os.geteuid() if hasattr(os, "geteuid") else None
 
     # -- layout ---------------------------------------------------------------
     def path(self, digest: str) -> str:
@@ -291,16 +292,6 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
 
-    def link_small(self, src: str) -> tuple[str, int, bool]:
-        """``put_file(src, immutable=True)`` without its size test: for the
-        many small files of a folder (a large one is hashed through a memory
-        map all the same)."""
-        fd = os.open(src, os.O_RDONLY)
-        try:
-            return self._put_linked(src, fd, os.fstat(fd))
-        finally:
-            os.close(fd)
-
     def _put_linked(self, src: str, fd: int, st: os.stat_result) -> tuple[str, int, bool]:
         data = None
         if st.st_size <= SMALL:
@@ -310,8 +301,7 @@ class ObjectStore:
             digest, size = hash_fd(fd, mapped=True)  # the user promised not to change it
         # Someone else's file could be linked but not made read-only: copy it
         # rather than link it and take the link back.
-        euid = os.geteuid() if hasattr(os, "geteuid") else st.st_uid
-        if euid == 0 or st.st_uid == euid:
+        if self._euid in (0, None, st.st_uid):
             final = self.path(digest)
             try:
                 try:
