@@ -49,8 +49,9 @@ def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_back: bool
 ) -> None:
     """A large file settled on disk is copied by the kernel in steps; in a
-    durable store each step is handed to the disk at once (the flush before
-    the version is recorded then waits less), else it is left to the kernel."""
+    durable store whose filesystem takes no direct writes, each step is
+    handed to the disk at once (the flush before the version is recorded
+    then waits less), else it is left to the kernel."""
     from wbtool import fsutil
     from wbtool.store import objects as objects_mod
 
@@ -69,6 +70,7 @@ def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
     monkeypatch.setattr(fsutil, "start_writeback", spy)
     monkeypatch.setattr(objects_mod, "WRITEBACK_STEP", 100_000)
     store.objects.write_back = write_back
+    store.objects.can_direct = False
     digest, size, new = store.objects.put_file(str(src))
     assert (digest, size, new) == (hash_bytes(data), len(data), True)
     assert Path(store.objects.path(digest)).read_bytes() == data
@@ -78,6 +80,77 @@ def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
         assert all(ok for _, _, ok in started)  # the kernel took each hint
     else:
         assert started == []
+
+
+def _takes_direct_writes(folder: Path) -> bool:
+    probe = folder / ".direct-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | getattr(os, "O_DIRECT", 0), 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    probe.unlink()
+    return hasattr(os, "O_DIRECT")
+
+
+@pytest.mark.parametrize("size", [
+    SMALL + 1,  # a tail of one byte
+    SMALL + 3 * 65536,  # whole windows only
+    SMALL + 3 * 65536 + 4096,  # whole pages, no tail
+    SMALL + 5 * 65536 - 1,  # a tail of almost a page
+])
+def test_durable_large_copy_bypasses_the_page_cache(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """In a durable store a large file settled on disk is written past the
+    page cache (O_DIRECT) from the same mapped pages it is hashed through;
+    the unaligned tail goes through the page cache. The object is exact."""
+    from wbtool.store import objects as objects_mod
+
+    if not _takes_direct_writes(Path(store.tmp)):
+        pytest.skip("this filesystem takes no O_DIRECT writes")
+    monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)  # several windows
+    src = tmp_path / "big.bin"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    store.objects.write_back = True
+    digest, got, new = store.objects.put_file(str(src))
+    assert store.objects.can_direct is True
+    assert (digest, got, new) == (hash_bytes(data), len(data), True)
+    obj = Path(store.objects.path(digest))
+    assert obj.read_bytes() == data
+    assert stat.S_IMODE(obj.stat().st_mode) == 0o444
+    assert not os.listdir(store.tmp)
+
+
+def test_large_copy_falls_back_where_direct_writes_are_refused(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem that refuses O_DIRECT (EINVAL at open, as FUSE and some
+    network filesystems do) gets the kernel copy instead, and is not asked
+    again."""
+    opened: list[int] = []
+    real_open = os.open
+
+    def refusing_open(path: str, flags: int, *args: int, **kwargs: object) -> int:
+        if flags & getattr(os, "O_DIRECT", 0):
+            opened.append(flags)
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    store.objects.write_back = True
+    for k in range(2):
+        src = tmp_path / f"big{k}.bin"
+        data = os.urandom(SMALL + 4097)
+        src.write_bytes(data)
+        os.utime(src, (1_600_000_000, 1_600_000_000))
+        digest, got, new = store.objects.put_file(str(src))
+        assert (digest, got, new) == (hash_bytes(data), len(data), True)
+        assert Path(store.objects.path(digest)).read_bytes() == data
+    assert store.objects.can_direct is False
+    assert len(opened) == (1 if hasattr(os, "O_DIRECT") else 0)  # learnt once
 
 
 def test_immutable_hardlinks(store: Store, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ class ObjectStore:
         self._pack_fds: dict[str, int] = {}  # pack path → open fd (pread is thread-safe)
         self._lock = threading.Lock()
         self.can_reflink: bool | None = None  # learnt on first large put
+        self.can_direct: bool | None = None  # O_DIRECT writes, learnt likewise
         # start writing large copies to disk while copying (a flush follows)
         self.write_back = False
         self._euid = os.geteuid() if hasattr(os, "geteuid") else None
@@ -280,7 +281,11 @@ class ObjectStore:
                     return digest, size, self._publish(tmp, digest)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
             try:
-                result = _copy_hashing_in_kernel(fd, out, write_back=self.write_back)
+                result = None
+                if self.write_back and _O_DIRECT and self.can_direct is not False:
+                    result = self._copy_direct(fd, tmp, out)
+                if result is None:
+                    result = _copy_hashing_in_kernel(fd, out, write_back=self.write_back)
                 if result is None:
                     result = _copy_hashing_in_user(fd, out)
             finally:
@@ -291,6 +296,33 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+    def _copy_direct(self, fd: int, tmp: str, out: int) -> tuple[str, int] | None:
+        """The durable copy of a large file: written past the page cache, so
+        the flush that follows finds nothing left to write. None where the
+        filesystem refuses (``out`` is then empty again) or the source is
+        changing; the caller copies another way."""
+        try:
+            direct = os.open(tmp, os.O_WRONLY | _O_DIRECT)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            self.can_direct = False
+            return None
+        try:
+            result = _copy_hashing_direct(fd, direct, out)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.EFAULT):
+                raise
+            self.can_direct = False
+            result = None
+        finally:
+            os.close(direct)
+        if result is None:
+            os.ftruncate(out, 0)
+        else:
+            self.can_direct = True
+        return result
 
     def _put_linked(self, src: str, fd: int, st: os.stat_result) -> tuple[str, int, bool]:
         data = None
@@ -414,6 +446,11 @@ class ObjectStore:
 
 
 WRITEBACK_STEP = 64 << 20  # large copies start going to disk in steps this big
+# Durable large copies bypass the page cache (O_DIRECT) in windows this big,
+# at offsets and lengths aligned to DIRECT_ALIGN.
+DIRECT_WINDOW = 8 << 20
+DIRECT_ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
@@ -485,6 +522,70 @@ def _copy_hashing_in_kernel(
     ):
         return None  # changed under us: copy again in user space
     return digest, size
+
+
+def _copy_hashing_direct(fd: int, direct: int, out: int) -> tuple[str, int] | None:
+    """Hash ``fd`` through a sliding memory map while a writer thread hands
+    the same mapped pages to the disk through ``direct`` (opened O_DIRECT):
+    no byte is copied in memory, and each is read once from the page cache.
+    The unaligned tail goes through ``out``, a plain descriptor of the same
+    file. None if the source is being written to (recently, or during the
+    copy). OSError EINVAL where the filesystem refuses such writes."""
+    import mmap
+    import queue
+
+    before = os.fstat(fd)
+    size = before.st_size
+    if time.time_ns() - before.st_mtime_ns < RACY_NS or size == 0:
+        return None
+    aligned = size - size % DIRECT_ALIGN
+    windows: queue.Queue[tuple[mmap.mmap, int, int] | None] = queue.Queue(maxsize=2)
+    write_error: list[BaseException] = []
+
+    def write() -> None:  # in the kernel, without the GIL, beside the hashing
+        while (item := windows.get()) is not None:
+            window, off, length = item
+            try:
+                if not write_error:
+                    with memoryview(window) as view:
+                        _pwrite_all(direct, view[:length], off)
+            except BaseException as e:
+                write_error.append(e)
+            finally:
+                window.close()
+
+    writer = threading.Thread(target=write, name="wbtool-write", daemon=True)
+    writer.start()
+    h = new_hasher()
+    tail = b""
+    off = 0
+    try:
+        while off < size and not write_error:
+            n = min(DIRECT_WINDOW, size - off)
+            window = mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off)
+            h.update(window)
+            if off + n > aligned:  # the last window: its unaligned tail goes through ``out``
+                tail = window[aligned - off:]
+            windows.put((window, off, min(n, aligned - off)))
+            off += n
+    finally:
+        windows.put(None)
+        writer.join()
+    if write_error:
+        raise write_error[0]
+    _pwrite_all(out, memoryview(tail), aligned)
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        before.st_size, before.st_mtime_ns, before.st_ctime_ns
+    ):
+        return None
+    return h.hexdigest(), size
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
 
 
 def read_all(fd: int, size_hint: int) -> bytes:
