@@ -336,13 +336,19 @@ def test_stat_cache_skips_unchanged_files(cli: Cli, tmp_path: Path, store_dir: P
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["log", "add"])
+@pytest.mark.parametrize("command", ["log", "add", "log-settled"])
 def test_ctrl_c_leaves_no_partial_state(tmp_path: Path, store_dir: Path, command: str) -> None:
+    """``log-settled``: files last written long ago, which a durable store
+    writes past the page cache while a second thread hashes them."""
     data = tmp_path / "data"
     data.mkdir()
     block = os.urandom(1 << 20)
     for i in range(40):  # 40 files of 8 MiB: long enough to interrupt
         (data / f"f{i:02d}.bin").write_bytes(block * 7 + i.to_bytes(4, "big") * (1 << 18))
+    if command == "log-settled":
+        for p in data.iterdir():
+            os.utime(p, (1_600_000_000, 1_600_000_000))
+        command = "log"
     # interrupt once the first objects appear
     interrupt_wbtool(["artifact", command, "ds", str(data), "--type", "dataset"], lambda: (
         (store_dir / "objects").is_dir() and any((store_dir / "objects").glob("*/*"))), 0.01)
