@@ -103,7 +103,7 @@ def test_durable_large_copy_bypasses_the_page_cache(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """In a durable store a large file settled on disk is written past the
-    page cache (O_DIRECT) from the same mapped pages it is hashed through;
+    page cache (O_DIRECT) from the windows it is read and hashed in;
     the unaligned tail goes through the page cache. The object is exact."""
     from wbtool.store import objects as objects_mod
 
@@ -121,6 +121,55 @@ def test_durable_large_copy_bypasses_the_page_cache(
     obj = Path(store.objects.path(digest))
     assert obj.read_bytes() == data
     assert stat.S_IMODE(obj.stat().st_mode) == 0o444
+    assert not os.listdir(store.tmp)
+
+
+def test_large_file_truncated_during_the_direct_copy(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program truncating the file mid-copy makes the reads come up
+    short (the file is read, never mapped: no fatal signal); the copy starts
+    over in user space and the object holds what the file holds now."""
+    from wbtool.store import objects as objects_mod
+
+    if not _takes_direct_writes(Path(store.tmp)):
+        pytest.skip("this filesystem takes no O_DIRECT writes")
+    monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)
+    src = tmp_path / "big.bin"
+    data = os.urandom(SMALL + 3 * 65536 + 100)
+    src.write_bytes(data)
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    real_hasher = objects_mod.new_hasher
+    hashers = []
+
+    class TruncatingHasher:
+        """Truncates the source to half after the first window is hashed."""
+
+        def __init__(self) -> None:
+            self.inner = real_hasher()
+            self.calls = 0
+
+        def update(self, chunk: bytes) -> None:
+            self.inner.update(chunk)
+            self.calls += 1
+            if self.calls == 1 and len(hashers) == 1:
+                os.truncate(src, len(data) // 2)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    def make() -> object:
+        h = TruncatingHasher()
+        hashers.append(h)
+        return h
+
+    monkeypatch.setattr(objects_mod, "new_hasher", make)
+    store.objects.write_back = True
+    digest, got, new = store.objects.put_file(str(src))
+    half = data[: len(data) // 2]
+    assert (digest, got, new) == (hash_bytes(half), len(half), True)
+    assert Path(store.objects.path(digest)).read_bytes() == half
+    assert len(hashers) == 2  # the direct copy, then the copy in user space
     assert not os.listdir(store.tmp)
 
 
