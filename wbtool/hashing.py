@@ -62,6 +62,24 @@ def hash_mapped(fd: int, size: int) -> str:
     return h.hexdigest()
 
 
+def hash_prefix(fd: int, size: int) -> tuple[str, int]:
+    """Digest of the first ``size`` bytes of ``fd`` (read at offsets, so the
+    descriptor's position is left alone), and how many there were: fewer
+    where the file is shorter. Reading, unlike mapping, survives a file
+    truncated meanwhile."""
+    h = new_hasher()
+    buf = bytearray(min(size, BIG_CHUNK))
+    view = memoryview(buf)
+    done = 0
+    while done < size:
+        n = os.preadv(fd, [view[: min(len(buf), size - done)]], done)
+        if n == 0:
+            break
+        h.update(view[:n])
+        done += n
+    return h.hexdigest(), done
+
+
 def hash_file(path: str | os.PathLike) -> tuple[str, int]:
     """(digest, size) of a file, read once in chunks."""
     fd = os.open(path, os.O_RDONLY)

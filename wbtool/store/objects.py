@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from wbtool import fsutil
 from wbtool.errors import CorruptObjectError
-from wbtool.hashing import CHUNK, hash_bytes, hash_fd, hash_mapped, is_digest, new_hasher
+from wbtool.hashing import CHUNK, hash_bytes, hash_fd, hash_prefix, is_digest, new_hasher
 
 if TYPE_CHECKING:
     from wbtool.store.index import Index
@@ -473,10 +473,10 @@ def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
 def _copy_hashing_in_kernel(
     fd: int, out: int, *, write_back: bool = False
 ) -> tuple[str, int] | None:
-    """Hash the source through a sliding memory map while the kernel copies it
-    (copy_file_range): each byte is read once from the page cache and never
-    copied through user space. None where the kernel cannot (or the source is
-    being written to right now), so the caller copies in user space instead.
+    """Hash the source (reading it at offsets) while the kernel copies it
+    (copy_file_range) on the other core: the copy itself never passes through
+    user space. None where the kernel cannot (or the source is being written
+    to right now), so the caller copies in user space instead.
 
     If the source changes during the copy, None as well: the user-space copy
     that follows hashes exactly the bytes it writes. ``write_back``: start
@@ -506,7 +506,7 @@ def _copy_hashing_in_kernel(
     copier = threading.Thread(target=copy, name="wbtool-copy", daemon=True)
     copier.start()
     try:
-        digest = hash_mapped(fd, size)
+        digest, hashed = hash_prefix(fd, size)  # read, not mapped: the file is the user's
     finally:
         copier.join()
     if copy_error:
@@ -518,7 +518,7 @@ def _copy_hashing_in_kernel(
             return None
         raise e
     after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+    if hashed != size or (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
         before.st_size, before.st_mtime_ns, before.st_ctime_ns
     ):
         return None  # changed under us: copy again in user space
