@@ -68,7 +68,7 @@ def hash_prefix(fd: int, size: int) -> tuple[str, int]:
     where the file is shorter. Reading, unlike mapping, survives a file
     truncated meanwhile."""
     h = new_hasher()
-    buf = bytearray(min(size, BIG_CHUNK))
+    buf = bytearray(min(size, CHUNK))  # small enough to stay in the CPU's cache
     view = memoryview(buf)
     done = 0
     while done < size:

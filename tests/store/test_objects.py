@@ -103,7 +103,7 @@ def test_durable_large_copy_bypasses_the_page_cache(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """In a durable store a large file settled on disk is written past the
-    page cache (O_DIRECT) from the windows it is read and hashed in;
+    page cache (O_DIRECT) from its own page-cache pages while it is hashed;
     the unaligned tail goes through the page cache. The object is exact."""
     from wbtool.store import objects as objects_mod
 
@@ -129,16 +129,17 @@ def test_large_file_truncated_during_the_copy(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """Another program truncating the file mid-copy makes the reads come up
-    short (the file is read, never mapped: no fatal signal); the copy starts
-    over in user space and the object holds what the file holds now. Both
-    for the direct copy of a durable store and the kernel's copy."""
+    short (the hash reads the file; only the kernel touches mapped pages: no
+    fatal signal); the copy starts over in user space and the object holds
+    what the file holds now. Both for the direct copy of a durable store and
+    the kernel's copy."""
     from wbtool import hashing
     from wbtool.store import objects as objects_mod
 
     if path == "direct" and not _takes_direct_writes(Path(store.tmp)):
         pytest.skip("this filesystem takes no O_DIRECT writes")
     monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)
-    monkeypatch.setattr(hashing, "BIG_CHUNK", 65536)
+    monkeypatch.setattr(hashing, "CHUNK", 65536)
     monkeypatch.setattr(hashing, "MAP_WINDOW", 65536)
     src = tmp_path / "big.bin"
     data = os.urandom(SMALL + 3 * 65536 + 100)

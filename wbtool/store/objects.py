@@ -447,10 +447,9 @@ class ObjectStore:
 
 WRITEBACK_STEP = 64 << 20  # large copies start going to disk in steps this big
 # Durable large copies bypass the page cache (O_DIRECT) in windows this big,
-# at offsets and lengths aligned to DIRECT_ALIGN, with this many in flight.
-DIRECT_WINDOW = 4 << 20
+# at offsets and lengths aligned to DIRECT_ALIGN.
+DIRECT_WINDOW = 8 << 20
 DIRECT_ALIGN = 4096
-DIRECT_BUFFERS = 4
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
@@ -526,87 +525,57 @@ def _copy_hashing_in_kernel(
 
 
 def _copy_hashing_direct(fd: int, direct: int, out: int) -> tuple[str, int] | None:
-    """Read and hash ``fd`` in windows while a writer thread hands each
-    window to the disk through ``direct`` (opened O_DIRECT): the disk works
-    beside the reading and hashing, and nothing is left in the page cache
-    to flush. Windows are page-aligned anonymous memory, as direct writes
-    need; the unaligned tail goes through ``out``, a plain descriptor of the
-    same file. The user's file is read, never mapped: one truncated meanwhile
-    reads short instead of faulting. None if the source is being written to
-    (recently, or during the copy). OSError EINVAL where the filesystem
-    refuses such writes."""
+    """Copy ``fd`` through ``direct`` (opened O_DIRECT) while hashing it on
+    the other core: a writer thread hands the disk the source's own page-cache
+    pages, window by window through a memory map, so no byte is copied in
+    memory and nothing is left in the page cache to flush. The hash reads the
+    file at offsets; only the kernel touches the mapped pages, so a file
+    truncated meanwhile makes a write fail (EFAULT) instead of faulting this
+    process. The unaligned tail goes through ``out``, a plain descriptor of
+    the same file. None if the source is being written to (recently, or
+    during the copy). OSError EINVAL where the filesystem refuses such
+    writes."""
     import mmap
-    import queue
 
     before = os.fstat(fd)
     size = before.st_size
     if time.time_ns() - before.st_mtime_ns < RACY_NS or size == 0:
         return None
-    buffers = [mmap.mmap(-1, DIRECT_WINDOW) for _ in range(DIRECT_BUFFERS)]
-    free: queue.Queue[mmap.mmap] = queue.Queue()
-    for buf in buffers:
-        free.put(buf)
-    full: queue.Queue[tuple[mmap.mmap, int, int] | None] = queue.Queue()
+    aligned = size - size % DIRECT_ALIGN
     write_error: list[BaseException] = []
+    stop = threading.Event()
 
-    def write() -> None:  # in the kernel, without the GIL, beside the reading
-        while (item := full.get()) is not None:
-            buf, off, length = item
-            try:
-                if not write_error:
-                    with memoryview(buf) as view:
-                        _pwrite_all(direct, view[:length], off)
-            except BaseException as e:
-                write_error.append(e)
-            finally:
-                free.put(buf)
+    def write() -> None:  # in the kernel, without the GIL, beside the hashing
+        off = 0
+        try:
+            while off < aligned and not stop.is_set():
+                n = min(DIRECT_WINDOW, aligned - off)
+                with mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off) as window, \
+                        memoryview(window) as view:
+                    _pwrite_all(direct, view, off)
+                off += n
+        except BaseException as e:  # a shrunken file (EFAULT, ValueError) or a refusal
+            write_error.append(e)
 
     writer = threading.Thread(target=write, name="wbtool-write", daemon=True)
     writer.start()
-    h = new_hasher()
-    tail = b""
-    off = 0
     try:
-        while off < size and not write_error:
-            buf = free.get()
-            want = min(DIRECT_WINDOW, size - off)
-            with memoryview(buf) as view:
-                n = _pread_full(fd, view[:want], off)
-                h.update(view[:n])
-                whole = n - n % DIRECT_ALIGN
-                if whole < n:  # the end of the file
-                    tail = bytes(view[whole:n])
-            full.put((buf, off, whole))
-            off += n
-            if n < want:  # the file shrank
-                break
+        digest, hashed = hash_prefix(fd, size)
+    except BaseException:
+        stop.set()  # an interrupt: stop at the next window
+        raise
     finally:
-        full.put(None)
         writer.join()
-        for buf in buffers:
-            buf.close()
+    tail = os.pread(fd, size - aligned, aligned) if aligned < size else b""
+    _pwrite_all(out, memoryview(tail), aligned)
+    after = os.fstat(fd)
+    if hashed != size or len(tail) != size - aligned or (
+        after.st_size, after.st_mtime_ns, after.st_ctime_ns
+    ) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns):
+        return None  # changed under us, whatever the writer met: copy again
     if write_error:
         raise write_error[0]
-    if off < size:
-        return None
-    _pwrite_all(out, memoryview(tail), size - len(tail))
-    after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
-        before.st_size, before.st_mtime_ns, before.st_ctime_ns
-    ):
-        return None
-    return h.hexdigest(), size
-
-
-def _pread_full(fd: int, view: memoryview, offset: int) -> int:
-    """Fill ``view`` from ``fd`` at ``offset``; fewer bytes only at the end of the file."""
-    done = 0
-    while done < len(view):
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n == 0:
-            break
-        done += n
-    return done
+    return digest, size
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
