@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -83,14 +84,40 @@ def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
 
 
 def _takes_direct_writes(folder: Path) -> bool:
+    import fcntl
+
+    if not hasattr(os, "O_DIRECT"):
+        return False
     probe = folder / ".direct-probe"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | getattr(os, "O_DIRECT", 0), 0o600)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+        return True
     except OSError:
         return False
-    os.close(fd)
-    probe.unlink()
-    return hasattr(os, "O_DIRECT")
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+@pytest.fixture
+def direct_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A durable store that copies large files with direct writes, in small
+    windows (several per test file), never by cloning them."""
+    from wbtool.store import objects as objects_mod
+
+    if not _takes_direct_writes(Path(store.tmp)):
+        pytest.skip("this filesystem takes no O_DIRECT writes")
+    monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)
+    store.objects.write_back = True
+    store.objects.can_reflink = False
+    return store
+
+
+def _settled(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    os.utime(path, (1_600_000_000, 1_600_000_000))  # long unchanged: the kernel may copy it
+    return path
 
 
 @pytest.mark.parametrize("size", [
@@ -100,51 +127,48 @@ def _takes_direct_writes(folder: Path) -> bool:
     SMALL + 5 * 65536 - 1,  # a tail of almost a page
 ])
 def test_durable_large_copy_bypasses_the_page_cache(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     """In a durable store a large file settled on disk is written past the
     page cache (O_DIRECT) from its own page-cache pages while it is hashed;
-    the unaligned tail goes through the page cache. The object is exact."""
-    from wbtool.store import objects as objects_mod
-
-    if not _takes_direct_writes(Path(store.tmp)):
-        pytest.skip("this filesystem takes no O_DIRECT writes")
-    monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)  # several windows
-    src = tmp_path / "big.bin"
+    the unaligned tail goes through the page cache. The object is exact, and
+    the temp file is opened once: it is created read-only, and opening it
+    again to write would fail for anyone but root."""
+    objects = direct_store.objects
     data = os.urandom(size)
-    src.write_bytes(data)
-    os.utime(src, (1_600_000_000, 1_600_000_000))
-    store.objects.write_back = True
-    digest, got, new = store.objects.put_file(str(src))
-    assert store.objects.can_direct is True
+    src = _settled(tmp_path / "big.bin", data)
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, *args: int, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spy)
+    digest, got, new = objects.put_file(str(src))
+    assert objects.can_direct is True
     assert (digest, got, new) == (hash_bytes(data), len(data), True)
-    obj = Path(store.objects.path(digest))
+    obj = Path(objects.path(digest))
     assert obj.read_bytes() == data
     assert stat.S_IMODE(obj.stat().st_mode) == 0o444
-    assert not os.listdir(store.tmp)
+    assert not os.listdir(direct_store.tmp)
+    assert len([p for p in opened if p.startswith(str(direct_store.tmp))]) == 1
 
 
 @pytest.mark.parametrize("path", ["direct", "kernel"])
-def test_large_file_truncated_during_the_copy(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+def test_large_file_truncated_while_it_is_hashed(
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """Another program truncating the file mid-copy makes the reads come up
     short (the hash reads the file; only the kernel touches mapped pages: no
     fatal signal); the copy starts over in user space and the object holds
-    what the file holds now. Both for the direct copy of a durable store and
-    the kernel's copy."""
+    what the file holds now. Both for the direct copy and the kernel's."""
     from wbtool import hashing
     from wbtool.store import objects as objects_mod
 
-    if path == "direct" and not _takes_direct_writes(Path(store.tmp)):
-        pytest.skip("this filesystem takes no O_DIRECT writes")
-    monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)
     monkeypatch.setattr(hashing, "CHUNK", 65536)
-    monkeypatch.setattr(hashing, "MAP_WINDOW", 65536)
-    src = tmp_path / "big.bin"
     data = os.urandom(SMALL + 3 * 65536 + 100)
-    src.write_bytes(data)
-    os.utime(src, (1_600_000_000, 1_600_000_000))
+    src = _settled(tmp_path / "big.bin", data)
     real_hasher = hashing.new_hasher
     hashers = []
 
@@ -171,43 +195,160 @@ def test_large_file_truncated_during_the_copy(
 
     monkeypatch.setattr(objects_mod, "new_hasher", make)
     monkeypatch.setattr(hashing, "new_hasher", make)
-    store.objects.write_back = path == "direct"
-    store.objects.can_direct = None if path == "direct" else False
-    digest, got, new = store.objects.put_file(str(src))
+    if path == "kernel":
+        direct_store.objects.can_direct = False
+    digest, got, new = direct_store.objects.put_file(str(src))
     half = data[: len(data) // 2]
     assert (digest, got, new) == (hash_bytes(half), len(half), True)
-    assert Path(store.objects.path(digest)).read_bytes() == half
+    assert Path(direct_store.objects.path(digest)).read_bytes() == half
     assert len(hashers) == 2  # the first copy, then the one in user space
-    assert not os.listdir(store.tmp)
+    assert not os.listdir(direct_store.tmp)
+
+
+def test_large_file_truncated_under_a_direct_write(
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file shrinks after a window was mapped and before the kernel
+    reads it: the write fails (EFAULT, no signal), the copy starts over, and
+    the store keeps using direct writes."""
+    from wbtool.store import objects as objects_mod
+
+    data = os.urandom(SMALL + 3 * 65536 + 100)
+    src = _settled(tmp_path / "big.bin", data)
+    real = objects_mod._pwrite_all
+    faults: list[int] = []
+
+    def truncating(fd: int, view: memoryview, offset: int) -> None:
+        if offset == 65536 and len(view) == 65536:  # the writer's second window
+            os.truncate(src, offset + 100)
+            try:
+                real(fd, view, offset)
+            except OSError as e:
+                faults.append(e.errno or 0)
+                raise
+        else:
+            real(fd, view, offset)
+
+    monkeypatch.setattr(objects_mod, "_pwrite_all", truncating)
+    digest, got, new = direct_store.objects.put_file(str(src))
+    assert faults == [errno.EFAULT]
+    now = data[: 65536 + 100]
+    assert (digest, got, new) == (hash_bytes(now), len(now), True)
+    assert Path(direct_store.objects.path(digest)).read_bytes() == now
+    assert direct_store.objects.can_direct is None  # not the filesystem's fault
+    assert not os.listdir(direct_store.tmp)
 
 
 def test_large_copy_falls_back_where_direct_writes_are_refused(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A filesystem that refuses O_DIRECT (EINVAL at open, as FUSE and some
-    network filesystems do) gets the kernel copy instead, and is not asked
-    again."""
-    opened: list[int] = []
-    real_open = os.open
+    """A filesystem that refuses O_DIRECT (EINVAL, as FUSE and some network
+    filesystems do) gets the kernel copy instead, and is not asked again."""
+    import fcntl
 
-    def refusing_open(path: str, flags: int, *args: int, **kwargs: object) -> int:
-        if flags & getattr(os, "O_DIRECT", 0):
-            opened.append(flags)
-            raise OSError(22, "Invalid argument")
-        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+    asked: list[int] = []
+    real = fcntl.fcntl
 
-    monkeypatch.setattr(os, "open", refusing_open)
-    store.objects.write_back = True
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            asked.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing)
     for k in range(2):
-        src = tmp_path / f"big{k}.bin"
         data = os.urandom(SMALL + 4097)
-        src.write_bytes(data)
-        os.utime(src, (1_600_000_000, 1_600_000_000))
-        digest, got, new = store.objects.put_file(str(src))
+        src = _settled(tmp_path / f"big{k}.bin", data)
+        digest, got, new = direct_store.objects.put_file(str(src))
         assert (digest, got, new) == (hash_bytes(data), len(data), True)
-        assert Path(store.objects.path(digest)).read_bytes() == data
-    assert store.objects.can_direct is False
-    assert len(opened) == (1 if hasattr(os, "O_DIRECT") else 0)  # learnt once
+        assert Path(direct_store.objects.path(digest)).read_bytes() == data
+    assert direct_store.objects.can_direct is False
+    assert len(asked) == 1  # learnt once
+
+
+def test_direct_write_refused_midway(
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal after some windows were written: the partial temp file is
+    emptied, the kernel copies the whole file, direct writes are off."""
+    from wbtool.store import objects as objects_mod
+
+    real = objects_mod._pwrite_all
+
+    def refusing(fd: int, view: memoryview, offset: int) -> None:
+        if offset == 2 * 65536:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real(fd, view, offset)
+
+    monkeypatch.setattr(objects_mod, "_pwrite_all", refusing)
+    data = os.urandom(SMALL + 3 * 65536 + 100)
+    src = _settled(tmp_path / "big.bin", data)
+    digest, got, new = direct_store.objects.put_file(str(src))
+    assert (digest, got, new) == (hash_bytes(data), len(data), True)
+    assert Path(direct_store.objects.path(digest)).read_bytes() == data
+    assert direct_store.objects.can_direct is False
+
+
+def test_source_that_cannot_be_mapped_is_copied_by_the_kernel(
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some filesystems (FUSE in direct-I/O mode) cannot map files: such a
+    source gets the kernel's copy, and the store keeps using direct writes."""
+    import mmap
+
+    def unmappable(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", unmappable)
+    data = os.urandom(SMALL + 4097)
+    src = _settled(tmp_path / "big.bin", data)
+    digest, got, new = direct_store.objects.put_file(str(src))
+    assert (digest, got, new) == (hash_bytes(data), len(data), True)
+    assert Path(direct_store.objects.path(digest)).read_bytes() == data
+    assert direct_store.objects.can_direct is None
+
+
+def test_interrupt_during_a_direct_copy_stops_the_writer(
+    direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the writer thread is still at work: the interrupt is
+    raised only once the writer has stopped (it must not write through
+    descriptors closed, then reused, after), and the temp file is gone."""
+    import signal
+    import threading
+    import time
+
+    from wbtool.store import objects as objects_mod
+
+    real = objects_mod._pwrite_all
+    writes: list[int] = []
+
+    def slow(fd: int, view: memoryview, offset: int) -> None:
+        if not writes:  # the writer is at work: interrupt the main thread soon
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+        writes.append(offset)
+        time.sleep(0.02)
+        real(fd, view, offset)
+
+    monkeypatch.setattr(objects_mod, "_pwrite_all", slow)
+    src = _settled(tmp_path / "big.bin", os.urandom(SMALL + 3 * 65536))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            direct_store.objects.put_file(str(src))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not [t for t in threading.enumerate() if t.name == "wbtool-write"]
+    seen = len(writes)
+    assert 0 < seen < (SMALL + 3 * 65536) // 65536  # stopped early
+    time.sleep(0.1)
+    assert len(writes) == seen
+    assert not os.listdir(direct_store.tmp)
 
 
 def test_immutable_hardlinks(store: Store, tmp_path: Path) -> None:

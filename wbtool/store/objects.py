@@ -283,7 +283,7 @@ class ObjectStore:
             try:
                 result = None
                 if self.write_back and _O_DIRECT and self.can_direct is not False:
-                    result = self._copy_direct(fd, tmp, out)
+                    result = self._copy_direct(fd, out)
                 if result is None:
                     result = _copy_hashing_in_kernel(fd, out, write_back=self.write_back)
                 if result is None:
@@ -297,32 +297,40 @@ class ObjectStore:
                 os.unlink(tmp)
             raise
 
-    def _copy_direct(self, fd: int, tmp: str, out: int) -> tuple[str, int] | None:
-        """The durable copy of a large file: written past the page cache, so
-        the flush that follows finds nothing left to write. None where the
-        filesystem refuses (``out`` is then empty again) or the source is
-        changing; the caller copies another way."""
+    def _copy_direct(self, fd: int, out: int) -> tuple[str, int] | None:
+        """The durable copy of a large file settled on disk: written past the
+        page cache (``out`` switched to O_DIRECT for the aligned part), so the
+        flush that follows finds almost nothing left to write. None where the
+        filesystem refuses such writes (learnt once), the source cannot be
+        mapped, or it is changing; ``out`` is then empty again and the caller
+        copies another way."""
+        import fcntl
+
+        before = os.fstat(fd)
+        if time.time_ns() - before.st_mtime_ns < RACY_NS or before.st_size == 0:
+            return None
+        flags = fcntl.fcntl(out, fcntl.F_GETFL)
         try:
-            direct = os.open(tmp, os.O_WRONLY | _O_DIRECT)
+            fcntl.fcntl(out, fcntl.F_SETFL, flags | _O_DIRECT)
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
                 raise
             self.can_direct = False
             return None
         try:
-            result = _copy_hashing_direct(fd, direct, out)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.EFAULT):
-                raise
+            copied = _copy_hashing_direct(fd, out, before)
+        except _DirectRefused:
             self.can_direct = False
-            result = None
+            copied = None
         finally:
-            os.close(direct)
-        if result is None:
+            fcntl.fcntl(out, fcntl.F_SETFL, flags)
+        if copied is None:
             os.ftruncate(out, 0)
-        else:
-            self.can_direct = True
-        return result
+            return None
+        digest, size, tail = copied
+        _pwrite_all(out, memoryview(tail), size - len(tail))
+        self.can_direct = True
+        return digest, size
 
     def _put_linked(self, src: str, fd: int, st: os.stat_result) -> tuple[str, int, bool]:
         data = None
@@ -487,11 +495,12 @@ def _copy_hashing_in_kernel(
         return None
     size = before.st_size
     copy_error: list[BaseException] = []
+    stop, finished = threading.Event(), threading.Event()
 
     def copy() -> None:  # in the kernel, without the GIL, beside the hashing
         done = flushed = 0
         try:
-            while done < size:
+            while done < size and not stop.is_set():
                 copied = cfr(fd, out, min(size - done, WRITEBACK_STEP), done, done)
                 if copied == 0:  # the file shrank meanwhile
                     raise OSError(errno.EINVAL, "source shrank during the copy")
@@ -501,13 +510,18 @@ def _copy_hashing_in_kernel(
                     flushed = done
         except BaseException as e:
             copy_error.append(e)
+        finally:
+            finished.set()
 
     copier = threading.Thread(target=copy, name="wbtool-copy", daemon=True)
     copier.start()
     try:
         digest, hashed = hash_prefix(fd, size)  # read, not mapped: the file is the user's
+    except BaseException:
+        stop.set()
+        raise
     finally:
-        copier.join()
+        _wait_stopping(finished, stop)
     if copy_error:
         e = copy_error[0]
         if isinstance(e, OSError) and e.errno in (
@@ -524,64 +538,99 @@ def _copy_hashing_in_kernel(
     return digest, size
 
 
-def _copy_hashing_direct(fd: int, direct: int, out: int) -> tuple[str, int] | None:
-    """Copy ``fd`` through ``direct`` (opened O_DIRECT) while hashing it on
-    the other core: a writer thread hands the disk the source's own page-cache
-    pages, window by window through a memory map, so no byte is copied in
-    memory and nothing is left in the page cache to flush. The hash reads the
-    file at offsets; only the kernel touches the mapped pages, so a file
-    truncated meanwhile makes a write fail (EFAULT) instead of faulting this
-    process. The unaligned tail goes through ``out``, a plain descriptor of
-    the same file. None if the source is being written to (recently, or
-    during the copy). OSError EINVAL where the filesystem refuses such
-    writes."""
+class _DirectRefused(Exception):
+    """The filesystem refused a direct (O_DIRECT) write."""
+
+
+class _Unmappable(Exception):
+    """The source could not be mapped (a filesystem without mmap, a file that shrank)."""
+
+
+def _copy_hashing_direct(
+    fd: int, out: int, before: os.stat_result
+) -> tuple[str, int, bytes] | None:
+    """Copy the page-aligned part of ``fd`` through ``out`` (in O_DIRECT mode)
+    while hashing the whole file on the other core; return (digest, size,
+    the unaligned tail still to write), or None if the source changed.
+
+    A writer thread hands the disk the source's own page-cache pages, window
+    by window through a memory map: no byte is copied in memory. The hash
+    reads the file at offsets; only the kernel touches the mapped pages, so
+    a file truncated meanwhile fails a write (EFAULT) instead of faulting
+    this process. _DirectRefused where the filesystem refuses the writes.
+    """
     import mmap
 
-    before = os.fstat(fd)
     size = before.st_size
-    if time.time_ns() - before.st_mtime_ns < RACY_NS or size == 0:
-        return None
     aligned = size - size % DIRECT_ALIGN
-    write_error: list[BaseException] = []
-    stop = threading.Event()
+    failed: list[BaseException] = []
+    stop, finished = threading.Event(), threading.Event()
 
     def write() -> None:  # in the kernel, without the GIL, beside the hashing
         off = 0
         try:
             while off < aligned and not stop.is_set():
                 n = min(DIRECT_WINDOW, aligned - off)
-                with mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off) as window, \
-                        memoryview(window) as view:
-                    _pwrite_all(direct, view, off)
+                try:
+                    window = mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off)
+                except (OSError, ValueError) as e:
+                    raise _Unmappable(str(e)) from e
+                with window, memoryview(window) as view:
+                    _pwrite_all(out, view, off)
                 off += n
-        except BaseException as e:  # a shrunken file (EFAULT, ValueError) or a refusal
-            write_error.append(e)
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            finished.set()
 
     writer = threading.Thread(target=write, name="wbtool-write", daemon=True)
     writer.start()
     try:
         digest, hashed = hash_prefix(fd, size)
     except BaseException:
-        stop.set()  # an interrupt: stop at the next window
+        stop.set()
         raise
     finally:
-        writer.join()
+        _wait_stopping(finished, stop)
     tail = os.pread(fd, size - aligned, aligned) if aligned < size else b""
-    _pwrite_all(out, memoryview(tail), aligned)
     after = os.fstat(fd)
-    if hashed != size or len(tail) != size - aligned or (
+    changed = hashed != size or len(tail) != size - aligned or (
         after.st_size, after.st_mtime_ns, after.st_ctime_ns
-    ) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns):
-        return None  # changed under us, whatever the writer met: copy again
-    if write_error:
-        raise write_error[0]
-    return digest, size
+    ) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    if failed:
+        e = failed[0]
+        if isinstance(e, _Unmappable):
+            return None  # the kernel's copy next
+        if isinstance(e, OSError) and e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+            raise _DirectRefused(str(e)) from e
+        if not (changed and isinstance(e, OSError) and e.errno == errno.EFAULT):
+            raise e  # a full disk, an I/O error: not for a second try to hide
+    return None if changed else (digest, size, tail)
+
+
+def _wait_stopping(finished: threading.Event, stop: threading.Event) -> None:
+    """Wait until a helper thread sets ``finished``. An interrupt meanwhile
+    asks it to ``stop``, and is raised only once it has: it must not go on
+    writing through descriptors that are closed, then reused, once this
+    returns."""
+    interrupted: BaseException | None = None
+    while not finished.is_set():
+        try:
+            finished.wait()
+        except BaseException as e:
+            stop.set()
+            interrupted = interrupted or e
+    if interrupted is not None:
+        raise interrupted
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
     done = 0
     while done < len(view):
-        done += os.pwrite(fd, view[done:], offset + done)
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n == 0:
+            raise OSError(errno.EIO, "the disk took no bytes")
+        done += n
 
 
 def read_all(fd: int, size_hint: int) -> bytes:
