@@ -155,6 +155,30 @@ def test_durable_large_copy_bypasses_the_page_cache(
     assert len([p for p in opened if p.startswith(str(direct_store.tmp))]) == 1
 
 
+def test_large_file_logged_without_root_privileges(store_dir: Path, tmp_path: Path) -> None:
+    """Temp objects are created read-only, so the direct copy must not open
+    one a second time to write: as anyone but root, that fails. Run the real
+    command line as an ordinary user would (as root: with root's permission
+    override dropped by ``setpriv``)."""
+    import shutil
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "wbtool"]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root, and setpriv (util-linux) is not installed")
+        argv = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *argv]
+    data = os.urandom(SMALL + 3 * 65536 + 100)
+    src = _settled(tmp_path / "big.bin", data)
+    done = subprocess.run([*argv, "artifact", "log", "big", str(src), "--type", "model"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    obj = store_dir / "objects" / hash_bytes(data)[:2] / hash_bytes(data)[2:]
+    assert obj.read_bytes() == data
+
+
 @pytest.mark.parametrize("path", ["direct", "kernel"])
 def test_large_file_truncated_while_it_is_hashed(
     direct_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
