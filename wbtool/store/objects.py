@@ -494,36 +494,20 @@ def _copy_hashing_in_kernel(
     if cfr is None or time.time_ns() - before.st_mtime_ns < RACY_NS or before.st_size == 0:
         return None
     size = before.st_size
-    copy_error: list[BaseException] = []
-    stop, finished = threading.Event(), threading.Event()
 
-    def copy() -> None:  # in the kernel, without the GIL, beside the hashing
+    def copy(stop: threading.Event) -> None:  # in the kernel, without the GIL
         done = flushed = 0
-        try:
-            while done < size and not stop.is_set():
-                copied = cfr(fd, out, min(size - done, WRITEBACK_STEP), done, done)
-                if copied == 0:  # the file shrank meanwhile
-                    raise OSError(errno.EINVAL, "source shrank during the copy")
-                done += copied
-                if write_back and done - flushed >= WRITEBACK_STEP:
-                    fsutil.start_writeback(out, flushed, done - flushed)
-                    flushed = done
-        except BaseException as e:
-            copy_error.append(e)
-        finally:
-            finished.set()
+        while done < size and not stop.is_set():
+            copied = cfr(fd, out, min(size - done, WRITEBACK_STEP), done, done)
+            if copied == 0:  # the file shrank meanwhile
+                raise OSError(errno.EINVAL, "source shrank during the copy")
+            done += copied
+            if write_back and done - flushed >= WRITEBACK_STEP:
+                fsutil.start_writeback(out, flushed, done - flushed)
+                flushed = done
 
-    copier = threading.Thread(target=copy, name="wbtool-copy", daemon=True)
-    copier.start()
-    try:
-        digest, hashed = hash_prefix(fd, size)  # read, not mapped: the file is the user's
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        _wait_stopping(finished, stop)
-    if copy_error:
-        e = copy_error[0]
+    digest, hashed, e = _hash_beside(fd, size, copy, "wbtool-copy")
+    if e is not None:
         if isinstance(e, OSError) and e.errno in (
             errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV,
             errno.EBADF,
@@ -563,42 +547,26 @@ def _copy_hashing_direct(
 
     size = before.st_size
     aligned = size - size % DIRECT_ALIGN
-    failed: list[BaseException] = []
-    stop, finished = threading.Event(), threading.Event()
 
-    def write() -> None:  # in the kernel, without the GIL, beside the hashing
+    def write(stop: threading.Event) -> None:  # in the kernel, without the GIL
         off = 0
-        try:
-            while off < aligned and not stop.is_set():
-                n = min(DIRECT_WINDOW, aligned - off)
-                try:
-                    window = mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off)
-                except (OSError, ValueError) as e:
-                    raise _Unmappable(str(e)) from e
-                with window, memoryview(window) as view:
-                    _pwrite_all(out, view, off)
-                off += n
-        except BaseException as e:
-            failed.append(e)
-        finally:
-            finished.set()
+        while off < aligned and not stop.is_set():
+            n = min(DIRECT_WINDOW, aligned - off)
+            try:
+                window = mmap.mmap(fd, n, access=mmap.ACCESS_READ, offset=off)
+            except (OSError, ValueError) as e:
+                raise _Unmappable(str(e)) from e
+            with window, memoryview(window) as view:
+                _pwrite_all(out, view, off)
+            off += n
 
-    writer = threading.Thread(target=write, name="wbtool-write", daemon=True)
-    writer.start()
-    try:
-        digest, hashed = hash_prefix(fd, size)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        _wait_stopping(finished, stop)
+    digest, hashed, e = _hash_beside(fd, size, write, "wbtool-write")
     tail = os.pread(fd, size - aligned, aligned) if aligned < size else b""
     after = os.fstat(fd)
     changed = hashed != size or len(tail) != size - aligned or (
         after.st_size, after.st_mtime_ns, after.st_ctime_ns
     ) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
-    if failed:
-        e = failed[0]
+    if e is not None:
         if isinstance(e, _Unmappable):
             return None  # the kernel's copy next
         if isinstance(e, OSError) and e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
@@ -606,6 +574,36 @@ def _copy_hashing_direct(
         if not (changed and isinstance(e, OSError) and e.errno == errno.EFAULT):
             raise e  # a full disk, an I/O error: not for a second try to hide
     return None if changed else (digest, size, tail)
+
+
+def _hash_beside(
+    fd: int, size: int, work: Callable[[threading.Event], None], name: str
+) -> tuple[str, int, BaseException | None]:
+    """Hash the first ``size`` bytes of ``fd`` (read at offsets, never mapped:
+    the file is the user's) while a thread runs ``work(stop)``; return (the
+    digest, how many bytes there were, what ``work`` raised). An interrupt
+    tells ``work`` to stop (it looks at ``stop`` between steps) and is raised
+    once it has."""
+    failed: list[BaseException] = []
+    stop, finished = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            work(stop)
+        except BaseException as e:
+            failed.append(e)
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        digest, hashed = hash_prefix(fd, size)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        _wait_stopping(finished, stop)
+    return digest, hashed, failed[0] if failed else None
 
 
 def _wait_stopping(finished: threading.Event, stop: threading.Event) -> None:
