@@ -514,10 +514,7 @@ def _copy_hashing_in_kernel(
         ):
             return None
         raise e
-    after = os.fstat(fd)
-    if hashed != size or (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
-        before.st_size, before.st_mtime_ns, before.st_ctime_ns
-    ):
+    if hashed != size or _changed(fd, before):
         return None  # changed under us: copy again in user space
     return digest, size
 
@@ -562,10 +559,7 @@ def _copy_hashing_direct(
 
     digest, hashed, e = _hash_beside(fd, size, write, "wbtool-write")
     tail = os.pread(fd, size - aligned, aligned) if aligned < size else b""
-    after = os.fstat(fd)
-    changed = hashed != size or len(tail) != size - aligned or (
-        after.st_size, after.st_mtime_ns, after.st_ctime_ns
-    ) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    changed = hashed != size or len(tail) != size - aligned or _changed(fd, before)
     if e is not None:
         if isinstance(e, _Unmappable):
             return None  # the kernel's copy next
@@ -574,6 +568,13 @@ def _copy_hashing_direct(
         if not (changed and isinstance(e, OSError) and e.errno == errno.EFAULT):
             raise e  # a full disk, an I/O error: not for a second try to hide
     return None if changed else (digest, size, tail)
+
+
+def _changed(fd: int, before: os.stat_result) -> bool:
+    """Whether the file behind ``fd`` was written to since ``before``."""
+    after = os.fstat(fd)
+    return (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+        before.st_size, before.st_mtime_ns, before.st_ctime_ns)
 
 
 def _hash_beside(
