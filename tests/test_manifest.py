@@ -23,6 +23,30 @@ def test_canonical_bytes_match_json_dumps() -> None:
     assert m.to_bytes() == expected
 
 
+@pytest.mark.parametrize("odd", [
+    ManifestEntry('quote"d', D1, 1),
+    ManifestEntry("back\\slash", D1, 1),
+    ManifestEntry("ctl\x01\x7f\u2028", D1, 1),
+    ManifestEntry("no-size", D1, None),
+    ManifestEntry("empty-extra", D1, 1, extra={}),
+    ManifestEntry("ref", "etag\"x", 5, ref="s3://b/k"),
+])
+def test_canonical_bytes_across_chunks(odd: ManifestEntry) -> None:
+    # Entries are written a chunk at a time, plain chunks by a fast path: one
+    # entry needing escapes or extra fields among thousands of plain ones
+    # (in the first or the second chunk, by its path) must still give exactly json.dumps' bytes.
+    plain = [ManifestEntry(f"d{i // 100:03d}/é{i:05d}.bin", hash_bytes(str(i).encode()), i)
+             for i in range(5000)]
+    m = Manifest([*plain, odd])
+    expected = json.dumps(m.to_dict(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    digest, data = m.serialize()
+    assert data == expected
+    assert digest == m.digest() == hash_bytes(json.dumps(
+        m.to_dict()["entries"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode())
+
+
 def test_digest_is_order_independent_and_content_sensitive() -> None:
     a = Manifest([ManifestEntry("a", D1, 3), ManifestEntry("b", D2, 3)])
     b = Manifest([ManifestEntry("b", D2, 3), ManifestEntry("a", D1, 3)])

@@ -92,6 +92,19 @@ def _entry_json(e: ManifestEntry) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+_CHUNK = 4096
+
+
+def _all_plain(chunk: list[ManifestEntry]) -> bool:
+    """Whether every entry of ``chunk`` is a plain file entry (an int size,
+    no ref, no extra) whose path and digest need no JSON escaping, so its
+    canonical text is a plain f-string."""
+    for e in chunk:
+        if e.ref is not None or e.extra or type(e.size) is not int:
+            return False
+    return _PLAIN.fullmatch("".join([e.path + e.digest for e in chunk])) is not None
+
+
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -134,23 +147,32 @@ class Manifest:
         return sum(e.size or 0 for e in self.entries.values())
 
     def entries_json(self) -> str:
+        return "{" + ",".join(self._entry_texts()) + "}"
+
+    def _entry_texts(self) -> Iterator[str]:
+        """The canonical ``"path":{...}`` text of every entry in path order,
+        a chunk of entries joined per item (a string per entry costs more)."""
         entries = self.entries
-        body = ",".join(_jstr(p) + ":" + _entry_json(entries[p]) for p in sorted(entries))
-        return "{" + body + "}"
+        paths = sorted(entries)
+        for k in range(0, len(paths), _CHUNK):
+            chunk = [entries[p] for p in paths[k:k + _CHUNK]]
+            if _all_plain(chunk):
+                yield ",".join([f'"{e.path}":{{"digest":"{e.digest}","size":{e.size}}}'
+                                for e in chunk])
+            else:
+                yield ",".join([_jstr(e.path) + ":" + _entry_json(e) for e in chunk])
 
     def serialize(self) -> tuple[str, bytes]:
         """(artifact digest, canonical bytes), built in one pass without holding
         the JSON of every entry at once (10^6 entries stay in modest memory)."""
-        out = bytearray(b'{"entries":')
-        start = len(out)
-        entries = self.entries
-        out += b"{"
+        out = bytearray(b'{"entries":{')
+        start = len(out) - 1
         first = True
-        for p in sorted(entries):
+        for text in self._entry_texts():
             if not first:
                 out += b","
             first = False
-            out += (_jstr(p) + ":" + _entry_json(entries[p])).encode("utf-8")
+            out += text.encode("utf-8")
         out += b"}"
         digest = hash_bytes(memoryview(out)[start:])
         out += f',"hash":"{ALGORITHM}","version":{FORMAT_VERSION}'.encode() + b"}"
