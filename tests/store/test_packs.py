@@ -227,3 +227,88 @@ def test_hardlink_checkout_shares_files_with_a_forked_helper(
     for rel, content in files.items():
         digest = hash_bytes(content)
         assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])
+
+
+def _swap_after_writing(monkeypatch: pytest.MonkeyPatch, action) -> None:
+    """Run ``action(dest)`` once, right after a packed object's bytes are
+    written at a checkout path and before the store links that file."""
+    from wbtool import fsutil
+    from wbtool.store import objects
+
+    real = fsutil.write_all
+    done: list[bool] = []
+
+    def write_all(fd: int, data: bytes) -> None:
+        real(fd, data)
+        if not done:
+            done.append(True)
+            action(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(objects.fsutil, "write_all", write_all)
+
+
+def test_hardlink_checkout_keeps_a_copy_when_the_object_is_unpacked_meanwhile(
+    cli: Cli, tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wbtool
+
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    store = Store.open(store_dir)
+    raced: list[str] = []
+
+    def unpack_elsewhere(dest: str) -> None:  # as another process would
+        digest = hash_bytes(Path(dest).read_bytes())
+        loc = store.objects.locate(digest)
+        assert loc is not None
+        raced.append(store.objects.unpack(digest, loc))
+
+    _swap_after_writing(monkeypatch, unpack_elsewhere)
+    out = tmp_path / "out"
+    wbtool.Api().artifact("ds:v0").checkout(str(out), link="hardlink")
+    assert read_tree(out) == FILES
+    (obj,) = raced
+    copies = [p for p in out.rglob("*") if p.is_file() and not os.path.samefile(p, obj)
+              and hash_bytes(p.read_bytes()) == Path(obj).parent.name + Path(obj).name]
+    assert copies and os.stat(copies[0]).st_mode & 0o222 == 0  # a read-only copy
+    cli("artifact", "verify", "ds", check=True)
+
+
+def test_hardlink_checkout_never_stores_a_file_swapped_in_meanwhile(
+    cli: Cli, tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wbtool
+    from wbtool.errors import ConflictError
+
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    swapped: list[str] = []
+
+    def swap(dest: str) -> None:
+        other = Path(dest).with_name("other")
+        other.write_bytes(b"not the object")
+        os.replace(other, dest)
+        swapped.append(dest)
+
+    _swap_after_writing(monkeypatch, swap)
+    with pytest.raises(ConflictError, match="replaced"):
+        wbtool.Api().artifact("ds:v0").checkout(str(tmp_path / "out"), link="hardlink")
+    assert swapped
+    monkeypatch.undo()
+    cli("artifact", "verify", "ds", check=True)  # the store kept nothing of it
+    for p in (store_dir / "objects").glob("??/*"):
+        assert hash_bytes(p.read_bytes()) == p.parent.name + p.name
+
+
+def test_hardlink_checkout_over_changed_files_links_the_store_objects(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    out = make_tree(tmp_path / "out", {rel: b"stale\n" for rel in FILES})
+    cli("artifact", "checkout", "ds", str(out), "--link", "hardlink", check=True)
+    assert read_tree(out) == FILES
+    for rel, content in FILES.items():
+        digest = hash_bytes(content)
+        assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left

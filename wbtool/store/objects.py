@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from wbtool import fsutil
-from wbtool.errors import CorruptObjectError
+from wbtool.errors import ConflictError, CorruptObjectError
 from wbtool.hashing import CHUNK, hash_bytes, hash_fd, hash_prefix, is_digest, new_hasher
 
 if TYPE_CHECKING:
@@ -217,13 +217,43 @@ class ObjectStore:
                 raise
             self.copy_to(digest, dest)
             return True
-        try:
-            os.link(self.unpack(digest, loc), dest)
-        except OSError as e:
-            if e.errno not in _CANNOT_LINK:
-                raise
-            self.copy_to(digest, dest, loc)
+        self._unpack_at(digest, loc, dest)
         return True
+
+    def _unpack_at(self, digest: str, loc: PackLocation, dest: str) -> None:
+        """Write a packed object at the new path ``dest`` and hard-link that
+        file into the store as the object's own, so that later checkouts link
+        it: one new file, where unpacking first would write a temp file and
+        rename it into place before linking. Where the store cannot take the
+        link (another process unpacked the object meanwhile, a store this
+        user cannot write to), ``dest`` stays a read-only copy."""
+        data = self.read_packed(loc)
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        final = self.path(digest)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, OBJECT_MODE)
+        try:
+            fsutil.write_all(fd, data)
+            try:
+                try:
+                    os.link(dest, final)
+                except FileNotFoundError:  # the shard folder is made on first use
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.link(dest, final)
+            except FileExistsError:
+                return
+            except OSError as e:
+                if e.errno not in _CANNOT_LINK:
+                    raise
+                return
+            placed, ours = os.stat(final), os.fstat(fd)
+            if (placed.st_dev, placed.st_ino) != (ours.st_dev, ours.st_ino):
+                # ``dest`` was replaced between writing and linking: the store
+                # must not keep that file under this digest
+                os.unlink(final)
+                raise ConflictError(f"{dest} was replaced while it was being checked out")
+        finally:
+            os.close(fd)
 
     def _put_hashed(self, digest: str, data: bytes) -> bool:
         if os.path.exists(self.path(digest)):
