@@ -138,6 +138,7 @@ def rows_for(spec: DatasetSpec, cases: Sequence[c.Case]) -> list[Row]:
         c.IMMUTABLE,
         c.CHECKOUT_COPY,
         c.CHECKOUT_HARDLINK,
+        c.CHECKOUT_HARDLINK_FIRST,
         c.WANDB,
         c.DVC,
         c.CP_R,

@@ -34,6 +34,7 @@ WARM = "wbtool log warm"
 IMMUTABLE = "wbtool log immutable"
 CHECKOUT_COPY = "wbtool checkout copy"
 CHECKOUT_HARDLINK = "wbtool checkout hardlink"
+CHECKOUT_HARDLINK_FIRST = "wbtool checkout hardlink, first"
 WANDB = "wandb offline"
 DVC = "dvc add"
 
@@ -102,6 +103,9 @@ class CaseBuilder:
             Case(CHECKOUT_COPY, self._checkout("copy"), anchor=CP_A, needs=COLD),
             Case(CP_A, self._copy("-a")),
             Case(CHECKOUT_HARDLINK, self._checkout("hardlink"), anchor=CP_AL, needs=COLD),
+            # The first hard-link checkout from a fresh store also gives each
+            # packed small object a file of its own, once.
+            Case(CHECKOUT_HARDLINK_FIRST, self._checkout_first, anchor=CP_AL, needs=COLD),
             Case(CP_AL, self._copy("-al")),
             Case(CAT, self._cat),
             Case(TAR, self._tar),
@@ -211,6 +215,23 @@ class CaseBuilder:
             )
 
         return make
+
+    def _checkout_first(self, run: int) -> Trial:
+        store = self.scratch / f"store-first-{run}"
+        out = self.scratch / f"checkout-first-{run}"
+        self.trash.discard(store)
+        self.trash.discard(out)
+        run_quiet(self._log_argv(self.data), env=self._env(store), cwd=self.scratch)
+        out.mkdir()
+        argv = [self.wbtool, "artifact", "checkout", f"{ARTIFACT}:v0", str(out),
+                "--link", "hardlink"]
+
+        def cleanup() -> None:
+            self.trash.discard(out)
+            self.trash.discard(store)
+
+        return Trial(argv, self._env(store), self.scratch,
+                     check=lambda: self._check_tree(out, argv), cleanup=cleanup)
 
     def _check_tree(self, out: Path, argv: list[str]) -> str | None:
         count, size = tree_summary(out)
