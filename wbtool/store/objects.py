@@ -235,11 +235,7 @@ class ObjectStore:
         try:
             fsutil.write_all(fd, data)
             try:
-                try:
-                    os.link(dest, final)
-                except FileNotFoundError:  # the shard folder is made on first use
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    os.link(dest, final)
+                _link_object(dest, final)
             except FileExistsError:
                 return
             except OSError as e:
@@ -374,11 +370,7 @@ class ObjectStore:
         if self._euid in (0, None, st.st_uid):
             final = self.path(digest)
             try:
-                try:
-                    os.link(src, final)
-                except FileNotFoundError:  # the shard folder is made on first use
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    os.link(src, final)
+                _link_object(src, final)
             except FileExistsError:  # present already (or linked by a racing writer)
                 return digest, size, False
             except OSError as e:
@@ -598,6 +590,16 @@ def _copy_hashing_direct(
         if not (changed and isinstance(e, OSError) and e.errno == errno.EFAULT):
             raise e  # a full disk, an I/O error: not for a second try to hide
     return None if changed else (digest, size, tail)
+
+
+def _link_object(src: str, final: str) -> None:
+    """Hard-link ``src`` at the object path ``final``; the shard folder is
+    made on first use."""
+    try:
+        os.link(src, final)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.link(src, final)
 
 
 def _changed(fd: int, before: os.stat_result) -> bool:
