@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path, PurePosixPath
 
@@ -57,3 +58,29 @@ def test_stop_interrupts_a_helper_still_working() -> None:
     assert time.monotonic() - started < 10
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: not left behind as a zombie
+
+
+def test_stop_interrupts_a_helper_when_interrupts_are_ignored() -> None:
+    """A shell starts a background job (``wbtool ... &`` in a script) with
+    SIGINT ignored, and a forked helper inherits that: stopping it must not
+    rely on SIGINT, nor make it heed the terminal's Ctrl-C its parent ignores."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job = forked.ForkedJob(_nap, 60)
+        started = time.monotonic()
+        job.stop()
+        assert time.monotonic() - started < 10
+        # SIGINT stays ignored in a helper whose parent ignores it
+        job = forked.ForkedJob(_interrupt_self, 0)
+        try:
+            assert job.result() == "still here"
+        finally:
+            job.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_self(_: int) -> str:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    return "still here"

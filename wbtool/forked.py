@@ -20,6 +20,7 @@ from typing import Any
 
 _READ = 1 << 20
 _MARSHAL, _PICKLE = b"M", b"P"
+_STOP = signal.SIGUSR1  # what stop() sends a helper still working
 
 
 def can_fork() -> bool:
@@ -39,8 +40,9 @@ class ForkedJob:
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         read, write = os.pipe()
-        # Ctrl-C is held back across the fork, so that it can never strike the
-        # child before the child is inside the code that ends it.
+        # Ctrl-C and the stop request are held back across the fork, so that
+        # neither can strike the child before the child is inside the code
+        # that ends it.
         blocked = _block_interrupts()
         try:
             pid = os.fork()
@@ -52,6 +54,9 @@ class ForkedJob:
         if pid == 0:  # the helper: never returns into the caller's code
             code = 1
             try:
+                # stop() asks with a signal of its own: SIGINT may be ignored
+                # (a background job of a script), and then must stay so
+                signal.signal(_STOP, _stop_requested)
                 _restore(blocked)
                 os.close(read)
                 _child(write, fn, args)
@@ -86,7 +91,7 @@ class ForkedJob:
     def stop(self) -> None:
         if self._pid is not None:
             if not self._wait(0.05):
-                os.kill(self._pid, signal.SIGINT)
+                os.kill(self._pid, _STOP)
                 if not self._wait(30):
                     os.kill(self._pid, signal.SIGKILL)
                     self._wait(30)
@@ -115,7 +120,11 @@ class ForkedJob:
 def _block_interrupts() -> set[int | signal.Signals] | None:
     if not hasattr(signal, "pthread_sigmask"):
         return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, _STOP})
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the helper cleans up as on Ctrl-C
 
 
 def _restore(mask: set[int | signal.Signals] | None) -> None:
