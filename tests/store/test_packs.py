@@ -312,3 +312,18 @@ def test_hardlink_checkout_over_changed_files_links_the_store_objects(
         digest = hash_bytes(content)
         assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temp files left
+
+
+def test_an_interrupt_while_a_pack_is_published_leaves_no_temp_pack(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can land after the temp pack is closed and before it is renamed."""
+    store = Store.open(store_dir)
+
+    def interrupted(name: str) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), PackWriter(store.objects) as writer:
+        writer.add(hash_bytes(b"x"), b"x")
+        monkeypatch.setattr(store.objects, "pack_path", interrupted)
+    assert os.listdir(store.tmp) == []

@@ -106,17 +106,22 @@ class PackWriter:
             os.unlink(self._tmp)
         else:
             os.rename(self._tmp, final)
+        self._tmp = ""
         self.on_publish(name, self._rows)
         self._rows = []
         self._pending = set()
         self.packs_written += 1
 
     def abort(self) -> None:
+        # The temp pack goes even when an interrupt struck between its
+        # creation and ``_fd``, or between closing and publishing it.
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._tmp:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
+            self._tmp = ""
         self._rows = []
         self._pending = set()
         self._buf = bytearray()
@@ -126,7 +131,11 @@ class PackWriter:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self.flush()
+            try:
+                self.flush()
+            except BaseException:
+                self.abort()
+                raise
         else:
             self.abort()
 
