@@ -120,6 +120,13 @@ def _settled(path: Path, data: bytes) -> Path:
     return path
 
 
+def _put_settled(store: Store, path: Path, data: bytes) -> None:
+    """Store ``data`` from a settled file at ``path``: a new, intact object."""
+    digest, got, new = store.objects.put_file(str(_settled(path, data)))
+    assert (digest, got, new) == (hash_bytes(data), len(data), True)
+    assert Path(store.objects.path(digest)).read_bytes() == data
+
+
 @pytest.mark.parametrize("size", [
     SMALL + 1,  # a tail of one byte
     SMALL + 3 * 65536,  # whole windows only
@@ -282,10 +289,7 @@ def test_large_copy_falls_back_where_direct_writes_are_refused(
     monkeypatch.setattr(fcntl, "fcntl", refusing)
     for k in range(2):
         data = os.urandom(SMALL + 4097)
-        src = _settled(tmp_path / f"big{k}.bin", data)
-        digest, got, new = direct_store.objects.put_file(str(src))
-        assert (digest, got, new) == (hash_bytes(data), len(data), True)
-        assert Path(direct_store.objects.path(digest)).read_bytes() == data
+        _put_settled(direct_store, tmp_path / f"big{k}.bin", data)
     assert direct_store.objects.can_direct is False
     assert len(asked) == 1  # learnt once
 
@@ -306,10 +310,7 @@ def test_direct_write_refused_midway(
 
     monkeypatch.setattr(objects_mod, "_pwrite_all", refusing)
     data = os.urandom(SMALL + 3 * 65536 + 100)
-    src = _settled(tmp_path / "big.bin", data)
-    digest, got, new = direct_store.objects.put_file(str(src))
-    assert (digest, got, new) == (hash_bytes(data), len(data), True)
-    assert Path(direct_store.objects.path(digest)).read_bytes() == data
+    _put_settled(direct_store, tmp_path / "big.bin", data)
     assert direct_store.objects.can_direct is False
 
 
@@ -325,10 +326,7 @@ def test_source_that_cannot_be_mapped_is_copied_by_the_kernel(
 
     monkeypatch.setattr(mmap, "mmap", unmappable)
     data = os.urandom(SMALL + 4097)
-    src = _settled(tmp_path / "big.bin", data)
-    digest, got, new = direct_store.objects.put_file(str(src))
-    assert (digest, got, new) == (hash_bytes(data), len(data), True)
-    assert Path(direct_store.objects.path(digest)).read_bytes() == data
+    _put_settled(direct_store, tmp_path / "big.bin", data)
     assert direct_store.objects.can_direct is None
 
 

@@ -181,10 +181,7 @@ class ObjectStore:
         to point at; return its path. The pack keeps its copy."""
         final = self.path(digest)
         if not os.path.exists(final):
-            data = self.read_packed(loc)
-            if hash_bytes(data) != digest:
-                raise CorruptObjectError(digest=digest, path=self.root)
-            self._put_hashed(digest, data)
+            self._put_hashed(digest, self._read_packed_checked(digest, loc))
         return final
 
     def link_out(
@@ -227,9 +224,7 @@ class ObjectStore:
         rename it into place before linking. Where the store cannot take the
         link (another process unpacked the object meanwhile, a store this
         user cannot write to), ``dest`` stays a read-only copy."""
-        data = self.read_packed(loc)
-        if hash_bytes(data) != digest:
-            raise CorruptObjectError(digest=digest, path=self.root)
+        data = self._read_packed_checked(digest, loc)
         final = self.path(digest)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, OBJECT_MODE)
         try:
@@ -410,6 +405,13 @@ class ObjectStore:
             for fd in self._pack_fds.values():
                 os.close(fd)
             self._pack_fds.clear()
+
+    def _read_packed_checked(self, digest: str, loc: PackLocation) -> bytes:
+        """A packed object's bytes; CorruptObjectError unless they match ``digest``."""
+        data = self.read_packed(loc)
+        if hash_bytes(data) != digest:
+            raise CorruptObjectError(digest=digest, path=self.root)
+        return data
 
     def read_bytes(self, digest: str) -> bytes:
         """The whole object, checked against its digest (for small objects)."""
