@@ -404,6 +404,39 @@ def test_immutable_file_that_cannot_be_made_read_only_is_copied(
     assert Path(store.objects.path(digest)).read_bytes() == b"owned by another user"
 
 
+@pytest.mark.parametrize("size", [100, SMALL + 12345])
+def test_immutable_file_replaced_while_hashed_is_never_stored_under_the_old_digest(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A new file renamed over the path (as a trainer re-saving a checkpoint
+    does) between hashing and linking must not become the object: the store
+    keeps a copy of the bytes it hashed."""
+    from wbtool.store import objects
+
+    src = tmp_path / "model.pt"
+    data = os.urandom(size)
+    src.write_bytes(data)
+    newer = tmp_path / "model.pt.tmp"
+    newer.write_bytes(b"the next checkpoint")
+    real = objects._link_object
+
+    def replace_then_link(path: str, final: str) -> None:
+        if newer.exists():
+            os.replace(newer, src)
+        real(path, final)
+
+    monkeypatch.setattr(objects, "_link_object", replace_then_link)
+    digest, got, new = store.objects.put_file(str(src), immutable=True)
+    assert (digest, got, new) == (hash_bytes(data), size, True)
+    obj = Path(store.objects.path(digest))
+    assert obj.read_bytes() == data
+    assert obj.stat().st_ino != src.stat().st_ino
+    assert src.read_bytes() == b"the next checkpoint"
+    assert stat.S_IMODE(src.stat().st_mode) & 0o222  # the newer file is left writable
+    assert store.objects.verify(digest)
+    assert not os.listdir(store.objects.tmp)
+
+
 def test_verify_detects_corruption(store: Store) -> None:
     digest, _ = store.objects.put_bytes(b"good")
     assert store.objects.verify(digest)

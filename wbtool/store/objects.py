@@ -271,7 +271,8 @@ class ObjectStore:
 
         Immutable: the user promised never to change the file, so it is
         hard-linked into the store and made read-only (falls back to a copy
-        across filesystems).
+        across filesystems, and when a file was renamed over ``src`` while it
+        was hashed: the store keeps what was hashed, never the newcomer).
         """
         fd = os.open(src, os.O_RDONLY)
         try:
@@ -372,11 +373,17 @@ class ObjectStore:
                 if e.errno not in _CANNOT_LINK_HERE:
                     raise
             else:
-                try:
-                    os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
-                    return digest, size, True
-                except PermissionError:  # not ours after all (an ACL, a root squash)
+                placed = os.stat(final)
+                if (placed.st_dev, placed.st_ino) != (st.st_dev, st.st_ino):
+                    # ``src`` was replaced since it was opened (a file renamed
+                    # over it): the store keeps a copy of what was hashed
                     os.unlink(final)
+                else:
+                    try:
+                        os.fchmod(fd, OBJECT_MODE)  # the object's inode is the file's own
+                        return digest, size, True
+                    except PermissionError:  # not ours after all (an ACL, a root squash)
+                        os.unlink(final)
         if data is None:
             os.lseek(fd, 0, os.SEEK_SET)
             return self._put_large(src, fd)
