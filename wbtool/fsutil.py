@@ -83,6 +83,12 @@ def fsync_path(path: StrPath) -> None:
         os.close(fd)
 
 
+def fdatasync(fd: int) -> None:
+    """Flush a file's data (and the metadata needed to read it) to disk."""
+    sync = getattr(os, "fdatasync", None) or os.fsync  # macOS has only fsync
+    sync(fd)
+
+
 def fsync_dir(path: StrPath) -> None:
     """Flush a folder's entries (a rename into it) to disk; best effort."""
     try:

@@ -126,3 +126,50 @@ def test_immutable_files_that_cannot_be_made_read_only_are_copied_by_both_proces
         local = (root / e.path).stat()
         assert local.st_nlink == 1 and local.st_mode == modes[e.path]
         assert Path(store.objects.path(e.digest)).read_bytes() == files[e.path]
+
+
+@pytest.mark.parametrize(("count", "immutable", "durable", "expected"), [
+    (3, False, True, ["syncfs", "stat rows"]),  # objects of their own
+    (3, True, True, ["syncfs", "stat rows"]),  # hard links to the user's files
+    (ingest.MIN_PACKED + 4, False, True, ["pack flushed", "stat rows"]),
+    (3, False, False, ["stat rows"]),
+])
+def test_stat_cache_names_only_objects_already_on_disk(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    count: int, immutable: bool, durable: bool, expected: list[str],
+) -> None:
+    """A stat-cache hit is taken as "stored already": in a durable store the
+    rows are written only once the objects they name would survive a crash."""
+    from wbtool import fsutil
+    from wbtool.store.index import Index
+
+    files = {f"f{i}.bin": os.urandom(200 + i) for i in range(count)}
+    root = make_tree(tmp_path / "data", files)
+    for name in files:
+        os.utime(root / name, (1e9, 1e9))  # long settled: worth caching
+    events: list[str] = []
+    real_syncfs, real_put, real_data = fsutil.syncfs, Index.stat_cache_put, fsutil.fdatasync
+
+    def syncfs(path: str) -> None:
+        events.append("syncfs")
+        real_syncfs(path)
+
+    def fdatasync(fd: int) -> None:
+        events.append("pack flushed")
+        real_data(fd)
+
+    def stat_cache_put(self: Index, rows, **kw) -> None:  # type: ignore[no-untyped-def]
+        events.append("stat rows")
+        real_put(self, rows, **kw)
+
+    monkeypatch.setattr(fsutil, "syncfs", syncfs)
+    monkeypatch.setattr(fsutil, "fdatasync", fdatasync)
+    monkeypatch.setattr(Index, "stat_cache_put", stat_cache_put)
+    store = Store.open(store_dir)
+    store.durable = durable
+    walked = ingest.walk_dir(root)
+    entries, wrote = ingest.ingest(store, walked.files, immutable=immutable, validated=True,
+                                   stats=walked.stats)
+    assert wrote and len(entries) == count
+    assert events == expected
+    assert len(store.index.stat_cache_load()) == count

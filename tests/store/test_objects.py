@@ -45,9 +45,9 @@ def test_put_file_copies(store: Store, tmp_path: Path, size: int) -> None:
     assert not os.listdir(store.tmp)
 
 
-@pytest.mark.parametrize("write_back", [True, False])
+@pytest.mark.parametrize("durable", [True, False])
 def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_back: bool
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
 ) -> None:
     """A large file settled on disk is copied by the kernel in steps; in a
     durable store whose filesystem takes no direct writes, each step is
@@ -70,12 +70,12 @@ def test_large_copy_in_the_kernel_starts_writing_back_when_durable(
     real = fsutil.start_writeback
     monkeypatch.setattr(fsutil, "start_writeback", spy)
     monkeypatch.setattr(objects_mod, "WRITEBACK_STEP", 100_000)
-    store.objects.write_back = write_back
+    store.objects.durable = durable
     store.objects.can_direct = False
     digest, size, new = store.objects.put_file(str(src))
     assert (digest, size, new) == (hash_bytes(data), len(data), True)
     assert Path(store.objects.path(digest)).read_bytes() == data
-    if write_back:
+    if durable:
         assert [(o, n) for o, n, _ in started] == [
             (k, 100_000) for k in range(0, len(data) - 100_000 + 1, 100_000)]
         assert all(ok for _, _, ok in started)  # the kernel took each hint
@@ -109,7 +109,7 @@ def direct_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
     if not _takes_direct_writes(Path(store.tmp)):
         pytest.skip("this filesystem takes no O_DIRECT writes")
     monkeypatch.setattr(objects_mod, "DIRECT_WINDOW", 65536)
-    store.objects.write_back = True
+    store.objects.durable = True
     store.objects.can_reflink = False
     return store
 

@@ -37,9 +37,9 @@ def test_pack_writer_publishes_self_describing_packs(store_dir: Path) -> None:
     assert not os.listdir(store.tmp)
 
 
-@pytest.mark.parametrize("write_back", [True, False])
+@pytest.mark.parametrize("durable", [True, False])
 def test_pack_writer_hands_written_steps_to_the_disk_when_durable(
-    store_dir: Path, monkeypatch: pytest.MonkeyPatch, write_back: bool
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
 ) -> None:
     from wbtool import fsutil
     from wbtool.store import packs
@@ -55,14 +55,14 @@ def test_pack_writer_hands_written_steps_to_the_disk_when_durable(
     monkeypatch.setattr(packs, "WRITE_BUFFER", 10_000)
     monkeypatch.setattr(packs, "WRITEBACK_STEP", 30_000)
     store = Store.open(store_dir)
-    store.objects.write_back = write_back
+    store.objects.durable = durable
     blobs = [os.urandom(4000) for _ in range(50)]
     with PackWriter(store.objects) as writer:
         for b in blobs:
             writer.add(hash_bytes(b), b)
     for b in blobs:
         assert store.objects.read_bytes(hash_bytes(b)) == b
-    if not write_back:
+    if not durable:
         assert started == []
         return
     assert len(started) >= 5
@@ -327,3 +327,45 @@ def test_an_interrupt_while_a_pack_is_published_leaves_no_temp_pack(
         writer.add(hash_bytes(b"x"), b"x")
         monkeypatch.setattr(store.objects, "pack_path", interrupted)
     assert os.listdir(store.tmp) == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_durable_pack_is_on_disk_before_it_is_indexed(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """Index rows are committed as soon as a pack is published: in a durable
+    store its data, then its rename, are flushed first."""
+    from wbtool import fsutil
+
+    events: list[str] = []
+    real_data, real_dir = fsutil.fdatasync, fsutil.fsync_dir
+
+    def fdatasync(fd: int) -> None:
+        events.append("data " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_data(fd)
+
+    def fsync_dir(path: str) -> None:
+        events.append("folder " + os.path.basename(path))
+        real_dir(path)
+
+    monkeypatch.setattr(fsutil, "fdatasync", fdatasync)
+    monkeypatch.setattr(fsutil, "fsync_dir", fsync_dir)
+    store = Store.open(store_dir)
+    store.objects.durable = durable
+
+    def publish(name: str, rows: list[tuple[str, int, int]]) -> None:
+        assert os.path.isfile(store.objects.pack_path(name))
+        events.append("indexed")
+        store.objects.index_pack(name, rows)
+
+    blobs = [os.urandom(100) for _ in range(20)]
+    with PackWriter(store.objects, on_publish=publish) as writer:
+        for b in blobs:
+            writer.add(hash_bytes(b), b)
+    if not durable:
+        assert events == ["indexed"]
+    else:
+        assert len(events) == 3 and events[0].startswith("data .pack.")  # the temp pack
+        assert events[1:] == ["folder pack", "indexed"]
+    for b in blobs:
+        assert store.objects.read_bytes(hash_bytes(b)) == b

@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from wbtool import forked
+from wbtool import forked, fsutil
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
@@ -231,23 +231,29 @@ def ingest(
     def work(batch: list[Miss]) -> list[Done]:
         return _put_batch(objects, batch, immutable)
 
+    wrote_loose = False  # objects of their own: packs are flushed as published
     with store.lock(exclusive=False):
         if small:
             place_small = _link_small if immutable else _pack_small
             for done in place_small(objects, small):
                 wrote_any |= collect(done)
                 del done  # not held while the next batch is made
+            wrote_loose = wrote_any and immutable
         del small
         batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
         n_workers = workers or min(4, (os.cpu_count() or 2) * 2)
         if len(batches) <= 1 or n_workers == 1:
             for batch in batches:
-                wrote_any |= collect(work(batch))
+                wrote_loose |= collect(work(batch))
         else:
             with forked.thread_pool(n_workers, "wbtool-hash") as pool:
                 for done in pool.map(work, batches):
-                    wrote_any |= collect(done)
+                    wrote_loose |= collect(done)
+    wrote_any |= wrote_loose
     if fresh and not skip_cache:
+        if wrote_loose and store.durable:
+            # a cached digest is taken as stored: its object must survive a crash
+            fsutil.syncfs(store.path)
         # One int per key (device above inode) sorts in far less memory than
         # a tuple per key; the rows are then made one at a time as SQLite
         # takes them.
@@ -300,7 +306,7 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
     if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
         half = len(small) // 2
         helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small[half:], present,
-                                  objects.write_back)
+                                  objects.durable)
         small = small[:half]
     published = PackRows()  # indexed once, in key order, when both halves are done
 
@@ -359,12 +365,12 @@ def _put_batch(objects: ObjectStore, batch: list[Miss], immutable: bool) -> list
 
 
 def _pack_share(
-    root: str, tmp: str, share: list[Miss], present: set[str], write_back: bool
+    root: str, tmp: str, share: list[Miss], present: set[str], durable: bool
 ) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
     """In a forked helper: pack ``share``; the parent indexes what is published."""
     published: list[tuple[str, list[tuple[str, int, int]]]] = []
     objects = ObjectStore(root, tmp)
-    objects.write_back = write_back
+    objects.durable = durable
     done: list[Done] = []
     with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
                     ) as pack:

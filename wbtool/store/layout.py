@@ -142,7 +142,7 @@ class Store:
 
             self._objects = ObjectStore(self.path / "objects", self.path / "tmp",
                                         lambda: self.index)
-            self._objects.write_back = self._durable
+            self._objects.durable = self._durable
         return self._objects
 
     @property
@@ -155,7 +155,7 @@ class Store:
     def durable(self, value: bool) -> None:
         self._durable = value
         if self._objects is not None:
-            self._objects.write_back = value
+            self._objects.durable = value
 
     @property
     def index(self) -> Index:

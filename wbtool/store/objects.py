@@ -47,8 +47,10 @@ class ObjectStore:
         self._lock = threading.Lock()
         self.can_reflink: bool | None = None  # learnt on first large put
         self.can_direct: bool | None = None  # O_DIRECT writes, learnt likewise
-        # start writing large copies to disk while copying (a flush follows)
-        self.write_back = False
+        # Objects must reach the disk before anything names them: large
+        # copies start going to disk while being copied (a flush follows),
+        # and packs are flushed before they are published.
+        self.durable = False
         self._euid = os.geteuid() if hasattr(os, "geteuid") else None
 
     # -- layout ---------------------------------------------------------------
@@ -304,10 +306,10 @@ class ObjectStore:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
             try:
                 result = None
-                if self.write_back and _O_DIRECT and self.can_direct is not False:
+                if self.durable and _O_DIRECT and self.can_direct is not False:
                     result = self._copy_direct(fd, out)
                 if result is None:
-                    result = _copy_hashing_in_kernel(fd, out, write_back=self.write_back)
+                    result = _copy_hashing_in_kernel(fd, out, write_back=self.durable)
                 if result is None:
                     result = _copy_hashing_in_user(fd, out)
             finally:

@@ -8,7 +8,8 @@ then ``16-byte digest, 8-byte little-endian size, data`` per object), is
 named by the digest of its whole content, lives at
 ``objects/pack/<digest>.pack``, is read-only, and is published like any
 object: written under ``tmp/``, renamed, and only then indexed in the
-``packed`` table (digest → pack, offset, size).
+``packed`` table (digest → pack, offset, size). In a durable store a pack is
+flushed to disk, and its rename too, before anything indexes it.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class PackWriter:
         fsutil.write_all(self._fd, self._buf)
         self._written += len(self._buf)
         self._buf = bytearray()
-        if self.objects.write_back and self._written - self._sent >= WRITEBACK_STEP:
+        if self.objects.durable and self._written - self._sent >= WRITEBACK_STEP:
             fsutil.start_writeback(self._fd, self._sent, self._written - self._sent)
             self._sent = self._written
 
@@ -97,6 +98,9 @@ class PackWriter:
         if self._fd is None:
             return
         self._drain()
+        durable = self.objects.durable
+        if durable:  # its index rows may be committed at once: on disk first
+            fsutil.fdatasync(self._fd)
         os.close(self._fd)
         self._fd = None
         name = self._hasher.hexdigest()
@@ -106,6 +110,8 @@ class PackWriter:
             os.unlink(self._tmp)
         else:
             os.rename(self._tmp, final)
+            if durable:
+                fsutil.fsync_dir(os.path.dirname(final))
         self._tmp = ""
         self.on_publish(name, self._rows)
         self._rows = []
