@@ -250,10 +250,11 @@ def ingest(
                 for done in pool.map(work, batches):
                     wrote_loose |= collect(done)
     wrote_any |= wrote_loose
+    if wrote_loose and store.durable:
+        # What names these objects next (stat-cache rows, a draft, a
+        # version) must find them whole after a crash.
+        fsutil.syncfs(store.path)
     if fresh and not skip_cache:
-        if wrote_loose and store.durable:
-            # a cached digest is taken as stored: its object must survive a crash
-            fsutil.syncfs(store.path)
         # One int per key (device above inode) sorts in far less memory than
         # a tuple per key; the rows are then made one at a time as SQLite
         # takes them.
