@@ -97,7 +97,6 @@ class Artifact:
         self._rec: Any = None  # VersionRecord once logged
         self._final = False
         self._deleted = False
-        self._new_objects = False
         self._ctx: Context | None = None
         self._project: str | None = None
         self._local_names: dict[str, str] = {}
@@ -358,7 +357,7 @@ class Artifact:
             raise FileNotFoundError(f"no such file: {path}")
         entry_name = validate_entry_path(name if name is not None else os.path.basename(path))
         ctx = self._context()
-        entries, new = ingest.ingest(
+        entries, _ = ingest.ingest(
             ctx.store, [(path, entry_name)], immutable=immutable, skip_cache=bool(skip_cache)
         )
         entry = entries[0]
@@ -366,7 +365,6 @@ class Artifact:
             stem, dot, ext = entry_name.rpartition(".")
             base = stem if dot else entry_name
             entry.path = f"{base}.{entry.digest[:20]}" + (f".{ext}" if dot else "")
-        self._new_objects |= new
         self._put([entry], overwrite=overwrite)
         return entry
 
@@ -388,12 +386,11 @@ class Artifact:
         walked = ingest.walk_dir(path, prefix)
         self.skipped = walked.skipped
         ctx = self._context()
-        entries, new = ingest.ingest(
+        entries, _ = ingest.ingest(
             ctx.store, walked.files, immutable=immutable, skip_cache=bool(skip_cache),
             validated=True,
             stats=walked.stats,
         )
-        self._new_objects |= new
         self._put(entries, overwrite=False, merge_dir=merge, from_dir=True)
 
     def add_reference(
@@ -503,9 +500,8 @@ class Artifact:
         try:
             with open(tmp, open_mode, encoding=None if binary else (encoding or "utf-8")) as f:
                 yield f
-            entries, new = ingest.ingest(ctx.store, [(tmp, entry_name)], skip_cache=True)
+            entries, _ = ingest.ingest(ctx.store, [(tmp, entry_name)], skip_cache=True)
             entries[0].local_path = None
-            self._new_objects |= new
             self._put(entries, overwrite=True)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -656,7 +652,7 @@ class Artifact:
             description=self._description, metadata=self._metadata,
             aliases=[*self._aliases, *(aliases or [])], tags=self._tags,
             ttl=None if self._ttl is None else self._ttl.total_seconds(),
-            run_id=run_id, history_step=history_step, new_objects=self._new_objects,
+            run_id=run_id, history_step=history_step,
             check_only=check_only,
         )
         self.noop = rec.noop  # same digest as the latest version: same entries

@@ -106,8 +106,9 @@ def _collect_packs(
                 for digest, offset, size in live:
                     writer.add(digest, store.objects.read_packed((path, offset, size)))
             result.repacked += 1
-        with store.index.transaction() as tx:
-            tx.execute("DELETE FROM packed WHERE pack=?", (name,))
+        with store.index.transaction() as tx:  # the live rows point at the new pack now
+            tx.executemany("DELETE FROM packed WHERE digest=? AND pack=?",
+                           ((r[0], name) for r in rows))
         os.unlink(path)
         removed.extend(r[0] for r in dead)
     # packs on disk that no row names (a crash between rename and indexing)

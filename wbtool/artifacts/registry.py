@@ -16,7 +16,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from wbtool import fsutil
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.manifest import Manifest
 from wbtool.names import parse_version, validate_alias, validate_name, validate_tag
@@ -204,7 +203,6 @@ class Registry:
         ttl: float | None = None,
         run_id: str | None = None,
         history_step: int | None = None,
-        new_objects: bool = True,
         created_at: float | None = None,
         check_only: Collection[str] | None = None,
     ) -> VersionRecord:
@@ -222,10 +220,10 @@ class Registry:
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
         if rec is not None:
             return rec
-        manifest_digest, wrote = self.store.objects.put_bytes(manifest_bytes)
+        # The objects are on disk already (whatever placed them flushed
+        # them, in a durable store): only the manifest is new here.
+        manifest_digest, _ = self.store.objects.put_bytes(manifest_bytes, flush=self.fsync)
         self._check_objects(manifest, check_only)
-        if self.fsync and (new_objects or wrote):
-            fsutil.syncfs(self.store.path)  # objects durable before the version row
         return self._insert(
             project, name, type, digest, manifest_digest, manifest.size, len(manifest),
             description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=ttl,

@@ -89,13 +89,14 @@ def collect(
     progress: ingest.Progress = ingest._no_progress,
     walked: ingest.WalkResult | None = None,
     cache_hits: set[str] | None = None,
-) -> tuple[list[ManifestEntry], bool, list[tuple[str, str]]]:
-    """Hash and store ``paths`` (files or folders); return their entries.
+) -> tuple[list[ManifestEntry], list[tuple[str, str]]]:
+    """Hash and store ``paths`` (files or folders); return their entries and
+    what was skipped.
     ``cache_hits`` gets the digests taken from the stat cache (see ingest)."""
     walked = walked or walk_paths(paths, name_in_artifact)
-    entries, new = ingest.ingest(ctx.store, walked.files, immutable=immutable, progress=progress,
-                                 validated=True, stats=walked.stats, cache_hits=cache_hits)
-    return entries, new, walked.skipped
+    entries, _ = ingest.ingest(ctx.store, walked.files, immutable=immutable, progress=progress,
+                               validated=True, stats=walked.stats, cache_hits=cache_hits)
+    return entries, walked.skipped
 
 
 def tree_fingerprint(walked: ingest.WalkResult) -> str | None:
@@ -161,14 +162,14 @@ def log_paths(
     # are checked.
     with ctx.store.lock(exclusive=False):
         hits: set[str] = set()
-        entries, new, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
-                                        walked=walked, cache_hits=hits)
+        entries, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
+                                   walked=walked, cache_hits=hits)
         del walked  # the walk's lists are large; the entries are all that is needed now
         for e in entries:
             e.local_path = None
         art = commit(ctx, project, name, extra_entries=entries, type=type,
                      description=description, metadata=metadata, aliases=aliases, tags=tags,
-                     run_id=run_id, new_objects=new, check_only=hits)
+                     run_id=run_id, check_only=hits)
     if fingerprint is not None and draft is None:
         rec = art._rec
         with ctx.store.index.transaction() as db:
@@ -249,7 +250,6 @@ def commit(
     aliases: Sequence[str] = (),
     tags: Sequence[str] = (),
     run_id: str | None = None,
-    new_objects: bool = True,
     check_only: Collection[str] | None = None,
 ) -> Artifact:
     """Commit the draft (plus ``extra_entries``) as the next version; drop the draft.
@@ -273,7 +273,6 @@ def commit(
     for e in extra_entries:
         art._manifest.add(e)
     art.tags = list(tags)
-    art._new_objects = new_objects
     art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
                 check_only=check_only if draft is None else None)
     if draft is not None:

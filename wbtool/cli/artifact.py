@@ -74,7 +74,7 @@ def add(
     skipped: list[tuple[str, str]] = []
     if paths:
         with output.progress(f"hashing {bare}") as cb:
-            entries, _new, skipped = staging.collect(
+            entries, skipped = staging.collect(
                 ctx, paths, name_in_artifact=name_in_artifact, immutable=_policy(policy),
                 progress=cb)
     for uri in reference or []:

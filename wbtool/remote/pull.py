@@ -198,7 +198,7 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
             rec = registry.commit(
                 doc.project, doc.name, doc.type, w.manifest, description=doc.description,
                 metadata=doc.metadata, aliases=w.aliases, tags=list(doc.tags),
-                new_objects=bool(missing), created_at=doc.created_at)
+                created_at=doc.created_at)
             remembered.append((rec.id, rec.digest, doc.version, w.aliases))
             result.versions_pulled += 0 if rec.noop else 1
             result.versions_present += 1 if rec.noop else 0
@@ -255,6 +255,8 @@ def fetch_objects(store: Store, remote: Remote, sizes: dict[str, int], jobs: int
         progress(1, size)
 
     run_all(fetch_object, sorted(sizes), jobs)
+    if store.durable and len(failed) < len(sizes):
+        fsutil.syncfs(store.path)  # on disk before any version names them
     return failed
 
 

@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS packed (
     offset INTEGER NOT NULL,
     size INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS packed_by_pack ON packed (pack);
+DROP INDEX IF EXISTS packed_by_pack;  -- gc and verify scan instead: adds stay cheap
 CREATE TABLE IF NOT EXISTS tree_cache (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,

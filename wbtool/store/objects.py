@@ -173,10 +173,11 @@ class ObjectStore:
             os.rename(tmp, final)
         return True
 
-    def put_bytes(self, data: bytes) -> tuple[str, bool]:
-        """Store ``data``; return (digest, whether it was newly written)."""
+    def put_bytes(self, data: bytes, *, flush: bool = False) -> tuple[str, bool]:
+        """Store ``data``; return (digest, whether it was newly written).
+        ``flush``: a new object is on disk, its name too, before this returns."""
         digest = hash_bytes(data)
-        return digest, self._put_hashed(digest, data)
+        return digest, self._put_hashed(digest, data, flush=flush)
 
     def unpack(self, digest: str, loc: PackLocation) -> str:
         """Give a packed object a file of its own, for hard and symbolic links
@@ -248,17 +249,25 @@ class ObjectStore:
         finally:
             os.close(fd)
 
-    def _put_hashed(self, digest: str, data: bytes) -> bool:
-        if os.path.exists(self.path(digest)):
+    def _put_hashed(self, digest: str, data: bytes, *, flush: bool = False) -> bool:
+        final = self.path(digest)
+        if os.path.exists(final):
+            if flush:  # placed by another process, which may not have flushed its name yet
+                fsutil.fsync_dir(os.path.dirname(final))
             return False
         tmp = fsutil.tmp_name(self.tmp, digest)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
             try:
                 fsutil.write_all(fd, data)
+                if flush:
+                    fsutil.fdatasync(fd)
             finally:
                 os.close(fd)
-            return self._publish(tmp, digest)
+            new = self._publish(tmp, digest)
+            if new and flush:
+                fsutil.fsync_dir(os.path.dirname(final))
+            return new
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
