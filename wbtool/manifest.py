@@ -8,12 +8,12 @@ the same content always has the same digest.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from wbtool.bulk import paused_gc
 from wbtool.errors import StoreError
 from wbtool.hashing import ALGORITHM, hash_bytes, is_digest
 from wbtool.names import all_clean_entry_paths, is_clean_entry_path, validate_entry_path
@@ -196,15 +196,9 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "manifest") -> Manifest:
         """Parse and validate; any bad path, digest or field raises StoreError."""
-        # Parsing makes two objects per entry and no reference cycles; the
-        # collector would only walk them again and again meanwhile.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        # Parsing makes two objects per entry and no reference cycles.
+        with paused_gc():
             return cls._from_bytes(data, source)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     @classmethod
     def _from_bytes(cls, data: bytes, source: str) -> Manifest:

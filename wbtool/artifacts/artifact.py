@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
+from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import (
     ArtifactFinalizedError,
@@ -368,6 +369,7 @@ class Artifact:
         self._put([entry], overwrite=overwrite)
         return entry
 
+    @gc_paused
     def add_dir(
         self,
         local_path: str,
@@ -639,6 +641,7 @@ class Artifact:
             return
         self._commit(ctx, project=project)
 
+    @gc_paused
     def _commit(
         self, ctx: Context, *, project: str | None = None, aliases: list[str] | None = None,
         run_id: str | None = None, history_step: int | None = None,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from wbtool import forked, fsutil
+from wbtool.bulk import gc_paused
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
@@ -56,6 +57,7 @@ class WalkResult:
         return s[b], s[b + 1], s[b + 2], s[b + 3]
 
 
+@gc_paused
 def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
     """Every regular file under ``root`` as (local path, entry path).
 
@@ -168,6 +170,7 @@ def _walk(
                 out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
 
 
+@gc_paused
 def ingest(
     store: Store,
     files: Iterable[tuple[str, str]],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from wbtool import forked, fsutil
+from wbtool.bulk import gc_paused
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
@@ -103,6 +104,7 @@ def _ref_source(entry: ManifestEntry) -> str | None:
     return None
 
 
+@gc_paused
 def materialize(
     store: Store,
     manifest: Manifest,

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from wbtool.bulk import gc_paused
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.manifest import Manifest
 from wbtool.names import parse_version, validate_alias, validate_name, validate_tag
@@ -189,6 +190,7 @@ class Registry:
         return Manifest.from_bytes(data, f"manifest of {rec.name}:{rec.version}")
 
     # -- writing --------------------------------------------------------------
+    @gc_paused
     def commit(
         self,
         project: str,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from wbtool.artifacts import ingest
 from wbtool.artifacts.artifact import Artifact, _check_metadata
 from wbtool.artifacts.registry import VersionRecord
+from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.hashing import new_hasher
@@ -80,6 +81,7 @@ def walk_paths(
     return out
 
 
+@gc_paused
 def collect(
     ctx: Context,
     paths: Sequence[str],
@@ -117,6 +119,7 @@ def _tree_key(paths: Sequence[str], name_in_artifact: str | None) -> str:
     return "\0".join([name_in_artifact or "", *(os.path.realpath(p) for p in paths)])
 
 
+@gc_paused
 def log_paths(
     ctx: Context,
     project: str,
@@ -238,6 +241,7 @@ def reset(ctx: Context, project: str, name: str) -> bool:
     return cur.rowcount > 0
 
 
+@gc_paused
 def commit(
     ctx: Context,
     project: str,
