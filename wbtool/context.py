@@ -51,4 +51,4 @@ class Context:
     def registry(self) -> Registry:
         from wbtool.artifacts.registry import Registry
 
-        return Registry(self.store, fsync=bool(self.settings.x_store_fsync))
+        return Registry(self.store)

@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from wbtool import forked, fsutil
+from wbtool import forked
 from wbtool.bulk import gc_paused
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
@@ -253,10 +253,10 @@ def ingest(
                 for done in pool.map(work, batches):
                     wrote_loose |= collect(done)
     wrote_any |= wrote_loose
-    if wrote_loose and store.durable:
+    if wrote_loose:
         # What names these objects next (stat-cache rows, a draft, a
         # version) must find them whole after a crash.
-        fsutil.syncfs(store.path)
+        store.flush()
     if fresh and not skip_cache:
         # One int per key (device above inode) sorts in far less memory than
         # a tuple per key; the rows are then made one at a time as SQLite

@@ -113,9 +113,8 @@ def _record(db: sqlite3.Connection, row: tuple[Any, ...]) -> VersionRecord:
 
 
 class Registry:
-    def __init__(self, store: Store, *, fsync: bool = True) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.fsync = fsync
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -224,7 +223,8 @@ class Registry:
             return rec
         # The objects are on disk already (whatever placed them flushed
         # them, in a durable store): only the manifest is new here.
-        manifest_digest, _ = self.store.objects.put_bytes(manifest_bytes, flush=self.fsync)
+        manifest_digest, _ = self.store.objects.put_bytes(manifest_bytes,
+                                                          flush=self.store.durable)
         self._check_objects(manifest, check_only)
         return self._insert(
             project, name, type, digest, manifest_digest, manifest.size, len(manifest),

@@ -255,8 +255,8 @@ def fetch_objects(store: Store, remote: Remote, sizes: dict[str, int], jobs: int
         progress(1, size)
 
     run_all(fetch_object, sorted(sizes), jobs)
-    if store.durable and len(failed) < len(sizes):
-        fsutil.syncfs(store.path)  # on disk before any version names them
+    if len(failed) < len(sizes):
+        store.flush()  # on disk before any version names them
     return failed
 
 

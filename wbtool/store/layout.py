@@ -157,6 +157,12 @@ class Store:
         if self._objects is not None:
             self._objects.durable = value
 
+    def flush(self) -> None:
+        """In a durable store, put everything written so far on disk: what
+        placed new objects calls this before anything may name them."""
+        if self._durable:
+            fsutil.syncfs(self.path)
+
     @property
     def index(self) -> Index:
         if self._index is None:
