@@ -84,3 +84,28 @@ def _interrupt_self(_: int) -> str:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.2)
     return "still here"
+
+
+def test_a_thread_pool_waits_for_its_workers_through_a_second_interrupt() -> None:
+    """Ctrl-C twice: the ``with`` block still ends only once the running
+    worker has finished (and cleaned up); work not yet started is dropped."""
+    import signal
+    import threading
+    import time
+
+    finished: list[str] = []
+
+    def work(name: str) -> None:
+        time.sleep(0.4)
+        finished.append(name)
+
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt), forked.thread_pool(1, "test-pool") as pool:
+        pool.submit(work, "running")
+        pool.submit(work, "queued")
+        time.sleep(0.05)  # the first is under way
+        timer.start()
+        raise KeyboardInterrupt  # the first Ctrl-C; the timer sends the second
+    timer.join()
+    assert finished == ["running"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("test-pool")]

@@ -163,7 +163,22 @@ def _dumps(answer: tuple[bool, Any]) -> bytes:
 
 
 def thread_pool(workers: int, name: str) -> Any:
-    """A ``ThreadPoolExecutor`` (imported only when work needs one)."""
+    """A ``ThreadPoolExecutor`` (imported only when work needs one) whose
+    ``with`` block never ends while a worker still runs: work not started is
+    dropped, and an interrupt landing while the workers finish is held until
+    they have (a worker killed mid-write by the exit would leave its temp
+    file behind)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(workers, thread_name_prefix=name)
+    class _Pool(ThreadPoolExecutor):
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            # Not Thread.join interrupted and retried: an interrupted join
+            # marks a still running thread as finished. Blocked here, Ctrl-C
+            # waits until the workers are done, then strikes.
+            blocked = _block_interrupts()
+            try:
+                self.shutdown(wait=True, cancel_futures=exc_type is not None)
+            finally:
+                _restore(blocked)
+
+    return _Pool(workers, thread_name_prefix=name)
