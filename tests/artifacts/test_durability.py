@@ -132,3 +132,41 @@ def test_objects_fetched_from_a_remote_are_flushed_before_a_version_names_them(
     assert pull.fetch_objects(second, remote, sizes, jobs=2) == {}
     assert events == ["syncfs"]
     assert all(second.objects.verify(d) for d in sizes)
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_a_link_checkout_names_the_objects_it_unpacks_only_once_they_are_on_disk(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
+    """The first link checkout gives packed objects files of their own. The
+    store names each only after a flush: a crash must not leave it naming a
+    file that lost its bytes, which later checkouts would hand out."""
+    import wbtool
+    from wbtool.store import objects
+
+    files = {f"f{i:02d}.bin": os.urandom(100 + i) for i in range(ingest.MIN_PACKED + 4)}
+    monkeypatch.setenv("WBTOOL_DIR", str(store_dir))
+    art = wbtool.Artifact("ds", "dataset")
+    art.add_dir(str(make_tree(tmp_path / "data", files)))
+    art.save()
+    events = _record(monkeypatch)
+    real_link, real_publish = objects._link_object, objects.ObjectStore._publish
+
+    def link_object(src: str, final: str) -> None:
+        events.append("named")
+        real_link(src, final)
+
+    def publish(self: objects.ObjectStore, tmp: str, digest: str) -> bool:
+        events.append("named")
+        return real_publish(self, tmp, digest)
+
+    monkeypatch.setattr(objects, "_link_object", link_object)
+    monkeypatch.setattr(objects.ObjectStore, "_publish", publish)
+    out = tmp_path / "out"
+    wbtool.Api().artifact("ds:v0").checkout(str(out), link=link)
+    named = ["named"] * len(files)
+    assert events == (["syncfs", *named] if link == "hardlink" else ["syncfs", *named, "syncfs"])
+    for name, data in files.items():
+        digest = objects.hash_bytes(data)
+        assert os.path.samefile(out / name, store_dir / "objects" / digest[:2] / digest[2:])
+    assert wbtool.Api().artifact("ds:v0").verify(str(out)) is None

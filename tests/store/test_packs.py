@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import Cli, make_tree, read_tree
 from wbtool.hashing import hash_bytes
 from wbtool.store.layout import Store
+from wbtool.store.objects import Unpacked
 from wbtool.store.packs import PackWriter, scan_pack
 
 FILES = {f"d{i % 7}/f{i:03d}.txt": f"small file {i}\n".encode() * (i % 5 + 1) for i in range(60)}
@@ -261,7 +262,9 @@ def test_hardlink_checkout_keeps_a_copy_when_the_object_is_unpacked_meanwhile(
         digest = hash_bytes(Path(dest).read_bytes())
         loc = store.objects.locate(digest)
         assert loc is not None
-        raced.append(store.objects.unpack(digest, loc))
+        other = Unpacked()
+        raced.append(store.objects.unpack(digest, loc, other))
+        store.objects.settle(other)
 
     _swap_after_writing(monkeypatch, unpack_elsewhere)
     out = tmp_path / "out"
@@ -369,3 +372,49 @@ def test_a_durable_pack_is_on_disk_before_it_is_indexed(
         assert events[1:] == ["folder pack", "indexed"]
     for b in blobs:
         assert store.objects.read_bytes(hash_bytes(b)) == b
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_an_interrupted_link_checkout_names_nothing_it_unpacked(
+    cli: Cli, tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
+    """Files written from packs by a checkout that did not finish were never
+    flushed: the store must not have taken them as objects of their own."""
+    import wbtool
+    from wbtool.store import objects
+
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    before = _loose(store_dir)  # the manifest
+    real = objects.ObjectStore._read_packed_checked
+    read: list[str] = []
+
+    def interrupting(self: objects.ObjectStore, digest: str, loc: tuple[str, int, int]) -> bytes:
+        read.append(digest)
+        if len(read) == 10:
+            raise KeyboardInterrupt
+        return real(self, digest, loc)
+
+    monkeypatch.setattr(objects.ObjectStore, "_read_packed_checked", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        wbtool.Api().artifact("ds:v0").checkout(str(tmp_path / "out"), link=link)
+    assert len(read) == 10
+    assert _loose(store_dir) == before
+    assert os.listdir(Store.open(store_dir).tmp) == []
+    monkeypatch.undo()
+    cli("artifact", "checkout", "ds", str(tmp_path / "again"), "--link", link, check=True)
+    assert read_tree(tmp_path / "again") == FILES
+    assert _loose(store_dir) - before == {hash_bytes(v) for v in FILES.values()}
+
+
+def test_a_first_hardlink_checkout_links_repeated_content_to_one_file(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    files = {**FILES, **{f"copy/{rel}": content for rel, content in FILES.items()}}
+    data = make_tree(tmp_path / "data", files)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    out = tmp_path / "out"
+    cli("artifact", "checkout", "ds", str(out), "--link", "hardlink", check=True)
+    assert read_tree(out) == files
+    for rel in FILES:
+        assert os.path.samefile(out / rel, out / "copy" / rel)

@@ -25,7 +25,7 @@ from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import all_clean_entry_paths, validate_entry_path
 from wbtool.store.layout import Store
-from wbtool.store.objects import ObjectStore, PackLocation
+from wbtool.store.objects import ObjectStore, PackLocation, Unpacked
 
 if TYPE_CHECKING:
     from wbtool.artifacts import references
@@ -143,6 +143,9 @@ def materialize(
     remote_refs = _fetcher(store) if any(e.ref is not None for e in entries) else None
 
     root_str = str(root_path)
+    # Packed objects written out for links become objects of their own only
+    # once on disk (ObjectStore.settle), at the end.
+    unpacked = Unpacked()
 
     def place(entry: ManifestEntry, may_locate: bool = True) -> tuple[str, int]:
         path = entry.path  # validated below, before any file is written
@@ -190,10 +193,11 @@ def materialize(
             ):
                 return "unchanged", 0
             with fsutil.as_atomic(dest) as tmp:
-                _write(objects, entry, src, tmp, mode, loc)
+                _write(objects, entry, src, tmp, mode, loc, unpacked)
+            unpacked.moved(tmp, dest)
             return "written", entry.size or 0
         try:
-            if not _write(objects, entry, src, dest, mode, loc, may_locate):
+            if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
                 return "later", 0
         except FileExistsError:
             raise  # not ours: something else created it meanwhile; leave it
@@ -210,6 +214,14 @@ def materialize(
         for e in batch:
             what, n = place(e, may_locate)
             out.append((what, n, e.path))
+        return out
+
+    def run_helper(batch: list[ManifestEntry]) -> list[tuple[str, int, str]]:
+        try:
+            out = run_batch(batch, False)
+            objects.settle(unpacked)  # this process's own (forked) list
+        finally:
+            objects.discard(unpacked)
         return out
 
     # Folders first, serially, so that worker threads never race on mkdir.
@@ -242,9 +254,10 @@ def materialize(
         # Folders exist already, so a forked helper can take half the files
         # (without the index, which a forked process must not use).
         half = len(serial) // 2
-        helper = forked.ForkedJob(run_batch, serial[half:], False)
+        helper = forked.ForkedJob(run_helper, serial[half:])
         serial = serial[:half]
     with contextlib.ExitStack() as stack:
+        stack.callback(objects.discard, unpacked)  # after an interrupt: temp files
         if helper is not None:
             stack.callback(helper.stop)
         if len(batches) > 1:
@@ -271,6 +284,7 @@ def materialize(
                 else:
                     result.skipped_refs.append(path)
                 progress(1, n)
+        objects.settle(unpacked)
     return result
 
 
@@ -300,16 +314,16 @@ def _same_content(dest: str, entry: ManifestEntry, mode: str, src: str) -> bool:
 
 def _write(
     objects: ObjectStore, entry: ManifestEntry, src: str, dest: str, mode: str,
-    loc: PackLocation | None, may_locate: bool = True,
+    loc: PackLocation | None, unpacked: Unpacked, may_locate: bool = True,
 ) -> bool:
     """Write ``entry`` at ``dest`` from ``src`` (an object or a referenced file)
     or, for a packed object, from its pack at ``loc``. False: a hard link to
     a packed object was left for later (see ObjectStore.link_out)."""
     if mode == "hardlink":
-        return objects.link_out(entry.digest, dest, loc, locate=may_locate)
+        return objects.link_out(entry.digest, dest, loc, unpacked=unpacked, locate=may_locate)
     if loc is not None:
         if mode == "symlink":
-            os.symlink(objects.unpack(entry.digest, loc), dest)
+            os.symlink(objects.unpack(entry.digest, loc, unpacked), dest)
         else:
             objects.copy_to(entry.digest, dest, loc)
         return True

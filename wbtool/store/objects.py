@@ -34,6 +34,29 @@ _CANNOT_LINK = (errno.EMLINK, errno.EACCES, errno.EPERM, errno.EROFS)
 _CANNOT_LINK_HERE = (*_CANNOT_LINK, errno.EXDEV, errno.EOPNOTSUPP)
 
 
+class Unpacked:
+    """Files one checkout wrote from packs, which the store names as objects
+    of their own only at :meth:`ObjectStore.settle`, once they are on disk: a
+    crash must never leave the store naming a file that lost its bytes, which
+    later hard-link checkouts would then hand out."""
+
+    __slots__ = ("links", "temps")
+
+    def __init__(self) -> None:
+        self.links: dict[str, tuple[str, int, int]] = {}  # digest → checked-out file, dev, ino
+        self.temps: dict[str, str] = {}  # digest → temp file under tmp/ (for symbolic links)
+
+    def __bool__(self) -> bool:
+        return bool(self.links or self.temps)
+
+    def moved(self, old: str, new: str) -> None:
+        """The file written last, at ``old``, was renamed to ``new``."""
+        if self.links:
+            digest, (path, dev, ino) = next(reversed(self.links.items()))
+            if path == old:
+                self.links[digest] = (new, dev, ino)
+
+
 class ObjectStore:
     def __init__(
         self, root: str | os.PathLike, tmp: str | os.PathLike,
@@ -179,33 +202,47 @@ class ObjectStore:
         digest = hash_bytes(data)
         return digest, self._put_hashed(digest, data, flush=flush)
 
-    def unpack(self, digest: str, loc: PackLocation) -> str:
-        """Give a packed object a file of its own, for hard and symbolic links
-        to point at; return its path. The pack keeps its copy."""
+    def unpack(self, digest: str, loc: PackLocation, unpacked: Unpacked) -> str:
+        """Give a packed object a file of its own, for symbolic links to point
+        at; return its path. The pack keeps its copy. The file is written
+        under ``tmp/`` now and takes its name at :meth:`settle`."""
         final = self.path(digest)
-        if not os.path.exists(final):
-            self._put_hashed(digest, self._read_packed_checked(digest, loc))
+        if digest not in unpacked.temps and not os.path.exists(final):
+            data = self._read_packed_checked(digest, loc)
+            tmp = fsutil.tmp_name(self.tmp, digest)
+            unpacked.temps[digest] = tmp  # before the file exists: discard() finds a partial one
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+            try:
+                fsutil.write_all(fd, data)
+            finally:
+                os.close(fd)
         return final
 
     def link_out(
-        self, digest: str, dest: str, loc: PackLocation | None = None, *, locate: bool = True
+        self, digest: str, dest: str, loc: PackLocation | None = None, *,
+        unpacked: Unpacked, locate: bool = True,
     ) -> bool:
         """Hard-link the object at the new path ``dest``; True when done.
 
         A packed object has no file of its own yet: the first time, it is
-        unpacked (checked against its digest, written under ``tmp/``, renamed
-        into place) and then linked, so later checkouts only link. Its pack
-        location is ``loc`` or looked up in the index; without ``locate``
-        (where the index must not be used, as in a forked helper) such an
-        object is left alone and the result is False. Where no link can be
-        made (an inode at its link limit, a store this user cannot write to)
-        ``dest`` gets a copy.
+        written at ``dest`` (checked against its digest), and :meth:`settle`
+        later links that file into the store, so later checkouts only link.
+        Its pack location is ``loc`` or looked up in the index; without
+        ``locate`` (where the index must not be used, as in a forked helper)
+        such an object is left alone and the result is False. Where no link
+        can be made (an inode at its link limit, a store this user cannot
+        write to) ``dest`` gets a copy.
         """
         final = self.path(digest)
         try:
             os.link(final, dest)
             return True
         except FileNotFoundError:
+            written = unpacked.links.get(digest)
+            if written is not None:  # the same content earlier in this checkout
+                with contextlib.suppress(FileNotFoundError):
+                    os.link(written[0], dest)
+                    return True
             if loc is None:
                 if not locate:
                     return False
@@ -217,37 +254,60 @@ class ObjectStore:
                 raise
             self.copy_to(digest, dest)
             return True
-        self._unpack_at(digest, loc, dest)
-        return True
-
-    def _unpack_at(self, digest: str, loc: PackLocation, dest: str) -> None:
-        """Write a packed object at the new path ``dest`` and hard-link that
-        file into the store as the object's own, so that later checkouts link
-        it: one new file, where unpacking first would write a temp file and
-        rename it into place before linking. Where the store cannot take the
-        link (another process unpacked the object meanwhile, a store this
-        user cannot write to), ``dest`` stays a read-only copy."""
         data = self._read_packed_checked(digest, loc)
-        final = self.path(digest)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, OBJECT_MODE)
         try:
             fsutil.write_all(fd, data)
-            try:
-                _link_object(dest, final)
-            except FileExistsError:
-                return
-            except OSError as e:
-                if e.errno not in _CANNOT_LINK:
-                    raise
-                return
-            placed, ours = os.stat(final), os.fstat(fd)
-            if (placed.st_dev, placed.st_ino) != (ours.st_dev, ours.st_ino):
-                # ``dest`` was replaced between writing and linking: the store
-                # must not keep that file under this digest
-                os.unlink(final)
-                raise ConflictError(f"{dest} was replaced while it was being checked out")
+            st = os.fstat(fd)
         finally:
             os.close(fd)
+        unpacked.links.setdefault(digest, (dest, st.st_dev, st.st_ino))
+        return True
+
+    def settle(self, unpacked: Unpacked) -> None:
+        """Make the files a checkout wrote from packs objects of their own:
+        flushed to disk first (in a durable store), so that the store never
+        names a file whose bytes a crash could still lose. ConflictError if
+        a checked-out file was replaced before it could be linked (the
+        checkout would hold something else); the store keeps none of it."""
+        if not unpacked:
+            return
+        if self.durable:
+            fsutil.syncfs(self.root)
+        for digest, tmp in unpacked.temps.items():
+            self._publish(tmp, digest)
+        published = bool(unpacked.temps)
+        unpacked.temps.clear()
+        replaced = []
+        for digest, (path, dev, ino) in unpacked.links.items():
+            final = self.path(digest)
+            try:
+                _link_object(path, final)
+            except FileExistsError:  # unpacked by another process meanwhile
+                continue
+            except OSError as e:
+                if e.errno not in _CANNOT_LINK and e.errno != errno.ENOENT:
+                    raise
+                continue  # the file is gone: the store simply keeps no file of its own
+            placed = os.stat(final)
+            if (placed.st_dev, placed.st_ino) != (dev, ino):
+                os.unlink(final)  # not the file that was checked and written
+                replaced.append(path)
+        unpacked.links.clear()
+        if published and self.durable:
+            fsutil.syncfs(self.root)  # symbolic links point at these names
+        if replaced:
+            raise ConflictError(
+                f"{replaced[0]} was replaced while it was being checked out"
+                + (f" (and {len(replaced) - 1} more)" if len(replaced) > 1 else ""))
+
+    def discard(self, unpacked: Unpacked) -> None:
+        """Remove the temp files of an unpacking that did not finish."""
+        for tmp in unpacked.temps.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        unpacked.temps.clear()
+        unpacked.links.clear()
 
     def _put_hashed(self, digest: str, data: bytes, *, flush: bool = False) -> bool:
         final = self.path(digest)
