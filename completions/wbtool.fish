@@ -197,7 +197,7 @@ complete -c wbtool -n '__wbtool_at artifact cache gc' -s p -l project -r -d 'Pro
 # wbtool artifact checkout
 complete -c wbtool -n '__wbtool_at artifact checkout' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at artifact checkout' -l json -d 'Print a JSON document instead of text.'
-complete -c wbtool -n '__wbtool_at artifact checkout' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files (small packed files are always copied).'
+complete -c wbtool -n '__wbtool_at artifact checkout' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files shared with the store (a small file stored in a pack is written out once, by the first such checkout).'
 complete -c wbtool -n '__wbtool_at artifact checkout' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 
 # wbtool artifact diff
@@ -208,7 +208,7 @@ complete -c wbtool -n '__wbtool_at artifact diff' -s p -l project -r -d 'Project
 # wbtool artifact download
 complete -c wbtool -n '__wbtool_at artifact download' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at artifact download' -l json -d 'Print a JSON document instead of text.'
-complete -c wbtool -n '__wbtool_at artifact download' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files (small packed files are always copied).'
+complete -c wbtool -n '__wbtool_at artifact download' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files shared with the store (a small file stored in a pack is written out once, by the first such checkout).'
 complete -c wbtool -n '__wbtool_at artifact download' -l path-prefix -r -d 'Only entries whose path starts with this.'
 complete -c wbtool -n '__wbtool_at artifact download' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact download' -l root -r -d 'Target folder (default ./artifacts/NAME:VERSION).'

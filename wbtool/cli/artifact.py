@@ -264,7 +264,8 @@ def download(
         None, "--path-prefix", help="Only entries whose path starts with this."),
     link: Link = typer.Option(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
-        "symlink give read-only files (small packed files are always copied)."),
+        "symlink give read-only files shared with the store (a small file stored in a pack is "
+        "written out once, by the first such checkout)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -279,7 +280,8 @@ def checkout(
     directory: str = typer.Argument(..., help="Folder to make identical to the version."),
     link: Link = typer.Option(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
-        "symlink give read-only files (small packed files are always copied)."),
+        "symlink give read-only files shared with the store (a small file stored in a pack is "
+        "written out once, by the first such checkout)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
