@@ -203,9 +203,11 @@ def test_hardlink_checkout_refuses_a_corrupt_packed_object(
     assert digest not in _loose(store_dir)  # the bad bytes were not given a name
 
 
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
 @pytest.mark.parametrize("unpacked_first", [0, 80], ids=["all-packed", "some-unpacked"])
-def test_hardlink_checkout_shares_files_with_a_forked_helper(
-    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, unpacked_first: int
+def test_link_checkout_shares_files_with_a_forked_helper(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, unpacked_first: int,
+    link: str,
 ) -> None:
     """With many files a forked helper links half of them. It must not use
     the index, so objects it finds still packed are linked by the parent
@@ -221,13 +223,15 @@ def test_hardlink_checkout_shares_files_with_a_forked_helper(
     art.save()
     logged = wbtool.Api().artifact("many:v0")
     if unpacked_first:
-        logged.download(str(tmp_path / "some"), path_prefix="a/", link="hardlink")
+        logged.download(str(tmp_path / "some"), path_prefix="a/", link=link)
     out = tmp_path / "out"
-    logged.checkout(str(out), link="hardlink")
+    logged.checkout(str(out), link=link)
     assert read_tree(out) == files
     for rel, content in files.items():
         digest = hash_bytes(content)
         assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])
+    assert os.listdir(Store.open(store_dir).tmp) == []
+    assert logged.verify(str(out)) is None
 
 
 def _swap_after_writing(monkeypatch: pytest.MonkeyPatch, action) -> None:
