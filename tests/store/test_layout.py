@@ -37,6 +37,42 @@ def test_store_layout_and_wal(store_dir: Path) -> None:
     assert mode == "wal"
 
 
+def test_a_new_store_holds_no_temp_files(store_dir: Path) -> None:
+    Store.open(store_dir)
+    Store.open(store_dir)  # and opening it again leaves none either
+    names = {p.name for p in store_dir.iterdir()}
+    assert {"config.yaml", "index.db", "objects", "runs", "tmp"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert (store_dir / "config.yaml").stat().st_nlink == 1
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_store_that_lost_its_index_is_refused_not_started_afresh(
+    store_dir: Path, how: str
+) -> None:
+    """A new, empty index over stored objects would make every object look
+    unreferenced, and ``cache gc`` would delete them all."""
+    store = Store.open(store_dir)
+    store.objects.put_bytes(b"a stored object")
+    store.close()
+    index = store_dir / "index.db"
+    for extra in ("-wal", "-shm"):
+        Path(f"{index}{extra}").unlink(missing_ok=True)
+    if how == "deleted":
+        index.unlink()
+    else:
+        index.write_bytes(b"")
+    with pytest.raises(StoreError, match="missing or empty"):
+        Store.open(store_dir).index  # noqa: B018
+    assert index.exists() == (how == "emptied")  # nothing was created
+
+
+def test_an_empty_store_without_its_index_gets_a_new_one(store_dir: Path) -> None:
+    Store.open(store_dir).close()
+    (store_dir / "index.db").unlink()
+    assert Store.open(store_dir).index.db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
+
+
 def test_unknown_format_refused(store_dir: Path) -> None:
     Store.open(store_dir)
     (store_dir / "config.yaml").write_text("format: 99\nremotes: {}\n")

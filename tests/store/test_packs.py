@@ -355,10 +355,10 @@ def test_a_durable_pack_is_on_disk_before_it_is_indexed(
         events.append("folder " + os.path.basename(path))
         real_dir(path)
 
-    monkeypatch.setattr(fsutil, "fdatasync", fdatasync)
-    monkeypatch.setattr(fsutil, "fsync_dir", fsync_dir)
     store = Store.open(store_dir)
     store.objects.durable = durable
+    monkeypatch.setattr(fsutil, "fdatasync", fdatasync)
+    monkeypatch.setattr(fsutil, "fsync_dir", fsync_dir)
 
     def publish(name: str, rows: list[tuple[str, int, int]]) -> None:
         assert os.path.isfile(store.objects.pack_path(name))

@@ -94,17 +94,26 @@ class Store:
             self.path.mkdir(parents=True, exist_ok=True)
             for sub in ("tmp", "runs", "objects"):
                 (self.path / sub).mkdir(exist_ok=True)
+            # The index exists before config.yaml names the folder a store:
+            # a store whose index is missing later has lost it.
+            self.index  # noqa: B018
             doc: dict[str, Any] = {"format": FORMAT_VERSION, "default_remote": None,
                                    "remotes": {}}
             data = _dump_config(doc)
+            # Publish config.yaml exclusively (a link fails if it exists): two
+            # processes creating the store at once both end up with one
+            # valid config, on disk before its name.
+            tmp = fsutil.tmp_name(self.path, "config.yaml")
             try:
-                # Publish config.yaml exclusively: two processes creating the
-                # store at once both end up with one valid config.
-                with fsutil.as_atomic(self.path / "config.yaml") as tmp:
-                    Path(tmp).write_bytes(data)
-                    os.link(tmp, self.path / "config.yaml")
+                Path(tmp).write_bytes(data)
+                fsutil.fsync_path(tmp)
+                os.link(tmp, self.path / "config.yaml")
+                fsutil.fsync_dir(self.path)
             except FileExistsError:
                 pass
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         except OSError as e:
             raise StoreError(f"cannot create the store at {self.path}: {e.strerror}") from None
 
@@ -166,8 +175,32 @@ class Store:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index(self.path / "index.db")
+            path = self.path / "index.db"
+            try:
+                lost = os.stat(path).st_size == 0
+            except FileNotFoundError:
+                lost = True
+            if lost and self._holds_objects():
+                # A new, empty index would call every object unreferenced
+                # (and `cache gc` would delete them all).
+                raise StoreError(
+                    f"{path} is missing or empty, but the store holds objects; restore it "
+                    "from a backup (wbtool will not start a new index over stored data)")
+            self._index = Index(path)
         return self._index
+
+    def _holds_objects(self) -> bool:
+        try:
+            shards = os.scandir(self.path / "objects")
+        except FileNotFoundError:
+            return False
+        with shards:
+            for shard in shards:
+                if shard.is_dir(follow_symlinks=False):
+                    with os.scandir(shard.path) as it:
+                        if any(True for _ in it):
+                            return True
+        return False
 
     @property
     def tmp(self) -> Path:
