@@ -1200,3 +1200,30 @@ def test_json_encode(tmp_path: Path) -> None:
     assert doc["type"] == "model"
     assert doc["digest"] == art.digest
     json.dumps(doc)  # plain JSON types only
+
+
+def test_the_api_never_adds_nor_deletes_a_store(store: Path, tmp_path: Path) -> None:
+    """Neither the store in use nor another project's ``.wbtool`` folder is
+    added to an artifact, deleted by a checkout, or counted by verify."""
+    from wbtool.errors import UsageError
+    from wbtool.store.layout import Store
+
+    work = store.parent
+    make_tree(work, {"data/one.txt": b"1\n"})
+    Store.open(store).close()
+    other = Store.open(work / "data" / ".wbtool")
+    other.objects.put_bytes(b"another project's object")
+    other.close()
+    art = wbtool.Artifact("ds", "dataset")
+    art.add_dir(str(work))
+    assert sorted(art.manifest.entries) == ["data/one.txt"]
+    assert set(art.skipped) == {(str(work / "data" / ".wbtool"), "a wbtool store"),
+                                (str(store), "a wbtool store")}
+    art.save()
+    logged = wbtool.Api().artifact("ds:v0")
+    logged.checkout(str(work))
+    for kept in (store, work / "data" / ".wbtool"):
+        assert (kept / "config.yaml").is_file() and (kept / "index.db").is_file()
+    logged.verify(str(work))
+    with pytest.raises(UsageError, match="inside the wbtool store"):
+        logged.download(str(store / "objects"))

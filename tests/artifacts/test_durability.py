@@ -68,9 +68,9 @@ def test_added_objects_are_on_disk_before_anything_names_them(
     if settled:
         for name in files:
             os.utime(root / name, (1e9, 1e9))  # long settled: worth caching
-    events = _record(monkeypatch)
     store = Store.open(store_dir)
     store.durable = durable
+    events = _record(monkeypatch)
     walked = ingest.walk_dir(root)
     entries, wrote = ingest.ingest(store, walked.files, immutable=immutable, validated=True,
                                    stats=walked.stats)

@@ -597,3 +597,68 @@ def test_fast_entry_answers_as_the_full_command_line(tmp_path: Path, store_dir: 
         assert fast == full, args
         if "missing" in str(args) or "job" in args or "ds:v9" in args:
             assert fast[0] not in (0, 1) and fast[2].count("\n") == 1, (args, fast)
+
+
+# -- the store is never part of what is logged or written ----------------------------
+
+def _store_files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*"))
+            if p.is_file() and not p.name.startswith("index.db") and p.name != "lock"}
+
+
+def test_log_of_the_folder_holding_the_store_leaves_the_store_out(
+    cli: Cli, store_dir: Path
+) -> None:
+    make_tree(store_dir.parent, {"data/one.txt": b"1\n", "two.txt": b"2\n"})
+    cli("artifact", "log", "proj", "data", "--type", "dataset", check=True)  # makes the store
+    res = cli("artifact", "log", "proj", ".", "--type", "dataset", "--json", check=True)
+    assert res.json()["result"]["file_count"] == 2
+    assert "a wbtool store" in res.err
+    res = cli("artifact", "log", "inner", str(store_dir / "objects"), "--type", "dataset")
+    assert res.code == 2 and "inside the wbtool store" in res.err
+
+
+def test_checkout_into_the_folder_holding_the_store_keeps_the_store(
+    cli: Cli, store_dir: Path
+) -> None:
+    """Checkout deletes what is not in the artifact, except the store itself."""
+    work = store_dir.parent
+    make_tree(work, {"data/one.txt": b"1\n", "stray.txt": b"x"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    before = _store_files(store_dir)
+    cli("artifact", "checkout", "ds", ".", check=True)
+    assert {k: v for k, v in read_tree(work).items() if not k.startswith(".wbtool/")} == {
+        "one.txt": b"1\n"}
+    assert _store_files(store_dir) == before
+    cli("artifact", "verify", "ds", "--root", ".", check=True)
+    cli("artifact", "verify", "ds", check=True)
+
+
+@pytest.mark.parametrize("command", ["checkout", "download"])
+def test_an_entry_that_would_land_on_the_store_is_refused_before_anything_is_written(
+    cli: Cli, tmp_path: Path, store_dir: Path, command: str
+) -> None:
+    src = make_tree(tmp_path / "src", {"config.yaml": b"garbage\n"})
+    cli("artifact", "log", "evil", str(src / "config.yaml"), "--type", "dataset",
+        "--name-in-artifact", ".wbtool/config.yaml", check=True)
+    before = _store_files(store_dir)
+    args = ["."] if command == "checkout" else ["--root", "."]
+    res = cli("artifact", command, "evil", *args)
+    assert res.code == 2 and "over the wbtool store" in res.err
+    assert _store_files(store_dir) == before
+    cli("artifact", "ls", check=True)
+
+
+@pytest.mark.parametrize("command", ["checkout", "download"])
+def test_a_root_inside_the_store_is_refused(
+    cli: Cli, tmp_path: Path, store_dir: Path, command: str
+) -> None:
+    make_tree(tmp_path / "src", {"config.yaml": b"garbage\n", "index.db": b"garbage\n"})
+    cli("artifact", "log", "evil", str(tmp_path / "src"), "--type", "dataset", check=True)
+    before = _store_files(store_dir)
+    for root in (store_dir, store_dir / "objects"):
+        args = [str(root)] if command == "checkout" else ["--root", str(root)]
+        res = cli("artifact", command, "evil", *args)
+        assert res.code == 2 and "inside the wbtool store" in res.err, res.err
+    assert _store_files(store_dir) == before
+    cli("artifact", "verify", "evil", check=True)

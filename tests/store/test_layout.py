@@ -70,7 +70,8 @@ def test_a_store_that_lost_its_index_is_refused_not_started_afresh(
 def test_an_empty_store_without_its_index_gets_a_new_one(store_dir: Path) -> None:
     Store.open(store_dir).close()
     (store_dir / "index.db").unlink()
-    assert Store.open(store_dir).index.db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
+    db = Store.open(store_dir).index.db
+    assert db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
 
 
 def test_unknown_format_refused(store_dir: Path) -> None:

@@ -385,9 +385,9 @@ class Artifact:
         if not os.path.isdir(path):
             raise NotADirectoryError(f"no such folder: {path}")
         prefix = validate_entry_path(name) if name else ""
-        walked = ingest.walk_dir(path, prefix)
-        self.skipped = walked.skipped
         ctx = self._context()
+        walked = ingest.walk_dir(path, prefix, store=ctx.store.path)
+        self.skipped = walked.skipped
         entries, _ = ingest.ingest(
             ctx.store, walked.files, immutable=immutable, skip_cache=bool(skip_cache),
             validated=True,
@@ -589,11 +589,12 @@ class Artifact:
         """Make ``root`` hold exactly this artifact (other files are deleted)."""
         self._ensure_logged("checkout")
         target = os.fspath(root) if root is not None else self._default_root()
+        ctx = self._context()
+        materialize.store_under(ctx.store, target)  # refused before anything is made
         Path(target).mkdir(parents=True, exist_ok=True)
-        materialize.remove_extras(target, self._manifest)
+        materialize.remove_extras(ctx.store, target, self._manifest)
         from wbtool.remote import fallback
 
-        ctx = self._context()
         fallback.with_objects(ctx.registry, self._manifest, lambda: materialize.materialize(
             ctx.store, self._manifest, target, link=link, replace=True,
         ))
@@ -605,7 +606,7 @@ class Artifact:
         target = os.fspath(root) if root is not None else self._default_root()
         if root is None and not os.path.isdir(target):
             self.download(target)
-        materialize.verify_tree(self._manifest, target)
+        materialize.verify_tree(self._manifest, target, self._context().store)
 
     # -- committing -------------------------------------------------------------------
     def is_draft(self) -> bool:

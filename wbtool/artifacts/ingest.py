@@ -7,6 +7,7 @@ means an unchanged file costs one ``stat``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as stat_mod
 import time
@@ -16,10 +17,11 @@ from dataclasses import dataclass, field
 
 from wbtool import forked
 from wbtool.bulk import gc_paused
+from wbtool.errors import UsageError
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
-from wbtool.store.layout import Store
+from wbtool.store.layout import STORE_DIRNAME, Store
 from wbtool.store.objects import ObjectStore, read_all
 from wbtool.store.packs import PACK_MAX, PackRows, PackWriter
 
@@ -58,13 +60,18 @@ class WalkResult:
 
 
 @gc_paused
-def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
+def walk_dir(
+    root: str | os.PathLike, prefix: str = "", *, store: str | os.PathLike | None = None
+) -> WalkResult:
     """Every regular file under ``root`` as (local path, entry path).
 
     Symbolic links: a link to a file inside ``root`` is added with its
     target's content; a link that points outside ``root``, a dangling link
     and a link to a folder are skipped and reported (never followed out of
     the tree, never looped on). Sockets, FIFOs and devices are skipped.
+    A wbtool store is never part of an artifact: folders named ``.wbtool``
+    and the ``store`` folder (wherever it is) are skipped and reported, and
+    a ``root`` inside ``store`` is refused.
 
     A large tree is walked by two processes: once :data:`WALK_SHARE_AFTER`
     files are seen, a forked helper takes half the folders still to visit
@@ -72,15 +79,24 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
     """
     top = os.path.abspath(os.fspath(root))
     real_top = os.path.realpath(top)
+    skip = None
+    if store is not None:
+        real_store = os.path.realpath(store)
+        if real_top == real_store or real_top.startswith(real_store + os.sep):
+            raise UsageError(f"{root} is inside the wbtool store {store}; "
+                             "a store is never added to an artifact")
+        with contextlib.suppress(OSError):
+            st = os.stat(real_store)
+            skip = (st.st_dev, st.st_ino)
     out = WalkResult()
     stack = [(top, prefix.strip("/"))]
-    _walk(stack, out, real_top, stop_after=WALK_SHARE_AFTER)
+    _walk(stack, out, real_top, skip, stop_after=WALK_SHARE_AFTER)
     if len(stack) >= 2 and forked.can_fork():
         half = len(stack) // 2
-        helper = forked.ForkedJob(_walk_share, stack[:half], real_top)
+        helper = forked.ForkedJob(_walk_share, stack[:half], real_top, skip)
         try:
             del stack[:half]
-            _walk(stack, out, real_top)
+            _walk(stack, out, real_top, skip)
             locals_, rels, skipped, stats = helper.result()
         finally:
             helper.stop()
@@ -89,7 +105,7 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
         out.skipped += skipped
         out.stats.frombytes(stats)
     else:
-        _walk(stack, out, real_top)
+        _walk(stack, out, real_top, skip)
     if out.skipped:
         import logging
 
@@ -100,23 +116,25 @@ def walk_dir(root: str | os.PathLike, prefix: str = "") -> WalkResult:
 
 
 def _walk_share(
-    stack: list[tuple[str, str]], real_top: str
+    stack: list[tuple[str, str]], real_top: str, skip: tuple[int, int] | None
 ) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """In a forked helper: walk the folders of ``stack`` and all below them.
     The paths travel back joined by NUL (which no path holds): one string
     travels far faster than a tuple per file, the stats as raw bytes."""
     out = WalkResult()
-    _walk(stack, out, real_top)
+    _walk(stack, out, real_top, skip)
     return ("\0".join(local for local, _ in out.files), "\0".join(rel for _, rel in out.files),
             out.skipped, out.stats.tobytes())
 
 
 def _walk(
-    stack: list[tuple[str, str]], out: WalkResult, real_top: str, stop_after: int | None = None
+    stack: list[tuple[str, str]], out: WalkResult, real_top: str,
+    skip: tuple[int, int] | None, stop_after: int | None = None,
 ) -> None:
     """Walk the folders on ``stack`` (and those found below them) into ``out``;
     with ``stop_after``, return once that many files are in ``out``, leaving
-    the folders not yet visited on ``stack``."""
+    the folders not yet visited on ``stack``. ``skip``: the store folder's
+    (device, inode)."""
     while stack:
         if stop_after is not None and len(out.files) >= stop_after:
             return
@@ -143,7 +161,13 @@ def _walk(
                     if entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                     elif entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, entry_rel))
+                        if name == STORE_DIRNAME or (
+                            skip is not None and entry.inode() == skip[1]
+                            and entry.stat(follow_symlinks=False).st_dev == skip[0]
+                        ):
+                            out.skipped.append((entry.path, "a wbtool store"))
+                        else:
+                            stack.append((entry.path, entry_rel))
                         continue
                     elif entry.is_symlink():
                         target = os.path.realpath(entry.path)

@@ -12,7 +12,7 @@ import itertools
 import os
 import shutil
 import stat as stat_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, Verific
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import all_clean_entry_paths, validate_entry_path
-from wbtool.store.layout import Store
+from wbtool.store.layout import STORE_DIRNAME, Store
 from wbtool.store.objects import ObjectStore, PackLocation, Unpacked
 
 if TYPE_CHECKING:
@@ -104,6 +104,28 @@ def _ref_source(entry: ManifestEntry) -> str | None:
     return None
 
 
+def store_under(store: Store, root: str | os.PathLike) -> str | None:
+    """Where the store lies under ``root`` (a relative POSIX path), or None
+    when it does not; UsageError when ``root`` is inside the store. What is
+    written under ``root`` must never reach into the store, nor delete it."""
+    real_root = os.path.realpath(root)
+    real_store = os.path.realpath(store.path)
+    if real_root == real_store or real_root.startswith(real_store + os.sep):
+        raise UsageError(f"{root} is inside the wbtool store {store.path}; choose a folder "
+                         "outside it")
+    if real_store.startswith(real_root + os.sep):
+        return os.path.relpath(real_store, real_root).replace(os.sep, "/")
+    return None
+
+
+def _refuse_entries_into(store_rel: str, paths: Iterable[str], store: Store) -> None:
+    inside = store_rel + "/"
+    for path in paths:
+        if path == store_rel or path.startswith(inside) or store_rel.startswith(path + "/"):
+            raise UsageError(f"the artifact's entry {path!r} would be written over the wbtool "
+                             f"store {store.path}; write it to another folder")
+
+
 @gc_paused
 def materialize(
     store: Store,
@@ -127,11 +149,14 @@ def materialize(
     root_path = Path(root).absolute()
     if os.path.islink(root_path):
         raise UsageError(f"{root_path} is a symbolic link; give the real folder")
+    store_rel = store_under(store, root_path)
     new_root = not os.path.lexists(root_path)
-    root_path.mkdir(parents=True, exist_ok=True)
-    result = MaterializeResult(root=str(root_path))
     prefix = path_prefix.strip("/") if path_prefix else ""
     entries = [e for e in manifest if e.path.startswith(prefix)]
+    if store_rel is not None:
+        _refuse_entries_into(store_rel, (e.path for e in entries), store)
+    root_path.mkdir(parents=True, exist_ok=True)
+    result = MaterializeResult(root=str(root_path))
     dirs = _SafeDirs(root_path)
     if new_root:
         dirs.fresh.add("")
@@ -367,9 +392,12 @@ def _probe_reflink(store: Store, root: Path) -> bool:
     return ok
 
 
-def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
-    """Delete everything under ``root`` that is not an entry (checkout)."""
+def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest) -> int:
+    """Delete everything under ``root`` that is not an entry (checkout). The
+    store, and any ``.wbtool`` folder, are left alone (walks never add them);
+    an entry that would land on the store is refused first."""
     root_path = Path(root).absolute()
+    store_rel = store_under(store, root_path)
     try:
         with os.scandir(root_path) as it:
             if next(it, None) is None:
@@ -382,6 +410,11 @@ def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
         parts = p.split("/")
         for i in range(1, len(parts)):
             keep_dirs.add("/".join(parts[:i]))
+    if store_rel is not None:
+        _refuse_entries_into(store_rel, keep_files, store)
+        keep_files.add(store_rel)  # neither swept into nor deleted
+        parts = store_rel.split("/")
+        keep_dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
     removed = 0
 
     def sweep(folder: Path, rel: str) -> None:
@@ -390,6 +423,10 @@ def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
             entries = list(it)
         for entry in entries:
             entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if entry_rel == store_rel or (
+                entry.name == STORE_DIRNAME and entry.is_dir(follow_symlinks=False)
+            ):
+                continue  # a store (this one, or another project's) is never swept
             if entry.is_dir(follow_symlinks=False):
                 if entry_rel in keep_dirs:
                     sweep(Path(entry.path), entry_rel)
@@ -404,11 +441,14 @@ def remove_extras(root: str | os.PathLike, manifest: Manifest) -> int:
     return removed
 
 
-def verify_tree(manifest: Manifest, root: str | os.PathLike) -> None:
-    """Raise VerificationError unless ``root`` holds exactly the manifest's files."""
+def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None = None) -> None:
+    """Raise VerificationError unless ``root`` holds exactly the manifest's
+    files (a ``store`` inside ``root``, and ``.wbtool`` folders, are not
+    counted: they are never part of an artifact)."""
     root_path = Path(root).absolute()
     if not root_path.is_dir():
         raise VerificationError(message=f"{root_path} does not exist")
+    store_real = os.path.realpath(store.path) if store is not None else None
     problems: list[str] = []
     for entry in manifest:
         if entry.ref is not None:
@@ -425,7 +465,9 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike) -> None:
         if digest != entry.digest or size != entry.size:
             problems.append(f"modified: {entry.path}")
     expected = set(manifest.entries)
-    for dirpath, _dirs, files in os.walk(root_path):
+    for dirpath, dirs, files in os.walk(root_path):
+        dirs[:] = [d for d in dirs if d != STORE_DIRNAME and (
+            store_real is None or os.path.realpath(os.path.join(dirpath, d)) != store_real)]
         rel_dir = os.path.relpath(dirpath, root_path)
         for f in files:
             rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")

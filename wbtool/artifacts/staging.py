@@ -59,16 +59,18 @@ def list_drafts(ctx: Context, project: str | None = None) -> list[Draft]:
 
 
 def walk_paths(
-    paths: Sequence[str], name_in_artifact: str | None = None
+    paths: Sequence[str], name_in_artifact: str | None = None,
+    store: str | os.PathLike | None = None,
 ) -> ingest.WalkResult:
-    """Files and folders named on the command line, as one walk."""
+    """Files and folders named on the command line, as one walk (never into
+    the ``store`` folder)."""
     if name_in_artifact is not None and len(paths) != 1:
         raise UsageError("--name-in-artifact needs exactly one PATH")
     out = ingest.WalkResult()
     prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
     for p in paths:
         if os.path.isdir(p):
-            walked = ingest.walk_dir(p, prefix)
+            walked = ingest.walk_dir(p, prefix, store=store)
             out.files.extend(walked.files)
             out.stats.extend(walked.stats)
             out.skipped.extend(walked.skipped)
@@ -95,7 +97,7 @@ def collect(
     """Hash and store ``paths`` (files or folders); return their entries and
     what was skipped.
     ``cache_hits`` gets the digests taken from the stat cache (see ingest)."""
-    walked = walked or walk_paths(paths, name_in_artifact)
+    walked = walked or walk_paths(paths, name_in_artifact, ctx.store.path)
     entries, _ = ingest.ingest(ctx.store, walked.files, immutable=immutable, progress=progress,
                                validated=True, stats=walked.stats, cache_hits=cache_hits)
     return entries, walked.skipped
@@ -142,7 +144,9 @@ def log_paths(
     from the same paths reuses that manifest without reading or even
     listing the files' digests (a re-log of unchanged data costs a walk).
     """
-    walked = walk_paths(paths, name_in_artifact)
+    if type is not None:
+        validate_type(type)  # before a long walk, not after it
+    walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     draft = load_draft(ctx, project, name)
     key = _tree_key(paths, name_in_artifact)
     fingerprint = tree_fingerprint(walked) if draft is None else None
@@ -152,7 +156,6 @@ def log_paths(
             " WHERE key=? AND fingerprint=?", (key, fingerprint),
         ).fetchone()
         if row is not None and type is not None:
-            validate_type(type)
             rec = ctx.registry.commit_known(
                 project, name, type, row[0], row[1], row[2], row[3],
                 description=description, metadata=_check_metadata(metadata),

@@ -122,8 +122,9 @@ def checkout_version(
     ctx = context(project)
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
+    materialize.store_under(ctx.store, directory)  # refused before anything is made
     os.makedirs(directory, exist_ok=True)
-    removed = materialize.remove_extras(directory, manifest)
+    removed = materialize.remove_extras(ctx.store, directory, manifest)
 
     def write() -> Any:
         with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:
@@ -171,7 +172,7 @@ def verify_version(
     label = f"{rec.project}/{rec.name}:{rec.version}"
     if root is not None:
         try:
-            materialize.verify_tree(manifest, root)
+            materialize.verify_tree(manifest, root, ctx.store)
         except VerificationError as e:
             if as_json:
                 output.emit_json("artifact verify", {"artifact": label, "ok": False,
