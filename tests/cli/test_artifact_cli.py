@@ -662,3 +662,26 @@ def test_a_root_inside_the_store_is_refused(
         assert res.code == 2 and "inside the wbtool store" in res.err, res.err
     assert _store_files(store_dir) == before
     cli("artifact", "verify", "evil", check=True)
+
+
+@pytest.mark.parametrize("command", ["checkout", "download"])
+def test_copies_replace_earlier_hard_links_into_the_store(
+    cli: Cli, tmp_path: Path, store_dir: Path, command: str
+) -> None:
+    """Files left by a hard-link checkout share their inode with the store;
+    asking for copies must not keep them, or an edit would corrupt the store."""
+    files = {"f1.bin": os.urandom(300_000), "f2.bin": os.urandom(300_000)}
+    cli("artifact", "log", "b", str(make_tree(tmp_path / "big", files)), "--type", "data",
+        check=True)
+    out = tmp_path / "out"
+    cli("artifact", "checkout", "b", str(out), "--link", "hardlink", check=True)
+    assert os.stat(out / "f1.bin").st_nlink == 2
+    args = [str(out)] if command == "checkout" else ["--root", str(out)]
+    res = cli("artifact", command, "b", *args, "--link", "copy", "--json", check=True)
+    assert res.json()["result"]["written"] == 2
+    for name in files:
+        assert os.stat(out / name).st_nlink == 1
+        os.chmod(out / name, 0o644)
+        with open(out / name, "ab") as f:
+            f.write(b"an edit")
+    cli("artifact", "verify", "b", check=True)  # the store is untouched

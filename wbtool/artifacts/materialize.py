@@ -214,9 +214,10 @@ def materialize(
                 shutil.rmtree(dest)
             elif (
                 stat_mod.S_ISREG(st.st_mode) and st.st_size == entry.size
+                and not (mode in ("copy", "reflink") and st.st_nlink > 1 and _is_file(st, src))
                 and _same_content(dest, entry, mode, src)
             ):
-                return "unchanged", 0
+                return "unchanged", 0  # (a link into the store is no copy: replaced)
             with fsutil.as_atomic(dest) as tmp:
                 _write(objects, entry, src, tmp, mode, loc, unpacked)
             unpacked.moved(tmp, dest)
@@ -322,6 +323,15 @@ def _batches_of(
 ) -> Iterator[list[tuple[str, int, str]]]:
     for i in range(0, len(entries), 256):
         yield run(entries[i:i + 256])
+
+
+def _is_file(st: os.stat_result, path: str) -> bool:
+    """Whether ``st`` is the stat of the file at ``path``."""
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _same_content(dest: str, entry: ManifestEntry, mode: str, src: str) -> bool:
