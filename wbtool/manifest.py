@@ -133,6 +133,23 @@ class Manifest:
     def remove(self, path: str) -> None:
         del self.entries[path]
 
+    def path_clash(self) -> tuple[str, str] | None:
+        """A path that is both a file and a folder here, as (the file, a path
+        under it), or None. Such a version could never be written out."""
+        entries = self.entries
+        parents = {p.rpartition("/")[0] for p in entries}  # few: a set of folders
+        parents.discard("")
+        folders: set[str] = set()
+        for folder in parents:
+            while folder and folder not in folders:
+                folders.add(folder)
+                folder = folder.rpartition("/")[0]
+        if folders.isdisjoint(entries):
+            return None
+        clash = min(folders.intersection(entries))
+        under = min(p for p in entries if p.startswith(clash + "/"))
+        return clash, under
+
     def copy(self) -> Manifest:
         m = Manifest()
         m.entries = {

@@ -1227,3 +1227,11 @@ def test_the_api_never_adds_nor_deletes_a_store(store: Path, tmp_path: Path) -> 
     logged.verify(str(work))
     with pytest.raises(UsageError, match="inside the wbtool store"):
         logged.download(str(store / "objects"))
+
+
+def test_a_file_and_a_folder_at_one_path_cannot_be_saved(tmp_path: Path) -> None:
+    art = wbtool.Artifact("clash", "dataset")
+    art.add_file(str(write(tmp_path / "a", b"a")), name="m/x")
+    art.add_file(str(write(tmp_path / "b", b"b")), name="m/x/y.txt")
+    with pytest.raises(ValueError, match="both a file and a folder"):
+        art.save()

@@ -685,3 +685,19 @@ def test_copies_replace_earlier_hard_links_into_the_store(
         with open(out / name, "ab") as f:
             f.write(b"an edit")
     cli("artifact", "verify", "b", check=True)  # the store is untouched
+
+
+def test_a_path_that_would_be_both_a_file_and_a_folder_is_refused(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    one = make_tree(tmp_path / "one", {"a.txt": b"a"})
+    folder = make_tree(tmp_path / "kd", {"x/y": b"y"})
+    cli("artifact", "add", "k", str(one / "a.txt"), "--name-in-artifact", "x", "--type", "data",
+        check=True)
+    cli("artifact", "add", "k", str(folder), "--type", "data", check=True)
+    res = cli("artifact", "log", "k")
+    assert res.code == 2 and "'x' would be both a file and a folder" in res.err, res.err
+    assert res.err.count("\n") == 1
+    assert cli("artifact", "ls", "k").code == 3  # no version
+    cli("artifact", "reset", "k", check=True)
+    cli("artifact", "log", "k", str(folder), "--type", "data", check=True)  # one tree: fine

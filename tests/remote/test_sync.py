@@ -203,6 +203,22 @@ def test_hostile_manifests_are_refused(stores: tuple[Store, Store], tmp_path: Pa
     assert b.result("artifact", "ls") == []
 
 
+def test_a_manifest_with_a_file_over_a_folder_is_refused(
+    stores: tuple[Store, Store], backend: Backend
+) -> None:
+    """It could never be written out: pulling must not record it."""
+    _, b = stores
+    remote = backend.open()
+    data = b"x\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    entry = {"digest": hash_bytes(data), "size": len(data)}
+    _publish(remote, {"x": entry, "x/y": entry})
+    doc = json.loads(b("pull", "--json", code=4).out)["result"]
+    assert doc["versions_pulled"] == 0
+    assert "'x' is both a file and a folder" in doc["refused"][0]["reason"]
+    assert b.result("artifact", "ls") == []
+
+
 def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
                                             backend: Backend) -> None:
     _, b = stores

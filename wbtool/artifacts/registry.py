@@ -216,6 +216,10 @@ class Registry:
         (garbage collection cannot have run since).
         """
         _check_labels(aliases, tags)
+        clash = manifest.path_clash()
+        if clash is not None:
+            raise UsageError(f"{clash[0]!r} would be both a file and a folder (it holds "
+                             f"{clash[1]!r}); rename or remove one of them")
         digest, manifest_bytes = manifest.serialize()
         now = time.time()
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)

@@ -156,6 +156,9 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
         if len(manifest) != w.doc.file_count or manifest.size != w.doc.size:
             raise StoreError(f"{remote.display(path)}: size or file count disagrees with "
                              "the version record")
+        clash = manifest.path_clash()
+        if clash is not None:
+            raise StoreError(f"{remote.display(path)}: {clash[0]!r} is both a file and a folder")
         w.manifest = manifest
 
     def try_manifest(w: _Wanted) -> _Wanted | None:
