@@ -701,3 +701,17 @@ def test_a_path_that_would_be_both_a_file_and_a_folder_is_refused(
     assert cli("artifact", "ls", "k").code == 3  # no version
     cli("artifact", "reset", "k", check=True)
     cli("artifact", "log", "k", str(folder), "--type", "data", check=True)  # one tree: fine
+
+
+def test_a_stored_time_no_date_can_show_is_printed_as_a_number(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    """Stores filled by older pulls may hold such times: listing must not fail."""
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
+        check=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    with db:
+        db.execute("UPDATE versions SET created_at = -1e300")
+    db.close()
+    assert "-1e+300" in cli("artifact", "ls", "ds", check=True).out
+    assert cli("artifact", "info", "ds", "--json", check=True).json()["result"]["created_at"]

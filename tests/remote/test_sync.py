@@ -229,10 +229,14 @@ def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
     _publish(remote, entries)  # v0 is good
     _publish(remote, entries, record={"size": "5"}, idx=1)  # wrong type: refused
     remote.write(records.version_path("uncategorized", "evil", 2), b'{"format": 1, "ki')
+    for idx, when in enumerate([-1e300, float("nan"), 1e300], start=3):  # no time to show
+        _publish(remote, entries, record={"created_at": when}, idx=idx)
     res = b("pull", "evil", "--json", code=4)
     doc = json.loads(res.out)["result"]
     assert doc["versions_pulled"] == 1
-    assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == ["v1.json"]
+    assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == [
+        "v1.json", "v3.json", "v4.json", "v5.json"]
+    assert "created_at" in doc["refused"][1]["reason"]
     assert any("v2.json" in w for w in doc["warnings"])
     assert b.result("artifact", "info", "evil:v0")["file_count"] == 1
     assert "not found" in b("pull", "nothing", code=3).err

@@ -36,7 +36,10 @@ DEFAULT_MAX_OBJECTS = 10_000_000
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):  # not a time a date can show
+        return str(ts)
 
 
 def _check_policy(policy: str | None) -> bool:

@@ -221,7 +221,10 @@ def ls(
 def _time(ts: float) -> str:
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # not a time a date can show
+        return str(ts)
 
 
 @app.command()

@@ -156,6 +156,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+LATEST_TIME = 253402300800  # 10000-01-01T00:00:00Z: the end of what a date can show
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -223,6 +226,8 @@ class VersionRecordDoc:
             raise bad("metadata is not an object")
         if not _is_number(doc.get("created_at")):
             raise bad("created_at is not a number")
+        if not 0 <= doc["created_at"] < LATEST_TIME:  # NaN fails too
+            raise bad("created_at is not a time between 1970 and 9999")
         run_id = doc.get("run_id")
         if run_id is not None and not isinstance(run_id, str):
             raise bad("run_id is not a string")
