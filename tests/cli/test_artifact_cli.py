@@ -715,3 +715,20 @@ def test_a_stored_time_no_date_can_show_is_printed_as_a_number(
     db.close()
     assert "-1e+300" in cli("artifact", "ls", "ds", check=True).out
     assert cli("artifact", "info", "ds", "--json", check=True).json()["result"]["created_at"]
+
+
+def test_a_log_that_makes_no_version_says_which_options_it_did_not_apply(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
+    cli("artifact", "log", "u", data, "--type", "data", "--metadata", '{"a": 1}', check=True)
+    same = cli("artifact", "log", "u", data, "--type", "data", "--metadata", '{"a": 1}',
+               check=True)
+    assert same.err == ""
+    res = cli("artifact", "log", "u", data, "--type", "data", "--metadata", '{"b": 2}',
+              "-d", "new", "--alias", "prod", check=True)
+    assert res.out.startswith("unchanged, still")
+    assert "keeps its own description and metadata (--description and --metadata not applied)" \
+        in res.err
+    info = cli("artifact", "info", "u", "--json", check=True).json()["result"]
+    assert info["metadata"] == {"a": 1} and "prod" in info["aliases"]

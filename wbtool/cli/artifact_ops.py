@@ -104,6 +104,14 @@ def log_version(
         rec = staging.commit(
             ctx, proj, bare, type=type, description=description, metadata=meta,
             aliases=aliases or [], tags=tags or [], run_id=run_id)._rec
+    if rec.noop:
+        ignored = [opt for opt, given, kept in (
+            ("--description", description, rec.description), ("--metadata", meta, rec.metadata))
+            if given is not None and given != kept]
+        if ignored:
+            output.note(f"wbtool: note: the content is unchanged, so {rec.name}:{rec.version} "
+                        f"keeps its own {' and '.join(o[2:] for o in ignored)} "
+                        f"({' and '.join(ignored)} not applied)")
     if as_json:
         output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
         return
