@@ -732,3 +732,12 @@ def test_a_log_that_makes_no_version_says_which_options_it_did_not_apply(
         in res.err
     info = cli("artifact", "info", "u", "--json", check=True).json()["result"]
     assert info["metadata"] == {"a": 1} and "prod" in info["aliases"]
+
+
+def test_a_log_with_no_files_says_so(cli: Cli, tmp_path: Path) -> None:
+    res = cli("artifact", "log", "x3", "--type", "data")
+    assert res.code == 3
+    assert res.err == ("wbtool: error: no files to log for 'x3': none are staged, and no PATH "
+                       "given held any (stage some with 'wbtool artifact add')\n")
+    (tmp_path / "empty").mkdir()
+    assert cli("artifact", "log", "x3", str(tmp_path / "empty"), "--type", "data").code == 3

@@ -265,9 +265,8 @@ def commit(
     still held (see :meth:`Registry.commit`); a draft's are all checked."""
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
-        raise NotFoundError(
-            what="staged files for", name=f"{name} (stage some with 'wbtool artifact add')"
-        )
+        raise NotFoundError(f"no files to log for {name!r}: none are staged, and no PATH "
+                            "given held any (stage some with 'wbtool artifact add')")
     art_type = type or (draft.type if draft else None)
     if art_type is None:
         raise UsageError(f"--type is needed: {name!r} has no type yet")
