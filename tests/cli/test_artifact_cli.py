@@ -741,3 +741,15 @@ def test_a_log_with_no_files_says_so(cli: Cli, tmp_path: Path) -> None:
                        "given held any (stage some with 'wbtool artifact add')\n")
     (tmp_path / "empty").mkdir()
     assert cli("artifact", "log", "x3", str(tmp_path / "empty"), "--type", "data").code == 3
+
+
+def test_add_refuses_a_draft_that_could_never_be_logged(cli: Cli, tmp_path: Path) -> None:
+    data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
+    cli("artifact", "log", "u", data, "--type", "data", check=True)
+    cli("artifact", "link", "u:v0", "port", check=True)
+    res = cli("artifact", "add", "u", data, "--type", "other")
+    assert res.code == 5 and "has type 'data'" in res.err
+    res = cli("artifact", "add", "port", data, "--type", "data")
+    assert res.code == 5 and "portfolio collection" in res.err
+    assert cli("artifact", "status", "--json", check=True).json()["result"] == []
+    cli("artifact", "add", "u", data, check=True)  # the collection's type: fine

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wbtool.artifacts import ingest
 from wbtool.artifacts.artifact import Artifact, _check_metadata
@@ -22,6 +23,9 @@ from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.hashing import new_hasher
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path, validate_name, validate_type
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 @dataclass
@@ -187,6 +191,27 @@ def log_paths(
     return art._rec, skipped
 
 
+def check_stageable(
+    ctx: Context, project: str, name: str, type: str | None, db: sqlite3.Connection | None = None
+) -> None:
+    """ConflictError when a draft of ``project/name`` (of ``type``, or of the
+    draft's type) could never be logged: a portfolio, or a type other than
+    the collection's. Checked before any file is read."""
+    draft = load_draft(ctx, project, name)
+    want = type or (draft.type if draft else None)
+    row = (db or ctx.store.index.db).execute(
+        "SELECT type, kind FROM collections WHERE project=? AND name=?", (project, name)
+    ).fetchone()
+    if row is None:
+        return
+    if row[1] != "sequence":
+        raise ConflictError(f"{project}/{name} is a {row[1]} collection: versions are linked "
+                            "into it ('wbtool artifact link'), not logged")
+    if want is not None and row[0] != want:
+        raise ConflictError(f"artifact {name!r} has type {row[0]!r}; cannot stage files of "
+                            f"type {want!r}")
+
+
 def stage(
     ctx: Context,
     project: str,
@@ -200,6 +225,7 @@ def stage(
     if type is not None:
         validate_type(type)
     with ctx.store.index.transaction() as db:
+        check_stageable(ctx, project, name, type, db)
         draft = load_draft(ctx, project, name)
         manifest = draft.manifest if draft else Manifest()
         if draft and draft.type and type and draft.type != type:

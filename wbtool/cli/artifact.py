@@ -70,6 +70,7 @@ def add(
         raise UsageError("give at least one PATH or --reference")
     ctx = ops.context(project)
     proj, bare = ops.split_project(ctx, name)
+    staging.check_stageable(ctx, proj, bare, type)  # before any file is read
     entries: list[Any] = []
     skipped: list[tuple[str, str]] = []
     if paths:
