@@ -41,9 +41,11 @@ def test_add_list_default_remove(cli: Cli, tmp_path: Path) -> None:
     assert [r["name"] for r in result(cli, "remote", "list")] == ["nfs"]
 
 
-def test_errors_have_exit_codes_and_one_line(cli: Cli) -> None:
+def test_errors_have_exit_codes_and_one_line(cli: Cli, tmp_path: Path) -> None:
     cli("remote", "add", "team", "s3://bucket/a", check=True)
+    (tmp_path / "afile").write_bytes(b"not a folder")
     cases = [
+        (("add", "x", str(tmp_path / "afile")), 2, "is not a folder"),
         (("add", "team", "s3://bucket/b"), 5, "exists already"),
         (("add", "x", "s3://bucket", "-o", "secret=hunter2"), 2, "looks like a credential"),
         (("add", "x", "s3://bucket", "-o", "aws_access_key_id=AKIA"), 2, "credential"),
@@ -60,3 +62,11 @@ def test_errors_have_exit_codes_and_one_line(cli: Cli) -> None:
         assert text in res.err, res.err
         assert "hunter2" not in res.err + res.out
     assert [r["name"] for r in result(cli, "remote", "list")] == ["team"]
+
+
+def test_a_local_remote_that_became_a_file_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    cli("remote", "add", "nfs", str(tmp_path / "share"), "--default", check=True)
+    (tmp_path / "share").write_bytes(b"")
+    res = cli("sync")
+    assert res.code == 2
+    assert res.err == f"wbtool: error: remote {tmp_path / 'share'} is not a folder\n"

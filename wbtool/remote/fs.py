@@ -145,8 +145,11 @@ def _local_url(path: str) -> RemoteURL:
 
 
 def require_backend(url: str, *, backends: Mapping[str, Backend] = BACKENDS) -> RemoteURL:
-    """Parse ``url`` and check that its backend is installed, without importing it."""
+    """Parse ``url`` and check that its backend is installed, without importing
+    it (and that a local remote, where something exists, is a folder)."""
     parsed = parse_url(url, backends=backends)
+    if parsed.is_local and os.path.exists(parsed.root) and not os.path.isdir(parsed.root):
+        raise UsageError(f"remote {parsed.url} is not a folder")
     if not parsed.is_local:
         backend = backends[parsed.scheme]
         try:
