@@ -753,3 +753,11 @@ def test_add_refuses_a_draft_that_could_never_be_logged(cli: Cli, tmp_path: Path
     assert res.code == 5 and "portfolio collection" in res.err
     assert cli("artifact", "status", "--json", check=True).json()["result"] == []
     cli("artifact", "add", "u", data, check=True)  # the collection's type: fine
+
+
+def test_a_run_id_that_is_no_id_is_refused(cli: Cli, tmp_path: Path) -> None:
+    data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
+    for args, env in ((["--run", "../../../evil"], None), ([], {"WBTOOL_RUN_ID": "a b"})):
+        res = cli("artifact", "log", "r", data, "--type", "data", *args, env=env)
+        assert res.code == 2 and "invalid run id" in res.err and res.err.count("\n") == 1
+    assert cli("artifact", "ls", "r").code == 3

@@ -231,11 +231,13 @@ def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
     remote.write(records.version_path("uncategorized", "evil", 2), b'{"format": 1, "ki')
     for idx, when in enumerate([-1e300, float("nan"), 1e300], start=3):  # no time to show
         _publish(remote, entries, record={"created_at": when}, idx=idx)
+    _publish(remote, entries, record={"run_id": "../../escape"}, idx=6)
     res = b("pull", "evil", "--json", code=4)
     doc = json.loads(res.out)["result"]
     assert doc["versions_pulled"] == 1
     assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == [
-        "v1.json", "v3.json", "v4.json", "v5.json"]
+        "v1.json", "v3.json", "v4.json", "v5.json", "v6.json"]
+    assert "run id" in doc["refused"][-1]["reason"]
     assert "created_at" in doc["refused"][1]["reason"]
     assert any("v2.json" in w for w in doc["warnings"])
     assert b.result("artifact", "info", "evil:v0")["file_count"] == 1

@@ -92,6 +92,10 @@ def log_version(
     ctx = context(project)
     proj, bare = split_project(ctx, name)
     run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
+    if run_id is not None:
+        from wbtool.runs.ids import validate_id
+
+        validate_id(run_id)
     if paths:
         with output.progress(f"hashing {bare}") as cb:
             rec, skipped = staging.log_paths(

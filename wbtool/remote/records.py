@@ -229,8 +229,13 @@ class VersionRecordDoc:
         if not 0 <= doc["created_at"] < LATEST_TIME:  # NaN fails too
             raise bad("created_at is not a time between 1970 and 9999")
         run_id = doc.get("run_id")
-        if run_id is not None and not isinstance(run_id, str):
-            raise bad("run_id is not a string")
+        if run_id is not None:
+            from wbtool.runs.ids import validate_id
+
+            try:
+                validate_id(run_id)
+            except InvalidNameError as e:
+                raise bad(str(e)) from None
         return cls(project=project, name=name, version=version, digest=doc["digest"],
                    manifest=doc["manifest"], size=doc["size"], file_count=doc["file_count"],
                    type=doc["type"], description=description, metadata=metadata,
