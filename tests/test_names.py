@@ -11,6 +11,7 @@ from wbtool.names import (
     validate_alias,
     validate_entry_path,
     validate_name,
+    validate_tag,
     validate_type,
 )
 
@@ -86,3 +87,10 @@ def test_split_ref() -> None:
     for bad in ("a/b/c/d", "mnist:", "../x:v1"):
         with pytest.raises(InvalidNameError):
             split_ref(bad)
+
+
+@pytest.mark.parametrize("bad", ["a\tb", "esc\x1b[31m", "del\x7f", "", "x" * 65, "nl\n"])
+def test_tags_refuse_control_characters_and_odd_lengths(bad: str) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_tag(bad)
+    assert validate_tag("a tag, with spaces: ✓") == "a tag, with spaces: ✓"

@@ -59,7 +59,7 @@ def validate_alias(value: str) -> str:
 def validate_tag(value: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 64:
         raise InvalidNameError(what="tag", value=value, reason="must be 1-64 characters")
-    if any(c in value for c in "\0\n\r"):
+    if any(c < " " or c == "\x7f" for c in value):  # tabs and escapes break listings
         raise InvalidNameError(what="tag", value=value, reason="no control characters")
     return value
 

@@ -761,3 +761,15 @@ def test_a_run_id_that_is_no_id_is_refused(cli: Cli, tmp_path: Path) -> None:
         res = cli("artifact", "log", "r", data, "--type", "data", *args, env=env)
         assert res.code == 2 and "invalid run id" in res.err and res.err.count("\n") == 1
     assert cli("artifact", "ls", "r").code == 3
+
+
+@pytest.mark.parametrize("command", ["checkout", "download"])
+def test_a_root_that_is_a_file_is_refused(cli: Cli, tmp_path: Path, command: str) -> None:
+    cli("artifact", "log", "f", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
+        check=True)
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"mine")
+    args = [str(afile)] if command == "checkout" else ["--root", str(afile)]
+    res = cli("artifact", command, "f", *args)
+    assert res.code == 2 and res.err == f"wbtool: error: {tmp_path / 'afile'} is not a folder\n"
+    assert (tmp_path / "afile").read_bytes() == b"mine"

@@ -74,10 +74,11 @@ def test_an_empty_store_without_its_index_gets_a_new_one(store_dir: Path) -> Non
     assert db.execute("SELECT count(*) FROM versions").fetchone() == (0,)
 
 
-def test_unknown_format_refused(store_dir: Path) -> None:
+@pytest.mark.parametrize("found", ["99", "true", "1.0", "'1'"])
+def test_unknown_format_refused(store_dir: Path, found: str) -> None:
     Store.open(store_dir)
-    (store_dir / "config.yaml").write_text("format: 99\nremotes: {}\n")
-    with pytest.raises(StoreFormatError, match="99"):
+    (store_dir / "config.yaml").write_text(f"format: {found}\nremotes: {{}}\n")
+    with pytest.raises(StoreFormatError, match="format"):
         Store.open(store_dir)
 
 

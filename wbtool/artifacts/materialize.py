@@ -106,8 +106,11 @@ def _ref_source(entry: ManifestEntry) -> str | None:
 
 def store_under(store: Store, root: str | os.PathLike) -> str | None:
     """Where the store lies under ``root`` (a relative POSIX path), or None
-    when it does not; UsageError when ``root`` is inside the store. What is
-    written under ``root`` must never reach into the store, nor delete it."""
+    when it does not; UsageError when ``root`` is inside the store (or is a
+    file). What is written under ``root`` must never reach into the store,
+    nor delete it."""
+    if os.path.lexists(root) and not os.path.islink(root) and not os.path.isdir(root):
+        raise UsageError(f"{root} is not a folder")
     real_root = os.path.realpath(root)
     real_store = os.path.realpath(store.path)
     if real_root == real_store or real_root.startswith(real_store + os.sep):

@@ -129,7 +129,7 @@ class Store:
                 raise StoreError(f"{path} is not valid YAML: {e}") from None
             if not isinstance(doc, dict):
                 raise StoreError(f"{path}: not a wbtool store config")
-            if doc.get("format") != FORMAT_VERSION:
+            if type(doc.get("format")) is not int or doc["format"] != FORMAT_VERSION:
                 raise StoreFormatError(
                     path=str(path), found=doc.get("format"), supported=FORMAT_VERSION
                 )
