@@ -5,8 +5,10 @@ import pytest
 from wbtool.errors import InvalidNameError
 from wbtool.names import (
     MAX_PATH,
+    MAX_VERSION,
     all_clean_entry_paths,
     is_clean_entry_path,
+    parse_version,
     split_ref,
     validate_alias,
     validate_entry_path,
@@ -76,6 +78,15 @@ def test_aliases_cannot_look_like_versions() -> None:
     with pytest.raises(InvalidNameError):
         validate_alias("v3")
     assert validate_alias("best") == "best"
+
+
+def test_parse_version() -> None:
+    assert parse_version("v0") == 0 and parse_version("v007") == 7
+    assert parse_version(f"v{MAX_VERSION}") == MAX_VERSION
+    for huge in (f"v{MAX_VERSION + 1}", "v99999999999999999999", "v" + "9" * 5000):
+        assert parse_version(huge) == MAX_VERSION + 1
+    for other in ("v", "3", "v-1", "v1.0", "latest", "v\u0660", "v\uff11", "v\u00b2"):
+        assert parse_version(other) is None, other
 
 
 def test_split_ref() -> None:

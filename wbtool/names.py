@@ -13,11 +13,12 @@ from wbtool.errors import InvalidNameError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
-_VERSION_RE = re.compile(r"v(\d+)")
+_VERSION_RE = re.compile(r"v([0-9]+)")  # ASCII digits: \d takes every Unicode digit
 RESERVED_TYPES = ("job",)
 RESERVED_TYPE_PREFIXES = ("wbtool-", "wandb-")
 MAX_NAME = 128
 MAX_PATH = 4096
+MAX_VERSION = 2**63 - 1  # the largest number a store can hold (SQLite's INTEGER)
 
 
 def validate_name(value: str, what: str = "artifact name") -> str:
@@ -129,9 +130,15 @@ def validate_entry_path(value: str) -> str:
 
 
 def parse_version(value: str) -> int | None:
-    """``"v3"`` → 3; anything else → None."""
+    """``"v3"`` → 3; anything else → None.
+
+    A number past :data:`MAX_VERSION`, which no version can have, comes back
+    as ``MAX_VERSION + 1`` (however many digits it has)."""
     m = _VERSION_RE.fullmatch(value)
-    return int(m.group(1)) if m else None
+    if m is None:
+        return None
+    digits = m.group(1).lstrip("0") or "0"
+    return min(int(digits), MAX_VERSION + 1) if len(digits) <= 19 else MAX_VERSION + 1
 
 
 def split_ref(ref: str) -> tuple[str | None, str, str | None]:

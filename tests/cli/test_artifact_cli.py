@@ -134,6 +134,25 @@ def test_aliases_tags_and_latest(cli: Cli, tmp_path: Path) -> None:
     assert cli("artifact", "alias", "add", "ds:v1", "v7").code == 2  # looks like a version
 
 
+def test_version_numbers_of_any_size_are_not_found(cli: Cli, tmp_path: Path) -> None:
+    """A version number past what the store can hold names no version, like
+    any other missing one; only ASCII digits make a version number."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    for version in ("v9223372036854775807", "v9223372036854775808", "v99999999999999999999",
+                    "v" + "9" * 5000):
+        res = cli("artifact", "info", f"ds:{version}")
+        assert res.code == 3 and "not found" in res.err, (version, res.err[-300:])
+        assert res.err.count("\n") == 1 and "Traceback" not in res.err
+        res = cli("artifact", "alias", "rm", "ds", version)
+        assert res.code == 3 and "not found" in res.err, (version, res.err[-300:])
+    for version in ("v\u0660", "v\uff10", "v\u0661\u0662"):  # Arabic-Indic and fullwidth digits
+        res = cli("artifact", "info", f"ds:{version}")
+        assert res.code == 2 and "Traceback" not in res.err, (version, res.err)
+    res = cli("artifact", "info", "ds:v00", "--json", check=True)
+    assert res.json()["result"]["version"] == "v0"
+
+
 def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "old", check=True)
