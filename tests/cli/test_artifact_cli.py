@@ -278,6 +278,30 @@ def test_bad_input_is_one_line_with_exit_code(cli: Cli, tmp_path: Path) -> None:
         assert res.err.startswith("wbtool: error: "), res.err
 
 
+def test_metadata_must_be_standard_json(cli: Cli, tmp_path: Path) -> None:
+    """--metadata that no reader could take back (NaN, Infinity, nesting
+    past a reader's stack) is a one-line usage error, and nothing is logged."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    deep, deeper = ('{"a":' + "[" * n + "]" * n + "}" for n in (150, 5000))
+    for metadata, says in ((deeper, "not valid JSON"), (deep, "deep"),
+                           ('{"a": NaN}', "finite"), ('{"a": 1e999}', "finite"),
+                           ('{"a": [{"b": -Infinity}]}', "finite")):
+        res = cli("artifact", "log", "m", str(data), "-t", "data", "--metadata", metadata)
+        assert res.code == 2, (metadata[:40], res.err[-300:])
+        assert res.err.startswith("wbtool: error: --metadata ") and says in res.err, res.err
+        assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert cli("artifact", "info", "m").code == 3
+    cli("artifact", "log", "m", str(data), "-t", "data", "--metadata",
+        '{"a": [1, 2.5, {"b": null}], "c": 1e300}', check=True)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    out = cli("artifact", "info", "m", "--json", check=True).out
+    assert json.loads(out, parse_constant=refuse)["result"]["metadata"] == {
+        "a": [1, 2.5, {"b": None}], "c": 1e300}
+
+
 def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"safe.txt": b"s"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)

@@ -14,7 +14,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from wbtool.artifacts import ingest
-from wbtool.artifacts.artifact import Artifact, _check_metadata
+from wbtool.artifacts.artifact import Artifact
+from wbtool.artifacts.metadata import check_metadata
 from wbtool.artifacts.registry import VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
@@ -155,7 +156,7 @@ def log_paths(
             validate_type(type)
             rec = ctx.registry.commit_known(
                 project, name, type, row[0], row[1], row[2], row[3],
-                description=description, metadata=_check_metadata(metadata),
+                description=description, metadata=check_metadata(metadata),
                 aliases=list(aliases), tags=list(tags), run_id=run_id,
             )
             return rec, walked.skipped
