@@ -60,3 +60,21 @@ def test_errors_have_exit_codes_and_one_line(cli: Cli) -> None:
         assert text in res.err, res.err
         assert "hunter2" not in res.err + res.out
     assert [r["name"] for r in result(cli, "remote", "list")] == ["team"]
+
+
+def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    """add, remove and default check config.yaml as list does, and leave it
+    as it was."""
+    cli("artifact", "ls", check=True)  # creates the store
+    for broken in ('{"format": 1, "remotes": "abc"}',
+                   '{"format": 1, "remotes": {"x": "abc"}}',
+                   '{"format": 1, "remotes": ["x"]}'):
+        (store_dir / "config.yaml").write_text(broken)
+        for args in (("list",), ("add", "r", str(tmp_path / "folder")), ("remove", "x"),
+                     ("default", "x")):
+            res = cli("remote", *args)
+            assert res.code == 7, (broken, args, res.err)
+            assert res.err.startswith("wbtool: error: ") and res.err.count("\n") == 1, res.err
+            assert "config.yaml" in res.err and "Traceback" not in res.err
+        assert (store_dir / "config.yaml").read_text() == broken
