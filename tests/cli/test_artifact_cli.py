@@ -153,6 +153,25 @@ def test_version_numbers_of_any_size_are_not_found(cli: Cli, tmp_path: Path) -> 
     assert res.json()["result"]["version"] == "v0"
 
 
+def test_latest_cannot_be_added_by_hand(cli: Cli, tmp_path: Path) -> None:
+    """As ``alias rm ds latest`` says: 'latest' always names the newest
+    version, so ``alias add`` refuses it too, before touching any alias."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (data / "x").write_bytes(b"2")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    for args in (("ds:v0", "latest"), ("ds:v0", "best", "latest"), ("ds:v1", "latest")):
+        res = cli("artifact", "alias", "add", *args)
+        assert res.code == 2, (args, res.err)
+        assert res.err == ("wbtool: error: 'latest' always names the newest version;"
+                           " it cannot be added\n")
+    assert cli("artifact", "info", "ds:v0", "--json").json()["result"]["aliases"] == []
+    assert cli("artifact", "info", "ds:latest", "--json").json()["result"]["version"] == "v1"
+    assert cli("artifact", "info", "ds:best").code == 3
+    res = cli("artifact", "alias", "rm", "ds", "latest")
+    assert res.code == 2 and "always names the newest version" in res.err
+
+
 def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "old", check=True)
