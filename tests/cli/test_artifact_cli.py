@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -319,6 +320,26 @@ def test_metadata_must_be_standard_json(cli: Cli, tmp_path: Path) -> None:
     out = cli("artifact", "info", "m", "--json", check=True).out
     assert json.loads(out, parse_constant=refuse)["result"]["metadata"] == {
         "a": [1, 2.5, {"b": None}], "c": 1e300}
+
+
+def test_a_pipe_socket_or_device_given_by_name_is_not_a_regular_file(
+        cli: Cli, tmp_path: Path) -> None:
+    """Named on the command line (not inside a folder, where they are
+    skipped), they are a usage error, not "not found", and nothing is read."""
+    os.mkfifo(tmp_path / "work" / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock")  # relative: the cwd of the test and of wbtool
+        data = make_tree(tmp_path / "data", {"x": b"1"})
+        for path, kind in (("fifo", "a named pipe"), ("sock", "a socket"),
+                           ("/dev/null", "a character device")):
+            for args in (("add", "ds", path), ("log", "ds", str(data), path, "-t", "data")):
+                res = cli("artifact", *args)
+                assert res.code == 2, (args, res.err)
+                assert res.err == f"wbtool: error: {path} is not a regular file ({kind})\n"
+    assert cli("artifact", "info", "ds").code == 3
+    assert cli("artifact", "status", "--json", check=True).json()["result"] == []
+    res = cli("artifact", "add", "ds", str(tmp_path / "missing"))
+    assert res.code == 3 and "file or folder not found" in res.err
 
 
 def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
