@@ -903,6 +903,21 @@ def test_metadata_that_is_not_standard_json_is_refused(tmp_path: Path, bad: obje
     assert load("odd:v0").metadata == {}
 
 
+def test_names_longer_than_a_filesystem_takes_are_refused(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.txt", "a")
+    art = wbtool.Artifact("long-names", "dataset")
+    too_long = "é" * 128  # 256 bytes
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_file(str(src), name=f"d/{too_long}")
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_dir(str(tmp_path), name=too_long)
+    with pytest.raises(ValueError, match="longer than 255 bytes"), art.new_file(too_long) as f:
+        f.write("never")
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_reference(src.as_uri(), name=too_long)
+    assert not art.manifest.entries
+
+
 # -- delete ----------------------------------------------------------------------------
 
 

@@ -342,6 +342,26 @@ def test_a_pipe_socket_or_device_given_by_name_is_not_a_regular_file(
     assert res.code == 3 and "file or folder not found" in res.err
 
 
+def test_names_longer_than_a_filesystem_takes_are_refused_when_added(
+        cli: Cli, tmp_path: Path) -> None:
+    """A name of more than 255 bytes could be logged but never written out
+    again: refused at add time, naming the limit; 255 bytes are fine."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    too_long, longest = "d/" + "é" * 128, "d/" + "é" * 127 + "x"  # 256 and 255 bytes
+    for command in ("add", "log"):
+        res = cli("artifact", command, "ds", str(data / "x"), "-t", "data",
+                  "--name-in-artifact", too_long)
+        assert res.code == 2, res.err
+        assert res.err.startswith("wbtool: error: invalid entry path ") and res.err.endswith(
+            ": a file or folder name in it is longer than 255 bytes\n"), res.err
+    assert cli("artifact", "status", "--json", check=True).json()["result"] == []
+    assert cli("artifact", "info", "ds").code == 3
+    cli("artifact", "log", "ds", str(data / "x"), "-t", "data", "--name-in-artifact", longest,
+        check=True)
+    cli("artifact", "download", "ds", "--root", str(tmp_path / "out"), check=True)
+    assert read_tree(tmp_path / "out") == {longest: b"1"}
+
+
 def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"safe.txt": b"s"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
