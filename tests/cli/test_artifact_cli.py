@@ -189,6 +189,23 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+@pytest.mark.parametrize("grace", ["-1", "nan", "inf", "-inf", "1e999"])
+def test_gc_refuses_a_grace_that_is_no_number_of_seconds(cli: Cli, tmp_path: Path,
+                                                         store_dir: Path, grace: str) -> None:
+    """With a negative or NaN grace period every unreferenced object counts as
+    old, those of an artifact being built right now too: refused, nothing goes."""
+    data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    cli("artifact", "rm", "ds:v0", "--delete-aliases", check=True)
+    gone = hash_bytes(b"only-in-v0")
+    for args in (("artifact", "cache", "gc"), ("gc",)):
+        res = cli(*args, "--grace", grace)
+        assert res.code == 2, (args, res.err)
+        assert res.err.startswith("wbtool: error: the grace period (--grace) must be a number "
+                                  "of seconds, 0 or more, not ") and res.err.count("\n") == 1
+    assert (store_dir / "objects" / gone[:2] / gone[2:]).exists()
+
+
 def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     make_tree(tmp_path / "d1", {"a.txt": b"a", "sub/b.txt": b"b"})
     make_tree(tmp_path / "d2", {"c.txt": b"c"})
