@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from wbtool.errors import InvalidNameError
+from wbtool.hashing import hash_bytes
+from wbtool.manifest import Manifest
 from wbtool.names import (
+    MAX_COMPONENT,
     MAX_PATH,
+    MAX_VERSION,
     all_clean_entry_paths,
     is_clean_entry_path,
+    parse_version,
+    read_entry_path,
     split_ref,
     validate_alias,
     validate_entry_path,
@@ -50,11 +58,17 @@ def test_entry_paths_refused(bad: str) -> None:
         validate_entry_path(bad)
 
 
+# Names of MAX_COMPONENT bytes of UTF-8 fit; one more byte does not.
+FITTING = ["x" * 255, "é" * 127 + "x", "€" * 85, "😀" * 63 + "abc", "d/" + "x" * 255 + "/e",
+           "/".join(["x" * 255] * 16), "é" * 127 + "/" + "é" * 127]
+TOO_LONG = ["x" * 256, "é" * 128, "€" * 85 + "x", "😀" * 64, "d/" + "x" * 256 + "/e",
+            "x" * 255 + "/" + "é" * 128, "\udcff" * 86, "x" * MAX_PATH]
+
 PATH_SAMPLES = [
-    "a.txt", "d/e/f", "données/é.txt", "a..b", "a/.hidden", ".hidden", "a.", "x" * MAX_PATH,
-    "x" * (MAX_PATH + 1), "", "/etc/passwd", "../x", "a/../b", "a/..", "a\\b", "C:/x", "c:",
-    "\n:x", "a:b", "ab:c", "a\0b", ".", "./", "./a", "a/.", "a/./b", "a//b", "dir/", "a/b/",
-    ":", "::", "\0", "b/C:/x",
+    "a.txt", "d/e/f", "données/é.txt", "a..b", "a/.hidden", ".hidden", "a.",
+    "/".join(["x" * 255] * 16)[:MAX_PATH], "x" * (MAX_PATH + 1), "", "/etc/passwd", "../x",
+    "a/../b", "a/..", "a\\b", "C:/x", "c:", "\n:x", "a:b", "ab:c", "a\0b", ".", "./", "./a",
+    "a/.", "a/./b", "a//b", "dir/", "a/b/", ":", "::", "\0", "b/C:/x", *FITTING, *TOO_LONG,
 ]
 
 
@@ -67,6 +81,29 @@ def test_all_clean_paths_judges_each_path_as_one_at_a_time(path: str) -> None:
         assert all_clean_entry_paths(paths) is one, paths
 
 
+def test_names_longer_than_a_filesystem_takes_are_refused_on_the_way_in() -> None:
+    """No file could be written out under them; paths read back from a
+    manifest are still taken, so that what an older wbtool stored stays
+    readable."""
+    assert MAX_COMPONENT == 255
+    for path in FITTING:
+        assert validate_entry_path(path) == path == read_entry_path(path)
+    for path in TOO_LONG[:-1]:
+        with pytest.raises(InvalidNameError, match="longer than 255 bytes"):
+            validate_entry_path(path)
+        with pytest.raises(InvalidNameError, match="longer than 255 bytes"):
+            validate_entry_path(path + "//")  # the careful path too
+        assert read_entry_path(path) == path
+    assert not all_clean_entry_paths([f"d{i}/f.bin" for i in range(1000)] + ["é" * 128])
+    # a store's manifests are read as they are (gc marks objects from them)
+    digest = hash_bytes(b"x")
+    for entries in ({"d/" + "é" * 128: {"digest": digest, "size": 1}},
+                    {"d/" + "é" * 128: {"digest": digest, "size": 1, "extra": {"k": 1}},
+                     "a": {"digest": digest, "size": 1}}):
+        data = json.dumps({"entries": entries, "hash": "xxh3-128", "version": 1}).encode()
+        assert set(Manifest.from_bytes(data).entries) == set(entries)
+
+
 def test_all_clean_paths_of_many() -> None:
     assert all_clean_entry_paths([])
     assert all_clean_entry_paths([f"d{i}/f{i}.bin" for i in range(1000)])
@@ -77,6 +114,15 @@ def test_aliases_cannot_look_like_versions() -> None:
     with pytest.raises(InvalidNameError):
         validate_alias("v3")
     assert validate_alias("best") == "best"
+
+
+def test_parse_version() -> None:
+    assert parse_version("v0") == 0 and parse_version("v007") == 7
+    assert parse_version(f"v{MAX_VERSION}") == MAX_VERSION
+    for huge in (f"v{MAX_VERSION + 1}", "v99999999999999999999", "v" + "9" * 5000):
+        assert parse_version(huge) == MAX_VERSION + 1
+    for other in ("v", "3", "v-1", "v1.0", "latest", "v\u0660", "v\uff11", "v\u00b2"):
+        assert parse_version(other) is None, other
 
 
 def test_split_ref() -> None:

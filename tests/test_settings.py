@@ -58,6 +58,14 @@ def test_bad_values_in_files_and_env_name_the_setting(tmp_path: Path) -> None:
         load(environ={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
 
 
+def test_a_settings_file_that_is_not_yaml_is_told_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("project: p\nrun_tags: [a\n")
+    with pytest.raises(SettingsError, match=r"not valid YAML: .*\(line 3, column 1\)$") as e:
+        load(environ={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
+    assert "\n" not in str(e.value)
+
+
 def test_frozen_copy() -> None:
     s = wbtool.Settings(project="p").frozen_copy()
     with pytest.raises(AttributeError):

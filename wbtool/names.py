@@ -13,11 +13,16 @@ from wbtool.errors import InvalidNameError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
-_VERSION_RE = re.compile(r"v(\d+)")
+_VERSION_RE = re.compile(r"v([0-9]+)")  # ASCII digits: \d takes every Unicode digit
 RESERVED_TYPES = ("job",)
 RESERVED_TYPE_PREFIXES = ("wbtool-", "wandb-")
 MAX_NAME = 128
 MAX_PATH = 4096
+# Bytes of UTF-8 in one file or folder name: NAME_MAX of the common filesystems.
+# A path with a shorter length in characters fits whatever they are.
+MAX_COMPONENT = 255
+_ANY_FITS = MAX_COMPONENT // 4
+MAX_VERSION = 2**63 - 1  # the largest number a store can hold (SQLite's INTEGER)
 
 
 def validate_name(value: str, what: str = "artifact name") -> str:
@@ -68,12 +73,21 @@ def is_clean_entry_path(value: object) -> bool:
     """True for a path that :func:`validate_entry_path` returns unchanged
     (a quick test; False may still be a valid path that needs normalising)."""
     return (
-        type(value) is str and 0 < len(value) <= MAX_PATH and value[0] != "/"
+        type(value) is str and 0 < (n := len(value)) <= MAX_PATH and value[0] != "/"
         and value[-1] != "/" and "\0" not in value and "\\" not in value
         and "//" not in value and ".." not in value and "/./" not in value
         and not value.startswith("./") and not value.endswith("/.") and value != "."
         and value[1:2] != ":"
+        and (n <= _ANY_FITS or (n <= MAX_COMPONENT and value.isascii()) or names_fit(value))
     )
+
+
+def names_fit(path: str) -> bool:
+    """True when no file or folder name in ``path`` is longer than
+    :data:`MAX_COMPONENT` bytes of UTF-8."""
+    if path.isascii():
+        return len(path) <= MAX_COMPONENT or max(map(len, path.split("/"))) <= MAX_COMPONENT
+    return max(map(len, path.encode("utf-8", "surrogatepass").split(b"/"))) <= MAX_COMPONENT
 
 
 _DRIVE_IN_FRAMED = re.compile(r"\0.:", re.DOTALL)
@@ -89,27 +103,45 @@ def all_clean_entry_paths(paths: list[str]) -> bool:
     if set(map(type, paths)) != {str}:
         return False
     framed = "\0" + "\0".join(paths) + "\0"
+    longest = max(map(len, paths))
     return (
         framed.count("\0") == len(paths) + 1  # no NUL inside a path
-        and max(map(len, paths)) <= MAX_PATH
+        and longest <= MAX_PATH
         and "\0\0" not in framed  # empty
         and "\\" not in framed and "//" not in framed and ".." not in framed
         and "/./" not in framed
         and "\0/" not in framed and "/\0" not in framed  # absolute, trailing slash
         and "\0./" not in framed and "/.\0" not in framed and "\0.\0" not in framed
         and (":" not in framed or _DRIVE_IN_FRAMED.search(framed) is None)
+        and (longest <= _ANY_FITS or (longest <= MAX_COMPONENT and framed.isascii())
+             or all(map(names_fit, paths)))
     )
 
 
 def validate_entry_path(value: str) -> str:
     """Return the normalised relative POSIX path, or raise InvalidNameError.
 
-    Refuses empty paths, absolute paths, drive letters, backslashes, NUL and
-    any ``..`` component. ``.`` components and repeated slashes are
-    normalised away.
+    Refuses empty paths, absolute paths, drive letters, backslashes, NUL,
+    any ``..`` component, and names longer than :data:`MAX_COMPONENT` bytes
+    (no file could be written out under them). ``.`` components and repeated
+    slashes are normalised away.
     """
     if is_clean_entry_path(value):  # the common case, called for every file
         return value
+    path = read_entry_path(value)
+    if not names_fit(path):
+        raise InvalidNameError(
+            what="entry path", value=value,
+            reason=f"a file or folder name in it is longer than {MAX_COMPONENT} bytes",
+        )
+    return path
+
+
+def read_entry_path(value: str) -> str:
+    """:func:`validate_entry_path` for a path read back from a manifest, which
+    an older wbtool may have written with a name longer than MAX_COMPONENT:
+    such a path is kept (still relative, with no ``..``), so that the version
+    stays readable and its objects stay alive; writing it out will fail."""
     if not isinstance(value, str) or not value:
         raise InvalidNameError(what="entry path", value=value, reason="must be a non-empty string")
     if "\0" in value:
@@ -129,9 +161,15 @@ def validate_entry_path(value: str) -> str:
 
 
 def parse_version(value: str) -> int | None:
-    """``"v3"`` → 3; anything else → None."""
+    """``"v3"`` → 3; anything else → None.
+
+    A number past :data:`MAX_VERSION`, which no version can have, comes back
+    as ``MAX_VERSION + 1`` (however many digits it has)."""
     m = _VERSION_RE.fullmatch(value)
-    return int(m.group(1)) if m else None
+    if m is None:
+        return None
+    digits = m.group(1).lstrip("0") or "0"
+    return min(int(digits), MAX_VERSION + 1) if len(digits) <= 19 else MAX_VERSION + 1
 
 
 def split_ref(ref: str) -> tuple[str | None, str, str | None]:

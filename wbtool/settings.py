@@ -315,11 +315,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as e:
         raise SettingsError(name=str(path), reason=e.strerror or str(e)) from None
-    import yaml
+    from wbtool import yamltext
 
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        doc = yamltext.safe_load(text)
+    except ValueError as e:
         raise SettingsError(name=str(path), reason=f"not valid YAML: {e}") from None
     if doc is None:
         return {}

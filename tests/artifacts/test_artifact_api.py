@@ -872,6 +872,52 @@ def test_draft_metadata_grown_in_place_past_100_keys_is_refused_on_save(
         load("grown-draft:v0")
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), [1, {"x": [1e999]}],
+                                 _nested(5000), _nested(101)])
+def test_metadata_that_is_not_standard_json_is_refused(tmp_path: Path, bad: object) -> None:
+    """NaN and Infinity are not JSON, and nesting past a reader's stack could
+    not be read back: refused when set and when saved, and nothing is stored."""
+    with pytest.raises(ValueError, match="metadata"):
+        wbtool.Artifact("odd", "dataset", metadata={"k": bad})
+    art = wbtool.Artifact("odd", "dataset", metadata={"k": _nested(99)})  # 100 levels: fine
+    with pytest.raises(ValueError, match="metadata"):
+        art.metadata = {"k": bad}
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.metadata["k"] = bad
+    with pytest.raises(ValueError, match="metadata"):
+        art.save()
+    with pytest.raises(NotFoundError):
+        load("odd:v0")
+    logged("odd", {"a.txt": "a"}, tmp_path)
+    got = load("odd:v0")
+    got.metadata["k"] = bad
+    with pytest.raises(ValueError, match="metadata"):
+        got.save()
+    assert load("odd:v0").metadata == {}
+
+
+def test_names_longer_than_a_filesystem_takes_are_refused(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.txt", "a")
+    art = wbtool.Artifact("long-names", "dataset")
+    too_long = "é" * 128  # 256 bytes
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_file(str(src), name=f"d/{too_long}")
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_dir(str(tmp_path), name=too_long)
+    with pytest.raises(ValueError, match="longer than 255 bytes"), art.new_file(too_long) as f:
+        f.write("never")
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        art.add_reference(src.as_uri(), name=too_long)
+    assert not art.manifest.entries
+
+
 # -- delete ----------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -134,6 +135,44 @@ def test_aliases_tags_and_latest(cli: Cli, tmp_path: Path) -> None:
     assert cli("artifact", "alias", "add", "ds:v1", "v7").code == 2  # looks like a version
 
 
+def test_version_numbers_of_any_size_are_not_found(cli: Cli, tmp_path: Path) -> None:
+    """A version number past what the store can hold names no version, like
+    any other missing one; only ASCII digits make a version number."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    for version in ("v9223372036854775807", "v9223372036854775808", "v99999999999999999999",
+                    "v" + "9" * 5000):
+        res = cli("artifact", "info", f"ds:{version}")
+        assert res.code == 3 and "not found" in res.err, (version, res.err[-300:])
+        assert res.err.count("\n") == 1 and "Traceback" not in res.err
+        res = cli("artifact", "alias", "rm", "ds", version)
+        assert res.code == 3 and "not found" in res.err, (version, res.err[-300:])
+    for version in ("v\u0660", "v\uff10", "v\u0661\u0662"):  # Arabic-Indic and fullwidth digits
+        res = cli("artifact", "info", f"ds:{version}")
+        assert res.code == 2 and "Traceback" not in res.err, (version, res.err)
+    res = cli("artifact", "info", "ds:v00", "--json", check=True)
+    assert res.json()["result"]["version"] == "v0"
+
+
+def test_latest_cannot_be_added_by_hand(cli: Cli, tmp_path: Path) -> None:
+    """As ``alias rm ds latest`` says: 'latest' always names the newest
+    version, so ``alias add`` refuses it too, before touching any alias."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (data / "x").write_bytes(b"2")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    for args in (("ds:v0", "latest"), ("ds:v0", "best", "latest"), ("ds:v1", "latest")):
+        res = cli("artifact", "alias", "add", *args)
+        assert res.code == 2, (args, res.err)
+        assert res.err == ("wbtool: error: 'latest' always names the newest version;"
+                           " it cannot be added\n")
+    assert cli("artifact", "info", "ds:v0", "--json").json()["result"]["aliases"] == []
+    assert cli("artifact", "info", "ds:latest", "--json").json()["result"]["version"] == "v1"
+    assert cli("artifact", "info", "ds:best").code == 3
+    res = cli("artifact", "alias", "rm", "ds", "latest")
+    assert res.code == 2 and "always names the newest version" in res.err
+
+
 def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "old", check=True)
@@ -148,6 +187,23 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     assert res.json()["result"]["removed"] >= 1
     assert not (store_dir / "objects" / gone[:2] / gone[2:]).exists()
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
+
+
+@pytest.mark.parametrize("grace", ["-1", "nan", "inf", "-inf", "1e999"])
+def test_gc_refuses_a_grace_that_is_no_number_of_seconds(cli: Cli, tmp_path: Path,
+                                                         store_dir: Path, grace: str) -> None:
+    """With a negative or NaN grace period every unreferenced object counts as
+    old, those of an artifact being built right now too: refused, nothing goes."""
+    data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    cli("artifact", "rm", "ds:v0", "--delete-aliases", check=True)
+    gone = hash_bytes(b"only-in-v0")
+    for args in (("artifact", "cache", "gc"), ("gc",)):
+        res = cli(*args, "--grace", grace)
+        assert res.code == 2, (args, res.err)
+        assert res.err.startswith("wbtool: error: the grace period (--grace) must be a number "
+                                  "of seconds, 0 or more, not ") and res.err.count("\n") == 1
+    assert (store_dir / "objects" / gone[:2] / gone[2:]).exists()
 
 
 def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
@@ -257,6 +313,70 @@ def test_bad_input_is_one_line_with_exit_code(cli: Cli, tmp_path: Path) -> None:
         assert res.code == code, (args, res.err)
         assert "Traceback" not in res.err
         assert res.err.startswith("wbtool: error: "), res.err
+
+
+def test_metadata_must_be_standard_json(cli: Cli, tmp_path: Path) -> None:
+    """--metadata that no reader could take back (NaN, Infinity, nesting
+    past a reader's stack) is a one-line usage error, and nothing is logged."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    deep, deeper = ('{"a":' + "[" * n + "]" * n + "}" for n in (150, 5000))
+    for metadata, says in ((deeper, "not valid JSON"), (deep, "deep"),
+                           ('{"a": NaN}', "finite"), ('{"a": 1e999}', "finite"),
+                           ('{"a": [{"b": -Infinity}]}', "finite")):
+        res = cli("artifact", "log", "m", str(data), "-t", "data", "--metadata", metadata)
+        assert res.code == 2, (metadata[:40], res.err[-300:])
+        assert res.err.startswith("wbtool: error: --metadata ") and says in res.err, res.err
+        assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert cli("artifact", "info", "m").code == 3
+    cli("artifact", "log", "m", str(data), "-t", "data", "--metadata",
+        '{"a": [1, 2.5, {"b": null}], "c": 1e300}', check=True)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    out = cli("artifact", "info", "m", "--json", check=True).out
+    assert json.loads(out, parse_constant=refuse)["result"]["metadata"] == {
+        "a": [1, 2.5, {"b": None}], "c": 1e300}
+
+
+def test_a_pipe_socket_or_device_given_by_name_is_not_a_regular_file(
+        cli: Cli, tmp_path: Path) -> None:
+    """Named on the command line (not inside a folder, where they are
+    skipped), they are a usage error, not "not found", and nothing is read."""
+    os.mkfifo(tmp_path / "work" / "fifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock")  # relative: the cwd of the test and of wbtool
+        data = make_tree(tmp_path / "data", {"x": b"1"})
+        for path, kind in (("fifo", "a named pipe"), ("sock", "a socket"),
+                           ("/dev/null", "a character device")):
+            for args in (("add", "ds", path), ("log", "ds", str(data), path, "-t", "data")):
+                res = cli("artifact", *args)
+                assert res.code == 2, (args, res.err)
+                assert res.err == f"wbtool: error: {path} is not a regular file ({kind})\n"
+    assert cli("artifact", "info", "ds").code == 3
+    assert cli("artifact", "status", "--json", check=True).json()["result"] == []
+    res = cli("artifact", "add", "ds", str(tmp_path / "missing"))
+    assert res.code == 3 and "file or folder not found" in res.err
+
+
+def test_names_longer_than_a_filesystem_takes_are_refused_when_added(
+        cli: Cli, tmp_path: Path) -> None:
+    """A name of more than 255 bytes could be logged but never written out
+    again: refused at add time, naming the limit; 255 bytes are fine."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    too_long, longest = "d/" + "é" * 128, "d/" + "é" * 127 + "x"  # 256 and 255 bytes
+    for command in ("add", "log"):
+        res = cli("artifact", command, "ds", str(data / "x"), "-t", "data",
+                  "--name-in-artifact", too_long)
+        assert res.code == 2, res.err
+        assert res.err.startswith("wbtool: error: invalid entry path ") and res.err.endswith(
+            ": a file or folder name in it is longer than 255 bytes\n"), res.err
+    assert cli("artifact", "status", "--json", check=True).json()["result"] == []
+    assert cli("artifact", "info", "ds").code == 3
+    cli("artifact", "log", "ds", str(data / "x"), "-t", "data", "--name-in-artifact", longest,
+        check=True)
+    cli("artifact", "download", "ds", "--root", str(tmp_path / "out"), check=True)
+    assert read_tree(tmp_path / "out") == {longest: b"1"}
 
 
 def test_hostile_manifest_writes_nothing(cli: Cli, tmp_path: Path, store_dir: Path) -> None:

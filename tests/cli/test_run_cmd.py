@@ -61,6 +61,17 @@ def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     assert doc["state"] == "killed" and doc["exit_code"] == 128 + signal.SIGTERM
 
 
+def test_a_config_file_that_is_not_yaml_is_one_line(cli: Cli, tmp_path: Path,
+                                                   store_dir: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("lr: 0.1\nlayers: [1, 2\n")
+    res = cli("run", "--config", str(bad), "--", PY, "-c", "pass")
+    assert res.code == 2 and "Traceback" not in res.err
+    assert res.err == (f"wbtool: error: config file {bad} is not valid YAML: while parsing a"
+                       " flow sequence: expected ',' or ']', but got '<stream end>'"
+                       " (line 3, column 1)\n")
+
+
 def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", "no-such-command-xyz")
     assert res.code == 3 and "no-such-command-xyz" in res.err

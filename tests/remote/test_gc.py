@@ -69,6 +69,16 @@ def test_listing_then_sweep_keeps_every_version(stores: tuple[Store, Store], bac
         assert read_tree(tmp_path / version) == {**FILES, "a.txt": text_a}
 
 
+@pytest.mark.parametrize("grace", ["-1", "nan"])
+def test_a_grace_that_is_no_number_of_seconds_is_refused(stores: tuple[Store, Store],
+                                                         backend: Backend, grace: str) -> None:
+    a, _ = stores
+    orphans = _orphans(backend)
+    res = a("gc", "--remote", "team", "--grace", grace, "--yes", code=2)
+    assert "the grace period (--grace) must be" in res.err and res.err.count("\n") == 1
+    assert set(orphans) <= set(backend.open().list())
+
+
 def test_an_unreadable_version_record_stops_the_sweep(stores: tuple[Store, Store],
                                                       backend: Backend) -> None:
     a, _ = stores

@@ -70,3 +70,21 @@ def test_a_local_remote_that_became_a_file_is_a_clear_error(cli: Cli, tmp_path: 
     res = cli("sync")
     assert res.code == 2
     assert res.err == f"wbtool: error: remote {tmp_path / 'share'} is not a folder\n"
+
+
+def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    """add, remove and default check config.yaml as list does, and leave it
+    as it was."""
+    cli("artifact", "ls", check=True)  # creates the store
+    for broken in ('{"format": 1, "remotes": "abc"}',
+                   '{"format": 1, "remotes": {"x": "abc"}}',
+                   '{"format": 1, "remotes": ["x"]}'):
+        (store_dir / "config.yaml").write_text(broken)
+        for args in (("list",), ("add", "r", str(tmp_path / "folder")), ("remove", "x"),
+                     ("default", "x")):
+            res = cli("remote", *args)
+            assert res.code == 7, (broken, args, res.err)
+            assert res.err.startswith("wbtool: error: ") and res.err.count("\n") == 1, res.err
+            assert "config.yaml" in res.err and "Traceback" not in res.err
+        assert (store_dir / "config.yaml").read_text() == broken

@@ -244,6 +244,32 @@ def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
     assert "not found" in b("pull", "nothing", code=3).err
 
 
+def test_records_whose_metadata_is_not_standard_json_are_refused(
+        stores: tuple[Store, Store], backend: Backend) -> None:
+    """A record with NaN or Infinity in its metadata is refused like any
+    other bad record; one nested past what a reader can take is skipped as
+    unreadable, like truncated JSON."""
+    _, b = stores
+    remote = backend.open()
+    data = b"fine\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    entries = {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}}
+    _publish(remote, entries, record={"metadata": {"k": [1.5]}})  # v0 is good
+    _publish(remote, entries, record={"metadata": {"k": float("nan")}}, idx=1)
+    _publish(remote, entries, record={"metadata": {"k": [float("inf")]}}, idx=2)
+    nested = '"metadata":{"k":' + "[" * 5000 + "]" * 5000 + "},"
+    doc = remote.read(records.version_path("uncategorized", "evil", 0))
+    remote.write(records.version_path("uncategorized", "evil", 3),
+                 doc.replace(b'"metadata": {"k": [1.5]},', nested.encode()))
+    res = b("pull", "evil", "--json", code=4)
+    assert "Traceback" not in res.err
+    doc = json.loads(res.out)["result"]
+    assert doc["versions_pulled"] == 1
+    assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == ["v1.json", "v2.json"]
+    assert any("v3.json" in w and "nested too deeply" in w for w in doc["warnings"])
+    assert b.result("artifact", "info", "evil:v0")["metadata"] == {"k": [1.5]}
+
+
 def test_corrupt_remote_object_is_not_stored(stores: tuple[Store, Store], tmp_path: Path,
                                              backend: Backend) -> None:
     a, b = stores

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Cli
 from wbtool.errors import StoreError, StoreFormatError
 from wbtool.store.index import Index
 from wbtool.store.layout import Store, discover
@@ -103,3 +104,21 @@ def test_config_is_written_as_json_and_hand_written_yaml_is_read(store_dir: Path
     (store_dir / "config.yaml").write_text("format: [1\n")
     with pytest.raises(StoreError, match="not valid YAML"):
         Store.open(store_dir)
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("format: [1\n", "line 2, column 1"),
+    ("format: 1\nremotes: {a: [\n", "line 3, column 1"),
+    ("format: 1\n\tremotes: {}\n", "line 2, column 1"),
+    ("format: 1\nremotes: \"\x01\"\n", "#x0001: special characters are not allowed"
+                                      " (line 2, column 11)"),
+])
+def test_config_that_is_not_yaml_is_one_line(cli: Cli, store_dir: Path, text: str,
+                                             where: str) -> None:
+    """The YAML error's message and where it is, with no lines of context."""
+    cli("artifact", "ls", check=True)  # creates the store
+    (store_dir / "config.yaml").write_text(text)
+    res = cli("artifact", "ls")
+    assert res.code == 7 and "Traceback" not in res.err
+    assert res.err.startswith(f"wbtool: error: {store_dir / 'config.yaml'} is not valid YAML: ")
+    assert res.err.count("\n") == 1 and where in res.err, res.err

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
+from wbtool.artifacts.metadata import check_metadata
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import (
@@ -29,7 +30,6 @@ from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import split_ref, validate_entry_path, validate_name, validate_type
 
-MAX_METADATA_KEYS = 100
 DEFAULT_MAX_OBJECTS = 10_000_000
 
 
@@ -46,20 +46,6 @@ def _check_policy(policy: str | None) -> bool:
     if policy not in (None, "mutable", "immutable"):
         raise UsageError('policy must be "mutable" or "immutable"')
     return policy == "immutable"
-
-
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise UsageError("metadata must be a dict")
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise UsageError(f"metadata may have at most {MAX_METADATA_KEYS} keys")
-    try:
-        json.dumps(metadata, allow_nan=True)
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"metadata must be JSON-serialisable: {e}") from None
-    return dict(metadata)
 
 
 class ArtifactCollection:
@@ -91,7 +77,7 @@ class Artifact:
         self._collection_name = validate_name(name)
         self._type = validate_type(type)
         self._description = description
-        self._metadata = _check_metadata(metadata)
+        self._metadata = check_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
         self._aliases: list[str] = []
@@ -198,7 +184,7 @@ class Artifact:
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
-        self._metadata = _check_metadata(value)
+        self._metadata = check_metadata(value)
 
     @property
     def aliases(self) -> list[str]:
@@ -634,7 +620,7 @@ class Artifact:
         if settings is not None and self._ctx is None:
             self._ctx = Context.from_settings(settings)
         ctx = self._context()
-        _check_metadata(self._metadata)
+        check_metadata(self._metadata)
         if self._rec is not None:
             rec = ctx.registry.update(
                 self._rec, aliases=self._aliases, tags=self._tags,
@@ -653,7 +639,7 @@ class Artifact:
     ) -> Artifact:
         self._project = project or self._project or ctx.project
         validate_name(self._project, "project name")
-        _check_metadata(self._metadata)
+        check_metadata(self._metadata)
         rec = ctx.registry.commit(
             self._project, self._collection_name, self._type, self._manifest,
             description=self._description, metadata=self._metadata,

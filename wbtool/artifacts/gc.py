@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 
 from wbtool.context import Context
+from wbtool.errors import UsageError
 from wbtool.store.packs import PackWriter
 
 DEFAULT_GRACE_SECONDS = 3600.0
 REPACK_GARBAGE_RATIO = 0.5
+
+
+def check_grace(seconds: float) -> float:
+    """``seconds`` as a grace period, or UsageError: with a negative or NaN
+    one, gc would delete objects that are being written right now."""
+    if not (isinstance(seconds, (int, float)) and 0 <= seconds < math.inf):  # NaN fails too
+        raise UsageError(
+            f"the grace period (--grace) must be a number of seconds, 0 or more, not {seconds!r}")
+    return float(seconds)
 
 
 @dataclass
@@ -33,6 +44,7 @@ def collect_garbage(
     are all unreferenced is deleted; one that is mostly garbage is rewritten
     with its live objects.
     """
+    check_grace(grace_seconds)
     store = ctx.store
     result = GcResult(dry_run=dry_run)
     with store.lock(exclusive=True, wait=False):

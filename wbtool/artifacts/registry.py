@@ -19,7 +19,7 @@ from typing import Any
 from wbtool.bulk import gc_paused
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.manifest import Manifest
-from wbtool.names import parse_version, validate_alias, validate_name, validate_tag
+from wbtool.names import MAX_VERSION, parse_version, validate_alias, validate_name, validate_tag
 from wbtool.store.layout import Store
 
 _COLUMNS = (
@@ -146,7 +146,8 @@ class Registry:
         if version in (None, "latest"):
             row = self.db.execute(base + " ORDER BY v.idx DESC LIMIT 1", (coll[0],)).fetchone()
         elif (n := parse_version(version)) is not None:
-            row = self.db.execute(base + " AND v.idx=?", (coll[0], n)).fetchone()
+            row = None if n > MAX_VERSION else self.db.execute(
+                base + " AND v.idx=?", (coll[0], n)).fetchone()
         else:
             row = self.db.execute(
                 base + " AND v.id=(SELECT version_id FROM aliases WHERE collection_id=?"

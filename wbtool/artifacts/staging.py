@@ -9,13 +9,15 @@ database lock; nothing is lost.
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wbtool.artifacts import ingest
-from wbtool.artifacts.artifact import Artifact, _check_metadata
+from wbtool.artifacts.artifact import Artifact
+from wbtool.artifacts.metadata import check_metadata
 from wbtool.artifacts.registry import VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
@@ -73,18 +75,30 @@ def walk_paths(
     out = ingest.WalkResult()
     prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
     for p in paths:
-        if os.path.isdir(p):
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):
+            raise NotFoundError(what="file or folder", name=p) from None
+        if stat_mod.S_ISDIR(st.st_mode):
             walked = ingest.walk_dir(p, prefix, store=store)
             out.files.extend(walked.files)
             out.stats.extend(walked.stats)
             out.skipped.extend(walked.skipped)
-        elif os.path.isfile(p):
-            st = os.stat(p)
+        elif stat_mod.S_ISREG(st.st_mode):
             out.files.append((p, prefix or validate_entry_path(os.path.basename(p))))
             out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        else:
-            raise NotFoundError(what="file or folder", name=p)
+        else:  # a FIFO, socket or device: reading it could block or never end
+            raise UsageError(f"{p} is not a regular file ({_kind(st.st_mode)})")
     return out
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat_mod.S_ISFIFO, "a named pipe"), (stat_mod.S_ISSOCK, "a socket"),
+                       (stat_mod.S_ISCHR, "a character device"),
+                       (stat_mod.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 @gc_paused
@@ -162,7 +176,7 @@ def log_paths(
         if row is not None and type is not None:
             rec = ctx.registry.commit_known(
                 project, name, type, row[0], row[1], row[2], row[3],
-                description=description, metadata=_check_metadata(metadata),
+                description=description, metadata=check_metadata(metadata),
                 aliases=list(aliases), tags=list(tags), run_id=run_id,
             )
             return rec, walked.skipped

@@ -382,6 +382,10 @@ def alias_add(
     as_json: bool = JsonOpt,
 ) -> None:
     """Point aliases at a version (moving them from any other version)."""
+    from wbtool.errors import UsageError
+
+    if "latest" in aliases:  # as ``alias rm`` says: no alias moves it
+        raise UsageError("'latest' always names the newest version; it cannot be added")
     ctx = ops.context(project)
     rec = ops.resolve(ctx, ref)
     for a in aliases:

@@ -5,7 +5,6 @@ them directly."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -79,16 +78,9 @@ def log_version(
 ) -> None:
     """``wbtool artifact log``: commit the draft plus ``paths`` as the next version."""
     from wbtool.artifacts import staging
-    from wbtool.errors import UsageError
+    from wbtool.artifacts.metadata import parse_metadata
 
-    meta = None
-    if metadata is not None:
-        try:
-            meta = json.loads(metadata)
-        except ValueError as e:
-            raise UsageError(f"--metadata is not valid JSON: {e}") from None
-        if not isinstance(meta, dict):
-            raise UsageError("--metadata must be a JSON object")
+    meta = None if metadata is None else parse_metadata(metadata, "--metadata")
     ctx = context(project)
     proj, bare = split_project(ctx, name)
     run_id = run or os.environ.get("WBTOOL_RUN_ID") or None

@@ -125,8 +125,9 @@ def _editing(store: Store) -> Iterator[dict[str, Any]]:
     fd = os.open(store.path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        doc = dict(Store(store.path).config)  # fresh: another process may have changed it
-        doc["remotes"] = dict(doc.get("remotes") or {})
+        fresh = Store(store.path)  # another process may have changed it
+        doc = dict(fresh.config)
+        doc["remotes"] = dict(_remotes(fresh))
         yield doc
         store.save_config(doc)
     finally:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from wbtool.artifacts.gc import check_grace
 from wbtool.errors import ConflictError, NotFoundError, StoreError
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import Manifest
@@ -163,6 +164,7 @@ def _plan(remote: Remote, grace: float, jobs: int, result: RemoteGcResult) -> No
 def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRACE_SECONDS,
             jobs: int = 8) -> RemoteGcResult:
     """Find (``dry_run``) or delete what no version record on ``remote`` reaches."""
+    check_grace(grace)
     started = time.monotonic()
     result = RemoteGcResult(remote=remote.url, dry_run=dry_run)
     if dry_run:

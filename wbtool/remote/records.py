@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wbtool.errors import InvalidNameError, StoreError
+from wbtool.artifacts.metadata import check_metadata
+from wbtool.errors import InvalidNameError, StoreError, UsageError
 from wbtool.hashing import is_digest
 from wbtool.names import validate_alias, validate_name, validate_tag
 
@@ -143,6 +144,8 @@ def _load(data: bytes, path: str, kind: str) -> dict[str, Any]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise UnreadableRecordError(path=path, reason=f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise UnreadableRecordError(path=path, reason="not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRecordError(path=path, reason="not a JSON object")
     if doc.get("format") != RECORD_FORMAT:
@@ -224,6 +227,10 @@ class VersionRecordDoc:
         metadata = doc.get("metadata", {})
         if not isinstance(metadata, dict):
             raise bad("metadata is not an object")
+        try:
+            metadata = check_metadata(metadata)
+        except UsageError as e:
+            raise bad(str(e)) from None
         if not _is_number(doc.get("created_at")):
             raise bad("created_at is not a number")
         if not 0 <= doc["created_at"] < LATEST_TIME:  # NaN fails too

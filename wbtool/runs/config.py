@@ -48,11 +48,11 @@ def read_yaml_file(path: str) -> dict[str, Any]:
             text = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
-    import yaml
+    from wbtool import yamltext
 
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        doc = yamltext.safe_load(text)
+    except ValueError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
     if doc is None:
         return {}

@@ -59,12 +59,9 @@ def _load_config(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    import yaml
+    from wbtool import yamltext
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(str(e)) from None
+    return yamltext.safe_load(text)
 
 
 class Store:
