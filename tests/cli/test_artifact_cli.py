@@ -189,6 +189,36 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_gc_deletes_nothing_while_a_manifest_cannot_be_read(
+    cli: Cli, tmp_path: Path, store_dir: Path, damage: str
+) -> None:
+    """What an unreadable manifest names is unknown: gc stops rather than
+    delete objects that a pull of that manifest would need again."""
+    data = make_tree(tmp_path / "data", {"x": b"only-in-v0"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (data / "x").write_bytes(b"in-v1")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    (mdigest,) = db.execute("SELECT manifest FROM versions WHERE idx=0").fetchone()
+    db.close()
+    manifest = store_dir / "objects" / mdigest[:2] / mdigest[2:]
+    if damage == "missing":
+        manifest.unlink()
+    else:
+        manifest.chmod(0o644)
+        manifest.write_bytes(b'{"entries": {}, "hash": "xxh3-128", "version": 1}')
+    res = cli("artifact", "cache", "gc", "--grace", "0")
+    assert res.code == 7 and "cannot read the manifest of uncategorized/ds:v0" in res.err
+    assert res.err.count("\n") == 1
+    kept = hash_bytes(b"only-in-v0")
+    assert (store_dir / "objects" / kept[:2] / kept[2:]).exists()
+    cli("artifact", "rm", "ds:v0", check=True)  # the way out the message names
+    cli("artifact", "cache", "gc", "--grace", "0", check=True)
+    assert not (store_dir / "objects" / kept[:2] / kept[2:]).exists()
+    cli("artifact", "verify", "ds:v1", check=True)
+
+
 @pytest.mark.parametrize("grace", ["-1", "nan", "inf", "-inf", "1e999"])
 def test_gc_refuses_a_grace_that_is_no_number_of_seconds(cli: Cli, tmp_path: Path,
                                                          store_dir: Path, grace: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wbtool.bulk import gc_paused
-from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.errors import ConflictError, NotFoundError, StoreError, UsageError
 from wbtool.manifest import Manifest
 from wbtool.names import MAX_VERSION, parse_version, validate_alias, validate_name, validate_tag
 from wbtool.store.layout import Store
@@ -495,20 +495,37 @@ class Registry:
             "SELECT id FROM versions WHERE source_id=? ORDER BY id", (rec.id,))]
 
     def referenced_digests(self) -> set[str]:
-        """Every object digest that a version or a draft still needs."""
+        """Every object digest that a version or a draft still needs.
+
+        StoreError when a manifest cannot be read (gone, corrupt, or an I/O
+        error): what it names is unknown, and deleting on a guess could take
+        the objects of a version that a pull or a retry would bring back.
+        """
         keep: set[str] = set()
-        for (mdigest,) in self.db.execute("SELECT DISTINCT manifest FROM versions"):
+        for (mdigest,) in self.db.execute("SELECT DISTINCT manifest FROM versions").fetchall():
             keep.add(mdigest)
             try:
                 m = Manifest.from_bytes(self.store.objects.read_bytes(mdigest))
-            except Exception:
-                continue  # a missing manifest keeps nothing alive; verify reports it
+            except Exception as e:  # whatever it is, nothing may be deleted
+                project, name, idx = self.db.execute(
+                    "SELECT c.project, c.name, v.idx FROM versions v JOIN collections c"
+                    " ON c.id = v.collection_id WHERE v.manifest=? ORDER BY v.id LIMIT 1",
+                    (mdigest,)).fetchone()
+                raise StoreError(
+                    f"cannot read the manifest of {project}/{name}:v{idx} ({e}), so what it "
+                    f"holds is unknown and nothing was deleted; restore it ('wbtool pull') or "
+                    f"delete that version ('wbtool artifact rm {name}:v{idx}'), then try again"
+                ) from None
             keep.update(e.digest for e in m if e.ref is None)
-        for (doc,) in self.db.execute(
-                "SELECT manifest FROM drafts UNION ALL SELECT manifest FROM distributed_drafts"):
+        for project, name, doc in self.db.execute(
+                "SELECT project, name, manifest FROM drafts UNION ALL"
+                " SELECT project, name, manifest FROM distributed_drafts").fetchall():
             try:
                 m = Manifest.from_bytes(doc.encode())
-            except Exception:
-                continue
+            except Exception as e:
+                raise StoreError(
+                    f"cannot read the staged files of {project}/{name} ({e}), so nothing was "
+                    f"deleted; drop them ('wbtool artifact reset {name}') and try again"
+                ) from None
             keep.update(e.digest for e in m if e.ref is None)
         return keep
