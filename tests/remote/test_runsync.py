@@ -174,3 +174,13 @@ def test_state_file_remembers_offsets(tmp_path: Path, backend: Backend,
     assert doc["runs"][RUN_ID]["append"]["history.jsonl"]["offset"] == size
     assert runsync.push_runs(a_path, remote).bytes_sent == 0
     assert runsync.push_runs(a_path, remote, project="other").runs_sent == 0
+
+
+def test_part_names_on_a_remote_take_ascii_digits_only() -> None:
+    """int() reads any Unicode digit: "٠-5" and "0-5" would name one part twice."""
+    from wbtool.remote.runsync import _classify
+
+    assert _classify("history.jsonl.parts/0-5") == ("part", "history.jsonl", 0, 5,
+                                                    "history.jsonl.parts/0-5")
+    assert _classify("history.jsonl.parts/\u0660-5") is None
+    assert _classify("history.jsonl.parts/0-\uff15") is None

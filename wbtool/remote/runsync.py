@@ -56,7 +56,7 @@ TREES = ("files", "media")
 PARTS = ".parts"
 MAX_PART = 64 << 20  # the most bytes one part object holds
 _HEAD = 4096  # bytes of an append-only file checked to tell a rewrite from an append
-_PART_RE = re.compile(r"(\d{1,15})-(\d{1,15})")
+_PART_RE = re.compile(r"([0-9]{1,15})-([0-9]{1,15})")  # ASCII digits only
 PULLED_MARK = ".pulled"  # in a run folder rebuilt by pull: the remote it came from
 
 
