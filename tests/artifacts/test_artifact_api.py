@@ -1281,3 +1281,17 @@ def test_a_file_and_a_folder_at_one_path_cannot_be_saved(tmp_path: Path) -> None
     art.add_file(str(write(tmp_path / "b", b"b")), name="m/x/y.txt")
     with pytest.raises(ValueError, match="both a file and a folder"):
         art.save()
+
+
+def test_add_file_names_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    from wbtool.errors import UsageError
+
+    art = wbtool.Artifact("odd", "dataset")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match=r"is not a regular file \(a pipe, socket or device\)"):
+        art.add_file(str(fifo))
+    with pytest.raises(UsageError, match="a folder: use add_dir"):
+        art.add_file(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        art.add_file(str(tmp_path / "missing"))

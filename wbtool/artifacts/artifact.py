@@ -344,7 +344,10 @@ class Artifact:
         immutable = _check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"no such file: {path}")
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"no such file: {path}")
+            hint = "a folder: use add_dir" if os.path.isdir(path) else "a pipe, socket or device"
+            raise UsageError(f"{path} is not a regular file ({hint})")
         entry_name = validate_entry_path(name if name is not None else os.path.basename(path))
         ctx = self._context()
         entries, _ = ingest.ingest(
