@@ -923,3 +923,33 @@ def test_a_root_that_is_a_file_is_refused(cli: Cli, tmp_path: Path, command: str
     res = cli("artifact", command, "f", *args)
     assert res.code == 2 and res.err == f"wbtool: error: {tmp_path / 'afile'} is not a folder\n"
     assert (tmp_path / "afile").read_bytes() == b"mine"
+
+
+def test_a_store_this_user_cannot_write_is_one_clear_line(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    import shutil
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop that power for the child
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}",
+                  f"--bounding-set={caps}"]
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
+        check=True)
+    sqlite3.connect(store_dir / "index.db").execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for p in (store_dir / "index.db-wal", store_dir / "index.db-shm"):
+        p.unlink(missing_ok=True)
+    modes = {p: p.stat().st_mode for p in [store_dir, *store_dir.rglob("*")]}
+    try:
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        proc = subprocess.run([*prefix, sys.executable, "-m", "wbtool", "artifact", "ls"],
+                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "needs write access to the store folder" in proc.stderr
