@@ -265,6 +265,25 @@ def test_sigkill_of_wbtool_leaves_no_child(store_dir: Path, tmp_path: Path) -> N
     assert effective_state(record(store_dir)) == "crashed"
 
 
+def test_a_closed_output_pipe_ends_the_command_as_it_would_without_wbtool(
+    store_dir: Path,
+) -> None:
+    """``wbtool run -- yes | head -1``: once the reader is gone the command's
+    next write fails (SIGPIPE), instead of wbtool recording ``yes`` forever."""
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", "yes"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"y\n"
+    proc.stdout.close()  # as head does after its line
+    try:
+        assert proc.wait(timeout=30) == 128 + signal.SIGPIPE
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    assert record(store_dir)["exit_code"] == 128 + signal.SIGPIPE
+    assert (only_run(store_dir) / "output.log").stat().st_size < 64 << 20
+
+
 def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool

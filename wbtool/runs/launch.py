@@ -19,6 +19,7 @@ terminated, so nothing is orphaned.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import selectors
@@ -367,6 +368,7 @@ class Launcher:
             if not data:
                 stream.lines.flush_partial()
                 return False
+            broken = False
             if stream.out_ok:
                 try:
                     view = memoryview(data)
@@ -376,10 +378,14 @@ class Launcher:
                     import select
 
                     select.select([], [stream.out_fd], [])
-                    with contextlib.suppress(OSError):
+                    try:
                         while view:
                             view = view[os.write(stream.out_fd, view):]
-                except OSError:  # the user's terminal or pipe went away: keep recording
+                    except OSError as e:
+                        broken = e.errno == errno.EPIPE
+                        stream.out_ok = False
+                except OSError as e:  # the user's terminal or file went away: keep recording
+                    broken = e.errno == errno.EPIPE
                     stream.out_ok = False
             now = time.time()
             same = stream.lines.feed_plain(data)
@@ -401,6 +407,12 @@ class Launcher:
             done = os.writev(self._raw.fileno(), parts)
             if done < total:  # a short write (rare): finish the frame
                 self._raw.write(b"".join(parts)[done:])
+            if broken:
+                # The reader of this output is gone (``wbtool run -- cmd | head``):
+                # this end of the command's pipe closes, so that its next write
+                # fails as it would in the pipeline without wbtool (SIGPIPE).
+                stream.lines.flush_partial()
+                return False
 
     def _line(self, data: Chunk) -> None:
         """Lines for output.log, from either stream's line model."""
