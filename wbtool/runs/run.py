@@ -403,12 +403,11 @@ class Run:
         assert folder is not None
         self._summary_dirty = False
         self._last_summary_write = time.monotonic()
-        doc = dict(self._summary.as_dict())
         if self._shared is None:
-            folder.write_json(folder.summary, doc)
+            folder.write_json(folder.summary, self._summary.as_dict())
         else:
             with folder.lock():
-                folder.merge_json(folder.summary, doc)
+                folder.merge_json(folder.summary, self._summary.changes())
 
     def _write_config(self) -> None:
         folder = self._folder
@@ -442,7 +441,10 @@ class Run:
         if self._shared != "owner":
             doc["metrics"] = self._metrics.to_json()
             doc["summary_user_keys"] = self._summary.user_keys
-        summary_doc = self._summary.as_dict() if summary else None
+        summary_doc = None
+        if summary:
+            summary_doc = (self._summary.as_dict() if self._shared is None
+                           else self._summary.changes())  # merged with the others' below
         config_doc = self._config_on_disk() if config else None
         if self._shared is None:
             folder.write_json(folder.run_json, doc, fsync=fsync)

@@ -150,12 +150,13 @@ class MetricTable:
 class Summary(MutableMapping[str, Any]):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_data", "_metrics", "_on_change", "_user")
+    __slots__ = ("_aggs", "_data", "_metrics", "_on_change", "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         object.__setattr__(self, "_data", {})
         object.__setattr__(self, "_user", set())
+        object.__setattr__(self, "_touched", set())  # keys set by this process since load()
         object.__setattr__(self, "_aggs", {})
         object.__setattr__(self, "_metrics", metrics or MetricTable())
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
@@ -164,6 +165,7 @@ class Summary(MutableMapping[str, Any]):
     def observe(self, row: dict[str, Any]) -> None:
         """Fold one committed history row into the summary."""
         data = self._data
+        self._touched.update(row)
         if not self._metrics.defs and not self._user:
             data.update(row)
             return
@@ -187,6 +189,7 @@ class Summary(MutableMapping[str, Any]):
         self._data.update(data)
         self._user.clear()
         self._user.update(user_keys or ())
+        self._touched.clear()
 
     @property
     def user_keys(self) -> list[str]:
@@ -203,6 +206,7 @@ class Summary(MutableMapping[str, Any]):
             raise ValueError("summary keys must be strings")
         self._data[key] = normalise(value, key)
         self._user.add(key)
+        self._touched.add(key)
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
@@ -237,6 +241,12 @@ class Summary(MutableMapping[str, Any]):
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
+
+    def changes(self) -> dict[str, Any]:
+        """What this process set since :meth:`load`: all that it may merge
+        into a summary that others (``wbtool log``, an attached program)
+        write too; the rest may be older than what they wrote."""
+        return {k: v for k, v in self._data.items() if k in self._touched}
 
     def __repr__(self) -> str:
         return f"Summary({self._data!r})"
