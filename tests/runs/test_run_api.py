@@ -371,6 +371,16 @@ def test_resume_from_rewinds_history() -> None:
         (0, 0), (1, 1), (2, 2), (3, 3), (4, 100)]
 
 
+def test_resume_from_and_fork_from_together_are_refused_and_rewind_nothing() -> None:
+    with wandb.init(settings=quiet()) as run:
+        for i in range(5):
+            run.log({"x": i})
+    with pytest.raises(ValueError, match="cannot be used together"):
+        wandb.init(resume_from=f"{run.id}?_step=0", fork_from=f"{run.id}?_step=0",
+                   settings=quiet())
+    assert [r["_step"] for r in history(run)] == list(range(5))
+
+
 def test_mark_preempting() -> None:
     run = wandb.init(settings=quiet())
     run.mark_preempting()

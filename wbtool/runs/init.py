@@ -207,6 +207,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     runs_dir = ctx.store.path / "runs"
     project = ctx.project
     run_id = validate_id(settings.run_id) if settings.run_id else None
+    if settings.resume_from and settings.fork_from:
+        raise UsageError("resume_from and fork_from cannot be used together: resume_from "
+                         "rewinds a run, fork_from starts a new run from one")
     resume = settings.resume
     now = time.time()
     prior: dict[str, Any] | None = None
