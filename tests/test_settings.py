@@ -26,6 +26,21 @@ def test_defaults_and_validation() -> None:
         wbtool.Settings(quiet="maybe")
 
 
+@pytest.mark.parametrize("beat", [0, -1, "0"])
+def test_a_heartbeat_must_be_a_second_or_more(beat: object) -> None:
+    """A run with a heartbeat of 0 or less reads as crashed while it runs."""
+    with pytest.raises(SettingsError, match="heartbeat_seconds"):
+        wbtool.Settings(heartbeat_seconds=beat)
+
+
+def test_run_tags_from_the_environment_are_comma_separated(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    for value, tags in (("a,b", ("a", "b")), ('["a", "b,c"]', ("a", "b,c")), ("one", ("one",))):
+        monkeypatch.setenv("WBTOOL_RUN_TAGS", value)
+        assert load().run_tags == tags
+
+
 def test_precedence(tmp_path: Path, store_dir: Path) -> None:
     system = tmp_path / "system.yaml"
     system.write_text("project: from-system\nentity: sys-entity\nquiet: true\n")

@@ -68,6 +68,13 @@ def _positive_float(v: Any) -> float:
     return f
 
 
+def _positive_int(v: Any) -> int:
+    i = _int(v)
+    if i < 1:
+        raise ValueError("must be 1 or more")
+    return i
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("expected a string")
@@ -145,7 +152,7 @@ def _filters(v: Any) -> Any:
 def _tags(v: Any) -> tuple[str, ...] | None:
     if v is None:
         return None
-    tags = (v,) if isinstance(v, str) else _seq(v)
+    tags = _seq(v)  # a string: comma-separated (WBTOOL_RUN_TAGS=a,b) or a JSON list
     for t in tags:
         if not isinstance(t, str) or not 1 <= len(t) <= 64:
             raise ValueError(f"tag {t!r} must be 1 to 64 characters")
@@ -166,7 +173,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "git_remote": (_str, "origin"),
     "git_remote_url": (_opt_str, None),
     "git_root": (_opt_str, None),
-    "heartbeat_seconds": (_int, 30),
+    "heartbeat_seconds": (_positive_int, 30),
     "host": (_opt_str, None),
     "ignore_globs": (_seq, ()),
     "max_end_of_run_history_metrics": (_int, 10),
