@@ -363,17 +363,19 @@ def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     assert helped.code == 0 and "KEY=VALUE" in helped.out
 
 
-def test_a_resumed_run_keeps_what_its_command_logged_in_the_summary(
+def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     cli: Cli, store_dir: Path
 ) -> None:
     """The launcher's summary was read when it resumed the run: writing it
     back at the end must not undo what ``wbtool log`` recorded since."""
     log = f"{PY} -m wbtool log"
-    cli("run", "-q", "--id", "again", "--", "sh", "-c", f"{log} a=1", check=True)
+    cli("run", "-q", "--id", "again", "--", "sh", "-c", f"sleep 0.5; {log} a=1", check=True)
     cli("run", "-q", "--resume", "allow", "--id", "again", "--", "sh", "-c", f"{log} a=2",
         check=True)
     summary = json.loads((store_dir / "runs" / "again" / "summary.json").read_text())
     assert (summary["a"], summary["_step"]) == (2, 1)
+    first, second = iter_rows(store_dir / "runs" / "again" / "history.jsonl")
+    assert first["_runtime"] >= 0.5 and second["_runtime"] > first["_runtime"]  # it goes on
     shown = cli("runs", "show", "again", "--json", check=True).json()["result"]["summary"]
     assert shown["a"] == 2
 

@@ -31,9 +31,16 @@ RUN_FORMAT = 1
 OWNER_FIELDS = frozenset((
     "format", "id", "state", "exit_code", "pid", "pid_start", "host", "heartbeat_at",
     "heartbeat_seconds", "started_at", "created_at", "finished_at", "runtime", "program",
-    "command", "launcher", "wbtool_version", "resume_count",
+    "command", "launcher", "wbtool_version", "resume_count", "resumed_runtime",
 ))
 STATES = ("running", "finished", "failed", "killed", "crashed", "preempting")
+
+
+def runtime_at(doc: dict[str, Any], now: float) -> float:
+    """A run's ``_runtime`` at ``now``: its time since it (re)started, plus
+    what it had run before it was resumed."""
+    started = float(doc.get("started_at") or now)
+    return float(doc.get("resumed_runtime") or 0.0) + max(0.0, now - started)
 LIVE_STATES = ("running", "preempting")
 
 

@@ -13,7 +13,14 @@ from wbtool._version import __version__
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.runs import catalog, current
 from wbtool.runs.config import load_config_source, read_yaml_file, select_keys
-from wbtool.runs.folder import RUN_FORMAT, RunFolder, effective_state, hostname, process_start
+from wbtool.runs.folder import (
+    RUN_FORMAT,
+    RunFolder,
+    effective_state,
+    hostname,
+    process_start,
+    runtime_at,
+)
 from wbtool.runs.history import iter_rows, rewrite
 from wbtool.runs.ids import new_id, parse_moment, random_name, validate_id
 from wbtool.runs.run import Run
@@ -323,7 +330,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     user_keys: list[str] = []
     runtime_offset = 0.0
     if attach is not None and prior is not None:
-        runtime_offset = max(0.0, now - float(prior.get("started_at") or now))
+        runtime_offset = runtime_at(prior, now)
     elif prior is not None:
         runtime_offset = float(prior.get("runtime") or 0.0)
         user_keys = list(prior.get("summary_user_keys") or [])
@@ -337,6 +344,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
     if prior is not None:
         config = {**_stored_config(folder), **config}
+    if attach is None:  # wbtool log and attached programs count runtime from here on
+        doc["resumed_runtime"] = runtime_offset
 
     run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
               summary_user=user_keys, metrics=metrics, step=step,

@@ -15,7 +15,7 @@ from typing import Any
 
 from wbtool.errors import NotFoundError, UsageError
 from wbtool.runs import catalog
-from wbtool.runs.folder import RunFolder
+from wbtool.runs.folder import RunFolder, runtime_at
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import encode, normalise
 
@@ -111,7 +111,7 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
 def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> None:
     now = time.time()
     row = dict(row)
-    row["_runtime"] = max(0.0, now - float(doc.get("started_at") or now))
+    row["_runtime"] = runtime_at(doc, now)
     row["_timestamp"] = now
     fd = os.open(folder.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
