@@ -109,6 +109,28 @@ def test_run_sync_and_pull_incrementally(stores: tuple[Store, Store], tmp_path: 
     assert b.result("runs", "show", RUN_ID)["summary"]["best"] == 5
 
 
+def test_a_pulled_run_logged_to_and_synced_keeps_its_new_rows(
+        stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync of a pulled run goes on from the parts the pull received: a
+    part from byte 0 again overlapped them, and a reader took the older one."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--run", RUN_ID)
+    old_size = (b.path / "runs" / RUN_ID / "history.jsonl").stat().st_size
+    b("log", "--run", RUN_ID, "extra=99")
+    new_size = (b.path / "runs" / RUN_ID / "history.jsonl").stat().st_size
+    assert b.result("sync")["runs_sent"] == 1
+    parts = backend.open().list(f"projects/p/runs/{RUN_ID}/history.jsonl.parts")
+    assert [p.rsplit("/", 1)[1] for p in parts] == [
+        f"{0:012d}-{old_size:012d}", f"{old_size:012d}-{new_size:012d}"]
+    c = Store(cli, tmp_path / "c" / ".wbtool", backend)
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert _history(c.path) == _history(b.path) and len(_history(c.path)) == 4
+    assert _history(c.path)[-1]["extra"] == 99
+
+
 class _Hostile:
     """A remote whose listings carry extra, hostile names."""
 

@@ -151,7 +151,7 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             continue
         seen = state["runs"].get(folder.id)
         if not isinstance(seen, dict) or seen.get("project") != proj:
-            seen = {"project": proj, "append": {}, "stat": {}}
+            seen = _seen_by_pull(folder.path, remote.url, proj)
         sent = _push_run(folder, remote, run_prefix(proj, folder.id), seen, dry_run)
         if sent:
             res.runs_sent += 1
@@ -161,6 +161,42 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             state["runs"][folder.id] = seen
             save_state(spath, state)  # after every run: an interrupted sync resumes there
     return res
+
+
+def _seen_by_pull(path: Path, url: str, project: str) -> dict[str, Any]:
+    """What the remote ``url`` holds of a run folder that a pull from it made:
+    the whole parts it received (an append-only file logged to since goes on
+    from there, instead of starting again as a part that overlaps them) and
+    the files unchanged since. Nothing for a folder that no pull made."""
+    seen: dict[str, Any] = {"project": project, "append": {}, "stat": {}}
+    mark = _pulled_mark(path, url)
+    if mark is None:
+        return seen
+    parts = mark.get("parts")
+    for name in APPEND_FILES:
+        end = _contiguous_end(name, parts if isinstance(parts, dict) else {})
+        key = _stat_key(path / name)
+        if end and key is not None and key[0] >= end:
+            seen["append"][name] = {"offset": end, "head": _head_digest(path / name, end)}
+    local = mark.get("local")
+    for rel, key in (local.items() if isinstance(local, dict) else ()):
+        if rel not in APPEND_FILES and isinstance(rel, str) and _stat_key(path / rel) == key:
+            seen["stat"][rel] = key
+    return seen
+
+
+def _contiguous_end(name: str, parts: dict[str, Any]) -> int:
+    """Where the parts of ``name`` (paths of a run folder on the remote) stop
+    reading as one file from byte 0, as a pull reads them."""
+    spans = sorted(k[2:4] for k in map(_safe_classify, parts)
+                   if k is not None and k[0] == "part" and k[1] == name)
+    pos = 0
+    for start, end in spans:
+        if start > pos:
+            break
+        if start == pos:
+            pos = end
+    return pos
 
 
 def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, Any],
@@ -260,6 +296,13 @@ def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
     return None
 
 
+def _safe_classify(rel: str) -> tuple[str, str, int, int, str] | None:
+    try:
+        return _classify(rel)
+    except InvalidNameError:
+        return None
+
+
 def remote_run_ids(remote: Remote, project: str) -> list[str]:
     """The run ids found under ``projects/<project>/runs/`` (unvalidated)."""
     base = f"projects/{project}/runs/"
@@ -328,7 +371,8 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
             return
         (stage / PULLED_MARK).write_text(json.dumps(
             {"remote": remote.url, "parts": {rel: v for rel, v in seen.items()
-                                              if _classify(rel) and ".parts/" in rel}},
+                                              if _classify(rel) and ".parts/" in rel},
+             "local": _fingerprint(stage)},
             sort_keys=True), encoding="utf-8")
         if target.exists():
             old = Path(f"{stage}.old")
@@ -360,16 +404,33 @@ def _open_old(reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | N
         return None
 
 
-def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
-    """The parts (path → [size, mtime] on the remote) that the last pull of the
-    run folder ``target`` from ``url`` received, or {}."""
+def _fingerprint(path: Path) -> dict[str, list[int]]:
+    """(size, mtime) of every file of the run folder ``path`` (its relative
+    path as the key), the pull's record and the lock file left out."""
+    out: dict[str, list[int]] = {}
+    for dirpath, _dirs, files in os.walk(path):
+        for fname in files:
+            rel = Path(dirpath, fname).relative_to(path).as_posix()
+            key = _stat_key(path / rel)
+            if key is not None and rel not in (PULLED_MARK, ".lock"):
+                out[rel] = key
+    return out
+
+
+def _pulled_mark(target: Path, url: str) -> dict[str, Any] | None:
+    """The record that the last pull of the run folder ``target`` left, when
+    that pull was from ``url``; else None."""
     try:
         doc = json.loads((target / PULLED_MARK).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}  # never pulled, or by a version that kept no record of parts
-    if not isinstance(doc, dict) or doc.get("remote") != url:
-        return {}
-    parts = doc.get("parts")
+        return None
+    return doc if isinstance(doc, dict) and doc.get("remote") == url else None
+
+
+def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
+    """The parts (path → [size, mtime] on the remote) that the last pull of the
+    run folder ``target`` from ``url`` received, or {}."""
+    parts = (_pulled_mark(target, url) or {}).get("parts")
     return parts if isinstance(parts, dict) else {}
 
 
