@@ -131,6 +131,34 @@ def test_a_pulled_run_logged_to_and_synced_keeps_its_new_rows(
     assert _history(c.path)[-1]["extra"] == 99
 
 
+def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    # The run was made here and logged to since the sync.
+    a("log", "--run", RUN_ID, "extra=1")
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "wbtool sync" in res.err
+    assert "Traceback" not in res.err and len(_history(a.path)) == 4
+    a("sync")
+    a("pull", "-p", "p", "--run", RUN_ID)
+    assert len(_history(a.path)) == 4
+
+    # A pulled copy, unchanged: a pull refreshes it.
+    b("pull", "-p", "p", "--run", RUN_ID)
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    # Logged to since: left alone until it is synced.
+    b("log", "--run", RUN_ID, "extra=2")
+    res = b("pull", "-p", "p", "--all-runs", code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "wbtool sync" in res.err
+    assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
+    b("sync")
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
+
+
 class _Hostile:
     """A remote whose listings carry extra, hostile names."""
 

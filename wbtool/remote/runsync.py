@@ -22,7 +22,9 @@ whose head changed since is sent again from the start.
 Pull rebuilds a run folder from those objects (taking the parts a previous
 pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
-run's row in the index.
+run's row in the index. A run folder that holds data the remote lacks (made
+here, or logged to since it was pulled, and not synced since) is never
+replaced: it is reported as a conflict.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 
 from wbtool.errors import InvalidNameError, NotFoundError
 from wbtool.fsutil import atomic_write
-from wbtool.names import validate_entry_path
+from wbtool.names import is_clean_entry_path, validate_entry_path
 from wbtool.remote.fs import Remote
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder
@@ -278,6 +280,8 @@ class RunPullResult:
     runs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
+    # Local runs left alone because they hold data the remote lacks.
+    conflicts: list[dict[str, str]] = field(default_factory=list)
 
 
 def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
@@ -355,10 +359,22 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
                             "reason": "not a run record of this run"})
         return
     target = store_path / "runs" / run_id
-    if target.exists() and not (target / PULLED_MARK).exists():
-        res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
-                            "left alone")
-        return
+    if target.exists():
+        pulled = (target / PULLED_MARK).exists()
+        if not pulled or _changed_since_pull(target):
+            seen = load_state(state_path(store_path, remote.url), remote.url)["runs"].get(run_id)
+            if not isinstance(seen, dict) or seen.get("project") != project:
+                seen = _seen_by_pull(target, remote.url, project)  # as a push would see it
+            lacks = _unsent(target, seen)
+            if lacks is not None:
+                res.conflicts.append({
+                    "run": run_id, "reason": f"run {run_id} has data in this store that "
+                    f"{remote.url} lacks ({lacks}); run `wbtool sync` first, then pull again"})
+                return
+        if not pulled:
+            res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
+                                "left alone")
+            return
     tmp_root = store_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
@@ -415,6 +431,50 @@ def _fingerprint(path: Path) -> dict[str, list[int]]:
             if key is not None and rel not in (PULLED_MARK, ".lock"):
                 out[rel] = key
     return out
+
+
+def _changed_since_pull(target: Path) -> bool:
+    """True when a file of the run folder ``target`` was written, added or
+    removed since the pull that made it (or that pull kept no record)."""
+    try:
+        doc = json.loads((target / PULLED_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(doc, dict) or doc.get("local") != _fingerprint(target)
+
+
+def _unsent(path: Path, seen: dict[str, Any]) -> str | None:
+    """A file of the run folder ``path`` with data that a push has not sent
+    (``seen``: what the sync state says was sent of the run), or None."""
+    appended, stats = seen.get("append"), seen.get("stat")
+    appended = appended if isinstance(appended, dict) else {}
+    stats = stats if isinstance(stats, dict) else {}
+    for rel, key in sorted(_fingerprint(path).items()):
+        if rel in APPEND_FILES:
+            mark = appended.get(rel)
+            try:
+                offset, head = ((int(mark["offset"]), mark.get("head"))
+                                if isinstance(mark, dict) else (0, None))
+            except (KeyError, TypeError, ValueError):
+                offset, head = 0, None
+            if offset and (key[0] < offset or _head_digest(path / rel, offset) != head):
+                return rel  # rewritten since it was sent
+            if _whole_line_past(path / rel, offset):  # a torn tail is never sent
+                return rel
+        elif (rel == RUN_RECORD or rel in SMALL_FILES
+              or (rel.split("/", 1)[0] in TREES and is_clean_entry_path(rel))) and (
+                stats.get(rel) != key):
+            return rel
+    return None
+
+
+def _whole_line_past(path: Path, offset: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(1 << 20):
+            if b"\n" in chunk:
+                return True
+    return False
 
 
 def _pulled_mark(target: Path, url: str) -> dict[str, Any] | None:
