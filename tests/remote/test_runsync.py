@@ -159,6 +159,39 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
 
 
+CORRUPT_RECORDS = (
+    ("config.yaml", b'{"a": [1'),
+    ("config.yaml", b"\xff"),
+    ("summary.json", b'{"best": "\xff"}'),
+    ("metadata.json", b"[1, 2]"),
+)
+
+
+def test_pull_refuses_corrupt_run_records(stores: tuple[Store, Store], tmp_path: Path,
+                                          backend: Backend,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A summary, config or metadata file that would read back empty is refused
+    (exit 4) before the good local copy is replaced."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--all-runs")
+    folder = b.path / "runs" / RUN_ID
+    before = {n: (folder / n).read_bytes() for n in runsync.SMALL_FILES}
+    remote = backend.open()
+    for name, data in CORRUPT_RECORDS:
+        path = f"{runsync.run_prefix('p', RUN_ID)}/{name}"
+        good = remote.read(path)
+        remote.write(path, data)
+        res = b("pull", "-p", "p", "--run", RUN_ID, code=4)
+        assert name in res.err and "Traceback" not in res.err, res.err
+        assert {n: (folder / n).read_bytes() for n in runsync.SMALL_FILES} == before
+        shown = b.result("runs", "show", RUN_ID)
+        assert shown["config"]["lr"] == 0.1 and shown["summary"]["best"] == 3
+        remote.write(path, good)
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+
+
 class _Hostile:
     """A remote whose listings carry extra, hostile names."""
 

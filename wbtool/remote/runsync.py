@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wbtool import yamltext
 from wbtool.errors import InvalidNameError, NotFoundError
 from wbtool.fsutil import atomic_write
 from wbtool.names import is_clean_entry_path, validate_entry_path
@@ -385,6 +386,11 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
                         reuse=(target, before, seen))
         if got < 0:
             return
+        for name in SMALL_FILES:
+            why = _unreadable_record(stage / name)
+            if why is not None:
+                res.refused.append({"path": f"{prefix}/{name}", "reason": why})
+                return
         (stage / PULLED_MARK).write_text(json.dumps(
             {"remote": remote.url, "parts": {rel: v for rel, v in seen.items()
                                               if _classify(rel) and ".parts/" in rel},
@@ -407,6 +413,31 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     res.runs_pulled += 1
     res.bytes_received += got
     res.runs.append(run_id)
+
+
+def _unreadable_record(path: Path) -> str | None:
+    """Why a run's summary, config or metadata file would not read back as the
+    mapping it holds (a reader would show it empty), or None (also when absent)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            if path.name != "config.yaml":
+                return f"not JSON: {e}"
+            doc = yamltext.safe_load(text)  # as the reader does
+    except ValueError as e:
+        return f"neither JSON nor YAML: {e}"
+    except RecursionError:
+        return "nested too deep"
+    return None if isinstance(doc, dict) else "not a mapping"
 
 
 def _open_old(reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | None,
