@@ -259,6 +259,22 @@ def test_state_file_remembers_offsets(tmp_path: Path, backend: Backend,
     assert runsync.push_runs(a_path, remote, project="other").runs_sent == 0
 
 
+@pytest.mark.parametrize("args", [("pull", "--run", "../x"), ("pull", "-R", "a/b", "--run", "ok"),
+                                  ("sync", "../x")])
+def test_an_invalid_run_id_is_a_usage_error(cli: Cli, tmp_path: Path,
+                                            args: tuple[str, ...]) -> None:
+    """Refused before the remote is contacted: a sync sent the artifacts first."""
+    env = {"WBTOOL_DIR": str(tmp_path / "s" / ".wbtool")}
+    (tmp_path / "f.txt").write_text("x\n")
+    cli("artifact", "log", "data", str(tmp_path / "f.txt"), "--type", "dataset", env=env,
+        check=True)
+    remote = tmp_path / "remote"
+    res = cli(*args, "--remote", str(remote), env=env)
+    assert res.code == 2 and res.out == "", res
+    assert res.err.startswith("wbtool: error: invalid run id") and res.err.count("\n") == 1
+    assert not remote.exists()
+
+
 def test_part_names_on_a_remote_take_ascii_digits_only() -> None:
     """int() reads any Unicode digit: "٠-5" and "0-5" would name one part twice."""
     from wbtool.remote.runsync import _classify

@@ -47,7 +47,10 @@ def sync(
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
     from wbtool.remote import push, runsync
+    from wbtool.runs.ids import validate_id
 
+    for run_id in run_ids or []:
+        validate_id(run_id)  # bad input: refused before the remote is contacted
     ctx = _ctx(project)
     target = _open(ctx, remote)
     registry = ctx.registry
@@ -97,7 +100,10 @@ def pull(
     from wbtool.names import split_ref
     from wbtool.remote import pull as pull_service
     from wbtool.remote import runsync
+    from wbtool.runs.ids import validate_id
 
+    for run_id in run_ids:
+        validate_id(run_id)  # bad input: refused before the remote is contacted
     ctx = _ctx(project)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
