@@ -72,6 +72,16 @@ def test_a_config_file_that_is_not_yaml_is_one_line(cli: Cli, tmp_path: Path,
                        " (line 3, column 1)\n")
 
 
+@pytest.mark.parametrize("project", ["../../x", "a/b", "two words", ".."])
+def test_an_invalid_project_is_a_usage_error(cli: Cli, store_dir: Path, project: str) -> None:
+    """Checked as an artifact's project is: sync later skipped such a run."""
+    res = cli("run", "-q", "-p", project, "--", PY, "-c", "print('ran')")
+    assert res.code == 2 and res.out == "", res
+    assert res.err == (f"wbtool: error: invalid project name {project!r}: use only letters, "
+                       "digits, '_', '-' and '.'\n")
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
 def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", "no-such-command-xyz")
     assert res.code == 3 and "no-such-command-xyz" in res.err

@@ -109,6 +109,89 @@ def test_run_sync_and_pull_incrementally(stores: tuple[Store, Store], tmp_path: 
     assert b.result("runs", "show", RUN_ID)["summary"]["best"] == 5
 
 
+def test_a_pulled_run_logged_to_and_synced_keeps_its_new_rows(
+        stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync of a pulled run goes on from the parts the pull received: a
+    part from byte 0 again overlapped them, and a reader took the older one."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--run", RUN_ID)
+    old_size = (b.path / "runs" / RUN_ID / "history.jsonl").stat().st_size
+    b("log", "--run", RUN_ID, "extra=99")
+    new_size = (b.path / "runs" / RUN_ID / "history.jsonl").stat().st_size
+    assert b.result("sync")["runs_sent"] == 1
+    parts = backend.open().list(f"projects/p/runs/{RUN_ID}/history.jsonl.parts")
+    assert [p.rsplit("/", 1)[1] for p in parts] == [
+        f"{0:012d}-{old_size:012d}", f"{old_size:012d}-{new_size:012d}"]
+    c = Store(cli, tmp_path / "c" / ".wbtool", backend)
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert _history(c.path) == _history(b.path) and len(_history(c.path)) == 4
+    assert _history(c.path)[-1]["extra"] == 99
+
+
+def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    # The run was made here and logged to since the sync.
+    a("log", "--run", RUN_ID, "extra=1")
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "wbtool sync" in res.err
+    assert "Traceback" not in res.err and len(_history(a.path)) == 4
+    a("sync")
+    a("pull", "-p", "p", "--run", RUN_ID)
+    assert len(_history(a.path)) == 4
+
+    # A pulled copy, unchanged: a pull refreshes it.
+    b("pull", "-p", "p", "--run", RUN_ID)
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    # Logged to since: left alone until it is synced.
+    b("log", "--run", RUN_ID, "extra=2")
+    res = b("pull", "-p", "p", "--all-runs", code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "wbtool sync" in res.err
+    assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
+    b("sync")
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
+
+
+CORRUPT_RECORDS = (
+    ("config.yaml", b'{"a": [1'),
+    ("config.yaml", b"\xff"),
+    ("summary.json", b'{"best": "\xff"}'),
+    ("metadata.json", b"[1, 2]"),
+)
+
+
+def test_pull_refuses_corrupt_run_records(stores: tuple[Store, Store], tmp_path: Path,
+                                          backend: Backend,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A summary, config or metadata file that would read back empty is refused
+    (exit 4) before the good local copy is replaced."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--all-runs")
+    folder = b.path / "runs" / RUN_ID
+    before = {n: (folder / n).read_bytes() for n in runsync.SMALL_FILES}
+    remote = backend.open()
+    for name, data in CORRUPT_RECORDS:
+        path = f"{runsync.run_prefix('p', RUN_ID)}/{name}"
+        good = remote.read(path)
+        remote.write(path, data)
+        res = b("pull", "-p", "p", "--run", RUN_ID, code=4)
+        assert name in res.err and "Traceback" not in res.err, res.err
+        assert {n: (folder / n).read_bytes() for n in runsync.SMALL_FILES} == before
+        shown = b.result("runs", "show", RUN_ID)
+        assert shown["config"]["lr"] == 0.1 and shown["summary"]["best"] == 3
+        remote.write(path, good)
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+
+
 class _Hostile:
     """A remote whose listings carry extra, hostile names."""
 
@@ -174,6 +257,22 @@ def test_state_file_remembers_offsets(tmp_path: Path, backend: Backend,
     assert doc["runs"][RUN_ID]["append"]["history.jsonl"]["offset"] == size
     assert runsync.push_runs(a_path, remote).bytes_sent == 0
     assert runsync.push_runs(a_path, remote, project="other").runs_sent == 0
+
+
+@pytest.mark.parametrize("args", [("pull", "--run", "../x"), ("pull", "-R", "a/b", "--run", "ok"),
+                                  ("sync", "../x")])
+def test_an_invalid_run_id_is_a_usage_error(cli: Cli, tmp_path: Path,
+                                            args: tuple[str, ...]) -> None:
+    """Refused before the remote is contacted: a sync sent the artifacts first."""
+    env = {"WBTOOL_DIR": str(tmp_path / "s" / ".wbtool")}
+    (tmp_path / "f.txt").write_text("x\n")
+    cli("artifact", "log", "data", str(tmp_path / "f.txt"), "--type", "dataset", env=env,
+        check=True)
+    remote = tmp_path / "remote"
+    res = cli(*args, "--remote", str(remote), env=env)
+    assert res.code == 2 and res.out == "", res
+    assert res.err.startswith("wbtool: error: invalid run id") and res.err.count("\n") == 1
+    assert not remote.exists()
 
 
 def test_part_names_on_a_remote_take_ascii_digits_only() -> None:

@@ -273,6 +273,15 @@ def test_disabled_mode_writes_nothing(store_dir: Path) -> None:
     assert not store_dir.exists()
 
 
+@pytest.mark.parametrize("project", ["../x", "a/b", "x:y"])
+def test_init_refuses_an_invalid_project(store_dir: Path, project: str) -> None:
+    from wbtool.errors import UsageError
+
+    with pytest.raises(UsageError, match="invalid project name"):
+        wandb.init(project=project, settings=quiet())
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
 def test_context_manager_marks_failures() -> None:
     with pytest.raises(RuntimeError), wandb.init(settings=quiet()) as run:
         run.log({"a": 1})

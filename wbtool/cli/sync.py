@@ -47,7 +47,10 @@ def sync(
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
     from wbtool.remote import push, runsync
+    from wbtool.runs.ids import validate_id
 
+    for run_id in run_ids or []:
+        validate_id(run_id)  # bad input: refused before the remote is contacted
     ctx = _ctx(project)
     target = _open(ctx, remote)
     registry = ctx.registry
@@ -93,11 +96,14 @@ def pull(
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch artifact versions (or runs) from a remote, checking every path and byte."""
-    from wbtool.errors import VerificationError
+    from wbtool.errors import ConflictError, VerificationError
     from wbtool.names import split_ref
     from wbtool.remote import pull as pull_service
     from wbtool.remote import runsync
+    from wbtool.runs.ids import validate_id
 
+    for run_id in run_ids:
+        validate_id(run_id)  # bad input: refused before the remote is contacted
     ctx = _ctx(project)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
@@ -118,7 +124,8 @@ def pull(
         output.note(f"wbtool: warning: {w}")
     if as_json:
         output.emit_json("pull", {**res.to_json(), "runs_pulled": got.runs_pulled,
-                                  "run_bytes_received": got.bytes_received, "runs": got.runs})
+                                  "run_bytes_received": got.bytes_received, "runs": got.runs,
+                                  "run_conflicts": got.conflicts})
     else:
         output.line(f"pulled {res.versions_pulled} version(s), {res.objects_received} "
                     f"object(s) ({output.human_size(res.bytes_received)}), "
@@ -128,9 +135,17 @@ def pull(
         for r in res.refused[1:]:
             output.note(f"wbtool: refused {r['path']}: {r['reason']}")
         first = res.refused[0]
+        for c in got.conflicts:
+            output.note(f"wbtool: {c['reason']}")
         raise VerificationError(f"refused {first['path']}: {first['reason']}"
                                 + (f" (and {len(res.refused) - 1} more)"
                                    if len(res.refused) > 1 else ""))
+    if got.conflicts:
+        for c in got.conflicts[1:]:
+            output.note(f"wbtool: {c['reason']}")
+        raise ConflictError(got.conflicts[0]["reason"]
+                            + (f" (and {len(got.conflicts) - 1} more run(s))"
+                               if len(got.conflicts) > 1 else ""))
 
 
 def gc(

@@ -22,7 +22,9 @@ whose head changed since is sent again from the start.
 Pull rebuilds a run folder from those objects (taking the parts a previous
 pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
-run's row in the index.
+run's row in the index. A run folder that holds data the remote lacks (made
+here, or logged to since it was pulled, and not synced since) is never
+replaced: it is reported as a conflict.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wbtool import yamltext
 from wbtool.errors import InvalidNameError, NotFoundError
 from wbtool.fsutil import atomic_write
-from wbtool.names import validate_entry_path
+from wbtool.names import is_clean_entry_path, validate_entry_path
 from wbtool.remote.fs import Remote
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder
@@ -151,7 +154,7 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             continue
         seen = state["runs"].get(folder.id)
         if not isinstance(seen, dict) or seen.get("project") != proj:
-            seen = {"project": proj, "append": {}, "stat": {}}
+            seen = _seen_by_pull(folder.path, remote.url, proj)
         sent = _push_run(folder, remote, run_prefix(proj, folder.id), seen, dry_run)
         if sent:
             res.runs_sent += 1
@@ -161,6 +164,42 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             state["runs"][folder.id] = seen
             save_state(spath, state)  # after every run: an interrupted sync resumes there
     return res
+
+
+def _seen_by_pull(path: Path, url: str, project: str) -> dict[str, Any]:
+    """What the remote ``url`` holds of a run folder that a pull from it made:
+    the whole parts it received (an append-only file logged to since goes on
+    from there, instead of starting again as a part that overlaps them) and
+    the files unchanged since. Nothing for a folder that no pull made."""
+    seen: dict[str, Any] = {"project": project, "append": {}, "stat": {}}
+    mark = _pulled_mark(path, url)
+    if mark is None:
+        return seen
+    parts = mark.get("parts")
+    for name in APPEND_FILES:
+        end = _contiguous_end(name, parts if isinstance(parts, dict) else {})
+        key = _stat_key(path / name)
+        if end and key is not None and key[0] >= end:
+            seen["append"][name] = {"offset": end, "head": _head_digest(path / name, end)}
+    local = mark.get("local")
+    for rel, key in (local.items() if isinstance(local, dict) else ()):
+        if rel not in APPEND_FILES and isinstance(rel, str) and _stat_key(path / rel) == key:
+            seen["stat"][rel] = key
+    return seen
+
+
+def _contiguous_end(name: str, parts: dict[str, Any]) -> int:
+    """Where the parts of ``name`` (paths of a run folder on the remote) stop
+    reading as one file from byte 0, as a pull reads them."""
+    spans = sorted(k[2:4] for k in map(_safe_classify, parts)
+                   if k is not None and k[0] == "part" and k[1] == name)
+    pos = 0
+    for start, end in spans:
+        if start > pos:
+            break
+        if start == pos:
+            pos = end
+    return pos
 
 
 def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, Any],
@@ -242,6 +281,8 @@ class RunPullResult:
     runs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
+    # Local runs left alone because they hold data the remote lacks.
+    conflicts: list[dict[str, str]] = field(default_factory=list)
 
 
 def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
@@ -258,6 +299,13 @@ def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
         if m and int(m.group(1)) < int(m.group(2)):
             return ("part", head[:-len(PARTS)], int(m.group(1)), int(m.group(2)), rel)
     return None
+
+
+def _safe_classify(rel: str) -> tuple[str, str, int, int, str] | None:
+    try:
+        return _classify(rel)
+    except InvalidNameError:
+        return None
 
 
 def remote_run_ids(remote: Remote, project: str) -> list[str]:
@@ -312,10 +360,22 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
                             "reason": "not a run record of this run"})
         return
     target = store_path / "runs" / run_id
-    if target.exists() and not (target / PULLED_MARK).exists():
-        res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
-                            "left alone")
-        return
+    if target.exists():
+        pulled = (target / PULLED_MARK).exists()
+        if not pulled or _changed_since_pull(target):
+            seen = load_state(state_path(store_path, remote.url), remote.url)["runs"].get(run_id)
+            if not isinstance(seen, dict) or seen.get("project") != project:
+                seen = _seen_by_pull(target, remote.url, project)  # as a push would see it
+            lacks = _unsent(target, seen)
+            if lacks is not None:
+                res.conflicts.append({
+                    "run": run_id, "reason": f"run {run_id} has data in this store that "
+                    f"{remote.url} lacks ({lacks}); run `wbtool sync` first, then pull again"})
+                return
+        if not pulled:
+            res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
+                                "left alone")
+            return
     tmp_root = store_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
@@ -326,9 +386,15 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
                         reuse=(target, before, seen))
         if got < 0:
             return
+        for name in SMALL_FILES:
+            why = _unreadable_record(stage / name)
+            if why is not None:
+                res.refused.append({"path": f"{prefix}/{name}", "reason": why})
+                return
         (stage / PULLED_MARK).write_text(json.dumps(
             {"remote": remote.url, "parts": {rel: v for rel, v in seen.items()
-                                              if _classify(rel) and ".parts/" in rel}},
+                                              if _classify(rel) and ".parts/" in rel},
+             "local": _fingerprint(stage)},
             sort_keys=True), encoding="utf-8")
         if target.exists():
             old = Path(f"{stage}.old")
@@ -349,6 +415,31 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     res.runs.append(run_id)
 
 
+def _unreadable_record(path: Path) -> str | None:
+    """Why a run's summary, config or metadata file would not read back as the
+    mapping it holds (a reader would show it empty), or None (also when absent)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            if path.name != "config.yaml":
+                return f"not JSON: {e}"
+            doc = yamltext.safe_load(text)  # as the reader does
+    except ValueError as e:
+        return f"neither JSON nor YAML: {e}"
+    except RecursionError:
+        return "nested too deep"
+    return None if isinstance(doc, dict) else "not a mapping"
+
+
 def _open_old(reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | None,
               name: str) -> Any:
     """The last pull's copy of the append-only file ``name``, open, or None."""
@@ -360,16 +451,77 @@ def _open_old(reuse: tuple[Path, dict[str, list[Any]], dict[str, list[Any]]] | N
         return None
 
 
-def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
-    """The parts (path → [size, mtime] on the remote) that the last pull of the
-    run folder ``target`` from ``url`` received, or {}."""
+def _fingerprint(path: Path) -> dict[str, list[int]]:
+    """(size, mtime) of every file of the run folder ``path`` (its relative
+    path as the key), the pull's record and the lock file left out."""
+    out: dict[str, list[int]] = {}
+    for dirpath, _dirs, files in os.walk(path):
+        for fname in files:
+            rel = Path(dirpath, fname).relative_to(path).as_posix()
+            key = _stat_key(path / rel)
+            if key is not None and rel not in (PULLED_MARK, ".lock"):
+                out[rel] = key
+    return out
+
+
+def _changed_since_pull(target: Path) -> bool:
+    """True when a file of the run folder ``target`` was written, added or
+    removed since the pull that made it (or that pull kept no record)."""
     try:
         doc = json.loads((target / PULLED_MARK).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}  # never pulled, or by a version that kept no record of parts
-    if not isinstance(doc, dict) or doc.get("remote") != url:
-        return {}
-    parts = doc.get("parts")
+        return True
+    return not isinstance(doc, dict) or doc.get("local") != _fingerprint(target)
+
+
+def _unsent(path: Path, seen: dict[str, Any]) -> str | None:
+    """A file of the run folder ``path`` with data that a push has not sent
+    (``seen``: what the sync state says was sent of the run), or None."""
+    appended, stats = seen.get("append"), seen.get("stat")
+    appended = appended if isinstance(appended, dict) else {}
+    stats = stats if isinstance(stats, dict) else {}
+    for rel, key in sorted(_fingerprint(path).items()):
+        if rel in APPEND_FILES:
+            mark = appended.get(rel)
+            try:
+                offset, head = ((int(mark["offset"]), mark.get("head"))
+                                if isinstance(mark, dict) else (0, None))
+            except (KeyError, TypeError, ValueError):
+                offset, head = 0, None
+            if offset and (key[0] < offset or _head_digest(path / rel, offset) != head):
+                return rel  # rewritten since it was sent
+            if _whole_line_past(path / rel, offset):  # a torn tail is never sent
+                return rel
+        elif (rel == RUN_RECORD or rel in SMALL_FILES
+              or (rel.split("/", 1)[0] in TREES and is_clean_entry_path(rel))) and (
+                stats.get(rel) != key):
+            return rel
+    return None
+
+
+def _whole_line_past(path: Path, offset: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(1 << 20):
+            if b"\n" in chunk:
+                return True
+    return False
+
+
+def _pulled_mark(target: Path, url: str) -> dict[str, Any] | None:
+    """The record that the last pull of the run folder ``target`` left, when
+    that pull was from ``url``; else None."""
+    try:
+        doc = json.loads((target / PULLED_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("remote") == url else None
+
+
+def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
+    """The parts (path → [size, mtime] on the remote) that the last pull of the
+    run folder ``target`` from ``url`` received, or {}."""
+    parts = (_pulled_mark(target, url) or {}).get("parts")
     return parts if isinstance(parts, dict) else {}
 
 

@@ -208,7 +208,7 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         try:
             text = self.config.read_text(encoding="utf-8")
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             return {}
         try:
             doc = json.loads(text)

@@ -11,6 +11,7 @@ from typing import Any
 
 from wbtool._version import __version__
 from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.names import validate_name
 from wbtool.runs import catalog, current
 from wbtool.runs.config import load_config_source, read_yaml_file, select_keys
 from wbtool.runs.folder import (
@@ -210,9 +211,11 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
            make_current: bool, *, command: list[str] | None = None) -> Run:
     from wbtool.context import Context
 
+    if settings.project:  # refused before the store is touched
+        validate_name(settings.project, "project name")
     ctx = Context.from_settings(settings)
     runs_dir = ctx.store.path / "runs"
-    project = ctx.project
+    project = validate_name(ctx.project, "project name")  # as an artifact's project
     run_id = validate_id(settings.run_id) if settings.run_id else None
     if settings.resume_from and settings.fork_from:
         raise UsageError("resume_from and fork_from cannot be used together: resume_from "
