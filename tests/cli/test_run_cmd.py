@@ -72,6 +72,23 @@ def test_a_config_file_that_is_not_yaml_is_one_line(cli: Cli, tmp_path: Path,
                        " (line 3, column 1)\n")
 
 
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\xff\xfe", "is not UTF-8 text: byte 0xff (line 1, column 1)"),
+    (b"a: &x [*x]\n", "is not plain data: 'a/0' contains itself"),
+    (b"lr: 0.1\nc: 2001-12-14\n", "is not plain data: 'c' is a date (2001-12-14)"),
+    (b"b: !!binary aGVsbG8=\n", "is not plain data: 'b' is binary data"),
+    (b"[" * 5000, "is not valid YAML: nested too deeply"),
+], ids=["not-utf8", "self-alias", "date", "binary", "deep"])
+def test_a_config_file_wbtool_cannot_store_is_one_line(cli: Cli, tmp_path: Path,
+                                                       store_dir: Path, content: bytes,
+                                                       problem: str) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_bytes(content)
+    res = cli("run", "--config", str(bad), "--", PY, "-c", "pass")
+    assert res.code == 2 and res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert res.err.startswith(f"wbtool: error: config file {bad} {problem}")
+
+
 def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", "no-such-command-xyz")
     assert res.code == 3 and "no-such-command-xyz" in res.err
