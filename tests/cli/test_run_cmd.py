@@ -54,6 +54,14 @@ def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str)
     assert "wbtool: run" in res.err and state in res.err
 
 
+def test_a_huge_integer_in_the_history_keeps_the_exit_status(cli: Cli, store_dir: Path) -> None:
+    huge = "1" + "0" * 400
+    res = cli("run", "--", "sh", "-c", f"{PY} -m wbtool log x={huge} y=2; exit 3")
+    assert res.code == 3 and "Traceback" not in res.err
+    assert f"x  {huge}" in res.err  # the summary shows it; the chart skips it
+    assert "wbtool:   y  ▁  min 2  max 2  last 2" in res.err
+
+
 def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert res.code == 128 + signal.SIGTERM
