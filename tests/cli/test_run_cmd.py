@@ -62,6 +62,28 @@ def test_a_huge_integer_in_the_history_keeps_the_exit_status(cli: Cli, store_dir
     assert "wbtool:   y  ▁  min 2  max 2  last 2" in res.err
 
 
+def redirected(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``wbtool ARGS`` with a shell redirection (``2>&-`` closes stderr)."""
+    return subprocess.run(["sh", "-c", f'"$@" {redirect}', "sh", *wbtool_cmd(*args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2>/dev/full"])
+def test_a_closed_or_full_stderr_keeps_the_exit_status(store_dir: Path, redirect: str) -> None:
+    assert redirected(redirect, "run", "--", "sh", "-c", "exit 3").returncode == 3
+    assert record(store_dir)["exit_code"] == 3
+    assert redirected(redirect, "runs", "show", "nope").returncode == 3
+
+
+def test_a_closed_stdout_is_one_error_line(store_dir: Path) -> None:
+    assert redirected("", "run", "-q", "--", "true").returncode == 0
+    for args in (["runs", "list"], ["runs", "list", "--json"], ["--version"]):
+        res = redirected(">&-", *args)
+        assert (res.returncode, res.stderr) == (1, "wbtool: error: Bad file descriptor: "
+                                                   "<stdout>\n"), args
+    assert redirected(">&- 2>&-", "runs", "list").returncode == 1
+
+
 def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert res.code == 128 + signal.SIGTERM

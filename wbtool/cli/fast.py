@@ -274,6 +274,10 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
+    if sys.stdout is None or sys.stderr is None:  # started with >&- or 2>&-
+        from wbtool.cli.output import stand_in_for_closed_streams
+
+        stand_in_for_closed_streams()
     argv = sys.argv[1:]
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])
