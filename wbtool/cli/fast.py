@@ -251,10 +251,9 @@ def _log(opts: dict[str, object]) -> int:
             summary_only=bool(opts["summary"]),
         )
         if opts["as_json"]:
-            import json
+            from wbtool.cli.output import emit_json
 
-            doc = {"schema": 1, "command": "log", "result": result}
-            sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+            emit_json("log", result)
         return 0
 
     return _guarded(log)

@@ -52,9 +52,30 @@ def is_tty(stream: Any = None) -> bool:
         return False
 
 
+# Strict JSON has no NaN or infinities: ``--json`` writes them as these strings.
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def emit_json(command: str, result: Any) -> None:
+    """The ``--json`` envelope: strict JSON, non-finite floats as :data:`NON_FINITE`."""
     doc = {"schema": JSON_SCHEMA, "command": command, "result": result}
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    try:
+        text = json.dumps(doc, indent=2, sort_keys=True, default=str, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere (rare: walk only then)
+        text = json.dumps(_finite(doc), indent=2, sort_keys=True, default=str,
+                          allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each NaN or infinity replaced by its :data:`NON_FINITE` name."""
+    if isinstance(value, float):
+        return value if value - value == 0 else NON_FINITE[str(value)]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def line(text: str = "") -> None:
