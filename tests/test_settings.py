@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 import wbtool
+from tests.conftest import Cli
 from wbtool.errors import SettingsError
 from wbtool.settings import load
 
@@ -79,6 +81,22 @@ def test_a_settings_file_that_is_not_yaml_is_told_in_one_line(tmp_path: Path) ->
     with pytest.raises(SettingsError, match=r"not valid YAML: .*\(line 3, column 1\)$") as e:
         load(environ={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
     assert "\n" not in str(e.value)
+
+
+def test_a_settings_file_that_is_not_utf8_is_one_line(cli: Cli, tmp_path: Path,
+                                                     store_dir: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_bytes(b"project: \xff\n")
+    problem = "not UTF-8 text: byte 0xff (line 1, column 10)"
+    with pytest.raises(SettingsError, match=re.escape(problem)):
+        wbtool.init(settings=wbtool.Settings(settings_system=str(bad)))
+    res = cli("runs", "list", env={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
+    assert (res.code, res.err) == (2, f"wbtool: error: invalid setting '{bad}': {problem}\n")
+    store_dir.mkdir(parents=True)
+    (store_dir / "settings.yaml").write_bytes(b"project: \xff\n")
+    res = cli("runs", "list")
+    assert res.code == 2 and res.err == (
+        f"wbtool: error: invalid setting '{store_dir / 'settings.yaml'}': {problem}\n")
 
 
 def test_frozen_copy() -> None:

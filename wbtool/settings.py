@@ -316,18 +316,16 @@ def system_settings_path(environ: Mapping[str, str]) -> Path:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    from wbtool import yamltext
+
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = yamltext.load_file(path)
     except FileNotFoundError:
         return {}
     except OSError as e:
         raise SettingsError(name=str(path), reason=e.strerror or str(e)) from None
-    from wbtool import yamltext
-
-    try:
-        doc = yamltext.safe_load(text)
     except ValueError as e:
-        raise SettingsError(name=str(path), reason=f"not valid YAML: {e}") from None
+        raise SettingsError(name=str(path), reason=str(e)) from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

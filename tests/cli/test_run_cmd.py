@@ -54,6 +54,36 @@ def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str)
     assert "wbtool: run" in res.err and state in res.err
 
 
+def test_a_huge_integer_in_the_history_keeps_the_exit_status(cli: Cli, store_dir: Path) -> None:
+    huge = "1" + "0" * 400
+    res = cli("run", "--", "sh", "-c", f"{PY} -m wbtool log x={huge} y=2; exit 3")
+    assert res.code == 3 and "Traceback" not in res.err
+    assert f"x  {huge}" in res.err  # the summary shows it; the chart skips it
+    assert "wbtool:   y  ▁  min 2  max 2  last 2" in res.err
+
+
+def redirected(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``wbtool ARGS`` with a shell redirection (``2>&-`` closes stderr)."""
+    return subprocess.run(["sh", "-c", f'"$@" {redirect}', "sh", *wbtool_cmd(*args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2>/dev/full"])
+def test_a_closed_or_full_stderr_keeps_the_exit_status(store_dir: Path, redirect: str) -> None:
+    assert redirected(redirect, "run", "--", "sh", "-c", "exit 3").returncode == 3
+    assert record(store_dir)["exit_code"] == 3
+    assert redirected(redirect, "runs", "show", "nope").returncode == 3
+
+
+def test_a_closed_stdout_is_one_error_line(store_dir: Path) -> None:
+    assert redirected("", "run", "-q", "--", "true").returncode == 0
+    for args in (["runs", "list"], ["runs", "list", "--json"], ["--version"]):
+        res = redirected(">&-", *args)
+        assert (res.returncode, res.stderr) == (1, "wbtool: error: Bad file descriptor: "
+                                                   "<stdout>\n"), args
+    assert redirected(">&- 2>&-", "runs", "list").returncode == 1
+
+
 def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert res.code == 128 + signal.SIGTERM
@@ -80,6 +110,23 @@ def test_an_invalid_project_is_a_usage_error(cli: Cli, store_dir: Path, project:
     assert res.err == (f"wbtool: error: invalid project name {project!r}: use only letters, "
                        "digits, '_', '-' and '.'\n")
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\xff\xfe", "is not UTF-8 text: byte 0xff (line 1, column 1)"),
+    (b"a: &x [*x]\n", "is not plain data: 'a/0' contains itself"),
+    (b"lr: 0.1\nc: 2001-12-14\n", "is not plain data: 'c' is a date (2001-12-14)"),
+    (b"b: !!binary aGVsbG8=\n", "is not plain data: 'b' is binary data"),
+    (b"[" * 5000, "is not valid YAML: nested too deeply"),
+], ids=["not-utf8", "self-alias", "date", "binary", "deep"])
+def test_a_config_file_wbtool_cannot_store_is_one_line(cli: Cli, tmp_path: Path,
+                                                       store_dir: Path, content: bytes,
+                                                       problem: str) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_bytes(content)
+    res = cli("run", "--config", str(bad), "--", PY, "-c", "pass")
+    assert res.code == 2 and res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert res.err.startswith(f"wbtool: error: config file {bad} {problem}")
 
 
 def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:

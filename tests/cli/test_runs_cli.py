@@ -113,6 +113,40 @@ def test_show_charts_a_long_history_in_sixty_points(cli: Cli, store_dir: Path) -
     assert list(spark) == sorted(spark)  # a straight line, evenly sampled
 
 
+def test_show_skips_integers_a_chart_cannot_hold(cli: Cli, store_dir: Path) -> None:
+    run = wbtool.init(project="p", settings=QUIET)
+    for x in (1, 10**400, 3, 10**308):
+        run.log({"x": x, "huge": -10**400})
+    run.finish()
+    doc = envelope(cli("runs", "show", run.id, "--json"), "runs show")
+    assert doc["summary"]["x"] == 10**308 and "huge" not in doc["charts"]
+    chart = doc["charts"]["x"]
+    assert (chart["count"], chart["min"], chart["max"], chart["last"]) == (3, 1, 10**308, 10**308)
+    res = cli("runs", "show", run.id)
+    assert res.code == 0 and "Traceback" not in res.err
+    assert "  x  " in res.out and "(3 points)" in res.out
+
+
+def test_json_output_is_strict_json(cli: Cli, store_dir: Path) -> None:
+    run = wbtool.init(project="p", settings=QUIET)
+    run.log({"nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"),
+             "nested": {"x": [float("nan"), 1.5]}, "ok": 2.5})
+    run.finish()
+
+    def strict(res: Result) -> Any:
+        assert res.code == 0, res.err
+        return json.loads(res.out, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+
+    expected = {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity",
+                "nested/x": ["NaN", 1.5], "ok": 2.5}
+    show = strict(cli("runs", "show", run.id, "--json"))["result"]
+    assert {k: show["summary"][k] for k in expected} == expected
+    (listed,) = strict(cli("runs", "list", "--json"))["result"]
+    assert {k: listed["summary"][k] for k in expected} == expected
+    res = cli("runs", "history", run.id, "--format", "jsonl")  # the stored rows, as they are
+    assert json.loads(res.out)["inf"] == float("inf")
+
+
 def test_history_formats_keys_and_steps(cli: Cli, store_dir: Path) -> None:
     run = make_run(steps=5)
     path = history_file(store_dir, run.id)

@@ -300,6 +300,20 @@ def test_context_manager_marks_failures() -> None:
     assert run2._folder.read_run()["exit_code"] == 3
 
 
+@pytest.mark.parametrize(("code", "error"), [
+    ("x", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError), (256, ValueError),
+    (10**21, ValueError),
+])
+def test_finish_takes_an_exit_status_from_0_to_255(code: object, error: type) -> None:
+    run = wandb.init(settings=quiet())
+    with pytest.raises(error, match="exit_code must be an int from 0 to 255"):
+        run.finish(exit_code=code)  # type: ignore[arg-type]
+    assert run._folder.read_run()["state"] == "running"
+    run.finish(exit_code=255)
+    assert (run._folder.read_run()["state"], run._folder.read_run()["exit_code"]) == (
+        "failed", 255)
+
+
 def test_alerts_are_recorded_printed_and_rate_limited(capsys: pytest.CaptureFixture[str]) -> None:
     with wandb.init(settings={"console": "off"}) as run:
         run.alert("loss high", "loss is 9", level="WARN", wait_duration=300)

@@ -61,6 +61,21 @@ def test_exit_paths_finish_the_run(store_dir: Path, tail: str, state: str, codes
     assert [r["i"] for r in rows(store_dir)] == list(range(100))
 
 
+@pytest.mark.parametrize(("code", "status"), [
+    ("0", 0), ("None", 0), ("4", 4), ("256", 0), ("-1", 255), ("10**21", 255), ("'bye'", 1),
+])
+@pytest.mark.parametrize("inside_with", [True, False], ids=["with", "plain"])
+def test_sys_exit_records_the_status_the_process_exits_with(
+        store_dir: Path, code: str, status: int, inside_with: bool) -> None:
+    body = (f"with run:\n    run.log({{'i': 1}})\n    sys.exit({code})" if inside_with
+            else f"run.log({{'i': 1}})\nsys.exit({code})")
+    proc = child(PRELUDE + body)
+    proc.communicate(timeout=60)
+    assert proc.returncode == status
+    doc = record(store_dir)
+    assert (doc["state"], doc["exit_code"]) == ("finished" if status == 0 else "failed", status)
+
+
 def test_sigterm_finishes_as_killed_and_loses_nothing(store_dir: Path) -> None:
     proc = child(PRELUDE + """
 for i in range(500):

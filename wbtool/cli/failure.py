@@ -10,7 +10,11 @@ import sys
 
 
 def fail(message: str, code: int) -> int:
-    sys.stderr.write(f"wbtool: error: {message}\n")
+    try:
+        sys.stderr.write(f"wbtool: error: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed or full: the exit code still tells
+        pass
     return code
 
 

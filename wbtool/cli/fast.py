@@ -251,10 +251,9 @@ def _log(opts: dict[str, object]) -> int:
             summary_only=bool(opts["summary"]),
         )
         if opts["as_json"]:
-            import json
+            from wbtool.cli.output import emit_json
 
-            doc = {"schema": 1, "command": "log", "result": result}
-            sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+            emit_json("log", result)
         return 0
 
     return _guarded(log)
@@ -274,6 +273,10 @@ def _leave(code: int) -> NoReturn:
 
 
 def main() -> None:
+    if sys.stdout is None or sys.stderr is None:  # started with >&- or 2>&-
+        from wbtool.cli.output import stand_in_for_closed_streams
+
+        stand_in_for_closed_streams()
     argv = sys.argv[1:]
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])

@@ -64,7 +64,22 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
 
 
 def _report(run: Any) -> None:
-    """The end-of-run summary, on stderr (stdout belongs to the command)."""
+    """The end-of-run summary, on stderr (stdout belongs to the command).
+
+    Best effort: neither a failure to build it nor a stderr that is closed or
+    full may change the exit status, which is the command's."""
+    try:
+        text = _summary(run)
+    except Exception as e:  # a bug here must not cost the command its status
+        text = f"wbtool: the end-of-run summary failed: {type(e).__name__}: {e}"
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # closed, full, or gone (ValueError: closed file)
+        pass
+
+
+def _summary(run: Any) -> str:
     from wbtool.runs.charts import chart_history, sparkline
     from wbtool.runs.folder import RunFolder
 
@@ -92,7 +107,7 @@ def _report(run: Any) -> None:
             lines.append(f"wbtool:   {key:<{width}}  {sparkline(series.points())}  "
                          f"min {_value(series.lo)}  max {_value(series.hi)}  "
                          f"last {_value(series.last)}")
-    sys.stderr.write("\n".join(lines) + "\n")
+    return "\n".join(lines)
 
 
 def _value(v: Any) -> str:

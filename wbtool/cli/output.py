@@ -4,12 +4,44 @@ JSON envelope with ``--json``; progress bars adapted to the core's callbacks."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 JSON_SCHEMA = 1
+
+
+class _ClosedStream(io.TextIOBase):
+    """Stands in for a standard stream the process was started without
+    (``>&-``), which Python leaves as None. Writing to a closed stdout fails
+    as writing to any closed descriptor does (the command reports it and exits
+    1); messages for a closed stderr are dropped, as there is nowhere to
+    report them."""
+
+    def __init__(self, name: str, fail: bool) -> None:
+        super().__init__()
+        self._name = name
+        self._fail = fail
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._fail:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF), self._name)
+        return len(text)
+
+
+def stand_in_for_closed_streams() -> None:
+    """Give ``sys.stdout``/``sys.stderr`` a stand-in where they are None."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream("<stdout>", fail=True)
+    if sys.stderr is None:
+        sys.stderr = _ClosedStream("<stderr>", fail=False)
 
 
 def is_tty(stream: Any = None) -> bool:
@@ -20,9 +52,30 @@ def is_tty(stream: Any = None) -> bool:
         return False
 
 
+# Strict JSON has no NaN or infinities: ``--json`` writes them as these strings.
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def emit_json(command: str, result: Any) -> None:
+    """The ``--json`` envelope: strict JSON, non-finite floats as :data:`NON_FINITE`."""
     doc = {"schema": JSON_SCHEMA, "command": command, "result": result}
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    try:
+        text = json.dumps(doc, indent=2, sort_keys=True, default=str, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere (rare: walk only then)
+        text = json.dumps(_finite(doc), indent=2, sort_keys=True, default=str,
+                          allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with each NaN or infinity replaced by its :data:`NON_FINITE` name."""
+    if isinstance(value, float):
+        return value if value - value == 0 else NON_FINITE[str(value)]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def line(text: str = "") -> None:

@@ -4,11 +4,13 @@ one pass over ``history.jsonl`` keeps a bounded series per numeric metric."""
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 SPARK = "▁▂▃▄▅▆▇█"
 CHART_WIDTH = 60
 NUMBERS = (int, float)
+FLOAT_MAX = sys.float_info.max  # a larger int cannot be charted (float() overflows)
 FLOAT_TEXT = {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}  # as str(float) writes
 
 
@@ -30,6 +32,7 @@ class Series:
         self.last = math.nan
 
     def feed(self, values: list[float]) -> None:
+        """Add finite numbers (ints no larger than a float can hold), in step order."""
         if not values:
             return
         self.count += len(values)
@@ -39,7 +42,7 @@ class Series:
         i, n = 0, len(values)
         while i < n:
             take = min(self.span - self.acc_n, n - i)
-            self.acc += sum(values[i:i + take])
+            self.acc += sum(values[i:i + take], 0.0)  # in floats: overflow is inf
             self.acc_n += take
             i += take
             if self.acc_n == self.span:
@@ -81,8 +84,11 @@ def chart_history(path: Any, width: int = CHART_WIDTH) -> dict[str, Series]:
         for k in set().union(*rows):
             if k[:1] == "_":
                 continue
-            # finite numbers only (v - v is NaN for NaN, ±inf and a missing key); no bools
-            vals = [v for r in rows if type(v := r.get(k, nan)) in NUMBERS and v - v == 0]
+            # finite floats (v - v is NaN for NaN, ±inf and a missing key) and the ints
+            # a float can hold; no bools
+            vals = [v for r in rows
+                    if (type(v := r.get(k, nan)) is float and v - v == 0)
+                    or (type(v) is int and -FLOAT_MAX <= v <= FLOAT_MAX)]
             if vals:
                 s = series.get(k)
                 if s is None:

@@ -43,17 +43,14 @@ def load_config_source(value: Any) -> dict[str, Any]:
 
 
 def read_yaml_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
     from wbtool import yamltext
 
     try:
-        doc = yamltext.safe_load(text)
+        doc = yamltext.load_file(path)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
     except ValueError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {path} is {e}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -78,6 +78,17 @@ def _at_exit() -> None:
         _finish_all("finished", 0)
 
 
+def exit_status(code: Any) -> int:
+    """The status a process exits with on ``SystemExit(code)``, as Python
+    computes it (for a 64-bit C long): None is 0, an int its low byte (255
+    beyond a C long), anything else (a message) 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF if -2**63 <= code < 2**63 else 0xFF
+    return 1
+
+
 def _install_hooks() -> None:
     if _REG.hooked:
         return
@@ -95,12 +106,7 @@ def _install_hooks() -> None:
     original_exit = sys.exit
 
     def exit(code: Any = None) -> Any:  # records the code an atexit hook cannot see
-        if code is None or code == 0:
-            _REG.exit_code = 0
-        elif isinstance(code, int):
-            _REG.exit_code = code
-        else:
-            _REG.exit_code = 1
+        _REG.exit_code = exit_status(code)
         return original_exit(code)
 
     sys.exit = exit

@@ -490,8 +490,16 @@ class Run:
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """Finish the run: flush everything, record the final state.
 
-        ``exit_code`` 0 or None → finished; anything else → failed.
+        ``exit_code`` 0 or None → finished; anything else → failed. It is a
+        process exit status: an int from 0 to 255 (TypeError, ValueError if not).
         """
+        if exit_code is not None:
+            if isinstance(exit_code, bool) or not hasattr(exit_code, "__index__"):
+                raise TypeError(f"exit_code must be an int from 0 to 255, "
+                                f"not {type(exit_code).__name__}")
+            exit_code = exit_code.__index__()  # numpy integers
+            if not 0 <= exit_code <= 255:
+                raise UsageError(f"exit_code must be an int from 0 to 255, not {exit_code}")
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
 
@@ -638,6 +646,11 @@ class Run:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
             self._finish("killed", 130)
+        elif issubclass(exc_type, SystemExit):  # sys.exit(code): the status it exits with
+            from wbtool.runs.current import exit_status
+
+            status = exit_status(exc.code)
+            self._finish("finished" if status == 0 else "failed", status)
         else:
             self._finish("failed", 1)
 
