@@ -446,6 +446,31 @@ def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     assert any(e["type"] == "alert" and e["title"] == "disk full" for e in events)
 
 
+def test_an_alert_shows_control_characters_instead_of_sending_them(
+    cli: Cli, store_dir: Path
+) -> None:
+    """The text may come from anything the program read: an escape sequence in
+    it must not reach the terminal (it is recorded as given)."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    res = cli("alert", "--run", run.id, "title\x1b]0;pwned\x07", "red \x1b[31mtext",
+              check=True)
+    assert "\x1b" not in res.err and "\x07" not in res.err
+    assert "title\\x1b]0;pwned\\x07: red \\x1b[31mtext" in res.err
+    events = [json.loads(x) for x in Path(run._folder.events).read_text().splitlines()]
+    assert events[-1]["text"] == "red \x1b[31mtext"
+
+
+def test_capture_groups_that_match_nothing_log_no_value(cli: Cli, store_dir: Path) -> None:
+    res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]*)", "--",
+              "sh", "-c", "echo loss=; echo loss=0.5")
+    assert res.code == 0
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert [r["loss"] for r in rows] == [0.5]
+
+
 def test_runs_logs_plain_raw_and_follow(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import sys, time

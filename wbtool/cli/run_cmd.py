@@ -96,10 +96,11 @@ def alert(
     as_json: bool = JsonOpt,
 ) -> None:
     """Record an alert in a run's events and print it."""
+    from wbtool.runs.run import alert_line
     from wbtool.runs.shell import alert as record
 
     result = record(_context(None), run_id, title, text, level)
     if as_json:
         output.emit_json("alert", result)
     else:
-        output.note(f"wbtool: ALERT [{result['level']}] {title}: {text}")
+        output.note(alert_line(result["level"], title, text))

@@ -425,7 +425,7 @@ class Launcher:
             for pattern in self.capture:
                 for m in pattern.finditer(line):
                     row.update({k: _number(v) for k, v in m.groupdict().items()
-                                if v is not None})
+                                if v})  # a group that matched nothing holds no value
             if row:
                 self.run.log(row)
 

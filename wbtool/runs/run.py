@@ -37,6 +37,14 @@ FLUSH_SECONDS = 1.0
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+# Control characters (escape sequences among them) are shown, not sent to the
+# terminal: an alert's text comes from whatever the program read or caught.
+_SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
+
+
+def alert_line(level: str, title: str, text: str) -> str:
+    """How an alert is printed."""
+    return f"wbtool: ALERT [{level}] {title}: {text}".translate(_SHOWN)
 
 
 class RunFinishedError(UsageError):
@@ -676,7 +684,7 @@ class Run:
         self._alerts[title] = now
         self._event({"type": "alert", "title": title, "text": str(text), "level": level_name})
         if not self._settings.silent:
-            print(f"wbtool: ALERT [{level_name}] {title}: {text}", file=sys.stderr)
+            print(alert_line(level_name, title, str(text)), file=sys.stderr)
 
     # -- files (wbtool.runs.files) ------------------------------------------------------
     def save(self, glob_str: str | os.PathLike, base_path: str | os.PathLike | None = None,
