@@ -953,3 +953,16 @@ def test_a_store_this_user_cannot_write_is_one_clear_line(
             p.chmod(mode)
     assert proc.returncode == 7, proc.stderr
     assert proc.stderr.count("\n") == 1 and "needs write access to the store folder" in proc.stderr
+
+
+def test_log_takes_the_collection_type_once_it_has_versions(cli: Cli, tmp_path: Path) -> None:
+    make_tree(tmp_path, {"a": b"a", "b": b"b", "c": b"c"})
+    cli("artifact", "add", "q", str(tmp_path / "a"), "-t", "dataset", check=True)
+    cli("artifact", "log", "q", check=True)
+    cli("artifact", "add", "q", str(tmp_path / "b"), check=True)  # no type given
+    cli("artifact", "log", "q", check=True)
+    cli("artifact", "log", "q", str(tmp_path / "c"), check=True)  # the one-step form too
+    info = cli("artifact", "info", "q", "--json", check=True).json()["result"]
+    assert (info["version"], info["type"]) == ("v2", "dataset")
+    res = cli("artifact", "log", "fresh", str(tmp_path / "c"))
+    assert res.code == 2 and "--type is needed" in res.err

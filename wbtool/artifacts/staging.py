@@ -308,6 +308,11 @@ def commit(
         raise NotFoundError(f"no files to log for {name!r}: none are staged, and no PATH "
                             "given held any (stage some with 'wbtool artifact add')")
     art_type = type or (draft.type if draft else None)
+    if art_type is None:  # the collection's own, once it has versions
+        row = ctx.store.index.db.execute(
+            "SELECT type FROM collections WHERE project=? AND name=? AND kind='sequence'",
+            (project, name)).fetchone()
+        art_type = row[0] if row else None
     if art_type is None:
         raise UsageError(f"--type is needed: {name!r} has no type yet")
     if draft and draft.type and type and draft.type != type:
