@@ -1295,3 +1295,31 @@ def test_add_file_names_what_is_not_a_regular_file(tmp_path: Path) -> None:
         art.add_file(str(tmp_path))
     with pytest.raises(FileNotFoundError):
         art.add_file(str(tmp_path / "missing"))
+
+
+def test_what_a_gc_removed_is_neither_trusted_nor_committed(tmp_path: Path) -> None:
+    """A process remembers which objects are packed; another process's gc can
+    delete them. The version must not be saved over missing objects, and the
+    next add must store them again."""
+    import subprocess
+
+    from wbtool.errors import ConflictError
+
+    data = make_tree(tmp_path / "data", {f"f{k:02d}.txt": f"row {k}\n" for k in range(20)})
+    old = wbtool.Artifact("old", "dataset")
+    old.add_dir(str(data))
+    old.save(project="p")
+    old.delete()  # its pack is now garbage
+    art = wbtool.Artifact("ds", "dataset")
+    art.add_dir(str(data))  # dedupes onto that pack
+    gc = subprocess.run([sys.executable, "-m", "wbtool", "artifact", "cache", "gc",
+                         "--grace", "0"], capture_output=True, text=True)
+    assert gc.returncode == 0, gc.stderr
+    with pytest.raises(ConflictError, match="missing from the store"):
+        art.save(project="p")
+    again = wbtool.Artifact("ds", "dataset")
+    again.add_dir(str(data))  # writes the objects anew
+    again.save(project="p")
+    assert wbtool.Api().artifact("p/ds:v0").verify(str(data)) is None
+    wbtool.Api().artifact("p/ds:v0").download(str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.listdir(data))

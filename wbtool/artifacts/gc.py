@@ -73,6 +73,9 @@ def collect_garbage(
                 removed.append(digest)
         removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
         if removed:
+            # Before the lock goes: what other processes remember of the store
+            # (packed digests) is stale from now on.
+            store.index.bump_gc_generation()
             # A packed copy may remain for a digest whose loose copy went.
             still = set(store.objects.locate_many(removed))
             store.index.stat_cache_forget(d for d in removed if d not in still)

@@ -227,16 +227,18 @@ class Registry:
         if rec is not None:
             return rec
         # The objects are on disk already (whatever placed them flushed
-        # them, in a durable store): only the manifest is new here.
-        manifest_digest, _ = self.store.objects.put_bytes(manifest_bytes,
-                                                          flush=self.store.durable)
-        self._check_objects(manifest, check_only)
-        return self._insert(
-            project, name, type, digest, manifest_digest, manifest.size, len(manifest),
-            description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=ttl,
-            run_id=run_id, history_step=history_step,
-            now=now if created_at is None else min(created_at, now),
-        )
+        # them, in a durable store): only the manifest is new here. Garbage
+        # collection stays out from the check to the version's row.
+        with self.store.lock(exclusive=False):
+            manifest_digest, _ = self.store.objects.put_bytes(manifest_bytes,
+                                                              flush=self.store.durable)
+            self._check_objects(manifest, check_only)
+            return self._insert(
+                project, name, type, digest, manifest_digest, manifest.size, len(manifest),
+                description=description, metadata=metadata, aliases=aliases, tags=tags,
+                ttl=ttl, run_id=run_id, history_step=history_step,
+                now=now if created_at is None else min(created_at, now),
+            )
 
     def commit_known(
         self, project: str, name: str, type: str, digest: str, manifest_digest: str,
@@ -250,13 +252,19 @@ class Registry:
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
         if rec is not None:
             return rec
-        if not self.store.objects.has(manifest_digest):
-            raise ConflictError("a cached manifest is gone from the store; log again")
-        return self._insert(
-            project, name, type, digest, manifest_digest, size, file_count,
-            description=description, metadata=metadata, aliases=aliases, tags=tags, ttl=None,
-            run_id=run_id, history_step=None, now=now,
-        )
+        with self.store.lock(exclusive=False):
+            # Garbage collection forgets every cached walk: one still there
+            # vouches for its objects until the version's row is in.
+            cached = self.store.index.db.execute(
+                "SELECT 1 FROM tree_cache WHERE digest=? LIMIT 1", (digest,)).fetchone()
+            if cached is None or not self.store.objects.has(manifest_digest):
+                raise ConflictError("the store was cleaned up ('cache gc') while this was "
+                                    "logged; log again")
+            return self._insert(
+                project, name, type, digest, manifest_digest, size, file_count,
+                description=description, metadata=metadata, aliases=aliases, tags=tags,
+                ttl=None, run_id=run_id, history_step=None, now=now,
+            )
 
     def _insert(
         self, project: str, name: str, type: str, digest: str, manifest_digest: str,

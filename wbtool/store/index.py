@@ -205,6 +205,18 @@ class Index:
             raise
         self.db.execute("COMMIT")
 
+    # -- garbage collection ---------------------------------------------------
+    def gc_generation(self) -> int:
+        """How many garbage collections have removed objects from this store:
+        what a process remembers of the store's objects is stale once it grows."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='gc_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def bump_gc_generation(self) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('gc_generation', '1')"
+                       " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
     # -- stat cache -----------------------------------------------------------
     def stat_cache_load(self) -> dict[tuple[int, int], tuple[int, int, str]]:
         """All cached (dev, ino) → (size, mtime_ns, digest)."""

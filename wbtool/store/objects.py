@@ -66,6 +66,7 @@ class ObjectStore:
         self.tmp = os.fspath(tmp)
         self._index = index
         self._packed_set: set[str] | None = None
+        self._packed_generation = 0  # the store's gc generation when it was loaded
         self._pack_fds: dict[str, int] = {}  # pack path → open fd (pread is thread-safe)
         self._lock = threading.Lock()
         self.can_reflink: bool | None = None  # learnt on first large put
@@ -113,12 +114,16 @@ class ObjectStore:
             self._packed_set.update(rows.digests)
 
     def packed_digests(self) -> set[str]:
-        """Every packed digest, loaded once per process (for bulk presence checks)."""
-        if self._packed_set is None:
-            if self._index is None:
-                return set()
-            db = self._index().db
-            self._packed_set = {d for (d,) in db.execute("SELECT digest FROM packed")}
+        """Every packed digest (for bulk presence checks), loaded once and again
+        only after a garbage collection removed objects: packs published since
+        may be missing from it, packs deleted since never linger in it."""
+        if self._index is None:
+            return set()
+        index = self._index()
+        generation = index.gc_generation()
+        if self._packed_set is None or generation != self._packed_generation:
+            self._packed_set = {d for (d,) in index.db.execute("SELECT digest FROM packed")}
+            self._packed_generation = generation
         return self._packed_set
 
     def locate(self, digest: str) -> PackLocation | None:
