@@ -1323,3 +1323,24 @@ def test_what_a_gc_removed_is_neither_trusted_nor_committed(tmp_path: Path) -> N
     assert wbtool.Api().artifact("p/ds:v0").verify(str(data)) is None
     wbtool.Api().artifact("p/ds:v0").download(str(tmp_path / "out"))
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.listdir(data))
+
+
+def test_a_stale_handle_never_edits_the_version_that_took_its_row(tmp_path: Path) -> None:
+    """Row ids come back after the newest version is deleted: a handle to the
+    deleted version must not reach the new one."""
+    a = wbtool.Artifact("alpha", "dataset")
+    a.add_file(str(write(tmp_path / "x.txt", "x")))
+    a.save(project="p")
+    stale = wbtool.Api().artifact("p/alpha:v0")
+    wbtool.Api().artifact("p/alpha:v0").delete()
+    b = wbtool.Artifact("beta", "model", metadata={"owner": "bob"})
+    b.add_file(str(write(tmp_path / "y.txt", "y")))
+    b.aliases = ["prod"]
+    b.save(project="p")
+    stale.metadata = {"owner": "alice"}
+    with pytest.raises(NotFoundError, match="alpha:v0 was deleted"):
+        stale.save()
+    with pytest.raises(NotFoundError):
+        stale.delete(delete_aliases=True)
+    beta = wbtool.Api().artifact("p/beta:v0")
+    assert beta.metadata == {"owner": "bob"} and "prod" in beta.aliases

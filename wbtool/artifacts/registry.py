@@ -325,6 +325,15 @@ class Registry:
         rec.noop = True
         return rec
 
+    def _still(self, db: sqlite3.Connection, rec: VersionRecord) -> None:
+        """NotFoundError unless ``rec``'s row is still that version: a row id
+        is reused once the newest version is deleted, and a stale handle must
+        never edit or delete the version that took its place."""
+        row = db.execute("SELECT collection_id, idx, created_at FROM versions WHERE id=?",
+                         (rec.id,)).fetchone()
+        if row is None or tuple(row) != (rec.collection_id, rec.idx, rec.created_at):
+            raise NotFoundError(f"{rec.project}/{rec.name}:v{rec.idx} was deleted")
+
     def _check_objects(self, manifest: Manifest, only: Collection[str] | None = None) -> None:
         digests = {e.digest: e.path for e in manifest
                    if e.ref is None and (only is None or e.digest in only)}
@@ -398,6 +407,7 @@ class Registry:
         """Replace the mutable fields that are given (``ttl=False``: unchanged)."""
         _check_labels(aliases or (), tags or ())
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             if aliases is not None:
                 db.execute("DELETE FROM aliases WHERE version_id=?", (rec.id,))
                 self._set_aliases(db, rec.collection_id, rec.id, aliases)
@@ -418,6 +428,7 @@ class Registry:
     def add_alias(self, rec: VersionRecord, alias: str) -> VersionRecord:
         validate_alias(alias)
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             self._set_aliases(db, rec.collection_id, rec.id, [alias])
         return self.get(rec.id)
 
@@ -425,6 +436,7 @@ class Registry:
         if alias == "latest":
             raise UsageError("'latest' always names the newest version; it cannot be removed")
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             cur = db.execute(
                 "DELETE FROM aliases WHERE version_id=? AND alias=?", (rec.id, alias)
             )
@@ -435,11 +447,13 @@ class Registry:
     def add_tag(self, rec: VersionRecord, tag: str) -> VersionRecord:
         validate_tag(tag)
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             self._add_tags(db, rec.id, [tag])
         return self.get(rec.id)
 
     def remove_tag(self, rec: VersionRecord, tag: str) -> VersionRecord:
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             cur = db.execute("DELETE FROM tags WHERE version_id=? AND tag=?", (rec.id, tag))
             if cur.rowcount == 0:
                 raise NotFoundError(what="tag", name=f"{rec.name}:{rec.version} {tag}")
@@ -448,6 +462,7 @@ class Registry:
     def delete(self, rec: VersionRecord, *, delete_aliases: bool = False) -> None:
         """Delete a version (a link: only the link). Objects go at the next gc."""
         with self.store.index.transaction() as db:
+            self._still(db, rec)
             if not rec.is_link:
                 user_aliases = [a for a in rec.aliases if a != "latest"]
                 if user_aliases and not delete_aliases:
