@@ -341,6 +341,29 @@ def test_a_closed_output_pipe_ends_the_command_as_it_would_without_wbtool(
     assert (only_run(store_dir) / "output.log").stat().st_size < 64 << 20
 
 
+def test_a_run_deleted_while_it_runs_keeps_the_command_status(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    proc = subprocess.Popen(
+        wbtool_cmd("run", "-q", "--id", "gone", "--", "sh", "-c",
+                   f"while [ ! -e {go} ]; do sleep 0.05; done; exit 3"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (store_dir / "runs" / "gone" / "run.json").exists():
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        cli("runs", "delete", "gone", "--yes", "--force", check=True)
+        go.touch()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert "was deleted while it ran" in err and "Error" not in err
+    assert not (store_dir / "runs" / "gone").exists()
+
+
 def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool

@@ -530,7 +530,14 @@ class Run:
                 with contextlib.suppress(Exception):
                     hook(self)
             if self._folder is not None:
-                self._finish_files(state, exit_code)
+                try:
+                    self._finish_files(state, exit_code)
+                except FileNotFoundError:
+                    if self._folder.path.exists():
+                        raise
+                    # deleted while it ran (runs delete --force): nothing to record into
+                    self._warn("finish", "the run was deleted while it ran; how it ended "
+                               "was not recorded")
         finally:
             self._config._lock()
             from wbtool.runs import current
