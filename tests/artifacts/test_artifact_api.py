@@ -346,6 +346,22 @@ def test_add_dir_changed_file_needs_merge(tmp_path: Path) -> None:
     assert read_tree(root) == {"same.txt": b"same", "shared.txt": b"new", "extra.txt": b"extra"}
 
 
+def test_refused_add_dir_or_folder_reference_changes_nothing(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "d", {"a.txt": "a"})
+    art = wbtool.Artifact("all-or-none", "dataset")
+    art.add_dir(str(src))
+    art.add_reference("file://" + quote(str(src.absolute())), name="refs")
+    write(src / "a.txt", "changed")
+    write(src / "new.txt", "new")
+    before = sorted(e.path for e in art.manifest)
+    with pytest.raises(ValueError, match=r"a\.txt"):
+        art.add_dir(str(src))
+    with pytest.raises(ValueError, match=r"a\.txt"):
+        art.add_reference("file://" + quote(str(src.absolute())), name="refs")
+    assert sorted(e.path for e in art.manifest) == before
+    assert art.get_entry("a.txt").digest == hash_bytes(b"a")
+
+
 def test_add_dir_unchanged_overlap_and_new_files_need_no_merge(tmp_path: Path) -> None:
     first = make_tree(tmp_path / "first", {"a.txt": "a", "b.txt": "b"})
     second = make_tree(tmp_path / "second", {"a.txt": "a", "c.txt": "c"})

@@ -312,6 +312,8 @@ class Artifact:
     # -- adding content -----------------------------------------------------------
     def _put(self, entries: list[ManifestEntry], *, overwrite: bool, merge_dir: bool = False,
              from_dir: bool = False) -> None:
+        """Add ``entries``, all or none: every clash is checked before the first
+        entry is added, so a refused call leaves the artifact as it was."""
         for e in entries:
             old = self._manifest.get(e.path)
             if old is not None and not old.same_content(e) and not overwrite:
@@ -326,6 +328,7 @@ class Artifact:
                         f"{e.path!r} is already in the artifact with different content; "
                         "pass overwrite=True to replace it"
                     )
+        for e in entries:
             self._manifest.add(e)
             if e.local_path:
                 self._local_names[os.path.abspath(e.local_path)] = e.path
