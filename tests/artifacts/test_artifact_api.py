@@ -516,6 +516,23 @@ def test_new_file_refuses_existing_name_in_exclusive_mode(tmp_path: Path) -> Non
     assert art.get_entry("a.txt").digest == hash_bytes(b"first")
 
 
+def test_new_file_refuses_modes_that_do_not_write(tmp_path: Path) -> None:
+    art = wbtool.Artifact("new-file-mode", "dataset")
+    for mode in ("r", "rb", "r+"):
+        with pytest.raises(ValueError, match="does not write"), art.new_file("a.txt", mode=mode):
+            pass
+    assert art.file_count == 0
+
+
+def test_add_dir_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    f = write(tmp_path / "plain.txt", "x")
+    art = wbtool.Artifact("not-a-folder", "dataset")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        art.add_dir(str(f))
+    with pytest.raises(NotADirectoryError, match="no such folder"):
+        art.add_dir(str(tmp_path / "missing"))
+
+
 # -- finalized and draft states -----------------------------------------------------
 
 

@@ -378,6 +378,8 @@ class Artifact:
         immutable = _check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isdir(path):
+            if os.path.exists(path):
+                raise NotADirectoryError(f"{path} is not a folder: use add_file for a file")
             raise NotADirectoryError(f"no such folder: {path}")
         prefix = validate_entry_path(name) if name else ""
         ctx = self._context()
@@ -483,6 +485,9 @@ class Artifact:
     ) -> Iterator[IO[Any]]:
         """Open a new file; when closed it is added to the artifact as ``name``."""
         self._ensure_draft()
+        if "r" in mode or not any(c in mode for c in "wxa"):
+            raise UsageError(f"new_file opens a file to write: mode {mode!r} does not write "
+                             '(use "x", "w" or "wb")')
         entry_name = validate_entry_path(name)
         if entry_name in self._manifest and not _overwrite:
             raise UsageError(f"{entry_name!r} is already in the artifact")
