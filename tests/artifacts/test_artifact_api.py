@@ -533,6 +533,17 @@ def test_add_dir_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
         art.add_dir(str(tmp_path / "missing"))
 
 
+def test_add_file_is_tmp_renames_only_the_file_name(tmp_path: Path) -> None:
+    f = write(tmp_path / "file", "data")
+    g = write(tmp_path / "g.txt", "text")
+    art = wbtool.Artifact("tmp-names", "dataset")
+    digest = hash_bytes(b"data")
+    assert art.add_file(str(f), name="dir.v1/file", is_tmp=True).path == (
+        f"dir.v1/file.{digest[:20]}")
+    assert art.add_file(str(g), name="a.b/g.txt", is_tmp=True).path == (
+        f"a.b/g.{hash_bytes(b'text')[:20]}.txt")
+
+
 # -- finalized and draft states -----------------------------------------------------
 
 

@@ -357,10 +357,12 @@ class Artifact:
             ctx.store, [(path, entry_name)], immutable=immutable, skip_cache=bool(skip_cache)
         )
         entry = entries[0]
-        if is_tmp:
-            stem, dot, ext = entry_name.rpartition(".")
-            base = stem if dot else entry_name
-            entry.path = f"{base}.{entry.digest[:20]}" + (f".{ext}" if dot else "")
+        if is_tmp:  # the digest goes into the file name, never into a folder's
+            folder, slash, base_name = entry_name.rpartition("/")
+            stem, dot, ext = base_name.rpartition(".")
+            base = stem if dot else base_name
+            entry.path = (f"{folder}{slash}{base}.{entry.digest[:20]}"
+                          + (f".{ext}" if dot else ""))
         self._put([entry], overwrite=overwrite)
         return entry
 
