@@ -27,6 +27,7 @@ from wbtool.errors import (
     MissingExtraError,
     NotFoundError,
     RemoteUnreachableError,
+    VerificationError,
     WbtoolError,
 )
 from wbtool.hashing import hash_bytes
@@ -1098,6 +1099,29 @@ def test_add_reference_to_a_folder_with_checksum(tmp_path: Path) -> None:
     root = tmp_path / "out"
     load("ref-dir:v0").download(str(root))
     assert read_tree(root) == {k: v.encode() for k, v in files.items() if isinstance(v, str)}
+
+
+def test_changed_file_reference_is_refused_on_download_and_checkout(tmp_path: Path) -> None:
+    target = write(tmp_path / "ext" / "r.txt", "logged")
+    art = wbtool.Artifact("ref-changed", "dataset")
+    art.add_reference("file://" + quote(str(target.absolute())))
+    unchecked = write(tmp_path / "ext" / "u.txt", "logged")
+    art.add_reference(unchecked.as_uri(), checksum=False)  # tracked by URI: never refused
+    art.add_file(str(write(tmp_path / "kept.txt", "kept")))
+    art.save()
+    write(target, "edited")  # same size, other content
+    write(unchecked, "edited")
+    got = load("ref-changed:v0")
+    with pytest.raises(VerificationError, match="changed since it was logged"):
+        got.download(str(tmp_path / "dl"))
+    assert not (tmp_path / "dl" / "r.txt").exists()
+    with pytest.raises(ValueError, match="changed since it was logged"):
+        got.checkout(str(tmp_path / "co"))
+    assert not (tmp_path / "co" / "r.txt").exists()
+    write(target, "logged")
+    got.download(str(tmp_path / "dl"))
+    assert read_tree(tmp_path / "dl") == {"kept.txt": b"kept", "r.txt": b"logged",
+                                          "u.txt": b"edited"}
 
 
 def test_add_reference_to_a_folder_under_a_name(tmp_path: Path) -> None:
