@@ -1124,6 +1124,27 @@ def test_changed_file_reference_is_refused_on_download_and_checkout(tmp_path: Pa
                                           "u.txt": b"edited"}
 
 
+def test_folder_reference_without_checksum_downloads_the_folder(tmp_path: Path) -> None:
+    folder = make_tree(tmp_path / "ext" / "d", {"a.txt": "a", "sub/b.txt": "b"})
+    art = wbtool.Artifact("ref-dir-unchecked", "dataset")
+    [entry] = art.add_reference(folder.as_uri(), checksum=False)
+    assert entry.path == "d"
+    art.add_file(str(write(tmp_path / "kept.txt", "kept")))
+    art.save()
+    write(folder / "c.txt", "c")  # tracked by URI: what is there now is downloaded
+    got = load("ref-dir-unchecked:v0")
+    root = tmp_path / "dl"
+    got.download(str(root))
+    assert read_tree(root) == {"kept.txt": b"kept", "d/a.txt": b"a", "d/sub/b.txt": b"b",
+                               "d/c.txt": b"c"}
+    got.download(str(root))  # again, over the first download
+    got.verify(str(root))
+    write(root / "stray.txt", "x")
+    got.checkout(str(root))
+    assert read_tree(root) == {"kept.txt": b"kept", "d/a.txt": b"a", "d/sub/b.txt": b"b",
+                               "d/c.txt": b"c"}
+
+
 def test_add_reference_to_a_folder_under_a_name(tmp_path: Path) -> None:
     folder = make_tree(tmp_path / "ext-dir", {"a.txt": "a"})
     art = wbtool.Artifact("ref-dir-named", "dataset")

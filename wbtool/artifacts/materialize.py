@@ -140,6 +140,37 @@ def _copy_ref(entry: ManifestEntry, src: str, dest: str) -> None:
             "version to track the new content"))
 
 
+def _place_folder_ref(src: str, dest: str, store: Store, *,
+                      replace: bool) -> tuple[str, int]:
+    """Copy the current files of a folder tracked by URI (``checksum=False``)
+    under ``dest``: its content was never recorded, so it is what is there now.
+    Files already under ``dest`` are replaced, others left (checkout removed them)."""
+    from wbtool.artifacts import ingest
+
+    walked = ingest.walk_dir(src, store=store.path)  # never the store, nor links out
+    if os.path.islink(dest) or (os.path.lexists(dest) and not os.path.isdir(dest)):
+        if not replace:
+            raise UsageError(f"{dest} is in the way (a file where the artifact has a folder "
+                             "reference); remove it or use checkout")
+        os.unlink(dest)
+    dirs = _SafeDirs(Path(dest))
+    if not os.path.lexists(dest):
+        os.mkdir(dest)
+        dirs.fresh.add("")
+    total = 0
+    for fpath, rel in walked.files:
+        dirs.ensure(rel.rpartition("/")[0], replace_links=replace)
+        target = os.path.join(dest, rel)
+        if os.path.isdir(target) and not os.path.islink(target):
+            if not replace:
+                raise UsageError(f"{target} is a folder where the artifact has a file")
+            shutil.rmtree(target)
+        with fsutil.as_atomic(target) as tmp:
+            fsutil.copy_into(fpath, tmp)
+        total += os.path.getsize(target)
+    return "written", total
+
+
 def store_under(store: Store, root: str | os.PathLike) -> str | None:
     """Where the store lies under ``root`` (a relative POSIX path), or None
     when it does not; UsageError when ``root`` is inside the store (or is a
@@ -228,6 +259,8 @@ def materialize(
                         return "skipped", 0
                     raise
             src = _ref_source(entry)
+            if src is not None and not _checksummed(entry) and os.path.isdir(src):
+                return _place_folder_ref(src, dest, store, replace=replace)
             if src is None or not os.path.isfile(src):
                 if allow_missing_references:
                     return "skipped", 0
@@ -517,13 +550,14 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
         if digest != entry.digest or size != entry.size:
             problems.append(f"modified: {entry.path}")
     expected = set(manifest.entries)
+    ref_folders = tuple(e.path + "/" for e in manifest if e.ref is not None)
     for dirpath, dirs, files in os.walk(root_path):
         dirs[:] = [d for d in dirs if d != STORE_DIRNAME and (
             store_real is None or os.path.realpath(os.path.join(dirpath, d)) != store_real)]
         rel_dir = os.path.relpath(dirpath, root_path)
         for f in files:
             rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
-            if rel not in expected:
+            if rel not in expected and not rel.startswith(ref_folders):
                 problems.append(f"not in the artifact: {rel}")
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
