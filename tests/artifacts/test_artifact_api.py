@@ -1041,6 +1041,20 @@ def test_link_and_unlink(tmp_path: Path) -> None:
     assert load("linked-src:v0").digest == art.digest  # the source is untouched
 
 
+def test_used_by_includes_runs_that_used_a_link(tmp_path: Path) -> None:
+    quiet = {"quiet": True, "console": "off"}
+    with wbtool.init(project="p", settings=quiet) as producer:
+        producer.log_artifact(str(write(tmp_path / "m.bin", "model")), name="src",
+                              type="model")
+    wbtool.Api().artifact("p/src:v0").link("p/portf", aliases=["prod"])
+    with wbtool.init(project="p", settings=quiet) as direct:
+        direct.use_artifact("p/src:v0")
+    with wbtool.init(project="p", settings=quiet) as via_link:
+        via_link.use_artifact("p/portf:prod")
+    used = [r.id for r in wbtool.Api().artifact("p/src:v0").used_by()]
+    assert sorted(used) == sorted([direct.id, via_link.id])
+
+
 def test_link_with_alias_and_unlink_of_source_fails(tmp_path: Path) -> None:
     logged("link-alias", {"a.txt": "a"}, tmp_path)
     src = load("link-alias:v0")
