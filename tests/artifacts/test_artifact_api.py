@@ -27,6 +27,7 @@ from wbtool.errors import (
     MissingExtraError,
     NotFoundError,
     RemoteUnreachableError,
+    VerificationError,
     WbtoolError,
 )
 from wbtool.hashing import hash_bytes
@@ -346,6 +347,22 @@ def test_add_dir_changed_file_needs_merge(tmp_path: Path) -> None:
     assert read_tree(root) == {"same.txt": b"same", "shared.txt": b"new", "extra.txt": b"extra"}
 
 
+def test_refused_add_dir_or_folder_reference_changes_nothing(tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "d", {"a.txt": "a"})
+    art = wbtool.Artifact("all-or-none", "dataset")
+    art.add_dir(str(src))
+    art.add_reference("file://" + quote(str(src.absolute())), name="refs")
+    write(src / "a.txt", "changed")
+    write(src / "new.txt", "new")
+    before = sorted(e.path for e in art.manifest)
+    with pytest.raises(ValueError, match=r"a\.txt"):
+        art.add_dir(str(src))
+    with pytest.raises(ValueError, match=r"a\.txt"):
+        art.add_reference("file://" + quote(str(src.absolute())), name="refs")
+    assert sorted(e.path for e in art.manifest) == before
+    assert art.get_entry("a.txt").digest == hash_bytes(b"a")
+
+
 def test_add_dir_unchanged_overlap_and_new_files_need_no_merge(tmp_path: Path) -> None:
     first = make_tree(tmp_path / "first", {"a.txt": "a", "b.txt": "b"})
     second = make_tree(tmp_path / "second", {"a.txt": "a", "c.txt": "c"})
@@ -498,6 +515,34 @@ def test_new_file_refuses_existing_name_in_exclusive_mode(tmp_path: Path) -> Non
     with pytest.raises(ValueError), art.new_file("a.txt") as f:
         f.write("second")
     assert art.get_entry("a.txt").digest == hash_bytes(b"first")
+
+
+def test_new_file_refuses_modes_that_do_not_write(tmp_path: Path) -> None:
+    art = wbtool.Artifact("new-file-mode", "dataset")
+    for mode in ("r", "rb", "r+"):
+        with pytest.raises(ValueError, match="does not write"), art.new_file("a.txt", mode=mode):
+            pass
+    assert art.file_count == 0
+
+
+def test_add_dir_on_a_file_says_it_is_not_a_folder(tmp_path: Path) -> None:
+    f = write(tmp_path / "plain.txt", "x")
+    art = wbtool.Artifact("not-a-folder", "dataset")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        art.add_dir(str(f))
+    with pytest.raises(NotADirectoryError, match="no such folder"):
+        art.add_dir(str(tmp_path / "missing"))
+
+
+def test_add_file_is_tmp_renames_only_the_file_name(tmp_path: Path) -> None:
+    f = write(tmp_path / "file", "data")
+    g = write(tmp_path / "g.txt", "text")
+    art = wbtool.Artifact("tmp-names", "dataset")
+    digest = hash_bytes(b"data")
+    assert art.add_file(str(f), name="dir.v1/file", is_tmp=True).path == (
+        f"dir.v1/file.{digest[:20]}")
+    assert art.add_file(str(g), name="a.b/g.txt", is_tmp=True).path == (
+        f"a.b/g.{hash_bytes(b'text')[:20]}.txt")
 
 
 # -- finalized and draft states -----------------------------------------------------
@@ -996,6 +1041,20 @@ def test_link_and_unlink(tmp_path: Path) -> None:
     assert load("linked-src:v0").digest == art.digest  # the source is untouched
 
 
+def test_used_by_includes_runs_that_used_a_link(tmp_path: Path) -> None:
+    quiet = {"quiet": True, "console": "off"}
+    with wbtool.init(project="p", settings=quiet) as producer:
+        producer.log_artifact(str(write(tmp_path / "m.bin", "model")), name="src",
+                              type="model")
+    wbtool.Api().artifact("p/src:v0").link("p/portf", aliases=["prod"])
+    with wbtool.init(project="p", settings=quiet) as direct:
+        direct.use_artifact("p/src:v0")
+    with wbtool.init(project="p", settings=quiet) as via_link:
+        via_link.use_artifact("p/portf:prod")
+    used = [r.id for r in wbtool.Api().artifact("p/src:v0").used_by()]
+    assert sorted(used) == sorted([direct.id, via_link.id])
+
+
 def test_link_with_alias_and_unlink_of_source_fails(tmp_path: Path) -> None:
     logged("link-alias", {"a.txt": "a"}, tmp_path)
     src = load("link-alias:v0")
@@ -1054,6 +1113,50 @@ def test_add_reference_to_a_folder_with_checksum(tmp_path: Path) -> None:
     root = tmp_path / "out"
     load("ref-dir:v0").download(str(root))
     assert read_tree(root) == {k: v.encode() for k, v in files.items() if isinstance(v, str)}
+
+
+def test_changed_file_reference_is_refused_on_download_and_checkout(tmp_path: Path) -> None:
+    target = write(tmp_path / "ext" / "r.txt", "logged")
+    art = wbtool.Artifact("ref-changed", "dataset")
+    art.add_reference("file://" + quote(str(target.absolute())))
+    unchecked = write(tmp_path / "ext" / "u.txt", "logged")
+    art.add_reference(unchecked.as_uri(), checksum=False)  # tracked by URI: never refused
+    art.add_file(str(write(tmp_path / "kept.txt", "kept")))
+    art.save()
+    write(target, "edited")  # same size, other content
+    write(unchecked, "edited")
+    got = load("ref-changed:v0")
+    with pytest.raises(VerificationError, match="changed since it was logged"):
+        got.download(str(tmp_path / "dl"))
+    assert not (tmp_path / "dl" / "r.txt").exists()
+    with pytest.raises(ValueError, match="changed since it was logged"):
+        got.checkout(str(tmp_path / "co"))
+    assert not (tmp_path / "co" / "r.txt").exists()
+    write(target, "logged")
+    got.download(str(tmp_path / "dl"))
+    assert read_tree(tmp_path / "dl") == {"kept.txt": b"kept", "r.txt": b"logged",
+                                          "u.txt": b"edited"}
+
+
+def test_folder_reference_without_checksum_downloads_the_folder(tmp_path: Path) -> None:
+    folder = make_tree(tmp_path / "ext" / "d", {"a.txt": "a", "sub/b.txt": "b"})
+    art = wbtool.Artifact("ref-dir-unchecked", "dataset")
+    [entry] = art.add_reference(folder.as_uri(), checksum=False)
+    assert entry.path == "d"
+    art.add_file(str(write(tmp_path / "kept.txt", "kept")))
+    art.save()
+    write(folder / "c.txt", "c")  # tracked by URI: what is there now is downloaded
+    got = load("ref-dir-unchecked:v0")
+    root = tmp_path / "dl"
+    got.download(str(root))
+    assert read_tree(root) == {"kept.txt": b"kept", "d/a.txt": b"a", "d/sub/b.txt": b"b",
+                               "d/c.txt": b"c"}
+    got.download(str(root))  # again, over the first download
+    got.verify(str(root))
+    write(root / "stray.txt", "x")
+    got.checkout(str(root))
+    assert read_tree(root) == {"kept.txt": b"kept", "d/a.txt": b"a", "d/sub/b.txt": b"b",
+                               "d/c.txt": b"c"}
 
 
 def test_add_reference_to_a_folder_under_a_name(tmp_path: Path) -> None:

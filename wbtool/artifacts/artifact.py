@@ -312,6 +312,8 @@ class Artifact:
     # -- adding content -----------------------------------------------------------
     def _put(self, entries: list[ManifestEntry], *, overwrite: bool, merge_dir: bool = False,
              from_dir: bool = False) -> None:
+        """Add ``entries``, all or none: every clash is checked before the first
+        entry is added, so a refused call leaves the artifact as it was."""
         for e in entries:
             old = self._manifest.get(e.path)
             if old is not None and not old.same_content(e) and not overwrite:
@@ -326,6 +328,7 @@ class Artifact:
                         f"{e.path!r} is already in the artifact with different content; "
                         "pass overwrite=True to replace it"
                     )
+        for e in entries:
             self._manifest.add(e)
             if e.local_path:
                 self._local_names[os.path.abspath(e.local_path)] = e.path
@@ -354,10 +357,12 @@ class Artifact:
             ctx.store, [(path, entry_name)], immutable=immutable, skip_cache=bool(skip_cache)
         )
         entry = entries[0]
-        if is_tmp:
-            stem, dot, ext = entry_name.rpartition(".")
-            base = stem if dot else entry_name
-            entry.path = f"{base}.{entry.digest[:20]}" + (f".{ext}" if dot else "")
+        if is_tmp:  # the digest goes into the file name, never into a folder's
+            folder, slash, base_name = entry_name.rpartition("/")
+            stem, dot, ext = base_name.rpartition(".")
+            base = stem if dot else base_name
+            entry.path = (f"{folder}{slash}{base}.{entry.digest[:20]}"
+                          + (f".{ext}" if dot else ""))
         self._put([entry], overwrite=overwrite)
         return entry
 
@@ -375,6 +380,8 @@ class Artifact:
         immutable = _check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isdir(path):
+            if os.path.exists(path):
+                raise NotADirectoryError(f"{path} is not a folder: use add_file for a file")
             raise NotADirectoryError(f"no such folder: {path}")
         prefix = validate_entry_path(name) if name else ""
         ctx = self._context()
@@ -480,6 +487,9 @@ class Artifact:
     ) -> Iterator[IO[Any]]:
         """Open a new file; when closed it is added to the artifact as ``name``."""
         self._ensure_draft()
+        if "r" in mode or not any(c in mode for c in "wxa"):
+            raise UsageError(f"new_file opens a file to write: mode {mode!r} does not write "
+                             '(use "x", "w" or "wb")')
         entry_name = validate_entry_path(name)
         if entry_name in self._manifest and not _overwrite:
             raise UsageError(f"{entry_name!r} is already in the artifact")

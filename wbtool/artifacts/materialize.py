@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 from wbtool import forked, fsutil
 from wbtool.bulk import gc_paused
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
-from wbtool.hashing import hash_bytes, hash_file
+from wbtool.hashing import CHUNK, hash_bytes, hash_file, new_hasher
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import all_clean_entry_paths, validate_entry_path
 from wbtool.store.layout import STORE_DIRNAME, Store
@@ -102,6 +102,73 @@ def _ref_source(entry: ManifestEntry) -> str | None:
     if parsed.scheme == "file":
         return unquote(parsed.path)
     return None
+
+
+def _checksummed(entry: ManifestEntry) -> bool:
+    """Whether a reference's digest is its content's (``checksum=True``) rather
+    than its URI's (``checksum=False``)."""
+    assert entry.ref is not None
+    return entry.digest != hash_bytes(entry.ref.encode())
+
+
+def _copy_ref(entry: ManifestEntry, src: str, dest: str) -> None:
+    """Copy a file:// reference's file to a new file ``dest``, hashing what is
+    read on the way: VerificationError when a checksummed reference's content
+    is no longer what was logged (the caller removes ``dest``)."""
+    if not _checksummed(entry):
+        fsutil.copy_into(src, dest)
+        return
+    hasher = new_hasher()
+    total = 0
+    sfd = os.open(src, os.O_RDONLY)
+    try:
+        dfd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            while n := os.readv(sfd, [buf]):
+                hasher.update(view[:n])
+                fsutil.write_all(dfd, view[:n])
+                total += n
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+    if (entry.size is not None and total != entry.size) or hasher.hexdigest() != entry.digest:
+        raise VerificationError(message=(
+            f"{entry.ref} changed since it was logged (its content differs); log a new "
+            "version to track the new content"))
+
+
+def _place_folder_ref(src: str, dest: str, store: Store, *,
+                      replace: bool) -> tuple[str, int]:
+    """Copy the current files of a folder tracked by URI (``checksum=False``)
+    under ``dest``: its content was never recorded, so it is what is there now.
+    Files already under ``dest`` are replaced, others left (checkout removed them)."""
+    from wbtool.artifacts import ingest
+
+    walked = ingest.walk_dir(src, store=store.path)  # never the store, nor links out
+    if os.path.islink(dest) or (os.path.lexists(dest) and not os.path.isdir(dest)):
+        if not replace:
+            raise UsageError(f"{dest} is in the way (a file where the artifact has a folder "
+                             "reference); remove it or use checkout")
+        os.unlink(dest)
+    dirs = _SafeDirs(Path(dest))
+    if not os.path.lexists(dest):
+        os.mkdir(dest)
+        dirs.fresh.add("")
+    total = 0
+    for fpath, rel in walked.files:
+        dirs.ensure(rel.rpartition("/")[0], replace_links=replace)
+        target = os.path.join(dest, rel)
+        if os.path.isdir(target) and not os.path.islink(target):
+            if not replace:
+                raise UsageError(f"{target} is a folder where the artifact has a file")
+            shutil.rmtree(target)
+        with fsutil.as_atomic(target) as tmp:
+            fsutil.copy_into(fpath, tmp)
+        total += os.path.getsize(target)
+    return "written", total
 
 
 def store_under(store: Store, root: str | os.PathLike) -> str | None:
@@ -192,11 +259,13 @@ def materialize(
                         return "skipped", 0
                     raise
             src = _ref_source(entry)
+            if src is not None and not _checksummed(entry) and os.path.isdir(src):
+                return _place_folder_ref(src, dest, store, replace=replace)
             if src is None or not os.path.isfile(src):
                 if allow_missing_references:
                     return "skipped", 0
                 raise NotFoundError(what="referenced file", name=entry.ref)
-            mode = "copy"
+            mode = "ref"  # copied, and checked against its digest in the same read
         else:
             src = objects.path(entry.digest)
             mode = link
@@ -217,7 +286,8 @@ def materialize(
                 shutil.rmtree(dest)
             elif (
                 stat_mod.S_ISREG(st.st_mode) and st.st_size == entry.size
-                and not (mode in ("copy", "reflink") and st.st_nlink > 1 and _is_file(st, src))
+                and not (mode in ("copy", "reflink", "ref") and st.st_nlink > 1
+                         and _is_file(st, src))
                 and _same_content(dest, entry, mode, src)
             ):
                 return "unchanged", 0  # (a link into the store is no copy: replaced)
@@ -367,7 +437,9 @@ def _write(
         return True
     if not os.path.exists(src):
         raise CorruptObjectError(digest=entry.digest, path=objects.root)
-    if mode == "copy":
+    if mode == "ref":
+        _copy_ref(entry, src, dest)
+    elif mode == "copy":
         fsutil.copy_into(src, dest)
     elif mode == "reflink":
         if not fsutil.reflink(src, dest):
@@ -478,13 +550,14 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
         if digest != entry.digest or size != entry.size:
             problems.append(f"modified: {entry.path}")
     expected = set(manifest.entries)
+    ref_folders = tuple(e.path + "/" for e in manifest if e.ref is not None)
     for dirpath, dirs, files in os.walk(root_path):
         dirs[:] = [d for d in dirs if d != STORE_DIRNAME and (
             store_real is None or os.path.realpath(os.path.join(dirpath, d)) != store_real)]
         rel_dir = os.path.relpath(dirpath, root_path)
         for f in files:
             rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
-            if rel not in expected:
+            if rel not in expected and not rel.startswith(ref_folders):
                 problems.append(f"not in the artifact: {rel}")
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"

@@ -395,9 +395,11 @@ class Registry:
             self._lineage(db, run_id, rec.id, "input")
 
     def runs_of(self, rec: VersionRecord, direction: str) -> list[str]:
+        """Runs that logged or used (``direction``) this version or a link to it."""
         return [r for (r,) in self.db.execute(
-            "SELECT run_id FROM lineage WHERE version_id=? AND direction=? ORDER BY run_id",
-            (rec.id, direction))]
+            "SELECT DISTINCT run_id FROM lineage WHERE direction=? AND (version_id=? OR"
+            " version_id IN (SELECT id FROM versions WHERE source_id=?)) ORDER BY run_id",
+            (direction, rec.id, rec.id))]
 
     def update(
         self, rec: VersionRecord, *, aliases: list[str] | None = None,
