@@ -20,6 +20,22 @@ def new_hasher() -> xxhash.xxh3_128:
     return xxhash.xxh3_128()
 
 
+def copy_hashing(src: int, out: int) -> tuple[str, int]:
+    """Copy the rest of ``src`` to ``out``, hashing each chunk on the way:
+    (digest, size) of exactly the bytes written."""
+    from wbtool.fsutil import write_all
+
+    h = new_hasher()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := os.readv(src, [buf]):
+        h.update(view[:n])
+        write_all(out, view[:n])
+        size += n
+    return h.hexdigest(), size
+
+
 def hash_bytes(data: bytes | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 

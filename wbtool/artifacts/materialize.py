@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 from wbtool import forked, fsutil
 from wbtool.bulk import gc_paused
 from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
-from wbtool.hashing import CHUNK, hash_bytes, hash_file, new_hasher
+from wbtool.hashing import copy_hashing, hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import all_clean_entry_paths, validate_entry_path
 from wbtool.store.layout import STORE_DIRNAME, Store
@@ -118,23 +118,16 @@ def _copy_ref(entry: ManifestEntry, src: str, dest: str) -> None:
     if not _checksummed(entry):
         fsutil.copy_into(src, dest)
         return
-    hasher = new_hasher()
-    total = 0
     sfd = os.open(src, os.O_RDONLY)
     try:
         dfd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            while n := os.readv(sfd, [buf]):
-                hasher.update(view[:n])
-                fsutil.write_all(dfd, view[:n])
-                total += n
+            digest, total = copy_hashing(sfd, dfd)
         finally:
             os.close(dfd)
     finally:
         os.close(sfd)
-    if (entry.size is not None and total != entry.size) or hasher.hexdigest() != entry.digest:
+    if (entry.size is not None and total != entry.size) or digest != entry.digest:
         raise VerificationError(message=(
             f"{entry.ref} changed since it was logged (its content differs); log a new "
             "version to track the new content"))

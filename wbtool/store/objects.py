@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from wbtool import fsutil
 from wbtool.errors import ConflictError, CorruptObjectError
-from wbtool.hashing import CHUNK, hash_bytes, hash_fd, hash_prefix, is_digest, new_hasher
+from wbtool.hashing import (
+    CHUNK,
+    copy_hashing,
+    hash_bytes,
+    hash_fd,
+    hash_prefix,
+    is_digest,
+)
 
 if TYPE_CHECKING:
     from wbtool.store.index import Index
@@ -573,15 +580,7 @@ def _copy_hashing_in_user(fd: int, out: int) -> tuple[str, int]:
     os.lseek(fd, 0, os.SEEK_SET)
     os.lseek(out, 0, os.SEEK_SET)
     os.ftruncate(out, 0)
-    h = new_hasher()
-    size = 0
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    while n := os.readv(fd, [buf]):
-        h.update(view[:n])
-        fsutil.write_all(out, view[:n])
-        size += n
-    return h.hexdigest(), size
+    return copy_hashing(fd, out)
 
 
 def _copy_hashing_in_kernel(
