@@ -195,7 +195,6 @@ def test_large_file_truncated_while_it_is_hashed(
     fatal signal); the copy starts over in user space and the object holds
     what the file holds now. Both for the direct copy and the kernel's."""
     from wbtool import hashing
-    from wbtool.store import objects as objects_mod
 
     monkeypatch.setattr(hashing, "CHUNK", 65536)
     data = os.urandom(SMALL + 3 * 65536 + 100)
@@ -224,7 +223,6 @@ def test_large_file_truncated_while_it_is_hashed(
         hashers.append(h)
         return h
 
-    monkeypatch.setattr(objects_mod, "new_hasher", make)
     monkeypatch.setattr(hashing, "new_hasher", make)
     if path == "kernel":
         direct_store.objects.can_direct = False
