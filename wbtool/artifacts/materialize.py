@@ -176,6 +176,12 @@ def store_under(store: Store, root: str | os.PathLike) -> str | None:
     if real_root == real_store or real_root.startswith(real_store + os.sep):
         raise UsageError(f"{root} is inside the wbtool store {store.path}; choose a folder "
                          "outside it")
+    return _relative_store(real_root, real_store)
+
+
+def _relative_store(real_root: str, real_store: str) -> str | None:
+    """The store's path under ``real_root`` (both resolved), as a relative
+    POSIX path, or None when it is not under it."""
     if real_store.startswith(real_root + os.sep):
         return os.path.relpath(real_store, real_root).replace(os.sep, "/")
     return None
@@ -526,7 +532,8 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
     root_path = Path(root).absolute()
     if not root_path.is_dir():
         raise VerificationError(message=f"{root_path} does not exist")
-    store_real = os.path.realpath(store.path) if store is not None else None
+    store_rel = (None if store is None else
+                 _relative_store(os.path.realpath(root_path), os.path.realpath(store.path)))
     problems: list[str] = []
     for entry in manifest:
         if entry.ref is not None:
@@ -544,10 +551,10 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
             problems.append(f"modified: {entry.path}")
     expected = set(manifest.entries)
     ref_folders = tuple(e.path + "/" for e in manifest if e.ref is not None)
-    for dirpath, dirs, files in os.walk(root_path):
-        dirs[:] = [d for d in dirs if d != STORE_DIRNAME and (
-            store_real is None or os.path.realpath(os.path.join(dirpath, d)) != store_real)]
+    for dirpath, dirs, files in os.walk(root_path):  # never through a link: real paths
         rel_dir = os.path.relpath(dirpath, root_path)
+        dirs[:] = [d for d in dirs if d != STORE_DIRNAME
+                   and (d if rel_dir == "." else f"{rel_dir}/{d}") != store_rel]
         for f in files:
             rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
             if rel not in expected and not rel.startswith(ref_folders):

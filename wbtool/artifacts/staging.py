@@ -205,6 +205,16 @@ def log_paths(
     return art._rec, skipped
 
 
+def _collection(
+    ctx: Context, project: str, name: str, db: sqlite3.Connection | None = None
+) -> tuple[str, str] | None:
+    """(type, kind) of the collection ``project/name``, or None before its first version."""
+    row = (db or ctx.store.index.db).execute(
+        "SELECT type, kind FROM collections WHERE project=? AND name=?", (project, name)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def check_stageable(
     ctx: Context, project: str, name: str, type: str | None, db: sqlite3.Connection | None = None
 ) -> None:
@@ -213,9 +223,7 @@ def check_stageable(
     the collection's. Checked before any file is read."""
     draft = load_draft(ctx, project, name)
     want = type or (draft.type if draft else None)
-    row = (db or ctx.store.index.db).execute(
-        "SELECT type, kind FROM collections WHERE project=? AND name=?", (project, name)
-    ).fetchone()
+    row = _collection(ctx, project, name, db)
     if row is None:
         return
     if row[1] != "sequence":
@@ -309,10 +317,8 @@ def commit(
                             "given held any (stage some with 'wbtool artifact add')")
     art_type = type or (draft.type if draft else None)
     if art_type is None:  # the collection's own, once it has versions
-        row = ctx.store.index.db.execute(
-            "SELECT type FROM collections WHERE project=? AND name=? AND kind='sequence'",
-            (project, name)).fetchone()
-        art_type = row[0] if row else None
+        row = _collection(ctx, project, name)
+        art_type = row[0] if row is not None and row[1] == "sequence" else None
     if art_type is None:
         raise UsageError(f"--type is needed: {name!r} has no type yet")
     if draft and draft.type and type and draft.type != type:

@@ -34,6 +34,7 @@ OWNER_FIELDS = frozenset((
     "command", "launcher", "wbtool_version", "resume_count", "resumed_runtime",
 ))
 STATES = ("running", "finished", "failed", "killed", "crashed", "preempting")
+LIVE_STATES = ("running", "preempting")
 
 
 def runtime_at(doc: dict[str, Any], now: float) -> float:
@@ -41,7 +42,6 @@ def runtime_at(doc: dict[str, Any], now: float) -> float:
     what it had run before it was resumed."""
     started = float(doc.get("started_at") or now)
     return float(doc.get("resumed_runtime") or 0.0) + max(0.0, now - started)
-LIVE_STATES = ("running", "preempting")
 
 
 def hostname() -> str:
