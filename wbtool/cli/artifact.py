@@ -55,7 +55,7 @@ def add(
         None, "--name-in-artifact", help="Path inside the artifact (one PATH only)."),
     policy: Policy = typer.Option(
         Policy.mutable, help="mutable: copy; immutable: your promise never to change the files "
-        "(large ones are hard-linked and made read-only)."),
+        "(hard-linked into the store and made read-only)."),
     reference: list[str] = typer.Option(
         None, "--reference", help="Track a URI without copying it (repeatable)."),
     project: str | None = ProjectOpt,
@@ -168,7 +168,7 @@ def log(
     tag: list[str] = typer.Option(None, "--tag", help="Tag (repeatable)."),
     policy: Policy = typer.Option(
         Policy.mutable, help="mutable: copy; immutable: your promise never to change the files "
-        "(large ones are hard-linked and made read-only)."),
+        "(hard-linked into the store and made read-only)."),
     name_in_artifact: str | None = typer.Option(
         None, "--name-in-artifact", help="Path inside the artifact (one PATH only)."),
     run: str | None = typer.Option(

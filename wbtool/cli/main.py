@@ -74,22 +74,47 @@ app = build_app()
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (never raises for expected errors).
 
-    Typer reports usage errors itself (exit 2) and turns Ctrl-C into 130;
-    wbtool's own errors become one line on stderr and their exit code.
+    Usage errors (exit 2) and wbtool's own errors become one line on stderr
+    and their exit code; Ctrl-C exits 130.
     """
-    from wbtool.cli.failure import exit_code
+    from wbtool.cli.failure import exit_code, fail
     from wbtool.errors import EXIT_FAILURE
 
     args = sys.argv[1:] if argv is None else argv
     first = next((a for a in args if not a.startswith("-")), None)
     target = build_app(first) if first in _GROUPS or first in _COMMANDS else app
     try:
-        target(args=args, prog_name="wbtool", standalone_mode=True)
+        # Not standalone: click's own errors come back here to be told in one line.
+        result = target(args=args, prog_name="wbtool", standalone_mode=False)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILURE)
+    except typer.TyperException as e:
+        return _usage_failure(e)
+    except typer.Abort:  # end of input at a prompt
+        return fail("aborted", EXIT_FAILURE)
     except (Exception, KeyboardInterrupt) as e:
         return exit_code(e)
-    return 0
+    # A command's return value is None; an int here is the code of a typer.Exit.
+    return result if type(result) is int else 0
+
+
+def _usage_failure(e: typer.TyperException) -> int:
+    """Tell a usage error (unknown option, missing argument, bad value) in one
+    line that names the command's help; a group called with no command
+    shows its help, as ``wbtool`` alone does."""
+    from wbtool.cli.failure import fail
+
+    ctx = getattr(e, "ctx", None)
+    message = e.format_message()
+    if ctx is not None and message == ctx.get_help():
+        sys.stderr.write(message + "\n")
+        return e.exit_code
+    line = " ".join(message.split()).removesuffix(".")
+    if line[1:2].islower():
+        line = line[0].lower() + line[1:]
+    if ctx is not None:
+        line += f" (see '{ctx.command_path} -h')"
+    return fail(line, e.exit_code)
 
 
 def main() -> None:
