@@ -925,8 +925,9 @@ def test_a_root_that_is_a_file_is_refused(cli: Cli, tmp_path: Path, command: str
     assert (tmp_path / "afile").read_bytes() == b"mine"
 
 
-def test_a_store_this_user_cannot_write_is_one_clear_line(
-    cli: Cli, tmp_path: Path, store_dir: Path
+@pytest.mark.parametrize("index_state", ["closed", "in use"])
+def test_a_store_this_user_cannot_write_can_be_read(
+    cli: Cli, tmp_path: Path, store_dir: Path, index_state: str
 ) -> None:
     import shutil
 
@@ -937,22 +938,48 @@ def test_a_store_this_user_cannot_write_is_one_clear_line(
         caps = "-dac_override,-dac_read_search"
         prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}",
                   f"--bounding-set={caps}"]
-    cli("artifact", "log", "ds", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
+    tree = {"a": b"a", "sub/b": b"bb"}
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "d", tree)), "--type", "data",
         check=True)
-    sqlite3.connect(store_dir / "index.db").execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    for p in (store_dir / "index.db-wal", store_dir / "index.db-shm"):
-        p.unlink(missing_ok=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()  # the last connection: SQLite removes -wal and -shm
+    assert not (store_dir / "index.db-wal").exists()
+    holder = None
+    if index_state == "in use":  # another process has the index open: -wal and -shm exist
+        holder = sqlite3.connect(store_dir / "index.db")
+        holder.execute("SELECT count(*) FROM versions").fetchone()
+        assert (store_dir / "index.db-shm").exists()
+    before = (store_dir / "index.db").read_bytes()
+
+    def wbtool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, sys.executable, "-m", "wbtool", *args],
+                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+
     modes = {p: p.stat().st_mode for p in [store_dir, *store_dir.rglob("*")]}
     try:
         for p in modes:
             p.chmod(modes[p] & ~0o222)
-        proc = subprocess.run([*prefix, sys.executable, "-m", "wbtool", "artifact", "ls"],
-                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+        listed = wbtool("artifact", "ls", "--json")
+        got = wbtool("artifact", "download", "ds", "--root", str(tmp_path / "out"))
+        checked = wbtool("artifact", "verify", "ds")
+        refused = [wbtool("artifact", "log", "ds", str(tmp_path / "d"), "--type", "data"),
+                   wbtool("artifact", "alias", "add", "ds:v0", "best")]
     finally:
         for p, mode in modes.items():
             p.chmod(mode)
-    assert proc.returncode == 7, proc.stderr
-    assert proc.stderr.count("\n") == 1 and "needs write access to the store folder" in proc.stderr
+        if holder is not None:
+            holder.close()
+    assert listed.returncode == 0, listed.stderr
+    assert [r["name"] for r in json.loads(listed.stdout)["result"]] == ["ds"]
+    assert got.returncode == 0, got.stderr
+    assert read_tree(tmp_path / "out") == tree
+    assert checked.returncode == 0, checked.stderr
+    for res in refused:
+        assert res.returncode == 7, res.stderr
+        assert res.stderr.count("\n") == 1
+        assert "needs write access to the store folder" in res.stderr
+    assert (store_dir / "index.db").read_bytes() == before
 
 
 def test_log_takes_the_collection_type_once_it_has_versions(cli: Cli, tmp_path: Path) -> None:

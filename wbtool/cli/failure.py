@@ -38,8 +38,8 @@ def exit_code(exc: BaseException) -> int:
 
         if "locked" in str(exc) or "busy" in str(exc):
             return fail(f"the store's index is busy ({exc}); try again", EXIT_CONFLICT)
-        if "readonly" in str(exc):  # even reading takes locks written beside the index
-            return fail(f"the store's index cannot be written here ({exc}): wbtool needs "
-                        "write access to the store folder, even to read it", EXIT_STORE)
+        if "readonly" in str(exc):
+            return fail(f"the store's index cannot be written here ({exc}): this command "
+                        "needs write access to the store folder", EXIT_STORE)
         return fail(f"the store's index cannot be used: {exc}", EXIT_STORE)
     raise exc

@@ -156,6 +156,7 @@ def _retry_locked(fn: Callable[[], None]) -> None:
 class Index:
     def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
         self.path = os.fspath(path)
+        self.read_only = False
         self.db = sqlite3.connect(
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
@@ -163,9 +164,43 @@ class Index:
         # Switching to WAL needs an exclusive lock, and SQLite may answer
         # "locked" at once (without waiting) while other processes open the
         # same new store; the mode is persistent, so retry only until it is set.
-        _retry_locked(self._setup)
+        try:
+            _retry_locked(self._setup)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e) or self._writable():
+                raise
+            self.db.close()
+            self._open_read_only()
+            return
         if create:
             _retry_locked(self._migrate)
+
+    def _writable(self) -> bool:
+        return all(os.access(p, os.W_OK) for p in (self.path, os.path.dirname(self.path)))
+
+    def _open_read_only(self) -> None:
+        """Open the index of a store this process cannot write (a read-only
+        mount, another user's folder) for reading.
+
+        Reading a WAL database needs its shared-memory file (``-shm``). While
+        the store is in use, SQLite has made it and it can be read beside the
+        log (``-wal``); when no log is left, no process has the index open
+        and its file alone holds every row, so it is read as it is
+        (``immutable``), without the shared-memory file this process could not
+        create.
+        """
+        from urllib.parse import quote
+
+        in_use = os.path.exists(self.path + "-wal")
+        uri = f"file:{quote(self.path)}?mode=ro" + ("" if in_use else "&immutable=1")
+        self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA busy_timeout=60000")
+        self.read_only = True
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            raise StoreFormatError(path=self.path, found=f"index schema {row and row[0]}",
+                                   supported=SCHEMA_VERSION)
 
     def _setup(self) -> None:
         if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":

@@ -214,7 +214,13 @@ class Store:
     @contextlib.contextmanager
     def lock(self, *, exclusive: bool, wait: bool = True) -> Iterator[None]:
         """Shared lock for writers of objects; exclusive for garbage collection."""
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise StoreError(f"the store at {self.path} cannot be written here ({e.strerror}): "
+                             "this command needs write access to the store folder") from None
         try:
             flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             if not wait:
