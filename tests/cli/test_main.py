@@ -20,6 +20,9 @@ from tests.conftest import Cli
     (["runs", "delete", "--bogus"],
      "wbtool: error: no such option: --bogus (see 'wbtool runs delete -h')"),
     (["nosuch"], "wbtool: error: no such command 'nosuch' (see 'wbtool -h')"),
+    # an unknown option of 'wbtool run' is not taken for the command
+    (["run", "--bogus", "--", "echo", "hi"],
+     "wbtool: error: no such option: --bogus (see 'wbtool run -h')"),
 ])
 def test_usage_error_is_one_line(cli: Cli, argv: list[str], expected: str) -> None:
     res = cli(*argv)

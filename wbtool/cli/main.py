@@ -24,7 +24,7 @@ _GROUPS = {
     "settings": settings_cmd.app,
 }
 _COMMANDS: dict[str, tuple[Any, dict[str, Any] | None]] = {
-    "run": (run_cmd.run, {"allow_interspersed_args": False, "ignore_unknown_options": True}),
+    "run": (run_cmd.run, {"allow_interspersed_args": False}),
     "log": (run_cmd.log, None),
     "alert": (run_cmd.alert, None),
     "sync": (sync_cmd.sync, None),
