@@ -124,6 +124,19 @@ def test_unsupported_values_and_keys_are_refused() -> None:
             run.log([1, 2])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kw", [{}, {"commit": False}, {"step": 1}])
+def test_a_refused_log_keeps_none_of_its_values(kw: dict[str, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"ok": 0})
+        with pytest.raises(ValueError, match="bad"):
+            run.log({"a": 1, "bad": object(), "c": 3}, **kw)
+        with pytest.raises(ValueError, match="keys must be strings"):
+            run.log({"a": 1, "nested": {"x": 1, 2: 3}}, **kw)
+        run.log({"b": 2})
+    assert strip_times(history(run)) == [{"ok": 0, "_step": 0}, {"b": 2, "_step": 1}]
+    assert "a" not in run.summary and "nested/x" not in run.summary
+
+
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 3, "acc": 0.1})

@@ -252,6 +252,15 @@ class Run:
             raise RunFinishedError(run_id=self.id)
         if not isinstance(data, Mapping):
             raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+        # The whole call is checked before any of it is kept: a refused value
+        # leaves nothing behind for the next step.
+        plain = PLAIN
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if type(value) in plain and type(key) is str:
+                values[key] = value
+            else:
+                flatten_into(values, {key: value})
         if step is not None:
             if isinstance(step, bool) or not isinstance(step, int):
                 try:
@@ -271,15 +280,10 @@ class Run:
                 commit = False
         elif commit is None:
             commit = True
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = {}
-        plain = PLAIN
-        for key, value in data.items():
-            if type(value) in plain and type(key) is str:
-                pending[key] = value
-            else:
-                flatten_into(pending, {key: value})
+        if self._pending is None:
+            self._pending = values
+        else:
+            self._pending.update(values)
         if commit:
             self._commit()
 
