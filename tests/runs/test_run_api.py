@@ -77,6 +77,21 @@ def test_lower_step_is_dropped_with_a_warning(capsys: pytest.CaptureFixture[str]
     assert "lower than the current step 6" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("step", [1.5, 2.0, "3", math.inf, math.nan, True, None])
+def test_a_step_that_is_not_an_integer_is_refused(step: Any) -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0})
+        if step is None:  # a step given as a numpy integer is taken
+            np = pytest.importorskip("numpy")
+            run.log({"a": 1}, step=np.int64(4))
+        else:
+            with pytest.raises(ValueError, match="step must be an integer"):
+                run.log({"a": 1}, step=step)
+            assert run.step == 1
+    assert [(r["_step"], r["a"]) for r in history(run)] == (
+        [(0, 0), (4, 1)] if step is None else [(0, 0)])
+
+
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, step=2)

@@ -262,11 +262,9 @@ class Run:
             else:
                 flatten_into(values, {key: value})
         if step is not None:
-            if isinstance(step, bool) or not isinstance(step, int):
-                try:
-                    step = int(step)  # numpy integers
-                except (TypeError, ValueError):
-                    raise ValueError(f"step must be an integer, not {step!r}") from None
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise ValueError(f"step must be an integer, not {step!r}")
+            step = step.__index__()  # numpy integers
             if step < self._step:
                 self._warn("step", f"tried to log to step {step}, which is lower than the "
                            f"current step {self._step}; steps must increase, so this data "
