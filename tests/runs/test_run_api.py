@@ -232,6 +232,18 @@ def test_config_sources_and_allow_val_change(tmp_path: Path) -> None:
         assert run.config.a == 2
 
 
+def test_a_refused_config_update_changes_no_key() -> None:
+    with wandb.init(config={"lr": 0.1}, settings=quiet()) as run:
+        with pytest.raises(ValueError, match="allow_val_change"):
+            run.config.update({"new": 1, "lr": 0.3, "other": 2})
+        with pytest.raises(ValueError, match="not supported"):
+            run.config.update({"new": 1, "bad": object()})
+        with pytest.raises(ValueError, match="not supported"):
+            run.config.setdefaults({"new": 1, "bad": object()})
+        assert dict(run.config) == {"lr": 0.1}
+    assert run._folder.read_config() == {"lr": 0.1}
+
+
 def test_config_paths_setting(tmp_path: Path) -> None:
     f = tmp_path / "base.yaml"
     f.write_text("dropout: 0.2\n")
