@@ -444,6 +444,19 @@ def test_resume_from_and_fork_from_together_are_refused_and_rewind_nothing() -> 
     assert [r["_step"] for r in history(run)] == list(range(5))
 
 
+@pytest.mark.parametrize("config", [{"x": object()}, {1: 2}])
+def test_a_refused_config_rewinds_nothing_and_leaves_no_run(store_dir: Path,
+                                                             config: dict[Any, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        for i in range(5):
+            run.log({"x": i})
+    for kw in ({"resume_from": f"{run.id}?_step=1"}, {"fork_from": f"{run.id}?_step=1"}, {}):
+        with pytest.raises(ValueError):
+            wandb.init(config=config, settings=quiet(), **kw)
+    assert [r["_step"] for r in history(run)] == list(range(5))
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
+
+
 def test_mark_preempting() -> None:
     run = wandb.init(settings=quiet())
     run.mark_preempting()
