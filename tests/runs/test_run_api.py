@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import wbtool as wandb
+from wbtool.errors import ConflictError
 from wbtool.runs.history import iter_rows
 
 
@@ -455,6 +456,20 @@ def test_a_refused_config_rewinds_nothing_and_leaves_no_run(store_dir: Path,
             wandb.init(config=config, settings=quiet(), **kw)
     assert [r["_step"] for r in history(run)] == list(range(5))
     assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
+
+
+def test_an_active_run_of_this_process_cannot_be_resumed_beside_itself() -> None:
+    run = wandb.init(settings=quiet())
+    for i in range(3):
+        run.log({"x": i})
+    for kw in ({"id": run.id, "resume": "allow"}, {"resume_from": f"{run.id}?_step=0"}):
+        with pytest.raises(ConflictError, match="active in this process"):
+            wandb.init(reinit="create_new", settings=quiet(), **kw)
+    run.log({"x": 3})
+    run.finish()
+    assert [(r["_step"], r["x"]) for r in history(run)] == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert wandb.init(id=run.id, resume="allow", reinit="create_new",
+                      settings=quiet()).step == 4
 
 
 def test_mark_preempting() -> None:

@@ -397,6 +397,10 @@ def _existing(ctx: Any, folder: RunFolder, why: str) -> dict[str, Any]:
     doc = folder.read_run()
     if doc is None:
         raise NotFoundError(what=f"run to {why.replace('_', ' ')}", name=folder.id)
+    for run in current.active():  # reinit="create_new" with the id of an active run
+        if run._folder is not None and run._folder.path.resolve() == folder.path.resolve():
+            raise ConflictError(f"run {folder.id} is active in this process; finish it "
+                                "before resuming")
     state = effective_state(doc)
     if state in ("running", "preempting") and doc.get("pid") != os.getpid():
         raise ConflictError(f"run {folder.id} is still running (pid {doc.get('pid')} on "
