@@ -341,6 +341,22 @@ def test_context_manager_marks_failures() -> None:
     assert run2._folder.read_run()["exit_code"] == 3
 
 
+def test_what_a_finished_run_cannot_keep_is_refused() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1.0})
+        run.summary["best"] = 1.0
+    calls = [lambda: run.summary.__setitem__("late", 1), lambda: run.summary.update(late=1),
+             lambda: run.summary.__delitem__("best"), lambda: setattr(run, "name", "x"),
+             lambda: setattr(run, "notes", "x"), lambda: setattr(run, "tags", ["x"]),
+             lambda: run.define_metric("loss", summary="min")]
+    for call in calls:
+        with pytest.raises(wandb.WbtoolError, match="finished"):
+            call()
+    assert run.summary["best"] == 1.0 and "late" not in run.summary
+    assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
+    assert run.name == run._folder.read_run()["name"] and run.tags == ()
+
+
 @pytest.mark.parametrize(("code", "error"), [
     ("x", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError), (256, ValueError),
     (10**21, ValueError),

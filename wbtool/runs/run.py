@@ -326,6 +326,8 @@ class Run:
     ) -> Metric:
         """Customise how a metric (or a glob of them, ``"train/*"``) is summarised
         and which metric is its x axis."""
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
         if isinstance(step_metric, Metric):
             step_metric = step_metric.name
         metric = self._metrics.define(name, step_metric, step_sync, hidden, summary, goal,
@@ -359,6 +361,8 @@ class Run:
             print(f"wbtool: {message}", file=sys.stderr)
 
     def _set_doc(self, key: str, value: Any) -> None:
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
         with self._lock:
             self._doc[key] = value
             if self._folder is not None and not self._finished:
@@ -542,6 +546,7 @@ class Run:
                                "was not recorded")
         finally:
             self._config._lock()
+            self._summary._lock()
             from wbtool.runs import current
 
             current.forget(self)

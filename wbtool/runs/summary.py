@@ -150,7 +150,7 @@ class MetricTable:
 class Summary(MutableMapping[str, Any]):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_data", "_metrics", "_on_change", "_touched", "_user")
+    __slots__ = ("_aggs", "_data", "_locked", "_metrics", "_on_change", "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -160,6 +160,7 @@ class Summary(MutableMapping[str, Any]):
         object.__setattr__(self, "_aggs", {})
         object.__setattr__(self, "_metrics", metrics or MetricTable())
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
+        object.__setattr__(self, "_locked", False)
 
     # -- derived from history -------------------------------------------------
     def observe(self, row: dict[str, Any]) -> None:
@@ -204,12 +205,14 @@ class Summary(MutableMapping[str, Any]):
 
         if not isinstance(key, str):
             raise ValueError("summary keys must be strings")
+        self._check_open()
         self._data[key] = normalise(value, key)
         self._user.add(key)
         self._touched.add(key)
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
+        self._check_open()
         del self._data[key]
         self._user.add(key)
         self._on_change()
@@ -241,6 +244,15 @@ class Summary(MutableMapping[str, Any]):
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
+
+    def _lock(self) -> None:
+        object.__setattr__(self, "_locked", True)
+
+    def _check_open(self) -> None:
+        if self._locked:
+            from wbtool.errors import UsageError
+
+            raise UsageError("this run is finished: its summary can no longer change")
 
     def changes(self) -> dict[str, Any]:
         """What this process set since :meth:`load`: all that it may merge
