@@ -341,6 +341,18 @@ def test_context_manager_marks_failures() -> None:
     assert run2._folder.read_run()["exit_code"] == 3
 
 
+def test_a_refused_summary_update_changes_no_key() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1.0})
+        with pytest.raises(ValueError, match="not supported"):
+            run.summary.update({"best": 0.5, "bad": object()})
+        with pytest.raises(ValueError, match="keys must be strings"):
+            run.summary.update({"best": 0.5, 1: 2})
+        assert "best" not in run.summary
+        run.log({"best": 0.7})
+    assert run.summary["best"] == 0.7
+
+
 def test_what_a_finished_run_cannot_keep_is_refused() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 1.0})

@@ -238,9 +238,18 @@ class Summary(MutableMapping[str, Any]):
         del self[key]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        from wbtool.runs.values import normalise
+
         items = dict(other, **kwargs)
-        for key, value in items.items():
-            self[key] = value
+        if not all(isinstance(key, str) for key in items):
+            raise ValueError("summary keys must be strings")
+        self._check_open()
+        items = {key: normalise(value, key) for key, value in items.items()}  # all or none
+        self._data.update(items)
+        self._user.update(items)
+        self._touched.update(items)
+        if items:
+            self._on_change()
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
