@@ -190,6 +190,18 @@ def test_define_metric_merges_unless_overwrite() -> None:
         assert replaced.step_metric is None
 
 
+@pytest.mark.parametrize("kw", [{"summary": ["min"]}, {"step_metric": "e", "step_sync": "no"},
+                                {"hidden": "yes"}, {"step_metric": 5}, {"goal": 1}])
+def test_define_metric_refuses_arguments_of_the_wrong_type(kw: dict[str, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        with pytest.raises(TypeError, match=f"define_metric {list(kw)[-1]} must be a"):
+            run.define_metric("m", **kw)
+        run.log({"m": 1, "e": 2})
+        run.log({"m": 3})
+    assert strip_times(history(run))[1] == {"m": 3, "_step": 1}
+    assert run._folder.read_run()["metrics"] == []
+
+
 def test_step_metric_is_synced_into_rows() -> None:
     with wandb.init(settings=quiet()) as run:
         run.define_metric("epoch")

@@ -104,6 +104,12 @@ class MetricTable:
                overwrite: bool | None) -> Metric:
         if not isinstance(name, str) or not name:
             raise ValueError("define_metric needs a metric name")
+        for arg, value, kind in (("step_metric", step_metric, str), ("step_sync", step_sync, bool),
+                                 ("hidden", hidden, bool), ("summary", summary, str),
+                                 ("goal", goal, str)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"define_metric {arg} must be a {kind.__name__}, "
+                                f"not {type(value).__name__}")
         if goal is not None and goal not in ("minimize", "maximize"):
             raise ValueError("goal must be 'minimize' or 'maximize'")
         new = Metric(name, step_metric, step_sync, hidden, parse_summary(summary), goal)
