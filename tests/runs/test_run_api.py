@@ -300,6 +300,16 @@ def test_module_level_functions_follow_the_current_run() -> None:
     assert [r["a"] for r in history(run)] == [1]
 
 
+def test_module_level_config_and_summary_refuse_changes_without_a_run() -> None:
+    assert dict(wandb.config) == {} and dict(wandb.summary) == {}
+    changes = [lambda: wandb.config.update({"lr": 0.1}), lambda: setattr(wandb.config, "lr", 1),
+               lambda: wandb.config.setdefaults({"lr": 1}), lambda: wandb.summary.update(a=1),
+               lambda: wandb.summary.__setitem__("a", 1)]
+    for change in changes:
+        with pytest.raises(wandb.WbtoolError, match=r"needs a run to change: call wbtool.init"):
+            change()
+
+
 def test_reinit_modes() -> None:
     first = wandb.init(settings=quiet())
     assert wandb.init(settings=quiet()) is first  # default: return_previous
