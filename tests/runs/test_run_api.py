@@ -632,3 +632,17 @@ def test_log_model_use_model_link_model(tmp_path: Path) -> None:
         with pytest.raises(AssertionError):
             run.use_model("notmodel:latest")
     assert wandb.Api().artifact("model-registry/classifier:prod").digest == linked.digest
+
+
+def test_one_alias_or_tag_given_as_a_string_is_one_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("1,2\n")
+    with wandb.init(project="p", settings=quiet()) as run:
+        art = run.log_artifact(str(data), name="ds", type="dataset", aliases="best",  # type: ignore[arg-type]
+                               tags="t1")  # type: ignore[arg-type]
+        assert sorted(art.aliases) == ["best", "latest"] and art.tags == ["t1"]
+        used = run.use_artifact("ds:v0", aliases="prod")  # type: ignore[arg-type]
+        assert sorted(used.aliases) == ["best", "latest", "prod"]
+    stored = wandb.Api().artifact("p/ds:v0")
+    assert sorted(stored.aliases) == ["best", "latest", "prod"] and stored.tags == ["t1"]
