@@ -153,6 +153,19 @@ def test_a_refused_log_keeps_none_of_its_values(kw: dict[str, Any]) -> None:
     assert "a" not in run.summary and "nested/x" not in run.summary
 
 
+def test_keys_that_are_str_subclasses_are_logged_as_plain_strings() -> None:
+    import enum
+
+    class Split(str, enum.Enum):
+        TRAIN = "train"
+
+    with wandb.init(settings=quiet()) as run:
+        run.log({Split.TRAIN: 1, "by_class": {Split.TRAIN: 2}, "lst": [{Split.TRAIN: 3}]})
+    (row,) = strip_times(history(run))
+    assert row == {"train": 1, "by_class/train": 2, "lst": [{"train": 3}], "_step": 0}
+    assert all(type(k) is str for k in run.summary)
+
+
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 3, "acc": 0.1})
