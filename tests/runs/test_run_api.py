@@ -299,6 +299,17 @@ def test_identity_properties(store_dir: Path) -> None:
         wandb.init(tags=["x" * 65], settings=quiet())
 
 
+def test_tags_set_from_a_string_are_read_as_init_reads_them() -> None:
+    with wandb.init(tags="solo", settings=quiet()) as run:
+        assert run.tags == ("solo",)
+        run.tags = "abc"  # type: ignore[assignment]
+        assert run.tags == ("abc",)
+        run.tags = "a,b"  # type: ignore[assignment]
+        assert run.tags == ("a", "b")
+        run.tags = [*run.tags, "c"]
+    assert run._folder.read_run()["tags"] == ["a", "b", "c"]
+
+
 def test_module_level_functions_follow_the_current_run() -> None:
     with pytest.raises(wandb.WbtoolError, match=r"wbtool.init\(\)"):
         wandb.log({"a": 1})

@@ -141,7 +141,9 @@ class Run:
     def tags(self, value: Sequence[str]) -> None:
         from wbtool.settings import _validate
 
-        self._set_doc("tags", list(_validate("run_tags", tuple(value)) or ()))
+        if not isinstance(value, str):  # a string is read as init(tags=...) reads it
+            value = tuple(value)
+        self._set_doc("tags", list(_validate("run_tags", value) or ()))
 
     @property
     def group(self) -> str | None:
