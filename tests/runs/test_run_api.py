@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import wbtool as wandb
+from wbtool.errors import ConflictError
 from wbtool.runs.history import iter_rows
 
 
@@ -77,6 +78,21 @@ def test_lower_step_is_dropped_with_a_warning(capsys: pytest.CaptureFixture[str]
     assert "lower than the current step 6" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("step", [1.5, 2.0, "3", math.inf, math.nan, True, None])
+def test_a_step_that_is_not_an_integer_is_refused(step: Any) -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0})
+        if step is None:  # a step given as a numpy integer is taken
+            np = pytest.importorskip("numpy")
+            run.log({"a": 1}, step=np.int64(4))
+        else:
+            with pytest.raises(ValueError, match="step must be an integer"):
+                run.log({"a": 1}, step=step)
+            assert run.step == 1
+    assert [(r["_step"], r["a"]) for r in history(run)] == (
+        [(0, 0), (4, 1)] if step is None else [(0, 0)])
+
+
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, step=2)
@@ -124,6 +140,32 @@ def test_unsupported_values_and_keys_are_refused() -> None:
             run.log([1, 2])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kw", [{}, {"commit": False}, {"step": 1}])
+def test_a_refused_log_keeps_none_of_its_values(kw: dict[str, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"ok": 0})
+        with pytest.raises(ValueError, match="bad"):
+            run.log({"a": 1, "bad": object(), "c": 3}, **kw)
+        with pytest.raises(ValueError, match="keys must be strings"):
+            run.log({"a": 1, "nested": {"x": 1, 2: 3}}, **kw)
+        run.log({"b": 2})
+    assert strip_times(history(run)) == [{"ok": 0, "_step": 0}, {"b": 2, "_step": 1}]
+    assert "a" not in run.summary and "nested/x" not in run.summary
+
+
+def test_keys_that_are_str_subclasses_are_logged_as_plain_strings() -> None:
+    import enum
+
+    class Split(str, enum.Enum):
+        TRAIN = "train"
+
+    with wandb.init(settings=quiet()) as run:
+        run.log({Split.TRAIN: 1, "by_class": {Split.TRAIN: 2}, "lst": [{Split.TRAIN: 3}]})
+    (row,) = strip_times(history(run))
+    assert row == {"train": 1, "by_class/train": 2, "lst": [{"train": 3}], "_step": 0}
+    assert all(type(k) is str for k in run.summary)
+
+
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 3, "acc": 0.1})
@@ -159,6 +201,18 @@ def test_define_metric_merges_unless_overwrite() -> None:
         assert merged.step_metric == "epoch" and merged.step_sync is True
         replaced = run.define_metric("x", summary="min", overwrite=True)
         assert replaced.step_metric is None
+
+
+@pytest.mark.parametrize("kw", [{"summary": ["min"]}, {"step_metric": "e", "step_sync": "no"},
+                                {"hidden": "yes"}, {"step_metric": 5}, {"goal": 1}])
+def test_define_metric_refuses_arguments_of_the_wrong_type(kw: dict[str, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        with pytest.raises(TypeError, match=f"define_metric {list(kw)[-1]} must be a"):
+            run.define_metric("m", **kw)
+        run.log({"m": 1, "e": 2})
+        run.log({"m": 3})
+    assert strip_times(history(run))[1] == {"m": 3, "_step": 1}
+    assert run._folder.read_run()["metrics"] == []
 
 
 def test_step_metric_is_synced_into_rows() -> None:
@@ -204,6 +258,18 @@ def test_config_sources_and_allow_val_change(tmp_path: Path) -> None:
         assert run.config.a == 2
 
 
+def test_a_refused_config_update_changes_no_key() -> None:
+    with wandb.init(config={"lr": 0.1}, settings=quiet()) as run:
+        with pytest.raises(ValueError, match="allow_val_change"):
+            run.config.update({"new": 1, "lr": 0.3, "other": 2})
+        with pytest.raises(ValueError, match="not supported"):
+            run.config.update({"new": 1, "bad": object()})
+        with pytest.raises(ValueError, match="not supported"):
+            run.config.setdefaults({"new": 1, "bad": object()})
+        assert dict(run.config) == {"lr": 0.1}
+    assert run._folder.read_config() == {"lr": 0.1}
+
+
 def test_config_paths_setting(tmp_path: Path) -> None:
     f = tmp_path / "base.yaml"
     f.write_text("dropout: 0.2\n")
@@ -233,6 +299,17 @@ def test_identity_properties(store_dir: Path) -> None:
         wandb.init(tags=["x" * 65], settings=quiet())
 
 
+def test_tags_set_from_a_string_are_read_as_init_reads_them() -> None:
+    with wandb.init(tags="solo", settings=quiet()) as run:
+        assert run.tags == ("solo",)
+        run.tags = "abc"  # type: ignore[assignment]
+        assert run.tags == ("abc",)
+        run.tags = "a,b"  # type: ignore[assignment]
+        assert run.tags == ("a", "b")
+        run.tags = [*run.tags, "c"]
+    assert run._folder.read_run()["tags"] == ["a", "b", "c"]
+
+
 def test_module_level_functions_follow_the_current_run() -> None:
     with pytest.raises(wandb.WbtoolError, match=r"wbtool.init\(\)"):
         wandb.log({"a": 1})
@@ -245,6 +322,16 @@ def test_module_level_functions_follow_the_current_run() -> None:
     wandb.finish()
     assert wandb.run is None and run.state == "finished"
     assert [r["a"] for r in history(run)] == [1]
+
+
+def test_module_level_config_and_summary_refuse_changes_without_a_run() -> None:
+    assert dict(wandb.config) == {} and dict(wandb.summary) == {}
+    changes = [lambda: wandb.config.update({"lr": 0.1}), lambda: setattr(wandb.config, "lr", 1),
+               lambda: wandb.config.setdefaults({"lr": 1}), lambda: wandb.summary.update(a=1),
+               lambda: wandb.summary.__setitem__("a", 1)]
+    for change in changes:
+        with pytest.raises(wandb.WbtoolError, match=r"needs a run to change: call wbtool.init"):
+            change()
 
 
 def test_reinit_modes() -> None:
@@ -298,6 +385,34 @@ def test_context_manager_marks_failures() -> None:
     run2.finish(exit_code=3)
     assert run2._folder.read_run()["state"] == "failed"
     assert run2._folder.read_run()["exit_code"] == 3
+
+
+def test_a_refused_summary_update_changes_no_key() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1.0})
+        with pytest.raises(ValueError, match="not supported"):
+            run.summary.update({"best": 0.5, "bad": object()})
+        with pytest.raises(ValueError, match="keys must be strings"):
+            run.summary.update({"best": 0.5, 1: 2})
+        assert "best" not in run.summary
+        run.log({"best": 0.7})
+    assert run.summary["best"] == 0.7
+
+
+def test_what_a_finished_run_cannot_keep_is_refused() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1.0})
+        run.summary["best"] = 1.0
+    calls = [lambda: run.summary.__setitem__("late", 1), lambda: run.summary.update(late=1),
+             lambda: run.summary.__delitem__("best"), lambda: setattr(run, "name", "x"),
+             lambda: setattr(run, "notes", "x"), lambda: setattr(run, "tags", ["x"]),
+             lambda: run.define_metric("loss", summary="min")]
+    for call in calls:
+        with pytest.raises(wandb.WbtoolError, match="finished"):
+            call()
+    assert run.summary["best"] == 1.0 and "late" not in run.summary
+    assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
+    assert run.name == run._folder.read_run()["name"] and run.tags == ()
 
 
 @pytest.mark.parametrize(("code", "error"), [
@@ -402,6 +517,33 @@ def test_resume_from_and_fork_from_together_are_refused_and_rewind_nothing() -> 
         wandb.init(resume_from=f"{run.id}?_step=0", fork_from=f"{run.id}?_step=0",
                    settings=quiet())
     assert [r["_step"] for r in history(run)] == list(range(5))
+
+
+@pytest.mark.parametrize("config", [{"x": object()}, {1: 2}])
+def test_a_refused_config_rewinds_nothing_and_leaves_no_run(store_dir: Path,
+                                                             config: dict[Any, Any]) -> None:
+    with wandb.init(settings=quiet()) as run:
+        for i in range(5):
+            run.log({"x": i})
+    for kw in ({"resume_from": f"{run.id}?_step=1"}, {"fork_from": f"{run.id}?_step=1"}, {}):
+        with pytest.raises(ValueError):
+            wandb.init(config=config, settings=quiet(), **kw)
+    assert [r["_step"] for r in history(run)] == list(range(5))
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
+
+
+def test_an_active_run_of_this_process_cannot_be_resumed_beside_itself() -> None:
+    run = wandb.init(settings=quiet())
+    for i in range(3):
+        run.log({"x": i})
+    for kw in ({"id": run.id, "resume": "allow"}, {"resume_from": f"{run.id}?_step=0"}):
+        with pytest.raises(ConflictError, match="active in this process"):
+            wandb.init(reinit="create_new", settings=quiet(), **kw)
+    run.log({"x": 3})
+    run.finish()
+    assert [(r["_step"], r["x"]) for r in history(run)] == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert wandb.init(id=run.id, resume="allow", reinit="create_new",
+                      settings=quiet()).step == 4
 
 
 def test_mark_preempting() -> None:
@@ -514,3 +656,17 @@ def test_log_model_use_model_link_model(tmp_path: Path) -> None:
         with pytest.raises(AssertionError):
             run.use_model("notmodel:latest")
     assert wandb.Api().artifact("model-registry/classifier:prod").digest == linked.digest
+
+
+def test_one_alias_or_tag_given_as_a_string_is_one_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("1,2\n")
+    with wandb.init(project="p", settings=quiet()) as run:
+        art = run.log_artifact(str(data), name="ds", type="dataset", aliases="best",  # type: ignore[arg-type]
+                               tags="t1")  # type: ignore[arg-type]
+        assert sorted(art.aliases) == ["best", "latest"] and art.tags == ["t1"]
+        used = run.use_artifact("ds:v0", aliases="prod")  # type: ignore[arg-type]
+        assert sorted(used.aliases) == ["best", "latest", "prod"]
+    stored = wandb.Api().artifact("p/ds:v0")
+    assert sorted(stored.aliases) == ["best", "latest", "prod"] and stored.tags == ["t1"]

@@ -90,6 +90,14 @@ class Config(MutableMapping[str, Any]):
         object.__setattr__(self, "_locked", False)
 
     def _set(self, key: str, value: Any, allow_val_change: bool | None) -> bool:
+        changed, value = self._check(key, value, allow_val_change)
+        if changed:
+            self._items[key] = value
+        return changed
+
+    def _check(self, key: str, value: Any, allow_val_change: bool | None) -> tuple[bool, Any]:
+        """Whether setting ``key`` changes the config, and the value it would
+        hold; raises for a change that is refused."""
         from wbtool.runs.values import normalise
 
         if not isinstance(key, str) or not key:
@@ -101,14 +109,13 @@ class Config(MutableMapping[str, Any]):
         if key in self._items:
             old = self._items[key]
             if old == value or (old != old and value != value):  # NaN equals NaN here
-                return False
+                return False, old
             if not allow:
                 raise ConfigError(
                     f"config key {key!r} is already {old!r}; refusing to change it to "
                     f"{value!r} (pass allow_val_change=True to change it)"
                 )
-        self._items[key] = value
-        return True
+        return True, value
 
     def __setitem__(self, key: str, value: Any) -> None:
         if self._set(key, value, None):
@@ -148,18 +155,21 @@ class Config(MutableMapping[str, Any]):
                **kwargs: Any) -> None:
         items = load_config_source(d) if d is not None else {}
         items.update(kwargs)
-        changed = False
-        for key, value in items.items():
-            changed = self._set(key, value, allow_val_change) or changed
-        if changed:
-            self._on_change()
+        self._apply(items, allow_val_change)
 
     def setdefaults(self, d: Mapping[str, Any]) -> None:
-        changed = False
-        for key, value in load_config_source(d).items():
-            if key not in self._items:
-                changed = self._set(key, value, None) or changed
-        if changed:
+        items = load_config_source(d)
+        self._apply({k: v for k, v in items.items() if k not in self._items}, None)
+
+    def _apply(self, items: Mapping[str, Any], allow_val_change: bool | None) -> None:
+        """Set every key of ``items``, or none of them when one is refused."""
+        changes = {}
+        for key, value in items.items():
+            changed, value = self._check(key, value, allow_val_change)
+            if changed:
+                changes[key] = value
+        if changes:
+            self._items.update(changes)
             self._on_change()
 
     def setdefault(self, key: str, default: Any = None) -> Any:

@@ -13,7 +13,7 @@ from wbtool._version import __version__
 from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.names import validate_name
 from wbtool.runs import catalog, current
-from wbtool.runs.config import load_config_source, read_yaml_file, select_keys
+from wbtool.runs.config import Config, load_config_source, read_yaml_file, select_keys
 from wbtool.runs.folder import (
     RUN_FORMAT,
     RunFolder,
@@ -126,7 +126,11 @@ def _initial_config(settings: Settings, config: Any, include: list[str] | None,
     for path in settings.config_paths or ():
         items.update(read_yaml_file(os.fspath(path)))
     items.update(load_config_source(config))
-    return select_keys(items, include, exclude)
+    # Checked here, before the store is touched: a value a run cannot keep
+    # must not leave a folder behind, or rewind the run it resumes.
+    checked = Config()
+    checked.update(select_keys(items, include, exclude), allow_val_change=True)
+    return checked.as_dict()
 
 
 def _disabled_run(settings: Settings, config: dict[str, Any]) -> Run:
@@ -393,6 +397,10 @@ def _existing(ctx: Any, folder: RunFolder, why: str) -> dict[str, Any]:
     doc = folder.read_run()
     if doc is None:
         raise NotFoundError(what=f"run to {why.replace('_', ' ')}", name=folder.id)
+    for run in current.active():  # reinit="create_new" with the id of an active run
+        if run._folder is not None and run._folder.path.resolve() == folder.path.resolve():
+            raise ConflictError(f"run {folder.id} is active in this process; finish it "
+                                "before resuming")
     state = effective_state(doc)
     if state in ("running", "preempting") and doc.get("pid") != os.getpid():
         raise ConflictError(f"run {folder.id} is still running (pid {doc.get('pid')} on "

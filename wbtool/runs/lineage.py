@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from wbtool.errors import UsageError
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
     from wbtool.runs.run import Run
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _names(value: str | Iterable[str] | None) -> list[str]:
+    """Aliases or tags as a list: one string is one name, not its characters."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _from_path(run: Run, path: str | os.PathLike, name: str | None,
@@ -48,6 +56,7 @@ def log_artifact(run: Run, artifact_or_path: Artifact | str | os.PathLike, name:
         artifact = artifact_or_path
     else:
         artifact = _from_path(run, artifact_or_path, name, type)
+    aliases, tags = _names(aliases), _names(tags)
     if run._ctx is None:  # a disabled run writes nothing
         return artifact
     ctx = run._ctx
@@ -90,6 +99,7 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
         raise UsageError("use_artifact takes an artifact name or an Artifact")
     if type is not None and artifact.type != type:
         raise UsageError(f"{artifact.name} has type {artifact.type!r}, not {type!r}")
+    aliases = _names(aliases)
     if run._ctx is None:
         return artifact
     rec = artifact._rec
@@ -175,6 +185,7 @@ def finish_artifact(run: Run, artifact_or_path: Artifact | str, name: str | None
                     distributed_id: str | None) -> Artifact:
     """Commit the shared version: every upserted file, plus this call's."""
     artifact, did = _distributed(run, artifact_or_path, name, type, distributed_id)
+    aliases = _names(aliases)
     if run._ctx is None:
         return artifact
     ctx = run._ctx

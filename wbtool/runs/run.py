@@ -141,7 +141,9 @@ class Run:
     def tags(self, value: Sequence[str]) -> None:
         from wbtool.settings import _validate
 
-        self._set_doc("tags", list(_validate("run_tags", tuple(value)) or ()))
+        if not isinstance(value, str):  # a string is read as init(tags=...) reads it
+            value = tuple(value)
+        self._set_doc("tags", list(_validate("run_tags", value) or ()))
 
     @property
     def group(self) -> str | None:
@@ -252,12 +254,19 @@ class Run:
             raise RunFinishedError(run_id=self.id)
         if not isinstance(data, Mapping):
             raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+        # The whole call is checked before any of it is kept: a refused value
+        # leaves nothing behind for the next step.
+        plain = PLAIN
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if type(value) in plain and type(key) is str:
+                values[key] = value
+            else:
+                flatten_into(values, {key: value})
         if step is not None:
-            if isinstance(step, bool) or not isinstance(step, int):
-                try:
-                    step = int(step)  # numpy integers
-                except (TypeError, ValueError):
-                    raise ValueError(f"step must be an integer, not {step!r}") from None
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise ValueError(f"step must be an integer, not {step!r}")
+            step = step.__index__()  # numpy integers
             if step < self._step:
                 self._warn("step", f"tried to log to step {step}, which is lower than the "
                            f"current step {self._step}; steps must increase, so this data "
@@ -271,15 +280,10 @@ class Run:
                 commit = False
         elif commit is None:
             commit = True
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = {}
-        plain = PLAIN
-        for key, value in data.items():
-            if type(value) in plain and type(key) is str:
-                pending[key] = value
-            else:
-                flatten_into(pending, {key: value})
+        if self._pending is None:
+            self._pending = values
+        else:
+            self._pending.update(values)
         if commit:
             self._commit()
 
@@ -324,6 +328,8 @@ class Run:
     ) -> Metric:
         """Customise how a metric (or a glob of them, ``"train/*"``) is summarised
         and which metric is its x axis."""
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
         if isinstance(step_metric, Metric):
             step_metric = step_metric.name
         metric = self._metrics.define(name, step_metric, step_sync, hidden, summary, goal,
@@ -357,6 +363,8 @@ class Run:
             print(f"wbtool: {message}", file=sys.stderr)
 
     def _set_doc(self, key: str, value: Any) -> None:
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
         with self._lock:
             self._doc[key] = value
             if self._folder is not None and not self._finished:
@@ -540,6 +548,7 @@ class Run:
                                "was not recorded")
         finally:
             self._config._lock()
+            self._summary._lock()
             from wbtool.runs import current
 
             current.forget(self)

@@ -104,6 +104,12 @@ class MetricTable:
                overwrite: bool | None) -> Metric:
         if not isinstance(name, str) or not name:
             raise ValueError("define_metric needs a metric name")
+        for arg, value, kind in (("step_metric", step_metric, str), ("step_sync", step_sync, bool),
+                                 ("hidden", hidden, bool), ("summary", summary, str),
+                                 ("goal", goal, str)):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"define_metric {arg} must be a {kind.__name__}, "
+                                f"not {type(value).__name__}")
         if goal is not None and goal not in ("minimize", "maximize"):
             raise ValueError("goal must be 'minimize' or 'maximize'")
         new = Metric(name, step_metric, step_sync, hidden, parse_summary(summary), goal)
@@ -150,7 +156,7 @@ class MetricTable:
 class Summary(MutableMapping[str, Any]):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_data", "_metrics", "_on_change", "_touched", "_user")
+    __slots__ = ("_aggs", "_data", "_locked", "_metrics", "_on_change", "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -160,6 +166,7 @@ class Summary(MutableMapping[str, Any]):
         object.__setattr__(self, "_aggs", {})
         object.__setattr__(self, "_metrics", metrics or MetricTable())
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
+        object.__setattr__(self, "_locked", False)
 
     # -- derived from history -------------------------------------------------
     def observe(self, row: dict[str, Any]) -> None:
@@ -204,12 +211,14 @@ class Summary(MutableMapping[str, Any]):
 
         if not isinstance(key, str):
             raise ValueError("summary keys must be strings")
+        self._check_open()
         self._data[key] = normalise(value, key)
         self._user.add(key)
         self._touched.add(key)
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
+        self._check_open()
         del self._data[key]
         self._user.add(key)
         self._on_change()
@@ -235,12 +244,30 @@ class Summary(MutableMapping[str, Any]):
         del self[key]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        from wbtool.runs.values import normalise
+
         items = dict(other, **kwargs)
-        for key, value in items.items():
-            self[key] = value
+        if not all(isinstance(key, str) for key in items):
+            raise ValueError("summary keys must be strings")
+        self._check_open()
+        items = {key: normalise(value, key) for key, value in items.items()}  # all or none
+        self._data.update(items)
+        self._user.update(items)
+        self._touched.update(items)
+        if items:
+            self._on_change()
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
+
+    def _lock(self) -> None:
+        object.__setattr__(self, "_locked", True)
+
+    def _check_open(self) -> None:
+        if self._locked:
+            from wbtool.errors import UsageError
+
+            raise UsageError("this run is finished: its summary can no longer change")
 
     def changes(self) -> dict[str, Any]:
         """What this process set since :meth:`load`: all that it may merge

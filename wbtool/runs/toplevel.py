@@ -92,13 +92,20 @@ def unwatch(models: Any = None) -> None:
     _run("unwatch").unwatch(models)
 
 
+def _no_run(name: str) -> Any:
+    def refuse() -> None:  # a change with no run to keep it
+        raise NoRunError(f"wbtool.{name} needs a run to change: call wbtool.init() first")
+
+    return refuse
+
+
 def current_config() -> Any:
     run = current.current()
     if run is not None:
         return run.config
     from wbtool.runs.config import Config
 
-    return Config()
+    return Config(on_change=_no_run("config"))
 
 
 def current_summary() -> Any:
@@ -107,4 +114,4 @@ def current_summary() -> Any:
         return run.summary
     from wbtool.runs.summary import Summary
 
-    return Summary()
+    return Summary(on_change=_no_run("summary"))

@@ -26,7 +26,10 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "")
     """Copy ``data`` into ``row``: nested dicts become ``a/b`` keys."""
     for key, value in data.items():
         if type(key) is not str:
-            raise ValueError(f"logged keys must be strings, not {type(key).__name__}: {key!r}")
+            if not isinstance(key, str):
+                raise ValueError(f"logged keys must be strings, not {type(key).__name__}: "
+                                 f"{key!r}")
+            key = str.__str__(key)  # numpy.str_, a str Enum: the plain string
         name = prefix + key
         if type(value) in PLAIN:
             row[name] = value
@@ -65,6 +68,7 @@ def normalise(value: Any, key: str = "") -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValueError(f"logged keys must be strings: {key}/{k!r}")
+            k = str.__str__(k)
             out[k] = normalise(v, f"{key}/{k}")
         return out
     if isinstance(value, (list, tuple)):
