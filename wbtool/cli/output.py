@@ -64,7 +64,7 @@ def emit_json(command: str, result: Any) -> None:
     except ValueError:  # a NaN or an infinity somewhere (rare: walk only then)
         text = json.dumps(_finite(doc), indent=2, sort_keys=True, default=str,
                           allow_nan=False)
-    sys.stdout.write(text + "\n")
+    _write(text + "\n")
 
 
 def _finite(value: Any) -> Any:
@@ -79,7 +79,22 @@ def _finite(value: Any) -> Any:
 
 
 def line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    _write(text + "\n")
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        discard_stdout()
+
+
+def discard_stdout() -> None:
+    """The reader of stdout went away (``| head``): what is still to be written
+    goes nowhere, quietly, and the command keeps its exit code."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def note(text: str) -> None:
