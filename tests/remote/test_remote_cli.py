@@ -79,7 +79,9 @@ def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
     cli("artifact", "ls", check=True)  # creates the store
     for broken in ('{"format": 1, "remotes": "abc"}',
                    '{"format": 1, "remotes": {"x": "abc"}}',
-                   '{"format": 1, "remotes": ["x"]}'):
+                   '{"format": 1, "remotes": ["x"]}',
+                   'format: 1\nremotes:\n  1: {url: /tmp/a}\n',
+                   'format: 1\nremotes:\n  x: {url: /tmp/a, options: {a: {1: b, c: d}}}\n'):
         (store_dir / "config.yaml").write_text(broken)
         for args in (("list",), ("add", "r", str(tmp_path / "folder")), ("remove", "x"),
                      ("default", "x")):
