@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,13 @@ def test_open_metrics_filters_from_the_environment() -> None:
     assert load(environ=env).x_stats_open_metrics_filters == ("a{1,3}", "b")
     env = {"WBTOOL_X_STATS_OPEN_METRICS_FILTERS": "node_.*,gpu_.*"}
     assert load(environ=env).x_stats_open_metrics_filters == ("node_.*", "gpu_.*")
+
+
+@pytest.mark.parametrize("name", ["config_paths", "ignore_globs", "x_stats_disk_paths"])
+def test_lists_of_paths_and_globs_hold_strings(cli: Cli, name: str) -> None:
+    assert getattr(wbtool.Settings(**{name: [Path("a"), "b"]}), name) == ("a", "b")
+    with pytest.raises(SettingsError, match=name):
+        wbtool.Settings(**{name: ["a", ["b"]]})
+    res = cli("run", "--", sys.executable, "-c", "", env={f"WBTOOL_{name.upper()}": "[1]"})
+    assert (res.code, res.err) == (
+        2, f"wbtool: error: invalid setting {name!r}: '[1]': expected a list of strings\n")

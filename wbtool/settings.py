@@ -108,8 +108,15 @@ def _seq(v: Any) -> tuple[Any, ...]:
     raise ValueError("expected a list")
 
 
-def _opt_seq(v: Any) -> tuple[Any, ...] | None:
-    return None if v is None else _seq(v)
+def _str_seq(v: Any) -> tuple[str, ...]:
+    items = tuple(os.fspath(x) if isinstance(x, os.PathLike) else x for x in _seq(v))
+    if not all(isinstance(x, str) for x in items):
+        raise ValueError("expected a list of strings")
+    return items
+
+
+def _opt_str_seq(v: Any) -> tuple[str, ...] | None:
+    return None if v is None else _str_seq(v)
 
 
 def _int_seq(v: Any) -> tuple[int, ...] | None:
@@ -163,7 +170,7 @@ def _tags(v: Any) -> tuple[str, ...] | None:
 FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "allow_val_change": (_bool, False),
     "code_dir": (_opt_str, None),
-    "config_paths": (_opt_seq, None),
+    "config_paths": (_opt_str_seq, None),
     "console": (_choice("auto", "off", "wrap", "redirect", "wrap_raw", "wrap_emu"), "auto"),
     "disable_code": (_bool, False),
     "disable_git": (_bool, False),
@@ -175,7 +182,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "git_root": (_opt_str, None),
     "heartbeat_seconds": (_positive_int, 30),
     "host": (_opt_str, None),
-    "ignore_globs": (_seq, ()),
+    "ignore_globs": (_str_seq, ()),
     "max_end_of_run_history_metrics": (_int, 10),
     "max_end_of_run_summary_metrics": (_int, 10),
     "mode": (_mode, "offline"),
@@ -216,7 +223,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_stats_cpu_count": (_opt_int, None),
     "x_stats_cpu_logical_count": (_opt_int, None),
     "x_stats_dcgm_exporter": (_opt_str, None),
-    "x_stats_disk_paths": (_opt_seq, ("/",)),
+    "x_stats_disk_paths": (_opt_str_seq, ("/",)),
     "x_stats_gpu_count": (_opt_int, None),
     "x_stats_gpu_device_ids": (_int_seq, None),
     "x_stats_gpu_type": (_opt_str, None),
