@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,16 @@ def test_lists_of_paths_and_globs_hold_strings(cli: Cli, name: str) -> None:
     res = cli("run", "--", sys.executable, "-c", "", env={f"WBTOOL_{name.upper()}": "[1]"})
     assert (res.code, res.err) == (
         2, f"wbtool: error: invalid setting {name!r}: '[1]': expected a list of strings\n")
+
+
+def test_paths_starting_with_a_tilde_are_in_the_home_folder(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "conf.yaml").write_text("lr: 0.3\n")
+    system = home / ".config" / "wbtool" / "settings.yaml"
+    system.parent.mkdir(parents=True)
+    system.write_text("config_paths: [~/conf.yaml]\ngit_root: ~/repo\n")
+    shown: Any = cli("settings", "show", "config_paths", "git_root", "--json", check=True).json()
+    assert shown["result"]["config_paths"]["value"] == [str(home / "conf.yaml")]
+    assert shown["result"]["git_root"]["value"] == str(home / "repo")
+    with wbtool.init(settings=wbtool.Settings(quiet=True)) as run:
+        assert run.config["lr"] == 0.3
