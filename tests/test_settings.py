@@ -139,3 +139,10 @@ def test_paths_starting_with_a_tilde_are_in_the_home_folder(cli: Cli, tmp_path: 
     assert shown["result"]["git_root"]["value"] == str(home / "repo")
     with wbtool.init(settings=wbtool.Settings(quiet=True)) as run:
         assert run.config["lr"] == 0.3
+
+
+def test_only_upper_case_variables_are_settings(cli: Cli) -> None:
+    env = {"WBTOOL_PROJECT": "upper", "WBTOOL_project": "lower", "WBTOOL_Run_Group": "g"}
+    assert (load(environ=env).project, load(environ=env).run_group) == ("upper", None)
+    res = cli("settings", "show", "project", "run_group", env=env, check=True)
+    assert res.out == "project\t'upper'\tenv WBTOOL_PROJECT\nrun_group\tNone\tdefault\n"

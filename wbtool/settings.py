@@ -350,9 +350,9 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
             continue
-        name = key[len(ENV_PREFIX):].lower()
-        if name in FIELDS:
-            out[name] = value
+        name = key[len(ENV_PREFIX):]
+        if name.isupper() and name.lower() in FIELDS:  # WBTOOL_PROJECT, not WBTOOL_project
+            out[name.lower()] = value
     return out
 
 
