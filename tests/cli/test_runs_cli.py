@@ -236,6 +236,15 @@ def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> No
     is_error(cli("runs", "export", "-f", "parquet"), 2, "--format")
 
 
+def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Path) -> None:
+    make_run("p")
+    for target, problem in ((tmp_path / "no" / "runs.csv", "No such file or directory"),
+                            (tmp_path, "Is a directory")):
+        res = cli("runs", "export", "-o", str(target))
+        assert (res.code, res.err) == (1, f"wbtool: error: cannot write {target}: {problem}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
+
+
 def test_delete(cli: Cli, store_dir: Path) -> None:
     a, b, c = make_run(), make_run(), make_run()
     res = cli("runs", "delete", a.id, input="")  # stdin is a pipe, not a terminal
