@@ -106,12 +106,13 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
     if is_tty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(title=title, show_edge=False, header_style="bold")
         for c in columns:
             t.add_column(c)
-        for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
+        for r in rows:  # Text: a name such as "[red]x" is shown as it is, not as markup
+            t.add_row(*(Text("" if v is None else str(v)) for v in r))
         Console().print(t)
         return
     for r in rows:
