@@ -261,6 +261,26 @@ def test_delete(cli: Cli, store_dir: Path) -> None:
     assert cli("runs", "delete", c.id, "-y", check=True).out == f"deleted run {c.id} ({c.name})\n"
 
 
+def test_the_question_before_deleting_goes_to_the_terminal(cli: Cli, store_dir: Path) -> None:
+    """``wbtool runs delete ID --json | jq``: stdout holds the JSON document only."""
+    run = make_run()
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "wbtool", "runs", "delete", run.id,
+                                 "--json"], stdin=follower, stderr=follower,
+                                stdout=subprocess.PIPE, cwd=cli.cwd)
+        os.close(follower)
+        os.write(leader, b"y\n")
+        out = proc.communicate(timeout=60)[0]
+        asked = os.read(leader, 65536)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    assert json.loads(out)["result"] == {"deleted": [run.id]}
+    assert b"Delete 1 run(s)" in asked
+    assert not (store_dir / "runs" / run.id).exists()
+
+
 CHILD = """
 import sys, time, wbtool
 run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})

@@ -609,7 +609,7 @@ def delete(
             raise UsageError("refusing to delete without confirmation: stdin is not a "
                              "terminal; pass --yes")
         names = ", ".join(f"{r.id} ({r.name})" if r.name else r.id for r in runs)
-        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False):
+        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False, err=True):
             output.note("nothing deleted")
             raise typer.Exit(1)
     for r in runs:
