@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +116,33 @@ def test_open_metrics_filters_from_the_environment() -> None:
     assert load(environ=env).x_stats_open_metrics_filters == ("a{1,3}", "b")
     env = {"WBTOOL_X_STATS_OPEN_METRICS_FILTERS": "node_.*,gpu_.*"}
     assert load(environ=env).x_stats_open_metrics_filters == ("node_.*", "gpu_.*")
+
+
+@pytest.mark.parametrize("name", ["config_paths", "ignore_globs", "x_stats_disk_paths"])
+def test_lists_of_paths_and_globs_hold_strings(cli: Cli, name: str) -> None:
+    assert getattr(wbtool.Settings(**{name: [Path("a"), "b"]}), name) == ("a", "b")
+    with pytest.raises(SettingsError, match=name):
+        wbtool.Settings(**{name: ["a", ["b"]]})
+    res = cli("run", "--", sys.executable, "-c", "", env={f"WBTOOL_{name.upper()}": "[1]"})
+    assert (res.code, res.err) == (
+        2, f"wbtool: error: invalid setting {name!r}: '[1]': expected a list of strings\n")
+
+
+def test_paths_starting_with_a_tilde_are_in_the_home_folder(cli: Cli, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "conf.yaml").write_text("lr: 0.3\n")
+    system = home / ".config" / "wbtool" / "settings.yaml"
+    system.parent.mkdir(parents=True)
+    system.write_text("config_paths: [~/conf.yaml]\ngit_root: ~/repo\n")
+    shown: Any = cli("settings", "show", "config_paths", "git_root", "--json", check=True).json()
+    assert shown["result"]["config_paths"]["value"] == [str(home / "conf.yaml")]
+    assert shown["result"]["git_root"]["value"] == str(home / "repo")
+    with wbtool.init(settings=wbtool.Settings(quiet=True)) as run:
+        assert run.config["lr"] == 0.3
+
+
+def test_only_upper_case_variables_are_settings(cli: Cli) -> None:
+    env = {"WBTOOL_PROJECT": "upper", "WBTOOL_project": "lower", "WBTOOL_Run_Group": "g"}
+    assert (load(environ=env).project, load(environ=env).run_group) == ("upper", None)
+    res = cli("settings", "show", "project", "run_group", env=env, check=True)
+    assert res.out == "project\t'upper'\tenv WBTOOL_PROJECT\nrun_group\tNone\tdefault\n"

@@ -85,6 +85,11 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None else _str(v)
 
 
+def _opt_path(v: Any) -> str | None:
+    """A path, where ``~`` is the home folder as in a shell."""
+    return None if v is None else os.path.expanduser(_str(v))
+
+
 def _choice(*choices: str, optional: bool = False) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         if v is None and optional:
@@ -108,8 +113,15 @@ def _seq(v: Any) -> tuple[Any, ...]:
     raise ValueError("expected a list")
 
 
-def _opt_seq(v: Any) -> tuple[Any, ...] | None:
-    return None if v is None else _seq(v)
+def _str_seq(v: Any) -> tuple[str, ...]:
+    items = tuple(os.fspath(x) if isinstance(x, os.PathLike) else x for x in _seq(v))
+    if not all(isinstance(x, str) for x in items):
+        raise ValueError("expected a list of strings")
+    return items
+
+
+def _opt_paths(v: Any) -> tuple[str, ...] | None:
+    return None if v is None else tuple(os.path.expanduser(p) for p in _str_seq(v))
 
 
 def _int_seq(v: Any) -> tuple[int, ...] | None:
@@ -162,8 +174,8 @@ def _tags(v: Any) -> tuple[str, ...] | None:
 # name: (validator, default)
 FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "allow_val_change": (_bool, False),
-    "code_dir": (_opt_str, None),
-    "config_paths": (_opt_seq, None),
+    "code_dir": (_opt_path, None),
+    "config_paths": (_opt_paths, None),
     "console": (_choice("auto", "off", "wrap", "redirect", "wrap_raw", "wrap_emu"), "auto"),
     "disable_code": (_bool, False),
     "disable_git": (_bool, False),
@@ -172,10 +184,10 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "git_commit": (_opt_str, None),
     "git_remote": (_str, "origin"),
     "git_remote_url": (_opt_str, None),
-    "git_root": (_opt_str, None),
+    "git_root": (_opt_path, None),
     "heartbeat_seconds": (_positive_int, 30),
     "host": (_opt_str, None),
-    "ignore_globs": (_seq, ()),
+    "ignore_globs": (_str_seq, ()),
     "max_end_of_run_history_metrics": (_int, 10),
     "max_end_of_run_summary_metrics": (_int, 10),
     "mode": (_mode, "offline"),
@@ -185,7 +197,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "reinit": (_reinit, "default"),
     "resume": (_choice("allow", "must", "never", "auto", optional=True), None),
     "resume_from": (_opt_str, None),
-    "root_dir": (_opt_str, None),
+    "root_dir": (_opt_path, None),
     "run_group": (_opt_str, None),
     "run_id": (_opt_str, None),
     "run_job_type": (_opt_str, None),
@@ -193,7 +205,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "run_notes": (_opt_str, None),
     "run_tags": (_tags, None),
     "save_code": (_opt_bool, None),
-    "settings_system": (_opt_str, None),
+    "settings_system": (_opt_path, None),
     "show_colors": (_opt_bool, None),
     "show_emoji": (_opt_bool, None),
     "show_errors": (_bool, True),
@@ -206,7 +218,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_disable_machine_info": (_bool, False),
     "x_disable_meta": (_bool, False),
     "x_disable_stats": (_bool, False),
-    "x_files_dir": (_opt_str, None),
+    "x_files_dir": (_opt_path, None),
     "x_label": (_opt_str, None),
     "x_log_level": (_int, 20),
     "x_primary": (_bool, True),
@@ -216,11 +228,11 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_stats_cpu_count": (_opt_int, None),
     "x_stats_cpu_logical_count": (_opt_int, None),
     "x_stats_dcgm_exporter": (_opt_str, None),
-    "x_stats_disk_paths": (_opt_seq, ("/",)),
+    "x_stats_disk_paths": (_opt_paths, ("/",)),
     "x_stats_gpu_count": (_opt_int, None),
     "x_stats_gpu_device_ids": (_int_seq, None),
     "x_stats_gpu_type": (_opt_str, None),
-    "x_stats_neuron_monitor_config_path": (_opt_str, None),
+    "x_stats_neuron_monitor_config_path": (_opt_path, None),
     "x_stats_open_metrics_endpoints": (_opt_dict, None),
     "x_stats_open_metrics_filters": (_filters, None),
     "x_stats_open_metrics_http_headers": (_opt_dict, None),
@@ -338,9 +350,9 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
             continue
-        name = key[len(ENV_PREFIX):].lower()
-        if name in FIELDS:
-            out[name] = value
+        name = key[len(ENV_PREFIX):]
+        if name.isupper() and name.lower() in FIELDS:  # WBTOOL_PROJECT, not WBTOOL_project
+            out[name.lower()] = value
     return out
 
 

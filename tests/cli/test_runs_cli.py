@@ -236,6 +236,15 @@ def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> No
     is_error(cli("runs", "export", "-f", "parquet"), 2, "--format")
 
 
+def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Path) -> None:
+    make_run("p")
+    for target, problem in ((tmp_path / "no" / "runs.csv", "No such file or directory"),
+                            (tmp_path, "Is a directory")):
+        res = cli("runs", "export", "-o", str(target))
+        assert (res.code, res.err) == (1, f"wbtool: error: cannot write {target}: {problem}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
+
+
 def test_delete(cli: Cli, store_dir: Path) -> None:
     a, b, c = make_run(), make_run(), make_run()
     res = cli("runs", "delete", a.id, input="")  # stdin is a pipe, not a terminal
@@ -250,6 +259,26 @@ def test_delete(cli: Cli, store_dir: Path) -> None:
     assert [r["id"] for r in envelope(cli("runs", "list", "--json"), "runs list")] == [c.id]
     is_error(cli("runs", "delete", a.id, "--yes"), 3)
     assert cli("runs", "delete", c.id, "-y", check=True).out == f"deleted run {c.id} ({c.name})\n"
+
+
+def test_the_question_before_deleting_goes_to_the_terminal(cli: Cli, store_dir: Path) -> None:
+    """``wbtool runs delete ID --json | jq``: stdout holds the JSON document only."""
+    run = make_run()
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "wbtool", "runs", "delete", run.id,
+                                 "--json"], stdin=follower, stderr=follower,
+                                stdout=subprocess.PIPE, cwd=cli.cwd)
+        os.close(follower)
+        os.write(leader, b"y\n")
+        out = proc.communicate(timeout=60)[0]
+        asked = os.read(leader, 65536)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    assert json.loads(out)["result"] == {"deleted": [run.id]}
+    assert b"Delete 1 run(s)" in asked
+    assert not (store_dir / "runs" / run.id).exists()
 
 
 CHILD = """

@@ -79,7 +79,9 @@ def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
     cli("artifact", "ls", check=True)  # creates the store
     for broken in ('{"format": 1, "remotes": "abc"}',
                    '{"format": 1, "remotes": {"x": "abc"}}',
-                   '{"format": 1, "remotes": ["x"]}'):
+                   '{"format": 1, "remotes": ["x"]}',
+                   'format: 1\nremotes:\n  1: {url: /tmp/a}\n',
+                   'format: 1\nremotes:\n  x: {url: /tmp/a, options: {a: {1: b, c: d}}}\n'):
         (store_dir / "config.yaml").write_text(broken)
         for args in (("list",), ("add", "r", str(tmp_path / "folder")), ("remove", "x"),
                      ("default", "x")):
@@ -88,3 +90,15 @@ def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
             assert res.err.startswith("wbtool: error: ") and res.err.count("\n") == 1, res.err
             assert "config.yaml" in res.err and "Traceback" not in res.err
         assert (store_dir / "config.yaml").read_text() == broken
+
+
+def test_looking_at_remotes_creates_no_store(cli: Cli, store_dir: Path) -> None:
+    assert cli("remote", "list", check=True).out == ""
+    assert result(cli, "remote", "list") == []
+    assert result(cli, "remote", "default") is None
+    for args in (("remove", "team"), ("default", "team")):
+        res = cli("remote", *args)
+        assert (res.code, res.err) == (3, "wbtool: error: remote not found: team\n")
+    assert not store_dir.exists()
+    cli("remote", "add", "team", "s3://bucket/a", check=True)  # adding creates it
+    assert [r["name"] for r in result(cli, "remote", "list")] == ["team"]

@@ -121,6 +121,8 @@ def main() -> None:
     code = run(sys.argv[1:])
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
-        pass
+    except BrokenPipeError:  # else flushed again, and reported, as Python exits
+        from wbtool.cli.output import discard_stdout
+
+        discard_stdout()
     sys.exit(code)

@@ -64,7 +64,7 @@ def emit_json(command: str, result: Any) -> None:
     except ValueError:  # a NaN or an infinity somewhere (rare: walk only then)
         text = json.dumps(_finite(doc), indent=2, sort_keys=True, default=str,
                           allow_nan=False)
-    sys.stdout.write(text + "\n")
+    _write(text + "\n")
 
 
 def _finite(value: Any) -> Any:
@@ -79,7 +79,22 @@ def _finite(value: Any) -> Any:
 
 
 def line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    _write(text + "\n")
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except BrokenPipeError:
+        discard_stdout()
+
+
+def discard_stdout() -> None:
+    """The reader of stdout went away (``| head``): what is still to be written
+    goes nowhere, quietly, and the command keeps its exit code."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def note(text: str) -> None:
@@ -91,12 +106,13 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
     if is_tty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(title=title, show_edge=False, header_style="bold")
         for c in columns:
             t.add_column(c)
-        for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
+        for r in rows:  # Text: a name such as "[red]x" is shown as it is, not as markup
+            t.add_row(*(Text("" if v is None else str(v)) for v in r))
         Console().print(t)
         return
     for r in rows:

@@ -16,10 +16,18 @@ app = typer.Typer(
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
 
-def _store() -> Any:
+def _store(create: bool = True) -> Any:
+    """The store; None where there is none and ``create`` is False (looking
+    at remotes never creates a store)."""
     from wbtool.context import Context
+    from wbtool.settings import load
+    from wbtool.store.layout import Store, discover
 
-    return Context.from_settings().store
+    settings = load()
+    path = discover(root_dir=settings.root_dir)
+    if not create and not (path / "config.yaml").is_file():
+        return None
+    return Context(settings, Store.open(path)).store
 
 
 def _options_text(options: dict[str, Any]) -> str:
@@ -57,7 +65,8 @@ def list_(as_json: bool = JsonOpt) -> None:
     """List the remotes (the default one is marked)."""
     from wbtool.remote import config
 
-    specs = config.list(_store())
+    store = _store(create=False)
+    specs = [] if store is None else config.list(store)
     if as_json:
         output.emit_json("remote list", [s.to_json() for s in specs])
         return
@@ -75,9 +84,13 @@ def remove(
     as_json: bool = JsonOpt,
 ) -> None:
     """Forget remote NAME (nothing on the remote is deleted)."""
+    from wbtool.errors import NotFoundError
     from wbtool.remote import config
 
-    spec = config.remove(_store(), name)
+    store = _store(create=False)
+    if store is None:
+        raise NotFoundError(what="remote", name=name)
+    spec = config.remove(store, name)
     if as_json:
         output.emit_json("remote remove", spec.to_json())
         return
@@ -90,10 +103,14 @@ def default(
     as_json: bool = JsonOpt,
 ) -> None:
     """Make NAME the default remote (sync and pull use it), or show the default."""
+    from wbtool.errors import NotFoundError
     from wbtool.remote import config
 
-    store = _store()
-    spec = config.set_default(store, name) if name else config.get_default(store)
+    store = _store(create=False)
+    if name and store is None:
+        raise NotFoundError(what="remote", name=name)
+    spec = config.set_default(store, name) if name else (
+        None if store is None else config.get_default(store))
     if as_json:
         output.emit_json("remote default", spec.to_json() if spec else None)
         return

@@ -552,10 +552,14 @@ def export(
         with _stdout_guard():
             _write_export(sys.stdout, fmt, columns, records)
         return
+    from wbtool.errors import WbtoolError
     from wbtool.fsutil import as_atomic
 
-    with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        _write_export(f, fmt, columns, records)
+    try:
+        with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            _write_export(f, fmt, columns, records)
+    except OSError as e:  # not the name of the temporary file beside it
+        raise WbtoolError(f"cannot write {output_file}: {e.strerror or e}") from None
     output.note(f"wrote {len(records)} run(s) to {output_file}")
 
 
@@ -605,7 +609,7 @@ def delete(
             raise UsageError("refusing to delete without confirmation: stdin is not a "
                              "terminal; pass --yes")
         names = ", ".join(f"{r.id} ({r.name})" if r.name else r.id for r in runs)
-        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False):
+        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False, err=True):
             output.note("nothing deleted")
             raise typer.Exit(1)
     for r in runs:

@@ -104,10 +104,20 @@ def _remotes(store: Store) -> dict[str, dict[str, Any]]:
     if not isinstance(doc, dict):
         raise StoreError(f"{where}: 'remotes' must be a mapping")
     for name, entry in doc.items():
+        if not isinstance(name, str):
+            raise StoreError(f"{where}: remote name {name!r} is not a string")
         if (not isinstance(entry, dict) or not isinstance(entry.get("url"), str)
                 or not isinstance(entry.get("options") or {}, dict)):
             raise StoreError(f"{where}: remote {name!r} needs a 'url' and a mapping of 'options'")
+        if not _string_keys(entry.get("options") or {}):
+            raise StoreError(f"{where}: remote {name!r} has an option name that is not a string")
     return doc
+
+
+def _string_keys(doc: Any) -> bool:
+    """Whether the keys of ``doc`` and of the mappings in it are all strings."""
+    return not isinstance(doc, dict) or all(
+        isinstance(key, str) and _string_keys(value) for key, value in doc.items())
 
 
 def _default(store: Store) -> str | None:

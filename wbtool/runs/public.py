@@ -251,6 +251,8 @@ def get_run(ctx: Context, path: str) -> PublicRun:
 def list_runs(ctx: Context, project: str | None = None,
               filters: Mapping[str, Any] | None = None, order: str = "-created_at",
               state: str | None = None) -> list[PublicRun]:
+    if filters:
+        query.check(filters)
     runs = [PublicRun(ctx, r.doc, r.summary, r.config)
             for r in catalog.select(ctx.store.index, project=project)]
     if state is not None:

@@ -66,6 +66,34 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def check(filters: Any) -> None:
+    """Refuse a filter document :func:`matches` cannot apply, naming the problem."""
+    if not isinstance(filters, Mapping):
+        raise UsageError(f"a filter must be a mapping, not {filters!r}")
+    for key, cond in filters.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, (list, tuple)):
+                raise UsageError(f"{key} takes a list of filters, not {cond!r}")
+            for f in cond:
+                check(f)
+        elif key == "$not":
+            check(cond)
+        elif not isinstance(key, str) or key.startswith("$"):
+            raise UsageError(f"unknown filter operator {key!r}")
+        elif isinstance(cond, Mapping) and cond and all(
+                isinstance(k, str) and k.startswith("$") for k in cond):
+            for op, arg in cond.items():
+                if op not in _OPS:
+                    raise UsageError(f"unknown filter operator {op!r}")
+                if op in ("$in", "$nin") and not isinstance(arg, (list, tuple, set, frozenset)):
+                    raise UsageError(f"{key}: {op} takes a list, not {arg!r}")
+                if op == "$regex":
+                    try:
+                        re.compile(arg)
+                    except (re.error, TypeError) as e:
+                        raise UsageError(f"{key}: bad $regex {arg!r}: {e}") from None
+
+
 def matches(doc: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:
     if not filters:
         return True
