@@ -47,14 +47,20 @@ def test_a_new_store_holds_no_temp_files(store_dir: Path) -> None:
     assert (store_dir / "config.yaml").stat().st_nlink == 1
 
 
+@pytest.mark.parametrize("holding", ["an object", "a run"])
 @pytest.mark.parametrize("how", ["deleted", "emptied"])
 def test_a_store_that_lost_its_index_is_refused_not_started_afresh(
-    store_dir: Path, how: str
+    store_dir: Path, how: str, holding: str
 ) -> None:
     """A new, empty index over stored objects would make every object look
-    unreferenced, and ``cache gc`` would delete them all."""
+    unreferenced, and ``cache gc`` would delete them all; over runs, it
+    would hide every run."""
     store = Store.open(store_dir)
-    store.objects.put_bytes(b"a stored object")
+    if holding == "an object":
+        store.objects.put_bytes(b"a stored object")
+    else:
+        (store_dir / "runs" / "abc123").mkdir()
+        (store_dir / "runs" / "abc123" / "run.json").write_text("{}")
     store.close()
     index = store_dir / "index.db"
     for extra in ("-wal", "-shm"):

@@ -177,12 +177,12 @@ class Store:
                 lost = os.stat(path).st_size == 0
             except FileNotFoundError:
                 lost = True
-            if lost and self._holds_objects():
+            if lost and (self._holds_objects() or self._holds_runs()):
                 # A new, empty index would call every object unreferenced
-                # (and `cache gc` would delete them all).
+                # (and `cache gc` would delete them all), and hide every run.
                 raise StoreError(
-                    f"{path} is missing or empty, but the store holds objects; restore it "
-                    "from a backup (wbtool will not start a new index over stored data)")
+                    f"{path} is missing or empty, but the store holds objects or runs; restore "
+                    "it from a backup (wbtool will not start a new index over stored data)")
             self._index = Index(path)
         return self._index
 
@@ -198,6 +198,13 @@ class Store:
                         if any(True for _ in it):
                             return True
         return False
+
+    def _holds_runs(self) -> bool:
+        try:
+            with os.scandir(self.path / "runs") as it:
+                return any(True for _ in it)
+        except FileNotFoundError:
+            return False
 
     @property
     def tmp(self) -> Path:
