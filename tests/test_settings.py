@@ -65,6 +65,19 @@ def test_precedence(tmp_path: Path, store_dir: Path) -> None:
     assert s.project == "from-workspace" and s.source("project").startswith("workspace file")
 
 
+def test_an_empty_variable_counts_as_unset(tmp_path: Path, store_dir: Path) -> None:
+    """``WBTOOL_QUIET=$QUIET`` with QUIET unset in a CI script: no setting,
+    so the files and defaults below it still apply."""
+    store_dir.mkdir(parents=True)
+    (store_dir / "settings.yaml").write_text("project: from-workspace\n")
+    env = {"WBTOOL_DIR": str(store_dir), "WBTOOL_SETTINGS_SYSTEM": str(tmp_path / "none.yaml"),
+           "WBTOOL_PROJECT": "", "WBTOOL_QUIET": "", "WBTOOL_X_STATS_SAMPLING_INTERVAL": ""}
+    s = load(environ=env)
+    assert s.project == "from-workspace" and s.source("project").startswith("workspace file")
+    assert s.quiet is False and s.source("quiet") == "default"
+    assert s.source("x_stats_sampling_interval") == "default"
+
+
 def test_bad_values_in_files_and_env_name_the_setting(tmp_path: Path) -> None:
     bad = tmp_path / "s.yaml"
     bad.write_text("heartbeat_seconds: often\n")

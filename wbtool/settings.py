@@ -348,8 +348,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
-            continue
+        if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV or not value:
+            continue  # an empty variable (WBTOOL_QUIET=$UNSET_VAR) is no setting, as unset
         name = key[len(ENV_PREFIX):]
         if name.isupper() and name.lower() in FIELDS:  # WBTOOL_PROJECT, not WBTOOL_project
             out[name.lower()] = value
