@@ -468,6 +468,23 @@ def test_resume_modes() -> None:
     assert rows[2]["_runtime"] >= rows[1]["_runtime"]
 
 
+def test_a_resumed_run_stays_in_its_project() -> None:
+    """A restarted job that resumes by id alone must not move its run to the
+    default project; naming another project is refused, not a move."""
+    with wandb.init(project="mnist", id="keep1234", settings=quiet()) as run:
+        run.log({"a": 1})
+    again = wandb.init(id="keep1234", resume="must", settings=quiet())
+    assert again.project == "mnist"
+    again.finish()
+    rewound = wandb.init(resume_from="keep1234?_step=0", settings=quiet())
+    assert rewound.project == "mnist"
+    rewound.finish()
+    with pytest.raises(wandb.WbtoolError, match="is in project 'mnist', not 'other'"):
+        wandb.init(id="keep1234", resume="allow", project="other", settings=quiet())
+    assert [r.id for r in wandb.Api().runs("mnist")] == ["keep1234"]
+    assert wandb.Api().runs("other") == []
+
+
 def test_resume_auto_picks_up_a_crashed_run() -> None:
     run = wandb.init(project="p", settings=quiet())
     run.log({"a": 1})

@@ -246,6 +246,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         run_id = rid
         folder = RunFolder(runs_dir / rid)
         prior = _existing(ctx, folder, "resume_from")
+        project = _resumed_project(settings, project, prior, rid)
         rows_kept = rewrite(folder.history, lambda r: _step_of(r) <= at)
         step = at + 1
     elif settings.fork_from:
@@ -282,6 +283,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
                     raise ConflictError(f"run {run_id} already exists: pass resume='allow' "
                                         "to continue it, or choose another id")
                 prior = _existing(ctx, folder, "resume")
+                project = _resumed_project(settings, project, prior, run_id)
                 step = _last_step(folder)
         else:
             if resume == "must":
@@ -406,6 +408,21 @@ def _existing(ctx: Any, folder: RunFolder, why: str) -> dict[str, Any]:
         raise ConflictError(f"run {folder.id} is still running (pid {doc.get('pid')} on "
                             f"{doc.get('host')}); finish it before resuming")
     return doc
+
+
+def _resumed_project(settings: Settings, project: str, prior: dict[str, Any],
+                     run_id: str) -> str:
+    """The project of a run being resumed: its own. Naming another one is
+    refused rather than moving the run there."""
+    theirs = prior.get("project")
+    if not isinstance(theirs, str) or not theirs:
+        return project
+    if settings.project is None:
+        return theirs
+    if theirs != project:
+        raise ConflictError(f"run {run_id} is in project {theirs!r}, not {project!r}: "
+                            "resume it without a project, or with its own")
+    return project
 
 
 def _auto_resume_candidate(ctx: Any, project: str) -> str | None:
