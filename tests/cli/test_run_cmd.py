@@ -136,6 +136,18 @@ def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+def test_a_file_that_is_not_executable_is_named_as_such(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    (tmp_path / "work" / "train.sh").write_text("echo hi\n")
+    res = cli("run", "--", "./train.sh")
+    assert res.code == 2 and res.err.count("\n") == 1
+    assert res.err.startswith("wbtool: error: cannot run ./train.sh: it is not executable")
+    (tmp_path / "work" / "data").mkdir()
+    res = cli("run", "--", "./data")
+    assert res.code == 2 and res.err == "wbtool: error: cannot run ./data: it is a folder\n"
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
 def test_options_after_the_command_belong_to_it(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--name", "n1", "--tag", "a", "--tag", "b", "--config", "lr=0.5",
               "--config", "opt=adam", PY, "-c", "import sys; print(sys.argv[1:])", "--name",
