@@ -529,6 +529,11 @@ def _paragraphs(text: str) -> list[str]:
     return out
 
 
+def _dots(p: Param) -> str:
+    """The "..." after a repeatable argument, unless its metavar already says so."""
+    return "..." if p.repeatable and not p.name.endswith("...") else ""
+
+
 def _usage(cmd: Command) -> str:
     parts = [_b(cmd.name)]
     if any(not p.is_help for p in cmd.options):
@@ -536,14 +541,14 @@ def _usage(cmd: Command) -> str:
     if cmd.is_group:
         parts += [_i("COMMAND"), f"[{_i('ARGS')}]..."]
     for p in cmd.arguments:
-        word = _i(p.name) + ("..." if p.repeatable else "")
+        word = _i(p.name) + _dots(p)
         parts.append(word if p.required else f"[{word}]")
     return " ".join(parts)
 
 
 def _param_entry(p: Param) -> list[str]:
     if p.is_argument:
-        head = _i(p.name) + ("..." if p.repeatable else "")
+        head = _i(p.name) + _dots(p)
     else:
         head = ", ".join(_b(o) for o in p.opts) + (f" {_i(p.name)}" if p.takes_value else "")
     notes = []

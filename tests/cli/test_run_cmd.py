@@ -136,6 +136,47 @@ def test_missing_command_is_not_found(cli: Cli, store_dir: Path) -> None:
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+def test_a_file_that_is_not_executable_is_named_as_such(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    (tmp_path / "work" / "train.sh").write_text("echo hi\n")
+    res = cli("run", "--", "./train.sh")
+    assert res.code == 2 and res.err.count("\n") == 1
+    assert res.err.startswith("wbtool: error: cannot run ./train.sh: it is not executable")
+    (tmp_path / "work" / "data").mkdir()
+    res = cli("run", "--", "./data")
+    assert res.code == 2 and res.err == "wbtool: error: cannot run ./data: it is a folder\n"
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+def test_a_store_this_user_cannot_write_is_a_store_error(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    import shutil
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root writes anywhere: drop that power for the child
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}",
+                  f"--bounding-set={caps}"]
+    (tmp_path / "f").write_bytes(b"f")
+    cli("artifact", "log", "ds", str(tmp_path / "f"), "--type", "data", check=True)
+    (store_dir / "runs").mkdir(exist_ok=True)
+    modes = {p: p.stat().st_mode for p in [store_dir, *store_dir.rglob("*")]}
+    try:
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        res = subprocess.run([*prefix, PY, "-m", "wbtool", "run", "-q", "--", "true"],
+                             capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert res.returncode == 7, res.stderr
+    assert res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"wbtool: error: the store at {store_dir} cannot be written")
+    assert not any((store_dir / "runs").iterdir())
+
+
 def test_options_after_the_command_belong_to_it(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--name", "n1", "--tag", "a", "--tag", "b", "--config", "lr=0.5",
               "--config", "opt=adam", PY, "-c", "import sys; print(sys.argv[1:])", "--name",

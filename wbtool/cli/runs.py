@@ -15,7 +15,7 @@ import typer
 from wbtool.cli import output
 from wbtool.runs.charts import NUMBERS, chart_history, parse_block, sparkline
 
-app = typer.Typer(help="Tracked runs: list, show, history, export, delete.",
+app = typer.Typer(help="Tracked runs: list, show, history, logs, system, export, delete.",
                   no_args_is_help=True)
 
 ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: the settings' "
@@ -584,7 +584,8 @@ def _write_export(stream: Any, fmt: str, columns: list[str],
 
 @app.command()
 def delete(
-    run_ids: list[str] = typer.Argument(..., metavar="ID", help="Runs to delete (or project/ID)."),
+    run_ids: list[str] = typer.Argument(..., metavar="ID...",
+                                        help="Runs to delete (or project/ID)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation "
                              "(required when stdin is not a terminal)."),
     force: bool = typer.Option(False, "--force", help="Delete runs that are still live too."),

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wbtool.errors import StoreError
 from wbtool.fsutil import atomic_write
 
 RUN_FORMAT = 1
@@ -164,8 +166,15 @@ class RunFolder:
         return self.run_json.is_file()
 
     def create(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.files.mkdir(exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.files.mkdir(exist_ok=True)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            store = self.path.parent.parent
+            raise StoreError(f"the store at {store} cannot be written here ({e.strerror}): "
+                             "a run needs write access to the store folder") from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -471,6 +471,11 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
     if not command:
         raise UsageError("wbtool run needs a command: wbtool run -- python train.py")
     if shutil.which(command[0]) is None:
+        if os.sep in command[0] and os.path.isdir(command[0]):
+            raise UsageError(f"cannot run {command[0]}: it is a folder")
+        if os.sep in command[0] and os.path.exists(command[0]):
+            raise UsageError(f"cannot run {command[0]}: it is not executable "
+                             f"(chmod +x {command[0]}, or name its interpreter first)")
         raise NotFoundError(what="command", name=command[0])
     patterns = []
     for text in capture or ():
