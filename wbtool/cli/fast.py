@@ -36,10 +36,11 @@ def _parse_log(argv: list[str]) -> dict[str, object] | None:
                 value = argv[i]
             if name == "--run":
                 opts["run_id"] = value
-            elif value.lstrip("-").isdigit():
-                opts["step"] = int(value)
             else:
-                return None
+                try:
+                    opts["step"] = int(value)  # what click's INT takes
+                except ValueError:
+                    return None
         elif arg in _LOG_FLAGS:
             key, flag = _LOG_FLAGS[arg]
             opts[key] = flag
