@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,12 @@ def test_log_step_that_is_no_int_is_a_usage_error(cli: Cli, step: str) -> None:
     assert "Traceback" not in res.err
     assert (res.code, res.out, res.err) == (2, "", full(cli, "log", "loss=1", "--step", step).err)
     assert res.err.count("\n") == 1 and "is not a valid int" in res.err
+
+
+def test_log_checks_its_pairs_before_it_opens_the_store(cli: Cli, store_dir: Path) -> None:
+    res = cli("log", "=1")
+    assert (res.code, res.err) == (2, "wbtool: error: expected KEY=VALUE, not '=1'\n")
+    assert not store_dir.exists()  # a call that is refused leaves no store behind
+    unusable = {"WBTOOL_DIR": os.devnull + "/store"}
+    res = cli("log", "=1", env=unusable)
+    assert (res.code, res.err) == (2, full(cli, "log", "=1", env=unusable).err)

@@ -245,10 +245,10 @@ def _log(opts: dict[str, object]) -> int:
         from wbtool.context import Context
         from wbtool.runs.shell import log_values, parse_pairs
 
+        values = parse_pairs(opts["pairs"])  # type: ignore[arg-type]
         result = log_values(
             Context.from_settings(), opts["run_id"],  # type: ignore[arg-type]
-            parse_pairs(opts["pairs"]),  # type: ignore[arg-type]
-            step=opts["step"], commit=opts["commit"],  # type: ignore[arg-type]
+            values, step=opts["step"], commit=opts["commit"],  # type: ignore[arg-type]
             summary_only=bool(opts["summary"]),
         )
         if opts["as_json"]:
