@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, make_tree
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -52,3 +59,21 @@ def test_help_and_version_exit_0(cli: Cli) -> None:
     assert res.code == 0 and res.out.startswith("Usage: wbtool artifact log") and res.err == ""
     res = cli("--version")
     assert res.code == 0 and res.out.startswith("wbtool ")
+
+
+@pytest.mark.parametrize("command", ["add", "log"])  # the full command line, the fast path
+def test_ctrl_c_in_a_command_is_one_line(cli: Cli, store_dir: Path, command: str) -> None:
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "first", "data", "--type", "dataset", check=True)
+    with open(store_dir / "lock", "w") as held:  # the command waits for the store's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wbtool", "artifact", command, "ds", "data", "--type",
+             "dataset"], cwd=cli.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while f"-> FLOCK  ADVISORY  READ {proc.pid} " not in Path("/proc/locks").read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")

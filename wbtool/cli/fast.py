@@ -36,10 +36,11 @@ def _parse_log(argv: list[str]) -> dict[str, object] | None:
                 value = argv[i]
             if name == "--run":
                 opts["run_id"] = value
-            elif value.lstrip("-").isdigit():
-                opts["step"] = int(value)
             else:
-                return None
+                try:
+                    opts["step"] = int(value)  # what click's INT takes
+                except ValueError:
+                    return None
         elif arg in _LOG_FLAGS:
             key, flag = _LOG_FLAGS[arg]
             opts[key] = flag
@@ -244,10 +245,10 @@ def _log(opts: dict[str, object]) -> int:
         from wbtool.context import Context
         from wbtool.runs.shell import log_values, parse_pairs
 
+        values = parse_pairs(opts["pairs"])  # type: ignore[arg-type]
         result = log_values(
             Context.from_settings(), opts["run_id"],  # type: ignore[arg-type]
-            parse_pairs(opts["pairs"]),  # type: ignore[arg-type]
-            step=opts["step"], commit=opts["commit"],  # type: ignore[arg-type]
+            values, step=opts["step"], commit=opts["commit"],  # type: ignore[arg-type]
             summary_only=bool(opts["summary"]),
         )
         if opts["as_json"]:

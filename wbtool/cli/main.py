@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from wbtool._version import __version__
 from wbtool.cli import artifact as artifact_cmd
@@ -33,9 +34,23 @@ _COMMANDS: dict[str, tuple[Any, dict[str, Any] | None]] = {
 }
 
 
+class _Root(TyperGroup):
+    """The ``wbtool`` group. Ctrl-C in a command is told as every failure is
+    (Typer would end the command with 130 and not a word)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            from wbtool.cli.failure import exit_code
+
+            raise typer.Exit(exit_code(e)) from None
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """The ``wbtool`` app: every command, or just ``only`` (a group or command)."""
     application = typer.Typer(
+        cls=_Root,
         name="wbtool",
         help="Local-first experiment tracking and artifact versioning.",
         no_args_is_help=True,
