@@ -81,8 +81,19 @@ def _str(v: Any) -> str:
     return v
 
 
+def _text(v: Any) -> str:
+    """A string kept as text (a name, notes): bytes that are not UTF-8, as a
+    command line or environment can carry, cannot be written."""
+    v = _str(v)
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8 text") from None
+    return v
+
+
 def _opt_str(v: Any) -> str | None:
-    return None if v is None else _str(v)
+    return None if v is None else _text(v)
 
 
 def _opt_path(v: Any) -> str | None:
@@ -168,6 +179,7 @@ def _tags(v: Any) -> tuple[str, ...] | None:
     for t in tags:
         if not isinstance(t, str) or not 1 <= len(t) <= 64:
             raise ValueError(f"tag {t!r} must be 1 to 64 characters")
+        _text(t)
     return tuple(tags)
 
 

@@ -54,6 +54,25 @@ def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str)
     assert "wbtool: run" in res.err and state in res.err
 
 
+def test_arguments_whose_bytes_are_not_utf8(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    bad = os.fsdecode(b"\xff")
+    res = cli("run", "--name", bad, "--", "true")
+    assert res.code == 2 and res.err.count("\n") == 1 and "run_name" in res.err
+    assert not list((store_dir / "runs").glob("*"))  # no run folder left behind
+    # values and a command's arguments are kept, as the escapes JSON has for them
+    res = cli("run", "--config", f"a={bad}", "--", PY, "-m", "wbtool", "log", f"k{bad}=1")
+    assert res.code == 0, res.err
+    assert json.loads((only_run(store_dir) / "config.yaml").read_text()) == {"a": bad}
+    assert [r[f"k{bad}"] for r in iter_rows(only_run(store_dir) / "history.jsonl")] == [1]
+    assert record(store_dir)["command"][-1] == f"k{bad}=1"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("x")
+    res = cli("artifact", "log", "ds", str(data), "--type", "d", "--description", bad)
+    assert res.code == 2 and res.err.count("\n") == 1 and "not valid UTF-8" in res.err
+    assert "Traceback" not in res.err
+
+
 def test_a_huge_integer_in_the_history_keeps_the_exit_status(cli: Cli, store_dir: Path) -> None:
     huge = "1" + "0" * 400
     res = cli("run", "--", "sh", "-c", f"{PY} -m wbtool log x={huge} y=2; exit 3")

@@ -37,6 +37,25 @@ def strip_times(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k not in ("_runtime", "_timestamp")} for r in rows]
 
 
+def test_text_that_was_not_utf8_is_kept_and_loses_no_row() -> None:
+    """A file name whose bytes are not UTF-8 comes from ``os.listdir`` as a
+    string with a lone surrogate; logging one failed the write of the whole
+    batch of rows it was in, and the run's finish."""
+    name = os.fsdecode(b"img-\xff.png")
+    key = os.fsdecode(b"k\xfe")
+    with wandb.init(project="p", config={"file": name}, settings=quiet()) as run:
+        run.log({"a": 0})
+        run.log({"file": name, key: 1})
+        for i in range(1, 4):
+            run.log({"a": i})
+        run.summary["last"] = name
+    rows = history(run)
+    assert [r["_step"] for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[1]["file"] == name and rows[1][key] == 1
+    public = wandb.Api().run(f"p/{run.id}")
+    assert public.config["file"] == name and public.summary["last"] == name
+
+
 def test_three_log_patterns_give_identical_history() -> None:
     results = []
     with wandb.init(project="p", settings=quiet()) as run:

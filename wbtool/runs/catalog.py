@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wbtool.runs.values import JSON_SAFE
 from wbtool.store.index import Index
 
 
 def _dumps(doc: Any) -> str:
-    return json.dumps(doc, sort_keys=True, allow_nan=True, ensure_ascii=False)
+    text = json.dumps(doc, sort_keys=True, allow_nan=True, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # SQLite takes only UTF-8: keep the escapes
+        text = text.encode("utf-8", JSON_SAFE).decode("utf-8")
+    return text
 
 
 class RunRow:

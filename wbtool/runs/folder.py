@@ -25,6 +25,7 @@ from typing import Any
 
 from wbtool.errors import StoreError
 from wbtool.fsutil import atomic_write
+from wbtool.runs.values import JSON_SAFE
 
 RUN_FORMAT = 1
 # Fields of run.json that the process owning the run (``wbtool run``, or the
@@ -201,7 +202,7 @@ class RunFolder:
 
     def write_json(self, path: Path, doc: Any, *, fsync: bool = False) -> None:
         data = json.dumps(doc, indent=1, sort_keys=True, allow_nan=True, ensure_ascii=False)
-        atomic_write(path, data.encode() + b"\n", fsync=fsync)
+        atomic_write(path, data.encode("utf-8", JSON_SAFE) + b"\n", fsync=fsync)
 
     def read_json(self, path: Path, default: Any = None) -> Any:
         try:
@@ -237,7 +238,7 @@ class RunFolder:
         line = json.dumps(event, sort_keys=True, allow_nan=True, ensure_ascii=False) + "\n"
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, line.encode())
+            os.write(fd, line.encode("utf-8", JSON_SAFE))
         finally:
             os.close(fd)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from wbtool.fsutil import as_atomic, write_all
-from wbtool.runs.values import encode
+from wbtool.runs.values import JSON_SAFE, encode
 
 READ_CHUNK = 1 << 20
 # A flush of at least this many rows hands JSON encoding to a helper process.
@@ -38,7 +38,7 @@ while True:
         break
     body = inp.read(struct.unpack("<Q", head)[0])
     rows = marshal.loads(body)
-    view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode())
+    view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", "backslashreplace"))
     while view:
         view = view[os.write(fd, view):]
 """
@@ -121,7 +121,7 @@ class LineWriter:
                     return
                 except (OSError, ValueError) as e:  # the helper died: write here from now on
                     self._stop_encoder(f"the history encoder stopped ({e})")
-            write_all(self._fd, ("\n".join(map(encode, rows)) + "\n").encode())
+            write_all(self._fd, ("\n".join(map(encode, rows)) + "\n").encode("utf-8", JSON_SAFE))
             self.rows_written += len(rows)
 
     def _start_encoder(self) -> None:
@@ -227,5 +227,5 @@ def rewrite(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool],
     dest = os.fspath(target if target is not None else path)
     with as_atomic(dest) as tmp, open(tmp, "wb") as f:
         for row in kept:
-            f.write(encode(row).encode() + b"\n")
+            f.write(encode(row).encode("utf-8", JSON_SAFE) + b"\n")
     return kept

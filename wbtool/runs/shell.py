@@ -17,7 +17,7 @@ from wbtool.errors import NotFoundError, UsageError
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, runtime_at
 from wbtool.runs.ids import validate_id
-from wbtool.runs.values import encode, normalise
+from wbtool.runs.values import JSON_SAFE, encode, normalise
 
 PENDING = "history.pending.json"
 
@@ -115,7 +115,7 @@ def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any
     row["_timestamp"] = now
     fd = os.open(folder.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, (encode(row) + "\n").encode())
+        os.write(fd, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
     finally:
         os.close(fd)
     user = set(doc.get("summary_user_keys") or ())

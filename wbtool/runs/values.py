@@ -20,6 +20,10 @@ MAX_LIST_ARRAY = 32
 HISTOGRAM_BINS = 64
 
 encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
+# How JSON text is encoded as UTF-8: a lone surrogate (bytes that were not
+# UTF-8, from a file name or an argument) is written as its JSON escape,
+# which reads back as the same string, instead of failing the whole write.
+JSON_SAFE = "backslashreplace"
 
 
 def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "") -> None:
