@@ -102,6 +102,10 @@ class StoreError(WbtoolError):
     exit_code = EXIT_STORE
 
 
+class StoreNotWritableError(StoreError):
+    """the store at {path} cannot be written here ({reason}): {what} needs write access to it"""
+
+
 class StoreFormatError(StoreError):
     """{path}: store format {found!r} is not supported by this wbtool (supports {supported})"""
 

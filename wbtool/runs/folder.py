@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wbtool.errors import StoreError
+from wbtool.errors import StoreNotWritableError
 from wbtool.fsutil import atomic_write
 from wbtool.runs.values import JSON_SAFE
 
@@ -173,9 +173,8 @@ class RunFolder:
         except OSError as e:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            store = self.path.parent.parent
-            raise StoreError(f"the store at {store} cannot be written here ({e.strerror}): "
-                             "a run needs write access to the store folder") from None
+            raise StoreNotWritableError(path=str(self.path.parent.parent), reason=e.strerror,
+                                        what="a run") from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -156,7 +156,6 @@ def _retry_locked(fn: Callable[[], None]) -> None:
 class Index:
     def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
         self.path = os.fspath(path)
-        self.read_only = False
         self.db = sqlite3.connect(
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
@@ -196,7 +195,6 @@ class Index:
         self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None,
                                   check_same_thread=False)
         self.db.execute("PRAGMA busy_timeout=60000")
-        self.read_only = True
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise StoreFormatError(path=self.path, found=f"index schema {row and row[0]}",

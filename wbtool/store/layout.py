@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbtool import fsutil
-from wbtool.errors import StoreError, StoreFormatError, StoreLockedError
+from wbtool.errors import (
+    StoreError,
+    StoreFormatError,
+    StoreLockedError,
+    StoreNotWritableError,
+)
 from wbtool.store.index import Index
 
 if TYPE_CHECKING:
@@ -226,8 +231,8 @@ class Store:
         except OSError as e:
             if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            raise StoreError(f"the store at {self.path} cannot be written here ({e.strerror}): "
-                             "this command needs write access to the store folder") from None
+            raise StoreNotWritableError(path=str(self.path), reason=e.strerror,
+                                        what="this command") from None
         try:
             flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
             if not wait:
