@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,3 +92,28 @@ def read_tree(root: Path) -> dict[str, bytes]:
         if p.is_file():
             out[p.relative_to(root).as_posix()] = p.read_bytes()
     return out
+
+
+def unprivileged() -> list[str]:
+    """What to put before a child's argv so that file permissions hold for it:
+    nothing for an ordinary user; as root, ``setpriv`` without the power to
+    write (and read) anywhere. Skips the test where that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}"]
+
+
+@contextlib.contextmanager
+def write_protected(root: Path) -> Iterator[None]:
+    """``root`` and everything in it without write permission, until the block ends."""
+    modes = {p: p.stat().st_mode for p in [root, *root.rglob("*")]}
+    try:
+        for p, mode in modes.items():
+            p.chmod(mode & ~0o222)
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)

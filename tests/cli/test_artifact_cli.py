@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, make_tree, read_tree
+from tests.conftest import Cli, make_tree, read_tree, unprivileged, write_protected
 from wbtool.hashing import hash_bytes, hash_file
 
 TREE = {
@@ -929,15 +929,7 @@ def test_a_root_that_is_a_file_is_refused(cli: Cli, tmp_path: Path, command: str
 def test_a_store_this_user_cannot_write_can_be_read(
     cli: Cli, tmp_path: Path, store_dir: Path, index_state: str
 ) -> None:
-    import shutil
-
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # root writes anywhere: drop that power for the child
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-        caps = "-dac_override,-dac_read_search"
-        prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}",
-                  f"--bounding-set={caps}"]
+    prefix = unprivileged()
     tree = {"a": b"a", "sub/b": b"bb"}
     cli("artifact", "log", "ds", str(make_tree(tmp_path / "d", tree)), "--type", "data",
         check=True)
@@ -956,18 +948,14 @@ def test_a_store_this_user_cannot_write_can_be_read(
         return subprocess.run([*prefix, sys.executable, "-m", "wbtool", *args],
                               capture_output=True, text=True, cwd=cli.cwd, timeout=60)
 
-    modes = {p: p.stat().st_mode for p in [store_dir, *store_dir.rglob("*")]}
     try:
-        for p in modes:
-            p.chmod(modes[p] & ~0o222)
-        listed = wbtool("artifact", "ls", "--json")
-        got = wbtool("artifact", "download", "ds", "--root", str(tmp_path / "out"))
-        checked = wbtool("artifact", "verify", "ds")
-        refused = [wbtool("artifact", "log", "ds", str(tmp_path / "d"), "--type", "data"),
-                   wbtool("artifact", "alias", "add", "ds:v0", "best")]
+        with write_protected(store_dir):
+            listed = wbtool("artifact", "ls", "--json")
+            got = wbtool("artifact", "download", "ds", "--root", str(tmp_path / "out"))
+            checked = wbtool("artifact", "verify", "ds")
+            refused = [wbtool("artifact", "log", "ds", str(tmp_path / "d"), "--type", "data"),
+                       wbtool("artifact", "alias", "add", "ds:v0", "best")]
     finally:
-        for p, mode in modes.items():
-            p.chmod(mode)
         if holder is not None:
             holder.close()
     assert listed.returncode == 0, listed.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, unprivileged, write_protected
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -169,27 +169,13 @@ def test_a_file_that_is_not_executable_is_named_as_such(
 
 def test_a_store_this_user_cannot_write_is_a_store_error(
         cli: Cli, tmp_path: Path, store_dir: Path) -> None:
-    import shutil
-
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # root writes anywhere: drop that power for the child
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-        caps = "-dac_override,-dac_read_search"
-        prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}",
-                  f"--bounding-set={caps}"]
+    prefix = unprivileged()
     (tmp_path / "f").write_bytes(b"f")
     cli("artifact", "log", "ds", str(tmp_path / "f"), "--type", "data", check=True)
     (store_dir / "runs").mkdir(exist_ok=True)
-    modes = {p: p.stat().st_mode for p in [store_dir, *store_dir.rglob("*")]}
-    try:
-        for p in modes:
-            p.chmod(modes[p] & ~0o222)
+    with write_protected(store_dir):
         res = subprocess.run([*prefix, PY, "-m", "wbtool", "run", "-q", "--", "true"],
                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
-    finally:
-        for p, mode in modes.items():
-            p.chmod(mode)
     assert res.returncode == 7, res.stderr
     assert res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"wbtool: error: the store at {store_dir} cannot be written")
