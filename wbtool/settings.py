@@ -12,6 +12,7 @@ once and records where each effective value came from.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -63,8 +64,8 @@ def _float(v: Any) -> float:
 
 def _positive_float(v: Any) -> float:
     f = _float(v)
-    if not f > 0:
-        raise ValueError("must be greater than 0")
+    if not 0 < f < math.inf:  # NaN fails too
+        raise ValueError("must be a number greater than 0, not infinite")
     return f
 
 

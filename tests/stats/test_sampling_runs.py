@@ -61,3 +61,20 @@ def test_no_stats(cli: Cli, store_dir: Path) -> None:
               BUSY.format(s=0.8))
     assert res.code == 0
     assert not list(iter_rows(only_run(store_dir) / "system.jsonl"))
+
+
+def test_an_interval_longer_than_the_clock_can_wait_is_no_error(cli: Cli,
+                                                                store_dir: Path) -> None:
+    """The wait is cut to the longest the platform can wait: no traceback."""
+    res = cli("run", "-q", "--interval", "1e300", "--", PY, "-c", "import time; time.sleep(1.5)")
+    assert (res.code, res.err) == (0, "")
+    assert not list(iter_rows(only_run(store_dir) / "system.jsonl"))
+
+
+def test_an_infinite_interval_is_refused_in_one_line(cli: Cli) -> None:
+    for env in ({}, {"WBTOOL_X_STATS_SAMPLING_INTERVAL": "inf"}):
+        args = () if env else ("--interval", "inf")
+        res = cli("run", "-q", *args, "--", PY, "-c", "pass", env=env)
+        assert res.code == 2
+        assert res.err.startswith("wbtool: error: invalid setting 'x_stats_sampling_interval'")
+        assert res.err.count("\n") == 1

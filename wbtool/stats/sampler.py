@@ -55,7 +55,8 @@ class Sampler:
                  warn: Callable[[str], None] = lambda message: None) -> None:
         self.collectors = list(collectors)
         self.emit = emit
-        self.interval = max(0.01, float(interval))
+        # A longer wait than the platform's clock can count is refused by Event.wait.
+        self.interval = min(max(0.01, float(interval)), threading.TIMEOUT_MAX)
         self.started = started
         self.warn = warn
         self.cpu_seconds = 0.0  # the sampler's own CPU time, for the benchmark
