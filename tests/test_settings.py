@@ -37,6 +37,23 @@ def test_a_heartbeat_must_be_a_second_or_more(beat: object) -> None:
         wbtool.Settings(heartbeat_seconds=beat)
 
 
+@pytest.mark.parametrize("name", ["x_stats_cpu_count", "x_stats_cpu_logical_count",
+                                  "x_stats_pid"])
+@pytest.mark.parametrize("value", [0, -1, "-4"])
+def test_cpu_counts_and_the_measured_pid_must_be_1_or_more(name: str, value: object) -> None:
+    """A CPU count of -1 made the cpu metric negative; a pid of -1 measured nothing."""
+    with pytest.raises(SettingsError, match=name):
+        wbtool.Settings(**{name: value})
+    assert getattr(wbtool.Settings(**{name: 3}), name) == 3
+
+
+def test_a_negative_cpu_count_from_the_environment_is_one_line(cli: Cli) -> None:
+    res = cli("run", "-q", "--", sys.executable, "-c", "pass",
+              env={"WBTOOL_X_STATS_CPU_LOGICAL_COUNT": "-1"})
+    assert res.code == 2 and res.err.count("\n") == 1
+    assert res.err.startswith("wbtool: error: invalid setting 'x_stats_cpu_logical_count'")
+
+
 def test_run_tags_from_the_environment_are_comma_separated(
     monkeypatch: pytest.MonkeyPatch, store_dir: Path
 ) -> None:

@@ -76,6 +76,10 @@ def _positive_int(v: Any) -> int:
     return i
 
 
+def _opt_positive_int(v: Any) -> int | None:
+    return None if v is None else _positive_int(v)
+
+
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("expected a string")
@@ -238,8 +242,8 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_save_requirements": (_bool, True),
     "x_start_time": (lambda v: None if v is None else _float(v), None),
     "x_stats_buffer_size": (_int, 0),
-    "x_stats_cpu_count": (_opt_int, None),
-    "x_stats_cpu_logical_count": (_opt_int, None),
+    "x_stats_cpu_count": (_opt_positive_int, None),
+    "x_stats_cpu_logical_count": (_opt_positive_int, None),
     "x_stats_dcgm_exporter": (_opt_str, None),
     "x_stats_disk_paths": (_opt_paths, ("/",)),
     "x_stats_gpu_count": (_opt_int, None),
@@ -249,7 +253,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_stats_open_metrics_endpoints": (_opt_dict, None),
     "x_stats_open_metrics_filters": (_filters, None),
     "x_stats_open_metrics_http_headers": (_opt_dict, None),
-    "x_stats_pid": (_opt_int, None),
+    "x_stats_pid": (_opt_positive_int, None),
     "x_stats_sampling_interval": (_positive_float, 2.0),
     "x_stats_track_process_tree": (_bool, False),
     "x_store_fsync": (_bool, True),
