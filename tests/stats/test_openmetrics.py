@@ -122,6 +122,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n"
                        'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-0"} 39\n'
                        'DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-1"} 44\n', "text/plain")
+        elif url.path == "/drip/metrics":  # a byte at a time, each well within the timeout
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b"#")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:  # the client gave up
+                pass
         else:
             self._send(500, "boom\n", "text/plain")
 
@@ -321,6 +332,17 @@ def test_a_recovered_endpoint_starts_counting_again(server: tuple[str, _Server])
     assert collector.sample()
     collector.url = f"{base}/broken"
     assert collector.sample() == {}  # counting from zero again: no error yet
+
+
+def test_an_endpoint_that_sends_a_byte_at_a_time_fails_within_the_timeout(
+        server: tuple[str, _Server]) -> None:
+    base, _ = server
+    collector = openmetrics.Endpoint("slow", f"{base}/drip/metrics",
+                                     filters=openmetrics.Filters(None), headers={}, timeout=0.5)
+    started = time.monotonic()
+    assert collector.sample() == {}
+    assert time.monotonic() - started < 2.0
+    assert collector.failures == 1
 
 
 def test_no_endpoints_no_collectors() -> None:

@@ -51,6 +51,7 @@ from wbtool.stats.promtext import Labels, parse, series_key
 TIMEOUT = 2.0  # seconds per request: the sampler thread waits on it
 MAX_FAILURES = 3  # failed scrapes in a row before an endpoint stops
 MAX_BYTES = 32 << 20  # a larger answer is refused
+READ_BYTES = 1 << 20  # read at a time, the deadline checked between reads
 MAX_ENDPOINTS = 32  # endpoints scraped, by name; more are warned about
 TEXT_ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
 
@@ -64,15 +65,26 @@ def fetch_errors() -> tuple[type[Exception], ...]:
 
 def fetch(url: str, headers: Mapping[str, str], *, accept: str,
           timeout: float = TIMEOUT) -> str:
-    """The body of ``GET url`` as text; raises for any status but 2xx."""
+    """The body of ``GET url`` as text; raises for any status but 2xx, and when
+    the body takes longer than ``timeout`` to come (the socket's timeout only
+    bounds each read, which a server sending a byte at a time never reaches)."""
+    import time
     import urllib.request
 
     from wbtool._version import __version__
 
     request = urllib.request.Request(
         url, headers={"Accept": accept, "User-Agent": f"wbtool/{__version__}", **headers})
+    deadline = time.monotonic() + timeout
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read(MAX_BYTES + 1)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BYTES and (chunk := response.read1(READ_BYTES)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the answer took longer than {timeout:g}s to come")
+        body = b"".join(chunks)
         charset = response.headers.get_content_charset() or "utf-8"
     if len(body) > MAX_BYTES:
         raise ValueError(f"the answer is larger than {MAX_BYTES >> 20} MiB")
