@@ -122,6 +122,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n"
                        'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-0"} 39\n'
                        'DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-1"} 44\n', "text/plain")
+        elif url.path == "/cut/metrics":  # the connection closes half way through a number
+            self.send_response(200)
+            self.send_header("Content-Length", "40")
+            self.end_headers()
+            self.wfile.write(b"up 1\nrequests_total 12")
+            self.close_connection = True
         elif url.path == "/drip/metrics":  # a byte at a time, each well within the timeout
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -343,6 +349,14 @@ def test_an_endpoint_that_sends_a_byte_at_a_time_fails_within_the_timeout(
     assert collector.sample() == {}
     assert time.monotonic() - started < 2.0
     assert collector.failures == 1
+
+
+def test_an_answer_cut_short_of_its_length_is_a_failed_scrape(
+        server: tuple[str, _Server]) -> None:
+    base, _ = server
+    collector = _one(x_stats_open_metrics_endpoints={"cut": f"{base}/cut/metrics"})
+    assert collector.sample() == {}
+    assert isinstance(collector, openmetrics.Endpoint) and collector.failures == 1
 
 
 def test_no_endpoints_no_collectors() -> None:

@@ -86,8 +86,11 @@ def fetch(url: str, headers: Mapping[str, str], *, accept: str,
                 raise TimeoutError(f"the answer took longer than {timeout:g}s to come")
         body = b"".join(chunks)
         charset = response.headers.get_content_charset() or "utf-8"
+        missing = response.length  # bytes of the Content-Length that never came
     if len(body) > MAX_BYTES:
         raise ValueError(f"the answer is larger than {MAX_BYTES >> 20} MiB")
+    if missing:  # cut short: its last line may be a number cut in two
+        raise ConnectionError(f"the answer ended {missing} bytes short of its length")
     return str(body.decode(charset, errors="replace"))
 
 
