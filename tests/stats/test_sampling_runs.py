@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import Cli
@@ -78,3 +80,39 @@ def test_an_infinite_interval_is_refused_in_one_line(cli: Cli) -> None:
         assert res.code == 2
         assert res.err.startswith("wbtool: error: invalid setting 'x_stats_sampling_interval'")
         assert res.err.count("\n") == 1
+
+
+class _Series(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'reqs_total{code="200",path="/a,b"} 7\nup 1\n'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_keys_name_series_whose_labels_hold_commas(cli: Cli, store_dir: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Series)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/metrics"
+        res = cli("run", "-q", "--interval", "0.1", "--", PY, "-c",
+                  "import time; time.sleep(1)",
+                  env={"WBTOOL_X_STATS_OPEN_METRICS_ENDPOINTS": json.dumps({"app": url}),
+                       "no_proxy": "*", "NO_PROXY": "*"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert res.code == 0, res.err
+    series = 'openmetrics.app.reqs_total{code="200",path="/a,b"}'
+    table = cli("runs", "system", only_run(store_dir).name, "--keys",
+                f"{series},openmetrics.app.up")
+    assert table.code == 0, table.err
+    parsed = list(csv.reader(io.StringIO(table.out)))
+    assert parsed[0] == ["_timestamp", "_runtime", series, "openmetrics.app.up"]
+    assert len(parsed) > 1 and parsed[-1][2:] == ["7.0", "1.0"]

@@ -663,6 +663,30 @@ def logs(
             time.sleep(0.25)
 
 
+def _metric_keys(text: str) -> list[str]:
+    """The keys of a comma-separated ``--keys``, where a comma between a series'
+    braces (``name{a="x",b="y"}``, whose quoted values may hold commas and
+    braces too) is part of its key."""
+    keys: list[str] = []
+    start = depth = 0
+    quoted = escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted:
+            escaped = ch == "\\"
+            quoted = ch != '"'
+        elif ch == '"' and depth:
+            quoted = True
+        elif ch in "{}":
+            depth = depth + 1 if ch == "{" else max(0, depth - 1)
+        elif ch == "," and not depth:
+            keys.append(text[start:i])
+            start = i + 1
+    keys.append(text[start:])
+    return [k.strip() for k in keys if k.strip()]
+
+
 @app.command()
 def system(
     run_id: str = RunArg,
@@ -678,7 +702,7 @@ def system(
     ctx = _ctx(None)
     run = _get_run(ctx, run_id)
     path = _history_path(run).with_name("system.jsonl")
-    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    wanted = _metric_keys(keys) if keys else None
     if wanted is None:  # the columns: every key, in first-seen order (one pass to find them)
         seen: dict[str, None] = {}
         for row in iter_rows(path):
