@@ -122,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n"
                        'DCGM_FI_DEV_GPU_TEMP{gpu="0",UUID="GPU-0"} 39\n'
                        'DCGM_FI_DEV_GPU_TEMP{gpu="1",UUID="GPU-1"} 44\n', "text/plain")
+        elif url.path == "/odd-charset/metrics":
+            self._send(200, EXPOSITION, "text/plain; version=0.0.4; charset=x-nonesuch")
         elif url.path == "/cut/metrics":  # the connection closes half way through a number
             self.send_response(200)
             self.send_header("Content-Length", "40")
@@ -349,6 +351,13 @@ def test_an_endpoint_that_sends_a_byte_at_a_time_fails_within_the_timeout(
     assert collector.sample() == {}
     assert time.monotonic() - started < 2.0
     assert collector.failures == 1
+
+
+def test_an_unknown_charset_is_read_as_utf8(server: tuple[str, _Server]) -> None:
+    base, _ = server
+    collector = _one(x_stats_open_metrics_endpoints={"app": f"{base}/odd-charset/metrics"})
+    reading = collector.sample()
+    assert reading["openmetrics.app.metric_without_timestamp_and_labels"] == 12.47
 
 
 def test_an_answer_cut_short_of_its_length_is_a_failed_scrape(

@@ -91,7 +91,10 @@ def fetch(url: str, headers: Mapping[str, str], *, accept: str,
         raise ValueError(f"the answer is larger than {MAX_BYTES >> 20} MiB")
     if missing:  # cut short: its last line may be a number cut in two
         raise ConnectionError(f"the answer ended {missing} bytes short of its length")
-    return str(body.decode(charset, errors="replace"))
+    try:
+        return str(body.decode(charset, errors="replace"))
+    except LookupError:  # a charset no one knows: the exposition formats are UTF-8
+        return body.decode("utf-8", errors="replace")
 
 
 def check_url(url: Any, setting: str) -> str:
