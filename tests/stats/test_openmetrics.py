@@ -451,6 +451,42 @@ def test_dcgm_query_errors_count_as_failures(server: tuple[str, _Server]) -> Non
         collector.sample()
 
 
+@pytest.mark.parametrize("payload", [
+    {"status": "success", "data": [1]},
+    {"status": "success", "data": {"resultType": "vector", "result": 5}},
+    {"status": "success", "data": {"resultType": "vector", "result": [
+        1, None, {"metric": [1], "value": [0, "1"]}, {"metric": {"device": 5}, "value": [0, "1"]},
+    ]}},
+])
+def test_dcgm_answers_of_the_wrong_shape_count_as_failures(payload: dict[str, Any]) -> None:
+    """JSON that is no instant vector fails a scrape like any other bad answer
+    (it stopped the collector at once); samples of the wrong shape are skipped."""
+    body = json.dumps(payload).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/query?query=up"
+        collector = dcgm.DCGMExporter(url, headers={})
+        for _ in range(openmetrics.MAX_FAILURES - 1):
+            assert collector.sample() == {}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
 def test_dcgm_exporter_metrics_page_is_read_too(server: tuple[str, _Server]) -> None:
     base, _ = server
     collector = _one(x_stats_dcgm_exporter=f"{base}/dcgm/metrics")

@@ -75,11 +75,18 @@ def vector_samples(payload: Any) -> list[Sample]:
         error = payload.get("error") if isinstance(payload, Mapping) else None
         raise ValueError(f"the query failed: {error or payload!r}")
     data = payload.get("data") or {}
-    if data.get("resultType") != "vector":
-        raise ValueError(f"expected an instant vector, got {data.get('resultType')!r}")
+    if not isinstance(data, Mapping) or data.get("resultType") != "vector":
+        kind = data.get("resultType") if isinstance(data, Mapping) else data
+        raise ValueError(f"expected an instant vector, got {kind!r}")
+    result = data.get("result") or []
+    if not isinstance(result, list):
+        raise ValueError(f"expected a list of samples, got {result!r}")
     out: list[Sample] = []
-    for item in data.get("result") or ():
-        labels = dict(item.get("metric") or {})
+    for item in result:
+        metric = item.get("metric") or {} if isinstance(item, Mapping) else None
+        if not isinstance(metric, Mapping):
+            continue
+        labels = {str(k): v for k, v in metric.items() if isinstance(v, str)}
         name = labels.pop("__name__", "")
         try:
             value = float(item["value"][1])
