@@ -189,8 +189,8 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool runs system")
-            opts="--help --keys -h -k"
-            value_opts="--keys -k"
+            opts="--format --help --keys -f -h -k"
+            value_opts="--format --keys -f -k"
             takes_args=1
             ;;
         "wbtool settings")

@@ -82,7 +82,7 @@ function __wbtool_value_options
         case 'runs list'
             printf '%s\n' --limit --project --state -n -p
         case 'runs system'
-            printf '%s\n' --keys -k
+            printf '%s\n' --format --keys -f -k
         case 'sync'
             printf '%s\n' --jobs --project --remote -j -p -r
     end
@@ -365,7 +365,7 @@ complete -c wbtool -n '__wbtool_at runs' -f -a history -d 'Stream a run\'s histo
 complete -c wbtool -n '__wbtool_at runs' -f -a list -d 'List runs, newest first, from the store\'s index (run folders are not opened).'
 complete -c wbtool -n '__wbtool_at runs' -f -a logs -d 'Print a run\'s console output (what a terminal showed, or --raw).'
 complete -c wbtool -n '__wbtool_at runs' -f -a show -d 'Identity, config, summary, metadata, files, artifacts and a chart per metric.'
-complete -c wbtool -n '__wbtool_at runs' -f -a system -d 'Print a run\'s system metrics (system.jsonl) as CSV, one row per sample.'
+complete -c wbtool -n '__wbtool_at runs' -f -a system -d 'Print a run\'s system metrics (system.jsonl), one row per sample.'
 complete -c wbtool -n '__wbtool_at runs' -s h -l help -d 'Show this message and exit.'
 
 # wbtool runs delete
@@ -406,6 +406,7 @@ complete -c wbtool -n '__wbtool_at runs show' -s h -l help -d 'Show this message
 complete -c wbtool -n '__wbtool_at runs show' -l json -d 'Print a JSON document instead of text.'
 
 # wbtool runs system
+complete -c wbtool -n '__wbtool_at runs system' -s f -l format -r -d 'csv: a header row, then one line per sample; jsonl: one JSON object per sample (with --keys, only samples holding one of them, reduced to _timestamp, _runtime and these keys).'
 complete -c wbtool -n '__wbtool_at runs system' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs system' -s k -l keys -r -d 'Comma-separated metrics (default: every one the run recorded).'
 

@@ -65,6 +65,8 @@ def test_arguments_whose_bytes_are_not_utf8(cli: Cli, store_dir: Path, tmp_path:
     assert json.loads((only_run(store_dir) / "config.yaml").read_text()) == {"a": bad}
     assert [r[f"k{bad}"] for r in iter_rows(only_run(store_dir) / "history.jsonl")] == [1]
     assert record(store_dir)["command"][-1] == f"k{bad}=1"
+    res = cli("runs", "history", only_run(store_dir).name, "--min-step", "0")  # rows re-encoded
+    assert res.code == 0 and [json.loads(line)[f"k{bad}"] for line in res.out.splitlines()] == [1]
     data = tmp_path / "data"
     data.mkdir()
     (data / "f").write_text("x")

@@ -52,6 +52,11 @@ def test_wbtool_run_samples_the_command_tree(cli: Cli, store_dir: Path) -> None:
     parsed = list(csv.reader(io.StringIO(table.out)))
     assert parsed[0] == ["_timestamp", "_runtime", "cpu", "proc.memory.rssMB"]
     assert len(parsed) == len(rows) + 1
+    as_json = cli("runs", "system", only_run(store_dir).name, "--format", "jsonl")
+    assert [json.loads(line) for line in as_json.out.splitlines()] == rows
+    as_json = cli("runs", "system", only_run(store_dir).name, "-f", "jsonl", "-k", "cpu")
+    assert [json.loads(line) for line in as_json.out.splitlines()] == [
+        {k: r[k] for k in ("_timestamp", "_runtime", "cpu")} for r in rows]
     bad = cli("runs", "system", only_run(store_dir).name, "--keys", "nope")
     assert bad.code == 2
     show = cli("runs", "show", only_run(store_dir).name)

@@ -455,13 +455,13 @@ def _nested(block: bytes) -> bool:
 
 
 def _write_jsonl(rows: Iterable[tuple[bytes, list[dict[str, Any]]]]) -> None:
-    from wbtool.runs.values import encode
+    from wbtool.runs.values import JSON_SAFE, encode
 
     sys.stdout.flush()
     write = sys.stdout.buffer.write
     for _block, kept in rows:  # rows as the writer encodes them: same bytes when unchanged
         if kept:
-            write(("\n".join(map(encode, kept)) + "\n").encode())
+            write(("\n".join(map(encode, kept)) + "\n").encode("utf-8", JSON_SAFE))
 
 
 def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
@@ -692,18 +692,25 @@ def system(
     run_id: str = RunArg,
     keys: str | None = typer.Option(None, "--keys", "-k", help="Comma-separated metrics "
                                     "(default: every one the run recorded)."),
+    fmt: str = typer.Option("csv", "--format", "-f", metavar="[csv|jsonl]",
+                            help="csv: a header row, then one line per sample; jsonl: one "
+                            "JSON object per sample (with --keys, only samples holding one "
+                            "of them, reduced to _timestamp, _runtime and these keys)."),
 ) -> None:
-    """Print a run's system metrics (system.jsonl) as CSV, one row per sample."""
+    """Print a run's system metrics (system.jsonl), one row per sample."""
     import csv
 
     from wbtool.errors import UsageError
     from wbtool.runs.history import iter_rows
 
+    _choice("--format", fmt, FORMATS)
     ctx = _ctx(None)
     run = _get_run(ctx, run_id)
     path = _history_path(run).with_name("system.jsonl")
     wanted = _metric_keys(keys) if keys else None
-    if wanted is None:  # the columns: every key, in first-seen order (one pass to find them)
+    if wanted is None and fmt == "jsonl":
+        cols = []
+    elif wanted is None:  # the columns: every key, in first-seen order (one pass to find them)
         seen: dict[str, None] = {}
         for row in iter_rows(path):
             seen.update(dict.fromkeys(row))
@@ -719,7 +726,28 @@ def system(
         if missing:
             raise UsageError(f"run {run.id} recorded no system metric {', '.join(missing)}")
     with _stdout_guard():
+        if fmt == "jsonl":
+            _write_jsonl(_system_rows(iter_rows(path), cols if wanted else None))
+            return
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(cols)
         for row in iter_rows(path):
             writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
+
+
+def _system_rows(rows: Iterable[dict[str, Any]], cols: list[str] | None
+                 ) -> Iterator[tuple[bytes, list[dict[str, Any]]]]:
+    """Samples in batches for :func:`_write_jsonl`; with ``cols`` (the first two
+    are the times), only those holding a metric of them, reduced to them."""
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        if cols is not None:
+            if not any(k in row for k in cols[2:]):
+                continue
+            row = {k: row[k] for k in cols if k in row}
+        batch.append(row)
+        if len(batch) == 1000:
+            yield b"", batch
+            batch = []
+    if batch:
+        yield b"", batch
