@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, make_tree, read_tree
+from tests.conftest import Cli, make_tree, read_tree, unprivileged
 from tests.remote.conftest import Backend
 from tests.remote.test_sync import Store
-from wbtool.errors import EXIT_CONFLICT, EXIT_STORE
+from wbtool.errors import EXIT_CONFLICT, EXIT_REMOTE_UNREACHABLE, EXIT_STORE
 from wbtool.hashing import hash_bytes
 from wbtool.remote import gc, records
 
@@ -87,6 +89,30 @@ def test_an_unreadable_version_record_stops_the_sweep(stores: tuple[Store, Store
     res = a("gc", "--remote", "team", "--grace", "0", "--yes", code=EXIT_STORE)
     assert "v2.json" in res.err and res.err.count("\n") == 1
     assert set(orphans) <= set(backend.open().list())
+
+
+def test_a_folder_the_listing_cannot_read_stops_the_sweep(cli: Cli, tmp_path: Path) -> None:
+    """A local remote whose versions folder cannot be read is unreachable, not
+    a remote without those versions, whose objects would be garbage."""
+    prefix = unprivileged()
+    backend = Backend("local", str(tmp_path / "remote"), {})
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    a("artifact", "log", "data", str(make_tree(tmp_path / "src", FILES)), "--type", "dataset")
+    a("sync", "--no-runs")
+    before = backend.open().list()
+    versions = tmp_path / "remote" / records.collection_prefix("uncategorized", "data") / "versions"
+    versions.chmod(0)
+    try:
+        for store, args in ((a.path, ["gc", "--yes", "--grace", "0"]), (tmp_path / "b", ["pull"])):
+            res = subprocess.run(
+                [*prefix, sys.executable, "-m", "wbtool", *args, "--remote", backend.url],
+                capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                env={**os.environ, "WBTOOL_DIR": str(store)})
+            assert res.returncode == EXIT_REMOTE_UNREACHABLE, res.stderr
+            assert res.stderr.count("\n") == 1 and "Permission denied" in res.stderr
+    finally:
+        versions.chmod(0o755)
+    assert backend.open().list() == before  # nothing swept
 
 
 def test_gc_and_push_exclude_each_other(stores: tuple[Store, Store], backend: Backend,

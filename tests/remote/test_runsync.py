@@ -192,6 +192,40 @@ def test_pull_refuses_corrupt_run_records(stores: tuple[Store, Store], tmp_path:
     assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
 
 
+BAD_RUN_FIELDS = (
+    {"created_at": "x"}, {"created_at": float("nan")}, {"created_at": 1e308},
+    {"state": "bogus"}, {"name": [1]}, {"tags": 5}, {"runtime": "x"},
+    {"exit_code": 10**30},
+)
+
+
+def test_pull_refuses_run_records_with_fields_of_the_wrong_type(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run.json whose fields listings could not use is refused (exit 4, one
+    line) before the local copy of the run is replaced."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--all-runs")
+    record = b.path / "runs" / RUN_ID / runsync.RUN_RECORD
+    before = record.read_bytes()
+    remote = backend.open()
+    path = f"{runsync.run_prefix('p', RUN_ID)}/{runsync.RUN_RECORD}"
+    good = json.loads(remote.read(path))
+    fresh = Store(b.cli, tmp_path / "fresh", backend)
+    for fields in BAD_RUN_FIELDS:
+        remote.write(path, json.dumps({**good, **fields}).encode())
+        for store in (b, fresh):
+            res = store("pull", "-p", "p", "--run", RUN_ID, code=4)
+            assert res.err.count("\n") == 1 and next(iter(fields)) in res.err, res.err
+        assert record.read_bytes() == before
+        assert not (fresh.path / "runs" / RUN_ID).exists()
+        assert b.result("runs", "show", RUN_ID)["summary"]["best"] == 3
+    remote.write(path, json.dumps(good).encode())
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+
+
 class _Hostile:
     """A remote whose listings carry extra, hostile names."""
 

@@ -244,6 +244,26 @@ def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
     assert "not found" in b("pull", "nothing", code=3).err
 
 
+def test_sizes_past_what_a_store_can_hold_are_refused(stores: tuple[Store, Store],
+                                                      backend: Backend) -> None:
+    """A size the index cannot hold (past 2**63-1) is a refused record, not a traceback."""
+    _, b = stores
+    remote = backend.open()
+    data = b"fine\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    _publish(remote, {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}})
+    _publish(remote, {"big.bin": {"digest": hash_bytes(data), "size": 10**30}}, idx=1)
+    _publish(remote, {"x": {"digest": hash_bytes(data), "size": 2**63 - 1},
+                      "y": {"digest": hash_bytes(data), "size": 1}}, idx=2)
+    res = b("pull", "evil", "--json", code=4)
+    assert res.err.count("\n") == 2 and "Traceback" not in res.err, res.err
+    doc = json.loads(res.out)["result"]
+    assert doc["versions_pulled"] == 1
+    assert [r["path"].rsplit("/", 1)[1] for r in doc["refused"]] == ["v1.json", "v2.json"]
+    assert all("size is not an integer" in r["reason"] for r in doc["refused"])
+    assert [v["version"] for v in b.result("artifact", "ls", "evil")] == ["v0"]
+
+
 def test_records_whose_metadata_is_not_standard_json_are_refused(
         stores: tuple[Store, Store], backend: Backend) -> None:
     """A record with NaN or Infinity in its metadata is refused like any

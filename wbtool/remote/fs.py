@@ -311,6 +311,13 @@ def _is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+def _walk_error(exc: OSError) -> None:
+    """``onerror`` of ``os.walk``: a folder removed meanwhile holds nothing; any
+    other error is raised."""
+    if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        raise exc
+
+
 class LocalRemote(Remote):
     """A folder (local disk or a mounted share). Every file is published by
     rename or hard link, so a crash never leaves a partial file under its name."""
@@ -379,7 +386,10 @@ class LocalRemote(Remote):
         with self._errors(rel):
             if os.path.isfile(base):
                 return [rel]
-            for folder, _dirs, files in os.walk(base):
+            # A folder that cannot be read fails the listing: a listing with
+            # holes would read as a remote without those versions, runs or
+            # objects (and a garbage collection would sweep what they use).
+            for folder, _dirs, files in os.walk(base, onerror=_walk_error):
                 here = os.path.relpath(folder, self.root)
                 for name in files:
                     if not _is_tmp(name):

@@ -25,7 +25,7 @@ from typing import Any
 from wbtool.artifacts.metadata import check_metadata
 from wbtool.errors import InvalidNameError, StoreError, UsageError
 from wbtool.hashing import is_digest
-from wbtool.names import validate_alias, validate_name, validate_tag
+from wbtool.names import MAX_VERSION, validate_alias, validate_name, validate_tag
 
 RECORD_FORMAT = 1
 SEQ_WIDTH = 10
@@ -156,7 +156,8 @@ def _load(data: bytes, path: str, kind: str) -> dict[str, Any]:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A count, size or version number that a store can hold (SQLite's INTEGER)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_VERSION
 
 
 LATEST_TIME = 253402300800  # 10000-01-01T00:00:00Z: the end of what a date can show
@@ -211,7 +212,7 @@ class VersionRecordDoc:
                 raise bad(f"{key} is not a digest")
         for key in ("size", "file_count"):
             if not _is_int(doc.get(key)):
-                raise bad(f"{key} is not a non-negative integer")
+                raise bad(f"{key} is not an integer from 0 to {MAX_VERSION}")
         try:
             validate_name(doc.get("type"), "artifact type")  # type: ignore[arg-type]
             tags = doc.get("tags", [])
@@ -270,7 +271,8 @@ class AliasEvent:
         except InvalidNameError as e:
             raise BadRecordError(path=path, reason=str(e)) from None
         if version is not None and not _is_int(version):
-            raise BadRecordError(path=path, reason="version is not a non-negative integer")
+            raise BadRecordError(path=path,
+                                 reason=f"version is not an integer from 0 to {MAX_VERSION}")
         if not _is_number(time):
             raise BadRecordError(path=path, reason="time is not a number")
         return cls(alias=alias, version=version, time=float(time))  # type: ignore[arg-type]

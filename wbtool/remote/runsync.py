@@ -44,10 +44,11 @@ from typing import Any
 from wbtool import yamltext
 from wbtool.errors import InvalidNameError, NotFoundError
 from wbtool.fsutil import atomic_write
-from wbtool.names import is_clean_entry_path, validate_entry_path
+from wbtool.names import MAX_VERSION, is_clean_entry_path, validate_entry_path
 from wbtool.remote.fs import Remote
+from wbtool.remote.records import LATEST_TIME
 from wbtool.runs import catalog
-from wbtool.runs.folder import RunFolder
+from wbtool.runs.folder import STATES, RunFolder
 from wbtool.runs.ids import validate_id
 from wbtool.store.index import Index
 
@@ -354,10 +355,13 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
         doc = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
     except ValueError:
         doc = None
-    if (not isinstance(doc, dict) or doc.get("id") != run_id or doc.get("project") != project
-            or doc.get("created_at") is None or not doc.get("state")):
+    if not isinstance(doc, dict) or doc.get("id") != run_id or doc.get("project") != project:
         res.refused.append({"path": f"{prefix}/{RUN_RECORD}",
                             "reason": "not a run record of this run"})
+        return
+    why = _bad_run_record(doc)
+    if why is not None:
+        res.refused.append({"path": f"{prefix}/{RUN_RECORD}", "reason": why})
         return
     target = store_path / "runs" / run_id
     if target.exists():
@@ -413,6 +417,40 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     res.runs_pulled += 1
     res.bytes_received += got
     res.runs.append(run_id)
+
+
+# Fields of run.json that readers take as times (seconds since the epoch, or
+# spans), whole numbers or text: each may also be null or absent.
+_RUN_TIMES = ("started_at", "finished_at", "updated_at", "heartbeat_at", "heartbeat_seconds",
+              "runtime", "resumed_runtime")
+_RUN_INTS = ("exit_code", "pid")
+_RUN_TEXTS = ("name", "notes", "group", "job_type", "entity", "host", "program", "pid_start")
+
+
+def _bad_run_record(doc: dict[str, Any]) -> str | None:
+    """Why a run record from a remote would not read back as one (a field of
+    the wrong type that listings and ``runs show`` could not use), or None."""
+    if doc.get("state") not in STATES:
+        return f"state {doc.get('state')!r} is not a run state"
+    for key in ("created_at", *_RUN_TIMES):
+        value = doc.get(key)
+        if value is None and key != "created_at":
+            continue
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not 0 <= value < LATEST_TIME):  # NaN fails too
+            return f"{key} is not a number of seconds from 0 to {LATEST_TIME}"
+    for key in _RUN_INTS:
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not -MAX_VERSION <= value <= MAX_VERSION):
+            return f"{key} is not a whole number"
+    for key in _RUN_TEXTS:
+        if not isinstance(doc.get(key, ""), (str, type(None))):
+            return f"{key} is not text"
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return "tags is not a list of text"
+    return None
 
 
 def _unreadable_record(path: Path) -> str | None:
