@@ -159,6 +159,29 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
 
 
+def test_a_gap_in_the_remote_history_never_shortens_a_pulled_copy(
+        stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    _make_run(a.path, tmp_path, monkeypatch, range(3, 6), resume=True)
+    a("sync")
+    b("pull", "-p", "p", "--run", RUN_ID)
+    assert len(_history(b.path)) == 6
+    remote = backend.open()
+    parts = remote.list(f"{runsync.run_prefix('p', RUN_ID)}/history.jsonl.parts")
+    assert len(parts) == 2
+    remote.delete(parts[0])  # the remote lost the first rows
+    res = b("pull", "-p", "p", "--run", RUN_ID, code=4)
+    assert "gap at byte 0" in res.err and res.err.count("\n") == 1
+    assert len(_history(b.path)) == 6  # the pulled copy is kept whole
+    # Where there is no copy yet, what comes before the gap is pulled, with a warning.
+    c = Store(cli, tmp_path / "c" / ".wbtool", backend)
+    pulled = c.result("pull", "-p", "p", "--run", RUN_ID)
+    assert pulled["runs"] == [RUN_ID] and any("gap" in w for w in pulled["warnings"])
+
+
 CORRUPT_RECORDS = (
     ("config.yaml", b'{"a": [1'),
     ("config.yaml", b"\xff"),

@@ -66,7 +66,8 @@ def sync(
     if runs:
         sent = runsync.push_runs(ctx.store.path, target, project, run_ids or None,
                                  dry_run=dry_run)
-    for w in [*res.warnings, *sent.warnings]:
+    res.warnings.extend(sent.warnings)
+    for w in res.warnings:
         output.note(f"wbtool: warning: {w}")
     if as_json:
         output.emit_json("sync", {**res.to_json(), "runs_sent": sent.runs_sent,
@@ -120,7 +121,8 @@ def pull(
         got = runsync.pull_runs(ctx.store.path, ctx.store.index, target, ctx.project,
                                 None if all_runs else run_ids)
     res.refused.extend(got.refused)
-    for w in [*res.warnings, *got.warnings]:
+    res.warnings.extend(got.warnings)
+    for w in res.warnings:
         output.note(f"wbtool: warning: {w}")
     if as_json:
         output.emit_json("pull", {**res.to_json(), "runs_pulled": got.runs_pulled,

@@ -537,6 +537,13 @@ def _unsent(path: Path, seen: dict[str, Any]) -> str | None:
     return None
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _whole_line_past(path: Path, offset: int) -> bool:
     with open(path, "rb") as f:
         f.seek(offset)
@@ -593,6 +600,12 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
                 if start < pos:
                     continue  # left over from before a rewrite
                 if start > pos:
+                    if reuse is not None and _size(reuse[0] / name) > pos:
+                        # what the last pull got is more than the remote has now
+                        res.refused.append({"path": f"{prefix}/{rel}", "reason": (
+                            f"{name} has a gap at byte {pos}; the copy pulled before, "
+                            "which holds more, is kept")})
+                        return -1
                     res.warnings.append(f"run {run_id}: {name} has a gap at byte {pos}; "
                                         "kept what comes before it")
                     break
