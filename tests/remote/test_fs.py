@@ -59,6 +59,24 @@ def test_a_folder_is_no_file(remote: Remote) -> None:
         remote.read("a/b")
 
 
+def test_a_local_remote_never_follows_a_link_to_a_file(tmp_path: Path) -> None:
+    """A link planted on a shared folder would hand a pull any file that the
+    one pulling can read (and a later sync could send it back up)."""
+    root = tmp_path / "remote"
+    (root / "runs" / "r1" / "files").mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"key")
+    (root / "runs" / "r1" / "files" / "pw").symlink_to(secret)
+    (root / "runs" / "r1" / "folder").mkdir()
+    remote = open_remote(root.as_uri())
+    for path in ("runs/r1/files/pw", "runs/r1/folder"):
+        with pytest.raises(NotFoundError):
+            remote.read(path)
+        with pytest.raises(NotFoundError):
+            remote.get_file(path, tmp_path / "got")
+    assert not (tmp_path / "got").exists()
+
+
 def test_list_one_prefix(remote: Remote, backend: Backend, monkeypatch: pytest.MonkeyPatch,
                          ) -> None:
     names = ["p/a/1", "p/a/b/2", "p/ab/3", "q/4", "top"]

@@ -41,7 +41,6 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -311,6 +310,12 @@ def _is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+def _is_folder(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
 def _walk_error(exc: OSError) -> None:
     """``onerror`` of ``os.walk``: a folder removed meanwhile holds nothing; any
     other error is raised."""
@@ -334,10 +339,27 @@ class LocalRemote(Remote):
         except OSError as e:
             raise self._unreachable(e) from None
 
-    def read(self, path: str) -> bytes:
+    def _open(self, path: str) -> Any:
+        """The file ``path``, open for reading. A symbolic link is not
+        followed (wbtool never makes one on a remote, and one there could
+        hand a pull any file of this machine): it counts as no file."""
         full = self._full(path)
         with self._errors(path):
-            return Path(full).read_bytes()
+            try:
+                fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                raise NotFoundError(what="remote file (a symbolic link is not followed)",
+                                    name=self.display(path)) from None
+            if _is_folder(fd):  # opened, unlike with open(): a folder is no file either
+                os.close(fd)
+                raise IsADirectoryError(errno.EISDIR, "is a folder", full)
+            return os.fdopen(fd, "rb")
+
+    def read(self, path: str) -> bytes:
+        with self._open(path) as f, self._errors(path):
+            return f.read()
 
     def write(self, path: str, data: bytes) -> None:
         full = self._full(path)
@@ -415,10 +437,8 @@ class LocalRemote(Remote):
                 fsutil.copy_into(source, tmp)
 
     def get_file(self, path: str, local: str | os.PathLike) -> None:
-        full = self._full(path)
         target = self._target(local)
-        with self._errors(path):
-            src = open(full, "rb")  # noqa: SIM115 - closed below
+        src = self._open(path)
         with src, fsutil.as_atomic(target) as tmp, open(tmp, "xb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
 
