@@ -109,3 +109,34 @@ def test_a_thread_pool_waits_for_its_workers_through_a_second_interrupt() -> Non
     timer.join()
     assert finished == ["running"]
     assert not [t for t in threading.enumerate() if t.name.startswith("test-pool")]
+
+
+def test_an_interrupt_while_a_worker_starts_leaves_no_worker_running() -> None:
+    """Ctrl-C can land in ``Thread.start`` while a pool starts a worker: that
+    worker then ran on, unknown to the pool, past the end of the ``with``
+    block (and a process that exits then kills it in the middle of a write)."""
+    import random
+    import threading
+
+    running: set[int] = set()
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        with lock:
+            running.add(k)
+        time.sleep(0.002)
+        with lock:
+            running.discard(k)
+
+    for trial in range(150):
+        timer = threading.Timer(random.uniform(0, 0.003), os.kill,
+                                (os.getpid(), signal.SIGINT))
+        try:
+            timer.start()
+            with forked.thread_pool(4, f"t{trial}-") as pool:
+                list(pool.map(work, range(8)))
+                timer.join()  # the interrupt lands in the block, if not before
+        except KeyboardInterrupt:
+            timer.join()  # it has struck: nothing is left to land later
+        with lock:
+            assert not running, f"trial {trial}: work still running after the pool ended"

@@ -11,11 +11,12 @@ helper saves on a folder of ten thousand files.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _READ = 1 << 20
@@ -123,6 +124,34 @@ def _block_interrupts() -> set[int | signal.Signals] | None:
     return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, _STOP})
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C (and the stop request) held back until the block ends, then
+    handled as they would have been. Python handles signals in the main
+    thread only, so elsewhere nothing can interrupt the block anyway; and a
+    signal mask would not do: the kernel hands a signal that the main thread
+    blocks to another thread, and Python still raises it in the main one."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved: dict[int, Callable[[int, Any], Any]] = {}
+    for sig in (signal.SIGINT, _STOP):
+        handler = signal.getsignal(sig)
+        if callable(handler):  # an ignored or default disposition stays as it is
+            saved[sig] = handler
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+        for signum in dict.fromkeys(caught):
+            saved[signum](signum, None)
+
+
 def _stop_requested(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the helper cleans up as on Ctrl-C
 
@@ -171,14 +200,18 @@ def thread_pool(workers: int, name: str) -> Any:
     from concurrent.futures import ThreadPoolExecutor
 
     class _Pool(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            # Submitting may start a worker: a Thread.start interrupted while
+            # it waits for the new thread leaves that worker running unknown
+            # to the pool, which then would not wait for it.
+            with _interrupts_held():
+                return super().submit(fn, *args, **kwargs)
+
         def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             # Not Thread.join interrupted and retried: an interrupted join
-            # marks a still running thread as finished. Blocked here, Ctrl-C
+            # marks a still running thread as finished. Held here, Ctrl-C
             # waits until the workers are done, then strikes.
-            blocked = _block_interrupts()
-            try:
+            with _interrupts_held():
                 self.shutdown(wait=True, cancel_futures=exc_type is not None)
-            finally:
-                _restore(blocked)
 
     return _Pool(workers, thread_name_prefix=name)
