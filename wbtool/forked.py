@@ -203,7 +203,10 @@ def thread_pool(workers: int, name: str) -> Any:
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             # Submitting may start a worker: a Thread.start interrupted while
             # it waits for the new thread leaves that worker running unknown
-            # to the pool, which then would not wait for it.
+            # to the pool, which then would not wait for it. (Once every
+            # worker runs, no submit starts one, and none needs holding.)
+            if len(getattr(self, "_threads", ())) >= workers:
+                return super().submit(fn, *args, **kwargs)
             with _interrupts_held():
                 return super().submit(fn, *args, **kwargs)
 

@@ -18,6 +18,8 @@ from typing import Any
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 
 StrPath = str | os.PathLike
+# What a write refused for want of permission (or a read-only filesystem) fails with.
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def tmp_name(directory: StrPath, hint: str = "") -> str:

@@ -8,6 +8,7 @@ from another store, before a byte is written anywhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from wbtool.errors import InvalidNameError
 
@@ -23,6 +24,13 @@ MAX_PATH = 4096
 MAX_COMPONENT = 255
 _ANY_FITS = MAX_COMPONENT // 4
 MAX_VERSION = 2**63 - 1  # the largest number a store can hold (SQLite's INTEGER)
+
+
+def name_list(value: str | Iterable[str] | None) -> list[str]:
+    """Aliases or tags as a list: one string is one name, not its characters."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def validate_name(value: str, what: str = "artifact name") -> str:

@@ -67,6 +67,13 @@ def test_arguments_whose_bytes_are_not_utf8(cli: Cli, store_dir: Path, tmp_path:
     assert record(store_dir)["command"][-1] == f"k{bad}=1"
     res = cli("runs", "history", only_run(store_dir).name, "--min-step", "0")  # rows re-encoded
     assert res.code == 0 and [json.loads(line)[f"k{bad}"] for line in res.out.splitlines()] == [1]
+    # and shown as their escapes wherever text is printed or written
+    run_id = only_run(store_dir).name
+    for args in (("runs", "history", run_id, "--format", "csv"), ("runs", "show", run_id),
+                 ("runs", "export", "-o", str(tmp_path / "runs.csv"))):
+        res = cli(*args, env={"PYTHONIOENCODING": "utf-8:strict"})
+        assert res.code == 0, (args, res.err)
+    assert "\\udcff" in (tmp_path / "runs.csv").read_text()
     data = tmp_path / "data"
     data.mkdir()
     (data / "f").write_text("x")
@@ -182,6 +189,13 @@ def test_a_store_this_user_cannot_write_is_a_store_error(
     assert res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"wbtool: error: the store at {store_dir} cannot be written")
     assert not any((store_dir / "runs").iterdir())
+    # a run made before: logging to it is refused the same way
+    cli("run", "-q", "--id", "ro123456", "--", "true", check=True)
+    with write_protected(store_dir):
+        res = subprocess.run([*prefix, PY, "-m", "wbtool", "log", "--run", "ro123456", "a=1"],
+                             capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+    assert res.returncode == 7 and res.stderr.count("\n") == 1, res.stderr
+    assert "cannot be written" in res.stderr
 
 
 def test_options_after_the_command_belong_to_it(cli: Cli, store_dir: Path) -> None:

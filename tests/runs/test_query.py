@@ -28,3 +28,12 @@ def test_a_malformed_filter_is_a_usage_error(filters: Any, problem: str) -> None
         run.log({"acc": 1})
     with pytest.raises(UsageError, match=re.escape(problem)):
         api.runs("p", filters=filters)
+
+
+def test_a_condition_that_is_not_operators_is_a_value_to_equal() -> None:
+    """Both the check and the match read ``{1: "finished"}`` as a value (it
+    once passed the check and then failed the match with AttributeError)."""
+    with wbtool.init(project="p", settings=wbtool.Settings(quiet=True)) as run:
+        run.log({"acc": 1})
+    assert wbtool.Api().runs("p", filters={"state": {1: "finished"}}) == []
+    assert len(wbtool.Api().runs("p", filters={"state": {"$eq": "finished"}})) == 1

@@ -97,10 +97,12 @@ def test_lower_step_is_dropped_with_a_warning(capsys: pytest.CaptureFixture[str]
     assert "lower than the current step 6" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("step", [1.5, 2.0, "3", math.inf, math.nan, True, None])
+@pytest.mark.parametrize("step", [1.5, 2.0, "3", math.inf, math.nan, True, "array", None])
 def test_a_step_that_is_not_an_integer_is_refused(step: Any) -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 0})
+        if step == "array":  # not an integer, though it has __index__
+            step = pytest.importorskip("numpy").array([3])
         if step is None:  # a step given as a numpy integer is taken
             np = pytest.importorskip("numpy")
             run.log({"a": 1}, step=np.int64(4))
@@ -704,5 +706,7 @@ def test_one_alias_or_tag_given_as_a_string_is_one_name(tmp_path: Path) -> None:
         assert sorted(art.aliases) == ["best", "latest"] and art.tags == ["t1"]
         used = run.use_artifact("ds:v0", aliases="prod")  # type: ignore[arg-type]
         assert sorted(used.aliases) == ["best", "latest", "prod"]
+        linked = run.link_artifact(art, "portfolio", aliases="staging")  # type: ignore[arg-type]
+        assert sorted(linked.aliases) == ["latest", "staging"]
     stored = wandb.Api().artifact("p/ds:v0")
     assert sorted(stored.aliases) == ["best", "latest", "prod"] and stored.tags == ["t1"]

@@ -28,7 +28,13 @@ from wbtool.errors import (
 )
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
-from wbtool.names import split_ref, validate_entry_path, validate_name, validate_type
+from wbtool.names import (
+    name_list,
+    split_ref,
+    validate_entry_path,
+    validate_name,
+    validate_type,
+)
 
 DEFAULT_MAX_OBJECTS = 10_000_000
 
@@ -683,7 +689,7 @@ class Artifact:
         portfolio = parts[-1]
         project = parts[-2] if len(parts) >= 2 else self.project
         ctx = self._context()
-        linked = ctx.registry.link(rec, project, portfolio, aliases)
+        linked = ctx.registry.link(rec, project, portfolio, name_list(aliases))
         return Artifact._from_record(ctx, linked)
 
     def unlink(self) -> None:

@@ -30,11 +30,12 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, BrokenPipeError):
         return 0
     if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc.reason):
-        # bytes that are not UTF-8, from the command line or the environment
+        # bytes that are not UTF-8 (an argument, a file name) where only text goes
         from wbtool.errors import EXIT_USAGE
 
         near = exc.object[max(0, exc.start - 20):exc.end + 20]
-        return fail(f"a name or value is not valid UTF-8 text (near {near!r})", EXIT_USAGE)
+        return fail(f"text that is not valid UTF-8 cannot be kept here (near {near!r})",
+                    EXIT_USAGE)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE)

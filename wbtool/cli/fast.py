@@ -278,6 +278,10 @@ def main() -> None:
         from wbtool.cli.output import stand_in_for_closed_streams
 
         stand_in_for_closed_streams()
+    # Text that was not UTF-8 (a file name, an argument) is kept in a run's
+    # files as its escape, and shown so too, instead of failing the output.
+    if getattr(sys.stdout, "errors", None) == "strict":
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     argv = sys.argv[1:]
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])

@@ -470,6 +470,8 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
     import io
     import operator
 
+    from wbtool.runs.values import JSON_SAFE
+
     buf = io.StringIO()  # one write per block: a write per row is slow on unbuffered stdout
     writer = csv.writer(buf, lineterminator="\n")
     columns: list[str] | None = None
@@ -499,12 +501,12 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
                 writer.writerows([[r.get(c) for c in columns] for r in kept])
         else:
             writer.writerows([[r.get(c) for c in columns] for r in kept])
-        out.write(buf.getvalue().encode())
+        out.write(buf.getvalue().encode("utf-8", JSON_SAFE))
         buf.seek(0)
         buf.truncate()
     if columns is None:
         writer.writerow(_header(run, []))
-    out.write(buf.getvalue().encode())
+    out.write(buf.getvalue().encode("utf-8", JSON_SAFE))
     if extra:
         output.note(f"wbtool: note: keys first logged later are not in the CSV: "
                     f"{', '.join(sorted(extra))} (choose columns with --keys)")
@@ -554,9 +556,11 @@ def export(
         return
     from wbtool.errors import WbtoolError
     from wbtool.fsutil import as_atomic
+    from wbtool.runs.values import JSON_SAFE
 
     try:
-        with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="",
+                                                 errors=JSON_SAFE) as f:
             _write_export(f, fmt, columns, records)
     except OSError as e:  # not the name of the temporary file beside it
         raise WbtoolError(f"cannot write {output_file}: {e.strerror or e}") from None

@@ -15,16 +15,15 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from wbtool.errors import StoreNotWritableError
-from wbtool.fsutil import atomic_write
+from wbtool.fsutil import NOT_WRITABLE, atomic_write
 from wbtool.runs.values import JSON_SAFE
 
 RUN_FORMAT = 1
@@ -171,10 +170,14 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             self.files.mkdir(exist_ok=True)
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-            raise StoreNotWritableError(path=str(self.path.parent.parent), reason=e.strerror,
-                                        what="a run") from None
+            self._refused(e)
+
+    def _refused(self, e: OSError) -> NoReturn:
+        """Raise ``e``, or, where the store cannot be written, say so."""
+        if e.errno not in NOT_WRITABLE:
+            raise e
+        raise StoreNotWritableError(path=str(self.path.parent.parent), reason=e.strerror,
+                                    what="a run") from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -182,7 +185,10 @@ class RunFolder:
         processes that share a run (a launcher, its program, ``wbtool log``)."""
         import fcntl
 
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            self._refused(e)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

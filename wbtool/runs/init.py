@@ -421,7 +421,7 @@ def _resumed_project(settings: Settings, project: str, prior: dict[str, Any],
         return theirs
     if theirs != project:
         raise ConflictError(f"run {run_id} is in project {theirs!r}, not {project!r}: "
-                            "resume it without a project, or with its own")
+                            f"resume it with project {theirs!r}, or with none set")
     return project
 
 

@@ -5,25 +5,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from wbtool.errors import UsageError
 from wbtool.manifest import Manifest
-from wbtool.names import split_ref, validate_name
+from wbtool.names import name_list, split_ref, validate_name
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
     from wbtool.runs.run import Run
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-
-
-def _names(value: str | Iterable[str] | None) -> list[str]:
-    """Aliases or tags as a list: one string is one name, not its characters."""
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _from_path(run: Run, path: str | os.PathLike, name: str | None,
@@ -56,7 +48,7 @@ def log_artifact(run: Run, artifact_or_path: Artifact | str | os.PathLike, name:
         artifact = artifact_or_path
     else:
         artifact = _from_path(run, artifact_or_path, name, type)
-    aliases, tags = _names(aliases), _names(tags)
+    aliases, tags = name_list(aliases), name_list(tags)
     if run._ctx is None:  # a disabled run writes nothing
         return artifact
     ctx = run._ctx
@@ -99,7 +91,7 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
         raise UsageError("use_artifact takes an artifact name or an Artifact")
     if type is not None and artifact.type != type:
         raise UsageError(f"{artifact.name} has type {artifact.type!r}, not {type!r}")
-    aliases = _names(aliases)
+    aliases = name_list(aliases)
     if run._ctx is None:
         return artifact
     rec = artifact._rec
@@ -185,7 +177,7 @@ def finish_artifact(run: Run, artifact_or_path: Artifact | str, name: str | None
                     distributed_id: str | None) -> Artifact:
     """Commit the shared version: every upserted file, plus this call's."""
     artifact, did = _distributed(run, artifact_or_path, name, type, distributed_id)
-    aliases = _names(aliases)
+    aliases = name_list(aliases)
     if run._ctx is None:
         return artifact
     ctx = run._ctx

@@ -66,6 +66,13 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def _is_operators(cond: Any) -> bool:
+    """Whether a field's condition is a mapping of operators (``{"$gt": 1}``)
+    rather than a value to equal."""
+    return isinstance(cond, Mapping) and bool(cond) and all(
+        isinstance(k, str) and k.startswith("$") for k in cond)
+
+
 def check(filters: Any) -> None:
     """Refuse a filter document :func:`matches` cannot apply, naming the problem."""
     if not isinstance(filters, Mapping):
@@ -80,8 +87,7 @@ def check(filters: Any) -> None:
             check(cond)
         elif not isinstance(key, str) or key.startswith("$"):
             raise UsageError(f"unknown filter operator {key!r}")
-        elif isinstance(cond, Mapping) and cond and all(
-                isinstance(k, str) and k.startswith("$") for k in cond):
+        elif _is_operators(cond):
             for op, arg in cond.items():
                 if op not in _OPS:
                     raise UsageError(f"unknown filter operator {op!r}")
@@ -111,7 +117,7 @@ def matches(doc: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:
             raise UsageError(f"unknown filter operator {key!r}")
         else:
             value = lookup(doc, key)
-            if isinstance(cond, Mapping) and cond and all(k.startswith("$") for k in cond):
+            if _is_operators(cond):
                 for op, arg in cond.items():
                     fn = _OPS.get(op)
                     if fn is None:

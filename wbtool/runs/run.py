@@ -9,6 +9,7 @@ sends the heartbeat that lets readers tell a crashed run from a live one.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import sys
 import threading
@@ -264,9 +265,12 @@ class Run:
             else:
                 flatten_into(values, {key: value})
         if step is not None:
-            if isinstance(step, bool) or not hasattr(step, "__index__"):
-                raise ValueError(f"step must be an integer, not {step!r}")
-            step = step.__index__()  # numpy integers
+            try:
+                if isinstance(step, bool):
+                    raise TypeError
+                step = operator.index(step)  # numpy integers too
+            except TypeError:
+                raise ValueError(f"step must be an integer, not {step!r}") from None
             if step < self._step:
                 self._warn("step", f"tried to log to step {step}, which is lower than the "
                            f"current step {self._step}; steps must increase, so this data "

@@ -83,7 +83,7 @@ def vector_samples(payload: Any) -> list[Sample]:
         raise ValueError(f"expected a list of samples, got {result!r}")
     out: list[Sample] = []
     for item in result:
-        metric = item.get("metric") or {} if isinstance(item, Mapping) else None
+        metric = (item.get("metric") or {}) if isinstance(item, Mapping) else None
         if not isinstance(metric, Mapping):
             continue
         labels = {str(k): v for k, v in metric.items() if isinstance(v, str)}

@@ -229,7 +229,7 @@ class Store:
         try:
             fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if e.errno not in fsutil.NOT_WRITABLE:
                 raise
             raise StoreNotWritableError(path=str(self.path), reason=e.strerror,
                                         what="this command") from None
