@@ -693,6 +693,85 @@ def test_ctrl_z_and_fg_in_an_interactive_shell(store_dir: Path, tmp_path: Path) 
     assert record(store_dir)["state"] == "finished"
 
 
+def read_until(fd: int, wanted: bytes, seconds: float = 60) -> bytes:
+    """What the terminal shows until ``wanted`` (b"" when it never comes)."""
+    out = b""
+    end = time.monotonic() + seconds
+    while wanted not in out and time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out if wanted in out else b""
+
+
+ASKS = """
+    print("ready", flush=True)
+    print("got", input(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_z_stops_a_whole_pipeline(store_dir: Path, tmp_path: Path) -> None:
+    """``wbtool run -- cmd | cat``: Ctrl-Z stops the job, not wbtool alone (the
+    shell waited for ``cat`` and the terminal hung)."""
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash for job control")
+    child = script(tmp_path, ASKS)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"],
+                   {**os.environ, "PS1": "$ "})
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child} | cat\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        assert read_until(fd, b"Stopped"), "the shell never saw the job stop"
+        os.write(fd, b"fg\n")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go")
+        os.write(fd, b"echo status=${PIPESTATUS[0]}\n")
+        assert read_until(fd, b"status=0")
+        os.write(fd, b"exit\n")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+def test_ctrl_z_without_a_shell_to_continue_it(store_dir: Path, tmp_path: Path) -> None:
+    """wbtool leads the terminal's session (``docker run -it``, ``tmux new
+    'wbtool run …'``): no shell could continue a stopped job, so Ctrl-Z does
+    nothing, as for the command alone (both stayed stopped for good)."""
+    child = script(tmp_path, ASKS)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(PY, wbtool_cmd("run", "-q", "--", PY, child), os.environ)
+    try:
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go"), "the command stayed stopped"
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # the command dies with wbtool
+        raise
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert record(store_dir)["state"] == "finished"
+
+
 def test_fast_entry_parses_run_like_the_full_command_line() -> None:
     """The fast path knows exactly the options that ``wbtool run`` declares."""
     import typer.main

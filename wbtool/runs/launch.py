@@ -332,7 +332,11 @@ class Launcher:
             return  # stopped by someone else: they will continue it
         self._flush()
         self._give_terminal(os.getpgrp())
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # Stop as the command would have alone: the whole job (a pipeline's
+        # other commands too), and not at all in a process group no shell
+        # can continue (the kernel discards SIGTSTP there), as under
+        # ``docker run -it`` or ``tmux new 'wbtool run …'``.
+        os.killpg(os.getpgrp(), signal.SIGTSTP)
         # … continued by the shell's fg/bg.
         if os.tcgetpgrp(self._tty_fd) == os.getpgrp():
             self._give_terminal(self.proc.pid if self.proc else os.getpgrp())
