@@ -412,6 +412,21 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
     assert not (store_dir / "runs" / "gone").exists()
 
 
+def test_wbtool_run_inside_wbtool_run_is_a_run_of_its_own(cli: Cli, store_dir: Path) -> None:
+    """It took the outer run's id from the environment: "run … already exists"."""
+    inner = " ".join([*wbtool_cmd("run", "-q", "--name", "inner", "--"), "sh", "-c",
+                      f"'{PY} -m wbtool log x=1; exit 7'"])
+    res = cli("run", "-q", "--name", "outer", "--", "sh", "-c",
+              f"{inner}; echo inner=$?; {PY} -m wbtool log y=2")
+    assert res.code == 0 and res.out == "inner=7\n", res
+    runs = {json.loads((f / "run.json").read_text())["name"]: f
+            for f in (store_dir / "runs").iterdir()}
+    assert sorted(runs) == ["inner", "outer"]
+    assert [r["x"] for r in iter_rows(runs["inner"] / "history.jsonl")] == [1]
+    assert [r["y"] for r in iter_rows(runs["outer"] / "history.jsonl")] == [2]
+    assert json.loads((runs["inner"] / "run.json").read_text())["exit_code"] == 7
+
+
 def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool
