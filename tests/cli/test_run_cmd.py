@@ -3,6 +3,7 @@ real signals and a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -761,6 +762,87 @@ def test_ctrl_z_stops_a_whole_pipeline(store_dir: Path, tmp_path: Path) -> None:
     finally:
         os.waitpid(pid, 0)
         os.close(fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+def interactive_bash() -> tuple[int, int]:
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash for job control")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"],
+                   {**os.environ, "PS1": "$ "})
+    return pid, fd
+
+
+def end_bash(pid: int, fd: int) -> None:
+    """Kill the shell and whatever is left in its session."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rpartition(")")[2].split()[3]) == pid:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(fd)
+
+
+@pytest.mark.slow
+def test_a_background_run_reading_the_terminal_stops_until_fg(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """``wbtool run -- cmd &`` with cmd reading the terminal: the job stops, and
+    ``fg`` hands it the terminal (the command stayed stopped and fg hung)."""
+    child = script(tmp_path, ASKS)
+    pid, fd = interactive_bash()
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child} &\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        deadline = time.monotonic() + 60
+        while not read_until(fd, b"Stopped", 1):
+            assert time.monotonic() < deadline, "the job never stopped"
+            os.write(fd, b"jobs\n")
+        os.write(fd, b"fg\n")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go")
+        os.write(fd, b"echo status=$?\n")
+        assert read_until(fd, b"status=0")
+    finally:
+        end_bash(pid, fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_run_sent_to_the_background_leaves_the_terminal_to_the_shell(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """Ctrl-Z, ``bg``: when the run ended wbtool took the terminal from the
+    shell, which then exited."""
+    go = tmp_path / "go"
+    child = script(tmp_path, f"""
+        import os, time
+        print("ready", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.05)
+        print("done", flush=True)
+    """)
+    pid, fd = interactive_bash()
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child}\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        assert read_until(fd, b"Stopped")
+        os.write(fd, b"bg\n")
+        go.touch()
+        assert read_until(fd, b"done")
+        deadline = time.monotonic() + 60
+        while record(store_dir)["state"] == "running":  # written once the terminal is let go
+            assert time.monotonic() < deadline, "the run never ended"
+            time.sleep(0.1)
+        os.write(fd, b"echo $((6 * 7))\n")
+        assert read_until(fd, b"42"), "the shell lost its terminal"
+    finally:
+        end_bash(pid, fd)
     assert record(store_dir)["state"] == "finished"
 
 
