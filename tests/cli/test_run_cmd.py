@@ -3,6 +3,7 @@ real signals and a real pseudo-terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -426,6 +427,21 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
     assert not (store_dir / "runs" / "gone").exists()
 
 
+def test_wbtool_run_inside_wbtool_run_is_a_run_of_its_own(cli: Cli, store_dir: Path) -> None:
+    """It took the outer run's id from the environment: "run … already exists"."""
+    inner = " ".join([*wbtool_cmd("run", "-q", "--name", "inner", "--"), "sh", "-c",
+                      f"'{PY} -m wbtool log x=1; exit 7'"])
+    res = cli("run", "-q", "--name", "outer", "--", "sh", "-c",
+              f"{inner}; echo inner=$?; {PY} -m wbtool log y=2")
+    assert res.code == 0 and res.out == "inner=7\n", res
+    runs = {json.loads((f / "run.json").read_text())["name"]: f
+            for f in (store_dir / "runs").iterdir()}
+    assert sorted(runs) == ["inner", "outer"]
+    assert [r["x"] for r in iter_rows(runs["inner"] / "history.jsonl")] == [1]
+    assert [r["y"] for r in iter_rows(runs["outer"] / "history.jsonl")] == [2]
+    assert json.loads((runs["inner"] / "run.json").read_text())["exit_code"] == 7
+
+
 def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool
@@ -704,6 +720,166 @@ def test_ctrl_z_and_fg_in_an_interactive_shell(store_dir: Path, tmp_path: Path) 
     os.waitpid(pid, 0)
     log = (only_run(store_dir) / "output.log").read_text().splitlines()
     assert log == [f"tick {i}" for i in range(30)]
+    assert record(store_dir)["state"] == "finished"
+
+
+def read_until(fd: int, wanted: bytes, seconds: float = 60) -> bytes:
+    """What the terminal shows until ``wanted`` (b"" when it never comes)."""
+    out = b""
+    end = time.monotonic() + seconds
+    while wanted not in out and time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out if wanted in out else b""
+
+
+ASKS = """
+    print("ready", flush=True)
+    print("got", input(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_z_stops_a_whole_pipeline(store_dir: Path, tmp_path: Path) -> None:
+    """``wbtool run -- cmd | cat``: Ctrl-Z stops the job, not wbtool alone (the
+    shell waited for ``cat`` and the terminal hung)."""
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash for job control")
+    child = script(tmp_path, ASKS)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"],
+                   {**os.environ, "PS1": "$ "})
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child} | cat\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        assert read_until(fd, b"Stopped"), "the shell never saw the job stop"
+        os.write(fd, b"fg\n")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go")
+        os.write(fd, b"echo status=${PIPESTATUS[0]}\n")
+        assert read_until(fd, b"status=0")
+        os.write(fd, b"exit\n")
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+def interactive_bash() -> tuple[int, int]:
+    import shutil
+
+    if shutil.which("bash") is None:
+        pytest.skip("needs bash for job control")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("bash", ["bash", "--norc", "--noprofile", "-i"],
+                   {**os.environ, "PS1": "$ "})
+    return pid, fd
+
+
+def end_bash(pid: int, fd: int) -> None:
+    """Kill the shell and whatever is left in its session."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rpartition(")")[2].split()[3]) == pid:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(fd)
+
+
+@pytest.mark.slow
+def test_a_background_run_reading_the_terminal_stops_until_fg(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """``wbtool run -- cmd &`` with cmd reading the terminal: the job stops, and
+    ``fg`` hands it the terminal (the command stayed stopped and fg hung)."""
+    child = script(tmp_path, ASKS)
+    pid, fd = interactive_bash()
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child} &\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        deadline = time.monotonic() + 60
+        while not read_until(fd, b"Stopped", 1):
+            assert time.monotonic() < deadline, "the job never stopped"
+            os.write(fd, b"jobs\n")
+        os.write(fd, b"fg\n")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go")
+        os.write(fd, b"echo status=$?\n")
+        assert read_until(fd, b"status=0")
+    finally:
+        end_bash(pid, fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_run_sent_to_the_background_leaves_the_terminal_to_the_shell(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """Ctrl-Z, ``bg``: when the run ended wbtool took the terminal from the
+    shell, which then exited."""
+    go = tmp_path / "go"
+    child = script(tmp_path, f"""
+        import os, time
+        print("ready", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.05)
+        print("done", flush=True)
+    """)
+    pid, fd = interactive_bash()
+    try:
+        os.write(fd, f"{PY} -m wbtool run -q -- {PY} {child}\n".encode())
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        assert read_until(fd, b"Stopped")
+        os.write(fd, b"bg\n")
+        go.touch()
+        assert read_until(fd, b"done")
+        deadline = time.monotonic() + 60
+        while record(store_dir)["state"] == "running":  # written once the terminal is let go
+            assert time.monotonic() < deadline, "the run never ended"
+            time.sleep(0.1)
+        os.write(fd, b"echo $((6 * 7))\n")
+        assert read_until(fd, b"42"), "the shell lost its terminal"
+    finally:
+        end_bash(pid, fd)
+    assert record(store_dir)["state"] == "finished"
+
+
+def test_ctrl_z_without_a_shell_to_continue_it(store_dir: Path, tmp_path: Path) -> None:
+    """wbtool leads the terminal's session (``docker run -it``, ``tmux new
+    'wbtool run …'``): no shell could continue a stopped job, so Ctrl-Z does
+    nothing, as for the command alone (both stayed stopped for good)."""
+    child = script(tmp_path, ASKS)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(PY, wbtool_cmd("run", "-q", "--", PY, child), os.environ)
+    try:
+        assert read_until(fd, b"ready\r\n")
+        os.write(fd, b"\x1a")
+        os.write(fd, b"go\n")
+        assert read_until(fd, b"got go"), "the command stayed stopped"
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # the command dies with wbtool
+        raise
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
     assert record(store_dir)["state"] == "finished"
 
 

@@ -206,7 +206,12 @@ def launch(settings: dict[str, Any], config: Any, command: list[str]) -> Run:
     this process, and without in-process console capture)."""
     from wbtool.settings import load
 
-    resolved = load({**settings, "console": "off"})
+    environ = None
+    if os.environ.get(ATTACH_ENV) == "1":
+        # Inside another ``wbtool run``: its id names the run around this
+        # one, not this one's.
+        environ = {k: v for k, v in os.environ.items() if k != "WBTOOL_RUN_ID"}
+    resolved = load({**settings, "console": "off"}, environ=environ)
     items = _initial_config(resolved, config, None, None)
     return _start(resolved, resolved.frozen_copy(), items, False, command=command)
 

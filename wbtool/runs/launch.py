@@ -91,6 +91,7 @@ class Launcher:
         self._last_interrupt = -1e9
         self.interrupted = False  # a terminating signal was passed on to the command
         self._tty_fd: int | None = None
+        self._foreground = False  # the command is the terminal's foreground job
         self._pty_master: int | None = None
         self._winsize: bytes | None = None
 
@@ -112,17 +113,18 @@ class Launcher:
             env["WBTOOL_CONSOLE_CAPTURED"] = "1"
         return env
 
-    def _foreground_tty(self) -> int | None:
-        """stdin's terminal when wbtool is its foreground job (job control applies)."""
+    def _terminal(self) -> tuple[int | None, bool]:
+        """stdin's terminal when it is this session's (job control applies), and
+        whether wbtool is its foreground job."""
         try:
-            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
-                return 0
-        except OSError:
+            if os.isatty(0):
+                return 0, os.tcgetpgrp(0) == os.getpgrp()
+        except OSError:  # not this session's terminal
             pass
-        return None
+        return None, False
 
     def _preexec(self) -> Callable[[], None]:
-        tty = self._tty_fd
+        tty = self._tty_fd if self._foreground else None
         prctl = None
         if sys.platform.startswith("linux"):
             try:
@@ -173,7 +175,7 @@ class Launcher:
     def start(self) -> None:
         folder = self.run._folder
         assert folder is not None
-        self._tty_fd = self._foreground_tty()
+        self._tty_fd, self._foreground = self._terminal()
         stdout, stderr, pumps = self._open_outputs()
         self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
         self._log_end = os.fstat(self._log.fileno()).st_size  # where the next line goes
@@ -194,7 +196,7 @@ class Launcher:
 
                 fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
             self._streams.append(_Stream(name, fd, out_fd, self._line))
-        if self._tty_fd is not None:  # the child is the foreground job (both sides set it)
+        if self._foreground:  # the child is the foreground job (both sides set it)
             self._give_terminal(self.proc.pid)
         # The command's whole process tree (DataLoader workers, pipelines) unless
         # the user chose otherwise.
@@ -263,7 +265,8 @@ class Launcher:
                 signal.signal(s, h)
             os.close(wake_r)
             os.close(wake_w)
-            self._give_terminal(os.getpgrp())
+            if self._foreground:  # never take the terminal from the shell (``bg``)
+                self._give_terminal(os.getpgrp())
             self._close_logs()
         assert self.returncode is not None
         return self.returncode
@@ -327,14 +330,24 @@ class Launcher:
         return True
 
     def _stopped(self) -> None:
-        """The command was stopped (Ctrl-Z): stop too, and resume it when resumed."""
+        """The command was stopped (Ctrl-Z, or reading the terminal in the
+        background): stop too, and resume it when resumed."""
         if self._tty_fd is None:
-            return  # stopped by someone else: they will continue it
+            return  # no job control: whoever stopped it will continue it
         self._flush()
-        self._give_terminal(os.getpgrp())
-        os.kill(os.getpid(), signal.SIGSTOP)
+        if self._foreground:
+            self._give_terminal(os.getpgrp())
+        # Stop as the command would have alone: the whole job (a pipeline's
+        # other commands too), and not at all in a process group no shell
+        # can continue (the kernel discards SIGTSTP there), as under
+        # ``docker run -it`` or ``tmux new 'wbtool run …'``.
+        os.killpg(os.getpgrp(), signal.SIGTSTP)
         # … continued by the shell's fg/bg.
-        if os.tcgetpgrp(self._tty_fd) == os.getpgrp():
+        try:
+            self._foreground = os.tcgetpgrp(self._tty_fd) == os.getpgrp()
+        except OSError:  # the terminal is gone
+            self._foreground = False
+        if self._foreground:
             self._give_terminal(self.proc.pid if self.proc else os.getpgrp())
         self._kill_group(signal.SIGCONT)
 
