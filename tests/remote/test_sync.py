@@ -219,14 +219,20 @@ def test_a_manifest_with_a_file_over_a_folder_is_refused(
     assert b.result("artifact", "ls") == []
 
 
+def _good_v0(remote: Any) -> dict[str, dict[str, Any]]:
+    """Publish version 0 of 'evil', one good file; return its entries."""
+    data = b"fine\n"
+    remote.write(records.object_path(hash_bytes(data)), data)
+    entries = {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}}
+    _publish(remote, entries)
+    return entries
+
+
 def test_bad_records_are_refused_or_skipped(stores: tuple[Store, Store],
                                             backend: Backend) -> None:
     _, b = stores
     remote = backend.open()
-    data = b"fine\n"
-    remote.write(records.object_path(hash_bytes(data)), data)
-    entries = {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}}
-    _publish(remote, entries)  # v0 is good
+    entries = _good_v0(remote)
     _publish(remote, entries, record={"size": "5"}, idx=1)  # wrong type: refused
     remote.write(records.version_path("uncategorized", "evil", 2), b'{"format": 1, "ki')
     for idx, when in enumerate([-1e300, float("nan"), 1e300], start=3):  # no time to show
@@ -249,12 +255,10 @@ def test_sizes_past_what_a_store_can_hold_are_refused(stores: tuple[Store, Store
     """A size the index cannot hold (past 2**63-1) is a refused record, not a traceback."""
     _, b = stores
     remote = backend.open()
-    data = b"fine\n"
-    remote.write(records.object_path(hash_bytes(data)), data)
-    _publish(remote, {"ok.txt": {"digest": hash_bytes(data), "size": len(data)}})
-    _publish(remote, {"big.bin": {"digest": hash_bytes(data), "size": 10**30}}, idx=1)
-    _publish(remote, {"x": {"digest": hash_bytes(data), "size": 2**63 - 1},
-                      "y": {"digest": hash_bytes(data), "size": 1}}, idx=2)
+    digest = _good_v0(remote)["ok.txt"]["digest"]
+    _publish(remote, {"big.bin": {"digest": digest, "size": 10**30}}, idx=1)
+    _publish(remote, {"x": {"digest": digest, "size": 2**63 - 1},
+                      "y": {"digest": digest, "size": 1}}, idx=2)
     res = b("pull", "evil", "--json", code=4)
     assert res.err.count("\n") == 2 and "Traceback" not in res.err, res.err
     doc = json.loads(res.out)["result"]
