@@ -29,6 +29,16 @@ class Context:
         store = Store.open(discover(root_dir=resolved.root_dir), create=create)
         return cls(resolved, store)
 
+    @classmethod
+    def existing(cls, settings: Settings | None = None) -> Context | None:
+        """The context of the store the settings find, or None where there is
+        no store yet (commands that only look never create one)."""
+        resolved = load(settings)
+        path = discover(root_dir=resolved.root_dir)
+        if not (path / "config.yaml").is_file():
+            return None
+        return cls(resolved, Store.open(path, create=False))
+
     @property
     def project(self) -> str:
         return self.settings.project or DEFAULT_PROJECT

@@ -104,7 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append((self.path, dict(self.headers)))
         url = urlsplit(self.path)
-        if url.path == "/metrics":
+        if url.path in self.server.answers:  # set by a test
+            self._send(200, self.server.answers[url.path], "application/json")
+        elif url.path == "/metrics":
             self._send(200, EXPOSITION, "text/plain; version=0.0.4; charset=utf-8")
         elif url.path == "/secure/metrics":
             if self.headers.get("Authorization") == SECRET["Authorization"]:
@@ -158,6 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     requests: list[tuple[str, dict[str, str]]]
+    answers: dict[str, str]  # path → body, as a test wants it
 
 
 @pytest.fixture
@@ -168,6 +171,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, _Server]]:
     monkeypatch.setenv("no_proxy", "*")
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.requests = []
+    httpd.answers = {}
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
@@ -458,33 +462,15 @@ def test_dcgm_query_errors_count_as_failures(server: tuple[str, _Server]) -> Non
         1, None, {"metric": [1], "value": [0, "1"]}, {"metric": {"device": 5}, "value": [0, "1"]},
     ]}},
 ])
-def test_dcgm_answers_of_the_wrong_shape_count_as_failures(payload: dict[str, Any]) -> None:
+def test_dcgm_answers_of_the_wrong_shape_count_as_failures(
+        payload: dict[str, Any], server: tuple[str, _Server]) -> None:
     """JSON that is no instant vector fails a scrape like any other bad answer
     (it stopped the collector at once); samples of the wrong shape are skipped."""
-    body = json.dumps(payload).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/query?query=up"
-        collector = dcgm.DCGMExporter(url, headers={})
-        for _ in range(openmetrics.MAX_FAILURES - 1):
-            assert collector.sample() == {}
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    base, httpd = server
+    httpd.answers["/odd/api/v1/query"] = json.dumps(payload)
+    collector = dcgm.DCGMExporter(f"{base}/odd/api/v1/query?query=up", headers={})
+    for _ in range(openmetrics.MAX_FAILURES - 1):
+        assert collector.sample() == {}
 
 
 def test_dcgm_exporter_metrics_page_is_read_too(server: tuple[str, _Server]) -> None:

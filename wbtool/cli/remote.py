@@ -20,14 +20,9 @@ def _store(create: bool = True) -> Any:
     """The store; None where there is none and ``create`` is False (looking
     at remotes never creates a store)."""
     from wbtool.context import Context
-    from wbtool.settings import load
-    from wbtool.store.layout import Store, discover
 
-    settings = load()
-    path = discover(root_dir=settings.root_dir)
-    if not create and not (path / "config.yaml").is_file():
-        return None
-    return Context(settings, Store.open(path)).store
+    ctx = Context.from_settings() if create else Context.existing()
+    return None if ctx is None else ctx.store
 
 
 def _options_text(options: dict[str, Any]) -> str:

@@ -35,14 +35,9 @@ SYSTEM_COLUMNS = ("_runtime", "_timestamp")
 def _ctx(project: str | None) -> Any:
     """The context, or None when no store exists yet (reading never creates one)."""
     from wbtool.context import Context
-    from wbtool.settings import Settings, load
-    from wbtool.store.layout import Store, discover
+    from wbtool.settings import Settings
 
-    settings = load(Settings(project=project) if project else None)
-    path = discover(root_dir=settings.root_dir)
-    if not (path / "config.yaml").is_file():
-        return None
-    return Context(settings, Store.open(path, create=False))
+    return Context.existing(Settings(project=project) if project else None)
 
 
 def _get_run(ctx: Any, path: str) -> Any:

@@ -25,7 +25,7 @@ OFFLOAD_ROWS = 4000
 # them as JSON lines. It ignores the signals a terminal or a launcher sends
 # to the whole process group and stops at end of input, so whatever the
 # parent handed over is written even when the parent is killed.
-_ENCODER = """
+_ENCODER = f"JSON_SAFE = {JSON_SAFE!r}\n" + """
 import json, marshal, os, signal, struct, sys
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
@@ -38,7 +38,7 @@ while True:
         break
     body = inp.read(struct.unpack("<Q", head)[0])
     rows = marshal.loads(body)
-    view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", "backslashreplace"))
+    view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", JSON_SAFE))
     while view:
         view = view[os.write(fd, view):]
 """
