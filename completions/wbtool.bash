@@ -48,8 +48,8 @@ _wbtool_spec() {
             opts="--help -h"
             ;;
         "wbtool artifact cache gc")
-            opts="--dry-run --grace --help --json --project -h -p"
-            value_opts="--grace --project -p"
+            opts="--dry-run --grace --help --json -h"
+            value_opts="--grace"
             ;;
         "wbtool artifact checkout")
             opts="--help --json --link --project -h -p"

@@ -38,7 +38,7 @@ function __wbtool_value_options
         case 'artifact alias rm'
             printf '%s\n' --project -p
         case 'artifact cache gc'
-            printf '%s\n' --grace --project -p
+            printf '%s\n' --grace
         case 'artifact checkout'
             printf '%s\n' --link --project -p
         case 'artifact diff'
@@ -192,7 +192,6 @@ complete -c wbtool -n '__wbtool_at artifact cache gc' -l dry-run -d 'Only report
 complete -c wbtool -n '__wbtool_at artifact cache gc' -l grace -x -d 'Keep objects newer than this many seconds (they may belong to an artifact being built).'
 complete -c wbtool -n '__wbtool_at artifact cache gc' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at artifact cache gc' -l json -d 'Print a JSON document instead of text.'
-complete -c wbtool -n '__wbtool_at artifact cache gc' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 
 # wbtool artifact checkout
 complete -c wbtool -n '__wbtool_at artifact checkout' -s h -l help -d 'Show this message and exit.'

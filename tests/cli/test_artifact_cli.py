@@ -189,6 +189,28 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+def test_cache_gc_collects_the_whole_store_and_takes_no_project(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    """Objects are shared by every project of a store: ``--project`` would
+    promise a collection of one project's objects that gc cannot make, so it
+    is refused before anything goes; an object that one project dropped and
+    another still uses stays."""
+    data = make_tree(tmp_path / "data", {"shared": b"in-both", "x": b"only-in-a"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "--project", "a", check=True)
+    (data / "x").unlink()
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "--project", "b", check=True)
+    cli("artifact", "rm", "a/ds:v0", "--delete-aliases", check=True)
+    res = cli("artifact", "cache", "gc", "--grace", "0", "--project", "a")
+    assert res.code == 2 and "no such option: --project" in res.err
+    gone, shared = hash_bytes(b"only-in-a"), hash_bytes(b"in-both")
+    assert (store_dir / "objects" / gone[:2] / gone[2:]).exists()
+    cli("artifact", "cache", "gc", "--grace", "0", check=True)
+    assert not (store_dir / "objects" / gone[:2] / gone[2:]).exists()
+    assert (store_dir / "objects" / shared[:2] / shared[2:]).exists()
+    cli("artifact", "verify", "b/ds:v0", check=True)
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_gc_deletes_nothing_while_a_manifest_cannot_be_read(
     cli: Cli, tmp_path: Path, store_dir: Path, damage: str

@@ -452,11 +452,14 @@ def cache_gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would go."),
     grace: float = typer.Option(3600.0, "--grace", help="Keep objects newer than this many "
                                 "seconds (they may belong to an artifact being built)."),
-    project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Delete objects that no version or draft references."""
-    local_gc(ops.context(project), grace, dry_run, as_json, "artifact cache gc")
+    """Delete objects that no version or draft references.
+
+    Objects are shared by every project of the store, so this always
+    collects the whole store.
+    """
+    local_gc(ops.context(None), grace, dry_run, as_json, "artifact cache gc")
 
 
 def local_gc(ctx: Any, grace: float, dry_run: bool, as_json: bool, command: str) -> None:
