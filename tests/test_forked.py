@@ -140,3 +140,34 @@ def test_an_interrupt_while_a_worker_starts_leaves_no_worker_running() -> None:
             timer.join()  # it has struck: nothing is left to land later
         with lock:
             assert not running, f"trial {trial}: work still running after the pool ended"
+
+
+def test_an_interrupt_while_handlers_are_put_back_leaves_none_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C striking right after the first handler is put back stops the
+    putting back: the stop request must not stay held for good."""
+    import threading
+
+    stops: list[int] = []
+    before = signal.signal(signal.SIGUSR1, lambda signum, frame: stops.append(signum))
+    real_signal = signal.signal
+
+    def ctrl_c_once_sigint_is_back(signum: int, handler: object) -> object:
+        old = real_signal(signum, handler)  # type: ignore[arg-type]
+        if signum == signal.SIGINT and handler is signal.default_int_handler:
+            monkeypatch.setattr(signal, "signal", real_signal)
+            raise KeyboardInterrupt  # as if Ctrl-C landed at this moment
+        return old
+
+    try:
+        with pytest.raises(KeyboardInterrupt), forked.thread_pool(2, "test-held") as pool:
+            pool.submit(time.sleep, 0.01)
+            monkeypatch.setattr(signal, "signal", ctrl_c_once_sigint_is_back)
+            pool.submit(time.sleep, 0.01)  # the second worker starts with signals held
+        assert threading.current_thread() is threading.main_thread()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.01)  # Python runs the handler at its next check
+        assert stops == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, before)

@@ -138,14 +138,26 @@ def _interrupts_held() -> Iterator[None]:
         return
     caught: list[int] = []
     saved: dict[int, Callable[[int, Any], Any]] = {}
+    holding = True
+
+    def hold(signum: int, frame: Any) -> None:
+        # Once the block has ended this is the saved handler: a signal that
+        # strikes while the handlers are put back (and stops that) finds
+        # each one as it was, put back or not.
+        if holding:
+            caught.append(signum)
+        else:
+            saved[signum](signum, frame)
+
     for sig in (signal.SIGINT, _STOP):
         handler = signal.getsignal(sig)
         if callable(handler):  # an ignored or default disposition stays as it is
             saved[sig] = handler
-            signal.signal(sig, lambda signum, frame: caught.append(signum))
+            signal.signal(sig, hold)
     try:
         yield
     finally:
+        holding = False
         for number, handler in saved.items():
             signal.signal(number, handler)
         for signum in dict.fromkeys(caught):
