@@ -261,3 +261,22 @@ run.finish()
     assert "File too large" in err  # the failed flush was told
     lines = (run_dir(store_dir) / "history.jsonl").read_bytes().splitlines()
     assert [json.loads(line)["i"] for line in lines] == list(range(30))
+
+
+def test_a_run_that_cannot_start_on_a_full_disk_leaves_no_folder(store_dir: Path) -> None:
+    """Starting a run on a full disk fails and leaves nothing behind (the file
+    size limit stands in for a full disk)."""
+    first = child(PRELUDE + "run.finish()\n")
+    assert first.wait(timeout=60) == 0
+    proc = child("""
+import resource, signal, wbtool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.RLIM_INFINITY))
+try:
+    wbtool.init(project="p", config={"blob": "x" * 5000}, settings={"quiet": True})
+except OSError as e:
+    print("refused", e.strerror)
+""")
+    out, err = proc.communicate(timeout=60)
+    assert out == "refused File too large\n", err
+    assert len(list((store_dir / "runs").iterdir())) == 1
