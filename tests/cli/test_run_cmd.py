@@ -385,6 +385,44 @@ def test_sigkill_of_wbtool_leaves_no_child(store_dir: Path, tmp_path: Path) -> N
     assert effective_state(record(store_dir)) == "crashed"
 
 
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_sigkill_of_wbtool_leaves_nothing_the_command_started(
+    store_dir: Path, tmp_path: Path,
+) -> None:
+    """The command's own children (a shell's pipeline, DataLoader workers) die
+    with wbtool too, not only the command."""
+    pidfile = tmp_path / "pid"
+    child = script(tmp_path, f"""
+        import subprocess, sys, time
+        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open({str(pidfile)!r}, "w").write(str(worker.pid))
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    worker_pid = int(pidfile.read_text())
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while not _gone(worker_pid):
+        if time.monotonic() > deadline:
+            os.kill(worker_pid, signal.SIGKILL)
+            pytest.fail("a process the command started outlived wbtool")
+        time.sleep(0.1)
+    assert effective_state(record(store_dir)) == "crashed"
+
+
 def test_a_closed_output_pipe_ends_the_command_as_it_would_without_wbtool(
     store_dir: Path,
 ) -> None:

@@ -233,3 +233,50 @@ def test_offloaded_history_is_complete_and_ordered_at_finish(store_dir: Path) ->
     got = rows(store_dir)
     assert [r["i"] for r in got] == list(range(50000))
     assert got[-1]["s"] == "text \u00e9 \"q\"\n"
+
+
+def test_a_full_disk_tears_no_history_line_and_loses_no_row(store_dir: Path) -> None:
+    """A flush that fails part-way (the file size limit stands in for a full
+    disk: the write stops short, then fails) leaves no torn line, and the rows
+    are written once there is room again."""
+    proc = child(PRELUDE + """
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit: EFBIG, not death
+path = os.path.join(run.dir, "..", "history.jsonl")
+for i in range(10):
+    run.log({'i': i})
+time.sleep(2.5)  # flushed by the run's writer
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 1500, hard))
+for i in range(10, 20):
+    run.log({'i': i, 'pad': 'x' * 1000})
+time.sleep(2.5)  # the writer's flush stops short of the limit, then fails
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+for i in range(20, 30):
+    run.log({'i': i})
+run.finish()
+""")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "File too large" in err  # the failed flush was told
+    lines = (run_dir(store_dir) / "history.jsonl").read_bytes().splitlines()
+    assert [json.loads(line)["i"] for line in lines] == list(range(30))
+
+
+def test_a_run_that_cannot_start_on_a_full_disk_leaves_no_folder(store_dir: Path) -> None:
+    """Starting a run on a full disk fails and leaves nothing behind (the file
+    size limit stands in for a full disk)."""
+    first = child(PRELUDE + "run.finish()\n")
+    assert first.wait(timeout=60) == 0
+    proc = child("""
+import resource, signal, wbtool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.RLIM_INFINITY))
+try:
+    wbtool.init(project="p", config={"blob": "x" * 5000}, settings={"quiet": True})
+except OSError as e:
+    print("refused", e.strerror)
+""")
+    out, err = proc.communicate(timeout=60)
+    assert out == "refused File too large\n", err
+    assert len(list((store_dir / "runs").iterdir())) == 1

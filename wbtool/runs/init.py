@@ -361,18 +361,23 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     if attach is None:  # wbtool log and attached programs count runtime from here on
         doc["resumed_runtime"] = runtime_offset
 
-    run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
-              summary_user=user_keys, metrics=metrics, step=step,
-              runtime_offset=runtime_offset)
-    run._config_dirty = False
-    if command is not None:
-        run._shared = "owner"
-        run._command = list(command)
-    elif attach is not None:
-        run._shared = "attached"
-    if attach is None:
-        folder.write_config(run._config_on_disk())
-    run._write_record(summary=True, config=True)
+    try:
+        run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
+                  summary_user=user_keys, metrics=metrics, step=step,
+                  runtime_offset=runtime_offset)
+        run._config_dirty = False
+        if command is not None:
+            run._shared = "owner"
+            run._command = list(command)
+        elif attach is not None:
+            run._shared = "attached"
+        if attach is None:
+            folder.write_config(run._config_on_disk())
+        run._write_record(summary=True, config=True)
+    except BaseException:
+        if prior is None and attach is None:
+            _discard_unborn(folder)
+        raise
     if attach is None:
         run._event({"type": "state", "state": "running", "resumed": resumed})
     _start_services(run, settings)
@@ -385,6 +390,15 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         how = "resumed" if resumed else "forked" if forked_from else "started"
         run._info(f"run {doc['name']} ({run_id}) {how} in {folder.path}")
     return run
+
+
+def _discard_unborn(folder: RunFolder) -> None:
+    """Remove the folder of a new run that could not be started (a full disk):
+    a folder without its run.json, or whose run the index never listed, is
+    one that no command shows or deletes."""
+    import shutil
+
+    shutil.rmtree(folder.path, ignore_errors=True)
 
 
 def _stored_config(folder: RunFolder) -> dict[str, Any]:

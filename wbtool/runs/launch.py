@@ -13,7 +13,10 @@ seconds kills it. On a terminal the child is the foreground job, so Ctrl-C
 and Ctrl-Z reach it as if it ran alone, and when it stops wbtool stops too
 (and resumes it on ``fg``). The child dies with wbtool (a parent-death
 signal), and whatever is left of its process group when it exits is
-terminated, so nothing is orphaned.
+terminated, so nothing is orphaned. Should wbtool itself be killed (SIGKILL,
+the OOM killer), a small guard process in a session of its own sees the end
+of a pipe that only wbtool held open and kills the command's whole process
+group: the programs that the command started die too, not only the command.
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ FLUSH_SECONDS = 1.0
 # After the command exits, how long its leftovers may keep the output open.
 DRAIN_SECONDS = 2.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# The guard: waits on its stdin, which only wbtool holds open; a byte means
+# wbtool ended the command's group itself, the end of the pipe (wbtool died)
+# means the group is to be killed.
+_GUARD = (
+    "import os, signal, sys\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):\n"
+    "    signal.signal(s, signal.SIG_IGN)\n"
+    "if not os.read(0, 1):\n"
+    "    try:\n"
+    "        os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
 
 
 def exit_status(returncode: int) -> int:
@@ -94,6 +110,8 @@ class Launcher:
         self._foreground = False  # the command is the terminal's foreground job
         self._pty_master: int | None = None
         self._winsize: bytes | None = None
+        self._guard: subprocess.Popen[bytes] | None = None
+        self._guard_fd: int | None = None  # the pipe's end that keeps the guard waiting
 
     # -- the child's environment and process ------------------------------------
     def _child_env(self) -> dict[str, str]:
@@ -189,6 +207,7 @@ class Launcher:
         finally:
             for fd in {stdout, stderr} - {None}:
                 os.close(fd)
+        self._start_guard(self.proc.pid)
         for name, fd, out_fd in pumps:
             os.set_blocking(fd, False)
             with contextlib.suppress(OSError, ImportError):
@@ -203,6 +222,37 @@ class Launcher:
         settings = self.run.settings
         tree = None if settings.source("x_stats_track_process_tree") != "default" else True
         self.run._start_stats(self.proc.pid, tree=tree)
+
+    def _start_guard(self, pgid: int) -> None:
+        """Start the process that kills the command's group if wbtool dies
+        (best effort: without it the parent-death signal still takes the
+        command itself)."""
+        read_fd, write_fd = os.pipe()
+        try:
+            self._guard = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _GUARD, str(pgid)], stdin=read_fd,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                start_new_session=True)  # no terminal's signals reach it
+        except OSError:
+            os.close(write_fd)
+            return
+        finally:
+            os.close(read_fd)
+        self._guard_fd = write_fd
+
+    def release_guard(self, *, ended: bool) -> None:
+        """Stop the guard: with ``ended`` (the command's group is gone) it
+        leaves the group alone; else it kills what is left of it."""
+        if self._guard_fd is not None:
+            with contextlib.suppress(OSError):
+                if ended:
+                    os.write(self._guard_fd, b".")
+            os.close(self._guard_fd)
+            self._guard_fd = None
+        if self._guard is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._guard.wait(timeout=5)
+            self._guard = None
 
     def _give_terminal(self, pgid: int) -> None:
         if self._tty_fd is None:
@@ -251,6 +301,7 @@ class Launcher:
                 if exited_at is None and self._reap():
                     exited_at = time.monotonic()
                     self._end_group()
+                    self.release_guard(ended=True)
                 now = time.monotonic()
                 if now - last_flush >= FLUSH_SECONDS:
                     last_flush = now
@@ -521,6 +572,7 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
             pusher.start()
         returncode = launcher.wait()
     finally:
+        launcher.release_guard(ended=False)  # a no-op once the command has ended
         if pusher is not None:
             pusher.stop()
         if returncode is None:  # wbtool itself failed: take the command down with it
