@@ -1,0 +1,116 @@
+"""A folder remote that is missing, or damaged or edited by hand: reading
+commands say so in one line with a documented exit code, never read it as an
+empty remote, never crash, and never store or delete anything because of it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, make_tree
+from tests.remote.conftest import Backend
+from tests.remote.test_sync import Store
+from wbtool.errors import (
+    EXIT_NOT_FOUND,
+    EXIT_REMOTE_UNREACHABLE,
+    NotFoundError,
+    RemoteUnreachableError,
+)
+from wbtool.remote.fs import open_remote
+
+FILES = {"a.txt": b"first\n", "big.bin": os.urandom((4 << 20) + 10)}
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) >= 1, err
+    return lines[-1]
+
+
+# -- a folder that does not exist ---------------------------------------------------------------
+
+@pytest.fixture
+def local(cli: Cli, tmp_path: Path) -> Store:
+    """A store with one version and a default remote whose folder does not exist."""
+    backend = Backend("local", str(tmp_path / "no-such-remote"), {})
+    store = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    store("artifact", "log", "data", str(make_tree(tmp_path / "src", FILES)), "--type", "d")
+    return store
+
+
+@pytest.mark.parametrize("args", [
+    ("pull",), ("pull", "data"), ("pull", "--all-runs"), ("pull", "--run", "abc123"),
+    ("gc", "--remote", "team"), ("gc", "--remote", "team", "--yes"),
+    ("artifact", "download", "other:latest"), ("artifact", "info", "other:v3"),
+])
+def test_reading_a_missing_folder_is_unreachable(local: Store, tmp_path: Path,
+                                                 args: tuple[str, ...]) -> None:
+    res = local(*args, code=EXIT_REMOTE_UNREACHABLE)
+    last = _one_line(res.err)
+    assert last == (f"wbtool: error: remote {tmp_path / 'no-such-remote'} is unreachable: "
+                    "the folder does not exist"), res.err
+    assert not (tmp_path / "no-such-remote").exists()
+
+
+def test_a_missing_default_remote_does_not_hide_local_versions(local: Store) -> None:
+    assert local.result("artifact", "info", "data:latest")["version"] == "v0"
+    local("artifact", "download", "nothing-here:v0", "--root", "x",
+          code=EXIT_REMOTE_UNREACHABLE)
+
+
+def test_a_push_makes_the_folder_one_level_deep(local: Store, cli: Cli, tmp_path: Path) -> None:
+    dry = local.result("sync", "--dry-run")
+    assert dry["versions_sent"] == 1 and dry["objects_sent"] == 2
+    assert not (tmp_path / "no-such-remote").exists()  # a dry run makes nothing
+
+    deep = tmp_path / "no-such-parent" / "remote"
+    res = local("sync", "--remote", str(deep), code=EXIT_REMOTE_UNREACHABLE)
+    assert _one_line(res.err).endswith(f"the folder {deep.parent} does not exist")
+    assert not deep.parent.exists()
+
+    assert local.result("sync")["versions_sent"] == 1
+    assert (tmp_path / "no-such-remote").is_dir()
+    other = Store(cli, tmp_path / "b" / ".wbtool",
+                  Backend("local", str(tmp_path / "no-such-remote"), {}))
+    assert other.result("pull")["versions_pulled"] == 1
+
+
+def test_adding_a_missing_folder_is_allowed_and_said(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "later"
+    res = cli("remote", "add", "later", str(missing), "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["result"]["url"] == str(missing)
+    assert "does not exist yet" in res.err and "wbtool sync" in res.err
+    assert not missing.exists()
+    res = cli("remote", "add", "here", str(tmp_path))
+    assert res.code == 0 and res.err == ""
+
+
+def test_the_library_tells_a_missing_folder_from_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "local.txt").write_bytes(b"x")
+    reader = open_remote(str(tmp_path / "gone"))
+    for call in (lambda: reader.read("a/b"), lambda: reader.list(), lambda: reader.exists("a"),
+                 lambda: reader.list_detail("a"), lambda: reader.get_file("a", tmp_path / "g"),
+                 lambda: reader.write("a", b"x"), lambda: reader.delete("a"),
+                 lambda: reader.put_file(tmp_path / "local.txt", "a")):
+        with pytest.raises(RemoteUnreachableError, match="the folder does not exist"):
+            call()
+    assert not (tmp_path / "gone").exists()
+
+    pusher = open_remote(str(tmp_path / "gone"), create=True)
+    assert pusher.list() == [] and not pusher.exists("a")
+    with pytest.raises(NotFoundError):
+        pusher.read("a")
+    assert not (tmp_path / "gone").exists()
+    assert pusher.create_exclusive("v/a", b"x")
+    assert open_remote(str(tmp_path / "gone")).read("v/a") == b"x"
+
+
+def test_not_found_on_an_existing_folder_stays_not_found(local: Store, tmp_path: Path) -> None:
+    (tmp_path / "no-such-remote").mkdir()
+    res = local("pull", "data", code=EXIT_NOT_FOUND)
+    assert "not found" in _one_line(res.err)
+    assert local.result("pull")["versions_pulled"] == 0  # an empty remote
