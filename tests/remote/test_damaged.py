@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from wbtool.errors import (
     NotFoundError,
     RemoteUnreachableError,
 )
+from wbtool.remote import records
 from wbtool.remote.fs import open_remote
 
 FILES = {"a.txt": b"first\n", "big.bin": os.urandom((4 << 20) + 10)}
@@ -114,3 +116,70 @@ def test_not_found_on_an_existing_folder_stays_not_found(local: Store, tmp_path:
     res = local("pull", "data", code=EXIT_NOT_FOUND)
     assert "not found" in _one_line(res.err)
     assert local.result("pull")["versions_pulled"] == 0  # an empty remote
+
+
+# -- files and folders that wbtool never writes -------------------------------------------------
+
+@pytest.fixture
+def pushed(cli: Cli, tmp_path: Path, backend: Backend) -> tuple[Store, Store]:
+    """Two versions of ``data`` and a run pushed by one store; a second, empty store."""
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    src = make_tree(tmp_path / "src", FILES)
+    a("artifact", "log", "data", str(src), "--type", "dataset")
+    make_tree(src, {"a.txt": b"second\n"})
+    a("artifact", "log", "data", str(src), "--type", "dataset")
+    a("run", "--", sys.executable, "-c", "print('ok')")
+    a("sync")
+    return a, Store(cli, tmp_path / "b" / ".wbtool", backend)
+
+
+def _warnings(err: str) -> list[str]:
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith("wbtool: warning: ")]
+
+
+def test_gc_skips_stray_folders_and_keeps_what_a_stray_record_names(
+        pushed: tuple[Store, Store], backend: Backend) -> None:
+    a, _ = pushed
+    remote = backend.open()
+    v1 = records.version_path("uncategorized", "data", 1)
+    record = remote.read(v1)
+    remote.write("projects/README", b"notes\n")
+    remote.write("projects/bad name!/artifacts/data/versions/v1.json", record)  # moved by hand
+    remote.write("projects/bad name!/artifacts/data/versions/v2.json", b"{}")
+    remote.write("projects/uncategorized/artifacts/bad name!/versions/v0.json", b"x")
+    remote.delete(v1)
+    before = remote.list()
+
+    res = a("gc", "--remote", "team", "--grace", "0", "--yes", "--json")
+    doc = json.loads(res.out)["result"]
+    assert (doc["objects"], doc["manifests"], doc["versions"]) == (0, 0, 1)
+    warned = _warnings(res.err)
+    assert len(warned) == 3 and sorted(warned) == sorted(
+        f"wbtool: warning: {w}" for w in doc["warnings"])
+    assert any("projects/bad name!/ (not a valid name)" in w for w in warned)
+    assert any(w.endswith("projects/README") for w in warned)
+    assert remote.list() == before  # nothing swept, no stray touched
+
+
+def test_pull_skips_stray_folders_with_one_warning_each(pushed: tuple[Store, Store],
+                                                        backend: Backend) -> None:
+    _, b = pushed
+    remote = backend.open()
+    for i in range(3):
+        remote.write(f"projects/uncategorized/artifacts/bad name!/versions/v{i}.json", b"x")
+        remote.write(f"projects/uncategorized/runs/not a run!/f{i}", b"x")
+    remote.write("projects/uncategorized/runs/README", b"x")
+    res = b("pull", "--json")
+    doc = json.loads(res.out)["result"]
+    assert doc["versions_pulled"] == 2 and doc["refused"] == []
+    assert len(doc["warnings"]) == 1 and "artifacts/bad name!/" in doc["warnings"][0]
+    assert len(_warnings(res.err)) == 1
+
+    res = b("pull", "--all-runs", "--json")
+    doc = json.loads(res.out)["result"]
+    assert doc["refused"] == [] and doc["runs_pulled"] == 1
+    assert sorted(doc["warnings"]) == sorted(
+        w[len("wbtool: warning: "):] for w in _warnings(res.err))
+    assert [w.rsplit("/runs/", 1)[1] for w in sorted(doc["warnings"])] == [
+        "README", "not a run!/ (not a valid name)"]

@@ -178,6 +178,8 @@ def gc(
     target = _open(ctx, remote)
     wait = remote_gc.DEFAULT_GRACE_SECONDS if grace is None else grace
     listing = remote_gc.collect(target, dry_run=True, grace=wait, jobs=jobs)
+    for w in listing.warnings:
+        output.note(f"wbtool: warning: {w}")
     sweep = yes and not dry_run
     if not as_json or not sweep:
         _show_gc(listing, as_json)

@@ -76,7 +76,7 @@ def _collections(remote: Remote, target: Target,
     prefix = (records.collection_prefix(project, name) if name
               else records.project_prefix(project))
     found, ignored = records.parse_listing(project, remote.list(prefix))
-    warnings += [f"ignored unexpected remote file {remote.display(p)}" for p in ignored]
+    warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
     if name is not None and not found.get(name, records.CollectionListing(project, name)).versions:
         raise NotFoundError(what="artifact", name=f"{project}/{name} on {remote.url}")
     return [found[n] for n in sorted(found) if found[n].versions]
