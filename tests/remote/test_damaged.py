@@ -17,9 +17,11 @@ from tests.remote.test_sync import Store
 from wbtool.errors import (
     EXIT_NOT_FOUND,
     EXIT_REMOTE_UNREACHABLE,
+    EXIT_VERIFY_FAILED,
     NotFoundError,
     RemoteUnreachableError,
 )
+from wbtool.hashing import hash_bytes
 from wbtool.remote import records
 from wbtool.remote.fs import open_remote
 
@@ -183,3 +185,93 @@ def test_pull_skips_stray_folders_with_one_warning_each(pushed: tuple[Store, Sto
         w[len("wbtool: warning: "):] for w in _warnings(res.err))
     assert [w.rsplit("/runs/", 1)[1] for w in sorted(doc["warnings"])] == [
         "README", "not a run!/ (not a valid name)"]
+
+
+# -- objects that are not what the manifest says ------------------------------------------------
+
+@pytest.fixture
+def folder(cli: Cli, tmp_path: Path) -> tuple[Store, Store, Path]:
+    """A store that pushed ``data:v0`` (a small and a large file) to a folder,
+    a second store with that folder as its default remote, and the folder."""
+    backend = Backend("local", str(tmp_path / "remote"), {})
+    (tmp_path / "remote").mkdir()
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    a("artifact", "log", "data", str(make_tree(tmp_path / "src", FILES)), "--type", "d")
+    a("sync", "--no-runs")
+    return a, Store(cli, tmp_path / "b" / ".wbtool", backend), tmp_path / "remote"
+
+
+def _object(remote: Path, data: bytes) -> Path:
+    return remote / records.object_path(hash_bytes(data))
+
+
+@pytest.mark.parametrize("name", ["a.txt", "big.bin"])
+@pytest.mark.parametrize("damage", ["shorter", "longer", "missing"])
+def test_an_object_that_is_not_what_the_manifest_says_is_refused(
+        folder: tuple[Store, Store, Path], name: str, damage: str) -> None:
+    _, b, remote = folder
+    path = _object(remote, FILES[name])
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.chmod(0o644)
+        data = FILES[name][:-1] if damage == "shorter" else FILES[name] + b"!"
+        path.write_bytes(data)
+    for args in (("pull",), ("artifact", "download", "data:v0", "--root", "out")):
+        res = b(*args, code=EXIT_VERIFY_FAILED)
+        last = _one_line(res.err)
+        assert last.startswith("wbtool: error: "), res.err
+        assert ("missing on the remote" if damage == "missing" else "bytes, not") in res.err
+        b("artifact", "info", "data:v0", "--json", code=EXIT_VERIFY_FAILED)
+    assert b.result("artifact", "ls") == []
+    assert hash_bytes(FILES[name]) not in {
+        p.parent.name + p.name for p in (b.path / "objects").rglob("*") if p.is_file()}
+
+
+def _lying_manifest(remote: Path, name: str, delta: int) -> None:
+    """Give version v0 a manifest (and record) whose entry ``name`` says ``delta``
+    more bytes than its object holds, consistent in every other way."""
+    from wbtool.manifest import Manifest
+
+    record_path = remote / records.version_path("uncategorized", "data", 0)
+    record = json.loads(record_path.read_bytes())
+    doc = json.loads((remote / records.manifest_path(record["manifest"])).read_bytes())
+    doc["entries"][name]["size"] += delta
+    manifest = Manifest.from_bytes(json.dumps(doc).encode(), "test")
+    digest, canonical = manifest.serialize()
+    (remote / records.manifest_path(hash_bytes(canonical))).write_bytes(canonical)
+    record.update(manifest=hash_bytes(canonical), digest=digest, size=manifest.size)
+    record_path.chmod(0o644)
+    record_path.write_bytes(json.dumps(record, sort_keys=True).encode())
+
+
+@pytest.mark.parametrize("name", ["a.txt", "big.bin"])
+def test_a_manifest_whose_sizes_lie_is_refused(folder: tuple[Store, Store, Path],
+                                               name: str) -> None:
+    _, b, remote = folder
+    _lying_manifest(remote, name, -3)
+    res = b("pull", code=EXIT_VERIFY_FAILED)
+    assert f"not {len(FILES[name]) - 3} as the manifest says" in res.err
+    assert b.result("artifact", "ls") == []
+
+
+def test_a_manifest_whose_sizes_lie_is_refused_when_the_objects_are_here(
+        folder: tuple[Store, Store, Path], cli: Cli, tmp_path: Path) -> None:
+    _, _, remote = folder
+    _lying_manifest(remote, "a.txt", 5)
+    c = Store(cli, tmp_path / "c" / ".wbtool", Backend("local", str(remote), {}))
+    c("artifact", "log", "other", str(tmp_path / "src"), "--type", "d")  # the same objects
+    res = c("pull", "data", code=EXIT_VERIFY_FAILED)
+    assert "a.txt: the manifest says 11 bytes, the object holds 6" in _one_line(res.err)
+    assert [r["name"] for r in c.result("artifact", "ls")] == ["other"]
+
+
+def test_a_missing_object_fetched_again_must_match(folder: tuple[Store, Store, Path]) -> None:
+    a, _, remote = folder
+    local = a.path / "objects" / records.object_path(hash_bytes(FILES["a.txt"]))[8:]
+    local.unlink()
+    _object(remote, FILES["a.txt"]).chmod(0o644)
+    _object(remote, FILES["a.txt"]).write_bytes(b"firs\n")
+    res = a("artifact", "download", "data:v0", "--root", "out", code=EXIT_VERIFY_FAILED)
+    assert "holds 5 bytes, not 6" in _one_line(res.err)
+    assert not local.exists()
