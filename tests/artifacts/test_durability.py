@@ -123,7 +123,7 @@ def test_objects_fetched_from_a_remote_are_flushed_before_a_version_names_them(
     art = wbtool.Artifact("ds", "dataset")
     art.add_dir(str(make_tree(tmp_path / "data", files)))
     art.save(project="p")
-    remote = open_remote(str(tmp_path / "remote"), {})
+    remote = open_remote(str(tmp_path / "remote"), {}, create=True)
     push.push(Registry(first), remote, jobs=2)
 
     second = Store.open(tmp_path / "second" / ".wbtool")

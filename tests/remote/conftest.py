@@ -195,7 +195,8 @@ class Backend:
 
 
 def make_backend(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Backend:
-    if kind == "local":
+    if kind == "local":  # an empty folder, as the servers hold an empty bucket
+        (tmp_path / "remote").mkdir(exist_ok=True)
         return Backend("local", str(tmp_path / "remote"), {})
     server = server_for(request, kind)
     return Backend(kind, server.url(), server.options)

@@ -327,6 +327,7 @@ print(remote.create_exclusive("versions/v7.json", bytes([65 + i]) * {RECORD}))
 
 def test_create_exclusive_race_between_processes(tmp_path: Path) -> None:
     url = str(tmp_path / "remote")
+    os.mkdir(url)
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", _CHILD, url, str(go), str(i)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -474,7 +475,7 @@ def test_bad_urls_are_refused(url: str) -> None:
 
 
 def test_local_temporary_files_are_not_listed(tmp_path: Path) -> None:
-    remote = open_remote(str(tmp_path / "remote"))
+    remote = open_remote(str(tmp_path / "remote"), create=True)
     remote.write("versions/v1.json", b"{}")
     (tmp_path / "remote" / "versions" / ".v2.json.0123456789ab.tmp").write_bytes(b"partial")
     assert remote.list() == ["versions/v1.json"]

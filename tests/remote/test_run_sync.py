@@ -93,7 +93,7 @@ def test_sync_without_a_default_remote_fails_before_the_command(cli: Cli,
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
 def test_a_failed_push_keeps_the_commands_status(store: Store, backend: Backend) -> None:
-    Path(backend.url).parent.mkdir(parents=True, exist_ok=True)
+    Path(backend.url).rmdir()
     Path(backend.url).write_text("not a folder")  # every write to the remote fails
     res = store("run", "--sync", "--", sys.executable, "-c", "print('ok')")
     assert "was not pushed" in res.err and "wbtool sync" in res.err

@@ -49,10 +49,24 @@ def add(
 
     options = config.parse_options(option or [])
     spec = config.add(_store(), name, url, options, default=default)
+    _note_missing_folder(spec.url)
     if as_json:
         output.emit_json("remote add", spec.to_json())
         return
     output.line(f"added remote {spec.name} at {spec.url}" + (" (default)" if spec.default else ""))
+
+
+def _note_missing_folder(url: str) -> None:
+    """Adding a folder that does not exist is allowed (the first push makes it,
+    as git accepts any URL), but said, since reading it fails until then."""
+    import os
+
+    from wbtool.remote.fs import parse_url
+
+    parsed = parse_url(url)
+    if parsed.is_local and not os.path.isdir(parsed.root):
+        output.note(f"wbtool: note: the folder {parsed.root} does not exist yet; "
+                    "the first `wbtool sync` to it creates it")
 
 
 @app.command("list")

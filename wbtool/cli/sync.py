@@ -15,12 +15,14 @@ JobsOpt = typer.Option(8, "--jobs", "-j", min=1, max=256,
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
 
 
-def _open(ctx: Any, remote: str | None) -> Any:
+def _open(ctx: Any, remote: str | None, *, create: bool = False) -> Any:
+    """The remote named or given; ``create`` for a push, which may make a
+    local folder that does not exist yet (reading one is an error)."""
     from wbtool.remote import config
     from wbtool.remote.fs import open_remote
 
     url, options = config.resolve(ctx.store, remote)
-    return open_remote(url, options)
+    return open_remote(url, options, create=create)
 
 
 def _ctx(project: str | None) -> Any:
@@ -52,7 +54,7 @@ def sync(
     for run_id in run_ids or []:
         validate_id(run_id)  # bad input: refused before the remote is contacted
     ctx = _ctx(project)
-    target = _open(ctx, remote)
+    target = _open(ctx, remote, create=True)
     registry = ctx.registry
     if not artifacts:
         res = push.PushResult(remote=target.url, dry_run=dry_run)
@@ -176,6 +178,8 @@ def gc(
     target = _open(ctx, remote)
     wait = remote_gc.DEFAULT_GRACE_SECONDS if grace is None else grace
     listing = remote_gc.collect(target, dry_run=True, grace=wait, jobs=jobs)
+    for w in listing.warnings:
+        output.note(f"wbtool: warning: {w}")
     sweep = yes and not dry_run
     if not as_json or not sweep:
         _show_gc(listing, as_json)

@@ -90,10 +90,10 @@ def ensure_objects(registry: Registry, manifest: Manifest, *, jobs: int = 8) -> 
     _note(f"fetching {len(missing)} missing object(s) from {remote.url}")
     with store.lock(exclusive=False):
         failed = fetch_objects(store, remote, {d: sizes[d] for d in missing}, jobs)
-    if failed:
+    if failed:  # missing there, or not what the manifest says: nothing was stored
         digest, why = sorted(failed.items())[0]
-        raise StoreError(f"{len(failed)} object(s) could not be fetched from {remote.url} "
-                         f"(first: {digest}: {why})")
+        raise VerificationError(f"{len(failed)} object(s) could not be fetched from "
+                                f"{remote.url} (first: {digest}: {why})")
     return len(missing)
 
 

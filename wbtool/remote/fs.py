@@ -162,14 +162,19 @@ def require_backend(url: str, *, backends: Mapping[str, Backend] = BACKENDS) -> 
 
 def open_remote(
     url: str, options: Mapping[str, Any] | None = None, *,
-    backends: Mapping[str, Backend] = BACKENDS,
+    backends: Mapping[str, Backend] = BACKENDS, create: bool = False,
 ) -> Remote:
-    """The :class:`Remote` at ``url``. Contacts nothing yet."""
+    """The :class:`Remote` at ``url``. Contacts nothing yet.
+
+    A local folder that does not exist is unreachable, as a missing bucket
+    is, unless ``create`` (a push): then it reads as an empty remote and the
+    first write makes it.
+    """
     parsed = require_backend(url, backends=backends)
     if parsed.is_local:
         if options:
             raise UsageError(f"a local remote takes no options (got {', '.join(sorted(options))})")
-        return LocalRemote(parsed)
+        return LocalRemote(parsed, create=create)
     backend = backends[parsed.scheme]
     options = dict(options or {})
     if backend.module == "s3fs" and set(options) <= _LIGHT_S3_OPTIONS:
@@ -325,16 +330,65 @@ def _walk_error(exc: OSError) -> None:
 
 class LocalRemote(Remote):
     """A folder (local disk or a mounted share). Every file is published by
-    rename or hard link, so a crash never leaves a partial file under its name."""
+    rename or hard link, so a crash never leaves a partial file under its name.
+
+    The folder itself plays the part of a bucket: where it does not exist,
+    every operation is :class:`~wbtool.errors.RemoteUnreachableError`, so that
+    a mistyped path never reads as an empty remote. A remote opened with
+    ``create`` (to be pushed to) reads as empty instead, and its first write
+    makes the folder, one level only: its parent must exist.
+    """
+
+    def __init__(self, parsed: RemoteURL, *, create: bool = False) -> None:
+        super().__init__(parsed)
+        self.create = create
+        self._root_seen = False
 
     def _full(self, path: str) -> str:
         return os.path.join(self.root, validate_entry_path(path))
+
+    def _root_exists(self) -> bool:
+        """Whether the folder exists; raises where its absence is an error."""
+        if self._root_seen:
+            return True
+        import stat
+
+        try:
+            mode: int | None = os.stat(self.root).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            mode = None
+        except OSError as e:
+            raise self._unreachable(e) from None
+        if mode is not None:
+            if not stat.S_ISDIR(mode):
+                raise unreachable(self.url, "it is not a folder")
+            self._root_seen = True
+            return True
+        if not self.create:
+            raise unreachable(self.url, "the folder does not exist")
+        parent = os.path.dirname(self.root)
+        if not os.path.isdir(parent):
+            raise unreachable(self.url, f"the folder {parent} does not exist")
+        return False
+
+    def _make_root(self) -> None:
+        """Before a write: make the folder of a remote opened with ``create``."""
+        if self._root_exists():
+            return
+        try:
+            os.mkdir(self.root)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise self._unreachable(e) from None
+        self._root_seen = True
 
     @contextlib.contextmanager
     def _errors(self, path: str) -> Iterator[None]:
         try:
             yield
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            self._root_exists()  # a missing folder is no missing file
             raise self._not_found(path) from None
         except OSError as e:
             raise self._unreachable(e) from None
@@ -363,6 +417,7 @@ class LocalRemote(Remote):
 
     def write(self, path: str, data: bytes) -> None:
         full = self._full(path)
+        self._make_root()
         with self._errors(path):
             os.makedirs(os.path.dirname(full), exist_ok=True)
             fsutil.atomic_write(full, data, fsync=True)
@@ -370,6 +425,7 @@ class LocalRemote(Remote):
     def create_exclusive(self, path: str, data: bytes) -> bool:
         full = self._full(path)
         folder = os.path.dirname(full)
+        self._make_root()
         with self._errors(path):
             os.makedirs(folder, exist_ok=True)
             tmp = fsutil.tmp_name(folder, os.path.basename(full))
@@ -399,12 +455,17 @@ class LocalRemote(Remote):
     def exists(self, path: str) -> bool:
         full = self._full(path)
         with self._errors(path):
-            return os.path.isfile(full)
+            if os.path.isfile(full):
+                return True
+        self._root_exists()
+        return False
 
     def list(self, prefix: str = "") -> list[str]:
         rel = _prefix(prefix)
         base = os.path.join(self.root, rel) if rel else self.root
         found: list[str] = []
+        if not self._root_exists():
+            return found
         with self._errors(rel):
             if os.path.isfile(base):
                 return [rel]
@@ -431,6 +492,7 @@ class LocalRemote(Remote):
     def put_file(self, local: str | os.PathLike, path: str) -> None:
         full = self._full(path)
         source = self._source(local)
+        self._make_root()
         with self._errors(path):
             os.makedirs(os.path.dirname(full), exist_ok=True)
             with fsutil.as_atomic(full, fsync=True) as tmp:
@@ -444,8 +506,11 @@ class LocalRemote(Remote):
 
     def delete(self, path: str) -> None:
         full = self._full(path)
-        with self._errors(path), contextlib.suppress(FileNotFoundError):
-            os.unlink(full)
+        with self._errors(path):
+            try:
+                os.unlink(full)
+            except FileNotFoundError:
+                self._root_exists()
 
 
 def _mtime(info: Mapping[str, Any]) -> float:

@@ -30,7 +30,7 @@ from typing import Any
 
 from wbtool.artifacts.gc import check_grace
 from wbtool.errors import ConflictError, NotFoundError, StoreError
-from wbtool.hashing import hash_bytes
+from wbtool.hashing import hash_bytes, is_digest
 from wbtool.manifest import Manifest
 from wbtool.remote import records
 from wbtool.remote.fs import Remote
@@ -50,6 +50,7 @@ class RemoteGcResult:
     manifests: list[str] = field(default_factory=list)
     kept_recent: int = 0  # unreferenced but younger than the grace period
     kept: int = 0  # referenced objects and manifests
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -63,7 +64,7 @@ class RemoteGcResult:
                 "kept_recent": self.kept_recent,
                 "paths": [records.manifest_path(d) for d in self.manifests]
                 + [records.object_path(d) for d, _ in self.objects],
-                "seconds": round(self.seconds, 3)}
+                "warnings": self.warnings, "seconds": round(self.seconds, 3)}
 
 
 def _lock_doc() -> bytes:
@@ -96,19 +97,35 @@ def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[
             remote.delete(mine)
 
 
-def _mark(remote: Remote, jobs: int) -> tuple[set[str], set[str], int]:
-    """Every manifest and object digest a version record on the remote reaches."""
+def _mark(remote: Remote, jobs: int,
+          warnings: list[str]) -> tuple[set[str], set[str], int]:
+    """Every manifest and object digest a version record on the remote reaches.
+
+    Files and folders under ``projects/`` that wbtool never writes (a name
+    that is no project or artifact name, a stray file) are skipped with a
+    warning; what a file there shaped like a version record names is kept
+    all the same (a folder renamed by hand must not cost its versions' data).
+    """
     paths = remote.list("projects")
     by_project: dict[str, list[str]] = {}
+    ignored: dict[str, None] = {}
     for path in paths:
         parts = path.split("/")
-        if len(parts) >= 3 and parts[2] == "artifacts":
+        if len(parts) < 3:
+            ignored[path] = None
+        elif not records.is_valid_name(parts[1]):
+            ignored[f"projects/{parts[1]}/"] = None
+        elif parts[2] == "artifacts":
             by_project.setdefault(parts[1], []).append(path)
     docs_wanted: list[tuple[str, str, int]] = []
     for project, project_paths in sorted(by_project.items()):
-        found, _ = records.parse_listing(project, project_paths)
+        found, skipped = records.parse_listing(project, project_paths)
+        ignored.update(dict.fromkeys(skipped))
         for listing in found.values():
             docs_wanted += [(project, listing.name, i) for i in sorted(listing.versions)]
+    warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
+    wanted_paths = {records.version_path(*item) for item in docs_wanted}
+    stray = [p for p in paths if records.is_version_record_path(p) and p not in wanted_paths]
 
     def read_record(item: tuple[str, str, int]) -> records.VersionRecordDoc:
         path = records.version_path(*item)
@@ -121,6 +138,8 @@ def _mark(remote: Remote, jobs: int) -> tuple[set[str], set[str], int]:
 
     docs = run_all(read_record, docs_wanted, jobs)
     manifests = {d.manifest for d in docs}
+    named = set().union(*run_all(lambda p: _manifest_named(remote, p), stray, jobs))
+    manifests |= {d for d in named if remote.exists(records.manifest_path(d))}
 
     def read_manifest(digest: str) -> set[str]:
         path = records.manifest_path(digest)
@@ -140,8 +159,20 @@ def _mark(remote: Remote, jobs: int) -> tuple[set[str], set[str], int]:
     return manifests, objects, len(docs)
 
 
+def _manifest_named(remote: Remote, path: str) -> set[str]:
+    """The manifest digest that the file ``path``, shaped like a version record
+    but not on a path wbtool reads them from, names (none if it names none)."""
+    try:
+        doc = json.loads(remote.read(path))
+    except (NotFoundError, ValueError, RecursionError):
+        return set()
+    digest = doc.get("manifest") if isinstance(doc, dict) else None
+    return {str(digest)} if is_digest(digest) else set()
+
+
 def _plan(remote: Remote, grace: float, jobs: int, result: RemoteGcResult) -> None:
-    manifests, objects, result.versions = _mark(remote, jobs)
+    result.warnings = []
+    manifests, objects, result.versions = _mark(remote, jobs, result.warnings)
     now = time.time()
     result.objects, result.manifests = [], []
     result.kept = result.kept_recent = 0

@@ -76,7 +76,7 @@ def _collections(remote: Remote, target: Target,
     prefix = (records.collection_prefix(project, name) if name
               else records.project_prefix(project))
     found, ignored = records.parse_listing(project, remote.list(prefix))
-    warnings += [f"ignored unexpected remote file {remote.display(p)}" for p in ignored]
+    warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
     if name is not None and not found.get(name, records.CollectionListing(project, name)).versions:
         raise NotFoundError(what="artifact", name=f"{project}/{name} on {remote.url}")
     return [found[n] for n in sorted(found) if found[n].versions]
@@ -187,16 +187,25 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
         result.objects_received = len(missing) - len(failed)
         result.bytes_received = sum(sizes[d] for d in missing if d not in failed)
 
+        actual = object_sizes(store, [d for d in sizes if d not in failed])
         remembered: list[tuple[int, str, int, list[str]]] = []
         for w in sorted(accepted, key=lambda w: (w.doc.project, w.doc.name, w.doc.version)):
             assert w.manifest is not None
             bad = [e.path for e in w.manifest if e.ref is None and e.digest in failed]
+            wrong = [e for e in w.manifest
+                     if e.ref is None and e.digest in actual and actual[e.digest] != e.size]
             doc = w.doc
+            where = remote.display(records.version_path(doc.project, doc.name, doc.version))
             if bad:
                 result.refused.append({
-                    "path": remote.display(records.version_path(doc.project, doc.name,
-                                                                doc.version)),
+                    "path": where,
                     "reason": f"{len(bad)} object(s) failed verification (first: {bad[0]})"})
+                continue
+            if wrong:
+                result.refused.append({"path": where, "reason": (
+                    f"{len(wrong)} entry size(s) disagree with the objects (first: "
+                    f"{wrong[0].path}: the manifest says {wrong[0].size} bytes, the object "
+                    f"holds {actual[wrong[0].digest]})")})
                 continue
             rec = registry.commit(
                 doc.project, doc.name, doc.type, w.manifest, description=doc.description,
@@ -225,10 +234,31 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
     return result
 
 
+def object_sizes(store: Store, digests: Iterable[str]) -> dict[str, int]:
+    """The size of each of ``digests`` in the local store (those absent left out)."""
+    wanted = list(digests)
+    out = {d: loc[2] for d, loc in store.objects.locate_many(wanted).items()}
+    for digest in wanted:
+        if digest not in out:
+            with contextlib.suppress(FileNotFoundError):
+                out[digest] = os.stat(store.objects.path(digest)).st_size
+    return out
+
+
+def _unexpected(digest: str, got: int, size: int, content_digest: str) -> str | None:
+    """Why an object fetched for a manifest entry of ``size`` bytes is refused, or None."""
+    if got != size:
+        return f"holds {got} bytes, not {size} as the manifest says"
+    if content_digest != digest:
+        return "content does not match its digest"
+    return None
+
+
 def fetch_objects(store: Store, remote: Remote, sizes: dict[str, int], jobs: int = 8,
                   progress: Progress = _no_progress) -> dict[str, str]:
     """Fetch the objects ``sizes`` names (digest → size) into the local store,
-    each hashed before it is stored. Returns ``{digest: why}`` for those refused."""
+    each checked (its size, then its content's digest) before it is stored.
+    Returns ``{digest: why}`` for those refused."""
     failed: dict[str, str] = {}
 
     def fetch_object(digest: str) -> None:
@@ -237,16 +267,20 @@ def fetch_objects(store: Store, remote: Remote, sizes: dict[str, int], jobs: int
         try:
             if size <= SMALL:
                 data = remote.read(path)
-                if hash_bytes(data) != digest:
-                    failed[digest] = "content does not match its digest"
+                why = _unexpected(digest, len(data), size, hash_bytes(data))
+                if why is not None:
+                    failed[digest] = why
                     return
                 store.objects.put_bytes(data)
             else:
                 tmp = fsutil.tmp_name(store.tmp, digest)
                 try:
                     remote.get_file(path, tmp)
-                    if hash_file(tmp)[0] != digest:
-                        failed[digest] = "content does not match its digest"
+                    got = os.path.getsize(tmp)
+                    why = _unexpected(digest, got, size, hash_file(tmp)[0] if got == size
+                                      else digest)
+                    if why is not None:
+                        failed[digest] = why
                         return
                     store.objects.put_file(tmp, immutable=True)
                 finally:

@@ -99,7 +99,7 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
     listings: dict[tuple[str, str], records.CollectionListing] = {}
     for proj in sorted({r.project for r in scope}):
         found, ignored = records.parse_listing(proj, remote.list(records.project_prefix(proj)))
-        warnings += [f"ignored unexpected remote file {remote.display(p)}" for p in ignored]
+        warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
         for name, listing in found.items():
             listings[(proj, name)] = listing
     gone = [vid for vid, m in mapped.items()

@@ -103,34 +103,56 @@ def parse_listing(project: str, paths: Iterable[str]) -> tuple[dict[str, Collect
                                                                 list[str]]:
     """Group a listing of ``projects/<project>/artifacts`` by collection.
 
-    Returns the collections and the paths that were ignored (bad names,
-    stray files), for warnings.
+    Returns the collections and what was ignored, for warnings: stray files,
+    and each folder whose name is no collection name once (as ``<folder>/``).
     """
     base = project_prefix(project) + "/"
     out: dict[str, CollectionListing] = {}
-    ignored: list[str] = []
+    ignored: dict[str, None] = {}  # in order, once each
     for path in paths:
         if not path.startswith(base):
-            ignored.append(path)
+            ignored[path] = None
             continue
         parts = path[len(base):].split("/")
+        if len(parts) > 1 and not is_valid_name(parts[0]):
+            ignored[f"{base}{parts[0]}/"] = None
+            continue
         if len(parts) != 3:
-            ignored.append(path)
+            ignored[path] = None
             continue
         name, kind, leaf = parts
-        try:
-            validate_name(name)
-        except InvalidNameError:
-            ignored.append(path)
-            continue
         coll = out.setdefault(name, CollectionListing(project, name))
         if kind == "versions" and (m := _VERSION_FILE.fullmatch(leaf)):
             coll.versions.add(int(m.group(1)))
         elif kind == "aliases" and (m := _ALIAS_FILE.fullmatch(leaf)):
             coll.aliases.add(int(m.group(1)))
         else:
-            ignored.append(path)
-    return out, ignored
+            ignored[path] = None
+    return out, list(ignored)
+
+
+def ignored_warning(display: str) -> str:
+    """The warning for a path of a listing that :func:`parse_listing` (or a
+    caller like it) ignored; ``display`` is its URL, a folder's ending in ``/``."""
+    if display.endswith("/"):
+        return f"ignored unexpected remote folder {display} (not a valid name)"
+    return f"ignored unexpected remote file {display}"
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` (a folder found on a remote) is a valid project or artifact name."""
+    try:
+        validate_name(name)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def is_version_record_path(path: str) -> bool:
+    """Whether ``path`` is shaped like ``…/artifacts/<name>/versions/v<N>.json``."""
+    parts = path.split("/")
+    return (len(parts) >= 4 and parts[-4] == "artifacts" and parts[-2] == "versions"
+            and _VERSION_FILE.fullmatch(parts[-1]) is not None)
 
 
 # -- records ------------------------------------------------------------------------------------

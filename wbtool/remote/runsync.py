@@ -309,18 +309,35 @@ def _safe_classify(rel: str) -> tuple[str, str, int, int, str] | None:
         return None
 
 
-def remote_run_ids(remote: Remote, project: str) -> list[str]:
-    """The run ids found under ``projects/<project>/runs/`` (unvalidated)."""
+def remote_run_ids(remote: Remote, project: str) -> tuple[list[str], list[str]]:
+    """The run folders found under ``projects/<project>/runs/``, and what is
+    there that is no run folder (a file, a folder whose name is no run id)."""
     base = f"projects/{project}/runs/"
-    return sorted({p[len(base):].split("/", 1)[0] for p in remote.list(base.rstrip("/"))
-                   if p.startswith(base)})
+    ids: set[str] = set()
+    stray: set[str] = set()
+    for path in remote.list(base.rstrip("/")):
+        if not path.startswith(base):
+            continue
+        head, sep, _ = path[len(base):].partition("/")
+        try:
+            ids.add(validate_id(head)) if sep else stray.add(path)
+        except InvalidNameError:
+            stray.add(f"{base}{head}/")
+    return sorted(ids), sorted(stray)
 
 
 def pull_runs(store_path: Path, index: Index, remote: Remote, project: str,
               run_ids: Iterable[str] | None = None) -> RunPullResult:
-    """Rebuild runs of ``project`` from the remote (every run when ``run_ids`` is None)."""
+    """Rebuild runs of ``project`` from the remote (every run when ``run_ids`` is
+    None; then what is no run folder there is skipped with a warning)."""
+    from wbtool.remote.records import ignored_warning
+
     res = RunPullResult()
-    ids = list(run_ids) if run_ids is not None else remote_run_ids(remote, project)
+    if run_ids is None:
+        ids, stray = remote_run_ids(remote, project)
+        res.warnings += [ignored_warning(remote.display(p)) for p in stray]
+    else:
+        ids = list(run_ids)
     for run_id in ids:
         try:
             validate_id(run_id)
