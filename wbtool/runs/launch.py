@@ -249,10 +249,12 @@ class Launcher:
                     os.write(self._guard_fd, b".")
             os.close(self._guard_fd)
             self._guard_fd = None
-        if self._guard is not None:
+        if self._guard is not None and not ended:  # its kill lands before wbtool goes on
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._guard.wait(timeout=5)
-            self._guard = None
+        # Else it leaves on its own (a command as short as ``true`` would
+        # otherwise wait for the guard's own start).
+        self._guard = None
 
     def _give_terminal(self, pgid: int) -> None:
         if self._tty_fd is None:
