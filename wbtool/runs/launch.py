@@ -88,6 +88,7 @@ class _Stream:
         self.fd = fd
         self.out_fd = out_fd
         self.out_ok = True
+        self.ended = False  # read to its end: closed by the pumping loop
         self.lines = TerminalLog(on_line)
 
 
@@ -293,7 +294,7 @@ class Launcher:
                         with contextlib.suppress(BlockingIOError):
                             while os.read(wake_r, 512):
                                 pass
-                    elif not self._pump(key.data):
+                    elif key.data.ended or not self._pump(key.data):
                         sel.unregister(key.fd)
                         os.close(key.fd)
                 self._handle_signals()
@@ -387,6 +388,11 @@ class Launcher:
         background): stop too, and resume it when resumed."""
         if self._tty_fd is None:
             return  # no job control: whoever stopped it will continue it
+        # What the command wrote before it stopped is shown before the
+        # shell says "Stopped", as it would be without wbtool in between.
+        for stream in self._streams:
+            if not stream.ended:
+                self._pump(stream)
         self._flush()
         if self._foreground:
             self._give_terminal(os.getpgrp())
@@ -433,6 +439,7 @@ class Launcher:
                 data = b""
             if not data:
                 stream.lines.flush_partial()
+                stream.ended = True
                 return False
             broken = False
             if stream.out_ok:
