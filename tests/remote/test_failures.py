@@ -11,12 +11,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import Cli, make_tree
 from tests.remote.conftest import Backend, free_port, server_for
 from tests.remote.test_sync import Store
+from wbtool.remote import fs
+from wbtool.remote.fs import open_remote
 
 PROXY = Path(__file__).with_name("stallproxy.py")
 
@@ -121,3 +124,52 @@ def test_ctrl_c_while_the_server_hangs_ends_the_push_at_once(
     b = Store(cli, tmp_path / "b" / ".wbtool", proxy.direct)
     assert b.result("pull")["versions_pulled"] == 1
     b("artifact", "verify", "data:v0")
+
+
+@pytest.mark.parametrize(("url", "options"), [
+    ("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9"}),
+    ("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9", "use_ssl": False}),  # s3fs
+    ("gs://bucket/p", {"endpoint_url": "http://127.0.0.1:9", "token": "anon"}),
+    ("az://bucket/p", {"account_name": "devstoreaccount1", "anon": True}),
+])
+def test_a_server_that_stops_answering_is_given_up_on(url: str, options: dict[str, Any]) -> None:
+    """The backends' own time-outs and retries would wait minutes (S3) to
+    over half an hour (GCS, Azure) for a server that accepts connections
+    and never answers; wbtool's wait a bounded time between two bytes
+    (adlfs applies them to transfers only, not to listings)."""
+    remote = open_remote(url, options)
+    if isinstance(remote, fs.S3Remote):
+        config = remote.client.meta.config
+        limits = (config.connect_timeout, config.read_timeout, config.retries)
+        assert limits == (fs.CONNECT_SECONDS, fs.READ_SECONDS,
+                          {"mode": "standard", "total_max_attempts": fs.ATTEMPTS})
+    elif url.startswith("s3"):
+        given = remote.fs.config_kwargs  # type: ignore[attr-defined]
+        assert (given["connect_timeout"], given["read_timeout"]) == (
+            fs.CONNECT_SECONDS, fs.READ_SECONDS)
+    elif url.startswith("gs"):
+        timeout = remote.fs.requests_timeout  # type: ignore[attr-defined]
+        assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (
+            None, fs.CONNECT_SECONDS, fs.READ_SECONDS)
+    else:
+        assert remote.fs._timeout_kwargs == {  # type: ignore[attr-defined]
+            "connection_timeout": fs.CONNECT_SECONDS, "read_timeout": fs.READ_SECONDS}
+    assert fs.CONNECT_SECONDS + fs.ATTEMPTS * fs.READ_SECONDS <= 120
+
+
+def test_the_remotes_own_time_limits_win() -> None:
+    config = {"connect_timeout": 3, "read_timeout": 600, "retries": {"max_attempts": 9}}
+    remote = open_remote("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9",
+                                           "config_kwargs": config})
+    assert isinstance(remote, fs.S3Remote)
+    got = remote.client.meta.config
+    assert (got.connect_timeout, got.read_timeout) == (3, 600)
+    assert got.retries["total_max_attempts"] == 10  # botocore's "max_attempts" are retries
+
+
+def test_a_time_out_that_says_nothing_is_told_in_words() -> None:
+    import fsspec.exceptions
+
+    error = fs.unreachable("gs://b/p", fs._one_line(fsspec.exceptions.FSTimeoutError()))
+    assert str(error) == ("remote gs://b/p is unreachable: "
+                          f"no answer within {fs.READ_SECONDS} seconds")
