@@ -185,7 +185,10 @@ def open_remote(
 def _one_line(exc: BaseException) -> str:
     from wbtool.runs.redact import strip_url_credentials
 
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())
+    if not text and isinstance(exc, TimeoutError):  # fsspec's FSTimeoutError says nothing
+        text = f"no answer within {READ_SECONDS} seconds"
+    text = text or type(exc).__name__
     return strip_url_credentials(text)
 
 
@@ -531,6 +534,41 @@ def _mtime(info: Mapping[str, Any]) -> float:
     return 0.0
 
 
+# How long a request may wait for a server before it counts as unreachable,
+# unless the remote's options say otherwise. The backends' own defaults let
+# a server that accepts connections but never answers hold a command for 5
+# minutes (S3) to over half an hour (GCS, Azure), silently; these end it in
+# about a minute and a half (GCS, which retries six times: three and a half),
+# with the error a user can act on. A wait is the time between two bytes,
+# never the length of a whole transfer. adlfs applies its limits to uploads
+# and downloads only: its listings keep the Azure SDK's own.
+CONNECT_SECONDS = 10
+READ_SECONDS = 30
+ATTEMPTS = 3  # S3 (botocore's "standard" retries): tries of a request in all
+
+
+def _s3_config(given: Mapping[str, Any]) -> dict[str, Any]:
+    """botocore ``Config`` arguments: ``given`` over wbtool's time limits."""
+    return {"connect_timeout": CONNECT_SECONDS, "read_timeout": READ_SECONDS,
+            "retries": {"mode": "standard", "total_max_attempts": ATTEMPTS}, **given}
+
+
+def _with_time_limits(module: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The filesystem's options with wbtool's time limits where they set none."""
+    out = dict(options)
+    if module == "s3fs" and isinstance(out.get("config_kwargs", {}), Mapping):
+        out["config_kwargs"] = _s3_config(out.get("config_kwargs") or {})
+    elif module == "gcsfs" and "requests_timeout" not in out:
+        import aiohttp
+
+        out["requests_timeout"] = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_SECONDS, sock_read=READ_SECONDS)
+    elif module == "adlfs":
+        out.setdefault("connection_timeout", CONNECT_SECONDS)
+        out.setdefault("read_timeout", READ_SECONDS)
+    return out
+
+
 # s3fs options that mean the same to a plain botocore client.
 _LIGHT_S3_OPTIONS = frozenset({"endpoint_url", "config_kwargs", "profile", "anon"})
 
@@ -589,7 +627,8 @@ class FsspecRemote(Remote):
 
         # Listings are never cached (another machine may have written since),
         # and every Remote gets its own filesystem instance.
-        kwargs = {"skip_instance_cache": True, "use_listings_cache": False, **self._options}
+        kwargs = {"skip_instance_cache": True, "use_listings_cache": False,
+                  **_with_time_limits(self.backend.module, self._options)}
         try:
             filesystem = fsspec.filesystem(self.backend.protocol, **kwargs)
             if self.backend.prepare:
@@ -809,7 +848,7 @@ class S3Remote(FsspecRemote):
         except ImportError:
             raise MissingExtraError(scheme=self.scheme, extra=self.backend.extra) from None
         try:
-            given = dict(self._options.get("config_kwargs") or {})
+            given = _s3_config(dict(self._options.get("config_kwargs") or {}))
             # Enough connections for the transfer threads and the parts of
             # large files they send at once.
             given.setdefault("max_pool_connections", 32)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,6 +40,11 @@ from wbtool.remote.pool import run_all
 GC_LOCK = "locks/gc.json"
 PUSH_LOCKS = "locks"
 DEFAULT_GRACE_SECONDS = 24 * 3600.0
+# How long the end of a push or sweep waits for its lock to be deleted. A
+# server that stopped answering would otherwise hold an interrupted or
+# failed command for as long as its time-outs and retries last; a lock left
+# behind only delays the other side (until it is older than the grace time).
+RELEASE_SECONDS = 5.0
 
 
 @dataclass
@@ -93,8 +99,19 @@ def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[
                                 f"{_describe(remote, GC_LOCK)}; push again when it ends")
         yield
     finally:
+        _release(remote, mine)
+
+
+def _release(remote: Remote, path: str, wait: float = RELEASE_SECONDS) -> None:
+    """Delete the lock ``path``, waiting for it at most ``wait`` seconds."""
+
+    def delete() -> None:
         with contextlib.suppress(Exception):
-            remote.delete(mine)
+            remote.delete(path)
+
+    worker = threading.Thread(target=delete, name="wbtool-release-lock", daemon=True)
+    worker.start()
+    worker.join(wait)
 
 
 def _mark(remote: Remote, jobs: int,
@@ -217,7 +234,6 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
         run_all(lambda d: remote.delete(records.manifest_path(d)), result.manifests, jobs)
         run_all(lambda item: remote.delete(records.object_path(item[0])), result.objects, jobs)
     finally:
-        with contextlib.suppress(Exception):
-            remote.delete(GC_LOCK)
+        _release(remote, GC_LOCK)
     result.seconds = time.monotonic() - started
     return result

@@ -1,53 +1,70 @@
-"""Many remote requests at once, in a thread pool; the first error stops the rest."""
+"""Many remote requests at once, in threads; the first error stops the rest.
+
+The workers are daemon threads, and an interruption (Ctrl-C) of the thread
+that waits for them returns at once: a worker blocked on a server that has
+stopped answering can neither delay the interruption nor keep the process
+from exiting. What a worker had under way is a request that either reaches
+the server whole or not at all, and nothing is published until every
+request a record depends on has returned.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+from collections.abc import Callable, Iterable, Sized
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-WINDOW = 2  # tasks queued per worker: memory stays flat in the number of items
+WINDOW = 1  # items a worker takes before it has finished one: memory stays flat
 
 
 def run_all(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> list[R]:
     """``[fn(item) for item in items]``, ``jobs`` at a time, results in order.
 
-    Items are taken from ``items`` as workers free up (at most ``WINDOW``
-    per worker waiting), so a push of a million objects does not hold a
-    million pending tasks. The first error stops taking new items; it is
-    raised once the running ones have ended.
+    Items are taken from ``items`` as workers free up, so a push of a
+    million objects does not hold a million pending tasks. The first error
+    stops taking new items; it is raised once the running ones have ended.
     """
+    if isinstance(items, Sized):
+        jobs = min(jobs, len(items))
     if jobs <= 1:
         return [fn(item) for item in items]
-    results: list[Any] = []
-    pending: dict[Future[R], int] = {}
+    source = enumerate(items)
+    take = threading.Lock()
+    results: dict[int, Any] = {}
     failure: list[BaseException] = []
+    stop = threading.Event()
 
-    def settle() -> None:
-        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for f in done:
-            i = pending.pop(f)
-            error = f.exception()
-            if error is not None:
-                failure.append(error)
-            else:
-                results[i] = f.result()
+    def work() -> None:
+        while not stop.is_set():
+            with take:
+                try:
+                    i, item = next(source)
+                except StopIteration:
+                    return
+                except BaseException as e:  # the items themselves failed
+                    failure.append(e)
+                    stop.set()
+                    return
+            try:
+                results[i] = fn(item)
+            except BaseException as e:
+                failure.append(e)
+                stop.set()
+                return
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wbtool-transfer") as pool:
-        for item in items:
-            while len(pending) >= WINDOW * jobs and not failure:
-                settle()
-            if failure:
-                break
-            results.append(None)
-            pending[pool.submit(fn, item)] = len(results) - 1
-        while pending and not failure:
-            settle()
-        for f in pending:
-            f.cancel()
+    workers = [threading.Thread(target=work, name=f"wbtool-transfer-{n}", daemon=True)
+               for n in range(jobs)]
+    for w in workers:
+        w.start()
+    try:
+        for w in workers:
+            w.join()
+    except BaseException:  # interrupted: the workers stop after what they are doing
+        stop.set()
+        raise
     if failure:
         raise failure[0]
-    return results
+    return [results[i] for i in range(len(results))]

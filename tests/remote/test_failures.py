@@ -1,0 +1,175 @@
+"""What a user meets when the server fails them mid-command: a real server
+behind a proxy (a real process) that stops answering uploads, and Ctrl-C
+(a real SIGINT) to the real ``wbtool`` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli, make_tree
+from tests.remote.conftest import Backend, free_port, server_for
+from tests.remote.test_sync import Store
+from wbtool.remote import fs
+from wbtool.remote.fs import open_remote
+
+PROXY = Path(__file__).with_name("stallproxy.py")
+
+
+class Proxy:
+    """``stallproxy.py`` in front of a session server, and the remote through it."""
+
+    def __init__(self, folder: Path, backend: Backend, target: int) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.env: dict[str, str] = {}
+        options = dict(backend.options)
+        if "endpoint_url" in options:
+            options["endpoint_url"] = f"http://127.0.0.1:{self.port}"
+        else:  # Azure: the endpoint is in the connection string
+            conn = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+            self.env["AZURE_STORAGE_CONNECTION_STRING"] = conn.replace(
+                f"127.0.0.1:{target}", f"127.0.0.1:{self.port}")
+        self.direct = backend  # past the proxy
+        self.backend = Backend(backend.kind, backend.url, options)
+        self.proc = subprocess.Popen([sys.executable, str(PROXY), str(self.port), str(target),
+                                      str(folder)])
+
+    def stall(self, on: bool) -> None:
+        flag = self.folder / "stall"
+        if on:
+            flag.touch()
+        else:
+            flag.unlink()
+
+    def held(self) -> int:
+        held = self.folder / "held"
+        return len(held.read_text().splitlines()) if held.exists() else 0
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _target_port(backend: Backend) -> int:
+    if "endpoint_url" in backend.options:
+        return int(backend.options["endpoint_url"].rsplit(":", 1)[1])
+    conn = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    return int(conn.split("BlobEndpoint=http://127.0.0.1:", 1)[1].split("/", 1)[0])
+
+
+@pytest.fixture(params=["s3", "gcs", "azure"])
+def proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proxy]:
+    server = server_for(request, request.param)
+    backend = Backend(request.param, server.url(), server.options)
+    folder = tmp_path / "proxy"
+    folder.mkdir()
+    p = Proxy(folder, backend, _target_port(backend))
+    yield p
+    p.stop()
+
+
+def _wait_for(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _published(backend: Backend) -> list[str]:
+    """Version records and manifests on the remote, read past the proxy."""
+    remote = backend.open()
+    return remote.list("projects") + remote.list("manifests")
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_server_hangs_ends_the_push_at_once(
+        proxy: Proxy, cli: Cli, tmp_path: Path) -> None:
+    """Uploads that the server never answers neither delay Ctrl-C nor keep the
+    process alive, nothing is published, and a second sync finishes."""
+    a = Store(cli, tmp_path / "a" / ".wbtool", proxy.backend)
+    a.env.update(proxy.env)
+    src = make_tree(tmp_path / "src", {f"f{i}.txt": f"file {i}\n".encode() for i in range(40)})
+    a("artifact", "log", "data", str(src), "--type", "dataset")
+
+    proxy.stall(True)
+    sync = subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--no-runs"],
+                            env={**os.environ, **a.env}, cwd=a.cli.cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        _wait_for(lambda: proxy.held() >= 1, "an upload to hang")
+        interrupted = time.monotonic()
+        sync.send_signal(signal.SIGINT)
+        out, err = sync.communicate(timeout=30)
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+    assert time.monotonic() - interrupted < 10
+    assert (sync.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")
+    assert _published(proxy.direct) == []  # objects only: no manifest, no version record
+
+    proxy.stall(False)
+    sent = a.result("sync", "--no-runs")
+    assert (sent["versions_sent"], sent["manifests_sent"]) == (1, 1)
+    b = Store(cli, tmp_path / "b" / ".wbtool", proxy.direct)
+    assert b.result("pull")["versions_pulled"] == 1
+    b("artifact", "verify", "data:v0")
+
+
+@pytest.mark.parametrize(("url", "options"), [
+    ("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9"}),
+    ("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9", "use_ssl": False}),  # s3fs
+    ("gs://bucket/p", {"endpoint_url": "http://127.0.0.1:9", "token": "anon"}),
+    ("az://bucket/p", {"account_name": "devstoreaccount1", "anon": True}),
+])
+def test_a_server_that_stops_answering_is_given_up_on(url: str, options: dict[str, Any]) -> None:
+    """The backends' own time-outs and retries would wait minutes (S3) to
+    over half an hour (GCS, Azure) for a server that accepts connections
+    and never answers; wbtool's wait a bounded time between two bytes
+    (adlfs applies them to transfers only, not to listings)."""
+    remote = open_remote(url, options)
+    if isinstance(remote, fs.S3Remote):
+        config = remote.client.meta.config
+        limits = (config.connect_timeout, config.read_timeout, config.retries)
+        assert limits == (fs.CONNECT_SECONDS, fs.READ_SECONDS,
+                          {"mode": "standard", "total_max_attempts": fs.ATTEMPTS})
+    elif url.startswith("s3"):
+        given = remote.fs.config_kwargs  # type: ignore[attr-defined]
+        assert (given["connect_timeout"], given["read_timeout"]) == (
+            fs.CONNECT_SECONDS, fs.READ_SECONDS)
+    elif url.startswith("gs"):
+        timeout = remote.fs.requests_timeout  # type: ignore[attr-defined]
+        assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (
+            None, fs.CONNECT_SECONDS, fs.READ_SECONDS)
+    else:
+        assert remote.fs._timeout_kwargs == {  # type: ignore[attr-defined]
+            "connection_timeout": fs.CONNECT_SECONDS, "read_timeout": fs.READ_SECONDS}
+    assert fs.CONNECT_SECONDS + fs.ATTEMPTS * fs.READ_SECONDS <= 120
+
+
+def test_the_remotes_own_time_limits_win() -> None:
+    config = {"connect_timeout": 3, "read_timeout": 600, "retries": {"max_attempts": 9}}
+    remote = open_remote("s3://bucket/p", {"endpoint_url": "http://127.0.0.1:9",
+                                           "config_kwargs": config})
+    assert isinstance(remote, fs.S3Remote)
+    got = remote.client.meta.config
+    assert (got.connect_timeout, got.read_timeout) == (3, 600)
+    assert got.retries["total_max_attempts"] == 10  # botocore's "max_attempts" are retries
+
+
+def test_a_time_out_that_says_nothing_is_told_in_words() -> None:
+    import fsspec.exceptions
+
+    error = fs.unreachable("gs://b/p", fs._one_line(fsspec.exceptions.FSTimeoutError()))
+    assert str(error) == ("remote gs://b/p is unreachable: "
+                          f"no answer within {fs.READ_SECONDS} seconds")
