@@ -12,7 +12,7 @@ _wbtool_spec() {
     cmds="" opts="" value_opts="" takes_args=""
     case "$1" in
         "wbtool")
-            cmds="alert artifact gc log pull remote run runs settings sync"
+            cmds="alert artifact doctor gc log pull remote run runs settings sync"
             opts="--help --version -h"
             ;;
         "wbtool alert")
@@ -119,6 +119,10 @@ _wbtool_spec() {
             opts="--help --json --project --root -h -p"
             value_opts="--project --root -p"
             takes_args=1
+            ;;
+        "wbtool doctor")
+            opts="--help --json --remote --verify -h -r"
+            value_opts="--remote -r"
             ;;
         "wbtool gc")
             opts="--dry-run --grace --help --jobs --json --remote --yes -h -j -r -y"

@@ -8,7 +8,7 @@
 function __wbtool_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' alert artifact gc log pull remote run runs settings sync
+            printf '%s\n' alert artifact doctor gc log pull remote run runs settings sync
         case 'artifact'
             printf '%s\n' add alias cache checkout diff download info link log ls reset rm status tag verify
         case 'artifact alias'
@@ -65,6 +65,8 @@ function __wbtool_value_options
             printf '%s\n' --project -p
         case 'artifact verify'
             printf '%s\n' --project --root -p
+        case 'doctor'
+            printf '%s\n' --remote -r
         case 'gc'
             printf '%s\n' --grace --jobs --remote -j -r
         case 'log'
@@ -120,6 +122,7 @@ end
 complete -c wbtool -n '__wbtool_at' -f
 complete -c wbtool -n '__wbtool_at' -f -a alert -d 'Record an alert in a run\'s events and print it.'
 complete -c wbtool -n '__wbtool_at' -f -a artifact -d 'Versioned, deduplicated datasets and models (add stages, log commits).'
+complete -c wbtool -n '__wbtool_at' -f -a doctor -d 'Check the environment, the store and its remotes, and say what repairs each problem.'
 complete -c wbtool -n '__wbtool_at' -f -a gc -d 'Delete objects that no version references: in the local store, or on a remote.'
 complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'s history, from a shell script.'
 complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions (or runs) from a remote, checking every path and byte.'
@@ -280,6 +283,13 @@ complete -c wbtool -n '__wbtool_at artifact verify' -s h -l help -d 'Show this m
 complete -c wbtool -n '__wbtool_at artifact verify' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact verify' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact verify' -l root -r -d 'Check this folder against the version (default: check the stored objects).'
+
+# wbtool doctor
+complete -c wbtool -n '__wbtool_at doctor' -f
+complete -c wbtool -n '__wbtool_at doctor' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at doctor' -l json -d 'Print a JSON document instead of text.'
+complete -c wbtool -n '__wbtool_at doctor' -s r -l remote -r -d 'Contact this remote (or every configured one, with \'all\') to see that it answers; without it remotes are only listed.'
+complete -c wbtool -n '__wbtool_at doctor' -l verify -d 'Also hash every object that a version or staged file needs (reads the whole store).'
 
 # wbtool gc
 complete -c wbtool -n '__wbtool_at gc' -f

@@ -261,6 +261,22 @@ def test_delete(cli: Cli, store_dir: Path) -> None:
     assert cli("runs", "delete", c.id, "-y", check=True).out == f"deleted run {c.id} ({c.name})\n"
 
 
+def test_deleting_a_copied_run_folder_deletes_that_folder_only(cli: Cli, store_dir: Path) -> None:
+    """A folder the index does not list, holding a copy of another run's
+    run.json (a backup put back by hand), is deleted by its own name: the
+    run it was copied from stays."""
+    import shutil
+
+    run = make_run()
+    shutil.copytree(store_dir / "runs" / run.id, store_dir / "runs" / "copy1")
+    assert envelope(cli("runs", "show", "copy1", "--json"), "runs show")["id"] == "copy1"
+    res = envelope(cli("runs", "delete", "copy1", "--yes", "--json"), "runs delete")
+    assert res == {"deleted": ["copy1"]}
+    assert not (store_dir / "runs" / "copy1").exists()
+    assert (store_dir / "runs" / run.id / "run.json").is_file()
+    assert [r["id"] for r in envelope(cli("runs", "list", "--json"), "runs list")] == [run.id]
+
+
 def test_the_question_before_deleting_goes_to_the_terminal(cli: Cli, store_dir: Path) -> None:
     """``wbtool runs delete ID --json | jq``: stdout holds the JSON document only."""
     run = make_run()

@@ -53,25 +53,7 @@ def collect_garbage(
             with store.index.transaction() as tx:
                 tx.execute("DELETE FROM tree_cache")
         cutoff = time.time() - grace_seconds
-        removed: list[str] = []
-        for digest in list(store.objects.iter_loose()):
-            if digest in keep:
-                result.kept += 1
-                continue
-            path = store.objects.path(digest)
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            if st.st_ctime > cutoff:
-                result.recent += 1
-                continue
-            result.removed += 1
-            result.freed += st.st_size
-            if not dry_run:
-                os.unlink(path)
-                removed.append(digest)
-        removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
+        removed = _sweep(ctx, keep, cutoff, result, dry_run)
         if removed:
             # Before the lock goes: what other processes remember of the store
             # (packed digests) is stale from now on.
@@ -82,6 +64,46 @@ def collect_garbage(
         if not dry_run:
             _clean_tmp(ctx, cutoff)
     return result
+
+
+def garbage_estimate(ctx: Context, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> GcResult:
+    """What ``collect_garbage(dry_run=True)`` reports, found without the
+    store's lock and without writing anything: for a store this process
+    cannot write, or one that other processes are using. What they change
+    meanwhile may make it a little off; gc itself looks again under the lock."""
+    check_grace(grace_seconds)
+    result = GcResult(dry_run=True)
+    keep = ctx.registry.referenced_digests()
+    _sweep(ctx, keep, time.time() - grace_seconds, result, dry_run=True)
+    return result
+
+
+def _sweep(
+    ctx: Context, keep: set[str], cutoff: float, result: GcResult, dry_run: bool
+) -> list[str]:
+    """Remove (or only count) the objects outside ``keep`` older than ``cutoff``;
+    return the digests removed."""
+    store = ctx.store
+    removed: list[str] = []
+    for digest in list(store.objects.iter_loose()):
+        if digest in keep:
+            result.kept += 1
+            continue
+        path = store.objects.path(digest)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if st.st_ctime > cutoff:
+            result.recent += 1
+            continue
+        result.removed += 1
+        result.freed += st.st_size
+        if not dry_run:
+            os.unlink(path)
+            removed.append(digest)
+    removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
+    return removed
 
 
 def _collect_packs(

@@ -568,12 +568,19 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
 def verify_objects(
     store: Store, manifest: Manifest, progress: Progress = _no_progress
 ) -> list[str]:
-    """Paths whose stored object is missing or corrupt (empty when all is well).
+    """Paths whose stored object is missing or corrupt (empty when all is well)."""
+    bad = verify_digests(store, {e.digest for e in manifest if e.ref is None}, progress)
+    return sorted(e.path for e in manifest if e.ref is None and e.digest in bad)
+
+
+def verify_digests(
+    store: Store, wanted: set[str], progress: Progress = _no_progress
+) -> set[str]:
+    """Those of ``wanted`` whose stored object is missing or corrupt.
 
     Packed objects are checked pack by pack in file order (sequential reads,
     constant memory); loose ones by a thread pool.
     """
-    wanted = {e.digest for e in manifest if e.ref is None}
     bad: set[str] = set()
     checked: set[str] = set()
     objects = store.objects
@@ -602,4 +609,4 @@ def verify_objects(
             if not ok:
                 bad.add(digest)
             progress(1, 0)
-    return sorted(e.path for e in manifest if e.ref is None and e.digest in bad)
+    return bad

@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from wbtool._version import __version__
 from wbtool.cli import artifact as artifact_cmd
+from wbtool.cli import doctor as doctor_cmd
 from wbtool.cli import remote as remote_cmd
 from wbtool.cli import run_cmd
 from wbtool.cli import runs as runs_cmd
@@ -31,6 +32,7 @@ _COMMANDS: dict[str, tuple[Any, dict[str, Any] | None]] = {
     "sync": (sync_cmd.sync, None),
     "pull": (sync_cmd.pull, None),
     "gc": (sync_cmd.gc, None),
+    "doctor": (doctor_cmd.doctor, None),
 }
 
 

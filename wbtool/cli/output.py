@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from wbtool.units import human_size as human_size  # what every command prints sizes with
+
 JSON_SCHEMA = 1
 
 
@@ -117,17 +119,6 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
         return
     for r in rows:
         line("\t".join("" if v is None else str(v) for v in r))
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @contextlib.contextmanager

@@ -240,6 +240,8 @@ def get_run(ctx: Context, path: str) -> PublicRun:
         doc = folder.read_run()
         if doc is None:
             raise NotFoundError(what="run", name=path)
+        if doc.get("id") != run_id:  # a copy of another run's folder: the path names this one
+            doc = {**doc, "id": run_id}
         run = PublicRun(ctx, doc)
     else:
         run = PublicRun(ctx, row.doc, row.summary, row.config)

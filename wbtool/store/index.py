@@ -174,6 +174,14 @@ class Index:
         if create:
             _retry_locked(self._migrate)
 
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike) -> Index:
+        """The index at ``path``, opened for reading only (see :meth:`_open_read_only`)."""
+        index = cls.__new__(cls)
+        index.path = os.fspath(path)
+        index._open_read_only()
+        return index
+
     def _writable(self) -> bool:
         return all(os.access(p, os.W_OK) for p in (self.path, os.path.dirname(self.path)))
 

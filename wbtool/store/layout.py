@@ -38,18 +38,28 @@ def discover(
     environ: Mapping[str, str] | None = None,
 ) -> Path:
     """The store folder to use (it may not exist yet)."""
+    return locate(root_dir=root_dir, cwd=cwd, environ=environ)[0]
+
+
+def locate(
+    *, root_dir: str | None = None, cwd: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Path, str]:
+    """The store folder to use, and how it was found: ``"WBTOOL_DIR"``,
+    ``"root_dir"`` (the setting), ``"walking up"`` from the current
+    directory, or ``"default"`` (none found: ``./.wbtool``)."""
     env = os.environ if environ is None else environ
     explicit = env.get("WBTOOL_DIR")
     if explicit:
-        return Path(explicit).expanduser().absolute()
+        return Path(explicit).expanduser().absolute(), "WBTOOL_DIR"
     if root_dir:
-        return Path(root_dir).expanduser().absolute() / STORE_DIRNAME
+        return Path(root_dir).expanduser().absolute() / STORE_DIRNAME, "root_dir"
     start = Path(cwd or os.getcwd()).absolute()
     for folder in (start, *start.parents):
         candidate = folder / STORE_DIRNAME
         if (candidate / "config.yaml").is_file():
-            return candidate
-    return start / STORE_DIRNAME
+            return candidate, "walking up"
+    return start / STORE_DIRNAME, "default"
 
 
 def _dump_config(doc: dict[str, Any]) -> bytes:
@@ -72,8 +82,11 @@ def _load_config(text: str) -> Any:
 class Store:
     """An opened store folder. Cheap to construct; opens the index lazily."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        # Open the index for reading only, even where it could be written
+        # (a check that must change nothing, not even SQLite's side files).
+        self.read_only = read_only
         self._durable = True
         self._objects: ObjectStore | None = None
         self._index: Index | None = None
@@ -81,8 +94,9 @@ class Store:
 
     # -- creation and format --------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, *, create: bool = True) -> Store:
-        store = cls(path)
+    def open(cls, path: str | os.PathLike, *, create: bool = True,
+             read_only: bool = False) -> Store:
+        store = cls(path, read_only=read_only)
         config_path = store.path / "config.yaml"
         if not config_path.exists():
             if not create:
@@ -182,14 +196,18 @@ class Store:
                 lost = os.stat(path).st_size == 0
             except FileNotFoundError:
                 lost = True
-            if lost and (self._holds_objects() or self._holds_runs()):
+            if lost and self.holds_data():
                 # A new, empty index would call every object unreferenced
                 # (and `cache gc` would delete them all), and hide every run.
                 raise StoreError(
                     f"{path} is missing or empty, but the store holds objects or runs; restore "
                     "it from a backup (wbtool will not start a new index over stored data)")
-            self._index = Index(path)
+            self._index = Index.open_read_only(path) if self.read_only else Index(path)
         return self._index
+
+    def holds_data(self) -> bool:
+        """Whether any object or run folder is stored here."""
+        return self._holds_objects() or self._holds_runs()
 
     def _holds_objects(self) -> bool:
         try:

@@ -1,0 +1,79 @@
+"""``wbtool doctor``'s look at runs: folders against index rows, and runs
+whose process is gone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wbtool.doctor.check import FAIL, LISTED, OK, Check, names, plural
+
+if TYPE_CHECKING:
+    from wbtool.context import Context
+
+
+def checks(ctx: Context) -> Iterator[Check]:
+    from wbtool.runs import catalog
+    from wbtool.runs.folder import LIVE_STATES, RunFolder, effective_state
+
+    rows = {r.id: r for r in catalog.select(ctx.store.index)}
+    runs_dir = ctx.store.path / "runs"
+    try:
+        folders = {e.name: Path(e.path) for e in os.scandir(runs_dir)
+                   if e.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        folders = {}
+    records = {}
+    stray, not_runs = [], []
+    for run_id, path in sorted(folders.items()):
+        doc = RunFolder(path).read_run()
+        records[run_id] = doc
+        if run_id in rows:
+            continue
+        if doc is None:
+            not_runs.append(run_id)
+        elif effective_state(doc) not in LIVE_STATES:  # a live one is being created
+            stray.append(run_id)
+    orphans = sorted(set(rows) - set(folders))
+    yield _run_folders(ctx, rows, stray, not_runs, orphans)
+    crashed = []
+    for run_id, row in rows.items():
+        if row.doc.get("state") not in LIVE_STATES or run_id not in folders:
+            continue
+        doc = records.get(run_id) or row.doc
+        if effective_state(doc) == "crashed":
+            crashed.append(run_id)
+    if not crashed:
+        yield Check("runs", "crashed", OK, "no run left running by a process that is gone")
+        return
+    crashed.sort()
+    yield Check("runs", "crashed", FAIL,
+                f"{plural(len(crashed), 'run')} recorded as running whose process is gone: "
+                f"{names(crashed)}",
+                "`wbtool runs list --state crashed` lists them; `wbtool runs delete ID --yes` "
+                "removes one", data={"runs": crashed[:LISTED]})
+
+
+def _run_folders(ctx: Context, rows: dict[str, Any], stray: list[str], not_runs: list[str],
+                 orphans: list[str]) -> Check:
+    data = {"runs": len(rows), "unindexed": stray[:LISTED], "not_runs": not_runs[:LISTED],
+            "without_folder": orphans[:LISTED]}
+    if not (stray or not_runs or orphans):
+        return Check("runs", "runs", OK, f"{plural(len(rows), 'run')}, each with its folder",
+                     data=data)
+    parts, hints = [], []
+    if stray:
+        parts.append(f"{plural(len(stray), 'run folder')} the index does not list: "
+                     f"{names(stray)}")
+    if orphans:
+        parts.append(f"{plural(len(orphans), 'index row')} without a folder: "
+                     f"{names(orphans)}")
+    if stray or orphans:
+        hints.append("`wbtool runs delete ID --yes` removes either")
+    if not_runs:
+        parts.append(f"{plural(len(not_runs), 'folder')} without run.json: "
+                     f"{names(not_runs)}")
+        hints.append(f"remove those folders from {ctx.store.path / 'runs'} by hand")
+    return Check("runs", "runs", FAIL, "; ".join(parts), "; ".join(hints), data=data)
