@@ -239,10 +239,12 @@ def test_a_run_left_running_by_a_killed_process(cli: Cli, tmp_path: Path) -> Non
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     res = cli("doctor")
-    failed_with(res, 4, f"crashed: 1 run recorded as running whose process is gone: {run_id}")
-    assert report(cli("doctor", "--json"))["crashed"]["data"] == {"runs": [run_id]}
+    assert res.code == 0, (res.out, res.err)  # the store is whole: a warning, not a failure
+    assert f"warn  crashed: 1 run recorded as running whose process is gone: {run_id}" in res.out
+    found = report(cli("doctor", "--json"))["crashed"]
+    assert found["status"] == "warn" and found["data"] == {"runs": [run_id]}
     cli("runs", "delete", run_id, "--yes", check=True)
-    assert cli("doctor").code == 0
+    assert report(cli("doctor", "--json"))["crashed"]["status"] == "ok"
 
 
 def test_leftover_temp_files_only_warn(cli: Cli, tmp_path: Path, store_dir: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbtool.doctor.check import FAIL, LISTED, OK, Check, names, plural
+from wbtool.doctor.check import FAIL, LISTED, OK, WARN, Check, names, plural
 
 if TYPE_CHECKING:
     from wbtool.context import Context
@@ -49,7 +49,9 @@ def checks(ctx: Context) -> Iterator[Check]:
         yield Check("runs", "crashed", OK, "no run left running by a process that is gone")
         return
     crashed.sort()
-    yield Check("runs", "crashed", FAIL,
+    # A run whose process died is history, not damage: the store is whole,
+    # and a CI check of a store where jobs are sometimes killed must not fail.
+    yield Check("runs", "crashed", WARN,
                 f"{plural(len(crashed), 'run')} recorded as running whose process is gone: "
                 f"{names(crashed)}",
                 "`wbtool runs list --state crashed` lists them; `wbtool runs delete ID --yes` "
