@@ -127,6 +127,7 @@ def test_gc_and_push_exclude_each_other(stores: tuple[Store, Store], backend: Ba
     a("artifact", "log", "data", str(tmp_path / "src"), "--type", "dataset")
     res = a("sync", "--no-runs", code=EXIT_CONFLICT)
     assert "garbage collection is running" in res.err
+    assert f"if it died, delete {remote.display(gc.GC_LOCK)}" in res.err  # the way out
     remote.delete(gc.GC_LOCK)
     assert a.result("sync", "--no-runs")["versions_sent"] == 1
     assert remote.list("locks") == []  # the push lock went with the push
@@ -134,4 +135,5 @@ def test_gc_and_push_exclude_each_other(stores: tuple[Store, Store], backend: Ba
     remote.write("locks/push-123.json", b'{"host": "trainer", "pid": 7, "time": 0}')
     res = a("gc", "--remote", "team", "--yes", code=EXIT_CONFLICT)
     assert "push" in res.err and "trainer" in res.err
+    assert f"if that push died, delete {remote.display('locks/push-123.json')}" in res.err
     assert not remote.exists(gc.GC_LOCK)  # released on the way out

@@ -96,7 +96,8 @@ def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[
         held = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if p == GC_LOCK]
         if held and (not held[0][1] or time.time() - held[0][1] < grace):
             raise ConflictError(f"a garbage collection is running on {remote.url} "
-                                f"{_describe(remote, GC_LOCK)}; push again when it ends")
+                                f"{_describe(remote, GC_LOCK)}; push again when it ends "
+                                f"(if it died, delete {remote.display(GC_LOCK)})")
         yield
     finally:
         _release(remote, mine)
@@ -229,7 +230,8 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
                    if p.startswith(f"{PUSH_LOCKS}/push-") and (not m or now - m < grace)]
         if pushing:
             raise ConflictError(f"a push to {remote.url} is in progress "
-                                f"({_describe(remote, pushing[0])}); collect garbage later")
+                                f"({_describe(remote, pushing[0])}); collect garbage later "
+                                f"(if that push died, delete {remote.display(pushing[0])})")
         _plan(remote, grace, jobs, result)
         run_all(lambda d: remote.delete(records.manifest_path(d)), result.manifests, jobs)
         run_all(lambda item: remote.delete(records.object_path(item[0])), result.objects, jobs)
