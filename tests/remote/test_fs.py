@@ -116,6 +116,18 @@ def test_list_one_prefix(remote: Remote, backend: Backend, monkeypatch: pytest.M
         assert calls == ["find"] * 5 + ["bucket", "find"], calls
 
 
+def test_list_folders(remote: Remote, backend: Backend) -> None:
+    for name in ["p/a/1", "p/a/b/2", "p/ab/3", "p/ab/c/d/4", "p/top", "q/5"]:
+        remote.write(name, name.encode())
+    assert remote.list_folders("p") == ["a", "ab"]
+    assert remote.list_folders("p/ab") == ["c"]
+    assert remote.list_folders("p/a/b") == []
+    assert remote.list_folders("missing") == []
+    assert remote.list_folders("") == ["p", "q"]
+    remote.delete("p/ab/c/d/4")  # a folder of no files is none
+    assert remote.list_folders("p/ab") == []
+
+
 def test_put_and_get_files(remote: Remote, tmp_path: Path) -> None:
     source = tmp_path / "source.bin"
     data = os.urandom(1 << 20)

@@ -295,6 +295,18 @@ class Remote(abc.ABC):
         (seconds since the epoch; 0.0 where the backend does not say)."""
         raise NotImplementedError
 
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        """The sorted names of the folders directly under the folder ``prefix``:
+        one request per thousand folders, however many files they hold."""
+        base = f"{_prefix(prefix)}/".lstrip("/")
+        return sorted({p[len(base):].partition("/")[0] for p in self.list(prefix)
+                       if p.startswith(base) and "/" in p[len(base):]})
+
+    def listed(self, path: str) -> bool:
+        """Whether a listing shows the file ``path`` when it is there: a
+        folder remote hides names that its own temp files take."""
+        return True
+
     @abc.abstractmethod
     def put_file(self, local: str | os.PathLike, path: str) -> None:
         raise NotImplementedError
@@ -316,6 +328,15 @@ def _prefix(prefix: str) -> str:
 
 def _is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
+
+
+def _holds_file(folder: str) -> bool:
+    """Whether a listing shows a file under ``folder``: a folder left empty
+    (its files deleted one by one) is no folder on an object store either."""
+    for _here, _dirs, files in os.walk(folder, onerror=_walk_error):
+        if any(not _is_tmp(name) for name in files):
+            return True
+    return False
 
 
 def _is_folder(fd: int) -> bool:
@@ -481,6 +502,21 @@ class LocalRemote(Remote):
                     if not _is_tmp(name):
                         found.append(name if here == "." else f"{here}/{name}")
         return sorted(found)
+
+    def listed(self, path: str) -> bool:
+        return not _is_tmp(path.rpartition("/")[2])
+
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        rel = _prefix(prefix)
+        if not self._root_exists():
+            return []
+        with self._errors(rel or "."):
+            try:
+                with os.scandir(os.path.join(self.root, rel)) as entries:
+                    return sorted(e.name for e in entries
+                                  if e.is_dir(follow_symlinks=False) and _holds_file(e.path))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
 
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         out = []
@@ -746,6 +782,18 @@ class FsspecRemote(Remote):
                 out.append(full[start:])
         return sorted(out)
 
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        rel = _prefix(prefix)
+        with self._errors(rel or "."):
+            try:
+                found = self.fs.ls(f"{self.root}/{rel}" if rel else self.root, detail=True)
+            except FileNotFoundError:
+                found = []
+            if not found:
+                self._check_container()
+        return sorted(str(info["name"]).rstrip("/").rpartition("/")[2] for info in found
+                      if info.get("type") == "directory")
+
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
@@ -935,6 +983,15 @@ class S3Remote(FsspecRemote):
     def list(self, prefix: str = "") -> builtins.list[str]:
         with self._errors(_prefix(prefix) or "."):
             return sorted(rel for rel, _size, _mtime in self._walk(prefix))
+
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        rel = _prefix(prefix)
+        key = f"{self._prefix}{rel}/" if rel else self._prefix
+        with self._errors(rel or "."):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=key, Delimiter="/")
+            return sorted(str(item["Prefix"])[len(key):].rstrip("/") for page in pages
+                          for item in page.get("CommonPrefixes", ()))
 
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         with self._errors(_prefix(prefix) or "."):

@@ -19,6 +19,31 @@ What was sent is remembered per remote in ``<store>/sync/<hash>.json``
 the remote and the (size, mtime) of every other file. A file that shrank or
 whose head changed since is sent again from the start.
 
+That record is checked against the remote before it is trusted: the remote
+may lose what was sent behind the store's back (its folder deleted and made
+again, the bucket emptied or replaced, a run folder removed by hand), and a
+sync that believed the record would never send it again. The check costs
+no request for a project of which the record claims nothing (a first sync),
+and otherwise:
+
+- a sync of every run lists the run folders of each project, without their
+  files (``projects/<p>/runs/``, one request per thousand runs, however many
+  parts they hold). A run recorded as sent whose folder is not there is sent
+  again whole, run.json last. This covers a wiped or replaced remote and a
+  deleted project or run folder; it does not see a file or part lost inside
+  a run folder that is still there.
+- a sync that names its runs (``wbtool sync RUN_ID``, and ``wbtool run
+  --sync`` and ``--live``) lists each of them whole, with sizes: a file
+  recorded as sent that is not there, or holds other bytes than were sent
+  (by size), is sent again; an append-only file whose parts no longer read
+  from byte 0 to the offset recorded is sent again from byte 0, its
+  remaining parts deleted first, so that no stretch from before overlaps
+  the new ones.
+
+Neither sees a file replaced on the remote by one of the same size, nor a
+deletion made while the sync runs (the next sync repairs that). The remote's
+layout is unchanged: nothing is written to tell one remote from another.
+
 Pull rebuilds a run folder from those objects (taking the parts a previous
 pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
@@ -36,7 +61,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +168,7 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
     res = RunPushResult()
     spath = state_path(store_path, remote.url)
     state = load_state(spath, remote.url)
+    listed = RemoteRuns(remote)
     for folder, doc in local_runs(store_path, project, run_ids):
         proj = str(doc.get("project") or "")
         try:
@@ -156,15 +182,74 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
         seen = state["runs"].get(folder.id)
         if not isinstance(seen, dict) or seen.get("project") != proj:
             seen = _seen_by_pull(folder.path, remote.url, proj)
-        sent = _push_run(folder, remote, run_prefix(proj, folder.id), seen, dry_run)
+        prefix = run_prefix(proj, folder.id)
+        lost = listed.forget_lost(seen, proj, folder.id, whole=run_ids is not None)
+        if not dry_run:
+            for rel in lost:
+                remote.delete(f"{prefix}/{rel}")
+        sent = _push_run(folder, remote, prefix, seen, dry_run)
         if sent:
             res.runs_sent += 1
             res.bytes_sent += sent
             res.runs.append({"id": folder.id, "project": proj, "bytes_sent": sent})
-        if not dry_run and (sent or state["runs"].get(folder.id) is not seen):
+        if not dry_run and (sent or lost or state["runs"].get(folder.id) is not seen):
             state["runs"][folder.id] = seen
             save_state(spath, state)  # after every run: an interrupted sync resumes there
     return res
+
+
+class RemoteRuns:
+    """What a remote holds of run folders, listed once per project (the
+    folders only) or once per run (every file), as the module docstring says."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self._folders: dict[str, set[str]] = {}
+
+    def forget_lost(self, seen: dict[str, Any], project: str, run_id: str, *,
+                    whole: bool) -> list[str]:
+        """Forget what ``seen`` (the sync state of the run) claims was sent and
+        the remote lacks; return the parts to delete before sending again.
+        ``whole``: list the run's files, not only whether its folder is there."""
+        if not (seen.get("stat") or seen.get("append")):
+            return []  # nothing claimed: nothing to check
+        if whole:
+            prefix = run_prefix(project, run_id)
+            files = {path[len(prefix) + 1:]: size for path, size, _mtime
+                     in self.remote.list_detail(prefix) if path.startswith(prefix + "/")}
+            return _forget_lost(seen, files, self.remote.listed)
+        if project not in self._folders:
+            self._folders[project] = set(self.remote.list_folders(f"projects/{project}/runs"))
+        if run_id in self._folders[project]:
+            return []
+        return _forget_lost(seen, {}, lambda _rel: True)
+
+
+def _forget_lost(seen: dict[str, Any], files: dict[str, int],
+                 listed: Callable[[str], bool]) -> list[str]:
+    """Forget what ``seen`` (the sync state of a run) claims was sent and the
+    run folder's listing ``files`` lacks, so that it is sent again; return the
+    parts to delete first: those of an append-only file sent again from byte 0.
+    A file that no listing would show (``listed``) is taken as there."""
+    stats: dict[str, Any] = seen["stat"]
+    for rel, key in list(stats.items()):
+        if not isinstance(key, list) or not key or (listed(rel) and files.get(rel) != key[0]):
+            del stats[rel]
+    stale: list[str] = []
+    appended: dict[str, Any] = seen["append"]
+    for name, mark in list(appended.items()):
+        parts = {rel: size for rel, size in files.items()
+                 if rel.startswith(f"{name}{PARTS}/")}
+        whole = {rel: size for rel, size in parts.items()
+                 if (k := _safe_classify(rel)) is not None and size == k[3] - k[2]}
+        try:
+            offset = int(mark["offset"])
+        except (KeyError, TypeError, ValueError):
+            offset = -1
+        if _contiguous_end(name, whole) < offset or offset < 0:
+            del appended[name]
+            stale += sorted(parts)
+    return stale
 
 
 def _seen_by_pull(path: Path, url: str, project: str) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""A remote wiped or changed behind the store's back: ``wbtool sync`` sends
+again whatever of a run it lacks, though the sync state says it was sent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli
+from tests.remote.conftest import Backend, make_backend
+from tests.remote.test_runsync import _SCRIPT
+from tests.remote.test_sync import Store
+from wbtool.remote import runsync
+from wbtool.runs.history import iter_rows
+
+RUNS = ("wipe0001", "wipe0002")
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def stores(cli: Cli, tmp_path: Path, backend: Backend) -> tuple[Store, Store]:
+    return (Store(cli, tmp_path / "a" / ".wbtool", backend),
+            Store(cli, tmp_path / "b" / ".wbtool", backend))
+
+
+def _log(store: Store, tmp_path: Path, run_id: str, rows: range, resume: bool = False) -> None:
+    """Log ``rows`` to ``run_id`` (and save a file under files/) in a program of its own."""
+    env = {**os.environ, "WBTOOL_DIR": str(store.path)}
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), str(rows.start),
+                    str(rows.stop), "1" if resume else "0", run_id], env=env, cwd=tmp_path,
+                   check=True, timeout=120)
+
+
+def _wipe(backend: Backend, prefix: str = "") -> None:
+    """Delete what the remote holds under ``prefix``; the whole remote
+    folder, made again empty, for a local remote wiped whole."""
+    if backend.kind == "local" and not prefix:
+        shutil.rmtree(backend.url)
+        os.mkdir(backend.url)
+        return
+    remote = backend.open()
+    for path in remote.list(prefix):
+        remote.delete(path)
+    assert remote.list(prefix) == []
+
+
+def _run_files(store: Path, run_id: str) -> dict[str, Any]:
+    folder = store / "runs" / run_id
+    return {"history": list(iter_rows(folder / "history.jsonl")),
+            "summary": (folder / "summary.json").read_bytes(),
+            "config": (folder / "config.yaml").read_bytes(),
+            "notes": (folder / "files" / "notes.txt").read_bytes()}
+
+
+def _sent(store: Store, *args: str) -> tuple[int, int]:
+    res = store.result("sync", "--no-artifacts", *args)
+    return res["runs_sent"], res["run_bytes_sent"]
+
+
+def _pulled_whole(a: Store, b: Store) -> None:
+    got = b.result("pull", "-p", "p", "--all-runs")
+    assert sorted(got["runs"]) == list(RUNS) and got["refused"] == [] and got["warnings"] == []
+    for run_id in RUNS:
+        assert _run_files(b.path, run_id) == _run_files(a.path, run_id)
+        assert len(_run_files(b.path, run_id)["history"]) >= 5
+
+
+def test_sync_sends_again_what_a_wiped_remote_lacks(stores: tuple[Store, Store],
+                                                    backend: Backend, tmp_path: Path) -> None:
+    a, b = stores
+    for run_id in RUNS:
+        _log(a, tmp_path, run_id, range(5))
+    runs, first = _sent(a)
+    assert runs == 2 and first > 0
+    assert _sent(a) == (0, 0)  # nothing new, nothing sent
+
+    _wipe(backend)
+    assert _sent(a, "--dry-run") == (2, first)
+    assert backend.open().list() == []  # a dry run writes nothing
+    assert _sent(a) == (2, first)
+    assert _sent(a) == (0, 0)
+    _pulled_whole(a, b)
+
+
+def test_sync_of_one_run_sends_it_again_after_a_wipe(stores: tuple[Store, Store],
+                                                     backend: Backend, tmp_path: Path) -> None:
+    a, b = stores
+    for run_id in RUNS:
+        _log(a, tmp_path, run_id, range(5))
+    _, first = _sent(a)
+    _wipe(backend)
+    runs, one = _sent(a, RUNS[0])
+    assert runs == 1 and 0 < one < first
+    assert _sent(a, RUNS[0]) == (0, 0)
+    assert _sent(a) == (1, first - one)
+    assert _sent(a) == (0, 0)
+    _pulled_whole(a, b)
+
+
+def test_sync_repairs_a_run_folder_or_a_part_deleted_on_the_remote(
+        stores: tuple[Store, Store], backend: Backend, tmp_path: Path) -> None:
+    """A sync of every run sends again a run whose folder is gone; a sync
+    naming a run also repairs a file or part lost inside its folder."""
+    a, b = stores
+    for run_id in RUNS:
+        _log(a, tmp_path, run_id, range(5))
+    a("sync", "--no-artifacts")
+    _log(a, tmp_path, RUNS[1], range(5, 9), resume=True)
+    assert _sent(a)[0] == 1
+    remote = backend.open()
+    second = runsync.run_prefix("p", RUNS[1])
+    parts = remote.list(f"{second}/history.jsonl.parts")
+    assert len(parts) == 2
+
+    _wipe(backend, runsync.run_prefix("p", RUNS[0]))  # one run's folder
+    whole_run = sum(p.stat().st_size for p in (a.path / "runs" / RUNS[0]).rglob("*")
+                    if p.is_file())
+    runs, size = _sent(a)
+    assert runs == 1 and 0 < size <= whole_run
+    assert _sent(a) == (0, 0)
+
+    remote.delete(parts[0])  # the first stretch of a run's history
+    remote.delete(f"{second}/files/notes.txt")
+    history = (a.path / "runs" / RUNS[1] / "history.jsonl").stat().st_size
+    assert _sent(a, RUNS[1]) == (1, history + len(b"hello\n"))
+    assert _sent(a, RUNS[1]) == (0, 0)
+    assert _sent(a) == (0, 0)
+    # No stretch left over from before: one part, read from byte 0.
+    assert [p.rsplit("/", 1)[1] for p in remote.list(f"{second}/history.jsonl.parts")] == [
+        f"{0:012d}-{history:012d}"]
+    _pulled_whole(a, b)
