@@ -41,8 +41,8 @@ def sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be sent; send "
                                  "nothing."),
     jobs: int = JobsOpt,
-    runs: bool = typer.Option(True, "--runs/--no-runs", help="Also send run folders (only "
-                              "what is new since the last sync)."),
+    runs: bool = typer.Option(True, "--runs/--no-runs", help="Also send run folders (what is "
+                              "new since the last sync, and what the remote lost)."),
     artifacts: bool = typer.Option(True, "--artifacts/--no-artifacts",
                                    help="Send artifact versions."),
     as_json: bool = JsonOpt,
