@@ -189,6 +189,26 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+def test_gc_forgets_the_objects_of_a_lost_pack_so_a_new_log_stores_them_again(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    """A pack file deleted by hand left its index rows: every later log took
+    its objects as stored, so logging the same files again made another
+    broken version, and gc kept the rows for good."""
+    data = make_tree(tmp_path / "data", {f"f{i}.txt": f"file {i}\n".encode() for i in range(300)})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    packs = list((store_dir / "objects" / "pack").glob("*.pack"))
+    assert packs, "small files are packed"
+    for pack in packs:
+        pack.unlink()
+    assert cli("artifact", "verify", "ds:v0").code == 4
+    cli("gc", "--grace", "0", check=True)
+    (data / "new.txt").write_bytes(b"new\n")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    cli("artifact", "verify", "ds:v1", check=True)  # every object stored again
+    cli("artifact", "verify", "ds:v0", check=True)  # and v0 needs no other
+
+
 def test_cache_gc_collects_the_whole_store_and_takes_no_project(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:

@@ -122,6 +122,15 @@ def _collect_packs(
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            # The pack file is gone (deleted by hand, a damaged disk). Its rows
+            # would have every later add take these objects as stored, and
+            # never write them again: forget them, so that logging the files
+            # again (or a pull) restores them.
+            if not dry_run:
+                with store.index.transaction() as tx:
+                    tx.executemany("DELETE FROM packed WHERE digest=? AND pack=?",
+                                   ((r[0], name) for r in rows))
+                removed.extend(r[0] for r in rows)
             continue
         live = [r for r in rows if r[0] in keep]
         dead = [r for r in rows if r[0] not in keep]

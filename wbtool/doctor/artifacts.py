@@ -142,8 +142,10 @@ def _objects_check(ctx: Context, wanted: set[str], missing: set[str],
     return Check("artifacts", "objects", FAIL,
                  f"{plural(len(missing), 'object')} of {len(wanted):,} missing, needed by "
                  f"{names(users)}",
-                 "`wbtool pull NAME:vN` fetches them from a remote that has the version; "
-                 "`wbtool artifact rm NAME:vN` deletes a version that cannot be restored",
+                 "where a pack file is gone, `wbtool gc` first forgets its objects; then "
+                 "`wbtool pull NAME:vN` fetches them from a remote that has the version, or "
+                 "logging the same files again stores them; `wbtool artifact rm NAME:vN` "
+                 "deletes a version that cannot be restored",
                  data={"missing": sorted(missing)[:LISTED], "needed_by": users[:LISTED]})
 
 
