@@ -48,5 +48,33 @@ def exit_code(exc: BaseException) -> int:
         if "readonly" in str(exc):
             return fail(f"the store's index cannot be written here ({exc}): this command "
                         "needs write access to the store folder", EXIT_STORE)
-        return fail(f"the store's index cannot be used: {exc}", EXIT_STORE)
+        return fail(f"the store's index cannot be used: {exc}{_full_disk()}", EXIT_STORE)
     raise exc
+
+
+def _full_disk() -> str:
+    """What to add to an index error when the disk holding the store is full:
+    SQLite then fails even to read ("disk I/O error"), since every reader
+    needs room beside the index for its shared memory."""
+    import os
+
+    from wbtool.store.layout import discover
+
+    try:
+        folder = discover()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        st = os.statvfs(folder)
+    except (OSError, ValueError):
+        return ""
+    free = st.f_bavail * st.f_frsize
+    if free >= FULL_BELOW_BYTES:
+        return ""
+    from wbtool.units import human_size
+
+    return (f"; the disk holding {folder} is full ({human_size(free)} free): free some "
+            "space and try again")
+
+
+# Below this much room, an index that fails to open is taken to fail for want of it.
+FULL_BELOW_BYTES = 1 << 20
