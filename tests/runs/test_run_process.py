@@ -280,3 +280,29 @@ except OSError as e:
     out, err = proc.communicate(timeout=60)
     assert out == "refused File too large\n", err
     assert len(list((store_dir / "runs").iterdir())) == 1
+
+
+def test_a_fork_that_cannot_copy_its_history_on_a_full_disk_leaves_no_folder(
+    store_dir: Path,
+) -> None:
+    """A fork whose copy of the parent's history fails (the file size limit
+    stands in for a full disk) leaves no half-made run folder behind."""
+    first = child(PRELUDE + """
+for i in range(50):
+    run.log({'i': i, 'pad': 'x' * 100})
+run.finish()
+""")
+    assert first.wait(timeout=60) == 0
+    parent = run_dir(store_dir).name
+    proc = child(f"""
+import resource, signal, wbtool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.RLIM_INFINITY))
+try:
+    wbtool.init(project="p", fork_from="{parent}?_step=40", settings={{"quiet": True}})
+except OSError as e:
+    print("refused", e.strerror)
+""")
+    out, err = proc.communicate(timeout=60)
+    assert out == "refused File too large\n", err
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [parent]
