@@ -280,3 +280,58 @@ except OSError as e:
     out, err = proc.communicate(timeout=60)
     assert out == "refused File too large\n", err
     assert len(list((store_dir / "runs").iterdir())) == 1
+
+
+def test_a_fork_that_cannot_copy_its_history_on_a_full_disk_leaves_no_folder(
+    store_dir: Path,
+) -> None:
+    """A fork whose copy of the parent's history fails (the file size limit
+    stands in for a full disk) leaves no half-made run folder behind."""
+    first = child(PRELUDE + """
+for i in range(50):
+    run.log({'i': i, 'pad': 'x' * 100})
+run.finish()
+""")
+    assert first.wait(timeout=60) == 0
+    parent = run_dir(store_dir).name
+    proc = child(f"""
+import resource, signal, wbtool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.RLIM_INFINITY))
+try:
+    wbtool.init(project="p", fork_from="{parent}?_step=40", settings={{"quiet": True}})
+except OSError as e:
+    print("refused", e.strerror)
+""")
+    out, err = proc.communicate(timeout=60)
+    assert out == "refused File too large\n", err
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [parent]
+
+
+def test_a_finish_that_fails_on_a_full_disk_leaves_no_file_open(store_dir: Path) -> None:
+    """A finish whose last history flush fails (the file size limit stands in
+    for a full disk) is told, and the process that goes on holds none of the
+    run's files open."""
+    proc = child(PRELUDE + """
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+path = os.path.join(run.dir, "..", "history.jsonl")
+run.log({'i': 0})
+time.sleep(2.5)  # flushed by the run's writer
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 100, resource.RLIM_INFINITY))
+for i in range(1, 30):
+    run.log({'i': i, 'pad': 'x' * 100})
+try:
+    run.finish()
+except OSError as e:
+    print("refused", e.strerror)
+held = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        held.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        pass  # the listing's own descriptor
+print(sorted(os.path.basename(p) for p in held if run.id in p))
+""")
+    out, err = proc.communicate(timeout=60)
+    assert out == "refused File too large\n[]\n", err

@@ -164,14 +164,21 @@ class LineWriter:
                 os.fsync(self._fd)
 
     def close(self, *, fsync: bool = False) -> None:
-        self.flush()
-        with self._lock:
-            self._stop_encoder()
-            if self._fd >= 0:
-                if fsync:
+        """Write what is buffered, and close the file. A last flush that fails
+        (a full disk) still closes the file and stops the helper: a process
+        that goes on (a notebook) holds neither for good."""
+        try:
+            self.flush()
+            with self._lock:
+                self._stop_encoder()
+                if fsync and self._fd >= 0:
                     os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+        finally:
+            with self._lock:
+                self._stop_encoder()
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
 
 
 def repair_tail(path: str) -> None:

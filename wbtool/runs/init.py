@@ -267,7 +267,12 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if folder.exists():
             raise ConflictError(f"run {run_id} already exists")
         folder.create()
-        rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at, target=folder.history)
+        try:
+            rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at,
+                                target=folder.history)
+        except BaseException:
+            _discard_unborn(folder)
+            raise
         step = at + 1
         forked_from = {"run_id": parent_id, "step": at}
         config = {**_stored_config(parent), **config}

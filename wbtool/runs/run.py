@@ -573,9 +573,11 @@ class Run:
             with contextlib.suppress(Exception):
                 self._console.stop()
         assert self._history is not None
-        self._history.close(fsync=bool(self._settings.x_store_fsync))
-        if self._system is not None:
-            self._system.close()
+        try:
+            self._history.close(fsync=bool(self._settings.x_store_fsync))
+        finally:
+            if self._system is not None:
+                self._system.close()
         if self._history.error:
             self._warn("writer", self._history.error)
         self._collect_metadata()
