@@ -266,8 +266,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         folder = RunFolder(runs_dir / run_id)
         if folder.exists():
             raise ConflictError(f"run {run_id} already exists")
-        folder.create()
         try:
+            folder.create()
             rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at,
                                 target=folder.history)
         except BaseException:
@@ -304,7 +304,12 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
                 run_id = new_id()
                 folder = RunFolder(runs_dir / run_id)
 
-    folder.create()
+    try:
+        folder.create()
+    except BaseException:
+        if prior is None and attach is None:
+            _discard_unborn(folder)  # its files/ could not be made after it
+        raise
     pid = os.getpid()
     doc: dict[str, Any] = dict(prior or {})
     resumed = prior is not None and attach is None

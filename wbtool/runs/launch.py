@@ -485,6 +485,7 @@ class Launcher:
                 # this end of the command's pipe closes, so that its next write
                 # fails as it would in the pipeline without wbtool (SIGPIPE).
                 stream.lines.flush_partial()
+                stream.ended = True
                 return False
 
     def _line(self, data: Chunk) -> None:
