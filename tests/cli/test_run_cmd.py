@@ -357,34 +357,6 @@ def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path)
     assert record(store_dir)["state"] == "killed"
 
 
-def test_sigkill_of_wbtool_leaves_no_child(store_dir: Path, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pid"
-    child = script(tmp_path, f"""
-        import os, time
-        open({str(pidfile)!r}, "w").write(str(os.getpid()))
-        print("ready", flush=True)
-        time.sleep(120)
-    """)
-    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    child_pid = int(pidfile.read_text())
-    proc.kill()
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(child_pid, signal.SIGKILL)
-        pytest.fail("the command outlived wbtool")
-    assert effective_state(record(store_dir)) == "crashed"
-
-
 def _gone(pid: int) -> bool:
     """The process has exited (a zombie waiting for its reaper counts as gone)."""
     try:
@@ -394,16 +366,24 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_sigkill_of_wbtool_leaves_nothing_the_command_started(
-    store_dir: Path, tmp_path: Path,
+# The process whose pid the command writes: itself, or a worker it started
+# (a shell's pipeline, DataLoader workers), which dies with wbtool too.
+_WATCHED = {
+    "the command": "watched = os.getpid()",
+    "what it started": "watched = subprocess.Popen([sys.executable, '-c', "
+                       "'import time; time.sleep(120)']).pid",
+}
+
+
+@pytest.mark.parametrize("watched", sorted(_WATCHED))
+def test_sigkill_of_wbtool_leaves_nothing_running(
+    store_dir: Path, tmp_path: Path, watched: str
 ) -> None:
-    """The command's own children (a shell's pipeline, DataLoader workers) die
-    with wbtool too, not only the command."""
     pidfile = tmp_path / "pid"
     child = script(tmp_path, f"""
-        import subprocess, sys, time
-        worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-        open({str(pidfile)!r}, "w").write(str(worker.pid))
+        import os, subprocess, sys, time
+        {_WATCHED[watched]}
+        open({str(pidfile)!r}, "w").write(str(watched))
         print("ready", flush=True)
         time.sleep(120)
     """)
@@ -411,14 +391,14 @@ def test_sigkill_of_wbtool_leaves_nothing_the_command_started(
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
-    worker_pid = int(pidfile.read_text())
+    pid = int(pidfile.read_text())
     proc.kill()
     proc.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while not _gone(worker_pid):
+    while not _gone(pid):
         if time.monotonic() > deadline:
-            os.kill(worker_pid, signal.SIGKILL)
-            pytest.fail("a process the command started outlived wbtool")
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"{watched} outlived wbtool")
         time.sleep(0.1)
     assert effective_state(record(store_dir)) == "crashed"
 
