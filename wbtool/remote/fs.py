@@ -23,9 +23,10 @@ instance role; for GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the gcloud
 login; for Azure ``AZURE_STORAGE_*`` variables or the Azure CLI login. Only
 code that talks to a test emulator passes ``key``/``secret`` as options.
 
-Errors of a backend (connection refused, time-outs, authentication, a
-missing bucket) become :class:`~wbtool.errors.RemoteUnreachableError` with
-one line of explanation; a missing key is a :class:`~wbtool.errors.NotFoundError`.
+Errors of a backend (connection refused, time-outs, credentials refused or
+not found, a missing bucket) become :class:`~wbtool.errors.RemoteUnreachableError`
+with one line of explanation (:func:`describe_backend_error`); a missing key
+is a :class:`~wbtool.errors.NotFoundError`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import errno
 import importlib
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -185,11 +187,102 @@ def open_remote(
 def _one_line(exc: BaseException) -> str:
     from wbtool.runs.redact import strip_url_credentials
 
-    text = " ".join(str(exc).split())
+    text = _SERVER_NOISE.split(str(exc), maxsplit=1)[0]
+    text = " ".join(text.split())
     if not text and isinstance(exc, TimeoutError):  # fsspec's FSTimeoutError says nothing
         text = f"no answer within {READ_SECONDS} seconds"
     text = text or type(exc).__name__
     return strip_url_credentials(text)
+
+
+# What each backend is called in messages, and where it finds credentials.
+_SERVICES: Mapping[str, str] = MappingProxyType({"s3fs": "S3", "gcsfs": "GCS", "adlfs": "Azure"})
+_CREDENTIAL_SOURCES: Mapping[str, str] = MappingProxyType({
+    "s3fs": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE "
+            "(or the remote's profile option)",
+    "gcsfs": "set GOOGLE_APPLICATION_CREDENTIALS or run "
+             "'gcloud auth application-default login'",
+    "adlfs": "set AZURE_STORAGE_CONNECTION_STRING, or the account name "
+             "(AZURE_STORAGE_ACCOUNT_NAME or the remote's account_name option) with "
+             "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, or log in with 'az login'",
+})
+# Exception class names that mean "no credentials were found at all".
+_NO_CREDENTIALS_CLASSES = frozenset({
+    "NoCredentialsError",  # botocore
+    "DefaultCredentialsError",  # google-auth
+    "CredentialUnavailableError",  # azure-identity
+})
+_NO_CREDENTIALS_TEXT = (
+    "must provide either a connection_string or account_name",  # adlfs
+    "connection string is either blank or malformed",  # azure-storage-blob
+    "defaultazurecredential failed to retrieve a token",  # azure-identity
+)
+# S3 error codes that refuse the request's credentials whatever its status.
+_S3_REFUSED = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied",
+                         "InvalidToken", "ExpiredToken", "InvalidClientTokenId"})
+_HTTP_REFUSED = frozenset({401, 403})
+# Where a backend's message turns from words into the server's answer or
+# bookkeeping: Azure appends RequestId, Time, ErrorCode and the XML body.
+_SERVER_NOISE = re.compile(r"\s*(?:RequestId:|Time:\d|ErrorCode:|Content:|<\?xml)")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (a wrapper's cause), once each."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _server_code(exc: BaseException) -> tuple[str, int | None]:
+    """The server's short error code and HTTP status in ``exc`` or its cause
+    (S3's Error.Code, Azure's x-ms-error-code, GCS's status), where it has one."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, Mapping):  # botocore
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            return _s3_code(e), status if isinstance(status, int) else None
+        code = getattr(e, "error_code", None)
+        status = getattr(e, "status_code", None)
+        if code is not None or isinstance(status, int):  # azure-core
+            code = getattr(code, "value", code)
+            return str(code or ""), status if isinstance(status, int) else None
+        status = getattr(e, "code", None)
+        if type(e).__name__ == "HttpError" and isinstance(status, int):  # gcsfs
+            return str(status), status
+    return "", None
+
+
+def _credentials_missing(exc: BaseException) -> bool:
+    for e in _chain(exc):
+        if type(e).__name__ in _NO_CREDENTIALS_CLASSES and _from_backend(e):
+            return True
+        text = str(e).lower()
+        if any(t in text for t in _NO_CREDENTIALS_TEXT):
+            return True
+    return False
+
+
+def describe_backend_error(exc: BaseException, module: str, account: str | None = None) -> str:
+    """One line a user can act on for what backend ``module`` raised: missing
+    or refused credentials said in words, with where credentials come from;
+    anything else as the backend says it, without the server's XML or JSON
+    body, request ids or time stamps. The server's short code stays."""
+    service = _SERVICES.get(module, module)
+    sources = _CREDENTIAL_SOURCES.get(module)
+    if sources and _credentials_missing(exc):
+        return f"no {service} credentials were found: {sources}"
+    code, status = _server_code(exc)
+    if sources and (status in _HTTP_REFUSED or code in _S3_REFUSED):
+        who = f" for account {account}" if account else ""
+        why = code if code and code != str(status) else f"HTTP {status}"
+        return f"{service} refused the credentials{who} ({why})"
+    text = _one_line(exc)
+    if code and code not in text:
+        text = f"{text} ({code})"
+    return text
 
 
 def unreachable(url: str, detail: str) -> RemoteUnreachableError:
@@ -671,12 +764,24 @@ class FsspecRemote(Remote):
                 getattr(filesystem, self.backend.prepare)()
             return filesystem
         except (TypeError, ValueError, AttributeError) as e:
+            if _credentials_missing(e):  # adlfs says so with a ValueError
+                raise self._unreachable(e) from None
             raise UsageError(f"remote {self.url}: invalid option for {self.backend.module}: "
                              f"{_one_line(e)}") from None
         except Exception as e:
             if isinstance(e, OSError) or _from_backend(e):
                 raise self._unreachable(e) from None
             raise
+
+    def _unreachable(self, exc: BaseException) -> RemoteUnreachableError:
+        return unreachable(self.url, describe_backend_error(exc, self.backend.module,
+                                                            self._account()))
+
+    def _account(self) -> str | None:
+        """The Azure storage account the filesystem signs in to, for messages."""
+        client = getattr(self._fs, "service_client", None)
+        name = getattr(client, "account_name", None) or getattr(self._fs, "account_name", None)
+        return name if isinstance(name, str) and name else None
 
     def _full(self, path: str) -> str:
         return f"{self.root}/{validate_entry_path(path)}"
