@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import artifact, log, run, startup, stats, sync
+from bench import artifact, log, run, startup, stats, sync, syncruns
 from bench.datasets import DATASET_KEYS, GIB, KIB, MIB
 from bench.runner import find_wbtool
 
@@ -52,6 +52,16 @@ def _size(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def _sync_cases(text: str) -> list[str]:
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [key for key in keys if key not in sync.CASES]
+    if not keys or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(sync.CASES)}, got {text!r}"
+        )
+    return list(dict.fromkeys(keys))
 
 
 def _quiet_seconds(text: str) -> float:
@@ -225,8 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
             "Start moto's S3 server on 127.0.0.1, then time the first push and the no-op "
             "second push of 'wbtool sync --no-runs', 'aws s3 sync' and 'dvc push' (where "
             "installed), each into a fresh prefix: N small files, N/4 of them (for the "
-            "growth of peak RSS), and one big file."
+            "growth of peak RSS), and one big file. Then the run cases: no-op and "
+            "incremental 'wbtool sync --no-artifacts' of many runs, and of runs of many "
+            "history parts, to the same server and to a folder."
         ),
+    )
+    sy.add_argument(
+        "--cases", type=_sync_cases, default=list(sync.CASES), metavar="artifacts,runs",
+        help="which cases to run (default: artifacts,runs)",
     )
     sy.add_argument(
         "--small", type=_positive, default=None, metavar="N",
@@ -243,11 +259,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sy.add_argument(
         "--quick", action="store_true",
-        help=f"a short check: {sync.QUICK_SMALL:,} small files and a 64 MiB big file",
+        help=f"a short check: {sync.QUICK_SMALL:,} small files, a 64 MiB big file, "
+        f"{syncruns.QUICK_RUNS} runs and {syncruns.QUICK_PARTS} parts",
+    )
+    sy.add_argument(
+        "--runs", type=_positive, default=None, metavar="N",
+        help=f"runs of the run cases (default: {syncruns.DEFAULT_RUNS:,}; --quick: "
+        f"{syncruns.QUICK_RUNS:,})",
+    )
+    sy.add_argument(
+        "--part-runs", type=_positive, default=syncruns.DEFAULT_PART_RUNS, metavar="K",
+        help=f"runs of many history parts (default: {syncruns.DEFAULT_PART_RUNS})",
+    )
+    sy.add_argument(
+        "--parts", type=_positive, default=None, metavar="P",
+        help=f"history parts of each of them (default: {syncruns.DEFAULT_PARTS:,}; --quick: "
+        f"{syncruns.QUICK_PARTS:,})",
     )
     sy.add_argument(
         "--repeat", type=_positive, default=1, metavar="R",
-        help="timed runs of each push, each into a fresh prefix (default: 1)",
+        help="timed runs of each push, each into a fresh prefix, and of each run case "
+        "(default: 1)",
     )
     sy.add_argument(
         "--root", type=Path, default=Path("bench-data"), metavar="DIR",
@@ -312,6 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             dvc=args.dvc,
             wbtool=wbtool,
             as_json=args.json,
+            cases=args.cases,
+            run_sizes=syncruns.Sizes(
+                runs=args.runs or (syncruns.QUICK_RUNS if quick else syncruns.DEFAULT_RUNS),
+                part_runs=args.part_runs,
+                parts=args.parts or (syncruns.QUICK_PARTS if quick else syncruns.DEFAULT_PARTS),
+            ),
         )
     if args.command == "stats":
         return stats.main(repeat=args.repeat, seconds=args.seconds, wbtool=wbtool,

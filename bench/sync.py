@@ -7,7 +7,7 @@ prefix of one bucket; each client first pushes a data set (timed: the wall
 time of the whole process), then pushes it again with nothing new (the
 no-op push, timed too). Peak resident memory of the first push is taken at
 two file counts, N and N/4, to show whether it grows with the number of
-objects.
+objects. The same server serves the run cases (``bench.syncruns``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench import syncruns
 from bench.datasets import GIB, KIB, MIB, DatasetSpec, ensure, format_count, format_size
 from bench.fsutil import remove_tree
 from bench.report import Target, align, environment, format_seconds, print_json
@@ -59,6 +60,9 @@ PREFIXES = {WBTOOL: "wbtool", AWS: "awscli", DVC: "dvc"}
 FIRST = "first push"
 NOOP = "no-op push"
 ARTIFACT = "data"
+ARTIFACT_CASES = "artifacts"
+RUN_CASES = "runs"
+CASES = (ARTIFACT_CASES, RUN_CASES)
 
 FIRST_TARGET = Target("ratio", 1.0)  # wbtool's first push against aws s3 sync
 NOOP_TARGET = Target("seconds", 1.0, inclusive=False)
@@ -663,19 +667,53 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def measure_artifacts(datasets: list[DataSet], clients: Clients, bucket: Bucket,
+                      tools: Sequence[str], scratch: Path, repeat: int, small_size: int,
+                      results: Results, notes: list[str],
+                      say: Callable[[str], None]) -> list[str] | None:
+    """The artifact cases, every data set ``repeat`` times; the clients that
+    worked in the warm-up, or None where wbtool failed there."""
+    # Warm-up, untimed: byte-code and page caches of every client, and a
+    # check that each one works before minutes are spent on the real data.
+    warm = DataSet("warmup", small_spec(WARMUP_FILES, small_size), scratch / "warmup")
+    write_warmup(warm.path, WARMUP_FILES, small_size)
+    say(f"warm-up ({WARMUP_FILES} files, not counted)")
+    warm_results: Results = {}
+    measure(warm, clients, bucket, tools, scratch, "warmup", warm_results, say)
+    broken = {tool: t.error for (_r, _c, tool), t in warm_results.items() if t.error}
+    for tool, error in broken.items():
+        notes.append(f"{tool}: failed in the warm-up, not measured: {error}")
+    if WBTOOL in broken:
+        print(f"error: wbtool failed in the warm-up: {broken[WBTOOL]}", file=sys.stderr)
+        return None
+    working = [tool for tool in tools if tool not in broken]
+    roles = {data.role: data for data in datasets}
+    if "small" in roles and "big" in roles:
+        datasets.append(link_both(roles["small"], roles["big"], scratch / "both"))
+    for data in datasets:
+        for number in range(repeat):
+            say(f"{data.label} ({data.role}), round {number + 1}/{repeat}")
+            measure(data, clients, bucket, working, scratch, str(number), results, say)
+    return working
+
+
 def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path, dvc: bool,
-         wbtool: str, as_json: bool) -> int:
+         wbtool: str, as_json: bool, cases: Sequence[str] = CASES,
+         run_sizes: syncruns.Sizes | None = None) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     root = root.resolve()
-    specs = plan_specs(small, small_size, big_size)
-    problem = disk_problem(root, [spec for _role, spec in specs])
+    with_artifacts = ARTIFACT_CASES in cases
+    sizes = run_sizes or syncruns.Sizes(syncruns.DEFAULT_RUNS, syncruns.DEFAULT_PART_RUNS,
+                                        syncruns.DEFAULT_PARTS)
+    specs = plan_specs(small, small_size, big_size) if with_artifacts else []
+    problem = disk_problem(root, [spec for _role, spec in specs]) if specs else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     notes: list[str] = []
-    aws, dvc_exe = find_clients(dvc, notes)
+    aws, dvc_exe = find_clients(dvc, notes) if with_artifacts else (None, None)
     tools = [tool for tool, exe in ((WBTOOL, wbtool), (AWS, aws), (DVC, dvc_exe)) if exe]
     try:
         moto_command()
@@ -688,6 +726,7 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
     remove_tree(scratch)
     scratch.mkdir(parents=True)
     results: Results = {}
+    run_results: syncruns.RunResults = {}
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with moto_server(scratch) as endpoint:
@@ -695,27 +734,22 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
             bucket = Bucket(endpoint)
             bucket.create()
             clients = Clients(endpoint, wbtool, aws, dvc_exe, client_env(scratch))
-            # Warm-up, untimed: byte-code and page caches of every client, and a
-            # check that each one works before minutes are spent on the real data.
-            warm = DataSet("warmup", small_spec(WARMUP_FILES, small_size), scratch / "warmup")
-            write_warmup(warm.path, WARMUP_FILES, small_size)
-            say(f"warm-up ({WARMUP_FILES} files, not counted)")
-            warm_results: Results = {}
-            measure(warm, clients, bucket, tools, scratch, "warmup", warm_results, say)
-            broken = {tool: t.error for (_r, _c, tool), t in warm_results.items() if t.error}
-            for tool, error in broken.items():
-                notes.append(f"{tool}: failed in the warm-up, not measured: {error}")
-            if WBTOOL in broken:
-                print(f"error: wbtool failed in the warm-up: {broken[WBTOOL]}", file=sys.stderr)
-                return 1
-            tools = [tool for tool in tools if tool not in broken]
-            roles = {data.role: data for data in datasets}
-            if "small" in roles and "big" in roles:
-                datasets.append(link_both(roles["small"], roles["big"], scratch / "both"))
-            for data in datasets:
-                for number in range(repeat):
-                    say(f"{data.label} ({data.role}), round {number + 1}/{repeat}")
-                    measure(data, clients, bucket, tools, scratch, str(number), results, say)
+            if RUN_CASES in cases:
+                setup = syncruns.Setup(wbtool, endpoint, bucket, BUCKET, client_env(scratch),
+                                       scratch, timed, say)
+                try:
+                    run_results = syncruns.measure_runs(setup, sizes, repeat, notes)
+                except syncruns.BuildError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+                finally:
+                    syncruns.cleanup(setup)
+            if with_artifacts:
+                measured = measure_artifacts(datasets, clients, bucket, tools, scratch,
+                                             repeat, small_size, results, notes, say)
+                if measured is None:
+                    return 1
+                tools = measured
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -727,12 +761,17 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
         remove_tree(scratch)
 
     lines = build_lines(datasets, results)
+    run_lines = syncruns.build_run_lines(run_results, sizes)
     env = environment(wbtool, root)
     env.update(repeat=repeat, server=f"moto {_version('moto')}", awscli=_version("awscli"),
                dvc=_version("dvc") if DVC in tools else None, s3fs=_version("s3fs"))
     for line in lines:
         for tool, error in line.errors.items():
             notes.append(f"{line.data}, {line.case}, {tool}: {error}")
+    for run_line in run_lines:
+        if run_line.error:
+            notes.append(f"{run_line.data}, {run_line.case}, {run_line.remote}: "
+                         f"{run_line.error}")
     notes = list(dict.fromkeys(notes))
     if as_json:
         print_json({
@@ -741,23 +780,34 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
             "datasets": [{"role": d.role, "label": d.label, "files": d.files,
                           "file_size": d.spec.file_size, "path": str(d.path)} for d in datasets],
             "rows": [line.as_dict() for line in lines],
+            "run_rows": [line.as_dict() for line in run_lines],
             "notes": notes,
         })
     else:
-        versions = ", ".join(f"{name} {env[key]}" for name, key in
-                             (("aws-cli", "awscli"), ("dvc", "dvc"), ("s3fs", "s3fs"))
-                             if env.get(key))
-        print(
-            f"wbtool {env['wbtool']}, Python {env['python']}, {env['platform']}, "
-            f"{env['cpus']} CPUs; {env['server']} on 127.0.0.1; {versions}; data in {root} "
-            f"({env['filesystem']}); median of {repeat} run(s) after a warm-up on "
-            f"{WARMUP_FILES} files"
-        )
+        print_report(env, root, repeat, lines, run_lines, tools, notes, sizes)
+    failed = (any(WBTOOL in line.errors for line in lines)
+              or any(line.error for line in run_lines))
+    return 1 if failed else 0
+
+
+def print_report(env: dict[str, Any], root: Path, repeat: int, lines: Sequence[Line],
+                 run_lines: Sequence[syncruns.RunLine], tools: Sequence[str],
+                 notes: Sequence[str], sizes: syncruns.Sizes) -> None:
+    versions = ", ".join(f"{name} {env[key]}" for name, key in
+                         (("aws-cli", "awscli"), ("dvc", "dvc"), ("s3fs", "s3fs"))
+                         if env.get(key))
+    print(
+        f"wbtool {env['wbtool']}, Python {env['python']}, {env['platform']}, "
+        f"{env['cpus']} CPUs; {env['server']} on 127.0.0.1; {versions}; data in {root} "
+        f"({env['filesystem']}); median of {repeat} run(s) after a warm-up"
+        + (f" on {WARMUP_FILES} files" if lines else "")
+    )
+    remarks = list(notes)
+    if lines:
         print()
         print(render(lines, tools))
         meter = "GNU time %M" if peak_wrapper()[0].endswith("time") else "a Python launcher"
-        remarks = [
-            *notes,
+        remarks += [
             "times: wall clock of the whole client process; each first push into a fresh "
             "prefix, then the same command again with nothing new (no-op push)",
             "clients at their default concurrency: wbtool --jobs 8, aws s3 (10 requests), "
@@ -768,8 +818,10 @@ def main(*, small: int, small_size: int, big_size: int, repeat: int, root: Path,
             "steadier than wall time on a busy machine",
             f"peak RSS: the client process's high-water mark ({meter})",
         ]
+    if run_lines:
         print()
-        for remark in remarks:
-            print(f"- {remark}")
-    failed = any(WBTOOL in line.errors for line in lines)
-    return 1 if failed else 0
+        print(syncruns.render_runs(run_lines))
+        remarks += syncruns.remarks(sizes)
+    print()
+    for remark in remarks:
+        print(f"- {remark}")
