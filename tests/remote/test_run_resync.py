@@ -139,3 +139,26 @@ def test_sync_repairs_a_run_folder_or_a_part_deleted_on_the_remote(
     assert [p.rsplit("/", 1)[1] for p in remote.list(f"{second}/history.jsonl.parts")] == [
         f"{0:012d}-{history:012d}"]
     _pulled_whole(a, b)
+
+
+def test_a_history_sent_again_from_the_start_reads_whole(stores: tuple[Store, Store],
+                                                         backend: Backend,
+                                                         tmp_path: Path) -> None:
+    """A sync whose record of what it sent was lost (interrupted before it was
+    saved) sends the history again from byte 0, in parts that overlap those
+    on the remote; a pull read the overlap as a gap and kept half the rows."""
+    a, b = stores
+    run_id = RUNS[0]
+    _log(a, tmp_path, run_id, range(5))
+    _sent(a)
+    runsync.state_path(a.path, backend.open().url).unlink()  # as if never saved
+    _log(a, tmp_path, run_id, range(5, 10), resume=True)
+    assert _sent(a)[0] == 1
+    parts = [p for p in backend.open().list(runsync.run_prefix("p", run_id))
+             if "history.jsonl.parts/" in p]
+    assert len(parts) == 2 and all(int(p.rpartition("/")[2].partition("-")[0]) == 0
+                                   for p in parts)  # both from byte 0: they overlap
+    got = b.result("pull", "-p", "p", "--all-runs")
+    assert got["warnings"] == [] and got["refused"] == []
+    assert _run_files(b.path, run_id) == _run_files(a.path, run_id)
+    assert len(_run_files(b.path, run_id)["history"]) == 10

@@ -113,6 +113,9 @@ def load_state(path: Path, url: str) -> dict[str, Any]:
     return doc
 
 
+STATE_SAVE_SECONDS = 1.0  # how often a long sync records what it has sent
+
+
 def save_state(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(doc, sort_keys=True, indent=1).encode() + b"\n", fsync=True)
@@ -169,6 +172,8 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
     spath = state_path(store_path, remote.url)
     state = load_state(spath, remote.url)
     listed = RemoteRuns(remote)
+    unsaved = False
+    saved_at = time.monotonic()
     for folder, doc in local_runs(store_path, project, run_ids):
         proj = str(doc.get("project") or "")
         try:
@@ -194,7 +199,15 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             res.runs.append({"id": folder.id, "project": proj, "bytes_sent": sent})
         if not dry_run and (sent or lost or state["runs"].get(folder.id) is not seen):
             state["runs"][folder.id] = seen
-            save_state(spath, state)  # after every run: an interrupted sync resumes there
+            unsaved = True
+            # Saved every so often, not after every run (the whole record is
+            # rewritten each time): an interrupted sync resumes from the last
+            # save and sends the runs after it again, which changes nothing.
+            if time.monotonic() - saved_at >= STATE_SAVE_SECONDS:
+                save_state(spath, state)
+                unsaved, saved_at = False, time.monotonic()
+    if unsaved:
+        save_state(spath, state)
     return res
 
 
@@ -283,8 +296,7 @@ def _contiguous_end(name: str, parts: dict[str, Any]) -> int:
     for start, end in spans:
         if start > pos:
             break
-        if start == pos:
-            pos = end
+        pos = max(pos, end)
     return pos
 
 
@@ -698,9 +710,14 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
         with open(stage / name, "xb") as out, contextlib.ExitStack() as stack:
             if old is not None:
                 stack.callback(old.close)
-            for start, end, rel in sorted(spans):
-                if start < pos:
-                    continue  # left over from before a rewrite
+            # Parts may overlap: a sync whose record of what it sent was not
+            # saved (interrupted) sends the file again from byte 0, in other
+            # parts. Their bytes agree (the file is only appended to; a
+            # rewrite deletes the old parts first), so each part adds what
+            # it holds past what is read already.
+            for start, end, rel in sorted(spans, key=lambda s: (s[0], -s[1])):
+                if end <= pos:
+                    continue  # all of it read already
                 if start > pos:
                     if reuse is not None and _size(reuse[0] / name) > pos:
                         # what the last pull got is more than the remote has now
@@ -714,9 +731,9 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
                 now = reuse[2].get(rel) if reuse is not None else None
                 if old is not None and reuse is not None and now and now[1] and (
                         reuse[1].get(rel) == now):
-                    old.seek(start)
-                    data = old.read(end - start)
-                    if len(data) == end - start:
+                    old.seek(pos)
+                    data = old.read(end - pos)
+                    if len(data) == end - pos:
                         out.write(data)
                         pos = end
                         continue
@@ -726,7 +743,7 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
                                         "reason": f"holds {len(data)} bytes, not "
                                         f"{end - start}"})
                     return -1
-                out.write(data)
+                out.write(memoryview(data)[pos - start:])
                 got += len(data)
                 pos = end
     return got
