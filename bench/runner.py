@@ -28,6 +28,32 @@ class Sample:
     stderr: str
 
 
+
+@dataclass
+class Timing:
+    """The timed runs of one command in one case (its samples and CPU seconds)."""
+
+    samples: list[Sample] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    error: str | None = None
+    command: str | None = None
+
+    @property
+    def median_s(self) -> float | None:
+        if self.error or not self.samples:
+            return None
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def median_cpu_s(self) -> float | None:
+        return None if self.error or not self.cpu_s else statistics.median(self.cpu_s)
+
+    @property
+    def peak_mib(self) -> float | None:
+        peaks = [s.peak_mib for s in self.samples if s.peak_mib is not None]
+        return max(peaks) if peaks and not self.error else None
+
+
 @dataclass
 class Trial:
     """One run to time, with what to do after it (outside the timing).

@@ -20,7 +20,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from bench import syncruns
 from bench.datasets import GIB, KIB, MIB, DatasetSpec, ensure, format_count, format_size
 from bench.fsutil import remove_tree
 from bench.report import Target, align, environment, format_seconds, print_json
-from bench.runner import Sample, _last_number, describe, peak_wrapper, run_quiet
+from bench.runner import Sample, Timing, _last_number, describe, peak_wrapper, run_quiet
 
 BUCKET = "bench"
 REGION = "us-east-1"
@@ -405,31 +404,6 @@ def timed(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> tuple[Sampl
 
 
 # -- measuring ---------------------------------------------------------------------------
-
-
-@dataclass
-class Timing:
-    """The timed runs of one client in one case on one data set."""
-
-    samples: list[Sample] = field(default_factory=list)
-    cpu_s: list[float] = field(default_factory=list)
-    error: str | None = None
-    command: str | None = None
-
-    @property
-    def median_s(self) -> float | None:
-        if self.error or not self.samples:
-            return None
-        return statistics.median(s.seconds for s in self.samples)
-
-    @property
-    def median_cpu_s(self) -> float | None:
-        return None if self.error or not self.cpu_s else statistics.median(self.cpu_s)
-
-    @property
-    def peak_mib(self) -> float | None:
-        peaks = [s.peak_mib for s in self.samples if s.peak_mib is not None]
-        return max(peaks) if peaks and not self.error else None
 
 
 Results = dict[tuple[str, str, str], Timing]  # (data set role, case, tool) → timing

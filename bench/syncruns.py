@@ -26,7 +26,6 @@ lists its run whole; the parts and the sync record come out the same.
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from typing import Any
 from bench.datasets import format_count
 from bench.fsutil import remove_tree, settle
 from bench.report import Target, align, format_seconds
-from bench.runner import Sample, describe, run_quiet
+from bench.runner import Sample, Timing, describe, run_quiet
 
 DEFAULT_RUNS = 200
 QUICK_RUNS = 50
@@ -100,27 +99,7 @@ for step in range(int(args[0])):
 """
 
 
-@dataclass
-class RunTiming:
-    """The timed runs of one command."""
-
-    samples: list[Sample] = field(default_factory=list)
-    cpu_s: list[float] = field(default_factory=list)
-    error: str | None = None
-    command: str | None = None
-
-    @property
-    def median_s(self) -> float | None:
-        if self.error or not self.samples:
-            return None
-        return statistics.median(s.seconds for s in self.samples)
-
-    @property
-    def median_cpu_s(self) -> float | None:
-        return None if self.error or not self.cpu_s else statistics.median(self.cpu_s)
-
-
-RunResults = dict[tuple[str, str, str], RunTiming]  # (case, data, remote) → timing
+RunResults = dict[tuple[str, str, str], Timing]  # (case, data, remote) → timing
 
 
 @dataclass
@@ -201,7 +180,7 @@ def runs_sent(stdout: str) -> int | None:
 
 
 def time_sync(setup: Setup, store: Store, remote: str, run_ids: Sequence[str], expect: int,
-              timing: RunTiming | None) -> str | None:
+              timing: Timing | None) -> str | None:
     """Run one sync (timed into ``timing`` unless None); a problem, or None."""
     argv = sync_argv(setup, remote, run_ids)
     # A folder remote and the sync record are written with fsync: the disk must
@@ -242,8 +221,8 @@ def measure_runs(setup: Setup, sizes: Sizes, repeat: int,
     add what the remote held after the first syncs to ``facts``."""
     results: RunResults = {}
 
-    def slot(case: str, data: str, remote: str) -> RunTiming:
-        return results.setdefault((case, data, remote), RunTiming())
+    def slot(case: str, data: str, remote: str) -> Timing:
+        return results.setdefault((case, data, remote), Timing())
 
     def attempt(case: str, data: str, store: Store, remote: str, ids: Sequence[str],
                 expect: int, timed: bool = True) -> None:
