@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import sys
 
+# Below this much room, an index that fails to open is taken to fail for want of it.
+FULL_BELOW_BYTES = 1 << 20
+
 
 def fail(message: str, code: int) -> int:
     try:
@@ -75,6 +78,3 @@ def _full_disk() -> str:
     return (f"; the disk holding {folder} is full ({human_size(free)} free): free some "
             "space and try again")
 
-
-# Below this much room, an index that fails to open is taken to fail for want of it.
-FULL_BELOW_BYTES = 1 << 20

@@ -416,8 +416,11 @@ def remote_run_ids(remote: Remote, project: str) -> tuple[list[str], list[str]]:
         if not path.startswith(base):
             continue
         head, sep, _ = path[len(base):].partition("/")
+        if not sep:  # a file beside the run folders
+            stray.add(path)
+            continue
         try:
-            ids.add(validate_id(head)) if sep else stray.add(path)
+            ids.add(validate_id(head))
         except InvalidNameError:
             stray.add(f"{base}{head}/")
     return sorted(ids), sorted(stray)
