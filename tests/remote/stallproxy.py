@@ -6,7 +6,9 @@ Forwards every connection on 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT.
 While ``FOLDER/stall`` exists, a request that uploads an object (a PUT or
 POST that names ``objects/``) is never forwarded nor answered,
 as a server that hangs mid-push does; each one held adds a line to
-``FOLDER/held``. Version records, manifests and listings pass.
+``FOLDER/held``. Version records, manifests and listings pass. When
+``FOLDER/stall`` holds text, only the uploads whose request line has that
+text in it are held (``partNumber=``: the parts of S3 multipart uploads).
 """
 
 from __future__ import annotations
@@ -22,14 +24,22 @@ WRITE = re.compile(rb"^(PUT|POST) ")
 OBJECT = re.compile(rb"(/|%2F)objects(/|%2F)")
 
 
+def _stalled(folder: str, request: bytes) -> bool:
+    try:
+        with open(os.path.join(folder, "stall"), "rb") as f:
+            only = f.read().strip()
+    except FileNotFoundError:
+        return False
+    return only in request.split(b"\r\n", 1)[0]
+
+
 def pipe(src: socket.socket, dst: socket.socket, folder: str, upstream: bool) -> None:
     try:
         while True:
             data = src.recv(1 << 16)
             if not data:
                 break
-            if (upstream and os.path.exists(os.path.join(folder, "stall"))
-                    and WRITE.match(data) and OBJECT.search(data)):
+            if upstream and WRITE.match(data) and OBJECT.search(data) and _stalled(folder, data):
                 with open(os.path.join(folder, "held"), "a") as f:
                     f.write(data.split(b"\r\n", 1)[0].decode(errors="replace") + "\n")
                 threading.Event().wait()  # hold the connection open, forever

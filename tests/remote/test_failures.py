@@ -43,10 +43,11 @@ class Proxy:
         self.proc = subprocess.Popen([sys.executable, str(PROXY), str(self.port), str(target),
                                       str(folder)])
 
-    def stall(self, on: bool) -> None:
+    def stall(self, on: bool, only: str = "") -> None:
+        """Hold every upload from now on (or those whose request line has ``only``)."""
         flag = self.folder / "stall"
         if on:
-            flag.touch()
+            flag.write_text(only)
         else:
             flag.unlink()
 
@@ -124,6 +125,57 @@ def test_ctrl_c_while_the_server_hangs_ends_the_push_at_once(
     b = Store(cli, tmp_path / "b" / ".wbtool", proxy.direct)
     assert b.result("pull")["versions_pulled"] == 1
     b("artifact", "verify", "data:v0")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_large_upload_to_s3_takes_its_parts_back(
+        request: pytest.FixtureRequest, cli: Cli, tmp_path: Path) -> None:
+    """An S3 multipart upload that is neither completed nor aborted keeps its
+    parts on the server (billed) until a lifecycle rule removes them: Ctrl-C
+    aborts the uploads under way, even while their parts hang."""
+    from wbtool.remote import s3parts
+
+    server = server_for(request, "s3")
+    backend = Backend("s3", server.url(), server.options)
+    folder = tmp_path / "proxy"
+    folder.mkdir()
+    proxy = Proxy(folder, backend, _target_port(backend))
+    try:
+        a = Store(cli, tmp_path / "a" / ".wbtool", proxy.backend)
+        src = tmp_path / "src"
+        src.mkdir()
+        for i in range(2):
+            (src / f"model-{i}.bin").write_bytes(os.urandom(s3parts.THRESHOLD))
+        a("artifact", "log", "model", str(src), "--type", "model")
+
+        proxy.stall(True, only="partNumber=")
+        sync = subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--no-runs"],
+                                env={**os.environ, **a.env}, cwd=a.cli.cwd,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        client = proxy.direct.open().client  # type: ignore[attr-defined]
+        bucket, _, prefix = proxy.direct.url.removeprefix("s3://").partition("/")
+
+        def pending() -> list[dict[str, Any]]:
+            answer = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+            return list(answer.get("Uploads", []))
+
+        try:
+            _wait_for(lambda: len(pending()) == 2 and proxy.held() >= 2,
+                      "both uploads to start and their parts to hang")
+            interrupted = time.monotonic()
+            sync.send_signal(signal.SIGINT)
+            out, err = sync.communicate(timeout=30)
+        finally:
+            if sync.poll() is None:
+                sync.kill()
+                sync.communicate()
+        assert time.monotonic() - interrupted < 10
+        assert (sync.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")
+        assert pending() == []
+        assert _published(proxy.direct) == []
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize(("url", "options"), [

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wbtool.remote.pool import WINDOW, run_all
+from wbtool.remote.pool import NESTED_GRACE_SECONDS, WINDOW, Stopped, run_all
 
 
 def test_results_in_order() -> None:
@@ -59,3 +59,31 @@ def test_first_error_stops_taking_items() -> None:
     with pytest.raises(ValueError, match="broken object"):
         run_all(work, items(), 4)
     assert len(taken) < 100
+
+
+def test_a_nested_call_stops_with_the_outer_one() -> None:
+    """A large upload sends its parts through a call of its own inside a
+    worker of the push's: when the push fails, the upload hears of it at
+    once (to take its parts back) instead of waiting for parts that hang."""
+    hang = threading.Event()
+    cleaned: list[type[BaseException]] = []
+
+    def upload_parts(_: int) -> None:
+        try:
+            run_all(lambda _part: hang.wait(30), range(4), 2)
+        except BaseException as e:
+            cleaned.append(type(e))
+            raise
+
+    def item(i: int) -> None:
+        if i == 0:
+            time.sleep(0.2)
+            raise ValueError("another object failed")
+        upload_parts(i)
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="another object failed"):
+        run_all(item, range(2), 2)
+    assert time.monotonic() - started < NESTED_GRACE_SECONDS + 1
+    assert cleaned == [Stopped]
+    hang.set()

@@ -6,10 +6,16 @@ blocked on a server that has stopped answering can neither delay the
 interruption nor keep the process from exiting. What a worker had under
 way is a request that either reaches the server whole or not at all, and
 nothing is published until every request a record depends on has returned.
+
+Calls nest (each large upload sends its parts through a ``run_all`` of its
+own, inside a worker of the push's): when the outer call stops, the inner
+ones raise :class:`Stopped` promptly, so that what they opened on the server
+(a multipart upload) is taken back within the outer call's grace.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Sized
@@ -19,7 +25,23 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 INTERRUPT_GRACE_SECONDS = 2.0
+#: How long a nested call waits for its requests under way once the outer
+#: call stopped: a request the server answers in this time is then covered
+#: by the clean-up that follows (an abort misses parts still arriving).
+NESTED_GRACE_SECONDS = 1.0
+POLL_SECONDS = 0.05  # how often a nested call looks whether the outer one stopped
 WINDOW = 1  # items a worker takes before it has finished one: memory stays flat
+
+# The stop events of the calls whose workers this code runs in.
+_outer: contextvars.ContextVar[tuple[threading.Event, ...]] = contextvars.ContextVar(
+    "wbtool_pool_outer", default=())
+
+
+class Stopped(BaseException):
+    """An enclosing ``run_all`` stopped (interrupted, or another item failed):
+    the work under way in this one is abandoned. A BaseException, like the
+    interrupt it usually stands for, so that no error handler takes it for a
+    failure of its own."""
 
 
 def run_all(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> list[R]:
@@ -31,8 +53,9 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> list[R]:
     """
     if isinstance(items, Sized):
         jobs = min(jobs, len(items))
+    outer = _outer.get()
     if jobs <= 1:
-        return [fn(item) for item in items]
+        return [_checked(fn, item, outer) for item in items]
     source = enumerate(items)
     take = threading.Lock()
     results: dict[int, Any] = {}
@@ -57,22 +80,47 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], jobs: int) -> list[R]:
                 stop.set()
                 return
 
-    workers = [threading.Thread(target=work, name=f"wbtool-transfer-{n}", daemon=True)
-               for n in range(jobs)]
-    for w in workers:
-        w.start()
+    inside = (*outer, stop)
+
+    def start(n: int) -> threading.Thread:
+        context = contextvars.copy_context()
+        context.run(_outer.set, inside)
+        worker = threading.Thread(target=context.run, args=(work,),
+                                  name=f"wbtool-transfer-{n}", daemon=True)
+        worker.start()
+        return worker
+
+    workers = [start(n) for n in range(jobs)]
     try:
         for w in workers:
-            w.join()
+            _join(w, outer)
     except BaseException:  # interrupted: the workers stop after what they are doing
         stop.set()
         # A request under way to a server that answers ends in this time
         # (its temp file gone, a large upload's parts taken back); one to a
         # server that stopped answering is left to die with the process.
-        deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+        grace = NESTED_GRACE_SECONDS if outer else INTERRUPT_GRACE_SECONDS
+        deadline = time.monotonic() + grace
         for w in workers:
             w.join(max(0.0, deadline - time.monotonic()))
         raise
     if failure:
         raise failure[0]
     return [results[i] for i in range(len(results))]
+
+
+def _join(worker: threading.Thread, outer: tuple[threading.Event, ...]) -> None:
+    """Wait for ``worker``; raise :class:`Stopped` if an enclosing call stops first."""
+    if not outer:  # the outermost call: an interrupt reaches this thread itself
+        worker.join()
+        return
+    while worker.is_alive():
+        worker.join(POLL_SECONDS)
+        if any(event.is_set() for event in outer):
+            raise Stopped
+
+
+def _checked(fn: Callable[[T], R], item: T, outer: tuple[threading.Event, ...]) -> R:
+    if any(event.is_set() for event in outer):
+        raise Stopped
+    return fn(item)
