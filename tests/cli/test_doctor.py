@@ -284,6 +284,32 @@ def test_staged_files_are_listed(cli: Cli, tmp_path: Path, store_dir: Path) -> N
     failed_with(cli("doctor"), 4, "the staged files of uncategorized/draft")
 
 
+def test_the_garbage_estimate_agrees_with_gc(cli: Cli, tmp_path: Path,
+                                             store_dir: Path) -> None:
+    """doctor counts garbage from the manifests its object check read; a
+    draft whose staged files do not read makes what is garbage unknown."""
+    healthy(cli, tmp_path)
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "v1", {"a.txt": b"changed"})),
+        check=True)
+    cli("artifact", "rm", "ds:v0", check=True)
+    cli("artifact", "add", "draft", str(make_tree(tmp_path / "d", {"new": b"new"})), "--type",
+        "t", check=True)
+    dry = cli("gc", "--dry-run", "--json", check=True).json()
+    assert isinstance(dry, dict)
+    garbage = report(cli("doctor", "--json"))["garbage"]
+    assert garbage["status"] == "ok"
+    want = dry["result"]
+    assert garbage["data"] == {"objects": want["removed"], "bytes": want["freed"],
+                               "recent": want["recent"], "referenced": want["kept"]}
+    assert want["recent"] > 0 and want["kept"] > 0
+
+    db = sqlite3.connect(store_dir / "index.db")
+    with db:
+        db.execute("INSERT INTO distributed_drafts VALUES ('p', 'n', 'g', 't', '{', 0)")
+    db.close()
+    assert report(cli("doctor", "--json"))["garbage"]["status"] == "warn"
+
+
 @pytest.mark.parametrize("index_state", ["closed", "in use"])
 def test_a_store_this_user_cannot_write_is_checked(
     cli: Cli, tmp_path: Path, store_dir: Path, index_state: str

@@ -66,14 +66,17 @@ def collect_garbage(
     return result
 
 
-def garbage_estimate(ctx: Context, *, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> GcResult:
+def garbage_estimate(ctx: Context, *, grace_seconds: float = DEFAULT_GRACE_SECONDS,
+                     keep: set[str] | None = None) -> GcResult:
     """What ``collect_garbage(dry_run=True)`` reports, found without the
     store's lock and without writing anything: for a store this process
     cannot write, or one that other processes are using. What they change
-    meanwhile may make it a little off; gc itself looks again under the lock."""
+    meanwhile may make it a little off; gc itself looks again under the lock.
+    ``keep``: the referenced digests, where the caller has read them already."""
     check_grace(grace_seconds)
     result = GcResult(dry_run=True)
-    keep = ctx.registry.referenced_digests()
+    if keep is None:
+        keep = ctx.registry.referenced_digests()
     _sweep(ctx, keep, time.time() - grace_seconds, result, dry_run=True)
     return result
 

@@ -41,8 +41,14 @@ def diagnose(*, verify: bool = False, remote: str | None = None,
     targets = remotes.targets(ctx, remote)  # a bad name is refused before the long checks
     index_ok = yield from store.index(ctx)
     if index_ok:
-        yield from _guarded("artifacts", lambda: artifacts.checks(ctx, verify, progress))
-        yield from _guarded("leftovers", lambda: leftovers.checks(ctx))
+        referenced: set[str] | None = None
+
+        def artifact_checks() -> Iterator[Check]:
+            nonlocal referenced
+            referenced = yield from artifacts.checks(ctx, verify, progress)
+
+        yield from _guarded("artifacts", artifact_checks)
+        yield from _guarded("leftovers", lambda: leftovers.checks(ctx, referenced))
         yield from _guarded("runs", lambda: runs.checks(ctx))
     yield from _guarded("remotes", lambda: remotes.checks(ctx, targets))
 

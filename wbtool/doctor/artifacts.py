@@ -3,9 +3,8 @@ name (present, or with ``verify`` intact), and who needs a missing one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 from wbtool.doctor.check import FAIL, LISTED, OK, Check, ProgressBar, names, plural
@@ -51,7 +50,11 @@ def _read_manifests(
     return good, bad
 
 
-def checks(ctx: Context, verify: bool, progress: ProgressBar) -> Iterator[Check]:
+def checks(ctx: Context, verify: bool,
+           progress: ProgressBar) -> Generator[Check, None, set[str] | None]:
+    """The checks of artifact versions and drafts; return every object digest
+    they need (manifests included: what gc keeps), or None when some could not
+    be read and what they need is unknown."""
     from wbtool.artifacts.staging import list_drafts
 
     users = _versions(ctx.store.index.db)
@@ -69,13 +72,19 @@ def checks(ctx: Context, verify: bool, progress: ProgressBar) -> Iterator[Check]
         yield Check("artifacts", "manifests", OK,
                     f"{plural(versions, 'version')}, {plural(len(good), 'manifest')} read",
                     data={"versions": versions, "manifests": len(good)})
+    complete = not bad
     needs: dict[str, list[str]] = {d: users[d] for d in good}
-    with contextlib.suppress(StoreError):  # an unreadable draft is told under leftovers
+    try:
         for draft in list_drafts(ctx):
             key = f"draft:{draft.project}/{draft.name}"
             good[key] = draft.manifest
             needs[key] = [f"the staged files of {draft.project}/{draft.name}"]
+    except StoreError:  # an unreadable draft is told under leftovers
+        complete = False
     for key, label, m in _distributed_drafts(ctx):
+        if m is None:
+            complete = False
+            continue
         good[key] = m
         needs[key] = [label]
     wanted = {e.digest for m in good.values() for e in m if e.ref is None}
@@ -83,19 +92,22 @@ def checks(ctx: Context, verify: bool, progress: ProgressBar) -> Iterator[Check]
     yield _objects_check(ctx, wanted, missing, good, needs, verify)
     if verify:
         yield _verify(ctx, wanted - missing, good, needs, progress)
+    return wanted | users.keys() if complete else None
 
 
-def _distributed_drafts(ctx: Context) -> Iterator[tuple[str, str, Manifest]]:
-    """The drafts that distributed runs are building (``upsert_artifact``)
-    whose staged files read."""
+def _distributed_drafts(ctx: Context) -> Iterator[tuple[str, str, Manifest | None]]:
+    """The drafts that distributed runs are building (``upsert_artifact``),
+    with their staged files, or None where those do not read."""
     from wbtool.manifest import Manifest
 
     for project, name, run_group, doc in ctx.store.index.db.execute(
             "SELECT project, name, distributed_id, manifest FROM distributed_drafts"):
         label = f"the distributed draft {project}/{name} ({run_group})"
-        with contextlib.suppress(StoreError):
-            yield f"distributed:{project}/{name}/{run_group}", label, Manifest.from_bytes(
-                doc.encode(), label)
+        try:
+            m: Manifest | None = Manifest.from_bytes(doc.encode(), label)
+        except StoreError:
+            m = None
+        yield f"distributed:{project}/{name}/{run_group}", label, m
 
 
 def _missing_objects(ctx: Context, wanted: set[str]) -> set[str]:

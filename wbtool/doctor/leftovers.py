@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 STALE_DRAFT_SECONDS = 86400.0  # staged files untouched this long look forgotten
 
 
-def checks(ctx: Context) -> Iterator[Check]:
+def checks(ctx: Context, referenced: set[str] | None = None) -> Iterator[Check]:
+    """Leftovers; ``referenced``: what the artifact checks found every
+    version and draft needs, which the garbage estimate then need not read again."""
     yield _tmp(ctx)
     yield _drafts(ctx)
-    yield _garbage(ctx)
+    yield _garbage(ctx, referenced)
 
 
 def _tmp(ctx: Context) -> Check:
@@ -88,12 +90,12 @@ def _drafts(ctx: Context) -> Check:
                  "`wbtool artifact reset NAME` drops them", data=data)
 
 
-def _garbage(ctx: Context) -> Check:
+def _garbage(ctx: Context, referenced: set[str] | None) -> Check:
     from wbtool.artifacts.gc import garbage_estimate
     from wbtool.units import human_size
 
     try:
-        res = garbage_estimate(ctx)
+        res = garbage_estimate(ctx, keep=referenced)
     except StoreError:
         return Check("leftovers", "garbage", WARN,
                      "unknown: a manifest or draft cannot be read (see above), so what no "
