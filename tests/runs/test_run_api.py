@@ -489,6 +489,27 @@ def test_resume_modes() -> None:
     assert rows[2]["_runtime"] >= rows[1]["_runtime"]
 
 
+def test_a_resumed_run_goes_on_aggregating_and_syncing_its_step_metric() -> None:
+    """A resumed run's min, max, first and mean cover the whole run, and
+    step_sync goes on inserting the step metric's last value: they started
+    over from the first row logged after the resume."""
+    with wandb.init(id="agg12345", settings=quiet()) as run:
+        run.define_metric("loss", summary="min,max,mean,first,last")
+        run.define_metric("epoch", summary="max")
+        run.define_metric("val", step_metric="epoch")
+        for epoch, loss in enumerate((3, 1, 2)):
+            run.log({"loss": loss, "epoch": epoch})
+    with wandb.init(id="agg12345", resume="must", settings=quiet()) as again:
+        again.log({"loss": 2.5})
+        again.log({"val": 0.7})
+    assert again.summary["loss"] == {"min": 1, "max": 3, "mean": 2.125, "first": 3,
+                                     "last": 2.5}
+    assert strip_times(history(again))[-1] == {"val": 0.7, "epoch": 2, "_step": 4}
+    with wandb.init(id="agg12345", resume_from="agg12345?_step=3", settings=quiet()) as back:
+        back.log({"loss": 4})
+    assert back.summary["loss"] == {"min": 1, "max": 4, "mean": 2.5, "first": 3, "last": 4}
+
+
 def test_a_resumed_run_stays_in_its_project() -> None:
     """A restarted job that resumes by id alone must not move its run to the
     default project; naming another project is refused, not a move."""

@@ -58,8 +58,8 @@ class Run:
     def __init__(
         self, ctx: Context | None, settings: Settings, folder: RunFolder | None,
         doc: dict[str, Any], *, config: dict[str, Any], summary: dict[str, Any] | None = None,
-        summary_user: list[str] | None = None, metrics: list[dict[str, Any]] | None = None,
-        step: int = 0, runtime_offset: float = 0.0,
+        summary_user: list[str] | None = None, summary_counts: dict[str, Any] | None = None,
+        metrics: list[dict[str, Any]] | None = None, step: int = 0, runtime_offset: float = 0.0,
     ) -> None:
         self._ctx = ctx
         self._settings = settings
@@ -82,7 +82,8 @@ class Run:
         self._config_dirty = False
         self._summary = Summary(self._metrics, on_change=self._summary_changed)
         if summary:
-            self._summary.load(summary, summary_user)
+            self._summary.load(summary, summary_user, summary_counts)
+            self._step_values = _last_step_values(self._step_metric_names, summary)
         self._step = step
         self._pending: dict[str, Any] | None = None
         # _runtime = time.time() - _t0_wall: one clock read per committed row.
@@ -461,6 +462,11 @@ class Run:
         if self._shared != "owner":
             doc["metrics"] = self._metrics.to_json()
             doc["summary_user_keys"] = self._summary.user_keys
+            counts = self._summary.mean_counts
+            if counts:
+                doc["summary_counts"] = counts
+            else:
+                doc.pop("summary_counts", None)
         summary_doc = None
         if summary:
             summary_doc = (self._summary.as_dict() if self._shared is None
@@ -799,6 +805,19 @@ class Run:
         if self._ctx is None:
             raise WbtoolError(f"{action} is not available in a disabled run")
         return self._ctx
+
+
+def _last_step_values(names: set[str], summary: dict[str, Any]) -> dict[str, Any]:
+    """The last value of each step metric, as a resumed or forked run's summary
+    holds it, for ``step_sync`` to go on inserting into rows."""
+    values = {}
+    for name in names:
+        value = summary.get(name)
+        if isinstance(value, dict):  # an aggregated summary: its last, or a rising step's max
+            value = value.get("last", value.get("max"))
+        if value is not None:
+            values[name] = value
+    return values
 
 
 def runs_root(ctx: Context) -> Path:
