@@ -279,6 +279,20 @@ def test_config_sources_and_allow_val_change(tmp_path: Path) -> None:
         assert run.config.a == 2
 
 
+def test_paths_are_kept_as_strings(tmp_path: Path) -> None:
+    """``argparse`` with ``type=Path`` is the usual way to take a data folder:
+    such a Namespace made init fail."""
+    args = argparse.Namespace(data=tmp_path / "data", layers=[Path("a"), "b"])
+    with wandb.init(config=args, settings=quiet()) as run:
+        run.config.update({"out": Path("out")})
+        run.summary["ckpt"] = tmp_path / "ckpt.pt"
+        run.log({"file": Path("f.png")})
+    assert run._folder.read_config() == {"data": str(tmp_path / "data"),
+                                         "layers": ["a", "b"], "out": "out"}
+    assert run.summary["ckpt"] == str(tmp_path / "ckpt.pt")
+    assert history(run)[0]["file"] == "f.png"
+
+
 def test_a_refused_config_update_changes_no_key() -> None:
     with wandb.init(config={"lr": 0.1}, settings=quiet()) as run:
         with pytest.raises(ValueError, match="allow_val_change"):
