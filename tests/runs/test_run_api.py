@@ -395,6 +395,27 @@ def test_disabled_mode_writes_nothing(store_dir: Path) -> None:
     assert not store_dir.exists()
 
 
+def test_a_disabled_run_given_paths_or_names_creates_no_store(store_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """Logging a file by its path hashed it into a store, and looking an
+    artifact up by name created an empty one."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    with wandb.init(mode="disabled") as run:
+        art = run.log_artifact(model, type="model")
+        assert art.type == "model"
+        run.log_model(model)
+        run.link_model(model, "classifier")
+        run.upsert_artifact(str(model), type="model", distributed_id="d")
+        with pytest.raises(wandb.WbtoolError, match="nothing to log"):
+            run.log_artifact(tmp_path / "missing")
+        with pytest.raises(wandb.WbtoolError, match="not found"):
+            run.use_artifact("data:latest")
+        with pytest.raises(wandb.WbtoolError, match="not found"):
+            run.use_model("model:latest")
+    assert not store_dir.exists()
+
+
 @pytest.mark.parametrize("project", ["../x", "a/b", "x:y"])
 def test_init_refuses_an_invalid_project(store_dir: Path, project: str) -> None:
     from wbtool.errors import UsageError
