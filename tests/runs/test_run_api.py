@@ -468,6 +468,29 @@ def test_what_a_finished_run_cannot_keep_is_refused() -> None:
             call()
     assert run.summary["best"] == 1.0 and "late" not in run.summary
     assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
+
+
+def test_a_finished_run_takes_no_more_files_artifacts_or_alerts(tmp_path: Path) -> None:
+    """They were written into the run after its end was recorded (and, online,
+    after the run was pushed, so the remote never had them)."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    with wandb.init(settings=quiet()) as run:
+        used = run.log_artifact(model, name="m", type="model")
+    calls = [lambda: run.save(str(model)), lambda: run.log_artifact(model, type="model"),
+             lambda: run.use_artifact("m:latest"), lambda: run.log_model(model),
+             lambda: run.use_model("m:latest"), lambda: run.link_model(model, "reg"),
+             lambda: run.link_artifact(used, "reg"), lambda: run.alert("late", "x"),
+             lambda: run.log_code(str(tmp_path)),
+             lambda: run.upsert_artifact(str(model), type="model", distributed_id="d"),
+             lambda: run.finish_artifact(str(model), type="model", distributed_id="d")]
+    for call in calls:
+        with pytest.raises(wandb.WbtoolError, match="finished"):
+            call()
+    assert "model.pt" not in os.listdir(run._folder.files)
+    assert [a.version for a in wandb.Api().artifacts()] == ["v0"]
+    assert not any('"alert"' in line for line in
+                   (run._folder.path / "events.jsonl").read_text().splitlines())
     assert run.name == run._folder.read_run()["name"] and run.tags == ()
 
 

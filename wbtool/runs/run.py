@@ -695,6 +695,7 @@ class Run:
               wait_duration: int | float | Any = None) -> None:
         """Record an alert in the run's events and print it; an alert with the
         same title within ``wait_duration`` seconds of the last is skipped."""
+        self._require_open()
         if not isinstance(title, str) or not title:
             raise ValueError("alert title must be a non-empty string")
         if len(title) > 64:
@@ -717,6 +718,7 @@ class Run:
     # -- files (wbtool.runs.files) ------------------------------------------------------
     def save(self, glob_str: str | os.PathLike, base_path: str | os.PathLike | None = None,
              policy: str = "live") -> list[str]:
+        self._require_open()
         from wbtool.runs import files
 
         return files.save(self, glob_str, base_path, policy)
@@ -730,6 +732,7 @@ class Run:
     def log_code(self, root: str | None = ".", name: str | None = None,
                  include_fn: Callable[..., bool] | None = None,
                  exclude_fn: Callable[..., bool] | None = None) -> Artifact | None:
+        self._require_open()
         from wbtool.runs import files
 
         return files.log_code(self, root, name, include_fn, exclude_fn)
@@ -739,33 +742,39 @@ class Run:
                      name: str | None = None, type: str | None = None,
                      aliases: list[str] | None = None,
                      tags: list[str] | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.log_artifact(self, artifact_or_path, name, type, aliases, tags)
 
     def use_artifact(self, artifact_or_name: str | Artifact, type: str | None = None,
                      aliases: list[str] | None = None, use_as: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.use_artifact(self, artifact_or_name, type, aliases)
 
     def log_model(self, path: str | os.PathLike, name: str | None = None,
                   aliases: list[str] | None = None) -> None:
+        self._require_open()
         from wbtool.runs import lineage
 
         lineage.log_artifact(self, path, name, "model", aliases, None)
 
     def use_model(self, name: str) -> str:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.use_model(self, name)
 
     def link_artifact(self, artifact: Artifact, target_path: str,
                       aliases: list[str] | None = None) -> Artifact:
+        self._require_open()
         return artifact.link(target_path, aliases)
 
     def link_model(self, path: str | os.PathLike, registered_model_name: str,
                    name: str | None = None, aliases: list[str] | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.link_model(self, path, registered_model_name, name, aliases)
@@ -773,6 +782,7 @@ class Run:
     def upsert_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
                         type: str | None = None, aliases: list[str] | None = None,
                         distributed_id: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.upsert_artifact(self, artifact_or_path, name, type, aliases,
@@ -781,6 +791,7 @@ class Run:
     def finish_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
                         type: str | None = None, aliases: list[str] | None = None,
                         distributed_id: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.finish_artifact(self, artifact_or_path, name, type, aliases,
@@ -800,6 +811,12 @@ class Run:
 
     def display(self, height: int = 420, hidden: bool = False) -> bool:
         return False
+
+    def _require_open(self) -> None:
+        """Refuse what would change a run after its end was recorded (and,
+        online, after it was pushed)."""
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
 
     def _require_store(self, action: str) -> Context:
         if self._ctx is None:
