@@ -24,7 +24,7 @@ from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import PLAIN, flatten_into
+from wbtool.runs.values import JSON_SAFE, PLAIN, flatten_into
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -529,7 +529,11 @@ class Run:
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
 
-    def _finish(self, state: str, exit_code: int, quiet: bool | None = None) -> None:
+    def _finish(self, state: str, exit_code: int, quiet: bool | None = None,
+                error: str | None = None) -> None:
+        """Record how the run ended. ``error``, the traceback of an exception
+        that ends a ``with`` block, is added to the console log: Python prints
+        it only after the block, when the console is no longer captured."""
         with self._lock:
             if self._finished:
                 return
@@ -549,7 +553,7 @@ class Run:
                     hook(self)
             if self._folder is not None:
                 try:
-                    self._finish_files(state, exit_code)
+                    self._finish_files(state, exit_code, error)
                 except FileNotFoundError:
                     if self._folder.path.exists():
                         raise
@@ -568,7 +572,7 @@ class Run:
                        f"{self._history.rows_written if self._history else 0} history rows "
                        f"in {self._folder.path}")
 
-    def _finish_files(self, state: str, exit_code: int) -> None:
+    def _finish_files(self, state: str, exit_code: int, error: str | None = None) -> None:
         folder = self._folder
         assert folder is not None
         if self._saves:
@@ -578,6 +582,10 @@ class Run:
         if self._console is not None:
             with contextlib.suppress(Exception):
                 self._console.stop()
+            if error:
+                with contextlib.suppress(OSError), \
+                        open(folder.output, "a", encoding="utf-8", errors=JSON_SAFE) as log:
+                    log.write(error)
         assert self._history is not None
         try:
             self._history.close(fsync=bool(self._settings.x_store_fsync))
@@ -688,7 +696,9 @@ class Run:
             status = exit_status(exc.code)
             self._finish("finished" if status == 0 else "failed", status)
         else:
-            self._finish("failed", 1)
+            import traceback
+
+            self._finish("failed", 1, error="".join(traceback.format_exception(exc_type, exc, tb)))
 
     # -- alerts -------------------------------------------------------------------------
     def alert(self, title: str, text: str, level: str | Any = None,
