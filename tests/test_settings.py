@@ -10,7 +10,7 @@ import pytest
 import wbtool
 from tests.conftest import Cli
 from wbtool.errors import SettingsError
-from wbtool.settings import load
+from wbtool.settings import Settings, load
 
 
 def test_defaults_and_validation() -> None:
@@ -176,3 +176,9 @@ def test_only_upper_case_variables_are_settings(cli: Cli) -> None:
     assert (load(environ=env).project, load(environ=env).run_group) == ("upper", None)
     res = cli("settings", "show", "project", "run_group", env=env, check=True)
     assert res.out == "project\t'upper'\tenv WBTOOL_PROJECT\nrun_group\tNone\tdefault\n"
+
+
+def test_the_deprecated_boolean_reinit_means_what_the_reference_says() -> None:
+    """False is "return_previous", so a notebook does not finish its run."""
+    assert Settings(reinit=False).reinit == "return_previous"
+    assert Settings(reinit=True).reinit == "finish_previous"

@@ -165,7 +165,7 @@ def _mode(v: Any) -> str:
 
 def _reinit(v: Any) -> str:
     if isinstance(v, bool):  # deprecated boolean form, as the reference allows
-        return "finish_previous" if v else "default"
+        return "finish_previous" if v else "return_previous"
     return _choice("default", "return_previous", "finish_previous", "create_new")(v)
 
 

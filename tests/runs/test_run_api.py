@@ -279,6 +279,20 @@ def test_config_sources_and_allow_val_change(tmp_path: Path) -> None:
         assert run.config.a == 2
 
 
+def test_paths_are_kept_as_strings(tmp_path: Path) -> None:
+    """``argparse`` with ``type=Path`` is the usual way to take a data folder:
+    such a Namespace made init fail."""
+    args = argparse.Namespace(data=tmp_path / "data", layers=[Path("a"), "b"])
+    with wandb.init(config=args, settings=quiet()) as run:
+        run.config.update({"out": Path("out")})
+        run.summary["ckpt"] = tmp_path / "ckpt.pt"
+        run.log({"file": Path("f.png")})
+    assert run._folder.read_config() == {"data": str(tmp_path / "data"),
+                                         "layers": ["a", "b"], "out": "out"}
+    assert run.summary["ckpt"] == str(tmp_path / "ckpt.pt")
+    assert history(run)[0]["file"] == "f.png"
+
+
 def test_a_refused_config_update_changes_no_key() -> None:
     with wandb.init(config={"lr": 0.1}, settings=quiet()) as run:
         with pytest.raises(ValueError, match="allow_val_change"):
@@ -381,6 +395,27 @@ def test_disabled_mode_writes_nothing(store_dir: Path) -> None:
     assert not store_dir.exists()
 
 
+def test_a_disabled_run_given_paths_or_names_creates_no_store(store_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """Logging a file by its path hashed it into a store, and looking an
+    artifact up by name created an empty one."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    with wandb.init(mode="disabled") as run:
+        art = run.log_artifact(model, type="model")
+        assert art.type == "model"
+        run.log_model(model)
+        run.link_model(model, "classifier")
+        run.upsert_artifact(str(model), type="model", distributed_id="d")
+        with pytest.raises(wandb.WbtoolError, match="nothing to log"):
+            run.log_artifact(tmp_path / "missing")
+        with pytest.raises(wandb.WbtoolError, match="not found"):
+            run.use_artifact("data:latest")
+        with pytest.raises(wandb.WbtoolError, match="not found"):
+            run.use_model("model:latest")
+    assert not store_dir.exists()
+
+
 @pytest.mark.parametrize("project", ["../x", "a/b", "x:y"])
 def test_init_refuses_an_invalid_project(store_dir: Path, project: str) -> None:
     from wbtool.errors import UsageError
@@ -433,6 +468,29 @@ def test_what_a_finished_run_cannot_keep_is_refused() -> None:
             call()
     assert run.summary["best"] == 1.0 and "late" not in run.summary
     assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
+
+
+def test_a_finished_run_takes_no_more_files_artifacts_or_alerts(tmp_path: Path) -> None:
+    """They were written into the run after its end was recorded (and, online,
+    after the run was pushed, so the remote never had them)."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    with wandb.init(settings=quiet()) as run:
+        used = run.log_artifact(model, name="m", type="model")
+    calls = [lambda: run.save(str(model)), lambda: run.log_artifact(model, type="model"),
+             lambda: run.use_artifact("m:latest"), lambda: run.log_model(model),
+             lambda: run.use_model("m:latest"), lambda: run.link_model(model, "reg"),
+             lambda: run.link_artifact(used, "reg"), lambda: run.alert("late", "x"),
+             lambda: run.log_code(str(tmp_path)),
+             lambda: run.upsert_artifact(str(model), type="model", distributed_id="d"),
+             lambda: run.finish_artifact(str(model), type="model", distributed_id="d")]
+    for call in calls:
+        with pytest.raises(wandb.WbtoolError, match="finished"):
+            call()
+    assert "model.pt" not in os.listdir(run._folder.files)
+    assert [a.version for a in wandb.Api().artifacts()] == ["v0"]
+    assert not any('"alert"' in line for line in
+                   (run._folder.path / "events.jsonl").read_text().splitlines())
     assert run.name == run._folder.read_run()["name"] and run.tags == ()
 
 
@@ -487,6 +545,27 @@ def test_resume_modes() -> None:
     rows = history(again)
     assert [r["_step"] for r in rows] == [0, 1, 2]
     assert rows[2]["_runtime"] >= rows[1]["_runtime"]
+
+
+def test_a_resumed_run_goes_on_aggregating_and_syncing_its_step_metric() -> None:
+    """A resumed run's min, max, first and mean cover the whole run, and
+    step_sync goes on inserting the step metric's last value: they started
+    over from the first row logged after the resume."""
+    with wandb.init(id="agg12345", settings=quiet()) as run:
+        run.define_metric("loss", summary="min,max,mean,first,last")
+        run.define_metric("epoch", summary="max")
+        run.define_metric("val", step_metric="epoch")
+        for epoch, loss in enumerate((3, 1, 2)):
+            run.log({"loss": loss, "epoch": epoch})
+    with wandb.init(id="agg12345", resume="must", settings=quiet()) as again:
+        again.log({"loss": 2.5})
+        again.log({"val": 0.7})
+    assert again.summary["loss"] == {"min": 1, "max": 3, "mean": 2.125, "first": 3,
+                                     "last": 2.5}
+    assert strip_times(history(again))[-1] == {"val": 0.7, "epoch": 2, "_step": 4}
+    with wandb.init(id="agg12345", resume_from="agg12345?_step=3", settings=quiet()) as back:
+        back.log({"loss": 4})
+    assert back.summary["loss"] == {"min": 1, "max": 4, "mean": 2.5, "first": 3, "last": 4}
 
 
 def test_a_resumed_run_stays_in_its_project() -> None:

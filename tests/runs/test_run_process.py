@@ -61,6 +61,22 @@ def test_exit_paths_finish_the_run(store_dir: Path, tail: str, state: str, codes
     assert [r["i"] for r in rows(store_dir)] == list(range(100))
 
 
+def test_the_error_that_ends_a_with_block_is_in_the_console_log(store_dir: Path) -> None:
+    """Python prints the traceback after the block, when the run has stopped
+    capturing the console: the log of the failed run did not say why."""
+    proc = child("""
+        import wbtool
+        with wbtool.init(project="p", settings={"quiet": True, "console": "wrap"}) as run:
+            print("epoch 1")
+            raise ValueError("bad batch")
+    """)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.count("ValueError: bad batch") == 1
+    log = (run_dir(store_dir) / "output.log").read_text()
+    assert log.startswith("epoch 1\n") and log.endswith("ValueError: bad batch\n")
+    assert "Traceback (most recent call last):" in log and record(store_dir)["state"] == "failed"
+
+
 @pytest.mark.parametrize(("code", "status"), [
     ("0", 0), ("None", 0), ("4", 4), ("256", 0), ("-1", 255), ("10**21", 255), ("'bye'", 1),
 ])

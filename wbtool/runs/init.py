@@ -180,13 +180,15 @@ def _last_step(folder: RunFolder) -> int:
     return 0
 
 
-def _replay_summary(rows: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+def _replay_summary(rows: list[dict[str, Any]],
+                    metrics: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The summary of the rows kept, and how many values each of its means averages."""
     table = MetricTable()
     table.load(metrics)
     summary = Summary(table)
     for row in rows:
         summary.observe(row)
-    return summary.as_dict()
+    return summary.as_dict(), summary.mean_counts
 
 
 # Set by ``wbtool run`` for its program: the id of the run to join.
@@ -352,17 +354,20 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         metrics = list(metrics_parent)
     summary: dict[str, Any] = {}
     user_keys: list[str] = []
+    counts: dict[str, Any] = {}
     runtime_offset = 0.0
     if attach is not None and prior is not None:
         runtime_offset = runtime_at(prior, now)
     elif prior is not None:
         runtime_offset = float(prior.get("runtime") or 0.0)
         user_keys = list(prior.get("summary_user_keys") or [])
+        stored_counts = prior.get("summary_counts")
+        counts = stored_counts if isinstance(stored_counts, dict) else {}
         if rows_kept is None:
             loaded = folder.read_json(folder.summary, {})
             summary = loaded if isinstance(loaded, dict) else {}
     if rows_kept is not None:
-        summary = _replay_summary(rows_kept, metrics)
+        summary, counts = _replay_summary(rows_kept, metrics)
         user_keys = []
         if rows_kept:
             runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
@@ -373,7 +378,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
 
     try:
         run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
-                  summary_user=user_keys, metrics=metrics, step=step,
+                  summary_user=user_keys, summary_counts=counts, metrics=metrics, step=step,
                   runtime_offset=runtime_offset)
         run._config_dirty = False
         if command is not None:

@@ -7,7 +7,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from wbtool.errors import UsageError
+from wbtool.errors import NotFoundError, UsageError
 from wbtool.manifest import Manifest
 from wbtool.names import name_list, split_ref, validate_name
 
@@ -28,6 +28,10 @@ def _from_path(run: Run, path: str | os.PathLike, name: str | None,
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"run-{run.id}-{base}")
     _, coll, _ = split_ref(name)
     artifact = Artifact(coll, type or "unspecified")
+    if run._ctx is None:  # a disabled run: nothing is hashed into a store
+        if not (_URL.match(text) or os.path.exists(text)):
+            raise UsageError(f"nothing to log at {text}: no such file or folder")
+        return artifact
     if _URL.match(text):
         artifact.add_reference(text)
     elif os.path.isdir(text):
@@ -75,17 +79,19 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
     from wbtool.artifacts.artifact import Artifact
     from wbtool.context import Context
 
-    ctx = run._ctx or Context.from_settings(run.settings)
+    ctx = run._ctx or Context.existing(run.settings)  # a disabled run creates no store
     if isinstance(artifact_or_name, Artifact):
         artifact = artifact_or_name
         if artifact._rec is None:
             if run._ctx is None:
                 return artifact
-            artifact._ctx = artifact._ctx or ctx
-            artifact._commit(ctx, project=artifact._project or run.project)
+            artifact._ctx = artifact._ctx or run._ctx
+            artifact._commit(run._ctx, project=artifact._project or run.project)
     elif isinstance(artifact_or_name, str):
         project, name, version = split_ref(artifact_or_name)
         ref = f"{project or run.project}/{name}" + (f":{version}" if version else "")
+        if ctx is None:
+            raise NotFoundError(what="artifact", name=ref)
         artifact = Artifact._load(ref, ctx, type=type)
     else:
         raise UsageError("use_artifact takes an artifact name or an Artifact")
@@ -94,6 +100,7 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
     aliases = name_list(aliases)
     if run._ctx is None:
         return artifact
+    ctx = run._ctx
     rec = artifact._rec
     for alias in aliases or ():
         rec = ctx.registry.add_alias(rec, alias)

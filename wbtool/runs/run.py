@@ -24,7 +24,7 @@ from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import PLAIN, flatten_into
+from wbtool.runs.values import JSON_SAFE, PLAIN, flatten_into
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -58,8 +58,8 @@ class Run:
     def __init__(
         self, ctx: Context | None, settings: Settings, folder: RunFolder | None,
         doc: dict[str, Any], *, config: dict[str, Any], summary: dict[str, Any] | None = None,
-        summary_user: list[str] | None = None, metrics: list[dict[str, Any]] | None = None,
-        step: int = 0, runtime_offset: float = 0.0,
+        summary_user: list[str] | None = None, summary_counts: dict[str, Any] | None = None,
+        metrics: list[dict[str, Any]] | None = None, step: int = 0, runtime_offset: float = 0.0,
     ) -> None:
         self._ctx = ctx
         self._settings = settings
@@ -82,7 +82,8 @@ class Run:
         self._config_dirty = False
         self._summary = Summary(self._metrics, on_change=self._summary_changed)
         if summary:
-            self._summary.load(summary, summary_user)
+            self._summary.load(summary, summary_user, summary_counts)
+            self._step_values = _last_step_values(self._step_metric_names, summary)
         self._step = step
         self._pending: dict[str, Any] | None = None
         # _runtime = time.time() - _t0_wall: one clock read per committed row.
@@ -461,6 +462,11 @@ class Run:
         if self._shared != "owner":
             doc["metrics"] = self._metrics.to_json()
             doc["summary_user_keys"] = self._summary.user_keys
+            counts = self._summary.mean_counts
+            if counts:
+                doc["summary_counts"] = counts
+            else:
+                doc.pop("summary_counts", None)
         summary_doc = None
         if summary:
             summary_doc = (self._summary.as_dict() if self._shared is None
@@ -523,7 +529,11 @@ class Run:
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
 
-    def _finish(self, state: str, exit_code: int, quiet: bool | None = None) -> None:
+    def _finish(self, state: str, exit_code: int, quiet: bool | None = None,
+                error: str | None = None) -> None:
+        """Record how the run ended. ``error``, the traceback of an exception
+        that ends a ``with`` block, is added to the console log: Python prints
+        it only after the block, when the console is no longer captured."""
         with self._lock:
             if self._finished:
                 return
@@ -543,7 +553,7 @@ class Run:
                     hook(self)
             if self._folder is not None:
                 try:
-                    self._finish_files(state, exit_code)
+                    self._finish_files(state, exit_code, error)
                 except FileNotFoundError:
                     if self._folder.path.exists():
                         raise
@@ -562,7 +572,7 @@ class Run:
                        f"{self._history.rows_written if self._history else 0} history rows "
                        f"in {self._folder.path}")
 
-    def _finish_files(self, state: str, exit_code: int) -> None:
+    def _finish_files(self, state: str, exit_code: int, error: str | None = None) -> None:
         folder = self._folder
         assert folder is not None
         if self._saves:
@@ -572,6 +582,10 @@ class Run:
         if self._console is not None:
             with contextlib.suppress(Exception):
                 self._console.stop()
+            if error:
+                with contextlib.suppress(OSError), \
+                        open(folder.output, "a", encoding="utf-8", errors=JSON_SAFE) as log:
+                    log.write(error)
         assert self._history is not None
         try:
             self._history.close(fsync=bool(self._settings.x_store_fsync))
@@ -682,13 +696,16 @@ class Run:
             status = exit_status(exc.code)
             self._finish("finished" if status == 0 else "failed", status)
         else:
-            self._finish("failed", 1)
+            import traceback
+
+            self._finish("failed", 1, error="".join(traceback.format_exception(exc_type, exc, tb)))
 
     # -- alerts -------------------------------------------------------------------------
     def alert(self, title: str, text: str, level: str | Any = None,
               wait_duration: int | float | Any = None) -> None:
         """Record an alert in the run's events and print it; an alert with the
         same title within ``wait_duration`` seconds of the last is skipped."""
+        self._require_open()
         if not isinstance(title, str) or not title:
             raise ValueError("alert title must be a non-empty string")
         if len(title) > 64:
@@ -711,6 +728,7 @@ class Run:
     # -- files (wbtool.runs.files) ------------------------------------------------------
     def save(self, glob_str: str | os.PathLike, base_path: str | os.PathLike | None = None,
              policy: str = "live") -> list[str]:
+        self._require_open()
         from wbtool.runs import files
 
         return files.save(self, glob_str, base_path, policy)
@@ -724,6 +742,7 @@ class Run:
     def log_code(self, root: str | None = ".", name: str | None = None,
                  include_fn: Callable[..., bool] | None = None,
                  exclude_fn: Callable[..., bool] | None = None) -> Artifact | None:
+        self._require_open()
         from wbtool.runs import files
 
         return files.log_code(self, root, name, include_fn, exclude_fn)
@@ -733,33 +752,39 @@ class Run:
                      name: str | None = None, type: str | None = None,
                      aliases: list[str] | None = None,
                      tags: list[str] | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.log_artifact(self, artifact_or_path, name, type, aliases, tags)
 
     def use_artifact(self, artifact_or_name: str | Artifact, type: str | None = None,
                      aliases: list[str] | None = None, use_as: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.use_artifact(self, artifact_or_name, type, aliases)
 
     def log_model(self, path: str | os.PathLike, name: str | None = None,
                   aliases: list[str] | None = None) -> None:
+        self._require_open()
         from wbtool.runs import lineage
 
         lineage.log_artifact(self, path, name, "model", aliases, None)
 
     def use_model(self, name: str) -> str:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.use_model(self, name)
 
     def link_artifact(self, artifact: Artifact, target_path: str,
                       aliases: list[str] | None = None) -> Artifact:
+        self._require_open()
         return artifact.link(target_path, aliases)
 
     def link_model(self, path: str | os.PathLike, registered_model_name: str,
                    name: str | None = None, aliases: list[str] | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.link_model(self, path, registered_model_name, name, aliases)
@@ -767,6 +792,7 @@ class Run:
     def upsert_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
                         type: str | None = None, aliases: list[str] | None = None,
                         distributed_id: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.upsert_artifact(self, artifact_or_path, name, type, aliases,
@@ -775,6 +801,7 @@ class Run:
     def finish_artifact(self, artifact_or_path: Artifact | str, name: str | None = None,
                         type: str | None = None, aliases: list[str] | None = None,
                         distributed_id: str | None = None) -> Artifact:
+        self._require_open()
         from wbtool.runs import lineage
 
         return lineage.finish_artifact(self, artifact_or_path, name, type, aliases,
@@ -795,10 +822,29 @@ class Run:
     def display(self, height: int = 420, hidden: bool = False) -> bool:
         return False
 
+    def _require_open(self) -> None:
+        """Refuse what would change a run after its end was recorded (and,
+        online, after it was pushed)."""
+        if self._finished:
+            raise RunFinishedError(run_id=self.id)
+
     def _require_store(self, action: str) -> Context:
         if self._ctx is None:
             raise WbtoolError(f"{action} is not available in a disabled run")
         return self._ctx
+
+
+def _last_step_values(names: set[str], summary: dict[str, Any]) -> dict[str, Any]:
+    """The last value of each step metric, as a resumed or forked run's summary
+    holds it, for ``step_sync`` to go on inserting into rows."""
+    values = {}
+    for name in names:
+        value = summary.get(name)
+        if isinstance(value, dict):  # an aggregated summary: its last, or a rising step's max
+            value = value.get("last", value.get("max"))
+        if value is not None:
+            values[name] = value
+    return values
 
 
 def runs_root(ctx: Context) -> Path:

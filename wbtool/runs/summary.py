@@ -91,6 +91,26 @@ class _Aggregate:
                     v["best"] = value
         return dict(v)
 
+    def seed(self, previous: Any, count: int) -> None:
+        """Go on from the aggregates stored before (a resumed run, a metric
+        defined again): a min over the whole run, not over this process's
+        part of it. ``count`` is how many values the stored mean averages."""
+        if not isinstance(previous, dict):
+            return
+        v = self.values
+        kinds = {*self.kinds, "last"} if "copy" in self.kinds else set(self.kinds)
+        for kind in ("first", "last"):
+            if kind in kinds and kind in previous:
+                v[kind] = previous[kind]
+        for kind in ("min", "max", "best"):
+            if kind in self.kinds and type(previous.get(kind)) in (int, float):
+                v[kind] = previous[kind]
+        mean = previous.get("mean")
+        if "mean" in self.kinds and isinstance(mean, (int, float)) and count > 0:
+            self.count = count
+            self.total = mean * count
+            v["mean"] = mean
+
 
 class MetricTable:
     """``define_metric`` calls, merged by name, and the per-key lookup."""
@@ -156,7 +176,8 @@ class MetricTable:
 class Summary(MutableMapping[str, Any]):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_data", "_locked", "_metrics", "_on_change", "_touched", "_user")
+    __slots__ = ("_aggs", "_counts", "_data", "_locked", "_metrics", "_on_change", "_touched",
+                 "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -164,6 +185,7 @@ class Summary(MutableMapping[str, Any]):
         object.__setattr__(self, "_user", set())
         object.__setattr__(self, "_touched", set())  # keys set by this process since load()
         object.__setattr__(self, "_aggs", {})
+        object.__setattr__(self, "_counts", {})  # stored means: how many values each averages
         object.__setattr__(self, "_metrics", metrics or MetricTable())
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
         object.__setattr__(self, "_locked", False)
@@ -188,19 +210,34 @@ class Summary(MutableMapping[str, Any]):
             else:
                 agg = self._aggs.get(key)
                 if agg is None or agg.kinds != kinds:
+                    count = self._counts.get(key, 0) if agg is None else agg.count
                     agg = self._aggs[key] = _Aggregate(kinds, metric.goal if metric else None)
+                    agg.seed(data.get(key), count)
                 data[key] = agg.add(value)
 
-    def load(self, data: dict[str, Any], user_keys: list[str] | None = None) -> None:
+    def load(self, data: dict[str, Any], user_keys: list[str] | None = None,
+             counts: dict[str, Any] | None = None) -> None:
         self._data.clear()
         self._data.update(data)
         self._user.clear()
         self._user.update(user_keys or ())
         self._touched.clear()
+        self._aggs.clear()
+        self._counts.clear()
+        self._counts.update({k: n for k, n in (counts or {}).items()
+                             if isinstance(k, str) and type(n) is int and n > 0})
 
     @property
     def user_keys(self) -> list[str]:
         return sorted(self._user)
+
+    @property
+    def mean_counts(self) -> dict[str, int]:
+        """How many values each ``mean`` in the summary averages: kept with
+        the run, so that a resumed run's means go on from them."""
+        counts = dict(self._counts)
+        counts.update({k: agg.count for k, agg in self._aggs.items() if "mean" in agg.kinds})
+        return counts
 
     # -- the mapping the user sees ----------------------------------------------
     def __getitem__(self, key: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -77,6 +78,8 @@ def normalise(value: Any, key: str = "") -> Any:
         return out
     if isinstance(value, (list, tuple)):
         return [normalise(v, key) for v in value]
+    if isinstance(value, os.PathLike):  # argparse's type=Path, a config dataclass's paths
+        return os.fsdecode(value)
     # Tensors (PyTorch, TensorFlow, JAX) → numpy without importing them.
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
