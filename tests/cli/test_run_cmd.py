@@ -539,6 +539,30 @@ def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     assert helped.code == 0 and "KEY=VALUE" in helped.out
 
 
+def test_wbtool_log_keeps_the_summaries_define_metric_asked_for(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A shell step that logs to a run whose program defined a metric's
+    summary goes on aggregating it over the whole run."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.define_metric("loss", summary="min,mean")
+    run.define_metric("acc", summary="max")
+    run.log({"loss": 3.0, "acc": 0.5})
+    run.log({"loss": 1.0, "acc": 0.25})
+    run.summary["note"] = "set by hand"
+    run.finish()
+    cli("log", "--run", run.id, "loss=0.5", "acc=0.125", "note=logged", "other=7", check=True)
+    cli("log", "--run", run.id, "loss=5.5", check=True)
+    summary = json.loads(Path(run._folder.summary).read_text())
+    assert summary["loss"] == {"min": 0.5, "mean": 2.5}
+    assert summary["acc"] == {"max": 0.5}
+    assert (summary["note"], summary["other"], summary["_step"]) == ("set by hand", 7, 3)
+    shown = cli("runs", "show", run.id, "--json", check=True).json()["result"]["summary"]
+    assert shown["loss"] == {"min": 0.5, "mean": 2.5}
+
+
 def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     cli: Cli, store_dir: Path
 ) -> None:

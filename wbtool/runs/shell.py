@@ -118,10 +118,31 @@ def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any
         os.write(fd, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
     finally:
         os.close(fd)
-    user = set(doc.get("summary_user_keys") or ())
-    summary = folder.merge_json(folder.summary,
-                                {k: v for k, v in row.items() if k not in user})
-    catalog.put(ctx.store.index, doc, summary)
+    catalog.put(ctx.store.index, doc, _summarize(folder, doc, row))
+
+
+def _summarize(folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Fold ``row`` into the run's summary as its ``define_metric`` calls ask
+    (a min or mean over the whole run, not this row's value), keeping the
+    keys the user set; write it back and return it. The caller holds the lock."""
+    from wbtool.runs.summary import MetricTable, Summary
+
+    metrics = MetricTable()
+    defined = doc.get("metrics")
+    metrics.load(defined if isinstance(defined, list) else [])
+    summary = Summary(metrics)
+    current = folder.read_json(folder.summary, {})
+    user = doc.get("summary_user_keys")
+    counts = doc.get("summary_counts")
+    summary.load(current if isinstance(current, dict) else {},
+                 [k for k in user if isinstance(k, str)] if isinstance(user, list) else None,
+                 counts if isinstance(counts, dict) else None)
+    summary.observe(row)
+    folder.write_json(folder.summary, summary.as_dict())
+    if summary.mean_counts != (counts or {}):
+        doc["summary_counts"] = summary.mean_counts
+        folder.write_json(folder.run_json, doc)
+    return summary.as_dict()
 
 
 def alert(ctx: Any, run_id: str | None, title: str, text: str, level: str) -> dict[str, Any]:
