@@ -52,7 +52,7 @@ _wbtool_spec() {
             value_opts="--grace"
             ;;
         "wbtool artifact checkout")
-            opts="--help --json --link --project -h -p"
+            opts="--force --help --json --link --project -h -p"
             value_opts="--link --project -p"
             takes_args=1
             ;;

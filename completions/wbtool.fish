@@ -145,7 +145,7 @@ complete -c wbtool -n '__wbtool_at artifact' -f
 complete -c wbtool -n '__wbtool_at artifact' -f -a add -d 'Stage files into the draft of NAME (like git add).'
 complete -c wbtool -n '__wbtool_at artifact' -f -a alias -d 'Move or remove aliases of a version.'
 complete -c wbtool -n '__wbtool_at artifact' -f -a cache -d 'The store\'s object cache.'
-complete -c wbtool -n '__wbtool_at artifact' -f -a checkout -d 'Make DIRECTORY hold exactly this version (other files there are deleted).'
+complete -c wbtool -n '__wbtool_at artifact' -f -a checkout -d 'Make DIRECTORY hold exactly this version: files there that the version lacks are deleted, when they come from other versions of NAME (or with --force).'
 complete -c wbtool -n '__wbtool_at artifact' -f -a diff -d 'Paths added, removed and changed from A to B.'
 complete -c wbtool -n '__wbtool_at artifact' -f -a download -d 'Write a version\'s files into a folder (existing other files are kept).'
 complete -c wbtool -n '__wbtool_at artifact' -f -a info -d 'Show one version: digest, size, aliases, tags, metadata.'
@@ -197,6 +197,7 @@ complete -c wbtool -n '__wbtool_at artifact cache gc' -s h -l help -d 'Show this
 complete -c wbtool -n '__wbtool_at artifact cache gc' -l json -d 'Print a JSON document instead of text.'
 
 # wbtool artifact checkout
+complete -c wbtool -n '__wbtool_at artifact checkout' -l force -d 'Also delete files that no version of NAME has (without it, a folder holding any is refused and nothing is deleted).'
 complete -c wbtool -n '__wbtool_at artifact checkout' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at artifact checkout' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact checkout' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files shared with the store (a small file stored in a pack is written out once, by the first such checkout).'

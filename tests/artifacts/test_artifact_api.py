@@ -24,6 +24,7 @@ import wbtool
 from wbtool.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
+    ConflictError,
     MissingExtraError,
     NotFoundError,
     RemoteUnreachableError,
@@ -720,8 +721,12 @@ def test_checkout_restores_and_removes_extras(tmp_path: Path) -> None:
     write(root / "extra.txt", "x")
     write(root / "d" / "extra.txt", "x")
     write(root / "junk" / "deeper" / "f.txt", "x")
+    before = read_tree(root)
+    with pytest.raises(ConflictError, match="holds 3 files that no version of checkout has"):
+        art.checkout(str(root))  # files of nobody's: refused before anything is deleted
+    assert read_tree(root) == before
 
-    returned = art.checkout(str(root))
+    returned = art.checkout(str(root), force=True)
     assert Path(returned) == root.absolute()
     assert read_tree(root) == {"a.txt": b"a", "d/b.txt": b"b", "d/e/c.txt": b"c"}
     assert not (root / "junk").exists()
@@ -741,7 +746,7 @@ def test_checkout_never_writes_through_a_symlink_in_root(tmp_path: Path) -> None
         art.download(str(root))  # download does not replace what is in the way
     assert read_tree(outside) == {"precious.txt": b"keep me"}
 
-    art.checkout(str(root))
+    art.checkout(str(root), force=True)  # "f" is nobody's file
     assert not (root / "d").is_symlink()
     assert read_tree(root) == {"d/b.txt": b"b", "f/c.txt": b"c"}
     assert read_tree(outside) == {"precious.txt": b"keep me"}
@@ -1154,6 +1159,11 @@ def test_folder_reference_without_checksum_downloads_the_folder(tmp_path: Path) 
     got.download(str(root))  # again, over the first download
     got.verify(str(root))
     write(root / "stray.txt", "x")
+    # The files the reference brought are the version's; only the stray one is refused.
+    with pytest.raises(ConflictError, match=r"holds 1 file that .*'stray\.txt'"):
+        got.checkout(str(root))
+    (root / "stray.txt").unlink()
+    write(root / "d" / "c.txt", "changed")
     got.checkout(str(root))
     assert read_tree(root) == {"kept.txt": b"kept", "d/a.txt": b"a", "d/sub/b.txt": b"b",
                                "d/c.txt": b"c"}

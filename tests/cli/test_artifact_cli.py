@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, make_tree, read_tree, unprivileged, write_protected
+from wbtool.errors import UsageError
 from wbtool.hashing import hash_bytes, hash_file
 
 TREE = {
@@ -78,10 +79,70 @@ def test_checkout_removes_extra_files(cli: Cli, tmp_path: Path) -> None:
     target = make_tree(tmp_path / "target", {
         "keep.txt": b"modified", "extra.txt": b"x", "junk/deep/y": b"y", "sub/other": b"o"})
     os.symlink("/etc/passwd", target / "link")
-    res = cli("artifact", "checkout", "ds:latest", str(target), "--json", check=True)
-    assert res.json()["result"]["removed"] >= 4
+    before = read_tree(target)
+    # Files that no version of ds has are someone's work: refused, nothing deleted.
+    refused = cli("artifact", "checkout", "ds:latest", str(target))
+    assert refused.code == 5, refused.err
+    assert refused.err.startswith(f"wbtool: error: {target} holds 3 files that no version of "
+                                  "ds has (such as 'extra.txt')")
+    assert "--force" in refused.err and len(refused.err.splitlines()) == 1
+    assert read_tree(target) == before and os.path.islink(target / "link")
+    res = cli("artifact", "checkout", "ds:latest", str(target), "--force", "--json",
+              check=True)
+    assert res.json()["result"]["removed"] == 4
     assert read_tree(target) == {"keep.txt": b"k", "sub/s.txt": b"s"}
     assert not (target / "junk").exists() and not os.path.lexists(target / "link")
+
+
+def test_checkout_deletes_what_other_versions_left_without_force(
+        cli: Cli, tmp_path: Path) -> None:
+    """Switching a checkout between versions deletes the files of the other
+    version (and a link), as git does; a file of nobody's is kept and told."""
+    v0 = make_tree(tmp_path / "v0", {"a.txt": b"a0", "old/only0.txt": b"z"})
+    v1 = make_tree(tmp_path / "v1", {"a.txt": b"a1", "new/only1.txt": b"y"})
+    cli("artifact", "log", "ds", str(v0), "--type", "dataset", check=True)
+    cli("artifact", "log", "ds", str(v1), "--type", "dataset", check=True)
+    ws = tmp_path / "ws"
+    cli("artifact", "checkout", "ds:v0", str(ws), check=True)
+    os.symlink(tmp_path / "v0", ws / "link")
+    res = cli("artifact", "checkout", "ds:v1", str(ws), "--json", check=True)
+    assert res.json()["result"]["removed"] == 2
+    assert read_tree(ws) == {"a.txt": b"a1", "new/only1.txt": b"y"}
+    (ws / "notes.txt").write_bytes(b"mine")
+    assert cli("artifact", "checkout", "ds:v0", str(ws)).code == 5
+    assert read_tree(ws) == {"a.txt": b"a1", "new/only1.txt": b"y", "notes.txt": b"mine"}
+
+
+def test_checkout_keeps_a_store_inside_a_folder_it_deletes(
+        cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    ws = make_tree(tmp_path / "ws", {"other/.wbtool/config.yaml": b"format: 1\n",
+                                     "other/notes.txt": b"n", "loose.txt": b"l"})
+    cli("artifact", "checkout", "ds", str(ws), "--force", check=True)
+    assert read_tree(ws) == {"a.txt": b"a", "other/.wbtool/config.yaml": b"format: 1\n"}
+
+
+def test_checkout_never_empties_the_home_folder_or_the_root(
+        cli: Cli, tmp_path: Path) -> None:
+    """An unset variable (``checkout m:v1 "$OUT/"``) must not wipe a machine:
+    the home folder and ``/`` are refused even with --force (``/`` is only
+    asked of the check itself: a test must never aim a checkout at it)."""
+    from wbtool.artifacts.materialize import refuse_dangerous_root
+
+    home = make_tree(tmp_path / "home", {".bashrc": b"mine", "work/train.py": b"code"})
+    data = make_tree(tmp_path / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    before = read_tree(home)
+    for target in (str(home), str(home) + "/", str(home / "work" / "..")):
+        res = cli("artifact", "checkout", "ds", target, "--force", env={"HOME": str(home)})
+        assert res.code == 2 and "refusing to check out into" in res.err, res.err
+        assert read_tree(home) == before
+    for root in ("/", "//", "/."):
+        with pytest.raises(UsageError, match="refusing to check out into"):
+            refuse_dangerous_root(root)
+    empty = cli("artifact", "checkout", "ds", "")
+    assert empty.code == 2 and "name the folder" in empty.err
 
 
 @pytest.mark.parametrize("link", ["copy", "hardlink", "symlink"])
@@ -818,7 +879,7 @@ def test_checkout_into_the_folder_holding_the_store_keeps_the_store(
     make_tree(work, {"data/one.txt": b"1\n", "stray.txt": b"x"})
     cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
     before = _store_files(store_dir)
-    cli("artifact", "checkout", "ds", ".", check=True)
+    cli("artifact", "checkout", "ds", ".", "--force", check=True)
     assert {k: v for k, v in read_tree(work).items() if not k.startswith(".wbtool/")} == {
         "one.txt": b"1\n"}
     assert _store_files(store_dir) == before

@@ -593,14 +593,25 @@ class Artifact:
             return [self._manifest.entries[p] for p in sorted(self._manifest.entries)]
         return [self.get_entry(n) for n in names]
 
-    def checkout(self, root: str | None = None, *, link: str = "auto") -> str:
-        """Make ``root`` hold exactly this artifact (other files are deleted)."""
+    def checkout(self, root: str | None = None, *, link: str = "auto",
+                 force: bool = False) -> str:
+        """Make ``root`` hold exactly this artifact: files there that it lacks
+        are deleted. Files that no version of this collection has are deleted
+        only with ``force``: without it, a folder holding any is refused
+        (ConflictError) and nothing is deleted. The filesystem's root and the
+        home folder are always refused."""
         self._ensure_logged("checkout")
         target = os.fspath(root) if root is not None else self._default_root()
+        materialize.refuse_dangerous_root(target)
         ctx = self._context()
         materialize.store_under(ctx.store, target)  # refused before anything is made
         Path(target).mkdir(parents=True, exist_ok=True)
-        materialize.remove_extras(ctx.store, target, self._manifest)
+        check = None
+        if not force:
+            assert self._rec is not None  # logged
+            check = materialize.only_versions_files(ctx.registry, self._rec, target,
+                                                    "pass force=True to delete them")
+        materialize.remove_extras(ctx.store, target, self._manifest, check=check)
         from wbtool.remote import fallback
 
         fallback.with_objects(ctx.registry, self._manifest, lambda: materialize.materialize(

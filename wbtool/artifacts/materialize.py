@@ -20,7 +20,14 @@ from urllib.parse import unquote, urlparse
 
 from wbtool import forked, fsutil
 from wbtool.bulk import gc_paused
-from wbtool.errors import CorruptObjectError, NotFoundError, UsageError, VerificationError
+from wbtool.errors import (
+    ConflictError,
+    CorruptObjectError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+    VerificationError,
+)
 from wbtool.hashing import copy_hashing, hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import all_clean_entry_paths, validate_entry_path
@@ -29,6 +36,7 @@ from wbtool.store.objects import ObjectStore, PackLocation, Unpacked
 
 if TYPE_CHECKING:
     from wbtool.artifacts import references
+    from wbtool.artifacts.registry import Registry, VersionRecord
 
 LINK_MODES = ("auto", "copy", "reflink", "hardlink", "symlink")
 Progress = Callable[[int, int], None]
@@ -476,10 +484,27 @@ def _probe_reflink(store: Store, root: Path) -> bool:
     return ok
 
 
-def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest) -> int:
+def refuse_dangerous_root(root: str | os.PathLike) -> None:
+    """UsageError for a checkout into a folder that is never meant: the
+    filesystem's root or the home folder (an unset variable in
+    ``checkout m:v1 "$OUT/"``), where deleting what the version lacks would
+    take everything."""
+    if os.fspath(root) == "":
+        raise UsageError("name the folder to check out into")
+    real = os.path.realpath(root)
+    home = os.path.expanduser("~")
+    if os.path.dirname(real) == real or (home != "~" and real == os.path.realpath(home)):
+        raise UsageError(f"refusing to check out into {root}: checkout deletes everything "
+                         "there that is not in the version; name a folder of its own")
+
+
+def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest, *,
+                  check: Callable[[list[str]], None] | None = None) -> int:
     """Delete everything under ``root`` that is not an entry (checkout). The
-    store, and any ``.wbtool`` folder, are left alone (walks never add them);
-    an entry that would land on the store is refused first."""
+    store, and any ``.wbtool`` folder, are left alone (walks never add them),
+    with the folders that hold them; an entry that would land on the store is
+    refused first. ``check`` is given every file that would be deleted (paths
+    relative to ``root``) before any is, and may raise to keep them all."""
     root_path = Path(root).absolute()
     store_rel = store_under(store, root_path)
     try:
@@ -499,10 +524,67 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest) -> 
         keep_files.add(store_rel)  # neither swept into nor deleted
         parts = store_rel.split("/")
         keep_dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    removed = 0
+    files, folders, links = _extras(root_path, store_rel, keep_files, keep_dirs)
+    if check is not None and len(files) > len(links):
+        check([f for f in files if f not in links])  # a link holds no data of its own
+    for rel in files:
+        os.unlink(root_path / rel)
+    for rel in folders:  # deepest first; one that holds a store stays
+        with contextlib.suppress(OSError):
+            os.rmdir(root_path / rel)
+    return len(files)
 
-    def sweep(folder: Path, rel: str) -> None:
-        nonlocal removed
+
+def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.PathLike,
+                        hint: str) -> Callable[[list[str]], None]:
+    """A ``check`` for :func:`remove_extras` that lets a checkout delete only
+    files that some version of the same collection holds (what an earlier
+    checkout or download of it left), and refuses, with ``hint``, anything
+    else: a checkout into a folder of other work deletes none of it."""
+
+    def check(files: list[str]) -> None:
+        pending = set(files)
+        # Newest first; this version too, for the files of a folder reference.
+        for other in reversed(registry.versions(rec.project, rec.name)):
+            try:
+                entries = registry.load_manifest(other).entries
+            except StoreError:  # a version whose manifest is not here vouches for nothing
+                continue
+            pending -= {p for p in pending if _held(p, entries)}
+            if not pending:
+                return
+        if pending:
+            first = min(pending)
+            count = f"{len(pending)} file{'s' if len(pending) != 1 else ''}"
+            raise ConflictError(
+                f"{root} holds {count} that no version of {rec.name} has (such as {first!r}), "
+                f"which checkout would delete; check out into an empty folder, or {hint}")
+
+    return check
+
+
+def _held(path: str, entries: dict[str, ManifestEntry]) -> bool:
+    """Whether ``path`` is an entry, or a file in a folder an entry refers to."""
+    if path in entries:
+        return True
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        entry = entries.get(path)
+        if entry is not None:
+            return entry.ref is not None
+    return False
+
+
+def _extras(root: Path, store_rel: str | None, keep_files: set[str],
+            keep_dirs: set[str]) -> tuple[list[str], list[str], set[str]]:
+    """What a checkout deletes under ``root``: the files (and links) that are
+    not entries, the folders no entry is in, deepest first, and which of
+    those files are symbolic links."""
+    files: list[str] = []
+    folders: list[str] = []
+    links: set[str] = set()
+
+    def walk(folder: Path, rel: str, doomed: bool) -> None:
         with os.scandir(folder) as it:
             entries = list(it)
         for entry in entries:
@@ -512,17 +594,17 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest) -> 
             ):
                 continue  # a store (this one, or another project's) is never swept
             if entry.is_dir(follow_symlinks=False):
-                if entry_rel in keep_dirs:
-                    sweep(Path(entry.path), entry_rel)
-                else:
-                    removed += sum(len(f) for _, _, f in os.walk(entry.path))
-                    shutil.rmtree(entry.path)
-            elif entry_rel not in keep_files or entry_rel in keep_dirs:
-                os.unlink(entry.path)
-                removed += 1
+                gone = doomed or entry_rel not in keep_dirs
+                walk(Path(entry.path), entry_rel, gone)
+                if gone:
+                    folders.append(entry_rel)
+            elif doomed or entry_rel not in keep_files or entry_rel in keep_dirs:
+                files.append(entry_rel)
+                if entry.is_symlink():
+                    links.add(entry_rel)
 
-    sweep(root_path, "")
-    return removed
+    walk(root, "", False)
+    return files, folders, links
 
 
 def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None = None) -> None:

@@ -286,11 +286,16 @@ def checkout(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
         "symlink give read-only files shared with the store (a small file stored in a pack is "
         "written out once, by the first such checkout)."),
+    force: bool = typer.Option(
+        False, "--force", help="Also delete files that no version of NAME has (without it, "
+        "a folder holding any is refused and nothing is deleted)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Make DIRECTORY hold exactly this version (other files there are deleted)."""
-    ops.checkout_version(ref, directory, link=link.value, project=project, as_json=as_json)
+    """Make DIRECTORY hold exactly this version: files there that the version lacks are
+    deleted, when they come from other versions of NAME (or with --force)."""
+    ops.checkout_version(ref, directory, link=link.value, project=project, force=force,
+                         as_json=as_json)
 
 
 @app.command()

@@ -117,18 +117,21 @@ def log_version(
 
 def checkout_version(
     ref: str, directory: str, *, link: str = "auto", project: str | None = None,
-    as_json: bool = False,
+    force: bool = False, as_json: bool = False,
 ) -> None:
     """``wbtool artifact checkout``: make ``directory`` hold exactly this version."""
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
+    materialize.refuse_dangerous_root(directory)
     ctx = context(project)
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     materialize.store_under(ctx.store, directory)  # refused before anything is made
     os.makedirs(directory, exist_ok=True)
-    removed = materialize.remove_extras(ctx.store, directory, manifest)
+    check = None if force else materialize.only_versions_files(
+        ctx.registry, rec, directory, "pass --force to delete them")
+    removed = materialize.remove_extras(ctx.store, directory, manifest, check=check)
 
     def write() -> Any:
         with output.progress(f"checking out {rec.name}:{rec.version}", len(manifest)) as cb:

@@ -150,7 +150,7 @@ ARTIFACT_LOG_OPTIONS: OptionSpec = {
 }
 _LINKS = ("auto", "copy", "reflink", "hardlink", "symlink")
 ARTIFACT_CHECKOUT_OPTIONS: OptionSpec = {
-    "--link": ("link", _LINKS),
+    "--link": ("link", _LINKS), "--force": ("force", "flag"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 ARTIFACT_DOWNLOAD_OPTIONS: OptionSpec = {
