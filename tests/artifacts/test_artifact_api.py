@@ -28,6 +28,7 @@ from wbtool.errors import (
     MissingExtraError,
     NotFoundError,
     RemoteUnreachableError,
+    UsageError,
     VerificationError,
     WbtoolError,
 )
@@ -1067,6 +1068,15 @@ def test_link_with_alias_and_unlink_of_source_fails(tmp_path: Path) -> None:
     assert load("portfolio-a:production").source_name == "link-alias:v0"
     with pytest.raises(ValueError):
         src.unlink()
+
+
+@pytest.mark.parametrize("target", ["../x", "a b/port", "p/../port"])
+def test_a_link_target_with_an_invalid_project_is_refused(tmp_path: Path, target: str) -> None:
+    """A portfolio in project ``..`` could be named by no command afterwards."""
+    src = logged("link-bad", {"a.txt": "a"}, tmp_path)
+    with pytest.raises(UsageError):
+        src.link(target)
+    assert load("link-bad:v0").linked_artifacts == []
 
 
 def test_deleting_a_link_keeps_the_source(tmp_path: Path) -> None:

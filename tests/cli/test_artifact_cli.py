@@ -232,6 +232,9 @@ def test_latest_cannot_be_added_by_hand(cli: Cli, tmp_path: Path) -> None:
     assert cli("artifact", "info", "ds:best").code == 3
     res = cli("artifact", "alias", "rm", "ds", "latest")
     assert res.code == 2 and "always names the newest version" in res.err
+    for bad in ("", "no spaces", "a/b"):
+        res = cli("artifact", "alias", "rm", "ds", bad)
+        assert res.code == 2 and res.err.startswith("wbtool: error: invalid alias"), res.err
 
 
 def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> None:

@@ -486,6 +486,7 @@ class Registry:
         self, rec: VersionRecord, project: str, portfolio: str, aliases: list[str] | None = None
     ) -> VersionRecord:
         """Link ``rec`` into a portfolio collection (created on first use)."""
+        validate_name(project, "project name")
         validate_name(portfolio, "portfolio name")
         source = self.get(rec.source_id) if rec.source_id is not None else rec
         _check_labels(aliases or (), ())

@@ -406,6 +406,11 @@ def alias_rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove aliases from whichever version holds them."""
+    from wbtool.names import parse_version, validate_alias
+
+    for a in aliases:
+        if parse_version(a) is None:  # a version number is looked up, and not found
+            validate_alias(a)
     ctx = ops.context(project)
     proj, bare = ops.split_project(ctx, name)
     rec = None

@@ -46,23 +46,23 @@ def resolve(registry: Registry, project: str, name: str,
     """The local version record, pulled from the default remote when missing here."""
     try:
         return registry.resolve(project, name, version)
-    except NotFoundError as missing:
+    except NotFoundError:
         remote = _default_remote(registry)
         if remote is None:
             raise
-        local_error = missing
     from wbtool.remote.pull import pull
 
     label = f"{project}/{name}:{version or 'latest'}"
-    _note(f"{label} is not in the local store; fetching it from {remote.url}")
     try:
         result = pull(registry, remote, [(project, name, version)])
-    except NotFoundError:
-        raise local_error from None
+    except NotFoundError:  # one line: neither here nor there
+        raise NotFoundError(f"artifact {label} not found, neither here nor on the default "
+                            f"remote {remote.url}", what="artifact", name=label) from None
     if result.refused:
         first = result.refused[0]
         raise VerificationError(f"{label} on {remote.url} was refused: {first['path']}: "
                                 f"{first['reason']}")
+    _note(f"{label} was not in the local store; fetched it from {remote.url}")
     n = parse_version(version) if version else None
     if n is not None:  # a version number names the remote's numbering
         for v in result.versions:
