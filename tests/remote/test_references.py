@@ -25,7 +25,13 @@ import wbtool
 from tests.conftest import make_tree, read_tree
 from tests.remote.conftest import BUCKET, Server, free_port, server_for
 from wbtool.artifacts import references
-from wbtool.errors import NotFoundError, RemoteUnreachableError, UsageError, VerificationError
+from wbtool.errors import (
+    ConflictError,
+    NotFoundError,
+    RemoteUnreachableError,
+    UsageError,
+    VerificationError,
+)
 from wbtool.hashing import hash_bytes
 from wbtool.remote import config
 from wbtool.remote.fs import FsspecRemote, open_remote
@@ -194,7 +200,9 @@ def test_checkout_fetches_references_and_removes_extras(prefix: Prefix, tmp_path
     uri = prefix.put("w.bin", b"weights")
     got = log_refs("co", uri)
     root = make_tree(tmp_path / "co", {"stale.txt": b"old", "w.bin/inner": b"a folder in the way"})
-    got.checkout(str(root))
+    with pytest.raises(ConflictError, match="holds 2 files"):
+        got.checkout(str(root))  # neither is the version's
+    got.checkout(str(root), force=True)
     assert read_tree(root) == {"w.bin": b"weights"}
 
 

@@ -564,14 +564,15 @@ def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.P
 
 
 def _held(path: str, entries: dict[str, ManifestEntry]) -> bool:
-    """Whether ``path`` is an entry, or a file in a folder an entry refers to."""
+    """Whether ``path`` is an entry, or a file in a folder an entry refers to
+    (a reference by URI only, which a download lists)."""
     if path in entries:
         return True
     while "/" in path:
         path = path.rsplit("/", 1)[0]
         entry = entries.get(path)
         if entry is not None:
-            return entry.ref is not None
+            return entry.ref is not None and not _checksummed(entry)
     return False
 
 
