@@ -151,7 +151,7 @@ complete -c wbtool -n '__wbtool_at artifact' -f -a download -d 'Write a version\
 complete -c wbtool -n '__wbtool_at artifact' -f -a info -d 'Show one version: digest, size, aliases, tags, metadata.'
 complete -c wbtool -n '__wbtool_at artifact' -f -a link -d 'Link a version into a portfolio collection (e.g. a model registry).'
 complete -c wbtool -n '__wbtool_at artifact' -f -a log -d 'Commit the draft plus PATHs as the next version (like git commit).'
-complete -c wbtool -n '__wbtool_at artifact' -f -a ls -d 'List artifacts, or the versions of one.'
+complete -c wbtool -n '__wbtool_at artifact' -f -a ls -d 'List artifacts (of the project given or set in the settings; with none set, of every project), or the versions of one.'
 complete -c wbtool -n '__wbtool_at artifact' -f -a reset -d 'Drop the draft of NAME (or only some staged paths).'
 complete -c wbtool -n '__wbtool_at artifact' -f -a rm -d 'Delete a version (its objects are freed by \'cache gc\').'
 complete -c wbtool -n '__wbtool_at artifact' -f -a status -d 'Show what is staged.'

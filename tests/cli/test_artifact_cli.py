@@ -683,7 +683,18 @@ def test_json_listing_and_settings_show(cli: Cli, tmp_path: Path) -> None:
     doc = cli("artifact", "ls", "--project", "p1", "--json", check=True).json()
     assert doc["schema"] == 1
     assert [c["name"] for c in doc["result"]] == ["ds"]
-    assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
+    # With no project set, every project is listed (as by `runs list`).
+    cli("artifact", "log", "other", str(data), "--type", "dataset", check=True)
+    listed = cli("artifact", "ls", "--json", check=True).json()["result"]
+    assert [(c["project"], c["name"]) for c in listed] == [("p1", "ds"),
+                                                           ("uncategorized", "other")]
+    for only_default in ({"WBTOOL_PROJECT": "uncategorized"}, {"WBTOOL_PROJECT": "none"}):
+        listed = cli("artifact", "ls", "--json", env=only_default, check=True).json()["result"]
+        assert [c["name"] for c in listed] == (
+            ["other"] if only_default["WBTOOL_PROJECT"] == "uncategorized" else [])
+    everything = cli("artifact", "ls", "--all-projects", "--json",
+                     env={"WBTOOL_PROJECT": "none"}, check=True).json()["result"]
+    assert len(everything) == 2
     shown = cli("settings", "show", "project", "--json",
                 env={"WBTOOL_PROJECT": "envp"}, check=True).json()["result"]
     assert shown["project"] == {"value": "envp", "source": "env WBTOOL_PROJECT"}

@@ -191,11 +191,13 @@ def ls(
     all_projects: bool = typer.Option(False, "--all-projects", help="Every project."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """List artifacts, or the versions of one."""
+    """List artifacts (of the project given or set in the settings; with none
+    set, of every project), or the versions of one."""
     ctx = ops.context(project)
     reg = ctx.registry
     if name is None:
-        rows = reg.collections(None if all_projects else ctx.project)
+        everywhere = all_projects or (project is None and ctx.settings.project is None)
+        rows = reg.collections(None if everywhere else ctx.project)
         if as_json:
             output.emit_json("artifact ls", rows)
             return
