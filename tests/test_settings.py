@@ -182,3 +182,14 @@ def test_the_deprecated_boolean_reinit_means_what_the_reference_says() -> None:
     """False is "return_previous", so a notebook does not finish its run."""
     assert Settings(reinit=False).reinit == "return_previous"
     assert Settings(reinit=True).reinit == "finish_previous"
+
+
+def test_a_store_path_that_is_a_file_is_told_in_words(cli: Cli, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a store\n")
+    for args in (("artifact", "ls"), ("settings", "show"), ("runs", "list")):
+        res = cli(*args, env={"WBTOOL_DIR": str(afile)})
+        assert (res.code, res.err) == (
+            2, f"wbtool: error: the wbtool store {afile} (from WBTOOL_DIR) is a file, "
+               "not a folder\n"), args
+    assert afile.read_text() == "not a store\n"

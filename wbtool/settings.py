@@ -380,7 +380,7 @@ def load(
     cwd: str | None = None,
 ) -> Settings:
     """Resolve settings from every source, recording each value's origin."""
-    from wbtool.store.layout import discover
+    from wbtool.store.layout import locate
 
     env = os.environ if environ is None else environ
     given = explicit.explicit() if isinstance(explicit, Settings) else dict(explicit or {})
@@ -394,7 +394,11 @@ def load(
     settings.update_from_dict(_read_file(system_path), f"system file {system_path}")
 
     root_dir = given.get("root_dir") or from_env.get("root_dir") or settings.root_dir
-    store_dir = discover(root_dir=root_dir, cwd=cwd, environ=env)
+    store_dir, found = locate(root_dir=root_dir, cwd=cwd, environ=env)
+    if store_dir.exists() and not store_dir.is_dir():
+        from wbtool.errors import UsageError
+
+        raise UsageError(f"the wbtool store {store_dir} (from {found}) is a file, not a folder")
     workspace = store_dir / "settings.yaml"
     settings.update_from_dict(_read_file(workspace), f"workspace file {workspace}")
     for name, value in from_env.items():
