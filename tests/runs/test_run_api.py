@@ -425,6 +425,16 @@ def test_init_refuses_an_invalid_project(store_dir: Path, project: str) -> None:
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+@pytest.mark.parametrize("run_id", ["-x", "--", "-rf"])
+def test_init_refuses_a_run_id_that_reads_as_an_option(store_dir: Path, run_id: str) -> None:
+    """``wbtool runs show -x`` could never name such a run."""
+    from wbtool.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"invalid run id .*must not start with '-'"):
+        wandb.init(id=run_id, settings=quiet())
+    assert not store_dir.exists()  # refused before the store is made
+
+
 def test_context_manager_marks_failures() -> None:
     with pytest.raises(RuntimeError), wandb.init(settings=quiet()) as run:
         run.log({"a": 1})

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wbtool._version import __version__
-from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageError
 from wbtool.names import validate_name
 from wbtool.runs import catalog, current
 from wbtool.runs.config import Config, load_config_source, read_yaml_file, select_keys
@@ -224,10 +224,14 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
 
     if settings.project:  # refused before the store is touched
         validate_name(settings.project, "project name")
+    run_id = validate_id(settings.run_id) if settings.run_id else None
+    if run_id is not None and run_id.startswith("-"):
+        raise InvalidNameError(what="run id", value=run_id,
+                               reason="must not start with '-' (commands would take it for "
+                                      "an option)")
     ctx = Context.from_settings(settings)
     runs_dir = ctx.store.path / "runs"
     project = validate_name(ctx.project, "project name")  # as an artifact's project
-    run_id = validate_id(settings.run_id) if settings.run_id else None
     if settings.resume_from and settings.fork_from:
         raise UsageError("resume_from and fork_from cannot be used together: resume_from "
                          "rewinds a run, fork_from starts a new run from one")
