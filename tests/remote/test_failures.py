@@ -85,6 +85,26 @@ def _wait_for(check: Callable[[], bool], what: str, seconds: float = 30) -> None
         time.sleep(0.05)
 
 
+def _interrupted_sync(store: Store, ready: Callable[[], bool], what: str) -> None:
+    """Start ``wbtool sync`` from ``store``, press Ctrl-C once ``ready()``,
+    and check that it ends at once, as an interruption."""
+    sync = subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--no-runs"],
+                            env={**os.environ, **store.env}, cwd=store.cli.cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        _wait_for(ready, what)
+        interrupted = time.monotonic()
+        sync.send_signal(signal.SIGINT)
+        out, err = sync.communicate(timeout=30)
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+    assert time.monotonic() - interrupted < 10
+    assert (sync.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")
+
+
 def _published(backend: Backend) -> list[str]:
     """Version records and manifests on the remote, read past the proxy."""
     remote = backend.open()
@@ -102,21 +122,7 @@ def test_ctrl_c_while_the_server_hangs_ends_the_push_at_once(
     a("artifact", "log", "data", str(src), "--type", "dataset")
 
     proxy.stall(True)
-    sync = subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--no-runs"],
-                            env={**os.environ, **a.env}, cwd=a.cli.cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        _wait_for(lambda: proxy.held() >= 1, "an upload to hang")
-        interrupted = time.monotonic()
-        sync.send_signal(signal.SIGINT)
-        out, err = sync.communicate(timeout=30)
-    finally:
-        if sync.poll() is None:
-            sync.kill()
-            sync.communicate()
-    assert time.monotonic() - interrupted < 10
-    assert (sync.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")
+    _interrupted_sync(a, lambda: proxy.held() >= 1, "an upload to hang")
     assert _published(proxy.direct) == []  # objects only: no manifest, no version record
 
     proxy.stall(False)
@@ -148,11 +154,6 @@ def test_ctrl_c_during_a_large_upload_to_s3_takes_its_parts_back(
             (src / f"model-{i}.bin").write_bytes(os.urandom(s3parts.THRESHOLD))
         a("artifact", "log", "model", str(src), "--type", "model")
 
-        proxy.stall(True, only="partNumber=")
-        sync = subprocess.Popen([sys.executable, "-m", "wbtool", "sync", "--no-runs"],
-                                env={**os.environ, **a.env}, cwd=a.cli.cwd,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         client = proxy.direct.open().client  # type: ignore[attr-defined]
         bucket, _, prefix = proxy.direct.url.removeprefix("s3://").partition("/")
 
@@ -160,18 +161,9 @@ def test_ctrl_c_during_a_large_upload_to_s3_takes_its_parts_back(
             answer = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
             return list(answer.get("Uploads", []))
 
-        try:
-            _wait_for(lambda: len(pending()) == 2 and proxy.held() >= 2,
-                      "both uploads to start and their parts to hang")
-            interrupted = time.monotonic()
-            sync.send_signal(signal.SIGINT)
-            out, err = sync.communicate(timeout=30)
-        finally:
-            if sync.poll() is None:
-                sync.kill()
-                sync.communicate()
-        assert time.monotonic() - interrupted < 10
-        assert (sync.returncode, out, err) == (130, "", "wbtool: error: interrupted\n")
+        proxy.stall(True, only="partNumber=")
+        _interrupted_sync(a, lambda: len(pending()) == 2 and proxy.held() >= 2,
+                          "both uploads to start and their parts to hang")
         assert pending() == []
         assert _published(proxy.direct) == []
     finally:

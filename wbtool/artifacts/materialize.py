@@ -553,12 +553,11 @@ def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.P
             pending -= {p for p in pending if _held(p, entries)}
             if not pending:
                 return
-        if pending:
-            first = min(pending)
-            count = f"{len(pending)} file{'s' if len(pending) != 1 else ''}"
-            raise ConflictError(
-                f"{root} holds {count} that no version of {rec.name} has (such as {first!r}), "
-                f"which checkout would delete; check out into an empty folder, or {hint}")
+        count = f"{len(pending)} file{'s' if len(pending) != 1 else ''}"
+        raise ConflictError(
+            f"{root} holds {count} that no version of {rec.name} has (such as "
+            f"{min(pending)!r}), which checkout would delete; check out into an empty folder, "
+            f"or {hint}")
 
     return check
 
