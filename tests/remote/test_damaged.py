@@ -91,6 +91,15 @@ def test_adding_a_missing_folder_is_allowed_and_said(cli: Cli, tmp_path: Path) -
     assert not missing.exists()
     res = cli("remote", "add", "here", str(tmp_path))
     assert res.code == 0 and res.err == ""
+    deeper = tmp_path / "no" / "such"
+    res = cli("remote", "add", "deeper", str(deeper))
+    assert res.code == 0 and "nor does the folder above it" in res.err and "mkdir -p" in res.err
+    (tmp_path / "afile").write_bytes(b"x")
+    res = cli("remote", "add", "afile", str(tmp_path / "afile" / "x"))
+    assert res.code == 0 and "nor does the folder above it" in res.err
+    res = cli("remote", "add", "file", str(tmp_path / "afile"))
+    assert res.code == 2 and "is not a folder" in res.err
+    assert not deeper.parent.exists()
 
 
 def test_the_library_tells_a_missing_folder_from_a_missing_file(tmp_path: Path) -> None:

@@ -57,16 +57,22 @@ def add(
 
 
 def _note_missing_folder(url: str) -> None:
-    """Adding a folder that does not exist is allowed (the first push makes it,
-    as git accepts any URL), but said, since reading it fails until then."""
+    """Adding a folder that does not exist is allowed (as git accepts any URL;
+    the first push makes it where the folder above it exists), but said, since
+    reading it fails until then."""
     import os
 
     from wbtool.remote.fs import parse_url
 
     parsed = parse_url(url)
-    if parsed.is_local and not os.path.isdir(parsed.root):
-        output.note(f"wbtool: note: the folder {parsed.root} does not exist yet; "
-                    "the first `wbtool sync` to it creates it")
+    if not parsed.is_local or os.path.lexists(parsed.root):  # a file is refused by add()
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(parsed.root))):
+        problem = "does not exist yet; the first `wbtool sync` to it creates it"
+    else:
+        problem = ("does not exist, nor does the folder above it; make it "
+                   "(mkdir -p) before the first `wbtool sync`")
+    output.note(f"wbtool: note: the folder {parsed.root} {problem}")
 
 
 @app.command("list")
