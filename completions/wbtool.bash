@@ -25,7 +25,7 @@ _wbtool_spec() {
             opts="--help -h"
             ;;
         "wbtool artifact add")
-            opts="--help --json --name-in-artifact --policy --project --reference --type -h -p -t"
+            opts="--help --incremental --json --name-in-artifact --policy --project --reference --type -h -i -p -t"
             value_opts="--name-in-artifact --policy --project --reference --type -p -t"
             takes_args=1
             ;;
@@ -77,7 +77,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool artifact log")
-            opts="--alias --description --help --json --metadata --name-in-artifact --policy --project --run --tag --type -a -d -h -p -t"
+            opts="--alias --description --help --incremental --json --metadata --name-in-artifact --policy --project --run --tag --type -a -d -h -i -p -t"
             value_opts="--alias --description --metadata --name-in-artifact --policy --project --run --tag --type -a -d -p -t"
             takes_args=1
             ;;

@@ -161,6 +161,7 @@ complete -c wbtool -n '__wbtool_at artifact' -s h -l help -d 'Show this message 
 
 # wbtool artifact add
 complete -c wbtool -n '__wbtool_at artifact add' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at artifact add' -s i -l incremental -d 'Start from the files of the latest version: the next version keeps them, with these added or replaced.'
 complete -c wbtool -n '__wbtool_at artifact add' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact add' -l name-in-artifact -r -d 'Path inside the artifact (one PATH only).'
 complete -c wbtool -n '__wbtool_at artifact add' -l policy -x -a 'immutable mutable' -d 'mutable: copy; immutable: your promise never to change the files (hard-linked into the store and made read-only).'
@@ -232,6 +233,7 @@ complete -c wbtool -n '__wbtool_at artifact link' -s p -l project -r -d 'Project
 complete -c wbtool -n '__wbtool_at artifact log' -s a -l alias -r -d 'Alias (repeatable).'
 complete -c wbtool -n '__wbtool_at artifact log' -s d -l description -r -d 'Description (markdown) of the version.'
 complete -c wbtool -n '__wbtool_at artifact log' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at artifact log' -s i -l incremental -d 'Start from the files of the latest version: the next version keeps them, with these added or replaced.'
 complete -c wbtool -n '__wbtool_at artifact log' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact log' -l metadata -r -d 'JSON object.'
 complete -c wbtool -n '__wbtool_at artifact log' -l name-in-artifact -r -d 'Path inside the artifact (one PATH only).'

@@ -96,6 +96,10 @@ class StoreLockedError(ConflictError):
     """the store at {path} is busy ({message}); try again when it is done"""
 
 
+class LatestMovedError(ConflictError):
+    """the latest version of {project}/{name} changed from {base} to {newest} while this was made"""
+
+
 class StoreError(WbtoolError):
     """{message}"""
 

@@ -150,6 +150,15 @@ class Manifest:
         under = min(p for p in entries if p.startswith(clash + "/"))
         return clash, under
 
+    def changes_to(self, other: Manifest) -> tuple[list[str], list[str], list[str]]:
+        """Sorted paths (added, removed, changed) from this manifest to ``other``."""
+        mine, theirs = self.entries, other.entries
+        added = sorted(theirs.keys() - mine.keys())
+        removed = sorted(mine.keys() - theirs.keys())
+        changed = sorted(p for p in mine.keys() & theirs.keys()
+                         if not mine[p].same_content(theirs[p]))
+        return added, removed, changed
+
     def copy(self) -> Manifest:
         m = Manifest()
         m.entries = {

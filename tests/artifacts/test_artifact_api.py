@@ -641,6 +641,23 @@ def test_new_draft_can_remove_files(tmp_path: Path) -> None:
     assert load("incr-rm:v0").file_count == 2
 
 
+def test_incremental_artifact_goes_on_top_of_the_latest_version(tmp_path: Path) -> None:
+    logged("incr-flag", {"a.txt": "a", "b.txt": "b"}, tmp_path)
+    art = wbtool.Artifact("incr-flag", "dataset", incremental=True)
+    art.add_file(str(write(tmp_path / "b2.txt", "B")), name="b.txt")
+    art.add_file(str(write(tmp_path / "c.txt", "c")))
+    art.save()
+    assert art.version == "v1" and art.file_count == 3
+    root = tmp_path / "out"
+    load("incr-flag:v1").download(str(root))
+    assert read_tree(root) == {"a.txt": b"a", "b.txt": b"B", "c.txt": b"c"}
+    # the first version of a collection: nothing to start from
+    first = wbtool.Artifact("incr-new", "dataset", incremental=True)
+    first.add_file(str(tmp_path / "c.txt"))
+    first.save()
+    assert first.version == "v0" and first.file_count == 1
+
+
 def test_new_draft_without_changes_is_a_noop(tmp_path: Path) -> None:
     v0 = logged("incr-noop", {"a.txt": "a"}, tmp_path)
     draft = v0.new_draft()

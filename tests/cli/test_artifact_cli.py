@@ -365,6 +365,60 @@ def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: 
     assert cli("artifact", "status", "--json").json()["result"] == []
 
 
+def test_incremental_draft_starts_from_the_latest_version(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "b.txt": b"b", "sub/s.txt": b"s"})
+    (tmp_path / "c.txt").write_bytes(b"c")
+    (tmp_path / "b2.txt").write_bytes(b"B")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    cli("artifact", "add", "ds", str(tmp_path / "c.txt"), "--incremental", check=True)
+    cli("artifact", "add", "ds", str(tmp_path / "b2.txt"), "--name-in-artifact", "b.txt",
+        check=True)
+    cli("artifact", "reset", "ds", "sub", check=True)  # in an incremental draft: a removal
+    status = cli("artifact", "status", "ds", "--json", check=True).json()["result"][0]
+    assert status["based_on"] == "v0" and status["type"] == "dataset"
+    assert status["changes"] == {"added": ["c.txt"], "removed": ["sub/s.txt"],
+                                 "changed": ["b.txt"]}
+    text = cli("artifact", "status", "ds", check=True).out
+    assert "on top of v0: 1 added, 1 changed, 1 removed" in text and "- sub/s.txt" in text
+    assert cli("artifact", "log", "ds", "--json", check=True).json()["result"]["version"] == "v1"
+    out = tmp_path / "out"
+    cli("artifact", "download", "ds:v1", "--root", str(out), check=True)
+    assert read_tree(out) == {"a.txt": b"a", "b.txt": b"B", "c.txt": b"c"}
+    # the one-step form: the latest version's files plus PATH
+    cli("artifact", "log", "ds", str(data / "sub"), "--name-in-artifact", "back", "-i",
+        check=True)
+    cli("artifact", "download", "ds:v2", "--root", str(tmp_path / "out2"), check=True)
+    assert read_tree(tmp_path / "out2") == {**read_tree(out), "back/s.txt": b"s"}
+
+
+def test_an_incremental_draft_is_not_committed_over_a_newer_version(
+    cli: Cli, tmp_path: Path, store_dir: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (tmp_path / "c.txt").write_bytes(b"c")
+    cli("artifact", "add", "ds", str(tmp_path / "c.txt"), "-i", check=True)
+    script = ("import wbtool, sys\n"
+              "art = wbtool.Artifact('ds', 'dataset', incremental=True)\n"
+              "art.add_file(sys.argv[1], name='other.txt')\n"
+              "art.save()\n")
+    subprocess.run([sys.executable, "-c", script, str(data / "a.txt")], check=True,
+                   env={**os.environ, "WBTOOL_DIR": str(store_dir)})
+    res = cli("artifact", "log", "ds")
+    assert res.code == 5 and res.err.count("\n") == 1
+    assert "changed from v0 to v1" in res.err and "reset ds" in res.err
+    assert versions(store_dir, "ds") == [0, 1]
+    assert cli("artifact", "status", "ds", "--json").json()["result"][0]["based_on"] == "v0"
+    # a draft that started empty cannot become incremental: it would drop every file
+    cli("artifact", "reset", "ds", check=True)
+    cli("artifact", "add", "ds", str(tmp_path / "c.txt"), check=True)
+    for command in ("add", "log"):
+        extra = [str(tmp_path / "c.txt")] if command == "add" else []
+        res = cli("artifact", command, "ds", *extra, "--incremental")
+        assert res.code == 5 and "started empty" in res.err
+    assert versions(store_dir, "ds") == [0, 1]
+
+
 def test_a_staged_object_gone_from_the_store_stops_the_log(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:

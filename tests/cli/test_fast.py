@@ -36,3 +36,22 @@ def test_log_checks_its_pairs_before_it_opens_the_store(cli: Cli, store_dir: Pat
     unusable = {"WBTOOL_DIR": os.devnull + "/store"}
     res = cli("log", "=1", env=unusable)
     assert (res.code, res.err) == (2, full(cli, "log", "=1", env=unusable).err)
+
+
+@pytest.mark.parametrize(("command", "table"), [
+    ("log", "ARTIFACT_LOG_OPTIONS"), ("checkout", "ARTIFACT_CHECKOUT_OPTIONS"),
+    ("download", "ARTIFACT_DOWNLOAD_OPTIONS"), ("verify", "ARTIFACT_VERIFY_OPTIONS"),
+])
+def test_artifact_fast_paths_take_every_option_of_the_full_command(
+    command: str, table: str
+) -> None:
+    # An option the fast path lacks still works (the full command line takes
+    # the call), but costs every script that passes it the slow start.
+    import typer.main
+
+    from wbtool.cli import fast
+    from wbtool.cli.main import app
+
+    full_command = typer.main.get_command(app).commands["artifact"].commands[command]  # type: ignore[attr-defined]
+    names = {opt for p in full_command.params if p.param_type_name == "option" for opt in p.opts}
+    assert names - {"--help", "-h"} == set(getattr(fast, table))

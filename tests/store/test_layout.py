@@ -97,6 +97,20 @@ def test_unknown_index_schema_refused(store_dir: Path) -> None:
         Index(store_dir / "index.db")
 
 
+def test_a_store_made_before_incremental_drafts_is_upgraded(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    db = store.index.db
+    db.execute("INSERT INTO drafts (project, name, type, manifest, updated_at)"
+               " VALUES ('p', 'd', NULL, '{}', 0)")
+    db.execute("ALTER TABLE drafts DROP COLUMN base")  # as older versions made it
+    store.close()
+    columns = [r[1] for r in Index(store_dir / "index.db").db.execute(
+        "PRAGMA table_info(drafts)")]
+    assert columns[-1] == "base"
+    row = Index(store_dir / "index.db").db.execute("SELECT name, base FROM drafts").fetchall()
+    assert row == [("d", None)]
+
+
 def test_config_is_written_as_json_and_hand_written_yaml_is_read(store_dir: Path) -> None:
     import json
 

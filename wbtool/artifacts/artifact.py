@@ -17,12 +17,14 @@ from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
 from wbtool.artifacts.metadata import check_metadata
+from wbtool.artifacts.registry import INCREMENTAL_TRIES, Based
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
     EntryNotFoundError,
+    LatestMovedError,
     NotFoundError,
     UsageError,
 )
@@ -665,22 +667,46 @@ class Artifact:
     def _commit(
         self, ctx: Context, *, project: str | None = None, aliases: list[str] | None = None,
         run_id: str | None = None, history_step: int | None = None,
-        check_only: Collection[str] | None = None,
+        check_only: Collection[str] | None = None, on_top_of: Based | None = None,
     ) -> Artifact:
         self._project = project or self._project or ctx.project
         validate_name(self._project, "project name")
         check_metadata(self._metadata)
+        if self._incremental and on_top_of is None:
+            return self._commit_incremental(ctx, aliases, run_id, history_step)
         rec = ctx.registry.commit(
             self._project, self._collection_name, self._type, self._manifest,
             description=self._description, metadata=self._metadata,
             aliases=[*self._aliases, *(aliases or [])], tags=self._tags,
             ttl=None if self._ttl is None else self._ttl.total_seconds(),
             run_id=run_id, history_step=history_step,
-            check_only=check_only,
+            check_only=check_only, on_top_of=on_top_of,
         )
         self.noop = rec.noop  # same digest as the latest version: same entries
         self._load_record(rec)
         return self
+
+    def _commit_incremental(
+        self, ctx: Context, aliases: list[str] | None, run_id: str | None,
+        history_step: int | None,
+    ) -> Artifact:
+        """``incremental=True``: this draft's entries on top of the files of
+        the latest version (as of the moment the version is recorded)."""
+        assert self._project is not None
+        mine, tries = self._manifest, 0
+        while True:
+            with ctx.store.lock(exclusive=False):  # the latest's objects stay
+                self._manifest, based = ctx.registry.latest_files(
+                    self._project, self._collection_name)
+                for entry in mine:
+                    self._manifest.add(entry)
+                try:
+                    return self._commit(ctx, aliases=aliases, run_id=run_id,
+                                        history_step=history_step, on_top_of=based)
+                except LatestMovedError:
+                    self._manifest, tries = mine, tries + 1
+                    if tries == INCREMENTAL_TRIES:
+                        raise
 
     def wait(self, timeout: int | None = None) -> Artifact:
         return self

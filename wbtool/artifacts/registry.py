@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wbtool.bulk import gc_paused
-from wbtool.errors import ConflictError, NotFoundError, StoreError, UsageError
+from wbtool.errors import (
+    ConflictError,
+    LatestMovedError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+)
 from wbtool.manifest import Manifest
 from wbtool.names import MAX_VERSION, parse_version, validate_alias, validate_name, validate_tag
 from wbtool.store.layout import Store
@@ -83,6 +89,29 @@ def _latest(db: sqlite3.Connection, coll_id: int) -> tuple[int, str] | None:
         (coll_id,),
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
+
+
+@dataclass(frozen=True)
+class Based:
+    """The version an incremental version is made from: ``idx`` (None: the
+    collection had no version yet)."""
+
+    idx: int | None
+
+    @property
+    def version(self) -> str | None:
+        return None if self.idx is None else f"v{self.idx}"
+
+    @property
+    def label(self) -> str:
+        return _label(self.idx)
+
+
+INCREMENTAL_TRIES = 5  # of an incremental version that others' versions keep overtaking
+
+
+def _label(idx: int | None) -> str:
+    return "none" if idx is None else f"v{idx}"
 
 
 def _check_labels(aliases: Any, tags: Any) -> None:
@@ -189,6 +218,15 @@ class Registry:
         data = self.store.objects.read_bytes(rec.manifest)
         return Manifest.from_bytes(data, f"manifest of {rec.name}:{rec.version}")
 
+    def latest_files(self, project: str, name: str) -> tuple[Manifest, Based]:
+        """The files of the newest version of ``project/name``, to make an
+        incremental version from (none, before its first version)."""
+        try:
+            rec = self.resolve(project, name)
+        except NotFoundError:
+            return Manifest(), Based(None)
+        return self.load_manifest(rec), Based(rec.idx)
+
     # -- writing --------------------------------------------------------------
     @gc_paused
     def commit(
@@ -207,6 +245,7 @@ class Registry:
         history_step: int | None = None,
         created_at: float | None = None,
         check_only: Collection[str] | None = None,
+        on_top_of: Based | None = None,
     ) -> VersionRecord:
         """Record ``manifest`` as the next version of ``project/name`` (created
         now, or at ``created_at`` for a version made elsewhere and pulled).
@@ -215,6 +254,9 @@ class Registry:
         ``check_only``, only those digests: the caller placed the others
         itself while holding the store's shared lock, which it still holds
         (garbage collection cannot have run since).
+        ``on_top_of``: the manifest was made from that version (an
+        incremental version); LatestMovedError if the latest is another one
+        now, since recording it would undo what that one changed.
         """
         _check_labels(aliases, tags)
         clash = manifest.path_clash()
@@ -237,7 +279,7 @@ class Registry:
                 project, name, type, digest, manifest_digest, manifest.size, len(manifest),
                 description=description, metadata=metadata, aliases=aliases, tags=tags,
                 ttl=ttl, run_id=run_id, history_step=history_step,
-                now=now if created_at is None else min(created_at, now),
+                now=now if created_at is None else min(created_at, now), on_top_of=on_top_of,
             )
 
     def commit_known(
@@ -271,12 +313,19 @@ class Registry:
         size: int, file_count: int, *, description: str | None,
         metadata: dict[str, Any] | None, aliases: Any, tags: Any, ttl: float | None,
         run_id: str | None, history_step: int | None, now: float,
+        on_top_of: Based | None = None,
     ) -> VersionRecord:
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
             latest = _latest(db, coll_id)
             if latest is not None and latest[1] == digest:  # another process won the race
                 return self._attach(db, coll_id, latest[0], aliases, tags, run_id)
+            if on_top_of is not None:
+                newest = db.execute("SELECT MAX(idx) FROM versions WHERE collection_id=?",
+                                    (coll_id,)).fetchone()[0]
+                if newest != on_top_of.idx:
+                    raise LatestMovedError(project=project, name=name,
+                                           newest=_label(newest), base=_label(on_top_of.idx))
             idx = db.execute(
                 "SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
             db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))

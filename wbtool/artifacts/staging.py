@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from wbtool.artifacts import ingest
 from wbtool.artifacts.artifact import Artifact
 from wbtool.artifacts.metadata import check_metadata
-from wbtool.artifacts.registry import VersionRecord
+from wbtool.artifacts.registry import INCREMENTAL_TRIES, Based, VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
-from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.errors import ConflictError, LatestMovedError, NotFoundError, UsageError
 from wbtool.hashing import new_hasher
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path, validate_name, validate_type
@@ -37,17 +37,44 @@ class Draft:
     type: str | None
     manifest: Manifest
     updated_at: float
+    #: None: the draft started empty; else (incremental) it started as the
+    #: files of this version (``Based(None)``: the collection had none yet).
+    based: Based | None = None
+
+
+# The drafts table's ``base`` column: NULL for a draft that started empty,
+# else the version number an incremental draft started from, or this.
+_BASED_ON_NOTHING = -1
 
 
 def load_draft(ctx: Context, project: str, name: str) -> Draft | None:
-    row = ctx.store.index.db.execute(
-        "SELECT type, manifest, updated_at FROM drafts WHERE project=? AND name=?",
-        (project, name),
-    ).fetchone()
+    # SELECT *: a read-only store made by an older wbtool has no base column
+    cur = ctx.store.index.db.execute(
+        "SELECT * FROM drafts WHERE project=? AND name=?", (project, name))
+    row = cur.fetchone()
     if row is None:
         return None
-    manifest = Manifest.from_bytes(row[1].encode(), f"draft of {name}")
-    return Draft(project, name, row[0], manifest, row[2])
+    doc = dict(zip((c[0] for c in cur.description), row, strict=True))
+    manifest = Manifest.from_bytes(doc["manifest"].encode(), f"draft of {name}")
+    base = doc.get("base")
+    based = None if base is None else Based(None if base == _BASED_ON_NOTHING else int(base))
+    return Draft(project, name, doc["type"], manifest, doc["updated_at"], based)
+
+
+def _check_incremental(ctx: Context, draft: Draft) -> None:
+    """ConflictError for ``--incremental`` on a draft that started empty, once
+    the collection has versions: committing it would drop their files."""
+    if draft.based is None and _has_versions(ctx, draft.project, draft.name):
+        raise ConflictError(
+            f"the draft of {draft.name!r} started empty, so it cannot be incremental: "
+            f"'wbtool artifact reset {draft.name}' drops it, then stage with --incremental")
+
+
+def _has_versions(ctx: Context, project: str, name: str) -> bool:
+    row = ctx.store.index.db.execute(
+        "SELECT 1 FROM versions v JOIN collections c ON c.id=v.collection_id"
+        " WHERE c.project=? AND c.name=? LIMIT 1", (project, name)).fetchone()
+    return row is not None
 
 
 def list_drafts(ctx: Context, project: str | None = None) -> list[Draft]:
@@ -155,8 +182,10 @@ def log_paths(
     tags: Sequence[str] = (),
     run_id: str | None = None,
     progress: ingest.Progress = ingest._no_progress,
+    incremental: bool = False,
 ) -> tuple[VersionRecord, list[tuple[str, str]]]:
-    """The one-step ``log NAME PATH...``: commit the draft (if any) plus PATHs.
+    """The one-step ``log NAME PATH...``: commit the draft (if any) plus PATHs
+    (``incremental``: on top of the files of the latest version).
 
     Without a draft, a walk whose fingerprint matches the last one logged
     from the same paths reuses that manifest without reading or even
@@ -167,7 +196,8 @@ def log_paths(
     walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     draft = load_draft(ctx, project, name)
     key = _tree_key(paths, name_in_artifact)
-    fingerprint = tree_fingerprint(walked) if draft is None else None
+    plain = draft is None and not incremental
+    fingerprint = tree_fingerprint(walked) if plain else None
     if fingerprint is not None:
         row = ctx.store.index.db.execute(
             "SELECT digest, manifest, size, file_count FROM tree_cache"
@@ -193,8 +223,8 @@ def log_paths(
             e.local_path = None
         art = commit(ctx, project, name, extra_entries=entries, type=type,
                      description=description, metadata=metadata, aliases=aliases, tags=tags,
-                     run_id=run_id, check_only=hits)
-    if fingerprint is not None and draft is None:
+                     run_id=run_id, check_only=hits, incremental=incremental)
+    if fingerprint is not None:
         rec = art._rec
         with ctx.store.index.transaction() as db:
             db.execute(
@@ -241,15 +271,24 @@ def stage(
     entries: Sequence[ManifestEntry],
     *,
     type: str | None = None,
+    incremental: bool = False,
 ) -> Draft:
-    """Merge ``entries`` into the draft of ``project/name`` (created if needed)."""
+    """Merge ``entries`` into the draft of ``project/name`` (created if needed:
+    empty, or ``incremental``, holding the files of the latest version)."""
     validate_name(name)
     if type is not None:
         validate_type(type)
     with ctx.store.index.transaction() as db:
         check_stageable(ctx, project, name, type, db)
         draft = load_draft(ctx, project, name)
-        manifest = draft.manifest if draft else Manifest()
+        if draft is None:
+            manifest, based = (ctx.registry.latest_files(project, name) if incremental
+                               else (Manifest(), None))
+        else:
+            manifest, based = draft.manifest, draft.based
+            if incremental and based is None:
+                _check_incremental(ctx, draft)
+                based = Based(None)
         if draft and draft.type and type and draft.type != type:
             raise ConflictError(
                 f"the draft of {name!r} has type {draft.type!r}, not {type!r}; "
@@ -258,13 +297,21 @@ def stage(
         for e in entries:
             manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, e.extra))
         new_type = type or (draft.type if draft else None)
+        if new_type is None and based is not None:
+            new_type = (_collection(ctx, project, name, db) or (None, None))[0]
         now = time.time()
         db.execute(
-            "INSERT OR REPLACE INTO drafts (project, name, type, manifest, updated_at)"
-            " VALUES (?,?,?,?,?)",
-            (project, name, new_type, manifest.to_bytes().decode(), now),
+            "INSERT OR REPLACE INTO drafts (project, name, type, manifest, updated_at, base)"
+            " VALUES (?,?,?,?,?,?)",
+            (project, name, new_type, manifest.to_bytes().decode(), now, _base_column(based)),
         )
-    return Draft(project, name, new_type, manifest, now)
+    return Draft(project, name, new_type, manifest, now, based)
+
+
+def _base_column(based: Based | None) -> int | None:
+    if based is None:
+        return None
+    return _BASED_ON_NOTHING if based.idx is None else based.idx
 
 
 def unstage(ctx: Context, project: str, name: str, paths: Sequence[str]) -> Draft:
@@ -306,15 +353,49 @@ def commit(
     tags: Sequence[str] = (),
     run_id: str | None = None,
     check_only: Collection[str] | None = None,
+    incremental: bool = False,
 ) -> Artifact:
     """Commit the draft (plus ``extra_entries``) as the next version; drop the draft.
     ``check_only``: of ``extra_entries``, only these digests need checking
     for presence, the others were stored under the store's shared lock,
-    still held (see :meth:`Registry.commit`); a draft's are all checked."""
+    still held (see :meth:`Registry.commit`); a draft's are all checked.
+    ``incremental``: the version starts as the files of the latest one
+    (a draft staged with ``incremental`` did already)."""
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
         raise NotFoundError(f"no files to log for {name!r}: none are staged, and no PATH "
                             "given held any (stage some with 'wbtool artifact add')")
+    if draft is not None and incremental and draft.based is None:
+        _check_incremental(ctx, draft)
+        draft.based = Based(None)
+    if draft is None and incremental:
+        # Nothing staged: the PATHs go on top of whatever is latest when the
+        # version is recorded; another process's version in between is kept.
+        for attempt in range(INCREMENTAL_TRIES):
+            try:
+                return _commit(ctx, project, name, None, extra_entries, incremental=True,
+                               type=type, description=description, metadata=metadata,
+                               aliases=aliases, tags=tags, run_id=run_id, check_only=check_only)
+            except LatestMovedError:
+                if attempt == INCREMENTAL_TRIES - 1:
+                    raise
+    try:
+        return _commit(ctx, project, name, draft, extra_entries, incremental=False, type=type,
+                       description=description, metadata=metadata, aliases=aliases, tags=tags,
+                       run_id=run_id, check_only=check_only)
+    except LatestMovedError as e:
+        raise LatestMovedError(
+            f"the latest version of {project}/{name} changed from {e.fields['base']} to "
+            f"{e.fields['newest']} since its draft was staged on top of it: 'wbtool artifact "
+            f"reset {name}' drops the draft, then stage again", **e.fields) from None
+
+
+def _commit(
+    ctx: Context, project: str, name: str, draft: Draft | None,
+    extra_entries: Sequence[ManifestEntry], *, incremental: bool, type: str | None,
+    description: str | None, metadata: dict[str, object] | None, aliases: Sequence[str],
+    tags: Sequence[str], run_id: str | None, check_only: Collection[str] | None,
+) -> Artifact:
     art_type = type or (draft.type if draft else None)
     if art_type is None:  # the collection's own, once it has versions
         row = _collection(ctx, project, name)
@@ -325,13 +406,17 @@ def commit(
         raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
     art = Artifact(name, art_type, description=description, metadata=metadata)
     art._ctx = ctx
+    based = draft.based if draft else None
     if draft:
         art._manifest = draft.manifest
+    elif incremental:
+        art._manifest, based = ctx.registry.latest_files(project, name)
     for e in extra_entries:
         art._manifest.add(e)
     art.tags = list(tags)
     art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
-                check_only=check_only if draft is None else None)
+                check_only=check_only if draft is None else None,
+                on_top_of=based)
     if draft is not None:
         with ctx.store.index.transaction() as db:
             db.execute(

@@ -40,6 +40,9 @@ class Link(str, Enum):
 ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: settings, then "
                           "'uncategorized').")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document instead of text.")
+IncrementalOpt = typer.Option(
+    False, "--incremental", "-i", help="Start from the files of the latest version: the next "
+    "version keeps them, with these added or replaced.")
 
 
 def _policy(policy: Policy) -> bool:
@@ -58,6 +61,7 @@ def add(
         "(hard-linked into the store and made read-only)."),
     reference: list[str] = typer.Option(
         None, "--reference", help="Track a URI without copying it (repeatable)."),
+    incremental: bool = IncrementalOpt,
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -82,17 +86,20 @@ def add(
         holder = Artifact(bare, type or "dataset")
         holder._ctx = ctx
         entries.extend(holder.add_reference(uri, name=name_in_artifact))
-    draft = staging.stage(ctx, proj, bare, entries, type=type)
+    draft = staging.stage(ctx, proj, bare, entries, type=type, incremental=incremental)
     if as_json:
         output.emit_json("artifact add", {
             "project": proj, "name": bare, "staged": len(entries),
             "draft_files": len(draft.manifest), "type": draft.type,
+            "incremental": draft.based is not None,
+            "based_on": draft.based and draft.based.version,
             "skipped": [{"path": p, "reason": r} for p, r in skipped]})
         return
     for p, r in skipped:
         output.note(f"skipped {p}: {r}")
+    on_top = f", on top of {draft.based.version}" if draft.based and draft.based.version else ""
     output.line(f"staged {len(entries)} file(s) into {proj}/{bare} "
-                f"({len(draft.manifest)} in the draft)")
+                f"({len(draft.manifest)} in the draft{on_top})")
 
 
 @app.command()
@@ -112,22 +119,60 @@ def status(
     else:
         drafts = staging.list_drafts(ctx)
     if as_json:
-        output.emit_json("artifact status", [
-            {"project": d.project, "name": d.name, "type": d.type, "files": len(d.manifest),
-             "size": d.manifest.size,
-             "entries": [{"path": e.path, "size": e.size} for e in d.manifest]}
-            for d in drafts])
+        output.emit_json("artifact status", [_draft_json(ctx, d) for d in drafts])
         return
     if not drafts:
         output.line("nothing staged")
         return
     for d in drafts:
-        output.line(f"{d.project}/{d.name} ({d.type or 'no type yet'}): "
-                    f"{len(d.manifest)} file(s), {output.human_size(d.manifest.size)}")
-        for p in sorted(d.manifest.entries)[:50]:
-            output.line(f"  {p}")
-        if len(d.manifest) > 50:
-            output.line(f"  … and {len(d.manifest) - 50} more")
+        head = (f"{d.project}/{d.name} ({d.type or 'no type yet'}): "
+                f"{len(d.manifest)} file(s), {output.human_size(d.manifest.size)}")
+        changes = _draft_changes(ctx, d)
+        if changes is None:
+            lines = [f"  {p}" for p in sorted(d.manifest.entries)]
+        else:
+            added, removed, changed = changes
+            base = d.based.version if d.based else None
+            head += (f", on top of {base}: {len(added)} added, "
+                     f"{len(changed)} changed, {len(removed)} removed")
+            lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
+                                                         ("M", changed)) for p in paths]
+        output.line(head)
+        for line in lines[:STATUS_LINES]:
+            output.line(line)
+        if len(lines) > STATUS_LINES:
+            output.line(f"  … and {len(lines) - STATUS_LINES} more")
+
+
+STATUS_LINES = 50  # paths listed per draft; --json lists them all
+
+
+def _draft_changes(ctx: Any, draft: Any) -> tuple[list[str], list[str], list[str]] | None:
+    """(added, removed, changed) from the version an incremental draft
+    started from; None for a draft that started empty (or from nothing)."""
+    from wbtool.errors import NotFoundError
+
+    if draft.based is None or draft.based.version is None:
+        return None
+    try:
+        rec = ctx.registry.resolve(draft.project, draft.name, draft.based.version)
+    except NotFoundError:  # deleted since: every file counts as added
+        return sorted(draft.manifest.entries), [], []
+    result: tuple[list[str], list[str], list[str]] = (
+        ctx.registry.load_manifest(rec).changes_to(draft.manifest))
+    return result
+
+
+def _draft_json(ctx: Any, d: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "project": d.project, "name": d.name, "type": d.type, "files": len(d.manifest),
+        "size": d.manifest.size, "incremental": d.based is not None,
+        "based_on": d.based and d.based.version,
+        "entries": [{"path": e.path, "size": e.size} for e in d.manifest]}
+    changes = _draft_changes(ctx, d)
+    if changes is not None:
+        doc["changes"] = dict(zip(("added", "removed", "changed"), changes, strict=True))
+    return doc
 
 
 @app.command()
@@ -174,6 +219,7 @@ def log(
     run: str | None = typer.Option(
         None, "--run", help="Record the version as this run's output (default: "
         "$WBTOOL_RUN_ID)."),
+    incremental: bool = IncrementalOpt,
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -181,7 +227,8 @@ def log(
     ops.log_version(
         name, paths or [], type=type, description=description, metadata=metadata,
         aliases=alias or [], tags=tag or [], immutable=_policy(policy),
-        name_in_artifact=name_in_artifact, run=run, project=project, as_json=as_json)
+        name_in_artifact=name_in_artifact, run=run, project=project,
+        incremental=incremental, as_json=as_json)
 
 
 @app.command("ls")
@@ -366,10 +413,7 @@ def diff(
     ctx = ops.context(project)
     ma = ctx.registry.load_manifest(ops.resolve(ctx, a))
     mb = ctx.registry.load_manifest(ops.resolve(ctx, b))
-    added = sorted(set(mb.entries) - set(ma.entries))
-    removed = sorted(set(ma.entries) - set(mb.entries))
-    changed = sorted(p for p in set(ma.entries) & set(mb.entries)
-                     if not ma.entries[p].same_content(mb.entries[p]))
+    added, removed, changed = ma.changes_to(mb)
     if as_json:
         output.emit_json("artifact diff", {"added": added, "removed": removed,
                                            "changed": changed})

@@ -74,6 +74,7 @@ def log_version(
     name_in_artifact: str | None = None,
     run: str | None = None,
     project: str | None = None,
+    incremental: bool = False,
     as_json: bool = False,
 ) -> None:
     """``wbtool artifact log``: commit the draft plus ``paths`` as the next version."""
@@ -93,13 +94,14 @@ def log_version(
             rec, skipped = staging.log_paths(
                 ctx, proj, bare, paths, name_in_artifact=name_in_artifact,
                 immutable=immutable, type=type, description=description, metadata=meta,
-                aliases=aliases or [], tags=tags or [], run_id=run_id, progress=cb)
+                aliases=aliases or [], tags=tags or [], run_id=run_id, progress=cb,
+                incremental=incremental)
         for p, r in skipped:
             output.note(f"skipped {p}: {r}")
     else:
         rec = staging.commit(
             ctx, proj, bare, type=type, description=description, metadata=meta,
-            aliases=aliases or [], tags=tags or [], run_id=run_id)._rec
+            aliases=aliases or [], tags=tags or [], run_id=run_id, incremental=incremental)._rec
     if rec.noop:
         ignored = [opt for opt, given, kept in (
             ("--description", description, rec.description), ("--metadata", meta, rec.metadata))

@@ -146,6 +146,7 @@ ARTIFACT_LOG_OPTIONS: OptionSpec = {
     "--alias": ("aliases", "list"), "-a": ("aliases", "list"), "--tag": ("tags", "list"),
     "--policy": ("policy", ("mutable", "immutable")),
     "--name-in-artifact": ("name_in_artifact", "value"), "--run": ("run", "value"),
+    "--incremental": ("incremental", "flag"), "-i": ("incremental", "flag"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 _LINKS = ("auto", "copy", "reflink", "hardlink", "symlink")

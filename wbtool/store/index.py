@@ -122,6 +122,7 @@ CREATE TABLE IF NOT EXISTS drafts (
     type TEXT,
     manifest TEXT NOT NULL,
     updated_at REAL NOT NULL,
+    base INTEGER,
     PRIMARY KEY (project, name)
 );
 CREATE TABLE IF NOT EXISTS remote_versions (
@@ -133,6 +134,10 @@ CREATE TABLE IF NOT EXISTS remote_versions (
     PRIMARY KEY (remote_url, version_id)
 );
 """
+
+# (table, column, declaration) of each column added to a table after stores
+# with that table existed: _migrate adds what an older store lacks.
+_ADDED_COLUMNS = (("drafts", "base", "INTEGER"),)
 
 StatKey = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
 LOCK_WAIT_SECONDS = 60.0
@@ -219,6 +224,13 @@ class Index:
     def _migrate(self) -> None:
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
         with self.transaction():
+            # Columns added since a table was first made. Older wbtool
+            # versions name their columns, so they read and write the
+            # table as before (and leave the new ones NULL).
+            for table, column, decl in _ADDED_COLUMNS:
+                have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute(
