@@ -187,6 +187,21 @@ def test_keys_that_are_str_subclasses_are_logged_as_plain_strings() -> None:
     assert all(type(k) is str for k in run.summary)
 
 
+def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("best", summary="max")
+        run.log({"acc": 0.5, "best": 0.9})
+        run.summary["acc"] = 1.0
+        del run.summary["acc"], run.summary["best"]
+        assert "acc" not in run.summary and "best" not in run.summary
+        run.log({"loss": 1})
+        assert "acc" not in run.summary and "best" not in run.summary
+        run.log({"acc": 0.7, "best": 0.4})
+        assert run.summary["acc"] == 0.7 and run.summary["best"] == {"max": 0.4}
+    saved = json.loads(Path(run._folder.summary).read_text())
+    assert saved["acc"] == 0.7 and saved["best"] == {"max": 0.4}
+
+
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 3, "acc": 0.1})

@@ -255,9 +255,13 @@ class Summary(MutableMapping[str, Any]):
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
+        """Forget ``key``: what is logged under it from now on shows again,
+        and its min/max/mean start over from there."""
         self._check_open()
         del self._data[key]
-        self._user.add(key)
+        self._user.discard(key)
+        self._aggs.pop(key, None)
+        self._counts.pop(key, None)
         self._on_change()
 
     def __iter__(self) -> Iterator[str]:
