@@ -26,7 +26,8 @@ def run(
     notes: str | None = typer.Option(None, "--notes", help="Notes about the run."),
     config: list[str] = typer.Option([], "--config", metavar="FILE|KEY=VALUE",
                                      help="Config: a YAML file or KEY=VALUE; repeatable."),
-    directory: str | None = typer.Option(None, "--dir", help="Folder that holds .wbtool/."),
+    directory: str | None = typer.Option(
+        None, "--dir", help="Folder that holds .wbtool/ (WBTOOL_DIR, when set, wins)."),
     interval: float | None = typer.Option(None, "--interval", metavar="SEC",
                                           help="System metrics sampling interval."),
     no_stats: bool = typer.Option(False, "--no-stats", help="Do not sample system metrics."),
