@@ -25,6 +25,9 @@ def test_discovery_walks_up(tmp_path: Path) -> None:
 def test_env_and_root_dir(tmp_path: Path) -> None:
     assert discover(environ={"WBTOOL_DIR": str(tmp_path / "s")}) == tmp_path / "s"
     assert discover(root_dir=str(tmp_path), environ={}) == tmp_path / ".wbtool"
+    # WBTOOL_DIR (set by 'wbtool run' for its command) wins over root_dir
+    both = discover(root_dir=str(tmp_path), environ={"WBTOOL_DIR": str(tmp_path / "s")})
+    assert both == tmp_path / "s"
 
 
 def test_store_layout_and_wal(store_dir: Path) -> None:
