@@ -468,6 +468,26 @@ def test_remove_missing_path_raises_file_not_found(tmp_path: Path) -> None:
     assert art.file_count == 1
 
 
+def test_an_entry_downloads_its_one_file(tmp_path: Path) -> None:
+    logged("one-entry", {"a.txt": "a", "d/b.txt": "b"}, tmp_path)
+    art = load("one-entry:v0")
+    path = art.get_entry("d/b.txt").download()
+    assert path == str(tmp_path / "artifacts" / "one-entry:v0" / "d" / "b.txt")
+    assert read_tree(tmp_path / "artifacts") == {"one-entry:v0/d/b.txt": b"b"}
+    (entry,) = art.files(["a.txt"])
+    assert Path(entry.download(str(tmp_path / "out"))).read_bytes() == b"a"
+    assert read_tree(tmp_path / "out") == {"a.txt": b"a"}
+    with pytest.raises(ValueError, match="not a reference"):
+        entry.ref_target()
+    draft = wbtool.Artifact("one-entry", "dataset")
+    draft.add_file(str(write(tmp_path / "c.txt", "c")))
+    with pytest.raises(ArtifactNotLoggedError):
+        draft.get_entry("c.txt").download()
+    ref = f"file://{quote(str(tmp_path / 'c.txt'))}"
+    draft.add_reference(ref, name="ref.txt")
+    assert draft.get_entry("ref.txt").ref_target() == ref
+
+
 def test_get_entry_missing_raises_key_error(tmp_path: Path) -> None:
     art = wbtool.Artifact("get-entry", "dataset")
     art.add_file(str(write(tmp_path / "a.txt", "a")))

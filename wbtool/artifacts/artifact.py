@@ -532,13 +532,13 @@ class Artifact:
         for p in under:
             self._manifest.remove(p)
 
-    def get_entry(self, name: str) -> ManifestEntry:
+    def get_entry(self, name: str) -> ArtifactManifestEntry:
         entry = self._manifest.get(validate_entry_path(str(name)))
         if entry is None:
             raise EntryNotFoundError(name=str(name))
-        return entry
+        return ArtifactManifestEntry.of(entry, self)
 
-    def get_path(self, name: str) -> ManifestEntry:
+    def get_path(self, name: str) -> ArtifactManifestEntry:
         """Deprecated: use get_entry."""
         return self.get_entry(name)
 
@@ -589,10 +589,13 @@ class Artifact:
         folder = self.download(root)
         return os.path.join(folder, next(iter(self._manifest)).path)
 
-    def files(self, names: list[str] | None = None, per_page: int = 50) -> list[ManifestEntry]:
+    def files(
+        self, names: list[str] | None = None, per_page: int = 50
+    ) -> list[ArtifactManifestEntry]:
         self._ensure_logged("files")
         if names is None:
-            return [self._manifest.entries[p] for p in sorted(self._manifest.entries)]
+            entries = self._manifest.entries
+            return [ArtifactManifestEntry.of(entries[p], self) for p in sorted(entries)]
         return [self.get_entry(n) for n in names]
 
     def checkout(self, root: str | None = None, *, link: str = "auto",
@@ -782,3 +785,38 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"<Artifact {self.name} type={self._type} files={self.file_count}>"
+
+
+class ArtifactManifestEntry(ManifestEntry):
+    """An entry of an artifact, as ``get_entry`` and ``files`` give it: it
+    can write its one file out (``download``) and name what it references."""
+
+    __slots__ = ("_artifact",)
+    _artifact: Artifact
+
+    @classmethod
+    def of(cls, entry: ManifestEntry, artifact: Artifact) -> ArtifactManifestEntry:
+        bound = cls(entry.path, entry.digest, entry.size, entry.ref, entry.extra,
+                    entry.local_path)
+        bound._artifact = artifact
+        return bound
+
+    def download(self, root: str | None = None, skip_cache: bool | None = None) -> str:
+        """Write this file under ``root`` (default: where the artifact's
+        ``download`` writes) at its path in the artifact; return that path."""
+        art = self._artifact
+        art._ensure_logged("download")
+        target = os.fspath(root) if root is not None else art._default_root()
+        from wbtool.remote import fallback
+
+        ctx = art._context()
+        one = Manifest([ManifestEntry(self.path, self.digest, self.size, self.ref, self.extra)])
+        fallback.with_objects(ctx.registry, one, lambda: materialize.materialize(
+            ctx.store, one, target))
+        return str(Path(target).absolute() / self.path)
+
+    def ref_target(self) -> str:
+        """The URI this entry references; ValueError for a file kept in the store."""
+        if self.ref is None:
+            raise ValueError(f"{self.path!r} is not a reference: its file is in the store")
+        return self.ref
