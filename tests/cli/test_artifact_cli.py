@@ -51,6 +51,18 @@ def test_round_trip_is_byte_identical(cli: Cli, tmp_path: Path) -> None:
     assert read_tree(tmp_path / "work" / "artifacts" / "ds:v0") == TREE
 
 
+def test_a_path_prefix_that_matches_nothing_is_noted(cli: Cli, tmp_path: Path) -> None:
+    data = make_tree(tmp_path / "data", {"models/m.pt": b"m"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    out = tmp_path / "out"
+    res = cli("artifact", "download", "ds", "--root", str(out), "--path-prefix", "model/",
+              check=True)
+    assert "no file of ds:v0 starts with 'model/'" in res.err and "0 written" in res.out
+    res = cli("artifact", "download", "ds", "--root", str(out), "--path-prefix", "models/",
+              check=True)
+    assert res.err == "" and read_tree(out) == {"models/m.pt": b"m"}
+
+
 def test_version_bump_and_noop(cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     data = make_tree(tmp_path / "data", {"x": b"1"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)

@@ -164,6 +164,9 @@ def download_version(
                                            path_prefix=path_prefix, link=link, progress=cb)
 
     res = fallback.with_objects(ctx.registry, manifest, write)
+    if path_prefix and not (res.written or res.unchanged or res.skipped_refs) and len(manifest):
+        output.note(f"wbtool: note: no file of {rec.name}:{rec.version} starts with "
+                    f"{path_prefix!r}; nothing was written")
     report_written("artifact download", res, as_json)
 
 
