@@ -228,7 +228,8 @@ def materialize(
         raise UsageError(f"{root_path} is a symbolic link; give the real folder")
     store_rel = store_under(store, root_path)
     new_root = not os.path.lexists(root_path)
-    prefix = path_prefix.strip("/") if path_prefix else ""
+    # a plain string prefix, as the reference's: "train/" is not "train_b/"
+    prefix = path_prefix.lstrip("/") if path_prefix else ""
     entries = [e for e in manifest if e.path.startswith(prefix)]
     if store_rel is not None:
         _refuse_entries_into(store_rel, (e.path for e in entries), store)
