@@ -1006,12 +1006,16 @@ class AzureRemote(FsspecRemote):
         return found if detail else sorted(found)
 
     async def _list_blobs(self, container: str, key: str) -> dict[str, dict[str, Any]]:
-        """The blobs of ``container`` whose names start with ``key``, by full
-        path, as adlfs describes files (folder markers left out)."""
+        """The blobs of ``container`` named ``key`` or under the folder ``key``,
+        by full path, as adlfs describes files (folder markers left out)."""
         out: dict[str, dict[str, Any]] = {}
+        key = key.rstrip("/")
+        under = key + "/"
         async with self.fs.service_client.get_container_client(container) as client:
             async for blob in client.list_blobs(name_starts_with=key or None,
                                                 include=["metadata"]):
+                if key and blob.name != key and not blob.name.startswith(under):
+                    continue  # "runs/ab" is no folder of "runs/abc/…"
                 if not _azure_folder(blob.name, blob.metadata or {}):
                     name = f"{container}/{blob.name}"
                     out[name] = {"name": name, "type": "file", "size": blob.size,
