@@ -52,6 +52,13 @@ AZURITE_BIN = (Path(__file__).resolve().parents[1] / "node" / "node_modules" / "
                / "azurite-blob")
 
 
+def azurite_env(port: int) -> dict[str, str]:
+    """The credentials variable of Azurite's development account at 127.0.0.1:``port``."""
+    return {"AZURE_STORAGE_CONNECTION_STRING": (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -158,9 +165,7 @@ def azure_server() -> Iterator[Server]:
     port = free_port()
     cmd = [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
            "--inMemoryPersistence", "--silent", "--skipApiVersionCheck", "--disableTelemetry"]
-    env = {"AZURE_STORAGE_CONNECTION_STRING": (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")}
+    env = azurite_env(port)
 
     def setup() -> None:
         import warnings

@@ -4,10 +4,14 @@ behind a proxy (a real process) that stops answering uploads, and Ctrl-C
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, make_tree
-from tests.remote.conftest import Backend, free_port, server_for
+from tests.conftest import Cli, Result, make_tree
+from tests.remote.conftest import Backend, azurite_env, free_port, server_for
 from tests.remote.test_sync import Store
+from wbtool.errors import EXIT_REMOTE_UNREACHABLE
 from wbtool.remote import fs
 from wbtool.remote.fs import open_remote
 
@@ -195,10 +200,19 @@ def test_a_server_that_stops_answering_is_given_up_on(url: str, options: dict[st
         timeout = remote.fs.requests_timeout  # type: ignore[attr-defined]
         assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (
             None, fs.CONNECT_SECONDS, fs.READ_SECONDS)
-    else:
+    else:  # transfers, and (in the service client) every other request
         assert remote.fs._timeout_kwargs == {  # type: ignore[attr-defined]
             "connection_timeout": fs.CONNECT_SECONDS, "read_timeout": fs.READ_SECONDS}
+        assert _azure_limits(remote) == (fs.CONNECT_SECONDS, fs.READ_SECONDS, fs.ATTEMPTS - 1)
     assert fs.CONNECT_SECONDS + fs.ATTEMPTS * fs.READ_SECONDS <= 120
+
+
+def _azure_limits(remote: fs.Remote) -> tuple[int, int, int]:
+    """The connect and read time-outs and the retries of an Azure remote's
+    service client, which every container and blob client shares."""
+    config = remote.fs.service_client._config  # type: ignore[attr-defined]
+    timeouts = config.transport.connection_config
+    return timeouts.timeout, timeouts.read_timeout, config.retry_policy.total_retries
 
 
 def test_the_remotes_own_time_limits_win() -> None:
@@ -210,6 +224,10 @@ def test_the_remotes_own_time_limits_win() -> None:
     assert (got.connect_timeout, got.read_timeout) == (3, 600)
     assert got.retries["total_max_attempts"] == 10  # botocore's "max_attempts" are retries
 
+    remote = open_remote("az://bucket/p", {"account_name": "devstoreaccount1", "anon": True,
+                                           "read_timeout": 600, "retry_total": 9})
+    assert _azure_limits(remote) == (fs.CONNECT_SECONDS, 600, 9)
+
 
 def test_a_time_out_that_says_nothing_is_told_in_words() -> None:
     import fsspec.exceptions
@@ -217,3 +235,78 @@ def test_a_time_out_that_says_nothing_is_told_in_words() -> None:
     error = fs.unreachable("gs://b/p", fs._one_line(fsspec.exceptions.FSTimeoutError()))
     assert str(error) == ("remote gs://b/p is unreachable: "
                           f"no answer within {fs.READ_SECONDS} seconds")
+
+
+# Limits a remote's options set, far below wbtool's own, so that a test waits
+# seconds: one retry, one second after the first try.
+QUICK_AZURE = {"connection_timeout": 2, "read_timeout": 1, "retry_total": 1,
+               "initial_backoff": 0, "increment_base": 1, "random_jitter_range": 0}
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """The port of a server on 127.0.0.1 that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield int(server.getsockname()[1])
+    with contextlib.suppress(OSError):
+        server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def _against_azure(cli: Cli, tmp_path: Path, port: int, options: dict[str, Any],
+                   args: tuple[str, ...], seconds: float) -> tuple[Result, float]:
+    """``wbtool ARGS`` in a store with one artifact and, as its default remote,
+    Azure at 127.0.0.1:``port`` with ``options``: the result and the time it
+    took. A command still running after ``seconds`` fails the test."""
+    env = {"WBTOOL_DIR": str(tmp_path / "a" / ".wbtool"), **azurite_env(port)}
+    src = make_tree(tmp_path / "src", {"f.txt": b"x\n"})
+    cli("artifact", "log", "data", str(src), "--type", "dataset", env=env, check=True)
+    given = [arg for key, value in options.items() for arg in ("-o", f"{key}={json.dumps(value)}")]
+    cli("remote", "add", "team", "az://bucket/p", "--default", *given, env=env, check=True)
+    began = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "wbtool", *args], capture_output=True,
+                              text=True, cwd=cli.cwd, env={**os.environ, **env}, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"wbtool {' '.join(args)} still waited for Azure after {seconds} s")
+    return Result(proc.returncode, proc.stdout, proc.stderr), time.monotonic() - began
+
+
+def _assert_unreachable(res: Result) -> None:
+    assert res.code == EXIT_REMOTE_UNREACHABLE, res.err
+    assert res.err.startswith("wbtool: error: remote az://bucket/p is unreachable: "), res.err
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err, res.err
+
+
+@pytest.mark.parametrize("args", [("sync", "--no-runs"), ("pull",)], ids=["sync", "pull"])
+def test_an_azure_server_that_never_answers_is_given_up_on(
+        args: tuple[str, ...], silent_port: int, cli: Cli, tmp_path: Path) -> None:
+    """Listings keep to the time limits as transfers do (adlfs gives its own
+    to transfers only, and the Azure SDK waits 60 seconds between two bytes,
+    four times, for each request), and the remote's options set them."""
+    res, took = _against_azure(cli, tmp_path, silent_port, QUICK_AZURE, args, seconds=20)
+    _assert_unreachable(res)
+    assert took < 15
+
+
+@pytest.mark.parametrize("args", [("sync", "--no-runs"), ("pull",)], ids=["sync", "pull"])
+def test_an_azure_endpoint_where_nothing_listens_fails_in_seconds(
+        args: tuple[str, ...], cli: Cli, tmp_path: Path) -> None:
+    """With wbtool's own limits: the Azure SDK's retries would wait 18, 24
+    and 42 seconds, for each of the two requests of a listing."""
+    res, took = _against_azure(cli, tmp_path, free_port(), {}, args, seconds=25)
+    _assert_unreachable(res)
+    assert "Connect call failed" in res.err or "refused" in res.err.lower(), res.err
+    assert took < 20

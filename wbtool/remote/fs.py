@@ -17,6 +17,8 @@ Options are passed to the fsspec filesystem's constructor as they are
 (``endpoint_url``, ``profile``, ``anon``, ``config_kwargs``, ...). S3 with no
 options but those four is served by botocore's own client instead
 (:class:`S3Remote`), which s3fs is built on and which starts much faster.
+The Azure SDK's retry options (``retry_total``, ``initial_backoff``, ...),
+which adlfs would not pass on, go to the service client (:class:`AzureRemote`).
 Credentials normally come from each backend's usual sources, never from
 wbtool: for S3 the ``AWS_*`` environment variables, ``~/.aws`` profiles or an
 instance role; for GCS ``GOOGLE_APPLICATION_CREDENTIALS`` or the gcloud
@@ -181,6 +183,8 @@ def open_remote(
     options = dict(options or {})
     if backend.module == "s3fs" and set(options) <= _LIGHT_S3_OPTIONS:
         return S3Remote(parsed, backend, options)
+    if backend.module == "adlfs":
+        return AzureRemote(parsed, backend, options)
     return FsspecRemote(parsed, backend, options)
 
 
@@ -666,14 +670,14 @@ def _mtime(info: Mapping[str, Any]) -> float:
 # How long a request may wait for a server before it counts as unreachable,
 # unless the remote's options say otherwise. The backends' own defaults let
 # a server that accepts connections but never answers hold a command for 5
-# minutes (S3) to over half an hour (GCS, Azure), silently; these end it in
-# about a minute and a half (GCS, which retries six times: three and a half),
-# with the error a user can act on. A wait is the time between two bytes,
-# never the length of a whole transfer. adlfs applies its limits to uploads
-# and downloads only: its listings keep the Azure SDK's own.
+# minutes (S3) to over half an hour (GCS, Azure), silently; these end each
+# request in about a minute and a half (GCS, which retries six times: three
+# and a half), with the error a user can act on. A wait is the time between
+# two bytes, never the length of a whole transfer. They hold for every
+# request: listings and existence checks as much as uploads and downloads.
 CONNECT_SECONDS = 10
 READ_SECONDS = 30
-ATTEMPTS = 3  # S3 (botocore's "standard" retries): tries of a request in all
+ATTEMPTS = 3  # tries of a request in all (S3: botocore's "standard" retries; Azure)
 
 
 def _s3_config(given: Mapping[str, Any]) -> dict[str, Any]:
@@ -695,7 +699,44 @@ def _with_time_limits(module: str, options: dict[str, Any]) -> dict[str, Any]:
     elif module == "adlfs":
         out.setdefault("connection_timeout", CONNECT_SECONDS)
         out.setdefault("read_timeout", READ_SECONDS)
+        for key in _AZURE_RETRY_OPTIONS:  # for the service client, never adlfs's credentials
+            out.pop(key, None)
     return out
+
+
+# Options of the Azure SDK's clients that adlfs takes but passes to no client.
+_AZURE_RETRY_OPTIONS = ("retry_total", "retry_connect", "retry_read", "retry_status",
+                        "initial_backoff", "increment_base", "random_jitter_range")
+
+
+def _azure_limits(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of an Azure storage client: the remote's options over
+    wbtool's time limits. Retries wait seconds, not the SDK's 18 to 42."""
+    limits: dict[str, Any] = {
+        "connection_timeout": CONNECT_SECONDS, "read_timeout": READ_SECONDS,
+        "retry_total": ATTEMPTS - 1, "initial_backoff": 1, "increment_base": 2,
+        "random_jitter_range": 1}
+    limits.update((key, options[key]) for key in ("connection_timeout", "read_timeout",
+                                                 *_AZURE_RETRY_OPTIONS) if key in options)
+    return limits
+
+
+def _bound_azure_requests(filesystem: Any, options: Mapping[str, Any]) -> None:
+    """Make every request of the adlfs ``filesystem`` keep to :func:`_azure_limits`.
+
+    adlfs gives its time limits to uploads and downloads only, and builds its
+    service client without them, so that listings and existence checks wait
+    the SDK's 20 seconds to connect and 60 between two bytes, and retry
+    three times after waits of up to 42 seconds. Its service client is made
+    again, for the same endpoint and credentials, with the limits: every
+    container and blob client it hands out shares the new one's transport
+    and retry policy.
+    """
+    old = filesystem.service_client
+    client = type(old)(old.url, credential=old.credential,
+                       secondary_hostname=old.secondary_hostname, **_azure_limits(options))
+    client.location_mode = old.location_mode
+    filesystem.service_client = client
 
 
 # s3fs options that mean the same to a plain botocore client.
@@ -871,11 +912,16 @@ class FsspecRemote(Remote):
                 return False
             return bool(info.get("type") == "file")
 
+    def _find(self, base: str, detail: bool) -> Any:
+        """``fs.find(base, detail=detail)``: every file under the full path
+        ``base``, or named ``base``."""
+        return self.fs.find(base, detail=detail)
+
     def list(self, prefix: str = "") -> list[str]:
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
-            found = self.fs.find(base)
+            found = self._find(base, detail=False)
             if not found:
                 self._check_container()
         start = len(self.root) + 1
@@ -903,7 +949,7 @@ class FsspecRemote(Remote):
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
-            found = self.fs.find(base, detail=True)
+            found = self._find(base, detail=True)
             if not found:
                 self._check_container()
         start = len(self.root) + 1
@@ -938,6 +984,49 @@ class FsspecRemote(Remote):
                 if _container_missing(e):
                     raise
                 self._check_container()
+
+
+class AzureRemote(FsspecRemote):
+    """Azure Blob through adlfs, with wbtool's time limits on every request
+    (:func:`_bound_azure_requests`), and listings of one request per 5,000
+    blobs. adlfs's ``find`` first asks whether the folder is itself a blob
+    and takes any failure of that request for "no": a server that never
+    answers would hold every listing for the time limits twice."""
+
+    def _connect(self) -> Any:
+        filesystem = super()._connect()
+        _bound_azure_requests(filesystem, self._options)
+        return filesystem
+
+    def _find(self, base: str, detail: bool) -> Any:
+        from fsspec.asyn import sync
+
+        container, _, key = base.partition("/")
+        found: dict[str, dict[str, Any]] = sync(self.fs.loop, self._list_blobs, container, key)
+        return found if detail else sorted(found)
+
+    async def _list_blobs(self, container: str, key: str) -> dict[str, dict[str, Any]]:
+        """The blobs of ``container`` named ``key`` or under the folder ``key``,
+        by full path, as adlfs describes files (folder markers left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        key = key.rstrip("/")
+        under = key + "/"
+        async with self.fs.service_client.get_container_client(container) as client:
+            async for blob in client.list_blobs(name_starts_with=key or None,
+                                                include=["metadata"]):
+                if key and blob.name != key and not blob.name.startswith(under):
+                    continue  # "runs/ab" is no folder of "runs/abc/…"
+                if not _azure_folder(blob.name, blob.metadata or {}):
+                    name = f"{container}/{blob.name}"
+                    out[name] = {"name": name, "type": "file", "size": blob.size,
+                                 "last_modified": blob.last_modified}
+        return out
+
+
+def _azure_folder(name: str, metadata: Mapping[str, str]) -> bool:
+    """Whether a blob stands for a folder: adlfs's and Data Lake's markers."""
+    marks = {key.lower(): value for key, value in metadata.items()}
+    return name.endswith("/") or "true" in (marks.get("is_directory"), marks.get("hdi_isfolder"))
 
 
 # Answers of S3 that mean "no such key" or, for the bucket, "no such bucket"
