@@ -109,3 +109,75 @@ def test_unknown_versions_refused() -> None:
                 {"version": 1, "hash": "md5", "entries": {}}):
         with pytest.raises(StoreError, match="unsupported"):
             Manifest.from_bytes(json.dumps(doc).encode())
+
+
+def _canonical_doc(entries: dict) -> bytes:
+    return json.dumps({"version": 1, "hash": "xxh3-128", "entries": entries}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Canonical manifests are read a piece at a time: pieces of a few
+    entries, so that every test crosses many piece boundaries."""
+    from wbtool import manifest
+
+    monkeypatch.setattr(manifest, "_PIECE", 200)
+
+
+@pytest.mark.usefixtures("small_pieces")
+@pytest.mark.parametrize("odd", [
+    None,
+    ManifestEntry('quote"d', D1, 1),
+    ManifestEntry("ref", "etag", 5, ref="s3://b/k"),
+    ManifestEntry("zz-extra", D1, 1, extra={"k": [1]}),
+])
+def test_canonical_manifest_read_in_pieces(odd: ManifestEntry | None) -> None:
+    plain = [ManifestEntry(f"d{i % 7}/é{i:04d}.bin", hash_bytes(str(i).encode()),
+                           (0, 1024, 10**15, i)[i % 4]) for i in range(700)]
+    m = Manifest(plain + ([odd] if odd else []))
+    back = Manifest.from_bytes(m.to_bytes())
+    assert list(back.entries) == sorted(m.entries)
+    for e in back:
+        assert (e.digest, e.size, e.ref, e.extra) == (m.entries[e.path].digest,
+                                                     m.entries[e.path].size,
+                                                     m.entries[e.path].ref,
+                                                     m.entries[e.path].extra)
+        assert type(e.size) is int
+    assert back.to_bytes() == m.to_bytes()
+
+
+@pytest.mark.usefixtures("small_pieces")
+@pytest.mark.parametrize("where", [0, 350, 699])
+@pytest.mark.parametrize("bad", [
+    ("../evil", {"digest": D1, "size": 1}),
+    ("a/./b", {"digest": D1, "size": 1}),
+    ("ok", {"digest": D1, "size": -1}),
+    ("ok", {"digest": D1.upper(), "size": 1}),
+    ("ok", {"digest": D1, "size": 10**5000}),
+    ("C:/x", {"digest": D1, "size": 1}),
+])
+def test_hostile_entry_in_a_canonical_manifest_refused(bad: tuple[str, dict], where: int) -> None:
+    entries = {f"d/f{i:04}": {"digest": D1, "size": i} for i in range(700)}
+    items = list(entries.items())
+    items.insert(where, bad)
+    try:
+        doc = _canonical_doc(dict(items))
+    except ValueError:  # an int too long for json.dumps: written by hand
+        doc = _canonical_doc(entries).replace(b'"size":7}', b'"size":' + b"9" * 5000 + b"}", 1)
+    with pytest.raises(StoreError):
+        Manifest.from_bytes(doc)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_malformed_canonical_manifest_refused() -> None:
+    doc = _canonical_doc({f"d/f{i:04}": {"digest": D1, "size": i} for i in range(700)})
+    for broken in (doc.replace(b"},", b"}", 1), doc.replace(b"},", b"},,", 1),
+                   doc.replace(b'"size":350', b'"size":0350'), doc[:-1] + b"\xff}",
+                   doc.replace(b'"d/f0400"', b'"d/f\xff"')):
+        with pytest.raises(StoreError, match="not valid JSON"):
+            Manifest.from_bytes(broken)
+    twice = doc.replace(b'"d/f0400":{"digest":"' + D1.encode() + b'","size":400}',
+                        b'"d/f0399":{"digest":"' + D2.encode() + b'","size":9}')
+    last = Manifest.from_bytes(twice)
+    assert len(last) == 699 and last.entries["d/f0399"].digest == D2  # as json: the last wins

@@ -422,3 +422,78 @@ def test_a_first_hardlink_checkout_links_repeated_content_to_one_file(
     assert read_tree(out) == files
     for rel in FILES:
         assert os.path.samefile(out / rel, out / "copy" / rel)
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_a_first_link_checkout_settles_unpacked_objects_in_groups(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
+    """Objects unpacked for links are settled a group at a time (in the
+    forked helper too), with repeated content across the groups: every file
+    ends up linked to its one object, and nothing is left under tmp/."""
+    import wbtool
+    from wbtool.artifacts import materialize
+    from wbtool.store import objects
+
+    monkeypatch.setattr(materialize, "PARALLEL_SERIAL_MIN", 16)
+    monkeypatch.setattr(materialize, "SETTLE_EVERY", 7)
+    real = objects.ObjectStore.settle
+    partial: list[int] = []
+
+    def settle(self: objects.ObjectStore, unpacked: Unpacked, *, final: bool = True) -> None:
+        if not final:
+            partial.append(len(unpacked))
+        real(self, unpacked, final=final)
+
+    monkeypatch.setattr(objects.ObjectStore, "settle", settle)
+    # Half the files each (a/ here, c/ in the helper), each half repeating
+    # its own content: a file is linked to the object only where no other
+    # process unpacked the same object first (else it keeps a copy).
+    files = {f"{d}/{i:03d}.bin": f"{d}{i % 150}".encode() * 9 for d in "ac" for i in range(300)}
+    art = wbtool.Artifact("many", "dataset")
+    art.add_dir(str(make_tree(tmp_path / "data", files)))
+    art.save()
+    out = tmp_path / "out"
+    wbtool.Api().artifact("many:v0").checkout(str(out), link=link)
+    assert partial  # a group settled before the end (one in this process at least)
+    assert read_tree(out) == files
+    for rel, content in files.items():
+        digest = hash_bytes(content)
+        assert os.path.samefile(out / rel, store_dir / "objects" / digest[:2] / digest[2:])
+    assert os.listdir(Store.open(store_dir).tmp) == []
+
+
+def test_a_file_swapped_in_early_fails_the_checkout_only_once_all_is_written(
+    cli: Cli, tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced before the store could link it is found when its
+    group is settled; the checkout still writes every other file, then
+    fails, as when all files are settled at the end."""
+    import wbtool
+    from wbtool.artifacts import materialize
+    from wbtool.errors import ConflictError
+
+    monkeypatch.setattr(materialize, "SETTLE_EVERY", 5)
+    data = make_tree(tmp_path / "data", FILES)
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    swapped: list[str] = []
+
+    def swap(dest: str) -> None:
+        other = Path(dest).with_name("other")
+        other.write_bytes(b"not the object")
+        os.replace(other, dest)
+        swapped.append(dest)
+
+    _swap_after_writing(monkeypatch, swap)
+    out = tmp_path / "out"
+    with pytest.raises(ConflictError, match="replaced"):
+        wbtool.Api().artifact("ds:v0").checkout(str(out), link="hardlink")
+    (dest,) = swapped
+    written = read_tree(out)
+    assert written.keys() == FILES.keys()
+    assert {rel: b for rel, b in written.items() if str(out / rel) != dest} == {
+        rel: b for rel, b in FILES.items() if str(out / rel) != dest}
+    monkeypatch.undo()
+    cli("artifact", "verify", "ds", check=True)  # the store kept nothing of it
+    for p in (store_dir / "objects").glob("??/*"):
+        assert hash_bytes(p.read_bytes()) == p.parent.name + p.name

@@ -12,7 +12,8 @@ import itertools
 import os
 import shutil
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,15 @@ Progress = Callable[[int, int], None]
 BATCH = 4
 PARALLEL_MIN = 1 << 20  # files above this size are written by a thread pool
 PARALLEL_SERIAL_MIN = 4000  # from this many small files on, a forked helper writes half
+# Files unpacked for links become objects (ObjectStore.settle) in groups of
+# this many, so that the list of them stays short on 10^6 files.
+SETTLE_EVERY = 100_000
+
+
+# What a batch of entries came to: files written, files unchanged, bytes
+# written, references skipped, and the positions of packed objects left for
+# later (see ObjectStore.link_out); plain values, to travel back from a helper.
+_Outcome = tuple[int, int, int, list[str], list[int]]
 
 
 def _no_progress(files: int, nbytes: int) -> None:
@@ -247,10 +257,11 @@ def materialize(
 
     root_str = str(root_path)
     # Packed objects written out for links become objects of their own only
-    # once on disk (ObjectStore.settle), at the end.
+    # once on disk (ObjectStore.settle), a group at a time and at the end.
     unpacked = Unpacked()
 
-    def place(entry: ManifestEntry, may_locate: bool = True) -> tuple[str, int]:
+    def place(i: int, may_locate: bool = True) -> tuple[str, int]:
+        entry = entries[i]
         path = entry.path  # validated below, before any file is written
         parent = path.rpartition("/")[0]  # made below too, with every other folder
         dest = f"{root_str}/{path}"
@@ -277,7 +288,7 @@ def materialize(
         else:
             src = objects.path(entry.digest)
             mode = link
-            loc = locations.get(entry.digest)
+            loc = locations.get(i)
         if parent in dirs.fresh:
             st = None  # a folder made by this download holds only what it wrote
         else:
@@ -314,22 +325,37 @@ def materialize(
             raise
         return "written", entry.size or 0
 
-    def run_batch(
-        batch: list[ManifestEntry], may_locate: bool = True
-    ) -> list[tuple[str, int, str]]:
-        out = []
-        for e in batch:
-            what, n = place(e, may_locate)
-            out.append((what, n, e.path))
-        return out
+    def run_batch(batch: Sequence[int], may_locate: bool = True) -> _Outcome:
+        written = unchanged = nbytes = 0
+        skipped: list[str] = []
+        later: list[int] = []
+        for i in batch:
+            what, n = place(i, may_locate)
+            if what == "written":
+                written += 1
+                nbytes += n
+            elif what == "unchanged":
+                unchanged += 1
+            elif what == "later":
+                later.append(i)
+            else:
+                skipped.append(entries[i].path)
+        return written, unchanged, nbytes, skipped, later
 
-    def run_helper(batch: list[ManifestEntry]) -> list[tuple[str, int, str]]:
+    def settle_some() -> None:
+        if len(unpacked) >= SETTLE_EVERY:
+            objects.settle(unpacked, final=False)
+
+    def run_helper(batch: Sequence[int]) -> _Outcome:
         try:
-            out = run_batch(batch, False)
+            total = _Totals()
+            for i in range(0, len(batch), 256):
+                total.add(run_batch(batch[i:i + 256], False))
+                settle_some()
             objects.settle(unpacked)  # this process's own (forked) list
         finally:
             objects.discard(unpacked)
-        return out
+        return total.outcome()
 
     # Folders first, serially, so that worker threads never race on mkdir.
     paths = [e.path for e in entries]
@@ -343,20 +369,21 @@ def materialize(
     # Hard links need pack locations only until the objects have been
     # unpacked once (see ObjectStore.link_out): skip the lookup when the
     # first objects have files of their own already.
-    wanted = [e.digest for e in entries if e.ref is None]
-    locations = ({} if link == "hardlink" and _unpacked(objects, wanted[:64])
-                 else objects.locate_many(wanted))
+    first = list(itertools.islice((e.digest for e in entries if e.ref is None), 64))
+    locations = _PackLocations(objects, entries,
+                               wanted=not (link == "hardlink" and _unpacked(objects, first)))
     # Many small files are a stream of short system calls, which threads only
     # slow down (they fight over the GIL); large files go to a thread pool.
-    serial: list[ManifestEntry] = []
-    parallel: list[ManifestEntry] = []
-    for e in entries:
+    # Entries are named by their position in ``entries``.
+    serial = array("q")
+    parallel = array("q")
+    for i, e in enumerate(entries):
         small = (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")
-        (serial if small else parallel).append(e)
+        (serial if small else parallel).append(i)
     batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
     workers = min(4, (os.cpu_count() or 2) * 2)
     helper = None
-    later: list[ManifestEntry] = []  # packed objects the helper left to this process
+    later: list[int] = []  # packed objects the helper left to this process
     if len(serial) >= PARALLEL_SERIAL_MIN and forked.can_fork():
         # Folders exist already, so a forked helper can take half the files
         # (without the index, which a forked process must not use).
@@ -369,7 +396,7 @@ def materialize(
             stack.callback(helper.stop)
         if len(batches) > 1:
             pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
-            large: Iterator[list[tuple[str, int, str]]] = pool.map(run_batch, batches)
+            large: Iterator[_Outcome] = pool.map(run_batch, batches)
         else:
             large = map(run_batch, batches)
         results = itertools.chain(
@@ -378,21 +405,78 @@ def materialize(
             (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
             _batches_of(later, run_batch),  # filled by then: read only once reached
         )
-        for done in results:
-            for what, n, path in done:
-                if what == "written":
-                    result.written += 1
-                    result.bytes += n
-                elif what == "unchanged":
-                    result.unchanged += 1
-                elif what == "later":
-                    later.append(manifest.entries[path])
-                    continue
-                else:
-                    result.skipped_refs.append(path)
-                progress(1, n)
+        for written, unchanged, nbytes, skipped, left in results:
+            result.written += written
+            result.unchanged += unchanged
+            result.bytes += nbytes
+            result.skipped_refs += skipped
+            later += left
+            progress(written + unchanged + len(skipped), nbytes)
+            settle_some()  # only hard and symbolic links unpack, all in this thread
         objects.settle(unpacked)
     return result
+
+
+class _Totals:
+    """The sum of several batches' outcomes."""
+
+    def __init__(self) -> None:
+        self.written = self.unchanged = self.bytes = 0
+        self.skipped: list[str] = []
+        self.later: list[int] = []
+
+    def add(self, outcome: _Outcome) -> None:
+        written, unchanged, nbytes, skipped, later = outcome
+        self.written += written
+        self.unchanged += unchanged
+        self.bytes += nbytes
+        self.skipped += skipped
+        self.later += later
+
+    def outcome(self) -> _Outcome:
+        return self.written, self.unchanged, self.bytes, self.skipped, self.later
+
+
+class _PackLocations:
+    """Where the packed objects of a list of entries lie, by the entry's
+    position in it: three numbers an entry (a dict of location tuples took
+    hundreds of MiB for 10^6 entries). Looked up before any file is
+    written, so a forked helper reads them without the index."""
+
+    def __init__(self, objects: ObjectStore, entries: list[ManifestEntry], *,
+                 wanted: bool) -> None:
+        self.packs: list[str] = []
+        self.pack_of = array("i")  # an index into packs; -1: not packed
+        self.offsets = array("q")
+        self.sizes = array("q")
+        if not wanted:
+            return
+        numbers: dict[str, int] = {}
+        for start in range(0, len(entries), 4096):
+            chunk = entries[start:start + 4096]
+            found = objects.locate_many(e.digest for e in chunk if e.ref is None)
+            for e in chunk:
+                loc = None if e.ref is not None else found.get(e.digest)
+                if loc is None:
+                    self.pack_of.append(-1)
+                    self.offsets.append(0)
+                    self.sizes.append(0)
+                    continue
+                path, offset, size = loc
+                number = numbers.get(path)
+                if number is None:
+                    number = numbers[path] = len(self.packs)
+                    self.packs.append(path)
+                self.pack_of.append(number)
+                self.offsets.append(offset)
+                self.sizes.append(size)
+
+    def get(self, i: int) -> PackLocation | None:
+        """The location of the ``i``-th entry's object, or None where it is
+        not packed (or was not looked up)."""
+        if i >= len(self.pack_of) or self.pack_of[i] < 0:
+            return None
+        return self.packs[self.pack_of[i]], self.offsets[i], self.sizes[i]
 
 
 def _unpacked(objects: ObjectStore, digests: list[str]) -> bool:
@@ -400,10 +484,10 @@ def _unpacked(objects: ObjectStore, digests: list[str]) -> bool:
 
 
 def _batches_of(
-    entries: list[ManifestEntry], run: Callable[[list[ManifestEntry]], list[tuple[str, int, str]]]
-) -> Iterator[list[tuple[str, int, str]]]:
-    for i in range(0, len(entries), 256):
-        yield run(entries[i:i + 256])
+    positions: list[int], run: Callable[[Sequence[int]], _Outcome]
+) -> Iterator[_Outcome]:
+    for i in range(0, len(positions), 256):
+        yield run(positions[i:i + 256])
 
 
 def _is_file(st: os.stat_result, path: str) -> bool:
@@ -514,17 +598,12 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest, *,
                 return 0  # empty (or new): nothing to remove
     except (FileNotFoundError, NotADirectoryError):
         return 0
-    keep_files = set(manifest.entries)
-    keep_dirs = {""}
-    for p in keep_files:
-        parts = p.split("/")
-        for i in range(1, len(parts)):
-            keep_dirs.add("/".join(parts[:i]))
+    keep_files = manifest.entries  # looked up, never copied: it may hold 10^6 paths
+    keep_dirs = _folders_of(keep_files)
     if store_rel is not None:
         _refuse_entries_into(store_rel, keep_files, store)
-        keep_files.add(store_rel)  # neither swept into nor deleted
-        parts = store_rel.split("/")
-        keep_dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        # neither swept into nor deleted (_extras never walks into it)
+        keep_dirs |= _folders_of([store_rel])
     files, folders, links = _extras(root_path, store_rel, keep_files, keep_dirs)
     if check is not None and len(files) > len(links):
         check([f for f in files if f not in links])  # a link holds no data of its own
@@ -534,6 +613,16 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest, *,
         with contextlib.suppress(OSError):
             os.rmdir(root_path / rel)
     return len(files)
+
+
+def _folders_of(paths: Iterable[str]) -> set[str]:
+    """Every folder that holds one of ``paths`` (relative), and "" for the root."""
+    folders = {""}
+    for parent in {p.rpartition("/")[0] for p in paths}:  # few: a set of folders
+        while parent not in folders:
+            folders.add(parent)
+            parent = parent.rpartition("/")[0]
+    return folders
 
 
 def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.PathLike,
@@ -547,11 +636,7 @@ def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.P
         pending = set(files)
         # Newest first; this version too, for the files of a folder reference.
         for other in reversed(registry.versions(rec.project, rec.name)):
-            try:
-                entries = registry.load_manifest(other).entries
-            except StoreError:  # a version whose manifest is not here vouches for nothing
-                continue
-            pending -= {p for p in pending if _held(p, entries)}
+            pending = _not_held(registry, other, pending)
             if not pending:
                 return
         count = f"{len(pending)} file{'s' if len(pending) != 1 else ''}"
@@ -561,6 +646,17 @@ def only_versions_files(registry: Registry, rec: VersionRecord, root: str | os.P
             f"or {hint}")
 
     return check
+
+
+def _not_held(registry: Registry, rec: VersionRecord, paths: set[str]) -> set[str]:
+    """Those of ``paths`` that version ``rec`` does not hold (all of them when
+    its manifest is not here: such a version vouches for nothing). Its
+    manifest is let go on return: one version's at a time."""
+    try:
+        entries = registry.load_manifest(rec).entries
+    except StoreError:
+        return paths
+    return {p for p in paths if not _held(p, entries)}
 
 
 def _held(path: str, entries: dict[str, ManifestEntry]) -> bool:
@@ -576,7 +672,7 @@ def _held(path: str, entries: dict[str, ManifestEntry]) -> bool:
     return False
 
 
-def _extras(root: Path, store_rel: str | None, keep_files: set[str],
+def _extras(root: Path, store_rel: str | None, keep_files: Container[str],
             keep_dirs: set[str]) -> tuple[list[str], list[str], set[str]]:
     """What a checkout deletes under ``root``: the files (and links) that are
     not entries, the folders no entry is in, deepest first, and which of
@@ -632,7 +728,7 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
             continue
         if digest != entry.digest or size != entry.size:
             problems.append(f"modified: {entry.path}")
-    expected = set(manifest.entries)
+    expected = manifest.entries
     ref_folders = tuple(e.path + "/" for e in manifest if e.ref is not None)
     for dirpath, dirs, files in os.walk(root_path):  # never through a link: real paths
         rel_dir = os.path.relpath(dirpath, root_path)

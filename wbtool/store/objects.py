@@ -47,14 +47,15 @@ class Unpacked:
     crash must never leave the store naming a file that lost its bytes, which
     later hard-link checkouts would then hand out."""
 
-    __slots__ = ("links", "temps")
+    __slots__ = ("links", "replaced", "temps")
 
     def __init__(self) -> None:
         self.links: dict[str, tuple[str, int, int]] = {}  # digest → checked-out file, dev, ino
         self.temps: dict[str, str] = {}  # digest → temp file under tmp/ (for symbolic links)
+        self.replaced: list[str] = []  # checked-out files replaced before they were settled
 
-    def __bool__(self) -> bool:
-        return bool(self.links or self.temps)
+    def __len__(self) -> int:
+        return len(self.links) + len(self.temps)
 
     def moved(self, old: str, new: str) -> None:
         """The file written last, at ``old``, was renamed to ``new``."""
@@ -276,21 +277,31 @@ class ObjectStore:
         unpacked.links.setdefault(digest, (dest, st.st_dev, st.st_ino))
         return True
 
-    def settle(self, unpacked: Unpacked) -> None:
+    def settle(self, unpacked: Unpacked, *, final: bool = True) -> None:
         """Make the files a checkout wrote from packs objects of their own:
         flushed to disk first (in a durable store), so that the store never
         names a file whose bytes a crash could still lose. ConflictError if
         a checked-out file was replaced before it could be linked (the
-        checkout would hold something else); the store keeps none of it."""
-        if not unpacked:
-            return
+        checkout would hold something else); the store keeps none of it.
+        Not ``final``: settle those written so far, and keep any such
+        conflict for the final call, so that the checkout goes on meanwhile."""
+        if unpacked:
+            self._settle(unpacked)
+        replaced = unpacked.replaced
+        if final and replaced:
+            unpacked.replaced = []
+            raise ConflictError(
+                f"{replaced[0]} was replaced while it was being checked out"
+                + (f" (and {len(replaced) - 1} more)" if len(replaced) > 1 else ""))
+
+    def _settle(self, unpacked: Unpacked) -> None:
         if self.durable:
             fsutil.syncfs(self.root)
         for digest, tmp in unpacked.temps.items():
             self._publish(tmp, digest)
         published = bool(unpacked.temps)
         unpacked.temps.clear()
-        replaced = []
+        replaced = unpacked.replaced
         for digest, (path, dev, ino) in unpacked.links.items():
             final = self.path(digest)
             try:
@@ -308,10 +319,6 @@ class ObjectStore:
         unpacked.links.clear()
         if published and self.durable:
             fsutil.syncfs(self.root)  # symbolic links point at these names
-        if replaced:
-            raise ConflictError(
-                f"{replaced[0]} was replaced while it was being checked out"
-                + (f" (and {len(replaced) - 1} more)" if len(replaced) > 1 else ""))
 
     def discard(self, unpacked: Unpacked) -> None:
         """Remove the temp files of an unpacking that did not finish."""
@@ -320,6 +327,7 @@ class ObjectStore:
                 os.unlink(tmp)
         unpacked.temps.clear()
         unpacked.links.clear()
+        unpacked.replaced = []
 
     def _put_hashed(self, digest: str, data: bytes, *, flush: bool = False) -> bool:
         final = self.path(digest)
