@@ -51,7 +51,9 @@ def test_round_trip_is_byte_identical(cli: Cli, tmp_path: Path) -> None:
     assert read_tree(tmp_path / "work" / "artifacts" / "ds:v0") == TREE
 
 
-def test_a_path_prefix_is_a_string_prefix_and_one_that_matches_nothing_is_noted(cli: Cli, tmp_path: Path) -> None:
+def test_a_path_prefix_is_a_string_prefix_and_one_that_matches_nothing_is_noted(
+    cli: Cli, tmp_path: Path
+) -> None:
     data = make_tree(tmp_path / "data", {"models/m.pt": b"m"})
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
     out = tmp_path / "out"
