@@ -252,6 +252,27 @@ def _swap_after_writing(monkeypatch: pytest.MonkeyPatch, action) -> None:
     monkeypatch.setattr(objects.fsutil, "write_all", write_all)
 
 
+def _swap_one_written_file(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace the first file a checkout writes from a pack, before the store
+    links it; the list gets the path once that happened."""
+    swapped: list[str] = []
+
+    def swap(dest: str) -> None:
+        other = Path(dest).with_name("other")
+        other.write_bytes(b"not the object")
+        os.replace(other, dest)
+        swapped.append(dest)
+
+    _swap_after_writing(monkeypatch, swap)
+    return swapped
+
+
+def _assert_store_kept_nothing_of_it(cli: Cli, store_dir: Path) -> None:
+    cli("artifact", "verify", "ds", check=True)
+    for p in (store_dir / "objects").glob("??/*"):
+        assert hash_bytes(p.read_bytes()) == p.parent.name + p.name
+
+
 def test_hardlink_checkout_keeps_a_copy_when_the_object_is_unpacked_meanwhile(
     cli: Cli, tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,22 +310,12 @@ def test_hardlink_checkout_never_stores_a_file_swapped_in_meanwhile(
 
     data = make_tree(tmp_path / "data", FILES)
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
-    swapped: list[str] = []
-
-    def swap(dest: str) -> None:
-        other = Path(dest).with_name("other")
-        other.write_bytes(b"not the object")
-        os.replace(other, dest)
-        swapped.append(dest)
-
-    _swap_after_writing(monkeypatch, swap)
+    swapped = _swap_one_written_file(monkeypatch)
     with pytest.raises(ConflictError, match="replaced"):
         wbtool.Api().artifact("ds:v0").checkout(str(tmp_path / "out"), link="hardlink")
     assert swapped
     monkeypatch.undo()
-    cli("artifact", "verify", "ds", check=True)  # the store kept nothing of it
-    for p in (store_dir / "objects").glob("??/*"):
-        assert hash_bytes(p.read_bytes()) == p.parent.name + p.name
+    _assert_store_kept_nothing_of_it(cli, store_dir)
 
 
 def test_hardlink_checkout_over_changed_files_links_the_store_objects(
@@ -476,15 +487,7 @@ def test_a_file_swapped_in_early_fails_the_checkout_only_once_all_is_written(
     monkeypatch.setattr(materialize, "SETTLE_EVERY", 5)
     data = make_tree(tmp_path / "data", FILES)
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
-    swapped: list[str] = []
-
-    def swap(dest: str) -> None:
-        other = Path(dest).with_name("other")
-        other.write_bytes(b"not the object")
-        os.replace(other, dest)
-        swapped.append(dest)
-
-    _swap_after_writing(monkeypatch, swap)
+    swapped = _swap_one_written_file(monkeypatch)
     out = tmp_path / "out"
     with pytest.raises(ConflictError, match="replaced"):
         wbtool.Api().artifact("ds:v0").checkout(str(out), link="hardlink")
@@ -494,6 +497,4 @@ def test_a_file_swapped_in_early_fails_the_checkout_only_once_all_is_written(
     assert {rel: b for rel, b in written.items() if str(out / rel) != dest} == {
         rel: b for rel, b in FILES.items() if str(out / rel) != dest}
     monkeypatch.undo()
-    cli("artifact", "verify", "ds", check=True)  # the store kept nothing of it
-    for p in (store_dir / "objects").glob("??/*"):
-        assert hash_bytes(p.read_bytes()) == p.parent.name + p.name
+    _assert_store_kept_nothing_of_it(cli, store_dir)
