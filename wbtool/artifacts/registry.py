@@ -102,10 +102,6 @@ class Based:
     def version(self) -> str | None:
         return None if self.idx is None else f"v{self.idx}"
 
-    @property
-    def label(self) -> str:
-        return _label(self.idx)
-
 
 INCREMENTAL_TRIES = 5  # of an incremental version that others' versions keep overtaking
 
