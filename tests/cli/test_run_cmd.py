@@ -485,6 +485,24 @@ def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -
     assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
 
 
+def test_a_joined_program_deletes_summary_keys(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init()
+        run.log({"acc": 0.1, "loss": 2.0})
+        run.summary["tmp"] = 1
+        run.summary.update({"kept": 2})
+        run._write_summary()  # as the periodic flush does
+        del run.summary["tmp"], run.summary["acc"]
+        run.finish()
+    """)
+    res = cli("run", "--project", "p", "--", PY, child)
+    assert res.code == 0, res.err
+    summary = json.loads((only_run(store_dir) / "summary.json").read_text())
+    assert "tmp" not in summary and "acc" not in summary
+    assert summary["loss"] == 2.0 and summary["kept"] == 2
+
+
 def test_capture_metrics_from_a_shell_script(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]+)",
               "--capture-metrics", r"epoch (?P<epoch>\d+)", "--",

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -195,12 +195,15 @@ class RunFolder:
         finally:
             os.close(fd)
 
-    def merge_json(self, path: Path, updates: dict[str, Any], *,
+    def merge_json(self, path: Path, updates: dict[str, Any], *, drop: Iterable[str] = (),
                    fsync: bool = False) -> dict[str, Any]:
-        """``{**on_disk, **updates}`` written back; the caller holds :meth:`lock`."""
+        """``{**on_disk, **updates}`` less the keys in ``drop``, written back;
+        the caller holds :meth:`lock`."""
         doc = self.read_json(path, {})
         if not isinstance(doc, dict):
             doc = {}
+        for key in drop:
+            doc.pop(key, None)
         doc.update(updates)
         self.write_json(path, doc, fsync=fsync)
         return doc

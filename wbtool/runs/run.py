@@ -428,7 +428,8 @@ class Run:
             folder.write_json(folder.summary, self._summary.as_dict())
         else:
             with folder.lock():
-                folder.merge_json(folder.summary, self._summary.changes())
+                folder.merge_json(folder.summary, self._summary.changes(),
+                                  drop=self._summary.take_deleted())
 
     def _write_config(self) -> None:
         folder = self._folder
@@ -487,7 +488,8 @@ class Run:
                 folder.write_json(folder.run_json, disk, fsync=fsync)
                 self._doc = doc = disk
                 if summary:
-                    summary_doc = folder.merge_json(folder.summary, summary_doc or {})
+                    summary_doc = folder.merge_json(folder.summary, summary_doc or {},
+                                                    drop=self._summary.take_deleted())
                 if config:
                     config_doc = {**folder.read_config(), **(config_doc or {})}
         catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)

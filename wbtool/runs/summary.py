@@ -176,14 +176,15 @@ class MetricTable:
 class Summary(MutableMapping[str, Any]):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_counts", "_data", "_locked", "_metrics", "_on_change", "_touched",
-                 "_user")
+    __slots__ = ("_aggs", "_counts", "_data", "_gone", "_locked", "_metrics", "_on_change",
+                 "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         object.__setattr__(self, "_data", {})
         object.__setattr__(self, "_user", set())
         object.__setattr__(self, "_touched", set())  # keys set by this process since load()
+        object.__setattr__(self, "_gone", set())  # keys it deleted since, not set again
         object.__setattr__(self, "_aggs", {})
         object.__setattr__(self, "_counts", {})  # stored means: how many values each averages
         object.__setattr__(self, "_metrics", metrics or MetricTable())
@@ -195,6 +196,8 @@ class Summary(MutableMapping[str, Any]):
         """Fold one committed history row into the summary."""
         data = self._data
         self._touched.update(row)
+        if self._gone:
+            self._gone.difference_update(row)
         if not self._metrics.defs and not self._user:
             data.update(row)
             return
@@ -222,6 +225,7 @@ class Summary(MutableMapping[str, Any]):
         self._user.clear()
         self._user.update(user_keys or ())
         self._touched.clear()
+        self._gone.clear()
         self._aggs.clear()
         self._counts.clear()
         self._counts.update({k: n for k, n in (counts or {}).items()
@@ -252,6 +256,7 @@ class Summary(MutableMapping[str, Any]):
         self._data[key] = normalise(value, key)
         self._user.add(key)
         self._touched.add(key)
+        self._gone.discard(key)
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
@@ -260,6 +265,8 @@ class Summary(MutableMapping[str, Any]):
         self._check_open()
         del self._data[key]
         self._user.discard(key)
+        self._touched.discard(key)
+        self._gone.add(key)
         self._aggs.pop(key, None)
         self._counts.pop(key, None)
         self._on_change()
@@ -295,6 +302,7 @@ class Summary(MutableMapping[str, Any]):
         self._data.update(items)
         self._user.update(items)
         self._touched.update(items)
+        self._gone.difference_update(items)
         if items:
             self._on_change()
 
@@ -315,6 +323,14 @@ class Summary(MutableMapping[str, Any]):
         into a summary that others (``wbtool log``, an attached program)
         write too; the rest may be older than what they wrote."""
         return {k: v for k, v in self._data.items() if k in self._touched}
+
+    def take_deleted(self) -> list[str]:
+        """The keys this process deleted (and did not set again) since the
+        last call: what the next merge into a shared summary takes out, once,
+        so that a key another process sets later stays."""
+        gone = sorted(self._gone)
+        self._gone.clear()
+        return gone
 
     def __repr__(self) -> str:
         return f"Summary({self._data!r})"
