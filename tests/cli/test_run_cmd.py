@@ -514,6 +514,17 @@ def test_capture_metrics_from_a_shell_script(cli: Cli, store_dir: Path) -> None:
     assert bad.code == 2 and "named group" in bad.err
 
 
+def test_a_captured_integer_too_long_to_convert_is_kept_as_text(
+    cli: Cli, store_dir: Path
+) -> None:
+    digits = "7" * 5000  # past Python's int conversion limit
+    res = cli("run", "-q", "--capture-metrics", r"v=(?P<v>[0-9]+)", "--",
+              "sh", "-c", f"echo v={digits}; echo v=12")
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert [r["v"] for r in rows] == [digits, 12]  # not infinity
+
+
 @pytest.mark.slow
 def test_wbtool_log_from_concurrent_shell_loops(cli: Cli, store_dir: Path) -> None:
     wb = f"{PY} -m wbtool"

@@ -72,7 +72,8 @@ def _number(text: str) -> int | float | str:
     try:
         return int(text)
     except ValueError:
-        pass
+        if text.lstrip("+-").isdigit():  # more digits than Python converts: kept as text,
+            return text                  # as 'wbtool log' keeps it, never as infinity
     try:
         return float(text)
     except ValueError:
