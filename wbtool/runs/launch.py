@@ -72,8 +72,10 @@ def _number(text: str) -> int | float | str:
     try:
         return int(text)
     except ValueError:
-        if text.lstrip("+-").isdigit():  # more digits than Python converts: kept as text,
-            return text                  # as 'wbtool log' keeps it, never as infinity
+        # More digits than Python converts: kept as the text it is, as
+        # 'wbtool log' keeps it, never as the infinity float() would give.
+        if text.lstrip("+-").isdigit():
+            return text
     try:
         return float(text)
     except ValueError:
