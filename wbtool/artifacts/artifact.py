@@ -572,14 +572,18 @@ class Artifact:
         """Write the files under ``root`` (default ``./artifacts/<name>:<version>``)."""
         self._ensure_logged("download")
         target = os.fspath(root) if root is not None else self._default_root()
+        self._write_out(self._manifest, target, path_prefix=path_prefix, link=link,
+                        allow_missing_references=allow_missing_references)
+        return str(Path(target).absolute())
+
+    def _write_out(self, manifest: Manifest, target: str, **options: Any) -> None:
+        """materialize ``manifest`` under ``target``, fetching from the default
+        remote any object this store lacks."""
         from wbtool.remote import fallback
 
         ctx = self._context()
-        fallback.with_objects(ctx.registry, self._manifest, lambda: materialize.materialize(
-            ctx.store, self._manifest, target, path_prefix=path_prefix,
-            link=link, allow_missing_references=allow_missing_references,
-        ))
-        return str(Path(target).absolute())
+        fallback.with_objects(ctx.registry, manifest, lambda: materialize.materialize(
+            ctx.store, manifest, target, **options))
 
     def file(self, root: str | None = None) -> str:
         """Download a single-file artifact; return the file's path."""
@@ -676,7 +680,7 @@ class Artifact:
         validate_name(self._project, "project name")
         check_metadata(self._metadata)
         if self._incremental and on_top_of is None:
-            return self._commit_incremental(ctx, aliases, run_id, history_step)
+            return self._commit_incremental(ctx, aliases, run_id, history_step, check_only)
         rec = ctx.registry.commit(
             self._project, self._collection_name, self._type, self._manifest,
             description=self._description, metadata=self._metadata,
@@ -691,7 +695,7 @@ class Artifact:
 
     def _commit_incremental(
         self, ctx: Context, aliases: list[str] | None, run_id: str | None,
-        history_step: int | None,
+        history_step: int | None, check_only: Collection[str] | None,
     ) -> Artifact:
         """``incremental=True``: this draft's entries on top of the files of
         the latest version (as of the moment the version is recorded)."""
@@ -705,7 +709,8 @@ class Artifact:
                     self._manifest.add(entry)
                 try:
                     return self._commit(ctx, aliases=aliases, run_id=run_id,
-                                        history_step=history_step, on_top_of=based)
+                                        history_step=history_step, check_only=check_only,
+                                        on_top_of=based)
                 except LatestMovedError:
                     self._manifest, tries = mine, tries + 1
                     if tries == INCREMENTAL_TRIES:
@@ -807,12 +812,8 @@ class ArtifactManifestEntry(ManifestEntry):
         art = self._artifact
         art._ensure_logged("download")
         target = os.fspath(root) if root is not None else art._default_root()
-        from wbtool.remote import fallback
-
-        ctx = art._context()
-        one = Manifest([ManifestEntry(self.path, self.digest, self.size, self.ref, self.extra)])
-        fallback.with_objects(ctx.registry, one, lambda: materialize.materialize(
-            ctx.store, one, target))
+        art._write_out(Manifest([ManifestEntry(self.path, self.digest, self.size, self.ref,
+                                               self.extra)]), target)
         return str(Path(target).absolute() / self.path)
 
     def ref_target(self) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from wbtool.artifacts import ingest
 from wbtool.artifacts.artifact import Artifact
 from wbtool.artifacts.metadata import check_metadata
-from wbtool.artifacts.registry import INCREMENTAL_TRIES, Based, VersionRecord
+from wbtool.artifacts.registry import Based, VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import ConflictError, LatestMovedError, NotFoundError, UsageError
@@ -61,13 +61,15 @@ def load_draft(ctx: Context, project: str, name: str) -> Draft | None:
     return Draft(project, name, doc["type"], manifest, doc["updated_at"], based)
 
 
-def _check_incremental(ctx: Context, draft: Draft) -> None:
-    """ConflictError for ``--incremental`` on a draft that started empty, once
-    the collection has versions: committing it would drop their files."""
-    if draft.based is None and _has_versions(ctx, draft.project, draft.name):
+def _made_incremental(ctx: Context, draft: Draft) -> Based:
+    """What a draft that started empty is based on once ``--incremental``:
+    nothing, which holds only while the collection has no version
+    (ConflictError after: committing it would drop their files)."""
+    if _has_versions(ctx, draft.project, draft.name):
         raise ConflictError(
             f"the draft of {draft.name!r} started empty, so it cannot be incremental: "
             f"'wbtool artifact reset {draft.name}' drops it, then stage with --incremental")
+    return Based(None)
 
 
 def _has_versions(ctx: Context, project: str, name: str) -> bool:
@@ -287,8 +289,7 @@ def stage(
         else:
             manifest, based = draft.manifest, draft.based
             if incremental and based is None:
-                _check_incremental(ctx, draft)
-                based = Based(None)
+                based = _made_incremental(ctx, draft)
         if draft and draft.type and type and draft.type != type:
             raise ConflictError(
                 f"the draft of {name!r} has type {draft.type!r}, not {type!r}; "
@@ -366,36 +367,7 @@ def commit(
         raise NotFoundError(f"no files to log for {name!r}: none are staged, and no PATH "
                             "given held any (stage some with 'wbtool artifact add')")
     if draft is not None and incremental and draft.based is None:
-        _check_incremental(ctx, draft)
-        draft.based = Based(None)
-    if draft is None and incremental:
-        # Nothing staged: the PATHs go on top of whatever is latest when the
-        # version is recorded; another process's version in between is kept.
-        for attempt in range(INCREMENTAL_TRIES):
-            try:
-                return _commit(ctx, project, name, None, extra_entries, incremental=True,
-                               type=type, description=description, metadata=metadata,
-                               aliases=aliases, tags=tags, run_id=run_id, check_only=check_only)
-            except LatestMovedError:
-                if attempt == INCREMENTAL_TRIES - 1:
-                    raise
-    try:
-        return _commit(ctx, project, name, draft, extra_entries, incremental=False, type=type,
-                       description=description, metadata=metadata, aliases=aliases, tags=tags,
-                       run_id=run_id, check_only=check_only)
-    except LatestMovedError as e:
-        raise LatestMovedError(
-            f"the latest version of {project}/{name} changed from {e.fields['base']} to "
-            f"{e.fields['newest']} since its draft was staged on top of it: 'wbtool artifact "
-            f"reset {name}' drops the draft, then stage again", **e.fields) from None
-
-
-def _commit(
-    ctx: Context, project: str, name: str, draft: Draft | None,
-    extra_entries: Sequence[ManifestEntry], *, incremental: bool, type: str | None,
-    description: str | None, metadata: dict[str, object] | None, aliases: Sequence[str],
-    tags: Sequence[str], run_id: str | None, check_only: Collection[str] | None,
-) -> Artifact:
+        draft.based = _made_incremental(ctx, draft)
     art_type = type or (draft.type if draft else None)
     if art_type is None:  # the collection's own, once it has versions
         row = _collection(ctx, project, name)
@@ -404,19 +376,27 @@ def _commit(
         raise UsageError(f"--type is needed: {name!r} has no type yet")
     if draft and draft.type and type and draft.type != type:
         raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
-    art = Artifact(name, art_type, description=description, metadata=metadata)
+    # Nothing staged and ``incremental``: the PATHs go on top of whatever is
+    # latest when the version is recorded (see Artifact._commit_incremental).
+    art = Artifact(name, art_type, description=description, metadata=metadata,
+                   incremental=draft is None and incremental)
     art._ctx = ctx
-    based = draft.based if draft else None
     if draft:
         art._manifest = draft.manifest
-    elif incremental:
-        art._manifest, based = ctx.registry.latest_files(project, name)
     for e in extra_entries:
         art._manifest.add(e)
     art.tags = list(tags)
-    art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
-                check_only=check_only if draft is None else None,
-                on_top_of=based)
+    try:
+        art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
+                    check_only=check_only if draft is None else None,
+                    on_top_of=draft.based if draft else None)
+    except LatestMovedError as e:
+        if draft is None:
+            raise
+        raise LatestMovedError(
+            f"the latest version of {project}/{name} changed from {e.fields['base']} to "
+            f"{e.fields['newest']} since its draft was staged on top of it: 'wbtool artifact "
+            f"reset {name}' drops the draft, then stage again", **e.fields) from None
     if draft is not None:
         with ctx.store.index.transaction() as db:
             db.execute(
