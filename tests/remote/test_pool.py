@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from wbtool.remote.pool import NESTED_GRACE_SECONDS, WINDOW, Stopped, run_all
+from wbtool.remote.pool import (
+    CLEANUP_SECONDS,
+    INTERRUPT_GRACE_SECONDS,
+    NESTED_GRACE_SECONDS,
+    WINDOW,
+    Stopped,
+    run_all,
+)
 
 
 def test_results_in_order() -> None:
@@ -87,3 +97,72 @@ def test_a_nested_call_stops_with_the_outer_one() -> None:
     assert time.monotonic() - started < NESTED_GRACE_SECONDS + 1
     assert cleaned == [Stopped]
     hang.set()
+
+
+_INTERRUPTED_UPLOADS = """
+import sys, threading, time
+from wbtool.remote.pool import run_all
+
+undo_seconds = float(sys.argv[1])
+hang = threading.Event()
+parts = threading.Semaphore(0)
+
+def part(_: int) -> None:
+    parts.release()
+    hang.wait(120)
+
+def undo() -> None:
+    time.sleep(undo_seconds)
+    print("taken back", flush=True)
+
+def upload(_: int) -> None:
+    run_all(part, range(2), 2, undo=undo)
+
+def started() -> None:
+    for _ in range(4):
+        parts.acquire()
+    print("hanging", flush=True)
+
+threading.Thread(target=started, daemon=True).start()
+try:
+    run_all(upload, range(2), 2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def _interrupt_uploads(undo_seconds: float) -> tuple[list[str], float]:
+    """Run two uploads whose parts hang, Ctrl-C them once all four parts
+    hang, and give back what the program printed and how long it took to end."""
+    child = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_UPLOADS, str(undo_seconds)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "hanging\n"
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=60)
+        return out.splitlines(), time.monotonic() - interrupted
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+
+@pytest.mark.slow
+def test_ctrl_c_waits_for_a_slow_abort_past_its_grace() -> None:
+    """An abort that a busy server answers after the interrupt's grace has
+    run out still finishes before the process ends: otherwise the upload's
+    parts stay on the server, billed."""
+    slow = INTERRUPT_GRACE_SECONDS  # the parts' own grace comes first
+    lines, took = _interrupt_uploads(slow)
+    assert lines == ["taken back", "taken back", "interrupted"]
+    assert took > NESTED_GRACE_SECONDS + slow  # it did wait
+
+
+@pytest.mark.slow
+def test_ctrl_c_waits_for_a_hung_abort_a_bounded_time() -> None:
+    lines, took = _interrupt_uploads(120)
+    assert lines == ["interrupted"]
+    assert took > INTERRUPT_GRACE_SECONDS + CLEANUP_SECONDS - 0.5
+    assert took < INTERRUPT_GRACE_SECONDS + CLEANUP_SECONDS + 3

@@ -96,11 +96,15 @@ def upload(client: Any, path: str, bucket: str, key: str, *, part_size: int = PA
             part[named] = answer[named]
         return part
 
+    def abort() -> None:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    # A stopped push waits for the abort run_all runs (see wbtool.remote.pool).
+    parts = run_all(send, range(1, count + 1), threads, undo=abort)
     try:
-        parts = run_all(send, range(1, count + 1), threads)
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
     except BaseException:
         with contextlib.suppress(Exception):
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            abort()
         raise
