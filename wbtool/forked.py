@@ -76,6 +76,7 @@ class ForkedJob:
         if not chunks:
             raise OSError("a helper process died")
         data = b"".join(chunks)
+        del chunks  # a large answer is not held three times over while it is read
         try:
             if data[:1] == _MARSHAL:
                 ok, payload = marshal.loads(memoryview(data)[1:])

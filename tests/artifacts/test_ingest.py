@@ -55,6 +55,42 @@ def test_a_large_walk_shared_with_a_helper_finds_the_same_files(
 
 
 @pytest.mark.parametrize("helper", [False, True], ids=["one process", "with a helper"])
+def test_small_files_packed_by_two_processes_give_the_same_entries(
+    tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, helper: bool
+) -> None:
+    """The helper's half comes back flat (indices, digests, sizes, flags, and
+    each pack's rows): what the parent rebuilds from it is every entry and
+    every object's place, contents repeated across the halves included."""
+    files = {f"d{i % 7}/f{i}.bin": f"content {i % 40}".encode() * (1 + i % 3)
+             for i in range(300)}
+    files["empty.bin"] = b""
+    root = make_tree(tmp_path / "data", files)
+    store = Store.open(store_dir)
+    started: list[object] = []
+
+    class CountingJob(forked.ForkedJob):
+        def __init__(self, *args: object) -> None:
+            started.append(args)
+            super().__init__(*args)
+
+    monkeypatch.setattr(forked, "ForkedJob", CountingJob)
+    monkeypatch.setattr(ingest, "PARALLEL_SMALL_MIN", 50 if helper else 10**9)
+    walked = ingest.walk_dir(root)
+    entries, new = ingest.ingest(store, walked.files, validated=True, stats=walked.stats)
+    assert bool(started) == helper
+    assert new
+    assert [e.path for e in entries] == [rel for _, rel in walked.files]  # in walk order
+    assert {e.path: (e.digest, e.size) for e in entries} == {
+        rel: (hash_bytes(data), len(data)) for rel, data in files.items()}
+    assert store.objects.packed_digests() >= {e.digest for e in entries if e.size}
+    for e in entries:
+        assert store.objects.read_bytes(e.digest) == files[e.path]
+    out = tmp_path / "out"
+    materialize(store, Manifest(entries), out, link="copy")
+    assert read_tree(out) == files
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["one process", "with a helper"])
 def test_immutable_small_files_are_linked_into_the_store_not_packed(
     tmp_path: Path, store_dir: Path, monkeypatch: pytest.MonkeyPatch, helper: bool
 ) -> None:

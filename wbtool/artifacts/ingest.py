@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from wbtool import forked
 from wbtool.bulk import gc_paused
 from wbtool.errors import UsageError
-from wbtool.hashing import hash_bytes
+from wbtool.hashing import DIGEST_LEN, hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
 from wbtool.store.layout import STORE_DIRNAME, Store
@@ -43,6 +43,28 @@ WALK_SHARE_AFTER = 5000  # files walked before a helper process takes half the f
 StatRow = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
 Miss = tuple[int, str, int]  # item index, local path, size
 Done = tuple[int, str, int, bool]  # item index, digest, size, new
+
+
+class Misses:
+    """Files to read and store, as indices into the items and their stats:
+    an int each, where a tuple per file cost a million files some 120 MiB.
+    Batches of :data:`Miss` are made as they are used."""
+
+    def __init__(self, items: list[tuple[str, str]], stats: array[int],
+                 indices: array[int] | None = None) -> None:
+        self.items, self.stats = items, stats
+        self.indices = array("q") if indices is None else indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def part(self, start: int, end: int | None = None) -> Misses:
+        return Misses(self.items, self.stats, self.indices[start:end])
+
+    def batches(self, size: int) -> Iterator[list[Miss]]:
+        items, stats, indices = self.items, self.stats, self.indices
+        for k in range(0, len(indices), size):
+            yield [(i, items[i][0], stats[4 * i + 2]) for i in indices[k:k + size]]
 
 
 @dataclass
@@ -233,8 +255,8 @@ def ingest(
             stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     cache = {} if skip_cache else store.index.stat_cache_load()
     entries: list[ManifestEntry | None] = [None] * len(items)
-    small: list[Miss] = []
-    large: list[Miss] = []
+    small = Misses(items, stats)
+    large = Misses(items, stats)
     for i, (local, name) in enumerate(items):
         b = 4 * i
         size = stats[b + 2]
@@ -245,10 +267,10 @@ def ingest(
                 cache_hits.add(hit[2])
             progress(1, size)
             continue
-        (small if size <= PACK_MAX else large).append((i, local, size))
+        (small if size <= PACK_MAX else large).indices.append(i)
     del cache
     if len(small) < MIN_PACKED:
-        large, small = small + large, []
+        large, small = Misses(items, stats, small.indices + large.indices), Misses(items, stats)
 
     fresh = array("q")  # indices of items whose stat + digest go to the stat cache
     wrote_any = False
@@ -267,7 +289,7 @@ def ingest(
                 del done  # not held while the next batch is made
             wrote_loose = wrote_any and immutable
         del small
-        batches = [large[k:k + BATCH] for k in range(0, len(large), BATCH)]
+        batches = list(large.batches(BATCH))
         n_workers = workers or min(4, (os.cpu_count() or 2) * 2)
         if len(batches) <= 1 or n_workers == 1:
             for batch in batches:
@@ -321,7 +343,7 @@ class _Collector:
         return wrote
 
 
-def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]:
+def _pack_small(objects: ObjectStore, small: Misses) -> Iterator[list[Done]]:
     """Pack small files, in two processes when there are many of them.
 
     Reading, hashing and appending thousands of small files is a stream of
@@ -333,9 +355,9 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
     helper = None
     if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
         half = len(small) // 2
-        helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small[half:], present,
-                                  objects.durable)
-        small = small[:half]
+        helper = forked.ForkedJob(_pack_share, objects.root, objects.tmp, small.part(half),
+                                  present, objects.durable)
+        small = small.part(0, half)
     published = PackRows()  # indexed once, in key order, when both halves are done
 
     def publish(name: str, rows: list[tuple[str, int, int]]) -> None:
@@ -344,14 +366,15 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
 
     try:
         with PackWriter(objects, on_publish=publish) as pack:
-            for k in range(0, len(small), PACK_BATCH):
-                yield _pack_batch(pack, small[k:k + PACK_BATCH], present)
+            for batch in small.batches(PACK_BATCH):
+                yield _pack_batch(pack, batch, present)
         if helper is not None:
             done, theirs = helper.result()
-            for name, rows in theirs:
-                published.add(name, rows)
-            theirs.clear()  # a million objects' rows are large: kept compact from here on
-            yield done
+            for name, digests, offsets, sizes in theirs:
+                published.add(name, zip(_digests(digests), _int64s(offsets), _int64s(sizes),
+                                        strict=True))
+            del theirs
+            yield from _expanded(done)
             del done
         objects.index_packs(published)
     finally:
@@ -359,28 +382,78 @@ def _pack_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]
             helper.stop()
 
 
-def _link_small(objects: ObjectStore, small: list[Miss]) -> Iterator[list[Done]]:
+def _link_small(objects: ObjectStore, small: Misses) -> Iterator[list[Done]]:
     """Hard-link small files into the store (``immutable``), in two processes
     when there are many: like packing, a stream of short system calls bound
     by one core. Loose objects need no index, so the helper links on its own."""
     helper = None
     if len(small) >= PARALLEL_SMALL_MIN and forked.can_fork():
         half = len(small) // 2
-        helper = forked.ForkedJob(_link_share, objects.root, objects.tmp, small[half:])
-        small = small[:half]
+        helper = forked.ForkedJob(_link_share, objects.root, objects.tmp, small.part(half))
+        small = small.part(0, half)
     try:
-        for k in range(0, len(small), PACK_BATCH):
-            yield _put_batch(objects, small[k:k + PACK_BATCH], True)
+        for batch in small.batches(PACK_BATCH):
+            yield _put_batch(objects, batch, True)
         if helper is not None:
-            yield helper.result()
+            yield from _expanded(helper.result())
     finally:
         if helper is not None:
             helper.stop()
 
 
-def _link_share(root: str, tmp: str, share: list[Miss]) -> list[Done]:
+def _link_share(root: str, tmp: str, share: Misses) -> FlatDone:
     """In a forked helper: hard-link ``share`` into the store at ``root``."""
-    return _put_batch(ObjectStore(root, tmp), share, True)
+    objects = ObjectStore(root, tmp)
+    done = _FlatDone()
+    for batch in share.batches(PACK_BATCH):
+        done.add(_put_batch(objects, batch, True))
+    return done.answer()
+
+
+# What a helper sends back, flat: item indices, digests (hex, one after the
+# other), sizes and new-object flags. Half a million files' answers as a
+# tuple each cost the parent some 250 MiB to receive; flat, about 25 MiB.
+FlatDone = tuple[bytes, bytes, bytes, bytes]
+
+
+class _FlatDone:
+    """Builds a :data:`FlatDone` batch by batch."""
+
+    def __init__(self) -> None:
+        self.indices, self.sizes = array("q"), array("q")
+        self.digests, self.new = bytearray(), bytearray()
+
+    def add(self, done: list[Done]) -> None:
+        for i, digest, size, new in done:
+            self.indices.append(i)
+            self.digests += digest.encode("ascii")
+            self.sizes.append(size)
+            self.new.append(new)
+
+    def answer(self) -> FlatDone:
+        return (self.indices.tobytes(), bytes(self.digests), self.sizes.tobytes(),
+                bytes(self.new))
+
+
+def _expanded(flat: FlatDone) -> Iterator[list[Done]]:
+    """A helper's flat answer as batches of :data:`Done`, made as they are used."""
+    raw_indices, digests, raw_sizes, new = flat
+    indices, sizes = _int64s(raw_indices), _int64s(raw_sizes)
+    hexes = _digests(digests)
+    for k in range(0, len(indices), PACK_BATCH):
+        end = min(k + PACK_BATCH, len(indices))
+        yield [(indices[j], next(hexes), sizes[j], bool(new[j])) for j in range(k, end)]
+
+
+def _int64s(raw: bytes) -> array[int]:
+    values = array("q")
+    values.frombytes(raw)
+    return values
+
+
+def _digests(raw: bytes) -> Iterator[str]:
+    for k in range(0, len(raw), DIGEST_LEN):
+        yield raw[k:k + DIGEST_LEN].decode("ascii")
 
 
 def _put_batch(objects: ObjectStore, batch: list[Miss], immutable: bool) -> list[Done]:
@@ -393,18 +466,22 @@ def _put_batch(objects: ObjectStore, batch: list[Miss], immutable: bool) -> list
 
 
 def _pack_share(
-    root: str, tmp: str, share: list[Miss], present: set[str], durable: bool
-) -> tuple[list[Done], list[tuple[str, list[tuple[str, int, int]]]]]:
-    """In a forked helper: pack ``share``; the parent indexes what is published."""
+    root: str, tmp: str, share: Misses, present: set[str], durable: bool
+) -> tuple[FlatDone, list[tuple[str, bytes, bytes, bytes]]]:
+    """In a forked helper: pack ``share``; the parent indexes what is published
+    (each pack's digests, offsets and sizes, flat)."""
     published: list[tuple[str, list[tuple[str, int, int]]]] = []
     objects = ObjectStore(root, tmp)
     objects.durable = durable
-    done: list[Done] = []
+    done = _FlatDone()
     with PackWriter(objects, on_publish=lambda name, rows: published.append((name, rows))
                     ) as pack:
-        for k in range(0, len(share), PACK_BATCH):
-            done.extend(_pack_batch(pack, share[k:k + PACK_BATCH], present))
-    return done, published
+        for batch in share.batches(PACK_BATCH):
+            done.add(_pack_batch(pack, batch, present))
+    flat = [(name, "".join([d for d, _, _ in rows]).encode("ascii"),
+             array("q", [off for _, off, _ in rows]).tobytes(),
+             array("q", [size for _, _, size in rows]).tobytes()) for name, rows in published]
+    return done.answer(), flat
 
 
 def _pack_batch(pack: PackWriter, batch: list[Miss], present: set[str]) -> list[Done]:

@@ -18,7 +18,7 @@ import contextlib
 import os
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from wbtool import fsutil
@@ -156,7 +156,7 @@ class PackRows:
         self.offsets = array("q")
         self.sizes = array("q")
 
-    def add(self, name: str, rows: list[tuple[str, int, int]]) -> None:
+    def add(self, name: str, rows: Iterable[tuple[str, int, int]]) -> None:
         self.names.append(name)
         pack = len(self.names) - 1
         for digest, offset, size in rows:
