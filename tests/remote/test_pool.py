@@ -121,6 +121,7 @@ def upload(_: int) -> None:
 def started() -> None:
     for _ in range(4):
         parts.acquire()
+    time.sleep(0.2)  # the main thread is waiting on its workers by now
     print("hanging", flush=True)
 
 threading.Thread(target=started, daemon=True).start()
