@@ -25,6 +25,19 @@ def _walk_by_path(root: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], s
     return by_rel, {why for _, why in walked.skipped}
 
 
+def _count_helpers(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The arguments of every helper process started from here on."""
+    started: list[object] = []
+
+    class CountingJob(forked.ForkedJob):
+        def __init__(self, *args: object) -> None:
+            started.append(args)
+            super().__init__(*args)
+
+    monkeypatch.setattr(forked, "ForkedJob", CountingJob)
+    return started
+
+
 def test_a_large_walk_shared_with_a_helper_finds_the_same_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,14 +49,7 @@ def test_a_large_walk_shared_with_a_helper_finds_the_same_files(
     os.symlink(tmp_path, root / "d4" / "outside-link")
     serial, serial_skipped = _walk_by_path(root)
 
-    started: list[object] = []
-
-    class CountingJob(forked.ForkedJob):
-        def __init__(self, *args: object) -> None:
-            started.append(args)
-            super().__init__(*args)
-
-    monkeypatch.setattr(forked, "ForkedJob", CountingJob)
+    started = _count_helpers(monkeypatch)
     monkeypatch.setattr(ingest, "WALK_SHARE_AFTER", 5)
     shared, shared_skipped = _walk_by_path(root)
     assert started, "the walk was expected to share its folders with a helper"
@@ -66,14 +72,7 @@ def test_small_files_packed_by_two_processes_give_the_same_entries(
     files["empty.bin"] = b""
     root = make_tree(tmp_path / "data", files)
     store = Store.open(store_dir)
-    started: list[object] = []
-
-    class CountingJob(forked.ForkedJob):
-        def __init__(self, *args: object) -> None:
-            started.append(args)
-            super().__init__(*args)
-
-    monkeypatch.setattr(forked, "ForkedJob", CountingJob)
+    started = _count_helpers(monkeypatch)
     monkeypatch.setattr(ingest, "PARALLEL_SMALL_MIN", 50 if helper else 10**9)
     walked = ingest.walk_dir(root)
     entries, new = ingest.ingest(store, walked.files, validated=True, stats=walked.stats)
