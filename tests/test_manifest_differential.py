@@ -212,3 +212,55 @@ def test_large_manifest_in_many_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in range(150):
         case = data if k == 0 else _mutate(rng, data)
         assert _read(case) == _read_without_fast_path(case), k
+
+
+def _doc(body: bytes) -> bytes:
+    return b'{"entries":{' + body + b'},"hash":"xxh3-128","version":1}'
+
+
+_D = hash_bytes(b"x").encode()
+
+
+def _plain(path: bytes, size: bytes = b"1", digest: bytes = _D) -> bytes:
+    return b'"' + path + b'":{"digest":"' + digest + b'","size":' + size + b"}"
+
+
+@pytest.mark.parametrize("data", [
+    _doc(b""),
+    _doc(_plain("\u2028\u2029\x7f\x85\ufeff".encode())),
+    _doc(_plain("日本/😀".encode())),
+    _doc(_plain(b"\\ud83d\\ude00")),  # an escaped surrogate pair
+    _doc(_plain(b"\xed\xa0\x80")),  # a lone surrogate, raw
+    _doc(_plain(b"a\\ud800")),  # a lone surrogate, escaped
+    _doc(_plain(b"a\\/b")),
+    _doc(_plain(b'a\\"b')),
+    _doc(_plain(b"a\\\\b")),
+    _doc(_plain(b"a\\u0062")),
+    _doc(_plain(b"a\x01b")),
+    _doc(_plain(b"a\\u0001b")),
+    _doc(_plain(b'a},"b')),
+    _doc(_plain(b"a") + b"," + _plain(b"a", b"2")),  # the same path twice
+    _doc(_plain(b"a") + b"," + _plain(b"b") + b"," + _plain(b"a", b"2")),
+    _doc(_plain(b"a", b"9" * 19)),
+    _doc(_plain(b"a", b"9" * 20)),
+    _doc(_plain(b"a", b"1" * 5000)),
+    _doc(_plain(b"a", b"-0")),
+    _doc(_plain(b"a", b"-1")),
+    _doc(_plain(b"a", b"01")),
+    _doc(_plain(b"a", b"1.0")),
+    _doc(_plain(b"a", b"1e3")),
+    _doc(_plain(b"a", digest=_D.upper())),
+    _doc(_plain(b"a", digest=_D[:-1])),
+    _doc(b'"a":{"size":1,"digest":"' + _D + b'"}'),
+    _doc(b'"a" : {"digest":"' + _D + b'","size":1}'),
+    _doc(_plain(b"a") + b","),
+    _doc(b"," + _plain(b"a")),
+    _doc(_plain(b"a") + b",," + _plain(b"b")),
+    _doc(_plain(b"a")) + b" ",
+    _doc(_plain(b"a")) + b"}",
+    _doc(_plain(b"a"))[:-1],
+    b"\xef\xbb\xbf" + _doc(_plain(b"a")),
+], ids=lambda data: repr(data[12:60]))
+def test_edge_cases_read_as_json_does(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifest, "_PIECE", 1)
+    assert _read(data) == _read_without_fast_path(data)
