@@ -169,6 +169,17 @@ def test_hostile_entry_in_a_canonical_manifest_refused(bad: tuple[str, dict], wh
         Manifest.from_bytes(doc)
 
 
+@pytest.mark.parametrize("doc", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"entries":{"a":{"digest":"' + D1.encode() + b'","extra":' + b'{"k":' * 100_000
+    + b"1" + b"}" * 100_000 + b',"size":1}},"hash":"xxh3-128","version":1}',
+], ids=["document", "extra"])
+def test_deeply_nested_manifest_refused(doc: bytes) -> None:
+    """Nesting past the parser's stack is bad JSON, not a crash."""
+    with pytest.raises(StoreError, match="not valid JSON \\(nested too deeply\\)"):
+        Manifest.from_bytes(doc, "m.json")
+
+
 @pytest.mark.usefixtures("small_pieces")
 def test_malformed_canonical_manifest_refused() -> None:
     doc = _canonical_doc({f"d/f{i:04}": {"digest": D1, "size": i} for i in range(700)})

@@ -237,6 +237,8 @@ class Manifest:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:
             raise StoreError(f"{source}: not valid JSON ({e})") from None
+        except RecursionError:
+            raise StoreError(f"{source}: not valid JSON (nested too deeply)") from None
         if not isinstance(doc, dict):
             raise StoreError(f"{source}: not a manifest")
         if doc.get("version") != FORMAT_VERSION:

@@ -275,6 +275,24 @@ def test_a_manifest_whose_sizes_lie_is_refused_when_the_objects_are_here(
     assert [r["name"] for r in c.result("artifact", "ls")] == ["other"]
 
 
+def test_a_manifest_nested_too_deeply_is_refused(folder: tuple[Store, Store, Path]) -> None:
+    """A manifest that hashes to its name but nests past the JSON parser's
+    stack: pulling and downloading refuse that version in one line."""
+    _, b, remote = folder
+    record_path = remote / records.version_path("uncategorized", "data", 0)
+    record = json.loads(record_path.read_bytes())
+    nested = b'{"entries":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (remote / records.manifest_path(hash_bytes(nested))).write_bytes(nested)
+    record["manifest"] = hash_bytes(nested)
+    record_path.chmod(0o644)
+    record_path.write_bytes(json.dumps(record, sort_keys=True).encode())
+    for args in (("pull",), ("artifact", "download", "data:v0", "--root", "out")):
+        res = b(*args, code=EXIT_VERIFY_FAILED)
+        assert _one_line(res.err).endswith("not valid JSON (nested too deeply)"), res.err
+    assert b.result("artifact", "ls") == []
+    assert not (b.cli.cwd / "out").exists()
+
+
 def test_a_missing_object_fetched_again_must_match(folder: tuple[Store, Store, Path]) -> None:
     a, _, remote = folder
     local = a.path / "objects" / records.object_path(hash_bytes(FILES["a.txt"]))[8:]
