@@ -180,6 +180,17 @@ def test_deeply_nested_manifest_refused(doc: bytes) -> None:
         Manifest.from_bytes(doc, "m.json")
 
 
+@pytest.mark.parametrize("path", [b'"d/\xed\xa0\x80.txt"', b'"d/\\ud800.txt"'],
+                         ids=["raw", "escaped"])
+def test_a_path_with_a_lone_surrogate_is_refused(path: bytes) -> None:
+    """JSON lets a lone surrogate through (escaped, or raw as Python reads
+    it), but no file name written out can hold one: refused as a bad entry."""
+    doc = _canonical_doc({"a.txt": {"digest": D1, "size": 1}, "d/x.txt": {"digest": D1, "size": 1}})
+    doc = doc.replace(b'"d/x.txt"', path)
+    with pytest.raises(StoreError, match=r"refused entry.*not valid UTF-8"):
+        Manifest.from_bytes(doc, "m.json")
+
+
 @pytest.mark.usefixtures("small_pieces")
 def test_malformed_canonical_manifest_refused() -> None:
     doc = _canonical_doc({f"d/f{i:04}": {"digest": D1, "size": i} for i in range(700)})

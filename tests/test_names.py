@@ -62,13 +62,15 @@ def test_entry_paths_refused(bad: str) -> None:
 FITTING = ["x" * 255, "é" * 127 + "x", "€" * 85, "😀" * 63 + "abc", "d/" + "x" * 255 + "/e",
            "/".join(["x" * 255] * 16), "é" * 127 + "/" + "é" * 127]
 TOO_LONG = ["x" * 256, "é" * 128, "€" * 85 + "x", "😀" * 64, "d/" + "x" * 256 + "/e",
-            "x" * 255 + "/" + "é" * 128, "\udcff" * 86, "x" * MAX_PATH]
+            "x" * 255 + "/" + "é" * 128, "x" * MAX_PATH]
+NOT_UTF8 = ["\udcff.txt", "d/\ud800", "é\udfff", "\udcff" * 86]
 
 PATH_SAMPLES = [
     "a.txt", "d/e/f", "données/é.txt", "a..b", "a/.hidden", ".hidden", "a.",
     "/".join(["x" * 255] * 16)[:MAX_PATH], "x" * (MAX_PATH + 1), "", "/etc/passwd", "../x",
     "a/../b", "a/..", "a\\b", "C:/x", "c:", "\n:x", "a:b", "ab:c", "a\0b", ".", "./", "./a",
     "a/.", "a/./b", "a//b", "dir/", "a/b/", ":", "::", "\0", "b/C:/x", *FITTING, *TOO_LONG,
+    *NOT_UTF8,
 ]
 
 
@@ -79,6 +81,16 @@ def test_all_clean_paths_judges_each_path_as_one_at_a_time(path: str) -> None:
     one = is_clean_entry_path(path)
     for paths in ([path], [path, "n"], ["n", path, "m"], ["n", path]):
         assert all_clean_entry_paths(paths) is one, paths
+
+
+def test_paths_that_are_not_utf8_are_refused_on_the_way_in_and_back() -> None:
+    """A file name in another encoding (as Python decodes it), or a lone
+    surrogate escaped in a manifest: no manifest can hold it as UTF-8."""
+    for path in NOT_UTF8:
+        for check in (validate_entry_path, read_entry_path):
+            with pytest.raises(InvalidNameError, match="not valid UTF-8"):
+                check(path)
+        assert not all_clean_entry_paths(["a.txt", path])
 
 
 def test_names_longer_than_a_filesystem_takes_are_refused_on_the_way_in() -> None:

@@ -87,7 +87,21 @@ def is_clean_entry_path(value: object) -> bool:
         and not value.startswith("./") and not value.endswith("/.") and value != "."
         and value[1:2] != ":"
         and (n <= _ANY_FITS or (n <= MAX_COMPONENT and value.isascii()) or names_fit(value))
+        and is_utf8(value)
     )
+
+
+def is_utf8(text: str) -> bool:
+    """False for text holding a lone surrogate: a file name whose bytes are
+    not UTF-8 (as Python decodes it), or an escape in JSON read from a
+    remote. Manifests are UTF-8, so no entry path may hold one."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def names_fit(path: str) -> bool:
@@ -123,6 +137,7 @@ def all_clean_entry_paths(paths: list[str]) -> bool:
         and (":" not in framed or _DRIVE_IN_FRAMED.search(framed) is None)
         and (longest <= _ANY_FITS or (longest <= MAX_COMPONENT and framed.isascii())
              or all(map(names_fit, paths)))
+        and is_utf8(framed)
     )
 
 
@@ -154,6 +169,9 @@ def read_entry_path(value: str) -> str:
         raise InvalidNameError(what="entry path", value=value, reason="must be a non-empty string")
     if "\0" in value:
         raise InvalidNameError(what="entry path", value=value, reason="contains NUL")
+    if not is_utf8(value):
+        raise InvalidNameError(what="entry path", value=value,
+                               reason="is not valid UTF-8 (a file name in another encoding?)")
     if "\\" in value:
         raise InvalidNameError(what="entry path", value=value, reason="use '/' as separator")
     if value.startswith("/") or re.match(r"^[A-Za-z]:", value):

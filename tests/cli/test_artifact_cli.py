@@ -635,9 +635,25 @@ def test_symlinks_in_added_folders(cli: Cli, tmp_path: Path) -> None:
     res = cli("artifact", "log", "ds", str(data), "--type", "dataset", "--json", check=True)
     assert res.json()["result"]["file_count"] == 2
     assert "leak.txt" in res.err and "outside" in res.err
+    assert res.err.count("leak.txt") == 1  # said once
     out = tmp_path / "out"
     cli("artifact", "download", "ds", "--root", str(out), check=True)
     assert read_tree(out) == {"real.txt": b"inside", "alias.txt": b"inside"}
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_by_name(cli: Cli, tmp_path: Path) -> None:
+    """Named on the command line (a folder's walk skips it with a note), a
+    file whose name is not UTF-8 is refused in one line naming the path."""
+    data = tmp_path / "data"
+    data.mkdir()
+    odd = os.fsdecode(os.fsencode(data) + b"/\xff.txt")
+    Path(odd).write_bytes(b"latin-1 name")
+    for args in (("log", "ds", odd), ("add", "ds", odd),
+                 ("add", "ds", str(data), "--name-in-artifact", "\udcff")):
+        res = cli("artifact", *args, "--type", "dataset")
+        assert res.code == 2 and res.err.count("\n") == 1, res.err
+        assert "invalid entry path" in res.err and "not valid UTF-8" in res.err
+    assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
 
 
 def test_stat_cache_skips_unchanged_files(cli: Cli, tmp_path: Path, store_dir: Path) -> None:

@@ -293,6 +293,26 @@ def test_a_manifest_nested_too_deeply_is_refused(folder: tuple[Store, Store, Pat
     assert not (b.cli.cwd / "out").exists()
 
 
+def test_a_manifest_path_with_a_lone_surrogate_is_refused(
+        folder: tuple[Store, Store, Path]) -> None:
+    """Such a path passes the JSON parser but can be neither written out nor
+    kept: that version is refused in one line (exit 4), not the whole pull
+    ended as a usage error."""
+    _, b, remote = folder
+    record_path = remote / records.version_path("uncategorized", "data", 0)
+    record = json.loads(record_path.read_bytes())
+    manifest = (remote / records.manifest_path(record["manifest"])).read_bytes()
+    bad = manifest.replace(b'"a.txt"', b'"\\udc80a.txt"', 1)
+    assert bad != manifest
+    (remote / records.manifest_path(hash_bytes(bad))).write_bytes(bad)
+    record["manifest"] = hash_bytes(bad)
+    record_path.chmod(0o644)
+    record_path.write_bytes(json.dumps(record, sort_keys=True).encode())
+    res = b("pull", code=EXIT_VERIFY_FAILED)
+    assert "not valid UTF-8" in _one_line(res.err), res.err
+    assert b.result("artifact", "ls") == []
+
+
 def test_a_missing_object_fetched_again_must_match(folder: tuple[Store, Store, Path]) -> None:
     a, _, remote = folder
     local = a.path / "objects" / records.object_path(hash_bytes(FILES["a.txt"]))[8:]

@@ -83,7 +83,8 @@ class WalkResult:
 
 @gc_paused
 def walk_dir(
-    root: str | os.PathLike, prefix: str = "", *, store: str | os.PathLike | None = None
+    root: str | os.PathLike, prefix: str = "", *, store: str | os.PathLike | None = None,
+    warn: bool = True,
 ) -> WalkResult:
     """Every regular file under ``root`` as (local path, entry path).
 
@@ -93,7 +94,9 @@ def walk_dir(
     the tree, never looped on). Sockets, FIFOs and devices are skipped.
     A wbtool store is never part of an artifact: folders named ``.wbtool``
     and the ``store`` folder (wherever it is) are skipped and reported, and
-    a ``root`` inside ``store`` is refused.
+    a ``root`` inside ``store`` is refused. What was skipped is in the result
+    and, with ``warn``, logged as a warning (the command line, which notes
+    it itself, passes False).
 
     A large tree is walked by two processes: once :data:`WALK_SHARE_AFTER`
     files are seen, a forked helper takes half the folders still to visit
@@ -128,7 +131,7 @@ def walk_dir(
         out.stats.frombytes(stats)
     else:
         _walk(stack, out, real_top, skip)
-    if out.skipped:
+    if out.skipped and warn:
         import logging
 
         log = logging.getLogger("wbtool")

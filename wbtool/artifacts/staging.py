@@ -109,7 +109,7 @@ def walk_paths(
         except (OSError, ValueError):
             raise NotFoundError(what="file or folder", name=p) from None
         if stat_mod.S_ISDIR(st.st_mode):
-            walked = ingest.walk_dir(p, prefix, store=store)
+            walked = ingest.walk_dir(p, prefix, store=store, warn=False)  # noted by the caller
             out.files.extend(walked.files)
             out.stats.extend(walked.stats)
             out.skipped.extend(walked.skipped)
