@@ -678,6 +678,18 @@ def test_incremental_artifact_goes_on_top_of_the_latest_version(tmp_path: Path) 
     assert first.version == "v0" and first.file_count == 1
 
 
+def test_new_draft_of_a_linked_version_logs_into_its_source(tmp_path: Path) -> None:
+    """A portfolio only holds links, so the next version is its source's."""
+    logged("incr-src", {"a.txt": "a"}, tmp_path).link("registry/best")
+    linked = load("registry/best:latest")
+    draft = linked.new_draft()
+    draft.add_file(str(write(tmp_path / "b.txt", "b")))
+    draft.save()
+    assert draft.name == "incr-src:v1" and draft.project == linked.source_project
+    assert sorted(draft.manifest.entries) == ["a.txt", "b.txt"]
+    assert load("registry/best:latest").source_version == "v0"
+
+
 def test_a_failed_incremental_save_keeps_only_what_was_added(tmp_path: Path) -> None:
     """Saving again after a failure goes on top of the latest version then,
     without the files of the one that was latest at the first try: a file

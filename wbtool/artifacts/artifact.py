@@ -645,13 +645,15 @@ class Artifact:
         self._final = True
 
     def new_draft(self) -> Artifact:
-        """A draft holding this version's entries, to log an incremental version."""
+        """A draft holding this version's entries, to log an incremental version
+        (of the source's collection, for a link: a portfolio only holds links)."""
         self._ensure_logged("new_draft")
-        draft = Artifact(self._collection_name, self._type, self._description,
-                         dict(self._metadata))
+        source = self.source_artifact
+        draft = Artifact(source._collection_name, source._type, source._description,
+                         dict(source._metadata))
         draft._ctx = self._ctx
-        draft._project = self._project
-        draft._manifest = self._manifest.copy()
+        draft._project = source._project
+        draft._manifest = source._manifest.copy()
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> None:
