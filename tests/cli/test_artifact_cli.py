@@ -1093,6 +1093,17 @@ def test_add_refuses_a_draft_that_could_never_be_logged(cli: Cli, tmp_path: Path
     cli("artifact", "add", "u", data, check=True)  # the collection's type: fine
 
 
+@pytest.mark.parametrize("incremental", [[], ["-i"]])
+def test_log_into_a_portfolio_is_a_conflict(cli: Cli, tmp_path: Path,
+                                            incremental: list[str]) -> None:
+    data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
+    cli("artifact", "log", "u", data, "--type", "data", check=True)
+    cli("artifact", "link", "u:v0", "port", check=True)
+    res = cli("artifact", "log", "port", data, *incremental)  # its type is known
+    assert res.code == 5 and "portfolio collection" in res.err, res.err
+    assert res.err.count("\n") == 1
+
+
 def test_a_run_id_that_is_no_id_is_refused(cli: Cli, tmp_path: Path) -> None:
     data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
     for args, env in ((["--run", "../../../evil"], None), ([], {"WBTOOL_RUN_ID": "a b"})):
