@@ -408,6 +408,21 @@ def test_incremental_draft_starts_from_the_latest_version(cli: Cli, tmp_path: Pa
     assert read_tree(tmp_path / "out2") == {**read_tree(out), "back/s.txt": b"s"}
 
 
+def test_an_incremental_draft_of_a_new_artifact_lists_its_files_as_added(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Every incremental draft's status has the same shape: before the first
+    version, what it changes is every file added."""
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "sub/s.txt": b"s"})
+    cli("artifact", "add", "ds", str(data), "-i", "--type", "dataset", check=True)
+    status = cli("artifact", "status", "ds", "--json", check=True).json()["result"][0]
+    assert status["incremental"] and status["based_on"] is None
+    assert status["changes"] == {"added": ["a.txt", "sub/s.txt"], "removed": [], "changed": []}
+    text = cli("artifact", "status", "ds", check=True).out
+    assert "on top of no version: 2 added, 0 changed, 0 removed" in text
+    assert "  + sub/s.txt" in text
+
+
 def test_an_incremental_draft_is_not_committed_over_a_newer_version(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:

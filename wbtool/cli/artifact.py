@@ -132,7 +132,7 @@ def status(
             lines = [f"  {p}" for p in sorted(d.manifest.entries)]
         else:
             added, removed, changed = changes
-            base = d.based.version if d.based else None
+            base = d.based.version or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
             lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
@@ -149,11 +149,14 @@ STATUS_LINES = 50  # paths listed per draft; --json lists them all
 
 def _draft_changes(ctx: Any, draft: Any) -> tuple[list[str], list[str], list[str]] | None:
     """(added, removed, changed) from the version an incremental draft
-    started from; None for a draft that started empty (or from nothing)."""
+    started from (every file added, before the first version); None for a
+    draft that started empty."""
     from wbtool.errors import NotFoundError
 
-    if draft.based is None or draft.based.version is None:
+    if draft.based is None:
         return None
+    if draft.based.version is None:
+        return sorted(draft.manifest.entries), [], []
     try:
         rec = ctx.registry.resolve(draft.project, draft.name, draft.based.version)
     except NotFoundError:  # deleted since: every file counts as added
