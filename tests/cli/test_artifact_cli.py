@@ -505,6 +505,29 @@ def test_concurrent_logs_get_distinct_versions(tmp_path: Path, store_dir: Path) 
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_concurrent_incremental_logs_keep_each_others_files(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    base = make_tree(tmp_path / "base", {"base.txt": b"base"})
+    subprocess.run([sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(base),
+                    "--type", "dataset"], check=True, capture_output=True)
+    procs = []
+    for i in range(4):
+        d = make_tree(tmp_path / f"part{i}", {f"f{j}": b"%d-%d" % (i, j) for j in range(10)})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(d), "-i",
+             "--name-in-artifact", f"part{i}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert versions(store_dir, "ds") == [0, 1, 2, 3, 4]
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "wbtool", "artifact", "download", "ds", "--root",
+                    str(out)], check=True, capture_output=True)
+    assert read_tree(out) == {"base.txt": b"base", **{
+        f"part{i}/f{j}": b"%d-%d" % (i, j) for i in range(4) for j in range(10)}}
+
+
 def test_concurrent_adds_to_one_draft_lose_nothing(tmp_path: Path) -> None:
     procs = []
     for i in range(4):
