@@ -440,7 +440,10 @@ def test_an_incremental_draft_is_not_committed_over_a_newer_version(
     assert res.code == 5 and res.err.count("\n") == 1
     assert "changed from v0 to v1" in res.err and "reset ds" in res.err
     assert versions(store_dir, "ds") == [0, 1]
-    assert cli("artifact", "status", "ds", "--json").json()["result"][0]["based_on"] == "v0"
+    status = cli("artifact", "status", "ds", "--json").json()["result"][0]
+    assert status["based_on"] == "v0" and status["latest"] == "v1"
+    assert "the latest version is now v1: 'wbtool artifact log' refuses this draft" in cli(
+        "artifact", "status", "ds", check=True).out
     # a draft that started empty cannot become incremental: it would drop every file
     cli("artifact", "reset", "ds", check=True)
     cli("artifact", "add", "ds", str(tmp_path / "c.txt"), check=True)

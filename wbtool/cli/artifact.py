@@ -132,12 +132,15 @@ def status(
             lines = [f"  {p}" for p in sorted(d.manifest.entries)]
         else:
             added, removed, changed = changes
-            base = d.based.version or "no version"
+            base = (d.based.version if d.based else None) or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
             lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
                                                          ("M", changed)) for p in paths]
         output.line(head)
+        if d.based is not None and (newest := _latest_label(ctx, d)) != d.based.version:
+            output.line(f"  the latest version is now {newest or 'none'}: 'wbtool artifact log' "
+                        f"refuses this draft, 'wbtool artifact reset {d.name}' drops it")
         for line in lines[:STATUS_LINES]:
             output.line(line)
         if len(lines) > STATUS_LINES:
@@ -175,7 +178,18 @@ def _draft_json(ctx: Any, d: Any) -> dict[str, Any]:
     changes = _draft_changes(ctx, d)
     if changes is not None:
         doc["changes"] = dict(zip(("added", "removed", "changed"), changes, strict=True))
+        doc["latest"] = _latest_label(ctx, d)  # not based_on: log refuses the draft
     return doc
+
+
+def _latest_label(ctx: Any, draft: Any) -> str | None:
+    """The newest version of the draft's artifact (None before its first)."""
+    from wbtool.errors import NotFoundError
+
+    try:
+        return str(ctx.registry.resolve(draft.project, draft.name).version)
+    except NotFoundError:
+        return None
 
 
 @app.command()
