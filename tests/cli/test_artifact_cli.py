@@ -408,6 +408,21 @@ def test_incremental_draft_starts_from_the_latest_version(cli: Cli, tmp_path: Pa
     assert read_tree(tmp_path / "out2") == {**read_tree(out), "back/s.txt": b"s"}
 
 
+def test_files_are_removed_from_the_next_version_without_adding_any(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "bad.csv": b"x"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    res = cli("artifact", "add", "ds")
+    assert res.code == 2 and "--incremental alone" in res.err
+    res = cli("artifact", "add", "ds", "-i", "--json", check=True).json()["result"]
+    assert res["staged"] == 0 and res["draft_files"] == 2 and res["based_on"] == "v0"
+    cli("artifact", "reset", "ds", "bad.csv", check=True)
+    assert cli("artifact", "log", "ds", "--json", check=True).json()["result"]["version"] == "v1"
+    cli("artifact", "download", "ds", "--root", str(tmp_path / "out"), check=True)
+    assert read_tree(tmp_path / "out") == {"a.txt": b"a"}
+
+
 def test_an_incremental_draft_of_a_new_artifact_lists_its_files_as_added(
     cli: Cli, tmp_path: Path
 ) -> None:

@@ -65,13 +65,17 @@ def add(
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Stage files into the draft of NAME (like git add)."""
+    """Stage files into the draft of NAME (like git add).
+
+    With --incremental and no PATH: start a draft holding the latest version's files,
+    for 'reset NAME PATH' to take some out."""
     from wbtool.artifacts import staging
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import UsageError
 
-    if not paths and not reference:
-        raise UsageError("give at least one PATH or --reference")
+    if not paths and not reference and not incremental:
+        raise UsageError("give at least one PATH or --reference (or --incremental alone, to "
+                         "start from the latest version's files)")
     ctx = ops.context(project)
     proj, bare = ops.split_project(ctx, name)
     staging.check_stageable(ctx, proj, bare, type)  # before any file is read
