@@ -678,6 +678,68 @@ def test_incremental_artifact_goes_on_top_of_the_latest_version(tmp_path: Path) 
     assert first.version == "v0" and first.file_count == 1
 
 
+def test_new_draft_of_a_linked_version_logs_into_its_source(tmp_path: Path) -> None:
+    """A portfolio only holds links, so the next version is its source's."""
+    logged("incr-src", {"a.txt": "a"}, tmp_path).link("registry/best")
+    linked = load("registry/best:latest")
+    draft = linked.new_draft()
+    draft.add_file(str(write(tmp_path / "b.txt", "b")))
+    draft.save()
+    assert draft.name == "incr-src:v1" and draft.project == linked.source_project
+    assert sorted(draft.manifest.entries) == ["a.txt", "b.txt"]
+    assert load("registry/best:latest").source_version == "v0"
+
+
+def test_a_failed_incremental_save_keeps_only_what_was_added(tmp_path: Path) -> None:
+    """Saving again after a failure goes on top of the latest version then,
+    without the files of the one that was latest at the first try: a file
+    that a newer version removed stays removed."""
+    logged("incr-retry", {"a": "a", "x.txt": "x"}, tmp_path)
+    art = wbtool.Artifact("incr-retry", "dataset", incremental=True)
+    art.add_file(str(write(tmp_path / "b", "b")), name="a/b")
+    with pytest.raises(UsageError, match="both a file and a folder"):
+        art.save()
+    assert sorted(art.manifest.entries) == ["a/b"]
+    newer = load("incr-retry:latest").new_draft()
+    newer.remove("x.txt")
+    newer.save()
+    art.remove("a/b")
+    art.add_file(str(write(tmp_path / "c", "c")), name="c")
+    art.save()
+    assert art.version == "v2" and sorted(art.manifest.entries) == ["a", "c"]
+
+
+def test_an_incremental_save_outlasts_many_versions_logged_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each version another process logs between reading the latest and
+    recording this one is a try lost to a writer that has finished: the
+    save goes on trying, as many times as there are such writers."""
+    import subprocess
+
+    from wbtool.artifacts.registry import Registry
+
+    logged("incr-race", {"a": "a"}, tmp_path)
+    read_latest, others = Registry.latest_files, 8
+
+    def overtaken(self: Registry, project: str, name: str) -> object:
+        files = read_latest(self, project, name)
+        n = len(self.versions(project, name)) - 1
+        if n < others:  # another process logs a version right after this read
+            other = write(tmp_path / f"other{n}", f"{n}")
+            subprocess.run([sys.executable, "-m", "wbtool", "artifact", "log", "incr-race",
+                            str(other), "-i"], check=True, capture_output=True)
+        return files
+
+    monkeypatch.setattr(Registry, "latest_files", overtaken)
+    art = wbtool.Artifact("incr-race", "dataset", incremental=True)
+    art.add_file(str(write(tmp_path / "mine", "m")))
+    art.save()
+    assert art.version == f"v{others + 1}"
+    assert sorted(art.manifest.entries) == sorted(
+        ["a", "mine", *(f"other{n}" for n in range(others))])
+
+
 def test_new_draft_without_changes_is_a_noop(tmp_path: Path) -> None:
     v0 = logged("incr-noop", {"a.txt": "a"}, tmp_path)
     draft = v0.new_draft()

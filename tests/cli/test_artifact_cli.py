@@ -408,6 +408,36 @@ def test_incremental_draft_starts_from_the_latest_version(cli: Cli, tmp_path: Pa
     assert read_tree(tmp_path / "out2") == {**read_tree(out), "back/s.txt": b"s"}
 
 
+def test_files_are_removed_from_the_next_version_without_adding_any(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "bad.csv": b"x"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    res = cli("artifact", "add", "ds")
+    assert res.code == 2 and "--incremental alone" in res.err
+    res = cli("artifact", "add", "ds", "-i", "--json", check=True).json()["result"]
+    assert res["staged"] == 0 and res["draft_files"] == 2 and res["based_on"] == "v0"
+    cli("artifact", "reset", "ds", "bad.csv", check=True)
+    assert cli("artifact", "log", "ds", "--json", check=True).json()["result"]["version"] == "v1"
+    cli("artifact", "download", "ds", "--root", str(tmp_path / "out"), check=True)
+    assert read_tree(tmp_path / "out") == {"a.txt": b"a"}
+
+
+def test_an_incremental_draft_of_a_new_artifact_lists_its_files_as_added(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Every incremental draft's status has the same shape: before the first
+    version, what it changes is every file added."""
+    data = make_tree(tmp_path / "data", {"a.txt": b"a", "sub/s.txt": b"s"})
+    cli("artifact", "add", "ds", str(data), "-i", "--type", "dataset", check=True)
+    status = cli("artifact", "status", "ds", "--json", check=True).json()["result"][0]
+    assert status["incremental"] and status["based_on"] is None
+    assert status["changes"] == {"added": ["a.txt", "sub/s.txt"], "removed": [], "changed": []}
+    text = cli("artifact", "status", "ds", check=True).out
+    assert "on top of no version: 2 added, 0 changed, 0 removed" in text
+    assert "  + sub/s.txt" in text
+
+
 def test_an_incremental_draft_is_not_committed_over_a_newer_version(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:
@@ -425,7 +455,10 @@ def test_an_incremental_draft_is_not_committed_over_a_newer_version(
     assert res.code == 5 and res.err.count("\n") == 1
     assert "changed from v0 to v1" in res.err and "reset ds" in res.err
     assert versions(store_dir, "ds") == [0, 1]
-    assert cli("artifact", "status", "ds", "--json").json()["result"][0]["based_on"] == "v0"
+    status = cli("artifact", "status", "ds", "--json").json()["result"][0]
+    assert status["based_on"] == "v0" and status["latest"] == "v1"
+    assert "the latest version is now v1: 'wbtool artifact log' refuses this draft" in cli(
+        "artifact", "status", "ds", check=True).out
     # a draft that started empty cannot become incremental: it would drop every file
     cli("artifact", "reset", "ds", check=True)
     cli("artifact", "add", "ds", str(tmp_path / "c.txt"), check=True)
@@ -488,6 +521,29 @@ def test_concurrent_logs_get_distinct_versions(tmp_path: Path, store_dir: Path) 
     assert versions(store_dir, "ds") == [0, 1, 2, 3]
     db = sqlite3.connect(store_dir / "index.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_concurrent_incremental_logs_keep_each_others_files(
+    tmp_path: Path, store_dir: Path
+) -> None:
+    base = make_tree(tmp_path / "base", {"base.txt": b"base"})
+    subprocess.run([sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(base),
+                    "--type", "dataset"], check=True, capture_output=True)
+    procs = []
+    for i in range(4):
+        d = make_tree(tmp_path / f"part{i}", {f"f{j}": b"%d-%d" % (i, j) for j in range(10)})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "wbtool", "artifact", "log", "ds", str(d), "-i",
+             "--name-in-artifact", f"part{i}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert versions(store_dir, "ds") == [0, 1, 2, 3, 4]
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "wbtool", "artifact", "download", "ds", "--root",
+                    str(out)], check=True, capture_output=True)
+    assert read_tree(out) == {"base.txt": b"base", **{
+        f"part{i}/f{j}": b"%d-%d" % (i, j) for i in range(4) for j in range(10)}}
 
 
 def test_concurrent_adds_to_one_draft_lose_nothing(tmp_path: Path) -> None:
@@ -1107,6 +1163,17 @@ def test_add_refuses_a_draft_that_could_never_be_logged(cli: Cli, tmp_path: Path
     assert res.code == 5 and "portfolio collection" in res.err
     assert cli("artifact", "status", "--json", check=True).json()["result"] == []
     cli("artifact", "add", "u", data, check=True)  # the collection's type: fine
+
+
+@pytest.mark.parametrize("incremental", [[], ["-i"]])
+def test_log_into_a_portfolio_is_a_conflict(cli: Cli, tmp_path: Path,
+                                            incremental: list[str]) -> None:
+    data = str(make_tree(tmp_path / "d", {"a.txt": b"a"}))
+    cli("artifact", "log", "u", data, "--type", "data", check=True)
+    cli("artifact", "link", "u:v0", "port", check=True)
+    res = cli("artifact", "log", "port", data, *incremental)  # its type is known
+    assert res.code == 5 and "portfolio collection" in res.err, res.err
+    assert res.err.count("\n") == 1
 
 
 def test_a_run_id_that_is_no_id_is_refused(cli: Cli, tmp_path: Path) -> None:

@@ -11,13 +11,14 @@ import contextlib
 import datetime as dt
 import json
 import os
+import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
 from wbtool.artifacts.metadata import check_metadata
-from wbtool.artifacts.registry import INCREMENTAL_TRIES, Based
+from wbtool.artifacts.registry import INCREMENTAL_WAIT_SECONDS, Based
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
 from wbtool.errors import (
@@ -644,13 +645,15 @@ class Artifact:
         self._final = True
 
     def new_draft(self) -> Artifact:
-        """A draft holding this version's entries, to log an incremental version."""
+        """A draft holding this version's entries, to log an incremental version
+        (of the source's collection, for a link: a portfolio only holds links)."""
         self._ensure_logged("new_draft")
-        draft = Artifact(self._collection_name, self._type, self._description,
-                         dict(self._metadata))
+        source = self.source_artifact
+        draft = Artifact(source._collection_name, source._type, source._description,
+                         dict(source._metadata))
         draft._ctx = self._ctx
-        draft._project = self._project
-        draft._manifest = self._manifest.copy()
+        draft._project = source._project
+        draft._manifest = source._manifest.copy()
         return draft
 
     def save(self, project: str | None = None, settings: Any = None) -> None:
@@ -698,9 +701,18 @@ class Artifact:
         history_step: int | None, check_only: Collection[str] | None,
     ) -> Artifact:
         """``incremental=True``: this draft's entries on top of the files of
-        the latest version (as of the moment the version is recorded)."""
+        the latest version (as of the moment the version is recorded).
+
+        A version logged meanwhile is a try lost to a writer that has
+        finished, so trying again makes progress; only a collection that
+        others keep growing for INCREMENTAL_WAIT_SECONDS wears it out.
+        Until a try succeeds the draft holds only its own entries: a failed
+        save, tried again, goes on top of the latest version then, without
+        the files of the one that was latest before.
+        """
         assert self._project is not None
-        mine, tries = self._manifest, 0
+        mine = self._manifest
+        deadline = time.monotonic() + INCREMENTAL_WAIT_SECONDS
         while True:
             with ctx.store.lock(exclusive=False):  # the latest's objects stay
                 self._manifest, based = ctx.registry.latest_files(
@@ -712,9 +724,12 @@ class Artifact:
                                         history_step=history_step, check_only=check_only,
                                         on_top_of=based)
                 except LatestMovedError:
-                    self._manifest, tries = mine, tries + 1
-                    if tries == INCREMENTAL_TRIES:
+                    self._manifest = mine
+                    if time.monotonic() > deadline:
                         raise
+                except BaseException:
+                    self._manifest = mine
+                    raise
 
     def wait(self, timeout: int | None = None) -> Artifact:
         return self

@@ -103,7 +103,9 @@ class Based:
         return None if self.idx is None else f"v{self.idx}"
 
 
-INCREMENTAL_TRIES = 5  # of an incremental version that others' versions keep overtaking
+# How long an incremental version goes on trying while others' versions
+# keep overtaking it (each of those is another writer's finished work).
+INCREMENTAL_WAIT_SECONDS = 60.0
 
 
 def _label(idx: int | None) -> str:

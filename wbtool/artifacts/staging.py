@@ -195,6 +195,7 @@ def log_paths(
     """
     if type is not None:
         validate_type(type)  # before a long walk, not after it
+    _refuse_portfolio(project, name, _collection(ctx, project, name))
     walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     draft = load_draft(ctx, project, name)
     key = _tree_key(paths, name_in_artifact)
@@ -258,12 +259,17 @@ def check_stageable(
     row = _collection(ctx, project, name, db)
     if row is None:
         return
-    if row[1] != "sequence":
-        raise ConflictError(f"{project}/{name} is a {row[1]} collection: versions are linked "
-                            "into it ('wbtool artifact link'), not logged")
+    _refuse_portfolio(project, name, row)
     if want is not None and row[0] != want:
         raise ConflictError(f"artifact {name!r} has type {row[0]!r}; cannot stage files of "
                             f"type {want!r}")
+
+
+def _refuse_portfolio(project: str, name: str, row: tuple[str, str] | None) -> None:
+    """ConflictError when the collection (``row``: its type and kind) only holds links."""
+    if row is not None and row[1] != "sequence":
+        raise ConflictError(f"{project}/{name} is a {row[1]} collection: versions are linked "
+                            "into it ('wbtool artifact link'), not logged")
 
 
 def stage(
@@ -368,10 +374,9 @@ def commit(
                             "given held any (stage some with 'wbtool artifact add')")
     if draft is not None and incremental and draft.based is None:
         draft.based = _made_incremental(ctx, draft)
-    art_type = type or (draft.type if draft else None)
-    if art_type is None:  # the collection's own, once it has versions
-        row = _collection(ctx, project, name)
-        art_type = row[0] if row is not None and row[1] == "sequence" else None
+    row = _collection(ctx, project, name)
+    _refuse_portfolio(project, name, row)
+    art_type = type or (draft.type if draft else None) or (row and row[0])
     if art_type is None:
         raise UsageError(f"--type is needed: {name!r} has no type yet")
     if draft and draft.type and type and draft.type != type:

@@ -65,13 +65,17 @@ def add(
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Stage files into the draft of NAME (like git add)."""
+    """Stage files into the draft of NAME (like git add).
+
+    With --incremental and no PATH: start a draft holding the latest version's files,
+    for 'reset NAME PATH' to take some out."""
     from wbtool.artifacts import staging
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import UsageError
 
-    if not paths and not reference:
-        raise UsageError("give at least one PATH or --reference")
+    if not paths and not reference and not incremental:
+        raise UsageError("give at least one PATH or --reference (or --incremental alone, to "
+                         "start from the latest version's files)")
     ctx = ops.context(project)
     proj, bare = ops.split_project(ctx, name)
     staging.check_stageable(ctx, proj, bare, type)  # before any file is read
@@ -132,12 +136,15 @@ def status(
             lines = [f"  {p}" for p in sorted(d.manifest.entries)]
         else:
             added, removed, changed = changes
-            base = d.based.version if d.based else None
+            base = (d.based.version if d.based else None) or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
             lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
                                                          ("M", changed)) for p in paths]
         output.line(head)
+        if d.based is not None and (newest := _latest_label(ctx, d)) != d.based.version:
+            output.line(f"  the latest version is now {newest or 'none'}: 'wbtool artifact log' "
+                        f"refuses this draft, 'wbtool artifact reset {d.name}' drops it")
         for line in lines[:STATUS_LINES]:
             output.line(line)
         if len(lines) > STATUS_LINES:
@@ -149,11 +156,14 @@ STATUS_LINES = 50  # paths listed per draft; --json lists them all
 
 def _draft_changes(ctx: Any, draft: Any) -> tuple[list[str], list[str], list[str]] | None:
     """(added, removed, changed) from the version an incremental draft
-    started from; None for a draft that started empty (or from nothing)."""
+    started from (every file added, before the first version); None for a
+    draft that started empty."""
     from wbtool.errors import NotFoundError
 
-    if draft.based is None or draft.based.version is None:
+    if draft.based is None:
         return None
+    if draft.based.version is None:
+        return sorted(draft.manifest.entries), [], []
     try:
         rec = ctx.registry.resolve(draft.project, draft.name, draft.based.version)
     except NotFoundError:  # deleted since: every file counts as added
@@ -172,7 +182,18 @@ def _draft_json(ctx: Any, d: Any) -> dict[str, Any]:
     changes = _draft_changes(ctx, d)
     if changes is not None:
         doc["changes"] = dict(zip(("added", "removed", "changed"), changes, strict=True))
+        doc["latest"] = _latest_label(ctx, d)  # not based_on: log refuses the draft
     return doc
+
+
+def _latest_label(ctx: Any, draft: Any) -> str | None:
+    """The newest version of the draft's artifact (None before its first)."""
+    from wbtool.errors import NotFoundError
+
+    try:
+        return str(ctx.registry.resolve(draft.project, draft.name).version)
+    except NotFoundError:
+        return None
 
 
 @app.command()
