@@ -382,6 +382,21 @@ def test_staging_several_adds_then_one_log(cli: Cli, tmp_path: Path, store_dir: 
     assert cli("artifact", "status", "--json").json()["result"] == []
 
 
+def test_status_with_a_project_lists_only_that_projects_drafts(
+        cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    for project in ("p1", "p2"):
+        cli("artifact", "add", "ds", str(tmp_path / "a.txt"), "--type", "dataset",
+            "--project", project, check=True)
+    every = cli("artifact", "status", "--json", check=True).json()["result"]
+    assert sorted(d["project"] for d in every) == ["p1", "p2"]
+    for project in ("p1", "p2"):
+        mine = cli("artifact", "status", "-p", project, "--json", check=True).json()["result"]
+        assert [d["project"] for d in mine] == [project]
+        text = cli("artifact", "status", "-p", project, check=True).out
+        assert f"{project}/ds" in text and ({"p1", "p2"} - {project}).pop() not in text
+
+
 def test_incremental_draft_starts_from_the_latest_version(cli: Cli, tmp_path: Path) -> None:
     data = make_tree(tmp_path / "data", {"a.txt": b"a", "b.txt": b"b", "sub/s.txt": b"s"})
     (tmp_path / "c.txt").write_bytes(b"c")

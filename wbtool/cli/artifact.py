@@ -108,7 +108,8 @@ def add(
 
 @app.command()
 def status(
-    name: str | None = typer.Argument(None, help="Artifact name (default: every draft)."),
+    name: str | None = typer.Argument(
+        None, help="Artifact name (default: every draft; with --project, that project's)."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -122,6 +123,8 @@ def status(
         drafts = [d] if d else []
     else:
         drafts = staging.list_drafts(ctx)
+        if project is not None:  # only that project's, as ls lists
+            drafts = [d for d in drafts if d.project == ctx.project]
     if as_json:
         output.emit_json("artifact status", [_draft_json(ctx, d) for d in drafts])
         return
