@@ -97,6 +97,14 @@ def test_list_and_show(cli: Cli, store_dir: Path) -> None:
     is_error(cli("runs", "show", "a/b/c/d"), 2, "run path")
 
 
+def test_a_limit_past_what_sqlite_counts_lists_every_run(cli: Cli, store_dir: Path) -> None:
+    a, b = make_run(steps=1), make_run(steps=1)
+    for limit in (str(2**63), "9" * 30):
+        listed = envelope(cli("runs", "list", "--limit", limit, "--json"), "runs list")
+        assert [r["id"] for r in listed] == [b.id, a.id]
+    assert cli("runs", "list", "-n", str(2**63 - 1), check=True).out.count("\n") == 2
+
+
 def test_show_charts_a_long_history_in_sixty_points(cli: Cli, store_dir: Path) -> None:
     run = make_run(steps=1)
     lines = [json.dumps({"loss": float(i), "_step": i}) for i in range(1000)]
