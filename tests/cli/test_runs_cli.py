@@ -222,6 +222,19 @@ def test_history_into_a_closed_pipe_exits_quietly(cli: Cli, store_dir: Path) -> 
         assert len(proc.stdout.splitlines()) == 2
 
 
+def test_system_keys_that_name_no_metric_are_a_usage_error(cli: Cli, store_dir: Path) -> None:
+    """As in ``runs history``: --keys with only commas and blanks is a mistake,
+    not a request for every metric (jsonl) or for none (csv)."""
+    run = make_run(steps=1)
+    (store_dir / "runs" / run.id / "system.jsonl").write_text(
+        '{"cpu":1.5,"_timestamp":1.0,"_runtime":0.1}\n')
+    for keys in ("", " ", ",", " , "):
+        for fmt in ("csv", "jsonl"):
+            is_error(cli("runs", "system", run.id, "--keys", keys, "-f", fmt), 2, "--keys")
+    assert cli("runs", "system", run.id, "-k", "cpu,", check=True).out.splitlines() == [
+        "_timestamp,_runtime,cpu", "1.0,0.1,1.5"]
+
+
 def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     a = make_run("p", config={"lr": 0.1, "opt": {"name": "adam"}}, tags=["x", "y"])
     b = make_run("p", config={"lr": 0.01, "layers": [1, 2]})

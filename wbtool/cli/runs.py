@@ -703,10 +703,12 @@ def system(
     from wbtool.runs.history import iter_rows
 
     _choice("--format", fmt, FORMATS)
+    wanted = None if keys is None else _metric_keys(keys)
+    if wanted == []:
+        raise UsageError(f"--keys needs comma-separated metric names, not {keys!r}")
     ctx = _ctx(None)
     run = _get_run(ctx, run_id)
     path = _history_path(run).with_name("system.jsonl")
-    wanted = _metric_keys(keys) if keys else None
     if wanted is None and fmt == "jsonl":
         cols = []
     elif wanted is None:  # the columns: every key, in first-seen order (one pass to find them)
