@@ -266,6 +266,25 @@ def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
 
 
+def test_export_never_writes_into_the_store(cli: Cli, store_dir: Path) -> None:
+    """The index or a run's record named as the output (a slip of the tab key)
+    would be replaced by a CSV: the store's own files are refused."""
+    run = make_run("p")
+    index = store_dir / "index.db"
+    record = store_dir / "runs" / run.id / "run.json"
+    kept = record.read_bytes()
+    for target in (index, record, store_dir / "runs.csv", store_dir):
+        is_error(cli("runs", "export", "-o", str(target)), 2, str(target),
+                 "inside the wbtool store")
+    link = store_dir.parent / "index-link.csv"
+    link.symlink_to(index)
+    is_error(cli("runs", "export", "-o", str(link)), 2, "inside the wbtool store")
+    assert record.read_bytes() == kept
+    assert index.read_bytes().startswith(b"SQLite format 3\x00")
+    assert not (store_dir / "runs.csv").exists()
+    assert envelope(cli("runs", "list", "--json"), "runs list")[0]["id"] == run.id
+
+
 def test_delete(cli: Cli, store_dir: Path) -> None:
     a, b, c = make_run(), make_run(), make_run()
     res = cli("runs", "delete", a.id, input="")  # stdin is a pipe, not a terminal
