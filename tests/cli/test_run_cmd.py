@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, unprivileged, write_protected
+from tests.conftest import Cli, Result, unprivileged, write_protected
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -607,6 +607,32 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert first["_runtime"] >= 0.5 and second["_runtime"] > first["_runtime"]  # it goes on
     shown = cli("runs", "show", "again", "--json", check=True).json()["result"]["summary"]
     assert shown["a"] == 2
+
+
+def one_error_line(res: Result, code: int, *words: str) -> None:
+    assert res.code == code, (res.code, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
+    for w in words:
+        assert w in lines[0], res.err
+
+
+def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
+    """JSON nested deeper than Python's reader (or the history writer) can
+    recurse is refused in one line, and nothing is written."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.log({"a": 1})
+    run.finish()
+    before = Path(run._folder.history).read_bytes()
+    for depth in (500, 5000):
+        deep = "[" * depth + "]" * depth
+        one_error_line(cli("log", "--run", run.id, f"a={deep}"), 2, "'a'", "deep")
+        one_error_line(cli("run", "--config", f"a={deep}", "--", "true"), 2, "'a'", "deep")
+    assert Path(run._folder.history).read_bytes() == before
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
+    cli("log", "--run", run.id, "a=" + "[" * 100 + "]" * 100, check=True)
 
 
 def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:

@@ -22,7 +22,12 @@ from wbtool.runs.values import JSON_SAFE, encode, normalise
 PENDING = "history.pending.json"
 
 
-def parse_value(text: str) -> Any:
+# Lists and objects nested deeper than this are refused: reading them, and
+# writing them into a run's files, recurses once or more per level.
+MAX_NESTING = 100
+
+
+def parse_value(text: str, key: str = "") -> Any:
     """``3`` → 3, ``0.5`` → 0.5, ``true`` → True, ``[1,2]`` → [1, 2], else the text."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
@@ -30,9 +35,27 @@ def parse_value(text: str) -> Any:
     if lowered in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
         return float(lowered.replace("infinity", "inf"))
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        deep = _nesting(value) > MAX_NESTING
+    except RecursionError:  # deeper than the JSON reader goes
+        deep = True
     except ValueError:
         return text
+    if deep:
+        raise UsageError(f"the value of {key!r} nests lists or objects more than "
+                         f"{MAX_NESTING} levels deep")
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of lists and objects ``value`` has (0 for a plain value)."""
+    depth, level = 0, [value]
+    while True:
+        containers = [v for v in level if isinstance(v, (list, dict))]
+        if not containers:
+            return depth
+        depth += 1
+        level = [item for v in containers for item in (v.values() if isinstance(v, dict) else v)]
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
@@ -42,7 +65,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not eq or not key:
             raise UsageError(f"expected KEY=VALUE, not {pair!r}")
-        values[key] = parse_value(raw)
+        values[key] = parse_value(raw, key)
     if not values:
         raise UsageError("nothing to log: give KEY=VALUE pairs")
     return values
