@@ -635,6 +635,15 @@ def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> 
     cli("log", "--run", run.id, "a=" + "[" * 100 + "]" * 100, check=True)
 
 
+def test_log_and_alert_with_no_store_create_none(cli: Cli, store_dir: Path) -> None:
+    """A run that cannot exist (there is no store) is not found; looking for
+    it leaves no empty store behind."""
+    one_error_line(cli("log", "--run", "nope1234", "a=1"), 3, "run not found: nope1234")
+    one_error_line(cli("alert", "--run", "nope1234", "t", "x"), 3, "run not found: nope1234")
+    one_error_line(cli("log", "--run", "../x", "a=1"), 2, "invalid run id")
+    assert not store_dir.exists()
+
+
 def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "-q", "--", "sh", "-c",
               f"{PY} -m wbtool alert 'disk full' 'only 1% left' --level WARN")

@@ -72,11 +72,16 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
 
 
 def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
+    """The folder of the run to log to; ``ctx`` is None where there is no
+    store (so no run either: looking for one creates no store)."""
     run_id = run_id or os.environ.get("WBTOOL_RUN_ID")
     if not run_id:
         raise UsageError("no run to log to: pass --run ID, or call this under "
                          "'wbtool run', which sets WBTOOL_RUN_ID")
-    folder = RunFolder(ctx.store.path / "runs" / validate_id(run_id))
+    validate_id(run_id)
+    if ctx is None:
+        raise NotFoundError(what="run", name=run_id)
+    folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
         raise NotFoundError(what="run", name=run_id)
     return folder
