@@ -644,6 +644,31 @@ def test_log_and_alert_with_no_store_create_none(cli: Cli, store_dir: Path) -> N
     assert not store_dir.exists()
 
 
+@pytest.mark.parametrize("damage", ["garbage", "not an object", "wrong types"])
+def test_log_to_a_run_whose_record_is_damaged(cli: Cli, store_dir: Path, damage: str) -> None:
+    """A run.json that cannot be read is a store error, said before anything
+    is appended to the history; fields of the wrong type do not stop a log."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.log({"a": 1})
+    run.finish()
+    record = Path(run._folder.run_json)
+    history = Path(run._folder.history)
+    before = history.read_bytes()
+    if damage == "wrong types":
+        doc = json.loads(record.read_text())
+        record.write_text(json.dumps({**doc, "started_at": "soon", "resumed_runtime": [1]}))
+        cli("log", "--run", run.id, "a=2", check=True)
+        cli("log", "--run", run.id, "--summary", "b=3", check=True)
+        assert [r["a"] for r in iter_rows(history)] == [1, 2]
+        return
+    record.write_bytes(b"\x00garbage{" if damage == "garbage" else b"[1, 2]")
+    for args in (["a=2"], ["--summary", "b=3"]):
+        one_error_line(cli("log", "--run", run.id, *args), 7, str(record))
+    assert history.read_bytes() == before
+
+
 def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "-q", "--", "sh", "-c",
               f"{PY} -m wbtool alert 'disk full' 'only 1% left' --level WARN")

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from wbtool.errors import NotFoundError, UsageError
+from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, runtime_at
 from wbtool.runs.ids import validate_id
@@ -102,7 +102,7 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
     for key, value in values.items():
         row[key] = normalise(value, key)
     with folder.lock():
-        doc = folder.read_run() or {}
+        doc = _record(folder)
         if summary_only:
             summary = folder.merge_json(folder.summary, row)
             doc["summary_user_keys"] = sorted(set(doc.get("summary_user_keys") or ()) | set(row))
@@ -134,6 +134,17 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
         else:
             folder.write_json(pending_path, merged)
     return {"run": folder.id, "step": current, "committed": bool(commit)}
+
+
+def _record(folder: RunFolder) -> dict[str, Any]:
+    """The run's record, which a log writes back to the index: refused before
+    anything is appended when run.json is not a record wbtool can read."""
+    doc = folder.read_run()
+    if (doc is None or not all(type(doc.get(k)) is str for k in ("id", "project", "state"))
+            or type(doc.get("created_at")) not in (int, float)):
+        raise StoreError(f"{folder.run_json} is damaged: it is not a run record wbtool "
+                         "can read")
+    return doc
 
 
 def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> None:
