@@ -669,6 +669,18 @@ def test_log_to_a_run_whose_record_is_damaged(cli: Cli, store_dir: Path, damage:
     assert history.read_bytes() == before
 
 
+def test_live_takes_at_most_what_a_wait_can_take(cli: Cli, store_dir: Path,
+                                                 tmp_path: Path) -> None:
+    """--live inf would fail in the thread that pushes, leaving a traceback
+    under the command's output."""
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    cli("remote", "add", "r", str(remote), "--default", check=True)
+    for value in ("inf", "1e300"):
+        one_error_line(cli("run", "-q", "--live", value, "--", "true"), 2, "--live")
+    assert not (store_dir / "runs").exists() or not list((store_dir / "runs").iterdir())
+
+
 def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "-q", "--", "sh", "-c",
               f"{PY} -m wbtool alert 'disk full' 'only 1% left' --level WARN")
