@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, unprivileged, write_protected
+from tests.conftest import Cli, Result, unprivileged, write_protected
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -607,6 +607,78 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert first["_runtime"] >= 0.5 and second["_runtime"] > first["_runtime"]  # it goes on
     shown = cli("runs", "show", "again", "--json", check=True).json()["result"]["summary"]
     assert shown["a"] == 2
+
+
+def one_error_line(res: Result, code: int, *words: str) -> None:
+    assert res.code == code, (res.code, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
+    for w in words:
+        assert w in lines[0], res.err
+
+
+def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
+    """JSON nested deeper than Python's reader (or the history writer) can
+    recurse is refused in one line, and nothing is written."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.log({"a": 1})
+    run.finish()
+    before = Path(run._folder.history).read_bytes()
+    for depth in (500, 5000):
+        deep = "[" * depth + "]" * depth
+        one_error_line(cli("log", "--run", run.id, f"a={deep}"), 2, "'a'", "deep")
+        one_error_line(cli("run", "--config", f"a={deep}", "--", "true"), 2, "'a'", "deep")
+    assert Path(run._folder.history).read_bytes() == before
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
+    cli("log", "--run", run.id, "a=" + "[" * 100 + "]" * 100, check=True)
+
+
+def test_log_and_alert_with_no_store_create_none(cli: Cli, store_dir: Path) -> None:
+    """A run that cannot exist (there is no store) is not found; looking for
+    it leaves no empty store behind."""
+    one_error_line(cli("log", "--run", "nope1234", "a=1"), 3, "run not found: nope1234")
+    one_error_line(cli("alert", "--run", "nope1234", "t", "x"), 3, "run not found: nope1234")
+    one_error_line(cli("log", "--run", "../x", "a=1"), 2, "invalid run id")
+    assert not store_dir.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "not an object", "wrong types"])
+def test_log_to_a_run_whose_record_is_damaged(cli: Cli, store_dir: Path, damage: str) -> None:
+    """A run.json that cannot be read is a store error, said before anything
+    is appended to the history; fields of the wrong type do not stop a log."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.log({"a": 1})
+    run.finish()
+    record = Path(run._folder.run_json)
+    history = Path(run._folder.history)
+    before = history.read_bytes()
+    if damage == "wrong types":
+        doc = json.loads(record.read_text())
+        record.write_text(json.dumps({**doc, "started_at": "soon", "resumed_runtime": [1]}))
+        cli("log", "--run", run.id, "a=2", check=True)
+        cli("log", "--run", run.id, "--summary", "b=3", check=True)
+        assert [r["a"] for r in iter_rows(history)] == [1, 2]
+        return
+    record.write_bytes(b"\x00garbage{" if damage == "garbage" else b"[1, 2]")
+    for args in (["a=2"], ["--summary", "b=3"]):
+        one_error_line(cli("log", "--run", run.id, *args), 7, str(record))
+    assert history.read_bytes() == before
+
+
+def test_live_takes_at_most_what_a_wait_can_take(cli: Cli, store_dir: Path,
+                                                 tmp_path: Path) -> None:
+    """--live inf would fail in the thread that pushes, leaving a traceback
+    under the command's output."""
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    cli("remote", "add", "r", str(remote), "--default", check=True)
+    for value in ("inf", "1e300"):
+        one_error_line(cli("run", "-q", "--live", value, "--", "true"), 2, "--live")
+    assert not (store_dir / "runs").exists() or not list((store_dir / "runs").iterdir())
 
 
 def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:

@@ -97,6 +97,14 @@ def test_list_and_show(cli: Cli, store_dir: Path) -> None:
     is_error(cli("runs", "show", "a/b/c/d"), 2, "run path")
 
 
+def test_a_limit_past_what_sqlite_counts_lists_every_run(cli: Cli, store_dir: Path) -> None:
+    a, b = make_run(steps=1), make_run(steps=1)
+    for limit in (str(2**63), "9" * 30):
+        listed = envelope(cli("runs", "list", "--limit", limit, "--json"), "runs list")
+        assert [r["id"] for r in listed] == [b.id, a.id]
+    assert cli("runs", "list", "-n", str(2**63 - 1), check=True).out.count("\n") == 2
+
+
 def test_show_charts_a_long_history_in_sixty_points(cli: Cli, store_dir: Path) -> None:
     run = make_run(steps=1)
     lines = [json.dumps({"loss": float(i), "_step": i}) for i in range(1000)]
@@ -214,6 +222,19 @@ def test_history_into_a_closed_pipe_exits_quietly(cli: Cli, store_dir: Path) -> 
         assert len(proc.stdout.splitlines()) == 2
 
 
+def test_system_keys_that_name_no_metric_are_a_usage_error(cli: Cli, store_dir: Path) -> None:
+    """As in ``runs history``: --keys with only commas and blanks is a mistake,
+    not a request for every metric (jsonl) or for none (csv)."""
+    run = make_run(steps=1)
+    (store_dir / "runs" / run.id / "system.jsonl").write_text(
+        '{"cpu":1.5,"_timestamp":1.0,"_runtime":0.1}\n')
+    for keys in ("", " ", ",", " , "):
+        for fmt in ("csv", "jsonl"):
+            is_error(cli("runs", "system", run.id, "--keys", keys, "-f", fmt), 2, "--keys")
+    assert cli("runs", "system", run.id, "-k", "cpu,", check=True).out.splitlines() == [
+        "_timestamp,_runtime,cpu", "1.0,0.1,1.5"]
+
+
 def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     a = make_run("p", config={"lr": 0.1, "opt": {"name": "adam"}}, tags=["x", "y"])
     b = make_run("p", config={"lr": 0.01, "layers": [1, 2]})
@@ -243,6 +264,25 @@ def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Pa
         res = cli("runs", "export", "-o", str(target))
         assert (res.code, res.err) == (1, f"wbtool: error: cannot write {target}: {problem}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
+
+
+def test_export_never_writes_into_the_store(cli: Cli, store_dir: Path) -> None:
+    """The index or a run's record named as the output (a slip of the tab key)
+    would be replaced by a CSV: the store's own files are refused."""
+    run = make_run("p")
+    index = store_dir / "index.db"
+    record = store_dir / "runs" / run.id / "run.json"
+    kept = record.read_bytes()
+    for target in (index, record, store_dir / "runs.csv", store_dir):
+        is_error(cli("runs", "export", "-o", str(target)), 2, str(target),
+                 "inside the wbtool store")
+    link = store_dir.parent / "index-link.csv"
+    link.symlink_to(index)
+    is_error(cli("runs", "export", "-o", str(link)), 2, "inside the wbtool store")
+    assert record.read_bytes() == kept
+    assert index.read_bytes().startswith(b"SQLite format 3\x00")
+    assert not (store_dir / "runs.csv").exists()
+    assert envelope(cli("runs", "list", "--json"), "runs list")[0]["id"] == run.id
 
 
 def test_delete(cli: Cli, store_dir: Path) -> None:

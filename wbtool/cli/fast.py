@@ -248,7 +248,7 @@ def _log(opts: dict[str, object]) -> int:
 
         values = parse_pairs(opts["pairs"])  # type: ignore[arg-type]
         result = log_values(
-            Context.from_settings(), opts["run_id"],  # type: ignore[arg-type]
+            Context.existing(), opts["run_id"],  # type: ignore[arg-type]
             values, step=opts["step"], commit=opts["commit"],  # type: ignore[arg-type]
             summary_only=bool(opts["summary"]),
         )

@@ -19,7 +19,7 @@ def _config(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, eq, raw = item.partition("=")
         if eq and key and not os.path.exists(item):
-            config[key.strip()] = parse_value(raw)
+            config[key.strip()] = parse_value(raw, key.strip())
         elif os.path.isfile(item):
             config.update(read_yaml_file(item))
         else:

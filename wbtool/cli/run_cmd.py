@@ -60,11 +60,12 @@ def run(
         resume=resume, capture_metrics=capture_metrics, quiet=quiet, sync=sync, live=live))
 
 
-def _context(project: str | None) -> Any:
+def _context() -> Any:
+    """The store's context, or None where there is none yet (a run to log to
+    cannot exist then, and no store is created to say so)."""
     from wbtool.context import Context
-    from wbtool.settings import Settings
 
-    return Context.from_settings(Settings(project=project) if project else None)
+    return Context.existing()
 
 
 def log(
@@ -83,7 +84,7 @@ def log(
     from wbtool.runs.shell import log_values, parse_pairs
 
     values = parse_pairs(pairs)
-    result = log_values(_context(None), run_id, values, step=step, commit=commit,
+    result = log_values(_context(), run_id, values, step=step, commit=commit,
                         summary_only=summary)
     if as_json:
         output.emit_json("log", result)
@@ -100,7 +101,7 @@ def alert(
     from wbtool.runs.run import alert_line
     from wbtool.runs.shell import alert as record
 
-    result = record(_context(None), run_id, title, text, level)
+    result = record(_context(), run_id, title, text, level)
     if as_json:
         output.emit_json("alert", result)
     else:

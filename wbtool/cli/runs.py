@@ -553,6 +553,8 @@ def export(
     from wbtool.fsutil import as_atomic
     from wbtool.runs.values import JSON_SAFE
 
+    if ctx is not None:
+        _outside_store(ctx.store.path, output_file)
     try:
         with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="",
                                                  errors=JSON_SAFE) as f:
@@ -560,6 +562,18 @@ def export(
     except OSError as e:  # not the name of the temporary file beside it
         raise WbtoolError(f"cannot write {output_file}: {e.strerror or e}") from None
     output.note(f"wrote {len(records)} run(s) to {output_file}")
+
+
+def _outside_store(store: Any, target: str) -> None:
+    """Refuse an output file in the store: it would replace one of the store's
+    own files (the index, a run's record), or lie among them."""
+    from wbtool.errors import UsageError
+
+    real_store = os.path.realpath(store)
+    real = os.path.realpath(target)
+    if real == real_store or real.startswith(real_store + os.sep):
+        raise UsageError(f"{target} is inside the wbtool store {store}; choose a file "
+                         "outside it")
 
 
 def _write_export(stream: Any, fmt: str, columns: list[str],
@@ -703,10 +717,12 @@ def system(
     from wbtool.runs.history import iter_rows
 
     _choice("--format", fmt, FORMATS)
+    wanted = None if keys is None else _metric_keys(keys)
+    if wanted == []:
+        raise UsageError(f"--keys needs comma-separated metric names, not {keys!r}")
     ctx = _ctx(None)
     run = _get_run(ctx, run_id)
     path = _history_path(run).with_name("system.jsonl")
-    wanted = _metric_keys(keys) if keys else None
     if wanted is None and fmt == "jsonl":
         cols = []
     elif wanted is None:  # the columns: every key, in first-seen order (one pass to find them)

@@ -12,6 +12,9 @@ from typing import Any
 from wbtool.runs.values import JSON_SAFE
 from wbtool.store.index import Index
 
+# The largest integer SQLite holds (a LIMIT beyond it cannot even be bound).
+SQLITE_MAX_INT = 2**63 - 1
+
 
 def _dumps(doc: Any) -> str:
     text = json.dumps(doc, sort_keys=True, allow_nan=True, ensure_ascii=False)
@@ -91,7 +94,7 @@ def select(index: Index, project: str | None = None, state: str | None = None,
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY created_at DESC, id"
-    if limit is not None:
+    if limit is not None and limit <= SQLITE_MAX_INT:  # a larger limit is no limit
         sql += " LIMIT ?"
         args.append(int(limit))
     return [RunRow(json.loads(d), s, c) for d, s, c in index.db.execute(sql, args)]

@@ -41,9 +41,14 @@ LIVE_STATES = ("running", "preempting")
 
 def runtime_at(doc: dict[str, Any], now: float) -> float:
     """A run's ``_runtime`` at ``now``: its time since it (re)started, plus
-    what it had run before it was resumed."""
-    started = float(doc.get("started_at") or now)
-    return float(doc.get("resumed_runtime") or 0.0) + max(0.0, now - started)
+    what it had run before it was resumed. A time that is not a number (a
+    record edited by hand) counts as none."""
+    started = _seconds(doc.get("started_at")) or now
+    return (_seconds(doc.get("resumed_runtime")) or 0.0) + max(0.0, now - started)
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if type(value) in (int, float) else None
 
 
 def hostname() -> str:

@@ -566,8 +566,13 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
                              "(write (?P<name>...) for each value)")
         patterns.append(pattern)
     if live is not None:
-        if not live > 0:
-            raise UsageError("--live takes a positive number of seconds")
+        import threading
+
+        # The pushing thread waits this long between pushes: past the longest
+        # wait the platform takes, the wait itself fails.
+        if not 0 < live <= threading.TIMEOUT_MAX:
+            raise UsageError(f"--live takes a positive number of seconds, at most "
+                             f"{threading.TIMEOUT_MAX:.0f}")
         sync = True
     if sync:
         _require_default_remote(settings)

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from wbtool.errors import NotFoundError, UsageError
+from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, runtime_at
 from wbtool.runs.ids import validate_id
@@ -22,7 +22,12 @@ from wbtool.runs.values import JSON_SAFE, encode, normalise
 PENDING = "history.pending.json"
 
 
-def parse_value(text: str) -> Any:
+# Lists and objects nested deeper than this are refused: reading them, and
+# writing them into a run's files, recurses once or more per level.
+MAX_NESTING = 100
+
+
+def parse_value(text: str, key: str = "") -> Any:
     """``3`` → 3, ``0.5`` → 0.5, ``true`` → True, ``[1,2]`` → [1, 2], else the text."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
@@ -30,9 +35,27 @@ def parse_value(text: str) -> Any:
     if lowered in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
         return float(lowered.replace("infinity", "inf"))
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        deep = _nesting(value) > MAX_NESTING
+    except RecursionError:  # deeper than the JSON reader goes
+        deep = True
     except ValueError:
         return text
+    if deep:
+        raise UsageError(f"the value of {key!r} nests lists or objects more than "
+                         f"{MAX_NESTING} levels deep")
+    return value
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of lists and objects ``value`` has (0 for a plain value)."""
+    depth, level = 0, [value]
+    while True:
+        containers = [v for v in level if isinstance(v, (list, dict))]
+        if not containers:
+            return depth
+        depth += 1
+        level = [item for v in containers for item in (v.values() if isinstance(v, dict) else v)]
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, Any]:
@@ -42,18 +65,23 @@ def parse_pairs(pairs: list[str]) -> dict[str, Any]:
         key = key.strip()
         if not eq or not key:
             raise UsageError(f"expected KEY=VALUE, not {pair!r}")
-        values[key] = parse_value(raw)
+        values[key] = parse_value(raw, key)
     if not values:
         raise UsageError("nothing to log: give KEY=VALUE pairs")
     return values
 
 
 def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
+    """The folder of the run to log to; ``ctx`` is None where there is no
+    store (so no run either: looking for one creates no store)."""
     run_id = run_id or os.environ.get("WBTOOL_RUN_ID")
     if not run_id:
         raise UsageError("no run to log to: pass --run ID, or call this under "
                          "'wbtool run', which sets WBTOOL_RUN_ID")
-    folder = RunFolder(ctx.store.path / "runs" / validate_id(run_id))
+    validate_id(run_id)
+    if ctx is None:
+        raise NotFoundError(what="run", name=run_id)
+    folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
         raise NotFoundError(what="run", name=run_id)
     return folder
@@ -74,7 +102,7 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
     for key, value in values.items():
         row[key] = normalise(value, key)
     with folder.lock():
-        doc = folder.read_run() or {}
+        doc = _record(folder)
         if summary_only:
             summary = folder.merge_json(folder.summary, row)
             doc["summary_user_keys"] = sorted(set(doc.get("summary_user_keys") or ()) | set(row))
@@ -106,6 +134,17 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
         else:
             folder.write_json(pending_path, merged)
     return {"run": folder.id, "step": current, "committed": bool(commit)}
+
+
+def _record(folder: RunFolder) -> dict[str, Any]:
+    """The run's record, which a log writes back to the index: refused before
+    anything is appended when run.json is not a record wbtool can read."""
+    doc = folder.read_run()
+    if (doc is None or not all(type(doc.get(k)) is str for k in ("id", "project", "state"))
+            or type(doc.get("created_at")) not in (int, float)):
+        raise StoreError(f"{folder.run_json} is damaged: it is not a run record wbtool "
+                         "can read")
+    return doc
 
 
 def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> None:
