@@ -390,7 +390,7 @@ complete -c wbtool -n '__wbtool_at runs delete' -s y -l yes -d 'Do not ask for c
 complete -c wbtool -n '__wbtool_at runs export' -f
 complete -c wbtool -n '__wbtool_at runs export' -s f -l format -r -d 'csv or jsonl (one JSON object per run).'
 complete -c wbtool -n '__wbtool_at runs export' -s h -l help -d 'Show this message and exit.'
-complete -c wbtool -n '__wbtool_at runs export' -s o -l output -r -d 'Write here (atomically) instead of stdout.'
+complete -c wbtool -n '__wbtool_at runs export' -s o -l output -r -d 'Write here (atomically) instead of stdout (\'-\': stdout).'
 complete -c wbtool -n '__wbtool_at runs export' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
 
 # wbtool runs history

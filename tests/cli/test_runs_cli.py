@@ -255,6 +255,10 @@ def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> No
     assert docs[0]["config.layers"] == [1, 2]
     assert envelope(cli("runs", "list", "--json"), "runs list")  # nothing changed
     is_error(cli("runs", "export", "-f", "parquet"), 2, "--format")
+    dash = cli("runs", "export", "-f", "jsonl", "-o", "-", check=True)  # "-" is stdout
+    assert [json.loads(ln)["id"] for ln in dash.out.splitlines()] == [b.id, a.id]
+    assert not (cli.cwd / "-").exists()
+    is_error(cli("runs", "export", "-o", ""), 2, "--output needs a file name")
 
 
 def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Path) -> None:

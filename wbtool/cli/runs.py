@@ -515,7 +515,8 @@ def export(
     fmt: str = typer.Option("csv", "--format", "-f", metavar="[csv|jsonl]",
                             help="csv or jsonl (one JSON object per run)."),
     output_file: str | None = typer.Option(None, "--output", "-o", metavar="FILE",
-                                           help="Write here (atomically) instead of stdout."),
+                                           help="Write here (atomically) instead of stdout "
+                                                "('-': stdout)."),
 ) -> None:
     """One row per run for spreadsheets and pandas: id, name, state, project, group,
     tags, created_at, runtime, then config.KEY and summary.KEY columns.
@@ -523,10 +524,15 @@ def export(
     Nested values are flattened to dotted keys; summary keys starting with _ are left
     out; in CSV, tags are comma-joined and lists are JSON.
     """
+    from wbtool.errors import UsageError
     from wbtool.runs import catalog
     from wbtool.runs.folder import effective_state
 
     _choice("--format", fmt, FORMATS)
+    if output_file == "-":
+        output_file = None
+    elif output_file is not None and not output_file.strip():
+        raise UsageError("--output needs a file name ('-' for stdout)")
     ctx = _ctx(project)
     proj = project or (ctx.settings.project if ctx is not None else None)
     records = []
