@@ -554,6 +554,9 @@ def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     low = cli("log", "--run", run.id, "--step", "3", "q=1")
     assert low.code == 2 and "lower" in low.err
     assert cli("log", "--run", run.id, "--summary", "best=9").code == 0
+    for stepped in (["--step", "11"], ["--commit"], ["--no-commit"]):
+        res = cli("log", "--run", run.id, "--summary", *stepped, "best=8")
+        assert res.code == 2 and "--summary" in res.err and res.err.count("\n") == 1
     rows = [{k: v for k, v in r.items() if k[:2] != "_r" and k[:2] != "_t"}
             for r in iter_rows(Path(run._folder.history))]
     assert rows == [{"a": 1, "b": True, "c": "hello", "d": [1, 2], "_step": 0},

@@ -97,6 +97,9 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
                step: int | None = None, commit: bool | None = None,
                summary_only: bool = False) -> dict[str, Any]:
     """Append ``values`` to the run's history (or only its summary)."""
+    if summary_only and (step is not None or commit is not None):
+        raise UsageError("--step and --commit/--no-commit place history rows; "
+                         "--summary sets summary values, which have no step")
     folder = run_folder(ctx, run_id)
     row: dict[str, Any] = {}
     for key, value in values.items():
