@@ -192,11 +192,12 @@ def test_a_store_this_user_cannot_write_is_a_store_error(
     assert not any((store_dir / "runs").iterdir())
     # a run made before: logging to it is refused the same way
     cli("run", "-q", "--id", "ro123456", "--", "true", check=True)
-    with write_protected(store_dir):
-        res = subprocess.run([*prefix, PY, "-m", "wbtool", "log", "--run", "ro123456", "a=1"],
-                             capture_output=True, text=True, cwd=cli.cwd, timeout=60)
-    assert res.returncode == 7 and res.stderr.count("\n") == 1, res.stderr
-    assert "cannot be written" in res.stderr
+    for args in (["log", "--run", "ro123456", "a=1"], ["alert", "--run", "ro123456", "t", "x"]):
+        with write_protected(store_dir):
+            res = subprocess.run([*prefix, PY, "-m", "wbtool", *args],
+                                 capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+        assert res.returncode == 7 and res.stderr.count("\n") == 1, res.stderr
+        assert "cannot be written" in res.stderr
 
 
 def test_options_after_the_command_belong_to_it(cli: Cli, store_dir: Path) -> None:

@@ -249,7 +249,11 @@ class RunFolder:
 
     def append_event(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, sort_keys=True, allow_nan=True, ensure_ascii=False) + "\n"
-        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                         0o644)
+        except OSError as e:
+            self._refused(e)
         try:
             os.write(fd, line.encode("utf-8", JSON_SAFE))
         finally:
