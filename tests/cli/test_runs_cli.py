@@ -49,6 +49,17 @@ def is_error(res: Result, code: int, *words: str) -> None:
         assert w in lines[0], res.err
 
 
+def test_a_huge_bad_value_is_not_quoted_whole(cli: Cli, store_dir: Path) -> None:
+    """A 100 KB bad value gives an error line that still says what was wrong
+    (its start and end), not 100 KB of the value."""
+    huge = "x" * 100_000
+    for args in (["runs", "show", huge + "!"], ["runs", "history", "someid", "--format", huge],
+                 ["artifact", "info", huge + "!"]):
+        res = cli(*args)
+        is_error(res, 2)
+        assert len(res.err) < 2200 and "characters left out" in res.err, res.err[:300]
+
+
 def test_an_empty_folder_lists_nothing_and_creates_no_store(cli: Cli, store_dir: Path) -> None:
     res = cli("runs", "list")
     assert res.code == 0 and res.out == ""

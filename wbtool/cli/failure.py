@@ -10,9 +10,16 @@ import sys
 
 # Below this much room, an index that fails to open is taken to fail for want of it.
 FULL_BELOW_BYTES = 1 << 20
+# An error line longer than this (a bad value of 100 KB quoted whole) keeps
+# its start and end, which say what was wrong, and leaves out the middle.
+MAX_MESSAGE = 2000
 
 
 def fail(message: str, code: int) -> int:
+    if len(message) > MAX_MESSAGE:
+        keep = MAX_MESSAGE // 2
+        message = (f"{message[:keep]} …({len(message) - 2 * keep} characters left out)… "
+                   f"{message[-keep:]}")
     try:
         sys.stderr.write(f"wbtool: error: {message}\n")
         sys.stderr.flush()
