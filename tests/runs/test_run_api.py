@@ -161,6 +161,40 @@ def test_unsupported_values_and_keys_are_refused() -> None:
             run.log([1, 2])  # type: ignore[arg-type]
 
 
+def test_a_value_that_contains_itself_is_refused_by_name() -> None:
+    """A list or dict that holds itself (a graph node with a back reference)
+    recursed until Python gave up with a RecursionError from deep inside."""
+    loop: list[Any] = [1]
+    loop.append(loop)
+    cycle: dict[str, Any] = {"x": 1}
+    cycle["self"] = cycle
+    with wandb.init(settings=quiet()) as run:
+        run.log({"ok": 0})
+        for value in (loop, cycle, [cycle], {"inner": loop}):
+            with pytest.raises(ValueError, match="'graph"):
+                run.log({"graph": value, "a": 1})
+            with pytest.raises(ValueError, match="'graph"):
+                run.summary["graph"] = value
+            with pytest.raises(ValueError, match="'graph"):
+                run.config.update({"graph": value})
+        run.log({"b": 2})
+    assert strip_times(history(run)) == [{"ok": 0, "_step": 0}, {"b": 2, "_step": 1}]
+    assert dict(run.config) == {} and "graph" not in run.summary
+
+
+def test_an_array_too_large_to_keep_leaves_the_last_value_in_place() -> None:
+    """The warning says the array was not logged; it was written as null
+    all the same, and null replaced the metric's last value in the summary."""
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings=quiet()) as run:
+        run.log({"labels": ["cat"], "loss": 1.0})
+        with pytest.warns(UserWarning, match="'labels'.*not logged"):
+            run.log({"labels": np.array(["cat"] * 100), "loss": 0.5})
+    assert strip_times(history(run)) == [{"labels": ["cat"], "loss": 1.0, "_step": 0},
+                                         {"loss": 0.5, "_step": 1}]
+    assert run.summary["labels"] == ["cat"]
+
+
 @pytest.mark.parametrize("kw", [{}, {"commit": False}, {"step": 1}])
 def test_a_refused_log_keeps_none_of_its_values(kw: dict[str, Any]) -> None:
     with wandb.init(settings=quiet()) as run:
@@ -440,6 +474,33 @@ def test_init_refuses_an_invalid_project(store_dir: Path, project: str) -> None:
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+def test_init_dir_of_the_wrong_type_names_the_setting(store_dir: Path) -> None:
+    from wbtool.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="root_dir"):
+        wandb.init(dir=5, settings=quiet())  # type: ignore[arg-type]
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+def test_one_config_key_given_as_a_string_is_one_key() -> None:
+    """A string was read as a set of letters: ``config_include_keys="lr"``
+    kept no key at all and ``config_exclude_keys="lr"`` dropped none."""
+    config = {"lr": 0.1, "l": 1, "bs": 32}
+    with wandb.init(config=config, config_include_keys="lr", settings=quiet()) as run:
+        assert dict(run.config) == {"lr": 0.1}
+    with wandb.init(config=config, config_exclude_keys="lr", settings=quiet()) as run:
+        assert dict(run.config) == {"l": 1, "bs": 32}
+
+
+@pytest.mark.parametrize("arg", ["config_include_keys", "config_exclude_keys"])
+@pytest.mark.parametrize("value", [5, [1], [None]])
+def test_config_key_lists_of_the_wrong_type_are_refused_by_name(store_dir: Path, arg: str,
+                                                               value: object) -> None:
+    with pytest.raises(ValueError, match=arg):
+        wandb.init(config={"a": 1}, settings=quiet(), **{arg: value})
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
 @pytest.mark.parametrize("run_id", ["-x", "--", "-rf"])
 def test_init_refuses_a_run_id_that_reads_as_an_option(store_dir: Path, run_id: str) -> None:
     """``wbtool runs show -x`` could never name such a run."""
@@ -542,6 +603,9 @@ def test_alerts_are_recorded_printed_and_rate_limited(capsys: pytest.CaptureFixt
             run.alert("t" * 65, "x")
         with pytest.raises(ValueError):
             run.alert("t", "x", level="LOUD")
+        for wait in ("soon", float("nan"), -1, True):
+            with pytest.raises(ValueError, match="wait_duration"):
+                run.alert("t", "x", wait_duration=wait)
     alerts = [e for e in run._folder.read_events() if e["type"] == "alert"]
     assert [(a["title"], a["level"]) for a in alerts] == [("loss high", "WARN"),
                                                           ("other", "INFO")]

@@ -66,6 +66,20 @@ def read_yaml_file(path: str) -> dict[str, Any]:
     return out
 
 
+def key_list(arg: str, value: Any) -> list[str] | None:
+    """The config keys that ``arg`` names: one string is one key, as for tags
+    (iterating it would name its letters)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    try:
+        keys = list(value)
+    except TypeError:
+        keys = [None]
+    if not all(isinstance(key, str) for key in keys):
+        raise ConfigError(f"{arg} must be a list of config key names, not {value!r}")
+    return keys
+
+
 def select_keys(data: dict[str, Any], include: Iterable[str] | None,
                 exclude: Iterable[str] | None) -> dict[str, Any]:
     if include:

@@ -13,7 +13,13 @@ from wbtool._version import __version__
 from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageError
 from wbtool.names import validate_name
 from wbtool.runs import catalog, current
-from wbtool.runs.config import Config, load_config_source, read_yaml_file, select_keys
+from wbtool.runs.config import (
+    Config,
+    key_list,
+    load_config_source,
+    read_yaml_file,
+    select_keys,
+)
 from wbtool.runs.folder import (
     RUN_FORMAT,
     RunFolder,
@@ -52,8 +58,8 @@ def _explicit_settings(settings: Settings | dict[str, Any] | None,
     for arg, value in args.items():
         if value is None:
             continue
-        if arg == "dir":
-            value = os.fspath(value)
+        if arg == "dir" and isinstance(value, os.PathLike):
+            value = os.fspath(value)  # any other type is refused by the setting, by name
         values[_ARG_SETTINGS[arg]] = value
     return values
 
@@ -129,7 +135,8 @@ def _initial_config(settings: Settings, config: Any, include: list[str] | None,
     # Checked here, before the store is touched: a value a run cannot keep
     # must not leave a folder behind, or rewind the run it resumes.
     checked = Config()
-    checked.update(select_keys(items, include, exclude), allow_val_change=True)
+    keys = key_list("config_include_keys", include), key_list("config_exclude_keys", exclude)
+    checked.update(select_keys(items, *keys), allow_val_change=True)
     return checked.as_dict()
 
 

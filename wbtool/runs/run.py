@@ -9,6 +9,7 @@ sends the heartbeat that lets readers tell a crashed run from a live one.
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 import os
 import sys
@@ -715,12 +716,10 @@ class Run:
         level_name = str(getattr(level, "value", level) or "INFO").upper()
         if level_name not in ALERT_LEVELS:
             raise ValueError(f"alert level must be one of {', '.join(ALERT_LEVELS)}")
-        wait = wait_duration
-        if wait is not None and hasattr(wait, "total_seconds"):
-            wait = wait.total_seconds()
+        wait = _wait_seconds(wait_duration)
         now = time.monotonic()
         last = self._alerts.get(title)
-        if last is not None and wait is not None and now - last < float(wait):
+        if last is not None and wait is not None and now - last < wait:
             return
         self._alerts[title] = now
         self._event({"type": "alert", "title": title, "text": str(text), "level": level_name})
@@ -847,6 +846,25 @@ def _last_step_values(names: set[str], summary: dict[str, Any]) -> dict[str, Any
         if value is not None:
             values[name] = value
     return values
+
+
+def _wait_seconds(value: Any) -> float | None:
+    """``alert``'s wait_duration in seconds, checked on every call: a bad
+    value given to the first alert of a title would otherwise pass unseen."""
+    if value is None:
+        return None
+    if hasattr(value, "total_seconds"):  # datetime.timedelta
+        value = value.total_seconds()
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not seconds >= 0:  # NaN too
+        raise ValueError(f"alert wait_duration must be a number of seconds from 0, "
+                         f"not {value!r}")
+    return seconds
 
 
 def runs_root(ctx: Context) -> Path:

@@ -19,6 +19,12 @@ PLAIN = frozenset((int, float, str, bool, type(None)))
 # Arrays up to this size are stored as lists; larger ones become histograms.
 MAX_LIST_ARRAY = 32
 HISTOGRAM_BINS = 64
+# Deeper nesting than this is taken for a container that holds itself, which
+# would otherwise recurse until Python raises RecursionError.
+MAX_DEPTH = 100
+# What _normalise returns for a value it warned it would not keep: run.log
+# leaves the key out of the row, so the summary keeps the metric's last value.
+SKIPPED = object()
 
 encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
 # How JSON text is encoded as UTF-8: a lone surrogate (bytes that were not
@@ -27,8 +33,17 @@ encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=Fa
 JSON_SAFE = "backslashreplace"
 
 
-def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "") -> None:
+def _too_deep(key: str) -> ValueError:
+    shown = key if len(key) <= 60 else key[:60] + "..."
+    return ValueError(f"cannot log {shown!r}: it is nested more than {MAX_DEPTH} levels deep "
+                      "(does it contain itself?)")
+
+
+def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
+                 depth: int = 0) -> None:
     """Copy ``data`` into ``row``: nested dicts become ``a/b`` keys."""
+    if depth > MAX_DEPTH:
+        raise _too_deep(prefix.rstrip("/"))
     for key, value in data.items():
         if type(key) is not str:
             if not isinstance(key, str):
@@ -39,9 +54,11 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "")
         if type(value) in PLAIN:
             row[name] = value
         elif isinstance(value, Mapping):
-            flatten_into(row, value, name + "/")
+            flatten_into(row, value, name + "/", depth + 1)
         else:
-            row[name] = normalise(value, name)
+            value = _normalise(value, name, depth + 1)
+            if value is not SKIPPED:
+                row[name] = value
 
 
 def _histogram(array: Any, key: str) -> dict[str, Any]:
@@ -57,9 +74,18 @@ def _histogram(array: Any, key: str) -> dict[str, Any]:
 
 def normalise(value: Any, key: str = "") -> Any:
     """A JSON-ready copy of ``value``; raises ValueError for what cannot be logged."""
+    return _kept(_normalise(value, key, 0))
+
+
+def _normalise(value: Any, key: str, depth: int) -> Any:
+    """:func:`normalise`, which returns :data:`SKIPPED` for an array it warned
+    it would not keep; inside a list or dict that array becomes None, so the
+    other items keep their places."""
     t = type(value)
     if t in PLAIN:
         return value
+    if depth > MAX_DEPTH:
+        raise _too_deep(key)
     if isinstance(value, (bool, int, float, str)):  # subclasses (IntEnum, numpy.float64)
         if isinstance(value, bool):
             return bool(value)
@@ -74,10 +100,10 @@ def normalise(value: Any, key: str = "") -> Any:
             if not isinstance(k, str):
                 raise ValueError(f"logged keys must be strings: {key}/{k!r}")
             k = str.__str__(k)
-            out[k] = normalise(v, f"{key}/{k}")
+            out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1))
         return out
     if isinstance(value, (list, tuple)):
-        return [normalise(v, key) for v in value]
+        return [_kept(_normalise(v, key, depth + 1)) for v in value]
     if isinstance(value, os.PathLike):  # argparse's type=Path, a config dataclass's paths
         return os.fsdecode(value)
     # Tensors (PyTorch, TensorFlow, JAX) → numpy without importing them.
@@ -87,21 +113,25 @@ def normalise(value: Any, key: str = "") -> Any:
         value = value.numpy()
     if hasattr(value, "dtype") and hasattr(value, "shape"):  # numpy scalar or array
         if value.shape == () and hasattr(value, "item"):
-            return normalise(value.item(), key)
+            return _normalise(value.item(), key, depth)
         size = int(getattr(value, "size", 0))
         if size <= MAX_LIST_ARRAY:
-            return normalise(value.tolist(), key)
+            return _normalise(value.tolist(), key, depth)
         if value.dtype.kind in "biuf":
             return _histogram(value, key)
         warnings.warn(f"wbtool: {key!r}: an array of {size} {value.dtype} values is too large "
                       "to log as a list; it was not logged", stacklevel=4)
-        return None
+        return SKIPPED
     if hasattr(value, "item") and callable(value.item):  # other scalar wrappers
-        return normalise(value.item(), key)
+        return _normalise(value.item(), key, depth)
     if hasattr(value, "to_json") and callable(value.to_json):
-        return normalise(value.to_json(), key)
+        return _normalise(value.to_json(), key, depth)
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
+
+
+def _kept(value: Any) -> Any:
+    return None if value is SKIPPED else value
 
 
 def is_number(value: Any) -> bool:
