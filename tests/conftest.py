@@ -94,6 +94,15 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return out
 
 
+def is_error(res: Result, code: int, *words: str) -> None:
+    """``res`` failed with ``code`` and one ``wbtool: error:`` line holding ``words``."""
+    assert res.code == code, (res.code, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
+    for w in words:
+        assert w in lines[0], res.err
+
+
 def unprivileged() -> list[str]:
     """What to put before a child's argv so that file permissions hold for it:
     nothing for an ordinary user; as root, ``setpriv`` without the power to

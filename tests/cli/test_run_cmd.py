@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, Result, unprivileged, write_protected
+from tests.conftest import Cli, is_error, unprivileged, write_protected
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -104,7 +104,7 @@ def test_a_closed_or_full_stderr_keeps_the_exit_status(store_dir: Path, redirect
     assert redirected(redirect, "runs", "show", "nope").returncode == 3
 
 
-def test_a_closed_stdout_is_one_error_line(store_dir: Path) -> None:
+def test_a_closed_stdout_is_is_error(store_dir: Path) -> None:
     assert redirected("", "run", "-q", "--", "true").returncode == 0
     for args in (["runs", "list"], ["runs", "list", "--json"], ["--version"]):
         res = redirected(">&-", *args)
@@ -613,14 +613,6 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert shown["a"] == 2
 
 
-def one_error_line(res: Result, code: int, *words: str) -> None:
-    assert res.code == code, (res.code, res.err)
-    lines = res.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
-    for w in words:
-        assert w in lines[0], res.err
-
-
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
     """JSON nested deeper than Python's reader (or the history writer) can
     recurse is refused in one line, and nothing is written."""
@@ -632,8 +624,8 @@ def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> 
     before = Path(run._folder.history).read_bytes()
     for depth in (500, 5000):
         deep = "[" * depth + "]" * depth
-        one_error_line(cli("log", "--run", run.id, f"a={deep}"), 2, "'a'", "deep")
-        one_error_line(cli("run", "--config", f"a={deep}", "--", "true"), 2, "'a'", "deep")
+        is_error(cli("log", "--run", run.id, f"a={deep}"), 2, "'a'", "deep")
+        is_error(cli("run", "--config", f"a={deep}", "--", "true"), 2, "'a'", "deep")
     assert Path(run._folder.history).read_bytes() == before
     assert [p.name for p in (store_dir / "runs").iterdir()] == [run.id]
     cli("log", "--run", run.id, "a=" + "[" * 100 + "]" * 100, check=True)
@@ -642,9 +634,9 @@ def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> 
 def test_log_and_alert_with_no_store_create_none(cli: Cli, store_dir: Path) -> None:
     """A run that cannot exist (there is no store) is not found; looking for
     it leaves no empty store behind."""
-    one_error_line(cli("log", "--run", "nope1234", "a=1"), 3, "run not found: nope1234")
-    one_error_line(cli("alert", "--run", "nope1234", "t", "x"), 3, "run not found: nope1234")
-    one_error_line(cli("log", "--run", "../x", "a=1"), 2, "invalid run id")
+    is_error(cli("log", "--run", "nope1234", "a=1"), 3, "run not found: nope1234")
+    is_error(cli("alert", "--run", "nope1234", "t", "x"), 3, "run not found: nope1234")
+    is_error(cli("log", "--run", "../x", "a=1"), 2, "invalid run id")
     assert not store_dir.exists()
 
 
@@ -669,7 +661,7 @@ def test_log_to_a_run_whose_record_is_damaged(cli: Cli, store_dir: Path, damage:
         return
     record.write_bytes(b"\x00garbage{" if damage == "garbage" else b"[1, 2]")
     for args in (["a=2"], ["--summary", "b=3"]):
-        one_error_line(cli("log", "--run", run.id, *args), 7, str(record))
+        is_error(cli("log", "--run", run.id, *args), 7, str(record))
     assert history.read_bytes() == before
 
 
@@ -681,7 +673,7 @@ def test_live_takes_at_most_what_a_wait_can_take(cli: Cli, store_dir: Path,
     remote.mkdir()
     cli("remote", "add", "r", str(remote), "--default", check=True)
     for value in ("inf", "1e300"):
-        one_error_line(cli("run", "-q", "--live", value, "--", "true"), 2, "--live")
+        is_error(cli("run", "-q", "--live", value, "--", "true"), 2, "--live")
     assert not (store_dir / "runs").exists() or not list((store_dir / "runs").iterdir())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import wbtool
-from tests.conftest import Cli, Result
+from tests.conftest import Cli, Result, is_error
 
 QUIET = {"quiet": True, "console": "off"}
 
@@ -39,14 +39,6 @@ def envelope(res: Result, command: str) -> Any:
     assert isinstance(doc, dict)
     assert doc["schema"] == 1 and doc["command"] == command
     return doc["result"]
-
-
-def is_error(res: Result, code: int, *words: str) -> None:
-    assert res.code == code, (res.code, res.err)
-    lines = res.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("wbtool: error: "), res.err
-    for w in words:
-        assert w in lines[0], res.err
 
 
 def test_a_huge_bad_value_is_not_quoted_whole(cli: Cli, store_dir: Path) -> None:
