@@ -22,6 +22,12 @@ StrPath = str | os.PathLike
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+def is_within(path: StrPath, folder: StrPath) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, links resolved."""
+    real, real_folder = os.path.realpath(path), os.path.realpath(folder)
+    return real == real_folder or real.startswith(real_folder + os.sep)
+
+
 def tmp_name(directory: StrPath, hint: str = "") -> str:
     """A fresh, unlikely-to-collide file name inside ``directory``."""
     return os.path.join(directory, f".{hint[-40:]}.{os.urandom(6).hex()}.tmp")

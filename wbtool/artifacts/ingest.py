@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from wbtool import forked
+from wbtool import forked, fsutil
 from wbtool.bulk import gc_paused
 from wbtool.errors import UsageError
 from wbtool.hashing import DIGEST_LEN, hash_bytes
@@ -106,12 +106,11 @@ def walk_dir(
     real_top = os.path.realpath(top)
     skip = None
     if store is not None:
-        real_store = os.path.realpath(store)
-        if real_top == real_store or real_top.startswith(real_store + os.sep):
+        if fsutil.is_within(real_top, store):
             raise UsageError(f"{root} is inside the wbtool store {store}; "
                              "a store is never added to an artifact")
         with contextlib.suppress(OSError):
-            st = os.stat(real_store)
+            st = os.stat(store)
             skip = (st.st_dev, st.st_ino)
     out = WalkResult()
     stack = [(top, prefix.strip("/"))]

@@ -189,12 +189,10 @@ def store_under(store: Store, root: str | os.PathLike) -> str | None:
     nor delete it."""
     if os.path.lexists(root) and not os.path.islink(root) and not os.path.isdir(root):
         raise UsageError(f"{root} is not a folder")
-    real_root = os.path.realpath(root)
-    real_store = os.path.realpath(store.path)
-    if real_root == real_store or real_root.startswith(real_store + os.sep):
+    if fsutil.is_within(root, store.path):
         raise UsageError(f"{root} is inside the wbtool store {store.path}; choose a folder "
                          "outside it")
-    return _relative_store(real_root, real_store)
+    return _relative_store(os.path.realpath(root), os.path.realpath(store.path))
 
 
 def _relative_store(real_root: str, real_store: str) -> str | None:

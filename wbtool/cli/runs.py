@@ -574,10 +574,9 @@ def _outside_store(store: Any, target: str) -> None:
     """Refuse an output file in the store: it would replace one of the store's
     own files (the index, a run's record), or lie among them."""
     from wbtool.errors import UsageError
+    from wbtool.fsutil import is_within
 
-    real_store = os.path.realpath(store)
-    real = os.path.realpath(target)
-    if real == real_store or real.startswith(real_store + os.sep):
+    if is_within(target, store):
         raise UsageError(f"{target} is inside the wbtool store {store}; choose a file "
                          "outside it")
 
