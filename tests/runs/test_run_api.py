@@ -221,6 +221,69 @@ def test_keys_that_are_str_subclasses_are_logged_as_plain_strings() -> None:
     assert all(type(k) is str for k in run.summary)
 
 
+def test_common_python_values_are_logged_as_their_plain_json_forms() -> None:
+    """Dates, Decimals, sets, Enums, UUIDs, dataclasses and UTF-8 bytes,
+    which configs and metrics often hold, were refused as unsupported."""
+    import dataclasses
+    import datetime
+    import decimal
+    import enum
+    import uuid
+
+    class Opt(enum.Enum):
+        ADAM = "adam"
+
+    class Split(str, enum.Enum):
+        TRAIN = "train"
+
+    @dataclasses.dataclass(slots=True)
+    class Optim:
+        lr: float = 0.1
+        kind: Opt = Opt.ADAM
+
+    values = {"when": datetime.datetime(2026, 1, 2, 3, 4, 5), "day": datetime.date(2026, 1, 2),
+              "took": datetime.timedelta(minutes=2), "rate": decimal.Decimal("0.25"),
+              "ids": {3, 1, 2}, "opt": Opt.ADAM, "split": Split.TRAIN,
+              "uid": uuid.UUID(int=1), "raw": b"caf\xc3\xa9", "optim": Optim()}
+    plain = {"when": "2026-01-02T03:04:05", "day": "2026-01-02", "took": 120.0, "rate": 0.25,
+             "ids": [1, 2, 3], "opt": "adam", "split": "train",
+             "uid": "00000000-0000-0000-0000-000000000001", "raw": "caf\u00e9"}
+    with wandb.init(config=Optim(), settings=quiet()) as run:
+        run.config.update(values)
+        run.log(values)
+        run.summary["best_at"] = datetime.date(2026, 1, 3)
+    assert run._folder.read_config() == {"lr": 0.1, "kind": "adam", **plain,
+                                         "optim": {"lr": 0.1, "kind": "adam"}}
+    (row,) = strip_times(history(run))
+    assert row == {**plain, "optim/lr": 0.1, "optim/kind": "adam", "_step": 0}
+    assert run.summary["best_at"] == "2026-01-03" and run.summary["optim/lr"] == 0.1
+    with wandb.init(settings=quiet()) as run:
+        with pytest.raises(ValueError, match=r"'raw'.*not UTF-8"):
+            run.log({"raw": b"\xff"})
+        with pytest.raises(ValueError, match=r"'z'.*complex"):
+            run.log({"z": 1j})
+
+
+def test_a_logged_nested_dict_reads_back_nested_from_the_summary() -> None:
+    """History flattens {"acc": {"top1": ...}} to acc/top1; run.summary["acc"]
+    was a KeyError where the reference's summary gives the nested values."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"acc": {"top1": 0.5, "top5": 0.9, "deep": {"x": 1}}})
+        acc = run.summary["acc"]
+        assert acc == {"top1": 0.5, "top5": 0.9, "deep": {"x": 1}} and "acc" in run.summary
+        assert run.summary.acc.top1 == 0.5 and acc["deep"]["x"] == 1
+        acc["top1"] = 0.7  # writes through to acc/top1
+        run.summary.acc.best = 2
+        del acc["deep"]
+        with pytest.raises(KeyError, match="nope"):
+            acc["nope"]
+        with pytest.raises(KeyError):
+            run.summary["ac"]
+    saved = run._folder.read_json(run._folder.summary, {})
+    assert {k: v for k, v in saved.items() if not k.startswith("_")} == {
+        "acc/top1": 0.7, "acc/top5": 0.9, "acc/best": 2}
+
+
 def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:
     with wandb.init(settings=quiet()) as run:
         run.define_metric("best", summary="max")
@@ -780,6 +843,10 @@ def test_save_path_rules(tmp_path: Path) -> None:
             run.save("these/*", base_path="elsewhere")
         with pytest.raises(ValueError):
             run.save("x", policy="sometimes")
+        with pytest.raises(ValueError, match="glob_str must be a path or a glob, not int"):
+            run.save(5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="base_path must be a path or a glob, not list"):
+            run.save("x", base_path=["a"])  # type: ignore[arg-type]
         assert (files / "these/are/myfiles/a.txt").read_text() == "a"
         assert (files / "are/myfiles/a.txt").read_text() == "a"
         assert (files / "run123/c.txt").read_text() == "c"

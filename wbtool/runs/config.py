@@ -28,18 +28,25 @@ class ConfigError(UsageError):
 
 
 def load_config_source(value: Any) -> dict[str, Any]:
-    """A dict from what ``init(config=...)`` accepts: a mapping, an argparse
-    Namespace (or any object with ``__dict__``), a YAML file path, or None."""
+    """A dict from what ``init(config=...)`` accepts: a mapping, a dataclass,
+    a pydantic model, an argparse Namespace (or any object with
+    ``__dict__``), a YAML file path, or None."""
     if value is None:
         return {}
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, (str, os.PathLike)):
         return read_yaml_file(os.fspath(value))
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # a pydantic model
+        return dict(value.model_dump())
     if hasattr(value, "__dict__"):  # argparse.Namespace, simple objects
         return {k: v for k, v in vars(value).items() if not k.startswith("_")}
-    raise ConfigError(f"config must be a dict, an argparse Namespace or a YAML file path, "
-                      f"not {type(value).__name__}")
+    raise ConfigError("config must be a dict, a dataclass, an argparse Namespace or a YAML "
+                      f"file path, not {type(value).__name__}")
 
 
 def read_yaml_file(path: str) -> dict[str, Any]:

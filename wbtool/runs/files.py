@@ -48,7 +48,7 @@ def save(run: Run, glob_str: str | os.PathLike, base_path: str | os.PathLike | N
          policy: str) -> list[str]:
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-    pattern = os.fspath(glob_str)
+    pattern = _path_arg("glob_str", glob_str)
     if not pattern:
         raise ValueError("run.save needs a path or a glob")
     if "://" in pattern:
@@ -56,7 +56,7 @@ def save(run: Run, glob_str: str | os.PathLike, base_path: str | os.PathLike | N
     if base_path is None:
         base = os.path.dirname(os.path.dirname(pattern)) if os.path.isabs(pattern) else "."
     else:
-        base = os.fspath(base_path)
+        base = _path_arg("base_path", base_path)
     base_abs = os.path.abspath(base)
     pattern_abs = os.path.abspath(pattern)
     if os.path.commonpath([base_abs, pattern_abs]) != base_abs:
@@ -137,6 +137,13 @@ def restore(run: Run | None, name: str, run_path: str | None, replace: bool,
     if dest.resolve() != src.resolve() and (replace or not dest.exists()):
         _copy(str(src), dest)
     return open(dest, encoding="utf-8")
+
+
+def _path_arg(name: str, value: Any) -> str:
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"run.save's {name} must be a path or a glob, not "
+                         f"{type(value).__name__}")
+    return os.fspath(value)
 
 
 def save_program(run: Run) -> None:

@@ -245,7 +245,19 @@ class Summary(MutableMapping[str, Any]):
 
     # -- the mapping the user sees ----------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        try:
+            return self._data[key]
+        except KeyError:
+            return self._group(key)
+
+    def _group(self, key: str) -> SummaryGroup:
+        """The keys that logging a nested dict under ``key`` flattened to
+        ``key/...``, as a mapping; KeyError when there are none."""
+        if isinstance(key, str):
+            prefix = key + "/"
+            if any(k.startswith(prefix) for k in self._data):
+                return SummaryGroup(self, prefix)
+        raise KeyError(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
         from wbtool.runs.values import normalise
@@ -281,7 +293,7 @@ class Summary(MutableMapping[str, Any]):
         if key.startswith("__"):
             raise AttributeError(key)
         try:
-            return self._data[key]
+            return self[key]
         except KeyError:
             raise AttributeError(key) from None
 
@@ -334,3 +346,66 @@ class Summary(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Summary({self._data!r})"
+
+
+class SummaryGroup(MutableMapping[str, Any]):
+    """``run.summary["acc"]`` after ``run.log({"acc": {"top1": ...}})``: the
+    summary's ``acc/...`` keys seen as one nested mapping. Reads and writes go
+    to the summary itself, so ``run.summary["acc"]["top1"] = 1`` sets
+    ``acc/top1``."""
+
+    __slots__ = ("_prefix", "_summary")
+
+    def __init__(self, summary: Summary, prefix: str) -> None:
+        object.__setattr__(self, "_summary", summary)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        try:
+            return self._summary[self._prefix + key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise ValueError("summary keys must be strings")
+        self._summary[self._prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        """Delete ``key``, or every key nested under it."""
+        full = self._prefix + key
+        if full in self._summary._data:
+            del self._summary[full]
+            return
+        nested = [k for k in self._summary._data if k.startswith(full + "/")]
+        if not nested:
+            raise KeyError(key)
+        for k in nested:
+            del self._summary[k]
+
+    def __iter__(self) -> Iterator[str]:
+        names: dict[str, None] = {}
+        start = len(self._prefix)
+        for k in list(self._summary._data):
+            if k.startswith(self._prefix):
+                names[k[start:].split("/", 1)[0]] = None
+        return iter(names)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __repr__(self) -> str:
+        return repr({k: self[k] for k in self})

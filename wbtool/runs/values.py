@@ -57,7 +57,9 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
             flatten_into(row, value, name + "/", depth + 1)
         else:
             value = _normalise(value, name, depth + 1)
-            if value is not SKIPPED:
+            if type(value) is dict and "_type" not in value:  # a dataclass, a model
+                flatten_into(row, value, name + "/", depth + 1)
+            elif value is not SKIPPED:
                 row[name] = value
 
 
@@ -93,7 +95,7 @@ def _normalise(value: Any, key: str, depth: int) -> Any:
             return int(value)
         if isinstance(value, float):
             return float(value)
-        return str(value)
+        return str.__str__(value)  # numpy.str_, a str Enum: the plain string
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -126,6 +128,44 @@ def _normalise(value: Any, key: str, depth: int) -> Any:
         return _normalise(value.item(), key, depth)
     if hasattr(value, "to_json") and callable(value.to_json):
         return _normalise(value.to_json(), key, depth)
+    return _normalise(_plain_stand_in(value, key), key, depth + 1)
+
+
+def _plain_stand_in(value: Any, key: str) -> Any:
+    """What a common non-JSON value is logged as: a date as its ISO text, a
+    Decimal as a float, a set as a sorted list, a dataclass or pydantic model
+    as a dict of its fields, an Enum as its value, UTF-8 bytes as text."""
+    import dataclasses
+    import datetime
+    import decimal
+    import enum
+    import uuid
+
+    t = type(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:  # items of mixed types: keep the set's own order
+            return list(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
+        return value.model_dump()
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"cannot log {key!r}: its bytes are not UTF-8 text") from None
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
 
