@@ -240,6 +240,29 @@ def test_wrap_forwards_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Path("output.log").read_bytes() == b"red\nb\noops\n"
 
 
+def test_a_label_starts_every_logged_line_but_not_the_terminal_s(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """x_label: the processes of a distributed job share one console log."""
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", out)
+    cap = ConsoleCapture("output.log", "wrap", label="rank1")
+    with cap:
+        print("one\ntwo")
+        sys.stdout.write("par")
+        cap.flush()
+        sys.stdout.write("tial\n\n")
+        print("err", file=sys.stderr)
+        huge = "x" * (2 * MAX_LINE + 10)  # logged in pieces: one label, at its start
+        for i in range(0, len(huge), 65536):
+            sys.stdout.write(huge[i:i + 65536])
+        print()
+    assert out.getvalue() == "one\ntwo\npartial\n\nerr\n" + huge + "\n"
+    assert Path("output.log").read_bytes() == (b"[rank1] one\n[rank1] two\n[rank1] partial\n"
+                                               b"[rank1] \n[rank1] err\n[rank1] "
+                                               + huge.encode() + b"\n")
+
+
 def test_wrap_does_not_clobber_a_later_replacement(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     cap = ConsoleCapture("output.log", "auto")

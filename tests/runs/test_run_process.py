@@ -212,6 +212,67 @@ run.finish()
     assert sorted(e.path for e in art.manifest) == ["shard0.bin", "shard1.bin", "shard2.bin"]
 
 
+SHARED = """
+import sys, wbtool
+rank = int(sys.argv[1])
+kw = {"project": "p"} if rank == 0 else {}  # secondaries take the primary's project
+run = wbtool.init(id="ddp1", mode="shared", tags=[f"r{rank}"], config={f"c{rank}": rank},
+                  settings={"quiet": True, "console": "off", "x_primary": rank == 0,
+                            "x_label": f"rank{rank}"}, **kw)
+for i in range(50):
+    run.log({f"loss{rank}": i})
+run.summary[f"best{rank}"] = rank
+if rank == 0:
+    sys.stdin.readline()  # the secondaries are done
+run.finish()
+"""
+
+
+def test_processes_of_a_shared_run_write_one_run(store_dir: Path) -> None:
+    """mode="shared": secondaries (x_primary=False) started before their
+    primary wait for it and join its run, instead of failing on the id."""
+    secondaries = [subprocess.Popen([sys.executable, "-c", SHARED, str(rank)])
+                   for rank in (1, 2)]
+    time.sleep(0.5)
+    primary = subprocess.Popen([sys.executable, "-c", SHARED, "0"], stdin=subprocess.PIPE,
+                               text=True)
+    for proc in secondaries:
+        assert proc.wait(timeout=60) == 0
+    primary.communicate("done\n", timeout=60)
+    assert primary.returncode == 0
+    doc = record(store_dir)
+    assert (doc["id"], doc["project"], doc["state"], doc["exit_code"]) == ("ddp1", "p",
+                                                                         "finished", 0)
+    assert sorted(doc["tags"]) == ["r0", "r1", "r2"]
+    history = rows(store_dir)
+    assert len(history) == 150
+    for rank in range(3):
+        assert [r[f"loss{rank}"] for r in history if f"loss{rank}" in r] == list(range(50))
+    folder = run_dir(store_dir)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert {summary[f"best{r}"] for r in range(3)} == {0, 1, 2}
+    import yaml
+
+    assert yaml.safe_load((folder / "config.yaml").read_text()) == {"c0": 0, "c1": 1, "c2": 2}
+    states = [e for e in map(json.loads, (folder / "events.jsonl").read_text().splitlines())
+              if e.get("type") == "state" and e.get("state") != "running"]
+    assert [e["state"] for e in states] == ["finished"]  # the primary's alone
+
+
+def test_a_secondary_of_a_shared_run_needs_an_id_and_its_primary(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wbtool
+    from wbtool.runs import init
+
+    secondary = {"quiet": True, "console": "off", "x_primary": False}
+    with pytest.raises(wbtool.WbtoolError, match="needs the id of the run to join"):
+        wbtool.init(mode="shared", settings=secondary)
+    monkeypatch.setattr(init, "SHARED_WAIT_SECONDS", 0.3)
+    with pytest.raises(wbtool.WbtoolError, match=r"did not start it within 0\.3 s.*: gone"):
+        wbtool.init(mode="shared", id="gone", settings=secondary)
+    assert not (store_dir / "runs" / "gone").exists()
+
+
 def test_a_fast_loop_hands_encoding_to_a_helper_that_outlives_a_kill(store_dir: Path) -> None:
     # Enough rows to move JSON encoding to the helper process; the parent is
     # killed right after logging, and the helper still writes every row.

@@ -236,10 +236,15 @@ class ConsoleCapture:
     best-effort.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mode: str = "auto") -> None:
+    def __init__(self, path: str | os.PathLike[str], mode: str = "auto",
+                 label: str | None = None) -> None:
         if mode not in MODES:
             raise UsageError(f"console mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.path = os.fspath(path)
+        # Lines start with "[label] " (the x_label setting): the processes of
+        # a distributed job that share one run and one console log.
+        self._prefix = f"[{label}] ".encode(errors="backslashreplace") if label else b""
+        self._line_start = True
         self.mode = "wrap" if mode == "auto" else mode
         self._lock = threading.RLock()
         self._busy = False
@@ -333,9 +338,20 @@ class ConsoleCapture:
         return log
 
     def _write_log(self, data: Chunk) -> None:
+        if self._prefix and data:
+            data = self._labelled(bytes(data))
         self._buffer += data
         if len(self._buffer) >= _LOG_BUFFER or self._forked:
             self._write_buffer()
+
+    def _labelled(self, data: bytes) -> bytes:
+        prefix = self._prefix
+        whole = data.endswith(b"\n")
+        body = (data[:-1] if whole else data).replace(b"\n", b"\n" + prefix)
+        if self._line_start:
+            body = prefix + body
+        self._line_start = whole
+        return body + b"\n" if whole else body
 
     def _write_buffer(self) -> None:
         data, self._buffer = self._buffer, bytearray()

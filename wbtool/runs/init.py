@@ -21,6 +21,7 @@ from wbtool.runs.config import (
     select_keys,
 )
 from wbtool.runs.folder import (
+    OWNER_FIELDS,
     RUN_FORMAT,
     RunFolder,
     effective_state,
@@ -42,6 +43,7 @@ _ARG_SETTINGS = {
     "reinit": "reinit", "save_code": "save_code", "allow_val_change": "allow_val_change",
 }
 RESUMABLE = ("crashed", "failed", "killed", "preempting")
+_UNSET = object()
 
 
 def _explicit_settings(settings: Settings | dict[str, Any] | None,
@@ -210,6 +212,29 @@ def _attach_target(settings: Settings) -> str | None:
     return run_id if run_id and settings.run_id == run_id else None
 
 
+# How long a secondary process of a shared run waits for its primary to start it.
+SHARED_WAIT_SECONDS = 120.0
+
+
+def _await_primary(runs_dir: Any, run_id: str | None) -> str:
+    """The id of the shared run that this secondary process (``x_primary=False``)
+    joins, once its primary process has started it."""
+    if run_id is None:
+        raise UsageError("mode='shared' with x_primary=False needs the id of the run to join: "
+                         "pass the same id= in every process")
+    folder = RunFolder(runs_dir / run_id)
+    deadline = time.monotonic() + SHARED_WAIT_SECONDS
+    while True:
+        doc = folder.read_run()
+        if doc is not None and effective_state(doc) in ("running", "preempting"):
+            return run_id
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    raise NotFoundError(what=f"shared run (its primary process did not start it within "
+                             f"{SHARED_WAIT_SECONDS:g} s)", name=run_id)
+
+
 def launch(settings: dict[str, Any], config: Any, command: list[str]) -> Run:
     """The run that ``wbtool run`` owns for ``command`` (not the current run of
     this process, and without in-process console capture)."""
@@ -252,11 +277,16 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     attach = None if command is not None else _attach_target(settings)
     if attach is not None and not RunFolder(runs_dir / attach).exists():
         attach = None
+    if attach is None and command is None and settings.mode == "shared" \
+            and not settings.x_primary:
+        attach = _await_primary(runs_dir, run_id)
 
     if attach is not None:
         folder = RunFolder(runs_dir / attach)
         prior = folder.read_run()
         step = _last_step(folder)
+        if settings.mode == "shared" and prior is not None:  # the primary's project
+            project = _resumed_project(settings, project, prior, attach)
     elif settings.resume_from:
         rid, at = parse_moment(settings.resume_from)
         if run_id is not None and run_id != rid:
@@ -397,6 +427,15 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             run._command = list(command)
         elif attach is not None:
             run._shared = "attached"
+        elif settings.mode == "shared":
+            run._shared = "primary"
+        if run._shared is not None:  # what this process sets, the others may too
+            before = prior or {}
+            run._doc_changed = {k for k, v in doc.items()
+                                if k not in OWNER_FIELDS and before.get(k, _UNSET) != v}
+            if attach is not None and settings.run_tags:
+                run._doc_changed.discard("tags")
+                run._join_tags = tuple(settings.run_tags)
         if attach is None:
             folder.write_config(run._config_on_disk())
         run._write_record(summary=True, config=True)
@@ -495,12 +534,12 @@ def _start_services(run: Run, settings: Settings) -> None:
             from wbtool.runs.console import ConsoleCapture
 
             mode = "redirect" if console == "redirect" else "wrap"
-            run._console = ConsoleCapture(folder.output, mode)
+            run._console = ConsoleCapture(folder.output, mode, label=settings.x_label)
             run._console.start()
         except Exception as e:
             run._console = None
             run._warn("console", f"console capture is off: {e}")
-    if run._shared is None:  # a launcher samples its command; a joined program does not
+    if run._shared in (None, "primary"):  # a launcher samples its command; a joiner not
         run._start_stats()
     if settings.save_code and not settings.disable_code:
         from wbtool.runs import files

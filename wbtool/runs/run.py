@@ -38,6 +38,9 @@ FLUSH_SECONDS = 1.0
 # A buffer this long wakes the writer before its second is up, so a fast
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
+# Fields of run.json that every writer of a shared run but its launcher
+# computes from its own state on each write.
+_COMPUTED = frozenset(("metrics", "summary_user_keys", "summary_counts"))
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
@@ -97,9 +100,16 @@ class Run:
         self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
         self._history: LineWriter | None = None
         # None: this process alone writes the run. "owner": a launcher whose
-        # program may attach; "attached": a program inside a launched run.
-        # Shared runs merge their writes of run.json, summary and config.
+        # program may attach; "attached": a program inside a launched run, or
+        # a secondary process of a run in mode="shared"; "primary": the
+        # process of a shared run that secondaries join. Shared runs merge
+        # their writes of run.json, summary and config.
         self._shared: str | None = None
+        # Of a shared run: the fields of run.json this process set since its
+        # last write (the others' may have changed them since), and the tags
+        # it joined with, which add to the others' rather than replace them.
+        self._doc_changed: set[str] = set()
+        self._join_tags: tuple[str, ...] = ()
         self._command: list[str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -373,6 +383,7 @@ class Run:
             raise RunFinishedError(run_id=self.id)
         with self._lock:
             self._doc[key] = value
+            self._doc_changed.add(key)
             if self._folder is not None and not self._finished:
                 self._write_record()
 
@@ -479,14 +490,23 @@ class Run:
         else:
             from wbtool.runs.folder import OWNER_FIELDS
 
-            mine = self._shared == "owner"
+            owner = self._shared == "owner"
+            own = OWNER_FIELDS if owner or self._shared == "primary" else ()
+            changed = self._doc_changed
             with folder.lock():
                 disk = folder.read_run()
                 if disk is None:  # the first write of the run: all of it
                     disk = dict(doc)
-                disk.update({k: v for k, v in doc.items()
-                             if (k in OWNER_FIELDS) == mine or k == "updated_at"})
+                fields = {k: v for k, v in doc.items()
+                          if k in own or k in changed or k == "updated_at"
+                          or (k in _COMPUTED and not owner)}
+                if self._join_tags:
+                    tags = [*(disk.get("tags") or ()), *self._join_tags]
+                    fields["tags"] = list(dict.fromkeys(tags))
+                disk.update(fields)
                 folder.write_json(folder.run_json, disk, fsync=fsync)
+                self._join_tags = ()
+                changed.clear()
                 self._doc = doc = disk
                 if summary:
                     summary_doc = folder.merge_json(folder.summary, summary_doc or {},
@@ -569,7 +589,7 @@ class Run:
             from wbtool.runs import current
 
             current.forget(self)
-        if self._folder is not None and self._shared is None \
+        if self._folder is not None and self._shared in (None, "primary") \
                 and not (quiet or self._settings.quiet):
             self._info(f"run {self.name} ({self.id}) {state}: "
                        f"{self._history.rows_written if self._history else 0} history rows "
