@@ -137,6 +137,49 @@ def test_frozen_copy() -> None:
         s.project = "q"
 
 
+def test_the_reference_update_methods_take_each_layer(tmp_path: Path, store_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "system.yaml"
+    system.write_text("entity: sys-entity\n")
+    store_dir.mkdir(parents=True)
+    (store_dir / "settings.yaml").write_text("run_group: from-workspace\n")
+    monkeypatch.setenv("WBTOOL_DIR", str(store_dir))
+    s = wbtool.Settings(settings_system=str(system))
+    s.update_from_system_config_file()
+    s.update_from_workspace_config_file()
+    s.update_from_env_vars({"WBTOOL_PROJECT": "from-env", "WBTOOL_QUIET": "", "OTHER": "x"})
+    s.update_from_system_environment()
+    assert (s.entity, s.run_group, s.project) == ("sys-entity", "from-workspace", "from-env")
+    assert s.source("run_group").startswith("workspace file") and s.quiet is False
+    assert s.host and s.source("host") == "system environment"
+    copy = wbtool.Settings(project="mine", mode="online")
+    copy.update_from_settings(s)
+    assert copy.project == "from-env" and copy.source("project") == "env WBTOOL_PROJECT"
+    assert copy.mode == "online"
+    with pytest.raises(SettingsError, match="HUGE"):
+        s.update_from_env_vars({"WBTOOL_HEARTBEAT_SECONDS": "HUGE"})
+    with pytest.raises(SettingsError, match=r"expected a wbtool\.Settings"):
+        s.update_from_settings({"project": "p"})  # type: ignore[arg-type]
+    with pytest.raises(AttributeError, match="frozen"):
+        s.frozen_copy().update_from_env_vars({"WBTOOL_PROJECT": "q"})
+    with pytest.raises(AttributeError, match="frozen"):
+        s.frozen_copy().update_from_dict({"project": "q"})
+
+
+def test_a_run_s_settings_name_its_folders(store_dir: Path) -> None:
+    s = wbtool.Settings(project="p")
+    assert s.wandb_dir == str(store_dir) and s.sync_dir is None and s.files_dir is None
+    assert (s.run_mode, s.is_local, s.project_url, s.timespec) == ("offline-run", True, None,
+                                                                   None)
+    with wbtool.init(project="p", settings={"quiet": True, "console": "off"}) as run:
+        st = run.settings
+        assert st.run_id == run.id and st.files_dir == run.dir
+        assert st.sync_dir == str(store_dir / "runs" / run.id)
+        assert st.log_dir == str(store_dir / "logs")
+        assert st.settings_workspace == str(store_dir / "settings.yaml")
+        assert st.run_url == run.url and re.fullmatch(r"\d{8}_\d{6}", st.timespec or "")
+
+
 def test_open_metrics_filters_from_the_environment() -> None:
     from wbtool.settings import load
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -278,12 +279,14 @@ def _validate(name: str, value: Any) -> Any:
 class Settings:
     """Validated settings. Construct with keyword arguments, like the reference."""
 
-    __slots__ = ("_frozen", "_sources", "_values")
+    __slots__ = ("_frozen", "_run", "_sources", "_values")
 
     def __init__(self, **kwargs: Any) -> None:
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "_sources", {})
         object.__setattr__(self, "_frozen", False)
+        # A run's settings: (its store folder, its folder, when it started).
+        object.__setattr__(self, "_run", None)
         for name, value in kwargs.items():
             self._values[name] = _validate(name, value)
             self._sources[name] = "argument"
@@ -317,8 +320,111 @@ class Settings:
 
     def update_from_dict(self, values: Mapping[str, Any], source: str = "argument") -> None:
         for name, value in values.items():
-            self._values[name] = _validate(name, value)
-            self._sources[name] = source
+            self._set(name, _validate(name, value), source)
+
+    def update_from_settings(self, settings: Settings) -> None:
+        """Take the values that ``settings`` was given (not its defaults)."""
+        if not isinstance(settings, Settings):
+            raise SettingsError(name="settings", reason="expected a wbtool.Settings, not "
+                                f"{type(settings).__name__}")
+        for name, value in settings._values.items():
+            self._set(name, value, settings._sources.get(name, "argument"))
+
+    def update_from_env_vars(self, environ: Mapping[str, Any]) -> None:
+        """Take the ``WBTOOL_*`` variables of ``environ``."""
+        for name, value in env_settings(environ).items():
+            self._set(name, _validate(name, value), f"env {ENV_PREFIX}{name.upper()}")
+
+    def update_from_system_config_file(self) -> None:
+        """Take the values of the system settings file (``settings_system``, or
+        ``$XDG_CONFIG_HOME/wbtool/settings.yaml``)."""
+        path = self.settings_system
+        path = Path(path).expanduser() if path else system_settings_path(os.environ)
+        self._update_from_file(path, "system file")
+
+    def update_from_workspace_config_file(self) -> None:
+        """Take the values of the store's ``settings.yaml``."""
+        self._update_from_file(Path(self.settings_workspace), "workspace file")
+
+    def update_from_system_environment(self) -> None:
+        """Fill in the host and program, where they are not set, from this process."""
+        if self.host is None:
+            import socket
+
+            self._set("host", socket.gethostname(), "system environment")
+        if self.program is None:
+            main = sys.modules.get("__main__")
+            path = getattr(main, "__file__", None)
+            if path and not path.startswith("<"):  # not "<stdin>"
+                self._set("program", os.path.abspath(path), "system environment")
+
+    def _update_from_file(self, path: Path, what: str) -> None:
+        for name, value in _read_file(path).items():
+            self._set(name, _validate(name, value), f"{what} {path}")
+
+    def _set(self, name: str, value: Any, source: str) -> None:
+        if self._frozen:
+            raise AttributeError("these settings are frozen (a run's settings are a copy)")
+        self._values[name] = value
+        self._sources[name] = source
+
+    # -- paths and facts derived from the settings, as the reference has them ---------
+    @property
+    def wandb_dir(self) -> str:
+        """The store folder (``.wbtool``) these settings lead to."""
+        if self._run is not None:
+            return self._run[0]
+        from wbtool.store.layout import locate
+
+        return str(locate(root_dir=self.root_dir)[0])
+
+    @property
+    def log_dir(self) -> str:
+        """Where wbtool's own logs go (a background sync's output, for one)."""
+        return os.path.join(self.wandb_dir, "logs")
+
+    @property
+    def sync_dir(self) -> str | None:
+        """The run's folder; None before there is a run id."""
+        if self._run is not None:
+            return self._run[1]
+        if not self.run_id:
+            return None
+        return os.path.join(self.wandb_dir, "runs", self.run_id)
+
+    @property
+    def files_dir(self) -> str | None:
+        """The run's ``files/`` folder (``run.dir``); None before there is a run id."""
+        folder = self.sync_dir
+        return None if folder is None else os.path.join(folder, "files")
+
+    @property
+    def settings_workspace(self) -> str:
+        return os.path.join(self.wandb_dir, "settings.yaml")
+
+    @property
+    def run_mode(self) -> str:
+        return "run" if self.mode == "online" else "offline-run"
+
+    @property
+    def timespec(self) -> str | None:
+        """When the run started, as ``YYYYmmdd_HHMMSS`` (local time)."""
+        if self._run is None:
+            return None
+        import time
+
+        return time.strftime("%Y%m%d_%H%M%S", time.localtime(self._run[2]))
+
+    @property
+    def run_url(self) -> str | None:
+        folder = self.sync_dir
+        return None if folder is None else Path(folder).resolve().as_uri()
+
+    is_local = True
+    deployment = "local"
+    project_url = None
+    sweep_url = None
+    colab_url = None
 
     def frozen_copy(self) -> Settings:
         s = Settings()
@@ -326,6 +432,12 @@ class Settings:
         s._sources.update(self._sources)
         object.__setattr__(s, "_frozen", True)
         return s
+
+    def _bind_run(self, store: str, folder: str, run_id: str, started_at: float) -> None:
+        """Make these (frozen) settings a run's: its id, folder and start time."""
+        self._values["run_id"] = run_id
+        self._sources.setdefault("run_id", "the run")
+        object.__setattr__(self, "_run", (store, folder, started_at))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self._values.items()))

@@ -417,6 +417,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     if attach is None:  # wbtool log and attached programs count runtime from here on
         doc["resumed_runtime"] = runtime_offset
 
+    frozen._bind_run(str(ctx.store.path), str(folder.path), folder.id,
+                     float(doc.get("started_at") or now))
     try:
         run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
                   summary_user=user_keys, summary_counts=counts, metrics=metrics, step=step,
