@@ -173,7 +173,27 @@ class MetricTable:
                 continue
 
 
-class Summary(MutableMapping[str, Any]):
+class _Attributes(MutableMapping[str, Any]):
+    """Keys read, set and deleted as attributes too: ``run.summary.acc``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        del self[key]
+
+
+class Summary(_Attributes):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
     __slots__ = ("_aggs", "_counts", "_data", "_gone", "_locked", "_metrics", "_on_change",
@@ -289,20 +309,6 @@ class Summary(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("__"):
-            raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def __delattr__(self, key: str) -> None:
-        del self[key]
-
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         from wbtool.runs.values import normalise
 
@@ -348,7 +354,7 @@ class Summary(MutableMapping[str, Any]):
         return f"Summary({self._data!r})"
 
 
-class SummaryGroup(MutableMapping[str, Any]):
+class SummaryGroup(_Attributes):
     """``run.summary["acc"]`` after ``run.log({"acc": {"top1": ...}})``: the
     summary's ``acc/...`` keys seen as one nested mapping. Reads and writes go
     to the summary itself, so ``run.summary["acc"]["top1"] = 1`` sets
@@ -395,17 +401,6 @@ class SummaryGroup(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("__"):
-            raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
 
     def __repr__(self) -> str:
         return repr({k: self[k] for k in self})
