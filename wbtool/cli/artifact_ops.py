@@ -12,10 +12,9 @@ from wbtool.cli import output
 
 
 def context(project: str | None) -> Any:
-    from wbtool.context import Context
-    from wbtool.settings import Settings
+    from wbtool.context import Context, project_settings
 
-    return Context.from_settings(Settings(project=project) if project else None)
+    return Context.from_settings(project_settings(project))
 
 
 def resolve(ctx: Any, ref: str) -> Any:

@@ -34,10 +34,9 @@ SYSTEM_COLUMNS = ("_runtime", "_timestamp")
 
 def _ctx(project: str | None) -> Any:
     """The context, or None when no store exists yet (reading never creates one)."""
-    from wbtool.context import Context
-    from wbtool.settings import Settings
+    from wbtool.context import Context, project_settings
 
-    return Context.existing(Settings(project=project) if project else None)
+    return Context.existing(project_settings(project))
 
 
 def _get_run(ctx: Any, path: str) -> Any:
