@@ -43,3 +43,29 @@ def test_run_refuses_an_empty_or_invalid_project(
     assert not marker.exists()
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
+
+
+def test_a_run_whose_folder_was_deleted_by_hand(cli: Cli, store_dir: Path) -> None:
+    """The index still lists it: the commands that read its files say that its
+    folder is missing (a damaged store, as doctor reports), the listings
+    warn, and ``runs delete`` removes what is left."""
+    import shutil
+
+    from tests.cli.test_runs_cli import make_run
+
+    gone, kept = make_run(), make_run()
+    shutil.rmtree(store_dir / "runs" / gone.id)
+    for command in ("show", "logs", "history", "system"):
+        is_error(cli("runs", command, gone.id), 7, f"run {gone.id}", "folder", "missing",
+                 f"wbtool runs delete {gone.id} --yes")
+    assert cli("runs", "show", kept.id).code == 0
+    for argv in (["runs", "list"], ["runs", "list", "--json"], ["runs", "export"]):
+        res = cli(*argv)
+        assert res.code == 0 and gone.id in res.out and kept.id in res.out
+        assert res.err.startswith("wbtool: warning: 1 run(s) listed have no folder")
+        assert res.err.count("\n") == 1 and gone.id in res.err and kept.id not in res.err
+    assert cli("doctor").code == 4
+    assert cli("runs", "delete", gone.id, "--yes").code == 0
+    res = cli("runs", "list")
+    assert res.code == 0 and res.err == "" and gone.id not in res.out
+    assert cli("doctor").code == 0
