@@ -69,3 +69,20 @@ def test_a_run_whose_folder_was_deleted_by_hand(cli: Cli, store_dir: Path) -> No
     res = cli("runs", "list")
     assert res.code == 0 and res.err == "" and gone.id not in res.out
     assert cli("doctor").code == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["remote", "remove", ""], ["remote", "default", ""], ["remote", "remove", "a b"],
+    ["sync", "--remote", ""], ["pull", "--remote", " "], ["gc", "--remote", ""],
+])
+@pytest.mark.parametrize("with_store", [False, True])
+def test_an_empty_or_invalid_remote_name_is_a_usage_error(
+    cli: Cli, store_dir: Path, tmp_path: Path, argv: list[str], with_store: bool
+) -> None:
+    if with_store:
+        (tmp_path / "r").mkdir()
+        cli("remote", "add", "r", str(tmp_path / "r"), "--default", check=True)
+    res = cli(*argv)
+    is_error(res, 2, "invalid remote")
+    if with_store:
+        assert cli("remote", "default").out == f"r\t{tmp_path / 'r'}\n"
