@@ -86,3 +86,38 @@ def test_an_empty_or_invalid_remote_name_is_a_usage_error(
     is_error(res, 2, "invalid remote")
     if with_store:
         assert cli("remote", "default").out == f"r\t{tmp_path / 'r'}\n"
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["artifact", "download", "ds:v0", "--root", ""], "--root is empty"),  # fast path
+    (["artifact", "download", "ds:v0", "--root", "", "--link", "copy"], "--root is empty"),
+    (["artifact", "verify", "ds:v0", "--root", ""], "--root is empty"),
+    (["artifact", "log", "ds", ""], "a PATH is empty"),
+    (["artifact", "log", "ds", "data", ""], "a PATH is empty"),
+    (["artifact", "add", "ds", ""], "a PATH is empty"),
+    (["artifact", "log", "ds", "data", "--run", ""], "invalid run id ''"),
+    (["artifact", "log", "ds", "new", "--name-in-artifact", ""], "invalid entry path ''"),
+    (["artifact", "add", "ds", "new", "--name-in-artifact", ""], "invalid entry path ''"),
+])
+def test_an_empty_path_or_name_is_not_taken_for_none(
+    cli: Cli, store_dir: Path, argv: list[str], words: str
+) -> None:
+    """Read as no option, these would write into the default folder, check the
+    current folder, or log a version the command did not ask for."""
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    make_tree(cli.cwd / "new", {"b.txt": b"b"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    res = cli(*argv, env={"WBTOOL_RUN_ID": ""})
+    is_error(res, 2, words)
+    assert not (cli.cwd / "artifacts").exists()
+    versions = cli("artifact", "ls", "ds", "--json").json()["result"]  # type: ignore[index]
+    assert [v["version"] for v in versions] == ["v0"]
+    assert cli("artifact", "status").out.strip() in ("", "nothing staged")
+
+
+def test_verify_names_a_file_given_as_the_folder(cli: Cli, store_dir: Path) -> None:
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    is_error(cli("artifact", "verify", "ds:v0", "--root", "data/a.txt"), 4,
+             "a.txt is not a folder")
+    is_error(cli("artifact", "verify", "ds:v0", "--root", "nowhere"), 4, "nowhere does not exist")

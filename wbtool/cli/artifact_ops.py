@@ -44,6 +44,15 @@ def split_project(ctx: Any, name: str) -> tuple[str, str]:
     return project or ctx.project, bare
 
 
+def _folder_option(option: str, value: str | None) -> None:
+    """Refuse an empty folder option: given, it would be read as no option (the
+    default folder) or as the current folder, never as what was meant."""
+    if value is not None and not value.strip():
+        from wbtool.errors import UsageError
+
+        raise UsageError(f"{option} is empty: name a folder")
+
+
 def version_line(rec: Any) -> str:
     aliases = ", ".join(rec.aliases)
     return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {rec.file_count} files  "
@@ -83,7 +92,7 @@ def log_version(
     meta = None if metadata is None else parse_metadata(metadata, "--metadata")
     ctx = context(project)
     proj, bare = split_project(ctx, name)
-    run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
+    run_id = run if run is not None else (os.environ.get("WBTOOL_RUN_ID") or None)
     if run_id is not None:
         from wbtool.runs.ids import validate_id
 
@@ -152,6 +161,7 @@ def download_version(
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
+    _folder_option("--root", root)
     ctx = context(project)
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
@@ -177,6 +187,7 @@ def verify_version(
     from wbtool.artifacts import materialize
     from wbtool.errors import VerificationError
 
+    _folder_option("--root", root)
     ctx = context(project)
     rec = resolve(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
