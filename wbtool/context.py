@@ -15,6 +15,18 @@ if TYPE_CHECKING:
 DEFAULT_PROJECT = "uncategorized"
 
 
+def project_settings(project: str | None) -> Settings | None:
+    """The settings a command's ``--project`` option asks for: None where it
+    was not given. A name that is empty or invalid is refused, as a usage
+    error, rather than read as no project (which would quietly fall back to
+    the settings' project or the default one)."""
+    if project is None:
+        return None
+    from wbtool.names import validate_name
+
+    return Settings(project=validate_name(project, "project name"))
+
+
 class Context:
     __slots__ = ("settings", "store")
 

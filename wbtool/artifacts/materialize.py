@@ -708,7 +708,8 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
     counted: they are never part of an artifact)."""
     root_path = Path(root).absolute()
     if not root_path.is_dir():
-        raise VerificationError(message=f"{root_path} does not exist")
+        what = "is not a folder" if root_path.exists() else "does not exist"
+        raise VerificationError(message=f"{root_path} {what}")
     store_rel = (None if store is None else
                  _relative_store(os.path.realpath(root_path), os.path.realpath(store.path)))
     problems: list[str] = []

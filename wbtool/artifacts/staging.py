@@ -102,8 +102,10 @@ def walk_paths(
     if name_in_artifact is not None and len(paths) != 1:
         raise UsageError("--name-in-artifact needs exactly one PATH")
     out = ingest.WalkResult()
-    prefix = validate_entry_path(name_in_artifact) if name_in_artifact else ""
+    prefix = validate_entry_path(name_in_artifact) if name_in_artifact is not None else ""
     for p in paths:
+        if not p:  # os.stat would read it as the current folder's name, not found
+            raise UsageError("a PATH is empty: name a file or folder")
         try:
             st = os.stat(p)
         except (OSError, ValueError):

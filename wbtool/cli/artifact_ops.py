@@ -12,10 +12,9 @@ from wbtool.cli import output
 
 
 def context(project: str | None) -> Any:
-    from wbtool.context import Context
-    from wbtool.settings import Settings
+    from wbtool.context import Context, project_settings
 
-    return Context.from_settings(Settings(project=project) if project else None)
+    return Context.from_settings(project_settings(project))
 
 
 def resolve(ctx: Any, ref: str) -> Any:
@@ -43,6 +42,15 @@ def split_project(ctx: Any, name: str) -> tuple[str, str]:
 
         raise UsageError(f"give a name without a version here, not {name!r}")
     return project or ctx.project, bare
+
+
+def _folder_option(option: str, value: str | None) -> None:
+    """Refuse an empty folder option: given, it would be read as no option (the
+    default folder) or as the current folder, never as what was meant."""
+    if value is not None and not value.strip():
+        from wbtool.errors import UsageError
+
+        raise UsageError(f"{option} is empty: name a folder")
 
 
 def version_line(rec: Any) -> str:
@@ -84,7 +92,7 @@ def log_version(
     meta = None if metadata is None else parse_metadata(metadata, "--metadata")
     ctx = context(project)
     proj, bare = split_project(ctx, name)
-    run_id = run or os.environ.get("WBTOOL_RUN_ID") or None
+    run_id = run if run is not None else (os.environ.get("WBTOOL_RUN_ID") or None)
     if run_id is not None:
         from wbtool.runs.ids import validate_id
 
@@ -153,6 +161,7 @@ def download_version(
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
+    _folder_option("--root", root)
     ctx = context(project)
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
@@ -178,6 +187,7 @@ def verify_version(
     from wbtool.artifacts import materialize
     from wbtool.errors import VerificationError
 
+    _folder_option("--root", root)
     ctx = context(project)
     rec = resolve(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)

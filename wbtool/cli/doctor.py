@@ -51,21 +51,26 @@ def doctor(
 
 
 def _show(check: Any, tty: bool) -> None:
+    """One finding; a remote's URL or a stored name in it is shown escaped, as
+    in error lines, so that it cannot drive the terminal."""
+    from wbtool.cli.failure import printable
+
+    name, detail, hint = printable(check.name), printable(check.detail), printable(check.hint or "")
     if not tty:
-        output.line(f"{_WORDS[check.status]:<4}  {check.name}: {check.detail}")
-        if check.hint and check.status != "ok":
-            output.line(f"      repair: {check.hint}")
+        output.line(f"{_WORDS[check.status]:<4}  {name}: {detail}")
+        if hint and check.status != "ok":
+            output.line(f"      repair: {hint}")
         return
     from rich.console import Console
     from rich.text import Text
 
     mark, colour = _MARKS[check.status]
-    text = Text.assemble((mark, f"bold {colour}"), " ", (f"{check.name:<{_NAME_WIDTH}}", "bold"),
-                         " ", check.detail)
+    text = Text.assemble((mark, f"bold {colour}"), " ", (f"{name:<{_NAME_WIDTH}}", "bold"),
+                         " ", detail)
     console = Console(highlight=False, soft_wrap=True)
     console.print(text)
-    if check.hint and check.status != "ok":
-        console.print(Text.assemble(" " * (_NAME_WIDTH + 3), ("→ " + check.hint, "dim")))
+    if hint and check.status != "ok":
+        console.print(Text.assemble(" " * (_NAME_WIDTH + 3), ("→ " + hint, "dim")))
 
 
 def _exit(checks: list[Any]) -> None:

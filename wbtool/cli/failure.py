@@ -14,8 +14,26 @@ FULL_BELOW_BYTES = 1 << 20
 # its start and end, which say what was wrong, and leaves out the middle.
 MAX_MESSAGE = 2000
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls and
+# DEL (escape sequences, carriage return, bell, newline), the line and
+# paragraph separators, and the bidirectional overrides and isolates that
+# reorder what follows them. Each is shown as its Python escape.
+_UNSHOWN = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+            *range(0x2066, 0x206A)]
+_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii") for c in _UNSHOWN}
+
+
+def printable(text: str) -> str:
+    """``text`` with every character in :data:`_UNSHOWN` written as its escape
+    (``\\x1b``), so that a name or URL taken from the command line, a config
+    file or a remote is shown as it is instead of driving the terminal. Text
+    that is already escaped, and other unicode, is left as it is."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
 
 def fail(message: str, code: int) -> int:
+    """Print ``message`` as one ``wbtool: error:`` line on stderr; return ``code``."""
+    message = printable(message)
     if len(message) > MAX_MESSAGE:
         keep = MAX_MESSAGE // 2
         message = (f"{message[:keep]} …({len(message) - 2 * keep} characters left out)… "

@@ -36,9 +36,11 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
             resume: str | None = None, capture_metrics: list[str] | None = None,
             quiet: bool = False, sync: bool = False, live: float | None = None) -> int:
     """Run ``command`` as a run; the exit status wbtool exits with."""
+    from wbtool.context import project_settings
     from wbtool.errors import UsageError
     from wbtool.runs.launch import run_command
 
+    project_settings(project)  # an empty or invalid --project is refused, not dropped
     settings: dict[str, Any] = {}
     for key, value in (("project", project), ("run_name", name), ("run_id", run_id),
                        ("run_group", group), ("run_job_type", job_type),

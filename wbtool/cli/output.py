@@ -99,8 +99,14 @@ def discard_stdout() -> None:
     os.close(devnull)
 
 
-def note(text: str) -> None:
-    """A message for the person (stderr), silent in pipes only if asked."""
+def note(text: str, *, as_is: bool = False) -> None:
+    """A message for the person (stderr), silent in pipes only if asked. Control
+    characters in it (from a path, a remote's record) are shown escaped unless
+    ``as_is`` says the caller already made it safe to show."""
+    if not as_is:
+        from wbtool.cli.failure import printable
+
+        text = printable(text)
     sys.stderr.write(text + "\n")
 
 

@@ -100,11 +100,12 @@ def remove(
 ) -> None:
     """Forget remote NAME (nothing on the remote is deleted)."""
     from wbtool.errors import NotFoundError
+    from wbtool.names import validate_name
     from wbtool.remote import config
 
     store = _store(create=False)
     if store is None:
-        raise NotFoundError(what="remote", name=name)
+        raise NotFoundError(what="remote", name=validate_name(name, "remote name"))
     spec = config.remove(store, name)
     if as_json:
         output.emit_json("remote remove", spec.to_json())
@@ -119,19 +120,20 @@ def default(
 ) -> None:
     """Make NAME the default remote (sync and pull use it), or show the default."""
     from wbtool.errors import NotFoundError
+    from wbtool.names import validate_name
     from wbtool.remote import config
 
     store = _store(create=False)
-    if name and store is None:
-        raise NotFoundError(what="remote", name=name)
-    spec = config.set_default(store, name) if name else (
+    if name is not None and store is None:
+        raise NotFoundError(what="remote", name=validate_name(name, "remote name"))
+    spec = config.set_default(store, name) if name is not None else (
         None if store is None else config.get_default(store))
     if as_json:
         output.emit_json("remote default", spec.to_json() if spec else None)
         return
     if spec is None:
         output.note("no default remote: set one with `wbtool remote default NAME`")
-    elif name:
+    elif name is not None:
         output.line(f"default remote is now {spec.name} ({spec.url})")
     else:
         output.line(f"{spec.name}\t{spec.url}")

@@ -105,4 +105,4 @@ def alert(
     if as_json:
         output.emit_json("alert", result)
     else:
-        output.note(alert_line(result["level"], title, text))
+        output.note(alert_line(result["level"], title, text), as_is=True)

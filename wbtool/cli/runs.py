@@ -34,13 +34,12 @@ SYSTEM_COLUMNS = ("_runtime", "_timestamp")
 
 def _ctx(project: str | None) -> Any:
     """The context, or None when no store exists yet (reading never creates one)."""
-    from wbtool.context import Context
-    from wbtool.settings import Settings
+    from wbtool.context import Context, project_settings
 
-    return Context.existing(Settings(project=project) if project else None)
+    return Context.existing(project_settings(project))
 
 
-def _get_run(ctx: Any, path: str) -> Any:
+def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
     from wbtool.errors import NotFoundError
     from wbtool.runs.ids import split_run_path
     from wbtool.runs.public import get_run
@@ -48,7 +47,35 @@ def _get_run(ctx: Any, path: str) -> Any:
     if ctx is None:
         split_run_path(path)  # a malformed id is a usage error even without a store
         raise NotFoundError(what="run", name=path)
-    return get_run(ctx, path)
+    run = get_run(ctx, path)
+    if need_folder and not os.path.isdir(run.dir):
+        from wbtool.errors import StoreError
+
+        # Its files cannot be shown: the store needs the repair doctor names.
+        raise StoreError(f"run {run.id} is in the store's index but its folder {run.dir} is "
+                         f"missing (deleted by hand?); `wbtool runs delete {run.id} --yes` "
+                         "removes what is left of it")
+    return run
+
+
+def _warn_missing_folders(ctx: Any, run_ids: list[str]) -> None:
+    """One warning line naming the listed runs whose folders are gone (the
+    listing itself comes from the index and stays right)."""
+    if not run_ids:
+        return
+    try:
+        present = {e.name for e in os.scandir(ctx.store.path / "runs")
+                   if e.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        present = set()
+    except OSError:
+        return
+    missing = [i for i in run_ids if i not in present]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more"
+                                         if len(missing) > 5 else "")
+        output.note(f"wbtool: warning: {len(missing)} run(s) listed have no folder (deleted "
+                    f"by hand?): {shown}; `wbtool runs delete ID --yes` removes what is left")
 
 
 def _history_path(run: Any) -> Any:
@@ -153,7 +180,8 @@ def list_(
 ) -> None:
     """List runs, newest first, from the store's index (run folders are not opened).
 
-    A run whose process died without finishing is shown as crashed.
+    A run whose process died without finishing is shown as crashed; runs whose
+    folders were deleted by hand are named in a warning on stderr.
     """
     from wbtool.errors import UsageError
     from wbtool.runs import catalog
@@ -176,6 +204,8 @@ def list_(
             if limit is not None and len(kept) >= limit:
                 break
     runs = list(zip([r.doc for r in kept], states, _summaries(kept), strict=True))
+    if ctx is not None:
+        _warn_missing_folders(ctx, [r.id for r in kept])
     if as_json:
         with _stdout_guard():
             output.emit_json("runs list", [{
@@ -550,6 +580,8 @@ def export(
         config_keys.update(dict.fromkeys(config))
         summary_keys.update(dict.fromkeys(summary))
         records.append({**rec, **config, **summary})
+    if ctx is not None:
+        _warn_missing_folders(ctx, [r["id"] for r in records])
     columns = [*EXPORT_FIELDS, *sorted(config_keys), *sorted(summary_keys)]
     if output_file is None:
         with _stdout_guard():
@@ -618,7 +650,8 @@ def delete(
     from wbtool.runs.public import delete_run
 
     ctx = _ctx(None)
-    runs = list({r.id: r for r in (_get_run(ctx, p) for p in run_ids)}.values())
+    runs = list({r.id: r for r in (_get_run(ctx, p, need_folder=False)
+                                   for p in run_ids)}.values())
     live = [r for r in runs if r.state in LIVE_STATES]
     if live and not force:
         raise ConflictError(f"run {live[0].id} is still {live[0].state}; stop it first, "

@@ -26,10 +26,9 @@ def _open(ctx: Any, remote: str | None, *, create: bool = False) -> Any:
 
 
 def _ctx(project: str | None) -> Any:
-    from wbtool.context import Context
-    from wbtool.settings import Settings
+    from wbtool.context import Context, project_settings
 
-    return Context.from_settings(Settings(project=project) if project else None)
+    return Context.from_settings(project_settings(project))
 
 
 def sync(

@@ -174,7 +174,7 @@ def remove(store: Store, name: str) -> RemoteSpec:
     with _editing(store) as doc:
         entry = doc["remotes"].pop(name, None)
         if entry is None:
-            raise NotFoundError(what="remote", name=name)
+            raise _not_found(name)
         was_default = doc.get("default_remote") == name
         if was_default:
             doc["default_remote"] = None
@@ -185,9 +185,18 @@ def remove(store: Store, name: str) -> RemoteSpec:
 def set_default(store: Store, name: str) -> RemoteSpec:
     with _editing(store) as doc:
         if name not in doc["remotes"]:
-            raise NotFoundError(what="remote", name=name)
+            raise _not_found(name)
         doc["default_remote"] = name
     return _spec(store, name, doc["remotes"][name])
+
+
+def _not_found(name: str) -> Exception:
+    """What to raise for a remote that is not configured: a usage error for a
+    name no remote could have (an empty one), so that it is not reported as
+    a missing remote of no name. A configured name is looked up as it is, so
+    one written into config.yaml by hand can still be removed."""
+    validate_name(name, "remote name")
+    return NotFoundError(what="remote", name=name)
 
 
 def get_default(store: Store) -> RemoteSpec | None:
@@ -221,5 +230,7 @@ def resolve(store: Store, name_or_url: str | None = None) -> tuple[str, dict[str
         return entry["url"], dict(entry.get("options") or {})
     if _looks_like_url(name_or_url):
         return parse_url(name_or_url).url, {}
+    if not name_or_url.strip():
+        raise UsageError(f"invalid remote {name_or_url!r}: give a remote's name, a URL or a path")
     raise NotFoundError(f"remote not found: {name_or_url} (`wbtool remote list` shows the "
                         "remotes; write a relative path as ./PATH)")

@@ -1,0 +1,123 @@
+"""Bad values of the options and arguments shared by many commands, through
+the real entry point: one line on stderr, a documented exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, is_error, make_tree
+
+
+@pytest.mark.parametrize("argv", [
+    ["artifact", "log", "ds", "data"],  # the entry point's fast path
+    ["artifact", "add", "ds", "data"],
+    ["artifact", "ls"],
+    ["artifact", "verify", "ds"],
+    ["artifact", "checkout", "ds", "out"],
+    ["runs", "list"],
+    ["runs", "export"],
+    ["sync"],
+])
+@pytest.mark.parametrize("project", ["", "a b", "p\x1b"])
+def test_an_empty_or_invalid_project_is_a_usage_error(
+    cli: Cli, store_dir: Path, argv: list[str], project: str
+) -> None:
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    is_error(cli(*argv, "--project", project), 2, "invalid project name")
+    assert not (cli.cwd / "out").exists()
+
+
+# the entry point's fast path reads "--project"; "-qp" (grouped) is left to click
+@pytest.mark.parametrize("option", ["--project", "-qp"])
+@pytest.mark.parametrize("project", ["", "a b"])
+def test_run_refuses_an_empty_or_invalid_project(
+    cli: Cli, store_dir: Path, option: str, project: str
+) -> None:
+    marker = cli.cwd / "ran"
+    res = cli("run", option, project, "--", sys.executable, "-c",
+              f"open({str(marker)!r}, 'w')")
+    is_error(res, 2, "invalid project name")
+    assert not marker.exists()
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+
+def test_a_run_whose_folder_was_deleted_by_hand(cli: Cli, store_dir: Path) -> None:
+    """The index still lists it: the commands that read its files say that its
+    folder is missing (a damaged store, as doctor reports), the listings
+    warn, and ``runs delete`` removes what is left."""
+    import shutil
+
+    from tests.cli.test_runs_cli import make_run
+
+    gone, kept = make_run(), make_run()
+    shutil.rmtree(store_dir / "runs" / gone.id)
+    for command in ("show", "logs", "history", "system"):
+        is_error(cli("runs", command, gone.id), 7, f"run {gone.id}", "folder", "missing",
+                 f"wbtool runs delete {gone.id} --yes")
+    assert cli("runs", "show", kept.id).code == 0
+    for argv in (["runs", "list"], ["runs", "list", "--json"], ["runs", "export"]):
+        res = cli(*argv)
+        assert res.code == 0 and gone.id in res.out and kept.id in res.out
+        assert res.err.startswith("wbtool: warning: 1 run(s) listed have no folder")
+        assert res.err.count("\n") == 1 and gone.id in res.err and kept.id not in res.err
+    assert cli("doctor").code == 4
+    assert cli("runs", "delete", gone.id, "--yes").code == 0
+    res = cli("runs", "list")
+    assert res.code == 0 and res.err == "" and gone.id not in res.out
+    assert cli("doctor").code == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["remote", "remove", ""], ["remote", "default", ""], ["remote", "remove", "a b"],
+    ["sync", "--remote", ""], ["pull", "--remote", " "], ["gc", "--remote", ""],
+])
+@pytest.mark.parametrize("with_store", [False, True])
+def test_an_empty_or_invalid_remote_name_is_a_usage_error(
+    cli: Cli, store_dir: Path, tmp_path: Path, argv: list[str], with_store: bool
+) -> None:
+    if with_store:
+        (tmp_path / "r").mkdir()
+        cli("remote", "add", "r", str(tmp_path / "r"), "--default", check=True)
+    res = cli(*argv)
+    is_error(res, 2, "invalid remote")
+    if with_store:
+        assert cli("remote", "default").out == f"r\t{tmp_path / 'r'}\n"
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["artifact", "download", "ds:v0", "--root", ""], "--root is empty"),  # fast path
+    (["artifact", "download", "ds:v0", "--root", "", "--link", "copy"], "--root is empty"),
+    (["artifact", "verify", "ds:v0", "--root", ""], "--root is empty"),
+    (["artifact", "log", "ds", ""], "a PATH is empty"),
+    (["artifact", "log", "ds", "data", ""], "a PATH is empty"),
+    (["artifact", "add", "ds", ""], "a PATH is empty"),
+    (["artifact", "log", "ds", "data", "--run", ""], "invalid run id ''"),
+    (["artifact", "log", "ds", "new", "--name-in-artifact", ""], "invalid entry path ''"),
+    (["artifact", "add", "ds", "new", "--name-in-artifact", ""], "invalid entry path ''"),
+])
+def test_an_empty_path_or_name_is_not_taken_for_none(
+    cli: Cli, store_dir: Path, argv: list[str], words: str
+) -> None:
+    """Read as no option, these would write into the default folder, check the
+    current folder, or log a version the command did not ask for."""
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    make_tree(cli.cwd / "new", {"b.txt": b"b"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    res = cli(*argv, env={"WBTOOL_RUN_ID": ""})
+    is_error(res, 2, words)
+    assert not (cli.cwd / "artifacts").exists()
+    versions = cli("artifact", "ls", "ds", "--json").json()["result"]  # type: ignore[index]
+    assert [v["version"] for v in versions] == ["v0"]
+    assert cli("artifact", "status").out.strip() in ("", "nothing staged")
+
+
+def test_verify_names_a_file_given_as_the_folder(cli: Cli, store_dir: Path) -> None:
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    is_error(cli("artifact", "verify", "ds:v0", "--root", "data/a.txt"), 4,
+             "a.txt is not a folder")
+    is_error(cli("artifact", "verify", "ds:v0", "--root", "nowhere"), 4, "nowhere does not exist")
