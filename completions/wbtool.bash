@@ -206,7 +206,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool sync")
-            opts="--artifacts --dry-run --help --jobs --json --no-artifacts --no-runs --project --remote --runs -h -j -p -r"
+            opts="--artifacts --check --dry-run --help --jobs --json --no-artifacts --no-runs --project --remote --runs -h -j -p -r"
             value_opts="--jobs --project --remote -j -p -r"
             takes_args=1
             ;;

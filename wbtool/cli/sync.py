@@ -44,6 +44,9 @@ def sync(
                               "new since the last sync, and what the remote lost)."),
     artifacts: bool = typer.Option(True, "--artifacts/--no-artifacts",
                                    help="Send artifact versions."),
+    check: bool = typer.Option(False, "--check", help="Also list the remote's manifests and "
+                               "objects and send again those of versions already there that "
+                               "it lost (slower: a listing of every object)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
@@ -58,9 +61,9 @@ def sync(
     if not artifacts:
         res = push.PushResult(remote=target.url, dry_run=dry_run)
     elif dry_run:
-        res = push.push(registry, target, project, jobs=jobs, dry_run=True)
+        res = push.push(registry, target, project, jobs=jobs, dry_run=True, check=check)
     else:
-        plan = push.plan(registry, target, project, jobs)
+        plan = push.plan(registry, target, project, jobs, check=check)
         with output.progress(f"pushing to {target.url}", len(plan.objects)) as cb:
             res = push.execute(registry, plan, jobs, progress=cb)
     sent = runsync.RunPushResult()

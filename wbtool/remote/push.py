@@ -9,6 +9,13 @@ objects) are there; and only when a manifest is missing is ``objects/``
 listed once. A push with nothing new lists the version records and sends
 nothing.
 
+A push trusts that a version whose record is on the remote still has its
+manifest and objects there. A checking push (``check``) does not: it lists
+``manifests/`` and ``objects/`` (with sizes) whatever the records say, and
+sends again any manifest or object of a version it covers that the remote
+lost or holds at another size (deleted by hand, by a lifecycle rule, cut
+short), before anything that refers to it.
+
 Version numbers are claimed by exclusive create: ``v<N>`` for the next N,
 and on a lost race N+1, so stores pushing at once all succeed with distinct
 numbers. A version whose digest the collection already has on the remote
@@ -87,8 +94,10 @@ def _pushable(rec: VersionRecord) -> bool:
 
 
 def plan(registry: Registry, remote: Remote, project: str | None = None,
-         jobs: int = 8) -> PushPlan:
-    """Work out what ``remote`` lacks of the artifacts of ``project`` (all when None)."""
+         jobs: int = 8, *, check: bool = False) -> PushPlan:
+    """Work out what ``remote`` lacks of the artifacts of ``project`` (all when None);
+    ``check``: also what it lost of the versions already there (see the module
+    docstring)."""
     started = time.monotonic()
     index = registry.store.index
     scope = [r for r in registry.versions(project) if _pushable(r)]
@@ -141,27 +150,45 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
         if (m.project, m.name) in known and m.version_id in by_id:
             known[(m.project, m.name)].setdefault(by_id[m.version_id].digest, m.remote_idx)
 
-    # Manifests and objects the new versions need.
+    # Manifests and objects the new versions need (with ``check``, every version).
     new = [r for r in pending if r.digest not in known[(r.project, r.name)]]
+    wanted = scope if check else new
     manifests: dict[str, VersionRecord] = {}
     objects: dict[str, int] = {}
-    if new:
+    if wanted:
         present = {d for p in remote.list("manifests")
                    if (d := records.digest_of_manifest_path(p)) is not None}
-        for rec in new:
+        for rec in wanted:
             if rec.manifest not in present:
                 manifests.setdefault(rec.manifest, rec)
-        for rec in manifests.values():
+        for rec in (scope if check else manifests.values()):
             for entry in registry.load_manifest(rec):
                 if entry.ref is None:
                     objects[entry.digest] = entry.size or 0
         if objects:
-            there = {d for p in remote.list("objects")
-                     if (d := records.digest_of_object_path(p)) is not None}
-            objects = {d: s for d, s in objects.items() if d not in there}
+            objects = _lacking(remote, objects, sizes=check)
+        if check and objects:
+            gone_here = registry.store.objects.missing(objects)
+            if gone_here:  # the remote lost them and this store no longer has them
+                warnings.append(f"{len(gone_here)} object(s) the remote lacks are not in this "
+                                "store either; not sent")
+                for digest in gone_here:
+                    del objects[digest]
     return PushPlan(remote=remote, versions=pending, known=known, listings=listings,
                     manifests=manifests, objects=objects, mapped=mapped, scope=scope,
                     warnings=warnings, started=started)
+
+
+def _lacking(remote: Remote, objects: dict[str, int], *, sizes: bool) -> dict[str, int]:
+    """The ``objects`` (digest → size) that one listing of the remote's
+    ``objects/`` lacks; with ``sizes``, also those it holds at another size."""
+    if not sizes:
+        there = {d for p in remote.list("objects")
+                 if (d := records.digest_of_object_path(p)) is not None}
+        return {d: s for d, s in objects.items() if d not in there}
+    held = {d: size for p, size, _mtime in remote.list_detail("objects")
+            if (d := records.digest_of_object_path(p)) is not None}
+    return {d: s for d, s in objects.items() if held.get(d) != s}
 
 
 def _listing(listings: dict[tuple[str, str], records.CollectionListing], project: str,
@@ -295,9 +322,10 @@ def _push_aliases(registry: Registry, plan: PushPlan) -> int:
 
 
 def push(registry: Registry, remote: Remote, project: str | None = None, *, jobs: int = 8,
-         dry_run: bool = False, progress: Progress = _no_progress) -> PushResult:
+         dry_run: bool = False, check: bool = False,
+         progress: Progress = _no_progress) -> PushResult:
     """Plan and (unless ``dry_run``) execute a push."""
-    p = plan(registry, remote, project, jobs)
+    p = plan(registry, remote, project, jobs, check=check)
     if dry_run:
         return PushResult(
             remote=remote.url, dry_run=True, objects_sent=len(p.objects), bytes_sent=p.bytes,

@@ -26,19 +26,19 @@ sync that believed the record would never send it again. The check costs
 no request for a project of which the record claims nothing (a first sync),
 and otherwise:
 
-- a sync of every run lists the run folders of each project, without their
-  files (``projects/<p>/runs/``, one request per thousand runs, however many
-  parts they hold). A run recorded as sent whose folder is not there is sent
-  again whole, run.json last. This covers a wiped or replaced remote and a
-  deleted project or run folder; it does not see a file or part lost inside
-  a run folder that is still there.
+- a sync of every run lists the run folders of each project with their
+  files and sizes (``projects/<p>/runs/``, one listing per project: a
+  request per thousand files and parts);
 - a sync that names its runs (``wbtool sync RUN_ID``, and ``wbtool run
-  --sync`` and ``--live``) lists each of them whole, with sizes: a file
-  recorded as sent that is not there, or holds other bytes than were sent
-  (by size), is sent again; an append-only file whose parts no longer read
-  from byte 0 to the offset recorded is sent again from byte 0, its
-  remaining parts deleted first, so that no stretch from before overlaps
-  the new ones.
+  --sync`` and ``--live``) lists each of them whole instead.
+
+Either way, a run recorded as sent whose folder is not there is sent again
+whole, run.json last (a wiped or replaced remote, a deleted project or run
+folder); a file recorded as sent that is not there, or holds other bytes
+than were sent (by size), is sent again; an append-only file whose parts no
+longer read from byte 0 to the offset recorded is sent again from byte 0,
+its remaining parts deleted first, so that no stretch from before overlaps
+the new ones.
 
 Neither sees a file replaced on the remote by one of the same size, nor a
 deletion made while the sync runs (the next sync repairs that). The remote's
@@ -212,30 +212,40 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
 
 
 class RemoteRuns:
-    """What a remote holds of run folders, listed once per project (the
-    folders only) or once per run (every file), as the module docstring says."""
+    """What a remote holds of run folders, with sizes: listed once per project
+    for a sync of every run, once per run for a sync that names its runs, as
+    the module docstring says."""
 
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
-        self._folders: dict[str, set[str]] = {}
+        self._projects: dict[str, dict[str, dict[str, int]]] = {}
 
     def forget_lost(self, seen: dict[str, Any], project: str, run_id: str, *,
                     whole: bool) -> list[str]:
         """Forget what ``seen`` (the sync state of the run) claims was sent and
         the remote lacks; return the parts to delete before sending again.
-        ``whole``: list the run's files, not only whether its folder is there."""
+        ``whole``: list this run's folder alone, not the project's runs."""
         if not (seen.get("stat") or seen.get("append")):
             return []  # nothing claimed: nothing to check
         if whole:
             prefix = run_prefix(project, run_id)
             files = {path[len(prefix) + 1:]: size for path, size, _mtime
                      in self.remote.list_detail(prefix) if path.startswith(prefix + "/")}
-            return _forget_lost(seen, files, self.remote.listed)
-        if project not in self._folders:
-            self._folders[project] = set(self.remote.list_folders(f"projects/{project}/runs"))
-        if run_id in self._folders[project]:
-            return []
-        return _forget_lost(seen, {}, lambda _rel: True)
+        else:
+            files = self._project_files(project).get(run_id, {})
+        return _forget_lost(seen, files, self.remote.listed)
+
+    def _project_files(self, project: str) -> dict[str, dict[str, int]]:
+        """run id → (path in its folder → size) for every run folder of ``project``."""
+        if project not in self._projects:
+            base = f"projects/{project}/runs/"
+            runs: dict[str, dict[str, int]] = {}
+            for path, size, _mtime in self.remote.list_detail(base.rstrip("/")):
+                run_id, sep, rel = path[len(base):].partition("/")
+                if path.startswith(base) and sep and rel:
+                    runs.setdefault(run_id, {})[rel] = size
+            self._projects[project] = runs
+        return self._projects[project]
 
 
 def _forget_lost(seen: dict[str, Any], files: dict[str, int],
