@@ -1,8 +1,8 @@
 """The run cases of ``python -m bench sync``: ``wbtool sync`` of run folders.
 
 A sync of runs checks its record of what was sent against the remote before
-trusting it (``wbtool/remote/runsync.py``): one listing of the run folders and
-their files per project for a sync of every run, one whole listing of each run for a sync
+trusting it (``wbtool/remote/runsync.py``): one listing of the run folders per
+project for a sync of every run, one whole listing of each run for a sync
 that names its runs (``wbtool sync RUN_ID``, as ``wbtool run --sync`` and
 ``--live`` run it). These cases time what that costs when there is nothing
 or little to send, on the moto server of the artifact cases and on a folder
@@ -19,8 +19,8 @@ are made by a child process of this Python (``BUILDER``) through wbtool's
 own functions, the ones ``wbtool log`` and ``wbtool sync`` call: K × P
 ``wbtool log`` and ``wbtool sync RUN_ID`` processes (most of an hour at the
 defaults) would leave the same objects on the remote. Each of the P passes
-syncs every run of the store, listing the project's run folders once, where
-``--live`` lists its run whole; the parts and the sync record come out the same.
+syncs every run of the store, listing the run folders once, where ``--live``
+lists its run whole; the parts and the sync record come out the same.
 """
 
 from __future__ import annotations

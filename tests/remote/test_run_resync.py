@@ -141,11 +141,12 @@ def test_sync_repairs_a_run_folder_or_a_part_deleted_on_the_remote(
     _pulled_whole(a, b)
 
 
-def test_sync_of_every_run_repairs_a_file_or_part_lost_inside_a_run_folder(
+def test_a_checking_sync_repairs_a_file_or_part_lost_inside_a_run_folder(
         stores: tuple[Store, Store], backend: Backend, tmp_path: Path) -> None:
     """A file, a record or a stretch of history lost from a run folder that
-    is still on the remote is sent again by a plain sync, as by one naming
-    the run: its listing is compared with what the sync state says was sent."""
+    is still on the remote is sent again by ``sync --check``, as by a sync
+    naming the run: each project's run files are listed and compared with
+    what the sync state says was sent. A plain sync lists only the folders."""
     a, b = stores
     for run_id in RUNS:
         _log(a, tmp_path, run_id, range(5))
@@ -160,20 +161,21 @@ def test_sync_of_every_run_repairs_a_file_or_part_lost_inside_a_run_folder(
     remote.delete(f"{first}/files/notes.txt")
     remote.delete(f"{first}/summary.json")
     summary = (a.path / "runs" / RUNS[0] / "summary.json").stat().st_size
-    assert _sent(a, "--dry-run") == (1, summary + len(b"hello\n"))
-    assert _sent(a) == (1, summary + len(b"hello\n"))
-    assert _sent(a) == (0, 0)
+    assert _sent(a) == (0, 0)  # the folder is there: a plain sync trusts it
+    assert _sent(a, "--check", "--dry-run") == (1, summary + len(b"hello\n"))
+    assert _sent(a, "--check") == (1, summary + len(b"hello\n"))
+    assert _sent(a, "--check") == (0, 0)
 
     remote.delete(parts[1])  # the last stretch of a run's history
     history = (a.path / "runs" / RUNS[1] / "history.jsonl").stat().st_size
-    assert _sent(a) == (1, history)
-    assert _sent(a) == (0, 0)
+    assert _sent(a, "--check") == (1, history)
+    assert _sent(a, "--check") == (0, 0)
     assert [p.rsplit("/", 1)[1] for p in remote.list(f"{second}/history.jsonl.parts")] == [
         f"{0:012d}-{history:012d}"]
 
     remote.write(f"{first}/config.yaml", b"cut short")  # another size than was sent
     config = (a.path / "runs" / RUNS[0] / "config.yaml").stat().st_size
-    assert _sent(a) == (1, config)
+    assert _sent(a, "--check") == (1, config)
     assert _sent(a) == (0, 0)
     _pulled_whole(a, b)
 

@@ -44,9 +44,9 @@ def sync(
                               "new since the last sync, and what the remote lost)."),
     artifacts: bool = typer.Option(True, "--artifacts/--no-artifacts",
                                    help="Send artifact versions."),
-    check: bool = typer.Option(False, "--check", help="Also list the remote's manifests and "
-                               "objects and send again those of versions already there that "
-                               "it lost (slower: a listing of every object)."),
+    check: bool = typer.Option(False, "--check", help="Also list every run file, manifest "
+                               "and object on the remote and send again those it lost of runs "
+                               "and versions already there (slower: listings of them all)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
@@ -69,7 +69,7 @@ def sync(
     sent = runsync.RunPushResult()
     if runs:
         sent = runsync.push_runs(ctx.store.path, target, project, run_ids or None,
-                                 dry_run=dry_run)
+                                 dry_run=dry_run, check=check)
     res.warnings.extend(sent.warnings)
     for w in res.warnings:
         output.note(f"wbtool: warning: {w}")

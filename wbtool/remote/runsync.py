@@ -26,19 +26,22 @@ sync that believed the record would never send it again. The check costs
 no request for a project of which the record claims nothing (a first sync),
 and otherwise:
 
-- a sync of every run lists the run folders of each project with their
-  files and sizes (``projects/<p>/runs/``, one listing per project: a
-  request per thousand files and parts);
+- a sync of every run lists the run folders of each project, without their
+  files (``projects/<p>/runs/``, one request per thousand runs, however many
+  parts they hold). A run recorded as sent whose folder is not there is sent
+  again whole, run.json last: a wiped or replaced remote, a deleted project
+  or run folder. It does not see a file or part lost inside a run folder
+  that is still there; a checking sync (``wbtool sync --check``) does: it
+  lists each project's run folders with their files and sizes (a request
+  per thousand files and parts), as:
 - a sync that names its runs (``wbtool sync RUN_ID``, and ``wbtool run
-  --sync`` and ``--live``) lists each of them whole instead.
+  --sync`` and ``--live``) lists each of them whole.
 
-Either way, a run recorded as sent whose folder is not there is sent again
-whole, run.json last (a wiped or replaced remote, a deleted project or run
-folder); a file recorded as sent that is not there, or holds other bytes
-than were sent (by size), is sent again; an append-only file whose parts no
-longer read from byte 0 to the offset recorded is sent again from byte 0,
-its remaining parts deleted first, so that no stretch from before overlaps
-the new ones.
+A file recorded as sent that such a listing lacks, or that holds other
+bytes than were sent (by size), is sent again; an append-only file whose
+parts no longer read from byte 0 to the offset recorded is sent again from
+byte 0, its remaining parts deleted first, so that no stretch from before
+overlaps the new ones.
 
 Neither sees a file replaced on the remote by one of the same size, nor a
 deletion made while the sync runs (the next sync repairs that). The remote's
@@ -166,12 +169,14 @@ def local_runs(store_path: Path, project: str | None = None,
 
 
 def push_runs(store_path: Path, remote: Remote, project: str | None = None,
-              run_ids: Iterable[str] | None = None, *, dry_run: bool = False) -> RunPushResult:
-    """Send what the remote lacks of each run (see the module docstring)."""
+              run_ids: Iterable[str] | None = None, *, dry_run: bool = False,
+              check: bool = False) -> RunPushResult:
+    """Send what the remote lacks of each run (see the module docstring);
+    ``check``: list each project's run files, not only its run folders."""
     res = RunPushResult()
     spath = state_path(store_path, remote.url)
     state = load_state(spath, remote.url)
-    listed = RemoteRuns(remote)
+    listed = RemoteRuns(remote, files=check)
     unsaved = False
     saved_at = time.monotonic()
     for folder, doc in local_runs(store_path, project, run_ids):
@@ -212,12 +217,15 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
 
 
 class RemoteRuns:
-    """What a remote holds of run folders, with sizes: listed once per project
-    for a sync of every run, once per run for a sync that names its runs, as
-    the module docstring says."""
+    """What a remote holds of run folders: listed once per project for a sync
+    of every run (the folders only, or with ``files`` every file and its
+    size), once per run (every file) for a sync that names its runs, as the
+    module docstring says."""
 
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: Remote, *, files: bool = False) -> None:
         self.remote = remote
+        self.files = files
+        self._folders: dict[str, set[str]] = {}
         self._projects: dict[str, dict[str, dict[str, int]]] = {}
 
     def forget_lost(self, seen: dict[str, Any], project: str, run_id: str, *,
@@ -231,8 +239,15 @@ class RemoteRuns:
             prefix = run_prefix(project, run_id)
             files = {path[len(prefix) + 1:]: size for path, size, _mtime
                      in self.remote.list_detail(prefix) if path.startswith(prefix + "/")}
-        else:
+        elif self.files:
             files = self._project_files(project).get(run_id, {})
+        else:
+            if project not in self._folders:
+                self._folders[project] = set(
+                    self.remote.list_folders(f"projects/{project}/runs"))
+            if run_id in self._folders[project]:
+                return []
+            return _forget_lost(seen, {}, lambda _rel: True)
         return _forget_lost(seen, files, self.remote.listed)
 
     def _project_files(self, project: str) -> dict[str, dict[str, int]]:
