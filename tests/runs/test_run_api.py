@@ -284,6 +284,27 @@ def test_a_logged_nested_dict_reads_back_nested_from_the_summary() -> None:
         "acc/top1": 0.7, "acc/top5": 0.9, "acc/best": 2}
 
 
+def test_a_nested_summary_group_is_deleted_as_a_whole() -> None:
+    """"acc" in run.summary after logging {"acc": {...}}, but del
+    run.summary["acc"] and run.summary.pop("acc") were KeyErrors."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"acc": {"top1": 0.5, "top5": 0.9}, "loss": {"train": 1}, "x": 1})
+        del run.summary["acc"]
+        assert "acc" not in run.summary and "acc/top1" not in run.summary
+        assert dict(run.summary["loss"]) == {"train": 1}
+        run.summary.pop("loss")
+        assert "loss" not in run.summary
+        del run.summary.x
+        with pytest.raises(KeyError):
+            del run.summary["acc"]
+        with pytest.raises(AttributeError):
+            del run.summary.nope
+        run.log({"acc": {"top1": 0.7}})  # logged again: in the summary again
+        assert run.summary["acc"]["top1"] == 0.7
+    saved = run._folder.read_json(run._folder.summary, {})
+    assert {k: v for k, v in saved.items() if not k.startswith("_")} == {"acc/top1": 0.7}
+
+
 def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:
     with wandb.init(settings=quiet()) as run:
         run.define_metric("best", summary="max")

@@ -38,9 +38,6 @@ FLUSH_SECONDS = 1.0
 # A buffer this long wakes the writer before its second is up, so a fast
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
-# Fields of run.json that every writer of a shared run but its launcher
-# computes from its own state on each write.
-_COMPUTED = frozenset(("metrics", "summary_user_keys", "summary_counts"))
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
@@ -110,6 +107,9 @@ class Run:
         # it joined with, which add to the others' rather than replace them.
         self._doc_changed: set[str] = set()
         self._join_tags: tuple[str, ...] = ()
+        # The metrics this process defined: all of run.json's "metrics" that
+        # it writes when others write them too.
+        self._metrics_defined: set[str] = set()
         self._command: list[str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -350,6 +350,7 @@ class Run:
             step_metric = step_metric.name
         metric = self._metrics.define(name, step_metric, step_sync, hidden, summary, goal,
                                       overwrite)
+        self._metrics_defined.add(metric.name)
         self._refresh_step_metrics()
         self._summary_dirty = True
         return metric
@@ -498,8 +499,9 @@ class Run:
                 if disk is None:  # the first write of the run: all of it
                     disk = dict(doc)
                 fields = {k: v for k, v in doc.items()
-                          if k in own or k in changed or k == "updated_at"
-                          or (k in _COMPUTED and not owner)}
+                          if k in own or k in changed or k == "updated_at"}
+                if not owner:
+                    fields.update(self._merged_computed(disk))
                 if self._join_tags:
                     tags = [*(disk.get("tags") or ()), *self._join_tags]
                     fields["tags"] = list(dict.fromkeys(tags))
@@ -514,6 +516,27 @@ class Run:
                 if config:
                     config_doc = {**folder.read_config(), **(config_doc or {})}
         catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)
+
+    def _merged_computed(self, disk: dict[str, Any]) -> dict[str, Any]:
+        """run.json's metrics, summary_user_keys and summary_counts, when other
+        processes write them too (every writer of a shared run but its
+        launcher computes them from its own state): the metrics they defined
+        and the summary keys they set by hand stay, with this process's own
+        on top (its copy of theirs may be older)."""
+        mine = [m for m in self._metrics.to_json() if m["name"] in self._metrics_defined]
+        names = {m["name"] for m in mine}
+        stored = disk.get("metrics")
+        metrics = [m for m in (stored if isinstance(stored, list) else ())
+                   if isinstance(m, dict) and m.get("name") not in names]
+        user_keys, counts = self._summary.merge_record(disk.get("summary_user_keys"),
+                                                       disk.get("summary_counts"))
+        fields: dict[str, Any] = {"metrics": [*metrics, *mine],
+                                  "summary_user_keys": user_keys}
+        if counts:
+            fields["summary_counts"] = counts
+        else:
+            disk.pop("summary_counts", None)
+        return fields
 
     def _config_on_disk(self) -> dict[str, Any]:
         """The config as files and the index keep it: secret-looking keys redacted."""
