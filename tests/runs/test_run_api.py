@@ -264,6 +264,31 @@ def test_common_python_values_are_logged_as_their_plain_json_forms() -> None:
             run.log({"z": 1j})
 
 
+def test_a_signaling_nan_and_a_model_class_are_told_clearly() -> None:
+    """Decimal('sNaN') failed with float()'s own message, naming no key; a
+    pydantic model's class (not an instance) failed with a TypeError from
+    calling its model_dump unbound."""
+    import decimal
+
+    pydantic = pytest.importorskip("pydantic")
+
+    class Model(pydantic.BaseModel):
+        lr: float = 0.1
+
+    with wandb.init(settings=quiet()) as run:
+        run.log({"d": decimal.Decimal("sNaN")})
+        with pytest.raises(ValueError, match=r"'m'.*ModelMetaclass"):
+            run.log({"m": Model})
+        with pytest.raises(ValueError, match=r"'m'.*ModelMetaclass"):
+            run.config["m"] = Model
+        run.config["model"] = Model()
+        assert run.config["model"] == {"lr": 0.1}
+    (row,) = history(run)
+    assert math.isnan(row["d"])
+    with pytest.raises(wandb.WbtoolError, match="Model instance, not the class"):
+        wandb.init(config=Model, settings=quiet())
+
+
 def test_a_logged_nested_dict_reads_back_nested_from_the_summary() -> None:
     """History flattens {"acc": {"top1": ...}} to acc/top1; run.summary["acc"]
     was a KeyError where the reference's summary gives the nested values."""

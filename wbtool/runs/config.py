@@ -41,7 +41,10 @@ def load_config_source(value: Any) -> dict[str, Any]:
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump") and callable(value.model_dump):  # a pydantic model
+    if callable(getattr(value, "model_dump", None)):  # a pydantic model
+        if isinstance(value, type):
+            raise ConfigError(f"config must be a {value.__name__} instance, not the class "
+                              "itself")
         return dict(value.model_dump())
     if hasattr(value, "__dict__"):  # argparse.Namespace, simple objects
         return {k: v for k, v in vars(value).items() if not k.startswith("_")}
