@@ -276,7 +276,7 @@ def test_a_secondary_of_a_shared_run_needs_an_id_and_its_primary(
 SHARED_LATE = """
 import json, os, sys, time, wbtool
 rank = int(sys.argv[1])
-run = wbtool.init(id="ddp2", project="p", mode="shared",
+run = wbtool.init(id="ddp2", project="p", mode="shared", config={f"c{rank}": 0},
                   settings={"quiet": True, "console": "off", "x_primary": rank == 0})
 if rank == 0:
     run.define_metric("loss", summary="min,mean")
@@ -284,6 +284,7 @@ if rank == 0:
     for v in (3, 1, 2):
         run.log({"loss": v})
     sys.stdin.readline()  # the secondary has joined
+    run.config.update({"c0": 1}, allow_val_change=True)
 else:
     run.define_metric("acc", summary="max")
     run.summary["gone"] = 1
@@ -298,9 +299,9 @@ run.finish()
 
 
 def test_a_secondary_keeps_what_the_primary_of_a_shared_run_defined(store_dir: Path) -> None:
-    """A secondary that writes run.json after its primary leaves the
-    primary's define_metric summaries and hand-set summary keys in it, so
-    that a resumed run goes on from them."""
+    """A secondary that writes run.json and config.yaml after its primary
+    leaves the primary's define_metric summaries, hand-set summary keys and
+    config changes in them, so that a resumed run goes on from them."""
     import wbtool
 
     secondary = subprocess.Popen([sys.executable, "-c", SHARED_LATE, "1"],
@@ -317,6 +318,7 @@ def test_a_secondary_keeps_what_the_primary_of_a_shared_run_defined(store_dir: P
     assert doc["summary_user_keys"] == ["best"]
     assert doc["summary_counts"] == {"loss": 3}
     run = wbtool.init(id="ddp2", resume="allow", settings={"quiet": True, "console": "off"})
+    assert dict(run.config) == {"c0": 1, "c1": 0}
     run.log({"loss": 0, "best": 9})
     assert run.summary["loss"] == {"min": 0, "mean": 1.5}
     assert run.summary["best"] == 1

@@ -80,6 +80,7 @@ class Run:
         self._config = Config(allow_val_change=bool(settings.allow_val_change),
                               on_change=self._config_changed)
         self._config.update(config, allow_val_change=True)
+        self._config.take_changes()  # what it starts with is no change
         self._config_dirty = False
         self._summary = Summary(self._metrics, on_change=self._summary_changed)
         if summary:
@@ -447,12 +448,28 @@ class Run:
     def _write_config(self) -> None:
         folder = self._folder
         assert folder is not None
-        items = self._config_on_disk()
         if self._shared is None:
-            folder.write_config(items)
+            folder.write_config(self._config_on_disk())
         else:
             with folder.lock():
-                folder.write_config({**folder.read_config(), **items})
+                self._merge_config()
+
+    def _merge_config(self) -> dict[str, Any]:
+        """With the folder locked: write into the config.yaml that other
+        processes write too the keys this process set or deleted since its
+        last write (the others' stay as they wrote them); what it holds."""
+        from wbtool.runs.redact import redact_mapping
+
+        folder = self._folder
+        assert folder is not None
+        changes, dropped = self._config.take_changes()
+        stored = folder.read_config()
+        if not changes and not dropped:
+            return stored
+        merged = {k: v for k, v in stored.items() if k not in dropped}
+        merged.update(redact_mapping(changes))
+        folder.write_config(merged)
+        return merged
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -514,7 +531,7 @@ class Run:
                     summary_doc = folder.merge_json(folder.summary, summary_doc or {},
                                                     drop=self._summary.take_deleted())
                 if config:
-                    config_doc = {**folder.read_config(), **(config_doc or {})}
+                    config_doc = self._merge_config()
         catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)
 
     def _merged_computed(self, disk: dict[str, Any]) -> dict[str, Any]:
