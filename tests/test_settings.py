@@ -180,6 +180,24 @@ def test_a_run_s_settings_name_its_folders(store_dir: Path) -> None:
         assert st.run_url == run.url and re.fullmatch(r"\d{8}_\d{6}", st.timespec or "")
 
 
+def test_settings_pickle_and_copy_as_they_are(store_dir: Path) -> None:
+    """pickle, copy and deepcopy failed with AttributeError: _frozen, so
+    settings could not be handed to a worker process."""
+    import copy
+    import pickle
+
+    s = wbtool.Settings(project="p", x_label="rank0")
+    for other in (pickle.loads(pickle.dumps(s)), copy.copy(s), copy.deepcopy(s)):
+        assert other == s and other.source("project") == "argument"
+        other.project = "q"  # a copy of settings that can change can change
+        assert s.project == "p"
+    with wbtool.init(project="p", settings={"quiet": True, "console": "off"}) as run:
+        st = pickle.loads(pickle.dumps(run.settings))
+        assert st.run_id == run.id and st.files_dir == run.dir and st.timespec
+        with pytest.raises(AttributeError, match="frozen"):
+            st.project = "q"
+
+
 def test_open_metrics_filters_from_the_environment() -> None:
     from wbtool.settings import load
 

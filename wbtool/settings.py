@@ -439,6 +439,12 @@ class Settings:
         self._sources.setdefault("run_id", "the run")
         object.__setattr__(self, "_run", (store, folder, started_at))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied as they are (frozen, a run's): a worker process
+        is handed its settings through pickle. The default way sets each slot
+        through ``__setattr__``, which reads ``_frozen`` before it is there."""
+        return (_rebuild, (dict(self._values), dict(self._sources), self._frozen, self._run))
+
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self._values.items()))
         return f"Settings({shown})"
@@ -447,6 +453,16 @@ class Settings:
         return isinstance(other, Settings) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _rebuild(values: dict[str, Any], sources: dict[str, str], frozen: bool,
+             run: tuple[str, str, float] | None) -> Settings:
+    s = Settings()
+    s._values.update(values)
+    s._sources.update(sources)
+    object.__setattr__(s, "_frozen", frozen)
+    object.__setattr__(s, "_run", run)
+    return s
 
 
 def system_settings_path(environ: Mapping[str, str]) -> Path:

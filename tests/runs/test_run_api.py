@@ -264,6 +264,31 @@ def test_common_python_values_are_logged_as_their_plain_json_forms() -> None:
             run.log({"z": 1j})
 
 
+def test_a_signaling_nan_and_a_model_class_are_told_clearly() -> None:
+    """Decimal('sNaN') failed with float()'s own message, naming no key; a
+    pydantic model's class (not an instance) failed with a TypeError from
+    calling its model_dump unbound."""
+    import decimal
+
+    pydantic = pytest.importorskip("pydantic")
+
+    class Model(pydantic.BaseModel):
+        lr: float = 0.1
+
+    with wandb.init(settings=quiet()) as run:
+        run.log({"d": decimal.Decimal("sNaN")})
+        with pytest.raises(ValueError, match=r"'m'.*ModelMetaclass"):
+            run.log({"m": Model})
+        with pytest.raises(ValueError, match=r"'m'.*ModelMetaclass"):
+            run.config["m"] = Model
+        run.config["model"] = Model()
+        assert run.config["model"] == {"lr": 0.1}
+    (row,) = history(run)
+    assert math.isnan(row["d"])
+    with pytest.raises(wandb.WbtoolError, match="Model instance, not the class"):
+        wandb.init(config=Model, settings=quiet())
+
+
 def test_a_logged_nested_dict_reads_back_nested_from_the_summary() -> None:
     """History flattens {"acc": {"top1": ...}} to acc/top1; run.summary["acc"]
     was a KeyError where the reference's summary gives the nested values."""
@@ -282,6 +307,27 @@ def test_a_logged_nested_dict_reads_back_nested_from_the_summary() -> None:
     saved = run._folder.read_json(run._folder.summary, {})
     assert {k: v for k, v in saved.items() if not k.startswith("_")} == {
         "acc/top1": 0.7, "acc/top5": 0.9, "acc/best": 2}
+
+
+def test_a_nested_summary_group_is_deleted_as_a_whole() -> None:
+    """"acc" in run.summary after logging {"acc": {...}}, but del
+    run.summary["acc"] and run.summary.pop("acc") were KeyErrors."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"acc": {"top1": 0.5, "top5": 0.9}, "loss": {"train": 1}, "x": 1})
+        del run.summary["acc"]
+        assert "acc" not in run.summary and "acc/top1" not in run.summary
+        assert dict(run.summary["loss"]) == {"train": 1}
+        run.summary.pop("loss")
+        assert "loss" not in run.summary
+        del run.summary.x
+        with pytest.raises(KeyError):
+            del run.summary["acc"]
+        with pytest.raises(AttributeError):
+            del run.summary.nope
+        run.log({"acc": {"top1": 0.7}})  # logged again: in the summary again
+        assert run.summary["acc"]["top1"] == 0.7
+    saved = run._folder.read_json(run._folder.summary, {})
+    assert {k: v for k, v in saved.items() if not k.startswith("_")} == {"acc/top1": 0.7}
 
 
 def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:

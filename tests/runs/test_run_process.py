@@ -273,6 +273,58 @@ def test_a_secondary_of_a_shared_run_needs_an_id_and_its_primary(
     assert not (store_dir / "runs" / "gone").exists()
 
 
+SHARED_LATE = """
+import json, os, sys, time, wbtool
+rank = int(sys.argv[1])
+run = wbtool.init(id="ddp2", project="p", mode="shared", config={f"c{rank}": 0},
+                  settings={"quiet": True, "console": "off", "x_primary": rank == 0})
+if rank == 0:
+    run.define_metric("loss", summary="min,mean")
+    run.summary["best"] = 1
+    for v in (3, 1, 2):
+        run.log({"loss": v})
+    sys.stdin.readline()  # the secondary has joined
+    run.config.update({"c0": 1}, allow_val_change=True)
+else:
+    run.define_metric("acc", summary="max")
+    run.summary["gone"] = 1
+    del run.summary["gone"]
+    run.log({"acc": 0.5})
+    print("joined", flush=True)
+    record = os.path.join(run.settings.sync_dir, "run.json")
+    while json.load(open(record))["state"] != "finished":  # outlive the primary
+        time.sleep(0.05)
+run.finish()
+"""
+
+
+def test_a_secondary_keeps_what_the_primary_of_a_shared_run_defined(store_dir: Path) -> None:
+    """A secondary that writes run.json and config.yaml after its primary
+    leaves the primary's define_metric summaries, hand-set summary keys and
+    config changes in them, so that a resumed run goes on from them."""
+    import wbtool
+
+    secondary = subprocess.Popen([sys.executable, "-c", SHARED_LATE, "1"],
+                                 stdout=subprocess.PIPE, text=True)
+    primary = subprocess.Popen([sys.executable, "-c", SHARED_LATE, "0"], stdin=subprocess.PIPE,
+                               text=True)
+    assert secondary.stdout is not None and secondary.stdout.readline() == "joined\n"
+    primary.communicate("go\n", timeout=60)
+    assert primary.returncode == 0
+    assert secondary.wait(timeout=60) == 0
+    secondary.stdout.close()
+    doc = record(store_dir)
+    assert sorted(m["name"] for m in doc["metrics"]) == ["acc", "loss"]
+    assert doc["summary_user_keys"] == ["best"]
+    assert doc["summary_counts"] == {"loss": 3}
+    run = wbtool.init(id="ddp2", resume="allow", settings={"quiet": True, "console": "off"})
+    assert dict(run.config) == {"c0": 1, "c1": 0}
+    run.log({"loss": 0, "best": 9})
+    assert run.summary["loss"] == {"min": 0, "mean": 1.5}
+    assert run.summary["best"] == 1
+    run.finish()
+
+
 def test_a_fast_loop_hands_encoding_to_a_helper_that_outlives_a_kill(store_dir: Path) -> None:
     # Enough rows to move JSON encoding to the helper process; the parent is
     # killed right after logging, and the helper still writes every row.

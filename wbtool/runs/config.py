@@ -41,7 +41,10 @@ def load_config_source(value: Any) -> dict[str, Any]:
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump") and callable(value.model_dump):  # a pydantic model
+    if callable(getattr(value, "model_dump", None)):  # a pydantic model
+        if isinstance(value, type):
+            raise ConfigError(f"config must be a {value.__name__} instance, not the class "
+                              "itself")
         return dict(value.model_dump())
     if hasattr(value, "__dict__"):  # argparse.Namespace, simple objects
         return {k: v for k, v in vars(value).items() if not k.startswith("_")}
@@ -101,7 +104,8 @@ def select_keys(data: dict[str, Any], include: Iterable[str] | None,
 class Config(MutableMapping[str, Any]):
     """The run's configuration. ``on_change`` is called after every change."""
 
-    __slots__ = ("_allow_val_change", "_items", "_locked", "_on_change")
+    __slots__ = ("_allow_val_change", "_dropped", "_items", "_locked", "_on_change",
+                 "_touched")
 
     def __init__(self, *, allow_val_change: bool = False,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -109,11 +113,16 @@ class Config(MutableMapping[str, Any]):
         object.__setattr__(self, "_allow_val_change", allow_val_change)
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
         object.__setattr__(self, "_locked", False)
+        # The keys set and deleted since take_changes(): what a process that
+        # shares the run's config.yaml with others writes into it.
+        object.__setattr__(self, "_touched", set())
+        object.__setattr__(self, "_dropped", set())
 
     def _set(self, key: str, value: Any, allow_val_change: bool | None) -> bool:
         changed, value = self._check(key, value, allow_val_change)
         if changed:
             self._items[key] = value
+            self.touch((key,))
         return changed
 
     def _check(self, key: str, value: Any, allow_val_change: bool | None) -> tuple[bool, Any]:
@@ -147,6 +156,8 @@ class Config(MutableMapping[str, Any]):
 
     def __delitem__(self, key: str) -> None:
         del self._items[key]
+        self._touched.discard(key)
+        self._dropped.add(key)
         self._on_change()
 
     def __iter__(self) -> Iterator[str]:
@@ -191,6 +202,7 @@ class Config(MutableMapping[str, Any]):
                 changes[key] = value
         if changes:
             self._items.update(changes)
+            self.touch(changes)
             self._on_change()
 
     def setdefault(self, key: str, default: Any = None) -> Any:
@@ -200,6 +212,22 @@ class Config(MutableMapping[str, Any]):
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._items)
+
+    def touch(self, keys: Iterable[str]) -> None:
+        """Count ``keys`` as set by this process (for :meth:`take_changes`)."""
+        self._touched.update(keys)
+        self._dropped.difference_update(keys)
+
+    def take_changes(self) -> tuple[dict[str, Any], set[str]]:
+        """The keys set (with their values) and the keys deleted since the
+        last call: all that a process may write into a config that others
+        write too; its copy of the other keys may be older than theirs."""
+        items = self._items
+        changes = {k: items[k] for k in self._touched if k in items}
+        dropped = set(self._dropped)
+        self._touched.clear()
+        self._dropped.clear()
+        return changes, dropped
 
     def keys(self) -> KeysView[str]:
         return self._items.keys()

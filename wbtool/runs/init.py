@@ -412,6 +412,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         user_keys = []
         if rows_kept:
             runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
+    own_config = list(config)  # the keys this process sets (a sharer writes only these)
     if prior is not None:
         config = {**_stored_config(folder), **config}
     if attach is None:  # wbtool log and attached programs count runtime from here on
@@ -438,6 +439,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             if attach is not None and settings.run_tags:
                 run._doc_changed.discard("tags")
                 run._join_tags = tuple(settings.run_tags)
+            run._config.touch(own_config)
         if attach is None:
             folder.write_config(run._config_on_disk())
         run._write_record(summary=True, config=True)

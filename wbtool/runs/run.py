@@ -38,9 +38,6 @@ FLUSH_SECONDS = 1.0
 # A buffer this long wakes the writer before its second is up, so a fast
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
-# Fields of run.json that every writer of a shared run but its launcher
-# computes from its own state on each write.
-_COMPUTED = frozenset(("metrics", "summary_user_keys", "summary_counts"))
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
@@ -83,6 +80,7 @@ class Run:
         self._config = Config(allow_val_change=bool(settings.allow_val_change),
                               on_change=self._config_changed)
         self._config.update(config, allow_val_change=True)
+        self._config.take_changes()  # what it starts with is no change
         self._config_dirty = False
         self._summary = Summary(self._metrics, on_change=self._summary_changed)
         if summary:
@@ -110,6 +108,9 @@ class Run:
         # it joined with, which add to the others' rather than replace them.
         self._doc_changed: set[str] = set()
         self._join_tags: tuple[str, ...] = ()
+        # The metrics this process defined: all of run.json's "metrics" that
+        # it writes when others write them too.
+        self._metrics_defined: set[str] = set()
         self._command: list[str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -350,6 +351,7 @@ class Run:
             step_metric = step_metric.name
         metric = self._metrics.define(name, step_metric, step_sync, hidden, summary, goal,
                                       overwrite)
+        self._metrics_defined.add(metric.name)
         self._refresh_step_metrics()
         self._summary_dirty = True
         return metric
@@ -446,12 +448,28 @@ class Run:
     def _write_config(self) -> None:
         folder = self._folder
         assert folder is not None
-        items = self._config_on_disk()
         if self._shared is None:
-            folder.write_config(items)
+            folder.write_config(self._config_on_disk())
         else:
             with folder.lock():
-                folder.write_config({**folder.read_config(), **items})
+                self._merge_config()
+
+    def _merge_config(self) -> dict[str, Any]:
+        """With the folder locked: write into the config.yaml that other
+        processes write too the keys this process set or deleted since its
+        last write (the others' stay as they wrote them); what it holds."""
+        from wbtool.runs.redact import redact_mapping
+
+        folder = self._folder
+        assert folder is not None
+        changes, dropped = self._config.take_changes()
+        stored = folder.read_config()
+        if not changes and not dropped:
+            return stored
+        merged = {k: v for k, v in stored.items() if k not in dropped}
+        merged.update(redact_mapping(changes))
+        folder.write_config(merged)
+        return merged
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -498,8 +516,9 @@ class Run:
                 if disk is None:  # the first write of the run: all of it
                     disk = dict(doc)
                 fields = {k: v for k, v in doc.items()
-                          if k in own or k in changed or k == "updated_at"
-                          or (k in _COMPUTED and not owner)}
+                          if k in own or k in changed or k == "updated_at"}
+                if not owner:
+                    fields.update(self._merged_computed(disk))
                 if self._join_tags:
                     tags = [*(disk.get("tags") or ()), *self._join_tags]
                     fields["tags"] = list(dict.fromkeys(tags))
@@ -512,8 +531,29 @@ class Run:
                     summary_doc = folder.merge_json(folder.summary, summary_doc or {},
                                                     drop=self._summary.take_deleted())
                 if config:
-                    config_doc = {**folder.read_config(), **(config_doc or {})}
+                    config_doc = self._merge_config()
         catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)
+
+    def _merged_computed(self, disk: dict[str, Any]) -> dict[str, Any]:
+        """run.json's metrics, summary_user_keys and summary_counts, when other
+        processes write them too (every writer of a shared run but its
+        launcher computes them from its own state): the metrics they defined
+        and the summary keys they set by hand stay, with this process's own
+        on top (its copy of theirs may be older)."""
+        mine = [m for m in self._metrics.to_json() if m["name"] in self._metrics_defined]
+        names = {m["name"] for m in mine}
+        stored = disk.get("metrics")
+        metrics = [m for m in (stored if isinstance(stored, list) else ())
+                   if isinstance(m, dict) and m.get("name") not in names]
+        user_keys, counts = self._summary.merge_record(disk.get("summary_user_keys"),
+                                                       disk.get("summary_counts"))
+        fields: dict[str, Any] = {"metrics": [*metrics, *mine],
+                                  "summary_user_keys": user_keys}
+        if counts:
+            fields["summary_counts"] = counts
+        else:
+            disk.pop("summary_counts", None)
+        return fields
 
     def _config_on_disk(self) -> dict[str, Any]:
         """The config as files and the index keep it: secret-looking keys redacted."""

@@ -190,14 +190,17 @@ class _Attributes(MutableMapping[str, Any]):
         self[key] = value
 
     def __delattr__(self, key: str) -> None:
-        del self[key]
+        try:
+            del self[key]
+        except KeyError:
+            raise AttributeError(key) from None
 
 
 class Summary(_Attributes):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_counts", "_data", "_gone", "_locked", "_metrics", "_on_change",
-                 "_touched", "_user")
+    __slots__ = ("_aggs", "_counts", "_data", "_forgotten", "_gone", "_locked", "_metrics",
+                 "_on_change", "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
@@ -205,6 +208,9 @@ class Summary(_Attributes):
         object.__setattr__(self, "_user", set())
         object.__setattr__(self, "_touched", set())  # keys set by this process since load()
         object.__setattr__(self, "_gone", set())  # keys it deleted since, not set again
+        # Keys it deleted since the run's record last said which keys were set
+        # by hand and how many values each mean averages.
+        object.__setattr__(self, "_forgotten", set())
         object.__setattr__(self, "_aggs", {})
         object.__setattr__(self, "_counts", {})  # stored means: how many values each averages
         object.__setattr__(self, "_metrics", metrics or MetricTable())
@@ -246,6 +252,7 @@ class Summary(_Attributes):
         self._user.update(user_keys or ())
         self._touched.clear()
         self._gone.clear()
+        self._forgotten.clear()
         self._aggs.clear()
         self._counts.clear()
         self._counts.update({k: n for k, n in (counts or {}).items()
@@ -289,18 +296,29 @@ class Summary(_Attributes):
         self._user.add(key)
         self._touched.add(key)
         self._gone.discard(key)
+        self._forgotten.discard(key)
         self._on_change()
 
     def __delitem__(self, key: str) -> None:
-        """Forget ``key``: what is logged under it from now on shows again,
-        and its min/max/mean start over from there."""
+        """Forget ``key``, or every key nested under it (``acc`` for ``acc/top1``
+        and ``acc/top5``): what is logged under them from now on shows again,
+        and their min/max/mean start over from there."""
         self._check_open()
-        del self._data[key]
-        self._user.discard(key)
-        self._touched.discard(key)
-        self._gone.add(key)
-        self._aggs.pop(key, None)
-        self._counts.pop(key, None)
+        if key in self._data:
+            keys = [key]
+        else:
+            prefix = key + "/" if isinstance(key, str) else None
+            keys = [k for k in self._data if prefix is not None and k.startswith(prefix)]
+            if not keys:
+                raise KeyError(key)
+        for k in keys:
+            del self._data[k]
+            self._user.discard(k)
+            self._touched.discard(k)
+            self._gone.add(k)
+            self._forgotten.add(k)
+            self._aggs.pop(k, None)
+            self._counts.pop(k, None)
         self._on_change()
 
     def __iter__(self) -> Iterator[str]:
@@ -321,6 +339,7 @@ class Summary(_Attributes):
         self._user.update(items)
         self._touched.update(items)
         self._gone.difference_update(items)
+        self._forgotten.difference_update(items)
         if items:
             self._on_change()
 
@@ -341,6 +360,21 @@ class Summary(_Attributes):
         into a summary that others (``wbtool log``, an attached program)
         write too; the rest may be older than what they wrote."""
         return {k: v for k, v in self._data.items() if k in self._touched}
+
+    def merge_record(self, user_keys: Any, counts: Any) -> tuple[list[str], dict[str, int]]:
+        """The run record's ``summary_user_keys`` and ``summary_counts`` when
+        other processes write them too (a shared run): theirs as stored, less
+        the keys this process deleted, with this process's own on top."""
+        forgotten = self._forgotten
+        keys = {k for k in user_keys if isinstance(k, str)} if isinstance(user_keys, list) \
+            else set()
+        merged = {k: n for k, n in counts.items() if isinstance(k, str) and type(n) is int} \
+            if isinstance(counts, dict) else {}
+        keys = (keys - forgotten) | self._user
+        merged = {k: n for k, n in merged.items() if k not in forgotten}
+        merged.update(self.mean_counts)
+        forgotten.clear()
+        return sorted(keys), merged
 
     def take_deleted(self) -> list[str]:
         """The keys this process deleted (and did not set again) since the
@@ -381,15 +415,12 @@ class SummaryGroup(_Attributes):
 
     def __delitem__(self, key: str) -> None:
         """Delete ``key``, or every key nested under it."""
-        full = self._prefix + key
-        if full in self._summary._data:
-            del self._summary[full]
-            return
-        nested = [k for k in self._summary._data if k.startswith(full + "/")]
-        if not nested:
+        if not isinstance(key, str):
             raise KeyError(key)
-        for k in nested:
-            del self._summary[k]
+        try:
+            del self._summary[self._prefix + key]
+        except KeyError:
+            raise KeyError(key) from None
 
     def __iter__(self) -> Iterator[str]:
         names: dict[str, None] = {}

@@ -147,7 +147,7 @@ def _plain_stand_in(value: Any, key: str) -> Any:
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return math.nan if value.is_snan() else float(value)  # float() refuses a signaling NaN
     if isinstance(value, (set, frozenset)):
         try:
             return sorted(value)
@@ -159,8 +159,8 @@ def _plain_stand_in(value: Any, key: str) -> Any:
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
-        return value.model_dump()
+    if not isinstance(value, type) and callable(getattr(value, "model_dump", None)):
+        return value.model_dump()  # a pydantic (v2) model; its class is refused below
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
