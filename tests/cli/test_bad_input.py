@@ -121,3 +121,26 @@ def test_verify_names_a_file_given_as_the_folder(cli: Cli, store_dir: Path) -> N
     is_error(cli("artifact", "verify", "ds:v0", "--root", "data/a.txt"), 4,
              "a.txt is not a folder")
     is_error(cli("artifact", "verify", "ds:v0", "--root", "nowhere"), 4, "nowhere does not exist")
+
+
+@pytest.mark.parametrize("argv", [
+    ["log", "loss=1"],  # the entry point's fast path
+    ["log", "loss=1", "--json"],
+    ["log", "loss=1", "--summary"],
+    ["alert", "t", "x"],
+])
+def test_logging_to_a_run_whose_folder_was_deleted_by_hand(
+    cli: Cli, store_dir: Path, argv: list[str]
+) -> None:
+    """As ``runs show`` says: the index lists the run, so it is no missing run
+    but a damaged store, with the repair named; nothing is written."""
+    import shutil
+
+    from tests.cli.test_runs_cli import make_run
+
+    gone = make_run()
+    shutil.rmtree(store_dir / "runs" / gone.id)
+    is_error(cli(*argv, "--run", gone.id), 7, f"run {gone.id}", "folder", "missing",
+             f"wbtool runs delete {gone.id} --yes")
+    assert not (store_dir / "runs" / gone.id).exists()
+    is_error(cli(*argv, "--run", "nosuchrun"), 3, "run not found: nosuchrun")

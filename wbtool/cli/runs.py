@@ -49,12 +49,9 @@ def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
         raise NotFoundError(what="run", name=path)
     run = get_run(ctx, path)
     if need_folder and not os.path.isdir(run.dir):
-        from wbtool.errors import StoreError
+        from wbtool.runs.folder import folder_missing
 
-        # Its files cannot be shown: the store needs the repair doctor names.
-        raise StoreError(f"run {run.id} is in the store's index but its folder {run.dir} is "
-                         f"missing (deleted by hand?); `wbtool runs delete {run.id} --yes` "
-                         "removes what is left of it")
+        raise folder_missing(run.id, run.dir)
     return run
 
 
