@@ -30,6 +30,39 @@ def test_an_empty_or_invalid_project_is_a_usage_error(
     assert not (cli.cwd / "out").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["artifact", "log", "ds", "data"],  # the entry point's fast path
+    ["artifact", "add", "ds", "data"],
+    ["artifact", "ls"],
+    ["artifact", "verify", "ds"],
+    ["runs", "list"],
+    ["runs", "export"],
+    ["pull"],
+    ["run", "--", sys.executable, "-c", ""],
+])
+@pytest.mark.parametrize("project", ["a b", "a/b", "p\x1b"])
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_an_invalid_project_from_the_settings_is_a_usage_error(
+    cli: Cli, store_dir: Path, argv: list[str], project: str, source: str
+) -> None:
+    """Not only ``--project``: one set by a variable or a settings file is
+    refused too, naming where it was set, rather than matching nothing."""
+    import json
+
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    env = {}
+    if source == "env":
+        env["WBTOOL_PROJECT"] = project
+        where = "set by env WBTOOL_PROJECT"
+    else:
+        store_dir.mkdir(parents=True)
+        (store_dir / "settings.yaml").write_text(f"project: {json.dumps(project)}\n")
+        where = f"set by workspace file {store_dir / 'settings.yaml'}"
+    is_error(cli(*argv, env=env), 2, "invalid project name", where)
+    assert not (store_dir / "index.db").exists() and not (store_dir / "runs").exists()
+    assert cli("runs", "list", "--project", "p", env=env, check=True).out == ""
+
+
 # the entry point's fast path reads "--project"; "-qp" (grouped) is left to click
 @pytest.mark.parametrize("option", ["--project", "-qp"])
 @pytest.mark.parametrize("project", ["", "a b"])
