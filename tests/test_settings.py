@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -8,7 +10,7 @@ from typing import Any
 import pytest
 
 import wbtool
-from tests.conftest import Cli
+from tests.conftest import Cli, make_tree, unprivileged
 from wbtool.errors import SettingsError
 from wbtool.settings import Settings, load
 
@@ -123,12 +125,69 @@ def test_a_settings_file_that_is_not_utf8_is_one_line(cli: Cli, tmp_path: Path,
     with pytest.raises(SettingsError, match=re.escape(problem)):
         wbtool.init(settings=wbtool.Settings(settings_system=str(bad)))
     res = cli("runs", "list", env={"WBTOOL_SETTINGS_SYSTEM": str(bad)})
-    assert (res.code, res.err) == (2, f"wbtool: error: invalid setting '{bad}': {problem}\n")
+    assert (res.code, res.err) == (2, f"wbtool: error: settings file {bad} is {problem}\n")
     store_dir.mkdir(parents=True)
     (store_dir / "settings.yaml").write_bytes(b"project: \xff\n")
     res = cli("runs", "list")
     assert res.code == 2 and res.err == (
-        f"wbtool: error: invalid setting '{store_dir / 'settings.yaml'}': {problem}\n")
+        f"wbtool: error: settings file {store_dir / 'settings.yaml'} is {problem}\n")
+
+
+def _unreadable_settings(kind: str, tmp_path: Path) -> tuple[dict[str, str], str]:
+    """The environment that points wbtool at a settings file it cannot read,
+    and the words that say why."""
+    if kind == "store under a file":  # WBTOOL_ROOT_DIR names a file
+        (tmp_path / "afile").write_text("mine")
+        path = tmp_path / "afile" / ".wbtool" / "settings.yaml"
+        return ({"WBTOOL_ROOT_DIR": str(tmp_path / "afile"), "WBTOOL_DIR": ""},
+                f"cannot read settings file {path}: {tmp_path / 'afile'} is a file, "
+                "not a folder")
+    path = tmp_path / "s.yaml"
+    env = {"WBTOOL_SETTINGS_SYSTEM": str(path)}
+    if kind == "folder":
+        path.mkdir()
+        return env, f"settings file {path} is a folder, not a file"
+    if kind == "symlink loop":
+        (tmp_path / "other.yaml").symlink_to(path)
+        path.symlink_to(tmp_path / "other.yaml")
+        return env, f"cannot read settings file {path}: its symbolic links form a loop"
+    if kind == "pipe":
+        os.mkfifo(path)
+        return env, f"settings file {path} is not a regular file"
+    path.write_text("- project\n")
+    return env, f"settings file {path} is not a mapping of setting: value"
+
+
+@pytest.mark.parametrize("kind", ["store under a file", "folder", "symlink loop", "pipe",
+                                  "list"])
+@pytest.mark.parametrize("argv", [["runs", "list"], ["settings", "show"],
+                                  ["artifact", "log", "ds", "data"]])
+def test_a_settings_file_that_cannot_be_read_says_why(
+    cli: Cli, tmp_path: Path, store_dir: Path, kind: str, argv: list[str]
+) -> None:
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    env, words = _unreadable_settings(kind, tmp_path)
+    res = cli(*argv, env=env)
+    assert (res.code, res.err) == (2, f"wbtool: error: {words}\n")
+    assert not store_dir.exists()
+    if kind == "store under a file":
+        assert (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(SettingsError, match=re.escape(words)):
+        load(environ={**os.environ, **env})
+
+
+def test_a_settings_file_this_user_may_not_read_says_so(cli: Cli, tmp_path: Path,
+                                                         store_dir: Path) -> None:
+    prefix = unprivileged()
+    path = store_dir / "settings.yaml"
+    store_dir.mkdir(parents=True)
+    path.write_text("project: p\n")
+    path.chmod(0)
+    res = subprocess.run([*prefix, sys.executable, "-m", "wbtool", "runs", "list"],
+                         capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+    assert (res.returncode, res.stderr) == (
+        2, f"wbtool: error: cannot read settings file {path}: permission denied\n")
+    assert path.stat().st_mode & 0o777 == 0 and sorted(os.listdir(store_dir)) == ["settings.yaml"]
 
 
 def test_frozen_copy() -> None:

@@ -27,6 +27,27 @@ def project_settings(project: str | None) -> Settings | None:
     return Settings(project=validate_name(project, "project name"))
 
 
+def checked_project(settings: Settings) -> str | None:
+    """The project the settings name (None where none is set, or it is
+    empty, as an empty variable is), refused as a usage error, naming where it
+    was set, when it is no valid project name: read as it is, a project such
+    as ``a b`` matches nothing, so that listings would print nothing and
+    writes would make a project no command can name."""
+    project = settings.project
+    if not project:
+        return None
+    from wbtool.errors import InvalidNameError
+    from wbtool.names import validate_name
+
+    try:
+        return validate_name(project, "project name")
+    except InvalidNameError as e:
+        source = settings.source("project")
+        if source == "argument":
+            raise
+        raise InvalidNameError(f"{e} (set by {source})", **e.fields) from None
+
+
 class Context:
     __slots__ = ("settings", "store")
 
@@ -36,8 +57,14 @@ class Context:
         store.durable = bool(settings.x_store_fsync)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Context:
+    def from_settings(cls, settings: Settings | None = None, *, create: bool = True,
+                      need_project: bool = False) -> Context:
+        """The context of the store the settings find (made where ``create``).
+        A command that works in the settings' project (``need_project``)
+        has an invalid one refused before a store is made."""
         resolved = load(settings)
+        if need_project:
+            checked_project(resolved)
         store = Store.open(discover(root_dir=resolved.root_dir), create=create)
         return cls(resolved, store)
 
@@ -53,7 +80,8 @@ class Context:
 
     @property
     def project(self) -> str:
-        return self.settings.project or DEFAULT_PROJECT
+        """The project commands work in: the settings' (checked), else the default."""
+        return checked_project(self.settings) or DEFAULT_PROJECT
 
     @property
     def entity(self) -> str:

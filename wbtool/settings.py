@@ -473,21 +473,58 @@ def system_settings_path(environ: Mapping[str, str]) -> Path:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    """The settings in the YAML file ``path``; none where it does not exist.
+    What keeps it from being read is said in words, naming the file."""
+    import stat
+
     from wbtool import yamltext
 
     try:
-        doc = yamltext.load_file(path)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         return {}
     except OSError as e:
-        raise SettingsError(name=str(path), reason=e.strerror or str(e)) from None
+        raise _unreadable(path, e) from None
+    if stat.S_ISDIR(mode):
+        raise _file_error(path, "is a folder, not a file")
+    if not stat.S_ISREG(mode):  # a pipe or a device: reading it might never end
+        raise _file_error(path, "is not a regular file")
+    try:
+        doc = yamltext.load_file(path)
+    except FileNotFoundError:  # removed in between
+        return {}
+    except OSError as e:
+        raise _unreadable(path, e) from None
     except ValueError as e:
-        raise SettingsError(name=str(path), reason=str(e)) from None
+        raise _file_error(path, f"is {e}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise SettingsError(name=str(path), reason="expected a mapping of setting: value")
+        raise _file_error(path, "is not a mapping of setting: value")
     return doc
+
+
+def _file_error(path: Path, problem: str) -> SettingsError:
+    """``settings file PATH PROBLEM``, with the file as the setting it names."""
+    return SettingsError(f"settings file {path} {problem}", name=str(path), reason=problem)
+
+
+def _unreadable(path: Path, exc: OSError) -> SettingsError:
+    """``cannot read settings file PATH: WHY``, in words: a folder on its way
+    that is a file names that file; a refused permission or a loop of
+    symbolic links is said as such."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    reason = reason[:1].lower() + reason[1:]
+    if exc.errno == errno.ENOTDIR:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+    elif exc.errno == errno.ELOOP:
+        reason = "its symbolic links form a loop"
+    return SettingsError(f"cannot read settings file {path}: {reason}", name=str(path),
+                         reason=reason)
 
 
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -30,6 +30,39 @@ def test_an_empty_or_invalid_project_is_a_usage_error(
     assert not (cli.cwd / "out").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["artifact", "log", "ds", "data"],  # the entry point's fast path
+    ["artifact", "add", "ds", "data"],
+    ["artifact", "ls"],
+    ["artifact", "verify", "ds"],
+    ["runs", "list"],
+    ["runs", "export"],
+    ["pull"],
+    ["run", "--", sys.executable, "-c", ""],
+])
+@pytest.mark.parametrize("project", ["a b", "a/b", "p\x1b"])
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_an_invalid_project_from_the_settings_is_a_usage_error(
+    cli: Cli, store_dir: Path, argv: list[str], project: str, source: str
+) -> None:
+    """Not only ``--project``: one set by a variable or a settings file is
+    refused too, naming where it was set, rather than matching nothing."""
+    import json
+
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    env = {}
+    if source == "env":
+        env["WBTOOL_PROJECT"] = project
+        where = "set by env WBTOOL_PROJECT"
+    else:
+        store_dir.mkdir(parents=True)
+        (store_dir / "settings.yaml").write_text(f"project: {json.dumps(project)}\n")
+        where = f"set by workspace file {store_dir / 'settings.yaml'}"
+    is_error(cli(*argv, env=env), 2, "invalid project name", where)
+    assert not (store_dir / "index.db").exists() and not (store_dir / "runs").exists()
+    assert cli("runs", "list", "--project", "p", env=env, check=True).out == ""
+
+
 # the entry point's fast path reads "--project"; "-qp" (grouped) is left to click
 @pytest.mark.parametrize("option", ["--project", "-qp"])
 @pytest.mark.parametrize("project", ["", "a b"])
@@ -121,3 +154,26 @@ def test_verify_names_a_file_given_as_the_folder(cli: Cli, store_dir: Path) -> N
     is_error(cli("artifact", "verify", "ds:v0", "--root", "data/a.txt"), 4,
              "a.txt is not a folder")
     is_error(cli("artifact", "verify", "ds:v0", "--root", "nowhere"), 4, "nowhere does not exist")
+
+
+@pytest.mark.parametrize("argv", [
+    ["log", "loss=1"],  # the entry point's fast path
+    ["log", "loss=1", "--json"],
+    ["log", "loss=1", "--summary"],
+    ["alert", "t", "x"],
+])
+def test_logging_to_a_run_whose_folder_was_deleted_by_hand(
+    cli: Cli, store_dir: Path, argv: list[str]
+) -> None:
+    """As ``runs show`` says: the index lists the run, so it is no missing run
+    but a damaged store, with the repair named; nothing is written."""
+    import shutil
+
+    from tests.cli.test_runs_cli import make_run
+
+    gone = make_run()
+    shutil.rmtree(store_dir / "runs" / gone.id)
+    is_error(cli(*argv, "--run", gone.id), 7, f"run {gone.id}", "folder", "missing",
+             f"wbtool runs delete {gone.id} --yes")
+    assert not (store_dir / "runs" / gone.id).exists()
+    is_error(cli(*argv, "--run", "nosuchrun"), 3, "run not found: nosuchrun")

@@ -451,13 +451,24 @@ def test_missing_backend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         fs.require_backend("zz://bucket", backends=backends)
 
 
-@pytest.mark.parametrize("options", [{"no_such_option": 1}, {"config_kwargs": {"bogus": 1}},
-                                     {"config_kwargs": "fast"}])
+@pytest.mark.parametrize("options", [{"no_such_option": 1}, {"config_kwargs": {"bogus": 1}}])
 def test_invalid_options_are_a_usage_error(options: dict[str, Any]) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
     remote = open_remote(f"s3://{BUCKET}/p", {"endpoint_url": endpoint, **options})
     with pytest.raises(UsageError, match="invalid option for s3fs"):
         remote.read("x")
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"config_kwargs": "fast"}, "'config_kwargs' must be a mapping"),
+    ({"endpoint_url": 999}, "'endpoint_url' must be text, not the number 999"),
+    ({"anon": "yes"}, "'anon' must be true or false"),
+])
+def test_options_of_a_type_no_backend_takes_are_refused_when_opened(
+    options: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(UsageError, match=f"^remote s3://{BUCKET}/p: remote option {words}"):
+        open_remote(f"s3://{BUCKET}/p", options)
 
 
 def test_a_local_remote_takes_no_options() -> None:

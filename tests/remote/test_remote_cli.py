@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Cli
+import pytest
+
+from tests.conftest import Cli, is_error
 
 
 def result(cli: Cli, *args: str) -> Any:
@@ -102,3 +104,46 @@ def test_looking_at_remotes_creates_no_store(cli: Cli, store_dir: Path) -> None:
     assert not store_dir.exists()
     cli("remote", "add", "team", "s3://bucket/a", check=True)  # adding creates it
     assert [r["name"] for r in result(cli, "remote", "list")] == ["team"]
+
+
+@pytest.mark.parametrize(("url", "option", "words"), [
+    ("s3://b", "endpoint_url=999", "'endpoint_url' must be text, not the number 999"),
+    ("s3://b", "profile=123", """quote it as JSON: -o 'profile="123"'"""),
+    ("s3://b", "region_name=1", "'region_name' must be text"),
+    ("s3://b", 'client_kwargs={"region_name": 5}', "'client_kwargs.region_name' must be text"),
+    ("s3://b", "client_kwargs=3", "'client_kwargs' must be a mapping"),
+    ("s3://b", "anon=yes", "'anon' must be true or false, not the text 'yes'"),
+    ("s3://b", "anon=1", "'anon' must be true or false, not the number 1"),
+    ("gs://b", "project=7", "'project' must be text"),
+    ("az://c", "account_name=null", "'account_name' must be text, not null"),
+    ("az://c", "retry_total=true", "'retry_total' must be a number"),
+])
+def test_an_option_of_the_wrong_type_is_refused_when_added(
+    cli: Cli, store_dir: Path, url: str, option: str, words: str
+) -> None:
+    """Decoded as JSON, such a value used to be kept, and every later sync
+    failed with the backend's own words ("'int' object is not iterable")."""
+    cli("remote", "add", "kept", "s3://k", "-o", "endpoint_url=http://127.0.0.1:9", check=True)
+    config = (store_dir / "config.yaml").read_bytes()
+    is_error(cli("remote", "add", "r", url, "-o", option), 2, words)
+    assert (store_dir / "config.yaml").read_bytes() == config
+
+
+def test_options_of_the_right_type_are_kept(cli: Cli) -> None:
+    added = result(cli, "remote", "add", "r", "s3://b", "-o", "anon=true", "-o",
+                   'client_kwargs={"region_name": "eu-west-1"}', "-o", 'profile="123"',
+                   "-o", 'config_kwargs={"retries": {"total_max_attempts": 2}}')
+    assert added["options"] == {"anon": True, "client_kwargs": {"region_name": "eu-west-1"},
+                                "profile": "123",
+                                "config_kwargs": {"retries": {"total_max_attempts": 2}}}
+
+
+def test_a_hand_edited_option_of_the_wrong_type_is_named_by_sync(
+    cli: Cli, store_dir: Path
+) -> None:
+    cli("remote", "add", "r", "s3://b", "--default", "-o", "endpoint_url=http://127.0.0.1:9",
+        check=True)
+    path = store_dir / "config.yaml"
+    path.write_text(path.read_text().replace('"http://127.0.0.1:9"', "999"))
+    assert '"endpoint_url": 999' in path.read_text()
+    is_error(cli("sync"), 2, "remote s3://b: remote option 'endpoint_url' must be text")

@@ -539,7 +539,7 @@ def cache_gc(
     Objects are shared by every project of the store, so this always
     collects the whole store.
     """
-    local_gc(ops.context(None), grace, dry_run, as_json, "artifact cache gc")
+    local_gc(ops.context(None, need_project=False), grace, dry_run, as_json, "artifact cache gc")
 
 
 def local_gc(ctx: Any, grace: float, dry_run: bool, as_json: bool, command: str) -> None:

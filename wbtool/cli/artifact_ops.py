@@ -11,10 +11,10 @@ from typing import Any
 from wbtool.cli import output
 
 
-def context(project: str | None) -> Any:
+def context(project: str | None, need_project: bool = True) -> Any:
     from wbtool.context import Context, project_settings
 
-    return Context.from_settings(project_settings(project))
+    return Context.from_settings(project_settings(project), need_project=need_project)
 
 
 def resolve(ctx: Any, ref: str) -> Any:

@@ -39,6 +39,17 @@ def _ctx(project: str | None) -> Any:
     return Context.existing(project_settings(project))
 
 
+def _project(ctx: Any, project: str | None) -> str | None:
+    """The project to list: ``--project``, else the one the settings name
+    (checked wherever it was set), else None for every project."""
+    from wbtool.context import checked_project
+    from wbtool.settings import load
+
+    if project is not None:
+        return project
+    return checked_project(ctx.settings if ctx is not None else load())
+
+
 def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
     from wbtool.errors import NotFoundError
     from wbtool.runs.ids import split_run_path
@@ -49,12 +60,9 @@ def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
         raise NotFoundError(what="run", name=path)
     run = get_run(ctx, path)
     if need_folder and not os.path.isdir(run.dir):
-        from wbtool.errors import StoreError
+        from wbtool.runs.folder import folder_missing
 
-        # Its files cannot be shown: the store needs the repair doctor names.
-        raise StoreError(f"run {run.id} is in the store's index but its folder {run.dir} is "
-                         f"missing (deleted by hand?); `wbtool runs delete {run.id} --yes` "
-                         "removes what is left of it")
+        raise folder_missing(run.id, run.dir)
     return run
 
 
@@ -192,7 +200,7 @@ def list_(
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
     ctx = _ctx(project)
-    proj = project or (ctx.settings.project if ctx is not None else None)
+    proj = _project(ctx, project)
     rows = [] if ctx is None else catalog.select(
         ctx.store.index, project=proj, limit=limit if state is None else None)
     kept, states = [], []
@@ -564,7 +572,7 @@ def export(
     elif output_file is not None and not output_file.strip():
         raise UsageError("--output needs a file name ('-' for stdout)")
     ctx = _ctx(project)
-    proj = project or (ctx.settings.project if ctx is not None else None)
+    proj = _project(ctx, project)
     records = []
     config_keys: dict[str, None] = {}
     summary_keys: dict[str, None] = {}

@@ -25,10 +25,10 @@ def _open(ctx: Any, remote: str | None, *, create: bool = False) -> Any:
     return open_remote(url, options, create=create)
 
 
-def _ctx(project: str | None) -> Any:
+def _ctx(project: str | None, need_project: bool = False) -> Any:
     from wbtool.context import Context, project_settings
 
-    return Context.from_settings(project_settings(project))
+    return Context.from_settings(project_settings(project), need_project=need_project)
 
 
 def sync(
@@ -109,7 +109,7 @@ def pull(
 
     for run_id in run_ids:
         validate_id(run_id)  # bad input: refused before the remote is contacted
-    ctx = _ctx(project)
+    ctx = _ctx(project, need_project=True)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
     for ref in refs or []:

@@ -26,7 +26,7 @@ from typing import Any
 
 from wbtool.errors import ConflictError, NotFoundError, StoreError, UsageError
 from wbtool.names import validate_name
-from wbtool.remote.fs import parse_url, require_backend
+from wbtool.remote.fs import check_option_types, parse_url, require_backend
 from wbtool.store.layout import Store
 
 # Names the general secret patterns miss but that always carry a credential.
@@ -61,7 +61,8 @@ def _is_secret(key: str, value: Any) -> bool:
 
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Refuse option names that are no keyword or that look like credentials
-    (nested mappings such as ``client_kwargs`` included)."""
+    (nested mappings such as ``client_kwargs`` included), and values of a type
+    the backends do not take for them (``endpoint_url`` given a number)."""
 
     def walk(doc: Mapping[str, Any], where: str) -> None:
         for key, value in doc.items():
@@ -76,6 +77,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(key, str) or not _OPTION_KEY.fullmatch(key):
             raise UsageError(f"invalid remote option name {key!r}: use letters, digits and '_'")
     walk(options, "")
+    check_option_types(options)
     return dict(options)
 
 

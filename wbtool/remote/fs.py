@@ -164,6 +164,66 @@ def require_backend(url: str, *, backends: Mapping[str, Backend] = BACKENDS) -> 
     return parsed
 
 
+# Options whose values have one type in every backend that takes them (s3fs
+# and botocore, gcsfs, adlfs and the Azure SDK). A value of another type, as
+# ``-o profile=123`` gives (the JSON number 123), would fail only at the
+# first transfer, with a message of the backend's that names no option.
+_TEXT_OPTIONS = frozenset({
+    "endpoint_url", "region", "region_name", "profile", "account_name", "account_host",
+    "tenant_id", "client_id", "project", "token", "access", "consistency",
+    "default_location", "location_mode", "username"})
+_FLAG_OPTIONS = frozenset({"anon", "use_ssl", "version_aware", "assume_container_exists"})
+_MAPPING_OPTIONS = frozenset({"client_kwargs", "config_kwargs", "s3_additional_kwargs",
+                              "session_kwargs"})
+_NUMBER_OPTIONS = frozenset({"connection_timeout", "read_timeout", "socket_timeout",
+                             "max_concurrency", "blocksize", "default_block_size"})
+# Options inside client_kwargs and config_kwargs that are text too.
+_NESTED_TEXT_OPTIONS = frozenset({"endpoint_url", "region_name"})
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words, for messages."""
+    if isinstance(value, bool):
+        return f"the flag {'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if value is None:
+        return "null"
+    return "a mapping" if isinstance(value, Mapping) else "a list"
+
+
+def check_option_types(options: Mapping[str, Any]) -> None:
+    """Refuse, naming the option, a value whose type no backend takes for it.
+    JSON values are decoded from ``-o KEY=VALUE``, so a text option given
+    something that reads as JSON must be quoted to stay text."""
+    def refuse(name: str, value: Any, wanted: str) -> UsageError:
+        hint = ""
+        if wanted == "text" and "." not in name and not isinstance(value, (Mapping, list)):
+            import json
+
+            hint = (f" (to give the text, quote it as JSON: "
+                    f"-o '{name}={json.dumps(json.dumps(value))}')")
+        return UsageError(f"remote option '{name}' must be {wanted}, not {_kind(value)}{hint}")
+
+    for key, value in options.items():
+        if key in _TEXT_OPTIONS and not isinstance(value, str):
+            raise refuse(key, value, "text")
+        if key in _FLAG_OPTIONS and not isinstance(value, bool):
+            raise refuse(key, value, "true or false")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (key in _NUMBER_OPTIONS or key in _AZURE_RETRY_OPTIONS) and not number:
+            raise refuse(key, value, "a number")
+        if key in _MAPPING_OPTIONS:
+            if not isinstance(value, Mapping):
+                raise refuse(key, value, "a mapping (a JSON object)")
+            if key in ("client_kwargs", "config_kwargs"):
+                for inner, item in value.items():
+                    if inner in _NESTED_TEXT_OPTIONS and not isinstance(item, str):
+                        raise refuse(f"{key}.{inner}", item, "text")
+
+
 def open_remote(
     url: str, options: Mapping[str, Any] | None = None, *,
     backends: Mapping[str, Backend] = BACKENDS, create: bool = False,
@@ -181,6 +241,10 @@ def open_remote(
         return LocalRemote(parsed, create=create)
     backend = backends[parsed.scheme]
     options = dict(options or {})
+    try:
+        check_option_types(options)  # config.yaml may have been edited by hand
+    except UsageError as e:
+        raise UsageError(f"remote {parsed.url}: {e}") from None
     if backend.module == "s3fs" and set(options) <= _LIGHT_S3_OPTIONS:
         return S3Remote(parsed, backend, options)
     if backend.module == "adlfs":

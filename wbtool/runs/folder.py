@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from wbtool.errors import StoreNotWritableError
+from wbtool.errors import StoreError, StoreNotWritableError
 from wbtool.fsutil import NOT_WRITABLE, atomic_write
 from wbtool.runs.values import JSON_SAFE
 
@@ -115,6 +115,15 @@ def effective_state(doc: dict[str, Any], now: float | None = None,
     if alive:
         return state
     return "preempting" if state == "preempting" else "crashed"
+
+
+def folder_missing(run_id: str, path: str | os.PathLike[str]) -> StoreError:
+    """The error for a run that the index lists but whose folder is gone:
+    its files cannot be read or written, and the store needs the repair
+    that doctor names."""
+    return StoreError(f"run {run_id} is in the store's index but its folder {path} is "
+                      f"missing (deleted by hand?); `wbtool runs delete {run_id} --yes` "
+                      "removes what is left of it")
 
 
 class RunFolder:

@@ -11,7 +11,6 @@ from typing import Any
 
 from wbtool._version import __version__
 from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageError
-from wbtool.names import validate_name
 from wbtool.runs import catalog, current
 from wbtool.runs.config import (
     Config,
@@ -252,10 +251,9 @@ def launch(settings: dict[str, Any], config: Any, command: list[str]) -> Run:
 
 def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
            make_current: bool, *, command: list[str] | None = None) -> Run:
-    from wbtool.context import Context
+    from wbtool.context import Context, checked_project
 
-    if settings.project:  # refused before the store is touched
-        validate_name(settings.project, "project name")
+    checked_project(settings)  # refused before the store is touched
     run_id = validate_id(settings.run_id) if settings.run_id else None
     if run_id is not None and run_id.startswith("-"):
         raise InvalidNameError(what="run id", value=run_id,
@@ -263,7 +261,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
                                       "an option)")
     ctx = Context.from_settings(settings)
     runs_dir = ctx.store.path / "runs"
-    project = validate_name(ctx.project, "project name")  # as an artifact's project
+    project = ctx.project  # also an artifact's project
     if settings.resume_from and settings.fork_from:
         raise UsageError("resume_from and fork_from cannot be used together: resume_from "
                          "rewinds a run, fork_from starts a new run from one")

@@ -15,7 +15,7 @@ from typing import Any
 
 from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.runs import catalog
-from wbtool.runs.folder import RunFolder, runtime_at
+from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import JSON_SAFE, encode, normalise
 
@@ -83,6 +83,8 @@ def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
         raise NotFoundError(what="run", name=run_id)
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
+        if not folder.path.is_dir() and catalog.get(ctx.store.index, run_id) is not None:
+            raise folder_missing(run_id, folder.path)
         raise NotFoundError(what="run", name=run_id)
     return folder
 
