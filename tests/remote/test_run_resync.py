@@ -1,5 +1,6 @@
 """A remote wiped or changed behind the store's back: ``wbtool sync`` sends
-again whatever of a run it lacks, though the sync state says it was sent."""
+again whatever of a run it lacks, though the sync state says it was sent;
+``wbtool sync --check`` also what it lost of versions it still holds."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, make_tree, read_tree
 from tests.remote.conftest import Backend, make_backend
 from tests.remote.test_runsync import _SCRIPT
 from tests.remote.test_sync import Store
-from wbtool.remote import runsync
+from wbtool.remote import records, runsync
 from wbtool.runs.history import iter_rows
 
 RUNS = ("wipe0001", "wipe0002")
@@ -67,6 +68,17 @@ def _sent(store: Store, *args: str) -> tuple[int, int]:
     return res["runs_sent"], res["run_bytes_sent"]
 
 
+def _synced_twice(a: Store, backend: Backend, tmp_path: Path) -> Any:
+    """Both runs logged and synced, then the second one resumed and synced
+    again (its history in two parts); the remote, opened."""
+    for run_id in RUNS:
+        _log(a, tmp_path, run_id, range(5))
+    a("sync", "--no-artifacts")
+    _log(a, tmp_path, RUNS[1], range(5, 9), resume=True)
+    assert _sent(a)[0] == 1
+    return backend.open()
+
+
 def _pulled_whole(a: Store, b: Store) -> None:
     got = b.result("pull", "-p", "p", "--all-runs")
     assert sorted(got["runs"]) == list(RUNS) and got["refused"] == [] and got["warnings"] == []
@@ -112,12 +124,7 @@ def test_sync_repairs_a_run_folder_or_a_part_deleted_on_the_remote(
     """A sync of every run sends again a run whose folder is gone; a sync
     naming a run also repairs a file or part lost inside its folder."""
     a, b = stores
-    for run_id in RUNS:
-        _log(a, tmp_path, run_id, range(5))
-    a("sync", "--no-artifacts")
-    _log(a, tmp_path, RUNS[1], range(5, 9), resume=True)
-    assert _sent(a)[0] == 1
-    remote = backend.open()
+    remote = _synced_twice(a, backend, tmp_path)
     second = runsync.run_prefix("p", RUNS[1])
     parts = remote.list(f"{second}/history.jsonl.parts")
     assert len(parts) == 2
@@ -148,12 +155,7 @@ def test_a_checking_sync_repairs_a_file_or_part_lost_inside_a_run_folder(
     naming the run: each project's run files are listed and compared with
     what the sync state says was sent. A plain sync lists only the folders."""
     a, b = stores
-    for run_id in RUNS:
-        _log(a, tmp_path, run_id, range(5))
-    a("sync", "--no-artifacts")
-    _log(a, tmp_path, RUNS[1], range(5, 9), resume=True)
-    assert _sent(a)[0] == 1
-    remote = backend.open()
+    remote = _synced_twice(a, backend, tmp_path)
     first, second = (runsync.run_prefix("p", r) for r in RUNS)
     parts = remote.list(f"{second}/history.jsonl.parts")
     assert len(parts) == 2
@@ -201,3 +203,41 @@ def test_a_history_sent_again_from_the_start_reads_whole(stores: tuple[Store, St
     assert got["warnings"] == [] and got["refused"] == []
     assert _run_files(b.path, run_id) == _run_files(a.path, run_id)
     assert len(_run_files(b.path, run_id)["history"]) == 10
+
+
+# -- sync --check: manifests and objects lost from under versions still there --
+
+FILES = {"a.txt": b"alpha\n" * 10, "b.txt": b"beta\n" * 20, "c/d.txt": b"delta\n"}
+
+
+def _artifacts_sent(store: Store, *args: str) -> tuple[int, int, int]:
+    res = store.result("sync", "--no-runs", *args)
+    return res["objects_sent"], res["manifests_sent"], res["versions_sent"]
+
+
+def test_sync_check_sends_again_lost_manifests_and_objects(
+        stores: tuple[Store, Store], backend: Backend, tmp_path: Path) -> None:
+    a, b = stores
+    src = make_tree(tmp_path / "src", FILES)
+    a("artifact", "log", "data", str(src), "--type", "dataset")
+    assert _artifacts_sent(a) == (3, 1, 1)
+    remote = backend.open()
+    manifest = next(p for p in remote.list("manifests"))
+    digest = records.digest_of_manifest_path(manifest)
+    objects = remote.list("objects")
+    remote.delete(manifest)
+    remote.delete(objects[0])
+    remote.write(objects[1], b"cut")  # another size than the object's
+
+    assert _artifacts_sent(a) == (0, 0, 0)  # a plain sync trusts the version record
+    assert _artifacts_sent(a, "--check", "--dry-run") == (2, 1, 0)
+    assert remote.list("manifests") == []  # a dry run writes nothing
+    assert _artifacts_sent(a, "--check") == (2, 1, 0)
+    assert _artifacts_sent(a, "--check") == (0, 0, 0)
+    assert remote.list("manifests") == [records.manifest_path(str(digest))]
+    assert len(remote.list("objects")) == 3
+
+    pulled = b.result("pull")
+    assert pulled["refused"] == [] and pulled["warnings"] == []
+    b("artifact", "download", "data:v0", "--root", str(tmp_path / "out"))
+    assert read_tree(tmp_path / "out") == FILES
