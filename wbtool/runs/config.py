@@ -37,15 +37,13 @@ def load_config_source(value: Any) -> dict[str, Any]:
         return dict(value)
     if isinstance(value, (str, os.PathLike)):
         return read_yaml_file(os.fspath(value))
-    import dataclasses
+    from wbtool.runs.values import record_fields
 
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if callable(getattr(value, "model_dump", None)):  # a pydantic model
-        if isinstance(value, type):
-            raise ConfigError(f"config must be a {value.__name__} instance, not the class "
-                              "itself")
-        return dict(value.model_dump())
+    fields = record_fields(value)
+    if fields is not None:
+        return fields
+    if isinstance(value, type) and callable(getattr(value, "model_dump", None)):
+        raise ConfigError(f"config must be a {value.__name__} instance, not the class itself")
     if hasattr(value, "__dict__"):  # argparse.Namespace, simple objects
         return {k: v for k, v in vars(value).items() if not k.startswith("_")}
     raise ConfigError("config must be a dict, a dataclass, an argparse Namespace or a YAML "

@@ -173,6 +173,13 @@ class MetricTable:
                 continue
 
 
+def _counts(stored: Any) -> dict[str, int]:
+    """A run record's ``summary_counts`` as far as it is well formed."""
+    if not isinstance(stored, dict):
+        return {}
+    return {k: n for k, n in stored.items() if isinstance(k, str) and type(n) is int and n > 0}
+
+
 class _Attributes(MutableMapping[str, Any]):
     """Keys read, set and deleted as attributes too: ``run.summary.acc``."""
 
@@ -255,8 +262,7 @@ class Summary(_Attributes):
         self._forgotten.clear()
         self._aggs.clear()
         self._counts.clear()
-        self._counts.update({k: n for k, n in (counts or {}).items()
-                             if isinstance(k, str) and type(n) is int and n > 0})
+        self._counts.update(_counts(counts))
 
     @property
     def user_keys(self) -> list[str]:
@@ -366,12 +372,9 @@ class Summary(_Attributes):
         other processes write them too (a shared run): theirs as stored, less
         the keys this process deleted, with this process's own on top."""
         forgotten = self._forgotten
-        keys = {k for k in user_keys if isinstance(k, str)} if isinstance(user_keys, list) \
-            else set()
-        merged = {k: n for k, n in counts.items() if isinstance(k, str) and type(n) is int} \
-            if isinstance(counts, dict) else {}
-        keys = (keys - forgotten) | self._user
-        merged = {k: n for k, n in merged.items() if k not in forgotten}
+        theirs = user_keys if isinstance(user_keys, list) else ()
+        keys = {k for k in theirs if isinstance(k, str) and k not in forgotten} | self._user
+        merged = {k: n for k, n in _counts(counts).items() if k not in forgotten}
         merged.update(self.mean_counts)
         forgotten.clear()
         return sorted(keys), merged

@@ -135,7 +135,6 @@ def _plain_stand_in(value: Any, key: str) -> Any:
     """What a common non-JSON value is logged as: a date as its ISO text, a
     Decimal as a float, a set as a sorted list, a dataclass or pydantic model
     as a dict of its fields, an Enum as its value, UTF-8 bytes as text."""
-    import dataclasses
     import datetime
     import decimal
     import enum
@@ -157,10 +156,9 @@ def _plain_stand_in(value: Any, key: str) -> Any:
         return value.value
     if isinstance(value, uuid.UUID):
         return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if not isinstance(value, type) and callable(getattr(value, "model_dump", None)):
-        return value.model_dump()  # a pydantic (v2) model; its class is refused below
+    fields = record_fields(value)
+    if fields is not None:
+        return fields
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
@@ -168,6 +166,20 @@ def _plain_stand_in(value: Any, key: str) -> Any:
             raise ValueError(f"cannot log {key!r}: its bytes are not UTF-8 text") from None
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
+
+
+def record_fields(value: Any) -> dict[str, Any] | None:
+    """The fields of a dataclass instance or a pydantic (v2) model, as a dict;
+    None for anything else (their classes included)."""
+    if isinstance(value, type):
+        return None
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)):
+        return dict(value.model_dump())
+    return None
 
 
 def _kept(value: Any) -> Any:
