@@ -238,6 +238,26 @@ def test_system_keys_that_name_no_metric_are_a_usage_error(cli: Cli, store_dir: 
         "_timestamp,_runtime,cpu", "1.0,0.1,1.5"]
 
 
+def test_system_samples_of_labelled_processes_keep_their_label(cli: Cli,
+                                                               store_dir: Path) -> None:
+    """The processes of a shared run sample into one system.jsonl, each under
+    its label: listings show the label, and charts draw one line per label."""
+    run = make_run(steps=1)
+    (store_dir / "runs" / run.id / "system.jsonl").write_text(
+        '{"cpu":1.5,"_timestamp":1.0,"_runtime":0.1,"_label":"rank0"}\n'
+        '{"cpu":50.0,"_timestamp":1.1,"_runtime":0.2,"_label":"rank1"}\n'
+        '{"cpu":2.5,"_timestamp":2.0,"_runtime":1.1,"_label":"rank0"}\n')
+    for args in ((), ("-k", "cpu")):
+        assert cli("runs", "system", run.id, *args, check=True).out.splitlines() == [
+            "_timestamp,_runtime,_label,cpu", "1.0,0.1,rank0,1.5", "1.1,0.2,rank1,50.0",
+            "2.0,1.1,rank0,2.5"]
+    out = cli("runs", "system", run.id, "-k", "cpu", "-f", "jsonl", check=True).out
+    assert [json.loads(ln)["_label"] for ln in out.splitlines()] == ["rank0", "rank1", "rank0"]
+    charts = envelope(cli("runs", "show", run.id, "--json"), "runs show")["system_charts"]
+    assert {k: (c["count"], c["last"]) for k, c in charts.items()} == {
+        "cpu (rank0)": (2, 2.5), "cpu (rank1)": (1, 50.0)}
+
+
 def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     a = make_run("p", config={"lr": 0.1, "opt": {"name": "adam"}}, tags=["x", "y"])
     b = make_run("p", config={"lr": 0.01, "layers": [1, 2]})

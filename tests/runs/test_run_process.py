@@ -273,6 +273,71 @@ def test_a_secondary_of_a_shared_run_needs_an_id_and_its_primary(
     assert not (store_dir / "runs" / "gone").exists()
 
 
+def test_a_secondary_gives_up_on_an_ended_shared_run_unless_its_primary_resumes_it(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secondary started after its shared run ended (a job run again with
+    the same id) fails soon, rather than waiting out the primary's start-up
+    time; a primary that resumes the run within that time is joined."""
+    import wbtool
+    from wbtool.runs import init
+
+    quiet = {"quiet": True, "console": "off"}
+    wbtool.init(id="over", project="p", mode="shared", settings=quiet).finish()
+    monkeypatch.setattr(init, "SHARED_ENDED_SECONDS", 0.3)
+    started = time.monotonic()
+    with pytest.raises(wbtool.WbtoolError, match=r"shared run over has ended \(finished\).*"
+                                                 r"resume='allow'"):
+        wbtool.init(mode="shared", id="over", settings={**quiet, "x_primary": False})
+    assert time.monotonic() - started < init.SHARED_WAIT_SECONDS / 2
+    assert record(store_dir)["state"] == "finished"
+
+    secondary = subprocess.Popen([sys.executable, "-c", """
+import wbtool
+run = wbtool.init(id="over", mode="shared", settings={"quiet": True, "console": "off",
+                                                      "x_primary": False})
+run.log({"joined": 1})
+run.finish()
+"""])
+    time.sleep(1.0)  # it has seen the ended run
+    primary = wbtool.init(id="over", project="p", mode="shared", resume="allow", settings=quiet)
+    assert secondary.wait(timeout=60) == 0
+    primary.finish()
+    assert [r["joined"] for r in rows(store_dir) if "joined" in r] == [1]
+
+
+SHARED_STATS = """
+import sys, time, wbtool
+rank = int(sys.argv[1])
+settings = {"quiet": True, "console": "off", "x_primary": rank == 0,
+            "x_stats_sampling_interval": 0.05, "x_stats_disk_paths": []}
+if rank < 2:
+    settings["x_label"] = f"rank{rank}"
+run = wbtool.init(id="ddp3", project="p", mode="shared", settings=settings)
+time.sleep(1.5)  # the first samples come once a second has passed
+run.finish()
+"""
+
+
+def test_every_process_of_a_shared_run_samples_system_metrics_under_its_label(
+        store_dir: Path) -> None:
+    """x_label names the system metrics of each process of a shared run (as
+    the reference has it); a secondary with no label is named by host and pid."""
+    import socket
+
+    procs = {rank: subprocess.Popen([sys.executable, "-c", SHARED_STATS, str(rank)])
+             for rank in (1, 2, 0)}
+    for proc in procs.values():
+        assert proc.wait(timeout=60) == 0
+    samples = list(iter_rows(run_dir(store_dir) / "system.jsonl"))
+    labels = {r.get("_label") for r in samples}
+    assert labels == {"rank0", "rank1", f"{socket.gethostname()}:{procs[2].pid}"}
+    for label in labels:
+        mine = [r for r in samples if r["_label"] == label]
+        assert all("proc.memory.rssMB" in r for r in mine)
+        started = record(store_dir)["started_at"]  # the run's, not the process's
+        assert all(abs(r["_timestamp"] - started - r["_runtime"]) < 0.5 for r in mine)
+
+
 SHARED_LATE = """
 import json, os, sys, time, wbtool
 rank = int(sys.argv[1])
@@ -281,9 +346,9 @@ run = wbtool.init(id="ddp2", project="p", mode="shared", config={f"c{rank}": 0},
 if rank == 0:
     run.define_metric("loss", summary="min,mean")
     run.summary["best"] = 1
+    sys.stdin.readline()  # the secondary has joined (its steps count from 0)
     for v in (3, 1, 2):
         run.log({"loss": v})
-    sys.stdin.readline()  # the secondary has joined
     run.config.update({"c0": 1}, allow_val_change=True)
 else:
     run.define_metric("acc", summary="max")
@@ -317,9 +382,15 @@ def test_a_secondary_keeps_what_the_primary_of_a_shared_run_defined(store_dir: P
     assert sorted(m["name"] for m in doc["metrics"]) == ["acc", "loss"]
     assert doc["summary_user_keys"] == ["best"]
     assert doc["summary_counts"] == {"loss": 3}
+    summary = json.loads((run_dir(store_dir) / "summary.json").read_text())
+    history = rows(store_dir)
+    assert sorted(r["_step"] for r in history) == [0, 0, 1, 2]
+    for key in ("_step", "_runtime", "_timestamp"):  # the secondary, last to write, is behind
+        assert summary[key] == max(r[key] for r in history), key
     run = wbtool.init(id="ddp2", resume="allow", settings={"quiet": True, "console": "off"})
     assert dict(run.config) == {"c0": 1, "c1": 0}
     run.log({"loss": 0, "best": 9})
+    assert run.summary["_step"] == 3  # after the highest step, not after the last row's
     assert run.summary["loss"] == {"min": 0, "mean": 1.5}
     assert run.summary["best"] == 1
     run.finish()

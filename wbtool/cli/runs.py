@@ -775,9 +775,10 @@ def system(
         seen: dict[str, None] = {}
         for row in iter_rows(path):
             seen.update(dict.fromkeys(row))
-        cols = ["_timestamp", "_runtime", *sorted(k for k in seen if not k.startswith("_"))]
+        cols = ["_timestamp", "_runtime", *(["_label"] if "_label" in seen else []),
+                *sorted(k for k in seen if not k.startswith("_"))]
     else:
-        cols = ["_timestamp", "_runtime", *wanted]
+        cols = ["_timestamp", "_runtime", *(["_label"] if _labelled(path) else []), *wanted]
         present: set[str] = set()
         for row in iter_rows(path):
             present.update(row)
@@ -788,7 +789,8 @@ def system(
             raise UsageError(f"run {run.id} recorded no system metric {', '.join(missing)}")
     with _stdout_guard():
         if fmt == "jsonl":
-            _write_jsonl(_system_rows(iter_rows(path), cols if wanted else None))
+            _write_jsonl(_system_rows(iter_rows(path), cols if wanted else None,
+                                      len(cols) - len(wanted or ())))
             return
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(cols)
@@ -796,14 +798,27 @@ def system(
             writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
 
 
-def _system_rows(rows: Iterable[dict[str, Any]], cols: list[str] | None
+def _labelled(path: os.PathLike[str]) -> bool:
+    """Whether a system.jsonl holds samples with a ``_label`` (those of the
+    processes of a shared run), without parsing it."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(b'"_label":') >= 0
+    except (OSError, ValueError):  # missing or empty
+        return False
+
+
+def _system_rows(rows: Iterable[dict[str, Any]], cols: list[str] | None, fixed: int = 2
                  ) -> Iterator[tuple[bytes, list[dict[str, Any]]]]:
-    """Samples in batches for :func:`_write_jsonl`; with ``cols`` (the first two
-    are the times), only those holding a metric of them, reduced to them."""
+    """Samples in batches for :func:`_write_jsonl`; with ``cols`` (the first
+    ``fixed`` are the times and the label), only those holding a metric of
+    them, reduced to them."""
     batch: list[dict[str, Any]] = []
     for row in rows:
         if cols is not None:
-            if not any(k in row for k in cols[2:]):
+            if not any(k in row for k in cols[fixed:]):
                 continue
             row = {k: row[k] for k in cols if k in row}
         batch.append(row)

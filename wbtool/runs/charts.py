@@ -81,19 +81,26 @@ def chart_history(path: Any, width: int = CHART_WIDTH) -> dict[str, Series]:
     nan = math.nan
     for block in iter_chunks(path):
         rows: list[dict[str, Any]] = [r for r in parse_block(block) if type(r) is dict]
-        for k in set().union(*rows):
-            if k[:1] == "_":
-                continue
-            # finite floats (v - v is NaN for NaN, ±inf and a missing key) and the ints
-            # a float can hold; no bools
-            vals = [v for r in rows
-                    if (type(v := r.get(k, nan)) is float and v - v == 0)
-                    or (type(v) is int and -FLOAT_MAX <= v <= FLOAT_MAX)]
-            if vals:
-                s = series.get(k)
-                if s is None:
-                    s = series[k] = Series(width)
-                s.feed(vals)
+        groups: dict[str, list[dict[str, Any]]] = {"": rows}
+        if b'"_label":' in block:  # samples of the processes of a shared run: one line each
+            groups = {}
+            for r in rows:
+                groups.setdefault(str(r.get("_label") or ""), []).append(r)
+        for label, members in groups.items():
+            for k in set().union(*members):
+                if k[:1] == "_":
+                    continue
+                # finite floats (v - v is NaN for NaN, ±inf and a missing key) and the
+                # ints a float can hold; no bools
+                vals = [v for r in members
+                        if (type(v := r.get(k, nan)) is float and v - v == 0)
+                        or (type(v) is int and -FLOAT_MAX <= v <= FLOAT_MAX)]
+                if vals:
+                    name = f"{k} ({label})" if label else k
+                    s = series.get(name)
+                    if s is None:
+                        s = series[name] = Series(width)
+                    s.feed(vals)
     return series
 
 

@@ -210,15 +210,19 @@ class RunFolder:
             os.close(fd)
 
     def merge_json(self, path: Path, updates: dict[str, Any], *, drop: Iterable[str] = (),
-                   fsync: bool = False) -> dict[str, Any]:
+                   highest: Iterable[str] = (), fsync: bool = False) -> dict[str, Any]:
         """``{**on_disk, **updates}`` less the keys in ``drop``, written back;
-        the caller holds :meth:`lock`."""
+        of the keys in ``highest``, the larger number of the two stays. The
+        caller holds :meth:`lock`."""
         doc = self.read_json(path, {})
         if not isinstance(doc, dict):
             doc = {}
         for key in drop:
             doc.pop(key, None)
+        kept = {k: doc[k] for k in highest
+                if _number(doc.get(k)) and _number(updates.get(k)) and doc[k] > updates[k]}
         doc.update(updates)
+        doc.update(kept)
         self.write_json(path, doc, fsync=fsync)
         return doc
 
@@ -272,3 +276,7 @@ class RunFolder:
         from wbtool.runs.history import iter_rows
 
         return list(iter_rows(self.events))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

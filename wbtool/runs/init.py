@@ -160,7 +160,9 @@ def _program() -> str | None:
 
 
 def _last_step(folder: RunFolder) -> int:
-    """The step after the last committed row (0 for an empty history)."""
+    """The step after the highest of the last committed rows (0 for an empty
+    history): the processes of a shared run count their steps apart, so the
+    last row written need not hold the highest."""
     try:
         with open(folder.history, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -172,19 +174,23 @@ def _last_step(folder: RunFolder) -> int:
     import json
 
     lines = tail.split(b"\n")
-    for line in reversed(lines[:-1] if not tail.endswith(b"\n") else lines):
+    if size > 65536:
+        del lines[0]  # a row's end
+    highest = -1
+    for line in lines[:-1] if not tail.endswith(b"\n") else lines:
         try:
             row = json.loads(line)
         except ValueError:
             continue
         if isinstance(row, dict) and isinstance(row.get("_step"), int):
-            return int(row["_step"]) + 1
+            highest = max(highest, row["_step"])
+    if highest >= 0:
+        return highest + 1
     if size > 65536:  # a very long last line: scan the whole file
-        last = -1
         for row in iter_rows(folder.history):
             if isinstance(row.get("_step"), int):
-                last = row["_step"]
-        return last + 1
+                highest = max(highest, row["_step"])
+        return highest + 1
     return 0
 
 
@@ -211,8 +217,10 @@ def _attach_target(settings: Settings) -> str | None:
     return run_id if run_id and settings.run_id == run_id else None
 
 
-# How long a secondary process of a shared run waits for its primary to start it.
+# How long a secondary process of a shared run waits for its primary to start
+# it, and, once the run is seen ended, for its primary to start it again.
 SHARED_WAIT_SECONDS = 120.0
+SHARED_ENDED_SECONDS = 10.0
 
 
 def _await_primary(runs_dir: Any, run_id: str | None) -> str:
@@ -223,11 +231,23 @@ def _await_primary(runs_dir: Any, run_id: str | None) -> str:
                          "pass the same id= in every process")
     folder = RunFolder(runs_dir / run_id)
     deadline = time.monotonic() + SHARED_WAIT_SECONDS
+    ended_at: float | None = None
     while True:
         doc = folder.read_run()
-        if doc is not None and effective_state(doc) in ("running", "preempting"):
+        state = None if doc is None else effective_state(doc)
+        if state in ("running", "preempting"):
             return run_id
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if state is None:
+            ended_at = None
+        elif ended_at is None:  # ended: a primary resuming it starts it again soon
+            ended_at = now
+        elif now - ended_at >= SHARED_ENDED_SECONDS:
+            raise ConflictError(f"shared run {run_id} has ended ({state}) and no primary "
+                                f"process started it again within {SHARED_ENDED_SECONDS:g} s: "
+                                "start the primary with resume='allow' to go on with it, or "
+                                "use a new id")
+        if now >= deadline:
             break
         time.sleep(0.05)
     raise NotFoundError(what=f"shared run (its primary process did not start it within "
@@ -275,8 +295,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     attach = None if command is not None else _attach_target(settings)
     if attach is not None and not RunFolder(runs_dir / attach).exists():
         attach = None
-    if attach is None and command is None and settings.mode == "shared" \
-            and not settings.x_primary:
+    secondary = attach is None and command is None and settings.mode == "shared" \
+        and not settings.x_primary
+    if secondary:
         attach = _await_primary(runs_dir, run_id)
 
     if attach is not None:
@@ -447,7 +468,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         raise
     if attach is None:
         run._event({"type": "state", "state": "running", "resumed": resumed})
-    _start_services(run, settings)
+    _start_services(run, settings, secondary=secondary)
     if command is not None:
         return run
     current.add(run, make_current=make_current)
@@ -523,7 +544,7 @@ def _auto_resume_candidate(ctx: Any, project: str) -> str | None:
     return None
 
 
-def _start_services(run: Run, settings: Settings) -> None:
+def _start_services(run: Run, settings: Settings, *, secondary: bool = False) -> None:
     folder = run._folder
     assert folder is not None
     if not settings.x_disable_meta and run._shared != "attached":
@@ -541,8 +562,10 @@ def _start_services(run: Run, settings: Settings) -> None:
         except Exception as e:
             run._console = None
             run._warn("console", f"console capture is off: {e}")
-    if run._shared in (None, "primary"):  # a launcher samples its command; a joiner not
-        run._start_stats()
+    if run._shared in (None, "primary"):  # a launcher samples its command
+        run._start_stats(label=settings.x_label)
+    elif secondary:  # of a shared run: it samples its own process
+        run._start_stats(label=settings.x_label or f"{hostname()}:{os.getpid()}")
     if settings.save_code and not settings.disable_code:
         from wbtool.runs import files
 

@@ -39,6 +39,9 @@ FLUSH_SECONDS = 1.0
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+# The keys every history row carries. In a summary that processes of a shared
+# run write together, the highest of each stays (their steps count apart).
+ROW_TIMES = ("_step", "_runtime", "_timestamp")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
 _SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
@@ -443,7 +446,7 @@ class Run:
         else:
             with folder.lock():
                 folder.merge_json(folder.summary, self._summary.changes(),
-                                  drop=self._summary.take_deleted())
+                                  drop=self._summary.take_deleted(), highest=ROW_TIMES)
 
     def _write_config(self) -> None:
         folder = self._folder
@@ -529,7 +532,8 @@ class Run:
                 self._doc = doc = disk
                 if summary:
                     summary_doc = folder.merge_json(folder.summary, summary_doc or {},
-                                                    drop=self._summary.take_deleted())
+                                                    drop=self._summary.take_deleted(),
+                                                    highest=ROW_TIMES)
                 if config:
                     config_doc = self._merge_config()
         catalog.put(self._ctx.store.index, doc, summary_doc, config_doc)
@@ -694,8 +698,11 @@ class Run:
                 env={**os.environ, "WBTOOL_DIR": str(ctx.store.path.resolve())},
             )
 
-    def _start_stats(self, pid: int | None = None, *, tree: bool | None = None) -> None:
-        """Sample system metrics of ``pid`` (default: this process) into system.jsonl."""
+    def _start_stats(self, pid: int | None = None, *, tree: bool | None = None,
+                     label: str | None = None) -> None:
+        """Sample system metrics of ``pid`` (default: this process) into
+        system.jsonl; with ``label``, each sample says so in ``_label`` (the
+        processes of a shared run sample into one file)."""
         settings = self._settings
         if self._folder is None or settings.x_disable_stats or self._sampler is not None:
             return
@@ -711,9 +718,16 @@ class Run:
             self._warn("stats", message)
             self._event({"type": "warning", "message": message})
 
-        self._sampler = Sampler([], self._system.append,
-                                interval=float(settings.x_stats_sampling_interval),
-                                started=self._start_time - self._runtime_offset, warn=warn)
+        emit = self._system.append
+        if label is not None:
+            append = emit
+
+            def emit(row: dict[str, Any]) -> None:
+                row["_label"] = label
+                append(row)
+
+        self._sampler = Sampler([], emit, interval=float(settings.x_stats_sampling_interval),
+                                started=self._t0_wall, warn=warn)
         self._sampler.start(find=lambda: probe_all(values, target, warn))
 
     def _collect_metadata(self) -> None:
