@@ -134,7 +134,7 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool pull")
-            opts="--all-runs --help --jobs --json --project --remote --run -R -h -j -p -r"
+            opts="--all-projects --all-runs --help --jobs --json --project --remote --run -R -h -j -p -r"
             value_opts="--jobs --project --remote --run -R -j -p -r"
             takes_args=1
             ;;

@@ -313,6 +313,7 @@ complete -c wbtool -n '__wbtool_at log' -l step -x -d 'Log to this step (it must
 complete -c wbtool -n '__wbtool_at log' -l summary -d 'Set summary values instead.'
 
 # wbtool pull
+complete -c wbtool -n '__wbtool_at pull' -l all-projects -d 'Pull every project on the remote: all its artifacts (with --all-runs, only and all its runs), as sync pushes every project.'
 complete -c wbtool -n '__wbtool_at pull' -l all-runs -d 'Pull every run of the project.'
 complete -c wbtool -n '__wbtool_at pull' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at pull' -s j -l jobs -x -d 'Transfers at once.'

@@ -312,3 +312,30 @@ def test_corrupt_remote_object_is_not_stored(stores: tuple[Store, Store], tmp_pa
     res = b("artifact", "info", "data", code=4)
     assert "refused" in res.err and "does not match its digest" in res.err
     assert not (objects / digest[:2] / digest[2:]).exists()
+
+
+def test_pull_all_projects_takes_what_sync_pushed_of_every_project(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """``sync`` pushes every project; ``pull --all-projects`` brings them all
+    back: their artifacts, or with --all-runs their runs."""
+    a, b = stores
+    src = make_tree(tmp_path / "src", {"x.txt": b"x\n"})
+    for project in ("p1", "p2"):
+        a("artifact", "log", f"{project}/data", str(src), "--type", "dataset")
+        a("run", "-p", project, "--id", f"run-{project}", "--no-stats", "-q", "--",
+          sys.executable, "-c", "print('hi')")
+    remote = backend.open()
+    remote.write("projects/bad name/x.txt", b"x")  # no project: passed over with a warning
+    assert a.result("sync")["runs_sent"] == 2
+
+    is_usage = b("pull", "--all-projects", "data", code=2)
+    assert "--all-projects" in is_usage.err
+    b("pull", "--all-projects", "-p", "p1", code=2)
+    got = b.result("pull", "--all-projects")
+    assert got["versions_pulled"] == 2 and got["runs_pulled"] == 0
+    assert any("bad name" in w for w in got["warnings"])
+    for project in ("p1", "p2"):
+        assert b.result("artifact", "info", f"{project}/data:v0")["version"] == "v0"
+    runs = b.result("pull", "--all-projects", "--all-runs")
+    assert sorted(runs["runs"]) == ["run-p1", "run-p2"] and runs["versions_pulled"] == 0
+    assert [r["id"] for r in b.result("runs", "list", "-p", "p2")] == ["run-p2"]

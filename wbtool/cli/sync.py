@@ -98,32 +98,50 @@ def pull(
                                       "plus any NAME given."),
     all_runs: bool = typer.Option(False, "--all-runs", help="Pull every run of the "
                                   "project."),
+    all_projects: bool = typer.Option(False, "--all-projects", help="Pull every project on "
+                                      "the remote: all its artifacts (with --all-runs, only "
+                                      "and all its runs), as sync pushes every project."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fetch artifact versions (or runs) from a remote, checking every path and byte."""
-    from wbtool.errors import ConflictError, VerificationError
+    from wbtool.errors import ConflictError, UsageError, VerificationError
     from wbtool.names import split_ref
     from wbtool.remote import pull as pull_service
     from wbtool.remote import runsync
     from wbtool.runs.ids import validate_id
 
+    if all_projects and (refs or run_ids or project is not None):
+        raise UsageError("--all-projects pulls whole projects: it takes no NAME, --run or "
+                         "--project")
     for run_id in run_ids:
         validate_id(run_id)  # bad input: refused before the remote is contacted
-    ctx = _ctx(project, need_project=True)
+    ctx = _ctx(project, need_project=not all_projects)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
     for ref in refs or []:
         proj, name, version = split_ref(ref)
         targets.append((proj or ctx.project, name, version))
     want_runs = bool(run_ids) or all_runs
+    projects = [ctx.project]
+    warnings: list[str] = []
+    if all_projects:
+        projects, warnings = _remote_projects(target)
     if not targets and not want_runs:
-        targets.append((ctx.project, None, None))
+        targets += [(proj, None, None) for proj in projects]
     with output.progress(f"pulling from {target.url}") as cb:
         res = pull_service.pull(ctx.registry, target, targets, jobs=jobs, progress=cb)
+    res.warnings[:0] = warnings
     got = runsync.RunPullResult()
     if want_runs:
-        got = runsync.pull_runs(ctx.store.path, ctx.store.index, target, ctx.project,
-                                None if all_runs else run_ids)
+        for proj in projects:
+            one = runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj,
+                                    None if all_runs else run_ids)
+            got.runs_pulled += one.runs_pulled
+            got.bytes_received += one.bytes_received
+            got.runs += one.runs
+            got.warnings += one.warnings
+            got.refused += one.refused
+            got.conflicts += one.conflicts
     res.refused.extend(got.refused)
     res.warnings.extend(got.warnings)
     for w in res.warnings:
@@ -152,6 +170,17 @@ def pull(
         raise ConflictError(got.conflicts[0]["reason"]
                             + (f" (and {len(got.conflicts) - 1} more run(s))"
                                if len(got.conflicts) > 1 else ""))
+
+
+def _remote_projects(remote: Any) -> tuple[list[str], list[str]]:
+    """The projects on ``remote`` (folders under ``projects/``), and a warning
+    for each folder there whose name is no project name."""
+    from wbtool.remote.records import ignored_warning, is_valid_name
+
+    names = remote.list_folders("projects")
+    stray = [n for n in names if not is_valid_name(n)]
+    return ([n for n in names if is_valid_name(n)],
+            [ignored_warning(remote.display(f"projects/{n}/")) for n in stray])
 
 
 def gc(
