@@ -164,11 +164,15 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool runs")
-            cmds="delete export history list logs show system"
+            cmds="delete diff export history list logs show system"
             opts="--help -h"
             ;;
         "wbtool runs delete")
             opts="--force --help --json --yes -h -y"
+            takes_args=1
+            ;;
+        "wbtool runs diff")
+            opts="--all --help --json -a -h"
             takes_args=1
             ;;
         "wbtool runs export")

@@ -20,7 +20,7 @@ function __wbtool_subcommands
         case 'remote'
             printf '%s\n' add default list remove
         case 'runs'
-            printf '%s\n' delete export history list logs show system
+            printf '%s\n' delete diff export history list logs show system
         case 'settings'
             printf '%s\n' show
     end
@@ -128,7 +128,7 @@ complete -c wbtool -n '__wbtool_at' -f -a log -d 'Log KEY=VALUE pairs to a run\'
 complete -c wbtool -n '__wbtool_at' -f -a pull -d 'Fetch artifact versions (or runs) from a remote, checking every path and byte.'
 complete -c wbtool -n '__wbtool_at' -f -a remote -d 'Remotes: S3, GCS or Azure URLs or shared folders that runs and artifacts sync to.'
 complete -c wbtool -n '__wbtool_at' -f -a run -d 'Run CMD as a tracked run: console, exit state and metadata are recorded.'
-complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, history, logs, system, export, delete.'
+complete -c wbtool -n '__wbtool_at' -f -a runs -d 'Tracked runs: list, show, diff, history, logs, system, export, delete.'
 complete -c wbtool -n '__wbtool_at' -f -a settings -d 'Inspect the effective settings.'
 complete -c wbtool -n '__wbtool_at' -f -a sync -d 'Push artifact versions and runs to a remote: only what it lacks, run.json last.'
 complete -c wbtool -n '__wbtool_at' -s h -l help -d 'Show this message and exit.'
@@ -373,6 +373,7 @@ complete -c wbtool -n '__wbtool_at run' -l tag -r -d 'A tag; repeat for more.'
 # wbtool runs
 complete -c wbtool -n '__wbtool_at runs' -f
 complete -c wbtool -n '__wbtool_at runs' -f -a delete -d 'Delete runs: their folders and index rows (artifacts they logged are kept).'
+complete -c wbtool -n '__wbtool_at runs' -f -a diff -d 'What differs between two runs: config, summary, state, program, host and git.'
 complete -c wbtool -n '__wbtool_at runs' -f -a export -d 'One row per run for spreadsheets and pandas: id, name, state, project, group, tags, created_at, runtime, then config.KEY and summary.KEY columns.'
 complete -c wbtool -n '__wbtool_at runs' -f -a history -d 'Stream a run\'s history (one row per step) to stdout.'
 complete -c wbtool -n '__wbtool_at runs' -f -a list -d 'List runs, newest first, from the store\'s index (run folders are not opened).'
@@ -386,6 +387,11 @@ complete -c wbtool -n '__wbtool_at runs delete' -l force -d 'Delete runs that ar
 complete -c wbtool -n '__wbtool_at runs delete' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs delete' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at runs delete' -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal).'
+
+# wbtool runs diff
+complete -c wbtool -n '__wbtool_at runs diff' -s a -l all -d 'Also list what is the same.'
+complete -c wbtool -n '__wbtool_at runs diff' -s h -l help -d 'Show this message and exit.'
+complete -c wbtool -n '__wbtool_at runs diff' -l json -d 'Print a JSON document instead of text.'
 
 # wbtool runs export
 complete -c wbtool -n '__wbtool_at runs export' -f

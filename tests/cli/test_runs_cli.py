@@ -390,3 +390,30 @@ def test_a_killed_run_reads_as_crashed(cli: Cli, store_dir: Path) -> None:
     assert cli("runs", "list", "--state", "crashed", check=True).out.startswith(run_id)
     assert envelope(cli("runs", "show", run_id, "--json"), "runs show")["state"] == "crashed"
     cli("runs", "delete", run_id, "--yes", check=True)
+
+
+def test_diff_lists_what_differs_between_two_runs(cli: Cli, store_dir: Path) -> None:
+    a = make_run(config={"lr": 0.1, "opt": {"name": "adam", "beta": 0.9}, "seed": 1,
+                         "flag": 1, "gone": float("nan")}, steps=2)
+    b = wbtool.init(project="p", settings=QUIET, config={
+        "lr": 0.01, "opt": {"name": "adam"}, "seed": 1.0, "flag": True, "gone": float("nan"),
+        "new": "x"})
+    b.log({"loss": 0.25, "acc": 0.1, "phase": "train"})
+    b.finish(exit_code=2)
+    out = cli("runs", "diff", a.id, f"p/{b.id}", check=True).out
+    assert [ln.split("\t") for ln in out.splitlines()] == [
+        ["state", "finished", "failed"], ["exit_code", "0", "2"],
+        ["config.flag", "1", "True"],  # True is not 1
+        ["config.lr", "0.1", "0.01"], ["config.new", "", "x"], ["config.opt.beta", "0.9", ""],
+        ["summary.loss", "0.5", "0.25"]]
+    doc = envelope(cli("runs", "diff", a.id, b.id, "--json"), "runs diff")
+    assert (doc["a"], doc["b"]) == (a.id, b.id)
+    keys = {d["key"]: d for d in doc["keys"]}
+    assert keys["config.new"] == {"key": "config.new", "b": "x", "same": False}
+    assert keys["summary.loss"] == {"key": "summary.loss", "a": 0.5, "b": 0.25, "same": False}
+    every = envelope(cli("runs", "diff", a.id, b.id, "--all", "--json"), "runs diff")["keys"]
+    same = {d["key"] for d in every if d["same"]}
+    assert {"config.seed", "config.gone", "config.opt.name", "summary.acc",
+            "summary.phase"} <= same  # 1 equals 1.0, NaN equals NaN
+    assert cli("runs", "diff", a.id, a.id, check=True).out == "no differences\n"
+    is_error(cli("runs", "diff", a.id, "nope"), 3, "nope")

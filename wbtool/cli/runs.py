@@ -15,7 +15,7 @@ import typer
 from wbtool.cli import output
 from wbtool.runs.charts import NUMBERS, chart_history, parse_block, sparkline
 
-app = typer.Typer(help="Tracked runs: list, show, history, logs, system, export, delete.",
+app = typer.Typer(help="Tracked runs: list, show, diff, history, logs, system, export, delete.",
                   no_args_is_help=True)
 
 ProjectOpt = typer.Option(None, "--project", "-p", help="Project (default: the settings' "
@@ -827,3 +827,88 @@ def _system_rows(rows: Iterable[dict[str, Any]], cols: list[str] | None, fixed: 
             batch = []
     if batch:
         yield b"", batch
+
+
+# -- diff ---------------------------------------------------------------------------------
+
+# What ``runs diff`` compares besides config and summary: the run record's
+# fields, then the metadata that says what ran where.
+DIFF_FIELDS = ("state", "exit_code", "group", "job_type", "tags", "host", "program")
+DIFF_METADATA = ("python", "git_commit", "git_branch", "git_dirty")
+
+
+def _diff_values(run: Any) -> dict[str, Any]:
+    """A run as one flat mapping: its record's fields and metadata by name,
+    ``config.KEY`` and ``summary.KEY`` (nested keys dotted; no ``_`` summary keys)."""
+    rec = run.record
+    meta = run.metadata
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    out: dict[str, Any] = {}
+    for key in DIFF_FIELDS:
+        value = rec.get(key)
+        if key == "program":
+            value = value or meta.get("program")
+        elif key == "host":
+            value = value or meta.get("host")
+        if value is not None:
+            out[key] = value
+    for key in DIFF_METADATA:
+        value = git.get(key[4:]) if key.startswith("git_") else meta.get(key)
+        if value is not None:
+            out[key] = value
+    out.update(_flatten(run.config, "config.", {}))
+    out.update((k, v) for k, v in _flatten(run.summary, "summary.", {}).items()
+               if not k.startswith("summary._"))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as values: NaN equals NaN, 1 equals 1.0, and True is not 1."""
+    if type(a) is float and type(b) is float and a != a and b != b:
+        return True
+    if type(a) is bool or type(b) is bool:
+        return a is b
+    return bool(a == b)
+
+
+@app.command()
+def diff(
+    run_a: str = typer.Argument(..., metavar="A", help="Run ID (or project/ID)."),
+    run_b: str = typer.Argument(..., metavar="B", help="Run ID (or project/ID)."),
+    show_all: bool = typer.Option(False, "--all", "-a", help="Also list what is the same."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What differs between two runs: config, summary, state, program, host and git.
+
+    One row per key (config.KEY, summary.KEY, or a field of the run), with each
+    run's value; a blank cell is a key the run does not have.
+    """
+    ctx = _ctx(None)
+    a, b = _get_run(ctx, run_a), _get_run(ctx, run_b)
+    va, vb = _diff_values(a), _diff_values(b)
+    order = {k: i for i, k in enumerate((*DIFF_FIELDS, *DIFF_METADATA))}
+    section = {"config": 1, "summary": 2}
+    keys = sorted({*va, *vb}, key=lambda k: (section.get(k.partition(".")[0], 0),
+                                           order.get(k, 0), k))
+    rows = [(k, k in va, k in vb) for k in keys]
+    if not show_all:
+        rows = [(k, ia, ib) for k, ia, ib in rows if not (ia and ib and _same(va[k], vb[k]))]
+    if as_json:
+        output.emit_json("runs diff", {
+            "a": a.id, "b": b.id,
+            "keys": [{"key": k, **({"a": va[k]} if ia else {}), **({"b": vb[k]} if ib else {}),
+                      "same": ia and ib and _same(va[k], vb[k])} for k, ia, ib in rows]})
+        return
+    if not rows:
+        output.line("no differences")
+        return
+
+    def shown(value: Any) -> str:
+        if isinstance(value, float):
+            return repr(value)  # every digit: two values a diff tells apart look apart
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return ", ".join(value)
+        return str(_cell(value))
+
+    output.table(["key", a.id, b.id], [[k, shown(va[k]) if ia else None,
+                                        shown(vb[k]) if ib else None] for k, ia, ib in rows])
