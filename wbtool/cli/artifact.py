@@ -136,13 +136,13 @@ def status(
                 f"{len(d.manifest)} file(s), {output.human_size(d.manifest.size)}")
         changes = _draft_changes(ctx, d)
         if changes is None:
-            lines = [f"  {p}" for p in sorted(d.manifest.entries)]
+            lines = [f"  {output.cell(p)}" for p in sorted(d.manifest.entries)]
         else:
             added, removed, changed = changes
             base = (d.based.version if d.based else None) or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
-            lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
+            lines = [f"  {mark} {output.cell(p)}" for mark, paths in (("+", added), ("-", removed),
                                                          ("M", changed)) for p in paths]
         output.line(head)
         if d.based is not None and (newest := _latest_label(ctx, d)) != d.based.version:
@@ -329,7 +329,7 @@ def info(
         output.line(f"  metadata: {json.dumps(rec.metadata, sort_keys=True)}")
     if files and manifest is not None:
         for e in manifest:
-            output.line(f"  {e.path}\t{output.human_size(e.size)}")
+            output.line(f"  {output.cell(e.path)}\t{output.human_size(e.size)}")
 
 
 @app.command()
@@ -444,7 +444,7 @@ def diff(
         return
     for mark, paths in (("+", added), ("-", removed), ("M", changed)):
         for p in paths:
-            output.line(f"{mark} {p}")
+            output.line(f"{mark} {output.cell(p)}")
     if not (added or removed or changed):
         output.line("no differences")
 
