@@ -142,8 +142,9 @@ def status(
             base = (d.based.version if d.based else None) or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
-            lines = [f"  {mark} {output.cell(p)}" for mark, paths in (("+", added), ("-", removed),
-                                                         ("M", changed)) for p in paths]
+            lines = [f"  {mark} {output.cell(p)}"
+                     for mark, paths in (("+", added), ("-", removed), ("M", changed))
+                     for p in paths]
         output.line(head)
         if d.based is not None and (newest := _latest_label(ctx, d)) != d.based.version:
             output.line(f"  the latest version is now {newest or 'none'}: 'wbtool artifact log' "
