@@ -151,6 +151,16 @@ def _unreadable_settings(kind: str, tmp_path: Path) -> tuple[dict[str, str], str
         (tmp_path / "other.yaml").symlink_to(path)
         path.symlink_to(tmp_path / "other.yaml")
         return env, f"cannot read settings file {path}: its symbolic links form a loop"
+    if kind == "broken symlink":  # a link to a file moved or not made yet
+        path.symlink_to(tmp_path / "moved.yaml")
+        return env, (f"settings file {path} is a broken symbolic link "
+                     f"(to {tmp_path / 'moved.yaml'})")
+    if kind == "broken symlink folder":  # ~/.config/wbtool linked to dotfiles not there
+        (tmp_path / "config").symlink_to("dotfiles", target_is_directory=True)
+        path = tmp_path / "config" / "s.yaml"
+        return ({"WBTOOL_SETTINGS_SYSTEM": str(path)},
+                f"cannot read settings file {path}: {tmp_path / 'config'} is a broken "
+                "symbolic link (to dotfiles)")
     if kind == "pipe":
         os.mkfifo(path)
         return env, f"settings file {path} is not a regular file"
@@ -158,8 +168,8 @@ def _unreadable_settings(kind: str, tmp_path: Path) -> tuple[dict[str, str], str
     return env, f"settings file {path} is not a mapping of setting: value"
 
 
-@pytest.mark.parametrize("kind", ["store under a file", "folder", "symlink loop", "pipe",
-                                  "list"])
+@pytest.mark.parametrize("kind", ["store under a file", "folder", "symlink loop",
+                                  "broken symlink", "broken symlink folder", "pipe", "list"])
 @pytest.mark.parametrize("argv", [["runs", "list"], ["settings", "show"],
                                   ["artifact", "log", "ds", "data"]])
 def test_a_settings_file_that_cannot_be_read_says_why(
@@ -174,6 +184,32 @@ def test_a_settings_file_that_cannot_be_read_says_why(
         assert (tmp_path / "afile").read_text() == "mine"
     with pytest.raises(SettingsError, match=re.escape(words)):
         load(environ={**os.environ, **env})
+
+
+@pytest.mark.parametrize("argv", [["runs", "list"], ["settings", "show"],
+                                  ["artifact", "log", "ds", "data"]])
+def test_a_workspace_settings_file_or_store_that_is_a_broken_link_says_so(
+    cli: Cli, tmp_path: Path, store_dir: Path, argv: list[str]
+) -> None:
+    """A store's settings file, or the store itself, linked to what is not
+    there (yet) is refused in words rather than read as no settings, or as no
+    store: whoever made the link expects what it leads to to apply."""
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    store_dir.mkdir(parents=True)
+    path = store_dir / "settings.yaml"
+    path.symlink_to("../shared/settings.yaml")
+    res = cli(*argv)
+    assert (res.code, res.err) == (2, f"wbtool: error: settings file {path} is a broken "
+                                      "symbolic link (to ../shared/settings.yaml)\n")
+    assert sorted(os.listdir(store_dir)) == ["settings.yaml"]
+    path.unlink()
+    store_dir.rmdir()
+    store_dir.symlink_to(tmp_path / "unmounted" / ".wbtool", target_is_directory=True)
+    res = cli(*argv)
+    assert (res.code, res.err) == (
+        2, f"wbtool: error: the wbtool store {store_dir} (from WBTOOL_DIR) is a broken "
+           f"symbolic link (to {tmp_path / 'unmounted' / '.wbtool'})\n")
+    assert not (tmp_path / "unmounted").exists()
 
 
 def test_a_settings_file_this_user_may_not_read_says_so(cli: Cli, tmp_path: Path,

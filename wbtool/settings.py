@@ -474,7 +474,9 @@ def system_settings_path(environ: Mapping[str, str]) -> Path:
 
 def _read_file(path: Path) -> dict[str, Any]:
     """The settings in the YAML file ``path``; none where it does not exist.
-    What keeps it from being read is said in words, naming the file."""
+    What keeps it from being read is said in words, naming the file: a
+    symbolic link that leads nowhere, in its place or in place of one of its
+    folders, too, since whoever made it expects the file to apply."""
     import stat
 
     from wbtool import yamltext
@@ -482,7 +484,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return {}
+        return _absent(path)
     except OSError as e:
         raise _unreadable(path, e) from None
     if stat.S_ISDIR(mode):
@@ -492,7 +494,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         doc = yamltext.load_file(path)
     except FileNotFoundError:  # removed in between
-        return {}
+        return _absent(path)
     except OSError as e:
         raise _unreadable(path, e) from None
     except ValueError as e:
@@ -502,6 +504,36 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise _file_error(path, "is not a mapping of setting: value")
     return doc
+
+
+def _absent(path: Path) -> dict[str, Any]:
+    """No settings, for a file that is not there; refused where a broken
+    symbolic link stands in its place or in place of one of its folders."""
+    broken = _broken_link(path)
+    if broken is None:
+        return {}
+    link, target = broken
+    if link == path:
+        raise _file_error(path, f"is a broken symbolic link (to {target})")
+    reason = f"{link} is a broken symbolic link (to {target})"
+    raise SettingsError(f"cannot read settings file {path}: {reason}", name=str(path),
+                        reason=reason)
+
+
+def _broken_link(path: Path) -> tuple[Path, str] | None:
+    """The symbolic link that leads nowhere in place of ``path`` or of one of
+    its folders, and what it points to; None where ``path`` is simply absent
+    (or there). Only called for a path found missing: it stops at the first
+    folder up that exists."""
+    for p in (path, *path.parents):
+        if os.path.exists(p):
+            return None
+        if os.path.islink(p):
+            try:
+                return p, os.readlink(p)
+            except OSError:  # removed or replaced in between
+                return None
+    return None
 
 
 def _file_error(path: Path, problem: str) -> SettingsError:
@@ -564,6 +596,13 @@ def load(
         from wbtool.errors import UsageError
 
         raise UsageError(f"the wbtool store {store_dir} (from {found}) is a file, not a folder")
+    if not store_dir.exists() and (broken := _broken_link(store_dir)) is not None:
+        from wbtool.errors import UsageError
+
+        link, target = broken
+        where = "" if link == store_dir else f": {link}"
+        raise UsageError(f"the wbtool store {store_dir} (from {found}){where} is a broken "
+                         f"symbolic link (to {target})")
     workspace = store_dir / "settings.yaml"
     settings.update_from_dict(_read_file(workspace), f"workspace file {workspace}")
     for name, value in from_env.items():

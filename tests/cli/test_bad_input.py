@@ -38,6 +38,7 @@ def test_an_empty_or_invalid_project_is_a_usage_error(
     ["runs", "list"],
     ["runs", "export"],
     ["pull"],
+    ["sync"],
     ["run", "--", sys.executable, "-c", ""],
 ])
 @pytest.mark.parametrize("project", ["a b", "a/b", "p\x1b"])
@@ -61,6 +62,51 @@ def test_an_invalid_project_from_the_settings_is_a_usage_error(
     is_error(cli(*argv, env=env), 2, "invalid project name", where)
     assert not (store_dir / "index.db").exists() and not (store_dir / "runs").exists()
     assert cli("runs", "list", "--project", "p", env=env, check=True).out == ""
+
+
+def _invalid_project(store_dir: Path, source: str) -> tuple[dict[str, str], str]:
+    """The environment that sets the project ``a b`` from ``source``, and
+    the words that name where it was set."""
+    if source == "env":
+        return {"WBTOOL_PROJECT": "a b"}, "set by env WBTOOL_PROJECT"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    (store_dir / "settings.yaml").write_text("project: a b\n")
+    return {}, f"set by workspace file {store_dir / 'settings.yaml'}"
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_settings_show_shows_an_invalid_project_with_a_warning(
+    cli: Cli, store_dir: Path, source: str
+) -> None:
+    """``settings show`` is where to find where a project was set, so it
+    still shows it (exit 0), with one warning on stderr that it is refused."""
+    env, where = _invalid_project(store_dir, source)
+    for argv in (["settings", "show"], ["settings", "show", "project", "--json"]):
+        res = cli(*argv, env=env)
+        assert res.code == 0
+        lines = res.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("wbtool: warning: invalid project name "
+                                                       "'a b'"), res.err
+        assert where in lines[0] and "refuse" in lines[0]
+    res = cli("settings", "show", "project", env=env)
+    assert res.out == f"project\t'a b'\t{where.removeprefix('set by ')}\n"
+    assert cli("settings", "show", "quiet", env=env).err == ""
+    assert cli("settings", "show", "project", env={"WBTOOL_PROJECT": "ok"}).err == ""
+
+
+@pytest.mark.parametrize("argv", [["gc"], ["artifact", "cache", "gc"]])
+def test_gc_collects_every_project_whatever_project_is_set(
+    cli: Cli, store_dir: Path, argv: list[str]
+) -> None:
+    """Objects are shared by every project, so collecting them never reads
+    the settings' project: an invalid one does not keep space from being
+    freed (the commands that work in a project refuse it)."""
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    cli("artifact", "log", "ds", "data", "--type", "dataset", check=True)
+    env, _where = _invalid_project(store_dir, "env")
+    res = cli(*argv, "--grace", "0", env=env)
+    assert (res.code, res.err) == (0, ""), res.err
+    assert res.out.startswith("removed 0 object(s)")
 
 
 # the entry point's fast path reads "--project"; "-qp" (grouped) is left to click

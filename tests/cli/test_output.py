@@ -34,8 +34,9 @@ def test_output_into_a_closed_pipe_exits_quietly(cli: Cli, tmp_path: Path,
 
 
 def test_a_table_on_a_terminal_shows_brackets_as_they_are(cli: Cli) -> None:
-    """Names are text, not rich markup: "[/b]x" once crashed ``runs list``."""
-    for name in ("[/b]x", "[red]y"):
+    """Names are text, not rich markup: "[/b]x" once crashed ``runs list``.
+    An escape sequence in one is shown escaped, not sent to the terminal."""
+    for name in ("[/b]x", "[red]y", "z\x1b[31m"):
         cli("run", "--name", name, "--", sys.executable, "-c", "", check=True)
     leader, follower = os.openpty()
     try:
@@ -56,3 +57,61 @@ def test_a_table_on_a_terminal_shows_brackets_as_they_are(cli: Cli) -> None:
     finally:
         os.close(leader)
     assert b"[/b]x" in shown and b"[red]y" in shown
+    assert b"z\\x1b[31m" in shown and b"z\x1b" not in shown
+
+
+
+# A tab, a newline and an escape sequence: each would split or colour a plain line.
+ODD = "a\tb\nc\x1b[31m"
+ODD_SHOWN = "a\\tb\\nc\\x1b[31m"
+
+
+def test_runs_list_keeps_each_run_on_one_line(cli: Cli) -> None:
+    """A run's name holding control characters (``wbtool run --name`` or
+    ``wbtool.init(name=)``) is shown escaped in the plain listing, one line a
+    run with the same columns in each, and exactly as it is with ``--json``."""
+    import wbtool
+
+    cli("run", "--name", ODD, "--group", ODD, "--job-type", ODD, "--notes", ODD, "--",
+        sys.executable, "-c", "", check=True)
+    run = wbtool.init(project="uncategorized", name=ODD, group=ODD, job_type=ODD, notes=ODD,
+                      settings=wbtool.Settings(quiet=True, console="off"))
+    run.finish()
+    cli("run", "--name", "plain", "--", sys.executable, "-c", "", check=True)
+    lines = cli("runs", "list", check=True).out.splitlines()
+    assert len(lines) == 3
+    assert {len(line.split("\t")) for line in lines} == {6}
+    assert sorted(line.split("\t")[1] for line in lines) == sorted([ODD_SHOWN] * 2 + ["plain"])
+    listed = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert sorted(r["name"] for r in listed) == sorted([ODD, ODD, "plain"])
+    assert [r["group"] for r in listed if r["name"] == ODD] == [ODD, ODD]
+
+
+def test_artifact_listings_keep_each_path_on_one_line(cli: Cli, tmp_path: Path) -> None:
+    """A file whose name holds control characters is one escaped line in
+    ``artifact status``, ``diff`` and ``info --files``; exact in ``--json``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ODD).write_bytes(b"1")
+    (data / "plain").write_bytes(b"2")
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    (data / ODD).write_bytes(b"3")
+    cli("artifact", "add", "ds", str(data), check=True)
+    assert cli("artifact", "status", check=True).out.splitlines()[1:] == [
+        f"  {ODD_SHOWN}", "  plain"]
+    cli("artifact", "log", "ds", check=True)
+    assert cli("artifact", "diff", "ds:v0", "ds:v1", check=True).out == f"M {ODD_SHOWN}\n"
+    files = cli("artifact", "info", "ds:v1", "--files", check=True).out.splitlines()
+    assert files[-2:] == [f"  {ODD_SHOWN}\t1 B", "  plain\t1 B"]
+    doc = cli("artifact", "info", "ds:v1", "--files", "--json", check=True).json()
+    assert sorted(f["path"] for f in doc["result"]["files"]) == [ODD, "plain"]  # type: ignore[index]
+
+
+def test_remote_listings_keep_each_remote_on_one_line(cli: Cli, tmp_path: Path) -> None:
+    url = str(tmp_path / "remote") + ODD
+    shown = url.replace(ODD, ODD_SHOWN)
+    cli("remote", "add", "team", url, "--default", check=True)
+    assert cli("remote", "list", check=True).out == f"team\t{shown}\t*\t\n"
+    assert cli("remote", "default", check=True).out == f"team\t{shown}\n"
+    listed = cli("remote", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert [r["url"] for r in listed] == [url]

@@ -136,14 +136,15 @@ def status(
                 f"{len(d.manifest)} file(s), {output.human_size(d.manifest.size)}")
         changes = _draft_changes(ctx, d)
         if changes is None:
-            lines = [f"  {p}" for p in sorted(d.manifest.entries)]
+            lines = [f"  {output.cell(p)}" for p in sorted(d.manifest.entries)]
         else:
             added, removed, changed = changes
             base = (d.based.version if d.based else None) or "no version"
             head += (f", on top of {base}: {len(added)} added, "
                      f"{len(changed)} changed, {len(removed)} removed")
-            lines = [f"  {mark} {p}" for mark, paths in (("+", added), ("-", removed),
-                                                         ("M", changed)) for p in paths]
+            lines = [f"  {mark} {output.cell(p)}"
+                     for mark, paths in (("+", added), ("-", removed), ("M", changed))
+                     for p in paths]
         output.line(head)
         if d.based is not None and (newest := _latest_label(ctx, d)) != d.based.version:
             output.line(f"  the latest version is now {newest or 'none'}: 'wbtool artifact log' "
@@ -329,7 +330,7 @@ def info(
         output.line(f"  metadata: {json.dumps(rec.metadata, sort_keys=True)}")
     if files and manifest is not None:
         for e in manifest:
-            output.line(f"  {e.path}\t{output.human_size(e.size)}")
+            output.line(f"  {output.cell(e.path)}\t{output.human_size(e.size)}")
 
 
 @app.command()
@@ -444,7 +445,7 @@ def diff(
         return
     for mark, paths in (("+", added), ("-", removed), ("M", changed)):
         for p in paths:
-            output.line(f"{mark} {p}")
+            output.line(f"{mark} {output.cell(p)}")
     if not (added or removed or changed):
         output.line("no differences")
 

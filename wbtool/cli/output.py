@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from wbtool.cli.failure import printable
 from wbtool.units import human_size as human_size  # what every command prints sizes with
 
 JSON_SCHEMA = 1
@@ -104,13 +105,20 @@ def note(text: str, *, as_is: bool = False) -> None:
     characters in it (from a path, a remote's record) are shown escaped unless
     ``as_is`` says the caller already made it safe to show."""
     if not as_is:
-        from wbtool.cli.failure import printable
-
         text = printable(text)
     sys.stderr.write(text + "\n")
 
 
+def cell(value: Any) -> str:
+    """A value as a table shows it: None as nothing, and control characters
+    (a tab or newline in a run's name, an escape sequence in a path) as their
+    escapes, so that each row stays one line of the right columns in a pipe
+    and nothing in it drives a terminal. ``--json`` keeps values exact."""
+    return "" if value is None else printable(str(value))
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """Rows as a rich table on a terminal, else as tab-separated lines, one a row."""
     if is_tty():
         from rich.console import Console
         from rich.table import Table
@@ -120,11 +128,11 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
         for c in columns:
             t.add_column(c)
         for r in rows:  # Text: a name such as "[red]x" is shown as it is, not as markup
-            t.add_row(*(Text("" if v is None else str(v)) for v in r))
+            t.add_row(*(Text(cell(v)) for v in r))
         Console().print(t)
         return
     for r in rows:
-        line("\t".join("" if v is None else str(v) for v in r))
+        line("\t".join(map(cell, r)))
 
 
 @contextlib.contextmanager

@@ -136,4 +136,4 @@ def default(
     elif name is not None:
         output.line(f"default remote is now {spec.name} ({spec.url})")
     else:
-        output.line(f"{spec.name}\t{spec.url}")
+        output.line(f"{spec.name}\t{output.cell(spec.url)}")

@@ -241,7 +241,7 @@ def list_(
 
 
 def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    rows = [[output.cell(v) for v in r] for r in rows]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in [columns, *rows]]

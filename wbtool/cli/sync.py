@@ -55,7 +55,9 @@ def sync(
 
     for run_id in run_ids or []:
         validate_id(run_id)  # bad input: refused before the remote is contacted
-    ctx = _ctx(project)
+    # An invalid project in the settings is refused as pull refuses it, though
+    # sync sends every project by default: whoever set it meant to work in it.
+    ctx = _ctx(project, need_project=True)
     target = _open(ctx, remote, create=True)
     registry = ctx.registry
     if not artifacts:
@@ -197,7 +199,7 @@ def gc(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete objects that no version references: in the local store, or on a remote."""
-    ctx = _ctx(None)
+    ctx = _ctx(None)  # every project's: the settings' project plays no part, so is not checked
     if remote is None:
         from wbtool.artifacts.gc import DEFAULT_GRACE_SECONDS
         from wbtool.cli.artifact import local_gc
