@@ -87,6 +87,24 @@ def test_runs_list_keeps_each_run_on_one_line(cli: Cli) -> None:
     assert [r["group"] for r in listed if r["name"] == ODD] == [ODD, ODD]
 
 
+def test_runs_show_escapes_names_and_indents_the_lines_of_notes(cli: Cli) -> None:
+    import wbtool
+
+    run = wbtool.init(project="uncategorized", name=ODD, group=ODD, notes="first\nsecond\x1b",
+                      config={ODD: 1}, settings=wbtool.Settings(quiet=True, console="off"))
+    run.log({ODD: 0.5})
+    run.finish()
+    out = cli("runs", "show", run.id, check=True).out
+    assert "\x1b[" not in out and "\t" not in out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{run.id}  {ODD_SHOWN}  (uncategorized, finished)")
+    assert f"  group: {ODD_SHOWN}" in lines
+    at = lines.index("  notes: first")
+    assert lines[at + 1] == "    second\\x1b"
+    assert f"  {ODD_SHOWN}: 1" in lines and f"  {ODD_SHOWN}: 0.5" in lines
+    assert any(line.startswith(f"  {ODD_SHOWN}  ") for line in lines)  # its chart
+
+
 def test_artifact_listings_keep_each_path_on_one_line(cli: Cli, tmp_path: Path) -> None:
     """A file whose name holds control characters is one escaped line in
     ``artifact status``, ``diff`` and ``info --files``; exact in ``--json``."""
@@ -110,7 +128,8 @@ def test_artifact_listings_keep_each_path_on_one_line(cli: Cli, tmp_path: Path) 
 def test_remote_listings_keep_each_remote_on_one_line(cli: Cli, tmp_path: Path) -> None:
     url = str(tmp_path / "remote") + ODD
     shown = url.replace(ODD, ODD_SHOWN)
-    cli("remote", "add", "team", url, "--default", check=True)
+    added = cli("remote", "add", "team", url, "--default", check=True).out
+    assert added == f"added remote team at {shown} (default)\n"
     assert cli("remote", "list", check=True).out == f"team\t{shown}\t*\t\n"
     assert cli("remote", "default", check=True).out == f"team\t{shown}\n"
     listed = cli("remote", "list", "--json", check=True).json()["result"]  # type: ignore[index]

@@ -53,7 +53,8 @@ def add(
     if as_json:
         output.emit_json("remote add", spec.to_json())
         return
-    output.line(f"added remote {spec.name} at {spec.url}" + (" (default)" if spec.default else ""))
+    output.line(f"added remote {spec.name} at {output.cell(spec.url)}"
+                + (" (default)" if spec.default else ""))
 
 
 def _note_missing_folder(url: str) -> None:
@@ -110,7 +111,7 @@ def remove(
     if as_json:
         output.emit_json("remote remove", spec.to_json())
         return
-    output.line(f"removed remote {spec.name} ({spec.url})")
+    output.line(f"removed remote {spec.name} ({output.cell(spec.url)})")
 
 
 @app.command()
@@ -134,6 +135,6 @@ def default(
     if spec is None:
         output.note("no default remote: set one with `wbtool remote default NAME`")
     elif name is not None:
-        output.line(f"default remote is now {spec.name} ({spec.url})")
+        output.line(f"default remote is now {spec.name} ({output.cell(spec.url)})")
     else:
         output.line(f"{spec.name}\t{output.cell(spec.url)}")

@@ -329,7 +329,8 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
         output.emit_json("runs show", doc)
         return
     out = output.line
-    out(f"{doc['id']}  {doc['name'] or ''}  ({doc['project']}, {doc['state']})")
+    cell = output.cell  # names, notes, keys and paths: control characters escaped
+    out(f"{cell(doc['id'])}  {cell(doc['name'])}  ({cell(doc['project'])}, {doc['state']})")
     for key in ("group", "job_type", "tags", "notes", "created_at", "runtime", "exit_code",
                 "host", "program"):
         value = doc[key]
@@ -337,8 +338,13 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
             value = human_duration(value)
         elif key == "tags":
             value = ", ".join(value)
-        if value not in (None, "", []):
-            out(f"  {key.replace('_', ' ')}: {value}")
+        if value in (None, "", []):
+            continue
+        if key == "notes":  # its lines, each indented under the first
+            value = "\n    ".join(cell(ln) for ln in str(value).splitlines())
+        else:
+            value = cell(value)
+        out(f"  {key.replace('_', ' ')}: {value}")
     for title, section in (("config", doc["config"]), ("summary", doc["summary"])):
         flat = _flatten(section, "", {})
         if title == "summary":
@@ -346,28 +352,31 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
         if flat:
             out(f"{title}:")
             for k in sorted(flat):
-                out(f"  {k}: {_num(flat[k]) if _is_number(flat[k]) else _cell(flat[k])}")
+                v = flat[k]
+                out(f"  {cell(k)}: {_num(v) if _is_number(v) else cell(_cell(v))}")
     meta = {k: v for k, v in doc["metadata"].items() if v is not None}
     if meta:
         out("metadata:")
         for k, v in meta.items():
-            out(f"  {k.replace('_', ' ')}: {v}")
+            out(f"  {k.replace('_', ' ')}: {cell(v)}")
     for title, key in (("files", "files"), ("artifacts used", "artifacts_used"),
                        ("artifacts logged", "artifacts_logged")):
         if doc[key]:
             out(f"{title}:")
             for item in doc[key]:
-                out(f"  {item}" if isinstance(item, str) else f"  {item['name']} ({item['type']})")
+                out(f"  {cell(item)}" if isinstance(item, str)
+                    else f"  {cell(item['name'])} ({cell(item['type'])})")
     for title, key in (("history", "charts"), ("system metrics", "system_charts")):
         charts = doc[key]
         if not charts:
             continue
         out(f"{title}:")
-        width = max(len(k) for k in charts)
+        names = {k: cell(k) for k in charts}
+        width = max(map(len, names.values()))
         lines = {k: sparkline(c["points"]) for k, c in charts.items()}
         spark_width = max(len(v) for v in lines.values())
         for k, c in charts.items():
-            out(f"  {k:<{width}}  {lines[k]:<{spark_width}}  min {_num(c['min'])}"
+            out(f"  {names[k]:<{width}}  {lines[k]:<{spark_width}}  min {_num(c['min'])}"
                 f"  max {_num(c['max'])}  last {_num(c['last'])}  ({c['count']} points)")
 
 
