@@ -212,6 +212,24 @@ def test_a_workspace_settings_file_or_store_that_is_a_broken_link_says_so(
     assert not (tmp_path / "unmounted").exists()
 
 
+def test_a_store_found_walking_up_that_is_a_broken_link_is_not_passed_by(
+        tmp_path: Path) -> None:
+    """A ``.wbtool`` link in a parent folder whose store is gone (an unmounted
+    disk) is refused, instead of a new store made in the current folder."""
+    store = tmp_path / "proj" / ".wbtool"
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    store.symlink_to(tmp_path / "unmounted", target_is_directory=True)
+    (tmp_path / "proj" / "sub" / "f").write_bytes(b"x")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WBTOOL_")}
+    for argv in (["artifact", "log", "a", "f", "--type", "data"], ["runs", "list"]):
+        res = subprocess.run([sys.executable, "-m", "wbtool", *argv], capture_output=True,
+                             text=True, cwd=tmp_path / "proj" / "sub", env=env, timeout=60)
+        assert (res.returncode, res.stderr) == (
+            2, f"wbtool: error: the wbtool store {store} (from walking up) is a broken "
+               f"symbolic link (to {tmp_path / 'unmounted'})\n")
+    assert sorted(os.listdir(tmp_path / "proj" / "sub")) == ["f"]
+
+
 def test_a_settings_file_this_user_may_not_read_says_so(cli: Cli, tmp_path: Path,
                                                          store_dir: Path) -> None:
     prefix = unprivileged()

@@ -59,6 +59,8 @@ def locate(
         candidate = folder / STORE_DIRNAME
         if (candidate / "config.yaml").is_file():
             return candidate, "walking up"
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate, "walking up"  # a store moved away: refused, not passed by
     return start / STORE_DIRNAME, "default"
 
 
