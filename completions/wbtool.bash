@@ -185,8 +185,8 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool runs list")
-            opts="--help --json --limit --project --state -h -n -p"
-            value_opts="--limit --project --state -n -p"
+            opts="--group --help --json --limit --project --sort --state --tag --where -h -n -p -w"
+            value_opts="--group --limit --project --sort --state --tag --where -n -p -w"
             ;;
         "wbtool runs logs")
             opts="--follow --help --raw -f -h"

@@ -82,7 +82,7 @@ function __wbtool_value_options
         case 'runs history'
             printf '%s\n' --format --keys --max-step --min-step -f -k
         case 'runs list'
-            printf '%s\n' --limit --project --state -n -p
+            printf '%s\n' --group --limit --project --sort --state --tag --where -n -p -w
         case 'runs system'
             printf '%s\n' --format --keys -f -k
         case 'sync'
@@ -409,11 +409,15 @@ complete -c wbtool -n '__wbtool_at runs history' -l min-step -x -d 'Only steps >
 
 # wbtool runs list
 complete -c wbtool -n '__wbtool_at runs list' -f
+complete -c wbtool -n '__wbtool_at runs list' -l group -r -d 'Only runs of this group.'
 complete -c wbtool -n '__wbtool_at runs list' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs list' -l json -d 'Print a JSON document instead of text.'
-complete -c wbtool -n '__wbtool_at runs list' -s n -l limit -x -d 'At most N runs (the newest).'
+complete -c wbtool -n '__wbtool_at runs list' -s n -l limit -x -d 'At most N runs (the first, in the order shown).'
 complete -c wbtool -n '__wbtool_at runs list' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
+complete -c wbtool -n '__wbtool_at runs list' -l sort -r -d 'Order by KEY (as in --where) instead of newest first; -KEY for the largest first. Runs without KEY come last.'
 complete -c wbtool -n '__wbtool_at runs list' -l state -r -d 'Only runs in this state: running, finished, failed, killed, crashed or preempting.'
+complete -c wbtool -n '__wbtool_at runs list' -l tag -r -d 'Only runs with this tag (repeatable: all of them).'
+complete -c wbtool -n '__wbtool_at runs list' -s w -l where -r -d 'Only runs where this holds (repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, tags, host…); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as JSON where it is JSON, else as text. E.g. \'config.lr<0.01\', \'summary.acc>=0.9\'.'
 
 # wbtool runs logs
 complete -c wbtool -n '__wbtool_at runs logs' -s f -l follow -d 'Keep printing new output while the run is live.'

@@ -417,3 +417,40 @@ def test_diff_lists_what_differs_between_two_runs(cli: Cli, store_dir: Path) -> 
             "summary.phase"} <= same  # 1 equals 1.0, NaN equals NaN
     assert cli("runs", "diff", a.id, a.id, check=True).out == "no differences\n"
     is_error(cli("runs", "diff", a.id, "nope"), 3, "nope")
+
+
+def test_list_filters_and_sorts_by_config_summary_and_fields(cli: Cli, store_dir: Path) -> None:
+    made = {}
+    for i, (lr, acc, tags, group) in enumerate([
+            (0.1, 0.8, ["a"], "g1"), (0.01, 0.9, ["a", "best"], "g1"),
+            (0.001, None, ["b"], "g2"), (0.05, float("nan"), [], None)]):
+        run = wbtool.init(project="p", name=f"run{i}", tags=tags, group=group, settings=QUIET,
+                          config={"lr": lr, "opt": "adam" if i % 2 else "sgd"})
+        run.log({"loss": i, **({"acc": acc} if acc is not None else {})})
+        run.finish()
+        made[run.id] = i
+
+    def listed(*args: str) -> list[int]:
+        doc = envelope(cli("runs", "list", *args, "--json"), "runs list")
+        return [made[r["id"]] for r in doc]
+
+    # the largest first; runs without the metric (or NaN) last, either way
+    assert listed("--sort", "-summary.acc")[:2] == [1, 0]
+    assert set(listed("--sort", "-summary.acc")[2:]) == {2, 3}
+    assert listed("--sort", "summary.acc")[:2] == [0, 1]
+    assert listed("--sort", "-summary.acc", "-n", "1") == [1]
+    assert listed("--sort", "config.lr") == [2, 1, 3, 0]
+    assert sorted(listed("--where", "config.lr<0.05")) == [1, 2]
+    assert listed("-w", "config.opt=adam", "--tag", "a") == [1]
+    assert sorted(listed("--tag", "a")) == [0, 1] and listed("--tag", "a", "--tag", "b") == []
+    assert listed("--group", "g1", "--sort", "config.lr") == [1, 0]
+    assert sorted(listed("-w", "name~run[12]")) == [1, 2]
+    assert sorted(listed("-w", "summary.acc >= 0.85")) == [1]
+    assert sorted(listed("-w", "state=finished", "-w", 'config.opt!="sgd"')) == [1, 3]
+    # the metric sorted by is a column of the plain listing, first
+    lines = cli("runs", "list", "--sort", "-summary.acc", "-n", "1", check=True).out
+    assert lines.split("\t")[-2:] == ["0.9", "1\n"]
+    for args, words in ((["-w", "lr"], "--where needs KEY OP VALUE"),
+                        (["-w", "name~("], "bad $regex"),
+                        (["--sort", "-"], "--sort needs a KEY")):
+        is_error(cli("runs", "list", *args), 2, words)

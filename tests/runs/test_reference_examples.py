@@ -169,6 +169,10 @@ def test_api_runs_filters_and_order() -> None:
     assert len(tagged) == 2
     best = api.runs("sweep", order="-summary_metrics.acc")
     assert [r.config["lr"] for r in best] == [0.001, 0.01, 0.1]
+    with wandb.init(project="sweep", config={"lr": 1.0}):  # no acc: last, either way
+        pass
+    for order in ("-summary_metrics.acc", "+summary_metrics.acc"):
+        assert api.runs("sweep", order=order)[-1].config["lr"] == 1.0
     either = api.runs("sweep", filters={"$or": [{"config.lr": 0.1},
                                                   {"summary_metrics.acc": {"$gt": 0.995}}]})
     assert sorted(r.config["lr"] for r in either) == [0.001, 0.1]

@@ -183,34 +183,61 @@ def list_(
         None, "--state", metavar="STATE", help="Only runs in this state: running, finished, "
         "failed, killed, crashed or preempting."),
     limit: int | None = typer.Option(None, "--limit", "-n", metavar="N",
-                                      help="At most N runs (the newest)."),
+                                      help="At most N runs (the first, in the order shown)."),
+    tags: list[str] = typer.Option([], "--tag", metavar="TAG",
+                                   help="Only runs with this tag (repeatable: all of them)."),
+    group: str | None = typer.Option(None, "--group", metavar="GROUP",
+                                     help="Only runs of this group."),
+    where: list[str] = typer.Option(
+        [], "--where", "-w", metavar="KEY OP VALUE", help="Only runs where this holds "
+        "(repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, "
+        "tags, host…); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as "
+        "JSON where it is JSON, else as text. E.g. 'config.lr<0.01', 'summary.acc>=0.9'."),
+    sort: str | None = typer.Option(
+        None, "--sort", metavar="[-]KEY", help="Order by KEY (as in --where) instead of "
+        "newest first; -KEY for the largest first. Runs without KEY come last."),
     as_json: bool = JsonOpt,
 ) -> None:
     """List runs, newest first, from the store's index (run folders are not opened).
 
     A run whose process died without finishing is shown as crashed; runs whose
-    folders were deleted by hand are named in a warning on stderr.
+    folders were deleted by hand are named in a warning on stderr. The best run
+    by a metric: --sort -summary.acc -n 1.
     """
     from wbtool.errors import UsageError
-    from wbtool.runs import catalog
+    from wbtool.runs import catalog, query
     from wbtool.runs.folder import STATES, effective_state
 
     if state is not None:
         _choice("--state", state, STATES)
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
+    filters = [query.parse_where(w) for w in where]
+    filters += [{"tags": t} for t in tags]
+    if group is not None:
+        filters.append({"group": group})
+    if sort is not None and not query.sort_key(sort)[0]:
+        raise UsageError(f"--sort needs a KEY, not {sort!r}")
     ctx = _ctx(project)
     proj = _project(ctx, project)
+    whole = bool(filters) or sort is not None or state is not None
     rows = [] if ctx is None else catalog.select(
-        ctx.store.index, project=proj, limit=limit if state is None else None)
+        ctx.store.index, project=proj, limit=None if whole else limit)
     kept, states = [], []
     for row in rows:
         run_state = effective_state(row.doc)
-        if state is None or run_state == state:
-            kept.append(row)
-            states.append(run_state)
-            if limit is not None and len(kept) >= limit:
-                break
+        if state is not None and run_state != state:
+            continue
+        if filters and not query.matches(_filter_doc(row, run_state), {"$and": filters}):
+            continue
+        kept.append(row)
+        states.append(run_state)
+    if sort is not None:
+        order = {id(r): s for r, s in zip(kept, states, strict=True)}
+        query.sort_runs(kept, lambda r: _filter_doc(r, order[id(r)]), sort)
+        states = [order[id(r)] for r in kept]
+    if limit is not None:
+        kept, states = kept[:limit], states[:limit]
     runs = list(zip([r.doc for r in kept], states, _summaries(kept), strict=True))
     if ctx is not None:
         _warn_missing_folders(ctx, [r.id for r in kept])
@@ -225,7 +252,12 @@ def list_(
     if not runs:
         output.note("no runs")
         return
-    metrics = _common_metrics([summ for _d, _s, summ in runs], TABLE_METRICS)
+    # The metrics asked about (--sort, --where summary.KEY) are shown, first.
+    asked = [k.partition(".")[2] for k in dict.fromkeys(
+        [*([query.sort_key(sort)[0]] if sort else []), *(next(iter(f)) for f in filters)])
+        if k.startswith(("summary.", "summary_metrics."))]
+    common = _common_metrics([summ for _d, _s, summ in runs], TABLE_METRICS)
+    metrics = [*asked, *(m for m in common if m not in asked)][:max(TABLE_METRICS, len(asked))]
     columns = ["id", "name", *(["project"] if proj is None else []), "state", "started",
                "runtime", *metrics]
     local = functools.lru_cache(maxsize=4096)(_local)  # runs started in the same minute
@@ -238,6 +270,12 @@ def list_(
             _aligned(columns, table)  # rich takes seconds to lay out thousands of rows
         else:
             output.table(columns, table)
+
+
+def _filter_doc(row: Any, state: str) -> dict[str, Any]:
+    """An index row as ``--where`` and ``--sort`` see it (as the public API's
+    filters do): the run record, its state as shown, config and summary."""
+    return {**row.doc, "state": state, "config": row.config, "summary_metrics": row.summary}
 
 
 def _aligned(columns: list[str], rows: list[list[Any]]) -> None:

@@ -263,13 +263,7 @@ def list_runs(ctx: Context, project: str | None = None,
         runs = [r for r in runs if query.matches(r._filter_doc(), filters)]
     key, descending = query.sort_key(order)
     if key != "created_at" or not descending:
-        def sort_value(r: PublicRun) -> tuple[int, Any]:
-            v = query.lookup(r._filter_doc(), key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return (0, v)
-            return (1, str(v))
-
-        runs.sort(key=sort_value, reverse=descending)
+        query.sort_runs(runs, PublicRun._filter_doc, order)
     return runs
 
 

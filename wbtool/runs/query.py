@@ -129,6 +129,58 @@ def matches(doc: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:
     return True
 
 
+# ``--where`` of ``wbtool runs list``: KEY OP VALUE, and the operator each OP is.
+_WHERE = re.compile(r"\s*([^<>=!~\s][^<>=!~]*?)\s*(==|=|!=|<=|>=|<|>|~)\s*(.*?)\s*",
+                    re.DOTALL)
+_WHERE_OPS = {"=": "$eq", "==": "$eq", "!=": "$ne", "<": "$lt", "<=": "$lte", ">": "$gt",
+              ">=": "$gte", "~": "$regex"}
+
+
+def parse_where(text: str) -> dict[str, Any]:
+    """``config.lr<0.01`` → ``{"config.lr": {"$lt": 0.01}}``: the value is read
+    as JSON where it is JSON (numbers, true, null, "quoted text", lists), else
+    taken as text; ``~`` matches a regular expression."""
+    import json
+
+    m = _WHERE.fullmatch(text)
+    if m is None:
+        raise UsageError(f"--where needs KEY OP VALUE (OP one of = != < <= > >= ~), "
+                         f"not {text!r}")
+    key, op, raw = m.groups()
+    value: Any = raw
+    if op != "~":
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            pass
+    where = {key: {_WHERE_OPS[op]: value}}
+    check(where)
+    return where
+
+
+def sort_runs(items: list[Any], doc: Callable[[Any], Mapping[str, Any]], order: str) -> None:
+    """Sort ``items`` in place by ``order`` (``"KEY"``, ``"-KEY"`` descending)
+    of ``doc(item)``: numbers by value, before anything else by its text; an
+    item without the key last either way."""
+    key, descending = sort_key(order)
+    values = {id(item): lookup(doc(item), key) for item in items}
+    missing = [i for i in items if _absent(values[id(i)])]
+    present = [i for i in items if not _absent(values[id(i)])]
+
+    def sort_value(item: Any) -> tuple[int, Any]:
+        v = values[id(item)]
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return (0, v)
+        return (1, str(v))
+
+    present.sort(key=sort_value, reverse=descending)
+    items[:] = present + missing
+
+
+def _absent(value: Any) -> bool:
+    return value is _MISSING or value is None or (type(value) is float and value != value)
+
+
 def sort_key(order: str) -> tuple[str, bool]:
     """``"-created_at"`` → ("created_at", descending)."""
     order = order.strip() or "-created_at"
