@@ -100,8 +100,11 @@ def test_a_nested_call_stops_with_the_outer_one() -> None:
 
 
 _INTERRUPTED_UPLOADS = """
-import sys, threading, time
+import os, sys, threading, time
 from wbtool.remote.pool import run_all
+
+def say(line: str) -> None:  # one write: lines from two threads never run together
+    os.write(1, (line + "\\n").encode())
 
 undo_seconds = float(sys.argv[1])
 hang = threading.Event()
@@ -113,7 +116,7 @@ def part(_: int) -> None:
 
 def undo() -> None:
     time.sleep(undo_seconds)
-    print("taken back", flush=True)
+    say("taken back")
 
 def upload(_: int) -> None:
     run_all(part, range(2), 2, undo=undo)
@@ -122,13 +125,13 @@ def started() -> None:
     for _ in range(4):
         parts.acquire()
     time.sleep(0.2)  # the main thread is waiting on its workers by now
-    print("hanging", flush=True)
+    say("hanging")
 
 threading.Thread(target=started, daemon=True).start()
 try:
     run_all(upload, range(2), 2)
 except KeyboardInterrupt:
-    print("interrupted", flush=True)
+    say("interrupted")
 """
 
 
