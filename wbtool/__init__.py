@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
+    from wbtool.media import Histogram, Image, Table
     from wbtool.runs.init import init
     from wbtool.runs.run import Run
     from wbtool.runs.toplevel import (
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
     from wbtool.settings import Settings
 
 __all__ = [
-    "Api", "Artifact", "Run", "Settings", "WbtoolError", "__version__", "alert",
+    "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
+    "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
     "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
 ]
@@ -43,6 +45,9 @@ _TOPLEVEL = "wbtool.runs.toplevel"
 _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
+    "Histogram": "wbtool.media",
+    "Image": "wbtool.media",
+    "Table": "wbtool.media",
     "Settings": "wbtool.settings",
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",

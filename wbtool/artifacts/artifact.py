@@ -40,6 +40,8 @@ from wbtool.names import (
 )
 
 DEFAULT_MAX_OBJECTS = 10_000_000
+# The "_type" of the JSON documents that get() turns back into media objects.
+MEDIA_DOCUMENTS = frozenset(("table", "image-file", "histogram"))
 
 
 def _iso(ts: float | None) -> str | None:
@@ -544,14 +546,27 @@ class Artifact:
         return self.get_entry(name)
 
     def get(self, name: str) -> Any:
-        """The JSON document stored for a media object at ``name`` (None if absent)."""
+        """The media object added at ``name``: a ``wbtool.Table``, ``Image`` or
+        ``Histogram`` for theirs, else the JSON document stored (None if absent)."""
         self._ensure_logged("get")
         for candidate in (name, *[p for p in self._manifest.entries
                                   if p.startswith(name + ".") and p.endswith(".json")]):
             entry = self._manifest.get(candidate)
             if entry is not None and entry.ref is None:
-                return json.loads(self._context().store.objects.read_bytes(entry.digest))
+                doc = json.loads(self._context().store.objects.read_bytes(entry.digest))
+                if isinstance(doc, dict) and doc.get("_type") in MEDIA_DOCUMENTS:
+                    from wbtool.media.documents import from_document
+
+                    return from_document(doc, self._read_entry)
+                return doc
         return None
+
+    def _read_entry(self, name: str) -> bytes:
+        """The bytes of a file of the artifact (stored in the store, not a reference)."""
+        entry = self._manifest.get(validate_entry_path(name))
+        if entry is None or entry.ref is not None:
+            raise EntryNotFoundError(name=name)
+        return self._context().store.objects.read_bytes(entry.digest)
 
     def get_added_local_path_name(self, local_path: str) -> str | None:
         return self._local_names.get(os.path.abspath(local_path))

@@ -174,6 +174,31 @@ def _cell(v: Any) -> Any:
     return encode(v) if isinstance(v, (dict, list)) else v
 
 
+def _shown(v: Any) -> Any:
+    """:func:`_cell`, with logged media told in a few words."""
+    if isinstance(v, dict) and isinstance(v.get("_type"), str):
+        text = _media_text(v)
+        if text is not None:
+            return text
+    return _cell(v)
+
+
+def _media_text(v: dict[str, Any]) -> str | None:
+    """A line for logged media (whose JSON runs long): what it is and where its file is."""
+    kind = v["_type"]
+    where = f": {v['path']}" if isinstance(v.get("path"), str) else ""
+    if kind == "histogram" and isinstance(v.get("values"), list):
+        counts = [c for c in v["values"] if type(c) in NUMBERS]
+        return f"histogram of {_num(sum(counts))} values in {len(v['values'])} bins"
+    if kind == "image-file":
+        return f"image {v.get('width')}x{v.get('height')} {v.get('format')}{where}"
+    if kind == "images/separated":
+        return f"{v.get('count')} images {v.get('width')}x{v.get('height')} {v.get('format')}"
+    if kind == "table-file":
+        return f"table of {v.get('nrows')} rows x {v.get('ncols')} columns{where}"
+    return None
+
+
 # -- list ---------------------------------------------------------------------------------
 
 @app.command("list")
@@ -391,7 +416,7 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
             out(f"{title}:")
             for k in sorted(flat):
                 v = flat[k]
-                out(f"  {cell(k)}: {_num(v) if _is_number(v) else cell(_cell(v))}")
+                out(f"  {cell(k)}: {_num(v) if _is_number(v) else cell(_shown(v))}")
     meta = {k: v for k, v in doc["metadata"].items() if v is not None}
     if meta:
         out("metadata:")

@@ -25,7 +25,7 @@ from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import JSON_SAFE, PLAIN, flatten_into
+from wbtool.runs.values import JSON_SAFE, PLAIN, LogTarget, flatten_into
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -257,7 +257,9 @@ class Run:
         Without ``step`` each call commits a row and advances the step unless
         ``commit=False``. With ``step``, data accumulates into that step
         (``commit`` defaults to False) and a later step commits it; a step
-        lower than the current one is refused with a warning.
+        lower than the current one is refused with a warning. ``wbtool.Image``
+        and ``wbtool.Table`` values write their files into the run's ``media/``
+        folder, named by their key and step.
         """
         if step is None and commit is None and self._pending is None and type(data) is dict \
                 and not self._finished:
@@ -271,15 +273,6 @@ class Run:
             raise RunFinishedError(run_id=self.id)
         if not isinstance(data, Mapping):
             raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
-        # The whole call is checked before any of it is kept: a refused value
-        # leaves nothing behind for the next step.
-        plain = PLAIN
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if type(value) in plain and type(key) is str:
-                values[key] = value
-            else:
-                flatten_into(values, {key: value})
         if step is not None:
             try:
                 if isinstance(step, bool):
@@ -287,6 +280,19 @@ class Run:
                 step = operator.index(step)  # numpy integers too
             except TypeError:
                 raise ValueError(f"step must be an integer, not {step!r}") from None
+        # The whole call is checked before any of it is kept: a refused value
+        # leaves nothing behind for the next step.
+        plain = PLAIN
+        values: dict[str, Any] = {}
+        media = None
+        for key, value in data.items():
+            if type(value) in plain and type(key) is str:
+                values[key] = value
+            else:
+                if media is None:  # where logged images and tables write their files
+                    media = self._media_target(step)
+                flatten_into(values, {key: value}, media=media)
+        if step is not None:
             if step < self._step:
                 self._warn("step", f"tried to log to step {step}, which is lower than the "
                            f"current step {self._step}; steps must increase, so this data "
@@ -306,6 +312,13 @@ class Run:
             self._pending.update(values)
         if commit:
             self._commit()
+
+    def _media_target(self, step: int | None) -> LogTarget:
+        """Where the media of this call's row go: the run folder and the row's
+        step (none for a run that keeps nothing, or for a step to be dropped)."""
+        at = self._step if step is None else step
+        keep = self._folder is not None and at >= self._step
+        return LogTarget(str(self._folder.path) if keep and self._folder else None, at)
 
     def _commit(self) -> None:
         row = self._pending

@@ -13,7 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 PLAIN = frozenset((int, float, str, bool, type(None)))
 # Arrays up to this size are stored as lists; larger ones become histograms.
@@ -33,6 +33,15 @@ encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=Fa
 JSON_SAFE = "backslashreplace"
 
 
+class LogTarget(NamedTuple):
+    """Where the files of media logged in a row go (``wbtool.Image``,
+    ``wbtool.Table``): the run's folder (None for a run that keeps nothing:
+    the row is built, no file is written) and the step of the row."""
+
+    folder: str | None
+    step: int
+
+
 def _too_deep(key: str) -> ValueError:
     shown = key if len(key) <= 60 else key[:60] + "..."
     return ValueError(f"cannot log {shown!r}: it is nested more than {MAX_DEPTH} levels deep "
@@ -40,8 +49,11 @@ def _too_deep(key: str) -> ValueError:
 
 
 def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
-                 depth: int = 0) -> None:
-    """Copy ``data`` into ``row``: nested dicts become ``a/b`` keys."""
+                 depth: int = 0, media: Any = None) -> None:
+    """Copy ``data`` into ``row``: nested dicts become ``a/b`` keys.
+
+    ``media``: where logged media write their files, a :class:`LogTarget`
+    (or an artifact, for a table's cells); None writes none."""
     if depth > MAX_DEPTH:
         raise _too_deep(prefix.rstrip("/"))
     for key, value in data.items():
@@ -54,24 +66,19 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
         if type(value) in PLAIN:
             row[name] = value
         elif isinstance(value, Mapping):
-            flatten_into(row, value, name + "/", depth + 1)
+            flatten_into(row, value, name + "/", depth + 1, media)
         else:
-            value = _normalise(value, name, depth + 1)
+            value = _normalise(value, name, depth + 1, media)
             if type(value) is dict and "_type" not in value:  # a dataclass, a model
-                flatten_into(row, value, name + "/", depth + 1)
+                flatten_into(row, value, name + "/", depth + 1, media)
             elif value is not SKIPPED:
                 row[name] = value
 
 
 def _histogram(array: Any, key: str) -> dict[str, Any]:
-    import numpy as np
+    from wbtool.media.histogram import histogram_doc
 
-    data = np.asarray(array, dtype=float).ravel()
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        return {"_type": "histogram", "values": [], "bins": []}
-    counts, edges = np.histogram(finite, bins=HISTOGRAM_BINS)
-    return {"_type": "histogram", "values": counts.tolist(), "bins": edges.tolist()}
+    return histogram_doc(array, HISTOGRAM_BINS)
 
 
 def normalise(value: Any, key: str = "") -> Any:
@@ -79,10 +86,10 @@ def normalise(value: Any, key: str = "") -> Any:
     return _kept(_normalise(value, key, 0))
 
 
-def _normalise(value: Any, key: str, depth: int) -> Any:
+def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
     """:func:`normalise`, which returns :data:`SKIPPED` for an array it warned
     it would not keep; inside a list or dict that array becomes None, so the
-    other items keep their places."""
+    other items keep their places. ``media``: as for :func:`flatten_into`."""
     t = type(value)
     if t in PLAIN:
         return value
@@ -102,10 +109,12 @@ def _normalise(value: Any, key: str, depth: int) -> Any:
             if not isinstance(k, str):
                 raise ValueError(f"logged keys must be strings: {key}/{k!r}")
             k = str.__str__(k)
-            out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1))
+            out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1, media))
         return out
     if isinstance(value, (list, tuple)):
-        return [_kept(_normalise(v, key, depth + 1)) for v in value]
+        if value and hasattr(value[0], "_log_sequence"):  # a list of wbtool.Image
+            return value[0]._log_sequence(value, media, key)
+        return [_kept(_normalise(v, key, depth + 1, media)) for v in value]
     if isinstance(value, os.PathLike):  # argparse's type=Path, a config dataclass's paths
         return os.fsdecode(value)
     # Tensors (PyTorch, TensorFlow, JAX) → numpy without importing them.
@@ -124,6 +133,8 @@ def _normalise(value: Any, key: str, depth: int) -> Any:
         warnings.warn(f"wbtool: {key!r}: an array of {size} {value.dtype} values is too large "
                       "to log as a list; it was not logged", stacklevel=4)
         return SKIPPED
+    if hasattr(value, "_to_row"):  # wbtool.Image, wbtool.Histogram, wbtool.Table
+        return value._to_row(media, key)
     if hasattr(value, "item") and callable(value.item):  # other scalar wrappers
         return _normalise(value.item(), key, depth)
     if hasattr(value, "to_json") and callable(value.to_json):
