@@ -113,6 +113,24 @@ def test_a_closed_stdout_is_is_error(store_dir: Path) -> None:
     assert redirected(">&- 2>&-", "runs", "list").returncode == 1
 
 
+@pytest.mark.parametrize("redirect", [">&-", "2>&-"])
+def test_closed_standard_streams_take_none_of_the_run_s_files(store_dir: Path,
+                                                              redirect: str) -> None:
+    """Started with descriptor 1 or 2 closed, wbtool's own files took that
+    number (in a store that already exists; SQLite guards a new one's): the
+    command's output, copied to it, went into the run's history.jsonl."""
+    assert redirected("", "run", "-q", "--", "true").returncode == 0
+    log = " ".join(wbtool_cmd("log", "a=1"))
+    res = redirected(redirect, "run", "-q", "--id", "closed", "--", "sh", "-c",
+                     f"echo out; echo err >&2; {log}")
+    assert res.returncode == 0
+    folder = store_dir / "runs" / "closed"
+    lines = (folder / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["a"] for line in lines] == [1]
+    assert (folder / "output.log").read_text() == "out\nerr\n"
+    assert json.loads((folder / "run.json").read_text())["state"] == "finished"
+
+
 def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert res.code == 128 + signal.SIGTERM
