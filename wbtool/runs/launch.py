@@ -116,6 +116,9 @@ class Launcher:
         self._winsize: bytes | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._guard_fd: int | None = None  # the pipe's end that keeps the guard waiting
+        # False once output.log or output.raw could not be written (a full
+        # disk): the output still reaches the user, and the command goes on.
+        self._recording = True
 
     # -- the child's environment and process ------------------------------------
     def _child_env(self) -> dict[str, str]:
@@ -467,22 +470,11 @@ class Launcher:
             same = stream.lines.feed_plain(data)
             at = self._log_end - same
             stream.lines.feed_rest(data, same)
-            parts: list[bytes | memoryview]
-            if same >= SHARED_MIN:
-                # These bytes went to output.log as they came: the raw record
-                # points at them there instead of keeping a second copy, once
-                # they have left our buffer (nothing is lost if we are killed).
-                self._log.flush()
-                parts = [rawlog.log_header(now, stream.name, same, at)]
-                if same < len(data):
-                    parts += [rawlog.header(now, stream.name, len(data) - same),
-                              memoryview(data)[same:], b"\n"]
-            else:
-                parts = [rawlog.header(now, stream.name, len(data)), data, b"\n"]
-            total = sum(map(len, parts))
-            done = os.writev(self._raw.fileno(), parts)
-            if done < total:  # a short write (rare): finish the frame
-                self._raw.write(b"".join(parts)[done:])
+            if self._recording:
+                try:
+                    self._record_raw(stream.name, data, now, same, at)
+                except OSError as e:
+                    self._stop_recording(e)
             if broken:
                 # The reader of this output is gone (``wbtool run -- cmd | head``):
                 # this end of the command's pipe closes, so that its next write
@@ -491,10 +483,48 @@ class Launcher:
                 stream.ended = True
                 return False
 
+    def _record_raw(self, name: str, data: bytes, now: float, same: int, at: int) -> None:
+        """One chunk for output.raw, of which the first ``same`` bytes went to
+        output.log as they came, at ``at``."""
+        parts: list[bytes | memoryview]
+        if same >= SHARED_MIN:
+            # The raw record points at these bytes in output.log instead of
+            # keeping a second copy, once they have left our buffer (nothing
+            # is lost if we are killed).
+            self._log.flush()
+            parts = [rawlog.log_header(now, name, same, at)]
+            if same < len(data):
+                parts += [rawlog.header(now, name, len(data) - same),
+                          memoryview(data)[same:], b"\n"]
+        else:
+            parts = [rawlog.header(now, name, len(data)), data, b"\n"]
+        total = sum(map(len, parts))
+        done = os.writev(self._raw.fileno(), parts)
+        if done < total:  # a short write (rare): finish the frame
+            self._raw.write(b"".join(parts)[done:])
+
+    def _stop_recording(self, error: OSError) -> None:
+        """The console can no longer be recorded (a full disk): say so once,
+        and go on passing the output through and capturing metrics."""
+        self._recording = False
+        for f in (self._log, self._raw):
+            with contextlib.suppress(OSError):
+                f.close()  # what is still buffered is dropped: the disk refused it
+        where = f": {error.filename}" if error.filename else ""
+        assert self.run._folder is not None
+        self._say(f"WARNING the command's output is no longer recorded in "
+                  f"{self.run._folder.path} ({error.strerror or error}{where}); "
+                  "the command goes on")
+
     def _line(self, data: Chunk) -> None:
         """Lines for output.log, from either stream's line model."""
-        self._log.write(data)
-        self._log_end += len(data)
+        if self._recording:
+            try:
+                self._log.write(data)
+            except OSError as e:
+                self._stop_recording(e)
+            else:
+                self._log_end += len(data)
         if not self.capture or self.run._finished:
             return
         for line in bytes(data).decode("utf-8", "replace").splitlines():
@@ -507,13 +537,21 @@ class Launcher:
                 self.run.log(row)
 
     def _flush(self) -> None:
-        for f in (self._log, self._raw):
-            with contextlib.suppress(OSError, ValueError):
-                f.flush()
+        if not self._recording:
+            return
+        try:
+            self._log.flush()
+        except OSError as e:
+            self._stop_recording(e)
 
     def _close_logs(self) -> None:
         for stream in self._streams:
             stream.lines.flush_partial()
+        if self._recording:
+            try:
+                self._log.close()  # writes what is still buffered
+            except OSError as e:
+                self._stop_recording(e)
         for f in (self._log, self._raw):
             with contextlib.suppress(OSError):
                 f.close()
@@ -599,7 +637,13 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
                 launcher.proc.wait()
             run._finish("failed", 1)
     status = exit_status(returncode)
-    run._finish(state_for(returncode, launcher.interrupted), status)
+    try:
+        run._finish(state_for(returncode, launcher.interrupted), status)
+    except OSError as e:  # a full disk: the command's status is still what wbtool exits with
+        where = f": {e.filename}" if e.filename else ""
+        run._warn("finish", f"how the run ended could not be recorded "
+                            f"({e.strerror or e}{where})")
+        report = None  # it would read a run still running
     if report is not None:
         report(run)
     if sync:
