@@ -504,6 +504,38 @@ def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -
     assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
 
 
+def test_forked_workers_of_a_joined_program_join_the_run_too(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """Forked workers used their copy of the parent's run: each wrote the
+    parent's pending row again."""
+    child = script(tmp_path, """
+        import multiprocessing, wbtool
+
+        def work(i):
+            run = wbtool.init()
+            run.log({"worker": i})
+            run.finish()
+
+        if __name__ == "__main__":
+            run = wbtool.init()
+            run.log({"main": 1})
+            workers = [multiprocessing.get_context("fork").Process(target=work, args=(i,))
+                       for i in range(3)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            run.log({"main": 2})
+    """)
+    res = cli("run", "-q", "--", PY, child)
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert sorted(r["worker"] for r in rows if "worker" in r) == [0, 1, 2]
+    assert [r["main"] for r in rows if "main" in r] == [1, 2]
+    assert len(rows) == 5 and record(store_dir)["state"] == "finished"
+
+
 def test_a_joined_program_deletes_summary_keys(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool

@@ -127,6 +127,35 @@ time.sleep(60)
     assert effective_state(doc) == "crashed"  # … and readers see it died
 
 
+FORKED_CHILD = """
+run.log({"a": 1})
+pid = os.fork()
+if pid == 0:  # a multiprocessing worker, say, with a copy of the parent's run
+    run.log({"b": 1})
+    wbtool.log({"b": 2})
+    run.finish()
+    sys.exit(0)
+os.waitpid(pid, 0)
+print(open(os.path.join(run.settings.sync_dir, "run.json")).read())
+run.log({"a": 2})
+"""
+
+
+def test_a_forked_child_leaves_its_parent_s_run_to_the_parent(store_dir: Path) -> None:
+    """The child wrote the rows its parent had not yet written a second time,
+    with rows of its own, and its finish (or its exit) ended the run under
+    the parent."""
+    proc = child(PRELUDE + FORKED_CHILD)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["state"] == "running"  # as the parent saw it after the child
+    assert [(r["_step"], r.get("a"), r.get("b")) for r in rows(store_dir)] == [
+        (0, 1, None), (1, 2, None)]
+    assert record(store_dir)["state"] == "finished"
+    assert err.count("run.log ignored: run ") == 2 and "run.finish ignored" in err
+    assert "call wbtool.init() in this process" in err
+
+
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
     now = time.time()
     doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}

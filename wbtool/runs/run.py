@@ -93,6 +93,8 @@ class Run:
         self._start_time = float(doc["started_at"])
         self._runtime_offset = runtime_offset
         self._finished = False
+        self._pid = os.getpid()
+        self._forked = False  # a forked child's copy of its parent's run
         self._warned: dict[str, int] = {}
         self._alerts: dict[str, float] = {}
         self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
@@ -265,6 +267,9 @@ class Run:
                 self._commit()
                 return
         if self._finished:
+            if self._forked:
+                self._ignored_in_fork("run.log")
+                return
             raise RunFinishedError(run_id=self.id)
         if not isinstance(data, Mapping):
             raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
@@ -589,8 +594,26 @@ class Run:
             exit_code = exit_code.__index__()  # numpy integers
             if not 0 <= exit_code <= 255:
                 raise UsageError(f"exit_code must be an int from 0 to 255, not {exit_code}")
+        if self._forked:
+            self._ignored_in_fork("run.finish")
+            return
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
+
+    def _after_fork(self) -> None:
+        """In a forked child (a multiprocessing worker): this copy of the run
+        is its parent's, which logs to it and records how it ends. The copy
+        writes nothing: its rows not yet written would be written twice, and
+        its end would end the run under the parent."""
+        self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
+        self._forked = True
+        self._finished = True
+        self._pending = None
+
+    def _ignored_in_fork(self, call: str) -> None:
+        self._warn("fork", f"{call} ignored: run {self.id} belongs to process {self._pid}, "
+                           f"not to this one ({os.getpid()}); call wbtool.init() in this "
+                           "process to log from it")
 
     def _finish(self, state: str, exit_code: int, quiet: bool | None = None,
                 error: str | None = None) -> None:
