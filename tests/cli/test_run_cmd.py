@@ -358,6 +358,43 @@ def test_sigint_reaches_the_command(store_dir: Path, tmp_path: Path) -> None:
     assert doc["state"] == "killed" and doc["exit_code"] == 130
 
 
+def test_sigterm_reaches_the_command_while_nothing_reads_its_output(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """wbtool, blocked writing to a reader that had stopped reading, passed
+    the signal on only once that reader read again or went away."""
+    started, marker = tmp_path / "started", tmp_path / "marker"
+    child = script(tmp_path, f"""
+        import os, signal, sys
+        def on_term(signum, frame):
+            open({str(marker)!r}, "w").close()
+            os._exit(7)
+        signal.signal(signal.SIGTERM, on_term)
+        open({str(started)!r}, "w").close()
+        while True:
+            sys.stdout.write("x" * 1000 + "\\n")
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--no-stats", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        time.sleep(1)  # the pipes fill up: wbtool waits for this test to read
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the command never got SIGTERM"
+            time.sleep(0.05)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7
+    doc = record(store_dir)
+    assert doc["state"] == "killed" and doc["exit_code"] == 7
+
+
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import signal, time

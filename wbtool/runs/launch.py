@@ -332,27 +332,32 @@ class Launcher:
         return self.returncode
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
+        if signum in FORWARDED:
+            # Passed on here and now, not by the loop: the loop may be held up
+            # for as long as a reader of the output does not read.
+            self._forward(signum)
+        else:
+            self._signals.append(signum)
 
     def _handle_signals(self) -> None:
         while self._signals:
             signum = self._signals.pop(0)
-            if signum == signal.SIGCHLD:
-                continue  # _reap looks
             if signum == signal.SIGWINCH:
                 self._resize()
-                continue
-            if self.returncode is not None:
-                continue
-            if signum == signal.SIGINT:
-                now = time.monotonic()
-                if now - self._last_interrupt <= SECOND_INTERRUPT:
-                    self._kill_group(signal.SIGKILL)
-                    self._say("second interrupt: killed the command")
-                    continue
-                self._last_interrupt = now
-            self.interrupted = True
-            self._kill_group(signum)
+            # SIGCHLD: _reap looks
+
+    def _forward(self, signum: int) -> None:
+        if self.returncode is not None:
+            return
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if now - self._last_interrupt <= SECOND_INTERRUPT:
+                self._kill_group(signal.SIGKILL)
+                self._say("second interrupt: killed the command")
+                return
+            self._last_interrupt = now
+        self.interrupted = True
+        self._kill_group(signum)
 
     def _kill_group(self, signum: int) -> None:
         assert self.proc is not None
