@@ -483,7 +483,7 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
 ) -> None:
     go = tmp_path / "go"
     proc = subprocess.Popen(
-        wbtool_cmd("run", "-q", "--id", "gone", "--", "sh", "-c",
+        wbtool_cmd("run", "--id", "gone", "--", "sh", "-c",
                    f"while [ ! -e {go} ]; do sleep 0.05; done; exit 3"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -498,6 +498,7 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
         proc.kill()
     assert proc.returncode == 3, err
     assert "was deleted while it ran" in err and "Error" not in err
+    assert "None" not in err  # no end-of-run summary of a run that is gone
     assert not (store_dir / "runs" / "gone").exists()
 
 
