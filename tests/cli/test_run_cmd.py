@@ -603,6 +603,17 @@ def test_capture_metrics_from_a_shell_script(cli: Cli, store_dir: Path) -> None:
     assert bad.code == 2 and "named group" in bad.err
 
 
+def test_capture_metrics_sees_a_line_written_in_pieces(cli: Cli, store_dir: Path) -> None:
+    """A line that came in two reads reached the patterns as two lines: the
+    value was cut short (0.1 for 0.125), or the row lost."""
+    res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]+)", "--", "sh", "-c",
+              "printf 'step 1 loss=0.1'; sleep 0.3; echo 25; printf 'step 2 lo'; sleep 0.3; "
+              "echo ss=0.5; printf 'loss=0.75'")
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert [r["loss"] for r in rows] == [0.125, 0.5, 0.75]
+
+
 def test_a_captured_integer_too_long_to_convert_is_kept_as_text(
     cli: Cli, store_dir: Path
 ) -> None:

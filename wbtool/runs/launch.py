@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import selectors
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wbtool.runs import rawlog
-from wbtool.runs.terminal import Chunk, TerminalLog
+from wbtool.runs.terminal import MAX_LINE, Chunk, TerminalLog
 
 if TYPE_CHECKING:
     from wbtool.runs.run import Run
@@ -85,14 +86,18 @@ def _number(text: str) -> int | float | str:
 class _Stream:
     """One output of the child: where its bytes go, and its line model."""
 
-    def __init__(self, name: str, fd: int, out_fd: int, on_line: Callable[[Chunk], None]
-                 ) -> None:
+    def __init__(self, name: str, fd: int, out_fd: int,
+                 on_line: Callable[[_Stream, Chunk], None]) -> None:
         self.name = name
         self.fd = fd
         self.out_fd = out_fd
         self.out_ok = True
         self.ended = False  # read to its end: closed by the pumping loop
-        self.lines = TerminalLog(on_line)
+        # The line model writes a line in pieces at times (its start, then
+        # the rest with the next read): the start of the line that
+        # --capture-metrics has yet to see whole.
+        self.unfinished = b""
+        self.lines = TerminalLog(functools.partial(on_line, self))
 
 
 class Launcher:
@@ -521,7 +526,7 @@ class Launcher:
                   f"{self.run._folder.path} ({error.strerror or error}{where}); "
                   "the command goes on")
 
-    def _line(self, data: Chunk) -> None:
+    def _line(self, stream: _Stream, data: Chunk) -> None:
         """Lines for output.log, from either stream's line model."""
         if self._recording:
             try:
@@ -532,7 +537,13 @@ class Launcher:
                 self._log_end += len(data)
         if not self.capture or self.run._finished:
             return
-        for line in bytes(data).decode("utf-8", "replace").splitlines():
+        lines = (stream.unfinished + bytes(data)).split(b"\n")
+        stream.unfinished = lines.pop()
+        if len(stream.unfinished) >= MAX_LINE:  # written out in pieces, as a terminal wraps it
+            lines.append(stream.unfinished)
+            stream.unfinished = b""
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
             row: dict[str, Any] = {}
             for pattern in self.capture:
                 for m in pattern.finditer(line):
