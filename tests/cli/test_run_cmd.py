@@ -195,6 +195,24 @@ def test_a_file_that_is_not_executable_is_named_as_such(
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+def test_a_script_without_a_shebang_runs_as_a_shell_would_run_it(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    """It failed to start ("Exec format error", exit status 1), where a shell
+    runs it with /bin/sh."""
+    script = tmp_path / "work" / "train.sh"
+    script.write_text('echo "$0 got $# arguments: $*"; exit 3\n')
+    script.chmod(0o755)
+    res = cli("run", "-q", "--", "./train.sh", "a", "b c")
+    assert (res.code, res.out, res.err) == (3, "./train.sh got 2 arguments: a b c\n", "")
+    doc = record(store_dir)
+    assert doc["state"] == "failed" and doc["exit_code"] == 3
+    binary = tmp_path / "work" / "other-machine"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\0" + bytes(100))  # no shell script
+    binary.chmod(0o755)
+    res = cli("run", "-q", "--", "./other-machine")
+    assert res.code == 1 and res.err == "wbtool: error: Exec format error: ./other-machine\n"
+
+
 def test_a_store_this_user_cannot_write_is_a_store_error(
         cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     prefix = unprivileged()

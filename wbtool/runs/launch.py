@@ -211,11 +211,21 @@ class Launcher:
         self._log_end = os.fstat(self._log.fileno()).st_size  # where the next line goes
         # Unbuffered: each chunk is one writev of header, bytes and newline.
         self._raw = open(folder.path / rawlog.NAME, "ab", buffering=0)  # noqa: SIM115
+        env = self._child_env()
         try:
-            self.proc = subprocess.Popen(
-                self.command, stdout=stdout, stderr=stderr, env=self._child_env(),
-                preexec_fn=self._preexec(), close_fds=True,
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    self.command, stdout=stdout, stderr=stderr, env=env,
+                    preexec_fn=self._preexec(), close_fds=True,
+                )
+            except OSError as e:
+                script = _shell_script(self.command[0], e)
+                if script is None:
+                    raise
+                self.proc = subprocess.Popen(
+                    ["/bin/sh", script, *self.command[1:]], stdout=stdout, stderr=stderr,
+                    env=env, preexec_fn=self._preexec(), close_fds=True,
+                )
         finally:
             for fd in {stdout, stderr} - {None}:
                 os.close(fd)
@@ -575,6 +585,25 @@ class Launcher:
     def _say(self, message: str) -> None:
         with contextlib.suppress(OSError):
             os.write(2, f"wbtool: {message}\n".encode())
+
+
+def _shell_script(name: str, error: OSError) -> str | None:
+    """The path of the command that could not be started, where a shell would
+    run it as a script of its own: an executable text file without a ``#!``
+    line (what ``execvp`` and the shell do on ``ENOEXEC``)."""
+    import shutil
+
+    if error.errno != errno.ENOEXEC:
+        return None
+    path = shutil.which(name)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    return None if b"\0" in head else path  # a binary for another machine
 
 
 def state_for(returncode: int, interrupted: bool = False) -> str:
