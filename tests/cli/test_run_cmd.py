@@ -413,6 +413,34 @@ def test_sigterm_reaches_the_command_while_nothing_reads_its_output(
     assert doc["state"] == "killed" and doc["exit_code"] == 7
 
 
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2])
+def test_sigusr_reaches_the_command_and_ends_nothing(store_dir: Path, tmp_path: Path,
+                                                     signum: int) -> None:
+    """A batch system's notice (SIGUSR1 before the time limit) ended wbtool,
+    and with it the command that was to save a checkpoint."""
+    child = script(tmp_path, f"""
+        import signal, time
+        got = []
+        signal.signal({int(signum)}, lambda signum, frame: got.append(signum))
+        print("ready", flush=True)
+        while not got:
+            time.sleep(0.05)
+        print("checkpoint saved", flush=True)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (0, "checkpoint saved\n", "")
+    doc = record(store_dir)
+    assert doc["state"] == "finished" and doc["exit_code"] == 0
+
+
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import signal, time

@@ -8,15 +8,17 @@ pipes otherwise) and into the run: ``output.log`` as a terminal shows it,
 :mod:`wbtool.runs.rawlog`).
 
 Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to wbtool go to the
-child's process group; a second SIGINT within :data:`SECOND_INTERRUPT`
-seconds kills it. On a terminal the child is the foreground job, so Ctrl-C
-and Ctrl-Z reach it as if it ran alone, and when it stops wbtool stops too
-(and resumes it on ``fg``). The child dies with wbtool (a parent-death
-signal), and whatever is left of its process group when it exits is
-terminated, so nothing is orphaned. Should wbtool itself be killed (SIGKILL,
-the OOM killer), a small guard process in a session of its own sees the end
-of a pipe that only wbtool held open and kills the command's whole process
-group: the programs that the command started die too, not only the command.
+child's process group, and so do SIGUSR1 and SIGUSR2 (a batch system's "time
+is almost up", which would otherwise end wbtool and the command); a second
+SIGINT within :data:`SECOND_INTERRUPT` seconds kills it. On a terminal the
+child is the foreground job, so Ctrl-C and Ctrl-Z reach it as if it ran
+alone, and when it stops wbtool stops too (and resumes it on ``fg``). The
+child dies with wbtool (a parent-death signal), and whatever is left of its
+process group when it exits is terminated, so nothing is orphaned. Should
+wbtool itself be killed (SIGKILL, the OOM killer), a small guard process in
+a session of its own sees the end of a pipe that only wbtool held open and
+kills the command's whole process group: the programs that the command
+started die too, not only the command.
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ FLUSH_SECONDS = 1.0
 # After the command exits, how long its leftovers may keep the output open.
 DRAIN_SECONDS = 2.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# Passed on too, but they ask nothing of the command's end (a checkpoint, say).
+NOTICES = (signal.SIGUSR1, signal.SIGUSR2)
 # The guard: waits on its stdin, which only wbtool holds open; a byte means
 # wbtool ended the command's group itself, the end of the pipe (wbtool died)
 # means the group is to be killed.
 _GUARD = (
     "import os, signal, sys\n"
-    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,\n"
+    "          signal.SIGUSR1, signal.SIGUSR2):\n"
     "    signal.signal(s, signal.SIG_IGN)\n"
     "if not os.read(0, 1):\n"
     "    try:\n"
@@ -296,7 +301,7 @@ class Launcher:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        handled = (*FORWARDED, signal.SIGCHLD, signal.SIGWINCH)
+        handled = (*FORWARDED, *NOTICES, signal.SIGCHLD, signal.SIGWINCH)
         previous = {s: signal.signal(s, self._on_signal) for s in handled}
         sel = selectors.DefaultSelector()
         sel.register(wake_r, selectors.EVENT_READ, None)
@@ -347,7 +352,7 @@ class Launcher:
         return self.returncode
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if signum in FORWARDED:
+        if signum in FORWARDED or signum in NOTICES:
             # Passed on here and now, not by the loop: the loop may be held up
             # for as long as a reader of the output does not read.
             self._forward(signum)
@@ -363,6 +368,9 @@ class Launcher:
 
     def _forward(self, signum: int) -> None:
         if self.returncode is not None:
+            return
+        if signum in NOTICES:
+            self._kill_group(signum)
             return
         if signum == signal.SIGINT:
             now = time.monotonic()
