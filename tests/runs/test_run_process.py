@@ -378,6 +378,32 @@ time.sleep(60)
     assert all(math.isnan(r["nan"]) for r in got[:10])
 
 
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT])
+def test_the_encoding_helper_outlives_a_signal_to_the_whole_group(
+    store_dir: Path, signum: int
+) -> None:
+    """A signal that a launcher or a batch system sends to the whole process
+    group, and the program handles (a checkpoint on SIGUSR1), ended the
+    helper: "the history encoder stopped"."""
+    proc = child(PRELUDE + f"""
+import signal
+os.setpgid(0, 0)  # a group of its own, with the helper to come
+signal.signal({int(signum)}, lambda signum, frame: None)
+for i in range(30000):
+    run.log({{'i': i}})
+run._flush()
+time.sleep(1)  # the helper has started and set its signals
+os.killpg(0, {int(signum)})
+time.sleep(1)
+for i in range(30000, 60000):
+    run.log({{'i': i}})
+""")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "encoder" not in err
+    assert [r["i"] for r in rows(store_dir)] == list(range(60000))
+
+
 def test_offloaded_history_is_complete_and_ordered_at_finish(store_dir: Path) -> None:
     import wbtool
 
