@@ -441,6 +441,40 @@ def test_sigusr_reaches_the_command_and_ends_nothing(store_dir: Path, tmp_path: 
     assert doc["state"] == "finished" and doc["exit_code"] == 0
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_before_the_command_starts_leaves_a_killed_run(
+    store_dir: Path, tmp_path: Path, signum: int
+) -> None:
+    """wbtool died of it while it set the run up (here: waiting for a busy
+    store), and left a run that read as running, then crashed."""
+    import sqlite3
+
+    assert subprocess.run(wbtool_cmd("run", "-q", "--", "true")).returncode == 0
+    started = tmp_path / "started"
+    index = sqlite3.connect(store_dir / "index.db", isolation_level=None)
+    index.execute("BEGIN EXCLUSIVE")
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "early", "--", "touch", str(started)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (store_dir / "runs" / "early").exists():
+            assert time.monotonic() < deadline, "the run was never set up"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        time.sleep(0.3)
+        index.execute("ROLLBACK")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        index.close()
+        proc.kill()
+    assert proc.returncode == 128 + signum
+    assert "came before the command started: it was not started" in err
+    assert not started.exists()
+    doc = json.loads((store_dir / "runs" / "early" / "run.json").read_text())
+    assert doc["state"] == "killed" and doc["exit_code"] == 128 + signum
+
+
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import signal, time

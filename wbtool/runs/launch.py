@@ -53,6 +53,9 @@ DRAIN_SECONDS = 2.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Passed on too, but they ask nothing of the command's end (a checkpoint, say).
 NOTICES = (signal.SIGUSR1, signal.SIGUSR2)
+# Held from the start of ``wbtool run`` to its end: none of them may end wbtool
+# before the command has started, or while it records how the command ended.
+HELD = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, *NOTICES)
 # The guard: waits on its stdin, which only wbtool holds open; a byte means
 # wbtool ended the command's group itself, the end of the pipe (wbtool died)
 # means the group is to be killed.
@@ -108,7 +111,7 @@ class _Stream:
 class Launcher:
     def __init__(self, run: Run, command: list[str], *, console: bool = True,
                  capture: list[re.Pattern[str]] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, early: list[int] | None = None) -> None:
         self.run = run
         self.command = command
         self.console = console
@@ -118,6 +121,7 @@ class Launcher:
         self.returncode: int | None = None
         self._streams: list[_Stream] = []
         self._signals: list[int] = []
+        self._early = early if early is not None else []  # held before wait() (HELD)
         self._last_interrupt = -1e9
         self.interrupted = False  # a terminating signal was passed on to the command
         self._tty_fd: int | None = None
@@ -303,6 +307,9 @@ class Launcher:
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         handled = (*FORWARDED, *NOTICES, signal.SIGCHLD, signal.SIGWINCH)
         previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        early, self._early[:] = list(self._early), []
+        for signum in early:  # came while the command was being started
+            self._forward(signum)
         sel = selectors.DefaultSelector()
         sel.register(wake_r, selectors.EVENT_READ, None)
         for stream in self._streams:
@@ -634,7 +641,6 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
     import shutil
 
     from wbtool.errors import NotFoundError, UsageError
-    from wbtool.runs.init import launch
 
     if not command:
         raise UsageError("wbtool run needs a command: wbtool run -- python train.py")
@@ -667,8 +673,42 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
         sync = True
     if sync:
         _require_default_remote(settings)
+    early: list[int] = []
+    held = _hold_signals(early)
+    try:
+        return _launch(settings, config, command, console=console, capture=patterns,
+                       report=report, sync=sync, live=live, early=early)
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+
+
+def _hold_signals(early: list[int]) -> dict[int, Any]:
+    """Note the signals in :data:`HELD` in ``early`` instead of dying of them;
+    the handlers they had."""
+    def note(signum: int, frame: Any) -> None:
+        early.append(signum)
+
+    try:
+        return {signum: signal.signal(signum, note) for signum in HELD}
+    except ValueError:  # not the main thread, which alone takes signals
+        return {}
+
+
+def _launch(settings: dict[str, Any], config: Any, command: list[str], *, console: bool,
+            capture: list[re.Pattern[str]], report: Callable[[Run], None] | None,
+            sync: bool, live: float | None, early: list[int]) -> int:
+    from wbtool.runs.init import launch
+
     run = launch(settings, config, command)
-    launcher = Launcher(run, command, console=console, capture=patterns)
+    ending = [signum for signum in early if signum in FORWARDED]
+    if ending:  # wbtool was asked to end before the command started: it never starts
+        status = 128 + ending[0]
+        run._warn("signal", f"{signal.Signals(ending[0]).name} came before the command "
+                            "started: it was not started")
+        run._finish("killed", status)
+        return status
+    launcher = Launcher(run, command, console=console, capture=capture, early=early)
     returncode: int | None = None
     pusher = None
     try:
