@@ -94,7 +94,6 @@ class Run:
         self._runtime_offset = runtime_offset
         self._finished = False
         self._pid = os.getpid()
-        self._forked = False  # a forked child's copy of its parent's run
         self._warned: dict[str, int] = {}
         self._alerts: dict[str, float] = {}
         self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
@@ -267,9 +266,6 @@ class Run:
                 self._commit()
                 return
         if self._finished:
-            if self._forked:
-                self._ignored_in_fork("run.log")
-                return
             raise RunFinishedError(run_id=self.id)
         if not isinstance(data, Mapping):
             raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
@@ -594,26 +590,33 @@ class Run:
             exit_code = exit_code.__index__()  # numpy integers
             if not 0 <= exit_code <= 255:
                 raise UsageError(f"exit_code must be an int from 0 to 255, not {exit_code}")
-        if self._forked:
-            self._ignored_in_fork("run.finish")
-            return
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
 
     def _after_fork(self) -> None:
         """In a forked child (a multiprocessing worker): this copy of the run
         is its parent's, which logs to it and records how it ends. The copy
-        writes nothing: its rows not yet written would be written twice, and
-        its end would end the run under the parent."""
+        neither logs nor ends it: the rows it holds, not yet written, would be
+        written twice, and its end would end the run under the parent. What
+        writes straight to the store (artifacts, alerts) works as before."""
         self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
-        self._forked = True
-        self._finished = True
         self._pending = None
 
-    def _ignored_in_fork(self, call: str) -> None:
-        self._warn("fork", f"{call} ignored: run {self.id} belongs to process {self._pid}, "
-                           f"not to this one ({os.getpid()}); call wbtool.init() in this "
-                           "process to log from it")
+        def told(call: str) -> Callable[..., None]:
+            def ignored(*args: Any, **kwargs: Any) -> None:
+                self._warn("fork", f"{call} ignored: run {self.id} belongs to process "
+                                   f"{self._pid}, not to this one ({os.getpid()}); call "
+                                   "wbtool.init() in this process to log from it")
+            return ignored
+
+        def silent(*args: Any, **kwargs: Any) -> None:
+            pass
+
+        # Instance attributes: the methods stay as fast as they are for everyone else.
+        self.__dict__.update(
+            log=told("run.log"), finish=told("run.finish"),
+            mark_preempting=told("run.mark_preempting"),
+            _finish=silent, _flush=silent, _commit=silent)
 
     def _finish(self, state: str, exit_code: int, quiet: bool | None = None,
                 error: str | None = None) -> None:
