@@ -133,6 +133,7 @@ pid = os.fork()
 if pid == 0:  # a multiprocessing worker, say, with a copy of the parent's run
     run.log({"b": 1})
     wbtool.log({"b": 2})
+    run.alert("from the child", "what writes to the store still does")
     run.finish()
     sys.exit(0)
 os.waitpid(pid, 0)
@@ -154,6 +155,7 @@ def test_a_forked_child_leaves_its_parent_s_run_to_the_parent(store_dir: Path) -
     assert record(store_dir)["state"] == "finished"
     assert err.count("run.log ignored: run ") == 2 and "run.finish ignored" in err
     assert "call wbtool.init() in this process" in err
+    assert "ALERT [INFO] from the child" in err
 
 
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
