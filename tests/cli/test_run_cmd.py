@@ -475,6 +475,17 @@ def test_a_signal_before_the_command_starts_leaves_a_killed_run(
     assert doc["state"] == "killed" and doc["exit_code"] == 128 + signum
 
 
+def test_a_signal_ignored_under_nohup_stays_ignored_for_the_command(store_dir: Path) -> None:
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    res = subprocess.run(
+        wbtool_cmd("run", "-q", "--", PY, "-c",
+                   "import signal; print(signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)"),
+        capture_output=True, text=True, timeout=60, preexec_fn=nohup)
+    assert (res.returncode, res.stdout) == (0, "True\n")
+
+
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import signal, time

@@ -685,14 +685,20 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
 
 def _hold_signals(early: list[int]) -> dict[int, Any]:
     """Note the signals in :data:`HELD` in ``early`` instead of dying of them;
-    the handlers they had."""
+    the handlers they had. One that is ignored (``nohup``) stays so, and the
+    command inherits it ignored, as it would without wbtool."""
     def note(signum: int, frame: Any) -> None:
         early.append(signum)
 
-    try:
-        return {signum: signal.signal(signum, note) for signum in HELD}
-    except ValueError:  # not the main thread, which alone takes signals
-        return {}
+    held: dict[int, Any] = {}
+    for signum in HELD:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        try:
+            held[signum] = signal.signal(signum, note)
+        except ValueError:  # not the main thread, which alone takes signals
+            break
+    return held
 
 
 def _launch(settings: dict[str, Any], config: Any, command: list[str], *, console: bool,
