@@ -406,6 +406,25 @@ for i in range(30000, 60000):
     assert [r["i"] for r in rows(store_dir)] == list(range(60000))
 
 
+def test_the_encoding_helper_ends_quietly_on_a_batch_cut_short(tmp_path: Path) -> None:
+    """A parent killed while it handed a batch over left the helper to fail
+    on it with a traceback ("marshal data too short")."""
+    import marshal
+
+    from wbtool.runs.history import _ENCODER
+
+    path = tmp_path / "history.jsonl"
+    helper = subprocess.Popen([sys.executable, "-S", "-E", "-c", _ENCODER, str(path)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    whole = marshal.dumps([{"i": 0}, {"i": 1}])
+    cut = marshal.dumps([{"i": 2}, {"i": 3}])
+    frames = (len(whole).to_bytes(8, "little") + whole
+              + len(cut).to_bytes(8, "little") + cut[:len(cut) // 2])
+    _, err = helper.communicate(frames, timeout=60)
+    assert (helper.returncode, err) == (0, b"")
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"i": 0}, {"i": 1}]
+
+
 def test_offloaded_history_is_complete_and_ordered_at_finish(store_dir: Path) -> None:
     import wbtool
 

@@ -38,7 +38,10 @@ while True:
     head = inp.read(8)
     if len(head) < 8:
         break
-    body = inp.read(struct.unpack("<Q", head)[0])
+    size = struct.unpack("<Q", head)[0]
+    body = inp.read(size)
+    if len(body) < size:  # the parent died while handing this batch over
+        break
     rows = marshal.loads(body)
     view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", JSON_SAFE))
     while view:
