@@ -51,3 +51,22 @@ def test_an_index_that_fails_on_a_full_disk_says_the_disk_is_full(
     assert "free some space and try again" in res.err
     (small_disk / "filler").unlink()
     assert cli("runs", "list", env=env).out.count("\n") == 3  # nothing was lost
+
+
+def test_a_disk_that_fills_up_under_the_output_never_stops_the_command(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The command was killed, its output cut short, and wbtool exited 1
+    with the run left running when output.log filled the disk."""
+    env = {"WBTOOL_DIR": str(small_disk / ".wbtool")}
+    child = ("import sys\n"
+             "for i in range(80):\n"
+             "    print(i, 'y' * 100_000, flush=True)\n"
+             "print('the end')\n"
+             "sys.exit(4)\n")
+    res = Cli(tmp_path)("run", "--no-stats", "--", sys.executable, "-c", child, env=env)
+    assert res.code == 4, res.err
+    assert res.out.endswith("79 " + "y" * 100_000 + "\nthe end\n")
+    assert res.out.count("\n") == 81
+    assert "the command's output is no longer recorded" in res.err
+    assert "the command goes on" in res.err and "error" not in res.err.lower()

@@ -113,6 +113,24 @@ def test_a_closed_stdout_is_is_error(store_dir: Path) -> None:
     assert redirected(">&- 2>&-", "runs", "list").returncode == 1
 
 
+@pytest.mark.parametrize("redirect", [">&-", "2>&-"])
+def test_closed_standard_streams_take_none_of_the_run_s_files(store_dir: Path,
+                                                              redirect: str) -> None:
+    """Started with descriptor 1 or 2 closed, wbtool's own files took that
+    number (in a store that already exists; SQLite guards a new one's): the
+    command's output, copied to it, went into the run's history.jsonl."""
+    assert redirected("", "run", "-q", "--", "true").returncode == 0
+    log = " ".join(wbtool_cmd("log", "a=1"))
+    res = redirected(redirect, "run", "-q", "--id", "closed", "--", "sh", "-c",
+                     f"echo out; echo err >&2; {log}")
+    assert res.returncode == 0
+    folder = store_dir / "runs" / "closed"
+    lines = (folder / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["a"] for line in lines] == [1]
+    assert (folder / "output.log").read_text() == "out\nerr\n"
+    assert json.loads((folder / "run.json").read_text())["state"] == "finished"
+
+
 def test_death_by_signal_is_128_plus_n(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     assert res.code == 128 + signal.SIGTERM
@@ -175,6 +193,24 @@ def test_a_file_that_is_not_executable_is_named_as_such(
     res = cli("run", "--", "./data")
     assert res.code == 2 and res.err == "wbtool: error: cannot run ./data: it is a folder\n"
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+
+
+def test_a_script_without_a_shebang_runs_as_a_shell_would_run_it(
+        cli: Cli, tmp_path: Path, store_dir: Path) -> None:
+    """It failed to start ("Exec format error", exit status 1), where a shell
+    runs it with /bin/sh."""
+    script = tmp_path / "work" / "train.sh"
+    script.write_text('echo "$0 got $# arguments: $*"; exit 3\n')
+    script.chmod(0o755)
+    res = cli("run", "-q", "--", "./train.sh", "a", "b c")
+    assert (res.code, res.out, res.err) == (3, "./train.sh got 2 arguments: a b c\n", "")
+    doc = record(store_dir)
+    assert doc["state"] == "failed" and doc["exit_code"] == 3
+    binary = tmp_path / "work" / "other-machine"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\0" + bytes(100))  # no shell script
+    binary.chmod(0o755)
+    res = cli("run", "-q", "--", "./other-machine")
+    assert res.code == 1 and res.err == "wbtool: error: Exec format error: ./other-machine\n"
 
 
 def test_a_store_this_user_cannot_write_is_a_store_error(
@@ -340,6 +376,116 @@ def test_sigint_reaches_the_command(store_dir: Path, tmp_path: Path) -> None:
     assert doc["state"] == "killed" and doc["exit_code"] == 130
 
 
+def test_sigterm_reaches_the_command_while_nothing_reads_its_output(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    """wbtool, blocked writing to a reader that had stopped reading, passed
+    the signal on only once that reader read again or went away."""
+    started, marker = tmp_path / "started", tmp_path / "marker"
+    child = script(tmp_path, f"""
+        import os, signal, sys
+        def on_term(signum, frame):
+            open({str(marker)!r}, "w").close()
+            os._exit(7)
+        signal.signal(signal.SIGTERM, on_term)
+        open({str(started)!r}, "w").close()
+        while True:
+            sys.stdout.write("x" * 1000 + "\\n")
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--no-stats", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        time.sleep(1)  # the pipes fill up: wbtool waits for this test to read
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the command never got SIGTERM"
+            time.sleep(0.05)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 7
+    doc = record(store_dir)
+    assert doc["state"] == "killed" and doc["exit_code"] == 7
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2])
+def test_sigusr_reaches_the_command_and_ends_nothing(store_dir: Path, tmp_path: Path,
+                                                     signum: int) -> None:
+    """A batch system's notice (SIGUSR1 before the time limit) ended wbtool,
+    and with it the command that was to save a checkpoint."""
+    child = script(tmp_path, f"""
+        import signal, time
+        got = []
+        signal.signal({int(signum)}, lambda signum, frame: got.append(signum))
+        print("ready", flush=True)
+        while not got:
+            time.sleep(0.05)
+        print("checkpoint saved", flush=True)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--", PY, child), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (0, "checkpoint saved\n", "")
+    doc = record(store_dir)
+    assert doc["state"] == "finished" and doc["exit_code"] == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_before_the_command_starts_leaves_a_killed_run(
+    store_dir: Path, tmp_path: Path, signum: int
+) -> None:
+    """wbtool died of it while it set the run up (here: waiting for a busy
+    store), and left a run that read as running, then crashed."""
+    import sqlite3
+
+    assert subprocess.run(wbtool_cmd("run", "-q", "--", "true")).returncode == 0
+    started = tmp_path / "started"
+    index = sqlite3.connect(store_dir / "index.db", isolation_level=None)
+    index.execute("BEGIN EXCLUSIVE")
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "early", "--", "touch", str(started)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (store_dir / "runs" / "early").exists():
+            assert time.monotonic() < deadline, "the run was never set up"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        time.sleep(0.3)
+        index.execute("ROLLBACK")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        index.close()
+        proc.kill()
+    assert proc.returncode == 128 + signum
+    assert "came before the command started: it was not started" in err
+    assert not started.exists()
+    doc = json.loads((store_dir / "runs" / "early" / "run.json").read_text())
+    assert doc["state"] == "killed" and doc["exit_code"] == 128 + signum
+
+
+def test_a_signal_ignored_under_nohup_stays_ignored_for_the_command(store_dir: Path) -> None:
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    res = subprocess.run(
+        wbtool_cmd("run", "-q", "--", PY, "-c",
+                   "import signal; print(signal.getsignal(signal.SIGHUP) == signal.SIG_IGN)"),
+        capture_output=True, text=True, timeout=60, preexec_fn=nohup)
+    assert (res.returncode, res.stdout) == (0, "True\n")
+
+
 def test_second_sigint_kills_a_stubborn_command(store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import signal, time
@@ -428,7 +574,7 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
 ) -> None:
     go = tmp_path / "go"
     proc = subprocess.Popen(
-        wbtool_cmd("run", "-q", "--id", "gone", "--", "sh", "-c",
+        wbtool_cmd("run", "--id", "gone", "--", "sh", "-c",
                    f"while [ ! -e {go} ]; do sleep 0.05; done; exit 3"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -443,6 +589,7 @@ def test_a_run_deleted_while_it_runs_keeps_the_command_status(
         proc.kill()
     assert proc.returncode == 3, err
     assert "was deleted while it ran" in err and "Error" not in err
+    assert "None" not in err  # no end-of-run summary of a run that is gone
     assert not (store_dir / "runs" / "gone").exists()
 
 
@@ -486,6 +633,38 @@ def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -
     assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
 
 
+def test_forked_workers_of_a_joined_program_join_the_run_too(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """Forked workers used their copy of the parent's run: each wrote the
+    parent's pending row again."""
+    child = script(tmp_path, """
+        import multiprocessing, wbtool
+
+        def work(i):
+            run = wbtool.init()
+            run.log({"worker": i})
+            run.finish()
+
+        if __name__ == "__main__":
+            run = wbtool.init()
+            run.log({"main": 1})
+            workers = [multiprocessing.get_context("fork").Process(target=work, args=(i,))
+                       for i in range(3)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            run.log({"main": 2})
+    """)
+    res = cli("run", "-q", "--", PY, child)
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert sorted(r["worker"] for r in rows if "worker" in r) == [0, 1, 2]
+    assert [r["main"] for r in rows if "main" in r] == [1, 2]
+    assert len(rows) == 5 and record(store_dir)["state"] == "finished"
+
+
 def test_a_joined_program_deletes_summary_keys(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool
@@ -513,6 +692,17 @@ def test_capture_metrics_from_a_shell_script(cli: Cli, store_dir: Path) -> None:
     assert [(r["epoch"], r["loss"]) for r in rows] == [(1, 0.1), (2, 0.2), (3, 0.3)]
     bad = cli("run", "--capture-metrics", "no groups", "--", "true")
     assert bad.code == 2 and "named group" in bad.err
+
+
+def test_capture_metrics_sees_a_line_written_in_pieces(cli: Cli, store_dir: Path) -> None:
+    """A line that came in two reads reached the patterns as two lines: the
+    value was cut short (0.1 for 0.125), or the row lost."""
+    res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]+)", "--", "sh", "-c",
+              "printf 'step 1 loss=0.1'; sleep 0.3; echo 25; printf 'step 2 lo'; sleep 0.3; "
+              "echo ss=0.5; printf 'loss=0.75'")
+    assert res.code == 0, res.err
+    rows = list(iter_rows(only_run(store_dir) / "history.jsonl"))
+    assert [r["loss"] for r in rows] == [0.125, 0.5, 0.75]
 
 
 def test_a_captured_integer_too_long_to_convert_is_kept_as_text(

@@ -127,6 +127,37 @@ time.sleep(60)
     assert effective_state(doc) == "crashed"  # … and readers see it died
 
 
+FORKED_CHILD = """
+run.log({"a": 1})
+pid = os.fork()
+if pid == 0:  # a multiprocessing worker, say, with a copy of the parent's run
+    run.log({"b": 1})
+    wbtool.log({"b": 2})
+    run.alert("from the child", "what writes to the store still does")
+    run.finish()
+    sys.exit(0)
+os.waitpid(pid, 0)
+print(open(os.path.join(run.settings.sync_dir, "run.json")).read())
+run.log({"a": 2})
+"""
+
+
+def test_a_forked_child_leaves_its_parent_s_run_to_the_parent(store_dir: Path) -> None:
+    """The child wrote the rows its parent had not yet written a second time,
+    with rows of its own, and its finish (or its exit) ended the run under
+    the parent."""
+    proc = child(PRELUDE + FORKED_CHILD)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["state"] == "running"  # as the parent saw it after the child
+    assert [(r["_step"], r.get("a"), r.get("b")) for r in rows(store_dir)] == [
+        (0, 1, None), (1, 2, None)]
+    assert record(store_dir)["state"] == "finished"
+    assert err.count("run.log ignored: run ") == 2 and "run.finish ignored" in err
+    assert "call wbtool.init() in this process" in err
+    assert "ALERT [INFO] from the child" in err
+
+
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
     now = time.time()
     doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}
@@ -418,6 +449,51 @@ time.sleep(60)
         time.sleep(0.2)
     assert [r["i"] for r in got] == list(range(60000))
     assert all(math.isnan(r["nan"]) for r in got[:10])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT])
+def test_the_encoding_helper_outlives_a_signal_to_the_whole_group(
+    store_dir: Path, signum: int
+) -> None:
+    """A signal that a launcher or a batch system sends to the whole process
+    group, and the program handles (a checkpoint on SIGUSR1), ended the
+    helper: "the history encoder stopped"."""
+    proc = child(PRELUDE + f"""
+import signal
+os.setpgid(0, 0)  # a group of its own, with the helper to come
+signal.signal({int(signum)}, lambda signum, frame: None)
+for i in range(30000):
+    run.log({{'i': i}})
+run._flush()
+time.sleep(1)  # the helper has started and set its signals
+os.killpg(0, {int(signum)})
+time.sleep(1)
+for i in range(30000, 60000):
+    run.log({{'i': i}})
+""")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "encoder" not in err
+    assert [r["i"] for r in rows(store_dir)] == list(range(60000))
+
+
+def test_the_encoding_helper_ends_quietly_on_a_batch_cut_short(tmp_path: Path) -> None:
+    """A parent killed while it handed a batch over left the helper to fail
+    on it with a traceback ("marshal data too short")."""
+    import marshal
+
+    from wbtool.runs.history import _ENCODER
+
+    path = tmp_path / "history.jsonl"
+    helper = subprocess.Popen([sys.executable, "-S", "-E", "-c", _ENCODER, str(path)],
+                              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    whole = marshal.dumps([{"i": 0}, {"i": 1}])
+    cut = marshal.dumps([{"i": 2}, {"i": 3}])
+    frames = (len(whole).to_bytes(8, "little") + whole
+              + len(cut).to_bytes(8, "little") + cut[:len(cut) // 2])
+    _, err = helper.communicate(frames, timeout=60)
+    assert (helper.returncode, err) == (0, b"")
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"i": 0}, {"i": 1}]
 
 
 def test_offloaded_history_is_complete_and_ordered_at_finish(store_dir: Path) -> None:

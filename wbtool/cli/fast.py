@@ -274,7 +274,24 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _hold_closed_descriptors() -> None:
+    """Take descriptors 0, 1 and 2 where the process was started without them
+    (``>&-``), so that no file opened later lands on one: ``wbtool run``
+    copies the command's output to descriptor 1, which would otherwise be a
+    run's history file. What holds them fails reads (0) or writes (1, 2) as
+    the closed descriptor would, and is not passed on to commands."""
+    for fd, flags in ((0, os.O_WRONLY), (1, os.O_RDONLY), (2, os.O_RDONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, flags | os.O_CLOEXEC)
+            if held != fd:
+                os.dup2(held, fd, inheritable=False)
+                os.close(held)
+
+
 def main() -> None:
+    _hold_closed_descriptors()
     if sys.stdout is None or sys.stderr is None:  # started with >&- or 2>&-
         from wbtool.cli.output import stand_in_for_closed_streams
 

@@ -74,6 +74,8 @@ def _report(run: Any) -> None:
         text = _summary(run)
     except Exception as e:  # a bug here must not cost the command its status
         text = f"wbtool: the end-of-run summary failed: {type(e).__name__}: {e}"
+    if text is None:
+        return
     try:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
@@ -81,12 +83,16 @@ def _report(run: Any) -> None:
         pass
 
 
-def _summary(run: Any) -> str:
+def _summary(run: Any) -> str | None:
+    """The summary's lines; None for a run whose record is gone (deleted
+    while it ran, which the run has said)."""
     from wbtool.runs.charts import chart_history, sparkline
     from wbtool.runs.folder import RunFolder
 
     folder: RunFolder = run._folder
-    doc = folder.read_run() or {}
+    doc = folder.read_run()
+    if doc is None:
+        return None
     summary = folder.read_json(folder.summary, {}) or {}
     settings = run.settings
     state = doc.get("state")

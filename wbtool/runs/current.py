@@ -111,10 +111,27 @@ def _install_hooks() -> None:
 
     sys.exit = exit
 
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
     if threading.current_thread() is threading.main_thread():
         with contextlib.suppress(ValueError, OSError):
             if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a multiprocessing worker) starts with no active runs:
+    the copies it inherited are its parent's to log to and finish, so that
+    ``init`` here starts (or, under ``wbtool run``, joins) a run of its own
+    and its exit ends none of them. The current run stays current, so that
+    ``wbtool.log`` is told it is ignored rather than failing."""
+    for run in _REG.active:
+        run._after_fork()
+    _REG.active = []
+    _REG.lock = threading.Lock()
+    _REG.exit_code = None
+    _REG.exception = None
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -22,12 +22,14 @@ READ_CHUNK = 1 << 20
 OFFLOAD_ROWS = 4000
 
 # The helper: reads framed batches of rows (marshal) from stdin and appends
-# them as JSON lines. It ignores the signals a terminal or a launcher sends
-# to the whole process group and stops at end of input, so whatever the
-# parent handed over is written even when the parent is killed.
+# them as JSON lines. It ignores the signals a terminal, a launcher or a batch
+# system sends to the whole process group (SIGUSR1: time is almost up) and
+# stops at end of input, so whatever the parent handed over is written even
+# when the parent is killed.
 _ENCODER = f"JSON_SAFE = {JSON_SAFE!r}\n" + """
 import json, marshal, os, signal, struct, sys
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+          signal.SIGUSR2):
     signal.signal(s, signal.SIG_IGN)
 enc = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -36,7 +38,10 @@ while True:
     head = inp.read(8)
     if len(head) < 8:
         break
-    body = inp.read(struct.unpack("<Q", head)[0])
+    size = struct.unpack("<Q", head)[0]
+    body = inp.read(size)
+    if len(body) < size:  # the parent died while handing this batch over
+        break
     rows = marshal.loads(body)
     view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", JSON_SAFE))
     while view:

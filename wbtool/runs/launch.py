@@ -8,21 +8,24 @@ pipes otherwise) and into the run: ``output.log`` as a terminal shows it,
 :mod:`wbtool.runs.rawlog`).
 
 Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to wbtool go to the
-child's process group; a second SIGINT within :data:`SECOND_INTERRUPT`
-seconds kills it. On a terminal the child is the foreground job, so Ctrl-C
-and Ctrl-Z reach it as if it ran alone, and when it stops wbtool stops too
-(and resumes it on ``fg``). The child dies with wbtool (a parent-death
-signal), and whatever is left of its process group when it exits is
-terminated, so nothing is orphaned. Should wbtool itself be killed (SIGKILL,
-the OOM killer), a small guard process in a session of its own sees the end
-of a pipe that only wbtool held open and kills the command's whole process
-group: the programs that the command started die too, not only the command.
+child's process group, and so do SIGUSR1 and SIGUSR2 (a batch system's "time
+is almost up", which would otherwise end wbtool and the command); a second
+SIGINT within :data:`SECOND_INTERRUPT` seconds kills it. On a terminal the
+child is the foreground job, so Ctrl-C and Ctrl-Z reach it as if it ran
+alone, and when it stops wbtool stops too (and resumes it on ``fg``). The
+child dies with wbtool (a parent-death signal), and whatever is left of its
+process group when it exits is terminated, so nothing is orphaned. Should
+wbtool itself be killed (SIGKILL, the OOM killer), a small guard process in
+a session of its own sees the end of a pipe that only wbtool held open and
+kills the command's whole process group: the programs that the command
+started die too, not only the command.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import selectors
@@ -34,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wbtool.runs import rawlog
-from wbtool.runs.terminal import Chunk, TerminalLog
+from wbtool.runs.terminal import MAX_LINE, Chunk, TerminalLog
 
 if TYPE_CHECKING:
     from wbtool.runs.run import Run
@@ -48,12 +51,18 @@ FLUSH_SECONDS = 1.0
 # After the command exits, how long its leftovers may keep the output open.
 DRAIN_SECONDS = 2.0
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+# Passed on too, but they ask nothing of the command's end (a checkpoint, say).
+NOTICES = (signal.SIGUSR1, signal.SIGUSR2)
+# Held from the start of ``wbtool run`` to its end: none of them may end wbtool
+# before the command has started, or while it records how the command ended.
+HELD = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, *NOTICES)
 # The guard: waits on its stdin, which only wbtool holds open; a byte means
 # wbtool ended the command's group itself, the end of the pipe (wbtool died)
 # means the group is to be killed.
 _GUARD = (
     "import os, signal, sys\n"
-    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,\n"
+    "          signal.SIGUSR1, signal.SIGUSR2):\n"
     "    signal.signal(s, signal.SIG_IGN)\n"
     "if not os.read(0, 1):\n"
     "    try:\n"
@@ -85,20 +94,24 @@ def _number(text: str) -> int | float | str:
 class _Stream:
     """One output of the child: where its bytes go, and its line model."""
 
-    def __init__(self, name: str, fd: int, out_fd: int, on_line: Callable[[Chunk], None]
-                 ) -> None:
+    def __init__(self, name: str, fd: int, out_fd: int,
+                 on_line: Callable[[_Stream, Chunk], None]) -> None:
         self.name = name
         self.fd = fd
         self.out_fd = out_fd
         self.out_ok = True
         self.ended = False  # read to its end: closed by the pumping loop
-        self.lines = TerminalLog(on_line)
+        # The line model writes a line in pieces at times (its start, then
+        # the rest with the next read): the start of the line that
+        # --capture-metrics has yet to see whole.
+        self.unfinished = b""
+        self.lines = TerminalLog(functools.partial(on_line, self))
 
 
 class Launcher:
     def __init__(self, run: Run, command: list[str], *, console: bool = True,
                  capture: list[re.Pattern[str]] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, early: list[int] | None = None) -> None:
         self.run = run
         self.command = command
         self.console = console
@@ -108,6 +121,7 @@ class Launcher:
         self.returncode: int | None = None
         self._streams: list[_Stream] = []
         self._signals: list[int] = []
+        self._early = early if early is not None else []  # held before wait() (HELD)
         self._last_interrupt = -1e9
         self.interrupted = False  # a terminating signal was passed on to the command
         self._tty_fd: int | None = None
@@ -116,6 +130,9 @@ class Launcher:
         self._winsize: bytes | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._guard_fd: int | None = None  # the pipe's end that keeps the guard waiting
+        # False once output.log or output.raw could not be written (a full
+        # disk): the output still reaches the user, and the command goes on.
+        self._recording = True
 
     # -- the child's environment and process ------------------------------------
     def _child_env(self) -> dict[str, str]:
@@ -203,11 +220,21 @@ class Launcher:
         self._log_end = os.fstat(self._log.fileno()).st_size  # where the next line goes
         # Unbuffered: each chunk is one writev of header, bytes and newline.
         self._raw = open(folder.path / rawlog.NAME, "ab", buffering=0)  # noqa: SIM115
+        env = self._child_env()
         try:
-            self.proc = subprocess.Popen(
-                self.command, stdout=stdout, stderr=stderr, env=self._child_env(),
-                preexec_fn=self._preexec(), close_fds=True,
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    self.command, stdout=stdout, stderr=stderr, env=env,
+                    preexec_fn=self._preexec(), close_fds=True,
+                )
+            except OSError as e:
+                script = _shell_script(self.command[0], e)
+                if script is None:
+                    raise
+                self.proc = subprocess.Popen(
+                    ["/bin/sh", script, *self.command[1:]], stdout=stdout, stderr=stderr,
+                    env=env, preexec_fn=self._preexec(), close_fds=True,
+                )
         finally:
             for fd in {stdout, stderr} - {None}:
                 os.close(fd)
@@ -278,8 +305,11 @@ class Launcher:
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        handled = (*FORWARDED, signal.SIGCHLD, signal.SIGWINCH)
+        handled = (*FORWARDED, *NOTICES, signal.SIGCHLD, signal.SIGWINCH)
         previous = {s: signal.signal(s, self._on_signal) for s in handled}
+        early, self._early[:] = list(self._early), []
+        for signum in early:  # came while the command was being started
+            self._forward(signum)
         sel = selectors.DefaultSelector()
         sel.register(wake_r, selectors.EVENT_READ, None)
         for stream in self._streams:
@@ -329,27 +359,35 @@ class Launcher:
         return self.returncode
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
+        if signum in FORWARDED or signum in NOTICES:
+            # Passed on here and now, not by the loop: the loop may be held up
+            # for as long as a reader of the output does not read.
+            self._forward(signum)
+        else:
+            self._signals.append(signum)
 
     def _handle_signals(self) -> None:
         while self._signals:
             signum = self._signals.pop(0)
-            if signum == signal.SIGCHLD:
-                continue  # _reap looks
             if signum == signal.SIGWINCH:
                 self._resize()
-                continue
-            if self.returncode is not None:
-                continue
-            if signum == signal.SIGINT:
-                now = time.monotonic()
-                if now - self._last_interrupt <= SECOND_INTERRUPT:
-                    self._kill_group(signal.SIGKILL)
-                    self._say("second interrupt: killed the command")
-                    continue
-                self._last_interrupt = now
-            self.interrupted = True
+            # SIGCHLD: _reap looks
+
+    def _forward(self, signum: int) -> None:
+        if self.returncode is not None:
+            return
+        if signum in NOTICES:
             self._kill_group(signum)
+            return
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if now - self._last_interrupt <= SECOND_INTERRUPT:
+                self._kill_group(signal.SIGKILL)
+                self._say("second interrupt: killed the command")
+                return
+            self._last_interrupt = now
+        self.interrupted = True
+        self._kill_group(signum)
 
     def _kill_group(self, signum: int) -> None:
         assert self.proc is not None
@@ -467,22 +505,11 @@ class Launcher:
             same = stream.lines.feed_plain(data)
             at = self._log_end - same
             stream.lines.feed_rest(data, same)
-            parts: list[bytes | memoryview]
-            if same >= SHARED_MIN:
-                # These bytes went to output.log as they came: the raw record
-                # points at them there instead of keeping a second copy, once
-                # they have left our buffer (nothing is lost if we are killed).
-                self._log.flush()
-                parts = [rawlog.log_header(now, stream.name, same, at)]
-                if same < len(data):
-                    parts += [rawlog.header(now, stream.name, len(data) - same),
-                              memoryview(data)[same:], b"\n"]
-            else:
-                parts = [rawlog.header(now, stream.name, len(data)), data, b"\n"]
-            total = sum(map(len, parts))
-            done = os.writev(self._raw.fileno(), parts)
-            if done < total:  # a short write (rare): finish the frame
-                self._raw.write(b"".join(parts)[done:])
+            if self._recording:
+                try:
+                    self._record_raw(stream.name, data, now, same, at)
+                except OSError as e:
+                    self._stop_recording(e)
             if broken:
                 # The reader of this output is gone (``wbtool run -- cmd | head``):
                 # this end of the command's pipe closes, so that its next write
@@ -491,13 +518,57 @@ class Launcher:
                 stream.ended = True
                 return False
 
-    def _line(self, data: Chunk) -> None:
+    def _record_raw(self, name: str, data: bytes, now: float, same: int, at: int) -> None:
+        """One chunk for output.raw, of which the first ``same`` bytes went to
+        output.log as they came, at ``at``."""
+        parts: list[bytes | memoryview]
+        if same >= SHARED_MIN:
+            # The raw record points at these bytes in output.log instead of
+            # keeping a second copy, once they have left our buffer (nothing
+            # is lost if we are killed).
+            self._log.flush()
+            parts = [rawlog.log_header(now, name, same, at)]
+            if same < len(data):
+                parts += [rawlog.header(now, name, len(data) - same),
+                          memoryview(data)[same:], b"\n"]
+        else:
+            parts = [rawlog.header(now, name, len(data)), data, b"\n"]
+        total = sum(map(len, parts))
+        done = os.writev(self._raw.fileno(), parts)
+        if done < total:  # a short write (rare): finish the frame
+            self._raw.write(b"".join(parts)[done:])
+
+    def _stop_recording(self, error: OSError) -> None:
+        """The console can no longer be recorded (a full disk): say so once,
+        and go on passing the output through and capturing metrics."""
+        self._recording = False
+        for f in (self._log, self._raw):
+            with contextlib.suppress(OSError):
+                f.close()  # what is still buffered is dropped: the disk refused it
+        where = f": {error.filename}" if error.filename else ""
+        assert self.run._folder is not None
+        self._say(f"WARNING the command's output is no longer recorded in "
+                  f"{self.run._folder.path} ({error.strerror or error}{where}); "
+                  "the command goes on")
+
+    def _line(self, stream: _Stream, data: Chunk) -> None:
         """Lines for output.log, from either stream's line model."""
-        self._log.write(data)
-        self._log_end += len(data)
+        if self._recording:
+            try:
+                self._log.write(data)
+            except OSError as e:
+                self._stop_recording(e)
+            else:
+                self._log_end += len(data)
         if not self.capture or self.run._finished:
             return
-        for line in bytes(data).decode("utf-8", "replace").splitlines():
+        lines = (stream.unfinished + bytes(data)).split(b"\n")
+        stream.unfinished = lines.pop()
+        if len(stream.unfinished) >= MAX_LINE:  # written out in pieces, as a terminal wraps it
+            lines.append(stream.unfinished)
+            stream.unfinished = b""
+        for raw in lines:
+            line = raw.decode("utf-8", "replace")
             row: dict[str, Any] = {}
             for pattern in self.capture:
                 for m in pattern.finditer(line):
@@ -507,13 +578,21 @@ class Launcher:
                 self.run.log(row)
 
     def _flush(self) -> None:
-        for f in (self._log, self._raw):
-            with contextlib.suppress(OSError, ValueError):
-                f.flush()
+        if not self._recording:
+            return
+        try:
+            self._log.flush()
+        except OSError as e:
+            self._stop_recording(e)
 
     def _close_logs(self) -> None:
         for stream in self._streams:
             stream.lines.flush_partial()
+        if self._recording:
+            try:
+                self._log.close()  # writes what is still buffered
+            except OSError as e:
+                self._stop_recording(e)
         for f in (self._log, self._raw):
             with contextlib.suppress(OSError):
                 f.close()
@@ -521,6 +600,25 @@ class Launcher:
     def _say(self, message: str) -> None:
         with contextlib.suppress(OSError):
             os.write(2, f"wbtool: {message}\n".encode())
+
+
+def _shell_script(name: str, error: OSError) -> str | None:
+    """The path of the command that could not be started, where a shell would
+    run it as a script of its own: an executable text file without a ``#!``
+    line (what ``execvp`` and the shell do on ``ENOEXEC``)."""
+    import shutil
+
+    if error.errno != errno.ENOEXEC:
+        return None
+    path = shutil.which(name)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    return None if b"\0" in head else path  # a binary for another machine
 
 
 def state_for(returncode: int, interrupted: bool = False) -> str:
@@ -543,7 +641,6 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
     import shutil
 
     from wbtool.errors import NotFoundError, UsageError
-    from wbtool.runs.init import launch
 
     if not command:
         raise UsageError("wbtool run needs a command: wbtool run -- python train.py")
@@ -576,8 +673,48 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
         sync = True
     if sync:
         _require_default_remote(settings)
+    early: list[int] = []
+    held = _hold_signals(early)
+    try:
+        return _launch(settings, config, command, console=console, capture=patterns,
+                       report=report, sync=sync, live=live, early=early)
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+
+
+def _hold_signals(early: list[int]) -> dict[int, Any]:
+    """Note the signals in :data:`HELD` in ``early`` instead of dying of them;
+    the handlers they had. One that is ignored (``nohup``) stays so, and the
+    command inherits it ignored, as it would without wbtool."""
+    def note(signum: int, frame: Any) -> None:
+        early.append(signum)
+
+    held: dict[int, Any] = {}
+    for signum in HELD:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        try:
+            held[signum] = signal.signal(signum, note)
+        except ValueError:  # not the main thread, which alone takes signals
+            break
+    return held
+
+
+def _launch(settings: dict[str, Any], config: Any, command: list[str], *, console: bool,
+            capture: list[re.Pattern[str]], report: Callable[[Run], None] | None,
+            sync: bool, live: float | None, early: list[int]) -> int:
+    from wbtool.runs.init import launch
+
     run = launch(settings, config, command)
-    launcher = Launcher(run, command, console=console, capture=patterns)
+    ending = [signum for signum in early if signum in FORWARDED]
+    if ending:  # wbtool was asked to end before the command started: it never starts
+        status = 128 + ending[0]
+        run._warn("signal", f"{signal.Signals(ending[0]).name} came before the command "
+                            "started: it was not started")
+        run._finish("killed", status)
+        return status
+    launcher = Launcher(run, command, console=console, capture=capture, early=early)
     returncode: int | None = None
     pusher = None
     try:
@@ -599,7 +736,13 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
                 launcher.proc.wait()
             run._finish("failed", 1)
     status = exit_status(returncode)
-    run._finish(state_for(returncode, launcher.interrupted), status)
+    try:
+        run._finish(state_for(returncode, launcher.interrupted), status)
+    except OSError as e:  # a full disk: the command's status is still what wbtool exits with
+        where = f": {e.filename}" if e.filename else ""
+        run._warn("finish", f"how the run ended could not be recorded "
+                            f"({e.strerror or e}{where})")
+        report = None  # it would read a run still running
     if report is not None:
         report(run)
     if sync:

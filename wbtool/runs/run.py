@@ -96,6 +96,7 @@ class Run:
         self._start_time = float(doc["started_at"])
         self._runtime_offset = runtime_offset
         self._finished = False
+        self._pid = os.getpid()
         self._warned: dict[str, int] = {}
         self._alerts: dict[str, float] = {}
         self._saves: dict[str, tuple[str, str, tuple[int, int] | None]] = {}
@@ -608,6 +609,31 @@ class Run:
                 raise UsageError(f"exit_code must be an int from 0 to 255, not {exit_code}")
         state = "finished" if not exit_code else "failed"
         self._finish(state, exit_code or 0, quiet)
+
+    def _after_fork(self) -> None:
+        """In a forked child (a multiprocessing worker): this copy of the run
+        is its parent's, which logs to it and records how it ends. The copy
+        neither logs nor ends it: the rows it holds, not yet written, would be
+        written twice, and its end would end the run under the parent. What
+        writes straight to the store (artifacts, alerts) works as before."""
+        self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
+        self._pending = None
+
+        def told(call: str) -> Callable[..., None]:
+            def ignored(*args: Any, **kwargs: Any) -> None:
+                self._warn("fork", f"{call} ignored: run {self.id} belongs to process "
+                                   f"{self._pid}, not to this one ({os.getpid()}); call "
+                                   "wbtool.init() in this process to log from it")
+            return ignored
+
+        def silent(*args: Any, **kwargs: Any) -> None:
+            pass
+
+        # Instance attributes: the methods stay as fast as they are for everyone else.
+        self.__dict__.update(
+            log=told("run.log"), finish=told("run.finish"),
+            mark_preempting=told("run.mark_preempting"),
+            _finish=silent, _flush=silent, _commit=silent)
 
     def _finish(self, state: str, exit_code: int, quiet: bool | None = None,
                 error: str | None = None) -> None:
