@@ -451,6 +451,36 @@ time.sleep(60)
     assert all(math.isnan(r["nan"]) for r in got[:10])
 
 
+@pytest.mark.slow
+def test_a_loop_that_logs_faster_than_rows_are_written_loses_only_its_last_second(
+        store_dir: Path) -> None:
+    """Logging flat out for seconds outruns the writer; the loop is held back
+    so that a SIGKILL still loses no row logged more than about a second
+    before it, instead of a backlog of seconds of rows."""
+    proc = child(PRELUDE + """
+i, end = 0, time.monotonic() + 4.0
+while time.monotonic() < end:
+    for _ in range(1000):
+        run.log({'i': i, 'loss': 0.5, 'acc': 0.25})
+        i += 1
+print(i, flush=True)
+time.sleep(60)
+""")
+    assert proc.stdout is not None
+    logged = int(proc.stdout.readline())
+    time.sleep(2.5)  # what is left is written within about a second (a backlog took 5 s)
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # the helper finishes on its own once its input ends
+        got = rows(store_dir)
+        if len(got) >= logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert logged > 100_000  # fast enough to outrun the writer
+    assert [r["i"] for r in got] == list(range(logged))
+
+
 @pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT])
 def test_the_encoding_helper_outlives_a_signal_to_the_whole_group(
     store_dir: Path, signum: int

@@ -20,6 +20,9 @@ from wbtool.runs.values import JSON_SAFE, encode
 READ_CHUNK = 1 << 20
 # A flush of at least this many rows hands JSON encoding to a helper process.
 OFFLOAD_ROWS = 4000
+# Rows handed to the helper at a time: what a kill in the middle of a hand-over
+# can lose, besides what was not yet handed over.
+SEND_ROWS = 2048
 
 # The helper: reads framed batches of rows (marshal) from stdin and appends
 # them as JSON lines. It ignores the signals a terminal, a launcher or a batch
@@ -102,6 +105,8 @@ class LineWriter:
         self._lock = threading.Lock()
         self._offload = offload
         self._encoder: _Encoder | None = None
+        # The _timestamp of the oldest row a flush is handing over (None: none is).
+        self._sending_since: float | None = None
         self.rows_written = 0
         self.error: str | None = None
 
@@ -112,6 +117,16 @@ class LineWriter:
     def pending(self) -> int:
         return len(self._rows)
 
+    def lag(self, now: float) -> float:
+        """Seconds since the oldest row not yet written (or handed to the
+        helper, which writes it even if this process is killed) was logged,
+        by its ``_timestamp``; 0 when every row is."""
+        since = self._sending_since
+        if since is None:
+            rows = self._rows
+            since = rows[0].get("_timestamp") if rows else None
+        return now - since if isinstance(since, float) else 0.0
+
     def flush(self) -> None:
         with self._lock:
             rows, self._rows = self._rows, []
@@ -120,12 +135,20 @@ class LineWriter:
             if self._encoder is None and self._offload and len(rows) >= OFFLOAD_ROWS:
                 self._start_encoder()
             if self._encoder is not None:
+                sent = 0
                 try:
-                    self._encoder.send(rows)
-                    self.rows_written += len(rows)
+                    while sent < len(rows):
+                        chunk = rows[sent:sent + SEND_ROWS]
+                        self._sending_since = chunk[0].get("_timestamp")
+                        self._encoder.send(chunk)
+                        sent += len(chunk)
+                        self.rows_written += len(chunk)
                     return
                 except (OSError, ValueError) as e:  # the helper died: write here from now on
                     self._stop_encoder(f"the history encoder stopped ({e})")
+                    rows = rows[sent:]
+                finally:
+                    self._sending_since = None
             data = ("\n".join(map(encode, rows)) + "\n").encode("utf-8", JSON_SAFE)
             try:
                 self._append(data)

@@ -38,6 +38,10 @@ FLUSH_SECONDS = 1.0
 # A buffer this long wakes the writer before its second is up, so a fast
 # loop hands rows over in steady batches instead of one burst at finish.
 WAKE_ROWS = 20_000
+# Past that many rows waiting, a loop that logs faster than they can be written
+# waits for the writer once the oldest of them is this old: what a SIGKILL
+# loses stays about the last second of rows, not a growing backlog.
+MAX_LAG_SECONDS = 0.5
 ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # The keys every history row carries. In a summary that processes of a shared
 # run write together, the highest of each stays (their steps count apart).
@@ -337,10 +341,23 @@ class Run:
         if history is not None:
             rows = history._rows
             rows.append(row)
-            if len(rows) == WAKE_ROWS:
+            n = len(rows)
+            if n == WAKE_ROWS:
                 self._wake.set()
+            elif n > WAKE_ROWS and not n & 1023:
+                self._keep_up(history, now)
         self._summary.observe(row)
         self._summary_dirty = True
+
+    def _keep_up(self, history: LineWriter, now: float) -> None:
+        """Wait while the oldest row not yet written was logged more than
+        :data:`MAX_LAG_SECONDS` ago (and the writer is there to write it)."""
+        writer = self._writer
+        while history.lag(now) > MAX_LAG_SECONDS and writer is not None \
+                and writer.is_alive() and not self._stop.is_set():
+            self._wake.set()
+            time.sleep(0.005)
+            now = time.time()
 
     def _sync_step_metrics(self, row: dict[str, Any]) -> None:
         lookup = self._metrics.lookup
