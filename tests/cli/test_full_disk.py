@@ -70,3 +70,19 @@ def test_a_disk_that_fills_up_under_the_output_never_stops_the_command(
     assert res.out.count("\n") == 81
     assert "the command's output is no longer recorded" in res.err
     assert "the command goes on" in res.err and "error" not in res.err.lower()
+
+
+def test_a_run_started_on_a_full_disk_says_which_disk(small_disk: Path, tmp_path: Path) -> None:
+    """It said only "No space left on device", exit 1."""
+    env = {"WBTOOL_DIR": str(small_disk / ".wbtool")}
+    cli = Cli(tmp_path)
+    cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env, check=True)
+    with open(small_disk / "filler", "wb") as filler:
+        try:
+            while filler.write(b"\0" * (1 << 16)):
+                pass
+        except OSError:
+            pass
+    res = cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env)
+    assert res.code == 7 and res.err.count("\n") == 1, res.err
+    assert f"the disk holding {small_disk / '.wbtool'} is full" in res.err

@@ -65,7 +65,13 @@ def exit_code(exc: BaseException) -> int:
         return fail(f"text that is not valid UTF-8 cannot be kept here (near {near!r})",
                     EXIT_USAGE)
     if isinstance(exc, OSError):
+        import errno
+
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # say whose disk, and what to do
+            from wbtool.errors import EXIT_STORE
+
+            return fail(f"{exc.strerror or exc}{where}{_full_disk()}", EXIT_STORE)
         return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE)
     sqlite3 = sys.modules.get("sqlite3")
     if sqlite3 is not None and isinstance(exc, sqlite3.Error):
