@@ -66,6 +66,20 @@ ODD = "a\tb\nc\x1b[31m"
 ODD_SHOWN = "a\\tb\\nc\\x1b[31m"
 
 
+def test_the_end_of_a_run_shows_its_name_escaped(cli: Cli) -> None:
+    """The lines ``wbtool run`` and ``run.finish()`` print at the end of a
+    run name it with its control characters escaped, not sent to the terminal."""
+    res = cli("run", "--name", ODD, "--", sys.executable, "-c",
+              "import wbtool; wbtool.init().log({'loss': 0.5})", check=True)
+    assert "\x1b" not in res.err and f"run {ODD_SHOWN} (" in res.err
+    script = ("import wbtool; r = wbtool.init(project='p', name=" + repr(ODD)
+              + ", settings={'console': 'off'}); r.finish()")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=cli.cwd, timeout=60)
+    assert res.returncode == 0 and "\x1b" not in res.stderr
+    assert f"run {ODD_SHOWN} (" in res.stderr
+
+
 def test_runs_list_keeps_each_run_on_one_line(cli: Cli) -> None:
     """A run's name holding control characters (``wbtool run --name`` or
     ``wbtool.init(name=)``) is shown escaped in the plain listing, one line a

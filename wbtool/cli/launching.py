@@ -115,7 +115,9 @@ def _summary(run: Any) -> str | None:
             lines.append(f"wbtool:   {key:<{width}}  {sparkline(series.points())}  "
                          f"min {_value(series.lo)}  max {_value(series.hi)}  "
                          f"last {_value(series.last)}")
-    return "\n".join(lines)
+    from wbtool.cli.failure import printable
+
+    return "\n".join(map(printable, lines))  # a name or key's escape sequences shown, not run
 
 
 def _value(v: Any) -> str:

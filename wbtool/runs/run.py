@@ -412,7 +412,9 @@ class Run:
     def _info(self, message: str) -> None:
         s = self._settings
         if s.show_info and not s.quiet and not s.silent:
-            print(f"wbtool: {message}", file=sys.stderr)
+            from wbtool.cli.failure import printable  # a run's name may hold escape sequences
+
+            print(f"wbtool: {printable(message)}", file=sys.stderr)
 
     def _set_doc(self, key: str, value: Any) -> None:
         if self._finished:
