@@ -1267,3 +1267,34 @@ def test_log_takes_the_collection_type_once_it_has_versions(cli: Cli, tmp_path: 
     assert (info["version"], info["type"]) == ("v2", "dataset")
     res = cli("artifact", "log", "fresh", str(tmp_path / "c"))
     assert res.code == 2 and "--type is needed" in res.err
+
+
+def stored_objects(store: Path) -> set[str]:
+    return {p.relative_to(store).as_posix() for p in (store / "objects").rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("policy", ["mutable", "immutable"])
+def test_log_refused_for_its_type_reads_no_file_and_leaves_it_alone(
+    cli: Cli, tmp_path: Path, policy: str
+) -> None:
+    # A type error is found before any file is read: nothing is stored, and
+    # an immutable file is neither linked into the store nor made read-only.
+    make_tree(tmp_path, {"seed": b"seed", "f.bin": b"not stored\n", "g.bin": b"nor this\n"})
+    cli("artifact", "log", "ds", str(tmp_path / "seed"), "--type", "dataset", check=True)
+    cli("artifact", "add", "drafted", str(tmp_path / "seed"), "--type", "model", check=True)
+    store = tmp_path / "work" / ".wbtool"
+    before = stored_objects(store)
+    f = tmp_path / "f.bin"
+    mode = f.stat().st_mode
+    for args, code, words in (
+        (["fresh"], 2, "--type is needed"),
+        (["ds", "--type", "model"], 5, "has type 'dataset'"),
+        (["drafted", "--type", "dataset"], 5, "has type 'model'"),
+    ):
+        res = cli("artifact", "log", args[0], str(f), str(tmp_path / "g.bin"), *args[1:],
+                  "--policy", policy)
+        assert res.code == code and words in res.err, res.err
+        assert res.err.count("\n") == 1
+        assert f.stat().st_mode == mode and f.stat().st_nlink == 1
+        assert stored_objects(store) == before

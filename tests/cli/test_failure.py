@@ -37,7 +37,7 @@ def test_a_remote_url_that_does_not_answer(cli: Cli, store_dir: Path, tmp_path: 
 
 
 @pytest.mark.parametrize("argv", [
-    ["artifact", "log", "ds", f"missing{HOSTILE}"],  # the entry point's fast path
+    ["artifact", "log", "ds", f"missing{HOSTILE}", "-t", "data"],  # the entry point's fast path
     ["artifact", "add", "ds", f"missing{HOSTILE}"],  # the full command line
 ])
 def test_a_path_that_is_not_there(cli: Cli, store_dir: Path, argv: list[str]) -> None:

@@ -197,7 +197,7 @@ def log_paths(
     """
     if type is not None:
         validate_type(type)  # before a long walk, not after it
-    _refuse_portfolio(project, name, _collection(ctx, project, name))
+    check_loggable(ctx, project, name, type)
     walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     draft = load_draft(ctx, project, name)
     key = _tree_key(paths, name_in_artifact)
@@ -265,6 +265,24 @@ def check_stageable(
     if want is not None and row[0] != want:
         raise ConflictError(f"artifact {name!r} has type {row[0]!r}; cannot stage files of "
                             f"type {want!r}")
+
+
+def check_loggable(ctx: Context, project: str, name: str, type: str | None) -> None:
+    """The type errors :func:`commit` would raise, raised before any file is
+    read: a portfolio, no type given for a new artifact, or one other than
+    the draft's or the collection's. Commit checks again."""
+    row = _collection(ctx, project, name)
+    _refuse_portfolio(project, name, row)
+    draft = load_draft(ctx, project, name)
+    if draft and draft.type and type and draft.type != type:
+        raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
+    want = type or (draft.type if draft else None)
+    if row is None:
+        if want is None:
+            raise UsageError(f"--type is needed: {name!r} has no type yet")
+    elif want is not None and row[0] != want:
+        raise ConflictError(
+            f"artifact {name!r} has type {row[0]!r}; cannot log a version of type {want!r}")
 
 
 def _refuse_portfolio(project: str, name: str, row: tuple[str, str] | None) -> None:
