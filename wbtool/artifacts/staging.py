@@ -197,9 +197,9 @@ def log_paths(
     """
     if type is not None:
         validate_type(type)  # before a long walk, not after it
-    check_loggable(ctx, project, name, type)
-    walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     draft = load_draft(ctx, project, name)
+    check_loggable(ctx, project, name, type, draft)
+    walked = walk_paths(paths, name_in_artifact, ctx.store.path)
     key = _tree_key(paths, name_in_artifact)
     plain = draft is None and not incremental
     fingerprint = tree_fingerprint(walked) if plain else None
@@ -267,22 +267,26 @@ def check_stageable(
                             f"type {want!r}")
 
 
-def check_loggable(ctx: Context, project: str, name: str, type: str | None) -> None:
-    """The type errors :func:`commit` would raise, raised before any file is
-    read: a portfolio, no type given for a new artifact, or one other than
-    the draft's or the collection's. Commit checks again."""
+def check_loggable(ctx: Context, project: str, name: str, type: str | None,
+                   draft: Draft | None) -> str:
+    """The type the next version of ``project/name`` is logged with: ``type``,
+    else the draft's, else the collection's. Refused (before any file is
+    read, and again by :func:`commit`): a portfolio, no type for a new
+    artifact, or a type other than the draft's (``draft``) or the collection's."""
     row = _collection(ctx, project, name)
     _refuse_portfolio(project, name, row)
-    draft = load_draft(ctx, project, name)
-    if draft and draft.type and type and draft.type != type:
-        raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
-    want = type or (draft.type if draft else None)
+    staged = draft.type if draft is not None else None
+    if staged and type and staged != type:
+        raise ConflictError(f"the draft of {name!r} has type {staged!r}, not {type!r}")
+    want = type or staged
     if row is None:
         if want is None:
             raise UsageError(f"--type is needed: {name!r} has no type yet")
-    elif want is not None and row[0] != want:
+        return want
+    if want is not None and row[0] != want:
         raise ConflictError(
             f"artifact {name!r} has type {row[0]!r}; cannot log a version of type {want!r}")
+    return row[0]
 
 
 def _refuse_portfolio(project: str, name: str, row: tuple[str, str] | None) -> None:
@@ -394,13 +398,7 @@ def commit(
                             "given held any (stage some with 'wbtool artifact add')")
     if draft is not None and incremental and draft.based is None:
         draft.based = _made_incremental(ctx, draft)
-    row = _collection(ctx, project, name)
-    _refuse_portfolio(project, name, row)
-    art_type = type or (draft.type if draft else None) or (row and row[0])
-    if art_type is None:
-        raise UsageError(f"--type is needed: {name!r} has no type yet")
-    if draft and draft.type and type and draft.type != type:
-        raise ConflictError(f"the draft of {name!r} has type {draft.type!r}, not {type!r}")
+    art_type = check_loggable(ctx, project, name, type, draft)
     # Nothing staged and ``incremental``: the PATHs go on top of whatever is
     # latest when the version is recorded (see Artifact._commit_incremental).
     art = Artifact(name, art_type, description=description, metadata=metadata,
