@@ -69,10 +69,14 @@ class Context:
         return cls(resolved, store)
 
     @classmethod
-    def existing(cls, settings: Settings | None = None) -> Context | None:
+    def existing(cls, settings: Settings | None = None, *,
+                 need_project: bool = False) -> Context | None:
         """The context of the store the settings find, or None where there is
-        no store yet (commands that only look never create one)."""
+        no store yet (commands that only look never create one). As for
+        :meth:`from_settings`, ``need_project`` refuses an invalid project."""
         resolved = load(settings)
+        if need_project:
+            checked_project(resolved)
         path = discover(root_dir=resolved.root_dir)
         if not (path / "config.yaml").is_file():
             return None

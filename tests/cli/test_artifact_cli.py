@@ -1298,3 +1298,33 @@ def test_log_refused_for_its_type_reads_no_file_and_leaves_it_alone(
         assert res.err.count("\n") == 1
         assert f.stat().st_mode == mode and f.stat().st_nlink == 1
         assert stored_objects(store) == before
+
+
+@pytest.mark.parametrize(("argv", "code", "out"), [
+    (["artifact", "ls"], 0, ""),
+    (["artifact", "status"], 0, "nothing staged\n"),
+    (["artifact", "cache", "gc"], 0, "removed 0 object(s), 0 B; kept 0 referenced and 0 recent\n"),
+    (["gc"], 0, "removed 0 object(s), 0 B; kept 0 referenced and 0 recent\n"),
+    (["artifact", "ls", "ds"], 3, ""),
+    (["artifact", "info", "ds"], 3, ""),
+    (["artifact", "verify", "ds"], 3, ""),
+    (["artifact", "download", "ds"], 3, ""),
+    (["artifact", "checkout", "ds", "out"], 3, ""),
+    (["artifact", "diff", "ds:v0", "ds:v1"], 3, ""),
+    (["artifact", "rm", "ds:v0"], 3, ""),
+    (["artifact", "reset", "ds"], 3, ""),
+    (["artifact", "alias", "add", "ds:v0", "best"], 3, ""),
+    (["artifact", "alias", "rm", "ds", "best"], 3, ""),
+    (["artifact", "tag", "add", "ds:v0", "t"], 3, ""),
+    (["artifact", "tag", "rm", "ds:v0", "t"], 3, ""),
+    (["artifact", "link", "ds:v0", "reg"], 3, ""),
+])
+def test_looking_where_there_is_no_store_makes_none(cli: Cli, store_dir: Path, argv: list[str],
+                                                     code: int, out: str) -> None:
+    """Commands that only look, or change what is there, used to make an
+    empty store (which the commands of every folder below then used)."""
+    res = cli(*argv)
+    assert (res.code, res.out) == (code, out), res.err
+    if code:
+        assert res.err == f"wbtool: error: wbtool store not found: {store_dir}\n"
+    assert not store_dir.exists()

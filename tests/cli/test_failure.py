@@ -29,7 +29,8 @@ def test_a_key_that_a_run_never_recorded(cli: Cli, store_dir: Path) -> None:
 
 
 def test_a_remote_url_that_does_not_answer(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
-    cli("artifact", "ls", check=True)  # a store to check
+    (tmp_path / "f.txt").write_text("x")
+    cli("artifact", "log", "ds", str(tmp_path / "f.txt"), "-t", "data", check=True)  # a store
     res = cli("doctor", "--remote", str(tmp_path / f"nowhere{HOSTILE}"))
     is_error(res, 6, f"nowhere{SHOWN}")
     shows_escaped(res.err)

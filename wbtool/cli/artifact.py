@@ -116,8 +116,10 @@ def status(
     """Show what is staged."""
     from wbtool.artifacts import staging
 
-    ctx = ops.context(project)
-    if name is not None:
+    ctx = ops.existing(project)
+    if ctx is None:  # no store: nothing staged (looking makes none)
+        drafts = []
+    elif name is not None:
         proj, bare = ops.split_project(ctx, name)
         d = staging.load_draft(ctx, proj, bare)
         drafts = [d] if d else []
@@ -211,7 +213,7 @@ def reset(
     from wbtool.artifacts import staging
     from wbtool.errors import NotFoundError
 
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[name])
     proj, bare = ops.split_project(ctx, name)
     if paths:
         d = staging.unstage(ctx, proj, bare, paths)
@@ -265,11 +267,14 @@ def ls(
 ) -> None:
     """List artifacts (of the project given or set in the settings; with none
     set, of every project), or the versions of one."""
-    ctx = ops.context(project)
-    reg = ctx.registry
+    ctx = ops.existing(project)
+    if ctx is None and name is not None:
+        ctx = ops.context(project, create=False, refs=[name])  # no store: not found
     if name is None:
-        everywhere = all_projects or (project is None and ctx.settings.project is None)
-        rows = reg.collections(None if everywhere else ctx.project)
+        rows: list[dict[str, Any]] = []
+        if ctx is not None:  # no store lists nothing (looking makes none)
+            everywhere = all_projects or (project is None and ctx.settings.project is None)
+            rows = ctx.registry.collections(None if everywhere else ctx.project)
         if as_json:
             output.emit_json("artifact ls", rows)
             return
@@ -279,7 +284,7 @@ def ls(
               output.human_size(r["size"])] for r in rows])
         return
     proj, bare = ops.split_project(ctx, name)
-    recs = reg.versions(proj, bare)
+    recs = ctx.registry.versions(proj, bare)
     if not recs:
         from wbtool.errors import NotFoundError
 
@@ -310,7 +315,7 @@ def info(
     as_json: bool = JsonOpt,
 ) -> None:
     """Show one version: digest, size, aliases, tags, metadata."""
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.fetch(ctx, ref)
     doc = rec.to_json()
     manifest = ctx.registry.load_manifest(rec) if files or as_json else None
@@ -398,7 +403,7 @@ def rm(
 
     if ":" not in ref:
         raise UsageError("name the version to delete: NAME:VERSION (e.g. mnist:v3)")
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.resolve(ctx, ref)
     ctx.registry.delete(rec, delete_aliases=delete_aliases)
     if as_json:
@@ -418,7 +423,7 @@ def link(
     """Link a version into a portfolio collection (e.g. a model registry)."""
     from wbtool.artifacts.artifact import Artifact
 
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     art = Artifact._from_record(ctx, ops.resolve(ctx, ref))
     linked = art.link(target, alias or None)
     if as_json:
@@ -435,7 +440,7 @@ def diff(
     as_json: bool = JsonOpt,
 ) -> None:
     """Paths added, removed and changed from A to B."""
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[a, b])
     ma = ctx.registry.load_manifest(ops.resolve(ctx, a))
     mb = ctx.registry.load_manifest(ops.resolve(ctx, b))
     added, removed, changed = ma.changes_to(mb)
@@ -462,7 +467,7 @@ def alias_add(
 
     if "latest" in aliases:  # as ``alias rm`` says: no alias moves it
         raise UsageError("'latest' always names the newest version; it cannot be added")
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.resolve(ctx, ref)
     for a in aliases:
         rec = ctx.registry.add_alias(rec, a)
@@ -482,7 +487,7 @@ def alias_rm(
     for a in aliases:
         if parse_version(a) is None:  # a version number is looked up, and not found
             validate_alias(a)
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[name])
     proj, bare = ops.split_project(ctx, name)
     rec = None
     for a in aliases:
@@ -499,7 +504,7 @@ def tag_add(
     as_json: bool = JsonOpt,
 ) -> None:
     """Tag a version."""
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.resolve(ctx, ref)
     for t in tags:
         rec = ctx.registry.add_tag(rec, t)
@@ -514,7 +519,7 @@ def tag_rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove tags from a version."""
-    ctx = ops.context(project)
+    ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.resolve(ctx, ref)
     for t in tags:
         rec = ctx.registry.remove_tag(rec, t)
@@ -540,14 +545,15 @@ def cache_gc(
     Objects are shared by every project of the store, so this always
     collects the whole store.
     """
-    local_gc(ops.context(None, need_project=False), grace, dry_run, as_json, "artifact cache gc")
+    local_gc(ops.existing_store(), grace, dry_run, as_json, "artifact cache gc")
 
 
 def local_gc(ctx: Any, grace: float, dry_run: bool, as_json: bool, command: str) -> None:
     """Collect the local store's garbage and report it (``artifact cache gc``, ``gc``)."""
-    from wbtool.artifacts.gc import collect_garbage
+    from wbtool.artifacts.gc import GcResult, collect_garbage
 
-    res = collect_garbage(ctx, grace_seconds=grace, dry_run=dry_run)
+    res = (GcResult(dry_run=dry_run) if ctx is None  # no store: nothing to collect
+           else collect_garbage(ctx, grace_seconds=grace, dry_run=dry_run))
     if as_json:
         output.emit_json(command, res.__dict__)
         return

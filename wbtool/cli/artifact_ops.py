@@ -6,15 +6,53 @@ them directly."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from wbtool.cli import output
 
 
-def context(project: str | None, need_project: bool = True) -> Any:
+def context(project: str | None, need_project: bool = True, *, create: bool = True,
+            refs: Sequence[str] = ()) -> Any:
+    """The context of the store the settings find; made where ``create``,
+    else (a command that only reads or changes what is there) NotFoundError
+    where there is none: looking never makes a store. ``refs``, the
+    artifacts the command names, are checked first: a malformed one is a
+    usage error, store or none."""
     from wbtool.context import Context, project_settings
 
-    return Context.from_settings(project_settings(project), need_project=need_project)
+    settings = project_settings(project)
+    if create:
+        return Context.from_settings(settings, need_project=need_project)
+    from wbtool.names import split_ref
+
+    for ref in refs:
+        split_ref(ref)
+    ctx = existing(project, settings)
+    if ctx is None:
+        from wbtool.errors import NotFoundError
+        from wbtool.settings import load
+        from wbtool.store.layout import discover
+
+        raise NotFoundError(what="wbtool store",
+                            name=str(discover(root_dir=load(settings).root_dir)))
+    return ctx
+
+
+def existing_store() -> Any:
+    """The context of the store the settings find, or None where there is
+    none yet, for a command of the whole store (its project plays no part)."""
+    from wbtool.context import Context, project_settings
+
+    return Context.existing(project_settings(None))
+
+
+def existing(project: str | None, settings: Any = None) -> Any:
+    """The context of the store the settings find, or None where there is none
+    yet; an invalid project is refused either way."""
+    from wbtool.context import Context, project_settings
+
+    return Context.existing(settings or project_settings(project), need_project=True)
 
 
 def resolve(ctx: Any, ref: str) -> Any:
@@ -134,7 +172,7 @@ def checkout_version(
     from wbtool.remote import fallback
 
     materialize.refuse_dangerous_root(directory)
-    ctx = context(project)
+    ctx = context(project, create=False, refs=[ref])
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     materialize.store_under(ctx.store, directory)  # refused before anything is made
@@ -162,7 +200,7 @@ def download_version(
     from wbtool.remote import fallback
 
     _folder_option("--root", root)
-    ctx = context(project)
+    ctx = context(project, create=False, refs=[ref])
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     target = root or os.path.join("artifacts", f"{rec.name}:{rec.version}")
@@ -188,7 +226,7 @@ def verify_version(
     from wbtool.errors import VerificationError
 
     _folder_option("--root", root)
-    ctx = context(project)
+    ctx = context(project, create=False, refs=[ref])
     rec = resolve(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
     label = f"{rec.project}/{rec.name}:{rec.version}"

@@ -199,13 +199,15 @@ def gc(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete objects that no version references: in the local store, or on a remote."""
-    ctx = _ctx(None)  # every project's: the settings' project plays no part, so is not checked
     if remote is None:
         from wbtool.artifacts.gc import DEFAULT_GRACE_SECONDS
         from wbtool.cli.artifact import local_gc
+        from wbtool.cli.artifact_ops import existing_store
 
-        local_gc(ctx, DEFAULT_GRACE_SECONDS if grace is None else grace, dry_run, as_json, "gc")
+        local_gc(existing_store(), DEFAULT_GRACE_SECONDS if grace is None else grace, dry_run,
+                 as_json, "gc")
         return
+    ctx = _ctx(None)  # every project's: the settings' project plays no part, so is not checked
     from wbtool.remote import gc as remote_gc
 
     target = _open(ctx, remote)
