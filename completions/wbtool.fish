@@ -247,7 +247,7 @@ complete -c wbtool -n '__wbtool_at artifact log' -s t -l type -r -d 'Artifact ty
 complete -c wbtool -n '__wbtool_at artifact ls' -l all-projects -d 'Every project.'
 complete -c wbtool -n '__wbtool_at artifact ls' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at artifact ls' -l json -d 'Print a JSON document instead of text.'
-complete -c wbtool -n '__wbtool_at artifact ls' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
+complete -c wbtool -n '__wbtool_at artifact ls' -s p -l project -r -d 'Project (default: settings; listing artifacts with none set, every project; a NAME\'s versions, \'uncategorized\').'
 
 # wbtool artifact reset
 complete -c wbtool -n '__wbtool_at artifact reset' -s h -l help -d 'Show this message and exit.'

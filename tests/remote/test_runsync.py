@@ -107,6 +107,10 @@ def test_run_sync_and_pull_incrementally(stores: tuple[Store, Store], tmp_path: 
     assert again["run_bytes_received"] < pulled["run_bytes_received"]
     assert _history(b.path) == _history(a.path) and len(_history(b.path)) == 105
     assert b.result("runs", "show", RUN_ID)["summary"]["best"] == 5
+    # Nothing changed since on either side: nothing is fetched, and no run counts as pulled.
+    noop = b.result("pull", "-p", "p", "--all-runs")
+    assert (noop["runs"], noop["runs_pulled"], noop["run_bytes_received"]) == ([], 0, 0)
+    assert _history(b.path) == _history(a.path)
 
 
 def test_a_pulled_run_logged_to_and_synced_keeps_its_new_rows(
@@ -146,9 +150,9 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     a("pull", "-p", "p", "--run", RUN_ID)
     assert len(_history(a.path)) == 4
 
-    # A pulled copy, unchanged: a pull refreshes it.
+    # A pulled copy, unchanged here and on the remote: a pull leaves it as it is.
     b("pull", "-p", "p", "--run", RUN_ID)
-    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
     # Logged to since: left alone until it is synced.
     b("log", "--run", RUN_ID, "extra=2")
     res = b("pull", "-p", "p", "--all-runs", code=5)

@@ -261,7 +261,9 @@ def log(
 @app.command("ls")
 def ls(
     name: str | None = typer.Argument(None, help="List this artifact's versions."),
-    project: str | None = ProjectOpt,
+    project: str | None = typer.Option(
+        None, "--project", "-p", help="Project (default: settings; listing artifacts with none "
+        "set, every project; a NAME's versions, 'uncategorized')."),
     all_projects: bool = typer.Option(False, "--all-projects", help="Every project."),
     as_json: bool = JsonOpt,
 ) -> None:

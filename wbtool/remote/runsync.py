@@ -493,6 +493,10 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     if not any(k[4] == RUN_RECORD for k in plan):
         res.warnings.append(f"run {run_id}: no run.json on the remote yet; skipped")
         return
+    target = store_path / "runs" / run_id
+    seen = {rel[len(prefix) + 1:]: list(v) for rel, v in detail.items()}
+    if _unchanged_since_pull(target, remote.url, seen):
+        return  # nothing to fetch, and nothing here to keep
     try:
         doc = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
     except ValueError:
@@ -505,7 +509,6 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     if why is not None:
         res.refused.append({"path": f"{prefix}/{RUN_RECORD}", "reason": why})
         return
-    target = store_path / "runs" / run_id
     if target.exists():
         pulled = (target / PULLED_MARK).exists()
         if not pulled or _changed_since_pull(target):
@@ -525,7 +528,6 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     tmp_root = store_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
-    seen = {rel[len(prefix) + 1:]: list(v) for rel, v in detail.items()}
     before = _pulled_parts(target, remote.url)
     try:
         got = _download(remote, prefix, plan, stage, run_id, res,
@@ -540,7 +542,7 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
         (stage / PULLED_MARK).write_text(json.dumps(
             {"remote": remote.url, "parts": {rel: v for rel, v in seen.items()
                                               if _classify(rel) and ".parts/" in rel},
-             "local": _fingerprint(stage)},
+             "listing": seen, "local": _fingerprint(stage)},
             sort_keys=True), encoding="utf-8")
         if target.exists():
             old = Path(f"{stage}.old")
@@ -703,6 +705,17 @@ def _pulled_mark(target: Path, url: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("remote") == url else None
+
+
+def _unchanged_since_pull(target: Path, url: str, listing: dict[str, list[Any]]) -> bool:
+    """Whether the run folder ``target`` is as the last pull from ``url`` left
+    it, and the remote lists the run's files with the sizes and times it
+    listed then: pulling it again would fetch nothing new. A backend that
+    gives no times (0) is never taken at its word."""
+    mark = _pulled_mark(target, url)
+    return (mark is not None and mark.get("listing") == listing
+            and all(v[1] for v in listing.values())
+            and mark.get("local") == _fingerprint(target))
 
 
 def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
