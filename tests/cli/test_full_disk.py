@@ -27,6 +27,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill(disk: Path) -> None:
+    """Write ``disk/filler`` until there is no room left."""
+    with open(disk / "filler", "wb") as filler:
+        try:
+            while filler.write(b"\0" * (1 << 16)):
+                pass
+        except OSError:
+            pass
+
+
 def test_an_index_that_fails_on_a_full_disk_says_the_disk_is_full(
     small_disk: Path, tmp_path: Path
 ) -> None:
@@ -36,12 +46,7 @@ def test_an_index_that_fails_on_a_full_disk_says_the_disk_is_full(
     cli = Cli(tmp_path)
     for _ in range(3):
         cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env, check=True)
-    with open(small_disk / "filler", "wb") as filler:
-        try:
-            while filler.write(b"\0" * (1 << 20)):
-                pass
-        except OSError:
-            pass
+    fill(small_disk)
     cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env)
     res = cli("runs", "list", env=env)
     if res.code == 0:
@@ -77,12 +82,7 @@ def test_a_run_started_on_a_full_disk_says_which_disk(small_disk: Path, tmp_path
     env = {"WBTOOL_DIR": str(small_disk / ".wbtool")}
     cli = Cli(tmp_path)
     cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env, check=True)
-    with open(small_disk / "filler", "wb") as filler:
-        try:
-            while filler.write(b"\0" * (1 << 16)):
-                pass
-        except OSError:
-            pass
+    fill(small_disk)
     res = cli("run", "-q", "--no-stats", "--", sys.executable, "-c", "pass", env=env)
     assert res.code == 7 and res.err.count("\n") == 1, res.err
     assert f"the disk holding {small_disk / '.wbtool'} is full" in res.err
