@@ -29,7 +29,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(disk: Path) -> None:
     """Write ``disk/filler`` until there is no room left."""
-    with open(disk / "filler", "wb") as filler:
+    with open(disk / "filler", "wb", buffering=0) as filler:  # nothing left to flush
         try:
             while filler.write(b"\0" * (1 << 16)):
                 pass
