@@ -320,7 +320,7 @@ complete -c wbtool -n '__wbtool_at pull' -s j -l jobs -x -d 'Transfers at once.'
 complete -c wbtool -n '__wbtool_at pull' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at pull' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at pull' -s r -l remote -r -d 'Remote name or URL (default: the default remote).'
-complete -c wbtool -n '__wbtool_at pull' -s R -l run -r -d 'Pull this run of the project (repeatable); with --run or --all-runs only runs are pulled, plus any NAME given.'
+complete -c wbtool -n '__wbtool_at pull' -s R -l run -r -d 'Pull this run (of the project, unless named; repeatable); with --run or --all-runs only runs are pulled, plus any NAME given.'
 
 # wbtool remote
 complete -c wbtool -n '__wbtool_at remote' -f

@@ -72,7 +72,7 @@ def test_run_sync_and_pull_incrementally(stores: tuple[Store, Store], tmp_path: 
     assert f"projects/p/runs/{RUN_ID}/run.json" in listed
     assert any(p.startswith(f"projects/p/runs/{RUN_ID}/history.jsonl.parts/") for p in listed)
 
-    pulled = b.result("pull", "-p", "p", "--run", RUN_ID)
+    pulled = b.result("pull", "--run", f"p/{RUN_ID}")  # its project named with it
     assert pulled["runs_pulled"] == 1 and pulled["refused"] == []
     assert _history(b.path) == _history(a.path) and len(_history(a.path)) == 100
     for name in ("summary.json", "config.yaml"):
@@ -320,8 +320,9 @@ def test_state_file_remembers_offsets(tmp_path: Path, backend: Backend,
     assert runsync.push_runs(a_path, remote, project="other").runs_sent == 0
 
 
-@pytest.mark.parametrize("args", [("pull", "--run", "../x"), ("pull", "-R", "a/b", "--run", "ok"),
-                                  ("sync", "../x")])
+@pytest.mark.parametrize("args", [("pull", "--run", "../x"),
+                                  ("pull", "-R", "a/b/c/d", "--run", "ok"),
+                                  ("pull", "-R", "p/a b"), ("sync", "../x")])
 def test_an_invalid_run_id_is_a_usage_error(cli: Cli, tmp_path: Path,
                                             args: tuple[str, ...]) -> None:
     """Refused before the remote is contacted: a sync sent the artifacts first."""
@@ -332,7 +333,7 @@ def test_an_invalid_run_id_is_a_usage_error(cli: Cli, tmp_path: Path,
     remote = tmp_path / "remote"
     res = cli(*args, "--remote", str(remote), env=env)
     assert res.code == 2 and res.out == "", res
-    assert res.err.startswith("wbtool: error: invalid run id") and res.err.count("\n") == 1
+    assert res.err.startswith("wbtool: error: invalid ") and res.err.count("\n") == 1
     assert not remote.exists()
 
 

@@ -94,10 +94,10 @@ def pull(
     project: str | None = typer.Option(None, "--project", "-p", help="Project (default: "
                                        "settings, then 'uncategorized')."),
     jobs: int = JobsOpt,
-    run_ids: list[str] = typer.Option([], "--run", "-R", metavar="RUN_ID",
-                                      help="Pull this run of the project (repeatable); "
-                                      "with --run or --all-runs only runs are pulled, "
-                                      "plus any NAME given."),
+    run_ids: list[str] = typer.Option([], "--run", "-R", metavar="[PROJECT/]RUN_ID",
+                                      help="Pull this run (of the project, unless named; "
+                                      "repeatable); with --run or --all-runs only runs are "
+                                      "pulled, plus any NAME given."),
     all_runs: bool = typer.Option(False, "--all-runs", help="Pull every run of the "
                                   "project."),
     all_projects: bool = typer.Option(False, "--all-projects", help="Pull every project on "
@@ -107,16 +107,20 @@ def pull(
 ) -> None:
     """Fetch artifact versions (or runs) from a remote, checking every path and byte."""
     from wbtool.errors import ConflictError, UsageError, VerificationError
-    from wbtool.names import split_ref
+    from wbtool.names import split_ref, validate_name
     from wbtool.remote import pull as pull_service
     from wbtool.remote import runsync
-    from wbtool.runs.ids import validate_id
+    from wbtool.runs.ids import split_run_path
 
     if all_projects and (refs or run_ids or project is not None):
         raise UsageError("--all-projects pulls whole projects: it takes no NAME, --run or "
                          "--project")
-    for run_id in run_ids:
-        validate_id(run_id)  # bad input: refused before the remote is contacted
+    named: dict[str | None, list[str]] = {}  # the runs asked for, by project (None: --project's)
+    for path in run_ids:  # bad input: refused before the remote is contacted
+        _entity, run_project, run_id = split_run_path(path)
+        if run_project is not None:
+            validate_name(run_project, "project name")
+        named.setdefault(run_project, []).append(run_id)
     ctx = _ctx(project, need_project=not all_projects)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
@@ -135,9 +139,11 @@ def pull(
     res.warnings[:0] = warnings
     got = runsync.RunPullResult()
     if want_runs:
-        for proj in projects:
-            one = runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj,
-                                    None if all_runs else run_ids)
+        batches: list[tuple[str, list[str] | None]] = (
+            [(proj, None) for proj in projects] if all_runs
+            else [(proj or ctx.project, ids) for proj, ids in named.items()])
+        for proj, ids in batches:
+            one = runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj, ids)
             got.runs_pulled += one.runs_pulled
             got.bytes_received += one.bytes_received
             got.runs += one.runs
