@@ -93,7 +93,7 @@ def _folder_option(option: str, value: str | None) -> None:
 
 def version_line(rec: Any) -> str:
     aliases = ", ".join(rec.aliases)
-    return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {rec.file_count} files  "
+    return (f"{rec.project}/{rec.name}:{rec.version}  {rec.type}  {_files(rec.file_count)}  "
             f"{output.human_size(rec.size)}" + (f"  [{aliases}]" if aliases else ""))
 
 
@@ -254,4 +254,8 @@ def verify_version(
         output.emit_json("artifact verify", {"artifact": label, "ok": True, "files": len(manifest),
                                              "checked": target})
     else:
-        output.line(f"ok: {label} ({len(manifest)} files) matches {target}")
+        output.line(f"ok: {label} ({_files(len(manifest))}) matches {target}")
+
+
+def _files(n: int) -> str:
+    return "1 file" if n == 1 else f"{n} files"
