@@ -158,6 +158,33 @@ def test_a_forked_child_leaves_its_parent_s_run_to_the_parent(store_dir: Path) -
     assert "ALERT [INFO] from the child" in err
 
 
+def test_a_forked_child_does_not_hold_up_its_parent_s_finish(store_dir: Path) -> None:
+    """A child forked once the history is written by the helper process
+    (a fast loop) inherits the pipe to it; the parent's finish, which waits
+    for the helper to reach the end of that pipe, must not wait for the
+    child to exit."""
+    proc = child(PRELUDE + """
+for i in range(10000):
+    run.log({"i": i})
+run._flush()  # one large flush: the helper takes over
+assert run._history._encoder is not None
+pid = os.fork()
+if pid == 0:  # a worker that outlives the parent's training loop
+    time.sleep(60)
+    os._exit(0)
+run.log({"i": 10000})
+started = time.monotonic()
+run.finish()
+print(round(time.monotonic() - started, 1), flush=True)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+""")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert float(out) < 20
+    assert [r["i"] for r in rows(store_dir)] == list(range(10001))
+
+
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
     now = time.time()
     doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}

@@ -637,6 +637,9 @@ class Run:
         writes straight to the store (artifacts, alerts) works as before."""
         self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
         self._pending = None
+        for writer in (self._history, self._system):
+            if writer is not None:  # its helper's pipe: the parent's finish waits for its end
+                writer.after_fork()
 
         def told(call: str) -> Callable[..., None]:
             def ignored(*args: Any, **kwargs: Any) -> None:
