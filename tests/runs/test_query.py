@@ -37,3 +37,13 @@ def test_a_condition_that_is_not_operators_is_a_value_to_equal() -> None:
         run.log({"acc": 1})
     assert wbtool.Api().runs("p", filters={"state": {1: "finished"}}) == []
     assert len(wbtool.Api().runs("p", filters={"state": {"$eq": "finished"}})) == 1
+
+
+def test_a_regex_matches_a_list_by_any_of_its_strings() -> None:
+    from wbtool.runs.query import matches
+
+    doc = {"tags": ["baseline", "best"], "name": "run", "config": {"ids": [1, 2]}}
+    assert matches(doc, {"tags": {"$regex": "^be"}})
+    assert not matches(doc, {"tags": {"$regex": "^z"}})
+    assert not matches(doc, {"config.ids": {"$regex": "1"}})  # numbers are not text
+    assert matches(doc, {"name": {"$regex": "u"}})

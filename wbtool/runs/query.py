@@ -62,8 +62,15 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "$in": lambda v, a: v is not _MISSING and _in(v, a),
     "$nin": lambda v, a: v is _MISSING or not _in(v, a),
     "$exists": lambda v, a: (v is not _MISSING) == bool(a),
-    "$regex": lambda v, a: isinstance(v, str) and re.search(a, v) is not None,
+    "$regex": lambda v, a: _regex(v, a),
 }
+
+
+def _regex(value: Any, pattern: str) -> bool:
+    """Text that ``pattern`` matches; a list (tags) where any of its texts does."""
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, str) and re.search(pattern, v) is not None for v in value)
+    return isinstance(value, str) and re.search(pattern, value) is not None
 
 
 def _is_operators(cond: Any) -> bool:
