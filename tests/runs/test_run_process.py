@@ -185,6 +185,45 @@ os.waitpid(pid, 0)
     assert [r["i"] for r in rows(store_dir)] == list(range(10001))
 
 
+def test_finish_does_not_wait_on_a_writer_that_waits_on_it(store_dir: Path) -> None:
+    """The row finish commits (one logged with commit=False, or with step=)
+    can be the one that makes a fast loop wait for the writer to catch up;
+    finish then holds the run's lock, which the writer's heartbeat needs
+    once its slow flush (here: the history helper stopped for a second) is
+    done. It used to wait for the writer for good."""
+    proc = child("""
+import os, signal, sys, threading, time, wbtool
+run = wbtool.init(project="p", settings={"quiet": True, "console": "off",
+                                         "heartbeat_seconds": 1})
+for i in range(10000):
+    run.log({"i": i})
+run._flush()  # one large flush: the helper takes over
+helper = run._history._encoder.proc.pid
+os.kill(helper, signal.SIGSTOP)
+pad = "x" * 200
+for i in range(10000, 30000):  # more than the pipe holds: the writer's flush waits
+    run.log({"i": i, "pad": pad})
+deadline = time.monotonic() + 30
+while run._history._sending_since is None or run._history.pending:
+    assert time.monotonic() < deadline, "the writer never took the rows"
+    time.sleep(0.05)
+for i in range(30000, 50479):  # the row finish commits is the 20480th waiting
+    run.log({"i": i})
+run.log({"i": 50479}, commit=False)
+time.sleep(0.6)  # the oldest waiting row is older than MAX_LAG_SECONDS
+threading.Timer(1.0, os.kill, (helper, signal.SIGCONT)).start()
+run.finish()
+print("finished", flush=True)
+""")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out == "finished\n"
+    assert [r["i"] for r in rows(store_dir)] == list(range(50480))
+
+
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
     now = time.time()
     doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}
