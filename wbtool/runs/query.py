@@ -174,14 +174,16 @@ def sort_runs(items: list[Any], doc: Callable[[Any], Mapping[str, Any]], order: 
     missing = [i for i in items if _absent(values[id(i)])]
     present = [i for i in items if not _absent(values[id(i)])]
 
-    def sort_value(item: Any) -> tuple[int, Any]:
+    def is_number(item: Any) -> bool:
         v = values[id(item)]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return (0, v)
-        return (1, str(v))
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    present.sort(key=sort_value, reverse=descending)
-    items[:] = present + missing
+    # Each part in order, descending or not: numbers stay before text.
+    numbers = sorted(filter(is_number, present), key=lambda i: values[id(i)],
+                     reverse=descending)
+    texts = sorted((i for i in present if not is_number(i)), key=lambda i: str(values[id(i)]),
+                   reverse=descending)
+    items[:] = numbers + texts + missing
 
 
 def _absent(value: Any) -> bool:
