@@ -445,6 +445,7 @@ def test_list_filters_and_sorts_by_config_summary_and_fields(cli: Cli, store_dir
     assert sorted(listed("--tag", "a")) == [0, 1] and listed("--tag", "a", "--tag", "b") == []
     assert listed("--group", "g1", "--sort", "config.lr") == [1, 0]
     assert sorted(listed("-w", "name~run[12]")) == [1, 2]
+    assert sorted(listed("-w", "tags~^(b|be)")) == [1, 2]  # a list: any of its items
     assert sorted(listed("-w", "summary.acc >= 0.85")) == [1]
     assert sorted(listed("-w", "state=finished", "-w", 'config.opt!="sgd"')) == [1, 3]
     # the metric sorted by is a column of the plain listing, first

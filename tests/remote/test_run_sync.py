@@ -4,6 +4,7 @@ when it finishes, and while it runs."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -100,3 +101,47 @@ def test_a_failed_push_keeps_the_commands_status(store: Store, backend: Backend)
     assert res.err.count("Traceback") == 0
     (run_id,) = _run_ids(store)
     assert store.result("runs", "show", run_id)["state"] == "finished"
+
+
+def test_a_push_that_hangs_can_be_ended_by_sigterm(cli: Cli, store_dir: Path) -> None:
+    """The command ran and its run is recorded; the push to a remote that
+    never answers (a server that takes connections and says nothing) ends on
+    SIGTERM as any command would, and leaves the recorded run as it was."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.remote.conftest import AWS_ENV
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)  # connections are taken by the kernel, never answered
+    try:
+        port = server.getsockname()[1]
+        env = {**os.environ, **AWS_ENV}
+        res = cli("remote", "add", "silent", "s3://bucket", "-o",
+                  f"endpoint_url=http://127.0.0.1:{port}", "--default", env=env)
+        assert res.code == 0, res.err
+        proc = subprocess.Popen([sys.executable, "-m", "wbtool", "run", "-q", "--sync", "--",
+                                 "true"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # the command has run and its run is recorded: the push is on
+                docs = [json.loads((d / "run.json").read_text())
+                        for d in (store_dir / "runs").glob("*") if (d / "run.json").exists()]
+                if docs and docs[0]["state"] == "finished":
+                    break
+                assert time.monotonic() < deadline, "the run never finished"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        server.close()
+    assert proc.returncode == -signal.SIGTERM
+    assert docs[0]["exit_code"] == 0

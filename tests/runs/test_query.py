@@ -37,3 +37,28 @@ def test_a_condition_that_is_not_operators_is_a_value_to_equal() -> None:
         run.log({"acc": 1})
     assert wbtool.Api().runs("p", filters={"state": {1: "finished"}}) == []
     assert len(wbtool.Api().runs("p", filters={"state": {"$eq": "finished"}})) == 1
+
+
+def test_a_regex_matches_a_list_by_any_of_its_strings() -> None:
+    from wbtool.runs.query import matches
+
+    doc = {"tags": ["baseline", "best"], "name": "run", "config": {"ids": [1, 2]}}
+    assert matches(doc, {"tags": {"$regex": "^be"}})
+    assert not matches(doc, {"tags": {"$regex": "^z"}})
+    assert not matches(doc, {"config.ids": {"$regex": "1"}})  # numbers are not text
+    assert matches(doc, {"name": {"$regex": "u"}})
+
+
+@pytest.mark.parametrize(("order", "expected"), [
+    ("x", ["one", "two", "abc", "zz", "none", "nan"]),
+    ("-x", ["two", "one", "zz", "abc", "none", "nan"]),
+])
+def test_sorting_puts_numbers_before_text_either_way(order: str, expected: list[str]) -> None:
+    """Numbers by value, then text by text, then runs without the key; a
+    descending sort reverses each part, not the parts' order."""
+    from wbtool.runs.query import sort_runs
+
+    items = [{"n": "abc", "x": "abc"}, {"n": "one", "x": 1}, {"n": "none"},
+             {"n": "zz", "x": "zz"}, {"n": "two", "x": 2.5}, {"n": "nan", "x": float("nan")}]
+    sort_runs(items, lambda d: d, order)
+    assert [d["n"] for d in items] == expected

@@ -158,6 +158,77 @@ def test_a_forked_child_leaves_its_parent_s_run_to_the_parent(store_dir: Path) -
     assert "ALERT [INFO] from the child" in err
 
 
+def test_a_forked_child_does_not_hold_up_its_parent_s_finish(store_dir: Path) -> None:
+    """A child forked once the history is written by the helper process
+    (a fast loop) inherits the pipe to it; the parent's finish, which waits
+    for the helper to reach the end of that pipe, must not wait for the
+    child to exit."""
+    proc = child(PRELUDE + """
+for i in range(10000):
+    run.log({"i": i})
+run._flush()  # one large flush: the helper takes over
+assert run._history._encoder is not None
+pid = os.fork()
+if pid == 0:  # a worker that outlives the parent's training loop
+    time.sleep(60)
+    os._exit(0)
+run.log({"i": 10000})
+started = time.monotonic()
+run.finish()
+print(round(time.monotonic() - started, 1), flush=True)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+""")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert float(out) < 20
+    assert [r["i"] for r in rows(store_dir)] == list(range(10001))
+
+
+def test_finish_does_not_wait_on_a_writer_that_waits_on_it(store_dir: Path) -> None:
+    """The row finish commits (one logged with commit=False, or with step=)
+    can be the one that makes a fast loop wait for the writer to catch up;
+    finish then holds the run's lock, which the writer's heartbeat needs
+    once its slow flush (here: the history helper stopped for a second) is
+    done. It used to wait for the writer for good."""
+    proc = child("""
+import os, signal, sys, threading, time, wbtool
+run = wbtool.init(project="p", settings={"quiet": True, "console": "off",
+                                         "heartbeat_seconds": 1})
+for i in range(10000):
+    run.log({"i": i})
+run._flush()  # one large flush: the helper takes over
+helper = run._history._encoder.proc.pid
+os.kill(helper, signal.SIGSTOP)
+pad = "x" * 200
+for i in range(10000, 30000):  # more than the pipe holds: the writer's flush waits
+    run.log({"i": i, "pad": pad})
+deadline = time.monotonic() + 30
+seen = None
+while True:  # the writer is stuck handing rows over
+    since = run._history._sending_since
+    if since is not None and since == seen:
+        break
+    seen = since
+    assert time.monotonic() < deadline, "the writer never took the rows"
+    time.sleep(0.5)
+end = 30000 + 20479 - run._history.pending  # the row finish commits is the 20480th waiting
+for i in range(30000, end):
+    run.log({"i": i})
+run.log({"i": end}, commit=False)
+time.sleep(0.6)  # the oldest waiting row is older than MAX_LAG_SECONDS
+threading.Timer(1.0, os.kill, (helper, signal.SIGCONT)).start()
+run.finish()
+print(end, flush=True)
+""")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert [r["i"] for r in rows(store_dir)] == list(range(int(out) + 1))
+
+
 def test_heartbeat_decides_for_runs_of_other_hosts() -> None:
     now = time.time()
     doc = {"state": "running", "host": "elsewhere", "pid": 1, "heartbeat_seconds": 30}

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 STOP_PATIENCE = 30.0  # seconds a live push in flight may take once the command ended
 
@@ -87,12 +88,32 @@ class LiveSync:
         self._thread.join()
 
 
+def _ends_with_parent() -> Any:
+    """A ``preexec_fn`` that has the child sent SIGTERM when wbtool dies
+    (Linux); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def child_setup() -> None:  # between fork and exec
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return child_setup
+
+
 def push_now(store: Path, run_id: str) -> bool:
-    """Push the run and its project's artifacts in the foreground; report on stderr."""
+    """Push the run and its project's artifacts in the foreground; report on
+    stderr. The push ends with wbtool (a SIGTERM sent to wbtool alone)."""
     sys.stderr.flush()
     try:
         code = subprocess.run(_command(store, run_id, artifacts=True), stdin=subprocess.DEVNULL,
-                              stdout=sys.stderr.fileno(), env=_env(store)).returncode
+                              stdout=sys.stderr.fileno(), env=_env(store),
+                              preexec_fn=_ends_with_parent()).returncode
     except OSError as e:
         code = 1
         sys.stderr.write(f"wbtool: sync could not start: {e}\n")

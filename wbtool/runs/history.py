@@ -87,6 +87,18 @@ class _Encoder:
             self.pipe.close()
         return self.proc.wait()
 
+    def let_go(self) -> None:
+        """In a forked child: point this copy of the pipe at /dev/null, so
+        that the helper sees the end of its input once the parent closes its
+        own copy (not once the child exits too), and nothing the child holds
+        in its copy's buffer ever reaches the helper."""
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.dup2(null, self.pipe.fileno(), inheritable=False)
+            finally:
+                os.close(null)
+
 
 class LineWriter:
     """Buffered appends of JSON rows to one file, flushed in whole lines.
@@ -185,6 +197,15 @@ class LineWriter:
                 error = f"the history encoder exited with status {code}"
         if error is not None:
             self.error = error
+
+    def after_fork(self) -> None:
+        """In a forked child, whose copy of this writer is its parent's to
+        write: let go of the helper process (the parent's), writing nothing."""
+        self._lock = threading.Lock()  # the parent's may be held by a thread that is gone
+        encoder, self._encoder = self._encoder, None
+        self._offload = False
+        if encoder is not None:
+            encoder.let_go()
 
     def sync(self) -> None:
         with self._lock:

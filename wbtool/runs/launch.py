@@ -676,11 +676,19 @@ def run_command(settings: dict[str, Any], config: Any, command: list[str], *,
     early: list[int] = []
     held = _hold_signals(early)
     try:
-        return _launch(settings, config, command, console=console, capture=patterns,
-                       report=report, sync=sync, live=live, early=early)
+        status, run = _launch(settings, config, command, console=console, capture=patterns,
+                              report=report, live=live, early=early)
     finally:
         for signum, handler in held.items():
             signal.signal(signum, handler)
+    if sync and run is not None:
+        # Once the run is recorded, a signal ends wbtool again: a push that
+        # hangs on the network can be stopped as any other command.
+        from wbtool.remote.autosync import push_now
+
+        assert run._ctx is not None
+        push_now(run._ctx.store.path, run.id)
+    return status
 
 
 def _hold_signals(early: list[int]) -> dict[int, Any]:
@@ -703,7 +711,9 @@ def _hold_signals(early: list[int]) -> dict[int, Any]:
 
 def _launch(settings: dict[str, Any], config: Any, command: list[str], *, console: bool,
             capture: list[re.Pattern[str]], report: Callable[[Run], None] | None,
-            sync: bool, live: float | None, early: list[int]) -> int:
+            live: float | None, early: list[int]) -> tuple[int, Run | None]:
+    """The command run and recorded: its status, and the run (None where the
+    command never started)."""
     from wbtool.runs.init import launch
 
     run = launch(settings, config, command)
@@ -713,7 +723,7 @@ def _launch(settings: dict[str, Any], config: Any, command: list[str], *, consol
         run._warn("signal", f"{signal.Signals(ending[0]).name} came before the command "
                             "started: it was not started")
         run._finish("killed", status)
-        return status
+        return status, None
     launcher = Launcher(run, command, console=console, capture=capture, early=early)
     returncode: int | None = None
     pusher = None
@@ -745,12 +755,7 @@ def _launch(settings: dict[str, Any], config: Any, command: list[str], *, consol
         report = None  # it would read a run still running
     if report is not None:
         report(run)
-    if sync:
-        from wbtool.remote.autosync import push_now
-
-        assert run._ctx is not None
-        push_now(run._ctx.store.path, run.id)
-    return status
+    return status, run
 
 
 def _require_default_remote(settings: dict[str, Any]) -> None:

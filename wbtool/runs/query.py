@@ -62,8 +62,15 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "$in": lambda v, a: v is not _MISSING and _in(v, a),
     "$nin": lambda v, a: v is _MISSING or not _in(v, a),
     "$exists": lambda v, a: (v is not _MISSING) == bool(a),
-    "$regex": lambda v, a: isinstance(v, str) and re.search(a, v) is not None,
+    "$regex": lambda v, a: _regex(v, a),
 }
+
+
+def _regex(value: Any, pattern: str) -> bool:
+    """Text that ``pattern`` matches; a list (tags) where any of its texts does."""
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, str) and re.search(pattern, v) is not None for v in value)
+    return isinstance(value, str) and re.search(pattern, value) is not None
 
 
 def _is_operators(cond: Any) -> bool:
@@ -167,14 +174,16 @@ def sort_runs(items: list[Any], doc: Callable[[Any], Mapping[str, Any]], order: 
     missing = [i for i in items if _absent(values[id(i)])]
     present = [i for i in items if not _absent(values[id(i)])]
 
-    def sort_value(item: Any) -> tuple[int, Any]:
+    def is_number(item: Any) -> bool:
         v = values[id(item)]
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return (0, v)
-        return (1, str(v))
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    present.sort(key=sort_value, reverse=descending)
-    items[:] = present + missing
+    # Each part in order, descending or not: numbers stay before text.
+    numbers = sorted(filter(is_number, present), key=lambda i: values[id(i)],
+                     reverse=descending)
+    texts = sorted((i for i in present if not is_number(i)), key=lambda i: str(values[id(i)]),
+                   reverse=descending)
+    items[:] = numbers + texts + missing
 
 
 def _absent(value: Any) -> bool:

@@ -354,7 +354,7 @@ class Run:
         :data:`MAX_LAG_SECONDS` ago (and the writer is there to write it)."""
         writer = self._writer
         while history.lag(now) > MAX_LAG_SECONDS and writer is not None \
-                and writer.is_alive() and not self._stop.is_set():
+                and writer.is_alive() and not self._stop.is_set() and not self._finished:
             self._wake.set()
             time.sleep(0.005)
             now = time.time()
@@ -637,6 +637,9 @@ class Run:
         writes straight to the store (artifacts, alerts) works as before."""
         self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
         self._pending = None
+        for writer in (self._history, self._system):
+            if writer is not None:  # its helper's pipe: the parent's finish waits for its end
+                writer.after_fork()
 
         def told(call: str) -> Callable[..., None]:
             def ignored(*args: Any, **kwargs: Any) -> None:
@@ -662,9 +665,11 @@ class Run:
         with self._lock:
             if self._finished:
                 return
+            # Finished first: the last row's commit holds this lock, which the
+            # writer's heartbeat needs, so it must not wait for the writer (_keep_up).
+            self._finished = True
             if self._pending is not None:
                 self._commit()
-            self._finished = True
         self._stop.set()
         self._wake.set()
         if self._sampler is not None:
