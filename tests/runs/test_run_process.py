@@ -375,22 +375,20 @@ def test_a_secondary_of_a_shared_run_needs_an_id_and_its_primary(
     assert not (store_dir / "runs" / "gone").exists()
 
 
-def test_a_secondary_gives_up_on_an_ended_shared_run_unless_its_primary_resumes_it(
+def test_a_secondary_waits_for_an_ended_shared_run_to_be_resumed(
         store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A secondary started after its shared run ended (a job run again with
-    the same id) fails soon, rather than waiting out the primary's start-up
-    time; a primary that resumes the run within that time is joined."""
+    """A secondary of a shared run that has ended (a job run again with the
+    same id) waits for its primary to resume it, which may take a while (a
+    checkpoint to load), and joins it; with none, it says the run ended."""
     import wbtool
     from wbtool.runs import init
 
     quiet = {"quiet": True, "console": "off"}
     wbtool.init(id="over", project="p", mode="shared", settings=quiet).finish()
-    monkeypatch.setattr(init, "SHARED_ENDED_SECONDS", 0.3)
-    started = time.monotonic()
+    monkeypatch.setattr(init, "SHARED_WAIT_SECONDS", 0.3)
     with pytest.raises(wbtool.WbtoolError, match=r"shared run over has ended \(finished\).*"
                                                  r"resume='allow'"):
         wbtool.init(mode="shared", id="over", settings={**quiet, "x_primary": False})
-    assert time.monotonic() - started < init.SHARED_WAIT_SECONDS / 2
     assert record(store_dir)["state"] == "finished"
 
     secondary = subprocess.Popen([sys.executable, "-c", """
@@ -400,7 +398,7 @@ run = wbtool.init(id="over", mode="shared", settings={"quiet": True, "console": 
 run.log({"joined": 1})
 run.finish()
 """])
-    time.sleep(1.0)  # it has seen the ended run
+    time.sleep(1.5)  # it has seen the ended run for a while
     primary = wbtool.init(id="over", project="p", mode="shared", resume="allow", settings=quiet)
     assert secondary.wait(timeout=60) == 0
     primary.finish()

@@ -218,9 +218,8 @@ def _attach_target(settings: Settings) -> str | None:
 
 
 # How long a secondary process of a shared run waits for its primary to start
-# it, and, once the run is seen ended, for its primary to start it again.
+# (or, for a job run again with the same id, to resume) the run.
 SHARED_WAIT_SECONDS = 120.0
-SHARED_ENDED_SECONDS = 10.0
 
 
 def _await_primary(runs_dir: Any, run_id: str | None) -> str:
@@ -231,25 +230,18 @@ def _await_primary(runs_dir: Any, run_id: str | None) -> str:
                          "pass the same id= in every process")
     folder = RunFolder(runs_dir / run_id)
     deadline = time.monotonic() + SHARED_WAIT_SECONDS
-    ended_at: float | None = None
     while True:
         doc = folder.read_run()
         state = None if doc is None else effective_state(doc)
         if state in ("running", "preempting"):
             return run_id
-        now = time.monotonic()
-        if state is None:
-            ended_at = None
-        elif ended_at is None:  # ended: a primary resuming it starts it again soon
-            ended_at = now
-        elif now - ended_at >= SHARED_ENDED_SECONDS:
-            raise ConflictError(f"shared run {run_id} has ended ({state}) and no primary "
-                                f"process started it again within {SHARED_ENDED_SECONDS:g} s: "
-                                "start the primary with resume='allow' to go on with it, or "
-                                "use a new id")
-        if now >= deadline:
+        if time.monotonic() >= deadline:
             break
         time.sleep(0.05)
+    if state is not None:  # a job run again: its primary may load a checkpoint first
+        raise ConflictError(f"shared run {run_id} has ended ({state}) and no primary process "
+                            f"started it again within {SHARED_WAIT_SECONDS:g} s: start the "
+                            "primary with resume='allow' to go on with it, or use a new id")
     raise NotFoundError(what=f"shared run (its primary process did not start it within "
                              f"{SHARED_WAIT_SECONDS:g} s)", name=run_id)
 
