@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from wbtool.cli import output
-from wbtool.runs.charts import NUMBERS, chart_history, parse_block, sparkline
+from wbtool.runs.charts import LABEL_MARK, NUMBERS, chart_history, parse_block, sparkline
 
 app = typer.Typer(help="Tracked runs: list, show, diff, history, logs, system, export, delete.",
                   no_args_is_help=True)
@@ -248,21 +248,22 @@ def list_(
     whole = bool(filters) or sort is not None or state is not None
     rows = [] if ctx is None else catalog.select(
         ctx.store.index, project=proj, limit=None if whole else limit)
-    kept, states = [], []
+    # (row, state as shown, the row as --where and --sort see it, built once)
+    found: list[tuple[Any, str, dict[str, Any]]] = []
     for row in rows:
         run_state = effective_state(row.doc)
         if state is not None and run_state != state:
             continue
-        if filters and not query.matches(_filter_doc(row, run_state), {"$and": filters}):
+        doc = (query.filter_doc(row.doc, run_state, row.config, row.summary)
+               if filters or sort is not None else {})
+        if filters and not query.matches(doc, {"$and": filters}):
             continue
-        kept.append(row)
-        states.append(run_state)
+        found.append((row, run_state, doc))
     if sort is not None:
-        order = {id(r): s for r, s in zip(kept, states, strict=True)}
-        query.sort_runs(kept, lambda r: _filter_doc(r, order[id(r)]), sort)
-        states = [order[id(r)] for r in kept]
-    if limit is not None:
-        kept, states = kept[:limit], states[:limit]
+        query.sort_runs(found, lambda f: f[2], sort)
+    found = found[:limit]
+    kept = [f[0] for f in found]
+    states = [f[1] for f in found]
     runs = list(zip([r.doc for r in kept], states, _summaries(kept), strict=True))
     if ctx is not None:
         _warn_missing_folders(ctx, [r.id for r in kept])
@@ -295,12 +296,6 @@ def list_(
             _aligned(columns, table)  # rich takes seconds to lay out thousands of rows
         else:
             output.table(columns, table)
-
-
-def _filter_doc(row: Any, state: str) -> dict[str, Any]:
-    """An index row as ``--where`` and ``--sort`` see it (as the public API's
-    filters do): the run record, its state as shown, config and summary."""
-    return {**row.doc, "state": state, "config": row.config, "summary_metrics": row.summary}
 
 
 def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
@@ -877,7 +872,7 @@ def _labelled(path: os.PathLike[str]) -> bool:
 
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return m.find(b'"_label":') >= 0
+            return m.find(LABEL_MARK) >= 0
     except (OSError, ValueError):  # missing or empty
         return False
 

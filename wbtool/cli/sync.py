@@ -143,13 +143,7 @@ def pull(
             [(proj, None) for proj in projects] if all_runs
             else [(proj or ctx.project, ids) for proj, ids in named.items()])
         for proj, ids in batches:
-            one = runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj, ids)
-            got.runs_pulled += one.runs_pulled
-            got.bytes_received += one.bytes_received
-            got.runs += one.runs
-            got.warnings += one.warnings
-            got.refused += one.refused
-            got.conflicts += one.conflicts
+            got.add(runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj, ids))
     res.refused.extend(got.refused)
     res.warnings.extend(got.warnings)
     for w in res.warnings:

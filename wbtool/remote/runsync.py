@@ -407,6 +407,13 @@ class RunPullResult:
     # Local runs left alone because they hold data the remote lacks.
     conflicts: list[dict[str, str]] = field(default_factory=list)
 
+    def add(self, other: RunPullResult) -> None:
+        """Count ``other`` (a pull of another project's runs) in with this one."""
+        self.runs_pulled += other.runs_pulled
+        self.bytes_received += other.bytes_received
+        for name in ("runs", "warnings", "refused", "conflicts"):
+            getattr(self, name).extend(getattr(other, name))
+
 
 def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
     """``(kind, name, start, end, rel)`` for a path of a run folder on the remote, or None."""

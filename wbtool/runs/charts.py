@@ -73,6 +73,10 @@ def sparkline(points: list[float]) -> str:
     return "".join(SPARK[min(top, int((v - lo) / (hi - lo) * top + 0.5))] for v in points)
 
 
+# How a sample of a labelled process (a shared run's) starts its label, in JSON text.
+LABEL_MARK = b'"_label":'
+
+
 def chart_history(path: Any, width: int = CHART_WIDTH) -> dict[str, Series]:
     """Stream a history once; one fixed-size :class:`Series` per numeric metric."""
     from wbtool.runs.history import iter_chunks
@@ -82,7 +86,7 @@ def chart_history(path: Any, width: int = CHART_WIDTH) -> dict[str, Series]:
     for block in iter_chunks(path):
         rows: list[dict[str, Any]] = [r for r in parse_block(block) if type(r) is dict]
         groups: dict[str, list[dict[str, Any]]] = {"": rows}
-        if b'"_label":' in block:  # samples of the processes of a shared run: one line each
+        if LABEL_MARK in block:  # samples of the processes of a shared run: one line each
             groups = {}
             for r in rows:
                 groups.setdefault(str(r.get("_label") or ""), []).append(r)

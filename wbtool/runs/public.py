@@ -133,8 +133,7 @@ class PublicRun:
         return f"<Run {'/'.join(self.path)} ({self.state})>"
 
     def _filter_doc(self) -> dict[str, Any]:
-        return {**self._doc, "state": self.state, "config": self.config,
-                "summary_metrics": self.summary}
+        return query.filter_doc(self._doc, self.state, self.config, self.summary)
 
     # -- history ----------------------------------------------------------------------
     def scan_history(self, keys: Sequence[str] | None = None, page_size: int = 1000,

@@ -16,6 +16,13 @@ _ALIASES = {"display_name": "name", "createdAt": "created_at", "jobType": "job_t
             "summary": "summary_metrics"}
 
 
+def filter_doc(record: Mapping[str, Any], state: str, config: Mapping[str, Any],
+               summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A run as filters and sort keys see it: its record, its state as shown,
+    its config and its summary (``summary_metrics``)."""
+    return {**record, "state": state, "config": config, "summary_metrics": summary}
+
+
 def lookup(doc: Mapping[str, Any], path: str) -> Any:
     """``a.b.c`` in nested dicts; flat keys with dots or slashes win."""
     head, _, rest = path.partition(".")
