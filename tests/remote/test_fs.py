@@ -122,6 +122,17 @@ def test_list_one_prefix(remote: Remote, backend: Backend, monkeypatch: pytest.M
         assert calls == ["find"] * 5 + ["bucket", "find"], calls
 
 
+def test_a_rewrite_of_the_same_size_changes_the_stamp(remote: Remote) -> None:
+    """Listing times come to the second on S3 and Azure: the stamp (entity tag,
+    generation, inode) tells two writes of the same size apart."""
+    remote.write("runs/r/summary.json", b'{"a": 1}')
+    [(path, size, _mtime, first)] = remote.list_stamped("runs/r")
+    remote.write("runs/r/summary.json", b'{"a": 2}')
+    [(_path, _size, _mtime, second)] = remote.list_stamped("runs/r")
+    assert (path, size) == ("runs/r/summary.json", 8) and first and second != first
+    assert [entry[:3] for entry in remote.list_stamped("runs")] == remote.list_detail("runs")
+
+
 def test_list_folders(remote: Remote, backend: Backend) -> None:
     for name in ["p/a/1", "p/a/b/2", "p/ab/3", "p/ab/c/d/4", "p/top", "q/5"]:
         remote.write(name, name.encode())

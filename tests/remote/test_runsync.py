@@ -163,6 +163,27 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
 
 
+def test_pull_notices_a_rewrite_of_the_same_size_within_the_listed_time(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A summary rewritten to the same size within the second that S3 lists
+    times to looks unchanged by size and time; its stamp tells."""
+    (tmp_path / "remote").mkdir()
+    backend = Backend("local", str(tmp_path / "remote"), {})
+    a, b = (Store(cli, tmp_path / "a" / ".wbtool", backend),
+            Store(cli, tmp_path / "b" / ".wbtool", backend))
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--run", RUN_ID)
+    summary = tmp_path / "remote" / runsync.run_prefix("p", RUN_ID) / "summary.json"
+    before, st = summary.read_bytes(), summary.stat()
+    after = before.replace(b'"best": 3', b'"best": 4')
+    assert after != before and len(after) == len(before)
+    backend.open().write(f"{runsync.run_prefix('p', RUN_ID)}/summary.json", after)
+    os.utime(summary, ns=(st.st_atime_ns, st.st_mtime_ns))  # listed as before
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert json.loads((b.path / "runs" / RUN_ID / "summary.json").read_bytes())["best"] == 4
+
+
 def test_a_gap_in_the_remote_history_never_shortens_a_pulled_copy(
         stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,6 +291,10 @@ class _Hostile:
     def list_detail(self, prefix: str = "") -> list[tuple[str, int, float]]:
         return sorted(self.inner.list_detail(prefix) + [(p, 10, 1.0) for p in self.extra
                                                         if p.startswith(prefix)])
+
+    def list_stamped(self, prefix: str = "") -> list[tuple[str, int, float, str]]:
+        return sorted(self.inner.list_stamped(prefix) + [(p, 10, 1.0, "") for p in self.extra
+                                                         if p.startswith(prefix)])
 
 
 HOSTILE = (

@@ -450,10 +450,18 @@ class Remote(abc.ABC):
         paths relative to the root. A prefix that holds nothing lists as empty."""
         raise NotImplementedError
 
-    @abc.abstractmethod
     def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
         """Like :meth:`list`, with each file's size and modification time
         (seconds since the epoch; 0.0 where the backend does not say)."""
+        return [(path, size, mtime) for path, size, mtime, _stamp in self.list_stamped(prefix)]
+
+    @abc.abstractmethod
+    def list_stamped(self, prefix: str = "") -> builtins.list[tuple[str, int, float, str]]:
+        """Like :meth:`list_detail`, with a stamp of each file's contents that
+        changes whenever the file is written again ("" where the backend
+        gives none): an object store's entity tag or generation, a folder's
+        inode and nanosecond time. Times alone miss a rewrite of the same
+        size within the second that S3 and Azure list times to."""
         raise NotImplementedError
 
     def list_folders(self, prefix: str) -> builtins.list[str]:
@@ -679,14 +687,15 @@ class LocalRemote(Remote):
             except (FileNotFoundError, NotADirectoryError):
                 return []
 
-    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+    def list_stamped(self, prefix: str = "") -> builtins.list[tuple[str, int, float, str]]:
         out = []
         for rel in self.list(prefix):
             try:
                 st = os.stat(os.path.join(self.root, rel))
             except FileNotFoundError:
                 continue  # removed since the listing
-            out.append((rel, st.st_size, st.st_mtime))
+            # Files are published by rename: a rewrite is a new inode.
+            out.append((rel, st.st_size, st.st_mtime, f"{st.st_ino}:{st.st_mtime_ns}"))
         return out
 
     def put_file(self, local: str | os.PathLike, path: str) -> None:
@@ -711,6 +720,16 @@ class LocalRemote(Remote):
                 os.unlink(full)
             except FileNotFoundError:
                 self._root_exists()
+
+
+def _stamp(info: Mapping[str, Any]) -> str:
+    """The stamp of a file's contents in a listing entry of s3fs, gcsfs or
+    adlfs (its generation on GCS, else its entity tag), or ""."""
+    for key in ("generation", "ETag", "etag"):
+        value = info.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
 
 
 def _mtime(info: Mapping[str, Any]) -> float:
@@ -1009,7 +1028,7 @@ class FsspecRemote(Remote):
         return sorted(str(info["name"]).rstrip("/").rpartition("/")[2] for info in found
                       if info.get("type") == "directory")
 
-    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+    def list_stamped(self, prefix: str = "") -> builtins.list[tuple[str, int, float, str]]:
         rel = _prefix(prefix)
         base = f"{self.root}/{rel}" if rel else self.root
         with self._errors(rel or "."):
@@ -1017,14 +1036,15 @@ class FsspecRemote(Remote):
             if not found:
                 self._check_container()
         start = len(self.root) + 1
-        out: builtins.list[tuple[str, int, float]] = []
+        out: builtins.list[tuple[str, int, float, str]] = []
         for full, info in found.items():
             full = full.rstrip("/")
             if info.get("type", "file") != "file":
                 continue
             if full.startswith(self.root + "/") and (not rel or full == base
                                                      or full.startswith(base + "/")):
-                out.append((full[start:], int(info.get("size") or 0), _mtime(info)))
+                out.append((full[start:], int(info.get("size") or 0), _mtime(info),
+                            _stamp(info)))
         return sorted(out)
 
     def put_file(self, local: str | os.PathLike, path: str) -> None:
@@ -1083,7 +1103,7 @@ class AzureRemote(FsspecRemote):
                 if not _azure_folder(blob.name, blob.metadata or {}):
                     name = f"{container}/{blob.name}"
                     out[name] = {"name": name, "type": "file", "size": blob.size,
-                                 "last_modified": blob.last_modified}
+                                 "last_modified": blob.last_modified, "etag": blob.etag}
         return out
 
 
@@ -1222,8 +1242,8 @@ class S3Remote(FsspecRemote):
                 return False
             return True
 
-    def _walk(self, prefix: str) -> Iterator[tuple[str, int, float]]:
-        """(path relative to the root, size, mtime) of every key under ``prefix``
+    def _walk(self, prefix: str) -> Iterator[tuple[str, int, float, str]]:
+        """(path relative to the root, size, mtime, stamp) of every key under ``prefix``
         (a relative path), taken as a folder or as the name of one key."""
         rel = _prefix(prefix)
         key = self._prefix + rel
@@ -1236,11 +1256,11 @@ class S3Remote(FsspecRemote):
                 if name.endswith("/") or not (not rel or name == key
                                               or name.startswith(key + "/")):
                     continue
-                yield name[start:], int(item.get("Size") or 0), _mtime(item)
+                yield name[start:], int(item.get("Size") or 0), _mtime(item), _stamp(item)
 
     def list(self, prefix: str = "") -> builtins.list[str]:
         with self._errors(_prefix(prefix) or "."):
-            return sorted(rel for rel, _size, _mtime in self._walk(prefix))
+            return sorted(entry[0] for entry in self._walk(prefix))
 
     def list_folders(self, prefix: str) -> builtins.list[str]:
         rel = _prefix(prefix)
@@ -1251,7 +1271,7 @@ class S3Remote(FsspecRemote):
             return sorted(str(item["Prefix"])[len(key):].rstrip("/") for page in pages
                           for item in page.get("CommonPrefixes", ()))
 
-    def list_detail(self, prefix: str = "") -> builtins.list[tuple[str, int, float]]:
+    def list_stamped(self, prefix: str = "") -> builtins.list[tuple[str, int, float, str]]:
         with self._errors(_prefix(prefix) or "."):
             return sorted(self._walk(prefix))
 

@@ -483,7 +483,8 @@ def pull_runs(store_path: Path, index: Index, remote: Remote, project: str,
 def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_id: str,
               res: RunPullResult) -> None:
     prefix = run_prefix(project, run_id)
-    detail = {full: (size, mtime) for full, size, mtime in remote.list_detail(prefix)}
+    detail = {full: (size, mtime, stamp)
+              for full, size, mtime, stamp in remote.list_stamped(prefix)}
     if not detail:
         raise NotFoundError(what="remote run", name=remote.display(prefix))
     plan: list[tuple[str, str, int, int, str]] = []
@@ -716,17 +717,17 @@ def _pulled_mark(target: Path, url: str) -> dict[str, Any] | None:
 
 def _unchanged_since_pull(target: Path, url: str, listing: dict[str, list[Any]]) -> bool:
     """Whether the run folder ``target`` is as the last pull from ``url`` left
-    it, and the remote lists the run's files with the sizes and times it
-    listed then: pulling it again would fetch nothing new. A backend that
-    gives no times (0) is never taken at its word."""
+    it, and the remote lists the run's files with the sizes, times and stamps
+    it listed then: pulling it again would fetch nothing new. A backend that
+    gives neither times (0) nor stamps is never taken at its word."""
     mark = _pulled_mark(target, url)
     return (mark is not None and mark.get("listing") == listing
-            and all(v[1] for v in listing.values())
+            and all(v[1] or v[2] for v in listing.values())
             and mark.get("local") == _fingerprint(target))
 
 
 def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:
-    """The parts (path → [size, mtime] on the remote) that the last pull of the
+    """The parts (path → [size, mtime, stamp] on the remote) that the last pull of the
     run folder ``target`` from ``url`` received, or {}."""
     parts = (_pulled_mark(target, url) or {}).get("parts")
     return parts if isinstance(parts, dict) else {}
@@ -739,8 +740,8 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
     """Write the run's files under ``stage``; the bytes received, or -1 when refused.
 
     With ``reuse`` (the run folder of the last pull, the parts it received and
-    the parts listed now), a part unchanged on the remote since (same size and
-    time) is taken from the last pull's file instead of being downloaded again,
+    the parts listed now), a part unchanged on the remote since (same size,
+    time and stamp) is taken from the last pull's file instead of being downloaded again,
     so pulling a run that is still running fetches only what is new."""
     stage.mkdir()
     (stage / "files").mkdir()
@@ -777,7 +778,7 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
                                         "kept what comes before it")
                     break
                 now = reuse[2].get(rel) if reuse is not None else None
-                if old is not None and reuse is not None and now and now[1] and (
+                if old is not None and reuse is not None and now and (now[1] or now[2]) and (
                         reuse[1].get(rel) == now):
                     old.seek(pos)
                     data = old.read(end - pos)
