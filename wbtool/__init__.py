@@ -33,12 +33,15 @@ if TYPE_CHECKING:
         watch,
     )
     from wbtool.settings import Settings
+    from wbtool.startup import login, require, setup, teardown
+    from wbtool.term import termerror, termlog, termwarn
 
 __all__ = [
     "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
-    "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
+    "login", "mark_preempting", "require", "restore", "save", "setup", "teardown",
+    "termerror", "termlog", "termwarn", "unwatch", "use_artifact", "use_model", "watch",
 ]
 
 _TOPLEVEL = "wbtool.runs.toplevel"
@@ -52,6 +55,8 @@ _LAZY = {
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",
     "init": "wbtool.runs.init",
+    **{name: "wbtool.startup" for name in ("login", "require", "setup", "teardown")},
+    **{name: "wbtool.term" for name in ("termerror", "termlog", "termwarn")},
     **{name: _TOPLEVEL for name in (
         "alert", "define_metric", "finish", "link_model", "log", "log_artifact", "log_model",
         "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",

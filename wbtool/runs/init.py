@@ -93,7 +93,7 @@ def init(
     })
     if resume is not None:
         explicit["resume"] = resume
-    resolved = load(explicit)
+    resolved = load({**current.defaults(), **explicit})
 
     previous = current.active()
     if previous:
