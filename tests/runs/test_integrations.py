@@ -408,3 +408,19 @@ def test_term_messages_without_a_run_follow_the_environment(store_dir: Path) -> 
     assert script(code, env={"WBTOOL_SHOW_WARNINGS": "false"}).stderr.splitlines() == \
         ["wbtool: a", "wbtool: ERROR c"]
 
+
+
+@pytest.mark.parametrize("arg", ["sync_tensorboard", "tensorboard", "monitor_gym"])
+def test_init_says_when_it_is_asked_to_patch_a_library_it_does_not(
+        arg: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """WandbLogger(sync_tensorboard=True) hands it to init; nothing is mirrored."""
+    run = wandb.init(project="p", settings={"quiet": True}, **{arg: True})
+    assert capsys.readouterr().err.splitlines() == [
+        f"wbtool: WARNING init({arg}=True) is not supported: "
+        + ("gym environment videos are not logged" if arg == "monitor_gym" else
+           "TensorBoard event files are not copied into the run")
+        + "; log the values with run.log"]
+    run.finish()
+    wandb.init(project="p", settings={"quiet": True, "silent": True}, **{arg: True}).finish()
+    wandb.init(project="p", settings={"quiet": True}, **{arg: False}).finish()
+    assert capsys.readouterr().err == ""
