@@ -201,6 +201,7 @@ def setup():  # WandbCallback.setup
     if getattr(wandb, "define_metric", None):
         wandb.define_metric("train/global_step")
         wandb.define_metric("*", step_metric="train/global_step", step_sync=True)
+    wandb.run._label(code="transformers_trainer")
     wandb.config["model/num_parameters"] = 1234
     with tempfile.TemporaryDirectory() as temp_dir:
         artifact = wandb.Artifact(name=model_name(), type="model", metadata={
