@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
+    from wbtool.errors import WbtoolError as Error
     from wbtool.media import Histogram, Image, Table
     from wbtool.runs.init import init
     from wbtool.runs.run import Run
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from wbtool.term import termerror, termlog, termwarn
 
 __all__ = [
-    "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
+    "Api", "Artifact", "Error", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
     "login", "mark_preempting", "require", "restore", "save", "setup", "teardown",
@@ -48,6 +49,7 @@ _TOPLEVEL = "wbtool.runs.toplevel"
 _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
+    "Error": "wbtool.errors",
     "Histogram": "wbtool.media",
     "Image": "wbtool.media",
     "Table": "wbtool.media",
@@ -62,6 +64,8 @@ _LAZY = {
         "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
     )},
 }
+# Names of the reference for what wbtool calls otherwise: ``except wandb.Error``.
+_ALIASES = {"Error": "WbtoolError"}
 # Attributes that follow the current run, so they are looked up on each access.
 _DYNAMIC = {"config": "current_config", "summary": "current_summary"}
 
@@ -76,7 +80,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wbtool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
     globals()[name] = value
     return value
 

@@ -301,6 +301,81 @@ def test_a_hugging_face_like_callback_records_its_run_and_models(
     assert not any(k.startswith("_") for k in final.metadata)
 
 
+# -- wandb.integration.keras: WandbMetricsLogger and WandbModelCheckpoint --------------
+
+KERAS_TRAIN = """
+import os, wbtool as wandb
+
+class WandbMetricsLogger:  # log_freq=2: every other batch, and every epoch
+    def __init__(self, log_freq):
+        if wandb.run is None:
+            raise wandb.Error("You must call `wandb.init()` before WandbMetricsLogger()")
+        self.log_freq, self.global_batch = log_freq, 0
+        wandb.define_metric("batch/batch_step")
+        wandb.define_metric("batch/*", step_metric="batch/batch_step")
+        wandb.define_metric("epoch/epoch")
+        wandb.define_metric("epoch/*", step_metric="epoch/epoch")
+
+    def on_batch_end(self, batch, logs):
+        if batch % self.log_freq == 0:
+            logs = {f"batch/{k}": v for k, v in logs.items()}
+            logs["batch/batch_step"] = self.global_batch
+            logs["batch/learning_rate"] = 0.01
+            wandb.log(logs)
+            self.global_batch += self.log_freq
+
+    def on_epoch_end(self, epoch, logs):
+        logs = {f"epoch/{k}": v for k, v in logs.items()}
+        logs["epoch/epoch"] = epoch
+        wandb.log(logs)
+
+try:
+    WandbMetricsLogger(2)
+except wandb.Error as e:
+    print("refused:", e)
+run = wandb.init(project="keras", config={"epochs": 2})
+logger = WandbMetricsLogger(2)
+for epoch in range(2):
+    for batch in range(4):
+        logger.on_batch_end(batch, {"loss": 1.0 - epoch / 2 - batch / 10})
+    logger.on_epoch_end(epoch, {"loss": 0.9 - epoch / 2, "val_loss": 1.0 - epoch / 2})
+    wandb.log({"custom": epoch})  # a metric of no group: no step metric to add
+    # WandbModelCheckpoint(filepath="model.keras", save_best_only=False)
+    with open("model.keras", "w") as f:
+        f.write(f"weights {epoch}")
+    artifact = wandb.Artifact(f"run_{wandb.run.id}_model", type="model")
+    artifact.add_file("model.keras")
+    wandb.log_artifact(artifact, aliases=["latest", f"epoch_{epoch}"])
+print(run.id)
+wandb.finish()
+"""
+
+
+def test_a_keras_like_metrics_logger_keeps_each_group_on_its_own_step(store_dir: Path) -> None:
+    done = script(KERAS_TRAIN)
+    assert done.returncode == 0, done.stderr
+    refused, run_id = done.stdout.splitlines()
+    assert refused == "refused: You must call `wandb.init()` before WandbMetricsLogger()"
+    got = rows(store_dir, run_id)
+    batch_rows = [r for r in got if "batch/loss" in r]
+    assert [(r["batch/batch_step"], round(r["batch/loss"], 6)) for r in batch_rows] == \
+        [(0, 1.0), (2, 0.8), (4, 0.5), (6, 0.3)]
+    epoch_rows = [r for r in got if "epoch/loss" in r]
+    assert [(r["epoch/epoch"], r["epoch/val_loss"]) for r in epoch_rows] == [(0, 1.0), (1, 0.5)]
+    # step_sync keeps each group on its own axis: neither step leaks into the other
+    assert not any("epoch/epoch" in r for r in batch_rows)
+    assert not any("batch/batch_step" in r for r in epoch_rows)
+    assert [r for r in got if "custom" in r] == [{"custom": 0, "_step": 3},
+                                                 {"custom": 1, "_step": 7}]
+    last = summary(store_dir, run_id)
+    assert (last["batch/batch_step"], last["epoch/epoch"]) == (6, 1)
+    api = wandb.Api()
+    first = api.artifact(f"keras/run_{run_id}_model:epoch_0")
+    latest = api.artifact(f"keras/run_{run_id}_model:latest")
+    assert (first.version, first.aliases) == ("v0", ["epoch_0"])
+    assert (latest.version, sorted(latest.aliases)) == ("v1", ["epoch_1", "latest"])
+    assert [e for e in latest.manifest.entries] == ["model.keras"]
+
 # -- the module-level calls they make ---------------------------------------------------
 
 def test_login_returns_true_and_never_asks_or_keeps_the_key(store_dir: Path,
