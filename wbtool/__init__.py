@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
+    from wbtool.errors import WbtoolError as Error
     from wbtool.media import Histogram, Image, Table
     from wbtool.runs.init import init
     from wbtool.runs.run import Run
@@ -33,18 +34,22 @@ if TYPE_CHECKING:
         watch,
     )
     from wbtool.settings import Settings
+    from wbtool.startup import login, require, setup, teardown
+    from wbtool.term import termerror, termlog, termwarn
 
 __all__ = [
-    "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
+    "Api", "Artifact", "Error", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
-    "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
+    "login", "mark_preempting", "require", "restore", "save", "setup", "teardown",
+    "termerror", "termlog", "termwarn", "unwatch", "use_artifact", "use_model", "watch",
 ]
 
 _TOPLEVEL = "wbtool.runs.toplevel"
 _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
+    "Error": "wbtool.errors",
     "Histogram": "wbtool.media",
     "Image": "wbtool.media",
     "Table": "wbtool.media",
@@ -52,11 +57,15 @@ _LAZY = {
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",
     "init": "wbtool.runs.init",
+    **{name: "wbtool.startup" for name in ("login", "require", "setup", "teardown")},
+    **{name: "wbtool.term" for name in ("termerror", "termlog", "termwarn")},
     **{name: _TOPLEVEL for name in (
         "alert", "define_metric", "finish", "link_model", "log", "log_artifact", "log_model",
         "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
     )},
 }
+# Names of the reference for what wbtool calls otherwise: ``except wandb.Error``.
+_ALIASES = {"Error": "WbtoolError"}
 # Attributes that follow the current run, so they are looked up on each access.
 _DYNAMIC = {"config": "current_config", "summary": "current_summary"}
 
@@ -71,7 +80,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wbtool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
     globals()[name] = value
     return value
 

@@ -591,6 +591,20 @@ def test_init_dir_of_the_wrong_type_names_the_setting(store_dir: Path) -> None:
     assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
 
 
+def test_config_numbers_in_exponent_form_read_back_as_numbers_with_pyyaml(
+        store_dir: Path) -> None:
+    """config.yaml is JSON text; PyYAML (YAML 1.1) reads 5e-05, the usual
+    learning rate of a transformers Trainer, as a string unless it has a point."""
+    import yaml
+
+    values = {"learning_rate": 5e-05, "big": 1e16, "tiny": -1.5e-10, "text": "5e-05",
+              "list": [1e-08, 2], "nested": {"eps": 1e-08}, "1e5": 3}
+    run = wandb.init(project="p", config=values, settings=quiet())
+    run.finish()
+    text = (store_dir / "runs" / run.id / "config.yaml").read_text()
+    assert yaml.safe_load(text) == json.loads(text) == values
+    assert wandb.Api().run(f"p/{run.id}").config == values
+
 def test_one_config_key_given_as_a_string_is_one_key() -> None:
     """A string was read as a set of letters: ``config_include_keys="lr"``
     kept no key at all and ``config_exclude_keys="lr"`` dropped none."""

@@ -29,6 +29,7 @@ class _Registry:
         self.exit_code: int | None = None
         self.exception: type[BaseException] | None = None
         self.lock = threading.Lock()
+        self.defaults: dict[str, Any] = {}  # wbtool.setup(settings=...)
 
 
 _REG = _Registry()
@@ -48,6 +49,15 @@ def add(run: Run, *, make_current: bool) -> None:
         if make_current:
             _REG.current = run
     _install_hooks()
+
+
+def set_defaults(values: dict[str, Any]) -> None:
+    """The settings that ``wbtool.setup`` gave, under every later ``init``'s own."""
+    _REG.defaults = dict(values)
+
+
+def defaults() -> dict[str, Any]:
+    return dict(_REG.defaults)
 
 
 def forget(run: Run) -> None:

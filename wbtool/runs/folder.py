@@ -1,7 +1,7 @@
 """The run folder (``.wbtool/runs/<id>/``) and the run record ``run.json``.
 
     run.json        identity, state, exit code, timestamps, owner process
-    config.yaml     the config (JSON text, which YAML reads too)
+    config.yaml     the config (JSON text, which YAML reads too: see write_config)
     history.jsonl   one line per committed step
     system.jsonl    system metric samples
     summary.json    the summary
@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from wbtool.errors import StoreError, StoreNotWritableError
 from wbtool.fsutil import NOT_WRITABLE, atomic_write
+from wbtool.lazyre import lazy_compile
 from wbtool.runs.values import JSON_SAFE
 
 RUN_FORMAT = 1
@@ -258,7 +259,8 @@ class RunFolder:
         return doc if isinstance(doc, dict) else {}
 
     def write_config(self, items: dict[str, Any]) -> None:
-        self.write_json(self.config, items)
+        data = json.dumps(items, indent=1, sort_keys=True, allow_nan=True, ensure_ascii=False)
+        atomic_write(self.config, yaml_floats(data).encode("utf-8", JSON_SAFE) + b"\n")
 
     def append_event(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, sort_keys=True, allow_nan=True, ensure_ascii=False) + "\n"
@@ -276,6 +278,19 @@ class RunFolder:
         from wbtool.runs.history import iter_rows
 
         return list(iter_rows(self.events))
+
+
+# A JSON string (skipped whole), or a number in exponent form with no point.
+_EXPONENT = lazy_compile(r'"(?:[^"\\]|\\.)*"|(?<![\d.])(-?\d+)([eE][-+]?\d+)')
+
+
+def yaml_floats(text: str) -> str:
+    """JSON ``text`` whose exponent numbers carry a point (``5e-05`` becomes
+    ``5.0e-05``, still the same JSON number): YAML 1.1 readers such as PyYAML
+    read a number without one as a string, and 5e-05 is a common learning rate."""
+    if "e" not in text and "E" not in text:
+        return text
+    return _EXPONENT.sub(lambda m: m[0] if m[1] is None else f"{m[1]}.0{m[2]}", text)
 
 
 def _number(value: Any) -> bool:

@@ -93,7 +93,9 @@ def init(
     })
     if resume is not None:
         explicit["resume"] = resume
-    resolved = load(explicit)
+    resolved = load({**current.defaults(), **explicit})
+    _warn_unsupported(resolved, {"sync_tensorboard": sync_tensorboard,
+                                 "tensorboard": tensorboard, "monitor_gym": monitor_gym})
 
     previous = current.active()
     if previous:
@@ -114,6 +116,24 @@ def init(
         current.add(run, make_current=make_current)
         return run
     return _start(resolved, frozen, config_items, make_current)
+
+
+# init arguments of the reference that patch other libraries to log through
+# the run; wbtool does not, so a script that asks for one is told.
+_UNSUPPORTED = {
+    "sync_tensorboard": "TensorBoard event files are not copied into the run",
+    "tensorboard": "TensorBoard event files are not copied into the run",
+    "monitor_gym": "gym environment videos are not logged",
+}
+
+
+def _warn_unsupported(settings: Settings, args: dict[str, Any]) -> None:
+    if settings.silent or not settings.show_warnings or settings.mode == "disabled":
+        return
+    for arg, value in args.items():
+        if value:
+            print(f"wbtool: WARNING init({arg}={value!r}) is not supported: "
+                  f"{_UNSUPPORTED[arg]}; log the values with run.log", file=sys.stderr)
 
 
 def _in_notebook() -> bool:

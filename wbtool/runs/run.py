@@ -609,6 +609,12 @@ class Run:
             self._write_record(summary=True)
         self._event({"type": "state", "state": "preempting"})
 
+    def _label(self, code: str | None = None, repo: str | None = None,
+               code_version: str | None = None, **kwargs: str) -> None:
+        """Accept the reference's integration label (transformers' Trainer calls
+        ``run._label(code="transformers_trainer")``) and keep nothing: it is
+        usage telemetry for a server."""
+
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "step": self._step, "synced": False,
                 "history_rows": 0 if self._history is None else self._history.rows_written}
