@@ -367,3 +367,36 @@ def test_a_store_path_that_is_a_file_is_told_in_words(cli: Cli, tmp_path: Path) 
             2, f"wbtool: error: the wbtool store {afile} (from WBTOOL_DIR) is a file, "
                "not a folder\n"), args
     assert afile.read_text() == "not a store\n"
+
+
+_SERVER_SETTINGS = """
+import sys, wbtool
+settings = wbtool.Settings(start_method="thread", init_timeout=300, api_key="k-0123456789abcdef")
+settings.base_url = "https://example.invalid"
+assert settings.start_method is None and "api_key" not in settings.explicit()
+run = wbtool.init(project="p", settings=wbtool.Settings(start_method="fork"),
+                  config={"lr": 0.1})
+run.log({"loss": 1.0})
+run.finish()
+print(run.dir)
+"""
+
+
+def test_settings_that_mean_something_only_to_a_server_are_told_and_not_kept(
+        tmp_path: Path) -> None:
+    """A script written for the reference passes settings such as start_method
+    or api_key: it runs, is told once per setting, and the key is kept nowhere."""
+    env = {**os.environ, "WBTOOL_DIR": str(tmp_path / ".wbtool")}
+    env.pop("WBTOOL_SILENT", None)
+    done = subprocess.run([sys.executable, "-c", _SERVER_SETTINGS], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    told = [line for line in done.stderr.splitlines() if "only to a server" in line]
+    assert len(told) == 4 and sum("'start_method'" in line for line in told) == 1
+    assert all(line.startswith("wbtool: WARNING") for line in told)
+    run_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("file://"))
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert b"k-0123456789abcdef" not in path.read_bytes(), path
+    with pytest.raises(SettingsError, match="start_methd"):  # a misspelt one is still refused
+        wbtool.Settings(start_methd="thread")

@@ -1,7 +1,9 @@
 """``wbtool.Settings``: the reference's settings that mean something locally.
 
 Values are validated when set: an unknown name or a value of the wrong type
-is a :class:`SettingsError` naming the setting, never a silent default.
+is a :class:`SettingsError` naming the setting, never a silent default. The
+reference's settings that mean something only to a server are accepted,
+said to be ignored, and not kept (:data:`SERVER_ONLY`).
 
 Precedence, lowest first: defaults, the system settings file, the workspace
 settings file, ``WBTOOL_*`` environment variables, explicit values
@@ -261,6 +263,38 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_update_finish_state": (_bool, True),
 }
 
+# Settings of the reference that mean something only to a server (or to a
+# feature that wbtool leaves out, such as launch jobs and sweeps). A script
+# written for the reference may pass them: each is accepted, said once per
+# process to be ignored, and not kept (an API key least of all).
+SERVER_ONLY = frozenset((
+    "allow_offline_artifacts", "anonymous", "api_key", "azure_account_url_to_access_key",
+    "base_url", "console_multipart", "credentials_file", "disable_job_creation", "docker",
+    "email", "force", "http_proxy", "https_proxy", "identity_token_file", "init_timeout",
+    "insecure_disable_ssl", "job_name", "job_source", "label_disable", "launch",
+    "launch_config_path", "login_timeout", "notebook_name", "organization",
+    "program_abspath", "program_relpath", "relogin", "resumed", "sagemaker_disable",
+    "start_method", "summary_timeout", "sweep_id", "sweep_param_path", "sync_tensorboard",
+    "table_raise_on_max_row_limit_exceeded", "username", "x_cli_only_mode",
+    "x_disable_viewer", "x_executable", "x_extra_http_headers", "x_file_stream_max_bytes",
+    "x_file_stream_max_line_bytes", "x_file_stream_retry_max",
+    "x_file_stream_retry_wait_max_seconds", "x_file_stream_retry_wait_min_seconds",
+    "x_file_stream_timeout_seconds", "x_file_stream_transmit_interval",
+    "x_file_transfer_retry_max", "x_file_transfer_retry_wait_max_seconds",
+    "x_file_transfer_retry_wait_min_seconds", "x_file_transfer_timeout_seconds",
+    "x_flow_control_custom", "x_flow_control_disabled", "x_graphql_retry_max",
+    "x_graphql_retry_wait_max_seconds", "x_graphql_retry_wait_min_seconds",
+    "x_graphql_timeout_seconds", "x_internal_check_process", "x_jupyter_name",
+    "x_jupyter_path", "x_jupyter_root", "x_live_policy_rate_limit",
+    "x_live_policy_wait_time", "x_network_buffer", "x_proxies", "x_runqueue_item_id",
+    "x_server_side_derived_summary", "x_server_side_expand_glob_metrics",
+    "x_service_transport", "x_service_wait", "x_skip_transaction_log",
+    "x_stats_coreweave_metadata_base_url", "x_stats_coreweave_metadata_endpoint", "x_sync",
+))
+# What _validate gives for a setting of SERVER_ONLY: nothing to keep.
+_IGNORED: Any = object()
+_told_ignored: set[str] = set()
+
 ENV_PREFIX = "WBTOOL_"
 # Environment variables that are not settings (they name the store, a run…).
 NON_SETTING_ENV = {"WBTOOL_DIR", "WBTOOL_RUN_ATTACH", "WBTOOL_CONSOLE_CAPTURED"}
@@ -269,11 +303,29 @@ NON_SETTING_ENV = {"WBTOOL_DIR", "WBTOOL_RUN_ATTACH", "WBTOOL_CONSOLE_CAPTURED"}
 def _validate(name: str, value: Any) -> Any:
     spec = FIELDS.get(name)
     if spec is None:
+        if name in SERVER_ONLY:
+            _tell_ignored(name)
+            return _IGNORED
         raise SettingsError(name=name, reason="unknown setting")
     try:
         return spec[0](value)
     except (ValueError, TypeError, json.JSONDecodeError) as e:
         raise SettingsError(name=name, reason=f"{value!r}: {e}") from None
+
+
+def _tell_ignored(name: str) -> None:
+    """Say once per process that the setting ``name`` of SERVER_ONLY is
+    ignored, unless the environment asks for silence."""
+    if name in _told_ignored:
+        return
+    _told_ignored.add(name)
+    try:
+        silent = _bool(os.environ.get(f"{ENV_PREFIX}SILENT") or False)
+    except ValueError:
+        silent = False
+    if not silent:
+        print(f"wbtool: WARNING setting {name!r} means something only to a server; ignored",
+              file=sys.stderr)
 
 
 class Settings:
@@ -288,8 +340,7 @@ class Settings:
         # A run's settings: (its store folder, its folder, when it started).
         object.__setattr__(self, "_run", None)
         for name, value in kwargs.items():
-            self._values[name] = _validate(name, value)
-            self._sources[name] = "argument"
+            self._set(name, _validate(name, value), "argument")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -298,13 +349,14 @@ class Settings:
             return self._values[name]
         if name in FIELDS:
             return FIELDS[name][1]
+        if name in SERVER_ONLY:
+            return None  # never kept: it has no value here
         raise AttributeError(f"Settings has no setting {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self._frozen:
             raise AttributeError("these settings are frozen (a run's settings are a copy)")
-        self._values[name] = _validate(name, value)
-        self._sources[name] = "argument"
+        self._set(name, _validate(name, value), "argument")
 
     def explicit(self) -> dict[str, Any]:
         """Only the values that were set (not defaults)."""
@@ -365,6 +417,8 @@ class Settings:
     def _set(self, name: str, value: Any, source: str) -> None:
         if self._frozen:
             raise AttributeError("these settings are frozen (a run's settings are a copy)")
+        if value is _IGNORED:
+            return
         self._values[name] = value
         self._sources[name] = source
 
@@ -581,8 +635,10 @@ def load(
 
     env = os.environ if environ is None else environ
     given = explicit.explicit() if isinstance(explicit, Settings) else dict(explicit or {})
-    for name, value in given.items():  # validate explicit values first
+    for name, value in list(given.items()):  # validate explicit values first
         given[name] = _validate(name, value)
+        if given[name] is _IGNORED:
+            del given[name]
     from_env = env_settings(env)
 
     override = given.get("settings_system") or from_env.get("settings_system")
