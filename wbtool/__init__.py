@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wbtool._version import __version__
 
 if TYPE_CHECKING:
+    from wbtool import plot
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
@@ -38,7 +39,8 @@ __all__ = [
     "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
-    "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
+    "mark_preempting", "plot", "restore", "save", "unwatch", "use_artifact", "use_model",
+    "watch",
 ]
 
 _TOPLEVEL = "wbtool.runs.toplevel"
@@ -52,6 +54,7 @@ _LAZY = {
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",
     "init": "wbtool.runs.init",
+    "plot": "wbtool.plot",  # a module: the value is the module itself
     **{name: _TOPLEVEL for name in (
         "alert", "define_metric", "finish", "link_model", "log", "log_artifact", "log_model",
         "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
@@ -71,7 +74,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wbtool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = importlib.import_module(module)
+    if module != f"{__name__}.{name}":
+        value = getattr(value, name)
     globals()[name] = value
     return value
 
