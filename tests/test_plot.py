@@ -233,6 +233,31 @@ def test_string_labels_take_the_columns_in_sorted_order() -> None:
                                 ["dog", 0.0, 0.0], ["dog", 1.0, 0.0], ["dog", 1.0, 1.0]]
 
 
+# -- what runs show shows -----------------------------------------------------------------
+
+def test_runs_show_tells_charts_in_words_and_draws_their_lines(cli: Any) -> None:
+    table = wbtool.Table(columns=["x", "y"], data=[[2, 4.0], [0, 0.0], [1, 1.0]])
+    run = start()
+    run.log({"sq": wbtool.plot.line(table, "x", "y", title="Squares"),
+             "cm": wbtool.plot.confusion_matrix(y_true=[0, 1], preds=[0, 0]),
+             "pr": wbtool.plot.pr_curve(Y_TRUE, PROBAS, labels=["neg", "pos"], interp_size=5),
+             "series": wbtool.plot.line_series([0, 1], [[5, 6]], keys=["a"])})
+    run.finish()
+    shown = cli("runs", "show", run.id, check=True).out
+    assert 'sq: line chart "Squares" of 3 rows x 2 columns: media/table/sq_0_' in shown
+    assert "cm: confusion matrix chart of 4 rows x 3 columns: media/table/cm_0_" in shown
+    assert "pr: area under curve chart (Precision against Recall) of 10 rows" in shown
+    lines = {ln.split()[0] + (ln.split()[1] if ln.split()[0].endswith(":") else ""): ln
+             for ln in shown.split("logged charts:\n")[1].splitlines()}
+    assert "▁▃█" in lines["sq"] and "min 0" in lines["sq"] and "last 4" in lines["sq"]
+    assert "███▁▁" in lines["pr:neg"] and "last 0.667" in lines["pr:neg"]
+    assert "(5 points)" in lines["pr:pos"]
+    assert "series:a" in lines and "cm" not in lines
+    doc = json.loads(cli("runs", "show", run.id, "--json", check=True).out)
+    charts = doc["result"]["custom_charts"]
+    assert charts["sq"][""]["points"] == [0.0, 1.0, 4.0]
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, words", [
@@ -285,3 +310,18 @@ def test_bad_input_is_refused_naming_the_argument(call: Any, words: str) -> None
         call(table)
     assert words in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_readme_chart_example_runs() -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Charts: wbtool.plot"):]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)[:1]
+    with start() as run:
+        exec(block, {"wbtool": wbtool, "run": run, "y_test": Y_TRUE, "y_probas": PROBAS,
+                     "labels": ["neg", "pos"], "preds": [0, 1, 1, 1],
+                     "table": wbtool.Table(columns=["epoch", "loss"], data=[[0, 1.0]])})
+    (row,) = list(iter_rows(Path(run._folder.history)))
+    assert {row[k]["_type"] for k in ("pr", "roc", "cm", "loss")} == {"custom-chart"}
+    assert row["cm"]["table"]["nrows"] == 4
