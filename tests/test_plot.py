@@ -121,6 +121,16 @@ def test_numpy_inputs_give_what_lists_give() -> None:
         .table == wbtool.plot.confusion_matrix(probs=probas, y_true=y_true).table
 
 
+def test_pandas_inputs_give_what_lists_give() -> None:
+    pd = pytest.importorskip("pandas")
+    y_true, probas = [0, 1, 1, 0], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.5, 0.5]]
+    frame = pd.DataFrame(probas, columns=["no", "yes"])
+    for helper in (wbtool.plot.pr_curve, wbtool.plot.roc_curve):
+        assert helper(pd.Series(y_true), frame).table == helper(y_true, probas).table
+    assert wbtool.plot.confusion_matrix(probs=frame, y_true=pd.Series(y_true)).table == \
+        wbtool.plot.confusion_matrix(probs=probas, y_true=y_true).table
+
+
 # -- confusion matrix ---------------------------------------------------------------------
 
 def test_confusion_matrix_of_three_classes_counts_each_pair() -> None:

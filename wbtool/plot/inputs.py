@@ -18,7 +18,9 @@ def as_list(value: Any, name: str) -> list[Any]:
         raise ValueError(f"{name} is required")
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a PyTorch tensor
         value = value.detach().cpu().numpy()
-    if hasattr(value, "tolist") and callable(value.tolist):  # numpy, pandas
+    if hasattr(value, "to_numpy") and hasattr(value, "columns"):  # a pandas DataFrame
+        value = value.to_numpy()
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy, a pandas Series
         value = value.tolist()
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise ValueError(f"{name} must be a sequence of values, not {type(value).__name__}")
