@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wbtool._version import __version__
 
 if TYPE_CHECKING:
+    from wbtool import plot
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
@@ -41,7 +42,7 @@ __all__ = [
     "Api", "Artifact", "Error", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
-    "login", "mark_preempting", "require", "restore", "save", "setup", "teardown",
+    "login", "mark_preempting", "plot", "require", "restore", "save", "setup", "teardown",
     "termerror", "termlog", "termwarn", "unwatch", "use_artifact", "use_model", "watch",
 ]
 
@@ -57,6 +58,7 @@ _LAZY = {
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",
     "init": "wbtool.runs.init",
+    "plot": "wbtool.plot",  # a module: the value is the module itself
     **{name: "wbtool.startup" for name in ("login", "require", "setup", "teardown")},
     **{name: "wbtool.term" for name in ("termerror", "termlog", "termwarn")},
     **{name: _TOPLEVEL for name in (
@@ -80,7 +82,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'wbtool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
+    value = importlib.import_module(module)
+    if module != f"{__name__}.{name}":
+        value = getattr(value, _ALIASES.get(name, name))
     globals()[name] = value
     return value
 

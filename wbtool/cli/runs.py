@@ -196,6 +196,10 @@ def _media_text(v: dict[str, Any]) -> str | None:
         return f"{v.get('count')} images {v.get('width')}x{v.get('height')} {v.get('format')}"
     if kind == "table-file":
         return f"table of {v.get('nrows')} rows x {v.get('ncols')} columns{where}"
+    if kind == "custom-chart":
+        from wbtool.plot.series import describe
+
+        return describe(v)
     return None
 
 
@@ -367,7 +371,26 @@ def _show_doc(run: Any) -> dict[str, Any]:
                        "points": s.points()} for k, s in sorted(charts.items())},
         "system_charts": {k: {"count": s.count, "min": s.lo, "max": s.hi, "last": s.last,
                               "points": s.points()} for k, s in sorted(system.items())},
+        "custom_charts": _custom_charts(run),
     }
+
+
+def _custom_charts(run: Any) -> dict[str, Any]:
+    """The lines of the line, scatter, line-series and curve charts the summary
+    holds (each chart's last logged value), read from their tables' files."""
+    flat = _flatten(run.summary, "", {})
+    if not any(isinstance(v, dict) and v.get("_type") == "custom-chart"
+               for v in flat.values()):
+        return {}
+    from wbtool.plot.series import chart_series, is_chart
+
+    out: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        lines = chart_series(value, run.dir) if is_chart(value) else {}
+        if lines:
+            out[key] = {name: {"count": s.count, "min": s.lo, "max": s.hi, "last": s.last,
+                               "points": s.points()} for name, s in lines.items()}
+    return out
 
 
 @app.command()
@@ -375,7 +398,9 @@ def show(run_id: str = RunArg, as_json: bool = JsonOpt) -> None:
     """Identity, config, summary, metadata, files, artifacts and a chart per metric.
 
     Charts are sparklines of up to 60 points spread evenly over the history (each the
-    mean of its stretch of steps), with the minimum, maximum and last value.
+    mean of its stretch of steps), with the minimum, maximum and last value. Line,
+    scatter, line-series and curve charts the summary holds (wbtool.plot) are drawn the
+    same way, a sparkline per line, in x order.
     """
     doc = _show_doc(_get_run(_ctx(None), run_id))
     with _stdout_guard():
@@ -424,8 +449,12 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
             for item in doc[key]:
                 out(f"  {cell(item)}" if isinstance(item, str)
                     else f"  {cell(item['name'])} ({cell(item['type'])})")
-    for title, key in (("history", "charts"), ("system metrics", "system_charts")):
+    for title, key in (("history", "charts"), ("system metrics", "system_charts"),
+                       ("logged charts", "custom_charts")):
         charts = doc[key]
+        if key == "custom_charts":  # a line per line of each chart, named chart: line
+            charts = {f"{k}: {name}" if name else k: c
+                      for k, lines in charts.items() for name, c in lines.items()}
         if not charts:
             continue
         out(f"{title}:")
