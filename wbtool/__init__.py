@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from wbtool.api import Api
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
-    from wbtool.media import Histogram, Image, Table
+    from wbtool.media import Audio, Histogram, Html, Image, Object3D, Table, Video
     from wbtool.runs.init import init
     from wbtool.runs.run import Run
     from wbtool.runs.toplevel import (
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from wbtool.settings import Settings
 
 __all__ = [
-    "Api", "Artifact", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
+    "Api", "Artifact", "Audio", "Histogram", "Html", "Image", "Object3D", "Run", "Settings",
+    "Table", "Video", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
     "mark_preempting", "restore", "save", "unwatch", "use_artifact", "use_model", "watch",
@@ -45,9 +46,13 @@ _TOPLEVEL = "wbtool.runs.toplevel"
 _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
+    "Audio": "wbtool.media",
     "Histogram": "wbtool.media",
+    "Html": "wbtool.media",
     "Image": "wbtool.media",
+    "Object3D": "wbtool.media",
     "Table": "wbtool.media",
+    "Video": "wbtool.media",
     "Settings": "wbtool.settings",
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",
