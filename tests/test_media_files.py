@@ -576,3 +576,19 @@ def test_new_media_logged_to_a_disabled_run_write_nothing(tmp_path: Path) -> Non
         assert run.summary["h"]["_type"] == "html-file"
         assert run.summary["o"]["points"] == 1
     assert not list(Path.cwd().rglob("media"))
+
+
+def test_readme_example_of_the_new_media_runs() -> None:
+    import re
+
+    np = pytest.importorskip("numpy")
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Media: wbtool.Image"):]
+    block = re.findall(r"```python\n(.*?)```", section, re.DOTALL)[1]
+    Path("mesh.glb").write_bytes(b"glTF\x02\x00\x00\x00" + bytes(12))
+    with start() as run:
+        exec(block, {"wbtool": wbtool, "run": run, "samples": np.zeros(1600),
+                     "frames": np.zeros((3, 3, 8, 8), np.uint8), "points": np.ones((4, 3))})
+    (row,) = rows(run)
+    assert row["speech"]["duration"] == 0.1 and row["rollout"]["frames"] == 3
+    assert row["report"]["_type"] == "html-file" and row["scene"]["count"] == 2
