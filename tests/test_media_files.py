@@ -401,6 +401,9 @@ def test_html_text_files_and_open_files(tmp_path: Path) -> None:
         f"<HEAD>{injected}<title>t</title></HEAD>x")
     assert wbtool.Html("<p>bare</p>").html == injected + "<p>bare</p>"
     assert wbtool.Html("<p>as is</p>", inject=False).html == "<p>as is</p>"
+    partly_read = io.StringIO("<p>whole</p>")
+    partly_read.read(3)
+    assert wbtool.Html(partly_read, inject=False).html == "<p>whole</p>"
     path = tmp_path / "report.html"
     path.write_text(page, encoding="utf-8")
     from_path = wbtool.Html(str(path), inject=False)
@@ -440,11 +443,13 @@ def test_3d_files_are_kept_as_they_are(tmp_path: Path) -> None:
     gltf = tmp_path / "scene.gltf"
     gltf.write_text(json.dumps({"asset": {"version": "2.0"}}))
     glb = tmp_path / "scene.GLB"
-    glb.write_bytes(b"glTF\x02\x00\x00\x00" + bytes(12))
+    glb.write_bytes(b"glTF\x02\x00\x00\x00\xff\xfe\r\n" + bytes(12))  # not text
     pts = tmp_path / "cloud.pts.json"
     pts.write_text("[[0, 0, 0], [1, 2, 3]]")
     run = start()
-    with open(gltf) as text, open(glb, "rb") as binary:  # open files, as W&B's examples
+    # open files, as W&B's examples open them: in text mode, even a binary one
+    with open(gltf) as text, open(glb) as binary:
+        text.read(5)  # read from the start all the same
         run.log({"generated_samples": [wbtool.Object3D(str(obj)), wbtool.Object3D(text),
                                        wbtool.Object3D(binary, caption="binary")],
                  "cloud": wbtool.Object3D(pts)})
@@ -498,6 +503,7 @@ def test_bad_3d_objects_are_refused_in_words(tmp_path: Path) -> None:
         (np.zeros((2, 3, 3)), r"point cloud of shape \(2, 3, 3\)"),
         (np.zeros((0, 3)), "has no points"),
         (np.array([[0.0, np.nan, 1.0]]), "points must be finite numbers"),
+        (np.ones((2, 3), bool), "points must be numbers, not bool"),
         ([[0, 0, 0], [1, 1]], "ragged: expected 3 values per point, found 2 values"),
         ([[0, 0, "z"]], "points must be finite numbers, not 'z'"),
         ([1, 2, 3], r"point cloud of shape \(3,\)"),

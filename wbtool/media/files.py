@@ -9,6 +9,7 @@ list of it, and adds its own fields (a sample rate, a size) to the document.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, ClassVar
 
@@ -134,8 +135,9 @@ def plain_caption(value: Any, owner: str) -> Any:
 
 
 def read_source(data: Any, owner: str, what: str) -> tuple[bytes, str | None] | None:
-    """(bytes, file name or None) of a path or an open file, None for anything
-    else; FileNotFoundError for a path that names no file."""
+    """(bytes, file name or None) of a path or an open file (read from its
+    start), None for anything else; FileNotFoundError for a path that names
+    no file."""
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         if isinstance(path, bytes):
@@ -149,14 +151,23 @@ def read_source(data: Any, owner: str, what: str) -> tuple[bytes, str | None] | 
             raise ValueError(f"wbtool.{owner}: {path} is a folder, not a file") from None
     read = getattr(data, "read", None)
     if callable(read):
+        name = getattr(data, "name", None)
+        name = os.fsdecode(name) if isinstance(name, (str, bytes)) else None
+        if isinstance(data, io.TextIOBase) and name is not None and os.path.isfile(name):
+            # a file opened as text (open("mesh.glb")): its bytes as they are on
+            # disk, not decoded and with its line ends unchanged
+            with open(name, "rb") as f:
+                return f.read(), name
+        seekable = getattr(data, "seekable", None)
+        if callable(seekable) and seekable():
+            data.seek(0)  # the whole file, as the W&B SDK reads it
         content = read()
         if isinstance(content, str):
             content = content.encode("utf-8")
         if not isinstance(content, (bytes, bytearray)):
             raise ValueError(f"wbtool.{owner}: reading the open file gave a "
                              f"{type(content).__name__}, not text or bytes")
-        name = getattr(data, "name", None)
-        return bytes(content), os.fsdecode(name) if isinstance(name, (str, bytes)) else None
+        return bytes(content), name
     return None
 
 

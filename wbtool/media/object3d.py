@@ -67,7 +67,7 @@ def to_points(data: Any) -> list[list[float]]:
         import numpy as np
 
         a = np.asarray(array)
-        if a.dtype.kind not in "biuf":
+        if a.dtype.kind not in "iuf":
             raise ValueError(f"wbtool.Object3D: points must be numbers, not {a.dtype}")
         _check_shape(tuple(int(n) for n in a.shape))
         if a.dtype.kind == "f" and not np.isfinite(a).all():
