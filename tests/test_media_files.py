@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -486,6 +487,44 @@ def test_point_clouds_are_written_as_pts_json() -> None:
         assert json.loads(logged(run, doc)) == want
     assert row["coloured"]["caption"] == "rgb"
     assert wbtool.Object3D(xyz.tolist()) == wbtool.Object3D(xyz)
+
+
+def test_a_lidar_scene_is_written_as_the_w_and_b_sdk_writes_it() -> None:
+    np = pytest.importorskip("numpy")
+    box = {"corners": [[0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [1, 1, 0], [0, 1, 1],
+                       [1, 0, 1], [1, 1, 1]], "label": "car", "color": [123, 321, 111]}
+    scene = {"type": "lidar/beta", "points": np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]),
+             "boxes": np.array([box])}
+    run = start()
+    run.log({"scene": wbtool.Object3D(scene)})
+    run.finish()
+    doc = rows(run)[0]["scene"]
+    assert doc["format"] == "pts.json" and doc["points"] == 2
+    assert json.loads(logged(run, doc)) == {"type": "lidar/beta", "vectors": [],
+                                            "points": [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]],
+                                            "boxes": [box]}
+    for bad, words in (
+        ({"type": "mesh/alpha", "points": [[0, 0, 0]]}, "\"type\" must be 'lidar/beta', "
+                                                        "not 'mesh/alpha'"),
+        ({"type": "lidar/beta", "colours": []}, "holds type, points, boxes, vectors; not colours"),
+        ({"type": "lidar/beta", "boxes": [1, 2]}, "boxes must be a list of dicts"),
+        ({"type": "lidar/beta", "vectors": [{"start": [0, 0, math.nan]}]},
+         "vectors must be plain data"),
+        ({"type": "lidar/beta", "points": [[0, 0]]}, r"point cloud of shape \(1, 2\)"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            wbtool.Object3D(bad)
+
+
+def test_table_columns_of_the_new_media() -> None:
+    audio = wbtool.Audio([0.0], sample_rate=8000)
+    table = wbtool.Table(columns=["id", "clip"], dtype=[int, wbtool.Audio])
+    table.add_data(1, audio)
+    with pytest.raises(ValueError, match="column 'clip' holds Audio values"):
+        table.add_data(2, wbtool.Html("<p/>"))
+    assert wbtool.Table(columns=["page"], data=[[wbtool.Html("<p/>")]]).nrows == 1
+    with pytest.raises(ValueError, match=r"media type \(wbtool.Image, Audio, Video"):
+        wbtool.Table(columns=["x"], dtype=[set])
 
 
 def test_bad_3d_objects_are_refused_in_words(tmp_path: Path) -> None:

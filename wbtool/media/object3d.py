@@ -5,7 +5,9 @@ It is made of the path (or an open file) of an OBJ, glTF, GLB, Babylon, STL
 or ``.pts.json`` file, whose bytes are kept as they are, or of a point
 cloud: a numpy array, a tensor or a list of points of shape (N, 3) (x, y,
 z), (N, 4) (x, y, z, category) or (N, 6) (x, y, z, r, g, b), written as a
-``.pts.json`` file (a JSON list of the points, as the W&B SDK writes it).
+``.pts.json`` file (a JSON list of the points, as the W&B SDK writes it); or
+of a scene, ``{"type": "lidar/beta", "points": ..., "boxes": [...],
+"vectors": [...]}``, written as that JSON.
 """
 
 from __future__ import annotations
@@ -13,18 +15,22 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from wbtool.media.files import FileMedia, as_array, extension, read_source
 
 FORMATS = ("obj", "gltf", "glb", "babylon", "stl", "pts.json")
 POINT_WIDTHS = (3, 4, 6)
+SCENE_TYPES = ("lidar/beta",)
+_SCENE_KEYS = ("type", "points", "boxes", "vectors")
 _SHAPES = "(N, 3), (N, 4) or (N, 6)"
 
 
 class Object3D(FileMedia):
-    """A 3D object, as ``wandb.Object3D``: ``Object3D(open("mesh.obj"))`` or
-    ``Object3D(points)`` for a point cloud."""
+    """A 3D object, as ``wandb.Object3D``: ``Object3D(open("mesh.obj"))``,
+    ``Object3D(points)`` for a point cloud, or ``Object3D({"type": "lidar/beta",
+    "points": points, "boxes": boxes})`` for a scene."""
 
     _log_type = "object3D-file"
     _folder = "object3D"
@@ -44,9 +50,13 @@ class Object3D(FileMedia):
                                  f"are .{', .'.join(FORMATS)}")
             self._bytes, self.format = data, fmt
             return
-        rows = to_points(data_or_path)
-        self.points = len(rows)
-        self._bytes = json.dumps(rows, separators=(",", ":"), allow_nan=False).encode()
+        if isinstance(data_or_path, Mapping):
+            content: Any = _scene(data_or_path)
+            self.points = len(content["points"])
+        else:
+            content = to_points(data_or_path)
+            self.points = len(content)
+        self._bytes = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
         self.format = "pts.json"
 
     def _fields(self) -> dict[str, Any]:
@@ -89,6 +99,39 @@ def to_points(data: Any) -> list[list[float]]:
     raise ValueError(f"wbtool.Object3D: cannot make a 3D object of a {type(data).__name__} "
                      f"(give the path or an open file of a .{', .'.join(FORMATS)} file, or "
                      f"points of shape {_SHAPES})")
+
+
+def _scene(scene: Mapping[str, Any]) -> dict[str, Any]:
+    """A scene's JSON: its type, points, boxes and vectors (as the W&B SDK writes it)."""
+    kind = scene.get("type")
+    if kind not in SCENE_TYPES:
+        raise ValueError(f"wbtool.Object3D: a scene's \"type\" must be "
+                         f"{' or '.join(map(repr, SCENE_TYPES))}, not {kind!r}")
+    unknown = sorted(str(k) for k in scene if k not in _SCENE_KEYS)
+    if unknown:
+        raise ValueError(f"wbtool.Object3D: a scene holds {', '.join(_SCENE_KEYS)}; not "
+                         f"{', '.join(unknown)}")
+    from wbtool.runs.values import normalise
+
+    doc: dict[str, Any] = {"type": kind}
+    for key in ("vectors", "points", "boxes"):
+        value = scene.get(key)
+        if value is None:
+            doc[key] = []
+        elif key == "points":
+            doc[key] = to_points(value)
+        else:
+            items = value.tolist() if hasattr(value, "tolist") else value
+            if not isinstance(items, (list, tuple)) \
+                    or not all(isinstance(i, Mapping) for i in items):
+                raise ValueError(f"wbtool.Object3D: a scene's {key} must be a list of dicts")
+            try:
+                doc[key] = normalise(list(items), key)
+                json.dumps(doc[key], allow_nan=False)
+            except ValueError as e:
+                raise ValueError(f"wbtool.Object3D: a scene's {key} must be plain data: "
+                                 f"{e}") from None
+    return doc
 
 
 def _check_shape(shape: tuple[int, ...]) -> None:

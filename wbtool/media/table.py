@@ -249,7 +249,11 @@ def _dtype_kind(t: Any) -> str | None:
 
     if t is Image:
         return "image"
+    from wbtool.media.files import FileMedia
+
+    if isinstance(t, type) and issubclass(t, FileMedia):  # Audio, Video, Html, Object3D
+        return t.__name__
     if isinstance(t, type) and t in _DTYPE_KINDS:
         return _DTYPE_KINDS[t]
-    raise ValueError(f"dtype must be a Python type (int, float, str, bool, list, dict) or "
-                     f"wbtool.Image, not {t!r}")
+    raise ValueError(f"dtype must be a Python type (int, float, str, bool, list, dict) or a "
+                     f"media type (wbtool.Image, Audio, Video, Html, Object3D), not {t!r}")
