@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
     from wbtool.errors import WbtoolError
     from wbtool.errors import WbtoolError as Error
-    from wbtool.media import Histogram, Image, Table
+    from wbtool.media import Audio, Histogram, Html, Image, Object3D, Table, Video
     from wbtool.runs.init import init
     from wbtool.runs.run import Run
     from wbtool.runs.toplevel import (
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from wbtool.term import termerror, termlog, termwarn
 
 __all__ = [
-    "Api", "Artifact", "Error", "Histogram", "Image", "Run", "Settings", "Table", "WbtoolError",
+    "Api", "Artifact", "Audio", "Error", "Histogram", "Html", "Image", "Object3D", "Run",
+    "Settings", "Table", "Video", "WbtoolError",
     "__version__", "alert",
     "define_metric", "finish", "init", "link_model", "log", "log_artifact", "log_model",
     "login", "mark_preempting", "plot", "require", "restore", "save", "setup", "teardown",
@@ -51,9 +52,13 @@ _LAZY = {
     "Api": "wbtool.api",
     "Artifact": "wbtool.artifacts.artifact",
     "Error": "wbtool.errors",
+    "Audio": "wbtool.media",
     "Histogram": "wbtool.media",
+    "Html": "wbtool.media",
     "Image": "wbtool.media",
+    "Object3D": "wbtool.media",
     "Table": "wbtool.media",
+    "Video": "wbtool.media",
     "Settings": "wbtool.settings",
     "WbtoolError": "wbtool.errors",
     "Run": "wbtool.runs.run",

@@ -41,7 +41,8 @@ from wbtool.names import (
 
 DEFAULT_MAX_OBJECTS = 10_000_000
 # The "_type" of the JSON documents that get() turns back into media objects.
-MEDIA_DOCUMENTS = frozenset(("table", "image-file", "histogram"))
+MEDIA_DOCUMENTS = frozenset(("table", "image-file", "histogram", "audio-file", "video-file",
+                             "html-file", "object3D-file"))
 
 
 def _iso(ts: float | None) -> str | None:
@@ -546,8 +547,9 @@ class Artifact:
         return self.get_entry(name)
 
     def get(self, name: str) -> Any:
-        """The media object added at ``name``: a ``wbtool.Table``, ``Image`` or
-        ``Histogram`` for theirs, else the JSON document stored (None if absent)."""
+        """The media object added at ``name``: a ``wbtool.Table``, ``Image``,
+        ``Histogram``, ``Audio``, ``Video``, ``Html`` or ``Object3D`` for theirs,
+        else the JSON document stored (None if absent)."""
         self._ensure_logged("get")
         for candidate in (name, *[p for p in self._manifest.entries
                                   if p.startswith(name + ".") and p.endswith(".json")]):

@@ -200,7 +200,27 @@ def _media_text(v: dict[str, Any]) -> str | None:
         from wbtool.plot.series import describe
 
         return describe(v)
+    if kind == "audio-file":
+        seconds = f" {_num(v['duration'])}s" if type(v.get("duration")) in NUMBERS else ""
+        rate = f" at {v['sample_rate']} Hz" if type(v.get("sample_rate")) is int else ""
+        return f"audio {v.get('format')}{seconds}{rate}{where}"
+    if kind == "video-file":
+        size = f" {v['width']}x{v['height']}" if "width" in v and "height" in v else ""
+        frames = f" {v['frames']} frames at {_num(v.get('fps'))} fps" if "frames" in v else ""
+        return f"video {v.get('format')}{size}{frames}{where}"
+    if kind == "html-file":
+        return f"html page of {v.get('size')} bytes{where}"
+    if kind == "object3D-file":
+        points = f" of {v['points']} points" if "points" in v else ""
+        return f"3D object {v.get('format')}{points}{where}"
+    if kind in _SEQUENCES:
+        return f"{v.get('count')} {_SEQUENCES[kind]}"
     return None
+
+
+# What a list of media logged under one key is told as: "3 audio clips".
+_SEQUENCES = {"audio": "audio clips", "videos": "videos", "html": "html pages",
+              "object3D": "3D objects"}
 
 
 # -- list ---------------------------------------------------------------------------------

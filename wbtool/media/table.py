@@ -3,7 +3,7 @@
 
 Cells are kept as given; when the table is written they are normalised as
 ``run.log`` normalises values, and an image in a cell is written too and
-referenced by its dict.
+referenced by its dict (as are audio, video, pages and 3D objects).
 """
 
 from __future__ import annotations
@@ -220,11 +220,13 @@ def from_document(doc: Mapping[str, Any], read: Callable[[str], bytes]) -> Table
 
 
 def _cell(value: Any, read: Callable[[str], bytes]) -> Any:
-    if isinstance(value, dict) and value.get("_type") == "image-file" \
-            and isinstance(value.get("path"), str):
-        from wbtool.media.image import Image
+    """A cell's value: an image, audio, video, page or 3D object for the
+    document of one (whose file the table names), else the value itself."""
+    from wbtool.media.documents import FILE_DOCUMENTS, from_document
 
-        return Image._from_file_bytes(read(value["path"]), value)
+    if isinstance(value, dict) and value.get("_type") in FILE_DOCUMENTS \
+            and isinstance(value.get("path"), str):
+        return from_document(value, read)
     return value
 
 
@@ -247,7 +249,11 @@ def _dtype_kind(t: Any) -> str | None:
 
     if t is Image:
         return "image"
+    from wbtool.media.files import FileMedia
+
+    if isinstance(t, type) and issubclass(t, FileMedia):  # Audio, Video, Html, Object3D
+        return t.__name__
     if isinstance(t, type) and t in _DTYPE_KINDS:
         return _DTYPE_KINDS[t]
-    raise ValueError(f"dtype must be a Python type (int, float, str, bool, list, dict) or "
-                     f"wbtool.Image, not {t!r}")
+    raise ValueError(f"dtype must be a Python type (int, float, str, bool, list, dict) or a "
+                     f"media type (wbtool.Image, Audio, Video, Html, Object3D), not {t!r}")

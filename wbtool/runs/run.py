@@ -262,9 +262,9 @@ class Run:
         Without ``step`` each call commits a row and advances the step unless
         ``commit=False``. With ``step``, data accumulates into that step
         (``commit`` defaults to False) and a later step commits it; a step
-        lower than the current one is refused with a warning. ``wbtool.Image``
-        and ``wbtool.Table`` values write their files into the run's ``media/``
-        folder, named by their key and step.
+        lower than the current one is refused with a warning. ``wbtool.Image``,
+        ``Table``, ``Audio``, ``Video``, ``Html`` and ``Object3D`` values write
+        their files into the run's ``media/`` folder, named by their key and step.
         """
         if step is None and commit is None and self._pending is None and type(data) is dict \
                 and not self._finished:

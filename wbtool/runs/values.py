@@ -112,7 +112,7 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
             out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1, media))
         return out
     if isinstance(value, (list, tuple)):
-        if value and hasattr(value[0], "_log_sequence"):  # a list of wbtool.Image
+        if value and hasattr(value[0], "_log_sequence"):  # a list of wbtool.Image, Audio, ...
             return value[0]._log_sequence(value, media, key)
         return [_kept(_normalise(v, key, depth + 1, media)) for v in value]
     if isinstance(value, os.PathLike):  # argparse's type=Path, a config dataclass's paths
@@ -133,7 +133,7 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
         warnings.warn(f"wbtool: {key!r}: an array of {size} {value.dtype} values is too large "
                       "to log as a list; it was not logged", stacklevel=4)
         return SKIPPED
-    if hasattr(value, "_to_row"):  # wbtool.Image, wbtool.Histogram, wbtool.Table
+    if hasattr(value, "_to_row"):  # wbtool.Image, Histogram, Table, Audio, Video, ...
         return value._to_row(media, key)
     if hasattr(value, "item") and callable(value.item):  # other scalar wrappers
         return _normalise(value.item(), key, depth)
