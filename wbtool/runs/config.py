@@ -132,7 +132,7 @@ class Config(MutableMapping[str, Any]):
             raise ConfigError(f"config keys must be non-empty strings, not {key!r}")
         if self._locked:
             raise ConfigError("this run is finished: its config can no longer change")
-        value = normalise(value, key)
+        value = normalise(value, key, lenient=True)
         allow = self._allow_val_change if allow_val_change is None else allow_val_change
         if key in self._items:
             old = self._items[key]

@@ -81,12 +81,15 @@ def _histogram(array: Any, key: str) -> dict[str, Any]:
     return histogram_doc(array, HISTOGRAM_BINS)
 
 
-def normalise(value: Any, key: str = "") -> Any:
-    """A JSON-ready copy of ``value``; raises ValueError for what cannot be logged."""
-    return _kept(_normalise(value, key, 0))
+def normalise(value: Any, key: str = "", *, lenient: bool = False) -> Any:
+    """A JSON-ready copy of ``value``; raises ValueError for what cannot be
+    logged. ``lenient`` (a config value, as the reference keeps one): an
+    object of no type that can be logged is kept as its text instead."""
+    return _kept(_normalise(value, key, 0, lenient=lenient))
 
 
-def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
+def _normalise(value: Any, key: str, depth: int, media: Any = None, *,
+               lenient: bool = False) -> Any:
     """:func:`normalise`, which returns :data:`SKIPPED` for an array it warned
     it would not keep; inside a list or dict that array becomes None, so the
     other items keep their places. ``media``: as for :func:`flatten_into`."""
@@ -109,12 +112,12 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
             if not isinstance(k, str):
                 raise ValueError(f"logged keys must be strings: {key}/{k!r}")
             k = str.__str__(k)
-            out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1, media))
+            out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1, media, lenient=lenient))
         return out
     if isinstance(value, (list, tuple)):
         if value and hasattr(value[0], "_log_sequence"):  # a list of wbtool.Image, Audio, ...
             return value[0]._log_sequence(value, media, key)
-        return [_kept(_normalise(v, key, depth + 1, media)) for v in value]
+        return [_kept(_normalise(v, key, depth + 1, media, lenient=lenient)) for v in value]
     if isinstance(value, os.PathLike):  # argparse's type=Path, a config dataclass's paths
         return os.fsdecode(value)
     # Tensors (PyTorch, TensorFlow, JAX) → numpy without importing them.
@@ -124,10 +127,10 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
         value = value.numpy()
     if hasattr(value, "dtype") and hasattr(value, "shape"):  # numpy scalar or array
         if value.shape == () and hasattr(value, "item"):
-            return _normalise(value.item(), key, depth)
+            return _normalise(value.item(), key, depth, lenient=lenient)
         size = int(getattr(value, "size", 0))
         if size <= MAX_LIST_ARRAY:
-            return _normalise(value.tolist(), key, depth)
+            return _normalise(value.tolist(), key, depth, lenient=lenient)
         if value.dtype.kind in "biuf":
             return _histogram(value, key)
         warnings.warn(f"wbtool: {key!r}: an array of {size} {value.dtype} values is too large "
@@ -136,16 +139,18 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None) -> Any:
     if hasattr(value, "_to_row"):  # wbtool.Image, Histogram, Table, Audio, Video, ...
         return value._to_row(media, key)
     if hasattr(value, "item") and callable(value.item):  # other scalar wrappers
-        return _normalise(value.item(), key, depth)
+        return _normalise(value.item(), key, depth, lenient=lenient)
     if hasattr(value, "to_json") and callable(value.to_json):
-        return _normalise(value.to_json(), key, depth)
-    return _normalise(_plain_stand_in(value, key), key, depth + 1)
+        return _normalise(value.to_json(), key, depth, lenient=lenient)
+    return _normalise(_plain_stand_in(value, key, lenient), key, depth + 1, lenient=lenient)
 
 
-def _plain_stand_in(value: Any, key: str) -> Any:
+def _plain_stand_in(value: Any, key: str, lenient: bool = False) -> Any:
     """What a common non-JSON value is logged as: a date as its ISO text, a
     Decimal as a float, a set as a sorted list, a dataclass or pydantic model
-    as a dict of its fields, an Enum as its value, UTF-8 bytes as text."""
+    (or an argparse Namespace) as a dict of its fields, an Enum as its value,
+    UTF-8 bytes as text; with ``lenient``, anything else as its text."""
+    import argparse
     import datetime
     import decimal
     import enum
@@ -170,11 +175,15 @@ def _plain_stand_in(value: Any, key: str) -> Any:
     fields = record_fields(value)
     if fields is not None:
         return fields
+    if isinstance(value, argparse.Namespace):
+        return vars(value)
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError(f"cannot log {key!r}: its bytes are not UTF-8 text") from None
+    if lenient:
+        return str(value)
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
 
