@@ -240,7 +240,9 @@ def list_(
     where: list[str] = typer.Option(
         [], "--where", "-w", metavar="KEY OP VALUE", help="Only runs where this holds "
         "(repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, "
-        "tags, host…); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as "
+        "tags, host…), its dots stepping into nested values or, where there are none, naming "
+        "a flat key with those dots or with slashes for them (summary.train.loss finds "
+        "'train/loss'); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as "
         "JSON where it is JSON, else as text. E.g. 'config.lr<0.01', 'summary.acc>=0.9'."),
     sort: str | None = typer.Option(
         None, "--sort", metavar="[-]KEY", help="Order by KEY (as in --where) instead of "
@@ -303,10 +305,11 @@ def list_(
         output.note("no runs")
         return
     # The metrics asked about (--sort, --where summary.KEY) are shown, first.
-    asked = [k.partition(".")[2] for k in dict.fromkeys(
+    summaries = [summ for _d, _s, summ in runs]
+    asked = list(dict.fromkeys(_summary_key(summaries, k.partition(".")[2]) for k in dict.fromkeys(
         [*([query.sort_key(sort)[0]] if sort else []), *(next(iter(f)) for f in filters)])
-        if k.startswith(("summary.", "summary_metrics."))]
-    common = _common_metrics([summ for _d, _s, summ in runs], TABLE_METRICS)
+        if k.startswith(("summary.", "summary_metrics."))))
+    common = _common_metrics(summaries, TABLE_METRICS)
     metrics = [*asked, *(m for m in common if m not in asked)][:max(TABLE_METRICS, len(asked))]
     columns = ["id", "name", *(["project"] if proj is None else []), "state", "started",
                "runtime", *metrics]
@@ -328,6 +331,18 @@ def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in [columns, *rows]]
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _summary_key(summaries: list[dict[str, Any]], path: str) -> str:
+    """The summary key that ``path`` (of ``summary.PATH``) finds in the first
+    summary that has it (``train/loss`` for ``train.loss``), else ``path``."""
+    from wbtool.runs import query
+
+    for summ in summaries:
+        key = query.resolve_key(summ, path)
+        if key is not None and len(key) == 1:
+            return key[0]
+    return path
 
 
 def _common_metrics(summaries: list[dict[str, Any]], n: int) -> list[str]:
