@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import subprocess
 import sys
+import textwrap
 import zlib
 from pathlib import Path
 from typing import Any
@@ -399,7 +401,8 @@ def test_histogram_bins_as_numpy_bins() -> None:
 
 
 def test_histogram_limits_and_bad_input() -> None:
-    assert len(wbtool.Histogram(list(range(2000)), num_bins=10_000).histogram) == 512
+    with pytest.warns(UserWarning, match=r"num_bins=10000\) asks for more than 512 bins"):
+        assert len(wbtool.Histogram(list(range(2000)), num_bins=10_000).histogram) == 512
     assert wbtool.Histogram([math.nan]).to_json() == {"_type": "histogram", "values": [],
                                                       "bins": []}
     given = wbtool.Histogram(np_histogram=([1, 2], [0, 1, 2]))
@@ -418,6 +421,26 @@ def test_histogram_limits_and_bad_input() -> None:
     ):
         with pytest.raises(ValueError, match=words):
             wbtool.Histogram(**kwargs)
+
+
+def test_too_many_bins_warn_once_for_each_line_that_asks(tmp_path: Path) -> None:
+    """A histogram holds 512 bins, as in W&B; asking for more in a training
+    loop says so once, not at every step; 512 or fewer say nothing."""
+    script = tmp_path / "bins.py"
+    script.write_text(textwrap.dedent("""\
+        import wbtool
+        for step in range(20):
+            h = wbtool.Histogram(list(range(2000)), num_bins=1000)
+            assert len(h.histogram) == 512 and len(h.bins) == 513
+        wbtool.Histogram(list(range(2000)), num_bins=512)
+        wbtool.Histogram(list(range(2000)), num_bins=700)
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # Python's default
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, timeout=60, env=env)
+    said = [ln for ln in res.stderr.splitlines() if "wbtool:" in ln]
+    assert len(said) == 2 and "num_bins=1000)" in said[0] and "num_bins=700)" in said[1]
+    assert all("it has 512" in ln for ln in said)
 
 
 # -- Table --------------------------------------------------------------------------------
