@@ -193,7 +193,14 @@ def _media_text(v: dict[str, Any]) -> str | None:
     if kind == "image-file":
         return f"image {v.get('width')}x{v.get('height')} {v.get('format')}{where}"
     if kind == "images/separated":
-        return f"{v.get('count')} images {v.get('width')}x{v.get('height')} {v.get('format')}"
+        if "width" in v and "height" in v:
+            size = f" {v['width']}x{v['height']}"
+        else:
+            size = " of different sizes" if "widths" in v or "heights" in v else ""
+        formats = v.get("formats")
+        form = "/".join(dict.fromkeys(map(str, formats))) if isinstance(formats, list) \
+            else v.get("format")
+        return f"{v.get('count')} images{size} {form}"
     if kind == "table-file":
         return f"table of {v.get('nrows')} rows x {v.get('ncols')} columns{where}"
     if kind == "custom-chart":
