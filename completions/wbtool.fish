@@ -401,7 +401,7 @@ complete -c wbtool -n '__wbtool_at runs export' -s o -l output -r -d 'Write here
 complete -c wbtool -n '__wbtool_at runs export' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
 
 # wbtool runs history
-complete -c wbtool -n '__wbtool_at runs history' -s f -l format -r -d 'jsonl: the stored lines, as written; csv: a header row, then one line per step. Without --keys the CSV columns are _step, the keys of the first 1 MiB of history, the summary\'s other keys, _runtime and _timestamp; keys first seen later are named on stderr.'
+complete -c wbtool -n '__wbtool_at runs history' -s f -l format -r -d 'jsonl: the stored lines, as written; csv: a header row, then one line per step. Without --keys the CSV columns are _step, the keys of the first 1 MiB of history, the summary\'s other keys, _runtime and _timestamp (then _label, in a shared run whose other processes name their rows with it); keys first seen later are named on stderr.'
 complete -c wbtool -n '__wbtool_at runs history' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs history' -s k -l keys -r -d 'Comma-separated metrics: only rows holding at least one of them, reduced to _step and these keys (CSV columns in this order).'
 complete -c wbtool -n '__wbtool_at runs history' -l max-step -x -d 'Only steps < N.'

@@ -530,16 +530,18 @@ def _known_keys(run: Any, keys: list[str]) -> None:
                          + (f" (it has: {', '.join(logged)})" if logged else ""))
 
 
-def _header(run: Any, first: list[Any]) -> list[str]:
+def _header(run: Any, first: list[Any], labelled: bool = False) -> list[str]:
     """CSV columns without --keys: ``_step``, the keys of the first block in the order
-    they appear, the summary's other keys, then ``_runtime`` and ``_timestamp``."""
+    they appear, the summary's other keys, then ``_runtime`` and ``_timestamp``, and
+    ``_label`` where rows have one (those of the processes of a shared run)."""
     seen: dict[str, None] = {"_step": None}
     for row in first:
         if type(row) is dict:
-            seen.update(dict.fromkeys(k for k in row if k not in SYSTEM_COLUMNS))
+            seen.update(dict.fromkeys(k for k in row if k not in SYSTEM_COLUMNS
+                                      and k != "_label"))
     seen.update(dict.fromkeys(sorted(k for k in run.summary
                                      if not k.startswith("_") and k not in seen)))
-    return [*seen, *SYSTEM_COLUMNS]
+    return [*seen, *SYSTEM_COLUMNS, *(["_label"] if labelled else [])]
 
 
 @app.command()
@@ -553,8 +555,9 @@ def history(
                             help="jsonl: the stored lines, as written; csv: a header row, "
                             "then one line per step. Without --keys the CSV columns are _step, "
                             "the keys of the first 1 MiB of history, the summary's other keys, "
-                            "_runtime and _timestamp; keys first seen later are named on "
-                            "stderr."),
+                            "_runtime and _timestamp (then _label, in a shared run whose other "
+                            "processes name their rows with it); keys first seen later are "
+                            "named on stderr."),
     min_step: int | None = typer.Option(None, "--min-step", metavar="N", help="Only steps >= N."),
     max_step: int | None = typer.Option(None, "--max-step", metavar="N", help="Only steps < N."),
 ) -> None:
@@ -590,7 +593,7 @@ def history(
         if fmt == "jsonl":
             _write_jsonl(rows)
         else:
-            _write_csv(run, rows, wanted)
+            _write_csv(run, rows, wanted, wanted is None and _labelled(path))
 
 
 def _filtered(blocks: Iterable[bytes], wanted: list[str] | None, lo: int | None,
@@ -636,7 +639,7 @@ def _write_jsonl(rows: Iterable[tuple[bytes, list[dict[str, Any]]]]) -> None:
 
 
 def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
-               wanted: list[str] | None) -> None:
+               wanted: list[str] | None, labelled: bool = False) -> None:
     import csv
     import io
     import operator
@@ -655,7 +658,7 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
     out = sys.stdout.buffer
     for block, kept in rows:
         if columns is None:
-            columns = _header(run, kept)
+            columns = _header(run, kept, labelled)
             writer.writerow(columns)
             known = set(columns)
         elif wanted is None:
@@ -676,7 +679,7 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
         buf.seek(0)
         buf.truncate()
     if columns is None:
-        writer.writerow(_header(run, []))
+        writer.writerow(_header(run, [], labelled))
     out.write(buf.getvalue().encode("utf-8", JSON_SAFE))
     if extra:
         output.note(f"wbtool: note: keys first logged later are not in the CSV: "
@@ -937,8 +940,8 @@ def system(
 
 
 def _labelled(path: os.PathLike[str]) -> bool:
-    """Whether a system.jsonl holds samples with a ``_label`` (those of the
-    processes of a shared run), without parsing it."""
+    """Whether a system.jsonl or history.jsonl holds rows with a ``_label``
+    (those of the processes of a shared run), without parsing it."""
     import mmap
 
     try:

@@ -115,6 +115,9 @@ class Run:
         # process of a shared run that secondaries join. Shared runs merge
         # their writes of run.json, summary and config.
         self._shared: str | None = None
+        # Of a secondary process of a shared run: its label (x_label, else
+        # host:pid), written as ``_label`` into each history row it commits.
+        self._row_label: str | None = None
         # Of a shared run: the fields of run.json this process set since its
         # last write (the others' may have changed them since), and the tags
         # it joined with, which add to the others' rather than replace them.
@@ -346,7 +349,8 @@ class Run:
         history = self._history
         if history is not None:
             rows = history._rows
-            rows.append(row)
+            # which process of a shared run logged it (not a metric: not in the summary)
+            rows.append(row if self._row_label is None else {**row, "_label": self._row_label})
             n = len(rows)
             if n == WAKE_ROWS:
                 self._wake.set()
