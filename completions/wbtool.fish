@@ -401,7 +401,7 @@ complete -c wbtool -n '__wbtool_at runs export' -s o -l output -r -d 'Write here
 complete -c wbtool -n '__wbtool_at runs export' -s p -l project -r -d 'Project (default: the settings\' project; with none set, every project).'
 
 # wbtool runs history
-complete -c wbtool -n '__wbtool_at runs history' -s f -l format -r -d 'jsonl: the stored lines, as written; csv: a header row, then one line per step. Without --keys the CSV columns are _step, the keys of the first 1 MiB of history, the summary\'s other keys, _runtime and _timestamp; keys first seen later are named on stderr.'
+complete -c wbtool -n '__wbtool_at runs history' -s f -l format -r -d 'jsonl: the stored lines, as written; csv: a header row, then one line per step. Without --keys the CSV columns are _step, the keys of the first 1 MiB of history, the summary\'s other keys, _runtime and _timestamp (then _label, in a shared run whose other processes name their rows with it); keys first seen later are named on stderr.'
 complete -c wbtool -n '__wbtool_at runs history' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at runs history' -s k -l keys -r -d 'Comma-separated metrics: only rows holding at least one of them, reduced to _step and these keys (CSV columns in this order).'
 complete -c wbtool -n '__wbtool_at runs history' -l max-step -x -d 'Only steps < N.'
@@ -417,7 +417,7 @@ complete -c wbtool -n '__wbtool_at runs list' -s p -l project -r -d 'Project (de
 complete -c wbtool -n '__wbtool_at runs list' -l sort -r -d 'Order by KEY (as in --where) instead of newest first; -KEY for the largest first. Runs without KEY come last.'
 complete -c wbtool -n '__wbtool_at runs list' -l state -r -d 'Only runs in this state: running, finished, failed, killed, crashed or preempting.'
 complete -c wbtool -n '__wbtool_at runs list' -l tag -r -d 'Only runs with this tag (repeatable: all of them).'
-complete -c wbtool -n '__wbtool_at runs list' -s w -l where -r -d 'Only runs where this holds (repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, tags, host…); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as JSON where it is JSON, else as text. E.g. \'config.lr<0.01\', \'summary.acc>=0.9\'.'
+complete -c wbtool -n '__wbtool_at runs list' -s w -l where -r -d 'Only runs where this holds (repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, tags, host…), its dots stepping into nested values or, where there are none, naming a flat key with those dots or with slashes for them (summary.train.loss finds \'train/loss\'); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as JSON where it is JSON, else as text. E.g. \'config.lr<0.01\', \'summary.acc>=0.9\'.'
 
 # wbtool runs logs
 complete -c wbtool -n '__wbtool_at runs logs' -s f -l follow -d 'Keep printing new output while the run is live.'

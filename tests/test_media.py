@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import subprocess
 import sys
+import textwrap
 import zlib
 from pathlib import Path
 from typing import Any
@@ -322,6 +324,26 @@ def test_a_list_of_images_is_one_value_with_each_file_written() -> None:
     assert run.summary["val/samples"] == second["val/samples"]
 
 
+def test_a_list_of_images_of_different_sizes_records_each_size(tmp_path: Path) -> None:
+    """The row names one width, height and format only where every image
+    has it; otherwise each image's, in order (it once gave the first's)."""
+    gif = tmp_path / "three_by_two.gif"
+    gif.write_bytes(b"GIF89a" + struct.pack("<HH", 3, 2) + b"\x00\x00\x00;")
+    run = start()
+    run.log({"samples": [wbtool.Image([[0, 1]]), wbtool.Image([[1], [0], [1]])]})
+    run.log({"samples": [wbtool.Image([[0, 1]]), wbtool.Image(str(gif))]})
+    run.log({"samples": [wbtool.Image([[0, 1]]), wbtool.Image([[1, 0]])]})
+    run.finish()
+    differ, formats, same = (r["samples"] for r in rows(run))
+    assert differ["count"] == 2 and "width" not in differ and "height" not in differ
+    assert (differ["widths"], differ["heights"], differ["format"]) == ([2, 1], [1, 3], "png")
+    assert (formats["widths"], formats["heights"], formats["formats"]) == (
+        [2, 3], [1, 2], ["png", "gif"])
+    assert "format" not in formats
+    assert (same["width"], same["height"], same["format"]) == (2, 1, "png")
+    assert not {"widths", "heights", "formats"} & set(same)
+
+
 def test_a_list_mixing_images_and_values_keeps_each_in_its_place() -> None:
     run = start()
     img = wbtool.Image([[5]])
@@ -399,7 +421,8 @@ def test_histogram_bins_as_numpy_bins() -> None:
 
 
 def test_histogram_limits_and_bad_input() -> None:
-    assert len(wbtool.Histogram(list(range(2000)), num_bins=10_000).histogram) == 512
+    with pytest.warns(UserWarning, match=r"num_bins=10000\) asks for more than 512 bins"):
+        assert len(wbtool.Histogram(list(range(2000)), num_bins=10_000).histogram) == 512
     assert wbtool.Histogram([math.nan]).to_json() == {"_type": "histogram", "values": [],
                                                       "bins": []}
     given = wbtool.Histogram(np_histogram=([1, 2], [0, 1, 2]))
@@ -418,6 +441,26 @@ def test_histogram_limits_and_bad_input() -> None:
     ):
         with pytest.raises(ValueError, match=words):
             wbtool.Histogram(**kwargs)
+
+
+def test_too_many_bins_warn_once_for_each_line_that_asks(tmp_path: Path) -> None:
+    """A histogram holds 512 bins, as in W&B; asking for more in a training
+    loop says so once, not at every step; 512 or fewer say nothing."""
+    script = tmp_path / "bins.py"
+    script.write_text(textwrap.dedent("""\
+        import wbtool
+        for step in range(20):
+            h = wbtool.Histogram(list(range(2000)), num_bins=1000)
+            assert len(h.histogram) == 512 and len(h.bins) == 513
+        wbtool.Histogram(list(range(2000)), num_bins=512)
+        wbtool.Histogram(list(range(2000)), num_bins=700)
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # Python's default
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, timeout=60, env=env)
+    said = [ln for ln in res.stderr.splitlines() if "wbtool:" in ln]
+    assert len(said) == 2 and "num_bins=1000)" in said[0] and "num_bins=700)" in said[1]
+    assert all("it has 512" in ln for ln in said)
 
 
 # -- Table --------------------------------------------------------------------------------
@@ -516,9 +559,11 @@ def test_runs_show_and_history_take_media_rows(cli: Any) -> None:
     run = start()
     run.log({"img": wbtool.Image([[1, 2]]), "hist": wbtool.Histogram([1, 2]), "loss": 0.5,
              "table": wbtool.Table(columns=["a"], data=[[1]])})
-    run.log({"loss": 0.25, "imgs": [wbtool.Image([[1]])] * 3})
+    run.log({"loss": 0.25, "imgs": [wbtool.Image([[1]])] * 3,
+             "sizes": [wbtool.Image([[1]]), wbtool.Image([[1, 2]])]})
     run.finish()
     shown = cli("runs", "show", run.id, check=True).out
+    assert "sizes: 2 images of different sizes png" in shown
     assert "img: image 2x1 png: media/images/img_0_" in shown
     assert "hist: histogram of 2 values in 64 bins" in shown
     assert "table: table of 1 rows x 1 columns: media/table/" in shown

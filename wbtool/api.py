@@ -35,7 +35,10 @@ class Api:
              include_sweeps: bool = True) -> list[PublicRun]:
         """Runs of a project (``project`` or ``entity/project``; default: the
         current project), newest first, filtered as the reference's public API
-        does (``{"config.lr": {"$gt": 0.01}}``, ``{"state": "finished"}`` …)."""
+        does (``{"config.lr": {"$gt": 0.01}}``, ``{"state": "finished"}`` …).
+        A key's dots step into nested values or, where there are none, name a
+        flat key with those dots or with slashes for them:
+        ``{"summary_metrics.train.loss": {"$lt": 1}}`` finds ``train/loss``."""
         from wbtool.runs.public import list_runs
 
         project = self._ctx.project

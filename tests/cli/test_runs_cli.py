@@ -455,3 +455,26 @@ def test_list_filters_and_sorts_by_config_summary_and_fields(cli: Cli, store_dir
                         (["-w", "name~("], "bad $regex"),
                         (["--sort", "-"], "--sort needs a KEY")):
         is_error(cli("runs", "list", *args), 2, words)
+
+
+def test_list_where_finds_metrics_logged_with_slashes_and_shows_them(cli: Cli) -> None:
+    """``--where summary.train.loss<1`` finds a run that logged ``train/loss``
+    (as ``summary.train/loss`` does), and the column shown is that metric."""
+    made = {}
+    for name, data in (("flat", {"train/loss": 0.5}), ("nested", {"train": {"loss": 0.25}}),
+                       ("dots", {"train.loss": 0.75}), ("big", {"train/loss": 5.0})):
+        run = wbtool.init(project="p", name=name, settings=QUIET)
+        run.log(data)
+        run.finish()
+        made[run.id] = name
+
+    def listed(*args: str) -> set[str]:
+        return {made[r["id"]] for r in envelope(cli("runs", "list", *args, "--json"),
+                                                "runs list")}
+
+    assert listed("-w", "summary.train.loss<1") == {"flat", "nested", "dots"}
+    assert listed("-w", "summary.train/loss < 1") == {"flat", "nested"}
+    out = cli("runs", "list", "-w", "summary.train.loss<0.6", "--sort", "summary.train.loss",
+              check=True).out.splitlines()
+    # id, name, project, state, started, runtime, then the one metric (no empty train.loss)
+    assert [ln.split("\t")[6:] for ln in out] == [["0.25"], ["0.5"]]

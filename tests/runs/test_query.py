@@ -62,3 +62,28 @@ def test_sorting_puts_numbers_before_text_either_way(order: str, expected: list[
              {"n": "zz", "x": "zz"}, {"n": "two", "x": 2.5}, {"n": "nan", "x": float("nan")}]
     sort_runs(items, lambda d: d, order)
     assert [d["n"] for d in items] == expected
+
+
+def test_a_dotted_key_finds_nested_and_flat_keys_with_dots_or_slashes() -> None:
+    """W&B scripts log ``train/loss``; a summary stores a nested ``{"a": {"b":
+    2}}`` as ``a/b``: ``summary.a.b`` finds both, and a flat ``a.b``."""
+    logged = {"nested": {"a": {"b": 2}}, "dot": {"a.b": 2}, "slash": {"a/b": 2},
+              "small": {"a/b": 0}, "other": {"ab": 2}, "train": {"train/loss": 2},
+              "deep": {"x": {"y/z": 2}}}
+    for name, data in logged.items():
+        with wbtool.init(project="p", name=name, config={"opt": {"lr": 2}, "x.y": 2},
+                         settings=wbtool.Settings(quiet=True)) as run:
+            run.log(data)
+    api = wbtool.Api()
+
+    def found(key: str) -> set[str]:
+        return {r.name for r in api.runs("p", filters={key: {"$gt": 1}})}
+
+    assert found("summary.a.b") == {"nested", "dot", "slash"}
+    assert found("summary_metrics.a/b") == {"nested", "slash"}
+    assert found("summary.train/loss") == found("summary.train.loss") == {"train"}
+    assert found("summary.x.y.z") == found("summary.x/y.z") == {"deep"}
+    assert found("config.opt.lr") == found("config.x.y") == set(logged)
+    assert found("summary.a.c") == found("summary.a") == found("config.opt.lr.x") == set()
+    order = [r.name for r in api.runs("p", order="-summary.a.b")]
+    assert order[:3] == ["slash", "dot", "nested"] and order[3] == "small"

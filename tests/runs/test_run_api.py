@@ -1025,3 +1025,42 @@ def test_one_alias_or_tag_given_as_a_string_is_one_name(tmp_path: Path) -> None:
         assert sorted(linked.aliases) == ["latest", "staging"]
     stored = wandb.Api().artifact("p/ds:v0")
     assert sorted(stored.aliases) == ["best", "latest", "prod"] and stored.tags == ["t1"]
+
+
+def test_threads_logging_to_one_run_each_keep_every_row_whole() -> None:
+    """Four threads log 20,000 rows each into one run while its writer
+    thread flushes: every line of history.jsonl is JSON, every call is one row
+    of its own (calls once took each other's pending row, leaving one empty
+    and one holding two calls' data) and every step is there once."""
+    import sys
+    import threading
+
+    run = wandb.init(project="p", settings=quiet())
+    per_thread = 20_000
+
+    def logger(k: int) -> None:
+        for i in range(per_thread):
+            if k % 2:
+                run.log({f"t{k}": i}, commit=True)  # the general path
+            else:
+                run.log({f"t{k}": i})  # the fast path of a flat dict
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, inside a call too
+    try:
+        threads = [threading.Thread(target=logger, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    run.finish()
+    lines = Path(run._folder.history).read_bytes().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 4 * per_thread
+    assert sorted(r["_step"] for r in rows) == list(range(4 * per_thread))
+    logged = [sorted(k for k in r if not k.startswith("_")) for r in rows]
+    assert sum(1 for keys in logged if len(keys) != 1) == 0
+    for k in range(4):
+        assert [r[f"t{k}"] for r in rows if f"t{k}" in r] == list(range(per_thread))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Cli
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -436,6 +439,66 @@ def test_every_process_of_a_shared_run_samples_system_metrics_under_its_label(
         assert all("proc.memory.rssMB" in r for r in mine)
         started = record(store_dir)["started_at"]  # the run's, not the process's
         assert all(abs(r["_timestamp"] - started - r["_runtime"]) < 0.5 for r in mine)
+
+
+SHARED_LABELS = """
+import sys, wbtool
+rank = int(sys.argv[1])
+settings = {"quiet": True, "console": "off", "x_primary": rank == 0,
+            "x_disable_stats": True}
+if rank == 1:
+    settings["x_label"] = "rank1"
+run = wbtool.init(id="ddp4", project="p", mode="shared", settings=settings)
+for i in range(20):
+    run.log({"loss": float(rank * 100 + i)})
+if rank == 0:
+    sys.stdin.readline()  # the secondaries are done
+run.finish()
+"""
+
+
+def test_history_rows_of_a_shared_run_name_the_secondary_that_logged_them(
+        store_dir: Path, cli: Cli) -> None:
+    """A secondary of a shared run writes its label (x_label, else host:pid)
+    into each history row as ``_label``, as into its system samples; the
+    primary's rows have none. The label is no metric: not in the summary, not
+    a column of runs list or export, nor a chart; runs history CSV ends with it."""
+    import socket
+
+    primary = subprocess.Popen([sys.executable, "-c", SHARED_LABELS, "0"],
+                               stdin=subprocess.PIPE, text=True)
+    secondaries = {rank: subprocess.Popen([sys.executable, "-c", SHARED_LABELS, str(rank)])
+                   for rank in (1, 2)}
+    for proc in secondaries.values():
+        assert proc.wait(timeout=60) == 0
+    primary.communicate("done\n", timeout=60)
+    assert primary.returncode == 0
+    history = rows(store_dir)
+    labels = {2: f"{socket.gethostname()}:{secondaries[2].pid}", 1: "rank1"}
+    for rank in range(3):
+        mine = [r for r in history if 100 * rank <= r["loss"] < 100 * rank + 100]
+        assert len(mine) == 20
+        assert {r.get("_label") for r in mine} == {labels.get(rank)}
+    summary = json.loads((run_dir(store_dir) / "summary.json").read_text())
+    assert "_label" not in summary and "loss" in summary
+
+    import wbtool
+
+    api_run = wbtool.Api().run("p/ddp4")
+    assert "_label" not in api_run.summary
+    assert [r.get("_label") for r in api_run.scan_history()] == [
+        r.get("_label") for r in history]
+    shown = cli("runs", "show", "ddp4", check=True).out
+    assert "_label" not in shown and "loss (rank1)" in shown  # each process's own chart
+    export = cli("runs", "export", "-f", "jsonl", check=True).out
+    assert "_label" not in export and '"summary.loss"' in export
+    table = list(csv.reader(io.StringIO(cli("runs", "history", "ddp4", "-f", "csv",
+                                            check=True).out)))
+    assert table[0] == ["_step", "loss", "_runtime", "_timestamp", "_label"]
+    assert sorted(row[-1] for row in table[1:]) == sorted(r.get("_label", "") for r in history)
+    rewound = wbtool.init(id="ddp4", resume_from="ddp4?_step=5", settings={"quiet": True})
+    assert "_label" not in rewound.summary
+    rewound.finish()
 
 
 SHARED_LATE = """

@@ -193,7 +193,14 @@ def _media_text(v: dict[str, Any]) -> str | None:
     if kind == "image-file":
         return f"image {v.get('width')}x{v.get('height')} {v.get('format')}{where}"
     if kind == "images/separated":
-        return f"{v.get('count')} images {v.get('width')}x{v.get('height')} {v.get('format')}"
+        if "width" in v and "height" in v:
+            size = f" {v['width']}x{v['height']}"
+        else:
+            size = " of different sizes" if "widths" in v or "heights" in v else ""
+        formats = v.get("formats")
+        form = "/".join(dict.fromkeys(map(str, formats))) if isinstance(formats, list) \
+            else v.get("format")
+        return f"{v.get('count')} images{size} {form}"
     if kind == "table-file":
         return f"table of {v.get('nrows')} rows x {v.get('ncols')} columns{where}"
     if kind == "custom-chart":
@@ -240,7 +247,9 @@ def list_(
     where: list[str] = typer.Option(
         [], "--where", "-w", metavar="KEY OP VALUE", help="Only runs where this holds "
         "(repeatable: all of them): KEY is config.KEY, summary.KEY or a field (name, state, "
-        "tags, host…); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as "
+        "tags, host…), its dots stepping into nested values or, where there are none, naming "
+        "a flat key with those dots or with slashes for them (summary.train.loss finds "
+        "'train/loss'); OP is = != < <= > >= or ~ (a regular expression); VALUE is read as "
         "JSON where it is JSON, else as text. E.g. 'config.lr<0.01', 'summary.acc>=0.9'."),
     sort: str | None = typer.Option(
         None, "--sort", metavar="[-]KEY", help="Order by KEY (as in --where) instead of "
@@ -303,10 +312,11 @@ def list_(
         output.note("no runs")
         return
     # The metrics asked about (--sort, --where summary.KEY) are shown, first.
-    asked = [k.partition(".")[2] for k in dict.fromkeys(
+    summaries = [summ for _d, _s, summ in runs]
+    asked = list(dict.fromkeys(_summary_key(summaries, k.partition(".")[2]) for k in dict.fromkeys(
         [*([query.sort_key(sort)[0]] if sort else []), *(next(iter(f)) for f in filters)])
-        if k.startswith(("summary.", "summary_metrics."))]
-    common = _common_metrics([summ for _d, _s, summ in runs], TABLE_METRICS)
+        if k.startswith(("summary.", "summary_metrics."))))
+    common = _common_metrics(summaries, TABLE_METRICS)
     metrics = [*asked, *(m for m in common if m not in asked)][:max(TABLE_METRICS, len(asked))]
     columns = ["id", "name", *(["project"] if proj is None else []), "state", "started",
                "runtime", *metrics]
@@ -328,6 +338,18 @@ def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
              for r in [columns, *rows]]
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _summary_key(summaries: list[dict[str, Any]], path: str) -> str:
+    """The summary key that ``path`` (of ``summary.PATH``) finds in the first
+    summary that has it (``train/loss`` for ``train.loss``), else ``path``."""
+    from wbtool.runs import query
+
+    for summ in summaries:
+        key = query.resolve_key(summ, path)
+        if key is not None and len(key) == 1:
+            return key[0]
+    return path
 
 
 def _common_metrics(summaries: list[dict[str, Any]], n: int) -> list[str]:
@@ -508,16 +530,18 @@ def _known_keys(run: Any, keys: list[str]) -> None:
                          + (f" (it has: {', '.join(logged)})" if logged else ""))
 
 
-def _header(run: Any, first: list[Any]) -> list[str]:
+def _header(run: Any, first: list[Any], labelled: bool = False) -> list[str]:
     """CSV columns without --keys: ``_step``, the keys of the first block in the order
-    they appear, the summary's other keys, then ``_runtime`` and ``_timestamp``."""
+    they appear, the summary's other keys, then ``_runtime`` and ``_timestamp``, and
+    ``_label`` where rows have one (those of the processes of a shared run)."""
     seen: dict[str, None] = {"_step": None}
     for row in first:
         if type(row) is dict:
-            seen.update(dict.fromkeys(k for k in row if k not in SYSTEM_COLUMNS))
+            seen.update(dict.fromkeys(k for k in row if k not in SYSTEM_COLUMNS
+                                      and k != "_label"))
     seen.update(dict.fromkeys(sorted(k for k in run.summary
                                      if not k.startswith("_") and k not in seen)))
-    return [*seen, *SYSTEM_COLUMNS]
+    return [*seen, *SYSTEM_COLUMNS, *(["_label"] if labelled else [])]
 
 
 @app.command()
@@ -531,8 +555,9 @@ def history(
                             help="jsonl: the stored lines, as written; csv: a header row, "
                             "then one line per step. Without --keys the CSV columns are _step, "
                             "the keys of the first 1 MiB of history, the summary's other keys, "
-                            "_runtime and _timestamp; keys first seen later are named on "
-                            "stderr."),
+                            "_runtime and _timestamp (then _label, in a shared run whose other "
+                            "processes name their rows with it); keys first seen later are "
+                            "named on stderr."),
     min_step: int | None = typer.Option(None, "--min-step", metavar="N", help="Only steps >= N."),
     max_step: int | None = typer.Option(None, "--max-step", metavar="N", help="Only steps < N."),
 ) -> None:
@@ -568,7 +593,7 @@ def history(
         if fmt == "jsonl":
             _write_jsonl(rows)
         else:
-            _write_csv(run, rows, wanted)
+            _write_csv(run, rows, wanted, wanted is None and _labelled(path))
 
 
 def _filtered(blocks: Iterable[bytes], wanted: list[str] | None, lo: int | None,
@@ -614,7 +639,7 @@ def _write_jsonl(rows: Iterable[tuple[bytes, list[dict[str, Any]]]]) -> None:
 
 
 def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
-               wanted: list[str] | None) -> None:
+               wanted: list[str] | None, labelled: bool = False) -> None:
     import csv
     import io
     import operator
@@ -633,7 +658,7 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
     out = sys.stdout.buffer
     for block, kept in rows:
         if columns is None:
-            columns = _header(run, kept)
+            columns = _header(run, kept, labelled)
             writer.writerow(columns)
             known = set(columns)
         elif wanted is None:
@@ -654,7 +679,7 @@ def _write_csv(run: Any, rows: Iterable[tuple[bytes, list[dict[str, Any]]]],
         buf.seek(0)
         buf.truncate()
     if columns is None:
-        writer.writerow(_header(run, []))
+        writer.writerow(_header(run, [], labelled))
     out.write(buf.getvalue().encode("utf-8", JSON_SAFE))
     if extra:
         output.note(f"wbtool: note: keys first logged later are not in the CSV: "
@@ -915,8 +940,8 @@ def system(
 
 
 def _labelled(path: os.PathLike[str]) -> bool:
-    """Whether a system.jsonl holds samples with a ``_label`` (those of the
-    processes of a shared run), without parsing it."""
+    """Whether a system.jsonl or history.jsonl holds rows with a ``_label``
+    (those of the processes of a shared run), without parsing it."""
     import mmap
 
     try:

@@ -103,9 +103,10 @@ def histogram_doc(sequence: Any, num_bins: int = 64) -> dict[str, Any]:
 
 
 class Histogram(Media):
-    """A histogram of ``sequence`` in ``num_bins`` equal bins (at most 512),
-    non-finite values left out; or ``np_histogram=(counts, edges)`` as
-    ``numpy.histogram`` returns them, taken as they are."""
+    """A histogram of ``sequence`` in ``num_bins`` equal bins (at most 512:
+    more is taken as 512, with a warning), non-finite values left out; or
+    ``np_histogram=(counts, edges)`` as ``numpy.histogram`` returns them, taken
+    as they are (more than 512 bins refused)."""
 
     _log_type = "histogram"
     MAX_LENGTH = MAX_BINS
@@ -119,6 +120,13 @@ class Histogram(Media):
         elif sequence is None:
             raise ValueError("a Histogram needs a sequence of numbers or np_histogram")
         else:
+            if _bin_count(num_bins) < num_bins:
+                import warnings
+
+                # shown once for each line that asks for too many (Python's default filter)
+                warnings.warn(f"wbtool: Histogram(num_bins={num_bins}) asks for more than "
+                              f"{MAX_BINS} bins, the most a histogram holds; it has {MAX_BINS}",
+                              UserWarning, stacklevel=2)
             self.histogram, self.bins = bin_values(sequence, num_bins)
 
     def to_json(self, run_or_artifact: Any = None) -> dict[str, Any]:

@@ -138,7 +138,9 @@ class Image(Media):
 
     @classmethod
     def _log_sequence(cls, images: Any, target: Any, key: str) -> Any:
-        """A list of images logged under one key: each written, one dict in the row."""
+        """A list of images logged under one key: each written, one dict in the
+        row, with the size and format they share (or each one's, where they
+        differ)."""
         from wbtool.runs.values import _kept, _normalise
 
         if not all(isinstance(i, Image) for i in images):
@@ -146,10 +148,15 @@ class Image(Media):
         if not is_run_target(target):
             return [i.to_json(target) for i in images]
         docs = [i._to_row(target, key) for i in images]
-        first = docs[0]
-        row: dict[str, Any] = {"_type": "images/separated", "count": len(docs),
-                               "width": first["width"], "height": first["height"],
-                               "format": first["format"]}
+        row: dict[str, Any] = {"_type": "images/separated", "count": len(docs)}
+        # One width, height and format where every image shares it (as W&B
+        # records them); where they differ, each image's, in order.
+        for name, names in (("width", "widths"), ("height", "heights"), ("format", "formats")):
+            values = [d[name] for d in docs]
+            if all(v == values[0] for v in values):
+                row[name] = values[0]
+            else:
+                row[names] = values
         if all("path" in d for d in docs):
             row["filenames"] = [d["path"] for d in docs]
         if any(i._caption is not None for i in images):

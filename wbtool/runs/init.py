@@ -221,6 +221,8 @@ def _replay_summary(rows: list[dict[str, Any]],
     table.load(metrics)
     summary = Summary(table)
     for row in rows:
+        if "_label" in row:  # the process of a shared run that logged it: not a metric
+            row = {k: v for k, v in row.items() if k != "_label"}
         summary.observe(row)
     return summary.as_dict(), summary.mean_counts
 
@@ -576,8 +578,9 @@ def _start_services(run: Run, settings: Settings, *, secondary: bool = False) ->
             run._warn("console", f"console capture is off: {e}")
     if run._shared in (None, "primary"):  # a launcher samples its command
         run._start_stats(label=settings.x_label)
-    elif secondary:  # of a shared run: it samples its own process
-        run._start_stats(label=settings.x_label or f"{hostname()}:{os.getpid()}")
+    elif secondary:  # of a shared run: its rows and samples say they are its own
+        run._row_label = settings.x_label or f"{hostname()}:{os.getpid()}"
+        run._start_stats(label=run._row_label)
     if settings.save_code and not settings.disable_code:
         from wbtool.runs import files
 

@@ -24,17 +24,44 @@ def filter_doc(record: Mapping[str, Any], state: str, config: Mapping[str, Any],
 
 
 def lookup(doc: Mapping[str, Any], path: str) -> Any:
-    """``a.b.c`` in nested dicts; flat keys with dots or slashes win."""
+    """The value at ``path`` (``summary.train.loss``): its first part names a
+    field of ``doc`` (aliases such as ``summary`` allowed), the rest is found
+    by :func:`resolve`."""
     head, _, rest = path.partition(".")
-    head = _ALIASES.get(head, head)
-    value = doc.get(head, _MISSING)
+    value = doc.get(_ALIASES.get(head, head), _MISSING)
     if value is _MISSING or not rest:
         return value
-    if isinstance(value, Mapping):
-        if rest in value:
-            return value[rest]
-        return lookup(value, rest)
-    return _MISSING
+    return resolve(value, rest)
+
+
+def resolve(value: Any, path: str) -> Any:
+    """``a.b`` in ``value``: each dot steps into a nested mapping (``{"a":
+    {"b": 1}}``); where that finds nothing, the rest of the path is a flat key,
+    as given (``{"a.b": 1}``, or ``{"train/loss": 1}`` for ``train/loss``) or
+    with its dots read as slashes (``{"a/b": 1}``, how W&B scripts name
+    metrics and how nested summaries are stored)."""
+    key = resolve_key(value, path)
+    if key is None:
+        return _MISSING
+    for part in key:
+        value = value[part]
+    return value
+
+
+def resolve_key(value: Any, path: str) -> tuple[str, ...] | None:
+    """The keys :func:`resolve` steps through to reach ``path``, None where
+    there is nothing there."""
+    if not isinstance(value, Mapping):
+        return None
+    head, dot, rest = path.partition(".")
+    if dot and head in value:
+        inner = resolve_key(value[head], rest)
+        if inner is not None:
+            return (head, *inner)
+    for key in (path, path.replace(".", "/")):
+        if key in value:
+            return (key,)
+    return None
 
 
 def _cmp(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:

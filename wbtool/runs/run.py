@@ -75,6 +75,10 @@ class Run:
         self._doc = doc
         self._disabled = folder is None
         self._lock = threading.RLock()
+        # Held by each run.log call while it builds and commits its row: calls
+        # from several threads take turns (else one could take another's row).
+        # Taken before self._lock where both are (finish), never after it.
+        self._log_lock = threading.RLock()
         self._config_dirty = False
         self._summary_dirty = False
         self._metrics = MetricTable()
@@ -111,6 +115,9 @@ class Run:
         # process of a shared run that secondaries join. Shared runs merge
         # their writes of run.json, summary and config.
         self._shared: str | None = None
+        # Of a secondary process of a shared run: its label (x_label, else
+        # host:pid), written as ``_label`` into each history row it commits.
+        self._row_label: str | None = None
         # Of a shared run: the fields of run.json this process set since its
         # last write (the others' may have changed them since), and the tags
         # it joined with, which add to the others' rather than replace them.
@@ -265,58 +272,60 @@ class Run:
         lower than the current one is refused with a warning. ``wbtool.Image``,
         ``Table``, ``Audio``, ``Video``, ``Html`` and ``Object3D`` values write
         their files into the run's ``media/`` folder, named by their key and step.
+        Calls from several threads take turns, each row whole.
         """
-        if step is None and commit is None and self._pending is None and type(data) is dict \
-                and not self._finished:
-            # The common call, one flat dict of plain values: no per-key loop.
-            row = data.copy()
-            if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)):
-                self._pending = row
-                self._commit()
-                return
-        if self._finished:
-            raise RunFinishedError(run_id=self.id)
-        if not isinstance(data, Mapping):
-            raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
-        if step is not None:
-            try:
-                if isinstance(step, bool):
-                    raise TypeError
-                step = operator.index(step)  # numpy integers too
-            except TypeError:
-                raise ValueError(f"step must be an integer, not {step!r}") from None
-        # The whole call is checked before any of it is kept: a refused value
-        # leaves nothing behind for the next step.
-        plain = PLAIN
-        values: dict[str, Any] = {}
-        media = None
-        for key, value in data.items():
-            if type(value) in plain and type(key) is str:
-                values[key] = value
-            else:
-                if media is None:  # where logged images and tables write their files
-                    media = self._media_target(step)
-                flatten_into(values, {key: value}, media=media)
-        if step is not None:
-            if step < self._step:
-                self._warn("step", f"tried to log to step {step}, which is lower than the "
-                           f"current step {self._step}; steps must increase, so this data "
-                           "was dropped")
-                return
-            if step > self._step:
-                if self._pending is not None:
+        with self._log_lock:
+            if step is None and commit is None and self._pending is None and type(data) is dict \
+                    and not self._finished:
+                # The common call, one flat dict of plain values: no per-key loop.
+                row = data.copy()
+                if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)):
+                    self._pending = row
                     self._commit()
-                self._step = step
-            if commit is None:
-                commit = False
-        elif commit is None:
-            commit = True
-        if self._pending is None:
-            self._pending = values
-        else:
-            self._pending.update(values)
-        if commit:
-            self._commit()
+                    return
+            if self._finished:
+                raise RunFinishedError(run_id=self.id)
+            if not isinstance(data, Mapping):
+                raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+            if step is not None:
+                try:
+                    if isinstance(step, bool):
+                        raise TypeError
+                    step = operator.index(step)  # numpy integers too
+                except TypeError:
+                    raise ValueError(f"step must be an integer, not {step!r}") from None
+            # The whole call is checked before any of it is kept: a refused value
+            # leaves nothing behind for the next step.
+            plain = PLAIN
+            values: dict[str, Any] = {}
+            media = None
+            for key, value in data.items():
+                if type(value) in plain and type(key) is str:
+                    values[key] = value
+                else:
+                    if media is None:  # where logged images and tables write their files
+                        media = self._media_target(step)
+                    flatten_into(values, {key: value}, media=media)
+            if step is not None:
+                if step < self._step:
+                    self._warn("step", f"tried to log to step {step}, which is lower than the "
+                               f"current step {self._step}; steps must increase, so this data "
+                               "was dropped")
+                    return
+                if step > self._step:
+                    if self._pending is not None:
+                        self._commit()
+                    self._step = step
+                if commit is None:
+                    commit = False
+            elif commit is None:
+                commit = True
+            if self._pending is None:
+                self._pending = values
+            else:
+                self._pending.update(values)
+            if commit:
+                self._commit()
 
     def _media_target(self, step: int | None) -> LogTarget:
         """Where the media of this call's row go: the run folder and the row's
@@ -340,7 +349,8 @@ class Run:
         history = self._history
         if history is not None:
             rows = history._rows
-            rows.append(row)
+            # which process of a shared run logged it (not a metric: not in the summary)
+            rows.append(row if self._row_label is None else {**row, "_label": self._row_label})
             n = len(rows)
             if n == WAKE_ROWS:
                 self._wake.set()
@@ -642,6 +652,7 @@ class Run:
         written twice, and its end would end the run under the parent. What
         writes straight to the store (artifacts, alerts) works as before."""
         self._lock = threading.RLock()  # the parent's may be held by a thread that is gone
+        self._log_lock = threading.RLock()
         self._pending = None
         for writer in (self._history, self._system):
             if writer is not None:  # its helper's pipe: the parent's finish waits for its end
@@ -668,7 +679,7 @@ class Run:
         """Record how the run ended. ``error``, the traceback of an exception
         that ends a ``with`` block, is added to the console log: Python prints
         it only after the block, when the console is no longer captured."""
-        with self._lock:
+        with self._log_lock, self._lock:  # after a log call in progress, in this order
             if self._finished:
                 return
             # Finished first: the last row's commit holds this lock, which the
