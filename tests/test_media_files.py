@@ -287,6 +287,16 @@ def test_video_batches_grey_floats_and_fps() -> None:
     assert [d for d, _ in decode_gif(fast.to_bytes())["frames"]] == [2, 2]
 
 
+def test_video_slower_than_a_gif_can_show_gets_its_longest_delay() -> None:
+    np = pytest.importorskip("numpy")
+    frames = np.zeros((2, 3, 2, 2), np.uint8)
+    slow = wbtool.Video(frames, fps=0.001)  # 1000 s a frame; a GIF holds at most 655.35
+    assert slow.fps == 0.001
+    assert [d for d, _ in decode_gif(slow.to_bytes())["frames"]] == [65535, 65535]
+    tiny = wbtool.Video(frames, fps=1e-9)
+    assert [d for d, _ in decode_gif(tiny.to_bytes())["frames"]] == [65535, 65535]
+
+
 def test_gif_of_many_colours_and_long_data_decodes() -> None:
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(2)
