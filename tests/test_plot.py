@@ -268,6 +268,28 @@ def test_runs_show_tells_charts_in_words_and_draws_their_lines(cli: Any) -> None
     assert charts["sq"][""]["points"] == [0.0, 1.0, 4.0]
 
 
+def test_runs_show_skips_chart_tables_of_the_wrong_shape(cli: Any) -> None:
+    """A chart's table file edited by hand (columns or rows not lists) is not drawn;
+    runs show still shows the run, without a traceback."""
+    table = wbtool.Table(columns=["x", "y"], data=[[0, 1.0], [1, 2.0]])
+    run = start()
+    run.log({"a": wbtool.plot.line(table, "x", "y"), "b": wbtool.plot.line(table, "x", "y"),
+             "c": wbtool.plot.line(table, "x", "y"), "d": wbtool.plot.line(table, "x", "y")})
+    run.finish()
+    folder = Path(run._folder.path)
+    row = next(iter_rows(Path(run._folder.history)))
+    for key, content in (("a", {"columns": 5, "data": []}),
+                         ("b", {"columns": ["x", "y"], "data": 7}),
+                         ("c", {"columns": "xy", "data": [[1, 2]]})):
+        (folder / row[key]["table"]["path"]).write_text(json.dumps(content))
+    res = cli("runs", "show", run.id)
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    charts = res.out.split("logged charts:\n")[1].splitlines()
+    assert [ln.split()[0] for ln in charts] == ["d"]
+    doc = json.loads(cli("runs", "show", run.id, "--json", check=True).out)
+    assert list(doc["result"]["custom_charts"]) == ["d"]
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, words", [
