@@ -217,6 +217,52 @@ def test_audio_files_are_kept_as_they_are(tmp_path: Path) -> None:
     assert (run._folder.path / second).read_bytes() == mp3.read_bytes()
 
 
+def test_audio_of_wav_integer_samples_keeps_them() -> None:
+    """uint8, int16 and int32 arrays (as scipy.io.wavfile.read gives them) hold a
+    WAV file's samples over their type's range, not numbers in [-1, 1]."""
+    np = pytest.importorskip("numpy")
+    int16 = np.array([1000, -1000, 0, 32767, -32768], np.int16)
+    assert read_wav(wbtool.Audio(int16, sample_rate=8000).to_bytes())[3] == \
+        [1000, -1000, 0, 32767, -32768]
+    int32 = np.array([1000 << 16, -2**31, 2**31 - 1], np.int32)
+    assert read_wav(wbtool.Audio(int32, sample_rate=8000).to_bytes())[3] == \
+        [1000, -32768, 32767]
+    uint8 = np.array([[0, 128], [255, 64]], np.uint8)  # two channels
+    assert read_wav(wbtool.Audio(uint8, sample_rate=8000).to_bytes()) == \
+        (2, 8000, 2, [-32768, 0, 32512, -16384])
+    # other integers are numbers, as in a list
+    assert wbtool.Audio(np.array([0, 1, -1]), sample_rate=8000) == \
+        wbtool.Audio([0, 1, -1], sample_rate=8000)
+
+
+def riff_wav(tag: int, bits: int, channels: int, rate: int, frames: int,
+             extensible: bool = False) -> bytes:
+    """A WAV file's bytes, of any format tag, written by hand."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate,
+                      rate * align, align, bits)
+    if extensible:
+        fmt += struct.pack("<HHIH", 22, bits, 0, tag) + bytes(14)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) \
+        + b"abc\0" + b"data" + struct.pack("<I", align * frames) + bytes(align * frames)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("tag, bits, channels, extensible", [
+    (3, 32, 1, False),  # 32-bit float, as soundfile and scipy write float samples
+    (1, 24, 2, True),  # 24-bit PCM in the extensible header
+    (3, 32, 6, True),  # 5.1 float
+    (6, 8, 1, False),  # A-law
+])
+def test_audio_of_wav_files_the_wave_module_cannot_read(
+        tmp_path: Path, tag: int, bits: int, channels: int, extensible: bool) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(riff_wav(tag, bits, channels, 16000, 8000, extensible))
+    clip = wbtool.Audio(str(path))
+    assert (clip.format, clip.sample_rate, clip.duration) == ("wav", 16000, 0.5)
+    assert clip.to_bytes() == path.read_bytes()
+
+
 def test_bad_audio_is_refused_in_words(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
     with pytest.raises(ValueError, match="sample_rate is needed for audio made of samples"):
@@ -242,7 +288,7 @@ def test_bad_audio_is_refused_in_words(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"cannot tell the format of .*notes\.txt"):
         wbtool.Audio(tmp_path / "notes.txt")
     (tmp_path / "fake.wav").write_text("not a wave")
-    with pytest.raises(ValueError, match=r"fake\.wav is not a WAV file the wave module can read"):
+    with pytest.raises(ValueError, match=r"fake\.wav is not a WAV file \(it does not start"):
         wbtool.Audio(tmp_path / "fake.wav")
 
 
