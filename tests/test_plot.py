@@ -236,6 +236,23 @@ def test_roc_curve_drops_points_on_a_straight_stretch() -> None:
     assert chart.table.data == [[1, 0.0, 0.0], [1, 0.0, 0.333], [1, 0.0, 1.0], [1, 1.0, 1.0]]
 
 
+def test_roc_of_many_samples_keeps_a_row_per_rounded_point() -> None:
+    """Points that round to the same (fpr, tpr) make one row: 20,000 samples of
+    distinct scores make at most 2001 rows a class, not one per threshold."""
+    import random
+
+    rng = random.Random(0)
+    y_true = [rng.randrange(2) for _ in range(20_000)]
+    scores = [rng.random() for _ in y_true]
+    chart = wbtool.plot.roc_curve(y_true, [[1 - s, s] for s in scores], classes_to_plot=[1])
+    rows = chart.table.data
+    assert 1000 < len(rows) <= 2001
+    assert rows[0] == [1, 0.0, 0.0] and rows[-1] == [1, 1.0, 1.0]
+    points = [(fpr, tpr) for _, fpr, tpr in rows]
+    assert all(a != b for a, b in zip(points, points[1:]))
+    assert points == sorted(points)  # the curve never goes back
+
+
 def test_string_labels_take_the_columns_in_sorted_order() -> None:
     chart = wbtool.plot.roc_curve(["dog", "cat"], [[0.8, 0.2], [0.3, 0.7]])
     # "cat" is column 0: it scores the cat 0.3, the dog 0.8 -> the dog ranks first
