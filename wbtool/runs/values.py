@@ -183,7 +183,10 @@ def _plain_stand_in(value: Any, key: str, lenient: bool = False) -> Any:
         except UnicodeDecodeError:
             raise ValueError(f"cannot log {key!r}: its bytes are not UTF-8 text") from None
     if lenient:
-        return str(value)
+        try:
+            return str(value)
+        except Exception:  # a __str__ that raises or gives no string: the object's name
+            return object.__repr__(value)
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
 
