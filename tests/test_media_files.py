@@ -263,6 +263,11 @@ def test_audio_of_wav_files_the_wave_module_cannot_read(
     assert clip.to_bytes() == path.read_bytes()
 
 
+def test_audio_of_ints_too_large_for_a_float_is_clipped() -> None:
+    clip = wbtool.Audio([10**400, -(10**400), 0], sample_rate=8000)
+    assert read_wav(clip.to_bytes())[3] == [32767, -32767, 0]
+
+
 def test_bad_audio_is_refused_in_words(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
     with pytest.raises(ValueError, match="sample_rate is needed for audio made of samples"):
@@ -601,6 +606,7 @@ def test_bad_3d_objects_are_refused_in_words(tmp_path: Path) -> None:
         (np.ones((2, 3), bool), "points must be numbers, not bool"),
         ([[0, 0, 0], [1, 1]], "ragged: expected 3 values per point, found 2 values"),
         ([[0, 0, "z"]], "points must be finite numbers, not 'z'"),
+        ([[0, 0, 10**400]], "points must be finite numbers, not 1000"),  # past a float
         ([1, 2, 3], r"point cloud of shape \(3,\)"),
         (3.5, "cannot make a 3D object of a float"),
     ):

@@ -191,7 +191,10 @@ def _list_pcm(samples: list[Any] | tuple[Any, ...]) -> tuple[int, int, bytes]:
 def _sample(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise ValueError(f"wbtool.Audio: samples must be numbers, not {v!r}")
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:  # an int too large for a float: far beyond full scale
+        x = 1.0 if v > 0 else -1.0
     if math.isnan(x):
         return 0
     return round(min(1.0, max(-1.0, x)) * 32767)

@@ -143,6 +143,13 @@ def _check_shape(shape: tuple[int, ...]) -> None:
 
 
 def _number(v: Any) -> float | int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not _finite(v):
         raise ValueError(f"wbtool.Object3D: points must be finite numbers, not {v!r}")
     return int(v) if isinstance(v, numbers.Integral) else float(v)
+
+
+def _finite(v: numbers.Real) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False
