@@ -194,7 +194,7 @@ def _sample(v: Any) -> int:
     try:
         x = float(v)
     except OverflowError:  # an int too large for a float: far beyond full scale
-        x = 1.0 if int(v) > 0 else -1.0
+        x = -1.0 if v < 0 else 1.0
     if math.isnan(x):
         return 0
     return round(min(1.0, max(-1.0, x)) * 32767)
