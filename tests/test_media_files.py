@@ -653,6 +653,42 @@ def test_new_media_round_trip_through_an_artifact(tmp_path: Path) -> None:
         assert f"media/object3D/{cloud.digest[:20]}.pts.json" in names
 
 
+def test_media_read_back_from_documents_edited_by_hand() -> None:
+    """A document whose numbers were replaced by text or lists gives an object
+    without them (None), which prints and logs again, not one that fails."""
+    run = start()
+    art = wbtool.Artifact("edited", "media")
+    with art.new_file("media/audio/a.wav", "wb") as f:
+        f.write(wbtool.Audio([0.0], sample_rate=8000).to_bytes())
+    with art.new_file("media/videos/v.gif", "wb") as f:
+        f.write(b"GIF89a")
+    with art.new_file("media/object3D/o.pts.json", "w") as f:
+        f.write("[[0, 0, 0]]")
+    docs = {
+        "clip": {"_type": "audio-file", "path": "media/audio/a.wav", "format": "wav",
+                 "sample_rate": "8k", "duration": [1]},
+        "video": {"_type": "video-file", "path": "media/videos/v.gif", "format": "gif",
+                  "width": "4", "height": True, "fps": {}, "frames": 2.5},
+        "cloud": {"_type": "object3D-file", "path": "media/object3D/o.pts.json",
+                  "format": "pts.json", "points": "1"},
+    }
+    for name, doc in docs.items():
+        with art.new_file(f"{name}.{doc['_type']}.json", "w") as f:
+            f.write(json.dumps(doc))
+    run.log_artifact(art)
+    run.finish()
+    used = wbtool.Api().artifact("media/edited:latest")
+    clip, video, cloud = (used.get(name) for name in docs)
+    assert (clip.sample_rate, clip.duration, repr(clip)) == (None, None, "<Audio wav>")
+    assert (video.width, video.height, video.fps, video.frames) == (None, None, None, None)
+    assert cloud.points is None and repr(cloud) == "<Object3D pts.json>"
+    again = start()
+    again.log({"clip": clip, "video": video, "cloud": cloud})
+    again.finish()
+    row = rows(again)[0]
+    assert "sample_rate" not in row["clip"] and "fps" not in row["video"]
+
+
 def test_runs_show_tells_new_media_in_a_few_words(cli: Any, tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
     (tmp_path / "m.obj").write_text("v 0 0 0\n")

@@ -18,7 +18,7 @@ import math
 import numbers
 from typing import Any
 
-from wbtool.media.files import FileMedia, as_array, extension, read_source
+from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
 
 FORMATS = ("wav", "mp3", "ogg", "oga", "flac", "m4a", "aac", "opus", "webm", "aiff", "aif")
 MAX_CHANNELS = 32
@@ -73,8 +73,8 @@ class Audio(FileMedia):
         return fields
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        self.sample_rate = meta.get("sample_rate")
-        self.duration = meta.get("duration")
+        self.sample_rate = number_field(meta, "sample_rate", int)
+        self.duration = number_field(meta, "duration")
 
     @classmethod
     def _sequence_fields(cls, items: list[Any], docs: list[dict[str, Any]]) -> dict[str, Any]:

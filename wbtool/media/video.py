@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from wbtool.media.files import FileMedia, as_array, extension, read_source
+from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
 
 FORMATS = ("gif", "mp4", "webm", "ogg")
 DEFAULT_FPS = 4  # the W&B SDK's
@@ -79,8 +79,9 @@ class Video(FileMedia):
         return fields
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        for name in ("width", "height", "fps", "frames"):
-            setattr(self, name, meta.get(name))
+        for name in ("width", "height", "frames"):
+            setattr(self, name, number_field(meta, name, int))
+        self.fps = number_field(meta, "fps")
 
     def __repr__(self) -> str:
         size = "" if self.width is None else f" {self.width}x{self.height}"
