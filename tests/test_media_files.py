@@ -217,6 +217,57 @@ def test_audio_files_are_kept_as_they_are(tmp_path: Path) -> None:
     assert (run._folder.path / second).read_bytes() == mp3.read_bytes()
 
 
+def test_audio_of_wav_integer_samples_keeps_them() -> None:
+    """uint8, int16 and int32 arrays (as scipy.io.wavfile.read gives them) hold a
+    WAV file's samples over their type's range, not numbers in [-1, 1]."""
+    np = pytest.importorskip("numpy")
+    int16 = np.array([1000, -1000, 0, 32767, -32768], np.int16)
+    assert read_wav(wbtool.Audio(int16, sample_rate=8000).to_bytes())[3] == \
+        [1000, -1000, 0, 32767, -32768]
+    int32 = np.array([1000 << 16, -2**31, 2**31 - 1], np.int32)
+    assert read_wav(wbtool.Audio(int32, sample_rate=8000).to_bytes())[3] == \
+        [1000, -32768, 32767]
+    uint8 = np.array([[0, 128], [255, 64]], np.uint8)  # two channels
+    assert read_wav(wbtool.Audio(uint8, sample_rate=8000).to_bytes()) == \
+        (2, 8000, 2, [-32768, 0, 32512, -16384])
+    # other integers are numbers, as in a list
+    assert wbtool.Audio(np.array([0, 1, -1]), sample_rate=8000) == \
+        wbtool.Audio([0, 1, -1], sample_rate=8000)
+
+
+def riff_wav(tag: int, bits: int, channels: int, rate: int, frames: int,
+             extensible: bool = False) -> bytes:
+    """A WAV file's bytes, of any format tag, written by hand."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate,
+                      rate * align, align, bits)
+    if extensible:
+        fmt += struct.pack("<HHIH", 22, bits, 0, tag) + bytes(14)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) \
+        + b"abc\0" + b"data" + struct.pack("<I", align * frames) + bytes(align * frames)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("tag, bits, channels, extensible", [
+    (3, 32, 1, False),  # 32-bit float, as soundfile and scipy write float samples
+    (1, 24, 2, True),  # 24-bit PCM in the extensible header
+    (3, 32, 6, True),  # 5.1 float
+    (6, 8, 1, False),  # A-law
+])
+def test_audio_of_wav_files_the_wave_module_cannot_read(
+        tmp_path: Path, tag: int, bits: int, channels: int, extensible: bool) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(riff_wav(tag, bits, channels, 16000, 8000, extensible))
+    clip = wbtool.Audio(str(path))
+    assert (clip.format, clip.sample_rate, clip.duration) == ("wav", 16000, 0.5)
+    assert clip.to_bytes() == path.read_bytes()
+
+
+def test_audio_of_ints_too_large_for_a_float_is_clipped() -> None:
+    clip = wbtool.Audio([10**400, -(10**400), 0], sample_rate=8000)
+    assert read_wav(clip.to_bytes())[3] == [32767, -32767, 0]
+
+
 def test_bad_audio_is_refused_in_words(tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
     with pytest.raises(ValueError, match="sample_rate is needed for audio made of samples"):
@@ -242,7 +293,7 @@ def test_bad_audio_is_refused_in_words(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"cannot tell the format of .*notes\.txt"):
         wbtool.Audio(tmp_path / "notes.txt")
     (tmp_path / "fake.wav").write_text("not a wave")
-    with pytest.raises(ValueError, match=r"fake\.wav is not a WAV file the wave module can read"):
+    with pytest.raises(ValueError, match=r"fake\.wav is not a WAV file \(it does not start"):
         wbtool.Audio(tmp_path / "fake.wav")
 
 
@@ -285,6 +336,16 @@ def test_video_batches_grey_floats_and_fps() -> None:
         assert (pixels[4:, 5:] == 0).all()  # the padding clip is black
     fast = wbtool.Video(np.zeros((2, 3, 2, 2), np.uint8), fps=100)  # faster than GIF shows
     assert [d for d, _ in decode_gif(fast.to_bytes())["frames"]] == [2, 2]
+
+
+def test_video_slower_than_a_gif_can_show_gets_its_longest_delay() -> None:
+    np = pytest.importorskip("numpy")
+    frames = np.zeros((2, 3, 2, 2), np.uint8)
+    slow = wbtool.Video(frames, fps=0.001)  # 1000 s a frame; a GIF holds at most 655.35
+    assert slow.fps == 0.001
+    assert [d for d, _ in decode_gif(slow.to_bytes())["frames"]] == [65535, 65535]
+    tiny = wbtool.Video(frames, fps=1e-9)
+    assert [d for d, _ in decode_gif(tiny.to_bytes())["frames"]] == [65535, 65535]
 
 
 def test_gif_of_many_colours_and_long_data_decodes() -> None:
@@ -545,6 +606,7 @@ def test_bad_3d_objects_are_refused_in_words(tmp_path: Path) -> None:
         (np.ones((2, 3), bool), "points must be numbers, not bool"),
         ([[0, 0, 0], [1, 1]], "ragged: expected 3 values per point, found 2 values"),
         ([[0, 0, "z"]], "points must be finite numbers, not 'z'"),
+        ([[0, 0, 10**400]], "points must be finite numbers, not 1000"),  # past a float
         ([1, 2, 3], r"point cloud of shape \(3,\)"),
         (3.5, "cannot make a 3D object of a float"),
     ):
@@ -589,6 +651,42 @@ def test_new_media_round_trip_through_an_artifact(tmp_path: Path) -> None:
         assert f"media/audio/{audio.digest[:20]}.wav" in names
         assert f"media/videos/{video.digest[:20]}.gif" in names
         assert f"media/object3D/{cloud.digest[:20]}.pts.json" in names
+
+
+def test_media_read_back_from_documents_edited_by_hand() -> None:
+    """A document whose numbers were replaced by text or lists gives an object
+    without them (None), which prints and logs again, not one that fails."""
+    run = start()
+    art = wbtool.Artifact("edited", "media")
+    with art.new_file("media/audio/a.wav", "wb") as f:
+        f.write(wbtool.Audio([0.0], sample_rate=8000).to_bytes())
+    with art.new_file("media/videos/v.gif", "wb") as f:
+        f.write(b"GIF89a")
+    with art.new_file("media/object3D/o.pts.json", "w") as f:
+        f.write("[[0, 0, 0]]")
+    docs = {
+        "clip": {"_type": "audio-file", "path": "media/audio/a.wav", "format": "wav",
+                 "sample_rate": "8k", "duration": [1]},
+        "video": {"_type": "video-file", "path": "media/videos/v.gif", "format": "gif",
+                  "width": "4", "height": True, "fps": {}, "frames": 2.5},
+        "cloud": {"_type": "object3D-file", "path": "media/object3D/o.pts.json",
+                  "format": "pts.json", "points": "1"},
+    }
+    for name, doc in docs.items():
+        with art.new_file(f"{name}.{doc['_type']}.json", "w") as f:
+            f.write(json.dumps(doc))
+    run.log_artifact(art)
+    run.finish()
+    used = wbtool.Api().artifact("media/edited:latest")
+    clip, video, cloud = (used.get(name) for name in docs)
+    assert (clip.sample_rate, clip.duration, repr(clip)) == (None, None, "<Audio wav>")
+    assert (video.width, video.height, video.fps, video.frames) == (None, None, None, None)
+    assert cloud.points is None and repr(cloud) == "<Object3D pts.json>"
+    again = start()
+    again.log({"clip": clip, "video": video, "cloud": cloud})
+    again.finish()
+    row = rows(again)[0]
+    assert "sample_rate" not in row["clip"] and "fps" not in row["video"]
 
 
 def test_runs_show_tells_new_media_in_a_few_words(cli: Any, tmp_path: Path) -> None:

@@ -236,6 +236,23 @@ def test_roc_curve_drops_points_on_a_straight_stretch() -> None:
     assert chart.table.data == [[1, 0.0, 0.0], [1, 0.0, 0.333], [1, 0.0, 1.0], [1, 1.0, 1.0]]
 
 
+def test_roc_of_many_samples_keeps_a_row_per_rounded_point() -> None:
+    """Points that round to the same (fpr, tpr) make one row: 20,000 samples of
+    distinct scores make at most 2001 rows a class, not one per threshold."""
+    import random
+
+    rng = random.Random(0)
+    y_true = [rng.randrange(2) for _ in range(20_000)]
+    scores = [rng.random() for _ in y_true]
+    chart = wbtool.plot.roc_curve(y_true, [[1 - s, s] for s in scores], classes_to_plot=[1])
+    rows = chart.table.data
+    assert 1000 < len(rows) <= 2001
+    assert rows[0] == [1, 0.0, 0.0] and rows[-1] == [1, 1.0, 1.0]
+    points = [(fpr, tpr) for _, fpr, tpr in rows]
+    assert len(set(points)) == len(points)
+    assert points == sorted(points)  # the curve never goes back
+
+
 def test_string_labels_take_the_columns_in_sorted_order() -> None:
     chart = wbtool.plot.roc_curve(["dog", "cat"], [[0.8, 0.2], [0.3, 0.7]])
     # "cat" is column 0: it scores the cat 0.3, the dog 0.8 -> the dog ranks first
@@ -266,6 +283,28 @@ def test_runs_show_tells_charts_in_words_and_draws_their_lines(cli: Any) -> None
     doc = json.loads(cli("runs", "show", run.id, "--json", check=True).out)
     charts = doc["result"]["custom_charts"]
     assert charts["sq"][""]["points"] == [0.0, 1.0, 4.0]
+
+
+def test_runs_show_skips_chart_tables_of_the_wrong_shape(cli: Any) -> None:
+    """A chart's table file edited by hand (columns or rows not lists) is not drawn;
+    runs show still shows the run, without a traceback."""
+    table = wbtool.Table(columns=["x", "y"], data=[[0, 1.0], [1, 2.0]])
+    run = start()
+    run.log({"a": wbtool.plot.line(table, "x", "y"), "b": wbtool.plot.line(table, "x", "y"),
+             "c": wbtool.plot.line(table, "x", "y"), "d": wbtool.plot.line(table, "x", "y")})
+    run.finish()
+    folder = Path(run._folder.path)
+    row = next(iter_rows(Path(run._folder.history)))
+    for key, content in (("a", {"columns": 5, "data": []}),
+                         ("b", {"columns": ["x", "y"], "data": 7}),
+                         ("c", {"columns": "xy", "data": [[1, 2]]})):
+        (folder / row[key]["table"]["path"]).write_text(json.dumps(content))
+    res = cli("runs", "show", run.id)
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    charts = res.out.split("logged charts:\n")[1].splitlines()
+    assert [ln.split()[0] for ln in charts] == ["d"]
+    doc = json.loads(cli("runs", "show", run.id, "--json", check=True).out)
+    assert list(doc["result"]["custom_charts"]) == ["d"]
 
 
 # -- bad input ----------------------------------------------------------------------------

@@ -483,6 +483,43 @@ def test_config_keeps_objects_of_other_types_as_their_text() -> None:
         "args": {"lr": 0.1, "layers": ["CrossEntropy(smoothing=0.1)"]}}
 
 
+class _BrokenText:
+    def __str__(self) -> str:
+        raise RuntimeError("not ready")
+
+
+class _NumberText:
+    def __str__(self) -> Any:
+        return 5
+
+
+def test_config_keeps_an_object_whose_text_fails_as_its_name() -> None:
+    """An object whose __str__ raises (or gives no string) does not stop
+    init(config=...) or run.config: it is kept as its type and address."""
+    with wandb.init(config={"hook": _BrokenText()}, settings=quiet()) as run:
+        run.config["other"] = _NumberText()
+        run.config.update({"nested": {"hooks": [_BrokenText()]}})
+    config = run._folder.read_config()
+    assert config["hook"].startswith("<") and "_BrokenText object at 0x" in config["hook"]
+    assert "_NumberText object at 0x" in config["other"]
+    assert "_BrokenText object at 0x" in config["nested"]["hooks"][0]
+
+
+def test_config_takes_number_keys_as_json_writes_them() -> None:
+    """A model's config (transformers' to_dict, which its Trainer's callback puts
+    in run.config) holds id2label with int keys: kept with the keys as text, as
+    JSON writes them. run.log still refuses them."""
+    model_config = {"id2label": {0: "NEGATIVE", 1: "POSITIVE"}, "label2id": {"NEGATIVE": 0},
+                    "weights": {0.5: "half", True: "flag"}}
+    with wandb.init(config={"num_labels": 2}, settings=quiet()) as run:
+        run.config.update(model_config, allow_val_change=True)
+        with pytest.raises(ValueError, match="logged keys must be strings"):
+            run.log({"id2label": {0: "NEGATIVE"}})
+    assert run._folder.read_config() == {
+        "num_labels": 2, "id2label": {"0": "NEGATIVE", "1": "POSITIVE"},
+        "label2id": {"NEGATIVE": 0}, "weights": {"0.5": "half", "true": "flag"}}
+
+
 def test_config_paths_setting(tmp_path: Path) -> None:
     f = tmp_path / "base.yaml"
     f.write_text("dropout: 0.2\n")

@@ -6,7 +6,9 @@ bytes are kept as they are) or of samples: a numpy array, a tensor or a list
 of numbers in [-1, 1], one value per sample (mono) or one row of channels
 per sample, ``(samples, channels)``. Samples are written as a 16-bit PCM WAV
 file by the standard library's :mod:`wave`; values outside [-1, 1] are
-clipped, NaN is silence.
+clipped, NaN is silence. An array of uint8, int16 or int32 holds a WAV
+file's own samples, over its type's whole range (as ``scipy.io.wavfile.read``
+gives them, and as soundfile writes them).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import math
 import numbers
 from typing import Any
 
-from wbtool.media.files import FileMedia, as_array, extension, read_source
+from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
 
 FORMATS = ("wav", "mp3", "ogg", "oga", "flac", "m4a", "aac", "opus", "webm", "aiff", "aif")
 MAX_CHANNELS = 32
+# The integer samples of WAV files, as read by scipy.io.wavfile or soundfile:
+# dtype name -> (the value of silence, the factor to 16 bits). They span
+# their type's whole range, as a WAV file's do, rather than [-1, 1].
+PCM_TYPES = {"uint8": (128, 256.0), "int16": (0, 1.0), "int32": (0, 1 / 65536)}
 _SHAPES = "(samples,) or (samples, channels)"
 
 
@@ -67,8 +73,8 @@ class Audio(FileMedia):
         return fields
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        self.sample_rate = meta.get("sample_rate")
-        self.duration = meta.get("duration")
+        self.sample_rate = number_field(meta, "sample_rate", int)
+        self.duration = number_field(meta, "duration")
 
     @classmethod
     def _sequence_fields(cls, items: list[Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,18 +96,29 @@ def _rate(sample_rate: Any) -> int:
 
 
 def _wav_header(data: bytes, name: str) -> tuple[int, float]:
-    """(sample rate, duration in seconds) of a WAV file's bytes."""
-    import wave
+    """(sample rate, duration in seconds) of a WAV file's bytes, read from its
+    ``fmt `` and ``data`` chunks: any encoding (PCM, float, A-law, the
+    extensible header of 24-bit and multichannel files), which the standard
+    library's :mod:`wave` (PCM only) would refuse."""
+    import struct
 
-    try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            rate, frames = w.getframerate(), w.getnframes()
-    except (wave.Error, EOFError) as e:
-        raise ValueError(f"wbtool.Audio: {name} is not a WAV file the wave module can read: "
-                         f"{e}") from None
-    if rate < 1:
-        raise ValueError(f"wbtool.Audio: {name} gives a sample rate of {rate}")
-    return rate, frames / rate
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"wbtool.Audio: {name} is not a WAV file (it does not start "
+                         "with a RIFF WAVE header)")
+    pos, rate, align = 12, None, 0
+    while pos + 8 <= len(data):
+        chunk, (size,) = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)
+        if chunk == b"fmt " and size >= 16 and pos + 24 <= len(data):
+            _tag, _channels, rate, _rate, align = struct.unpack_from("<HHIIH", data, pos + 8)
+        elif chunk == b"data" and rate is not None:
+            if rate < 1 or align < 1:
+                raise ValueError(f"wbtool.Audio: {name} gives a sample rate of {rate} and "
+                                 f"{align} bytes a frame")
+            body = min(size, len(data) - pos - 8)  # a stream's file may say more
+            return rate, body // align / rate
+        pos += 8 + size + (size & 1)  # chunks are padded to an even length
+    raise ValueError(f"wbtool.Audio: {name} is not a WAV file: it has no "
+                     f"{'data' if rate is not None else 'fmt'} chunk")
 
 
 # -- samples ------------------------------------------------------------------------------
@@ -141,6 +158,10 @@ def _array_pcm(array: Any) -> tuple[int, int, bytes]:
     if a.dtype.kind not in "iuf":
         raise ValueError(f"wbtool.Audio: samples must be numbers, not {a.dtype}")
     channels = _check_shape(tuple(int(n) for n in a.shape))
+    if a.dtype.name in PCM_TYPES:  # WAV's own samples (scipy.io.wavfile.read gives them)
+        zero, scale = PCM_TYPES[a.dtype.name]
+        pcm = np.clip(np.floor((a.astype(np.float64) - zero) * scale), -32768, 32767)
+        return channels, a.shape[0], pcm.astype("<i2").tobytes()
     a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
     pcm = np.rint(np.clip(a, -1.0, 1.0) * 32767).astype("<i2")
     return channels, a.shape[0], pcm.tobytes()
@@ -170,7 +191,10 @@ def _list_pcm(samples: list[Any] | tuple[Any, ...]) -> tuple[int, int, bytes]:
 def _sample(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise ValueError(f"wbtool.Audio: samples must be numbers, not {v!r}")
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:  # an int too large for a float: far beyond full scale
+        x = -1.0 if v < 0 else 1.0
     if math.isnan(x):
         return 0
     return round(min(1.0, max(-1.0, x)) * 32767)

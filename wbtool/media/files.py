@@ -123,6 +123,14 @@ class FileMedia(Media):
         return f"<{type(self).__name__} {self.format} {len(self._bytes)} bytes>"
 
 
+def number_field(meta: dict[str, Any], name: str, *types: type) -> Any:
+    """The field ``name`` of a document read back where it is a number of
+    ``types`` (int or float unless given; never a bool), else None: a
+    document edited by hand gives no text or list where a number belongs."""
+    value = meta.get(name)
+    return value if type(value) in (types or (int, float)) else None
+
+
 def plain_caption(value: Any, owner: str) -> Any:
     """A caption as plain JSON data."""
     from wbtool.runs.values import normalise

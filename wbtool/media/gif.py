@@ -11,6 +11,7 @@ import struct
 from typing import Any
 
 MAX_SIDE = 65535
+MAX_DELAY = 65535  # hundredths of a second, a frame's longest
 _MAX_CODES = 4095  # one short of GIF's 4096, as giflib: a clear code comes first
 # Bits kept of (red, green, blue) when a frame has too many colours, tried in
 # turn; the last gives at most 2**8 = 256 colours.

@@ -18,7 +18,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from wbtool.media.files import FileMedia, as_array, extension, read_source
+from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
 
 FORMATS = ("obj", "gltf", "glb", "babylon", "stl", "pts.json")
 POINT_WIDTHS = (3, 4, 6)
@@ -63,7 +63,7 @@ class Object3D(FileMedia):
         return {} if self.points is None else {"points": self.points}
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        self.points = meta.get("points")
+        self.points = number_field(meta, "points", int)
 
     def __repr__(self) -> str:
         count = "" if self.points is None else f" of {self.points} points"
@@ -143,6 +143,13 @@ def _check_shape(shape: tuple[int, ...]) -> None:
 
 
 def _number(v: Any) -> float | int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not _finite(v):
         raise ValueError(f"wbtool.Object3D: points must be finite numbers, not {v!r}")
     return int(v) if isinstance(v, numbers.Integral) else float(v)
+
+
+def _finite(v: numbers.Real) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a float
+        return False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from wbtool.media.files import FileMedia, as_array, extension, read_source
+from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
 
 FORMATS = ("gif", "mp4", "webm", "ogg")
 DEFAULT_FPS = 4  # the W&B SDK's
@@ -60,12 +60,14 @@ class Video(FileMedia):
             raise ValueError(f"wbtool.Video: writing frames as {fmt} needs a video encoder "
                              "wbtool does not have; format='gif' is available (or give the "
                              f"path of a {fmt} file)")
-        from wbtool.media.gif import encode_gif
+        from wbtool.media.gif import MAX_DELAY, encode_gif
 
         frames = to_frames(data_or_path)
         self.frames, self.height, self.width = (int(n) for n in frames.shape[:3])
         self.fps = rate
-        self._bytes = encode_gif(frames, max(2, round(100 / rate)))
+        # GIF delays are hundredths of a second, from 2 (what browsers show) to
+        # 65535 (a frame of about 11 minutes, for fps below 0.0016)
+        self._bytes = encode_gif(frames, min(MAX_DELAY, max(2, round(100 / rate))))
         self.format = "gif"
 
     def _fields(self) -> dict[str, Any]:
@@ -77,8 +79,9 @@ class Video(FileMedia):
         return fields
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        for name in ("width", "height", "fps", "frames"):
-            setattr(self, name, meta.get(name))
+        for name in ("width", "height", "frames"):
+            setattr(self, name, number_field(meta, name, int))
+        self.fps = number_field(meta, "fps")
 
     def __repr__(self) -> str:
         size = "" if self.width is None else f" {self.width}x{self.height}"

@@ -197,7 +197,9 @@ def roc_curve(y_true: Any, y_probas: Any, labels: Any = None, classes_to_plot: A
     """True positive rate against false positive rate, one curve per class
     (that class against the rest), a point per threshold where the curve
     turns (from (0, 0) to (1, 1)). The table holds rows ``[class, fpr, tpr]``,
-    rounded to 3 places; ``labels[c]`` names integer class ``c``."""
+    rounded to 3 places, a row for each point that rounding leaves distinct
+    (so a million samples make at most 2001 rows a class); ``labels[c]`` names
+    integer class ``c``."""
     truth, scores, plotted = _classes(y_true, y_probas, labels, classes_to_plot)
     data = []
     for cls, col, name in plotted:
@@ -205,8 +207,12 @@ def roc_curve(y_true: Any, y_probas: Any, labels: Any = None, classes_to_plot: A
         if negatives == 0:
             raise ValueError(f"y_true holds only class {cls!r}: a ROC curve needs samples "
                              "of other classes too")
+        last = None
         for fp, tp in roc_points(tps, fps):
-            data.append([name, round(fp / negatives, DIGITS), round(tp / positives, DIGITS)])
+            point = (round(fp / negatives, DIGITS), round(tp / positives, DIGITS))
+            if point != last:  # one row per rounded point: at most 2001 a class
+                data.append([name, *point])
+                last = point
     table = Table(columns=["class", "fpr", "tpr"], data=data)
     return plot_table("wandb/area-under-curve/v0", table,
                       {"x": "fpr", "y": "tpr", "class": "class"},

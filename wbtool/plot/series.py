@@ -63,6 +63,8 @@ def chart_series(doc: Mapping[str, Any], folder: str | os.PathLike[str],
         columns, rows = content["columns"], content["data"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    if not isinstance(columns, list) or not isinstance(rows, list):
+        return {}
     x_col, y_col, by_col = (fields.get(f) if f else None for f in shape)
     if x_col not in columns or y_col not in columns:
         return {}

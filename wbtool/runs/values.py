@@ -84,7 +84,8 @@ def _histogram(array: Any, key: str) -> dict[str, Any]:
 def normalise(value: Any, key: str = "", *, lenient: bool = False) -> Any:
     """A JSON-ready copy of ``value``; raises ValueError for what cannot be
     logged. ``lenient`` (a config value, as the reference keeps one): an
-    object of no type that can be logged is kept as its text instead."""
+    object of no type that can be logged is kept as its text instead, and a
+    dict's number key as JSON writes it (``{0: "cat"}`` as ``{"0": "cat"}``)."""
     return _kept(_normalise(value, key, 0, lenient=lenient))
 
 
@@ -109,7 +110,9 @@ def _normalise(value: Any, key: str, depth: int, media: Any = None, *,
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if not isinstance(k, str):
+            if lenient and isinstance(k, (int, float)):
+                k = json.dumps(k)  # as JSON writes it: a model config's id2label {0: ...}
+            elif not isinstance(k, str):
                 raise ValueError(f"logged keys must be strings: {key}/{k!r}")
             k = str.__str__(k)
             out[k] = _kept(_normalise(v, f"{key}/{k}", depth + 1, media, lenient=lenient))
@@ -183,7 +186,10 @@ def _plain_stand_in(value: Any, key: str, lenient: bool = False) -> Any:
         except UnicodeDecodeError:
             raise ValueError(f"cannot log {key!r}: its bytes are not UTF-8 text") from None
     if lenient:
-        return str(value)
+        try:
+            return str(value)
+        except Exception:  # a __str__ that raises or gives no string: the object's name
+            return object.__repr__(value)
     raise ValueError(f"cannot log {key!r}: values of type {t.__name__} are not supported "
                      "(use numbers, strings, booleans, lists, dicts or numpy arrays)")
 
