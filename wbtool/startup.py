@@ -55,7 +55,11 @@ def require(requirement: str | Iterable[str] | None = None,
     ``"legacy-service"``), which choose its background process and mean
     nothing here; refuse any other name."""
     for wanted in (requirement, experiment):
-        names = [wanted] if isinstance(wanted, str) else list(wanted or ())
+        try:
+            names = [wanted] if isinstance(wanted, str) else list(wanted or ())
+        except TypeError:
+            raise UsageError("wbtool.require: a requirement is a name or a list of names, "
+                             f"not {type(wanted).__name__}") from None
         for name in names:
             if name not in REQUIREMENTS:
                 raise UsageError(f"wbtool.require: unsupported requirement {name!r} "

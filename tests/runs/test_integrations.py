@@ -411,6 +411,8 @@ def test_require_accepts_the_reference_requirements_and_refuses_others() -> None
         wandb.require("nope")
     with pytest.raises(UsageError, match="unsupported requirement 'nope'"):
         wandb.require(["service", "nope"])
+    with pytest.raises(UsageError, match="a name or a list of names, not int"):
+        wandb.require(5)  # type: ignore[arg-type]
 
 
 def test_setup_settings_are_the_defaults_of_later_runs(store_dir: Path) -> None:
