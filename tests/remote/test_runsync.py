@@ -163,6 +163,49 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
 
 
+def test_a_run_made_here_and_resumed_elsewhere_is_pulled_back(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run this store made and sent whole, then resumed in another store and
+    synced from there: a pull brings the new rows back (it said "left alone"
+    and pulled nothing), and neither the next sync nor the next pull moves it
+    again."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    same = a.result("pull", "-p", "p", "--run", RUN_ID)  # the remote holds what is here
+    assert (same["runs"], same["warnings"]) == ([], [])
+    b("pull", "-p", "p", "--run", RUN_ID)
+    _make_run(b.path, tmp_path, monkeypatch, range(3, 5), resume=True)
+    b("sync")
+    back = a.result("pull", "-p", "p", "--run", RUN_ID)
+    assert back["runs"] == [RUN_ID] and back["warnings"] == []
+    assert _history(a.path) == _history(b.path) and len(_history(a.path)) == 5
+    assert a.result("sync")["run_bytes_sent"] == 0
+    assert a.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
+
+
+def test_a_pulled_run_pulled_again_is_not_sent_back(
+        stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that synced a pulled copy, then pulled the run again after
+    another store logged to it, sent its files back by the next sync (what it
+    had recorded as sent was of the folder the pull replaced), and the next
+    pull fetched them all again."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    c = Store(cli, tmp_path / "c" / ".wbtool", backend)
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert c.result("sync")["run_bytes_sent"] == 0
+    _make_run(a.path, tmp_path, monkeypatch, range(3, 5), resume=True)
+    a("sync")
+    assert c.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert c.result("sync")["run_bytes_sent"] == 0
+    assert c.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
+    assert _history(c.path) == _history(a.path) and len(_history(c.path)) == 5
+
+
 def test_pull_notices_a_rewrite_of_the_same_size_within_the_listed_time(
         cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A summary rewritten to the same size within the second that S3 lists
