@@ -186,7 +186,7 @@ def test_a_run_made_here_and_resumed_elsewhere_is_pulled_back(
 
 
 def test_a_pulled_run_pulled_again_is_not_sent_back(
-        stores: tuple[Store, Store], cli: Cli, tmp_path: Path, backend: Backend,
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that synced a pulled copy, then pulled the run again after
     another store logged to it, sent its files back by the next sync (what it
@@ -195,15 +195,35 @@ def test_a_pulled_run_pulled_again_is_not_sent_back(
     a, b = stores
     _make_run(a.path, tmp_path, monkeypatch, range(3))
     a("sync")
-    c = Store(cli, tmp_path / "c" / ".wbtool", backend)
-    c("pull", "-p", "p", "--run", RUN_ID)
-    assert c.result("sync")["run_bytes_sent"] == 0
+    b("pull", "-p", "p", "--run", RUN_ID)
+    assert b.result("sync")["run_bytes_sent"] == 0
     _make_run(a.path, tmp_path, monkeypatch, range(3, 5), resume=True)
     a("sync")
-    assert c.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
-    assert c.result("sync")["run_bytes_sent"] == 0
-    assert c.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
-    assert _history(c.path) == _history(a.path) and len(_history(c.path)) == 5
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert b.result("sync")["run_bytes_sent"] == 0
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
+    assert _history(b.path) == _history(a.path) and len(_history(b.path)) == 5
+
+
+@pytest.mark.parametrize("args", [(), ("--check",), (RUN_ID,)])
+def test_sync_never_mixes_another_run_with_the_same_id_into_a_remote_run(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    """A run resumed (``resume="allow"``) in a store that never pulled it is a
+    new run with that id: its sync wrote its records and a history part from
+    byte 0 into the remote's run, and a pull read a mixture of the two."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    remote = backend.open()
+    before = {p: remote.read(p) for p in remote.list(runsync.run_prefix("p", RUN_ID))}
+    _make_run(b.path, tmp_path, monkeypatch, range(100, 101), resume=True)
+    res = b("sync", *args, code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "another run" in res.err
+    assert {p: remote.read(p) for p in remote.list(runsync.run_prefix("p", RUN_ID))} == before
+    # What a sync sent, with the record of it lost, is sent again as before.
+    (a.path / "sync").rename(tmp_path / "lost")
+    assert a.result("sync", *args)["run_conflicts"] == []
 
 
 def test_pull_notices_a_rewrite_of_the_same_size_within_the_listed_time(

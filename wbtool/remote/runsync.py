@@ -132,6 +132,7 @@ class RunPushResult:
     bytes_sent: int = 0
     runs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # runs not sent
 
 
 def _stat_key(path: Path) -> list[int] | None:
@@ -194,6 +195,14 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
         if not isinstance(seen, dict) or seen.get("project") != proj:
             seen = _seen_by_pull(folder.path, remote.url, proj)
         prefix = run_prefix(proj, folder.id)
+        if (not (seen.get("stat") or seen.get("append"))
+                and listed.holds(proj, folder.id, whole=run_ids is not None)
+                and _another_run(remote, prefix, doc)):
+            res.conflicts.append({"run": folder.id, "project": proj, "reason": (
+                f"run {folder.id} on {remote.display(prefix)} is another run with the same "
+                "id (this store neither sent nor pulled it); not sent: to go on with that "
+                "run, pull it before resuming it")})
+            continue
         lost = listed.forget_lost(seen, proj, folder.id, whole=run_ids is not None)
         if not dry_run:
             for rel in lost:
@@ -251,6 +260,17 @@ class RemoteRuns:
             return _forget_lost(seen, {}, lambda _rel: True)
         return _forget_lost(seen, files, self.remote.listed)
 
+    def holds(self, project: str, run_id: str, *, whole: bool) -> bool:
+        """Whether the remote has a folder for the run (listed as ``forget_lost``
+        lists it)."""
+        if whole:
+            return bool(self.remote.list(run_prefix(project, run_id)))
+        if self.files:
+            return run_id in self._project_files(project)
+        if project not in self._folders:
+            self._folders[project] = set(self.remote.list_folders(f"projects/{project}/runs"))
+        return run_id in self._folders[project]
+
     def _project_files(self, project: str) -> dict[str, dict[str, int]]:
         """run id → (path in its folder → size) for every run folder of ``project``."""
         if project not in self._projects:
@@ -262,6 +282,19 @@ class RemoteRuns:
                     runs.setdefault(run_id, {})[rel] = size
             self._projects[project] = runs
         return self._projects[project]
+
+
+def _another_run(remote: Remote, prefix: str, doc: dict[str, Any]) -> bool:
+    """Whether the run record at ``prefix`` on the remote is of another run than
+    ``doc`` (the local run.json): made elsewhere, at another time. A folder
+    without a record yet (a push cut short) is taken as this run's."""
+    try:
+        there = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
+    except NotFoundError:
+        return False
+    except ValueError:
+        there = None
+    return not isinstance(there, dict) or there.get("created_at") != doc.get("created_at")
 
 
 def _forget_lost(seen: dict[str, Any], files: dict[str, int],
