@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,6 +225,54 @@ def test_sync_never_mixes_another_run_with_the_same_id_into_a_remote_run(
     # What a sync sent, with the record of it lost, is sent again as before.
     (a.path / "sync").rename(tmp_path / "lost")
     assert a.result("sync", *args)["run_conflicts"] == []
+
+
+_MEDIA = """
+import sys, wbtool
+run = wbtool.init(project="p", id=sys.argv[1], fork_from=sys.argv[2] or None,
+                  settings={"quiet": True, "console": "off"})
+for i in range(3):
+    image = wbtool.Image([[i, 255], [255, i]])
+    run.log({"img": image, "page": wbtool.Html(f"<p>{i}</p>"),
+             "tbl": wbtool.Table(columns=["n", "pic"], data=[[i, wbtool.Image([[i]])]])})
+run.finish()
+"""
+
+
+def _media_named(store: Path, run_id: str) -> dict[str, bytes]:
+    """The files under ``media/`` that the run's history names (tables' images too)."""
+    folder = store / "runs" / run_id
+    names: dict[str, bytes] = {}
+    for row in iter_rows(folder / "history.jsonl"):
+        for value in row.values():
+            if isinstance(value, dict) and isinstance(value.get("path"), str):
+                names[value["path"]] = (folder / value["path"]).read_bytes()
+                if value["path"].endswith(".table.json"):
+                    for _n, pic in json.loads(names[value["path"]])["data"]:
+                        names[pic["path"]] = (folder / pic["path"]).read_bytes()
+    return names
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same on every backend
+def test_a_fork_of_a_pulled_run_has_the_media_its_rows_name(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A fork copied the parent's history rows but none of the files they
+    name: its images, pages and tables were missing, here and where it was
+    pulled."""
+    a, b = stores
+    for store, args in ((a, ["parent01", ""]), (b, ["child001", "parent01?_step=1"])):
+        if store is b:
+            a("sync")
+            b("pull", "-p", "p", "--run", "parent01")
+        subprocess.run([sys.executable, "-c", _MEDIA, *args], env={**os.environ, **store.env},
+                       cwd=tmp_path, check=True, timeout=120)
+    parent = _media_named(a.path, "parent01")
+    child = _media_named(b.path, "child001")
+    kept = {k: v for k, v in child.items() if re.search(r"_[01]_[0-9a-f]+\.", k)}
+    assert len(kept) == 4 * 2 and all(parent[k] == v for k, v in kept.items())
+    b("sync")
+    a("pull", "-p", "p", "--run", "child001")
+    assert _media_named(a.path, "child001") == child
 
 
 def test_pull_notices_a_rewrite_of_the_same_size_within_the_listed_time(
