@@ -176,6 +176,18 @@ def test_a_run_made_here_and_resumed_elsewhere_is_pulled_back(
     a("sync")
     same = a.result("pull", "-p", "p", "--run", RUN_ID)  # the remote holds what is here
     assert (same["runs"], same["warnings"]) == ([], [])
+    # Another run of that id on the remote (written before sync refused such
+    # runs) never replaces this store's.
+    remote = backend.open()
+    record = f"{runsync.run_prefix('p', RUN_ID)}/run.json"
+    mine = remote.read(record)
+    doc = json.loads(mine)
+    remote.write(record, json.dumps({**doc, "created_at": doc["created_at"] - 60,
+                                     "name": "another"}).encode())
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert res.err.count("\n") == 1 and "another run" in res.err
+    assert a.result("runs", "show", RUN_ID)["name"] != "another"
+    remote.write(record, mine)
     b("pull", "-p", "p", "--run", RUN_ID)
     _make_run(b.path, tmp_path, monkeypatch, range(3, 5), resume=True)
     b("sync")
@@ -222,6 +234,9 @@ def test_sync_never_mixes_another_run_with_the_same_id_into_a_remote_run(
     res = b("sync", *args, code=5)
     assert res.err.count("\n") == 1 and RUN_ID in res.err and "another run" in res.err
     assert {p: remote.read(p) for p in remote.list(runsync.run_prefix("p", RUN_ID))} == before
+    res = b("pull", "-p", "p", "--run", RUN_ID, code=5)  # nor is it replaced by that run
+    assert res.err.count("\n") == 1 and "another run" in res.err
+    assert [r["i"] for r in _history(b.path)] == [100]
     # What a sync sent, with the record of it lost, is sent again as before.
     (a.path / "sync").rename(tmp_path / "lost")
     assert a.result("sync", *args)["run_conflicts"] == []

@@ -553,6 +553,12 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
         return
     if target.exists():
         pulled = (target / PULLED_MARK).exists()
+        if not pulled and doc.get("created_at") != (RunFolder(target).read_run() or {}).get(
+                "created_at"):
+            res.conflicts.append({"run": run_id, "reason": (
+                f"run {run_id} on {remote.display(prefix)} is another run than this store's "
+                f"of the same id; left alone (`wbtool runs delete {run_id}` here to pull it)")})
+            return
         if not pulled or _changed_since_pull(target):
             sent = load_state(state_path(store_path, remote.url), remote.url)["runs"].get(run_id)
             if not isinstance(sent, dict) or sent.get("project") != project:
