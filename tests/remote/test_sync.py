@@ -371,3 +371,22 @@ def test_a_pulled_version_names_the_run_that_logged_it(cli: Cli, tmp_path: Path,
          "[a.name for a in api.run('p/maker001').logged_artifacts()])"],
         env={**os.environ, **b.env}, capture_output=True, text=True, check=True, timeout=120)
     assert logged.stdout.split() == ["maker001", "['net:v0']"]
+
+
+def test_a_pull_of_a_project_the_remote_lacks_names_the_projects_it_has(
+        cli: Cli, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``wbtool pull`` in a new store (the default project) said it pulled 0
+    versions, as if the remote held nothing, while it held another project."""
+    backend = make_backend(request, "local", tmp_path)
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    b = Store(cli, tmp_path / "b" / ".wbtool", backend)
+    src = make_tree(tmp_path / "src", {"f.txt": b"x"})
+    a("artifact", "log", "data", str(src), "--type", "dataset", "-p", "team")
+    a("sync")
+    for args in ((), ("--all-runs",)):
+        res = b("pull", *args)
+        assert res.err == (f"wbtool: warning: {backend.url} holds nothing of project "
+                           "'uncategorized' (its projects: team); pass --project or "
+                           "--all-projects\n")
+    assert b("pull", "-p", "team").err == ""  # pulled: no warning
+    assert b("pull", "-p", "team").err == ""  # nothing new, of a project it has: none either

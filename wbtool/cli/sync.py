@@ -161,6 +161,15 @@ def pull(
             got.add(runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj, ids))
     res.refused.extend(got.refused)
     res.warnings.extend(got.warnings)
+    if (not all_projects and not refs and not run_ids and not res.versions and not got.runs
+            and not got.conflicts and not res.refused):
+        # Nothing found of the whole project asked for: say so if the remote lacks it.
+        others, _ = _remote_projects(target)
+        if ctx.project not in others:
+            res.warnings.append(
+                f"{target.url} holds nothing of project {ctx.project!r}"
+                + (f" (its projects: {', '.join(others)}); pass --project or --all-projects"
+                   if others else ""))
     for w in res.warnings:
         output.note(f"wbtool: warning: {w}")
     if as_json:
