@@ -91,6 +91,20 @@ def test_a_huge_integer_in_the_history_keeps_the_exit_status(cli: Cli, store_dir
     assert "wbtool:   y  ▁  min 2  max 2  last 2" in res.err
 
 
+def test_the_end_of_run_summary_tells_logged_media_as_runs_show_does(
+        cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    """A histogram's summary printed its bins and counts, every one of them."""
+    body = ("import wbtool\n"
+            "run = wbtool.init()\n"
+            "run.log({'h': wbtool.Histogram(list(range(100)), num_bins=64),\n"
+            "         'img': wbtool.Image([[0, 255], [255, 0]]), 'loss': 0.5})\n")
+    res = cli("run", "--", sys.executable, script(tmp_path, body))
+    assert res.code == 0, res.err
+    assert "wbtool:   h     histogram of 100 values in 64 bins\n" in res.err
+    assert "wbtool:   img   image 2x2 png: media/images/img_0_" in res.err
+    assert "wbtool:   loss  0.5\n" in res.err and "bins [" not in res.err
+
+
 def redirected(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``wbtool ARGS`` with a shell redirection (``2>&-`` closes stderr)."""
     return subprocess.run(["sh", "-c", f'"$@" {redirect}', "sh", *wbtool_cmd(*args)],

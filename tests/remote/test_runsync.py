@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,132 @@ def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
     b("sync")
     assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
     assert len(_history(b.path)) == 5 and _history(b.path)[-1]["extra"] == 2
+
+
+def test_a_run_made_here_and_resumed_elsewhere_is_pulled_back(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run this store made and sent whole, then resumed in another store and
+    synced from there: a pull brings the new rows back (it said "left alone"
+    and pulled nothing), and neither the next sync nor the next pull moves it
+    again."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    same = a.result("pull", "-p", "p", "--run", RUN_ID)  # the remote holds what is here
+    assert (same["runs"], same["warnings"]) == ([], [])
+    # Another run of that id on the remote (written before sync refused such
+    # runs) never replaces this store's.
+    remote = backend.open()
+    record = f"{runsync.run_prefix('p', RUN_ID)}/run.json"
+    mine = remote.read(record)
+    doc = json.loads(mine)
+    remote.write(record, json.dumps({**doc, "created_at": doc["created_at"] - 60,
+                                     "name": "another"}).encode())
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert res.err.count("\n") == 1 and "another run" in res.err
+    assert a.result("runs", "show", RUN_ID)["name"] != "another"
+    remote.write(record, mine)
+    b("pull", "-p", "p", "--run", RUN_ID)
+    _make_run(b.path, tmp_path, monkeypatch, range(3, 5), resume=True)
+    b("sync")
+    back = a.result("pull", "-p", "p", "--run", RUN_ID)
+    assert back["runs"] == [RUN_ID] and back["warnings"] == []
+    assert _history(a.path) == _history(b.path) and len(_history(a.path)) == 5
+    assert a.result("sync")["run_bytes_sent"] == 0
+    assert a.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
+
+
+def test_a_pulled_run_pulled_again_is_not_sent_back(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that synced a pulled copy, then pulled the run again after
+    another store logged to it, sent its files back by the next sync (what it
+    had recorded as sent was of the folder the pull replaced), and the next
+    pull fetched them all again."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b("pull", "-p", "p", "--run", RUN_ID)
+    assert b.result("sync")["run_bytes_sent"] == 0
+    _make_run(a.path, tmp_path, monkeypatch, range(3, 5), resume=True)
+    a("sync")
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert b.result("sync")["run_bytes_sent"] == 0
+    assert b.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == []
+    assert _history(b.path) == _history(a.path) and len(_history(b.path)) == 5
+
+
+@pytest.mark.parametrize("args", [(), ("--check",), (RUN_ID,)])
+def test_sync_never_mixes_another_run_with_the_same_id_into_a_remote_run(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    """A run resumed (``resume="allow"``) in a store that never pulled it is a
+    new run with that id: its sync wrote its records and a history part from
+    byte 0 into the remote's run, and a pull read a mixture of the two."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    remote = backend.open()
+    before = {p: remote.read(p) for p in remote.list(runsync.run_prefix("p", RUN_ID))}
+    _make_run(b.path, tmp_path, monkeypatch, range(100, 101), resume=True)
+    res = b("sync", *args, code=5)
+    assert res.err.count("\n") == 1 and RUN_ID in res.err and "another run" in res.err
+    assert {p: remote.read(p) for p in remote.list(runsync.run_prefix("p", RUN_ID))} == before
+    res = b("pull", "-p", "p", "--run", RUN_ID, code=5)  # nor is it replaced by that run
+    assert res.err.count("\n") == 1 and "another run" in res.err
+    assert [r["i"] for r in _history(b.path)] == [100]
+    # What a sync sent, with the record of it lost, is sent again as before.
+    (a.path / "sync").rename(tmp_path / "lost")
+    assert a.result("sync", *args)["run_conflicts"] == []
+
+
+_MEDIA = """
+import sys, wbtool
+run = wbtool.init(project="p", id=sys.argv[1], fork_from=sys.argv[2] or None,
+                  settings={"quiet": True, "console": "off"})
+for i in range(3):
+    image = wbtool.Image([[i, 255], [255, i]])
+    run.log({"img": image, "page": wbtool.Html(f"<p>{i}</p>"),
+             "tbl": wbtool.Table(columns=["n", "pic"], data=[[i, wbtool.Image([[i]])]])})
+run.finish()
+"""
+
+
+def _media_named(store: Path, run_id: str) -> dict[str, bytes]:
+    """The files under ``media/`` that the run's history names (tables' images too)."""
+    folder = store / "runs" / run_id
+    names: dict[str, bytes] = {}
+    for row in iter_rows(folder / "history.jsonl"):
+        for value in row.values():
+            if isinstance(value, dict) and isinstance(value.get("path"), str):
+                names[value["path"]] = (folder / value["path"]).read_bytes()
+                if value["path"].endswith(".table.json"):
+                    for _n, pic in json.loads(names[value["path"]])["data"]:
+                        names[pic["path"]] = (folder / pic["path"]).read_bytes()
+    return names
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same on every backend
+def test_a_fork_of_a_pulled_run_has_the_media_its_rows_name(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A fork copied the parent's history rows but none of the files they
+    name: its images, pages and tables were missing, here and where it was
+    pulled."""
+    a, b = stores
+    for store, args in ((a, ["parent01", ""]), (b, ["child001", "parent01?_step=1"])):
+        if store is b:
+            a("sync")
+            b("pull", "-p", "p", "--run", "parent01")
+        subprocess.run([sys.executable, "-c", _MEDIA, *args], env={**os.environ, **store.env},
+                       cwd=tmp_path, check=True, timeout=120)
+    parent = _media_named(a.path, "parent01")
+    child = _media_named(b.path, "child001")
+    kept = {k: v for k, v in child.items() if re.search(r"_[01]_[0-9a-f]+\.", k)}
+    assert len(kept) == 4 * 2 and all(parent[k] == v for k, v in kept.items())
+    b("sync")
+    a("pull", "-p", "p", "--run", "child001")
+    assert _media_named(a.path, "child001") == child
 
 
 def test_pull_notices_a_rewrite_of_the_same_size_within_the_listed_time(

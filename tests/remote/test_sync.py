@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, make_tree, read_tree
-from tests.remote.conftest import Backend
+from tests.remote.conftest import Backend, make_backend
 from wbtool.hashing import hash_bytes
 from wbtool.remote import records
 
@@ -339,3 +339,54 @@ def test_pull_all_projects_takes_what_sync_pushed_of_every_project(
     runs = b.result("pull", "--all-projects", "--all-runs")
     assert sorted(runs["runs"]) == ["run-p1", "run-p2"] and runs["versions_pulled"] == 0
     assert [r["id"] for r in b.result("runs", "list", "-p", "p2")] == ["run-p2"]
+
+
+LOGS_A_MODEL = """
+import pathlib, wbtool
+run = wbtool.init(project="p", id="maker001", settings={"quiet": True, "console": "off"})
+pathlib.Path("ck").mkdir()
+pathlib.Path("ck/model.bin").write_bytes(b"weights")
+run.log_artifact("ck", name="net", type="model", aliases=["best"])
+run.finish()
+"""
+
+
+def test_a_pulled_version_names_the_run_that_logged_it(cli: Cli, tmp_path: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    """The version record on the remote names the run that logged it; a pull
+    dropped it, so the pulling store had no ``logged_by`` for any version."""
+    backend = make_backend(request, "local", tmp_path)
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    b = Store(cli, tmp_path / "b" / ".wbtool", backend)
+    (tmp_path / "src").mkdir()
+    subprocess.run([sys.executable, "-c", LOGS_A_MODEL], cwd=tmp_path / "src", check=True,
+                   env={**os.environ, **a.env}, timeout=120)
+    a("sync")
+    b("pull", "-p", "p", "--all-runs")
+    b("pull", "net", "-p", "p")
+    assert b.result("artifact", "info", "net:best", "-p", "p")["run_id"] == "maker001"
+    logged = subprocess.run(
+        [sys.executable, "-c", "import wbtool; api = wbtool.Api(); "
+         "print(api.artifact('p/net:v0').logged_by().id, "
+         "[a.name for a in api.run('p/maker001').logged_artifacts()])"],
+        env={**os.environ, **b.env}, capture_output=True, text=True, check=True, timeout=120)
+    assert logged.stdout.split() == ["maker001", "['net:v0']"]
+
+
+def test_a_pull_of_a_project_the_remote_lacks_names_the_projects_it_has(
+        cli: Cli, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``wbtool pull`` in a new store (the default project) said it pulled 0
+    versions, as if the remote held nothing, while it held another project."""
+    backend = make_backend(request, "local", tmp_path)
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    b = Store(cli, tmp_path / "b" / ".wbtool", backend)
+    src = make_tree(tmp_path / "src", {"f.txt": b"x"})
+    a("artifact", "log", "data", str(src), "--type", "dataset", "-p", "team")
+    a("sync")
+    for args in ((), ("--all-runs",)):
+        res = b("pull", *args)
+        assert res.err == (f"wbtool: warning: {backend.url} holds nothing of project "
+                           "'uncategorized' (its projects: team); pass --project or "
+                           "--all-projects\n")
+    assert b("pull", "-p", "team").err == ""  # pulled: no warning
+    assert b("pull", "-p", "team").err == ""  # nothing new, of a project it has: none either

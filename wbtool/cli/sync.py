@@ -77,13 +77,28 @@ def sync(
         output.note(f"wbtool: warning: {w}")
     if as_json:
         output.emit_json("sync", {**res.to_json(), "runs_sent": sent.runs_sent,
-                                  "run_bytes_sent": sent.bytes_sent, "runs": sent.runs})
+                                  "run_bytes_sent": sent.bytes_sent, "runs": sent.runs,
+                                  "run_conflicts": sent.conflicts})
+        _run_conflicts(sent.conflicts)
         return
     verb = "would send" if dry_run else "sent"
     output.line(f"{verb} {res.objects_sent} object(s) ({output.human_size(res.bytes_sent)}), "
                 f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s), "
                 f"{sent.runs_sent} run(s) ({output.human_size(sent.bytes_sent)}) "
                 f"to {res.remote}")
+    _run_conflicts(sent.conflicts)
+
+
+def _run_conflicts(conflicts: list[dict[str, Any]]) -> None:
+    """Exit 5 naming the first run that was not sent, after a line for each other one."""
+    from wbtool.errors import ConflictError
+
+    if conflicts:
+        for c in conflicts[1:]:
+            output.note(f"wbtool: {c['reason']}")
+        raise ConflictError(conflicts[0]["reason"]
+                            + (f" (and {len(conflicts) - 1} more run(s))"
+                               if len(conflicts) > 1 else ""))
 
 
 def pull(
@@ -146,6 +161,15 @@ def pull(
             got.add(runsync.pull_runs(ctx.store.path, ctx.store.index, target, proj, ids))
     res.refused.extend(got.refused)
     res.warnings.extend(got.warnings)
+    if (not all_projects and not refs and not run_ids and not res.versions and not got.runs
+            and not got.conflicts and not res.refused):
+        # Nothing found of the whole project asked for: say so if the remote lacks it.
+        others, _ = _remote_projects(target)
+        if ctx.project not in others:
+            res.warnings.append(
+                f"{target.url} holds nothing of project {ctx.project!r}"
+                + (f" (its projects: {', '.join(others)}); pass --project or --all-projects"
+                   if others else ""))
     for w in res.warnings:
         output.note(f"wbtool: warning: {w}")
     if as_json:

@@ -210,7 +210,7 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
             rec = registry.commit(
                 doc.project, doc.name, doc.type, w.manifest, description=doc.description,
                 metadata=doc.metadata, aliases=w.aliases, tags=list(doc.tags),
-                created_at=doc.created_at)
+                run_id=doc.run_id, created_at=doc.created_at)
             remembered.append((rec.id, rec.digest, doc.version, w.aliases))
             result.versions_pulled += 0 if rec.noop else 1
             result.versions_present += 1 if rec.noop else 0

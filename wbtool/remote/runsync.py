@@ -52,7 +52,8 @@ pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
 run's row in the index. A run folder that holds data the remote lacks (made
 here, or logged to since it was pulled, and not synced since) is never
-replaced: it is reported as a conflict.
+replaced: it is reported as a conflict. One made here and sent whole is
+replaced only when the remote holds more of it (resumed in another store).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class RunPushResult:
     bytes_sent: int = 0
     runs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # runs not sent
 
 
 def _stat_key(path: Path) -> list[int] | None:
@@ -193,6 +195,14 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
         if not isinstance(seen, dict) or seen.get("project") != proj:
             seen = _seen_by_pull(folder.path, remote.url, proj)
         prefix = run_prefix(proj, folder.id)
+        if (not (seen.get("stat") or seen.get("append"))
+                and listed.holds(proj, folder.id, whole=run_ids is not None)
+                and _another_run(remote, prefix, doc)):
+            res.conflicts.append({"run": folder.id, "project": proj, "reason": (
+                f"run {folder.id} on {remote.display(prefix)} is another run with the same "
+                "id (this store neither sent nor pulled it); not sent: to go on with that "
+                "run, pull it before resuming it")})
+            continue
         lost = listed.forget_lost(seen, proj, folder.id, whole=run_ids is not None)
         if not dry_run:
             for rel in lost:
@@ -250,6 +260,17 @@ class RemoteRuns:
             return _forget_lost(seen, {}, lambda _rel: True)
         return _forget_lost(seen, files, self.remote.listed)
 
+    def holds(self, project: str, run_id: str, *, whole: bool) -> bool:
+        """Whether the remote has a folder for the run (listed as ``forget_lost``
+        lists it)."""
+        if whole:
+            return bool(self.remote.list(run_prefix(project, run_id)))
+        if self.files:
+            return run_id in self._project_files(project)
+        if project not in self._folders:
+            self._folders[project] = set(self.remote.list_folders(f"projects/{project}/runs"))
+        return run_id in self._folders[project]
+
     def _project_files(self, project: str) -> dict[str, dict[str, int]]:
         """run id → (path in its folder → size) for every run folder of ``project``."""
         if project not in self._projects:
@@ -261,6 +282,19 @@ class RemoteRuns:
                     runs.setdefault(run_id, {})[rel] = size
             self._projects[project] = runs
         return self._projects[project]
+
+
+def _another_run(remote: Remote, prefix: str, doc: dict[str, Any]) -> bool:
+    """Whether the run record at ``prefix`` on the remote is of another run than
+    ``doc`` (the local run.json): made elsewhere, at another time. A folder
+    without a record yet (a push cut short) is taken as this run's."""
+    try:
+        there = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
+    except NotFoundError:
+        return False
+    except ValueError:
+        there = None
+    return not isinstance(there, dict) or there.get("created_at") != doc.get("created_at")
 
 
 def _forget_lost(seen: dict[str, Any], files: dict[str, int],
@@ -519,20 +553,24 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
         return
     if target.exists():
         pulled = (target / PULLED_MARK).exists()
+        if not pulled and doc.get("created_at") != (RunFolder(target).read_run() or {}).get(
+                "created_at"):
+            res.conflicts.append({"run": run_id, "reason": (
+                f"run {run_id} on {remote.display(prefix)} is another run than this store's "
+                f"of the same id; left alone (`wbtool runs delete {run_id}` here to pull it)")})
+            return
         if not pulled or _changed_since_pull(target):
-            seen = load_state(state_path(store_path, remote.url), remote.url)["runs"].get(run_id)
-            if not isinstance(seen, dict) or seen.get("project") != project:
-                seen = _seen_by_pull(target, remote.url, project)  # as a push would see it
-            lacks = _unsent(target, seen)
+            sent = load_state(state_path(store_path, remote.url), remote.url)["runs"].get(run_id)
+            if not isinstance(sent, dict) or sent.get("project") != project:
+                sent = _seen_by_pull(target, remote.url, project)  # as a push would see it
+            lacks = _unsent(target, sent)
             if lacks is not None:
                 res.conflicts.append({
                     "run": run_id, "reason": f"run {run_id} has data in this store that "
                     f"{remote.url} lacks ({lacks}); run `wbtool sync` first, then pull again"})
                 return
-        if not pulled:
-            res.warnings.append(f"run {run_id} exists in this store and was not pulled; "
-                                "left alone")
-            return
+        if not pulled and not _remote_has_more(target, seen):
+            return  # made here and all sent: the remote holds nothing else of it
     tmp_root = store_path / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     stage = Path(tmp_root, f"pull-{run_id}-{os.getpid()}-{time.monotonic_ns()}")
@@ -563,12 +601,24 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(stage)
+    _forget_sent(store_path, remote.url, run_id)
     folder = RunFolder(target)
     summary = folder.read_json(folder.summary, {})
     catalog.put(index, doc, summary if isinstance(summary, dict) else {}, folder.read_config())
     res.runs_pulled += 1
     res.bytes_received += got
     res.runs.append(run_id)
+
+
+def _forget_sent(store_path: Path, url: str, run_id: str) -> None:
+    """Drop what the sync state says was sent of a run folder that a pull from
+    ``url`` has just replaced: a push then goes by the pull's record (the
+    remote holds all of it), instead of sending again what it recorded of the
+    folder that was there before."""
+    path = state_path(store_path, url)
+    state = load_state(path, url)
+    if state["runs"].pop(run_id, None) is not None:
+        save_state(path, state)
 
 
 # Fields of run.json that readers take as times (seconds since the epoch, or
@@ -724,6 +774,19 @@ def _unchanged_since_pull(target: Path, url: str, listing: dict[str, list[Any]])
     return (mark is not None and mark.get("listing") == listing
             and all(v[1] or v[2] for v in listing.values())
             and mark.get("local") == _fingerprint(target))
+
+
+def _remote_has_more(target: Path, listing: dict[str, list[Any]]) -> bool:
+    """Whether the remote's files of a run (``listing``: path in the run folder →
+    [size, mtime, stamp]) hold more than the run folder ``target`` (a file it
+    lacks or of another size, an append-only file that goes on past it): the
+    run was resumed or written to elsewhere since this store sent it."""
+    local = _fingerprint(target)
+    parts = {rel: v for rel, v in listing.items() if f"{PARTS}/" in rel}
+    for rel, value in listing.items():
+        if rel not in parts and (rel not in local or local[rel][0] != value[0]):
+            return True
+    return any(_contiguous_end(name, parts) > local.get(name, [0])[0] for name in APPEND_FILES)
 
 
 def _pulled_parts(target: Path, url: str) -> dict[str, list[Any]]:

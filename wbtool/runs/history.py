@@ -303,3 +303,53 @@ def rewrite(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool],
         for row in kept:
             f.write(encode(row).encode("utf-8", JSON_SAFE) + b"\n")
     return kept
+
+
+def media_files(rows: list[dict[str, Any]], root: str | os.PathLike) -> set[str]:
+    """The files under ``media/`` of the run folder ``root`` that ``rows`` name
+    (a value's ``path`` and ``filenames``, a chart's table), with the images
+    that each named table holds."""
+    from wbtool.names import is_clean_entry_path
+
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            listed = value.get("filenames")
+            named = [value.get("path"), *(listed if isinstance(listed, list) else [])]
+            for rel in named:
+                if (is_clean_entry_path(rel) and rel.startswith("media/")
+                        and rel not in found):
+                    found.add(rel)
+                    if rel.endswith(".table.json"):
+                        try:
+                            with open(os.path.join(root, rel), "rb") as f:
+                                walk(json.loads(f.read()).get("data"))
+                        except (OSError, ValueError, AttributeError):
+                            pass
+            for item in value.values():
+                walk(item)
+
+    walk(rows)
+    return found
+
+
+def copy_media(rows: list[dict[str, Any]], source: str | os.PathLike,
+               target: str | os.PathLike) -> None:
+    """Give the run folder ``target`` the media files of the run folder
+    ``source`` that ``rows`` name (a fork's rows): hard links where it can,
+    else copies. A file the source lacks is left out."""
+    import shutil
+
+    for rel in sorted(media_files(rows, source)):
+        src, dest = os.path.join(source, rel), os.path.join(target, rel)
+        if not os.path.isfile(src) or os.path.islink(src) or os.path.exists(dest):
+            continue
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        try:
+            os.link(src, dest)
+        except OSError:
+            shutil.copyfile(src, dest)

@@ -28,7 +28,7 @@ from wbtool.runs.folder import (
     process_start,
     runtime_at,
 )
-from wbtool.runs.history import iter_rows, rewrite
+from wbtool.runs.history import copy_media, iter_rows, rewrite
 from wbtool.runs.ids import new_id, parse_moment, random_name, validate_id
 from wbtool.runs.run import Run
 from wbtool.runs.summary import MetricTable, Summary
@@ -346,6 +346,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             folder.create()
             rows_kept = rewrite(parent.history, lambda r: _step_of(r) <= at,
                                 target=folder.history)
+            copy_media(rows_kept, parent.path, folder.path)
         except BaseException:
             _discard_unborn(folder)
             raise
