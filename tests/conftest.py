@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,30 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     yield store
+
+
+@pytest.fixture
+def finish_runs() -> Iterator[None]:
+    """Finish the runs that a test left active in this process."""
+    yield
+    from wbtool.runs import current
+
+    for run in current.active():
+        run.finish()
+
+
+def quiet_run(project: str, **kw: Any) -> Any:
+    """``wbtool.init`` of a run in ``project`` that prints nothing."""
+    import wbtool
+
+    return wbtool.init(project=project, settings={"quiet": True, "console": "off"}, **kw)
+
+
+def history_rows(run: Any) -> list[dict[str, Any]]:
+    """The rows of the run's history.jsonl."""
+    from wbtool.runs.history import iter_rows
+
+    return list(iter_rows(Path(run._folder.history)))
 
 
 @pytest.fixture

@@ -17,25 +17,17 @@ from typing import Any
 import pytest
 
 import wbtool
+from tests.conftest import history_rows, quiet_run
 from wbtool.media import png
-from wbtool.runs.history import iter_rows
 
-
-@pytest.fixture(autouse=True)
-def _finish_runs():
-    yield
-    from wbtool.runs import current
-
-    for run in current.active():
-        run.finish()
+pytestmark = pytest.mark.usefixtures("finish_runs")
 
 
 def start(**kw: Any) -> Any:
-    return wbtool.init(project="media", settings={"quiet": True, "console": "off"}, **kw)
+    return quiet_run("media", **kw)
 
 
-def rows(run: Any) -> list[dict[str, Any]]:
-    return list(iter_rows(Path(run._folder.history)))
+rows = history_rows
 
 
 def decode_png(data: bytes) -> tuple[int, int, int, bytes]:

@@ -17,24 +17,16 @@ from typing import Any
 import pytest
 
 import wbtool
-from wbtool.runs.history import iter_rows
+from tests.conftest import history_rows, quiet_run
 
-
-@pytest.fixture(autouse=True)
-def _finish_runs():
-    yield
-    from wbtool.runs import current
-
-    for run in current.active():
-        run.finish()
+pytestmark = pytest.mark.usefixtures("finish_runs")
 
 
 def start(**kw: Any) -> Any:
-    return wbtool.init(project="media", settings={"quiet": True, "console": "off"}, **kw)
+    return quiet_run("media", **kw)
 
 
-def rows(run: Any) -> list[dict[str, Any]]:
-    return list(iter_rows(Path(run._folder.history)))
+rows = history_rows
 
 
 def logged(run: Any, doc: dict[str, Any]) -> bytes:

@@ -13,20 +13,14 @@ from typing import Any
 import pytest
 
 import wbtool
+from tests.conftest import quiet_run
 from wbtool.runs.history import iter_rows
 
-
-@pytest.fixture(autouse=True)
-def _finish_runs():
-    yield
-    from wbtool.runs import current
-
-    for run in current.active():
-        run.finish()
+pytestmark = pytest.mark.usefixtures("finish_runs")
 
 
 def start(**kw: Any) -> Any:
-    return wbtool.init(project="plots", settings={"quiet": True, "console": "off"}, **kw)
+    return quiet_run("plots", **kw)
 
 
 def logged(value: Any, key: str = "chart") -> tuple[Any, dict[str, Any], dict[str, Any]]:

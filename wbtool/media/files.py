@@ -1,7 +1,7 @@
-"""What ``wbtool.Audio``, ``wbtool.Video``, ``wbtool.Html`` and
-``wbtool.Object3D`` share: each is one file's bytes, logged to a run as
-``media/<folder>/<key>_<step>_<hash>.<format>`` or added to an artifact as
-``media/<folder>/<hash>.<format>``, with a JSON document that names it.
+"""What ``wbtool.Image``, ``Audio``, ``Video``, ``Html`` and ``Object3D``
+share: each is one file's bytes, logged to a run as
+``media/<folder>/<key>_<step>_<hash>.<ext>`` or added to an artifact as
+``media/<folder>/<hash>.<ext>``, with a JSON document that names it.
 
 A subclass says its document's ``_type``, its folder and the ``_type`` of a
 list of it, and adds its own fields (a sample rate, a size) to the document.
@@ -20,7 +20,7 @@ from wbtool.media.base import Media, is_run_target, write_run_file
 class FileMedia(Media):
     """One media file's bytes, its format (the file extension) and a caption."""
 
-    _folder: ClassVar[str]  # under media/: "audio", "videos", "html", "object3D"
+    _folder: ClassVar[str]  # under media/: "images", "audio", "videos", "html", "object3D"
     _sequence_type: ClassVar[str]  # the _type of a list of them in a row
     _bytes: bytes
     format: str
@@ -29,6 +29,10 @@ class FileMedia(Media):
     def _fields(self) -> dict[str, Any]:
         """This type's own fields of the document (none by default)."""
         return {}
+
+    def _extension(self) -> str:
+        """The extension of the file's name (its format by default)."""
+        return self.format
 
     def _restore(self, meta: dict[str, Any]) -> None:
         """Take this type's own fields back from a document."""
@@ -70,7 +74,7 @@ class FileMedia(Media):
         if not is_run_target(target):
             return self.to_json(target)
         doc = self._meta(hash_bytes(self._bytes))
-        rel = write_run_file(target, self._folder, key, self._bytes, self.format)
+        rel = write_run_file(target, self._folder, key, self._bytes, self._extension())
         if rel is not None:
             doc["path"] = rel
         return doc
@@ -81,7 +85,7 @@ class FileMedia(Media):
         digest = hash_bytes(self._bytes)
         doc = self._meta(digest)
         if run_or_artifact is not None and hasattr(run_or_artifact, "new_file"):
-            rel = f"media/{self._folder}/{digest[:20]}.{self.format}"
+            rel = f"media/{self._folder}/{digest[:20]}.{self._extension()}"
             with run_or_artifact.new_file(rel, mode="wb", _overwrite=True) as f:
                 f.write(self._bytes)
             doc["path"] = rel

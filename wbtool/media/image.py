@@ -15,18 +15,19 @@ import os
 import types
 from typing import Any
 
-from wbtool.hashing import hash_bytes
 from wbtool.media import png
-from wbtool.media.base import Media, is_run_target, write_run_file
+from wbtool.media.files import FileMedia
 
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}
 _SHAPES = "(H, W), (H, W, 1|3|4) or (1|3|4, H, W)"
 
 
-class Image(Media):
+class Image(FileMedia):
     """An image, as ``wandb.Image``: ``Image(pixels, caption="a cat")``."""
 
     _log_type = "image-file"
+    _folder = "images"
+    _sequence_type = "images/separated"
     _bytes: bytes
     format: str  # png, jpeg, gif or bmp
     width: int
@@ -84,18 +85,6 @@ class Image(Media):
         return img
 
     @property
-    def caption(self) -> Any:
-        return self._caption
-
-    @property
-    def digest(self) -> str:
-        return hash_bytes(self._bytes)
-
-    def to_bytes(self) -> bytes:
-        """The image file's bytes."""
-        return self._bytes
-
-    @property
     def image(self) -> Any:
         """The image as a Pillow image (needs Pillow)."""
         import importlib
@@ -103,74 +92,29 @@ class Image(Media):
 
         return importlib.import_module("PIL.Image").open(io.BytesIO(self._bytes))
 
-    def _meta(self, digest: str) -> dict[str, Any]:
-        doc: dict[str, Any] = {"_type": "image-file", "digest": digest, "size": len(self._bytes),
-                               "width": self.width, "height": self.height,
-                               "format": self.format}
-        if self._caption is not None:
-            doc["caption"] = _plain(self._caption, "caption")
+    def _fields(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"width": self.width, "height": self.height}
         for name, value in (("grouping", self._grouping), ("classes", self._classes),
                             ("boxes", self._boxes)):
             if value is not None:
                 doc[name] = value
         return doc
 
-    def _to_row(self, target: Any, key: str) -> dict[str, Any]:
-        if not is_run_target(target):
-            return self.to_json(target)
-        doc = self._meta(hash_bytes(self._bytes))
-        rel = write_run_file(target, "images", key, self._bytes, png.EXTENSIONS[self.format])
-        if rel is not None:
-            doc["path"] = rel
-        return doc
-
-    def to_json(self, run_or_artifact: Any = None) -> dict[str, Any]:
-        """The JSON document; given an artifact, the file is added to it and
-        the document names it by its path in the artifact."""
-        digest = hash_bytes(self._bytes)
-        doc = self._meta(digest)
-        if run_or_artifact is not None and hasattr(run_or_artifact, "new_file"):
-            rel = f"media/images/{digest[:20]}.{png.EXTENSIONS[self.format]}"
-            with run_or_artifact.new_file(rel, mode="wb", _overwrite=True) as f:
-                f.write(self._bytes)
-            doc["path"] = rel
-        return doc
+    def _extension(self) -> str:
+        return png.EXTENSIONS[self.format]
 
     @classmethod
-    def _log_sequence(cls, images: Any, target: Any, key: str) -> Any:
-        """A list of images logged under one key: each written, one dict in the
-        row, with the size and format they share (or each one's, where they
-        differ)."""
-        from wbtool.runs.values import _kept, _normalise
-
-        if not all(isinstance(i, Image) for i in images):
-            return [_kept(_normalise(v, key, 1, target)) for v in images]
-        if not is_run_target(target):
-            return [i.to_json(target) for i in images]
-        docs = [i._to_row(target, key) for i in images]
-        row: dict[str, Any] = {"_type": "images/separated", "count": len(docs)}
-        # One width, height and format where every image shares it (as W&B
-        # records them); where they differ, each image's, in order.
+    def _sequence_fields(cls, items: list[Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
+        """One width, height and format where every image shares it (as W&B
+        records them); where they differ, each image's, in order."""
+        row: dict[str, Any] = {}
         for name, names in (("width", "widths"), ("height", "heights"), ("format", "formats")):
             values = [d[name] for d in docs]
             if all(v == values[0] for v in values):
                 row[name] = values[0]
             else:
                 row[names] = values
-        if all("path" in d for d in docs):
-            row["filenames"] = [d["path"] for d in docs]
-        if any(i._caption is not None for i in images):
-            row["captions"] = [d.get("caption") for d in docs]
         return row
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Image):
-            return NotImplemented
-        return (self._bytes == other._bytes and self._caption == other._caption
-                and self._grouping == other._grouping and self._classes == other._classes
-                and self._boxes == other._boxes)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"<Image {self.format} {self.width}x{self.height}>"
@@ -187,7 +131,7 @@ def _file_type(file_type: str | None) -> str | None:
 
 
 def _plain(value: Any, what: str) -> Any:
-    """``value`` as plain JSON data (boxes, classes, a caption)."""
+    """``value`` as plain JSON data (boxes, classes)."""
     if value is None:
         return None
     from wbtool.runs.values import normalise
@@ -304,7 +248,17 @@ def _array_pixels(array: Any, normalize: bool) -> tuple[int, int, int, bytes]:
     first, channels = _layout(a.shape)
     if first:
         a = a.transpose(1, 2, 0)
-    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    a = scaled(a, normalize)
+    return a.shape[1], a.shape[0], channels, a.tobytes()
+
+
+def scaled(array: Any, normalize: bool = True) -> Any:
+    """A numpy array of numbers as 0..255 (uint8): NaN and infinities as 0;
+    with ``normalize``, values below 0 stretched to 0..1 and values of at
+    most 1 times 255; then clipped."""
+    import numpy as np
+
+    a = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if normalize:
         low = a.min()
         if low < 0:
@@ -312,8 +266,7 @@ def _array_pixels(array: Any, normalize: bool) -> tuple[int, int, int, bytes]:
             a = (a - low) / span if span > 0 else np.zeros_like(a)
         if a.max() <= 1.0:
             a = np.trunc(a * 255)
-    a = np.clip(a, 0, 255).astype(np.uint8)
-    return a.shape[1], a.shape[0], channels, a.tobytes()
+    return np.clip(a, 0, 255).astype(np.uint8)
 
 
 def _list_pixels(rows: Any, normalize: bool) -> tuple[int, int, int, bytes]:

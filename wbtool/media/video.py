@@ -16,6 +16,7 @@ import numbers
 from typing import Any
 
 from wbtool.media.files import FileMedia, as_array, extension, number_field, read_source
+from wbtool.media.image import scaled
 
 FORMATS = ("gif", "mp4", "webm", "ogg")
 DEFAULT_FPS = 4  # the W&B SDK's
@@ -127,26 +128,11 @@ def to_frames(data: Any) -> Any:
     if v.ndim == 4:
         v = v[None]
     if v.dtype != np.uint8:
-        v = _scaled(v)
+        v = scaled(v)  # as wbtool.Image scales pixels
     v = _grid(v)  # (time, height, width, channels)
     if v.shape[-1] == 1:
         v = np.repeat(v, 3, axis=-1)
     return np.ascontiguousarray(v[..., :3])
-
-
-def _scaled(v: Any) -> Any:
-    """Numbers as 0..255, as ``wbtool.Image`` scales them: below 0 stretched to
-    0..1, at most 1 times 255, then clipped."""
-    import numpy as np
-
-    a = np.nan_to_num(v.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low = a.min()
-    if low < 0:
-        span = a.max() - low
-        a = (a - low) / span if span > 0 else np.zeros_like(a)
-    if a.max() <= 1.0:
-        a = np.trunc(a * 255)
-    return np.clip(a, 0, 255).astype(np.uint8)
 
 
 def _grid(v: Any) -> Any:
