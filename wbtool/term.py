@@ -50,8 +50,9 @@ def _settings() -> Any:
         return Settings()
 
 
-def _shown(level: str) -> bool:
-    s = _settings()
+def shown(s: Any, level: str) -> bool:
+    """Whether the settings ``s`` let a message of ``level`` ("info",
+    "WARNING", "ERROR") be printed."""
     if s.silent:
         return False
     if level == "info":
@@ -67,7 +68,7 @@ def _emit(string: Any, level: str, newline: bool, repeat: bool, prefix: bool) ->
         text = "\n".join(f"{level} {line}" for line in text.split("\n"))
     if not repeat and not _PRINTED.first_time(text):
         return
-    if not _shown(level):
+    if not shown(_settings(), level):
         return
     if prefix:
         text = "\n".join(f"{PREFIX}: {line}" for line in text.split("\n"))

@@ -40,9 +40,6 @@ from wbtool.names import (
 )
 
 DEFAULT_MAX_OBJECTS = 10_000_000
-# The "_type" of the JSON documents that get() turns back into media objects.
-MEDIA_DOCUMENTS = frozenset(("table", "image-file", "histogram", "audio-file", "video-file",
-                             "html-file", "object3D-file"))
 
 
 def _iso(ts: float | None) -> str | None:
@@ -556,8 +553,9 @@ class Artifact:
             entry = self._manifest.get(candidate)
             if entry is not None and entry.ref is None:
                 doc = json.loads(self._context().store.objects.read_bytes(entry.digest))
+                from wbtool.media.documents import MEDIA_DOCUMENTS, from_document
+
                 if isinstance(doc, dict) and doc.get("_type") in MEDIA_DOCUMENTS:
-                    from wbtool.media.documents import from_document
 
                     return from_document(doc, self._read_entry)
                 return doc

@@ -124,9 +124,9 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}" if math.isfinite(v) else str(v)
     if isinstance(v, dict) and isinstance(v.get("_type"), str):
-        from wbtool.cli.runs import _media_text  # as `runs show` tells logged media
+        from wbtool.cli.runs import media_text  # as `runs show` tells logged media
 
-        text = _media_text(v)
+        text = media_text(v)
         if text is not None:
             return text
     if isinstance(v, dict):

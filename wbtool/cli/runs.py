@@ -177,13 +177,13 @@ def _cell(v: Any) -> Any:
 def _shown(v: Any) -> Any:
     """:func:`_cell`, with logged media told in a few words."""
     if isinstance(v, dict) and isinstance(v.get("_type"), str):
-        text = _media_text(v)
+        text = media_text(v)
         if text is not None:
             return text
     return _cell(v)
 
 
-def _media_text(v: dict[str, Any]) -> str | None:
+def media_text(v: dict[str, Any]) -> str | None:
     """A line for logged media (whose JSON runs long): what it is and where its file is."""
     kind = v["_type"]
     where = f": {v['path']}" if isinstance(v.get("path"), str) else ""

@@ -15,6 +15,8 @@ FILE_DOCUMENTS = {
     "html-file": ("wbtool.media.html", "Html"),
     "object3D-file": ("wbtool.media.object3d", "Object3D"),
 }
+# The "_type" of every document that from_document turns back into a media object.
+MEDIA_DOCUMENTS = frozenset(("table", "histogram", *FILE_DOCUMENTS))
 
 
 def from_document(doc: Mapping[str, Any], read: Callable[[str], bytes]) -> Any:

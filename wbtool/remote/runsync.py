@@ -286,15 +286,22 @@ class RemoteRuns:
 
 def _another_run(remote: Remote, prefix: str, doc: dict[str, Any]) -> bool:
     """Whether the run record at ``prefix`` on the remote is of another run than
-    ``doc`` (the local run.json): made elsewhere, at another time. A folder
-    without a record yet (a push cut short) is taken as this run's."""
+    ``doc`` (the local run.json). A folder without a record yet (a push cut
+    short) is taken as this run's."""
     try:
         there = json.loads(remote.read(f"{prefix}/{RUN_RECORD}"))
     except NotFoundError:
         return False
     except ValueError:
         there = None
-    return not isinstance(there, dict) or there.get("created_at") != doc.get("created_at")
+    return _other_run(there, doc)
+
+
+def _other_run(a: Any, b: Any) -> bool:
+    """Whether the run records ``a`` and ``b`` (of one id) are of two runs: made
+    in two stores, at two times. A record that is not a mapping is another's."""
+    return not (isinstance(a, dict) and isinstance(b, dict)
+                and a.get("created_at") == b.get("created_at"))
 
 
 def _forget_lost(seen: dict[str, Any], files: dict[str, int],
@@ -553,8 +560,7 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
         return
     if target.exists():
         pulled = (target / PULLED_MARK).exists()
-        if not pulled and doc.get("created_at") != (RunFolder(target).read_run() or {}).get(
-                "created_at"):
+        if not pulled and _other_run(doc, RunFolder(target).read_run() or {}):
             res.conflicts.append({"run": run_id, "reason": (
                 f"run {run_id} on {remote.display(prefix)} is another run than this store's "
                 f"of the same id; left alone (`wbtool runs delete {run_id}` here to pull it)")})

@@ -128,7 +128,9 @@ _UNSUPPORTED = {
 
 
 def _warn_unsupported(settings: Settings, args: dict[str, Any]) -> None:
-    if settings.silent or not settings.show_warnings or settings.mode == "disabled":
+    from wbtool.term import shown
+
+    if settings.mode == "disabled" or not shown(settings, "WARNING"):
         return
     for arg, value in args.items():
         if value:
