@@ -64,6 +64,7 @@ _LAZY = {
     "Run": "wbtool.runs.run",
     "init": "wbtool.runs.init",
     "plot": "wbtool.plot",  # a module: the value is the module itself
+    "_attach": "wbtool.runs.attach",  # the reference's, for a run of another process
     **{name: "wbtool.startup" for name in ("login", "require", "setup", "teardown")},
     **{name: "wbtool.term" for name in ("termerror", "termlog", "termwarn")},
     **{name: _TOPLEVEL for name in (
@@ -72,7 +73,7 @@ _LAZY = {
     )},
 }
 # Names of the reference for what wbtool calls otherwise: ``except wandb.Error``.
-_ALIASES = {"Error": "WbtoolError"}
+_ALIASES = {"Error": "WbtoolError", "_attach": "attach"}
 # Attributes that follow the current run, so they are looked up on each access.
 _DYNAMIC = {"config": "current_config", "summary": "current_summary"}
 

@@ -164,6 +164,136 @@ def test_a_lightning_like_logger_records_metrics_config_and_checkpoints(
                                            "_step": 5}
 
 
+LIGHTNING_SPAWN = """
+import multiprocessing, os, sys, wbtool as wandb
+
+class WandbLogger:  # what Trainer(strategy="ddp_spawn") pickles into its workers
+    def __init__(self, **kwargs):
+        self._wandb_init = dict(name=None, project="lightning_logs", id=None,
+                                resume="allow", anonymous=None, **kwargs)
+        self._experiment = None
+
+    def __getstate__(self):
+        wandb.require("service")
+        _ = self.experiment
+        state = self.__dict__.copy()
+        state["_id"] = getattr(self._experiment, "id", None)
+        state["_attach_id"] = getattr(self._experiment, "_attach_id", None)
+        state["_name"] = self._experiment.name
+        state["_experiment"] = None  # cannot be pickled
+        return state
+
+    @property
+    def experiment(self):
+        if self._experiment is None:
+            attach_id = getattr(self, "_attach_id", None)
+            if wandb.run is not None:
+                self._experiment = wandb.run
+            elif attach_id is not None and hasattr(wandb, "_attach"):
+                self._experiment = wandb._attach(attach_id)
+            else:
+                self._experiment = wandb.init(**self._wandb_init)
+                self._experiment.define_metric("trainer/global_step")
+                self._experiment.define_metric("*", step_metric="trainer/global_step",
+                                               step_sync=True)
+        return self._experiment
+
+def fit(logger, rank):  # the rank-0 worker: logs, sets a hyper-parameter, never finishes
+    assert wandb.run is None
+    for step in (10, 20):
+        logger.experiment.log({"train/loss": 1.0 / step, "trainer/global_step": step})
+    logger.experiment.config.update({"from_worker": rank})
+    logger.experiment.summary["best_from_worker"] = 0.5
+    print("worker", logger._id, logger.experiment.id, flush=True)
+
+def by_keywords(attach_id, run_id):  # wandb._attach(attach_id=..., run_id=...)
+    wandb._attach(attach_id=attach_id, run_id=run_id).log({"by_keywords": 1})
+
+def with_the_run(run):  # a run pickled as such: it joins, as the reference's does
+    run.log({"pickled_run": 1})
+    assert wandb.run is run
+
+def by_settings(run_id, root):  # wandb.init with the shared-mode settings
+    run = wandb.init(id=run_id, dir=root, settings=wandb.Settings(
+        mode="shared", x_primary=False, x_label="rank1"))
+    run.log({"by_settings": 1})
+    run.finish()
+
+if __name__ == "__main__":
+    logger = WandbLogger(dir=sys.argv[1], config={"lr": 0.01})
+    logger.experiment.log({"train/loss": 1.0, "trainer/global_step": 0})
+    spawn = multiprocessing.get_context("spawn")
+    run = logger.experiment
+    for target, args in ((fit, (logger, 0)), (by_keywords, (run._attach_id, run.id)),
+                         (with_the_run, (run,)), (by_settings, (run.id, sys.argv[1]))):
+        child = spawn.Process(target=target, args=args)
+        child.start()
+        child.join()
+        assert child.exitcode == 0, target
+        assert run.state == "running"
+    logger.experiment.log({"train/loss": 0.01, "trainer/global_step": 30})
+    logger.experiment.config.update({"from_parent": 1})
+    print(run.id)
+    wandb.finish()
+"""
+
+
+def test_a_lightning_like_logger_attaches_its_spawned_workers_to_its_run(
+        store_dir: Path, tmp_path: Path) -> None:
+    """Under the spawn start method (Lightning's ddp_spawn) a worker gets the
+    logger pickled with the run's ``_attach_id`` and joins the run with
+    ``wandb._attach``: its rows, config and summary land in the parent's run,
+    as a secondary process of a shared run. The run lives in a store that
+    the worker finds only through the handle (``dir=``, no WBTOOL_DIR)."""
+    program = tmp_path / "train.py"
+    program.write_text(textwrap.dedent(LIGHTNING_SPAWN))
+    root = tmp_path / "elsewhere"
+    env = {k: v for k, v in os.environ.items() if k != "WBTOOL_DIR"}
+    done = subprocess.run([sys.executable, str(program), str(root)], capture_output=True,
+                          text=True, env=env, timeout=180, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    worker, logged_as, attached, run_id = done.stdout.split()
+    assert (worker, logged_as, attached) == ("worker", run_id, run_id)
+    store = root / ".wbtool"
+    assert not (store_dir / "runs").exists()
+    doc = record(store, run_id)
+    assert (doc["state"], doc["project"]) == ("finished", "lightning_logs")
+    history = rows(store, run_id)
+    parent = [r for r in history if "_label" not in r]
+    assert [r["trainer/global_step"] for r in parent] == [0, 30]
+    from_worker = [r for r in history if "train/loss" in r and "_label" in r]
+    assert [(r["trainer/global_step"], r["train/loss"]) for r in from_worker] == \
+        [(10, 0.1), (20, 0.05)]
+    assert len({r["_label"] for r in from_worker}) == 1
+    labelled = {k: r.get("_label") for r in history
+                for k in ("by_keywords", "pickled_run", "by_settings") if k in r}
+    assert set(labelled) == {"by_keywords", "pickled_run", "by_settings"}
+    assert labelled["by_settings"] == "rank1" and None not in labelled.values()
+    # steps count on from the parent's rows (flushed when it gave out the handle)
+    assert from_worker[0]["_step"] == 1
+    assert config(store, run_id) == {"lr": 0.01, "from_worker": 0, "from_parent": 1}
+    last = summary(store, run_id)
+    assert last["best_from_worker"] == 0.5 and last["trainer/global_step"] == 30
+    states = [json.loads(line) for line in
+              (folder(store, run_id) / "events.jsonl").read_text().splitlines()]
+    assert [e["state"] for e in states if e.get("type") == "state"] == ["running", "finished"]
+
+
+def test_attach_refuses_what_names_no_run(store_dir: Path) -> None:
+    with pytest.raises(UsageError, match="needs the attach_id"):
+        wandb._attach()
+    run = wandb.init(project="p", settings={"quiet": True, "console": "off"})
+    assert wandb._attach(run._attach_id) is run  # its own process: the run itself
+    with pytest.raises(UsageError, match=f"attach_id names run {run.id}, not other"):
+        wandb._attach(run._attach_id, run_id="other")
+    run.finish()
+    assert run._attach_id is None
+    with pytest.raises(TypeError, match="cannot be handed to another process: it is finished"):
+        import pickle
+
+        pickle.dumps(run)
+
+
 # -- Hugging Face's WandbCallback -----------------------------------------------------
 
 HF_TRAIN = """

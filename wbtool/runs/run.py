@@ -261,6 +261,25 @@ class Run:
     def __repr__(self) -> str:
         return f"<Run {self.path} ({self.state})>"
 
+    @property
+    def _attach_id(self) -> str | None:
+        """What another process passes to ``wbtool._attach`` to join this run
+        (which becomes a shared run); None for a run that writes nothing."""
+        from wbtool.runs.attach import attach_id
+
+        return attach_id(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled (into a ``multiprocessing`` worker), a run is its handle:
+        unpickling joins it, as ``wbtool._attach`` does."""
+        handle = self._attach_id
+        if handle is None:
+            raise TypeError(f"run {self.id} cannot be handed to another process: "
+                            + ("it is finished" if self._finished else "it writes nothing"))
+        from wbtool.runs.attach import reattach
+
+        return reattach, (handle,)
+
     # -- logging -------------------------------------------------------------------
     def log(self, data: Mapping[str, Any], step: int | None = None,
             commit: bool | None = None) -> None:

@@ -1,0 +1,89 @@
+"""Joining a run of another process by a handle it gave out.
+
+The reference lets a run be handed to another process (a ``multiprocessing``
+worker started with the spawn method): ``run._attach_id`` names the run, and
+``wandb._attach(attach_id)`` in the other process joins it. PyTorch
+Lightning's ``WandbLogger`` does so when ``Trainer(strategy="ddp_spawn")``
+pickles it into its workers, and a pickled :class:`~wbtool.runs.run.Run`
+does the same when it is unpickled.
+
+Here joining is ``mode="shared"``: the run that gives out a handle becomes the
+primary of a shared run (its writes of run.json, summary and config merge with
+the others' from then on), and the process that attaches is a secondary
+(``x_primary=False``), whose history rows carry its ``_label``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wbtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from wbtool.runs.run import Run
+
+
+def attach_id(run: Run) -> str | None:
+    """The handle of ``run`` for another process (the path of its folder), after
+    making it the primary of a shared run; None for a run that writes nothing."""
+    folder = run._folder
+    if folder is None or run._finished:
+        return None
+    with run._lock:
+        if run._shared is None:
+            run._shared = "primary"
+        run._flush()  # the rows so far: the other process's steps count on from them
+    return str(folder.path.absolute())
+
+
+def attach(attach_id: str | None = None, run_id: str | None = None, *,
+           run: Any = None) -> Run:
+    """Join the run that ``attach_id`` (given by ``run._attach_id`` in another
+    process) or ``run_id`` names, as a secondary process of a shared run; the
+    run itself where it is active in this process."""
+    from wbtool.runs import current
+    from wbtool.runs.init import init
+
+    handle = attach_id or run_id
+    if run is not None and handle is None:
+        handle = getattr(run, "_attach_id", None)
+    if not handle or not isinstance(handle, str):
+        raise UsageError("wbtool._attach needs the attach_id (run._attach_id) or the id of "
+                         "the run to join")
+    settings: dict[str, Any] = {"mode": "shared", "x_primary": False}
+    folder: Path | None = None
+    if "/" in handle or os.sep in handle:
+        folder = Path(handle).absolute()
+        handle = folder.name
+        if run_id is not None and run_id != handle:
+            raise UsageError(f"wbtool._attach: attach_id names run {handle}, not {run_id}")
+        root = _root_of(folder.parent.parent)
+        if root is not None:
+            settings["root_dir"] = root
+    for active in current.active():  # the run is this process's own
+        mine = active._folder
+        if mine is not None and (mine.path.absolute() == folder if folder is not None
+                                 else active.id == handle):
+            return active
+    return init(id=handle, settings=settings)
+
+
+def _root_of(store: Path) -> str | None:
+    """The ``root_dir`` that finds ``store`` in this process (None: it is found
+    without one); a store that this process cannot find (``WBTOOL_DIR`` names
+    another) is refused."""
+    from wbtool.store.layout import STORE_DIRNAME, discover
+
+    root = str(store.parent) if store.name == STORE_DIRNAME else None
+    found = discover(root_dir=root)
+    if found.absolute() != store:
+        raise UsageError(f"wbtool._attach: the run is in the store {store}, but this process "
+                         f"uses {found}: set WBTOOL_DIR={store}")
+    return None if os.environ.get("WBTOOL_DIR") else root
+
+
+def reattach(handle: str) -> Run:
+    """Unpickle a run: join it (see :meth:`Run.__reduce__`)."""
+    return attach(handle)
