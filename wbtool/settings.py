@@ -297,7 +297,8 @@ _told_ignored: set[str] = set()
 
 ENV_PREFIX = "WBTOOL_"
 # Environment variables that are not settings (they name the store, a run…).
-NON_SETTING_ENV = {"WBTOOL_DIR", "WBTOOL_RUN_ATTACH", "WBTOOL_CONSOLE_CAPTURED"}
+NON_SETTING_ENV = {"WBTOOL_DIR", "WBTOOL_RUN_ATTACH", "WBTOOL_CONSOLE_CAPTURED",
+                   "WBTOOL_SETUP_SETTINGS"}
 
 
 def _validate(name: str, value: Any) -> Any:

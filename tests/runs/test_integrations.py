@@ -560,6 +560,69 @@ def test_setup_settings_are_the_defaults_of_later_runs(store_dir: Path) -> None:
         wandb.setup(settings=["project"])
 
 
+SETUP_SPAWN = """
+import multiprocessing, sys, wbtool as wandb
+
+def child(queue):
+    run = wandb.init()
+    queue.put((run.project, run.group, list(run.tags), run.settings.quiet))
+    run.finish()
+
+def started(method):
+    context = multiprocessing.get_context(method)
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    got = queue.get(timeout=60)
+    process.join()
+    assert process.exitcode == 0
+    return got
+
+if __name__ == "__main__":
+    wandb.setup(settings=wandb.Settings(project="from-setup", run_group="g",
+                                        run_tags=["a", "b"], quiet=True))
+    for method in ("spawn", "forkserver", "fork"):
+        print(method, *started(method))
+    wandb.setup({"silent": True})  # replaces what the last call set, for children too
+    print("again", *started("spawn"))
+"""
+
+
+def test_setup_settings_are_the_defaults_of_spawned_children(
+        store_dir: Path, tmp_path: Path) -> None:
+    """A worker started with the spawn or forkserver method is a new
+    interpreter: it gets wbtool.setup's settings through the environment,
+    as a forked one inherits them, above WBTOOL_* variables as in its parent."""
+    program = tmp_path / "setup_spawn.py"
+    program.write_text(textwrap.dedent(SETUP_SPAWN))
+    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
+                          env={**os.environ, "WBTOOL_PROJECT": "from-env"}, timeout=180,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "spawn from-setup g ['a', 'b'] True",
+        "forkserver from-setup g ['a', 'b'] True",
+        "fork from-setup g ['a', 'b'] True",
+        "again from-env None [] False",
+    ]
+
+
+def test_setup_settings_from_the_environment_must_be_a_json_object(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wbtool.runs import current
+
+    monkeypatch.setattr(current._REG, "defaults", None)  # no setup() in this process
+    monkeypatch.setenv(current.SETUP_ENV, '{"project": "inherited"}')
+    with wandb.init(settings={"quiet": True}) as run:
+        assert run.project == "inherited"
+    monkeypatch.setenv(current.SETUP_ENV, "[1]")
+    with pytest.raises(SettingsError, match=r"WBTOOL_SETUP_SETTINGS.*JSON object"):
+        wandb.init(settings={"quiet": True})
+    wandb.setup({"run_group": "mine"})  # this process's own replaces its parent's
+    with wandb.init(settings={"quiet": True}) as run:
+        assert (run.project, run.group) == ("uncategorized", "mine")
+
+
 def test_teardown_finishes_every_active_run(store_dir: Path) -> None:
     first = wandb.init(project="p", settings={"quiet": True})
     second = wandb.init(project="p", reinit="create_new", settings={"quiet": True})

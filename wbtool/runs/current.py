@@ -29,7 +29,9 @@ class _Registry:
         self.exit_code: int | None = None
         self.exception: type[BaseException] | None = None
         self.lock = threading.Lock()
-        self.defaults: dict[str, Any] = {}  # wbtool.setup(settings=...)
+        # wbtool.setup(settings=...); None: no call in this process (its
+        # parent's, from the environment)
+        self.defaults: dict[str, Any] | None = None
 
 
 _REG = _Registry()
@@ -51,13 +53,44 @@ def add(run: Run, *, make_current: bool) -> None:
     _install_hooks()
 
 
+# wbtool.setup's settings, as JSON, for the processes this one starts: a
+# multiprocessing worker of the spawn or forkserver method is a new
+# interpreter, which inherits the environment and nothing else.
+SETUP_ENV = "WBTOOL_SETUP_SETTINGS"
+
+
 def set_defaults(values: dict[str, Any]) -> None:
-    """The settings that ``wbtool.setup`` gave, under every later ``init``'s own."""
+    """The settings that ``wbtool.setup`` gave, under every later ``init``'s own,
+    in this process and in those it starts from now on."""
+    import json
+
     _REG.defaults = dict(values)
+    if values:
+        os.environ[SETUP_ENV] = json.dumps(values, sort_keys=True, default=str)
+    else:
+        os.environ.pop(SETUP_ENV, None)
 
 
 def defaults() -> dict[str, Any]:
-    return dict(_REG.defaults)
+    """The settings of this process's ``wbtool.setup``; without one, those of
+    the process that started it."""
+    if _REG.defaults is not None:
+        return dict(_REG.defaults)
+    text = os.environ.get(SETUP_ENV)
+    if not text:
+        return {}
+    import json
+
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):
+        from wbtool.errors import SettingsError
+
+        raise SettingsError(name=SETUP_ENV, reason="expected a JSON object of settings "
+                                                   "(wbtool.setup sets it)")
+    return values
 
 
 def forget(run: Run) -> None:
