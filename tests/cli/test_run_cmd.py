@@ -679,6 +679,56 @@ def test_forked_workers_of_a_joined_program_join_the_run_too(
     assert len(rows) == 5 and record(store_dir)["state"] == "finished"
 
 
+def test_programs_that_join_a_run_side_by_side_tell_their_rows_apart(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """Two programs of one ``wbtool run`` (ranks a launcher starts) both join
+    its run and each counts its own steps: the rows of one that joined while
+    another was writing carry its label (x_label, else host:pid), as those of
+    a secondary of a shared run do, so that rows of equal ``_step`` are told
+    apart. A program alone, or after the others ended, writes as before."""
+    worker = script(tmp_path, """
+        import sys, wbtool
+        run = wbtool.init(settings={"x_disable_stats": True})
+        print("joined", flush=True)
+        sys.stdin.readline()
+        for i in range(3):
+            run.log({"loss": int(sys.argv[1]) * 10 + i})
+        run.finish()
+    """, "worker.py")
+    main = script(tmp_path, f"""
+        import subprocess, sys
+        def start(rank):
+            p = subprocess.Popen([sys.executable, {worker!r}, str(rank)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert p.stdout.readline() == "joined\\n"
+            return p
+        first, second = start(1), start(2)  # both write from here on
+        for p in (second, first):
+            p.communicate("go\\n")
+            assert p.returncode == 0
+        print(second.pid)
+        third = start(3)  # alone again
+        third.communicate("go\\n")
+        assert third.returncode == 0
+    """, "main.py")
+    res = cli("run", "-q", "--", PY, main)
+    assert res.code == 0, res.err
+    import socket
+
+    folder = only_run(store_dir)
+    rows = list(iter_rows(folder / "history.jsonl"))
+    by_rank = {rank: [r for r in rows if r["loss"] // 10 == rank] for rank in (1, 2, 3)}
+    assert [r["_step"] for r in by_rank[1]] == [r["_step"] for r in by_rank[2]] == [0, 1, 2]
+    assert {r.get("_label") for r in by_rank[1]} == {None}
+    assert {r.get("_label") for r in by_rank[2]} == {f"{socket.gethostname()}:{res.out.strip()}"}
+    assert [(r["_step"], r.get("_label")) for r in by_rank[3]] == [(3, None), (4, None),
+                                                                    (5, None)]
+    assert not (folder / ".writers.json").exists()
+    shown = cli("runs", "show", folder.name, check=True).out
+    assert f"loss ({socket.gethostname()}:" in shown  # each program's own chart
+
+
 def test_a_joined_program_deletes_summary_keys(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     child = script(tmp_path, """
         import wbtool

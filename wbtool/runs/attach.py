@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from wbtool.errors import UsageError
 
 if TYPE_CHECKING:
+    from wbtool.runs.folder import RunFolder
     from wbtool.runs.run import Run
 
 
@@ -87,3 +88,41 @@ def _root_of(store: Path) -> str | None:
 def reattach(handle: str) -> Run:
     """Unpickle a run: join it (see :meth:`Run.__reduce__`)."""
     return attach(handle)
+
+
+# The programs that joined a launched run (``wbtool run``) and have not ended:
+# {pid: {"host": ..., "pid_start": ...}}, in the run folder.
+WRITERS_FILE = ".writers.json"
+
+
+def join_launched(folder: RunFolder) -> bool:
+    """Count this process among the programs writing into the launched run in
+    ``folder``; whether another one still is (its rows would then have the
+    same steps as this one's: this one's carry its label)."""
+    from wbtool.runs.folder import hostname, process_alive, process_start
+
+    pid, host = os.getpid(), hostname()
+    path = folder.path / WRITERS_FILE
+    with folder.lock():
+        stored = folder.read_json(path, {})
+        writers = {k: v for k, v in (stored if isinstance(stored, dict) else {}).items()
+                   if isinstance(v, dict) and k.isdigit() and k != str(pid)
+                   and (v.get("host") != host or process_alive(int(k), v.get("pid_start")))}
+        alongside = bool(writers)
+        writers[str(pid)] = {"host": host, "pid_start": process_start(pid)}
+        folder.write_json(path, writers)
+    return alongside
+
+
+def leave_launched(folder: RunFolder) -> None:
+    """This process no longer writes into the launched run in ``folder``."""
+    path = folder.path / WRITERS_FILE
+    with folder.lock():
+        writers = folder.read_json(path, {})
+        if not isinstance(writers, dict):
+            writers = {}
+        writers.pop(str(os.getpid()), None)
+        if writers:
+            folder.write_json(path, writers)
+        else:
+            path.unlink(missing_ok=True)

@@ -466,6 +466,12 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             run._command = list(command)
         elif attach is not None:
             run._shared = "attached"
+            if not secondary:  # a program of ``wbtool run``: others may write beside it
+                from wbtool.runs.attach import join_launched, leave_launched
+
+                if join_launched(folder) or settings.x_label:
+                    run._row_label = settings.x_label or f"{hostname()}:{pid}"
+                run._on_finish.append(lambda _run: leave_launched(folder))
         elif settings.mode == "shared":
             run._shared = "primary"
         if run._shared is not None:  # what this process sets, the others may too
