@@ -817,6 +817,30 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert shown["a"] == 2
 
 
+def test_a_run_resumed_after_wbtool_was_killed_keeps_its_runtime_going(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A run whose launcher was killed recorded no runtime: resumed, it goes
+    on from the last ``_runtime`` it logged instead of from 0, so that its
+    history's ``_runtime`` never goes back."""
+    log = f"{PY} -m wbtool log"
+    proc = subprocess.Popen(
+        wbtool_cmd("run", "-q", "--id", "killed", "--", "sh", "-c",
+                   f"{log} a=1 && sleep 1.5 && {log} a=2 && echo ready && sleep 120"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.kill()  # the command dies with it
+    proc.wait(timeout=30)
+    assert effective_state(record(store_dir)) == "crashed"
+    cli("run", "-q", "--resume", "must", "--id", "killed", "--", "sh", "-c", f"{log} a=3",
+        check=True)
+    rows = list(iter_rows(store_dir / "runs" / "killed" / "history.jsonl"))
+    assert [r["a"] for r in rows] == [1, 2, 3]
+    assert rows[1]["_runtime"] >= 1.5 and rows[2]["_runtime"] > rows[1]["_runtime"]
+    assert record(store_dir)["runtime"] >= rows[2]["_runtime"]
+
+
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
     """JSON nested deeper than Python's reader (or the history writer) can
     recurse is refused in one line, and nothing is written."""

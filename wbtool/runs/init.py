@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -181,10 +182,9 @@ def _program() -> str | None:
     return os.path.abspath(path)
 
 
-def _last_step(folder: RunFolder) -> int:
-    """The step after the highest of the last committed rows (0 for an empty
-    history): the processes of a shared run count their steps apart, so the
-    last row written need not hold the highest."""
+def _tail_rows(folder: RunFolder) -> tuple[list[dict[str, Any]], bool]:
+    """The whole rows in the last 64 KiB of the history, and whether there
+    is more before them."""
     try:
         with open(folder.history, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -192,28 +192,55 @@ def _last_step(folder: RunFolder) -> int:
             f.seek(max(0, size - 65536))
             tail = f.read()
     except OSError:
-        return 0
+        return [], False
     import json
 
     lines = tail.split(b"\n")
     if size > 65536:
         del lines[0]  # a row's end
-    highest = -1
+    rows = []
     for line in lines[:-1] if not tail.endswith(b"\n") else lines:
         try:
             row = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("_step"), int):
-            highest = max(highest, row["_step"])
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, size > 65536
+
+
+def _last_step(folder: RunFolder) -> int:
+    """The step after the highest of the last committed rows (0 for an empty
+    history): the processes of a shared run count their steps apart, so the
+    last row written need not hold the highest."""
+    rows, more = _tail_rows(folder)
+    highest = max((r["_step"] for r in rows if isinstance(r.get("_step"), int)), default=-1)
     if highest >= 0:
         return highest + 1
-    if size > 65536:  # a very long last line: scan the whole file
+    if more:  # a very long last line: scan the whole file
         for row in iter_rows(folder.history):
             if isinstance(row.get("_step"), int):
                 highest = max(highest, row["_step"])
         return highest + 1
     return 0
+
+
+def _runtime_so_far(folder: RunFolder, prior: dict[str, Any],
+                    summary: dict[str, Any]) -> float:
+    """The runtime a resumed run goes on from, so that ``_runtime`` never
+    goes back: what its record says it ran, or, where it ran on after that
+    without recording its end (its process was killed, perhaps after an
+    earlier resume), the latest time it is known to have been alive: its
+    last heartbeat, or the ``_runtime`` of its summary or last history rows."""
+    def number(value: Any) -> float | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok and math.isfinite(value) else None
+
+    beat = number(prior.get("heartbeat_at"))
+    rows, _ = _tail_rows(folder)
+    seen = [number(prior.get("runtime")), None if beat is None else runtime_at(prior, beat),
+            *(number(doc.get("_runtime")) for doc in (summary, *rows))]
+    return max([0.0, *(v for v in seen if v is not None)])
 
 
 def _replay_summary(rows: list[dict[str, Any]],
@@ -436,13 +463,13 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     if attach is not None and prior is not None:
         runtime_offset = runtime_at(prior, now)
     elif prior is not None:
-        runtime_offset = float(prior.get("runtime") or 0.0)
         user_keys = list(prior.get("summary_user_keys") or [])
         stored_counts = prior.get("summary_counts")
         counts = stored_counts if isinstance(stored_counts, dict) else {}
         if rows_kept is None:
             loaded = folder.read_json(folder.summary, {})
             summary = loaded if isinstance(loaded, dict) else {}
+        runtime_offset = _runtime_so_far(folder, prior, summary)
     if rows_kept is not None:
         summary, counts = _replay_summary(rows_kept, metrics)
         user_keys = []
