@@ -55,6 +55,28 @@ def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str)
     assert "wbtool: run" in res.err and state in res.err
 
 
+@pytest.mark.parametrize("how", [["-q"], ["WBTOOL_QUIET=true"], ["WBTOOL_SILENT=true"],
+                                 ["settings: quiet: true"]])
+def test_quiet_leaves_out_the_end_of_run_summary(
+    cli: Cli, store_dir: Path, how: list[str]
+) -> None:
+    """``--quiet`` and the ``quiet`` or ``silent`` setting it stands for, from
+    the environment or a settings file, print no end-of-run summary."""
+    args, env = [], {}
+    for item in how:
+        if item.startswith("settings: "):
+            store_dir.mkdir(parents=True)
+            (store_dir / "settings.yaml").write_text("quiet: true\n")
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            env[key] = value
+        else:
+            args.append(item)
+    res = cli("run", *args, "--", PY, "-c", "print('hi')", env=env)
+    assert (res.code, res.out, res.err) == (0, "hi\n", "")
+    assert record(store_dir)["state"] == "finished"
+
+
 def test_arguments_whose_bytes_are_not_utf8(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     bad = os.fsdecode(b"\xff")
     res = cli("run", "--name", bad, "--", "true")
