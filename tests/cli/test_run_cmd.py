@@ -863,6 +863,40 @@ def test_a_run_resumed_after_wbtool_was_killed_keeps_its_runtime_going(
     assert record(store_dir)["runtime"] >= rows[2]["_runtime"]
 
 
+def test_a_run_resumed_after_wbtool_was_killed_keeps_what_it_logged_last_in_its_summary(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """The summary is written every few seconds, the history every second:
+    a run killed between the two is resumed with the summary of every row
+    its history holds (a test metric logged last, the last loss)."""
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.log({"acc": 0.5, "loss": 1.0})
+        time.sleep(1.5)  # the summary is written once, with these
+        run.log({"acc": 0.9, "loss": 0.2, "test_acc": 0.93})
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "oom", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    history = store_dir / "runs" / "oom" / "history.jsonl"
+    deadline = time.monotonic() + 20
+    while not any("test_acc" in r for r in iter_rows(history)):  # flushed every second
+        assert time.monotonic() < deadline, "the last row never reached the history"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    resume = "import wbtool; run = wbtool.init(); run.log({'acc': 0.7}); run.finish()"
+    cli("run", "-q", "--resume", "must", "--id", "oom", "--", PY, "-c", resume, check=True)
+    summary = json.loads((store_dir / "runs" / "oom" / "summary.json").read_text())
+    assert (summary["test_acc"], summary["loss"], summary["acc"]) == (0.93, 0.2, 0.7)
+    found = cli("runs", "list", "-w", "summary.test_acc>0.9", "--json", check=True).json()
+    assert [r["id"] for r in found["result"]] == ["oom"]
+
+
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
     """JSON nested deeper than Python's reader (or the history writer) can
     recurse is refused in one line, and nothing is written."""

@@ -21,6 +21,7 @@ from wbtool.runs.config import (
     select_keys,
 )
 from wbtool.runs.folder import (
+    LIVE_STATES,
     OWNER_FIELDS,
     RUN_FORMAT,
     RunFolder,
@@ -182,21 +183,21 @@ def _program() -> str | None:
     return os.path.abspath(path)
 
 
-def _tail_rows(folder: RunFolder) -> tuple[list[dict[str, Any]], bool]:
-    """The whole rows in the last 64 KiB of the history, and whether there
-    is more before them."""
+def _tail_rows(folder: RunFolder, span: int = 65536) -> tuple[list[dict[str, Any]], bool]:
+    """The whole rows in the last ``span`` bytes of the history, and whether
+    there is more before them."""
     try:
         with open(folder.history, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - 65536))
+            f.seek(max(0, size - span))
             tail = f.read()
     except OSError:
         return [], False
     import json
 
     lines = tail.split(b"\n")
-    if size > 65536:
+    if size > span:
         del lines[0]  # a row's end
     rows = []
     for line in lines[:-1] if not tail.endswith(b"\n") else lines:
@@ -206,7 +207,40 @@ def _tail_rows(folder: RunFolder) -> tuple[list[dict[str, Any]], bool]:
             continue
         if isinstance(row, dict):
             rows.append(row)
-    return rows, size > 65536
+    return rows, size > span
+
+
+def _rows_after(folder: RunFolder, step: int) -> list[dict[str, Any]]:
+    """The history's rows past ``step``, read back from its end only as far
+    as needed."""
+    def stepped(row: dict[str, Any]) -> bool:
+        return type(row.get("_step")) is int
+
+    span = 65536
+    while True:
+        rows, more = _tail_rows(folder, span)
+        if not more or any(stepped(r) and r["_step"] <= step for r in rows):
+            return [r for r in rows if stepped(r) and r["_step"] > step]
+        span *= 4
+
+
+def _caught_up_summary(folder: RunFolder, summary: dict[str, Any],
+                       metrics: list[dict[str, Any]], user_keys: list[str],
+                       counts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary of a run whose process died, and the counts of its means,
+    with the history rows it had not folded in yet: a run writes its summary
+    only every few seconds, its history every second."""
+    last = summary.get("_step")
+    rows = _rows_after(folder, last if type(last) is int else -1)
+    if not rows:
+        return summary, counts
+    table = MetricTable()
+    table.load(metrics)
+    caught_up = Summary(table)
+    caught_up.load(summary, user_keys, counts)
+    for row in rows:
+        caught_up.observe({k: v for k, v in row.items() if k != "_label"})
+    return caught_up.as_dict(), caught_up.mean_counts
 
 
 def _last_step(folder: RunFolder) -> int:
@@ -469,6 +503,12 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if rows_kept is None:
             loaded = folder.read_json(folder.summary, {})
             summary = loaded if isinstance(loaded, dict) else {}
+            if prior.get("state") in LIVE_STATES and settings.mode != "shared":
+                caught_up, counts = _caught_up_summary(folder, summary, metrics, user_keys,
+                                                       counts)
+                if caught_up is not summary:  # on disk, for a launcher writes back only changes
+                    folder.write_json(folder.summary, caught_up)
+                    summary = caught_up
         runtime_offset = _runtime_so_far(folder, prior, summary)
     if rows_kept is not None:
         summary, counts = _replay_summary(rows_kept, metrics)
