@@ -839,6 +839,31 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert shown["a"] == 2
 
 
+def test_a_launched_runs_programs_go_on_aggregating_its_metrics(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """A metric's max and mean are over the whole run: a second program of
+    the command, and the program of the run resumed, go on from what the
+    earlier ones logged instead of starting again from their own values."""
+    child = script(tmp_path, """
+        import sys, wbtool
+        run = wbtool.init()
+        run.define_metric("acc", summary="max,mean")
+        for value in sys.argv[1:]:
+            run.log({"acc": float(value)})
+        run.finish()
+    """)
+
+    def acc() -> dict:
+        return json.loads((store_dir / "runs" / "two" / "summary.json").read_text())["acc"]
+
+    cli("run", "-q", "--id", "two", "--", "sh", "-c", f"{PY} {child} 0.9 0.1 && {PY} {child} 0.5",
+        check=True)
+    assert acc() == {"max": 0.9, "mean": 0.5}
+    cli("run", "-q", "--id", "two", "--resume", "must", "--", PY, child, "0.3", check=True)
+    assert acc() == {"max": 0.9, "mean": 0.45}
+
+
 def test_a_run_resumed_after_wbtool_was_killed_keeps_its_runtime_going(
     cli: Cli, store_dir: Path
 ) -> None:

@@ -496,6 +496,14 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     runtime_offset = 0.0
     if attach is not None and prior is not None:
         runtime_offset = runtime_at(prior, now)
+        # What the run's earlier programs logged (a launched run resumed, a
+        # second program of the command): a metric's min, max or mean goes on
+        # from it. Only what this process changes is written back.
+        loaded = folder.read_json(folder.summary, {})
+        summary = loaded if isinstance(loaded, dict) else {}
+        user_keys = list(prior.get("summary_user_keys") or [])
+        stored_counts = prior.get("summary_counts")
+        counts = stored_counts if isinstance(stored_counts, dict) else {}
     elif prior is not None:
         user_keys = list(prior.get("summary_user_keys") or [])
         stored_counts = prior.get("summary_counts")
