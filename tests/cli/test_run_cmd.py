@@ -839,6 +839,20 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert shown["a"] == 2
 
 
+def test_resume_errors_name_wbtool_runs_own_options(cli: Cli, store_dir: Path) -> None:
+    """On the command line the way out is ``--resume allow``, not Python's
+    ``resume='allow'``; ``wbtool.init`` still says the latter."""
+    cli("run", "-q", "--id", "taken", "--", "true", check=True)
+    is_error(cli("run", "--id", "taken", "--", "true"), 5, "pass --resume allow to continue it")
+    is_error(cli("run", "--id", "taken", "--resume", "never", "--", "true"), 5,
+             "already exists and --resume never")
+    is_error(cli("run", "--id", "other", "--resume", "must", "--", "true"), 3,
+             "(--resume must) not found: other")
+    is_error(cli("run", "--resume", "must", "--", "true"), 2, "--resume must needs --id")
+    res = cli("run", "--", PY, "-c", "import wbtool; wbtool.init(id='taken')")
+    assert res.code == 1 and "pass resume='allow' to continue it" in res.err
+
+
 def test_a_launched_runs_programs_go_on_aggregating_its_metrics(
     cli: Cli, store_dir: Path, tmp_path: Path
 ) -> None:

@@ -419,25 +419,29 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         prior = None
         metrics_parent = parent_doc.get("metrics") or []
     else:
+        def asked(mode: str) -> str:  # as the caller wrote it: wbtool run's option, or init's
+            return f"--resume {mode}" if command is not None else f"resume={mode!r}"
+
         if resume == "auto" and run_id is None:
             run_id = _auto_resume_candidate(ctx, project)
         if run_id is not None:
             folder = RunFolder(runs_dir / run_id)
             exists = folder.exists()
             if resume == "must" and not exists:
-                raise NotFoundError(what="run to resume (resume='must')", name=run_id)
+                raise NotFoundError(what=f"run to resume ({asked('must')})", name=run_id)
             if resume == "never" and exists:
-                raise ConflictError(f"run {run_id} already exists and resume='never'")
+                raise ConflictError(f"run {run_id} already exists and {asked('never')}")
             if exists:
                 if resume is None:
-                    raise ConflictError(f"run {run_id} already exists: pass resume='allow' "
+                    raise ConflictError(f"run {run_id} already exists: pass {asked('allow')} "
                                         "to continue it, or choose another id")
                 prior = _existing(ctx, folder, "resume")
                 project = _resumed_project(settings, project, prior, run_id)
                 step = _last_step(folder)
         else:
             if resume == "must":
-                raise UsageError("resume='must' needs the id of the run to resume")
+                needs = "--id ID, the run" if command is not None else "the id of the run"
+                raise UsageError(f"{asked('must')} needs {needs} to resume")
             run_id = new_id()
             folder = RunFolder(runs_dir / run_id)
             while folder.exists():
