@@ -936,6 +936,39 @@ def test_a_run_resumed_after_wbtool_was_killed_keeps_what_it_logged_last_in_its_
     assert [r["id"] for r in found["result"]] == ["oom"]
 
 
+def test_a_run_killed_soon_after_defining_a_metric_resumes_summarising_it_so(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """``define_metric`` reaches run.json within a second, not at the next
+    heartbeat: a run killed before that is resumed (here by a shell step
+    that logs) with the metric's max going on over the whole run."""
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.define_metric("acc", summary="max")
+        run.log({"acc": 0.5})
+        time.sleep(1.5)  # one flush: the history and the summary, with acc's max
+        run.log({"acc": 0.9})
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "defined", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    history = store_dir / "runs" / "defined" / "history.jsonl"
+    deadline = time.monotonic() + 20
+    while len(list(iter_rows(history))) < 2:  # flushed every second
+        assert time.monotonic() < deadline, "the last row never reached the history"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    cli("run", "-q", "--resume", "must", "--id", "defined", "--", PY, "-m", "wbtool", "log",
+        "acc=0.3", check=True)
+    summary = json.loads((store_dir / "runs" / "defined" / "summary.json").read_text())
+    assert summary["acc"] == {"max": 0.9}
+
+
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
     """JSON nested deeper than Python's reader (or the history writer) can
     recurse is refused in one line, and nothing is written."""
