@@ -174,6 +174,33 @@ def test_checkout_link_modes(cli: Cli, tmp_path: Path, link: str) -> None:
     cli("artifact", "verify", "ds", check=True)  # the store is unaffected
 
 
+@pytest.mark.parametrize("policy", ["mutable", "immutable"])
+@pytest.mark.parametrize("count", [2, 20], ids=["loose", "packed"])
+def test_a_symlinked_checkout_logged_again_keeps_its_files(
+    cli: Cli, tmp_path: Path, store_dir: Path, policy: str, count: int
+) -> None:
+    """A checkout with ``--link symlink`` holds links into the store's
+    objects: logging that folder again, with a file added, keeps the files
+    they name instead of skipping them as links that point outside it.
+    A link to any other file outside the folder is still skipped."""
+    files = {f"d/f{i}": f"content {i}".encode() for i in range(count)}
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "data", files)), "--type", "t",
+        check=True)
+    out = tmp_path / "out"
+    cli("artifact", "checkout", "ds", str(out), "--link", "symlink", check=True)
+    assert all((out / rel).is_symlink() for rel in files)
+    (out / "new").write_bytes(b"new")
+    os.symlink(tmp_path / "data" / "d" / "f0", out / "outside")
+    res = cli("artifact", "log", "ds", str(out), "--policy", policy, "--json")
+    assert res.code == 0, res.err
+    assert res.err.count("skipped") == 1 and "outside" in res.err
+    assert res.json()["result"]["file_count"] == count + 1
+    cli("artifact", "verify", "ds:v1", check=True)
+    back = tmp_path / "back"
+    cli("artifact", "download", "ds:v1", "--root", str(back), check=True)
+    assert read_tree(back) == {**files, "new": b"new"}
+
+
 def test_verify_detects_corrupt_object_and_modified_download(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:

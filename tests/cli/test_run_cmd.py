@@ -55,6 +55,28 @@ def test_exit_status_and_state(cli: Cli, store_dir: Path, code: int, state: str)
     assert "wbtool: run" in res.err and state in res.err
 
 
+@pytest.mark.parametrize("how", [["-q"], ["WBTOOL_QUIET=true"], ["WBTOOL_SILENT=true"],
+                                 ["settings: quiet: true"]])
+def test_quiet_leaves_out_the_end_of_run_summary(
+    cli: Cli, store_dir: Path, how: list[str]
+) -> None:
+    """``--quiet`` and the ``quiet`` or ``silent`` setting it stands for, from
+    the environment or a settings file, print no end-of-run summary."""
+    args, env = [], {}
+    for item in how:
+        if item.startswith("settings: "):
+            store_dir.mkdir(parents=True)
+            (store_dir / "settings.yaml").write_text("quiet: true\n")
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            env[key] = value
+        else:
+            args.append(item)
+    res = cli("run", *args, "--", PY, "-c", "print('hi')", env=env)
+    assert (res.code, res.out, res.err) == (0, "hi\n", "")
+    assert record(store_dir)["state"] == "finished"
+
+
 def test_arguments_whose_bytes_are_not_utf8(cli: Cli, store_dir: Path, tmp_path: Path) -> None:
     bad = os.fsdecode(b"\xff")
     res = cli("run", "--name", bad, "--", "true")
@@ -865,6 +887,136 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert first["_runtime"] >= 0.5 and second["_runtime"] > first["_runtime"]  # it goes on
     shown = cli("runs", "show", "again", "--json", check=True).json()["result"]["summary"]
     assert shown["a"] == 2
+
+
+def test_resume_errors_name_wbtool_runs_own_options(cli: Cli, store_dir: Path) -> None:
+    """On the command line the way out is ``--resume allow``, not Python's
+    ``resume='allow'``; ``wbtool.init`` still says the latter."""
+    cli("run", "-q", "--id", "taken", "--", "true", check=True)
+    is_error(cli("run", "--id", "taken", "--", "true"), 5, "pass --resume allow to continue it")
+    is_error(cli("run", "--id", "taken", "--resume", "never", "--", "true"), 5,
+             "already exists and --resume never")
+    is_error(cli("run", "--id", "other", "--resume", "must", "--", "true"), 3,
+             "(--resume must) not found: other")
+    is_error(cli("run", "--resume", "must", "--", "true"), 2, "--resume must needs --id")
+    res = cli("run", "--", PY, "-c", "import wbtool; wbtool.init(id='taken')")
+    assert res.code == 1 and "pass resume='allow' to continue it" in res.err
+
+
+def test_a_launched_runs_programs_go_on_aggregating_its_metrics(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """A metric's max and mean are over the whole run: a second program of
+    the command, and the program of the run resumed, go on from what the
+    earlier ones logged instead of starting again from their own values."""
+    child = script(tmp_path, """
+        import sys, wbtool
+        run = wbtool.init()
+        run.define_metric("acc", summary="max,mean")
+        for value in sys.argv[1:]:
+            run.log({"acc": float(value)})
+        run.finish()
+    """)
+
+    def acc() -> dict:
+        return json.loads((store_dir / "runs" / "two" / "summary.json").read_text())["acc"]
+
+    cli("run", "-q", "--id", "two", "--", "sh", "-c", f"{PY} {child} 0.9 0.1 && {PY} {child} 0.5",
+        check=True)
+    assert acc() == {"max": 0.9, "mean": 0.5}
+    cli("run", "-q", "--id", "two", "--resume", "must", "--", PY, child, "0.3", check=True)
+    assert acc() == {"max": 0.9, "mean": 0.45}
+
+
+def test_a_run_resumed_after_wbtool_was_killed_keeps_its_runtime_going(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A run whose launcher was killed recorded no runtime: resumed, it goes
+    on from the last ``_runtime`` it logged instead of from 0, so that its
+    history's ``_runtime`` never goes back."""
+    log = f"{PY} -m wbtool log"
+    proc = subprocess.Popen(
+        wbtool_cmd("run", "-q", "--id", "killed", "--", "sh", "-c",
+                   f"{log} a=1 && sleep 1.5 && {log} a=2 && echo ready && sleep 120"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.kill()  # the command dies with it
+    proc.wait(timeout=30)
+    assert effective_state(record(store_dir)) == "crashed"
+    cli("run", "-q", "--resume", "must", "--id", "killed", "--", "sh", "-c", f"{log} a=3",
+        check=True)
+    rows = list(iter_rows(store_dir / "runs" / "killed" / "history.jsonl"))
+    assert [r["a"] for r in rows] == [1, 2, 3]
+    assert rows[1]["_runtime"] >= 1.5 and rows[2]["_runtime"] > rows[1]["_runtime"]
+    assert record(store_dir)["runtime"] >= rows[2]["_runtime"]
+
+
+def test_a_run_resumed_after_wbtool_was_killed_keeps_what_it_logged_last_in_its_summary(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """The summary is written every few seconds, the history every second:
+    a run killed between the two is resumed with the summary of every row
+    its history holds (a test metric logged last, the last loss)."""
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.log({"acc": 0.5, "loss": 1.0})
+        time.sleep(1.5)  # the summary is written once, with these
+        run.log({"acc": 0.9, "loss": 0.2, "test_acc": 0.93})
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "oom", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    history = store_dir / "runs" / "oom" / "history.jsonl"
+    deadline = time.monotonic() + 20
+    while not any("test_acc" in r for r in iter_rows(history)):  # flushed every second
+        assert time.monotonic() < deadline, "the last row never reached the history"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    resume = "import wbtool; run = wbtool.init(); run.log({'acc': 0.7}); run.finish()"
+    cli("run", "-q", "--resume", "must", "--id", "oom", "--", PY, "-c", resume, check=True)
+    summary = json.loads((store_dir / "runs" / "oom" / "summary.json").read_text())
+    assert (summary["test_acc"], summary["loss"], summary["acc"]) == (0.93, 0.2, 0.7)
+    found = cli("runs", "list", "-w", "summary.test_acc>0.9", "--json", check=True).json()
+    assert [r["id"] for r in found["result"]] == ["oom"]
+
+
+def test_a_run_killed_soon_after_defining_a_metric_resumes_summarising_it_so(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """``define_metric`` reaches run.json within a second, not at the next
+    heartbeat: a run killed before that is resumed (here by a shell step
+    that logs) with the metric's max going on over the whole run."""
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.define_metric("acc", summary="max")
+        run.log({"acc": 0.5})
+        time.sleep(1.5)  # one flush: the history and the summary, with acc's max
+        run.log({"acc": 0.9})
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "defined", "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    history = store_dir / "runs" / "defined" / "history.jsonl"
+    deadline = time.monotonic() + 20
+    while len(list(iter_rows(history))) < 2:  # flushed every second
+        assert time.monotonic() < deadline, "the last row never reached the history"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    cli("run", "-q", "--resume", "must", "--id", "defined", "--", PY, "-m", "wbtool", "log",
+        "acc=0.3", check=True)
+    summary = json.loads((store_dir / "runs" / "defined" / "summary.json").read_text())
+    assert summary["acc"] == {"max": 0.9}
 
 
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:

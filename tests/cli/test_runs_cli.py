@@ -457,6 +457,25 @@ def test_list_filters_and_sorts_by_config_summary_and_fields(cli: Cli, store_dir
         is_error(cli("runs", "list", *args), 2, words)
 
 
+def test_list_where_refuses_a_mistyped_operator_rather_than_matching_nothing(
+    cli: Cli, store_dir: Path
+) -> None:
+    """``summary.acc=>0.9`` (for ``>=``) would compare acc with the text
+    '>0.9' and list no run, as if none were good enough: it is refused in
+    one line, as is an ordering with no value; text that starts so is still
+    found when quoted as JSON."""
+    run = wbtool.init(project="p", name="<odd>", settings=QUIET, config={"lr": 0.1})
+    run.log({"acc": 0.95})
+    run.finish()
+    for where in ("summary.acc=>0.9", "summary.acc=<1", "config.lr<<1", "config.lr!=>0",
+                  "config.lr<", "config.lr >= "):
+        is_error(cli("runs", "list", "-w", where), 2, "--where", repr(where))
+    found = envelope(cli("runs", "list", "-w", 'name="<odd>"', "--json"), "runs list")
+    assert [r["id"] for r in found] == [run.id]
+    found = envelope(cli("runs", "list", "-w", "summary.acc>=0.9", "--json"), "runs list")
+    assert [r["id"] for r in found] == [run.id]
+
+
 def test_list_where_finds_metrics_logged_with_slashes_and_shows_them(cli: Cli) -> None:
     """``--where summary.train.loss<1`` finds a run that logged ``train/loss``
     (as ``summary.train/loss`` does), and the column shown is that metric."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, is_error
+from tests.conftest import Cli, is_error, unprivileged, write_protected
 from wbtool.store.layout import Store
 
 
@@ -148,3 +150,30 @@ def test_a_hand_edited_option_of_the_wrong_type_is_named_by_sync(
     path.write_text(path.read_text().replace('"http://127.0.0.1:9"', "999"))
     assert '"endpoint_url": 999' in path.read_text()
     is_error(cli("sync"), 2, "remote s3://b: remote option 'endpoint_url' must be text")
+
+
+def test_changing_remotes_of_a_store_this_user_cannot_write_is_a_store_error(
+    cli: Cli, store_dir: Path
+) -> None:
+    """``remote add``, ``remove`` and ``default`` change the store's
+    config.yaml: in a store this user cannot write they stop with exit 7 in
+    the one line the other commands that change a store give, not with a
+    temporary file's path and exit 1."""
+    prefix = unprivileged()
+    cli("remote", "add", "team", "s3://bucket/x", check=True)
+    before = (store_dir / "config.yaml").read_bytes()
+
+    def wbtool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, sys.executable, "-m", "wbtool", *args],
+                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+
+    with write_protected(store_dir):
+        refused = [wbtool("remote", "add", "lab", "s3://bucket/y"),
+                   wbtool("remote", "default", "team"), wbtool("remote", "remove", "team")]
+        listed = wbtool("remote", "list")
+    for res in refused:
+        assert res.returncode == 7, res.stderr
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith("wbtool: error: ")
+        assert "cannot be written here" in res.stderr and "needs write access" in res.stderr
+    assert listed.returncode == 0 and listed.stdout.startswith("team\ts3://bucket/x")
+    assert (store_dir / "config.yaml").read_bytes() == before

@@ -89,9 +89,11 @@ def walk_dir(
     """Every regular file under ``root`` as (local path, entry path).
 
     Symbolic links: a link to a file inside ``root`` is added with its
-    target's content; a link that points outside ``root``, a dangling link
-    and a link to a folder are skipped and reported (never followed out of
-    the tree, never looped on). Sockets, FIFOs and devices are skipped.
+    target's content, and so is a link to an object of ``store`` (what a
+    download or checkout with ``link="symlink"`` leaves); a link that points
+    anywhere else outside ``root``, a dangling link and a link to a folder
+    are skipped and reported (never followed out of the tree, never looped
+    on). Sockets, FIFOs and devices are skipped.
     A wbtool store is never part of an artifact: folders named ``.wbtool``
     and the ``store`` folder (wherever it is) are skipped and reported, and
     a ``root`` inside ``store`` is refused. What was skipped is in the result
@@ -105,6 +107,7 @@ def walk_dir(
     top = os.path.abspath(os.fspath(root))
     real_top = os.path.realpath(top)
     skip = None
+    objects = None
     if store is not None:
         if fsutil.is_within(real_top, store):
             raise UsageError(f"{root} is inside the wbtool store {store}; "
@@ -112,15 +115,16 @@ def walk_dir(
         with contextlib.suppress(OSError):
             st = os.stat(store)
             skip = (st.st_dev, st.st_ino)
+        objects = os.path.join(os.path.realpath(store), "objects")
     out = WalkResult()
     stack = [(top, prefix.strip("/"))]
-    _walk(stack, out, real_top, skip, stop_after=WALK_SHARE_AFTER)
+    _walk(stack, out, real_top, skip, objects, stop_after=WALK_SHARE_AFTER)
     if len(stack) >= 2 and forked.can_fork():
         half = len(stack) // 2
-        helper = forked.ForkedJob(_walk_share, stack[:half], real_top, skip)
+        helper = forked.ForkedJob(_walk_share, stack[:half], real_top, skip, objects)
         try:
             del stack[:half]
-            _walk(stack, out, real_top, skip)
+            _walk(stack, out, real_top, skip, objects)
             locals_, rels, skipped, stats = helper.result()
         finally:
             helper.stop()
@@ -129,7 +133,7 @@ def walk_dir(
         out.skipped += skipped
         out.stats.frombytes(stats)
     else:
-        _walk(stack, out, real_top, skip)
+        _walk(stack, out, real_top, skip, objects)
     if out.skipped and warn:
         import logging
 
@@ -140,25 +144,26 @@ def walk_dir(
 
 
 def _walk_share(
-    stack: list[tuple[str, str]], real_top: str, skip: tuple[int, int] | None
+    stack: list[tuple[str, str]], real_top: str, skip: tuple[int, int] | None,
+    objects: str | None,
 ) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """In a forked helper: walk the folders of ``stack`` and all below them.
     The paths travel back joined by NUL (which no path holds): one string
     travels far faster than a tuple per file, the stats as raw bytes."""
     out = WalkResult()
-    _walk(stack, out, real_top, skip)
+    _walk(stack, out, real_top, skip, objects)
     return ("\0".join(local for local, _ in out.files), "\0".join(rel for _, rel in out.files),
             out.skipped, out.stats.tobytes())
 
 
 def _walk(
     stack: list[tuple[str, str]], out: WalkResult, real_top: str,
-    skip: tuple[int, int] | None, stop_after: int | None = None,
+    skip: tuple[int, int] | None, objects: str | None = None, stop_after: int | None = None,
 ) -> None:
     """Walk the folders on ``stack`` (and those found below them) into ``out``;
     with ``stop_after``, return once that many files are in ``out``, leaving
     the folders not yet visited on ``stack``. ``skip``: the store folder's
-    (device, inode)."""
+    (device, inode); ``objects``: the real path of its objects folder."""
     while stack:
         if stop_after is not None and len(out.files) >= stop_after:
             return
@@ -195,7 +200,8 @@ def _walk(
                         continue
                     elif entry.is_symlink():
                         target = os.path.realpath(entry.path)
-                        if not (target == real_top or target.startswith(real_top + os.sep)):
+                        if not (target == real_top or target.startswith(real_top + os.sep)
+                                or _is_object(target, objects)):
                             out.skipped.append((entry.path, "symlink points outside the folder"))
                             continue
                         if not os.path.exists(target):
@@ -216,6 +222,19 @@ def _walk(
                     continue
                 out.files.append((entry.path, entry_rel))
                 out.stats.extend((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def _is_object(path: str, objects: str | None) -> bool:
+    """``path`` names a loose object of the store whose objects folder is
+    ``objects``: ``objects/ab/cdef…``, the digest's first two hex digits
+    and then the rest."""
+    if objects is None:
+        return False
+    shard_dir, rest = os.path.split(path)
+    top, shard = os.path.split(shard_dir)
+    digest = shard + rest
+    return (top == objects and len(shard) == 2 and len(digest) == DIGEST_LEN
+            and all(c in "0123456789abcdef" for c in digest))
 
 
 @gc_paused

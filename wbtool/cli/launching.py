@@ -69,7 +69,11 @@ def _report(run: Any) -> None:
     """The end-of-run summary, on stderr (stdout belongs to the command).
 
     Best effort: neither a failure to build it nor a stderr that is closed or
-    full may change the exit status, which is the command's."""
+    full may change the exit status, which is the command's. The ``quiet``
+    and ``silent`` settings (``WBTOOL_QUIET``, ``WBTOOL_SILENT``) leave it
+    out, as ``--quiet`` does."""
+    if run.settings.quiet or run.settings.silent:
+        return
     try:
         text = _summary(run)
     except Exception as e:  # a bug here must not cost the command its status

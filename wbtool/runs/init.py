@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -20,6 +21,7 @@ from wbtool.runs.config import (
     select_keys,
 )
 from wbtool.runs.folder import (
+    LIVE_STATES,
     OWNER_FIELDS,
     RUN_FORMAT,
     RunFolder,
@@ -181,39 +183,98 @@ def _program() -> str | None:
     return os.path.abspath(path)
 
 
-def _last_step(folder: RunFolder) -> int:
-    """The step after the highest of the last committed rows (0 for an empty
-    history): the processes of a shared run count their steps apart, so the
-    last row written need not hold the highest."""
+def _tail_rows(folder: RunFolder, span: int = 65536) -> tuple[list[dict[str, Any]], bool]:
+    """The whole rows in the last ``span`` bytes of the history, and whether
+    there is more before them."""
     try:
         with open(folder.history, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - 65536))
+            f.seek(max(0, size - span))
             tail = f.read()
     except OSError:
-        return 0
+        return [], False
     import json
 
     lines = tail.split(b"\n")
-    if size > 65536:
+    if size > span:
         del lines[0]  # a row's end
-    highest = -1
+    rows = []
     for line in lines[:-1] if not tail.endswith(b"\n") else lines:
         try:
             row = json.loads(line)
         except ValueError:
             continue
-        if isinstance(row, dict) and isinstance(row.get("_step"), int):
-            highest = max(highest, row["_step"])
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, size > span
+
+
+def _rows_after(folder: RunFolder, step: int) -> list[dict[str, Any]]:
+    """The history's rows past ``step``, read back from its end only as far
+    as needed."""
+    def stepped(row: dict[str, Any]) -> bool:
+        return type(row.get("_step")) is int
+
+    span = 65536
+    while True:
+        rows, more = _tail_rows(folder, span)
+        if not more or any(stepped(r) and r["_step"] <= step for r in rows):
+            return [r for r in rows if stepped(r) and r["_step"] > step]
+        span *= 4
+
+
+def _caught_up_summary(folder: RunFolder, summary: dict[str, Any],
+                       metrics: list[dict[str, Any]], user_keys: list[str],
+                       counts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary of a run whose process died, and the counts of its means,
+    with the history rows it had not folded in yet: a run writes its summary
+    only every few seconds, its history every second."""
+    last = summary.get("_step")
+    rows = _rows_after(folder, last if type(last) is int else -1)
+    if not rows:
+        return summary, counts
+    table = MetricTable()
+    table.load(metrics)
+    caught_up = Summary(table)
+    caught_up.load(summary, user_keys, counts)
+    for row in rows:
+        caught_up.observe({k: v for k, v in row.items() if k != "_label"})
+    return caught_up.as_dict(), caught_up.mean_counts
+
+
+def _last_step(folder: RunFolder) -> int:
+    """The step after the highest of the last committed rows (0 for an empty
+    history): the processes of a shared run count their steps apart, so the
+    last row written need not hold the highest."""
+    rows, more = _tail_rows(folder)
+    highest = max((r["_step"] for r in rows if isinstance(r.get("_step"), int)), default=-1)
     if highest >= 0:
         return highest + 1
-    if size > 65536:  # a very long last line: scan the whole file
+    if more:  # a very long last line: scan the whole file
         for row in iter_rows(folder.history):
             if isinstance(row.get("_step"), int):
                 highest = max(highest, row["_step"])
         return highest + 1
     return 0
+
+
+def _runtime_so_far(folder: RunFolder, prior: dict[str, Any],
+                    summary: dict[str, Any]) -> float:
+    """The runtime a resumed run goes on from, so that ``_runtime`` never
+    goes back: what its record says it ran, or, where it ran on after that
+    without recording its end (its process was killed, perhaps after an
+    earlier resume), the latest time it is known to have been alive: its
+    last heartbeat, or the ``_runtime`` of its summary or last history rows."""
+    def number(value: Any) -> float | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok and math.isfinite(value) else None
+
+    beat = number(prior.get("heartbeat_at"))
+    rows, _ = _tail_rows(folder)
+    seen = [number(prior.get("runtime")), None if beat is None else runtime_at(prior, beat),
+            *(number(doc.get("_runtime")) for doc in (summary, *rows))]
+    return max([0.0, *(v for v in seen if v is not None)])
 
 
 def _replay_summary(rows: list[dict[str, Any]],
@@ -358,25 +419,29 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         prior = None
         metrics_parent = parent_doc.get("metrics") or []
     else:
+        def asked(mode: str) -> str:  # as the caller wrote it: wbtool run's option, or init's
+            return f"--resume {mode}" if command is not None else f"resume={mode!r}"
+
         if resume == "auto" and run_id is None:
             run_id = _auto_resume_candidate(ctx, project)
         if run_id is not None:
             folder = RunFolder(runs_dir / run_id)
             exists = folder.exists()
             if resume == "must" and not exists:
-                raise NotFoundError(what="run to resume (resume='must')", name=run_id)
+                raise NotFoundError(what=f"run to resume ({asked('must')})", name=run_id)
             if resume == "never" and exists:
-                raise ConflictError(f"run {run_id} already exists and resume='never'")
+                raise ConflictError(f"run {run_id} already exists and {asked('never')}")
             if exists:
                 if resume is None:
-                    raise ConflictError(f"run {run_id} already exists: pass resume='allow' "
+                    raise ConflictError(f"run {run_id} already exists: pass {asked('allow')} "
                                         "to continue it, or choose another id")
                 prior = _existing(ctx, folder, "resume")
                 project = _resumed_project(settings, project, prior, run_id)
                 step = _last_step(folder)
         else:
             if resume == "must":
-                raise UsageError("resume='must' needs the id of the run to resume")
+                needs = "--id ID, the run" if command is not None else "the id of the run"
+                raise UsageError(f"{asked('must')} needs {needs} to resume")
             run_id = new_id()
             folder = RunFolder(runs_dir / run_id)
             while folder.exists():
@@ -435,14 +500,28 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     runtime_offset = 0.0
     if attach is not None and prior is not None:
         runtime_offset = runtime_at(prior, now)
+        # What the run's earlier programs logged (a launched run resumed, a
+        # second program of the command): a metric's min, max or mean goes on
+        # from it. Only what this process changes is written back.
+        loaded = folder.read_json(folder.summary, {})
+        summary = loaded if isinstance(loaded, dict) else {}
+        user_keys = list(prior.get("summary_user_keys") or [])
+        stored_counts = prior.get("summary_counts")
+        counts = stored_counts if isinstance(stored_counts, dict) else {}
     elif prior is not None:
-        runtime_offset = float(prior.get("runtime") or 0.0)
         user_keys = list(prior.get("summary_user_keys") or [])
         stored_counts = prior.get("summary_counts")
         counts = stored_counts if isinstance(stored_counts, dict) else {}
         if rows_kept is None:
             loaded = folder.read_json(folder.summary, {})
             summary = loaded if isinstance(loaded, dict) else {}
+            if prior.get("state") in LIVE_STATES and settings.mode != "shared":
+                caught_up, counts = _caught_up_summary(folder, summary, metrics, user_keys,
+                                                       counts)
+                if caught_up is not summary:  # on disk, for a launcher writes back only changes
+                    folder.write_json(folder.summary, caught_up)
+                    summary = caught_up
+        runtime_offset = _runtime_so_far(folder, prior, summary)
     if rows_kept is not None:
         summary, counts = _replay_summary(rows_kept, metrics)
         user_keys = []

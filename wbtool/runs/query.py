@@ -175,6 +175,7 @@ _WHERE = re.compile(r"\s*([^<>=!~\s][^<>=!~]*?)\s*(==|=|!=|<=|>=|<|>|~)\s*(.*?)\
                     re.DOTALL)
 _WHERE_OPS = {"=": "$eq", "==": "$eq", "!=": "$ne", "<": "$lt", "<=": "$lte", ">": "$gt",
               ">=": "$gte", "~": "$regex"}
+_OP_CHARS = "<>=!~"
 
 
 def parse_where(text: str) -> dict[str, Any]:
@@ -193,7 +194,15 @@ def parse_where(text: str) -> dict[str, Any]:
         try:
             value = json.loads(raw)
         except ValueError:
-            pass
+            # '=>', '=<', '<<': an operator mistyped would compare with text
+            # such as '>0.9' and match no run without a word
+            if raw and raw[0] in _OP_CHARS:
+                raise UsageError(
+                    f"--where {text!r}: the value {raw!r} starts with an operator (OP is one "
+                    f"of = != < <= > >= ~); to compare with that text, quote it as JSON: "
+                    f"{key}{op}{json.dumps(raw)}") from None
+            if not raw and op in ("<", "<=", ">", ">="):
+                raise UsageError(f"--where {text!r} needs a VALUE after {op}") from None
     where = {key: {_WHERE_OPS[op]: value}}
     check(where)
     return where

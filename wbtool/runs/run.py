@@ -126,6 +126,10 @@ class Run:
         # The metrics this process defined: all of run.json's "metrics" that
         # it writes when others write them too.
         self._metrics_defined: set[str] = set()
+        # A metric defined since run.json was last written: the next flush
+        # writes it, so that a run killed soon after still summarises it so
+        # when it is resumed (the heartbeat comes only every 30 s).
+        self._metrics_unsaved = False
         self._command: list[str] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -417,6 +421,7 @@ class Run:
         self._metrics_defined.add(metric.name)
         self._refresh_step_metrics()
         self._summary_dirty = True
+        self._metrics_unsaved = True
         return metric
 
     def _refresh_step_metrics(self) -> None:
@@ -491,6 +496,11 @@ class Run:
         if self._config_dirty:
             self._config_dirty = False
             self._write_config()
+        if self._metrics_unsaved:
+            self._metrics_unsaved = False
+            with self._lock:
+                if not self._finished:
+                    self._write_record()
         if self._saves:
             from wbtool.runs import files
 

@@ -156,8 +156,14 @@ class Store:
 
     def save_config(self, doc: dict[str, Any]) -> None:
         doc = {**doc, "format": FORMAT_VERSION}
-        fsutil.atomic_write(self.path / "config.yaml", _dump_config(doc),
-                            staging=self.path / "tmp")
+        try:
+            fsutil.atomic_write(self.path / "config.yaml", _dump_config(doc),
+                                staging=self.path / "tmp")
+        except OSError as e:
+            if e.errno not in fsutil.NOT_WRITABLE:
+                raise
+            raise StoreNotWritableError(path=str(self.path), reason=e.strerror,
+                                        what="this command") from None
         self._config = doc
 
     @property
