@@ -140,7 +140,7 @@ def test_link_changes_and_unlinks_travel(stores: tuple[Store, Store], tmp_path: 
     a("sync")
     got = b.result("pull", "-p", "model-registry")
     assert got["links_changed"] == 1 and got["versions_pulled"] == 1  # its source, too
-    assert b.result("artifact", "info", "p/data:v0")["version"] == "v0"
+    assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
     b("pull", "-p", "p")
     assert b.result("artifact", "info", "p/picks:staging")["is_link"]
 
@@ -184,3 +184,15 @@ def test_bad_link_and_lineage_records_are_refused(stores: tuple[Store, Store], t
     assert "0000000007.json" in res.err and "input-other01.json" in res.err
     assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
     assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
+
+
+def test_a_linked_version_is_fetched_by_its_portfolio_name(stores: tuple[Store, Store],
+                                                           tmp_path: Path) -> None:
+    """A store that never pulled finds ``model-registry/best:prod`` on the
+    default remote, as it finds a version of a collection there."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    b("artifact", "download", "model-registry/best:prod", "--root", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "x.txt").read_text() == "x"
+    assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]

@@ -132,12 +132,15 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
     targets = list(targets)
     _pull_versions(registry, remote, targets, jobs, progress, result)
 
-    def fetch(target: Target) -> None:
+    fetched: list[Target] = []
+
+    def fetch(target: Target) -> None:  # a linked version this store lacks
         _pull_versions(registry, remote, [target], jobs, progress, result)
+        fetched.append(target)
 
     result.links_changed = linksync.pull_links(registry, remote, targets, jobs, result.warnings,
                                                result.refused, fetch)
-    result.lineage_added = linksync.pull_lineage(registry, remote, targets, jobs,
+    result.lineage_added = linksync.pull_lineage(registry, remote, targets + fetched, jobs,
                                                  result.warnings, result.refused)
     result.refused.sort(key=lambda r: r["path"])
     result.warnings.sort()
