@@ -196,3 +196,16 @@ def test_a_linked_version_is_fetched_by_its_portfolio_name(stores: tuple[Store, 
     b("artifact", "download", "model-registry/best:prod", "--root", str(tmp_path / "out"))
     assert (tmp_path / "out" / "x.txt").read_text() == "x"
     assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_a_remote_that_lost_its_versions_gets_their_lineage_and_links_again(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    import shutil
+
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    shutil.rmtree(backend.url)
+    again = a.result("sync")
+    assert (again["versions_sent"], again["links_sent"], again["lineage_sent"]) == (1, 1, 3)
