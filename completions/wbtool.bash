@@ -52,8 +52,8 @@ _wbtool_spec() {
             value_opts="--grace"
             ;;
         "wbtool artifact checkout")
-            opts="--force --help --json --link --project -h -p"
-            value_opts="--link --project -p"
+            opts="--force --help --json --link --project --run -h -p"
+            value_opts="--link --project --run -p"
             takes_args=1
             ;;
         "wbtool artifact diff")
@@ -62,8 +62,8 @@ _wbtool_spec() {
             takes_args=1
             ;;
         "wbtool artifact download")
-            opts="--help --json --link --path-prefix --project --root -h -p"
-            value_opts="--link --path-prefix --project --root -p"
+            opts="--help --json --link --path-prefix --project --root --run -h -p"
+            value_opts="--link --path-prefix --project --root --run -p"
             takes_args=1
             ;;
         "wbtool artifact info")

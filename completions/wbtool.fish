@@ -40,11 +40,11 @@ function __wbtool_value_options
         case 'artifact cache gc'
             printf '%s\n' --grace
         case 'artifact checkout'
-            printf '%s\n' --link --project -p
+            printf '%s\n' --link --project --run -p
         case 'artifact diff'
             printf '%s\n' --project -p
         case 'artifact download'
-            printf '%s\n' --link --path-prefix --project --root -p
+            printf '%s\n' --link --path-prefix --project --root --run -p
         case 'artifact info'
             printf '%s\n' --project -p
         case 'artifact link'
@@ -203,6 +203,7 @@ complete -c wbtool -n '__wbtool_at artifact checkout' -s h -l help -d 'Show this
 complete -c wbtool -n '__wbtool_at artifact checkout' -l json -d 'Print a JSON document instead of text.'
 complete -c wbtool -n '__wbtool_at artifact checkout' -l link -x -a 'auto copy hardlink reflink symlink' -d 'auto: reflink where possible, else copy; hardlink and symlink give read-only files shared with the store (a small file stored in a pack is written out once, by the first such checkout).'
 complete -c wbtool -n '__wbtool_at artifact checkout' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
+complete -c wbtool -n '__wbtool_at artifact checkout' -l run -r -d 'Record the version as an input of this run (default: $WBTOOL_RUN_ID, set by \'wbtool run\').'
 
 # wbtool artifact diff
 complete -c wbtool -n '__wbtool_at artifact diff' -s h -l help -d 'Show this message and exit.'
@@ -216,6 +217,7 @@ complete -c wbtool -n '__wbtool_at artifact download' -l link -x -a 'auto copy h
 complete -c wbtool -n '__wbtool_at artifact download' -l path-prefix -r -d 'Only entries whose path starts with this.'
 complete -c wbtool -n '__wbtool_at artifact download' -s p -l project -r -d 'Project (default: settings, then \'uncategorized\').'
 complete -c wbtool -n '__wbtool_at artifact download' -l root -r -d 'Target folder (default ./artifacts/NAME:VERSION).'
+complete -c wbtool -n '__wbtool_at artifact download' -l run -r -d 'Record the version as an input of this run (default: $WBTOOL_RUN_ID, set by \'wbtool run\').'
 
 # wbtool artifact info
 complete -c wbtool -n '__wbtool_at artifact info' -l files -d 'List the files too.'

@@ -1227,6 +1227,28 @@ def test_a_run_id_that_is_no_id_is_refused(cli: Cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["checkout", "download"])
+def test_a_version_fetched_under_a_run_is_that_runs_input(cli: Cli, tmp_path: Path,
+                                                          command: str) -> None:
+    """``wbtool run -- wbtool artifact download …`` recorded no use: the run
+    had no input and the version no ``used_by``."""
+    import sys
+
+    cli("artifact", "log", "f", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
+        check=True)
+    where = [str(tmp_path / "out")] if command == "checkout" else ["--root", str(tmp_path / "out")]
+    cli("run", "--id", "user0001", "--no-stats", "-q", "--", sys.executable, "-m", "wbtool",
+        "artifact", command, "f:v0", *where, check=True)
+    cli("artifact", command, "f:v0", *where, "--run", "other001", check=True)
+    cli("artifact", command, "f:v0", *where, check=True)  # no run: no use
+    info = json.loads(cli("artifact", "info", "f:v0", "--json", check=True).out)["result"]
+    assert info["used_by"] == ["other001", "user0001"]
+    shown = json.loads(cli("runs", "show", "user0001", "--json", check=True).out)["result"]
+    assert shown["artifacts_used"] == [{"name": "f:v0", "type": "data"}]
+    res = cli("artifact", command, "f:v0", *where, env={"WBTOOL_RUN_ID": "a b"})
+    assert res.code == 2 and "invalid run id" in res.err and res.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["checkout", "download"])
 def test_a_root_that_is_a_file_is_refused(cli: Cli, tmp_path: Path, command: str) -> None:
     cli("artifact", "log", "f", str(make_tree(tmp_path / "d", {"a": b"a"})), "--type", "data",
         check=True)

@@ -441,6 +441,19 @@ class Registry:
         with self.store.index.transaction() as db:
             self._lineage(db, run_id, rec.id, "input")
 
+    def lineage_rows(self) -> list[tuple[str, int, str]]:
+        """Every (run id, version id, direction) of the index, a link's counted
+        as its source's."""
+        return [(r, int(v), d) for r, v, d in self.db.execute(
+            "SELECT l.run_id, COALESCE(v.source_id, v.id), l.direction FROM lineage l"
+            " JOIN versions v ON v.id=l.version_id ORDER BY l.run_id, v.id, l.direction")]
+
+    def add_lineage(self, rows: list[tuple[str, int, str]]) -> None:
+        """Record (run id, version id, direction) rows (made elsewhere, pulled)."""
+        with self.store.index.transaction() as db:
+            for run_id, vid, direction in rows:
+                self._lineage(db, run_id, vid, direction)
+
     def runs_of(self, rec: VersionRecord, direction: str) -> list[str]:
         """Runs that logged or used (``direction``) this version or a link to it."""
         return [r for (r,) in self.db.execute(
@@ -562,6 +575,25 @@ class Registry:
                 vid = int(row[0])
             self._set_aliases(db, coll_id, vid, aliases or ())
         return self.get(vid)
+
+    def linked(self, project: str | None = None) -> list[VersionRecord]:
+        """Every link (in every portfolio collection, or those of ``project``)."""
+        sql = (f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
+               " WHERE v.source_id IS NOT NULL")
+        args: list[Any] = []
+        if project is not None:
+            sql += " AND c.project=?"
+            args.append(project)
+        return [_record(self.db, row) for row in self.db.execute(
+            sql + " ORDER BY c.project, c.name, v.idx", args).fetchall()]
+
+    def link_in(self, source_id: int, project: str, portfolio: str) -> VersionRecord | None:
+        """The link to version ``source_id`` in ``project/portfolio``, if there is one."""
+        row = self.db.execute(
+            "SELECT v.id FROM versions v JOIN collections c ON c.id=v.collection_id"
+            " WHERE c.project=? AND c.name=? AND v.source_id=?",
+            (project, portfolio, source_id)).fetchone()
+        return None if row is None else self.get(int(row[0]))
 
     def links_of(self, rec: VersionRecord) -> list[VersionRecord]:
         return [self.get(i) for (i,) in self.db.execute(

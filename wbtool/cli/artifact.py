@@ -351,12 +351,15 @@ def download(
         Link.auto, "--link", help="auto: reflink where possible, else copy; hardlink and "
         "symlink give read-only files shared with the store (a small file stored in a pack is "
         "written out once, by the first such checkout)."),
+    run: str | None = typer.Option(
+        None, "--run", help="Record the version as an input of this run (default: "
+        "$WBTOOL_RUN_ID, set by 'wbtool run')."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Write a version's files into a folder (existing other files are kept)."""
     ops.download_version(ref, root=root, path_prefix=path_prefix, link=link.value,
-                         project=project, as_json=as_json)
+                         project=project, run=run, as_json=as_json)
 
 
 @app.command()
@@ -370,13 +373,16 @@ def checkout(
     force: bool = typer.Option(
         False, "--force", help="Also delete files that no version of NAME has (without it, "
         "a folder holding any is refused and nothing is deleted)."),
+    run: str | None = typer.Option(
+        None, "--run", help="Record the version as an input of this run (default: "
+        "$WBTOOL_RUN_ID, set by 'wbtool run')."),
     project: str | None = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Make DIRECTORY hold exactly this version: files there that the version lacks are
     deleted, when they come from other versions of NAME (or with --force)."""
     ops.checkout_version(ref, directory, link=link.value, project=project, force=force,
-                         as_json=as_json)
+                         run=run, as_json=as_json)
 
 
 @app.command()

@@ -107,6 +107,17 @@ def report_written(command: str, res: Any, as_json: bool) -> None:
                 + (f", {res.removed} removed" if res.removed else ""))
 
 
+def _run_id(run: str | None) -> str | None:
+    """The run a command works for: ``--run``, else ``$WBTOOL_RUN_ID`` (set
+    by ``wbtool run`` for its command), else none."""
+    run_id = run if run is not None else (os.environ.get("WBTOOL_RUN_ID") or None)
+    if run_id is not None:
+        from wbtool.runs.ids import validate_id
+
+        validate_id(run_id)
+    return run_id
+
+
 def log_version(
     name: str,
     paths: list[str],
@@ -130,11 +141,7 @@ def log_version(
     meta = None if metadata is None else parse_metadata(metadata, "--metadata")
     ctx = context(project)
     proj, bare = split_project(ctx, name)
-    run_id = run if run is not None else (os.environ.get("WBTOOL_RUN_ID") or None)
-    if run_id is not None:
-        from wbtool.runs.ids import validate_id
-
-        validate_id(run_id)
+    run_id = _run_id(run)
     if paths:
         with output.progress(f"hashing {bare}") as cb:
             rec, skipped = staging.log_paths(
@@ -165,13 +172,15 @@ def log_version(
 
 def checkout_version(
     ref: str, directory: str, *, link: str = "auto", project: str | None = None,
-    force: bool = False, as_json: bool = False,
+    force: bool = False, run: str | None = None, as_json: bool = False,
 ) -> None:
-    """``wbtool artifact checkout``: make ``directory`` hold exactly this version."""
+    """``wbtool artifact checkout``: make ``directory`` hold exactly this version
+    (recorded as an input of the run it works for)."""
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
     materialize.refuse_dangerous_root(directory)
+    run_id = _run_id(run)
     ctx = context(project, create=False, refs=[ref])
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
@@ -188,18 +197,23 @@ def checkout_version(
 
     res = fallback.with_objects(ctx.registry, manifest, write)
     res.removed = removed
+    if run_id is not None:
+        ctx.registry.record_use(run_id, rec)
     report_written("artifact checkout", res, as_json)
 
 
 def download_version(
     ref: str, *, root: str | None = None, path_prefix: str | None = None,
-    link: str = "auto", project: str | None = None, as_json: bool = False,
+    link: str = "auto", project: str | None = None, run: str | None = None,
+    as_json: bool = False,
 ) -> None:
-    """``wbtool artifact download``: write a version's files into a folder."""
+    """``wbtool artifact download``: write a version's files into a folder
+    (recorded as an input of the run it works for)."""
     from wbtool.artifacts import materialize
     from wbtool.remote import fallback
 
     _folder_option("--root", root)
+    run_id = _run_id(run)
     ctx = context(project, create=False, refs=[ref])
     rec = fetch(ctx, ref)
     manifest = ctx.registry.load_manifest(rec)
@@ -211,6 +225,8 @@ def download_version(
                                            path_prefix=path_prefix, link=link, progress=cb)
 
     res = fallback.with_objects(ctx.registry, manifest, write)
+    if run_id is not None:
+        ctx.registry.record_use(run_id, rec)
     if path_prefix and not (res.written or res.unchanged or res.skipped_refs) and len(manifest):
         output.note(f"wbtool: note: no file of {rec.name}:{rec.version} starts with "
                     f"{path_prefix!r}; nothing was written")

@@ -151,12 +151,12 @@ ARTIFACT_LOG_OPTIONS: OptionSpec = {
 }
 _LINKS = ("auto", "copy", "reflink", "hardlink", "symlink")
 ARTIFACT_CHECKOUT_OPTIONS: OptionSpec = {
-    "--link": ("link", _LINKS), "--force": ("force", "flag"),
+    "--link": ("link", _LINKS), "--force": ("force", "flag"), "--run": ("run", "value"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 ARTIFACT_DOWNLOAD_OPTIONS: OptionSpec = {
     "--root": ("root", "value"), "--path-prefix": ("path_prefix", "value"),
-    "--link": ("link", _LINKS),
+    "--link": ("link", _LINKS), "--run": ("run", "value"),
     "--project": ("project", "value"), "-p": ("project", "value"), "--json": ("as_json", "flag"),
 }
 ARTIFACT_VERIFY_OPTIONS: OptionSpec = {

@@ -84,6 +84,7 @@ def sync(
     verb = "would send" if dry_run else "sent"
     output.line(f"{verb} {res.objects_sent} object(s) ({output.human_size(res.bytes_sent)}), "
                 f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s), "
+                f"{res.links_sent} link change(s), "
                 f"{sent.runs_sent} run(s) ({output.human_size(sent.bytes_sent)}) "
                 f"to {res.remote}")
     _run_conflicts(sent.conflicts)

@@ -8,6 +8,10 @@ and the record's, its paths are checked (no ``..``, no absolute part), and
 each object's content is hashed and compared with its name *before* it is
 stored. A version is committed locally (through the registry, so aliases
 and the index stay consistent) only when all its objects arrived intact.
+Then the link events of the portfolios pulled are followed (a linked
+version this store lacks is pulled first) and the lineage records of the
+versions here are recorded (see :mod:`wbtool.remote.linksync`); a remote
+written before they existed holds none, which is nothing to follow.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class PullResult:
     objects_received: int = 0
     bytes_received: int = 0
     aliases_moved: int = 0
+    links_changed: int = 0  # links made, re-aliased or removed as the remote says
+    lineage_added: int = 0  # runs that used or logged a version here, as the remote says
     versions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
@@ -57,7 +63,8 @@ class PullResult:
             "remote": self.remote, "versions_pulled": self.versions_pulled,
             "versions_present": self.versions_present,
             "objects_received": self.objects_received, "bytes_received": self.bytes_received,
-            "aliases_moved": self.aliases_moved, "versions": self.versions,
+            "aliases_moved": self.aliases_moved, "links_changed": self.links_changed,
+            "lineage_added": self.lineage_added, "versions": self.versions,
             "warnings": self.warnings, "refused": self.refused,
             "seconds": round(self.seconds, 3),
         }
@@ -78,6 +85,8 @@ def _collections(remote: Remote, target: Target,
     found, ignored = records.parse_listing(project, remote.list(prefix))
     warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
     if name is not None and not found.get(name, records.CollectionListing(project, name)).versions:
+        if remote.list(records.links_prefix(project, name)):
+            return []  # a portfolio: its links are followed after the versions
         raise NotFoundError(what="artifact", name=f"{project}/{name} on {remote.url}")
     return [found[n] for n in sorted(found) if found[n].versions]
 
@@ -115,8 +124,32 @@ def select_versions(listing: records.CollectionListing, version: str | None,
 
 def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs: int = 8,
          progress: Progress = _no_progress) -> PullResult:
+    """Pull the versions ``targets`` name, then follow their links and lineage."""
+    from wbtool.remote import linksync
+
     started = time.monotonic()
     result = PullResult(remote=remote.url)
+    targets = list(targets)
+    _pull_versions(registry, remote, targets, jobs, progress, result)
+
+    fetched: list[Target] = []
+
+    def fetch(target: Target) -> None:  # a linked version this store lacks
+        _pull_versions(registry, remote, [target], jobs, progress, result)
+        fetched.append(target)
+
+    result.links_changed = linksync.pull_links(registry, remote, targets, jobs, result.warnings,
+                                               result.refused, fetch)
+    result.lineage_added = linksync.pull_lineage(registry, remote, targets + fetched, jobs,
+                                                 result.warnings, result.refused)
+    result.refused.sort(key=lambda r: r["path"])
+    result.warnings.sort()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _pull_versions(registry: Registry, remote: Remote, targets: Iterable[Target], jobs: int,
+                   progress: Progress, result: PullResult) -> None:
     store = registry.store
     index = store.index
     wanted: list[_Wanted] = []
@@ -227,11 +260,7 @@ def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs:
                                     "remote_version": f"v{doc.version}",
                                     "version": rec.version, "created": False})
         state.remember(index, remote.url, remembered)
-        result.aliases_moved = _follow_aliases(registry, remote, alias_states)
-    result.refused.sort(key=lambda r: r["path"])
-    result.warnings.sort()
-    result.seconds = time.monotonic() - started
-    return result
+        result.aliases_moved += _follow_aliases(registry, remote, alias_states)
 
 
 def object_sizes(store: Store, digests: Iterable[str]) -> dict[str, int]:

@@ -1,5 +1,7 @@
 """Push artifact versions to a remote: objects, then manifests, then version
-records, then alias events (so a crash at any moment leaves a valid remote).
+records, then alias events, then link events and lineage records (so a crash
+at any moment leaves a valid remote; :mod:`wbtool.remote.linksync` tells how
+the last two are sent).
 
 What the remote lacks is decided from listings, never key by key: the
 ``remote_versions`` table says which local versions are on the remote
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wbtool.artifacts.registry import Registry, VersionRecord
-from wbtool.remote import records, state
+from wbtool.remote import linksync, records, state
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
 from wbtool.store.objects import SMALL
@@ -57,6 +59,7 @@ class PushPlan:
     objects: dict[str, int]  # object digest → size
     mapped: dict[int, state.Mapped]  # local version id → remote version (already there)
     scope: list[VersionRecord]  # every local version the push covers
+    project: str | None = None  # the project pushed (None: every project)
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -75,6 +78,8 @@ class PushResult:
     versions_sent: int = 0
     versions_mapped: int = 0  # matched a version already on the remote
     aliases_sent: int = 0
+    links_sent: int = 0  # link events: links made, changed or removed
+    lineage_sent: int = 0  # lineage records: a run used or logged a version
     versions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -84,7 +89,8 @@ class PushResult:
             "remote": self.remote, "dry_run": self.dry_run, "objects_sent": self.objects_sent,
             "bytes_sent": self.bytes_sent, "manifests_sent": self.manifests_sent,
             "versions_sent": self.versions_sent, "versions_mapped": self.versions_mapped,
-            "aliases_sent": self.aliases_sent, "versions": self.versions,
+            "aliases_sent": self.aliases_sent, "links_sent": self.links_sent,
+            "lineage_sent": self.lineage_sent, "versions": self.versions,
             "warnings": self.warnings, "seconds": round(self.seconds, 3),
         }
 
@@ -115,6 +121,8 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
             if m.remote_idx not in _listing(listings, m.project, m.name).versions]
     if gone:  # the remote lost them (or was replaced): send them again
         state.forget(index, remote.url, gone)
+        state.forget_remote_versions(index, remote.url, [
+            (mapped[vid].project, mapped[vid].name, mapped[vid].remote_idx) for vid in gone])
         for vid in gone:
             del mapped[vid]
     pending = [r for r in scope if r.id not in mapped]
@@ -176,7 +184,7 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
                     del objects[digest]
     return PushPlan(remote=remote, versions=pending, known=known, listings=listings,
                     manifests=manifests, objects=objects, mapped=mapped, scope=scope,
-                    warnings=warnings, started=started)
+                    project=project, warnings=warnings, started=started)
 
 
 def _lacking(remote: Remote, objects: dict[str, int], *, sizes: bool) -> dict[str, int]:
@@ -257,6 +265,8 @@ def _execute(registry: Registry, plan: PushPlan, jobs: int,
                                 "created": created})
 
     result.aliases_sent = _push_aliases(registry, plan)
+    result.links_sent = linksync.push_links(registry, remote, plan.project, result.warnings)
+    result.lineage_sent = linksync.push_lineage(registry, remote, plan.mapped, jobs)
     result.seconds = time.monotonic() - plan.started
     return result
 

@@ -1,9 +1,14 @@
-"""What a remote holds for artifacts: paths, version records and alias events.
+"""What a remote holds for artifacts: paths, version records, alias events,
+lineage records and link events.
 
     objects/ab/cd…                                        immutable, named by digest
     manifests/<digest>.json                               the canonical manifest bytes
     projects/<p>/artifacts/<name>/versions/v<N>.json      a version record, created exclusively
     projects/<p>/artifacts/<name>/aliases/<seq>.json      an alias event, created exclusively
+    projects/<p>/lineage/<name>/v<N>/<dir>-<run>.json     run <run> used (dir ``input``) or
+                                                          logged (``output``) version v<N>;
+                                                          created exclusively, never changed
+    projects/<p>/links/<portfolio>/<seq>.json             a link event, created exclusively
 
 Records are canonical JSON carrying a format number. Everything read back
 is validated before it is used: a record that cannot be parsed (truncated,
@@ -12,6 +17,16 @@ type or shape is :class:`BadRecordError`. Alias events form an append-only
 log per collection; the event with the highest sequence number wins for its
 alias, and an event whose ``version`` is null removes the alias. ``latest``
 is never recorded: it always names the highest version.
+
+A lineage record states one fact, whole in its path (its content repeats
+it): the same fact pushed from two stores is the same file. Link events form
+an append-only log per portfolio collection, as alias events do: each names
+a source version (project, name and its version number on the remote) and
+the aliases its link carries in the portfolio from then on, or null: the
+link was removed. An alias names one link of a portfolio at a time, so an
+event that gives a link an alias takes it from any other. Lineage records
+and link events live outside ``artifacts/``: a reader that knows nothing of
+them (an older wbtool) never lists them.
 """
 
 from __future__ import annotations
@@ -31,6 +46,9 @@ RECORD_FORMAT = 1
 SEQ_WIDTH = 10
 _VERSION_FILE = re.compile(r"v(0|[1-9][0-9]{0,17})\.json")
 _ALIAS_FILE = re.compile(r"([0-9]{" + str(SEQ_WIDTH) + r",18})\.json")
+_VERSION_DIR = re.compile(r"v(0|[1-9][0-9]{0,17})")
+_LINEAGE_FILE = re.compile(r"(input|output)-([A-Za-z0-9_-]{1,64})\.json")
+DIRECTIONS = ("input", "output")
 
 
 class UnreadableRecordError(StoreError):
@@ -65,6 +83,24 @@ def version_path(project: str, name: str, idx: int) -> str:
 
 def alias_path(project: str, name: str, seq: int) -> str:
     return f"{collection_prefix(project, name)}/aliases/{seq:0{SEQ_WIDTH}d}.json"
+
+
+def lineage_prefix(project: str, name: str | None = None) -> str:
+    base = f"projects/{validate_name(project, 'project name')}/lineage"
+    return base if name is None else f"{base}/{validate_name(name)}"
+
+
+def lineage_path(project: str, name: str, idx: int, direction: str, run_id: str) -> str:
+    return f"{lineage_prefix(project, name)}/v{idx}/{direction}-{run_id}.json"
+
+
+def links_prefix(project: str, portfolio: str | None = None) -> str:
+    base = f"projects/{validate_name(project, 'project name')}/links"
+    return base if portfolio is None else f"{base}/{validate_name(portfolio)}"
+
+
+def link_path(project: str, portfolio: str, seq: int) -> str:
+    return f"{links_prefix(project, portfolio)}/{seq:0{SEQ_WIDTH}d}.json"
 
 
 def digest_of_object_path(path: str) -> str | None:
@@ -126,6 +162,46 @@ def parse_listing(project: str, paths: Iterable[str]) -> tuple[dict[str, Collect
             coll.versions.add(int(m.group(1)))
         elif kind == "aliases" and (m := _ALIAS_FILE.fullmatch(leaf)):
             coll.aliases.add(int(m.group(1)))
+        else:
+            ignored[path] = None
+    return out, list(ignored)
+
+
+LineageKey = tuple[str, int, str, str]  # name, remote version number, direction, run id
+
+
+def parse_lineage_listing(project: str, paths: Iterable[str]) -> tuple[list[LineageKey],
+                                                                        list[str]]:
+    """The lineage records of a listing of ``projects/<project>/lineage``, and
+    what was ignored (for warnings), as :func:`parse_listing` does."""
+    base = lineage_prefix(project) + "/"
+    out: list[LineageKey] = []
+    ignored: dict[str, None] = {}
+    for path in paths:
+        parts = path[len(base):].split("/") if path.startswith(base) else []
+        if len(parts) > 1 and not is_valid_name(parts[0]):
+            ignored[f"{base}{parts[0]}/"] = None
+        elif (len(parts) == 3 and (v := _VERSION_DIR.fullmatch(parts[1]))
+                and (m := _LINEAGE_FILE.fullmatch(parts[2]))):
+            out.append((parts[0], int(v.group(1)), m.group(1), m.group(2)))
+        else:
+            ignored[path] = None
+    return out, list(ignored)
+
+
+def parse_links_listing(project: str, paths: Iterable[str]) -> tuple[dict[str, set[int]],
+                                                                      list[str]]:
+    """portfolio → the sequence numbers of its link events, from a listing of
+    ``projects/<project>/links``, and what was ignored (for warnings)."""
+    base = links_prefix(project) + "/"
+    out: dict[str, set[int]] = {}
+    ignored: dict[str, None] = {}
+    for path in paths:
+        parts = path[len(base):].split("/") if path.startswith(base) else []
+        if len(parts) > 1 and not is_valid_name(parts[0]):
+            ignored[f"{base}{parts[0]}/"] = None
+        elif len(parts) == 2 and (m := _ALIAS_FILE.fullmatch(parts[1])):
+            out.setdefault(parts[0], set()).add(int(m.group(1)))
         else:
             ignored[path] = None
     return out, list(ignored)
@@ -306,3 +382,97 @@ def alias_state(events: Iterable[tuple[int, AliasEvent]]) -> dict[str, int]:
     for _seq, event in sorted(events, key=lambda pair: pair[0]):
         state[event.alias] = event.version
     return {alias: v for alias, v in state.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """Run ``run_id`` used (``input``) or logged (``output``) version ``version``."""
+
+    project: str
+    name: str
+    version: int
+    direction: str
+    run_id: str
+
+    def to_bytes(self) -> bytes:
+        return _canonical({"format": RECORD_FORMAT, "kind": "artifact-lineage",
+                           "project": self.project, "name": self.name,
+                           "version": self.version, "direction": self.direction,
+                           "run_id": self.run_id})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str, project: str, name: str, version: int,
+                   direction: str, run_id: str) -> LineageRecord:
+        """Parse the record found at ``path``, which must agree with what its path says."""
+        doc = _load(data, path, "artifact-lineage")
+        found = (doc.get("project"), doc.get("name"), doc.get("version"),
+                 doc.get("direction"), doc.get("run_id"))
+        if found != (project, name, version, direction, run_id):
+            raise BadRecordError(path=path, reason="its fields disagree with its path")
+        return cls(project, name, version, direction, run_id)
+
+
+SourceKey = tuple[str, str, int]  # project, name, remote version number
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """The link to ``source`` now carries ``aliases`` in its portfolio (None:
+    the link was removed)."""
+
+    source: SourceKey
+    aliases: tuple[str, ...] | None
+    time: float
+
+    def to_bytes(self) -> bytes:
+        project, name, version = self.source
+        return _canonical({
+            "format": RECORD_FORMAT, "kind": "artifact-link",
+            "source": {"project": project, "name": name, "version": version},
+            "aliases": None if self.aliases is None else sorted(self.aliases),
+            "time": self.time})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str) -> LinkEvent:
+        doc = _load(data, path, "artifact-link")
+
+        def bad(reason: str) -> BadRecordError:
+            return BadRecordError(path=path, reason=reason)
+
+        source, aliases, time = doc.get("source"), doc.get("aliases"), doc.get("time")
+        if not isinstance(source, dict):
+            raise bad("source is not an object")
+        project, name, version = source.get("project"), source.get("name"), source.get("version")
+        try:
+            validate_name(project, "project name")  # type: ignore[arg-type]
+            validate_name(name)  # type: ignore[arg-type]
+            if aliases is not None:
+                if not isinstance(aliases, list):
+                    raise bad("aliases is not a list")
+                for a in aliases:
+                    validate_alias(a)
+        except InvalidNameError as e:
+            raise bad(str(e)) from None
+        if not _is_int(version):
+            raise bad(f"source version is not an integer from 0 to {MAX_VERSION}")
+        if not _is_number(time):
+            raise bad("time is not a number")
+        return cls(source=(project, name, version),  # type: ignore[arg-type]
+                   aliases=None if aliases is None else tuple(sorted(set(aliases))),
+                   time=float(time))  # type: ignore[arg-type]
+
+
+def link_state(events: Iterable[tuple[int, LinkEvent]]) -> dict[SourceKey, tuple[str, ...]]:
+    """source → the aliases of its link, after replaying ``(seq, event)`` pairs
+    in sequence order (a source left out has no link)."""
+    state: dict[SourceKey, tuple[str, ...]] = {}
+    for _seq, event in sorted(events, key=lambda pair: pair[0]):
+        if event.aliases is None:
+            state.pop(event.source, None)
+            continue
+        taken = set(event.aliases)
+        for other, names in state.items():
+            if other != event.source and taken & set(names):
+                state[other] = tuple(a for a in names if a not in taken)
+        state[event.source] = event.aliases
+    return state

@@ -4,6 +4,12 @@ A row remembers, per remote URL, the remote version number of a local
 version and the aliases both sides agreed on at the last push or pull. The
 artifact digest is kept too: a row whose local version was deleted (and its
 id reused) no longer matches and is ignored.
+
+Lineage records and links are remembered by what names them on the remote
+(``remote_lineage``: project, name, remote version number, direction, run;
+``remote_links``: portfolio, source version on the remote, and the aliases
+both sides agreed on), so a sync with nothing new compares two tables and
+sends nothing, and an unlink is told by a link remembered here that is gone.
 """
 
 from __future__ import annotations
@@ -65,3 +71,55 @@ def forget(index: Index, url: str, version_ids: Iterable[int]) -> None:
     with index.transaction() as db:
         db.executemany("DELETE FROM remote_versions WHERE remote_url=? AND version_id=?",
                        [(url, vid) for vid in version_ids])
+
+
+LineageKey = tuple[str, str, int, str, str]  # project, name, remote idx, direction, run id
+LinkKey = tuple[str, str, str, str, int]  # project, portfolio, source project, name, idx
+
+
+def load_lineage(index: Index, url: str) -> set[LineageKey]:
+    return {(p, n, int(i), d, r) for p, n, i, d, r in index.db.execute(
+        "SELECT project, name, remote_idx, direction, run_id FROM remote_lineage"
+        " WHERE remote_url=?", (url,))}
+
+
+def remember_lineage(index: Index, url: str, keys: Iterable[LineageKey]) -> None:
+    with index.transaction() as db:
+        db.executemany(
+            "INSERT OR IGNORE INTO remote_lineage (remote_url, project, name, remote_idx,"
+            " direction, run_id) VALUES (?,?,?,?,?,?)", [(url, *key) for key in keys])
+
+
+def load_links(index: Index, url: str) -> dict[LinkKey, tuple[str, ...]]:
+    """Each link both sides agreed on, with its aliases."""
+    return {(p, f, sp, sn, int(si)): tuple(json.loads(a)) for p, f, sp, sn, si, a in
+            index.db.execute(
+                "SELECT project, portfolio, source_project, source_name, source_idx, aliases"
+                " FROM remote_links WHERE remote_url=?", (url,))}
+
+
+def set_links(index: Index, url: str,
+              rows: Iterable[tuple[LinkKey, tuple[str, ...] | None]]) -> None:
+    """Remember each link's aliases (None: the link is gone on both sides)."""
+    with index.transaction() as db:
+        for key, aliases in rows:
+            if aliases is None:
+                db.execute("DELETE FROM remote_links WHERE remote_url=? AND project=? AND"
+                           " portfolio=? AND source_project=? AND source_name=? AND"
+                           " source_idx=?", (url, *key))
+            else:
+                db.execute("INSERT OR REPLACE INTO remote_links (remote_url, project,"
+                           " portfolio, source_project, source_name, source_idx, aliases)"
+                           " VALUES (?,?,?,?,?,?,?)", (url, *key, json.dumps(sorted(aliases))))
+
+
+def forget_remote_versions(index: Index, url: str,
+                           versions: Iterable[tuple[str, str, int]]) -> None:
+    """Forget the lineage and links remembered of these remote versions
+    (project, name, number), which the remote lost: they are sent again."""
+    with index.transaction() as db:
+        for project, name, idx in versions:
+            db.execute("DELETE FROM remote_lineage WHERE remote_url=? AND project=? AND"
+                       " name=? AND remote_idx=?", (url, project, name, idx))
+            db.execute("DELETE FROM remote_links WHERE remote_url=? AND source_project=?"
+                       " AND source_name=? AND source_idx=?", (url, project, name, idx))

@@ -1,6 +1,7 @@
 """``index.db``: the SQLite (WAL) index of collections, versions, aliases,
-tags, lineage, runs, drafts, the file-stat cache and which local version is
-which version on each remote.
+tags, lineage, runs, drafts, the file-stat cache, which local version is
+which version on each remote, and which lineage records and links each
+remote holds.
 
 Writers take ``BEGIN IMMEDIATE`` so that concurrent processes serialise on
 the database lock (with a generous busy timeout) instead of failing.
@@ -133,6 +134,25 @@ CREATE TABLE IF NOT EXISTS remote_versions (
     aliases TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (remote_url, version_id)
 );
+CREATE TABLE IF NOT EXISTS remote_lineage (
+    remote_url TEXT NOT NULL,
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    remote_idx INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (remote_url, project, name, remote_idx, direction, run_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS remote_links (
+    remote_url TEXT NOT NULL,
+    project TEXT NOT NULL,
+    portfolio TEXT NOT NULL,
+    source_project TEXT NOT NULL,
+    source_name TEXT NOT NULL,
+    source_idx INTEGER NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (remote_url, project, portfolio, source_project, source_name, source_idx)
+) WITHOUT ROWID;
 """
 
 # (table, column, declaration) of each column added to a table after stores

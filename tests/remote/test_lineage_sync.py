@@ -1,0 +1,211 @@
+"""Lineage and portfolio links through a remote: ``wbtool sync`` in one store,
+``wbtool pull`` in another, through the real entry point, against a local
+folder and a real S3 server (moto)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from tests.remote.conftest import Backend, make_backend
+from tests.remote.test_sync import Store, _Counting
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return make_backend(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def stores(cli: Cli, tmp_path: Path, backend: Backend) -> tuple[Store, Store]:
+    return (Store(cli, tmp_path / "a" / ".wbtool", backend),
+            Store(cli, tmp_path / "b" / ".wbtool", backend))
+
+
+# A run that logs ``data``, a run that uses it (and links it into the model
+# registry), and a run that logs the same content again (a second output).
+LOG_USE_LINK = """
+import pathlib, wbtool
+q = {"quiet": True, "console": "off"}
+pathlib.Path("d").mkdir()
+pathlib.Path("d/x.txt").write_text("x")
+with wbtool.init(project="p", id="maker001", settings=q) as run:
+    run.log_artifact("d", name="data", type="dataset")
+with wbtool.init(project="p", id="user0001", settings=q) as run:
+    art = run.use_artifact("data:v0")
+    run.link_artifact(art, "model-registry/best", aliases=["prod"])
+with wbtool.init(project="p", id="again001", settings=q) as run:
+    run.log_artifact("d", name="data", type="dataset")
+"""
+
+
+def _python(store: Store, code: str, cwd: Path) -> str:
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True,
+                          env={**os.environ, **store.env}, capture_output=True, text=True,
+                          timeout=120).stdout
+
+
+def test_used_by_travels_through_the_remote(stores: tuple[Store, Store],
+                                            tmp_path: Path) -> None:
+    """A run that used a version was known only in the store it ran in: after
+    a pull, ``used_by`` and the run's used artifacts were empty elsewhere."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    b("pull", "-p", "p", "--all-runs")
+    b("pull", "-p", "p")
+    info = b.result("artifact", "info", "data:v0", "-p", "p")
+    assert info["used_by"] == ["user0001"]
+    assert info["run_id"] == "maker001"
+    shown = b.result("runs", "show", "user0001")
+    assert shown["artifacts_used"] == [{"name": "data:v0", "type": "dataset"}]
+    again = b.result("runs", "show", "again001")
+    assert again["artifacts_logged"] == [{"name": "data:v0", "type": "dataset"}]
+    out = _python(b, "import wbtool; api = wbtool.Api(); "
+                  "print([r.id for r in api.artifact('p/data:v0').used_by()])", tmp_path)
+    assert out.split() == ["['user0001']"]
+
+
+def test_links_travel_through_the_remote(stores: tuple[Store, Store], tmp_path: Path) -> None:
+    """``sync`` left portfolio links behind without a word; a pull elsewhere
+    had no model registry."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("sync")
+    b("pull", "--all-projects")
+    best = b.result("artifact", "info", "model-registry/best:prod")
+    assert best["is_link"] and best["collection_kind"] == "portfolio"
+    assert best["digest"] == a.result("artifact", "info", "p/data:v0")["digest"]
+    picks = b.result("artifact", "info", "p/picks:staging")
+    assert picks["is_link"] and picks["digest"] == best["digest"]
+
+
+def test_a_second_sync_makes_no_request_for_lineage_or_links(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """What was sent is remembered: a sync with nothing new lists the version
+    records and nothing else; the records sit where an older reader of
+    ``artifacts/`` never meets them."""
+    from wbtool.artifacts.registry import Registry
+    from wbtool.remote import push, records
+    from wbtool.store.layout import Store as LocalStore
+
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    first = a.result("sync")
+    assert first["links_sent"] == 1 and first["lineage_sent"] == 3  # used, logged twice
+    again = a.result("sync")
+    assert (again["links_sent"], again["lineage_sent"]) == (0, 0)
+    remote = backend.open()
+    assert records.parse_listing("p", remote.list(records.project_prefix("p")))[1] == []
+    local = LocalStore.open(a.path, create=False)
+    try:
+        counting = _Counting(backend.open())
+        counting.list("")
+        counting.calls.clear()
+        res = push.push(Registry(local), counting, jobs=4)  # type: ignore[arg-type]
+    finally:
+        local.close()
+    assert (res.links_sent, res.lineage_sent) == (0, 0)
+    assert counting.calls == [("list", "projects/p/artifacts")]
+
+
+MOVE_AND_UNLINK = """
+import pathlib, wbtool
+api = wbtool.Api()
+pathlib.Path("d2").mkdir()
+pathlib.Path("d2/x.txt").write_text("y")
+with wbtool.init(project="p", id="second01", settings={"quiet": True, "console": "off"}) as run:
+    new = run.log_artifact("d2", name="data", type="dataset")
+    new.wait()
+    run.link_artifact(new, "model-registry/best", aliases=["prod"])
+for link in api.artifact("p/data:v0").linked_artifacts:
+    if link.name.startswith("picks:"):
+        link.unlink()
+"""
+
+
+def test_link_changes_and_unlinks_travel(stores: tuple[Store, Store], tmp_path: Path) -> None:
+    """An alias moved between links and a link removed reach the other store;
+    a pull of the portfolio alone brings the versions it links."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("sync")
+    got = b.result("pull", "-p", "model-registry")
+    assert got["links_changed"] == 1 and got["versions_pulled"] == 1  # its source, too
+    assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
+    b("pull", "-p", "p")
+    assert b.result("artifact", "info", "p/picks:staging")["is_link"]
+
+    _python(a, MOVE_AND_UNLINK, tmp_path / "src")
+    sent = a.result("sync")
+    assert sent["links_sent"] == 3  # best: a new link and the old one's alias; picks: removed
+    b("pull", "--all-projects")
+    v1 = a.result("artifact", "info", "p/data:v1")["digest"]
+    assert b.result("artifact", "info", "model-registry/best:prod")["digest"] == v1
+    assert len(b.result("artifact", "ls", "model-registry/best")) == 2
+    for store in (a, b):
+        assert "not found" in store("artifact", "info", "p/picks:staging", code=3).err
+    again = b.result("pull", "--all-projects")
+    assert again["links_changed"] == 0 and again["lineage_added"] == 0
+
+
+def test_a_link_whose_source_is_not_sent_is_named_on_stderr(stores: tuple[Store, Store],
+                                                           tmp_path: Path) -> None:
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    res = a("sync", "-p", "model-registry")
+    assert ("link model-registry/best:v0 not sent: its source p/data:v0 is not on "
+            in res.err), res.err
+    assert "link change(s)" in res.out
+    assert "not sent" not in a("sync").err  # once its source is there, it goes
+
+
+def test_bad_link_and_lineage_records_are_refused(stores: tuple[Store, Store], tmp_path: Path,
+                                                  backend: Backend) -> None:
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    remote = backend.open()
+    remote.write("projects/model-registry/links/best/0000000007.json",
+                 b'{"format": 1, "kind": "artifact-link", "source": {"project": "../x",'
+                 b' "name": "data", "version": 0}, "aliases": [], "time": 1}')
+    remote.write("projects/p/lineage/data/v0/input-other01.json",
+                 b'{"format": 1, "kind": "artifact-lineage", "project": "p", "name": "data",'
+                 b' "version": 0, "direction": "input", "run_id": "someone"}')
+    res = b("pull", "--all-projects", code=4)
+    assert "0000000007.json" in res.err and "input-other01.json" in res.err
+    assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
+    assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
+
+
+def test_a_linked_version_is_fetched_by_its_portfolio_name(stores: tuple[Store, Store],
+                                                           tmp_path: Path) -> None:
+    """A store that never pulled finds ``model-registry/best:prod`` on the
+    default remote, as it finds a version of a collection there."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    b("artifact", "download", "model-registry/best:prod", "--root", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "x.txt").read_text() == "x"
+    assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_a_remote_that_lost_its_versions_gets_their_lineage_and_links_again(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    import shutil
+
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    shutil.rmtree(backend.url)
+    again = a.result("sync")
+    assert (again["versions_sent"], again["links_sent"], again["lineage_sent"]) == (1, 1, 3)
