@@ -167,6 +167,26 @@ def test_a_sync_that_raced_another_takes_its_parts_back(
         assert _history(c.path) == _history(b.path)
 
 
+def test_a_sync_takes_back_what_a_stopped_sync_left_beside_another_stores_parts(
+        stores: tuple[Store, Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync stopped between writing its parts and taking them back left
+    them beside another store's: the next sync takes them back."""
+    a, b, c = stores
+    _resumed_in_two_stores(a, b, tmp_path, monkeypatch)
+    held = _held(backend)
+    remote = backend.open()
+    state = runsync.load_state(runsync.state_path(a.path, remote.url), remote.url)
+    sent = state["runs"][RUN_ID]["append"]["history.jsonl"]["offset"]
+    history = (a.path / "runs" / RUN_ID / "history.jsonl").read_bytes()
+    remote.write(runsync.part_name(PARTS[:-len(".parts")], sent, len(history)), history[sent:])
+    res = a("sync", code=5)
+    assert res.err.count("\n") == 1 and "another store" in res.err
+    assert _held(backend) == held
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert _history(c.path) == _history(b.path)
+
+
 def test_pull_refuses_parts_that_overlap_with_other_bytes(
         stores: tuple[Store, Store, Store], tmp_path: Path, backend: Backend,
         monkeypatch: pytest.MonkeyPatch) -> None:

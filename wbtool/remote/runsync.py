@@ -59,7 +59,8 @@ file here, was written by another store, and the run is not sent at all
 are created exclusively, and the run is listed again once they are
 written: a part from another store that was written meanwhile beside one
 of them makes the sync delete its own and stop, so that no two parts of a
-file overlap. A sync with nothing new asks nothing more. Pull refuses a run
+file overlap (a sync stopped before it deleted them leaves them for the
+next one to find and delete). A sync with nothing new asks nothing more. Pull refuses a run
 whose parts overlap with other bytes (written before syncs refused that)
 rather than join them.
 
@@ -442,7 +443,8 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
     # a run that another store appended to is left as the remote holds it.
     starts: dict[str, tuple[int, bool]] = {}
     for name in APPEND_FILES:
-        got = _append_start(folder.path / name, remote, prefix, name, appended.get(name), there)
+        got = _append_start(folder.path / name, remote, prefix, name, appended.get(name),
+                            there, dry_run)
         if isinstance(got, str):
             return f"run {folder.id}: {got}"
         if got is not None:
@@ -471,12 +473,14 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
 
 _APPENDED_ELSEWHERE = ("{where} holds bytes from {start} to {end} that this store's copy "
                        "lacks: the run was logged to in another store and synced from there "
-                       "since this store last sent or pulled it; not sent (both copies are "
-                       "kept as they are)")
+                       "since this store last sent or pulled it; not sent, and both copies "
+                       "kept (to take the remote's instead, delete the run here with `wbtool "
+                       "runs delete` and pull it)")
 
 
 def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
-                  there: Callable[[], dict[str, int]]) -> tuple[int, bool] | str | None:
+                  there: Callable[[], dict[str, int]],
+                  dry_run: bool) -> tuple[int, bool] | str | None:
     """Where to send the append-only file ``path`` from, and whether the
     remote's parts of it go first (rewritten here); None when it holds no
     whole line past what was sent; or why it must not be sent.
@@ -505,6 +509,8 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
             return _APPENDED_ELSEWHERE.format(where=where, start=past[0][0], end=past[-1][1])
         return 0, True
     pos = offset
+    own: list[tuple[int, int, str]] = []
+    other: list[tuple[int, int]] = []
     with open(path, "rb") as f:
         for start, end, rel in spans:
             if end <= offset:
@@ -512,10 +518,20 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
             data = remote.read(f"{prefix}/{rel}") if end <= size else b""
             f.seek(start)
             if end > size or data != f.read(end - start):
-                return _APPENDED_ELSEWHERE.format(where=where, start=start, end=end)
-            if start <= pos:
-                pos = max(pos, end)
-    return pos, False
+                other.append((start, end))
+            else:
+                own.append((start, end, rel))
+                if start <= pos:
+                    pos = max(pos, end)
+    if not other:
+        return pos, False
+    if not dry_run:
+        # A part of these bytes that overlaps another store's was left by a
+        # sync of this store stopped before it took it back: taken back now.
+        for start, end, rel in own:
+            if any(s < end and start < e for s, e in other):
+                remote.delete(f"{prefix}/{rel}")
+    return _APPENDED_ELSEWHERE.format(where=where, start=other[0][0], end=other[0][1])
 
 
 def _append_all(folder: Path, remote: Remote, prefix: str,
