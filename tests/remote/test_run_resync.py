@@ -186,8 +186,10 @@ def test_a_history_sent_again_from_the_start_reads_whole(stores: tuple[Store, St
                                                          backend: Backend,
                                                          tmp_path: Path) -> None:
     """A sync whose record of what it sent was lost (interrupted before it was
-    saved) sends the history again from byte 0, in parts that overlap those
-    on the remote; a pull read the overlap as a gap and kept half the rows."""
+    saved) sent the history again from byte 0, in parts that overlap those on
+    the remote; a pull read the overlap as a gap and kept half the rows. It
+    now finds its own bytes there and goes on after them; a pull still reads
+    the overlapping parts that earlier versions wrote."""
     a, b = stores
     run_id = RUNS[0]
     _log(a, tmp_path, run_id, range(5))
@@ -195,10 +197,14 @@ def test_a_history_sent_again_from_the_start_reads_whole(stores: tuple[Store, St
     runsync.state_path(a.path, backend.open().url).unlink()  # as if never saved
     _log(a, tmp_path, run_id, range(5, 10), resume=True)
     assert _sent(a)[0] == 1
-    parts = [p for p in backend.open().list(runsync.run_prefix("p", run_id))
+    remote = backend.open()
+    history = (a.path / "runs" / run_id / "history.jsonl").read_bytes()
+    parts = [p for p in remote.list(runsync.run_prefix("p", run_id))
              if "history.jsonl.parts/" in p]
-    assert len(parts) == 2 and all(int(p.rpartition("/")[2].partition("-")[0]) == 0
-                                   for p in parts)  # both from byte 0: they overlap
+    assert len(parts) == 2 and int(parts[1].rpartition("/")[2].partition("-")[0]) > 0
+    # The whole file again from byte 0, as an earlier version sent it.
+    prefix = f"{runsync.run_prefix('p', run_id)}/history.jsonl"
+    remote.write(runsync.part_name(prefix, 0, len(history)), history)
     got = b.result("pull", "-p", "p", "--all-runs")
     assert got["warnings"] == [] and got["refused"] == []
     assert _run_files(b.path, run_id) == _run_files(a.path, run_id)

@@ -47,6 +47,23 @@ Neither sees a file replaced on the remote by one of the same size, nor a
 deletion made while the sync runs (the next sync repairs that). The remote's
 layout is unchanged: nothing is written to tell one remote from another.
 
+One run may be appended to in two stores at once (pulled into another store
+and resumed there while the store that made it logs on): both would send
+parts from the same offset. Without locks, a sync that has an append-only
+file to send lists the run's files first (a sync of one run has that
+listing already) and compares each part that reaches past what it sent with
+the file here: one that holds the same bytes (sent by a sync whose record
+was not saved) is taken as sent; one that holds others, or more than the
+file here, was written by another store, and the run is not sent at all
+(a conflict, exit 5), the remote and the local run left as they are. Parts
+are created exclusively, and the run is listed again once they are
+written: a part from another store that was written meanwhile beside one
+of them makes the sync delete its own and stop, so that no two parts of a
+file overlap (a sync stopped before it deleted them leaves them for the
+next one to find and delete). A sync with nothing new asks nothing more. Pull refuses a run
+whose parts overlap with other bytes (written before syncs refused that)
+rather than join them.
+
 Pull rebuilds a run folder from those objects (taking the parts a previous
 pull received, unchanged since, from its copy), validating the run id and
 every path read from the remote before a byte is written, then refreshes the
@@ -207,12 +224,18 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
         if not dry_run:
             for rel in lost:
                 remote.delete(f"{prefix}/{rel}")
-        sent = _push_run(folder, remote, prefix, seen, dry_run)
+        there = _Lazy(listed, proj, folder.id, run_ids is not None, set(lost))
+        sent = _push_run(folder, remote, prefix, seen, dry_run, there)
+        stopped = isinstance(sent, str)  # what was sent before it stopped is recorded
+        if isinstance(sent, str):
+            res.conflicts.append({"run": folder.id, "project": proj, "reason": sent})
+            sent = 0
         if sent:
             res.runs_sent += 1
             res.bytes_sent += sent
             res.runs.append({"id": folder.id, "project": proj, "bytes_sent": sent})
-        if not dry_run and (sent or lost or state["runs"].get(folder.id) is not seen):
+        if not dry_run and (sent or lost or stopped
+                            or state["runs"].get(folder.id) is not seen):
             state["runs"][folder.id] = seen
             unsaved = True
             # Saved every so often, not after every run (the whole record is
@@ -237,6 +260,7 @@ class RemoteRuns:
         self.files = files
         self._folders: dict[str, set[str]] = {}
         self._projects: dict[str, dict[str, dict[str, int]]] = {}
+        self._runs: dict[tuple[str, str], dict[str, int]] = {}
 
     def forget_lost(self, seen: dict[str, Any], project: str, run_id: str, *,
                     whole: bool) -> list[str]:
@@ -246,9 +270,7 @@ class RemoteRuns:
         if not (seen.get("stat") or seen.get("append")):
             return []  # nothing claimed: nothing to check
         if whole:
-            prefix = run_prefix(project, run_id)
-            files = {path[len(prefix) + 1:]: size for path, size, _mtime
-                     in self.remote.list_detail(prefix) if path.startswith(prefix + "/")}
+            files = self.run_files(project, run_id, whole=True)
         elif self.files:
             files = self._project_files(project).get(run_id, {})
         else:
@@ -259,6 +281,19 @@ class RemoteRuns:
                 return []
             return _forget_lost(seen, {}, lambda _rel: True)
         return _forget_lost(seen, files, self.remote.listed)
+
+    def run_files(self, project: str, run_id: str, *, whole: bool) -> dict[str, int]:
+        """Path in the run folder → size of every file the remote holds of the
+        run: from the listing ``forget_lost`` made, or one listing of the run."""
+        if self.files and not whole:
+            return self._project_files(project).get(run_id, {})
+        key = (project, run_id)
+        if key not in self._runs:
+            prefix = run_prefix(project, run_id)
+            self._runs[key] = {path[len(prefix) + 1:]: size for path, size, _mtime
+                               in self.remote.list_detail(prefix)
+                               if path.startswith(prefix + "/")}
+        return self._runs[key]
 
     def holds(self, project: str, run_id: str, *, whole: bool) -> bool:
         """Whether the remote has a folder for the run (listed as ``forget_lost``
@@ -366,8 +401,30 @@ def _contiguous_end(name: str, parts: dict[str, Any]) -> int:
     return pos
 
 
+class _Lazy:
+    """The remote's files of one run (path in its folder → size), less those
+    just deleted (``gone``), listed when first asked: a sync with nothing new
+    to append never lists them."""
+
+    def __init__(self, listed: RemoteRuns, project: str, run_id: str, whole: bool,
+                 gone: set[str]) -> None:
+        self._args = (listed, project, run_id, whole, gone)
+        self._value: dict[str, int] | None = None
+
+    def __call__(self) -> dict[str, int]:
+        if self._value is None:
+            listed, project, run_id, whole, gone = self._args
+            self._value = {rel: size for rel, size
+                           in listed.run_files(project, run_id, whole=whole).items()
+                           if rel not in gone}
+        return self._value
+
+
 def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, Any],
-              dry_run: bool) -> int:
+              dry_run: bool, there: Callable[[], dict[str, int]]) -> int | str:
+    """Send what the remote lacks of the run; the bytes sent, or why nothing
+    was: another store appended to the run on the remote (``there``: the
+    remote's files of the run and their sizes, listed when first asked)."""
     sent = 0
     stats: dict[str, Any] = seen["stat"]
     appended: dict[str, Any] = seen["append"]
@@ -382,9 +439,20 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
             stats[rel] = key
         sent += key[0]
 
+    # Every append-only file is checked against the remote before any is sent:
+    # a run that another store appended to is left as the remote holds it.
+    starts: dict[str, tuple[int, bool]] = {}
     for name in APPEND_FILES:
-        sent += _push_appended(folder.path / name, remote, f"{prefix}/{name}", appended,
-                               name, dry_run)
+        got = _append_start(folder.path / name, remote, prefix, name, appended.get(name),
+                            there, dry_run)
+        if isinstance(got, str):
+            return f"run {folder.id}: {got}"
+        if got is not None:
+            starts[name] = got
+    got_sent = _append_all(folder.path, remote, prefix, starts, appended, there, dry_run)
+    if isinstance(got_sent, str):
+        return f"run {folder.id}: {got_sent}"
+    sent += got_sent
     for name in SMALL_FILES:
         put_if_changed(name)
     for tree in TREES:
@@ -403,21 +471,124 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
     return sent
 
 
+_APPENDED_ELSEWHERE = ("{where} holds bytes from {start} to {end} that this store's copy "
+                       "lacks: the run was logged to in another store and synced from there "
+                       "since this store last sent or pulled it; not sent, and both copies "
+                       "kept (to take the remote's instead, delete the run here with `wbtool "
+                       "runs delete` and pull it)")
+
+
+def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
+                  there: Callable[[], dict[str, int]],
+                  dry_run: bool) -> tuple[int, bool] | str | None:
+    """Where to send the append-only file ``path`` from, and whether the
+    remote's parts of it go first (rewritten here); None when it holds no
+    whole line past what was sent; or why it must not be sent.
+
+    The remote's parts that reach past what the sync state says was sent
+    (``mark``) are compared with the file here: bytes the file lacks were
+    appended by another store, and no part is written beside them. Those it
+    holds were sent by a sync whose record of it was not saved, and are not
+    sent again. Only a file with something to send lists the remote."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
+    rewritten = bool(offset) and (size < offset or _head_digest(path, offset) != head)
+    if not rewritten and not _whole_line_past(path, offset):
+        return None
+    spans = sorted((k[2], k[3], rel) for rel in there()
+                   if (k := _safe_classify(rel)) is not None and k[0] == "part" and k[1] == name)
+    where = remote.display(f"{prefix}/{name}{PARTS}")
+    if rewritten:
+        # Rewritten rather than appended to: started over, unless the remote
+        # holds more than this store sent.
+        past = [(start, end) for start, end, _rel in spans if end > offset]
+        if past:
+            return _APPENDED_ELSEWHERE.format(where=where, start=past[0][0], end=past[-1][1])
+        return 0, True
+    pos = offset
+    own: list[tuple[int, int, str]] = []
+    other: list[tuple[int, int]] = []
+    with open(path, "rb") as f:
+        for start, end, rel in spans:
+            if end <= offset:
+                continue
+            data = remote.read(f"{prefix}/{rel}") if end <= size else b""
+            f.seek(start)
+            if end > size or data != f.read(end - start):
+                other.append((start, end))
+            else:
+                own.append((start, end, rel))
+                if start <= pos:
+                    pos = max(pos, end)
+    if not other:
+        return pos, False
+    if not dry_run:
+        # A part of these bytes that overlaps another store's was left by a
+        # sync of this store stopped before it took it back: taken back now.
+        for start, end, rel in own:
+            if any(s < end and start < e for s, e in other):
+                remote.delete(f"{prefix}/{rel}")
+    return _APPENDED_ELSEWHERE.format(where=where, start=other[0][0], end=other[0][1])
+
+
+def _append_all(folder: Path, remote: Remote, prefix: str,
+                starts: dict[str, tuple[int, bool]], appended: dict[str, Any],
+                there: Callable[[], dict[str, int]], dry_run: bool) -> int | str:
+    """Send each append-only file of the run folder from where ``starts`` says;
+    the bytes sent, or why not: then no part this call wrote is left, and
+    ``appended`` is as it was.
+
+    Another store may have listed the remote before these parts were written
+    and written its own from the same offsets: once they are written the run
+    is listed again, and a part that neither that listing nor this call
+    made, reaching past where this call began, takes them back. Of two
+    syncs that race, at least one does so, and at worst both: no two parts
+    of a file are left overlapping."""
+    marks = dict(appended)
+    mine: list[str] = []
+    sent = 0
+    why: str | None = None
+    for name, (offset, rewritten) in starts.items():
+        if rewritten and not dry_run:
+            for old in remote.list(f"{prefix}/{name}{PARTS}"):
+                remote.delete(old)
+        got = _push_appended(folder / name, remote, f"{prefix}/{name}", appended, name,
+                             offset, dry_run, mine)
+        if isinstance(got, str):
+            why = got
+            break
+        sent += got
+    if why is None and mine:
+        known = set(there()) | {path[len(prefix) + 1:] for path in mine}
+        for path in remote.list(prefix):
+            k = _safe_classify(path[len(prefix) + 1:])
+            if (k is not None and k[0] == "part" and k[1] in starts
+                    and k[3] > starts[k[1]][0] and k[4] not in known):
+                why = _APPENDED_ELSEWHERE.format(
+                    where=remote.display(f"{prefix}/{k[1]}{PARTS}"), start=k[2], end=k[3])
+                break
+    if why is None:
+        return sent
+    for path in mine:
+        remote.delete(path)
+    appended.clear()
+    appended.update(marks)
+    return why
+
+
 def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, Any],
-                   name: str, dry_run: bool) -> int:
-    """Send the whole lines of ``path`` past what the remote has; return the bytes sent."""
+                   name: str, offset: int, dry_run: bool, mine: list[str]) -> int | str:
+    """Send the whole lines of ``path`` from ``offset`` on; return the bytes
+    sent, or why the rest was not sent; add the parts created to ``mine``.
+    Each part is created exclusively: one of that name already there (another
+    store's, written since the remote was listed) is left as it is."""
     try:
         size = path.stat().st_size
     except OSError:
         return 0
-    mark = appended.get(name)
-    offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
-    if offset and (size < offset or _head_digest(path, offset) != head):
-        # Rewritten rather than appended to: start over.
-        if not dry_run:
-            for old in remote.list(f"{target}{PARTS}"):
-                remote.delete(old)
-        offset = 0
     sent = 0
     with open(path, "rb") as f:
         while offset < size:
@@ -428,8 +599,14 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
                 break  # no whole line yet
             chunk = chunk[:cut + 1]
             end = offset + len(chunk)
-            if not dry_run:
-                remote.write(part_name(target, offset, end), chunk)
+            part = part_name(target, offset, end)
+            if dry_run:
+                pass
+            elif remote.create_exclusive(part, chunk):
+                mine.append(part)
+            elif remote.read(part) != chunk:
+                return _APPENDED_ELSEWHERE.format(where=remote.display(f"{target}{PARTS}"),
+                                                  start=offset, end=end)
             sent += len(chunk)
             offset = end
     if not dry_run and offset:
@@ -828,14 +1005,31 @@ def _download(remote: Remote, prefix: str, plan: list[tuple[str, str, int, int, 
         with open(stage / name, "xb") as out, contextlib.ExitStack() as stack:
             if old is not None:
                 stack.callback(old.close)
-            # Parts may overlap: a sync whose record of what it sent was not
-            # saved (interrupted) sends the file again from byte 0, in other
-            # parts. Their bytes agree (the file is only appended to; a
-            # rewrite deletes the old parts first), so each part adds what
-            # it holds past what is read already.
+            # Parts may overlap: a sync of an earlier version whose record of
+            # what it sent was not saved (interrupted) sent the file again
+            # from byte 0, in other parts whose bytes agree; each part adds
+            # what it holds past what is read already. Parts that disagree
+            # were written by two stores appending to the run at once (before
+            # sync refused that): no file is made of them.
             for start, end, rel in sorted(spans, key=lambda s: (s[0], -s[1])):
-                if end <= pos:
-                    continue  # all of it read already
+                if start < pos:
+                    out.flush()
+                    data = remote.read(f"{prefix}/{rel}")
+                    got += len(data)
+                    with open(stage / name, "rb") as before:
+                        before.seek(start)
+                        same = data[:pos - start] == before.read(min(end, pos) - start)
+                    if len(data) != end - start or not same:
+                        res.refused.append({"path": f"{prefix}/{rel}", "reason": (
+                            f"holds {len(data)} bytes, not {end - start}"
+                            if len(data) != end - start else
+                            f"overlaps another part of {name} with other bytes: the run "
+                            "was appended to in two stores at once; not pulled")})
+                        return -1
+                    if end > pos:
+                        out.write(memoryview(data)[pos - start:])
+                        pos = end
+                    continue
                 if start > pos:
                     if reuse is not None and _size(reuse[0] / name) > pos:
                         # what the last pull got is more than the remote has now
