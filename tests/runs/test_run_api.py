@@ -662,6 +662,28 @@ def test_config_numbers_in_exponent_form_read_back_as_numbers_with_pyyaml(
     assert yaml.safe_load(text) == json.loads(text) == values
     assert wandb.Api().run(f"p/{run.id}").config == values
 
+
+def test_non_finite_config_numbers_read_back_as_floats_with_pyyaml(store_dir: Path) -> None:
+    """NaN, Infinity and -Infinity were written as JSON's words, which PyYAML
+    reads as strings; YAML's .nan, .inf and -.inf read back as floats."""
+    import yaml
+
+    values = {"nan": math.nan, "inf": math.inf, "neg": -math.inf, "lr": 5e-05,
+              "list": [math.inf, "NaN", ".nan"], "Infinity": "-.inf", "-.inf": 1}
+    run = wandb.init(project="p", config=values, settings=quiet())
+    run.finish()
+    text = (store_dir / "runs" / run.id / "config.yaml").read_text()
+
+    def same(doc: dict[str, Any]) -> None:
+        assert math.isnan(doc.pop("nan"))
+        assert doc == {k: v for k, v in values.items() if k != "nan"}
+
+    same(yaml.safe_load(text))
+    same(dict(wandb.Api().run(f"p/{run.id}").config))
+    from wbtool.runs.folder import RunFolder
+
+    same(RunFolder(store_dir / "runs" / run.id).read_config())
+
 def test_one_config_key_given_as_a_string_is_one_key() -> None:
     """A string was read as a set of letters: ``config_include_keys="lr"``
     kept no key at all and ``config_exclude_keys="lr"`` dropped none."""
