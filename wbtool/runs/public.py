@@ -140,8 +140,11 @@ class PublicRun:
                      min_step: int | None = None, max_step: int | None = None,
                      ) -> Iterator[dict[str, Any]]:
         """Every history row, streamed. With ``keys``, only rows holding all of
-        them, reduced to those keys (and ``_step``)."""
+        them, reduced to those keys, ``_step``, and ``_label`` where the row has
+        one: the process of a shared run that logged it (x_label), which no
+        row needs in order to be kept, even when ``keys`` names it."""
         wanted = list(keys) if keys else None
+        needed = [k for k in wanted if k != "_label"] if wanted else []
         for row in iter_rows(self._folder.history):
             step = row.get("_step")
             if min_step is not None and (not isinstance(step, int) or step < min_step):
@@ -150,9 +153,11 @@ class PublicRun:
                 continue
             if wanted is None:
                 yield row
-            elif all(k in row for k in wanted):
-                out = {k: row[k] for k in wanted}
+            elif all(k in row for k in needed):
+                out = {k: row[k] for k in wanted if k in row}
                 out.setdefault("_step", step)
+                if "_label" in row:
+                    out["_label"] = row["_label"]
                 yield out
 
     def history(self, samples: int = 500, keys: Sequence[str] | None = None,
@@ -163,8 +168,8 @@ class PublicRun:
         if source is not None:
             rows = list(iter_rows(source))
             if keys:
-                rows = [{k: r[k] for k in (*keys, "_timestamp") if k in r}
-                        for r in rows if all(k in r for k in keys)]
+                rows = [{k: r[k] for k in (*keys, "_timestamp", "_label") if k in r}
+                        for r in rows if all(k in r for k in keys if k != "_label")]
         else:
             rows = list(self.scan_history(keys=keys))
         rows = sample_rows(rows, samples)
