@@ -1017,6 +1017,40 @@ def test_restore_from_another_run(tmp_path: Path) -> None:
     f.close()
 
 
+def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None:
+    """Api().run(...).files() and .file(name) give File objects (name, size,
+    url, download) as the reference's public API does, not bare names."""
+    Path("sub").mkdir()
+    Path("sub/model.txt").write_text("weights")
+    Path("notes.txt").write_text("n")
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.save("sub/model.txt", policy="now")
+        run.save("notes.txt", policy="now")
+    api_run = wandb.Api().run(f"p/{run.id}")
+    files = {f.name: f for f in api_run.files()}
+    assert {"sub/model.txt", "notes.txt"} <= set(files)
+    model = files["sub/model.txt"]
+    assert str(model) == model.name == "sub/model.txt"
+    assert model.size == 7 and model.url.startswith("file://")
+    assert Path(model.path).read_text() == Path(os.fspath(model)).read_text() == "weights"
+    assert [f.name for f in api_run.files(names=["notes.txt"])] == ["notes.txt"]
+    assert api_run.file("sub/model.txt") == model
+
+    root = tmp_path / "out"
+    with model.download(str(root)) as f:
+        assert f.read() == "weights"
+    assert (root / "sub/model.txt").read_text() == "weights"
+    (root / "sub/model.txt").write_text("mine")
+    with pytest.raises(ValueError, match="replace=True"):
+        model.download(root)
+    with model.download(root, exist_ok=True) as f:
+        assert f.read() == "mine"
+    with model.download(root, replace=True) as f:
+        assert f.read() == "weights"
+    with pytest.raises(wandb.WbtoolError, match="not found"):
+        api_run.file("nope.txt")
+
+
 def test_log_code_makes_a_code_artifact() -> None:
     Path("train.py").write_text("print('hi')\n")
     Path("pkg").mkdir()

@@ -17,6 +17,7 @@ from wbtool.runs.ids import split_run_path
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
     from wbtool.context import Context
+    from wbtool.runs.files import File
 
 
 def _iso(ts: Any) -> str | None:
@@ -187,21 +188,30 @@ class PublicRun:
         return list(self.history(samples=samples, keys=keys, pandas=False))
 
     # -- files and artifacts ---------------------------------------------------------------
-    def files(self) -> list[str]:
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> list[File]:
+        """The run's saved files (its ``files/`` folder), sorted by name; with
+        ``names``, those files, in that order."""
+        from wbtool.runs.files import File
+
+        if names is not None:
+            return [self.file(n) for n in names]
         root = self._folder.files
         out = []
-        for dirpath, _dirs, names in os.walk(root):
-            for n in names:
-                out.append(os.path.relpath(os.path.join(dirpath, n), root).replace(os.sep, "/"))
-        return sorted(out)
+        for dirpath, _dirs, found in os.walk(root):
+            for n in found:
+                path = os.path.join(dirpath, n)
+                out.append(File(os.path.relpath(path, root).replace(os.sep, "/"), path))
+        return sorted(out, key=lambda f: f.name)
 
-    def file(self, name: str) -> str:
+    def file(self, name: str) -> File:
         from wbtool.names import validate_entry_path
+        from wbtool.runs.files import File
 
-        path = self._folder.files / validate_entry_path(name)
+        rel = validate_entry_path(name)
+        path = self._folder.files / rel
         if not path.is_file():
             raise NotFoundError(what=f"file in run {self.id}", name=name)
-        return str(path)
+        return File(rel, str(path))
 
     def _artifacts(self, direction: str) -> list[Artifact]:
         from wbtool.artifacts.artifact import Artifact
