@@ -9,7 +9,8 @@ A run folder is sent file by file:
   append, so each new stretch is a complete object of its own,
   ``<name>.parts/<offset>-<end>``, cut at the last newline so that every part
   of a JSON-lines file holds whole lines. A reader concatenates the parts in
-  offset order;
+  offset order. An empty file is sent as the empty part ``0-0``, so that a
+  reader makes it empty rather than leaving it out;
 - ``files/`` and ``media/`` are compared by (path, size, mtime);
 - ``run.json`` goes last, so a reader never sees a run record whose files are
   missing.
@@ -325,7 +326,8 @@ def _forget_lost(seen: dict[str, Any], files: dict[str, int],
             offset = int(mark["offset"])
         except (KeyError, TypeError, ValueError):
             offset = -1
-        if _contiguous_end(name, whole) < offset or offset < 0:
+        if (_contiguous_end(name, whole) < offset or offset < 0
+                or (not offset and not parts and listed(part_name(name, 0, 0)))):
             del appended[name]
             stale += sorted(parts)
     return stale
@@ -341,10 +343,11 @@ def _seen_by_pull(path: Path, url: str, project: str) -> dict[str, Any]:
     if mark is None:
         return seen
     parts = mark.get("parts")
+    parts = parts if isinstance(parts, dict) else {}
     for name in APPEND_FILES:
-        end = _contiguous_end(name, parts if isinstance(parts, dict) else {})
+        end = _contiguous_end(name, parts)
         key = _stat_key(path / name)
-        if end and key is not None and key[0] >= end:
+        if key is not None and key[0] >= end and (end or part_name(name, 0, 0) in parts):
             seen["append"][name] = {"offset": end, "head": _head_digest(path / name, end)}
     local = mark.get("local")
     for rel, key in (local.items() if isinstance(local, dict) else ()):
@@ -412,6 +415,7 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
         return 0
     mark = appended.get(name)
     offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
+    sent_before = offset
     if offset and (size < offset or _head_digest(path, offset) != head):
         # Rewritten rather than appended to: start over.
         if not dry_run:
@@ -432,6 +436,10 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
                 remote.write(part_name(target, offset, end), chunk)
             sent += len(chunk)
             offset = end
+    if not size and not dry_run and (mark is None or sent_before):
+        # empty: the part 0-0 tells a reader that it is there
+        remote.write(part_name(target, 0, 0), b"")
+        appended[name] = {"offset": 0, "head": _head_digest(path, 0)}
     if not dry_run and offset:
         appended[name] = {"offset": offset, "head": _head_digest(path, offset)}
     return sent
@@ -467,8 +475,9 @@ def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
         return ("tree", rel, 0, 0, rel)
     if head.endswith(PARTS) and head[:-len(PARTS)] in APPEND_FILES:
         m = _PART_RE.fullmatch(rest)
-        if m and int(m.group(1)) < int(m.group(2)):
-            return ("part", head[:-len(PARTS)], int(m.group(1)), int(m.group(2)), rel)
+        start, end = (int(m.group(1)), int(m.group(2))) if m else (0, -1)
+        if start < end or start == end == 0:  # 0-0: the file is there, empty
+            return ("part", head[:-len(PARTS)], start, end, rel)
     return None
 
 
