@@ -100,6 +100,48 @@ class LatestMovedError(ConflictError):
     """the latest version of {project}/{name} changed from {base} to {newest} while this was made"""
 
 
+class ResumeError(WbtoolError):
+    """{arg}"""
+
+    def __init__(self, *, cli: bool = False, **fields: Any) -> None:
+        value = fields["value"]
+        arg = f"--resume {value}" if cli else f"resume={value!r}"
+        super().__init__(None, arg=arg, cli=cli, **fields)
+
+    def for_cli(self) -> ResumeError:
+        """The same error in the command line's words (``--resume allow``)."""
+        fields = {k: v for k, v in self.fields.items() if k not in ("arg", "cli")}
+        return type(self)(cli=True, **fields)
+
+
+class RunExistsError(ResumeError, ConflictError):
+    """run {run_id} already exists: pass {arg} to continue it, or choose another id"""
+
+    def __init__(self, *, cli: bool = False, **fields: Any) -> None:
+        super().__init__(cli=cli, **{"value": "allow", **fields})
+
+
+class RunExistsResumeNeverError(ResumeError, ConflictError):
+    """run {run_id} already exists and {arg}"""
+
+    def __init__(self, *, cli: bool = False, **fields: Any) -> None:
+        super().__init__(cli=cli, **{"value": "never", **fields})
+
+
+class RunToResumeNotFoundError(ResumeError, NotFoundError):
+    """run to resume ({arg}) not found: {run_id}"""
+
+    def __init__(self, *, cli: bool = False, **fields: Any) -> None:
+        super().__init__(cli=cli, **{"value": "must", **fields})
+
+
+class ResumeNeedsIdError(ResumeError, UsageError):
+    """{arg} needs the id of the run to resume"""
+
+    def __init__(self, *, cli: bool = False, **fields: Any) -> None:
+        super().__init__(cli=cli, **{"value": "must", **fields})
+
+
 class AliasedVersionError(ConflictError):
     """{ref} has aliases {aliases}; pass {option} to delete it anyway"""
 

@@ -817,6 +817,22 @@ def test_a_resumed_run_keeps_its_summary_and_runtime_going(
     assert shown["a"] == 2
 
 
+def test_resume_refusals_of_wbtool_run_name_the_resume_flag(cli: Cli, store_dir: Path) -> None:
+    """They named the Python argument (resume='allow'), which wbtool run has no way to take."""
+    cli("run", "-q", "--id", "dup", "--", "true", check=True)
+    res = cli("run", "-q", "--id", "dup", "--", "true")
+    is_error(res, 5, "run dup already exists: pass --resume allow to continue it")
+    is_error(cli("run", "-q", "--id", "dup", "--resume", "never", "--", "true"), 5,
+             "run dup already exists and --resume never")
+    is_error(cli("run", "-q", "--id", "nope", "--resume", "must", "--", "true"), 3,
+             "run to resume (--resume must) not found: nope")
+    is_error(cli("run", "-q", "--resume", "must", "--", "true"), 2,
+             "--resume must needs the id of the run to resume")
+    for res in (cli("run", "-q", "--id", "dup", "--", "true"),
+                cli("run", "-q", "--resume", "must", "--", "true")):
+        assert "resume=" not in res.err
+
+
 def test_a_value_nested_too_deep_is_a_usage_error(cli: Cli, store_dir: Path) -> None:
     """JSON nested deeper than Python's reader (or the history writer) can
     recurse is refused in one line, and nothing is written."""

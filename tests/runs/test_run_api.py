@@ -824,9 +824,9 @@ def test_resume_modes() -> None:
     run.log({"a": 2})
     run.summary["best"] = 5
     run.finish()
-    with pytest.raises(wandb.WbtoolError, match="already exists"):
+    with pytest.raises(wandb.WbtoolError, match="already exists and resume='never'"):
         wandb.init(id="abc12345", resume="never", settings=quiet())
-    with pytest.raises(wandb.WbtoolError, match="already exists"):
+    with pytest.raises(wandb.WbtoolError, match="already exists: pass resume='allow'"):
         wandb.init(id="abc12345", settings=quiet())
     again = wandb.init(id="abc12345", resume="must", settings=quiet())
     assert again.resumed and again.step == 2 and again.config.lr == 1

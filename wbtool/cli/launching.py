@@ -60,9 +60,14 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
         if resume not in ("allow", "must", "never"):
             raise UsageError("--resume must be allow, must or never")
         settings["resume"] = resume
-    return run_command(settings, _config(config or []), list(command),
-                       console=not no_console, capture=capture_metrics or [],
-                       report=None if quiet else _report, sync=sync, live=live)
+    from wbtool.errors import ResumeError
+
+    try:
+        return run_command(settings, _config(config or []), list(command),
+                           console=not no_console, capture=capture_metrics or [],
+                           report=None if quiet else _report, sync=sync, live=live)
+    except ResumeError as e:  # told in the command line's words: --resume allow
+        raise e.for_cli() from None
 
 
 def _report(run: Any) -> None:

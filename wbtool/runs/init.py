@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from wbtool._version import __version__
-from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageError
+from wbtool.errors import (
+    ConflictError,
+    InvalidNameError,
+    NotFoundError,
+    ResumeNeedsIdError,
+    RunExistsError,
+    RunExistsResumeNeverError,
+    RunToResumeNotFoundError,
+    UsageError,
+)
 from wbtool.runs import catalog, current
 from wbtool.runs.config import (
     Config,
@@ -364,19 +373,18 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
             folder = RunFolder(runs_dir / run_id)
             exists = folder.exists()
             if resume == "must" and not exists:
-                raise NotFoundError(what="run to resume (resume='must')", name=run_id)
+                raise RunToResumeNotFoundError(run_id=run_id)
             if resume == "never" and exists:
-                raise ConflictError(f"run {run_id} already exists and resume='never'")
+                raise RunExistsResumeNeverError(run_id=run_id)
             if exists:
                 if resume is None:
-                    raise ConflictError(f"run {run_id} already exists: pass resume='allow' "
-                                        "to continue it, or choose another id")
+                    raise RunExistsError(run_id=run_id)
                 prior = _existing(ctx, folder, "resume")
                 project = _resumed_project(settings, project, prior, run_id)
                 step = _last_step(folder)
         else:
             if resume == "must":
-                raise UsageError("resume='must' needs the id of the run to resume")
+                raise ResumeNeedsIdError()
             run_id = new_id()
             folder = RunFolder(runs_dir / run_id)
             while folder.exists():
