@@ -647,6 +647,31 @@ def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -
     assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
 
 
+def test_a_python_child_that_names_another_id_joins_the_run_and_is_told(
+        cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    """init(id=...) under wbtool run started a second run beside the launched
+    one, silently: the console and exit status went to one, the metrics to
+    the other. The id is ignored, with a warning, as under a sweep agent."""
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(id="explicit", config={"bs": 8})
+        print("child run", run.id, flush=True)
+        run.log({"acc": 0.5})
+        run.finish()
+    """)
+    res = cli("run", "-q", "--project", "p", "--", PY, child)
+    assert res.code == 0, res.err
+    folder = only_run(store_dir)  # one run: the launched one
+    assert folder.name != "explicit" and res.out == f"child run {folder.name}\n"
+    assert [r["acc"] for r in iter_rows(folder / "history.jsonl")] == [0.5]
+    assert res.err == (f"wbtool: WARNING init(id='explicit') ignored: this program runs under "
+                       f"`wbtool run`, whose run {folder.name} it joins (`wbtool run --id "
+                       "explicit -- …` names that run)\n")
+    # The launcher named with that id: the same run, and nothing to tell.
+    res = cli("run", "-q", "--id", "explicit", "--project", "p", "--", PY, child)
+    assert res.code == 0 and res.out == "child run explicit\n" and res.err == "", res
+
+
 def test_forked_workers_of_a_joined_program_join_the_run_too(
     cli: Cli, store_dir: Path, tmp_path: Path
 ) -> None:
