@@ -100,6 +100,10 @@ class LatestMovedError(ConflictError):
     """the latest version of {project}/{name} changed from {base} to {newest} while this was made"""
 
 
+class AliasedVersionError(ConflictError):
+    """{ref} has aliases {aliases}; pass {option} to delete it anyway"""
+
+
 class StoreError(WbtoolError):
     """{message}"""
 

@@ -1079,7 +1079,7 @@ def test_delete_with_alias_requires_delete_aliases(tmp_path: Path) -> None:
     logged("del", {"a.txt": "one"}, tmp_path)
 
     target = load("del:v0")
-    with pytest.raises(WbtoolError):
+    with pytest.raises(WbtoolError, match=r"has aliases best; pass delete_aliases=True to"):
         target.delete()
     assert load("del:best").version == "v0"  # nothing was deleted
 

@@ -286,7 +286,9 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "log", "ds", str(data), "--type", "dataset", "--alias", "old", check=True)
     (data / "x").write_bytes(b"in-v1")
     cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
-    assert cli("artifact", "rm", "ds:v0").code == 5  # it has an alias
+    res = cli("artifact", "rm", "ds:v0")  # it has an alias: named, with the flag to pass
+    assert res.code == 5 and res.err == (
+        "wbtool: error: ds:v0 has aliases old; pass --delete-aliases to delete it anyway\n")
     cli("artifact", "rm", "ds:v0", "--delete-aliases", check=True)
     assert cli("artifact", "info", "ds:v0").code == 3
     gone = hash_bytes(b"only-in-v0")

@@ -669,6 +669,31 @@ def test_python_child_joins_the_run(cli: Cli, store_dir: Path, tmp_path: Path) -
     assert (folder / "output.log").read_text() == res.out  # recorded once, not twice
 
 
+def test_a_python_child_that_names_another_id_joins_the_run_and_is_told(
+        cli: Cli, store_dir: Path, tmp_path: Path) -> None:
+    """init(id=...) under wbtool run started a second run beside the launched
+    one, silently: the console and exit status went to one, the metrics to
+    the other. The id is ignored, with a warning, as under a sweep agent."""
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(id="explicit", config={"bs": 8})
+        print("child run", run.id, flush=True)
+        run.log({"acc": 0.5})
+        run.finish()
+    """)
+    res = cli("run", "-q", "--project", "p", "--", PY, child)
+    assert res.code == 0, res.err
+    folder = only_run(store_dir)  # one run: the launched one
+    assert folder.name != "explicit" and res.out == f"child run {folder.name}\n"
+    assert [r["acc"] for r in iter_rows(folder / "history.jsonl")] == [0.5]
+    assert res.err == (f"wbtool: WARNING init(id='explicit') ignored: this program runs under "
+                       f"`wbtool run`, whose run {folder.name} it joins (`wbtool run --id "
+                       "explicit -- …` names that run)\n")
+    # The launcher named with that id: the same run, and nothing to tell.
+    res = cli("run", "-q", "--id", "explicit", "--project", "p", "--", PY, child)
+    assert res.code == 0 and res.out == "child run explicit\n" and res.err == "", res
+
+
 def test_forked_workers_of_a_joined_program_join_the_run_too(
     cli: Cli, store_dir: Path, tmp_path: Path
 ) -> None:
@@ -899,8 +924,9 @@ def test_resume_errors_name_wbtool_runs_own_options(cli: Cli, store_dir: Path) -
     is_error(cli("run", "--id", "other", "--resume", "must", "--", "true"), 3,
              "(--resume must) not found: other")
     is_error(cli("run", "--resume", "must", "--", "true"), 2, "--resume must needs --id")
-    res = cli("run", "--", PY, "-c", "import wbtool; wbtool.init(id='taken')")
-    assert res.code == 1 and "pass resume='allow' to continue it" in res.err
+    res = subprocess.run([PY, "-c", "import wbtool; wbtool.init(id='taken')"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "pass resume='allow' to continue it" in res.stderr
 
 
 def test_a_launched_runs_programs_go_on_aggregating_its_metrics(

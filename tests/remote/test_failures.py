@@ -306,7 +306,10 @@ def test_an_azure_endpoint_where_nothing_listens_fails_in_seconds(
         args: tuple[str, ...], cli: Cli, tmp_path: Path) -> None:
     """With wbtool's own limits: the Azure SDK's retries would wait 18, 24
     and 42 seconds, for each of the two requests of a listing."""
-    res, took = _against_azure(cli, tmp_path, free_port(), {}, args, seconds=25)
+    port = free_port()
+    res, took = _against_azure(cli, tmp_path, port, {}, args, seconds=25)
     _assert_unreachable(res)
-    assert "Connect call failed" in res.err or "refused" in res.err.lower(), res.err
+    assert res.err.endswith(f"connection to 127.0.0.1:{port} refused: start the server there, "
+                            "or point BlobEndpoint in AZURE_STORAGE_CONNECTION_STRING to where "
+                            "it runs\n"), res.err
     assert took < 20

@@ -136,6 +136,40 @@ def test_a_pulled_run_logged_to_and_synced_keeps_its_new_rows(
     assert _history(c.path)[-1]["extra"] == 99
 
 
+def test_an_empty_append_only_file_is_pulled_empty_not_left_out(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty output.log or system.jsonl has no line to send as a part: it
+    goes as the empty part 0-0, once, and a pull makes it empty."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    folder = a.path / "runs" / RUN_ID
+    for name in ("output.log", "system.jsonl"):
+        (folder / name).write_bytes(b"")
+    (folder / "output.raw").unlink(missing_ok=True)
+    assert a.result("sync")["runs_sent"] == 1
+    assert a.result("sync")["runs_sent"] == 0  # sent once
+    b("pull", "-p", "p", "--run", RUN_ID)
+    for name in ("output.log", "system.jsonl"):
+        assert (b.path / "runs" / RUN_ID / name).read_bytes() == b"", name
+    assert not (b.path / "runs" / RUN_ID / "output.raw").exists()  # absent stays absent
+    assert b.result("sync")["runs_sent"] == 0  # the pulled copy has nothing to send back
+    # The part lost on the remote: a checking sync sends it again.
+    remote = backend.open()
+    empty = runsync.part_name(f"{runsync.run_prefix('p', RUN_ID)}/output.log", 0, 0)
+    remote.delete(empty)
+    a("sync", "--check")
+    assert remote.list(empty) == [empty]
+    c = Store(b.cli, tmp_path / "c" / ".wbtool", backend)
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert (c.path / "runs" / RUN_ID / "output.log").read_bytes() == b""
+    # Logged to since: its lines follow, and a reader gets them whole.
+    (folder / "output.log").write_bytes(b"hello\n")
+    assert a.result("sync")["runs_sent"] == 1
+    c("pull", "-p", "p", "--run", RUN_ID)
+    assert (c.path / "runs" / RUN_ID / "output.log").read_bytes() == b"hello\n"
+
+
 def test_pull_never_replaces_a_run_with_data_the_remote_lacks(
         stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
         monkeypatch: pytest.MonkeyPatch) -> None:

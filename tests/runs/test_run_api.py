@@ -662,6 +662,28 @@ def test_config_numbers_in_exponent_form_read_back_as_numbers_with_pyyaml(
     assert yaml.safe_load(text) == json.loads(text) == values
     assert wandb.Api().run(f"p/{run.id}").config == values
 
+
+def test_non_finite_config_numbers_read_back_as_floats_with_pyyaml(store_dir: Path) -> None:
+    """NaN, Infinity and -Infinity were written as JSON's words, which PyYAML
+    reads as strings; YAML's .nan, .inf and -.inf read back as floats."""
+    import yaml
+
+    values = {"nan": math.nan, "inf": math.inf, "neg": -math.inf, "lr": 5e-05,
+              "list": [math.inf, "NaN", ".nan"], "Infinity": "-.inf", "-.inf": 1}
+    run = wandb.init(project="p", config=values, settings=quiet())
+    run.finish()
+    text = (store_dir / "runs" / run.id / "config.yaml").read_text()
+
+    def same(doc: dict[str, Any]) -> None:
+        assert math.isnan(doc.pop("nan"))
+        assert doc == {k: v for k, v in values.items() if k != "nan"}
+
+    same(yaml.safe_load(text))
+    same(dict(wandb.Api().run(f"p/{run.id}").config))
+    from wbtool.runs.folder import RunFolder
+
+    same(RunFolder(store_dir / "runs" / run.id).read_config())
+
 def test_one_config_key_given_as_a_string_is_one_key() -> None:
     """A string was read as a set of letters: ``config_include_keys="lr"``
     kept no key at all and ``config_exclude_keys="lr"`` dropped none."""
@@ -802,9 +824,9 @@ def test_resume_modes() -> None:
     run.log({"a": 2})
     run.summary["best"] = 5
     run.finish()
-    with pytest.raises(wandb.WbtoolError, match="already exists"):
+    with pytest.raises(wandb.WbtoolError, match="already exists and resume='never'"):
         wandb.init(id="abc12345", resume="never", settings=quiet())
-    with pytest.raises(wandb.WbtoolError, match="already exists"):
+    with pytest.raises(wandb.WbtoolError, match="already exists: pass resume='allow'"):
         wandb.init(id="abc12345", settings=quiet())
     again = wandb.init(id="abc12345", resume="must", settings=quiet())
     assert again.resumed and again.step == 2 and again.config.lr == 1
@@ -993,6 +1015,40 @@ def test_restore_from_another_run(tmp_path: Path) -> None:
     f = wandb.restore("model.txt", run_path=f"p/{first.id}", root=str(tmp_path / "out"))
     assert f.read() == "weights"
     f.close()
+
+
+def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None:
+    """Api().run(...).files() and .file(name) give File objects (name, size,
+    url, download) as the reference's public API does, not bare names."""
+    Path("sub").mkdir()
+    Path("sub/model.txt").write_text("weights")
+    Path("notes.txt").write_text("n")
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.save("sub/model.txt", policy="now")
+        run.save("notes.txt", policy="now")
+    api_run = wandb.Api().run(f"p/{run.id}")
+    files = {f.name: f for f in api_run.files()}
+    assert {"sub/model.txt", "notes.txt"} <= set(files)
+    model = files["sub/model.txt"]
+    assert str(model) == model.name == "sub/model.txt"
+    assert model.size == 7 and model.url.startswith("file://")
+    assert Path(model.path).read_text() == Path(os.fspath(model)).read_text() == "weights"
+    assert [f.name for f in api_run.files(names=["notes.txt"])] == ["notes.txt"]
+    assert api_run.file("sub/model.txt") == model
+
+    root = tmp_path / "out"
+    with model.download(str(root)) as f:
+        assert f.read() == "weights"
+    assert (root / "sub/model.txt").read_text() == "weights"
+    (root / "sub/model.txt").write_text("mine")
+    with pytest.raises(ValueError, match="replace=True"):
+        model.download(root)
+    with model.download(root, exist_ok=True) as f:
+        assert f.read() == "mine"
+    with model.download(root, replace=True) as f:
+        assert f.read() == "weights"
+    with pytest.raises(wandb.WbtoolError, match="not found"):
+        api_run.file("nope.txt")
 
 
 def test_log_code_makes_a_code_artifact() -> None:

@@ -439,6 +439,11 @@ def test_every_process_of_a_shared_run_samples_system_metrics_under_its_label(
         assert all("proc.memory.rssMB" in r for r in mine)
         started = record(store_dir)["started_at"]  # the run's, not the process's
         assert all(abs(r["_timestamp"] - started - r["_runtime"]) < 0.5 for r in mine)
+    import wbtool
+
+    shown = wbtool.Api().run("p/ddp3").history(stream="system", keys=["proc.memory.rssMB"],
+                                               samples=10_000, pandas=False)
+    assert [r["_label"] for r in shown] == [r["_label"] for r in samples]
 
 
 SHARED_LABELS = """
@@ -487,6 +492,12 @@ def test_history_rows_of_a_shared_run_name_the_secondary_that_logged_them(
     api_run = wbtool.Api().run("p/ddp4")
     assert "_label" not in api_run.summary
     assert [r.get("_label") for r in api_run.scan_history()] == [
+        r.get("_label") for r in history]
+    # with keys, too, each row names its writer; naming _label drops no row
+    for keys in (["loss"], ["loss", "_label"], ["_label", "loss"]):
+        assert list(api_run.scan_history(keys=keys)) == [
+            {k: r[k] for k in ("loss", "_step", "_label") if k in r} for r in history]
+    assert [r.get("_label") for r in api_run.history(keys=["loss"], pandas=False)] == [
         r.get("_label") for r in history]
     shown = cli("runs", "show", "ddp4", check=True).out
     assert "_label" not in shown and "loss (rank1)" in shown  # each process's own chart

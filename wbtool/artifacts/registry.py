@@ -18,6 +18,7 @@ from typing import Any
 
 from wbtool.bulk import gc_paused
 from wbtool.errors import (
+    AliasedVersionError,
     ConflictError,
     LatestMovedError,
     NotFoundError,
@@ -528,10 +529,9 @@ class Registry:
             if not rec.is_link:
                 user_aliases = [a for a in rec.aliases if a != "latest"]
                 if user_aliases and not delete_aliases:
-                    raise ConflictError(
-                        f"{rec.name}:{rec.version} has aliases {', '.join(user_aliases)}; "
-                        "pass delete_aliases=True (--delete-aliases) to delete it anyway"
-                    )
+                    raise AliasedVersionError(ref=f"{rec.name}:{rec.version}",
+                                              aliases=", ".join(user_aliases),
+                                              option="delete_aliases=True")
                 links = [i for (i,) in db.execute(
                     "SELECT id FROM versions WHERE source_id=?", (rec.id,))]
             else:

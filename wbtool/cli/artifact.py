@@ -407,13 +407,16 @@ def rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Delete a version (its objects are freed by 'cache gc')."""
-    from wbtool.errors import UsageError
+    from wbtool.errors import AliasedVersionError, UsageError
 
     if ":" not in ref:
         raise UsageError("name the version to delete: NAME:VERSION (e.g. mnist:v3)")
     ctx = ops.context(project, create=False, refs=[ref])
     rec = ops.resolve(ctx, ref)
-    ctx.registry.delete(rec, delete_aliases=delete_aliases)
+    try:
+        ctx.registry.delete(rec, delete_aliases=delete_aliases)
+    except AliasedVersionError as e:  # told in the command line's words
+        raise AliasedVersionError(**{**e.fields, "option": "--delete-aliases"}) from None
     if as_json:
         output.emit_json("artifact rm", {"deleted": f"{rec.project}/{rec.name}:{rec.version}"})
     else:

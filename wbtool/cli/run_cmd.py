@@ -49,7 +49,8 @@ def run(
     """Run CMD as a tracked run: console, exit state and metadata are recorded.
 
     wbtool exits with CMD's exit status (128+N when it died of signal N). A
-    program that calls wbtool.init() joins this run.
+    program that calls wbtool.init() joins this run; an id it passes to init
+    is ignored, with a warning (name the run with --id instead).
     """
     from wbtool.cli.launching import execute
 

@@ -405,7 +405,7 @@ def _show_doc(run: Any) -> dict[str, Any]:
         "metadata": {"python": meta.get("python"), "os": meta.get("os"),
                      "host": meta.get("host"), "git_commit": git.get("commit"),
                      "git_branch": git.get("branch"), "git_dirty": git.get("dirty")},
-        "files": run.files(),
+        "files": [f.name for f in run.files()],
         "artifacts_used": [{"name": a.name, "type": a.type} for a in run.used_artifacts()],
         "artifacts_logged": [{"name": a.name, "type": a.type}
                              for a in run.logged_artifacts()],

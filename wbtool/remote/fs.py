@@ -274,6 +274,12 @@ _CREDENTIAL_SOURCES: Mapping[str, str] = MappingProxyType({
              "(AZURE_STORAGE_ACCOUNT_NAME or the remote's account_name option) with "
              "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, or log in with 'az login'",
 })
+# Where each backend is pointed at its server, for a connection refused there.
+_ENDPOINT_SOURCES: Mapping[str, str] = MappingProxyType({
+    "s3fs": "set the remote's endpoint_url option to where it runs",
+    "gcsfs": "set the remote's endpoint_url option to where it runs",
+    "adlfs": "point BlobEndpoint in AZURE_STORAGE_CONNECTION_STRING to where it runs",
+})
 # Exception class names that mean "no credentials were found at all".
 _NO_CREDENTIALS_CLASSES = frozenset({
     "NoCredentialsError",  # botocore
@@ -323,6 +329,37 @@ def _server_code(exc: BaseException) -> tuple[str, int | None]:
     return "", None
 
 
+def _refused_at(exc: BaseException) -> str | None:
+    """``host:port`` (else "the endpoint") when ``exc`` says that a connection
+    was refused there (nothing listens), or None. The backends wrap the
+    ConnectionRefusedError: botocore's EndpointConnectionError names the
+    request's URL, aiohttp's ClientConnectorError (GCS, and Azure inside
+    azure-core's ServiceRequestError) the host and port."""
+    from urllib.parse import urlsplit
+
+    refused, where = False, None
+    todo: list[Any] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen or not isinstance(e, BaseException):
+            continue
+        seen.add(id(e))
+        refused = refused or isinstance(e, ConnectionRefusedError)
+        host, port = getattr(e, "host", None), getattr(e, "port", None)
+        kwargs = getattr(e, "kwargs", None)
+        url = kwargs.get("endpoint_url") if isinstance(kwargs, Mapping) else None
+        if where is None and isinstance(host, str) and host and isinstance(port, int):
+            where = f"{host}:{port}"
+        elif where is None and isinstance(url, str):
+            where = urlsplit(url).netloc.rpartition("@")[2] or None
+        todo += [e.__cause__, e.__context__, getattr(e, "inner_exception", None),
+                 getattr(e, "os_error", None)]
+        if isinstance(kwargs, Mapping):
+            todo.append(kwargs.get("error"))
+    return (where or "the endpoint") if refused else None
+
+
 def _credentials_missing(exc: BaseException) -> bool:
     for e in _chain(exc):
         if type(e).__name__ in _NO_CREDENTIALS_CLASSES and _from_backend(e):
@@ -342,6 +379,10 @@ def describe_backend_error(exc: BaseException, module: str, account: str | None 
     sources = _CREDENTIAL_SOURCES.get(module)
     if sources and _credentials_missing(exc):
         return f"no {service} credentials were found: {sources}"
+    where = _refused_at(exc)
+    if where is not None and module in _ENDPOINT_SOURCES:
+        return f"connection to {where} refused: start the server there, or " \
+               f"{_ENDPOINT_SOURCES[module]}"
     code, status = _server_code(exc)
     if sources and (status in _HTTP_REFUSED or code in _S3_REFUSED):
         who = f" for account {account}" if account else ""

@@ -9,7 +9,8 @@ A run folder is sent file by file:
   append, so each new stretch is a complete object of its own,
   ``<name>.parts/<offset>-<end>``, cut at the last newline so that every part
   of a JSON-lines file holds whole lines. A reader concatenates the parts in
-  offset order;
+  offset order. An empty file is sent as the empty part ``0-0``, so that a
+  reader makes it empty rather than leaving it out;
 - ``files/`` and ``media/`` are compared by (path, size, mtime);
 - ``run.json`` goes last, so a reader never sees a run record whose files are
   missing.
@@ -360,7 +361,8 @@ def _forget_lost(seen: dict[str, Any], files: dict[str, int],
             offset = int(mark["offset"])
         except (KeyError, TypeError, ValueError):
             offset = -1
-        if _contiguous_end(name, whole) < offset or offset < 0:
+        if (_contiguous_end(name, whole) < offset or offset < 0
+                or (not offset and not parts and listed(part_name(name, 0, 0)))):
             del appended[name]
             stale += sorted(parts)
     return stale
@@ -376,10 +378,11 @@ def _seen_by_pull(path: Path, url: str, project: str) -> dict[str, Any]:
     if mark is None:
         return seen
     parts = mark.get("parts")
+    parts = parts if isinstance(parts, dict) else {}
     for name in APPEND_FILES:
-        end = _contiguous_end(name, parts if isinstance(parts, dict) else {})
+        end = _contiguous_end(name, parts)
         key = _stat_key(path / name)
-        if end and key is not None and key[0] >= end:
+        if key is not None and key[0] >= end and (end or part_name(name, 0, 0) in parts):
             seen["append"][name] = {"offset": end, "head": _head_digest(path / name, end)}
     local = mark.get("local")
     for rel, key in (local.items() if isinstance(local, dict) else ()):
@@ -497,7 +500,8 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
     offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
     rewritten = bool(offset) and (size < offset or _head_digest(path, offset) != head)
     if not rewritten and not _whole_line_past(path, offset):
-        return None
+        # an empty file never sent goes as the empty part 0-0
+        return (0, False) if not size and mark is None else None
     spans = sorted((k[2], k[3], rel) for rel in there()
                    if (k := _safe_classify(rel)) is not None and k[0] == "part" and k[1] == name)
     where = remote.display(f"{prefix}/{name}{PARTS}")
@@ -609,6 +613,11 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
                                                   start=offset, end=end)
             sent += len(chunk)
             offset = end
+    mark = appended.get(name)
+    if not size and not dry_run and (not isinstance(mark, dict) or mark.get("offset")):
+        # empty: the part 0-0 tells a reader that it is there
+        remote.write(part_name(target, 0, 0), b"")
+        appended[name] = {"offset": 0, "head": _head_digest(path, 0)}
     if not dry_run and offset:
         appended[name] = {"offset": offset, "head": _head_digest(path, offset)}
     return sent
@@ -644,8 +653,9 @@ def _classify(rel: str) -> tuple[str, str, int, int, str] | None:
         return ("tree", rel, 0, 0, rel)
     if head.endswith(PARTS) and head[:-len(PARTS)] in APPEND_FILES:
         m = _PART_RE.fullmatch(rest)
-        if m and int(m.group(1)) < int(m.group(2)):
-            return ("part", head[:-len(PARTS)], int(m.group(1)), int(m.group(2)), rel)
+        start, end = (int(m.group(1)), int(m.group(2))) if m else (0, -1)
+        if start < end or start == end == 0:  # 0-0: the file is there, empty
+            return ("part", head[:-len(PARTS)], start, end, rel)
     return None
 
 

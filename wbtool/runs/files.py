@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import NotFoundError, UsageError
+from wbtool.errors import ConflictError, NotFoundError, UsageError
 from wbtool.names import validate_entry_path
 
 if TYPE_CHECKING:
@@ -24,6 +24,80 @@ POLICIES = ("live", "now", "end")
 
 class RunFileNotFoundError(NotFoundError, ValueError):
     """file {name!r} not found in run {run}"""
+
+
+class RunFileExistsError(ConflictError, ValueError):
+    """{path} exists: pass replace=True to overwrite it, or exist_ok=True to open it as it is"""
+
+
+class File:
+    """A file in a run's ``files/`` folder, as the public API's ``run.files()``
+    and ``run.file(name)`` give it: ``name`` (its path in the run, with
+    slashes), ``size`` in bytes, ``path`` and ``url`` (where it lies in the
+    local store), and ``download``. ``str(f)`` is its name, ``os.fspath(f)``
+    its path (``open(f)`` reads it)."""
+
+    __slots__ = ("name", "path")
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
+
+    @property
+    def size(self) -> int:
+        return os.stat(self.path).st_size
+
+    @property
+    def url(self) -> str:
+        return Path(self.path).resolve().as_uri()
+
+    direct_url = url
+
+    @property
+    def mimetype(self) -> str:
+        import mimetypes
+
+        return mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+
+    @property
+    def updated_at(self) -> str:
+        import datetime as dt
+
+        mtime = os.stat(self.path).st_mtime
+        return dt.datetime.fromtimestamp(mtime, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def download(self, root: str | os.PathLike[str] = ".", replace: bool = False,
+                 exist_ok: bool = False) -> Any:
+        """Copy the file to ``root``/name and open the copy for reading.
+
+        A file already there is refused (RunFileExistsError, a ValueError)
+        unless ``replace`` (copied over) or ``exist_ok`` (opened as it is)."""
+        dest = Path(os.fspath(root)) / self.name
+        if dest.exists() and not replace:
+            if not exist_ok:
+                raise RunFileExistsError(path=str(dest))
+        elif not dest.exists() or not os.path.samefile(dest, self.path):
+            _copy(self.path, dest)
+        return open(dest, encoding="utf-8")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        try:
+            size = f"{self.size}B"
+        except OSError:
+            size = "missing"
+        return f"<File {self.name} ({self.mimetype}) {size}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, File) and (self.name, self.path) == (other.name, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.path))
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

@@ -1,7 +1,7 @@
 """The run folder (``.wbtool/runs/<id>/``) and the run record ``run.json``.
 
     run.json        identity, state, exit code, timestamps, owner process
-    config.yaml     the config (JSON text, which YAML reads too: see write_config)
+    config.yaml     the config (JSON text that YAML reads too: see yaml_floats)
     history.jsonl   one line per committed step
     system.jsonl    system metric samples
     summary.json    the summary
@@ -248,7 +248,7 @@ class RunFolder:
         except (OSError, UnicodeDecodeError):
             return {}
         try:
-            doc = json.loads(text)
+            doc = json.loads(json_floats(text))
         except ValueError:
             import yaml
 
@@ -280,17 +280,41 @@ class RunFolder:
         return list(iter_rows(self.events))
 
 
-# A JSON string (skipped whole), or a number in exponent form with no point.
-_EXPONENT = lazy_compile(r'"(?:[^"\\]|\\.)*"|(?<![\d.])(-?\d+)([eE][-+]?\d+)')
+# A JSON string (skipped whole), a number in exponent form with no point, or
+# one of the non-finite numbers Python's json writes.
+_YAML_UNSAFE = lazy_compile(
+    r'"(?:[^"\\]|\\.)*"|(?<![\d.])(-?\d+)([eE][-+]?\d+)|(NaN|-?Infinity)')
+_YAML_SPECIAL = {"NaN": ".nan", "Infinity": ".inf", "-Infinity": "-.inf"}
+# A JSON string (skipped whole), or one of YAML's non-finite numbers.
+_YAML_NONFINITE = lazy_compile(r'"(?:[^"\\]|\\.)*"|(-?\.inf|\.nan)(?![\w.])')
+_JSON_SPECIAL = {v: k for k, v in _YAML_SPECIAL.items()}
 
 
 def yaml_floats(text: str) -> str:
-    """JSON ``text`` whose exponent numbers carry a point (``5e-05`` becomes
-    ``5.0e-05``, still the same JSON number): YAML 1.1 readers such as PyYAML
-    read a number without one as a string, and 5e-05 is a common learning rate."""
-    if "e" not in text and "E" not in text:
+    """JSON ``text`` as numbers YAML 1.1 readers such as PyYAML read as floats.
+
+    Exponent numbers get a point (``5e-05`` becomes ``5.0e-05``, still the
+    same JSON number): without one PyYAML reads a string, and 5e-05 is a
+    common learning rate. ``NaN``, ``Infinity`` and ``-Infinity`` become
+    YAML's ``.nan``, ``.inf`` and ``-.inf`` (:func:`json_floats` turns them
+    back)."""
+    if not any(c in text for c in "eENI"):
         return text
-    return _EXPONENT.sub(lambda m: m[0] if m[1] is None else f"{m[1]}.0{m[2]}", text)
+    return _YAML_UNSAFE.sub(_to_yaml, text)
+
+
+def _to_yaml(m: Any) -> str:
+    if m[3] is not None:
+        return _YAML_SPECIAL[m[3]]
+    return m[0] if m[1] is None else f"{m[1]}.0{m[2]}"
+
+
+def json_floats(text: str) -> str:
+    """:func:`yaml_floats`'s ``.nan``, ``.inf`` and ``-.inf`` back as the
+    ``NaN``, ``Infinity`` and ``-Infinity`` Python's json reads."""
+    if ".nan" not in text and ".inf" not in text:
+        return text
+    return _YAML_NONFINITE.sub(lambda m: m[0] if m[1] is None else _JSON_SPECIAL[m[1]], text)
 
 
 def _number(value: Any) -> bool:

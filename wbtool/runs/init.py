@@ -295,11 +295,25 @@ ATTACH_ENV = "WBTOOL_RUN_ATTACH"
 
 
 def _attach_target(settings: Settings) -> str | None:
-    """The launched run that ``init`` in this process joins, if any."""
+    """The launched run that ``init`` in this process joins, if any.
+
+    Another id given to ``init`` does not start a second run beside the
+    launched one (which holds the program's console, exit status and system
+    metrics): as under the reference's sweep agent, the launcher's run wins
+    and the id is ignored, with a warning that says how to name the run."""
     if os.environ.get(ATTACH_ENV) != "1" or settings.resume_from or settings.fork_from:
         return None
     run_id = os.environ.get("WBTOOL_RUN_ID")
-    return run_id if run_id and settings.run_id == run_id else None
+    if not run_id:
+        return None
+    if settings.run_id not in (None, run_id):
+        from wbtool.term import shown
+
+        if settings.mode != "disabled" and shown(settings, "WARNING"):
+            print(f"wbtool: WARNING init(id={settings.run_id!r}) ignored: this program runs "
+                  f"under `wbtool run`, whose run {run_id} it joins (`wbtool run --id "
+                  f"{settings.run_id} -- …` names that run)", file=sys.stderr)
+    return run_id
 
 
 # How long a secondary process of a shared run waits for its primary to start

@@ -17,6 +17,7 @@ from wbtool.runs.ids import split_run_path
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
     from wbtool.context import Context
+    from wbtool.runs.files import File
 
 
 def _iso(ts: Any) -> str | None:
@@ -140,8 +141,11 @@ class PublicRun:
                      min_step: int | None = None, max_step: int | None = None,
                      ) -> Iterator[dict[str, Any]]:
         """Every history row, streamed. With ``keys``, only rows holding all of
-        them, reduced to those keys (and ``_step``)."""
+        them, reduced to those keys, ``_step``, and ``_label`` where the row has
+        one: the process of a shared run that logged it (x_label), which no
+        row needs in order to be kept, even when ``keys`` names it."""
         wanted = list(keys) if keys else None
+        needed = [k for k in wanted if k != "_label"] if wanted else []
         for row in iter_rows(self._folder.history):
             step = row.get("_step")
             if min_step is not None and (not isinstance(step, int) or step < min_step):
@@ -150,9 +154,11 @@ class PublicRun:
                 continue
             if wanted is None:
                 yield row
-            elif all(k in row for k in wanted):
-                out = {k: row[k] for k in wanted}
+            elif all(k in row for k in needed):
+                out = {k: row[k] for k in wanted if k in row}
                 out.setdefault("_step", step)
+                if "_label" in row:
+                    out["_label"] = row["_label"]
                 yield out
 
     def history(self, samples: int = 500, keys: Sequence[str] | None = None,
@@ -163,8 +169,8 @@ class PublicRun:
         if source is not None:
             rows = list(iter_rows(source))
             if keys:
-                rows = [{k: r[k] for k in (*keys, "_timestamp") if k in r}
-                        for r in rows if all(k in r for k in keys)]
+                rows = [{k: r[k] for k in (*keys, "_timestamp", "_label") if k in r}
+                        for r in rows if all(k in r for k in keys if k != "_label")]
         else:
             rows = list(self.scan_history(keys=keys))
         rows = sample_rows(rows, samples)
@@ -182,21 +188,30 @@ class PublicRun:
         return list(self.history(samples=samples, keys=keys, pandas=False))
 
     # -- files and artifacts ---------------------------------------------------------------
-    def files(self) -> list[str]:
+    def files(self, names: Sequence[str] | None = None, per_page: int = 50) -> list[File]:
+        """The run's saved files (its ``files/`` folder), sorted by name; with
+        ``names``, those files, in that order."""
+        from wbtool.runs.files import File
+
+        if names is not None:
+            return [self.file(n) for n in names]
         root = self._folder.files
         out = []
-        for dirpath, _dirs, names in os.walk(root):
-            for n in names:
-                out.append(os.path.relpath(os.path.join(dirpath, n), root).replace(os.sep, "/"))
-        return sorted(out)
+        for dirpath, _dirs, found in os.walk(root):
+            for n in found:
+                path = os.path.join(dirpath, n)
+                out.append(File(os.path.relpath(path, root).replace(os.sep, "/"), path))
+        return sorted(out, key=lambda f: f.name)
 
-    def file(self, name: str) -> str:
+    def file(self, name: str) -> File:
         from wbtool.names import validate_entry_path
+        from wbtool.runs.files import File
 
-        path = self._folder.files / validate_entry_path(name)
+        rel = validate_entry_path(name)
+        path = self._folder.files / rel
         if not path.is_file():
             raise NotFoundError(what=f"file in run {self.id}", name=name)
-        return str(path)
+        return File(rel, str(path))
 
     def _artifacts(self, direction: str) -> list[Artifact]:
         from wbtool.artifacts.artifact import Artifact
