@@ -95,6 +95,14 @@ def reattach(handle: str) -> Run:
 WRITERS_FILE = ".writers.json"
 
 
+def start_launched(folder: RunFolder) -> None:
+    """Forget the programs of an earlier launch of the run in ``folder``: its
+    launcher has ended, so they have too, though the entry of one killed on
+    another host (a job resumed elsewhere) cannot be told dead from here."""
+    with folder.lock():
+        (folder.path / WRITERS_FILE).unlink(missing_ok=True)
+
+
 def join_launched(folder: RunFolder) -> bool:
     """Count this process among the programs writing into the launched run in
     ``folder``; whether another one still is (its rows would then have the

@@ -557,6 +557,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if command is not None:
             run._shared = "owner"
             run._command = list(command)
+            from wbtool.runs.attach import start_launched
+
+            start_launched(folder)  # a resumed run's earlier programs are gone
         elif attach is not None:
             run._shared = "attached"
             if not secondary:  # a program of ``wbtool run``: others may write beside it
