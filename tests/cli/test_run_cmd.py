@@ -1510,3 +1510,21 @@ def test_a_writer_left_by_a_killed_run_on_another_host_labels_no_later_rows(
     assert [(r["_step"], r.get("_label")) for r in rows] == [(0, None), (1, None)]
     assert not (folder / ".writers.json").exists()
 
+
+def test_setup_settings_of_the_process_that_starts_wbtool_run_leave_its_run_alone(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """``wbtool.setup`` hands its settings to the processes its program starts;
+    ``wbtool run``'s program takes its run's from ``wbtool run`` instead."""
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(settings={"x_disable_stats": True})
+        run.log({"loss": 1})
+        print(run.project)
+        run.finish()
+    """)
+    env = {"WBTOOL_SETUP_SETTINGS": json.dumps({"project": "outer"})}
+    res = cli("run", "-q", "--project", "inner", "--id", "r1", "--", PY, child, env=env)
+    assert res.code == 0, res.err
+    assert res.out.strip() == "inner"
+    assert record(store_dir)["project"] == "inner"
