@@ -1485,3 +1485,46 @@ def test_fast_entry_parses_log() -> None:
     assert fast._parse_log(["--help"]) is None
     assert fast._parse_log(["a=1", "--run"]) is None
     assert fast._parse_log([]) is None
+
+
+def test_a_writer_left_by_a_killed_run_on_another_host_labels_no_later_rows(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """A program of a launched run that was killed (a preempted job) leaves
+    its entry in the run's list of writers; on another host (a job resumed
+    elsewhere) it cannot be told dead. The run resumed under ``wbtool run``
+    has none of the old programs left: its lone program labels no rows."""
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(settings={"x_disable_stats": True})
+        run.log({"loss": 1})
+        run.finish()
+    """)
+    assert cli("run", "-q", "--id", "pre", "--", PY, child).code == 0
+    folder = store_dir / "runs" / "pre"
+    (folder / ".writers.json").write_text(
+        json.dumps({"4242": {"host": "gone-host", "pid_start": "1"}}))
+    res = cli("run", "-q", "--id", "pre", "--resume", "allow", "--", PY, child)
+    assert res.code == 0, res.err
+    rows = list(iter_rows(folder / "history.jsonl"))
+    assert [(r["_step"], r.get("_label")) for r in rows] == [(0, None), (1, None)]
+    assert not (folder / ".writers.json").exists()
+
+
+def test_setup_settings_of_the_process_that_starts_wbtool_run_leave_its_run_alone(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """``wbtool.setup`` hands its settings to the processes its program starts;
+    ``wbtool run``'s program takes its run's from ``wbtool run`` instead."""
+    child = script(tmp_path, """
+        import wbtool
+        run = wbtool.init(settings={"x_disable_stats": True})
+        run.log({"loss": 1})
+        print(run.project)
+        run.finish()
+    """)
+    env = {"WBTOOL_SETUP_SETTINGS": json.dumps({"project": "outer"})}
+    res = cli("run", "-q", "--project", "inner", "--id", "r1", "--", PY, child, env=env)
+    assert res.code == 0, res.err
+    assert res.out.strip() == "inner"
+    assert record(store_dir)["project"] == "inner"

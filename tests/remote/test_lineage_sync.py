@@ -209,3 +209,24 @@ def test_a_remote_that_lost_its_versions_gets_their_lineage_and_links_again(
     shutil.rmtree(backend.url)
     again = a.result("sync")
     assert (again["versions_sent"], again["links_sent"], again["lineage_sent"]) == (1, 1, 3)
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_a_link_or_alias_event_whose_time_is_no_float_is_refused(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A time of more digits than a float holds was a traceback of pull."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    remote = backend.open()
+    huge = b"1" + b"0" * 400
+    remote.write("projects/model-registry/links/best/0000000007.json",
+                 b'{"format": 1, "kind": "artifact-link", "source": {"project": "p",'
+                 b' "name": "data", "version": 0}, "aliases": ["x"], "time": ' + huge + b'}')
+    remote.write("projects/p/artifacts/data/aliases/0000000009.json",
+                 b'{"format": 1, "kind": "artifact-alias", "alias": "y", "version": 0,'
+                 b' "time": ' + huge + b'}')
+    res = b("pull", "--all-projects", code=4)
+    assert "Traceback" not in res.err
+    assert "0000000007.json" in res.err and "0000000009.json" in res.err
+    assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import wbtool as wandb
-from wbtool.errors import SettingsError, UsageError
+from wbtool.errors import ConflictError, NotFoundError, SettingsError, UsageError
 from wbtool.runs.history import iter_rows
 
 
@@ -292,6 +292,23 @@ def test_attach_refuses_what_names_no_run(store_dir: Path) -> None:
         import pickle
 
         pickle.dumps(run)
+
+
+def test_attach_to_a_run_that_has_ended_is_refused_at_once(store_dir: Path) -> None:
+    """A handle (a pickled run) used after its run ended waited two minutes
+    for a primary process that would never start it again."""
+    import time
+
+    run = wandb.init(project="p", settings={"quiet": True, "console": "off"})
+    handle = run._attach_id
+    assert handle is not None
+    run.finish()
+    started = time.monotonic()
+    with pytest.raises(ConflictError, match=f"run {run.id} has ended \\(finished\\)"):
+        wandb._attach(handle)
+    with pytest.raises(NotFoundError, match="run to attach to"):
+        wandb._attach(str(Path(handle).with_name("gone0001")))
+    assert time.monotonic() - started < 30
 
 
 # -- Hugging Face's WandbCallback -----------------------------------------------------

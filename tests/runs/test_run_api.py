@@ -838,6 +838,18 @@ def test_resume_modes() -> None:
     assert rows[2]["_runtime"] >= rows[1]["_runtime"]
 
 
+def test_a_run_resumed_past_a_runtime_too_large_for_a_float_starts() -> None:
+    """A history row (a pulled run's, say) whose ``_runtime`` is an integer of
+    more digits than a float holds stopped the resume with a traceback."""
+    with wandb.init(id="big12345", settings=quiet()) as run:
+        run.log({"a": 1})
+    with open(run._folder.history, "a") as f:
+        f.write('{"_step": 1, "_runtime": 1' + "0" * 400 + '}\n')
+    again = wandb.init(id="big12345", resume="allow", settings=quiet())
+    assert again.resumed and again.step == 2
+    again.finish()
+
+
 def test_a_resumed_run_goes_on_aggregating_and_syncing_its_step_metric() -> None:
     """A resumed run's min, max, first and mean cover the whole run, and
     step_sync goes on inserting the step metric's last value: they started

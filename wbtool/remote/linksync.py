@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from wbtool.artifacts.registry import Registry, VersionRecord
 from wbtool.errors import ConflictError, NotFoundError, StoreError
@@ -36,6 +37,7 @@ from wbtool.remote.pool import run_all
 
 _RUN_ID = lazy_compile(r"[A-Za-z0-9_-]{1,64}")
 Target = tuple[str, str | None, str | None]
+T = TypeVar("T")
 
 
 def _label(rec: VersionRecord) -> str:
@@ -133,6 +135,21 @@ def _by_remote_idx(registry: Registry, url: str) -> dict[tuple[str, str, int], i
             for vid, m in state.load(registry.store.index, url).items()}
 
 
+def _read(remote: Remote, path: str, parse: Callable[[bytes], T], warnings: list[str],
+          refused: list[dict[str, str]]) -> T | None:
+    """The record at ``path``, parsed; None for one that is unreadable (a
+    warning), bad (refused) or removed since the listing."""
+    try:
+        return parse(remote.read(path))
+    except records.UnreadableRecordError as e:
+        warnings.append(f"skipped {remote.display(path)}: {e.fields['reason']}")
+    except records.BadRecordError as e:
+        refused.append({"path": remote.display(path), "reason": e.fields["reason"]})
+    except NotFoundError:
+        pass
+    return None
+
+
 def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jobs: int,
                warnings: list[str], refused: list[dict[str, str]],
                fetch: Callable[[Target], None]) -> int:
@@ -154,15 +171,8 @@ def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jo
     def read(item: tuple[str, str, int]) -> tuple[tuple[str, str, int],
                                                    records.LinkEvent | None]:
         path = records.link_path(*item)
-        try:
-            return item, records.LinkEvent.from_bytes(remote.read(path), path)
-        except records.UnreadableRecordError as e:
-            warnings.append(f"skipped {remote.display(path)}: {e.fields['reason']}")
-        except records.BadRecordError as e:
-            refused.append({"path": remote.display(path), "reason": e.fields["reason"]})
-        except NotFoundError:
-            pass  # removed since the listing
-        return item, None
+        return item, _read(remote, path, lambda data: records.LinkEvent.from_bytes(data, path),
+                           warnings, refused)
 
     for (project, portfolio, seq), event in run_all(read, wanted, jobs):
         if event is not None:
@@ -231,16 +241,9 @@ def pull_lineage(registry: Registry, remote: Remote, targets: Iterable[Target], 
 
     def read(key: state.LineageKey) -> state.LineageKey | None:
         path = records.lineage_path(*key)
-        try:
-            records.LineageRecord.from_bytes(remote.read(path), path, *key)
-            return key
-        except records.UnreadableRecordError as e:
-            warnings.append(f"skipped {remote.display(path)}: {e.fields['reason']}")
-        except records.BadRecordError as e:
-            refused.append({"path": remote.display(path), "reason": e.fields["reason"]})
-        except NotFoundError:
-            pass
-        return None
+        got = _read(remote, path, lambda data: records.LineageRecord.from_bytes(data, path, *key),
+                    warnings, refused)
+        return None if got is None else key
 
     good = [k for k in run_all(read, todo, jobs) if k is not None]
     registry.add_lineage([(r, local[(p, n, i)], d) for p, n, i, d, r in good])

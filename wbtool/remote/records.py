@@ -265,6 +265,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _event_time(value: Any, path: str) -> float:
+    """An event's ``time`` as a float; a value that is none is refused."""
+    try:
+        if _is_number(value):
+            return float(value)
+    except OverflowError:  # an integer of more digits than a float holds
+        pass
+    raise BadRecordError(path=path, reason="time is not a number")
+
+
 @dataclass(frozen=True)
 class VersionRecordDoc:
     """One version of a collection on a remote."""
@@ -371,9 +381,8 @@ class AliasEvent:
         if version is not None and not _is_int(version):
             raise BadRecordError(path=path,
                                  reason=f"version is not an integer from 0 to {MAX_VERSION}")
-        if not _is_number(time):
-            raise BadRecordError(path=path, reason="time is not a number")
-        return cls(alias=alias, version=version, time=float(time))  # type: ignore[arg-type]
+        return cls(alias=alias, version=version,  # type: ignore[arg-type]
+                   time=_event_time(time, path))
 
 
 def alias_state(events: Iterable[tuple[int, AliasEvent]]) -> dict[str, int]:
@@ -455,11 +464,9 @@ class LinkEvent:
             raise bad(str(e)) from None
         if not _is_int(version):
             raise bad(f"source version is not an integer from 0 to {MAX_VERSION}")
-        if not _is_number(time):
-            raise bad("time is not a number")
         return cls(source=(project, name, version),  # type: ignore[arg-type]
                    aliases=None if aliases is None else tuple(sorted(set(aliases))),
-                   time=float(time))  # type: ignore[arg-type]
+                   time=_event_time(time, path))
 
 
 def link_state(events: Iterable[tuple[int, LinkEvent]]) -> dict[SourceKey, tuple[str, ...]]:

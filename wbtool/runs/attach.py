@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import UsageError
+from wbtool.errors import ConflictError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from wbtool.runs.folder import RunFolder
@@ -68,7 +68,25 @@ def attach(attach_id: str | None = None, run_id: str | None = None, *,
         if mine is not None and (mine.path.absolute() == folder if folder is not None
                                  else active.id == handle):
             return active
+    if folder is not None:
+        _check_live(folder)
     return init(id=handle, settings=settings)
+
+
+def _check_live(folder: Path) -> None:
+    """Refuse at once a handle whose run has ended (or is gone): its process
+    gave the handle out while the run ran, and no process starts it again, so
+    waiting for it (as a secondary waits for its primary) would be in vain."""
+    from wbtool.runs.folder import LIVE_STATES, RunFolder, effective_state
+
+    doc = RunFolder(folder).read_run()
+    if doc is None:
+        raise NotFoundError(what="run to attach to", name=str(folder))
+    state = effective_state(doc)
+    if state not in LIVE_STATES:
+        raise ConflictError(f"run {folder.name} has ended ({state}): a run handed to another "
+                            "process (wbtool._attach, or a pickled run) is joined only while "
+                            "it runs")
 
 
 def _root_of(store: Path) -> str | None:
@@ -93,6 +111,14 @@ def reattach(handle: str) -> Run:
 # The programs that joined a launched run (``wbtool run``) and have not ended:
 # {pid: {"host": ..., "pid_start": ...}}, in the run folder.
 WRITERS_FILE = ".writers.json"
+
+
+def start_launched(folder: RunFolder) -> None:
+    """Forget the programs of an earlier launch of the run in ``folder``: its
+    launcher has ended, so they have too, though the entry of one killed on
+    another host (a job resumed elsewhere) cannot be told dead from here."""
+    with folder.lock():
+        (folder.path / WRITERS_FILE).unlink(missing_ok=True)
 
 
 def join_launched(folder: RunFolder) -> bool:

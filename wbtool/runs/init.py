@@ -267,8 +267,13 @@ def _runtime_so_far(folder: RunFolder, prior: dict[str, Any],
     earlier resume), the latest time it is known to have been alive: its
     last heartbeat, or the ``_runtime`` of its summary or last history rows."""
     def number(value: Any) -> float | None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return float(value) if ok and math.isfinite(value) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        try:
+            value = float(value)
+        except OverflowError:  # an integer of more digits than a float holds
+            return None
+        return value if math.isfinite(value) else None
 
     beat = number(prior.get("heartbeat_at"))
     rows, _ = _tail_rows(folder)
@@ -557,6 +562,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if command is not None:
             run._shared = "owner"
             run._command = list(command)
+            from wbtool.runs.attach import start_launched
+
+            start_launched(folder)  # a resumed run's earlier programs are gone
         elif attach is not None:
             run._shared = "attached"
             if not secondary:  # a program of ``wbtool run``: others may write beside it

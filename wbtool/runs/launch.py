@@ -136,10 +136,14 @@ class Launcher:
 
     # -- the child's environment and process ------------------------------------
     def _child_env(self) -> dict[str, str]:
+        from wbtool.runs.current import SETUP_ENV
         from wbtool.runs.init import ATTACH_ENV
 
         run = self.run
         env = dict(os.environ)
+        # wbtool.setup's settings in the process that started wbtool run: they
+        # are not the run's, which its program joins with wbtool run's own.
+        env.pop(SETUP_ENV, None)
         env.update(self.env)
         assert run._ctx is not None
         env.update({
