@@ -712,3 +712,17 @@ def test_init_says_when_it_is_asked_to_patch_a_library_it_does_not(
     wandb.init(project="p", settings={"quiet": True, "silent": True}, **{arg: True}).finish()
     wandb.init(project="p", settings={"quiet": True}, **{arg: False}).finish()
     assert capsys.readouterr().err == ""
+
+
+def test_a_copied_run_is_the_run_itself(store_dir: Path) -> None:
+    """Deep-copying an object that holds a run (a logger, a config tree) made
+    the run the primary of a shared run, and failed once the run had ended."""
+    import copy
+
+    run = wandb.init(project="p", settings=wandb.Settings(silent=True))
+    holder = {"logger": {"run": run}, "lr": 0.1}
+    copied = copy.deepcopy(holder)
+    assert copied["logger"]["run"] is run and copy.copy(run) is run
+    assert run._shared is None  # still a run of its own, not a shared one
+    run.finish()
+    assert copy.deepcopy(holder)["logger"]["run"] is run

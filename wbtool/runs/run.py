@@ -273,6 +273,14 @@ class Run:
 
         return attach_id(self)
 
+    def __copy__(self) -> Run:
+        """A run is one: a copy of an object that holds it (a logger, a
+        config tree) holds the same run, as in the reference."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Run:
+        return self
+
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         """Pickled (into a ``multiprocessing`` worker), a run is its handle:
         unpickling joins it, as ``wbtool._attach`` does."""
