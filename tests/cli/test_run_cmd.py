@@ -13,7 +13,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -978,6 +980,24 @@ def test_a_run_resumed_after_wbtool_was_killed_keeps_its_runtime_going(
     assert record(store_dir)["runtime"] >= rows[2]["_runtime"]
 
 
+def _killed_once_logged(store_dir: Path, run_id: str, child: str,
+                        logged: Callable[[list[dict[str, Any]]], bool]) -> None:
+    """Launch ``child`` as run ``run_id``; once it printed "ready" and its
+    history (flushed every second) holds what ``logged`` waits for, kill
+    wbtool run, and the command with it."""
+    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", run_id, "--", PY, child),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    history = store_dir / "runs" / run_id / "history.jsonl"
+    deadline = time.monotonic() + 20
+    while not logged(list(iter_rows(history))):
+        assert time.monotonic() < deadline, "the last row never reached the history"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+
+
 def test_a_run_resumed_after_wbtool_was_killed_keeps_what_it_logged_last_in_its_summary(
     cli: Cli, store_dir: Path, tmp_path: Path
 ) -> None:
@@ -993,17 +1013,7 @@ def test_a_run_resumed_after_wbtool_was_killed_keeps_what_it_logged_last_in_its_
         print("ready", flush=True)
         time.sleep(120)
     """)
-    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "oom", "--", PY, child),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    history = store_dir / "runs" / "oom" / "history.jsonl"
-    deadline = time.monotonic() + 20
-    while not any("test_acc" in r for r in iter_rows(history)):  # flushed every second
-        assert time.monotonic() < deadline, "the last row never reached the history"
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait(timeout=30)
+    _killed_once_logged(store_dir, "oom", child, lambda rows: any("test_acc" in r for r in rows))
     resume = "import wbtool; run = wbtool.init(); run.log({'acc': 0.7}); run.finish()"
     cli("run", "-q", "--resume", "must", "--id", "oom", "--", PY, "-c", resume, check=True)
     summary = json.loads((store_dir / "runs" / "oom" / "summary.json").read_text())
@@ -1028,17 +1038,7 @@ def test_a_run_killed_soon_after_defining_a_metric_resumes_summarising_it_so(
         print("ready", flush=True)
         time.sleep(120)
     """)
-    proc = subprocess.Popen(wbtool_cmd("run", "-q", "--id", "defined", "--", PY, child),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    history = store_dir / "runs" / "defined" / "history.jsonl"
-    deadline = time.monotonic() + 20
-    while len(list(iter_rows(history))) < 2:  # flushed every second
-        assert time.monotonic() < deadline, "the last row never reached the history"
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait(timeout=30)
+    _killed_once_logged(store_dir, "defined", child, lambda rows: len(rows) >= 2)
     cli("run", "-q", "--resume", "must", "--id", "defined", "--", PY, "-m", "wbtool", "log",
         "acc=0.3", check=True)
     summary = json.loads((store_dir / "runs" / "defined" / "summary.json").read_text())
