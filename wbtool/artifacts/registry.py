@@ -185,9 +185,12 @@ class Registry:
             raise NotFoundError(what="artifact version", name=label)
         return _record(self.db, row)
 
-    def versions(self, project: str | None = None, name: str | None = None) -> list[VersionRecord]:
+    def versions(self, project: str | None = None, name: str | None = None, *,
+                 links_only: bool = False) -> list[VersionRecord]:
+        """Versions (of ``project``, of collection ``name``; only links, in
+        portfolio collections, with ``links_only``), by project, name, version."""
         sql = (f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
-               " WHERE 1=1")
+               + (" WHERE v.source_id IS NOT NULL" if links_only else " WHERE 1=1"))
         args: list[Any] = []
         if project is not None:
             sql += " AND c.project=?"
@@ -578,14 +581,7 @@ class Registry:
 
     def linked(self, project: str | None = None) -> list[VersionRecord]:
         """Every link (in every portfolio collection, or those of ``project``)."""
-        sql = (f"SELECT {_COLUMNS} FROM versions v JOIN collections c ON c.id=v.collection_id"
-               " WHERE v.source_id IS NOT NULL")
-        args: list[Any] = []
-        if project is not None:
-            sql += " AND c.project=?"
-            args.append(project)
-        return [_record(self.db, row) for row in self.db.execute(
-            sql + " ORDER BY c.project, c.name, v.idx", args).fetchall()]
+        return self.versions(project, links_only=True)
 
     def link_in(self, source_id: int, project: str, portfolio: str) -> VersionRecord | None:
         """The link to version ``source_id`` in ``project/portfolio``, if there is one."""

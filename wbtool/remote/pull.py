@@ -29,7 +29,7 @@ from wbtool.errors import NotFoundError, StoreError
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest
 from wbtool.names import parse_version
-from wbtool.remote import records, state
+from wbtool.remote import linksync, records, state
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
 from wbtool.store.layout import Store
@@ -125,8 +125,6 @@ def select_versions(listing: records.CollectionListing, version: str | None,
 def pull(registry: Registry, remote: Remote, targets: Iterable[Target], *, jobs: int = 8,
          progress: Progress = _no_progress) -> PullResult:
     """Pull the versions ``targets`` name, then follow their links and lineage."""
-    from wbtool.remote import linksync
-
     started = time.monotonic()
     result = PullResult(remote=remote.url)
     targets = list(targets)
