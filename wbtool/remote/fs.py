@@ -863,6 +863,38 @@ def _bound_azure_requests(filesystem: Any, options: Mapping[str, Any]) -> None:
     filesystem.service_client = client
 
 
+def _check_gcs_endpoint(filesystem: Any, options: Mapping[str, Any]) -> None:
+    """Raise ConnectionRefusedError, naming the host and port, when nothing
+    listens at the GCS server a remote is pointed at (its endpoint_url or
+    ``STORAGE_EMULATOR_HOST``).
+
+    gcsfs retries a refused connection six times, backing off for some 30
+    seconds in all, before it gives up; one connection tried first ends such
+    a command at once. Google's own endpoint is not tried: it listens.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if not options.get("endpoint_url") and os.environ.get(
+            "STORAGE_EMULATOR_HOST", "default") in ("", "default"):
+        return
+    location = urlsplit(str(getattr(filesystem, "_location", "")))
+    try:
+        host, port = location.hostname, location.port
+    except ValueError:  # a port out of range: the backend's requests say so
+        return
+    if not host:
+        return
+    port = port or (443 if location.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except ConnectionRefusedError as e:
+        e.host, e.port = host, port  # type: ignore[attr-defined]  # read by _refused_at
+        raise
+    except OSError:
+        return  # a name that does not resolve, a time-out: the backend tells
+
+
 # s3fs options that mean the same to a plain botocore client.
 _LIGHT_S3_OPTIONS = frozenset({"endpoint_url", "config_kwargs", "profile", "anon"})
 
@@ -927,6 +959,8 @@ class FsspecRemote(Remote):
             filesystem = fsspec.filesystem(self.backend.protocol, **kwargs)
             if self.backend.prepare:
                 getattr(filesystem, self.backend.prepare)()
+            if self.backend.module == "gcsfs":
+                _check_gcs_endpoint(filesystem, self._options)
             return filesystem
         except (TypeError, ValueError, AttributeError) as e:
             if _credentials_missing(e):  # adlfs says so with a ValueError
