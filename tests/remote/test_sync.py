@@ -390,3 +390,47 @@ def test_a_pull_of_a_project_the_remote_lacks_names_the_projects_it_has(
                            "--all-projects\n")
     assert b("pull", "-p", "team").err == ""  # pulled: no warning
     assert b("pull", "-p", "team").err == ""  # nothing new, of a project it has: none either
+
+
+def _numbers(store: Store) -> dict[str, str]:
+    """Each version's number and its digest, and which one is latest."""
+    rows = store.result("artifact", "ls", "data")
+    out = {r["version"]: r["digest"] for r in rows}
+    out["latest"] = next(r["version"] for r in rows if "latest" in r["aliases"])
+    return out
+
+
+def test_a_version_deleted_here_comes_back_with_its_number_and_not_as_latest(
+        cli: Cli, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """It came back as a new number above all others, and so took ``latest``
+    from the version logged after it."""
+    a = Store(cli, tmp_path / "a" / ".wbtool", make_backend(request, "local", tmp_path))
+    _log_versions(a, tmp_path, "a", 3)
+    a("sync")
+    before = _numbers(a)
+    a("artifact", "rm", "data:v2")
+    _log_versions(a, tmp_path, "later", 1)
+    a("sync")
+    assert a.result("pull")["versions_pulled"] == 1  # the remote still has it
+    after = _numbers(a)
+    assert after["v2"] == before["v2"]
+    assert sorted(after) == ["latest", "v0", "v1", "v2", "v3"] and after["latest"] == "v3"
+    _log_versions(a, tmp_path, "next", 1)
+    assert _numbers(a)["latest"] == "v4"
+
+
+def test_a_pulled_version_keeps_the_remote_number_where_it_is_free(
+        cli: Cli, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A store that pulls one version, then the ones before it, numbers them
+    as the remote does."""
+    backend = make_backend(request, "local", tmp_path)
+    a = Store(cli, tmp_path / "a" / ".wbtool", backend)
+    b = Store(cli, tmp_path / "b" / ".wbtool", backend)
+    _log_versions(a, tmp_path, "a", 4)
+    a("sync")
+    b("pull", "data:v3")
+    assert sorted(_numbers(b).items()) == [("latest", "v3"), ("v3", _numbers(a)["v3"])]
+    b("pull")
+    assert _numbers(b) == _numbers(a)
+    _log_versions(b, tmp_path, "b", 1)
+    assert _numbers(b)["latest"] == "v4"

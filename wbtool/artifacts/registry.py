@@ -248,9 +248,14 @@ class Registry:
         created_at: float | None = None,
         check_only: Collection[str] | None = None,
         on_top_of: Based | None = None,
+        number: int | None = None,
     ) -> VersionRecord:
         """Record ``manifest`` as the next version of ``project/name`` (created
         now, or at ``created_at`` for a version made elsewhere and pulled).
+
+        ``number``: the version number to take where the collection has no
+        version of that number (a pulled version keeps the remote's, so that
+        one deleted here and pulled again is itself again, not the latest).
 
         Every object is checked to be in the store first, or, with
         ``check_only``, only those digests: the caller placed the others
@@ -282,6 +287,7 @@ class Registry:
                 description=description, metadata=metadata, aliases=aliases, tags=tags,
                 ttl=ttl, run_id=run_id, history_step=history_step,
                 now=now if created_at is None else min(created_at, now), on_top_of=on_top_of,
+                number=number,
             )
 
     def commit_known(
@@ -315,7 +321,7 @@ class Registry:
         size: int, file_count: int, *, description: str | None,
         metadata: dict[str, Any] | None, aliases: Any, tags: Any, ttl: float | None,
         run_id: str | None, history_step: int | None, now: float,
-        on_top_of: Based | None = None,
+        on_top_of: Based | None = None, number: int | None = None,
     ) -> VersionRecord:
         with self.store.index.transaction() as db:
             coll_id = self._collection(db, project, name, type, now)
@@ -328,9 +334,14 @@ class Registry:
                 if newest != on_top_of.idx:
                     raise LatestMovedError(project=project, name=name,
                                            newest=_label(newest), base=_label(on_top_of.idx))
-            idx = db.execute(
+            idx = next_idx = db.execute(
                 "SELECT next_idx FROM collections WHERE id=?", (coll_id,)).fetchone()[0]
-            db.execute("UPDATE collections SET next_idx=? WHERE id=?", (idx + 1, coll_id))
+            if number is not None and number >= 0 and db.execute(
+                    "SELECT 1 FROM versions WHERE collection_id=? AND idx=?",
+                    (coll_id, number)).fetchone() is None:
+                idx = number
+            db.execute("UPDATE collections SET next_idx=? WHERE id=?",
+                       (max(next_idx, idx + 1), coll_id))
             cur = db.execute(
                 "INSERT INTO versions (collection_id, idx, digest, manifest, size, file_count,"
                 " type, description, metadata, ttl, created_at, updated_at, run_id, history_step)"

@@ -241,7 +241,7 @@ def _pull_versions(registry: Registry, remote: Remote, targets: Iterable[Target]
             rec = registry.commit(
                 doc.project, doc.name, doc.type, w.manifest, description=doc.description,
                 metadata=doc.metadata, aliases=w.aliases, tags=list(doc.tags),
-                run_id=doc.run_id, created_at=doc.created_at)
+                run_id=doc.run_id, created_at=doc.created_at, number=doc.version)
             remembered.append((rec.id, rec.digest, doc.version, w.aliases))
             result.versions_pulled += 0 if rec.noop else 1
             result.versions_present += 1 if rec.noop else 0
