@@ -123,8 +123,7 @@ def _serve(name: str, cmd: list[str], port: int, env: dict[str, str],
 def s3_server() -> Iterator[Server]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    script = Path(sys.executable).parent / "moto_server"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "moto.server"]
+    cmd = [sys.executable, str(Path(__file__).with_name("motoserver.py"))]
 
     def setup() -> None:
         import s3fs
