@@ -1566,3 +1566,25 @@ def test_a_stale_handle_never_edits_the_version_that_took_its_row(tmp_path: Path
         stale.delete(delete_aliases=True)
     beta = wbtool.Api().artifact("p/beta:v0")
     assert beta.metadata == {"owner": "bob"} and "prod" in beta.aliases
+
+
+# -- the reference's remaining rules ------------------------------------------------
+
+
+def test_save_in_a_run_is_logged_by_that_run(tmp_path: Path) -> None:
+    quiet = {"quiet": True, "console": "off"}
+    with wbtool.init(project="p", settings=quiet) as run:
+        art = wbtool.Artifact("saved-in-run", "dataset")
+        art.add_file(str(write(tmp_path / "a.txt", "a")))
+        art.save()
+        elsewhere = wbtool.Artifact("saved-elsewhere", "dataset")
+        elsewhere.add_file(str(write(tmp_path / "b.txt", "b")))
+        elsewhere.save(project="other")
+    assert art.name == "saved-in-run:v0"
+    assert load("p/saved-in-run:v0").logged_by().id == run.id
+    assert load("other/saved-elsewhere:v0").logged_by().id == run.id
+
+    outside = wbtool.Artifact("saved-outside", "dataset")
+    outside.add_file(str(write(tmp_path / "c.txt", "c")))
+    outside.save()
+    assert outside.logged_by() is None

@@ -673,7 +673,19 @@ class Artifact:
 
     def save(self, project: str | None = None, settings: Any = None) -> None:
         """Commit a draft as the next version, or persist changed aliases, tags,
-        ttl, description and metadata of a logged one."""
+        ttl, description and metadata of a logged one.
+
+        A draft saved while a run is current (and writes to the same store)
+        is logged by that run, as ``run.log_artifact`` would. Outside a run
+        the version is committed with no producing run: unlike W&B, no run
+        of type "auto" is created for it, so ``logged_by()`` gives None."""
+        if self._rec is None and settings is None:
+            run = self._current_run()
+            if run is not None:
+                if project is not None:
+                    self._project = validate_name(project, "project name")
+                run.log_artifact(self)
+                return
         if settings is not None and self._ctx is None:
             self._ctx = Context.from_settings(settings)
         ctx = self._context()
@@ -687,6 +699,18 @@ class Artifact:
             self._load_record(rec)
             return
         self._commit(ctx, project=project)
+
+    def _current_run(self) -> Any:
+        """The current, open run writing to this artifact's store, or None."""
+        from wbtool.runs.current import current
+
+        run = current()
+        if run is None or run._finished or run._ctx is None:
+            return None
+        if self._ctx is not None and (os.path.realpath(self._ctx.store.path)
+                                      != os.path.realpath(run._ctx.store.path)):
+            return None
+        return run
 
     @gc_paused
     def _commit(
