@@ -1588,3 +1588,17 @@ def test_save_in_a_run_is_logged_by_that_run(tmp_path: Path) -> None:
     outside.add_file(str(write(tmp_path / "c.txt", "c")))
     outside.save()
     assert outside.logged_by() is None
+
+
+def test_add_file_and_add_reference_return_artifact_entries(tmp_path: Path) -> None:
+    art = wbtool.Artifact("added-entries", "dataset")
+    entry = art.add_file(str(write(tmp_path / "a.txt", "a")))
+    with pytest.raises(ValueError, match="not a reference"):
+        entry.ref_target()
+    uri = (tmp_path / "a.txt").as_uri()
+    (ref,) = art.add_reference(uri, name="ref.txt")
+    assert ref.ref_target() == uri
+    with pytest.raises(ArtifactNotLoggedError):
+        entry.download(str(tmp_path / "early"))
+    art.save()
+    assert Path(entry.download(str(tmp_path / "out"))).read_bytes() == b"a"

@@ -350,7 +350,7 @@ class Artifact:
         skip_cache: bool | None = False,
         policy: str | None = "mutable",
         overwrite: bool = False,
-    ) -> ManifestEntry:
+    ) -> ArtifactManifestEntry:
         """Add one local file (hashed and stored now)."""
         self._ensure_draft()
         immutable = _check_policy(policy)
@@ -373,7 +373,7 @@ class Artifact:
             entry.path = (f"{folder}{slash}{base}.{entry.digest[:20]}"
                           + (f".{ext}" if dot else ""))
         self._put([entry], overwrite=overwrite)
-        return entry
+        return ArtifactManifestEntry.of(entry, self)
 
     @gc_paused
     def add_dir(
@@ -409,10 +409,15 @@ class Artifact:
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
-    ) -> list[ManifestEntry]:
+    ) -> list[ArtifactManifestEntry]:
         """Track files that stay where they are: file://, s3://, gs://, az:// (and
         https Azure blob URLs), http(s)://. Nothing is copied into the store."""
         self._ensure_draft()
+        return [ArtifactManifestEntry.of(e, self)
+                for e in self._add_reference(uri, name, checksum, max_objects)]
+
+    def _add_reference(self, uri: ManifestEntry | str, name: str | None, checksum: bool,
+                       max_objects: int | None) -> list[ManifestEntry]:
         if isinstance(uri, ManifestEntry):
             entry = ManifestEntry(
                 validate_entry_path(name or uri.path), uri.digest, uri.size, uri.ref, uri.extra
@@ -471,7 +476,7 @@ class Artifact:
         self._put([entry], overwrite=False)
         return [entry]
 
-    def add(self, obj: Any, name: str, overwrite: bool = False) -> ManifestEntry:
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add a media object (anything with ``to_json()``) as a JSON file."""
         self._ensure_draft()
         to_json = getattr(obj, "to_json", None)
