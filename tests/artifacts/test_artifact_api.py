@@ -1602,3 +1602,10 @@ def test_add_file_and_add_reference_return_artifact_entries(tmp_path: Path) -> N
         entry.download(str(tmp_path / "early"))
     art.save()
     assert Path(entry.download(str(tmp_path / "out"))).read_bytes() == b"a"
+
+
+def test_files_have_the_name_w_and_b_file_objects_have(tmp_path: Path) -> None:
+    logged("named-files", {"b.txt": "b", "a/c.txt": "c"}, tmp_path)
+    got = load("named-files:v0")
+    assert [f.name for f in got.files()] == ["a/c.txt", "b.txt"]
+    assert got.get_entry("b.txt").name == "b.txt"

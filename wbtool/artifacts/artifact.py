@@ -217,6 +217,12 @@ class Artifact:
 
     @property
     def ttl(self) -> dt.timedelta | None:
+        """The time-to-live set on this version, or None.
+
+        There is no team default here, so a TTL is never inherited and a
+        draft gives its own (None unless set) where W&B raises
+        ArtifactNotLoggedError. The TTL is recorded with the version, but
+        nothing deletes a version when it passes: there is no server to."""
         return self._ttl
 
     @ttl.setter
@@ -249,6 +255,7 @@ class Artifact:
 
     @property
     def created_at(self) -> str | None:
+        """When the version was committed (ISO 8601, UTC); None for a draft."""
         return None if self._rec is None else _iso(self._rec.created_at)
 
     @property
@@ -539,6 +546,11 @@ class Artifact:
             self._manifest.remove(p)
 
     def get_entry(self, name: str) -> ArtifactManifestEntry:
+        """The entry at ``name``; KeyError (EntryNotFoundError) if there is none.
+
+        Unlike W&B, a draft's entries can be read too (its files are in the
+        local store from the moment they are added); only the entry's
+        ``download`` needs a logged version."""
         entry = self._manifest.get(validate_entry_path(str(name)))
         if entry is None:
             raise EntryNotFoundError(name=str(name))
@@ -590,7 +602,12 @@ class Artifact:
         *,
         link: str = "auto",
     ) -> str:
-        """Write the files under ``root`` (default ``./artifacts/<name>:<version>``)."""
+        """Write the files under ``root`` (default ``./artifacts/<name>:<version>``).
+
+        Files under ``root`` that the artifact lacks are left alone. The
+        files come from the local store (or the default remote for objects
+        it lacks), so ``skip_cache`` and ``multipart`` are accepted and have
+        no effect."""
         self._ensure_logged("download")
         target = os.fspath(root) if root is not None else self._default_root()
         self._write_out(self._manifest, target, path_prefix=path_prefix, link=link,
@@ -617,6 +634,10 @@ class Artifact:
     def files(
         self, names: list[str] | None = None, per_page: int = 50
     ) -> list[ArtifactManifestEntry]:
+        """The entries, sorted by path (all at once: ``per_page`` has no
+        effect); with ``names``, those entries, in that order, and KeyError
+        for a name the artifact lacks. Each entry has the ``name``, ``size``
+        and ``download`` that W&B's File objects have."""
         self._ensure_logged("files")
         if names is None:
             entries = self._manifest.entries
@@ -776,6 +797,8 @@ class Artifact:
                     raise
 
     def wait(self, timeout: int | None = None) -> Artifact:
+        """Return this artifact: saving and logging finish before they return,
+        so there is nothing to wait for."""
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
@@ -785,7 +808,8 @@ class Artifact:
 
     def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
-        ``entity/project/portfolio`` or ``model-registry/<name>``."""
+        ``entity/project/portfolio`` or ``model-registry/<name>``. A store has
+        one entity, so an entity in ``target_path`` is accepted and ignored."""
         rec = self._ensure_logged("link")
         parts = target_path.strip("/").split("/")
         if not 1 <= len(parts) <= 3 or not all(parts):
@@ -857,6 +881,11 @@ class ArtifactManifestEntry(ManifestEntry):
 
     __slots__ = ("_artifact",)
     _artifact: Artifact
+
+    @property
+    def name(self) -> str:
+        """The entry's path in the artifact (what W&B's File objects call name)."""
+        return self.path
 
     @classmethod
     def of(cls, entry: ManifestEntry, artifact: Artifact) -> ArtifactManifestEntry:
