@@ -1609,3 +1609,12 @@ def test_files_have_the_name_w_and_b_file_objects_have(tmp_path: Path) -> None:
     got = load("named-files:v0")
     assert [f.name for f in got.files()] == ["a/c.txt", "b.txt"]
     assert got.get_entry("b.txt").name == "b.txt"
+
+
+def test_save_in_a_disabled_run_writes_nothing(store: Path) -> None:
+    with wbtool.init(mode="disabled") as run:
+        art = wbtool.Artifact("saved-disabled", "dataset")
+        art.save()
+        assert run.disabled
+    assert art.is_draft()
+    assert not store.exists()

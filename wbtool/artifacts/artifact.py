@@ -702,7 +702,8 @@ class Artifact:
         ttl, description and metadata of a logged one.
 
         A draft saved while a run is current (and writes to the same store)
-        is logged by that run, as ``run.log_artifact`` would. Outside a run
+        is logged by that run, as ``run.log_artifact`` would (a disabled
+        run logs nothing: the artifact stays a draft). Outside a run
         the version is committed with no producing run: unlike W&B, no run
         of type "auto" is created for it, so ``logged_by()`` gives None."""
         if self._rec is None and settings is None:
@@ -727,12 +728,15 @@ class Artifact:
         self._commit(ctx, project=project)
 
     def _current_run(self) -> Any:
-        """The current, open run writing to this artifact's store, or None."""
+        """The current, open run writing to this artifact's store (or writing
+        nothing: a disabled run), or None."""
         from wbtool.runs.current import current
 
         run = current()
-        if run is None or run._finished or run._ctx is None:
+        if run is None or run._finished:
             return None
+        if run._ctx is None:
+            return run
         if self._ctx is not None and (os.path.realpath(self._ctx.store.path)
                                       != os.path.realpath(run._ctx.store.path)):
             return None
