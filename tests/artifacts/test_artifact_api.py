@@ -1618,3 +1618,12 @@ def test_save_in_a_disabled_run_writes_nothing(store: Path) -> None:
         assert run.disabled
     assert art.is_draft()
     assert not store.exists()
+
+
+@pytest.mark.parametrize("ttl", [dt.timedelta(0), dt.timedelta(seconds=-5)])
+def test_a_ttl_that_is_not_positive_is_refused(tmp_path: Path, ttl: dt.timedelta) -> None:
+    art = logged("short-lived", {"a.txt": "a"}, tmp_path)
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        art.ttl = ttl
+    art.save()
+    assert load("short-lived:v0").ttl is None

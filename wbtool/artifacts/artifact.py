@@ -229,6 +229,8 @@ class Artifact:
     def ttl(self, value: dt.timedelta | None) -> None:
         if value is not None and not isinstance(value, dt.timedelta):
             raise UsageError("ttl must be a datetime.timedelta or None")
+        if value is not None and value.total_seconds() <= 0:
+            raise UsageError(f"ttl must be positive, not {value}")
         self._ttl = value
 
     @property
