@@ -1627,3 +1627,10 @@ def test_a_ttl_that_is_not_positive_is_refused(tmp_path: Path, ttl: dt.timedelta
         art.ttl = ttl
     art.save()
     assert load("short-lived:v0").ttl is None
+
+
+def test_get_path_is_get_entry_with_a_deprecation_warning(tmp_path: Path) -> None:
+    art = logged("old-name", {"a.txt": "a"}, tmp_path)
+    with pytest.warns(DeprecationWarning, match="get_entry"):
+        entry = art.get_path("a.txt")
+    assert entry.digest == art.get_entry("a.txt").digest

@@ -560,6 +560,10 @@ class Artifact:
 
     def get_path(self, name: str) -> ArtifactManifestEntry:
         """Deprecated: use get_entry."""
+        import warnings
+
+        warnings.warn("Artifact.get_path is deprecated: use get_entry", DeprecationWarning,
+                      stacklevel=2)
         return self.get_entry(name)
 
     def get(self, name: str) -> Any:
