@@ -1566,3 +1566,71 @@ def test_a_stale_handle_never_edits_the_version_that_took_its_row(tmp_path: Path
         stale.delete(delete_aliases=True)
     beta = wbtool.Api().artifact("p/beta:v0")
     assert beta.metadata == {"owner": "bob"} and "prod" in beta.aliases
+
+
+# -- the reference's remaining rules ------------------------------------------------
+
+
+def test_save_in_a_run_is_logged_by_that_run(tmp_path: Path) -> None:
+    quiet = {"quiet": True, "console": "off"}
+    with wbtool.init(project="p", settings=quiet) as run:
+        art = wbtool.Artifact("saved-in-run", "dataset")
+        art.add_file(str(write(tmp_path / "a.txt", "a")))
+        art.save()
+        elsewhere = wbtool.Artifact("saved-elsewhere", "dataset")
+        elsewhere.add_file(str(write(tmp_path / "b.txt", "b")))
+        elsewhere.save(project="other")
+    assert art.name == "saved-in-run:v0"
+    assert load("p/saved-in-run:v0").logged_by().id == run.id
+    assert load("other/saved-elsewhere:v0").logged_by().id == run.id
+
+    outside = wbtool.Artifact("saved-outside", "dataset")
+    outside.add_file(str(write(tmp_path / "c.txt", "c")))
+    outside.save()
+    assert outside.logged_by() is None
+
+
+def test_add_file_and_add_reference_return_artifact_entries(tmp_path: Path) -> None:
+    art = wbtool.Artifact("added-entries", "dataset")
+    entry = art.add_file(str(write(tmp_path / "a.txt", "a")))
+    with pytest.raises(ValueError, match="not a reference"):
+        entry.ref_target()
+    uri = (tmp_path / "a.txt").as_uri()
+    (ref,) = art.add_reference(uri, name="ref.txt")
+    assert ref.ref_target() == uri
+    with pytest.raises(ArtifactNotLoggedError):
+        entry.download(str(tmp_path / "early"))
+    art.save()
+    assert Path(entry.download(str(tmp_path / "out"))).read_bytes() == b"a"
+
+
+def test_files_have_the_name_w_and_b_file_objects_have(tmp_path: Path) -> None:
+    logged("named-files", {"b.txt": "b", "a/c.txt": "c"}, tmp_path)
+    got = load("named-files:v0")
+    assert [f.name for f in got.files()] == ["a/c.txt", "b.txt"]
+    assert got.get_entry("b.txt").name == "b.txt"
+
+
+def test_save_in_a_disabled_run_writes_nothing(store: Path) -> None:
+    with wbtool.init(mode="disabled") as run:
+        art = wbtool.Artifact("saved-disabled", "dataset")
+        art.save()
+        assert run.disabled
+    assert art.is_draft()
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("ttl", [dt.timedelta(0), dt.timedelta(seconds=-5)])
+def test_a_ttl_that_is_not_positive_is_refused(tmp_path: Path, ttl: dt.timedelta) -> None:
+    art = logged("short-lived", {"a.txt": "a"}, tmp_path)
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        art.ttl = ttl
+    art.save()
+    assert load("short-lived:v0").ttl is None
+
+
+def test_get_path_is_get_entry_with_a_deprecation_warning(tmp_path: Path) -> None:
+    art = logged("old-name", {"a.txt": "a"}, tmp_path)
+    with pytest.warns(DeprecationWarning, match="get_entry"):
+        entry = art.get_path("a.txt")
+    assert entry.digest == art.get_entry("a.txt").digest

@@ -217,12 +217,20 @@ class Artifact:
 
     @property
     def ttl(self) -> dt.timedelta | None:
+        """The time-to-live set on this version, or None.
+
+        There is no team default here, so a TTL is never inherited and a
+        draft gives its own (None unless set) where W&B raises
+        ArtifactNotLoggedError. The TTL is recorded with the version, but
+        nothing deletes a version when it passes: there is no server to."""
         return self._ttl
 
     @ttl.setter
     def ttl(self, value: dt.timedelta | None) -> None:
         if value is not None and not isinstance(value, dt.timedelta):
             raise UsageError("ttl must be a datetime.timedelta or None")
+        if value is not None and value.total_seconds() <= 0:
+            raise UsageError(f"ttl must be positive, not {value}")
         self._ttl = value
 
     @property
@@ -249,6 +257,7 @@ class Artifact:
 
     @property
     def created_at(self) -> str | None:
+        """When the version was committed (ISO 8601, UTC); None for a draft."""
         return None if self._rec is None else _iso(self._rec.created_at)
 
     @property
@@ -350,7 +359,7 @@ class Artifact:
         skip_cache: bool | None = False,
         policy: str | None = "mutable",
         overwrite: bool = False,
-    ) -> ManifestEntry:
+    ) -> ArtifactManifestEntry:
         """Add one local file (hashed and stored now)."""
         self._ensure_draft()
         immutable = _check_policy(policy)
@@ -373,7 +382,7 @@ class Artifact:
             entry.path = (f"{folder}{slash}{base}.{entry.digest[:20]}"
                           + (f".{ext}" if dot else ""))
         self._put([entry], overwrite=overwrite)
-        return entry
+        return ArtifactManifestEntry.of(entry, self)
 
     @gc_paused
     def add_dir(
@@ -409,10 +418,15 @@ class Artifact:
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
-    ) -> list[ManifestEntry]:
+    ) -> list[ArtifactManifestEntry]:
         """Track files that stay where they are: file://, s3://, gs://, az:// (and
         https Azure blob URLs), http(s)://. Nothing is copied into the store."""
         self._ensure_draft()
+        return [ArtifactManifestEntry.of(e, self)
+                for e in self._add_reference(uri, name, checksum, max_objects)]
+
+    def _add_reference(self, uri: ManifestEntry | str, name: str | None, checksum: bool,
+                       max_objects: int | None) -> list[ManifestEntry]:
         if isinstance(uri, ManifestEntry):
             entry = ManifestEntry(
                 validate_entry_path(name or uri.path), uri.digest, uri.size, uri.ref, uri.extra
@@ -471,7 +485,7 @@ class Artifact:
         self._put([entry], overwrite=False)
         return [entry]
 
-    def add(self, obj: Any, name: str, overwrite: bool = False) -> ManifestEntry:
+    def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add a media object (anything with ``to_json()``) as a JSON file."""
         self._ensure_draft()
         to_json = getattr(obj, "to_json", None)
@@ -534,6 +548,11 @@ class Artifact:
             self._manifest.remove(p)
 
     def get_entry(self, name: str) -> ArtifactManifestEntry:
+        """The entry at ``name``; KeyError (EntryNotFoundError) if there is none.
+
+        Unlike W&B, a draft's entries can be read too (its files are in the
+        local store from the moment they are added); only the entry's
+        ``download`` needs a logged version."""
         entry = self._manifest.get(validate_entry_path(str(name)))
         if entry is None:
             raise EntryNotFoundError(name=str(name))
@@ -541,6 +560,10 @@ class Artifact:
 
     def get_path(self, name: str) -> ArtifactManifestEntry:
         """Deprecated: use get_entry."""
+        import warnings
+
+        warnings.warn("Artifact.get_path is deprecated: use get_entry", DeprecationWarning,
+                      stacklevel=2)
         return self.get_entry(name)
 
     def get(self, name: str) -> Any:
@@ -585,7 +608,12 @@ class Artifact:
         *,
         link: str = "auto",
     ) -> str:
-        """Write the files under ``root`` (default ``./artifacts/<name>:<version>``)."""
+        """Write the files under ``root`` (default ``./artifacts/<name>:<version>``).
+
+        Files under ``root`` that the artifact lacks are left alone. The
+        files come from the local store (or the default remote for objects
+        it lacks), so ``skip_cache`` and ``multipart`` are accepted and have
+        no effect."""
         self._ensure_logged("download")
         target = os.fspath(root) if root is not None else self._default_root()
         self._write_out(self._manifest, target, path_prefix=path_prefix, link=link,
@@ -612,6 +640,10 @@ class Artifact:
     def files(
         self, names: list[str] | None = None, per_page: int = 50
     ) -> list[ArtifactManifestEntry]:
+        """The entries, sorted by path (all at once: ``per_page`` has no
+        effect); with ``names``, those entries, in that order, and KeyError
+        for a name the artifact lacks. Each entry has the ``name``, ``size``
+        and ``download`` that W&B's File objects have."""
         self._ensure_logged("files")
         if names is None:
             entries = self._manifest.entries
@@ -673,7 +705,20 @@ class Artifact:
 
     def save(self, project: str | None = None, settings: Any = None) -> None:
         """Commit a draft as the next version, or persist changed aliases, tags,
-        ttl, description and metadata of a logged one."""
+        ttl, description and metadata of a logged one.
+
+        A draft saved while a run is current (and writes to the same store)
+        is logged by that run, as ``run.log_artifact`` would (a disabled
+        run logs nothing: the artifact stays a draft). Outside a run
+        the version is committed with no producing run: unlike W&B, no run
+        of type "auto" is created for it, so ``logged_by()`` gives None."""
+        if self._rec is None and settings is None:
+            run = self._current_run()
+            if run is not None:
+                if project is not None:
+                    self._project = validate_name(project, "project name")
+                run.log_artifact(self)
+                return
         if settings is not None and self._ctx is None:
             self._ctx = Context.from_settings(settings)
         ctx = self._context()
@@ -687,6 +732,21 @@ class Artifact:
             self._load_record(rec)
             return
         self._commit(ctx, project=project)
+
+    def _current_run(self) -> Any:
+        """The current, open run writing to this artifact's store (or writing
+        nothing: a disabled run), or None."""
+        from wbtool.runs.current import current
+
+        run = current()
+        if run is None or run._finished:
+            return None
+        if run._ctx is None:
+            return run
+        if self._ctx is not None and (os.path.realpath(self._ctx.store.path)
+                                      != os.path.realpath(run._ctx.store.path)):
+            return None
+        return run
 
     @gc_paused
     def _commit(
@@ -747,6 +807,8 @@ class Artifact:
                     raise
 
     def wait(self, timeout: int | None = None) -> Artifact:
+        """Return this artifact: saving and logging finish before they return,
+        so there is nothing to wait for."""
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
@@ -756,7 +818,8 @@ class Artifact:
 
     def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
-        ``entity/project/portfolio`` or ``model-registry/<name>``."""
+        ``entity/project/portfolio`` or ``model-registry/<name>``. A store has
+        one entity, so an entity in ``target_path`` is accepted and ignored."""
         rec = self._ensure_logged("link")
         parts = target_path.strip("/").split("/")
         if not 1 <= len(parts) <= 3 or not all(parts):
@@ -828,6 +891,11 @@ class ArtifactManifestEntry(ManifestEntry):
 
     __slots__ = ("_artifact",)
     _artifact: Artifact
+
+    @property
+    def name(self) -> str:
+        """The entry's path in the artifact (what W&B's File objects call name)."""
+        return self.path
 
     @classmethod
     def of(cls, entry: ManifestEntry, artifact: Artifact) -> ArtifactManifestEntry:
