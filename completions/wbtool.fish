@@ -446,7 +446,7 @@ complete -c wbtool -n '__wbtool_at settings show' -l json -d 'Print a JSON docum
 
 # wbtool sync
 complete -c wbtool -n '__wbtool_at sync' -l artifacts -l no-artifacts -d 'Send artifact versions.'
-complete -c wbtool -n '__wbtool_at sync' -l check -d 'Also list every run file, manifest and object on the remote and send again those it lost of runs and versions already there (slower: listings of them all).'
+complete -c wbtool -n '__wbtool_at sync' -l check -d 'Also list every run file, manifest, object, lineage record and link event on the remote and send again those it lost of runs and versions already there (slower: listings of them all).'
 complete -c wbtool -n '__wbtool_at sync' -l dry-run -d 'Show what would be sent; send nothing.'
 complete -c wbtool -n '__wbtool_at sync' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at sync' -s j -l jobs -x -d 'Transfers at once.'

@@ -230,3 +230,64 @@ def test_a_link_or_alias_event_whose_time_is_no_float_is_refused(
     assert "Traceback" not in res.err
     assert "0000000007.json" in res.err and "0000000009.json" in res.err
     assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
+
+
+def _counts(res: dict[str, int]) -> tuple[int, int, int]:
+    return res["aliases_sent"], res["links_sent"], res["lineage_sent"]
+
+
+def test_a_dry_run_counts_the_alias_link_and_lineage_changes_a_sync_sends(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """``sync --dry-run`` said 0 link changes and no lineage whatever a sync
+    would send: they are counted, with the versions not on the remote yet
+    standing for what they would be there, and nothing is written."""
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("artifact", "alias", "add", "data:v0", "gold", "-p", "p")
+    dry = a.result("sync", "--dry-run")
+    assert _counts(dry) == (1, 2, 3)
+    assert backend.open().list() == []  # a dry run writes nothing
+    assert "1 alias change(s), 2 link change(s), 3 lineage record(s)" in a("sync", "--dry-run").out
+    assert _counts(a.result("sync")) == _counts(dry)  # nor did it remember anything
+
+    _python(a, MOVE_AND_UNLINK, tmp_path / "src")
+    dry = a.result("sync", "--dry-run", "-p", "p")
+    assert _counts(dry) == (0, 3, 1)  # the new version's: best's link, and its output
+    assert _counts(a.result("sync", "-p", "p")) == _counts(dry)
+    assert _counts(a.result("sync", "--dry-run")) == (0, 0, 0)
+
+
+def test_sync_check_sends_again_lineage_and_link_files_the_remote_lost(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A lineage record or a link's events deleted from the remote by hand
+    while the versions stay were never sent again: the sync state said they
+    were there, and ``sync --check`` did not look."""
+    from wbtool.remote import records
+
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("sync")
+    remote = backend.open()
+    lineage = remote.list(records.lineage_prefix("p"))
+    best = remote.list(records.links_prefix("model-registry"))
+    assert len(lineage) == 3 and len(best) == 1
+    used = next(p for p in lineage if "/input-" in p)
+    remote.delete(used)
+    for path in remote.list(records.links_prefix("p", "picks")):  # the link's only event
+        remote.delete(path)
+
+    assert _counts(a.result("sync")) == (0, 0, 0)  # a plain sync trusts what it sent
+    assert _counts(a.result("sync", "--check", "--dry-run")) == (0, 1, 1)
+    assert used not in remote.list(records.lineage_prefix("p"))  # a dry run writes nothing
+    res = a("sync", "--check")
+    assert "1 link change(s), 1 lineage record(s)" in res.out, res.out
+    assert _counts(a.result("sync", "--check")) == (0, 0, 0)
+    assert remote.list(records.lineage_prefix("p")) == lineage
+    assert remote.list(records.links_prefix("model-registry")) == best  # left alone
+
+    b("pull", "--all-projects")
+    assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
+    assert b.result("artifact", "info", "p/picks:staging")["is_link"]
+    assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]

@@ -80,6 +80,26 @@ def test_a_run_appended_to_in_two_stores_is_not_mixed_on_the_remote(
     assert [r["i"] for r in _history(c.path)] == [0, 1, 2, 100, 101, 102, 103, 104]
 
 
+def test_a_pull_after_a_refused_sync_says_how_to_take_the_remotes_copy(
+        stores: tuple[Store, Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a sync that left the run out (appended to in another store), a
+    pull of it said to run `wbtool sync` first, which only refuses again."""
+    a, b, _ = stores
+    _resumed_in_two_stores(a, b, tmp_path, monkeypatch)
+    a("sync", code=5)
+    mine = (a.path / "runs" / RUN_ID / "history.jsonl").read_bytes()
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert "wbtool sync" not in res.err and "Traceback" not in res.err
+    assert RUN_ID in res.err and "another store" in res.err and "not pulled" in res.err
+    assert "`wbtool runs delete`" in res.err
+    assert (a.path / "runs" / RUN_ID / "history.jsonl").read_bytes() == mine
+    # The advice works: the remote's copy is taken.
+    a("runs", "delete", RUN_ID, "--yes")
+    assert a.result("pull", "-p", "p", "--run", RUN_ID)["runs"] == [RUN_ID]
+    assert _history(a.path) == _history(b.path)
+
+
 def test_a_run_resumed_elsewhere_in_turn_goes_on_in_each_store(
         stores: tuple[Store, Store, Store], tmp_path: Path, backend: Backend,
         monkeypatch: pytest.MonkeyPatch) -> None:

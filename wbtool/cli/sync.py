@@ -44,9 +44,10 @@ def sync(
                               "new since the last sync, and what the remote lost)."),
     artifacts: bool = typer.Option(True, "--artifacts/--no-artifacts",
                                    help="Send artifact versions."),
-    check: bool = typer.Option(False, "--check", help="Also list every run file, manifest "
-                               "and object on the remote and send again those it lost of runs "
-                               "and versions already there (slower: listings of them all)."),
+    check: bool = typer.Option(False, "--check", help="Also list every run file, manifest, "
+                               "object, lineage record and link event on the remote and send "
+                               "again those it lost of runs and versions already there "
+                               "(slower: listings of them all)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Push artifact versions and runs to a remote: only what it lacks, run.json last."""
@@ -84,7 +85,7 @@ def sync(
     verb = "would send" if dry_run else "sent"
     output.line(f"{verb} {res.objects_sent} object(s) ({output.human_size(res.bytes_sent)}), "
                 f"{res.versions_sent} version(s), {res.aliases_sent} alias change(s), "
-                f"{res.links_sent} link change(s), "
+                f"{res.links_sent} link change(s), {res.lineage_sent} lineage record(s), "
                 f"{sent.runs_sent} run(s) ({output.human_size(sent.bytes_sent)}) "
                 f"to {res.remote}")
     _run_conflicts(sent.conflicts)

@@ -20,6 +20,11 @@ remote cannot be named there: it is left out with a warning. A pull replays
 each portfolio's events and changes only the links whose state on the
 remote differs from what both sides agreed on last time (so a local change
 not pushed yet is kept), pulling a linked version it lacks first.
+
+A checking push does not trust what was remembered as sent: a lineage record
+that a listing lacks is sent again, and so is a link agreed on that no event
+of its portfolio names any more (all its events deleted by hand). A link
+whose last events alone were lost reads as changed elsewhere, and is left.
 """
 
 from __future__ import annotations
@@ -46,12 +51,11 @@ def _label(rec: VersionRecord) -> str:
 
 # -- push ---------------------------------------------------------------------------------------
 
-def push_lineage(registry: Registry, remote: Remote, mapped: dict[int, state.Mapped],
-                 jobs: int = 8) -> int:
-    """Send a record for each lineage row of a version on the remote (``mapped``)
-    not sent before; returns how many were sent."""
-    index = registry.store.index
-    sent = state.load_lineage(index, remote.url)
+def lineage_todo(registry: Registry, url: str, mapped: dict[int, state.Mapped],
+                 lost: Iterable[state.LineageKey] = ()) -> set[state.LineageKey]:
+    """The lineage records of versions on the remote (``mapped``) not sent
+    before, or sent and ``lost`` there since."""
+    sent = state.load_lineage(registry.store.index, url) - set(lost)
     todo: set[state.LineageKey] = set()
     for run_id, vid, direction in registry.lineage_rows():
         m = mapped.get(vid)
@@ -60,6 +64,14 @@ def push_lineage(registry: Registry, remote: Remote, mapped: dict[int, state.Map
         key = (m.project, m.name, m.remote_idx, direction, run_id)
         if key not in sent:
             todo.add(key)
+    return todo
+
+
+def push_lineage(registry: Registry, remote: Remote, mapped: dict[int, state.Mapped],
+                 jobs: int = 8) -> int:
+    """Send a record for each lineage row of a version on the remote (``mapped``)
+    not sent before; returns how many were sent."""
+    todo = lineage_todo(registry, remote.url, mapped)
 
     def send(key: state.LineageKey) -> None:
         project, name, idx, direction, run_id = key
@@ -68,20 +80,29 @@ def push_lineage(registry: Registry, remote: Remote, mapped: dict[int, state.Map
             records.LineageRecord(project, name, idx, direction, run_id).to_bytes())
 
     run_all(send, sorted(todo), jobs)
-    state.remember_lineage(index, remote.url, todo)
+    state.remember_lineage(registry.store.index, remote.url, todo)
     return len(todo)
 
 
-def push_links(registry: Registry, remote: Remote, project: str | None,
-               warnings: list[str]) -> int:
-    """Send an event for each link made, changed or removed since the last sync
-    (of portfolios in ``project`` or of its versions; all when None)."""
+LinkChange = tuple[state.LinkKey, tuple[str, ...] | None]
+
+
+def _in_scope(project: str | None, key: state.LinkKey) -> bool:
+    """Whether a sync of ``project`` (every project: None) sends the link ``key``:
+    one of a portfolio in it, or of a version of it."""
+    return project is None or project in (key[0], key[2])
+
+
+def link_changes(registry: Registry, url: str, project: str | None, warnings: list[str],
+                 mapped: dict[int, state.Mapped] | None = None,
+                 lost: Iterable[state.LinkKey] = ()) -> list[LinkChange]:
+    """The link events a sync of ``project`` (all when None) sends: each link
+    made or changed since the last sync, or agreed on then and ``lost`` on the
+    remote since, and each link remembered as sent that is gone here.
+    ``mapped``: the local versions on the remote (default: as remembered)."""
     index = registry.store.index
-    mapped = state.load(index, remote.url)
-
-    def in_scope(key: state.LinkKey) -> bool:
-        return project is None or project in (key[0], key[2])
-
+    if mapped is None:
+        mapped = state.load(index, url)
     want: dict[state.LinkKey, tuple[str, ...]] = {}
     for link in registry.linked():
         assert link.source_id is not None
@@ -93,17 +114,25 @@ def push_links(registry: Registry, remote: Remote, project: str | None,
                 continue
             if project is None or project in (link.project, source.project):
                 warnings.append(f"link {_label(link)} not sent: its source {_label(source)} is "
-                                f"not on {remote.url} (sync project {source.project!r})")
+                                f"not on {url} (sync project {source.project!r})")
             continue
         key = (link.project, link.name, m.project, m.name, m.remote_idx)
-        if in_scope(key):
+        if _in_scope(project, key):
             want[key] = tuple(sorted(a for a in link.aliases if a != "latest"))
-    had = state.load_links(index, remote.url)
-    changes: list[tuple[state.LinkKey, tuple[str, ...] | None]] = sorted(
-        [(k, a) for k, a in want.items() if had.get(k) != a]
-        + [(k, None) for k in had if in_scope(k) and k not in want],
-        key=lambda change: change[0])
-    by_portfolio: dict[tuple[str, str], list[tuple[state.LinkKey, tuple[str, ...] | None]]] = {}
+    had = state.load_links(index, url)
+    for key in lost:
+        had.pop(key, None)
+    return sorted([(k, a) for k, a in want.items() if had.get(k) != a]
+                  + [(k, None) for k in had if _in_scope(project, k) and k not in want],
+                  key=lambda change: change[0])
+
+
+def push_links(registry: Registry, remote: Remote, project: str | None,
+               warnings: list[str]) -> int:
+    """Send an event for each link made, changed or removed since the last sync
+    (of portfolios in ``project`` or of its versions; all when None)."""
+    changes = link_changes(registry, remote.url, project, warnings)
+    by_portfolio: dict[tuple[str, str], list[LinkChange]] = {}
     for key, aliases in changes:
         by_portfolio.setdefault((key[0], key[1]), []).append((key, aliases))
     for (proj, portfolio), items in sorted(by_portfolio.items()):
@@ -117,8 +146,54 @@ def push_links(registry: Registry, remote: Remote, project: str | None,
                                               event.to_bytes()):
                 seq += 1
             seq += 1
-        state.set_links(index, remote.url, items)
+        state.set_links(registry.store.index, remote.url, items)
     return len(changes)
+
+
+# -- check: what the remote lost of what was sent -----------------------------------------------
+
+def lost_lineage(registry: Registry, remote: Remote,
+                 mapped: dict[int, state.Mapped]) -> list[state.LineageKey]:
+    """The lineage records remembered as sent, of versions on the remote
+    (``mapped``), that a listing of each project's lineage lacks."""
+    ours = {(m.project, m.name, m.remote_idx) for m in mapped.values()}
+    claimed = [k for k in state.load_lineage(registry.store.index, remote.url) if k[:3] in ours]
+    there: set[state.LineageKey] = set()
+    for project in sorted({k[0] for k in claimed}):
+        found, _ = records.parse_lineage_listing(
+            project, remote.list(records.lineage_prefix(project)))
+        there.update((project, *key) for key in found)
+    return sorted(k for k in claimed if k not in there)
+
+
+def lost_links(registry: Registry, remote: Remote, project: str | None,
+               jobs: int = 8) -> list[state.LinkKey]:
+    """The links agreed on at the last sync (of ``project``; all when None)
+    that no event on the remote names any more: their events were deleted
+    there. A portfolio with an event that cannot be read is left as it is."""
+    claimed: dict[tuple[str, str], list[state.LinkKey]] = {}
+    for key in state.load_links(registry.store.index, remote.url):
+        if _in_scope(project, key):
+            claimed.setdefault((key[0], key[1]), []).append(key)
+    wanted: list[tuple[str, str, int]] = []
+    for proj in sorted({p for p, _ in claimed}):
+        found, _ = records.parse_links_listing(proj, remote.list(records.links_prefix(proj)))
+        wanted += [(proj, portfolio, seq) for portfolio, seqs in found.items()
+                   if (proj, portfolio) in claimed for seq in sorted(seqs)]
+
+    def read(item: tuple[str, str, int]) -> tuple[tuple[str, str], records.SourceKey | None]:
+        path = records.link_path(*item)
+        try:
+            return item[:2], records.LinkEvent.from_bytes(remote.read(path), path).source
+        except (records.UnreadableRecordError, records.BadRecordError, NotFoundError):
+            return item[:2], None
+
+    named: dict[tuple[str, str], set[records.SourceKey | None]] = {}
+    for portfolio, source in run_all(read, wanted, jobs):
+        named.setdefault(portfolio, set()).add(source)
+    return sorted(k for portfolio, keys in claimed.items() for k in keys
+                  if None not in named.get(portfolio, set())
+                  and k[2:] not in named.get(portfolio, set()))
 
 
 # -- pull ---------------------------------------------------------------------------------------

@@ -12,11 +12,14 @@ listed once. A push with nothing new lists the version records and sends
 nothing.
 
 A push trusts that a version whose record is on the remote still has its
-manifest and objects there. A checking push (``check``) does not: it lists
-``manifests/`` and ``objects/`` (with sizes) whatever the records say, and
-sends again any manifest or object of a version it covers that the remote
-lost or holds at another size (deleted by hand, by a lifecycle rule, cut
-short), before anything that refers to it.
+manifest and objects there, and its lineage records and link events. A
+checking push (``check``) does not: it lists ``manifests/`` and ``objects/``
+(with sizes) whatever the records say, and sends again any manifest or
+object of a version it covers that the remote lost or holds at another size
+(deleted by hand, by a lifecycle rule, cut short), before anything that
+refers to it; it lists each project's lineage and links, reads the events
+of the portfolios it sent links to, and sends again each lineage record, and
+each link that no event names any more, that the remote lost.
 
 Version numbers are claimed by exclusive create: ``v<N>`` for the next N,
 and on a lost race N+1, so stores pushing at once all succeed with distinct
@@ -60,6 +63,8 @@ class PushPlan:
     mapped: dict[int, state.Mapped]  # local version id → remote version (already there)
     scope: list[VersionRecord]  # every local version the push covers
     project: str | None = None  # the project pushed (None: every project)
+    lost_lineage: list[state.LineageKey] = field(default_factory=list)  # sent, gone (check)
+    lost_links: list[state.LinkKey] = field(default_factory=list)  # agreed on, gone (check)
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -182,9 +187,15 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
                                 "store either; not sent")
                 for digest in gone_here:
                     del objects[digest]
+    lost_lineage: list[state.LineageKey] = []
+    lost_links: list[state.LinkKey] = []
+    if check:
+        lost_lineage = linksync.lost_lineage(registry, remote, mapped)
+        lost_links = linksync.lost_links(registry, remote, project, jobs)
     return PushPlan(remote=remote, versions=pending, known=known, listings=listings,
                     manifests=manifests, objects=objects, mapped=mapped, scope=scope,
-                    project=project, warnings=warnings, started=started)
+                    project=project, warnings=warnings, started=started,
+                    lost_lineage=lost_lineage, lost_links=lost_links)
 
 
 def _lacking(remote: Remote, objects: dict[str, int], *, sizes: bool) -> dict[str, int]:
@@ -265,6 +276,9 @@ def _execute(registry: Registry, plan: PushPlan, jobs: int,
                                 "created": created})
 
     result.aliases_sent = _push_aliases(registry, plan)
+    # What a check found lost is forgotten, so that it is sent again below.
+    state.forget_lineage(index, remote.url, plan.lost_lineage)
+    state.set_links(index, remote.url, [(key, None) for key in plan.lost_links])
     result.links_sent = linksync.push_links(registry, remote, plan.project, result.warnings)
     result.lineage_sent = linksync.push_lineage(registry, remote, plan.mapped, jobs)
     result.seconds = time.monotonic() - plan.started
@@ -298,24 +312,34 @@ def _claim(remote: Remote, rec: VersionRecord, listing: records.CollectionListin
         idx += 1
 
 
+AliasChanges = list[tuple[tuple[str, str], list[tuple[str, int | None]], list[VersionRecord]]]
+
+
+def _alias_changes(plan: PushPlan, mapped: dict[int, state.Mapped]) -> AliasChanges:
+    """Per collection, each alias moved, added or removed since the last sync
+    (alias, remote version or None), with the collection's versions on the
+    remote (``mapped``)."""
+    by_collection: dict[tuple[str, str], list[VersionRecord]] = {}
+    for rec in plan.scope:
+        if rec.id in mapped:
+            by_collection.setdefault((rec.project, rec.name), []).append(rec)
+    out: AliasChanges = []
+    for key, recs in sorted(by_collection.items()):
+        want = {a: mapped[r.id].remote_idx for r in recs for a in r.aliases if a != "latest"}
+        had = {a: mapped[r.id].remote_idx for r in recs for a in mapped[r.id].aliases}
+        changes = sorted((a, want.get(a)) for a in set(want) | set(had)
+                         if want.get(a) != had.get(a))
+        if changes:
+            out.append((key, changes, recs))
+    return out
+
+
 def _push_aliases(registry: Registry, plan: PushPlan) -> int:
     """Send an event for every alias moved, added or removed since the last sync."""
     remote = plan.remote
-    by_collection: dict[tuple[str, str], list[VersionRecord]] = {}
-    for rec in plan.scope:
-        if rec.id in plan.mapped:
-            by_collection.setdefault((rec.project, rec.name), []).append(rec)
     sent = 0
     updates: list[tuple[int, list[str]]] = []
-    for key, recs in sorted(by_collection.items()):
-        want = {a: plan.mapped[r.id].remote_idx for r in recs for a in r.aliases
-                if a != "latest"}
-        had = {a: plan.mapped[r.id].remote_idx for r in recs
-               for a in plan.mapped[r.id].aliases}
-        changes = sorted((a, want.get(a)) for a in set(want) | set(had)
-                         if want.get(a) != had.get(a))
-        if not changes:
-            continue
+    for key, changes, recs in _alias_changes(plan, plan.mapped):
         listing = _listing(plan.listings, *key)
         seq = listing.next_seq()
         for alias, idx in changes:
@@ -331,16 +355,35 @@ def _push_aliases(registry: Registry, plan: PushPlan) -> int:
     return sent
 
 
+def _dry_run(registry: Registry, p: PushPlan) -> PushResult:
+    """What executing ``p`` would send, counted without writing anything: each
+    new version stands for the remote version it would be (one of the same
+    digest there, or a number of its own), for its aliases, links and lineage."""
+    would = dict(p.mapped)
+    for i, rec in enumerate(p.versions):
+        idx = p.known[(rec.project, rec.name)].get(rec.digest)
+        would[rec.id] = state.Mapped(rec.id, rec.project, rec.name,
+                                     -1 - i if idx is None else idx, ())
+    url = p.remote.url
+    warnings = list(p.warnings)
+    every = {**state.load(registry.store.index, url), **would}
+    return PushResult(
+        remote=url, dry_run=True, objects_sent=len(p.objects), bytes_sent=p.bytes,
+        manifests_sent=len(p.manifests), versions=[
+            {"project": r.project, "name": r.name, "version": r.version} for r in p.versions],
+        versions_sent=len(p.versions),
+        aliases_sent=sum(len(changes) for _, changes, _ in _alias_changes(p, would)),
+        links_sent=len(linksync.link_changes(registry, url, p.project, warnings, every,
+                                             lost=p.lost_links)),
+        lineage_sent=len(linksync.lineage_todo(registry, url, would, lost=p.lost_lineage)),
+        warnings=warnings, seconds=time.monotonic() - p.started)
+
+
 def push(registry: Registry, remote: Remote, project: str | None = None, *, jobs: int = 8,
          dry_run: bool = False, check: bool = False,
          progress: Progress = _no_progress) -> PushResult:
     """Plan and (unless ``dry_run``) execute a push."""
     p = plan(registry, remote, project, jobs, check=check)
     if dry_run:
-        return PushResult(
-            remote=remote.url, dry_run=True, objects_sent=len(p.objects), bytes_sent=p.bytes,
-            manifests_sent=len(p.manifests), versions=[
-                {"project": r.project, "name": r.name, "version": r.version}
-                for r in p.versions], versions_sent=len(p.versions), warnings=p.warnings,
-            seconds=time.monotonic() - p.started)
+        return _dry_run(registry, p)
     return execute(registry, p, jobs, progress)

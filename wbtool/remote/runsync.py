@@ -476,14 +476,14 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
 
 _APPENDED_ELSEWHERE = ("{where} holds bytes from {start} to {end} that this store's copy "
                        "lacks: the run was logged to in another store and synced from there "
-                       "since this store last sent or pulled it; not sent, and both copies "
+                       "since this store last sent or pulled it; not {done}, and both copies "
                        "kept (to take the remote's instead, delete the run here with `wbtool "
                        "runs delete` and pull it)")
 
 
 def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
-                  there: Callable[[], dict[str, int]],
-                  dry_run: bool) -> tuple[int, bool] | str | None:
+                  there: Callable[[], dict[str, int]], dry_run: bool,
+                  done: str = "sent") -> tuple[int, bool] | str | None:
     """Where to send the append-only file ``path`` from, and whether the
     remote's parts of it go first (rewritten here); None when it holds no
     whole line past what was sent; or why it must not be sent.
@@ -510,7 +510,8 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
         # holds more than this store sent.
         past = [(start, end) for start, end, _rel in spans if end > offset]
         if past:
-            return _APPENDED_ELSEWHERE.format(where=where, start=past[0][0], end=past[-1][1])
+            return _APPENDED_ELSEWHERE.format(where=where, start=past[0][0], end=past[-1][1],
+                                              done=done)
         return 0, True
     pos = offset
     own: list[tuple[int, int, str]] = []
@@ -535,7 +536,8 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
         for start, end, rel in own:
             if any(s < end and start < e for s, e in other):
                 remote.delete(f"{prefix}/{rel}")
-    return _APPENDED_ELSEWHERE.format(where=where, start=other[0][0], end=other[0][1])
+    return _APPENDED_ELSEWHERE.format(where=where, start=other[0][0], end=other[0][1],
+                                      done=done)
 
 
 def _append_all(folder: Path, remote: Remote, prefix: str,
@@ -572,7 +574,8 @@ def _append_all(folder: Path, remote: Remote, prefix: str,
             if (k is not None and k[0] == "part" and k[1] in starts
                     and k[3] > starts[k[1]][0] and k[4] not in known):
                 why = _APPENDED_ELSEWHERE.format(
-                    where=remote.display(f"{prefix}/{k[1]}{PARTS}"), start=k[2], end=k[3])
+                    where=remote.display(f"{prefix}/{k[1]}{PARTS}"), start=k[2], end=k[3],
+                    done="sent")
                 break
     if why is None:
         return sent
@@ -610,7 +613,7 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
                 mine.append(part)
             elif remote.read(part) != chunk:
                 return _APPENDED_ELSEWHERE.format(where=remote.display(f"{target}{PARTS}"),
-                                                  start=offset, end=end)
+                                                  start=offset, end=end, done="sent")
             sent += len(chunk)
             offset = end
     mark = appended.get(name)
@@ -758,6 +761,10 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
                 sent = _seen_by_pull(target, remote.url, project)  # as a push would see it
             lacks = _unsent(target, sent)
             if lacks is not None:
+                why = _diverged(target, remote, prefix, sent, seen)
+                if why is not None:  # then a sync refuses it too: say how to take the remote's
+                    res.conflicts.append({"run": run_id, "reason": f"run {run_id}: {why}"})
+                    return
                 res.conflicts.append({
                     "run": run_id, "reason": f"run {run_id} has data in this store that "
                     f"{remote.url} lacks ({lacks}); run `wbtool sync` first, then pull again"})
@@ -801,6 +808,22 @@ def _pull_run(store_path: Path, index: Index, remote: Remote, project: str, run_
     res.runs_pulled += 1
     res.bytes_received += got
     res.runs.append(run_id)
+
+
+def _diverged(target: Path, remote: Remote, prefix: str, sent: dict[str, Any],
+              listing: dict[str, list[Any]]) -> str | None:
+    """Why the run folder ``target``, with data the remote lacks, cannot be
+    sent either: the remote holds lines of an append-only file that it lacks
+    (logged to in another store and synced from there); else None."""
+    appended = sent.get("append")
+    appended = appended if isinstance(appended, dict) else {}
+    sizes = {rel: int(v[0]) for rel, v in listing.items()}
+    for name in APPEND_FILES:
+        got = _append_start(target / name, remote, prefix, name, appended.get(name),
+                            lambda: sizes, True, done="pulled")
+        if isinstance(got, str):
+            return got
+    return None
 
 
 def _forget_sent(store_path: Path, url: str, run_id: str) -> None:

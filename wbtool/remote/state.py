@@ -90,6 +90,14 @@ def remember_lineage(index: Index, url: str, keys: Iterable[LineageKey]) -> None
             " direction, run_id) VALUES (?,?,?,?,?,?)", [(url, *key) for key in keys])
 
 
+def forget_lineage(index: Index, url: str, keys: Iterable[LineageKey]) -> None:
+    """Forget lineage records remembered as sent (the remote lost them)."""
+    with index.transaction() as db:
+        db.executemany(
+            "DELETE FROM remote_lineage WHERE remote_url=? AND project=? AND name=? AND"
+            " remote_idx=? AND direction=? AND run_id=?", [(url, *key) for key in keys])
+
+
 def load_links(index: Index, url: str) -> dict[LinkKey, tuple[str, ...]]:
     """Each link both sides agreed on, with its aliases."""
     return {(p, f, sp, sn, int(si)): tuple(json.loads(a)) for p, f, sp, sn, si, a in
