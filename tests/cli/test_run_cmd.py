@@ -1528,3 +1528,35 @@ def test_setup_settings_of_the_process_that_starts_wbtool_run_leave_its_run_alon
     assert res.code == 0, res.err
     assert res.out.strip() == "inner"
     assert record(store_dir)["project"] == "inner"
+
+
+@pytest.mark.parametrize("where", ["no run", "a run"])
+def test_alert_tells_a_bad_level_before_it_looks_for_the_run(
+    cli: Cli, store_dir: Path, where: str
+) -> None:
+    """As click checks options before the command runs: a bad --level is the
+    error, whether or not there is a run to alert."""
+    args = []
+    if where == "a run":
+        cli("run", "-q", "--id", "alerted", "--", "true", check=True)
+        args = ["--run", "alerted"]
+    is_error(cli("alert", "--level", "BOGUS", "t", "x", *args), 2,
+             "--level must be one of INFO, WARN, ERROR")
+
+
+@pytest.mark.parametrize("step", [str(2**63), str(10**20), "-1"])
+@pytest.mark.parametrize("path", ["fast", "full"])
+def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
+    cli: Cli, store_dir: Path, step: str, path: str
+) -> None:
+    """A step past 2**63-1 was written into the history as it was."""
+    cli("run", "-q", "--id", "stepped", "--", "true", check=True)
+    history = store_dir / "runs" / "stepped" / "history.jsonl"
+    before = history.read_bytes() if history.exists() else b""
+    # "--" before the pair sends the call to the full command line.
+    pairs = ["a=1"] if path == "fast" else ["--", "a=1"]
+    is_error(cli("log", "--run", "stepped", f"--step={step}", *pairs), 2,
+             f"--step must be between 0 and {2**63 - 1}, not {step}")
+    assert (history.read_bytes() if history.exists() else b"") == before
+    cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
+    assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
