@@ -1560,3 +1560,19 @@ def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
     assert (history.read_bytes() if history.exists() else b"") == before
     cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
     assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
+
+
+def test_capture_metrics_takes_the_step_from_a_group_named_step(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A ``_step`` group was dropped: every line became a row of its own step."""
+    res = cli("run", "-q", "--capture-metrics", r"step (?P<_step>\S+) loss=(?P<loss>[0-9.]+)",
+              "--capture-metrics", r"acc=(?P<acc>[0-9.]+)", "--", "sh", "-c",
+              "echo step 3 loss=0.5; echo step 3 loss=0.4 acc=0.7; echo step 10 loss=0.3; "
+              "echo step 2 loss=0.9; echo step x loss=0.2")
+    assert res.code == 0, res.err
+    rows = [{k: v for k, v in r.items() if k in ("_step", "loss", "acc")}
+            for r in iter_rows(only_run(store_dir) / "history.jsonl")]
+    assert rows == [{"_step": 3, "loss": 0.4, "acc": 0.7}, {"_step": 10, "loss": 0.2}]
+    assert "lower than the current step" in res.err
+    assert "captured _step 'x' is not a step" in res.err

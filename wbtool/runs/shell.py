@@ -17,12 +17,9 @@ from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
 from wbtool.runs.ids import validate_id
-from wbtool.runs.values import JSON_SAFE, encode, normalise
+from wbtool.runs.values import JSON_SAFE, MAX_STEP, encode, normalise
 
 PENDING = "history.pending.json"
-# The highest step a row may hold: what a 64-bit signed integer holds, as in
-# the reference's steps are.
-MAX_STEP = 2**63 - 1
 
 
 # Lists and objects nested deeper than this are refused: reading them, and
