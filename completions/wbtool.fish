@@ -352,7 +352,7 @@ complete -c wbtool -n '__wbtool_at remote remove' -s h -l help -d 'Show this mes
 complete -c wbtool -n '__wbtool_at remote remove' -l json -d 'Print a JSON document instead of text.'
 
 # wbtool run
-complete -c wbtool -n '__wbtool_at run' -l capture-metrics -r -d 'A regular expression with named groups that turns printed numbers into history rows, e.g. \'loss=(?P<loss>[0-9.e-]+)\'; repeatable.'
+complete -c wbtool -n '__wbtool_at run' -l capture-metrics -r -d 'A regular expression with named groups that turns printed numbers into history rows, e.g. \'loss=(?P<loss>[0-9.e-]+)\'; a group named _step gives the row\'s step; repeatable.'
 complete -c wbtool -n '__wbtool_at run' -l config -r -d 'Config: a YAML file or KEY=VALUE; repeatable.'
 complete -c wbtool -n '__wbtool_at run' -l dir -r -d 'Folder that holds .wbtool/ (WBTOOL_DIR, when set, wins).'
 complete -c wbtool -n '__wbtool_at run' -l group -r -d 'Group of related runs.'

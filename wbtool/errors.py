@@ -104,6 +104,10 @@ class AliasedVersionError(ConflictError):
     """{ref} has aliases {aliases}; pass {option} to delete it anyway"""
 
 
+class OutputError(WbtoolError):
+    """cannot write to standard output: {reason}"""
+
+
 class StoreError(WbtoolError):
     """{message}"""
 

@@ -148,3 +148,55 @@ def test_remote_listings_keep_each_remote_on_one_line(cli: Cli, tmp_path: Path) 
     assert cli("remote", "default", check=True).out == f"team\t{shown}\n"
     listed = cli("remote", "list", "--json", check=True).json()["result"]  # type: ignore[index]
     assert [r["url"] for r in listed] == [url]
+
+
+WRITERS = [("runs", "list"), ("runs", "list", "--json"), ("runs", "show", "out"),
+           ("runs", "history", "out"), ("runs", "history", "out", "--format", "csv"),
+           ("artifact", "ls"), ("artifact", "ls", "--json"), ("settings", "show"),
+           ("log", "--run", "out", "--json", "b=2"), ("--help",), ("runs", "list", "-h"),
+           ("--version",)]
+
+
+def _into(cli: Cli, args: tuple[str, ...], stdout: int, unbuffered: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    proc = subprocess.run([sys.executable, "-m", "wbtool", *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, cwd=cli.cwd, env=env, timeout=60)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_output_into_a_full_device_is_a_failure_not_a_store_error(
+    cli: Cli, tmp_path: Path, unbuffered: str
+) -> None:
+    """``wbtool runs list > /dev/full`` exited 7, which says the store is
+    damaged or its disk full; the store is whole, the output went nowhere."""
+    cli("run", "-q", "--id", "out", "--", sys.executable, "-m", "wbtool", "log", "a=1",
+        check=True)
+    (tmp_path / "data.txt").write_text("x")
+    cli("artifact", "log", "data", str(tmp_path / "data.txt"), "--type", "dataset", check=True)
+    with open("/dev/full", "w") as full:
+        for args in WRITERS:
+            code, err = _into(cli, args, full.fileno(), unbuffered)
+            assert (code, err) == (1, "wbtool: error: cannot write to standard output: "
+                                      "No space left on device\n"), args
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_every_output_into_a_closed_pipe_exits_quietly(cli: Cli, tmp_path: Path,
+                                                       unbuffered: str) -> None:
+    """``| head -0``, as git takes it: no message, no failure (help text
+    exited 1)."""
+    cli("run", "-q", "--id", "out", "--", sys.executable, "-m", "wbtool", "log", "a=1",
+        check=True)
+    (tmp_path / "data.txt").write_text("x")
+    cli("artifact", "log", "data", str(tmp_path / "data.txt"), "--type", "dataset", check=True)
+    for args in WRITERS:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            assert _into(cli, args, write, unbuffered) == (0, ""), args
+        finally:
+            os.close(write)

@@ -146,8 +146,8 @@ def test_a_closed_stdout_is_is_error(store_dir: Path) -> None:
     assert redirected("", "run", "-q", "--", "true").returncode == 0
     for args in (["runs", "list"], ["runs", "list", "--json"], ["--version"]):
         res = redirected(">&-", *args)
-        assert (res.returncode, res.stderr) == (1, "wbtool: error: Bad file descriptor: "
-                                                   "<stdout>\n"), args
+        assert (res.returncode, res.stderr) == (1, "wbtool: error: cannot write to standard "
+                                                   "output: Bad file descriptor\n"), args
     assert redirected(">&- 2>&-", "runs", "list").returncode == 1
 
 
@@ -1528,3 +1528,125 @@ def test_setup_settings_of_the_process_that_starts_wbtool_run_leave_its_run_alon
     assert res.code == 0, res.err
     assert res.out.strip() == "inner"
     assert record(store_dir)["project"] == "inner"
+
+
+@pytest.mark.parametrize("where", ["no run", "a run"])
+def test_alert_tells_a_bad_level_before_it_looks_for_the_run(
+    cli: Cli, store_dir: Path, where: str
+) -> None:
+    """As click checks options before the command runs: a bad --level is the
+    error, whether or not there is a run to alert."""
+    args = []
+    if where == "a run":
+        cli("run", "-q", "--id", "alerted", "--", "true", check=True)
+        args = ["--run", "alerted"]
+    is_error(cli("alert", "--level", "BOGUS", "t", "x", *args), 2,
+             "--level must be one of INFO, WARN, ERROR")
+
+
+@pytest.mark.parametrize("step", [str(2**63), str(10**20), "-1"])
+@pytest.mark.parametrize("path", ["fast", "full"])
+def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
+    cli: Cli, store_dir: Path, step: str, path: str
+) -> None:
+    """A step past 2**63-1 was written into the history as it was."""
+    cli("run", "-q", "--id", "stepped", "--", "true", check=True)
+    history = store_dir / "runs" / "stepped" / "history.jsonl"
+    before = history.read_bytes() if history.exists() else b""
+    # "--" before the pair sends the call to the full command line.
+    pairs = ["a=1"] if path == "fast" else ["--", "a=1"]
+    is_error(cli("log", "--run", "stepped", f"--step={step}", *pairs), 2,
+             f"--step must be between 0 and {2**63 - 1}, not {step}")
+    assert (history.read_bytes() if history.exists() else b"") == before
+    cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
+    assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
+
+
+def test_capture_metrics_takes_the_step_from_a_group_named_step(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A ``_step`` group was dropped: every line became a row of its own step."""
+    res = cli("run", "-q", "--capture-metrics", r"step (?P<_step>\S+) loss=(?P<loss>[0-9.]+)",
+              "--capture-metrics", r"acc=(?P<acc>[0-9.]+)", "--", "sh", "-c",
+              "echo step 3 loss=0.5; echo step 3 loss=0.4 acc=0.7; echo step 10 loss=0.3; "
+              "echo step 2 loss=0.9; echo step x loss=0.2")
+    assert res.code == 0, res.err
+    rows = [{k: v for k, v in r.items() if k in ("_step", "loss", "acc")}
+            for r in iter_rows(only_run(store_dir) / "history.jsonl")]
+    assert rows == [{"_step": 3, "loss": 0.4, "acc": 0.7}, {"_step": 10, "loss": 0.2}]
+    assert "lower than the current step" in res.err
+    assert "captured _step 'x' is not a step" in res.err
+
+
+def test_runs_list_and_show_of_a_killed_run_hold_its_last_rows_at_once(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """The index row of a run killed between heartbeats (every 30 s) held
+    what the run had at its start until it was resumed: no summary, no
+    runtime. The first listing that finds its process gone catches it up
+    from the folder, and records it as crashed."""
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.define_metric("acc", summary="max")
+        for i in range(4):
+            run.log({"acc": i / 10, "loss": 1 - i / 10})
+            time.sleep(0.4)
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    _killed_once_logged(store_dir, "gone", child, lambda rows: len(rows) == 4)
+    rows = list(iter_rows(store_dir / "runs" / "gone" / "history.jsonl"))
+    listed = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    (run,) = listed
+    assert run["state"] == "crashed"
+    assert run["summary"]["acc"] == {"max": 0.3} and run["summary"]["loss"] == 0.7
+    assert run["summary"]["_step"] == 3
+    assert run["runtime"] == rows[-1]["_runtime"] >= 1.2
+    shown = cli("runs", "show", "gone", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert (shown["state"], shown["summary"], shown["runtime"]) == (
+        "crashed", run["summary"], run["runtime"])
+    assert "0.7" in cli("runs", "list", check=True).out
+    # Caught up once: the index now records the run as crashed; its folder
+    # is left as the run wrote it, and doctor still tells of it.
+    import sqlite3
+
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("SELECT state FROM runs WHERE id = 'gone'").fetchall() == [("crashed",)]
+    db.close()
+    assert json.loads((store_dir / "runs" / "gone" / "run.json").read_text())["state"] == (
+        "running")
+    assert "1 run recorded as running whose process is gone" in cli("doctor").out
+    cli("run", "-q", "--resume", "must", "--id", "gone", "--", PY, "-m", "wbtool", "log",
+        "acc=0.9", check=True)
+    (run,) = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert run["state"] == "finished" and run["summary"]["acc"] == {"max": 0.9}
+
+
+def test_runs_show_and_list_of_a_running_run_tell_its_runtime_so_far(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A run still running showed the runtime of its last heartbeat (0.0s
+    in its first 30 s)."""
+    proc = subprocess.Popen(
+        wbtool_cmd("run", "-q", "--id", "live", "--", PY, "-c",
+                   "import time; print('ready', flush=True); time.sleep(120)"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(1.5)
+        shown = cli("runs", "show", "live", check=True).out
+        (line,) = [ln for ln in shown.splitlines() if "runtime:" in ln]
+        seconds = float(line.split()[1].removesuffix("s"))
+        assert 1.5 <= seconds < 60 and line.endswith(" so far"), line
+        doc = cli("runs", "show", "live", "--json", check=True).json()["result"]  # type: ignore[index]
+        listed = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+        assert seconds <= doc["runtime"] <= listed[0]["runtime"] < 60
+        assert listed[0]["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    (run,) = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert run["state"] == "killed" and run["runtime"] >= doc["runtime"]
+    assert "so far" not in cli("runs", "show", "live", check=True).out

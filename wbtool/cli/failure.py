@@ -68,6 +68,10 @@ def exit_code(exc: BaseException) -> int:
         import errno
 
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        if not where and _stdout_fails():  # > /dev/full: no output, but the store is whole
+            from wbtool.cli.output import stdout_failed
+
+            return exit_code(stdout_failed(exc))
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # say whose disk, and what to do
             from wbtool.errors import EXIT_STORE
 
@@ -84,6 +88,27 @@ def exit_code(exc: BaseException) -> int:
                         "needs write access to the store folder", EXIT_STORE)
         return fail(f"the store's index cannot be used: {exc}{_full_disk()}", EXIT_STORE)
     raise exc
+
+
+def _stdout_fails() -> bool:
+    """Whether stdout cannot be written, so that an error naming no file
+    came from writing it (help text, a table) rather than from the store:
+    what it has left to write cannot be flushed either, or (unbuffered) it
+    is ``/dev/full``."""
+    import os
+    import stat
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return False
+    except (OSError, ValueError):
+        return True
+    try:
+        st = os.fstat(sys.stdout.fileno())
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat("/dev/full").st_rdev
+    except (OSError, ValueError, AttributeError):  # no descriptor, no /dev/full
+        return False
 
 
 def _full_disk() -> str:

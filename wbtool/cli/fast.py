@@ -266,12 +266,32 @@ def _leave(code: int) -> NoReturn:
     interpreter down object by object: after a large checkout that takes
     longer than many small commands' whole work. Files and the index are
     closed or committed by then (SQLite needs no close to keep a commit)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass
+    code = _flushed(code)
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(code)
+
+
+def _flushed(code: int) -> int:
+    """``code``, once what is left of the output is written: a reader that
+    went away takes nothing and is no error; no room where it goes
+    (``> /dev/full``) is one (exit 1), told here, not by Python at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from wbtool.cli.output import discard_stdout
+
+        discard_stdout()
+    except ValueError:  # closed
+        pass
+    except OSError as e:
+        from wbtool.cli.failure import exit_code
+        from wbtool.cli.output import stdout_failed
+
+        return code or exit_code(stdout_failed(e))
+    return code
 
 
 def _hold_closed_descriptors() -> None:
@@ -304,11 +324,11 @@ def main() -> None:
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])
         if opts is not None:
-            sys.exit(_log(opts))
+            sys.exit(_flushed(_log(opts)))
     elif argv[:1] == ["run"]:
         opts = _parse_run(argv[1:])
         if opts is not None:
-            sys.exit(_run(opts))
+            sys.exit(_flushed(_run(opts)))
     elif argv[:1] == ["artifact"]:
         work = _artifact(argv[1:])
         if work is not None:

@@ -73,7 +73,9 @@ def build_app(only: str | None = None) -> typer.Typer:
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"wbtool {__version__}\n")
+        from wbtool.cli.output import line
+
+        line(f"wbtool {__version__}")
         raise typer.Exit()
 
 
@@ -104,6 +106,11 @@ def run(argv: list[str] | None = None) -> int:
         # Not standalone: click's own errors come back here to be told in one line.
         result = target(args=args, prog_name="wbtool", standalone_mode=False)
     except SystemExit as e:
+        if isinstance(e.__context__, BrokenPipeError):  # Typer's exit 1 for a reader gone
+            from wbtool.cli.output import discard_stdout
+
+            discard_stdout()
+            return 0  # as a command's own output into a closed pipe: no error
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_FAILURE)
     except typer.TyperException as e:
         return _usage_failure(e)
@@ -142,4 +149,10 @@ def main() -> None:
         from wbtool.cli.output import discard_stdout
 
         discard_stdout()
+    except OSError as e:  # no room where stdout goes (> /dev/full)
+        from wbtool.cli.failure import exit_code
+        from wbtool.cli.output import stdout_failed
+
+        failed = exit_code(stdout_failed(e))
+        code = code or failed
     sys.exit(code)

@@ -39,7 +39,8 @@ def run(
     capture_metrics: list[str] = typer.Option(
         [], "--capture-metrics", metavar="REGEX",
         help="A regular expression with named groups that turns printed numbers into "
-             "history rows, e.g. 'loss=(?P<loss>[0-9.e-]+)'; repeatable."),
+             "history rows, e.g. 'loss=(?P<loss>[0-9.e-]+)'; a group named _step "
+             "gives the row's step; repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No end-of-run summary."),
     sync: bool = typer.Option(False, "--sync", help="Push the run and its project's "
                               "artifacts to the default remote when it finishes."),

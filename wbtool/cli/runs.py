@@ -105,14 +105,17 @@ def _choice(option: str, value: str, choices: Iterable[str]) -> str:
 
 @contextlib.contextmanager
 def _stdout_guard() -> Iterator[None]:
-    """A reader that went away (``| head``) ends the command quietly, exit 0."""
+    """A reader that went away (``| head``) ends the command quietly, exit 0;
+    output that cannot be written (``> /dev/full``) is an error, exit 1."""
     try:
         yield
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # later flushes go nowhere, silently
-        os.close(devnull)
+        output.discard_stdout()  # later flushes go nowhere, silently
+    except OSError as e:
+        if not output.is_stdout_failure(e):
+            raise
+        raise output.stdout_failed(e) from None
 
 
 def _iso(ts: Any) -> str | None:
@@ -264,6 +267,7 @@ def list_(
     """
     from wbtool.errors import UsageError
     from wbtool.runs import catalog, query
+    from wbtool.runs.crashed import caught_up
     from wbtool.runs.folder import STATES, effective_state
 
     if state is not None:
@@ -279,8 +283,8 @@ def list_(
     ctx = _ctx(project)
     proj = _project(ctx, project)
     whole = bool(filters) or sort is not None or state is not None
-    rows = [] if ctx is None else catalog.select(
-        ctx.store.index, project=proj, limit=None if whole else limit)
+    rows = [] if ctx is None else caught_up(ctx, catalog.select(
+        ctx.store.index, project=proj, limit=None if whole else limit))
     # (row, state as shown, the row as --where and --sort see it, built once)
     found: list[tuple[Any, str, dict[str, Any]]] = []
     for row in rows:
@@ -305,7 +309,7 @@ def list_(
             output.emit_json("runs list", [{
                 "id": d["id"], "name": d.get("name"), "project": d.get("project"),
                 "state": s, "group": d.get("group"), "tags": d.get("tags") or [],
-                "created_at": _iso(d.get("created_at")), "runtime": d.get("runtime"),
+                "created_at": _iso(d.get("created_at")), "runtime": _runtime(d, s),
                 "summary": summ} for d, s, summ in runs])
         return
     if not runs:
@@ -322,7 +326,7 @@ def list_(
                "runtime", *metrics]
     local = functools.lru_cache(maxsize=4096)(_local)  # runs started in the same minute
     table = [[d["id"], d.get("name") or "", *([d.get("project")] if proj is None else []), s,
-              local(_minute(d.get("created_at"))), human_duration(d.get("runtime")),
+              local(_minute(d.get("created_at"))), human_duration(_runtime(d, s)),
               *[_num(summ[m]) if type(summ.get(m)) in NUMBERS else "" for m in metrics]]
              for d, s, summ in runs]
     with _stdout_guard():
@@ -330,6 +334,13 @@ def list_(
             _aligned(columns, table)  # rich takes seconds to lay out thousands of rows
         else:
             output.table(columns, table)
+
+
+def _runtime(doc: dict[str, Any], state: str) -> Any:
+    """The runtime a listing shows: so far, of a run still running; else its record's."""
+    from wbtool.runs.folder import runtime_shown
+
+    return runtime_shown(doc, state) if state == "running" else doc.get("runtime")
 
 
 def _aligned(columns: list[str], rows: list[list[Any]]) -> None:
@@ -460,7 +471,7 @@ def _print_show(doc: dict[str, Any], as_json: bool) -> None:
                 "host", "program"):
         value = doc[key]
         if key == "runtime":
-            value = human_duration(value)
+            value = human_duration(value) + (" so far" if doc["state"] == "running" else "")
         elif key == "tags":
             value = ", ".join(value)
         if value in (None, "", []):
@@ -705,6 +716,7 @@ def export(
     """
     from wbtool.errors import UsageError
     from wbtool.runs import catalog
+    from wbtool.runs.crashed import caught_up
     from wbtool.runs.folder import effective_state
 
     _choice("--format", fmt, FORMATS)
@@ -717,7 +729,8 @@ def export(
     records = []
     config_keys: dict[str, None] = {}
     summary_keys: dict[str, None] = {}
-    for row in [] if ctx is None else catalog.select(ctx.store.index, project=proj):
+    for row in [] if ctx is None else caught_up(ctx, catalog.select(ctx.store.index,
+                                                                     project=proj)):
         d = row.doc
         rec: dict[str, Any] = {
             "id": d["id"], "name": d.get("name"), "state": effective_state(d),

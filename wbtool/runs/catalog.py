@@ -26,12 +26,19 @@ def _dumps(doc: Any) -> str:
 
 
 class RunRow:
-    __slots__ = ("config_text", "doc", "summary_text")
+    __slots__ = ("config_text", "doc", "doc_text", "summary_text")
 
-    def __init__(self, doc: dict[str, Any], summary_text: str, config_text: str) -> None:
+    def __init__(self, doc: dict[str, Any], summary_text: str, config_text: str,
+                 doc_text: str = "") -> None:
         self.doc = doc
         self.summary_text = summary_text
         self.config_text = config_text
+        self.doc_text = doc_text  # the row's doc as stored, which refresh compares
+
+    @classmethod
+    def of(cls, doc: dict[str, Any], summary: dict[str, Any],
+           config: dict[str, Any]) -> RunRow:
+        return cls(doc, _dumps(summary), _dumps(config), _dumps(doc))
 
     @property
     def id(self) -> str:
@@ -75,7 +82,7 @@ def get(index: Index, run_id: str) -> RunRow | None:
     row = index.db.execute(
         "SELECT doc, summary, config FROM runs WHERE id = ?", (run_id,)
     ).fetchone()
-    return None if row is None else RunRow(json.loads(row[0]), row[1], row[2])
+    return None if row is None else RunRow(json.loads(row[0]), row[1], row[2], row[0])
 
 
 def select(index: Index, project: str | None = None, state: str | None = None,
@@ -97,7 +104,20 @@ def select(index: Index, project: str | None = None, state: str | None = None,
     if limit is not None and limit <= SQLITE_MAX_INT:  # a larger limit is no limit
         sql += " LIMIT ?"
         args.append(int(limit))
-    return [RunRow(json.loads(d), s, c) for d, s, c in index.db.execute(sql, args)]
+    return [RunRow(json.loads(d), s, c, d) for d, s, c in index.db.execute(sql, args)]
+
+
+def refresh(index: Index, rows: list[tuple[RunRow, RunRow]]) -> None:
+    """Replace each (old, new) row's stored doc, summary and config with the
+    new ones, where the row still holds the old doc: a run resumed meanwhile
+    wrote a row of its own, which stays."""
+    with index.transaction() as db:
+        for old, new in rows:
+            db.execute(
+                "UPDATE runs SET state = ?, doc = ?, summary = ?, config = ?"
+                " WHERE id = ? AND doc = ?",
+                (new.doc["state"], new.doc_text, new.summary_text, new.config_text,
+                 old.id, old.doc_text))
 
 
 def delete(index: Index, run_id: str) -> bool:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from wbtool.runs import rawlog
 from wbtool.runs.terminal import MAX_LINE, Chunk, TerminalLog
+from wbtool.runs.values import MAX_STEP
 
 if TYPE_CHECKING:
     from wbtool.runs.run import Run
@@ -578,8 +579,25 @@ class Launcher:
                 for m in pattern.finditer(line):
                     row.update({k: _number(v) for k, v in m.groupdict().items()
                                 if v})  # a group that matched nothing holds no value
-            if row:
+            step = row.pop("_step", None)
+            if step is not None:
+                self._log_at(row, step)
+            elif row:
                 self.run.log(row)
+
+    def _log_at(self, row: dict[str, Any], step: Any) -> None:
+        """Log a captured row at the step a ``_step`` group captured, as
+        ``wbtool log --step`` does: rows of one step accumulate, and a later
+        step commits them. A step that is no whole number from 0 to
+        :data:`MAX_STEP` is left out of the row, with a warning."""
+        if type(step) is int and 0 <= step <= MAX_STEP:
+            self.run.log(row, step=step)
+            return
+        self.run._warn("capture", f"captured _step {str(step)[:40]!r} is not a step "
+                       f"(a whole number from 0 to {MAX_STEP}): the line's values are logged "
+                       "without one")
+        if row:
+            self.run.log(row)
 
     def _flush(self) -> None:
         if not self._recording:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import NotFoundError
 from wbtool.runs import catalog, query
-from wbtool.runs.folder import RunFolder, effective_state
+from wbtool.runs.crashed import caught_up
+from wbtool.runs.folder import RunFolder, effective_state, runtime_shown
 from wbtool.runs.history import iter_rows
 from wbtool.runs.ids import split_run_path
 
@@ -91,7 +92,8 @@ class PublicRun:
 
     @property
     def runtime(self) -> float:
-        return float(self._doc.get("runtime") or 0.0)
+        """Seconds the run ran; of a run still running, so far."""
+        return runtime_shown(self._doc, self.state)
 
     @property
     def exit_code(self) -> int | None:
@@ -249,6 +251,8 @@ def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]
 def get_run(ctx: Context, path: str) -> PublicRun:
     _, project, run_id = split_run_path(path)
     row = catalog.get(ctx.store.index, run_id)
+    if row is not None:
+        row = caught_up(ctx, [row])[0]
     if row is None:
         folder = RunFolder(ctx.store.path / "runs" / run_id)
         doc = folder.read_run()
@@ -270,7 +274,7 @@ def list_runs(ctx: Context, project: str | None = None,
     if filters:
         query.check(filters)
     runs = [PublicRun(ctx, r.doc, r.summary, r.config)
-            for r in catalog.select(ctx.store.index, project=project)]
+            for r in caught_up(ctx, catalog.select(ctx.store.index, project=project))]
     if state is not None:
         runs = [r for r in runs if r.state == state]
     if filters:

@@ -17,7 +17,7 @@ from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
 from wbtool.runs.ids import validate_id
-from wbtool.runs.values import JSON_SAFE, encode, normalise
+from wbtool.runs.values import JSON_SAFE, MAX_STEP, encode, normalise
 
 PENDING = "history.pending.json"
 
@@ -102,6 +102,8 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
     if summary_only and (step is not None or commit is not None):
         raise UsageError("--step and --commit/--no-commit place history rows; "
                          "--summary sets summary values, which have no step")
+    if step is not None and not 0 <= step <= MAX_STEP:
+        raise UsageError(f"--step must be between 0 and {MAX_STEP}, not {step}")
     folder = run_folder(ctx, run_id)
     row: dict[str, Any] = {}
     for key, value in values.items():
@@ -192,12 +194,14 @@ def _summarize(folder: RunFolder, doc: dict[str, Any], row: dict[str, Any]) -> d
 def alert(ctx: Any, run_id: str | None, title: str, text: str, level: str) -> dict[str, Any]:
     from wbtool.runs.run import ALERT_LEVELS
 
-    folder = run_folder(ctx, run_id)
-    if not title or len(title) > 64:
-        raise UsageError("the alert title must be 1 to 64 characters")
+    # The values given are checked before the run is looked for, as the
+    # command line checks its options before it runs the command.
     level = level.upper()
     if level not in ALERT_LEVELS:
         raise UsageError(f"--level must be one of {', '.join(ALERT_LEVELS)}")
+    if not title or len(title) > 64:
+        raise UsageError("the alert title must be 1 to 64 characters")
+    folder = run_folder(ctx, run_id)
     event = {"type": "alert", "title": title, "text": text, "level": level,
              "time": time.time()}
     folder.append_event(event)

@@ -25,6 +25,9 @@ MAX_DEPTH = 100
 # What _normalise returns for a value it warned it would not keep: run.log
 # leaves the key out of the row, so the summary keeps the metric's last value.
 SKIPPED = object()
+# The highest step a history row may hold: what a 64-bit signed integer
+# holds, as the reference's steps are.
+MAX_STEP = 2**63 - 1
 
 encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
 # How JSON text is encoded as UTF-8: a lone surrogate (bytes that were not
