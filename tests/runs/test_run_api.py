@@ -114,6 +114,15 @@ def test_a_step_that_is_not_an_integer_is_refused(step: Any) -> None:
         [(0, 0), (4, 1)] if step is None else [(0, 0)])
 
 
+def test_a_step_past_a_64_bit_integer_is_refused() -> None:
+    """It was written into the history, which no reader of a step holds."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0}, step=2**63 - 1)
+        with pytest.raises(ValueError, match="step must be at most 9223372036854775807"):
+            run.log({"a": 1}, step=2**63)
+    assert [(r["_step"], r["a"]) for r in history(run)] == [(2**63 - 1, 0)]
+
+
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, step=2)

@@ -25,7 +25,7 @@ from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import JSON_SAFE, PLAIN, LogTarget, flatten_into
+from wbtool.runs.values import JSON_SAFE, MAX_STEP, PLAIN, LogTarget, flatten_into
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -325,6 +325,8 @@ class Run:
                     step = operator.index(step)  # numpy integers too
                 except TypeError:
                     raise ValueError(f"step must be an integer, not {step!r}") from None
+                if step > MAX_STEP:  # what a history's readers (and SQLite) hold
+                    raise ValueError(f"step must be at most {MAX_STEP}, not {step}")
             # The whole call is checked before any of it is kept: a refused value
             # leaves nothing behind for the next step.
             plain = PLAIN
