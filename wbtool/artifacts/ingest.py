@@ -302,7 +302,7 @@ def ingest(
         return _put_batch(objects, batch, immutable)
 
     wrote_loose = False  # objects of their own: packs are flushed as published
-    with store.lock(exclusive=False):
+    with store.lock(exclusive=False), fsutil.naming(store.tmp):
         if small:
             place_small = _link_small if immutable else _pack_small
             for done in place_small(objects, small):
