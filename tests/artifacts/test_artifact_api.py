@@ -16,6 +16,7 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -1607,3 +1608,22 @@ def test_a_stale_handle_never_edits_the_version_that_took_its_row(tmp_path: Path
         stale.delete(delete_aliases=True)
     beta = wbtool.Api().artifact("p/beta:v0")
     assert beta.metadata == {"owner": "bob"} and "prod" in beta.aliases
+
+
+@pytest.mark.parametrize("field", ["description", "metadata key", "metadata value"])
+def test_text_that_is_not_utf8_is_refused_where_it_comes_in(field: str) -> None:
+    """A lone surrogate in the metadata was stored (and then failed every
+    sync); in the description, save() raised a UnicodeEncodeError from the
+    index after the files were stored."""
+    bad = "x\ud800"
+    kwargs: dict[str, Any] = (
+        {"description": bad} if field == "description"
+        else {"metadata": {bad: 1} if field == "metadata key" else {"a": [bad]}})
+    with pytest.raises(UsageError, match="not valid UTF-8"):
+        wbtool.Artifact("ds", "dataset", **kwargs)
+    art = wbtool.Artifact("ds", "dataset")
+    with pytest.raises(UsageError, match="not valid UTF-8"):
+        if field == "description":
+            art.description = bad
+        else:
+            art.metadata = kwargs["metadata"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
-from wbtool.artifacts.metadata import check_metadata
+from wbtool.artifacts.metadata import check_description, check_metadata
 from wbtool.artifacts.registry import INCREMENTAL_WAIT_SECONDS, Based
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
@@ -85,7 +85,7 @@ class Artifact:
     ) -> None:
         self._collection_name = validate_name(name)
         self._type = validate_type(type)
-        self._description = description
+        self._description = check_description(description)
         self._metadata = check_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
@@ -185,7 +185,7 @@ class Artifact:
 
     @description.setter
     def description(self, value: str | None) -> None:
-        self._description = value
+        self._description = check_description(value)
 
     @property
     def metadata(self) -> dict[str, Any]:
