@@ -111,6 +111,26 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
+def linked_tree(root: Path) -> Path:
+    """A folder whose symbolic links go to a file and a folder inside it, a
+    file and a folder outside it, nowhere, and round in loops."""
+    folder = make_tree(root / "tree", {"a.txt": b"a", "sub/b.txt": b"bb"})
+    make_tree(root / "outside", {"o.txt": b"secret", "od/x.txt": b"x"})
+    os.symlink("a.txt", folder / "to-file-in")
+    os.symlink("sub", folder / "to-folder-in")
+    os.symlink("../outside/o.txt", folder / "to-file-out")
+    os.symlink("../outside", folder / "to-folder-out")
+    os.symlink("nowhere", folder / "dangling")
+    os.symlink("..", folder / "sub" / "up")  # a loop: sub/up/sub/up/...
+    os.symlink(".", folder / "sub" / "here")
+    return folder
+
+
+SKIPPED_LINKS = {"to-folder-in": "symlink to a folder", "to-file-out": "outside",
+                 "to-folder-out": "outside", "dangling": "dangling symlink",
+                 "sub/up": "symlink to a folder", "sub/here": "symlink to a folder"}
+
+
 def read_tree(root: Path) -> dict[str, bytes]:
     out = {}
     for p in sorted(root.rglob("*")):

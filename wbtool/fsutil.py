@@ -20,12 +20,27 @@ _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
 StrPath = str | os.PathLike
 # What a write refused for want of permission (or a read-only filesystem) fails with.
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+# What a write that found no room left fails with.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def is_within(path: StrPath, folder: StrPath) -> bool:
     """Whether ``path`` is ``folder`` or lies under it, links resolved."""
     real, real_folder = os.path.realpath(path), os.path.realpath(folder)
     return real == real_folder or real.startswith(real_folder + os.sep)
+
+
+@contextlib.contextmanager
+def naming(path: StrPath) -> Iterator[None]:
+    """Name ``path`` in a full-disk ``OSError`` raised without a file name
+    (a ``write`` names none), so that whoever tells the error can say which
+    disk is full: the store's, or that of a folder written to."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in DISK_FULL and e.filename is None:
+            e.filename = os.fspath(path)
+        raise
 
 
 def tmp_name(directory: StrPath, hint: str = "") -> str:

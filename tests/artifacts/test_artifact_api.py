@@ -16,11 +16,13 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 import wbtool
+from tests.conftest import SKIPPED_LINKS, linked_tree
 from wbtool.errors import (
     ArtifactFinalizedError,
     ArtifactNotLoggedError,
@@ -1229,6 +1231,46 @@ def test_add_reference_to_a_folder_with_checksum(tmp_path: Path) -> None:
     assert read_tree(root) == {k: v.encode() for k, v in files.items() if isinstance(v, str)}
 
 
+def test_a_folder_reference_treats_symlinks_as_a_logged_folder_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Links to files inside are tracked, every other link is skipped and
+    named (never followed out of the folder, never looped on): the same
+    files as add_dir takes from the folder."""
+    folder = linked_tree(tmp_path)
+    refs = wbtool.Artifact("refs", "dataset")
+    with caplog.at_level("WARNING", logger="wbtool"):
+        entries = refs.add_reference(folder.as_uri())
+    assert sorted(e.path for e in entries) == ["a.txt", "sub/b.txt", "to-file-in"]
+    assert refs.get_entry("to-file-in").digest == hash_bytes(b"a")
+    said = caplog.text
+    for link, why in SKIPPED_LINKS.items():
+        line = next(x for x in said.splitlines() if f"{folder / link}:" in x)
+        assert why in line, said
+    copied = wbtool.Artifact("copied", "dataset")
+    copied.add_dir(str(folder))
+    assert {e.path: e.digest for e in entries} == {
+        p: e.digest for p, e in copied.manifest.entries.items()}
+    refs.save()
+    out = tmp_path / "out"
+    load("refs:v0").download(str(out))
+    assert read_tree(out) == {"a.txt": b"a", "sub/b.txt": b"bb", "to-file-in": b"a"}
+
+
+def test_a_folder_reference_never_takes_in_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store inside the folder, under a name other than .wbtool, was
+    walked into the artifact as references to its own objects."""
+    folder = make_tree(tmp_path / "project", {"data.txt": "d"})
+    monkeypatch.setenv("WBTOOL_DIR", str(folder / "store"))
+    first = wbtool.Artifact("first", "dataset")
+    first.add_file(str(folder / "data.txt"))
+    first.save()
+    refs = wbtool.Artifact("refs", "dataset")
+    assert [e.path for e in refs.add_reference(folder.as_uri())] == ["data.txt"]
+
+
 def test_changed_file_reference_is_refused_on_download_and_checkout(tmp_path: Path) -> None:
     target = write(tmp_path / "ext" / "r.txt", "logged")
     art = wbtool.Artifact("ref-changed", "dataset")
@@ -1634,3 +1676,22 @@ def test_get_path_is_get_entry_with_a_deprecation_warning(tmp_path: Path) -> Non
     with pytest.warns(DeprecationWarning, match="get_entry"):
         entry = art.get_path("a.txt")
     assert entry.digest == art.get_entry("a.txt").digest
+
+
+@pytest.mark.parametrize("field", ["description", "metadata key", "metadata value"])
+def test_text_that_is_not_utf8_is_refused_where_it_comes_in(field: str) -> None:
+    """A lone surrogate in the metadata was stored (and then failed every
+    sync); in the description, save() raised a UnicodeEncodeError from the
+    index after the files were stored."""
+    bad = "x\ud800"
+    kwargs: dict[str, Any] = (
+        {"description": bad} if field == "description"
+        else {"metadata": {bad: 1} if field == "metadata key" else {"a": [bad]}})
+    with pytest.raises(UsageError, match="not valid UTF-8"):
+        wbtool.Artifact("ds", "dataset", **kwargs)
+    art = wbtool.Artifact("ds", "dataset")
+    with pytest.raises(UsageError, match="not valid UTF-8"):
+        if field == "description":
+            art.description = bad
+        else:
+            art.metadata = kwargs["metadata"]

@@ -162,3 +162,25 @@ def test_immutable_files_that_cannot_be_made_read_only_are_copied_by_both_proces
         assert local.st_nlink == 1 and local.st_mode == modes[e.path]
         assert Path(store.objects.path(e.digest)).read_bytes() == files[e.path]
 
+
+
+@pytest.mark.parametrize("immutable", [False, True], ids=["mutable", "immutable"])
+@pytest.mark.parametrize("size", [100, 300_000], ids=["packed", "own object"])
+def test_a_file_removed_between_walk_and_read_is_named_as_not_found(
+    tmp_path: Path, store_dir: Path, size: int, immutable: bool
+) -> None:
+    """It failed with FileNotFoundError (the command line: exit 1, "No such
+    file or directory"), where a file named on the command line that does
+    not exist is "not found" (exit 3)."""
+    from wbtool.errors import NotFoundError
+
+    root = make_tree(tmp_path / "data", {f"f{i:02}": bytes([i]) * size for i in range(40)})
+    store = Store.open(store_dir)
+    walked = ingest.walk_dir(root)
+    (root / "f17").unlink()  # something else deletes it meanwhile
+    with pytest.raises(NotFoundError, match="removed while it was being stored") as failed:
+        ingest.ingest(store, walked.files, validated=True, stats=walked.stats,
+                      immutable=immutable)
+    assert str(root / "f17") in str(failed.value)
+    assert failed.value.exit_code == 3
+    assert os.listdir(store.tmp) == []

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, make_tree, read_tree, unprivileged, write_protected
+from tests.conftest import (
+    SKIPPED_LINKS,
+    Cli,
+    linked_tree,
+    make_tree,
+    read_tree,
+    unprivileged,
+    write_protected,
+)
 from wbtool.errors import UsageError
 from wbtool.hashing import hash_bytes, hash_file
 
@@ -739,6 +747,29 @@ def test_symlinks_in_added_folders(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
     cli("artifact", "download", "ds", "--root", str(out), check=True)
     assert read_tree(out) == {"real.txt": b"inside", "alias.txt": b"inside"}
+
+
+def test_a_folder_reference_lists_its_skipped_links_as_paths_do(cli: Cli, tmp_path: Path) -> None:
+    """``add --reference`` of a folder left its skipped links out of the
+    --json "skipped" list (and only logged them), unlike a PATH's."""
+    folder = linked_tree(tmp_path)
+    for how in (["--reference", folder.as_uri()], [str(folder)]):
+        name = "refs" if how[0] == "--reference" else "copied"
+        res = cli("artifact", "add", name, *how, "--type", "dataset", "--json", check=True)
+        result = res.json()["result"]
+        assert result["staged"] == 3, result
+        skipped = {s["path"]: s["reason"] for s in result["skipped"]}
+        assert sorted(skipped) == sorted(str(folder / link) for link in SKIPPED_LINKS)
+        for link, why in SKIPPED_LINKS.items():
+            assert why in skipped[str(folder / link)]
+        assert res.err == ""
+        res = cli("artifact", "add", f"{name}2", *how, "--type", "dataset", check=True)
+        assert sorted(res.err.splitlines()) == sorted(
+            f"skipped {folder / link}: {why}" for link, why in skipped_reasons(skipped, folder))
+
+
+def skipped_reasons(skipped: dict[str, str], folder: Path) -> list[tuple[str, str]]:
+    return [(os.path.relpath(path, folder), why) for path, why in skipped.items()]
 
 
 def test_a_file_name_that_is_not_utf8_is_refused_by_name(cli: Cli, tmp_path: Path) -> None:

@@ -223,3 +223,27 @@ def test_logging_to_a_run_whose_folder_was_deleted_by_hand(
              f"wbtool runs delete {gone.id} --yes")
     assert not (store_dir / "runs" / gone.id).exists()
     is_error(cli(*argv, "--run", "nosuchrun"), 3, "run not found: nosuchrun")
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--metadata", '{"\\ud800": 1}'),  # JSON's escape of a lone surrogate
+    ("--metadata", '{"a": ["x\\udcff"]}'),
+    ("--description", "bad \udcff byte"),  # the byte 0xff in the argument
+])
+@pytest.mark.parametrize("command", ["log", "add-then-log"])
+def test_metadata_or_a_description_that_is_not_utf8_is_refused_first(
+    cli: Cli, store_dir: Path, option: str, value: str, command: str
+) -> None:
+    """Such metadata was stored, and every later sync of the store then
+    failed ("text that is not valid UTF-8 cannot be kept here"); such a
+    description failed only once the files were stored."""
+    make_tree(cli.cwd / "data", {"a.txt": b"a"})
+    if command == "log":
+        res = cli("artifact", "log", "ds", "data", "-t", "dataset", option, value)
+    else:
+        cli("artifact", "add", "ds", "data", "-t", "dataset", check=True)
+        res = cli("artifact", "log", "ds", option, value)
+    is_error(res, 2, f"{option} holds text that is not valid UTF-8")
+    assert cli("artifact", "ls", "--json", check=True).json()["result"] == []
+    if command == "log":  # refused before any file was read
+        assert not [p for p in (store_dir / "objects").rglob("*") if p.is_file()]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wbtool.artifacts import ingest, materialize
-from wbtool.artifacts.metadata import check_metadata
+from wbtool.artifacts.metadata import check_description, check_metadata
 from wbtool.artifacts.registry import INCREMENTAL_WAIT_SECONDS, Based
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
@@ -85,7 +85,7 @@ class Artifact:
     ) -> None:
         self._collection_name = validate_name(name)
         self._type = validate_type(type)
-        self._description = description
+        self._description = check_description(description)
         self._metadata = check_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
@@ -185,7 +185,7 @@ class Artifact:
 
     @description.setter
     def description(self, value: str | None) -> None:
-        self._description = value
+        self._description = check_description(value)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -420,7 +420,10 @@ class Artifact:
         max_objects: int | None = None,
     ) -> list[ArtifactManifestEntry]:
         """Track files that stay where they are: file://, s3://, gs://, az:// (and
-        https Azure blob URLs), http(s)://. Nothing is copied into the store."""
+        https Azure blob URLs), http(s)://. Nothing is copied into the store.
+        A file:// folder is walked as ``add_dir`` walks one: a symbolic link to
+        a file inside it is tracked, other links (to folders, out of the
+        folder, dangling) are skipped with a warning."""
         self._ensure_draft()
         return [ArtifactManifestEntry.of(e, self)
                 for e in self._add_reference(uri, name, checksum, max_objects)]
@@ -433,6 +436,17 @@ class Artifact:
             )
             self._put([entry], overwrite=False)
             return [entry]
+        entries, _skipped = self._reference_entries(uri, name, checksum, max_objects)
+        self._put(entries, overwrite=False)
+        return entries
+
+    def _reference_entries(
+        self, uri: str, name: str | None, checksum: bool = True,
+        max_objects: int | None = None, *, warn: bool = True,
+    ) -> tuple[list[ManifestEntry], list[tuple[str, str]]]:
+        """The entries :meth:`add_reference` adds for ``uri``, and what a walk
+        of a file:// folder skipped (logged as warnings with ``warn``; the
+        command line, which notes them itself, passes False)."""
         from urllib.parse import quote, unquote, urlparse
 
         parsed = urlparse(uri)
@@ -445,9 +459,9 @@ class Artifact:
                     entry = ManifestEntry(
                         validate_entry_path(name or os.path.basename(local.rstrip("/"))),
                         hash_bytes(uri.encode()), None, uri)
-                    self._put([entry], overwrite=False)
-                    return [entry]
-                walked = ingest.walk_dir(local, validate_entry_path(name) if name else "")
+                    return [entry], []
+                walked = ingest.walk_dir(local, validate_entry_path(name) if name else "",
+                                         store=self._context().store.path, warn=warn)
                 if len(walked.files) > limit:
                     raise UsageError(
                         f"{uri} holds {len(walked.files)} files, more than max_objects={limit}"
@@ -457,8 +471,7 @@ class Artifact:
                     digest, size = hash_file(fpath)
                     ref = "file://" + quote(os.path.abspath(fpath))
                     entries.append(ManifestEntry(rel, digest, size, ref))
-                self._put(entries, overwrite=False)
-                return entries
+                return entries, walked.skipped
             if not os.path.isfile(local):
                 raise FileNotFoundError(f"no such file or folder: {local}")
             entry_name = validate_entry_path(name or os.path.basename(local))
@@ -466,9 +479,7 @@ class Artifact:
                 digest, size = hash_file(local)
             else:
                 digest, size = hash_bytes(uri.encode()), os.path.getsize(local)
-            entry = ManifestEntry(entry_name, digest, size, uri)
-            self._put([entry], overwrite=False)
-            return [entry]
+            return [ManifestEntry(entry_name, digest, size, uri)], []
         if not scheme:
             raise UsageError(f"{uri!r} is not a URI; use file:///absolute/path or add_file")
         if name:
@@ -476,14 +487,10 @@ class Artifact:
         from wbtool.artifacts import references
 
         if checksum and references.handles(uri):
-            entries = references.collect(uri, name, store=self._context().store, limit=limit)
-            self._put(entries, overwrite=False)
-            return entries
+            return references.collect(uri, name, store=self._context().store, limit=limit), []
         # checksum=False, or a scheme nothing can read: the digest is the URI's
         entry_name = validate_entry_path(name or references.default_name(uri))
-        entry = ManifestEntry(entry_name, hash_bytes(uri.encode()), None, uri)
-        self._put([entry], overwrite=False)
-        return [entry]
+        return [ManifestEntry(entry_name, hash_bytes(uri.encode()), None, uri)], []
 
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add a media object (anything with ``to_json()``) as a JSON file."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from wbtool import forked, fsutil
 from wbtool.bulk import gc_paused
-from wbtool.errors import UsageError
+from wbtool.errors import NotFoundError, UsageError
 from wbtool.hashing import DIGEST_LEN, hash_bytes
 from wbtool.manifest import ManifestEntry
 from wbtool.names import validate_entry_path
@@ -237,6 +237,19 @@ def _is_object(path: str, objects: str | None) -> bool:
             and all(c in "0123456789abcdef" for c in digest))
 
 
+@contextlib.contextmanager
+def _told_if_removed(store: Store) -> Iterator[None]:
+    """Say so where a file went between the walk that found it and its read
+    (something else deleting files in the folder being added)."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        if e.filename is None or fsutil.is_within(os.fsdecode(e.filename), store.path):
+            raise
+        raise NotFoundError(f"file not found: {e.filename} (removed while it was being "
+                            "stored; try again once nothing removes files there)") from None
+
+
 @gc_paused
 def ingest(
     store: Store,
@@ -302,7 +315,7 @@ def ingest(
         return _put_batch(objects, batch, immutable)
 
     wrote_loose = False  # objects of their own: packs are flushed as published
-    with store.lock(exclusive=False):
+    with store.lock(exclusive=False), fsutil.naming(store.tmp), _told_if_removed(store):
         if small:
             place_small = _link_small if immutable else _pack_small
             for done in place_small(objects, small):

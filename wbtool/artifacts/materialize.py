@@ -308,13 +308,14 @@ def materialize(
                 and _same_content(dest, entry, mode, src)
             ):
                 return "unchanged", 0  # (a link into the store is no copy: replaced)
-            with fsutil.as_atomic(dest) as tmp:
+            with fsutil.naming(dest), fsutil.as_atomic(dest) as tmp:
                 _write(objects, entry, src, tmp, mode, loc, unpacked)
             unpacked.moved(tmp, dest)
             return "written", entry.size or 0
         try:
-            if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
-                return "later", 0
+            with fsutil.naming(dest):
+                if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
+                    return "later", 0
         except FileExistsError:
             raise  # not ours: something else created it meanwhile; leave it
         except BaseException:
@@ -521,7 +522,9 @@ def _write(
         return objects.link_out(entry.digest, dest, loc, unpacked=unpacked, locate=may_locate)
     if loc is not None:
         if mode == "symlink":
-            os.symlink(objects.unpack(entry.digest, loc, unpacked), dest)
+            with fsutil.naming(objects.tmp):  # into the store, not beside ``dest``
+                target = objects.unpack(entry.digest, loc, unpacked)
+            os.symlink(target, dest)
         else:
             objects.copy_to(entry.digest, dest, loc)
         return True

@@ -2,7 +2,8 @@
 
 Checked wherever it comes in (the Artifact API, ``--metadata``, a remote's
 version records), so that what is stored always prints as standard JSON:
-no NaN or Infinity, and no nesting deeper than a reader's stack allows.
+no NaN or Infinity, no text that is not UTF-8 (a lone surrogate), and no
+nesting deeper than a reader's stack allows.
 """
 
 from __future__ import annotations
@@ -36,10 +37,29 @@ def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
             items = item.values() if isinstance(item, dict) else item
             stack.extend((x, depth + 1) for x in items)
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{what} must be JSON-serialisable: {e}") from None
+    try:
+        text.encode("utf-8")  # a lone surrogate ("\\ud800") is no text a JSON file can hold
+    except UnicodeEncodeError as e:
+        near = text[max(0, e.start - 20):e.end + 20]
+        raise UsageError(f"{what} holds text that is not valid UTF-8 (near {near!r})") from None
     return dict(value)
+
+
+def check_description(value: str | None, what: str = "description") -> str | None:
+    """``value``, or UsageError where it is no text a JSON file can hold."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        near = value[max(0, e.start - 20):e.end + 20]
+        raise UsageError(f"{what} holds text that is not valid UTF-8 (near {near!r})") from None
+    return value
 
 
 def parse_metadata(text: str, what: str = "--metadata") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from wbtool.artifacts import ingest
 from wbtool.artifacts.artifact import Artifact
-from wbtool.artifacts.metadata import check_metadata
+from wbtool.artifacts.metadata import check_description, check_metadata
 from wbtool.artifacts.registry import Based, VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
@@ -197,6 +197,7 @@ def log_paths(
     """
     if type is not None:
         validate_type(type)  # before a long walk, not after it
+    check_description(description, "--description")
     draft = load_draft(ctx, project, name)
     check_loggable(ctx, project, name, type, draft)
     walked = walk_paths(paths, name_in_artifact, ctx.store.path)
@@ -392,6 +393,7 @@ def commit(
     still held (see :meth:`Registry.commit`); a draft's are all checked.
     ``incremental``: the version starts as the files of the latest one
     (a draft staged with ``incremental`` did already)."""
+    check_description(description, "--description")
     draft = load_draft(ctx, project, name)
     if draft is None and not extra_entries:
         raise NotFoundError(f"no files to log for {name!r}: none are staged, and no PATH "

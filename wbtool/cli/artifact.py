@@ -89,7 +89,10 @@ def add(
     for uri in reference or []:
         holder = Artifact(bare, type or "dataset")
         holder._ctx = ctx
-        entries.extend(holder.add_reference(uri, name=name_in_artifact))
+        found, passed_over = holder._reference_entries(uri, name_in_artifact, warn=False)
+        holder._put(found, overwrite=False)
+        entries.extend(found)
+        skipped.extend(passed_over)
     draft = staging.stage(ctx, proj, bare, entries, type=type, incremental=incremental)
     if as_json:
         output.emit_json("artifact add", {

@@ -73,9 +73,7 @@ def exit_code(exc: BaseException) -> int:
 
             return exit_code(stdout_failed(exc))
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # say whose disk, and what to do
-            from wbtool.errors import EXIT_STORE
-
-            return fail(f"{exc.strerror or exc}{where}{_full_disk()}", EXIT_STORE)
+            return _disk_full(exc, where)
         return fail(f"{exc.strerror or exc}{where}", EXIT_FAILURE)
     sqlite3 = sys.modules.get("sqlite3")
     if sqlite3 is not None and isinstance(exc, sqlite3.Error):
@@ -109,6 +107,56 @@ def _stdout_fails() -> bool:
         return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat("/dev/full").st_rdev
     except (OSError, ValueError, AttributeError):  # no descriptor, no /dev/full
         return False
+
+
+def _disk_full(exc: OSError, where: str) -> int:
+    """Tell a write that found no room: which disk, how much is free now
+    (what the failed write had taken is given back by then), and what to do.
+    A write named no file writes into the store; a named file elsewhere (the
+    folder of a checkout) is on another disk. Exit 7 when the store's disk is
+    the full one, else 1: the store is fine, the operation failed."""
+    import os
+
+    from wbtool.errors import EXIT_FAILURE, EXIT_STORE
+
+    store = _existing(None)
+    folder = _existing(exc.filename) if getattr(exc, "filename", None) else store
+    if store is not None and folder is not None and (folder + os.sep).startswith(store + os.sep):
+        folder = store  # a file of the store's: name the store
+    code = EXIT_STORE
+    try:
+        if folder is None:
+            raise OSError
+        st = os.statvfs(folder)
+        if store is not None and os.stat(folder).st_dev != os.stat(store).st_dev:
+            code = EXIT_FAILURE  # not the store's disk
+    except OSError:
+        return fail(f"{exc.strerror or exc}{where}", code)
+    from wbtool.units import human_size
+
+    free = st.f_bavail * st.f_frsize
+    state = "is full" if free < FULL_BELOW_BYTES else "has too little room for this"
+    return fail(f"{exc.strerror or exc}{where}; the disk holding {folder} {state} "
+                f"({human_size(free)} free): free some space and try again", code)
+
+
+def _existing(path: object) -> str | None:
+    """The nearest existing folder at or above ``path`` (None: the store's)."""
+    import os
+
+    try:
+        if path is None:
+            from wbtool.store.layout import discover
+
+            folder = os.fspath(discover())
+        else:
+            folder = os.fsdecode(path)  # type: ignore[arg-type]
+        folder = os.path.abspath(folder)
+        while not os.path.isdir(folder) and folder != os.path.dirname(folder):
+            folder = os.path.dirname(folder)
+    except (OSError, ValueError, TypeError):
+        return None
+    return folder
 
 
 def _full_disk() -> str:
