@@ -1623,6 +1623,39 @@ def test_runs_list_and_show_of_a_killed_run_hold_its_last_rows_at_once(
     assert run["state"] == "finished" and run["summary"]["acc"] == {"max": 0.9}
 
 
+def test_a_listing_that_finds_a_killed_run_never_waits_on_another_writer(
+    cli: Cli, store_dir: Path, tmp_path: Path
+) -> None:
+    """What it recorded of the run in passing waited for the index's write
+    lock as every write does, up to a minute, while another process held it."""
+    import sqlite3
+
+    child = script(tmp_path, """
+        import time, wbtool
+        run = wbtool.init()
+        run.log({"loss": 0.5})
+        time.sleep(1.5)
+        print("ready", flush=True)
+        time.sleep(120)
+    """)
+    _killed_once_logged(store_dir, "held", child, lambda rows: len(rows) == 1)
+    other = sqlite3.connect(store_dir / "index.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a long commit of another process
+    try:
+        began = time.monotonic()
+        (run,) = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+        assert time.monotonic() - began < 10
+        assert (run["state"], run["summary"]["loss"]) == ("crashed", 0.5)
+        assert other.execute("SELECT state FROM runs").fetchall() == [("running",)]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    cli("runs", "list", check=True)
+    db = sqlite3.connect(store_dir / "index.db")
+    assert db.execute("SELECT state FROM runs").fetchall() == [("crashed",)]
+    db.close()
+
+
 def test_runs_show_and_list_of_a_running_run_tell_its_runtime_so_far(
     cli: Cli, store_dir: Path
 ) -> None:

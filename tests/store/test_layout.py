@@ -100,6 +100,35 @@ def test_unknown_index_schema_refused(store_dir: Path) -> None:
         Index(store_dir / "index.db")
 
 
+def test_an_up_to_date_index_opens_while_another_process_writes(store_dir: Path) -> None:
+    """Opening the index took its write lock, so every command, reading
+    ones too, waited for a long write of another process to end (a minute
+    at most, then failed as busy)."""
+    import sqlite3
+    import time
+
+    Store.open(store_dir).close()
+    other = sqlite3.connect(store_dir / "index.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        began = time.monotonic()
+        index = Index(store_dir / "index.db")
+        assert index.db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        assert time.monotonic() - began < 5
+        index.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # one that lacks a table is still brought up to date
+    db = sqlite3.connect(store_dir / "index.db")
+    db.execute("DROP TABLE remote_links")
+    db.commit()
+    db.close()
+    index = Index(store_dir / "index.db")
+    assert index.db.execute("SELECT count(*) FROM remote_links").fetchone() == (0,)
+    index.close()
+
+
 def test_a_store_made_before_incremental_drafts_is_upgraded(store_dir: Path) -> None:
     store = Store.open(store_dir)
     db = store.index.db

@@ -21,6 +21,9 @@ from wbtool.runs.folder import LIVE_STATES, RunFolder, effective_state
 if TYPE_CHECKING:
     from wbtool.context import Context
 
+# How long a listing waits to record the rows it caught up.
+WAIT_SECONDS = 0.5
+
 
 def caught_up(ctx: Context, rows: list[RunRow]) -> list[RunRow]:
     """``rows``, those of runs recorded as running whose process is gone
@@ -35,7 +38,10 @@ def caught_up(ctx: Context, rows: list[RunRow]) -> list[RunRow]:
     if not fresh:
         return rows
     try:
-        catalog.refresh(ctx.store.index, list(fresh.values()))
+        # Another process writing the index (a long commit) does not hold up
+        # a listing: what it would record is shown, and recorded next time.
+        with ctx.store.index.waiting_at_most(WAIT_SECONDS):
+            catalog.refresh(ctx.store.index, list(fresh.values()))
     except (sqlite3.Error, OSError):  # a store this user cannot write: shown, not kept
         pass
     return [fresh[r.id][1] if r.id in fresh else r for r in rows]

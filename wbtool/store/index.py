@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -158,6 +159,8 @@ CREATE TABLE IF NOT EXISTS remote_links (
 # (table, column, declaration) of each column added to a table after stores
 # with that table existed: _migrate adds what an older store lacks.
 _ADDED_COLUMNS = (("drafts", "base", "INTEGER"),)
+# The tables and indexes _SCHEMA makes.
+_SCHEMA_NAMES = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", _SCHEMA))
 
 StatKey = tuple[int, int, int, int]  # dev, ino, size, mtime_ns
 LOCK_WAIT_SECONDS = 60.0
@@ -178,13 +181,17 @@ def _retry_locked(fn: Callable[[], None]) -> None:
         delay = min(delay * 2, 0.2)
 
 
+# How long a write waits for another process's write to end.
+BUSY_SECONDS = 60
+
+
 class Index:
     def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
         self.path = os.fspath(path)
         self.db = sqlite3.connect(
-            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
         )
-        self.db.execute("PRAGMA busy_timeout=60000")
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
         # Switching to WAL needs an exclusive lock, and SQLite may answer
         # "locked" at once (without waiting) while other processes open the
         # same new store; the mode is persistent, so retry only until it is set.
@@ -225,9 +232,9 @@ class Index:
 
         in_use = os.path.exists(self.path + "-wal")
         uri = f"file:{quote(self.path)}?mode=ro" + ("" if in_use else "&immutable=1")
-        self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None,
+        self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_SECONDS, isolation_level=None,
                                   check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout=60000")
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None or int(row[0]) != SCHEMA_VERSION:
             raise StoreFormatError(path=self.path, found=f"index schema {row and row[0]}",
@@ -242,6 +249,8 @@ class Index:
         self.db.execute("PRAGMA temp_store=MEMORY")
 
     def _migrate(self) -> None:
+        if self._up_to_date():  # no write lock taken: another writer holds nobody up
+            return
         self.db.executescript(_SCHEMA)  # idempotent; executescript commits by itself
         with self.transaction():
             # Columns added since a table was first made. Older wbtool
@@ -261,8 +270,33 @@ class Index:
                     path=self.path, found=f"index schema {row[0]}", supported=SCHEMA_VERSION
                 )
 
+    def _up_to_date(self) -> bool:
+        """Whether the index has this version's schema, every table, index and
+        added column: found by reading alone, as most commands only read."""
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if not names >= _SCHEMA_NAMES:
+            return False
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            return False  # told (or written) under the write lock
+        for table, column, _decl in _ADDED_COLUMNS:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                return False
+        return True
+
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes here wait at most ``seconds`` for another process's (then
+        raise "database is locked"): for writes that can as well be left
+        to a later command, such as what a listing records in passing."""
+        self.db.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
