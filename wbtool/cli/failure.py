@@ -132,12 +132,16 @@ def _disk_full(exc: OSError, where: str) -> int:
             code = EXIT_FAILURE  # not the store's disk
     except OSError:
         return fail(f"{exc.strerror or exc}{where}", code)
-    from wbtool.units import human_size
-
     free = st.f_bavail * st.f_frsize
     state = "is full" if free < FULL_BELOW_BYTES else "has too little room for this"
-    return fail(f"{exc.strerror or exc}{where}; the disk holding {folder} {state} "
-                f"({human_size(free)} free): free some space and try again", code)
+    return fail(f"{exc.strerror or exc}{where}{_disk_text(folder, state, free)}", code)
+
+
+def _disk_text(folder: str, state: str, free: int) -> str:
+    from wbtool.units import human_size
+
+    return (f"; the disk holding {folder} {state} ({human_size(free)} free): free some "
+            "space and try again")
 
 
 def _existing(path: object) -> str | None:
@@ -165,20 +169,13 @@ def _full_disk() -> str:
     needs room beside the index for its shared memory."""
     import os
 
-    from wbtool.store.layout import discover
-
+    folder = _existing(None)
+    if folder is None:
+        return ""
     try:
-        folder = discover()
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
         st = os.statvfs(folder)
-    except (OSError, ValueError):
+    except OSError:
         return ""
     free = st.f_bavail * st.f_frsize
-    if free >= FULL_BELOW_BYTES:
-        return ""
-    from wbtool.units import human_size
-
-    return (f"; the disk holding {folder} is full ({human_size(free)} free): free some "
-            "space and try again")
+    return _disk_text(folder, "is full", free) if free < FULL_BELOW_BYTES else ""
 
