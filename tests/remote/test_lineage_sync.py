@@ -291,3 +291,17 @@ def test_sync_check_sends_again_lineage_and_link_files_the_remote_lost(
     assert b.result("artifact", "info", "p/data:v0")["used_by"] == ["user0001"]
     assert b.result("artifact", "info", "p/picks:staging")["is_link"]
     assert b.result("artifact", "info", "model-registry/best:prod")["is_link"]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_pull_text_names_the_link_changes_and_lineage_records(
+        stores: tuple[Store, Store], tmp_path: Path) -> None:
+    """Only ``pull --json`` told how many links changed and lineage records
+    arrived; the text line said nothing of them."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    out = b("pull", "--all-projects").out
+    assert "1 link change(s), 3 lineage record(s), 0 run(s)" in out, out
+    again = b("pull", "--all-projects").out
+    assert "link change" not in again and "lineage record" not in again, again  # none

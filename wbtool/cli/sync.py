@@ -179,8 +179,12 @@ def pull(
                                   "run_bytes_received": got.bytes_received, "runs": got.runs,
                                   "run_conflicts": got.conflicts})
     else:
+        # Links and lineage are named when there are any (as sync names them).
+        extra = "".join(f"{n} {what}, " for n, what in (
+            (res.links_changed, "link change(s)"), (res.lineage_added, "lineage record(s)"))
+            if n)
         output.line(f"pulled {res.versions_pulled} version(s), {res.objects_received} "
-                    f"object(s) ({output.human_size(res.bytes_received)}), "
+                    f"object(s) ({output.human_size(res.bytes_received)}), {extra}"
                     f"{got.runs_pulled} run(s) ({output.human_size(got.bytes_received)}) "
                     f"from {res.remote}")
     if res.refused:
