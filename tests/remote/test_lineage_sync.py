@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -305,3 +306,33 @@ def test_pull_text_names_the_link_changes_and_lineage_records(
     assert "1 link change(s), 3 lineage record(s), 0 run(s)" in out, out
     again = b("pull", "--all-projects").out
     assert "link change" not in again and "lineage record" not in again, again  # none
+
+
+def _index_rows(store: Store) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(store.path / "index.db")
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_a_dry_run_forgets_nothing_of_versions_the_remote_lost(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """``sync --dry-run`` forgot, in the index, the versions the remote had
+    lost and their links and lineage: a dry run wrote what a sync needs."""
+    from wbtool.remote import records
+
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("sync")
+    backend.open().delete(records.version_path("p", "data", 0))
+    before = _index_rows(a)
+    dry = a.result("sync", "--dry-run")
+    assert _index_rows(a) == before
+    assert (dry["versions_sent"], *_counts(dry)) == (1, 0, 1, 3)
+    assert a.result("sync", "--dry-run") == {**dry, "seconds": ANY}
+    res = a.result("sync")
+    assert (res["versions_sent"], *_counts(res)) == (1, 0, 1, 3)

@@ -63,6 +63,7 @@ class PushPlan:
     mapped: dict[int, state.Mapped]  # local version id → remote version (already there)
     scope: list[VersionRecord]  # every local version the push covers
     project: str | None = None  # the project pushed (None: every project)
+    gone: dict[int, state.Mapped] = field(default_factory=dict)  # remembered, lost there
     lost_lineage: list[state.LineageKey] = field(default_factory=list)  # sent, gone (check)
     lost_links: list[state.LinkKey] = field(default_factory=list)  # agreed on, gone (check)
     warnings: list[str] = field(default_factory=list)
@@ -110,9 +111,8 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
     ``check``: also what it lost of the versions already there (see the module
     docstring)."""
     started = time.monotonic()
-    index = registry.store.index
     scope = [r for r in registry.versions(project) if _pushable(r)]
-    mapped = state.load(index, remote.url, project)
+    mapped = state.load(registry.store.index, remote.url, project)
     warnings: list[str] = []
 
     # One listing per project confirms the versions believed to be there.
@@ -122,14 +122,10 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
         warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
         for name, listing in found.items():
             listings[(proj, name)] = listing
-    gone = [vid for vid, m in mapped.items()
-            if m.remote_idx not in _listing(listings, m.project, m.name).versions]
-    if gone:  # the remote lost them (or was replaced): send them again
-        state.forget(index, remote.url, gone)
-        state.forget_remote_versions(index, remote.url, [
-            (mapped[vid].project, mapped[vid].name, mapped[vid].remote_idx) for vid in gone])
-        for vid in gone:
-            del mapped[vid]
+    # Versions the remote lost (or a remote replaced) are sent again; the
+    # index forgets them when the push is executed (a dry run writes nothing).
+    gone = {vid: mapped.pop(vid) for vid, m in list(mapped.items())
+            if m.remote_idx not in _listing(listings, m.project, m.name).versions}
     pending = [r for r in scope if r.id not in mapped]
 
     # Digests of remote versions this store does not know yet, for deduplication.
@@ -194,7 +190,7 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
         lost_links = linksync.lost_links(registry, remote, project, jobs)
     return PushPlan(remote=remote, versions=pending, known=known, listings=listings,
                     manifests=manifests, objects=objects, mapped=mapped, scope=scope,
-                    project=project, warnings=warnings, started=started,
+                    project=project, gone=gone, warnings=warnings, started=started,
                     lost_lineage=lost_lineage, lost_links=lost_links)
 
 
@@ -232,6 +228,9 @@ def _execute(registry: Registry, plan: PushPlan, jobs: int,
     remote = plan.remote
     store = registry.store
     result = PushResult(remote=remote.url, dry_run=False, warnings=list(plan.warnings))
+    if plan.gone:  # forgotten with their lineage and links, which are sent again
+        state.forget(store.index, remote.url, plan.gone)
+        state.forget_remote_versions(store.index, remote.url, _remote_keys(plan.gone))
 
     big = threading.BoundedSemaphore(BIG_UPLOADS)
 
@@ -355,6 +354,10 @@ def _push_aliases(registry: Registry, plan: PushPlan) -> int:
     return sent
 
 
+def _remote_keys(versions: dict[int, state.Mapped]) -> list[tuple[str, str, int]]:
+    return [(m.project, m.name, m.remote_idx) for m in versions.values()]
+
+
 def _dry_run(registry: Registry, p: PushPlan) -> PushResult:
     """What executing ``p`` would send, counted without writing anything: each
     new version stands for the remote version it would be (one of the same
@@ -365,8 +368,16 @@ def _dry_run(registry: Registry, p: PushPlan) -> PushResult:
         would[rec.id] = state.Mapped(rec.id, rec.project, rec.name,
                                      -1 - i if idx is None else idx, ())
     url = p.remote.url
+    index = registry.store.index
     warnings = list(p.warnings)
-    every = {**state.load(registry.store.index, url), **would}
+    every = {vid: m for vid, m in state.load(index, url).items() if vid not in p.gone}
+    every.update(would)
+    # What an executed push forgets of the versions the remote lost, first.
+    lost_there = set(_remote_keys(p.gone))
+    lost_lineage = [*p.lost_lineage, *(k for k in state.load_lineage(index, url)
+                                       if k[:3] in lost_there)]
+    lost_links = [*p.lost_links, *(k for k in state.load_links(index, url)
+                                   if k[2:] in lost_there)]
     return PushResult(
         remote=url, dry_run=True, objects_sent=len(p.objects), bytes_sent=p.bytes,
         manifests_sent=len(p.manifests), versions=[
@@ -374,8 +385,8 @@ def _dry_run(registry: Registry, p: PushPlan) -> PushResult:
         versions_sent=len(p.versions),
         aliases_sent=sum(len(changes) for _, changes, _ in _alias_changes(p, would)),
         links_sent=len(linksync.link_changes(registry, url, p.project, warnings, every,
-                                             lost=p.lost_links)),
-        lineage_sent=len(linksync.lineage_todo(registry, url, would, lost=p.lost_lineage)),
+                                             lost=lost_links)),
+        lineage_sent=len(linksync.lineage_todo(registry, url, would, lost=lost_lineage)),
         warnings=warnings, seconds=time.monotonic() - p.started)
 
 
