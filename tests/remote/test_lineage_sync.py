@@ -336,3 +336,78 @@ def test_a_dry_run_forgets_nothing_of_versions_the_remote_lost(
     assert a.result("sync", "--dry-run") == {**dry, "seconds": ANY}
     res = a.result("sync")
     assert (res["versions_sent"], *_counts(res)) == (1, 0, 1, 3)
+
+
+def _picks(backend: Backend) -> list[str]:
+    from wbtool.remote import records
+
+    return backend.open().list(records.links_prefix("p", "picks"))
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_sync_check_sends_again_a_lost_last_link_event(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A portfolio's last link event deleted by hand while earlier events of
+    the link stayed read as a change made in another store: ``sync --check``
+    left the remote stating the link's old aliases (or a removed link as still
+    there). The store remembers the last event it sent, and one gone with
+    nothing written after it is sent again; another store's change is left."""
+    a, b = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("sync")
+    a("artifact", "alias", "add", "picks:staging", "gold", "-p", "p")
+    assert a.result("sync")["links_sent"] == 1
+    events = _picks(backend)
+    assert len(events) == 2
+    backend.open().delete(events[-1])  # gold's event: the portfolio's last
+
+    assert _counts(a.result("sync")) == (0, 0, 0)  # a plain sync trusts what it sent
+    pulled = a("pull", "--all-projects")  # the loss is no change to take back here
+    assert "p/picks kept as it is here" in pulled.err, pulled.err
+    assert a.result("artifact", "info", "p/picks:gold")["is_link"]
+    assert _counts(a.result("sync", "--check", "--dry-run")) == (0, 1, 0)
+    assert len(_picks(backend)) == 1  # a dry run writes nothing
+    assert "1 link change(s)" in a("sync", "--check").out
+    assert _counts(a.result("sync", "--check")) == (0, 0, 0)
+    b("pull", "--all-projects")
+    assert b.result("artifact", "info", "p/picks:gold")["is_link"]
+
+    # A change made in another store is no loss: it is left for a pull to take.
+    b("artifact", "alias", "add", "picks:gold", "silver", "-p", "p")
+    assert b.result("sync")["links_sent"] == 1
+    assert _counts(a.result("sync", "--check")) == (0, 0, 0)
+
+    # A removal lost is sent again too: the remote would read the link as there.
+    a("pull", "--all-projects")
+    a("artifact", "rm", "picks:silver", "-p", "p")
+    assert a.result("sync")["links_sent"] == 1
+    backend.open().delete(_picks(backend)[-1])
+    assert _counts(a.result("sync", "--check")) == (0, 1, 0)
+    b("pull", "--all-projects")
+    assert "not found" in b("artifact", "info", "p/picks:silver", code=3).err
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_sync_check_names_a_corrupt_link_event_and_checks_the_rest(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """One unreadable link event made ``sync --check`` pass over its whole
+    portfolio without a word: a link whose events were all deleted there was
+    never sent again."""
+    from wbtool.remote import records
+
+    a, _ = stores
+    _python(a, LOG_USE_LINK, tmp_path / "src")
+    a("artifact", "link", "data:v0", "p/picks", "-a", "staging", "-p", "p")
+    a("sync")
+    remote = backend.open()
+    for path in _picks(backend):
+        remote.delete(path)
+    bad = records.link_path("p", "picks", 7)
+    remote.write(bad, b"{not json")
+    res = a("sync", "--check")
+    assert "1 link change(s)" in res.out, res.out
+    lines = [line for line in res.err.splitlines() if "0000000007.json" in line]
+    assert len(lines) == 1 and "warning" in lines[0], res.err
+    assert "Traceback" not in res.err
+    assert len(_picks(backend)) == 2  # the link's event again, beside the bad file

@@ -23,8 +23,13 @@ not pushed yet is kept), pulling a linked version it lacks first.
 
 A checking push does not trust what was remembered as sent: a lineage record
 that a listing lacks is sent again, and so is a link agreed on that no event
-of its portfolio names any more (all its events deleted by hand). A link
-whose last events alone were lost reads as changed elsewhere, and is left.
+of its portfolio names any more (all its events deleted by hand). The last
+event this store sent for each link is remembered (number, aliases, time):
+when it is gone and no event numbered or timed after it is there, it was
+the portfolio's last and was deleted, and the link is sent again. An event
+of a link gone with later events left (or another store's event written in
+its place) cannot be told from a change made elsewhere, and is left. An
+event that cannot be read is named in a warning and passed over.
 """
 
 from __future__ import annotations
@@ -95,11 +100,12 @@ def _in_scope(project: str | None, key: state.LinkKey) -> bool:
 
 def link_changes(registry: Registry, url: str, project: str | None, warnings: list[str],
                  mapped: dict[int, state.Mapped] | None = None,
-                 lost: Iterable[state.LinkKey] = ()) -> list[LinkChange]:
+                 lost: Iterable[LinkChange] = ()) -> list[LinkChange]:
     """The link events a sync of ``project`` (all when None) sends: each link
-    made or changed since the last sync, or agreed on then and ``lost`` on the
-    remote since, and each link remembered as sent that is gone here.
-    ``mapped``: the local versions on the remote (default: as remembered)."""
+    made or changed since the last sync, and each link remembered as sent
+    that is gone here. ``mapped``: the local versions on the remote (default:
+    as remembered); ``lost``: links whose events the remote lost, with the
+    state it reads of them now (None: no link), taken as agreed on."""
     index = registry.store.index
     if mapped is None:
         mapped = state.load(index, url)
@@ -120,8 +126,11 @@ def link_changes(registry: Registry, url: str, project: str | None, warnings: li
         if _in_scope(project, key):
             want[key] = tuple(sorted(a for a in link.aliases if a != "latest"))
     had = state.load_links(index, url)
-    for key in lost:
-        had.pop(key, None)
+    for key, there in lost:
+        if there is None:
+            had.pop(key, None)
+        else:
+            had[key] = there
     return sorted([(k, a) for k, a in want.items() if had.get(k) != a]
                   + [(k, None) for k in had if _in_scope(project, k) and k not in want],
                   key=lambda change: change[0])
@@ -140,13 +149,16 @@ def push_links(registry: Registry, remote: Remote, project: str | None,
             proj, remote.list(records.links_prefix(proj, portfolio)))
         seqs = found.get(portfolio, set())
         seq = max(seqs) + 1 if seqs else 0
+        sent: list[tuple[state.LinkKey, state.SentLinkEvent]] = []
         for key, aliases in items:
             event = records.LinkEvent(source=key[2:], aliases=aliases, time=time.time())
             while not remote.create_exclusive(records.link_path(proj, portfolio, seq),
                                               event.to_bytes()):
                 seq += 1
+            sent.append((key, state.SentLinkEvent(seq, event.aliases, event.time)))
             seq += 1
         state.set_links(registry.store.index, remote.url, items)
+        state.remember_link_events(registry.store.index, remote.url, sent)
     return len(changes)
 
 
@@ -166,34 +178,69 @@ def lost_lineage(registry: Registry, remote: Remote,
     return sorted(k for k in claimed if k not in there)
 
 
-def lost_links(registry: Registry, remote: Remote, project: str | None,
-               jobs: int = 8) -> list[state.LinkKey]:
-    """The links agreed on at the last sync (of ``project``; all when None)
-    that no event on the remote names any more: their events were deleted
-    there. A portfolio with an event that cannot be read is left as it is."""
-    claimed: dict[tuple[str, str], list[state.LinkKey]] = {}
-    for key in state.load_links(registry.store.index, remote.url):
-        if _in_scope(project, key):
-            claimed.setdefault((key[0], key[1]), []).append(key)
-    wanted: list[tuple[str, str, int]] = []
-    for proj in sorted({p for p, _ in claimed}):
+def lost_links(registry: Registry, remote: Remote, project: str | None, warnings: list[str],
+               jobs: int = 8) -> list[LinkChange]:
+    """The links of portfolios in ``project`` (all when None) whose events
+    the remote lost, each with the state the remote reads of it now (None:
+    no link): a link agreed on at the last sync that no event names any more,
+    and a link whose last event this store sent is gone while no event came
+    after it (see :func:`_lost_last`). An event that cannot be read is named
+    in ``warnings`` and passed over; the rest of its portfolio is checked."""
+    index = registry.store.index
+    agreed = state.load_links(index, remote.url)
+    sent = state.load_link_events(index, remote.url)
+    portfolios = {k[:2] for k in [*agreed, *sent] if _in_scope(project, k)}
+    listed: dict[tuple[str, str], set[int]] = {p: set() for p in portfolios}
+    for proj in sorted({p for p, _ in portfolios}):
         found, _ = records.parse_links_listing(proj, remote.list(records.links_prefix(proj)))
-        wanted += [(proj, portfolio, seq) for portfolio, seqs in found.items()
-                   if (proj, portfolio) in claimed for seq in sorted(seqs)]
+        for portfolio, seqs in found.items():
+            if (proj, portfolio) in listed:
+                listed[(proj, portfolio)] = seqs
+    wanted = [(*portfolio, seq) for portfolio, seqs in sorted(listed.items())
+              for seq in sorted(seqs)]
 
-    def read(item: tuple[str, str, int]) -> tuple[tuple[str, str], records.SourceKey | None]:
+    def read(item: tuple[str, str, int]) -> tuple[tuple[str, str, int],
+                                                   records.LinkEvent | None]:
         path = records.link_path(*item)
         try:
-            return item[:2], records.LinkEvent.from_bytes(remote.read(path), path).source
-        except (records.UnreadableRecordError, records.BadRecordError, NotFoundError):
-            return item[:2], None
+            return item, records.LinkEvent.from_bytes(remote.read(path), path)
+        except (records.UnreadableRecordError, records.BadRecordError) as e:
+            warnings.append(f"skipped link event {remote.display(path)} while checking: "
+                            f"{e.fields['reason']}")
+        except NotFoundError:
+            pass
+        return item, None
 
-    named: dict[tuple[str, str], set[records.SourceKey | None]] = {}
-    for portfolio, source in run_all(read, wanted, jobs):
-        named.setdefault(portfolio, set()).add(source)
-    return sorted(k for portfolio, keys in claimed.items() for k in keys
-                  if None not in named.get(portfolio, set())
-                  and k[2:] not in named.get(portfolio, set()))
+    events: dict[tuple[str, str], list[tuple[int, records.LinkEvent]]] = {
+        p: [] for p in portfolios}
+    for (proj, portfolio, seq), event in run_all(read, wanted, jobs):
+        if event is not None:
+            events[(proj, portfolio)].append((seq, event))
+    named = {pf: {event.source for _, event in evs} for pf, evs in events.items()}
+    lost: dict[state.LinkKey, tuple[str, ...] | None] = {}
+    for key in agreed:
+        if _in_scope(project, key) and key[2:] not in named[key[:2]]:
+            lost[key] = None  # every event of it deleted: no link there
+    states: dict[tuple[str, str], dict[records.SourceKey, tuple[str, ...]]] = {}
+    for key, ev in sent.items():
+        pf = key[:2]
+        if _in_scope(project, key) and _lost_last(ev, agreed.get(key), listed[pf], events[pf]):
+            if pf not in states:
+                states[pf] = records.link_state(events[pf])
+            lost[key] = states[pf].get(key[2:])
+    return sorted(lost.items(), key=lambda change: change[0])
+
+
+def _lost_last(ev: state.SentLinkEvent, agreed: tuple[str, ...] | None, seqs: set[int],
+               evs: list[tuple[int, records.LinkEvent]]) -> bool:
+    """Whether ``ev``, the last event this store sent for a link, is lost and
+    was the last of its portfolio: its number is not listed, nor any higher
+    one (events are numbered upwards, so no store wrote after it), and no
+    event there is newer than it (none was written in its place after it was
+    deleted). Only an event that still states what both sides agreed on
+    counts: one that a pull, or an older wbtool, has overtaken is left."""
+    return (ev.aliases == agreed and all(s < ev.seq for s in seqs)
+            and all(event.time <= ev.time for _, event in evs))
 
 
 # -- pull ---------------------------------------------------------------------------------------
@@ -232,6 +279,7 @@ def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jo
     pulls a source version this store lacks. Returns how many links changed."""
     index = registry.store.index
     events: dict[tuple[str, str], list[tuple[int, records.LinkEvent]]] = {}
+    listed: dict[tuple[str, str], set[int]] = {}
     wanted: list[tuple[str, str, int]] = []
     for project, name in _scopes(targets):
         found, ignored = records.parse_links_listing(
@@ -239,6 +287,7 @@ def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jo
         warnings += [records.ignored_warning(remote.display(p)) for p in ignored]
         for portfolio, seqs in found.items():
             events[(project, portfolio)] = []
+            listed[(project, portfolio)] = seqs
             wanted += [(project, portfolio, seq) for seq in sorted(seqs)]
     if not wanted:
         return 0
@@ -253,14 +302,25 @@ def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jo
         if event is not None:
             events[(project, portfolio)].append((seq, event))
     had = state.load_links(index, remote.url)
+    sent = state.load_link_events(index, remote.url)
     changes: list[tuple[state.LinkKey, tuple[str, ...] | None]] = []
     for (project, portfolio), evs in sorted(events.items()):
         there = records.link_state(evs)
         agreed = {k[2:]: a for k, a in had.items() if k[:2] == (project, portfolio)}
-        changes += [((project, portfolio, *src), a) for src, a in sorted(there.items())
-                    if agreed.get(src) != a]
-        changes += [((project, portfolio, *src), None) for src in sorted(agreed)
-                    if src not in there]
+        differ: list[LinkChange] = [((project, portfolio, *src), a)
+                                    for src, a in sorted(there.items())
+                                    if agreed.get(src) != a]
+        differ += [((project, portfolio, *src), None) for src in sorted(agreed)
+                   if src not in there]
+        for key, change in differ:
+            ev = sent.get(key)
+            if ev is not None and _lost_last(ev, had.get(key), listed[key[:2]], evs):
+                warnings.append(f"link of {key[2]}/{key[3]}:v{key[4]} into {project}/"
+                                f"{portfolio} kept as it is here: the last event sent of it "
+                                f"is gone from {remote.url} (wbtool sync --check sends it "
+                                "again)")
+            else:
+                changes.append((key, change))
     local = _by_remote_idx(registry, remote.url)
     for src in sorted({k[2:] for k, a in changes if a is not None and k[2:] not in local}):
         try:
@@ -294,6 +354,8 @@ def pull_links(registry: Registry, remote: Remote, targets: Iterable[Target], jo
             continue
         applied.append((key, aliases))
     state.set_links(index, remote.url, applied)
+    # Their state is what the remote says now, no longer an event sent from here.
+    state.forget_link_events(index, remote.url, [key for key, _ in applied])
     return len(applied)
 
 

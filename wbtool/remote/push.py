@@ -65,7 +65,8 @@ class PushPlan:
     project: str | None = None  # the project pushed (None: every project)
     gone: dict[int, state.Mapped] = field(default_factory=dict)  # remembered, lost there
     lost_lineage: list[state.LineageKey] = field(default_factory=list)  # sent, gone (check)
-    lost_links: list[state.LinkKey] = field(default_factory=list)  # agreed on, gone (check)
+    # links whose events the remote lost, with what it reads of them now (check)
+    lost_links: list[linksync.LinkChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -184,10 +185,10 @@ def plan(registry: Registry, remote: Remote, project: str | None = None,
                 for digest in gone_here:
                     del objects[digest]
     lost_lineage: list[state.LineageKey] = []
-    lost_links: list[state.LinkKey] = []
+    lost_links: list[linksync.LinkChange] = []
     if check:
         lost_lineage = linksync.lost_lineage(registry, remote, mapped)
-        lost_links = linksync.lost_links(registry, remote, project, jobs)
+        lost_links = linksync.lost_links(registry, remote, project, warnings, jobs)
     return PushPlan(remote=remote, versions=pending, known=known, listings=listings,
                     manifests=manifests, objects=objects, mapped=mapped, scope=scope,
                     project=project, gone=gone, warnings=warnings, started=started,
@@ -277,7 +278,7 @@ def _execute(registry: Registry, plan: PushPlan, jobs: int,
     result.aliases_sent = _push_aliases(registry, plan)
     # What a check found lost is forgotten, so that it is sent again below.
     state.forget_lineage(index, remote.url, plan.lost_lineage)
-    state.set_links(index, remote.url, [(key, None) for key in plan.lost_links])
+    state.set_links(index, remote.url, plan.lost_links)
     result.links_sent = linksync.push_links(registry, remote, plan.project, result.warnings)
     result.lineage_sent = linksync.push_lineage(registry, remote, plan.mapped, jobs)
     result.seconds = time.monotonic() - plan.started
@@ -376,7 +377,7 @@ def _dry_run(registry: Registry, p: PushPlan) -> PushResult:
     lost_there = set(_remote_keys(p.gone))
     lost_lineage = [*p.lost_lineage, *(k for k in state.load_lineage(index, url)
                                        if k[:3] in lost_there)]
-    lost_links = [*p.lost_links, *(k for k in state.load_links(index, url)
+    lost_links = [*p.lost_links, *((k, None) for k in state.load_links(index, url)
                                    if k[2:] in lost_there)]
     return PushResult(
         remote=url, dry_run=True, objects_sent=len(p.objects), bytes_sent=p.bytes,

@@ -10,6 +10,9 @@ Lineage records and links are remembered by what names them on the remote
 ``remote_links``: portfolio, source version on the remote, and the aliases
 both sides agreed on), so a sync with nothing new compares two tables and
 sends nothing, and an unlink is told by a link remembered here that is gone.
+The last link event this store sent for each link is remembered too
+(``remote_link_events``: its sequence number, aliases and time), so that a
+checking push can tell that event lost from a change made elsewhere.
 """
 
 from __future__ import annotations
@@ -121,6 +124,45 @@ def set_links(index: Index, url: str,
                            " VALUES (?,?,?,?,?,?,?)", (url, *key, json.dumps(sorted(aliases))))
 
 
+@dataclass(frozen=True)
+class SentLinkEvent:
+    """The last link event this store sent for a link: its sequence number,
+    the aliases it gave (None: the link was removed) and its time."""
+
+    seq: int
+    aliases: tuple[str, ...] | None
+    time: float
+
+
+def load_link_events(index: Index, url: str) -> dict[LinkKey, SentLinkEvent]:
+    """The last event this store sent for each link, as remembered."""
+    return {(p, f, sp, sn, int(si)): SentLinkEvent(
+                int(seq), None if a is None else tuple(json.loads(a)), float(t))
+            for p, f, sp, sn, si, seq, a, t in index.db.execute(
+                "SELECT project, portfolio, source_project, source_name, source_idx, seq,"
+                " aliases, time FROM remote_link_events WHERE remote_url=?", (url,))}
+
+
+def remember_link_events(index: Index, url: str,
+                         rows: Iterable[tuple[LinkKey, SentLinkEvent]]) -> None:
+    with index.transaction() as db:
+        db.executemany(
+            "INSERT OR REPLACE INTO remote_link_events (remote_url, project, portfolio,"
+            " source_project, source_name, source_idx, seq, aliases, time)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [(url, *key, ev.seq, None if ev.aliases is None else json.dumps(list(ev.aliases)),
+              ev.time) for key, ev in rows])
+
+
+def forget_link_events(index: Index, url: str, keys: Iterable[LinkKey]) -> None:
+    """Forget the events sent for these links (their state is another store's now)."""
+    with index.transaction() as db:
+        db.executemany(
+            "DELETE FROM remote_link_events WHERE remote_url=? AND project=? AND portfolio=?"
+            " AND source_project=? AND source_name=? AND source_idx=?",
+            [(url, *key) for key in keys])
+
+
 def forget_remote_versions(index: Index, url: str,
                            versions: Iterable[tuple[str, str, int]]) -> None:
     """Forget the lineage and links remembered of these remote versions
@@ -131,3 +173,6 @@ def forget_remote_versions(index: Index, url: str,
                        " name=? AND remote_idx=?", (url, project, name, idx))
             db.execute("DELETE FROM remote_links WHERE remote_url=? AND source_project=?"
                        " AND source_name=? AND source_idx=?", (url, project, name, idx))
+            db.execute("DELETE FROM remote_link_events WHERE remote_url=? AND"
+                       " source_project=? AND source_name=? AND source_idx=?",
+                       (url, project, name, idx))

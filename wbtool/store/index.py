@@ -154,6 +154,18 @@ CREATE TABLE IF NOT EXISTS remote_links (
     aliases TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (remote_url, project, portfolio, source_project, source_name, source_idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS remote_link_events (
+    remote_url TEXT NOT NULL,
+    project TEXT NOT NULL,
+    portfolio TEXT NOT NULL,
+    source_project TEXT NOT NULL,
+    source_name TEXT NOT NULL,
+    source_idx INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    aliases TEXT,
+    time REAL NOT NULL,
+    PRIMARY KEY (remote_url, project, portfolio, source_project, source_name, source_idx)
+) WITHOUT ROWID;
 """
 
 # (table, column, declaration) of each column added to a table after stores
