@@ -14,7 +14,11 @@ from wbtool.errors import InvalidNameError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
-_VERSION_RE = re.compile(r"v([0-9]+)")  # ASCII digits: \d takes every Unicode digit
+# A version is v and a number without leading zeros (ASCII digits: \d takes
+# every Unicode digit). Every v and digits (v007 too) is kept from aliases,
+# so that no alias can look like a version it is not.
+_VERSION_RE = re.compile(r"v(0|[1-9][0-9]*)")
+_VERSION_LIKE = re.compile(r"v[0-9]+")
 RESERVED_TYPES = ("job",)
 RESERVED_TYPE_PREFIXES = ("wbtool-", "wandb-")
 MAX_NAME = 128
@@ -62,11 +66,21 @@ def validate_alias(value: str) -> str:
         raise InvalidNameError(
             what="alias", value=value, reason="use only letters, digits, '_', '-' and '.'"
         )
-    if _VERSION_RE.fullmatch(value):
+    if _VERSION_LIKE.fullmatch(value):
         raise InvalidNameError(
             what="alias", value=value, reason="names of the form vN are version numbers"
         )
     return value
+
+
+def validate_lookup(value: str) -> str:
+    """A version or alias to look up: what :func:`validate_alias` accepts, or
+    ``v`` and digits. Such a name that is no version (``v007``: a version
+    number has no leading zeros) is an alias no version can hold, so looking
+    it up finds nothing."""
+    if isinstance(value, str) and _VERSION_LIKE.fullmatch(value):
+        return value
+    return validate_alias(value)
 
 
 def validate_tag(value: str) -> str:
@@ -187,14 +201,14 @@ def read_entry_path(value: str) -> str:
 
 
 def parse_version(value: str) -> int | None:
-    """``"v3"`` → 3; anything else → None.
+    """``"v3"`` → 3; anything else (``"v03"`` too) → None.
 
     A number past :data:`MAX_VERSION`, which no version can have, comes back
     as ``MAX_VERSION + 1`` (however many digits it has)."""
     m = _VERSION_RE.fullmatch(value)
     if m is None:
         return None
-    digits = m.group(1).lstrip("0") or "0"
+    digits = m.group(1)
     return min(int(digits), MAX_VERSION + 1) if len(digits) <= 19 else MAX_VERSION + 1
 
 
@@ -216,6 +230,6 @@ def split_ref(ref: str) -> tuple[str | None, str, str | None]:
     project = validate_name(parts[-2], "project name") if len(parts) >= 2 else None
     if ref.endswith(":"):
         raise InvalidNameError(what="artifact reference", value=ref, reason="empty version")
-    if version and parse_version(version) is None:
-        validate_alias(version)
+    if version:
+        validate_lookup(version)
     return project, name, version or None
