@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from wbtool.errors import InvalidNameError
+from wbtool.errors import InvalidNameError, OtherEntityError
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import Manifest
 from wbtool.names import (
@@ -146,9 +146,14 @@ def test_split_ref() -> None:
     assert split_ref("mnist:v03") == (None, "mnist", "v03")  # looked up, and not found
     assert split_ref("proj/mnist:best") == ("proj", "mnist", "best")
     assert split_ref("ent/proj/mnist:latest") == ("proj", "mnist", "latest")
-    for bad in ("a/b/c/d", "mnist:", "../x:v1"):
+    for bad in ("a/b/c/d", "mnist:", "../x:v1", "/proj/mnist"):
         with pytest.raises(InvalidNameError):
             split_ref(bad)
+    assert split_ref("ent/proj/mnist:v1", "ent") == ("proj", "mnist", "v1")
+    assert split_ref("proj/mnist:v1", "ent") == ("proj", "mnist", "v1")
+    with pytest.raises(OtherEntityError, match="entity 'other' not found: this store's "
+                                              "entity is 'ent'"):
+        split_ref("other/proj/mnist:v1", "ent")
 
 
 @pytest.mark.parametrize("bad", ["a\tb", "esc\x1b[31m", "del\x7f", "", "x" * 65, "nl\n"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from wbtool.errors import InvalidNameError
+from wbtool.errors import InvalidNameError, OtherEntityError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -212,10 +212,13 @@ def parse_version(value: str) -> int | None:
     return min(int(digits), MAX_VERSION + 1) if len(digits) <= 19 else MAX_VERSION + 1
 
 
-def split_ref(ref: str) -> tuple[str | None, str, str | None]:
-    """Split ``[project/]name[:alias|vN]`` into (project, name, version-or-alias).
+def split_ref(ref: str, entity: str | None = None) -> tuple[str | None, str, str | None]:
+    """Split ``[[entity/]project/]name[:alias|vN]`` into (project, name,
+    version-or-alias).
 
-    An ``entity/project/name`` form keeps the project part.
+    A store has one entity, ``entity``: a reference naming another is
+    refused (OtherEntityError, a not-found), never read as one of this
+    store's. Without ``entity`` only the form is checked.
     """
     if not isinstance(ref, str) or not ref:
         raise InvalidNameError(what="artifact reference", value=ref, reason="empty")
@@ -228,8 +231,19 @@ def split_ref(ref: str) -> tuple[str | None, str, str | None]:
         )
     name = validate_name(parts[-1])
     project = validate_name(parts[-2], "project name") if len(parts) >= 2 else None
+    if len(parts) == 3:
+        check_entity(parts[0], entity, ref)
     if ref.endswith(":"):
         raise InvalidNameError(what="artifact reference", value=ref, reason="empty version")
     if version:
         validate_lookup(version)
     return project, name, version or None
+
+
+def check_entity(named: str, own: str | None, ref: str) -> None:
+    """Refuse the entity part ``named`` of ``ref`` unless it is this store's
+    entity ``own`` (unchecked where ``own`` is None)."""
+    if not named:
+        raise InvalidNameError(what="artifact reference", value=ref, reason="empty entity")
+    if own is not None and named != own:
+        raise OtherEntityError(entity=named, ref=ref, own=own)

@@ -1180,6 +1180,42 @@ def test_a_link_target_with_an_invalid_project_is_refused(tmp_path: Path, target
     assert load("link-bad:v0").linked_artifacts == []
 
 
+def test_a_reference_to_another_entity_is_not_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store has one entity: the ``entity`` setting, else the login name
+    (what ``entity`` and ``qualified_name`` give). A reference or link
+    target naming another is refused, naming both, and never read as one
+    of this store's; its own entity, and no entity, keep working."""
+    monkeypatch.setenv("WBTOOL_ENTITY", "team")
+    art = logged("ent", {"a.txt": "a"}, tmp_path)
+    assert art.entity == "team" and art.qualified_name == "team/uncategorized/ent:v0"
+    api = wbtool.Api()
+    assert api.artifact("team/uncategorized/ent:v0").digest == art.digest
+    assert api.artifact(art.qualified_name).digest == art.digest
+    assert api.artifact_exists("team/uncategorized/ent:v0")
+    for ref in ("other/uncategorized/ent:v0", "other/uncategorized/ent"):
+        with pytest.raises(NotFoundError, match="entity 'other' not found: this store's "
+                                                "entity is 'team'"):
+            api.artifact(ref)
+        assert not api.artifact_exists(ref)
+        with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+            api.artifacts(name=ref.partition(":")[0])
+    with wbtool.init(project="uncategorized", settings={"quiet": True, "console": "off"}) as run:
+        assert run.use_artifact("team/uncategorized/ent:v0").digest == art.digest
+        with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+            run.use_artifact("other/uncategorized/ent:v0")
+    with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+        art.link("other/uncategorized/portfolio")
+    assert load("ent:v0").linked_artifacts == []
+    assert art.link("team/uncategorized/portfolio").name == "portfolio:v0"
+    monkeypatch.delenv("WBTOOL_ENTITY")  # the login name, then
+    own = wbtool.Api().artifact("ent:v0").entity
+    assert own != "team"
+    assert wbtool.Api().artifact(f"{own}/uncategorized/ent:v0").digest == art.digest
+    with pytest.raises(NotFoundError, match=rf"'team'.*{own!r}"):
+        wbtool.Api().artifact("team/uncategorized/ent:v0")
+
+
 def test_deleting_a_link_keeps_the_source(tmp_path: Path) -> None:
     logged("link-del", {"a.txt": "a"}, tmp_path)
     link = load("link-del:v0").link("portfolio-b")

@@ -292,6 +292,26 @@ def test_version_numbers_with_leading_zeros_name_no_version(cli: Cli, tmp_path: 
     assert wbtool.Api().artifact("ds:v1").version == "v1"
 
 
+def test_a_name_in_another_entity_is_not_found(cli: Cli, tmp_path: Path) -> None:
+    """A store has one entity: ENTITY/PROJECT/NAME with another is not found
+    (exit 3, one line naming both), not read as this store's NAME."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    env = {"WBTOOL_ENTITY": "team"}
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True, env=env)
+    res = cli("artifact", "info", "team/uncategorized/ds:v0", "--json", check=True, env=env)
+    assert res.json()["result"]["version"] == "v0"
+    for args in (("info", "other/uncategorized/ds:v0"), ("download", "other/uncategorized/ds"),
+                 ("link", "ds:v0", "other/uncategorized/portfolio"),
+                 ("alias", "add", "other/uncategorized/ds:v0", "best")):
+        res = cli("artifact", *args, env=env)
+        assert res.code == 3, (args, res.err)
+        named = next(a for a in reversed(args) if a.startswith("other/"))
+        assert res.err == (f"wbtool: error: {named}: "
+                           "entity 'other' not found: this store's entity is 'team'\n")
+    res = cli("artifact", "info", "ds:v0", "--json", check=True, env=env)
+    assert res.json()["result"]["aliases"] == ["latest"]
+
+
 def test_latest_cannot_be_added_by_hand(cli: Cli, tmp_path: Path) -> None:
     """As ``alias rm ds latest`` says: 'latest' always names the newest
     version, so ``alias add`` refuses it too, before touching any alias."""

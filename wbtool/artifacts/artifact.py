@@ -32,6 +32,7 @@ from wbtool.errors import (
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import (
+    check_entity,
     name_list,
     split_ref,
     validate_entry_path,
@@ -125,7 +126,7 @@ class Artifact:
     @classmethod
     def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
         ctx = ctx or Context.from_settings()
-        project, name, version = split_ref(ref)
+        project, name, version = split_ref(ref, ctx.entity)
         from wbtool.remote import fallback
 
         rec = fallback.resolve(ctx.registry, project or ctx.project, name, version)
@@ -826,7 +827,8 @@ class Artifact:
     def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
         ``entity/project/portfolio`` or ``model-registry/<name>``. A store has
-        one entity, so an entity in ``target_path`` is accepted and ignored."""
+        one entity (``entity``): a target in another is not found
+        (OtherEntityError), and nothing is linked."""
         rec = self._ensure_logged("link")
         parts = target_path.strip("/").split("/")
         if not 1 <= len(parts) <= 3 or not all(parts):
@@ -834,6 +836,10 @@ class Artifact:
         portfolio = parts[-1]
         project = parts[-2] if len(parts) >= 2 else self.project
         ctx = self._context()
+        if len(parts) == 3:
+            validate_name(project, "project name")
+            validate_name(portfolio, "portfolio name")
+            check_entity(parts[0], ctx.entity, target_path)
         linked = ctx.registry.link(rec, project, portfolio, name_list(aliases))
         return Artifact._from_record(ctx, linked)
 
