@@ -35,6 +35,7 @@ from wbtool.errors import (
     WbtoolError,
 )
 from wbtool.hashing import hash_bytes
+from wbtool.manifest import ManifestEntry
 
 BIG_SIZE = 5 * 1024 * 1024 + 12_345  # over 5 MiB: the streamed large-file path
 _sources = itertools.count()
@@ -602,6 +603,55 @@ def test_finalize_freezes_a_draft(tmp_path: Path) -> None:
     art.finalize()
     with pytest.raises(ArtifactFinalizedError):
         art.add_file(str(write(tmp_path / "b.txt", "b")))
+
+
+def refuses_every_change(got: wbtool.Artifact, tmp_path: Path) -> None:
+    """Every way of changing ``got``'s manifest raises ArtifactFinalizedError
+    and changes nothing."""
+    manifest = got.manifest
+    entries = manifest.entries
+    first = next(iter(manifest))
+    other = ManifestEntry("c.txt", first.digest, first.size)
+    before = {p: e.to_dict() for p, e in entries.items()}
+    changes = [
+        lambda: entries.__setitem__("c.txt", other),
+        lambda: entries.__setitem__(first.path, other),
+        lambda: entries.__delitem__(first.path),
+        lambda: entries.pop(first.path),
+        lambda: entries.popitem(),
+        lambda: entries.clear(),
+        lambda: entries.update({"c.txt": other}),
+        lambda: entries.setdefault("c.txt", other),
+        lambda: manifest.add(other),
+        lambda: manifest.remove(first.path),
+        lambda: setattr(manifest, "entries", {}),
+        lambda: setattr(first, "digest", "0" * 32),
+        lambda: setattr(first, "size", 99),
+        lambda: setattr(first, "ref", "file:///etc/passwd"),
+        lambda: got.add_file(str(write(tmp_path / "c.txt", "c"))),
+    ]
+    for change in changes:
+        with pytest.raises(ArtifactFinalizedError):
+            change()
+    assert {p: e.to_dict() for p, e in got.manifest.entries.items()} == before
+
+
+def test_a_logged_artifacts_manifest_is_read_only(tmp_path: Path) -> None:
+    """The reference: the manifest "can't be changed once the artifact has
+    been logged". Adding, replacing or removing an entry, or changing one,
+    raises ArtifactFinalizedError, as add_file does, for the artifact just
+    logged, one read back and one finalized; a new draft's can change."""
+    art = logged("frozen", {"a.txt": "a", "b.txt": "b"}, tmp_path)
+    final = wbtool.Artifact("frozen-draft", "dataset")
+    final.add_file(str(write(tmp_path / "f.txt", "f")))
+    final.finalize()
+    for got in (art, load("frozen:v0"), final):
+        refuses_every_change(got, tmp_path)
+    assert load("frozen:v0").file_count == 2
+    draft = art.new_draft()
+    draft.manifest.entries["a.txt"].size = 5  # a draft's own copy
+    draft.manifest.remove("b.txt")
+    assert art.file_count == 2 and art.manifest.entries["a.txt"].size == 1
 
 
 def test_draft_cannot_be_read_back(tmp_path: Path) -> None:

@@ -107,8 +107,8 @@ class Artifact:
     def _from_record(cls, ctx: Context, rec: Any) -> Artifact:
         a = cls(rec.name, rec.type)
         a._ctx = ctx
-        a._load_record(rec)
         a._manifest = ctx.registry.load_manifest(rec)
+        a._load_record(rec)
         return a
 
     def _load_record(self, rec: Any) -> None:
@@ -122,6 +122,7 @@ class Artifact:
         self._tags = list(rec.tags)
         self._ttl = None if rec.ttl is None else dt.timedelta(seconds=rec.ttl)
         self._final = True
+        self._manifest.freeze(self.name)  # a logged version's files never change
 
     @classmethod
     def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
@@ -236,6 +237,8 @@ class Artifact:
 
     @property
     def manifest(self) -> Manifest:
+        """The entries; read-only once the artifact is logged or finalized
+        (a change raises ArtifactFinalizedError)."""
         return self._manifest
 
     @property
@@ -697,7 +700,9 @@ class Artifact:
         return self._rec is None
 
     def finalize(self) -> None:
+        """Refuse changes to the files from now on, as after logging."""
         self._final = True
+        self._manifest.freeze(self.name)
 
     def new_draft(self) -> Artifact:
         """A draft holding this version's entries, to log an incremental version
