@@ -542,9 +542,50 @@ def test_new_file_refuses_existing_name_in_exclusive_mode(tmp_path: Path) -> Non
     assert art.get_entry("a.txt").digest == hash_bytes(b"first")
 
 
+def test_new_file_modes_replace_append_and_refuse_as_open_does(tmp_path: Path) -> None:
+    """Mode "x" refuses a name the artifact has, "w" replaces its entry, "a"
+    appends to its content (text or bytes), as ``open`` treats a file."""
+    art = wbtool.Artifact("new-file-modes", "dataset")
+    with art.new_file("a.txt", mode="w") as f:
+        f.write("first")
+    with art.new_file("a.txt", mode="w") as f:
+        f.write("second")
+    assert art.get_entry("a.txt").digest == hash_bytes(b"second")
+    with art.new_file("a.txt", mode="a") as f:
+        f.write("+more")
+    with art.new_file("a.txt", mode="ab") as f:
+        f.write(b"+bytes")
+    with art.new_file("new.txt", mode="a") as f:
+        f.write("fresh")
+    with pytest.raises(ValueError, match="mode 'x'"), art.new_file("a.txt", mode="x") as f:
+        f.write("third")
+    with art.new_file("raw.bin", mode="xb") as f:
+        f.write(b"\x00")
+    with art.new_file("raw.bin", mode="wb") as f:
+        f.write(b"\x01\x02")
+    art.add_reference("file://" + quote(str(write(tmp_path / "ref.txt", "ref"))), name="ref.txt")
+    with pytest.raises(ValueError, match="reference"), art.new_file("ref.txt", mode="a"):
+        pass
+    art.save()
+    root = tmp_path / "out"
+    load("new-file-modes:v0").download(str(root))
+    assert read_tree(root) == {"a.txt": b"second+more+bytes", "new.txt": b"fresh",
+                               "raw.bin": b"\x01\x02", "ref.txt": b"ref"}
+
+
+def test_adding_a_media_object_twice_needs_overwrite(tmp_path: Path) -> None:
+    art = wbtool.Artifact("media-twice", "dataset")
+    art.add(wbtool.Table(columns=["a"], data=[[1]]), "t")
+    with pytest.raises(ValueError, match="already in the artifact"):
+        art.add(wbtool.Table(columns=["a"], data=[[2]]), "t")
+    first = art.get_entry("t.table.json").digest
+    art.add(wbtool.Table(columns=["a"], data=[[2]]), "t", overwrite=True)
+    assert art.get_entry("t.table.json").digest != first
+
+
 def test_new_file_refuses_modes_that_do_not_write(tmp_path: Path) -> None:
     art = wbtool.Artifact("new-file-mode", "dataset")
-    for mode in ("r", "rb", "r+"):
+    for mode in ("r", "rb", "r+", "", "b", "wx", "wa"):
         with pytest.raises(ValueError, match="does not write"), art.new_file("a.txt", mode=mode):
             pass
     assert art.file_count == 0

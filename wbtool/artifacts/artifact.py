@@ -510,25 +510,32 @@ class Artifact:
             doc = to_json(self)
         except TypeError:
             doc = to_json()
-        with self.new_file(entry_name, mode="w", encoding="utf-8", _overwrite=overwrite) as f:
+        with self.new_file(entry_name, mode="w" if overwrite else "x", encoding="utf-8") as f:
             json.dump(doc, f, sort_keys=True)
         return self.get_entry(entry_name)
 
     @contextlib.contextmanager
     def new_file(
-        self, name: str, mode: str = "x", encoding: str | None = None, *,
-        _overwrite: bool = False,
+        self, name: str, mode: str = "x", encoding: str | None = None,
     ) -> Iterator[IO[Any]]:
-        """Open a new file; when closed it is added to the artifact as ``name``."""
+        """Open a new file; when closed it is added to the artifact as ``name``.
+
+        As with ``open``: mode ``"x"`` (the default) refuses a name the
+        artifact has (ValueError), ``"w"`` replaces that entry, and ``"a"``
+        appends to its content; add ``"b"`` to write bytes."""
         self._ensure_draft()
-        if "r" in mode or not any(c in mode for c in "wxa"):
+        if "r" in mode or sum(c in mode for c in "wxa") != 1:
             raise UsageError(f"new_file opens a file to write: mode {mode!r} does not write "
-                             '(use "x", "w" or "wb")')
+                             '(use "x", "w" or "a", with "b" for bytes)')
         entry_name = validate_entry_path(name)
-        if entry_name in self._manifest and not _overwrite:
-            raise UsageError(f"{entry_name!r} is already in the artifact")
+        old = self._manifest.get(entry_name)
+        if old is not None and "x" in mode:
+            raise UsageError(f"{entry_name!r} is already in the artifact: mode 'x' makes a "
+                             "new file (mode 'w' replaces it)")
+        if old is not None and "a" in mode and old.ref is not None:
+            raise UsageError(f"{entry_name!r} is a reference to {old.ref}: mode 'a' appends "
+                             "to a file kept in the store (mode 'w' replaces it)")
         binary = "b" in mode
-        open_mode = "wb" if binary else "w"
         ctx = self._context()
         ctx.store.tmp.mkdir(parents=True, exist_ok=True)
         import tempfile
@@ -536,6 +543,9 @@ class Artifact:
         fd, tmp = tempfile.mkstemp(dir=ctx.store.tmp, prefix=".new-file-")
         os.close(fd)
         try:
+            if old is not None and "a" in mode:
+                Path(tmp).write_bytes(ctx.store.objects.read_bytes(old.digest))
+            open_mode = ("a" if "a" in mode else "w") + ("b" if binary else "")
             with open(tmp, open_mode, encoding=None if binary else (encoding or "utf-8")) as f:
                 yield f
             entries, _ = ingest.ingest(ctx.store, [(tmp, entry_name)], skip_cache=True)
