@@ -8,7 +8,8 @@ from another store, before a byte is written anywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex
 
 from wbtool.errors import InvalidNameError, OtherEntityError
 
@@ -35,6 +36,45 @@ def name_list(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+class CheckedList(list[str]):
+    """A list of aliases or tags that checks each one as it comes in (made,
+    appended, inserted, extended, ``+=``, assigned to an item or a slice),
+    so that an invalid one is refused at once, not by a later save, and the
+    list stays as it was."""
+
+    __slots__ = ("_check",)
+
+    def __init__(self, values: Iterable[str] = (), check: Callable[[str], str] = str) -> None:
+        self._check = check
+        super().__init__([check(v) for v in name_list(values)])
+
+    def append(self, value: str) -> None:
+        super().append(self._check(value))
+
+    def insert(self, index: SupportsIndex, value: str) -> None:
+        super().insert(index, self._check(value))
+
+    def extend(self, values: Iterable[str]) -> None:
+        super().extend([self._check(v) for v in name_list(values)])
+
+    def __iadd__(self, values: Iterable[str]) -> Any:  # type: ignore[override, misc]
+        self.extend(values)
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            value = [self._check(v) for v in name_list(value)]
+        else:
+            value = self._check(value)
+        super().__setitem__(index, value)
+
+
+def check_alias(value: str) -> str:
+    """An alias a version can be given: ``latest`` (which always names the
+    newest version) or a valid alias."""
+    return value if value == "latest" else validate_alias(value)
 
 
 def validate_name(value: str, what: str = "artifact name") -> str:

@@ -15,6 +15,7 @@ import random
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -1040,6 +1041,44 @@ def test_invalid_alias_is_refused(tmp_path: Path) -> None:
         art.aliases = ["v3"]  # looks like a version
     with pytest.raises(ValueError):
         art.aliases = ["has space"]
+
+
+def in_place_changes(labels: list[str]) -> list[Callable[[str], object]]:
+    """Every way of adding one name to ``labels`` in place."""
+    return [labels.append, lambda a: labels.insert(0, a), lambda a: labels.extend(["fine", a]),
+            lambda a: labels.__iadd__([a]), lambda a: labels.__setitem__(slice(0, 0), [a])]
+
+
+def test_an_invalid_alias_or_tag_is_refused_as_it_is_added(tmp_path: Path) -> None:
+    """An alias added to ``aliases`` in place (append, insert, extend, +=,
+    item or slice) is checked there: an invalid one is refused at once,
+    the list stays as it was, and the next save stores what the list
+    holds, so that the artifact's aliases are always what the store has
+    after it. Tags likewise."""
+    art = logged("alias-in-place", {"a.txt": "a"}, tmp_path)
+    draft = wbtool.Artifact("alias-draft", "dataset")
+    draft.add_file(str(write(tmp_path / "d.txt", "d")))
+    for got in (art, load("alias-in-place:v0"), draft):
+        aliases, tags = list(got.aliases), list(got.tags)
+        for bad in ("bad/alias", "a:b", "v3", "v03", "", "has space"):
+            for change in in_place_changes(got.aliases):
+                with pytest.raises(ValueError, match="invalid alias"):
+                    change(bad)
+                assert got.aliases == aliases
+        if got.aliases:
+            with pytest.raises(ValueError, match="invalid alias"):
+                got.aliases[0] = "x/y"
+        with pytest.raises(ValueError, match="invalid tag"):
+            got.tags.append("tab\tbed")
+        assert got.aliases == aliases and got.tags == tags
+        got.aliases.append("best")
+        got.aliases += ["prod"]
+        got.tags.append("checked")
+        got.save()
+        stored = load(f"{got.name.partition(':')[0]}:best")
+        assert sorted(got.aliases) == sorted(stored.aliases) == sorted(
+            {*aliases, "best", "prod", "latest"})
+        assert got.tags == stored.tags == ["checked"]
 
 
 def test_tags_description_metadata_persisted_by_save(tmp_path: Path) -> None:

@@ -32,11 +32,14 @@ from wbtool.errors import (
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import (
+    CheckedList,
+    check_alias,
     check_entity,
     name_list,
     split_ref,
     validate_entry_path,
     validate_name,
+    validate_tag,
     validate_type,
 )
 
@@ -90,8 +93,8 @@ class Artifact:
         self._metadata = check_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
-        self._aliases: list[str] = []
-        self._tags: list[str] = []
+        self._aliases = CheckedList(check=check_alias)
+        self._tags = CheckedList(check=validate_tag)
         self._ttl: dt.timedelta | None = None
         self._manifest = Manifest()
         self._rec: Any = None  # VersionRecord once logged
@@ -117,9 +120,9 @@ class Artifact:
         self._project = rec.project
         self._description = rec.description
         self._metadata = dict(rec.metadata)
-        self._aliases = [a for a in rec.aliases if a != "latest"] + (
-            ["latest"] if "latest" in rec.aliases else [])
-        self._tags = list(rec.tags)
+        self._aliases = CheckedList([a for a in rec.aliases if a != "latest"] + (
+            ["latest"] if "latest" in rec.aliases else []), check_alias)
+        self._tags = CheckedList(rec.tags, validate_tag)
         self._ttl = None if rec.ttl is None else dt.timedelta(seconds=rec.ttl)
         self._final = True
         self._manifest.freeze(self.name)  # a logged version's files never change
@@ -199,23 +202,23 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
+        """The aliases, saved by ``save()``; an invalid one is refused as it
+        is added to this list (InvalidNameError, a ValueError), so that the
+        list never holds one that a save would refuse."""
         return self._aliases
 
     @aliases.setter
     def aliases(self, value: list[str]) -> None:
-        from wbtool.names import validate_alias
-
-        self._aliases = [a if a == "latest" else validate_alias(a) for a in value]
+        self._aliases = CheckedList(value, check_alias)
 
     @property
     def tags(self) -> list[str]:
+        """The tags, saved by ``save()``; checked as they come in, as aliases are."""
         return self._tags
 
     @tags.setter
     def tags(self, value: list[str]) -> None:
-        from wbtool.names import validate_tag
-
-        self._tags = [validate_tag(t) for t in value]
+        self._tags = CheckedList(value, validate_tag)
 
     @property
     def ttl(self) -> dt.timedelta | None:

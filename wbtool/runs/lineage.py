@@ -59,7 +59,7 @@ def log_artifact(run: Run, artifact_or_path: Artifact | str | os.PathLike, name:
     if artifact._ctx is None:
         artifact._ctx = ctx
     if tags:
-        artifact._tags = [*artifact._tags, *tags]
+        artifact.tags = [*artifact._tags, *tags]
     if artifact._rec is not None:  # already logged: this run outputs it too
         rec = artifact._rec
         for alias in aliases or ():
