@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from wbtool.errors import InvalidNameError
+from wbtool.errors import InvalidNameError, OtherEntityError
 from wbtool.hashing import hash_bytes
 from wbtool.manifest import Manifest
 from wbtool.names import (
@@ -123,13 +123,16 @@ def test_all_clean_paths_of_many() -> None:
 
 
 def test_aliases_cannot_look_like_versions() -> None:
-    with pytest.raises(InvalidNameError):
-        validate_alias("v3")
+    for like in ("v3", "v0", "v00", "v007"):
+        with pytest.raises(InvalidNameError):
+            validate_alias(like)
     assert validate_alias("best") == "best"
 
 
 def test_parse_version() -> None:
-    assert parse_version("v0") == 0 and parse_version("v007") == 7
+    assert parse_version("v0") == 0 and parse_version("v17") == 17
+    for padded in ("v00", "v01", "v007", "v010"):  # a version number has no leading zeros
+        assert parse_version(padded) is None, padded
     assert parse_version(f"v{MAX_VERSION}") == MAX_VERSION
     for huge in (f"v{MAX_VERSION + 1}", "v99999999999999999999", "v" + "9" * 5000):
         assert parse_version(huge) == MAX_VERSION + 1
@@ -140,11 +143,17 @@ def test_parse_version() -> None:
 def test_split_ref() -> None:
     assert split_ref("mnist") == (None, "mnist", None)
     assert split_ref("mnist:v3") == (None, "mnist", "v3")
+    assert split_ref("mnist:v03") == (None, "mnist", "v03")  # looked up, and not found
     assert split_ref("proj/mnist:best") == ("proj", "mnist", "best")
     assert split_ref("ent/proj/mnist:latest") == ("proj", "mnist", "latest")
-    for bad in ("a/b/c/d", "mnist:", "../x:v1"):
+    for bad in ("a/b/c/d", "mnist:", "../x:v1", "/proj/mnist"):
         with pytest.raises(InvalidNameError):
             split_ref(bad)
+    assert split_ref("ent/proj/mnist:v1", "ent") == ("proj", "mnist", "v1")
+    assert split_ref("proj/mnist:v1", "ent") == ("proj", "mnist", "v1")
+    with pytest.raises(OtherEntityError, match="entity 'other' not found: this store's "
+                                              "entity is 'ent'"):
+        split_ref("other/proj/mnist:v1", "ent")
 
 
 @pytest.mark.parametrize("bad", ["a\tb", "esc\x1b[31m", "del\x7f", "", "x" * 65, "nl\n"])

@@ -21,7 +21,8 @@ class Api:
         self._ctx = Context.from_settings(settings)
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
-        """``[project/]name[:version|alias]`` → the logged Artifact."""
+        """``[[entity/]project/]name[:version|alias]`` → the logged Artifact
+        (an entity other than this store's is not found)."""
         return Artifact._load(name, self._ctx, type=type)
 
     def run(self, path: str) -> PublicRun:
@@ -50,9 +51,13 @@ class Api:
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
         """Whether ``[project/]name[:version|alias]`` is logged, here or on the
         default remote (which is asked, not pulled from)."""
+        from wbtool.errors import OtherEntityError
         from wbtool.remote import fallback
 
-        project, bare, version = split_ref(name)
+        try:
+            project, bare, version = split_ref(name, self._ctx.entity)
+        except OtherEntityError:  # none of this store's
+            return False
         return fallback.exists(self._ctx.registry, project or self._ctx.project, bare, version,
                                type)
 
@@ -60,7 +65,7 @@ class Api:
         """Every logged version, optionally of one type and one ``[project/]name``."""
         project = None
         if name is not None:
-            project, name, _ = split_ref(name)
+            project, name, _ = split_ref(name, self._ctx.entity)
         registry = self._ctx.registry
         return [
             Artifact._from_record(self._ctx, rec)

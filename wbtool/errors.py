@@ -73,6 +73,10 @@ class NotFoundError(WbtoolError):
     exit_code = EXIT_NOT_FOUND
 
 
+class OtherEntityError(NotFoundError):
+    """{ref}: entity {entity!r} not found: this store's entity is {own!r}"""
+
+
 class EntryNotFoundError(NotFoundError, KeyError):
     """no entry {name!r} in the artifact"""
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from wbtool.bulk import paused_gc
-from wbtool.errors import StoreError
+from wbtool.errors import ArtifactFinalizedError, StoreError
 from wbtool.hashing import ALGORITHM, hash_bytes, is_digest
 from wbtool.names import all_clean_entry_paths, is_clean_entry_path, read_entry_path
 
@@ -65,6 +65,39 @@ class ManifestEntry:
     def __repr__(self) -> str:
         ref = f", ref={self.ref!r}" if self.ref else ""
         return f"ManifestEntry(path={self.path!r}, digest={self.digest!r}, size={self.size}{ref})"
+
+
+class _FrozenEntry(ManifestEntry):
+    """An entry of a read-only manifest (:meth:`Manifest.freeze`): its fields
+    cannot be set. Entries become one by a change of class, which costs no
+    copy and leaves :class:`ManifestEntry`'s own attribute writes fast."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise ArtifactFinalizedError(
+            f"entry {self.path!r} belongs to a logged artifact: log a new version "
+            "(new_draft()) to change it")
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+
+class _FrozenEntries(dict[str, ManifestEntry]):
+    """The entries of a read-only manifest: reading is a dict's, every change
+    raises ArtifactFinalizedError."""
+
+    __slots__ = ("_owner",)
+    _owner: str
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise ArtifactFinalizedError(name=self._owner)
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    pop = popitem = clear = update = setdefault = _refuse
+
+    def __reduce__(self) -> Any:  # a copy (copy.copy, pickle) is a plain dict
+        return dict, (dict(self),)
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*')
@@ -132,6 +165,30 @@ class Manifest:
 
     def remove(self, path: str) -> None:
         del self.entries[path]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        entries = self.__dict__.get("entries")
+        if isinstance(entries, _FrozenEntries):
+            raise ArtifactFinalizedError(name=entries._owner)
+        object.__setattr__(self, name, value)
+
+    def freeze(self, owner: str) -> None:
+        """Make this manifest read-only, as a logged artifact's is: adding,
+        removing or replacing an entry, or setting an entry's field, raises
+        ArtifactFinalizedError naming ``owner``. :meth:`copy` gives a
+        manifest that can be changed."""
+        if isinstance(self.entries, _FrozenEntries):
+            return
+        frozen = _FrozenEntries(self.entries)
+        frozen._owner = owner
+        for entry in frozen.values():
+            if type(entry) is ManifestEntry:
+                entry.__class__ = _FrozenEntry
+        self.entries = frozen
+
+    @property
+    def frozen(self) -> bool:
+        return isinstance(self.entries, _FrozenEntries)
 
     def path_clash(self) -> tuple[str, str] | None:
         """A path that is both a file and a folder here, as (the file, a path

@@ -8,13 +8,18 @@ from another store, before a byte is written anywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex
 
-from wbtool.errors import InvalidNameError
+from wbtool.errors import InvalidNameError, OtherEntityError
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_.\-]+")
-_VERSION_RE = re.compile(r"v([0-9]+)")  # ASCII digits: \d takes every Unicode digit
+# A version is v and a number without leading zeros (ASCII digits: \d takes
+# every Unicode digit). Every v and digits (v007 too) is kept from aliases,
+# so that no alias can look like a version it is not.
+_VERSION_RE = re.compile(r"v(0|[1-9][0-9]*)")
+_VERSION_LIKE = re.compile(r"v[0-9]+")
 RESERVED_TYPES = ("job",)
 RESERVED_TYPE_PREFIXES = ("wbtool-", "wandb-")
 MAX_NAME = 128
@@ -31,6 +36,45 @@ def name_list(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+class CheckedList(list[str]):
+    """A list of aliases or tags that checks each one as it comes in (made,
+    appended, inserted, extended, ``+=``, assigned to an item or a slice),
+    so that an invalid one is refused at once, not by a later save, and the
+    list stays as it was."""
+
+    __slots__ = ("_check",)
+
+    def __init__(self, values: Iterable[str] = (), check: Callable[[str], str] = str) -> None:
+        self._check = check
+        super().__init__([check(v) for v in name_list(values)])
+
+    def append(self, value: str) -> None:
+        super().append(self._check(value))
+
+    def insert(self, index: SupportsIndex, value: str) -> None:
+        super().insert(index, self._check(value))
+
+    def extend(self, values: Iterable[str]) -> None:
+        super().extend([self._check(v) for v in name_list(values)])
+
+    def __iadd__(self, values: Iterable[str]) -> Any:  # type: ignore[override, misc]
+        self.extend(values)
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            value = [self._check(v) for v in name_list(value)]
+        else:
+            value = self._check(value)
+        super().__setitem__(index, value)
+
+
+def check_alias(value: str) -> str:
+    """An alias a version can be given: ``latest`` (which always names the
+    newest version) or a valid alias."""
+    return value if value == "latest" else validate_alias(value)
 
 
 def validate_name(value: str, what: str = "artifact name") -> str:
@@ -62,11 +106,21 @@ def validate_alias(value: str) -> str:
         raise InvalidNameError(
             what="alias", value=value, reason="use only letters, digits, '_', '-' and '.'"
         )
-    if _VERSION_RE.fullmatch(value):
+    if _VERSION_LIKE.fullmatch(value):
         raise InvalidNameError(
             what="alias", value=value, reason="names of the form vN are version numbers"
         )
     return value
+
+
+def validate_lookup(value: str) -> str:
+    """A version or alias to look up: what :func:`validate_alias` accepts, or
+    ``v`` and digits. Such a name that is no version (``v007``: a version
+    number has no leading zeros) is an alias no version can hold, so looking
+    it up finds nothing."""
+    if isinstance(value, str) and _VERSION_LIKE.fullmatch(value):
+        return value
+    return validate_alias(value)
 
 
 def validate_tag(value: str) -> str:
@@ -187,21 +241,24 @@ def read_entry_path(value: str) -> str:
 
 
 def parse_version(value: str) -> int | None:
-    """``"v3"`` → 3; anything else → None.
+    """``"v3"`` → 3; anything else (``"v03"`` too) → None.
 
     A number past :data:`MAX_VERSION`, which no version can have, comes back
     as ``MAX_VERSION + 1`` (however many digits it has)."""
     m = _VERSION_RE.fullmatch(value)
     if m is None:
         return None
-    digits = m.group(1).lstrip("0") or "0"
+    digits = m.group(1)
     return min(int(digits), MAX_VERSION + 1) if len(digits) <= 19 else MAX_VERSION + 1
 
 
-def split_ref(ref: str) -> tuple[str | None, str, str | None]:
-    """Split ``[project/]name[:alias|vN]`` into (project, name, version-or-alias).
+def split_ref(ref: str, entity: str | None = None) -> tuple[str | None, str, str | None]:
+    """Split ``[[entity/]project/]name[:alias|vN]`` into (project, name,
+    version-or-alias).
 
-    An ``entity/project/name`` form keeps the project part.
+    A store has one entity, ``entity``: a reference naming another is
+    refused (OtherEntityError, a not-found), never read as one of this
+    store's. Without ``entity`` only the form is checked.
     """
     if not isinstance(ref, str) or not ref:
         raise InvalidNameError(what="artifact reference", value=ref, reason="empty")
@@ -214,8 +271,19 @@ def split_ref(ref: str) -> tuple[str | None, str, str | None]:
         )
     name = validate_name(parts[-1])
     project = validate_name(parts[-2], "project name") if len(parts) >= 2 else None
+    if len(parts) == 3:
+        check_entity(parts[0], entity, ref)
     if ref.endswith(":"):
         raise InvalidNameError(what="artifact reference", value=ref, reason="empty version")
-    if version and parse_version(version) is None:
-        validate_alias(version)
+    if version:
+        validate_lookup(version)
     return project, name, version or None
+
+
+def check_entity(named: str, own: str | None, ref: str) -> None:
+    """Refuse the entity part ``named`` of ``ref`` unless it is this store's
+    entity ``own`` (unchecked where ``own`` is None)."""
+    if not named:
+        raise InvalidNameError(what="artifact reference", value=ref, reason="empty entity")
+    if own is not None and named != own:
+        raise OtherEntityError(entity=named, ref=ref, own=own)

@@ -15,6 +15,7 @@ import random
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from wbtool.errors import (
     WbtoolError,
 )
 from wbtool.hashing import hash_bytes
+from wbtool.manifest import ManifestEntry
 
 BIG_SIZE = 5 * 1024 * 1024 + 12_345  # over 5 MiB: the streamed large-file path
 _sources = itertools.count()
@@ -541,9 +543,50 @@ def test_new_file_refuses_existing_name_in_exclusive_mode(tmp_path: Path) -> Non
     assert art.get_entry("a.txt").digest == hash_bytes(b"first")
 
 
+def test_new_file_modes_replace_append_and_refuse_as_open_does(tmp_path: Path) -> None:
+    """Mode "x" refuses a name the artifact has, "w" replaces its entry, "a"
+    appends to its content (text or bytes), as ``open`` treats a file."""
+    art = wbtool.Artifact("new-file-modes", "dataset")
+    with art.new_file("a.txt", mode="w") as f:
+        f.write("first")
+    with art.new_file("a.txt", mode="w") as f:
+        f.write("second")
+    assert art.get_entry("a.txt").digest == hash_bytes(b"second")
+    with art.new_file("a.txt", mode="a") as f:
+        f.write("+more")
+    with art.new_file("a.txt", mode="ab") as f:
+        f.write(b"+bytes")
+    with art.new_file("new.txt", mode="a") as f:
+        f.write("fresh")
+    with pytest.raises(ValueError, match="mode 'x'"), art.new_file("a.txt", mode="x") as f:
+        f.write("third")
+    with art.new_file("raw.bin", mode="xb") as f:
+        f.write(b"\x00")
+    with art.new_file("raw.bin", mode="wb") as f:
+        f.write(b"\x01\x02")
+    art.add_reference("file://" + quote(str(write(tmp_path / "ref.txt", "ref"))), name="ref.txt")
+    with pytest.raises(ValueError, match="reference"), art.new_file("ref.txt", mode="a"):
+        pass
+    art.save()
+    root = tmp_path / "out"
+    load("new-file-modes:v0").download(str(root))
+    assert read_tree(root) == {"a.txt": b"second+more+bytes", "new.txt": b"fresh",
+                               "raw.bin": b"\x01\x02", "ref.txt": b"ref"}
+
+
+def test_adding_a_media_object_twice_needs_overwrite(tmp_path: Path) -> None:
+    art = wbtool.Artifact("media-twice", "dataset")
+    art.add(wbtool.Table(columns=["a"], data=[[1]]), "t")
+    with pytest.raises(ValueError, match="already in the artifact"):
+        art.add(wbtool.Table(columns=["a"], data=[[2]]), "t")
+    first = art.get_entry("t.table.json").digest
+    art.add(wbtool.Table(columns=["a"], data=[[2]]), "t", overwrite=True)
+    assert art.get_entry("t.table.json").digest != first
+
+
 def test_new_file_refuses_modes_that_do_not_write(tmp_path: Path) -> None:
     art = wbtool.Artifact("new-file-mode", "dataset")
-    for mode in ("r", "rb", "r+"):
+    for mode in ("r", "rb", "r+", "", "b", "wx", "wa"):
         with pytest.raises(ValueError, match="does not write"), art.new_file("a.txt", mode=mode):
             pass
     assert art.file_count == 0
@@ -602,6 +645,55 @@ def test_finalize_freezes_a_draft(tmp_path: Path) -> None:
     art.finalize()
     with pytest.raises(ArtifactFinalizedError):
         art.add_file(str(write(tmp_path / "b.txt", "b")))
+
+
+def refuses_every_change(got: wbtool.Artifact, tmp_path: Path) -> None:
+    """Every way of changing ``got``'s manifest raises ArtifactFinalizedError
+    and changes nothing."""
+    manifest = got.manifest
+    entries = manifest.entries
+    first = next(iter(manifest))
+    other = ManifestEntry("c.txt", first.digest, first.size)
+    before = {p: e.to_dict() for p, e in entries.items()}
+    changes = [
+        lambda: entries.__setitem__("c.txt", other),
+        lambda: entries.__setitem__(first.path, other),
+        lambda: entries.__delitem__(first.path),
+        lambda: entries.pop(first.path),
+        lambda: entries.popitem(),
+        lambda: entries.clear(),
+        lambda: entries.update({"c.txt": other}),
+        lambda: entries.setdefault("c.txt", other),
+        lambda: manifest.add(other),
+        lambda: manifest.remove(first.path),
+        lambda: setattr(manifest, "entries", {}),
+        lambda: setattr(first, "digest", "0" * 32),
+        lambda: setattr(first, "size", 99),
+        lambda: setattr(first, "ref", "file:///etc/passwd"),
+        lambda: got.add_file(str(write(tmp_path / "c.txt", "c"))),
+    ]
+    for change in changes:
+        with pytest.raises(ArtifactFinalizedError):
+            change()
+    assert {p: e.to_dict() for p, e in got.manifest.entries.items()} == before
+
+
+def test_a_logged_artifacts_manifest_is_read_only(tmp_path: Path) -> None:
+    """The reference: the manifest "can't be changed once the artifact has
+    been logged". Adding, replacing or removing an entry, or changing one,
+    raises ArtifactFinalizedError, as add_file does, for the artifact just
+    logged, one read back and one finalized; a new draft's can change."""
+    art = logged("frozen", {"a.txt": "a", "b.txt": "b"}, tmp_path)
+    final = wbtool.Artifact("frozen-draft", "dataset")
+    final.add_file(str(write(tmp_path / "f.txt", "f")))
+    final.finalize()
+    for got in (art, load("frozen:v0"), final):
+        refuses_every_change(got, tmp_path)
+    assert load("frozen:v0").file_count == 2
+    draft = art.new_draft()
+    draft.manifest.entries["a.txt"].size = 5  # a draft's own copy
+    draft.manifest.remove("b.txt")
+    assert art.file_count == 2 and art.manifest.entries["a.txt"].size == 1
 
 
 def test_draft_cannot_be_read_back(tmp_path: Path) -> None:
@@ -951,6 +1043,44 @@ def test_invalid_alias_is_refused(tmp_path: Path) -> None:
         art.aliases = ["has space"]
 
 
+def in_place_changes(labels: list[str]) -> list[Callable[[str], object]]:
+    """Every way of adding one name to ``labels`` in place."""
+    return [labels.append, lambda a: labels.insert(0, a), lambda a: labels.extend(["fine", a]),
+            lambda a: labels.__iadd__([a]), lambda a: labels.__setitem__(slice(0, 0), [a])]
+
+
+def test_an_invalid_alias_or_tag_is_refused_as_it_is_added(tmp_path: Path) -> None:
+    """An alias added to ``aliases`` in place (append, insert, extend, +=,
+    item or slice) is checked there: an invalid one is refused at once,
+    the list stays as it was, and the next save stores what the list
+    holds, so that the artifact's aliases are always what the store has
+    after it. Tags likewise."""
+    art = logged("alias-in-place", {"a.txt": "a"}, tmp_path)
+    draft = wbtool.Artifact("alias-draft", "dataset")
+    draft.add_file(str(write(tmp_path / "d.txt", "d")))
+    for got in (art, load("alias-in-place:v0"), draft):
+        aliases, tags = list(got.aliases), list(got.tags)
+        for bad in ("bad/alias", "a:b", "v3", "v03", "", "has space"):
+            for change in in_place_changes(got.aliases):
+                with pytest.raises(ValueError, match="invalid alias"):
+                    change(bad)
+                assert got.aliases == aliases
+        if got.aliases:
+            with pytest.raises(ValueError, match="invalid alias"):
+                got.aliases[0] = "x/y"
+        with pytest.raises(ValueError, match="invalid tag"):
+            got.tags.append("tab\tbed")
+        assert got.aliases == aliases and got.tags == tags
+        got.aliases.append("best")
+        got.aliases += ["prod"]
+        got.tags.append("checked")
+        got.save()
+        stored = load(f"{got.name.partition(':')[0]}:best")
+        assert sorted(got.aliases) == sorted(stored.aliases) == sorted(
+            {*aliases, "best", "prod", "latest"})
+        assert got.tags == stored.tags == ["checked"]
+
+
 def test_tags_description_metadata_persisted_by_save(tmp_path: Path) -> None:
     art = logged("meta", {"a.txt": "a"}, tmp_path, description="old", metadata={"k": 1})
     got = load("meta:v0")
@@ -1178,6 +1308,42 @@ def test_a_link_target_with_an_invalid_project_is_refused(tmp_path: Path, target
     with pytest.raises(UsageError):
         src.link(target)
     assert load("link-bad:v0").linked_artifacts == []
+
+
+def test_a_reference_to_another_entity_is_not_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store has one entity: the ``entity`` setting, else the login name
+    (what ``entity`` and ``qualified_name`` give). A reference or link
+    target naming another is refused, naming both, and never read as one
+    of this store's; its own entity, and no entity, keep working."""
+    monkeypatch.setenv("WBTOOL_ENTITY", "team")
+    art = logged("ent", {"a.txt": "a"}, tmp_path)
+    assert art.entity == "team" and art.qualified_name == "team/uncategorized/ent:v0"
+    api = wbtool.Api()
+    assert api.artifact("team/uncategorized/ent:v0").digest == art.digest
+    assert api.artifact(art.qualified_name).digest == art.digest
+    assert api.artifact_exists("team/uncategorized/ent:v0")
+    for ref in ("other/uncategorized/ent:v0", "other/uncategorized/ent"):
+        with pytest.raises(NotFoundError, match="entity 'other' not found: this store's "
+                                                "entity is 'team'"):
+            api.artifact(ref)
+        assert not api.artifact_exists(ref)
+        with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+            api.artifacts(name=ref.partition(":")[0])
+    with wbtool.init(project="uncategorized", settings={"quiet": True, "console": "off"}) as run:
+        assert run.use_artifact("team/uncategorized/ent:v0").digest == art.digest
+        with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+            run.use_artifact("other/uncategorized/ent:v0")
+    with pytest.raises(NotFoundError, match=r"'other'.*'team'"):
+        art.link("other/uncategorized/portfolio")
+    assert load("ent:v0").linked_artifacts == []
+    assert art.link("team/uncategorized/portfolio").name == "portfolio:v0"
+    monkeypatch.delenv("WBTOOL_ENTITY")  # the login name, then
+    own = wbtool.Api().artifact("ent:v0").entity
+    assert own != "team"
+    assert wbtool.Api().artifact(f"{own}/uncategorized/ent:v0").digest == art.digest
+    with pytest.raises(NotFoundError, match=rf"'team'.*{own!r}"):
+        wbtool.Api().artifact("team/uncategorized/ent:v0")
 
 
 def test_deleting_a_link_keeps_the_source(tmp_path: Path) -> None:

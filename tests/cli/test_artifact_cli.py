@@ -24,7 +24,7 @@ from tests.conftest import (
     unprivileged,
     write_protected,
 )
-from wbtool.errors import UsageError
+from wbtool.errors import NotFoundError, UsageError
 from wbtool.hashing import hash_bytes, hash_file
 
 TREE = {
@@ -263,8 +263,53 @@ def test_version_numbers_of_any_size_are_not_found(cli: Cli, tmp_path: Path) -> 
     for version in ("v\u0660", "v\uff10", "v\u0661\u0662"):  # Arabic-Indic and fullwidth digits
         res = cli("artifact", "info", f"ds:{version}")
         assert res.code == 2 and "Traceback" not in res.err, (version, res.err)
-    res = cli("artifact", "info", "ds:v00", "--json", check=True)
+
+
+
+def test_version_numbers_with_leading_zeros_name_no_version(cli: Cli, tmp_path: Path) -> None:
+    """``v00``, ``v01`` and ``v007`` are not v0, v1 and v7: a version number
+    has no leading zeros, and no alias can be spelled so, so they are not
+    found (exit 3), on the command line and in the Python API alike."""
+    import wbtool
+
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    for content in (b"1", b"2"):
+        (data / "x").write_bytes(content)
+        cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True)
+    assert cli("artifact", "info", "ds:v1", "--json", check=True).json()["result"]["version"] \
+        == "v1"
+    for version in ("v00", "v01", "v001", "v010"):
+        res = cli("artifact", "info", f"ds:{version}")
+        assert res.code == 3, (version, res.err)
+        assert res.err == f"wbtool: error: artifact version not found: uncategorized/ds:{version}\n"
+        res = cli("artifact", "alias", "add", f"ds:{version}", "best")
+        assert res.code == 3, (version, res.err)
+        res = cli("artifact", "alias", "add", "ds:v1", version)
+        assert res.code == 2 and "version numbers" in res.err, (version, res.err)
+        with pytest.raises(NotFoundError):
+            wbtool.Api().artifact(f"ds:{version}")
+        assert not wbtool.Api().artifact_exists(f"ds:{version}")
+    assert wbtool.Api().artifact("ds:v1").version == "v1"
+
+
+def test_a_name_in_another_entity_is_not_found(cli: Cli, tmp_path: Path) -> None:
+    """A store has one entity: ENTITY/PROJECT/NAME with another is not found
+    (exit 3, one line naming both), not read as this store's NAME."""
+    data = make_tree(tmp_path / "data", {"x": b"1"})
+    env = {"WBTOOL_ENTITY": "team"}
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", check=True, env=env)
+    res = cli("artifact", "info", "team/uncategorized/ds:v0", "--json", check=True, env=env)
     assert res.json()["result"]["version"] == "v0"
+    for args in (("info", "other/uncategorized/ds:v0"), ("download", "other/uncategorized/ds"),
+                 ("link", "ds:v0", "other/uncategorized/portfolio"),
+                 ("alias", "add", "other/uncategorized/ds:v0", "best")):
+        res = cli("artifact", *args, env=env)
+        assert res.code == 3, (args, res.err)
+        named = next(a for a in reversed(args) if a.startswith("other/"))
+        assert res.err == (f"wbtool: error: {named}: "
+                           "entity 'other' not found: this store's entity is 'team'\n")
+    res = cli("artifact", "info", "ds:v0", "--json", check=True, env=env)
+    assert res.json()["result"]["aliases"] == ["latest"]
 
 
 def test_latest_cannot_be_added_by_hand(cli: Cli, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import wbtool as wandb
-from wbtool.errors import ConflictError
+from wbtool.errors import ConflictError, NotFoundError
 from wbtool.runs.history import iter_rows
 
 
@@ -1099,7 +1099,9 @@ def test_lineage_log_and_use_artifacts(tmp_path: Path) -> None:
         used = consumer.use_artifact("ds:best")
         assert used.version == "v0"
         assert consumer.use_artifact("p/ds:v0").digest == art.digest
-        assert consumer.use_artifact("someone/p/ds:latest").digest == art.digest
+        assert consumer.use_artifact(f"{consumer.entity}/p/ds:latest").digest == art.digest
+        with pytest.raises(NotFoundError, match="entity 'someone' not found"):
+            consumer.use_artifact("someone/p/ds:latest")  # a store has one entity
         path = used.download(str(tmp_path / "dl"))
         assert (Path(path) / "a.csv").read_text() == "1,2\n"
     logged_by = wandb.Api().artifact("p/ds:v0").logged_by()

@@ -32,10 +32,14 @@ from wbtool.errors import (
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import (
+    CheckedList,
+    check_alias,
+    check_entity,
     name_list,
     split_ref,
     validate_entry_path,
     validate_name,
+    validate_tag,
     validate_type,
 )
 
@@ -89,8 +93,8 @@ class Artifact:
         self._metadata = check_metadata(metadata)
         self._incremental = incremental
         self._use_as = use_as
-        self._aliases: list[str] = []
-        self._tags: list[str] = []
+        self._aliases = CheckedList(check=check_alias)
+        self._tags = CheckedList(check=validate_tag)
         self._ttl: dt.timedelta | None = None
         self._manifest = Manifest()
         self._rec: Any = None  # VersionRecord once logged
@@ -106,8 +110,8 @@ class Artifact:
     def _from_record(cls, ctx: Context, rec: Any) -> Artifact:
         a = cls(rec.name, rec.type)
         a._ctx = ctx
-        a._load_record(rec)
         a._manifest = ctx.registry.load_manifest(rec)
+        a._load_record(rec)
         return a
 
     def _load_record(self, rec: Any) -> None:
@@ -116,16 +120,17 @@ class Artifact:
         self._project = rec.project
         self._description = rec.description
         self._metadata = dict(rec.metadata)
-        self._aliases = [a for a in rec.aliases if a != "latest"] + (
-            ["latest"] if "latest" in rec.aliases else [])
-        self._tags = list(rec.tags)
+        self._aliases = CheckedList([a for a in rec.aliases if a != "latest"] + (
+            ["latest"] if "latest" in rec.aliases else []), check_alias)
+        self._tags = CheckedList(rec.tags, validate_tag)
         self._ttl = None if rec.ttl is None else dt.timedelta(seconds=rec.ttl)
         self._final = True
+        self._manifest.freeze(self.name)  # a logged version's files never change
 
     @classmethod
     def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
         ctx = ctx or Context.from_settings()
-        project, name, version = split_ref(ref)
+        project, name, version = split_ref(ref, ctx.entity)
         from wbtool.remote import fallback
 
         rec = fallback.resolve(ctx.registry, project or ctx.project, name, version)
@@ -197,23 +202,23 @@ class Artifact:
 
     @property
     def aliases(self) -> list[str]:
+        """The aliases, saved by ``save()``; an invalid one is refused as it
+        is added to this list (InvalidNameError, a ValueError), so that the
+        list never holds one that a save would refuse."""
         return self._aliases
 
     @aliases.setter
     def aliases(self, value: list[str]) -> None:
-        from wbtool.names import validate_alias
-
-        self._aliases = [a if a == "latest" else validate_alias(a) for a in value]
+        self._aliases = CheckedList(value, check_alias)
 
     @property
     def tags(self) -> list[str]:
+        """The tags, saved by ``save()``; checked as they come in, as aliases are."""
         return self._tags
 
     @tags.setter
     def tags(self, value: list[str]) -> None:
-        from wbtool.names import validate_tag
-
-        self._tags = [validate_tag(t) for t in value]
+        self._tags = CheckedList(value, validate_tag)
 
     @property
     def ttl(self) -> dt.timedelta | None:
@@ -235,6 +240,8 @@ class Artifact:
 
     @property
     def manifest(self) -> Manifest:
+        """The entries; read-only once the artifact is logged or finalized
+        (a change raises ArtifactFinalizedError)."""
         return self._manifest
 
     @property
@@ -506,25 +513,32 @@ class Artifact:
             doc = to_json(self)
         except TypeError:
             doc = to_json()
-        with self.new_file(entry_name, mode="w", encoding="utf-8", _overwrite=overwrite) as f:
+        with self.new_file(entry_name, mode="w" if overwrite else "x", encoding="utf-8") as f:
             json.dump(doc, f, sort_keys=True)
         return self.get_entry(entry_name)
 
     @contextlib.contextmanager
     def new_file(
-        self, name: str, mode: str = "x", encoding: str | None = None, *,
-        _overwrite: bool = False,
+        self, name: str, mode: str = "x", encoding: str | None = None,
     ) -> Iterator[IO[Any]]:
-        """Open a new file; when closed it is added to the artifact as ``name``."""
+        """Open a new file; when closed it is added to the artifact as ``name``.
+
+        As with ``open``: mode ``"x"`` (the default) refuses a name the
+        artifact has (ValueError), ``"w"`` replaces that entry, and ``"a"``
+        appends to its content; add ``"b"`` to write bytes."""
         self._ensure_draft()
-        if "r" in mode or not any(c in mode for c in "wxa"):
+        if "r" in mode or sum(c in mode for c in "wxa") != 1:
             raise UsageError(f"new_file opens a file to write: mode {mode!r} does not write "
-                             '(use "x", "w" or "wb")')
+                             '(use "x", "w" or "a", with "b" for bytes)')
         entry_name = validate_entry_path(name)
-        if entry_name in self._manifest and not _overwrite:
-            raise UsageError(f"{entry_name!r} is already in the artifact")
+        old = self._manifest.get(entry_name)
+        if old is not None and "x" in mode:
+            raise UsageError(f"{entry_name!r} is already in the artifact: mode 'x' makes a "
+                             "new file (mode 'w' replaces it)")
+        if old is not None and "a" in mode and old.ref is not None:
+            raise UsageError(f"{entry_name!r} is a reference to {old.ref}: mode 'a' appends "
+                             "to a file kept in the store (mode 'w' replaces it)")
         binary = "b" in mode
-        open_mode = "wb" if binary else "w"
         ctx = self._context()
         ctx.store.tmp.mkdir(parents=True, exist_ok=True)
         import tempfile
@@ -532,6 +546,9 @@ class Artifact:
         fd, tmp = tempfile.mkstemp(dir=ctx.store.tmp, prefix=".new-file-")
         os.close(fd)
         try:
+            if old is not None and "a" in mode:
+                Path(tmp).write_bytes(ctx.store.objects.read_bytes(old.digest))
+            open_mode = ("a" if "a" in mode else "w") + ("b" if binary else "")
             with open(tmp, open_mode, encoding=None if binary else (encoding or "utf-8")) as f:
                 yield f
             entries, _ = ingest.ingest(ctx.store, [(tmp, entry_name)], skip_cache=True)
@@ -696,7 +713,9 @@ class Artifact:
         return self._rec is None
 
     def finalize(self) -> None:
+        """Refuse changes to the files from now on, as after logging."""
         self._final = True
+        self._manifest.freeze(self.name)
 
     def new_draft(self) -> Artifact:
         """A draft holding this version's entries, to log an incremental version
@@ -826,7 +845,8 @@ class Artifact:
     def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
         ``entity/project/portfolio`` or ``model-registry/<name>``. A store has
-        one entity, so an entity in ``target_path`` is accepted and ignored."""
+        one entity (``entity``): a target in another is not found
+        (OtherEntityError), and nothing is linked."""
         rec = self._ensure_logged("link")
         parts = target_path.strip("/").split("/")
         if not 1 <= len(parts) <= 3 or not all(parts):
@@ -834,6 +854,10 @@ class Artifact:
         portfolio = parts[-1]
         project = parts[-2] if len(parts) >= 2 else self.project
         ctx = self._context()
+        if len(parts) == 3:
+            validate_name(project, "project name")
+            validate_name(portfolio, "portfolio name")
+            check_entity(parts[0], ctx.entity, target_path)
         linked = ctx.registry.link(rec, project, portfolio, name_list(aliases))
         return Artifact._from_record(ctx, linked)
 

@@ -496,11 +496,10 @@ def alias_rm(
     as_json: bool = JsonOpt,
 ) -> None:
     """Remove aliases from whichever version holds them."""
-    from wbtool.names import parse_version, validate_alias
+    from wbtool.names import validate_lookup
 
     for a in aliases:
-        if parse_version(a) is None:  # a version number is looked up, and not found
-            validate_alias(a)
+        validate_lookup(a)  # a version number is looked up, and not found
     ctx = ops.context(project, create=False, refs=[name])
     proj, bare = ops.split_project(ctx, name)
     rec = None

@@ -86,7 +86,7 @@ class FileMedia(Media):
         doc = self._meta(digest)
         if run_or_artifact is not None and hasattr(run_or_artifact, "new_file"):
             rel = f"media/{self._folder}/{digest[:20]}.{self._extension()}"
-            with run_or_artifact.new_file(rel, mode="wb", _overwrite=True) as f:
+            with run_or_artifact.new_file(rel, mode="wb") as f:
                 f.write(self._bytes)
             doc["path"] = rel
         return doc

@@ -59,7 +59,7 @@ def log_artifact(run: Run, artifact_or_path: Artifact | str | os.PathLike, name:
     if artifact._ctx is None:
         artifact._ctx = ctx
     if tags:
-        artifact._tags = [*artifact._tags, *tags]
+        artifact.tags = [*artifact._tags, *tags]
     if artifact._rec is not None:  # already logged: this run outputs it too
         rec = artifact._rec
         for alias in aliases or ():
@@ -88,7 +88,8 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
             artifact._ctx = artifact._ctx or run._ctx
             artifact._commit(run._ctx, project=artifact._project or run.project)
     elif isinstance(artifact_or_name, str):
-        project, name, version = split_ref(artifact_or_name)
+        project, name, version = split_ref(artifact_or_name,
+                                           None if ctx is None else ctx.entity)
         ref = f"{project or run.project}/{name}" + (f":{version}" if version else "")
         if ctx is None:
             raise NotFoundError(what="artifact", name=ref)
