@@ -55,7 +55,7 @@ class Api:
         from wbtool.remote import fallback
 
         try:
-            project, bare, version = split_ref(name, self._ctx.entity)
+            project, bare, version = split_ref(name, self._ctx.named_entity)
         except OtherEntityError:  # none of this store's
             return False
         return fallback.exists(self._ctx.registry, project or self._ctx.project, bare, version,
@@ -65,7 +65,7 @@ class Api:
         """Every logged version, optionally of one type and one ``[project/]name``."""
         project = None
         if name is not None:
-            project, name, _ = split_ref(name, self._ctx.entity)
+            project, name, _ = split_ref(name, self._ctx.named_entity)
         registry = self._ctx.registry
         return [
             Artifact._from_record(self._ctx, rec)

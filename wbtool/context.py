@@ -88,6 +88,13 @@ class Context:
         return checked_project(self.settings) or DEFAULT_PROJECT
 
     @property
+    def named_entity(self) -> str | None:
+        """The entity the settings name, None where unset. Only a named entity
+        makes references in another one not found: without it, scripts that
+        name a team's entity (``team/project/name``) read this store's."""
+        return str(self.settings.entity) if self.settings.entity else None
+
+    @property
     def entity(self) -> str:
         if self.settings.entity:
             return str(self.settings.entity)

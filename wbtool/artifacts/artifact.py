@@ -130,7 +130,7 @@ class Artifact:
     @classmethod
     def _load(cls, ref: str, ctx: Context | None = None, type: str | None = None) -> Artifact:
         ctx = ctx or Context.from_settings()
-        project, name, version = split_ref(ref, ctx.entity)
+        project, name, version = split_ref(ref, ctx.named_entity)
         from wbtool.remote import fallback
 
         rec = fallback.resolve(ctx.registry, project or ctx.project, name, version)
@@ -845,8 +845,8 @@ class Artifact:
     def link(self, target_path: str, aliases: list[str] | None = None) -> Artifact:
         """Link this version into a portfolio: ``portfolio``, ``project/portfolio``,
         ``entity/project/portfolio`` or ``model-registry/<name>``. A store has
-        one entity (``entity``): a target in another is not found
-        (OtherEntityError), and nothing is linked."""
+        one entity: where the ``entity`` setting names it, a target in another
+        is not found (OtherEntityError), and nothing is linked."""
         rec = self._ensure_logged("link")
         parts = target_path.strip("/").split("/")
         if not 1 <= len(parts) <= 3 or not all(parts):
@@ -857,7 +857,7 @@ class Artifact:
         if len(parts) == 3:
             validate_name(project, "project name")
             validate_name(portfolio, "portfolio name")
-            check_entity(parts[0], ctx.entity, target_path)
+            check_entity(parts[0], ctx.named_entity, target_path)
         linked = ctx.registry.link(rec, project, portfolio, name_list(aliases))
         return Artifact._from_record(ctx, linked)
 

@@ -58,7 +58,7 @@ def existing(project: str | None, settings: Any = None) -> Any:
 def resolve(ctx: Any, ref: str) -> Any:
     from wbtool.names import split_ref
 
-    project, name, version = split_ref(ref, ctx.entity)
+    project, name, version = split_ref(ref, ctx.named_entity)
     return ctx.registry.resolve(project or ctx.project, name, version)
 
 
@@ -67,14 +67,14 @@ def fetch(ctx: Any, ref: str) -> Any:
     from wbtool.names import split_ref
     from wbtool.remote import fallback
 
-    project, name, version = split_ref(ref, ctx.entity)
+    project, name, version = split_ref(ref, ctx.named_entity)
     return fallback.resolve(ctx.registry, project or ctx.project, name, version)
 
 
 def split_project(ctx: Any, name: str) -> tuple[str, str]:
     from wbtool.names import split_ref
 
-    project, bare, version = split_ref(name, ctx.entity)
+    project, bare, version = split_ref(name, ctx.named_entity)
     if version:
         from wbtool.errors import UsageError
 

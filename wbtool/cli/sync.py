@@ -142,7 +142,7 @@ def pull(
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
     for ref in refs or []:
-        proj, name, version = split_ref(ref, ctx.entity)
+        proj, name, version = split_ref(ref, ctx.named_entity)
         targets.append((proj or ctx.project, name, version))
     want_runs = bool(run_ids) or all_runs
     projects = [ctx.project]

@@ -89,7 +89,7 @@ def use_artifact(run: Run, artifact_or_name: str | Artifact, type: str | None,
             artifact._commit(run._ctx, project=artifact._project or run.project)
     elif isinstance(artifact_or_name, str):
         project, name, version = split_ref(artifact_or_name,
-                                           None if ctx is None else ctx.entity)
+                                           None if ctx is None else ctx.named_entity)
         ref = f"{project or run.project}/{name}" + (f":{version}" if version else "")
         if ctx is None:
             raise NotFoundError(what="artifact", name=ref)
