@@ -123,6 +123,28 @@ def test_a_step_past_a_64_bit_integer_is_refused() -> None:
     assert [(r["_step"], r["a"]) for r in history(run)] == [(2**63 - 1, 0)]
 
 
+@pytest.mark.parametrize("commit", [None, True])
+def test_a_step_after_the_highest_one_is_refused(commit: bool | None) -> None:
+    """The step after a row at 2**63-1 was 2**63, written into the history
+    as it was."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0}, step=2**63 - 1, commit=commit)
+        if commit is None:  # joins the row at the highest step and commits it
+            run.log({"b": 1})
+        for kw in ({}, {"commit": False}, {"commit": True}):
+            with pytest.raises(ValueError, match="step must be at most 9223372036854775807: "
+                               "the run has a row at that step"):
+                run.log({"a": 2}, **kw)
+    assert run.state == "finished"
+    assert strip_times(history(run)) == [
+        {"a": 0, "_step": 2**63 - 1, **({"b": 1} if commit is None else {})}]
+    resumed = wandb.init(id=run.id, resume="must", settings=quiet())
+    with pytest.raises(ValueError, match="step must be at most 9223372036854775807"):
+        resumed.log({"a": 3})
+    resumed.finish()
+    assert len(history(run)) == 1
+
+
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, step=2)
