@@ -1562,6 +1562,40 @@ def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
     assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
 
 
+@pytest.mark.parametrize("path", ["fast", "full"])
+def test_log_after_a_row_at_the_highest_step_is_refused(
+    cli: Cli, store_dir: Path, path: str
+) -> None:
+    """The next step after a row at 2**63-1 was 2**63, written into the
+    history as it was."""
+    cli("run", "-q", "--id", "stepped", "--", "true", check=True)
+    history = store_dir / "runs" / "stepped" / "history.jsonl"
+    pairs = ["a=1"] if path == "fast" else ["--", "a=1"]
+    cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
+    before = history.read_bytes()
+    for opts in ([], ["--no-commit"], [f"--step={2**63 - 1}"]):
+        is_error(cli("log", "--run", "stepped", *opts, *pairs), 2,
+                 f"the run has a row at step {2**63 - 1}, the highest a step can be")
+    assert history.read_bytes() == before
+
+
+def test_capture_metrics_leaves_out_lines_after_the_highest_step(
+    cli: Cli, store_dir: Path
+) -> None:
+    """A captured line after a row at step 2**63-1 was logged at step 2**63;
+    refused, it ended the command's run with a traceback."""
+    res = cli("run", "-q", "--capture-metrics", r"step (?P<_step>\S+) loss=(?P<loss>[0-9.]+)",
+              "--capture-metrics", r"acc=(?P<acc>[0-9.]+)", "--", "sh", "-c",
+              f"echo step {2**63 - 1} loss=0.5; echo acc=0.7; echo acc=0.8; echo end")
+    assert res.code == 0, res.err
+    assert "Traceback" not in res.err
+    assert f"the run has a row at step {2**63 - 1}, the highest a step can be" in res.err
+    rows = [{k: v for k, v in r.items() if k in ("_step", "loss", "acc")}
+            for r in iter_rows(only_run(store_dir) / "history.jsonl")]
+    assert rows == [{"_step": 2**63 - 1, "loss": 0.5, "acc": 0.7}]
+    assert json.loads((only_run(store_dir) / "run.json").read_text())["state"] == "finished"
+
+
 def test_capture_metrics_takes_the_step_from_a_group_named_step(
     cli: Cli, store_dir: Path
 ) -> None:

@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,72 @@ def test_an_empty_append_only_file_is_pulled_empty_not_left_out(
     assert a.result("sync")["runs_sent"] == 1
     c("pull", "-p", "p", "--run", RUN_ID)
     assert (c.path / "runs" / RUN_ID / "output.log").read_bytes() == b"hello\n"
+
+
+_CRASHING = """
+import os, sys, time, wbtool
+run = wbtool.init(project="p", id=sys.argv[1], settings={"quiet": True, "console": "wrap"})
+print("first line")
+run.log({"a": 1})
+sys.stdout.write("x" * (1 << 20) + "last words")  # longer than a line kept back
+sys.stdout.flush()
+time.sleep(120)
+"""
+
+
+def _crash_with_a_torn_line(store: Store, tmp_path: Path, until: Callable[[], Any]) -> None:
+    """Run a program that writes a line longer than a console keeps back
+    without its newline, call ``until`` while it runs, then kill it."""
+    log = store.path / "runs" / RUN_ID / "output.log"
+    child = subprocess.Popen([sys.executable, "-c", _CRASHING, RUN_ID], cwd=tmp_path,
+                             env={**os.environ, **store.env}, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_bytes().endswith(b"last words")):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        until()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_last_line_of_a_crashed_run_without_a_newline_is_synced(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
+    """A torn last line waits for its newline, which a run that is over
+    never writes: the console's last output before a crash never reached
+    the remote, nor a store that pulled the run."""
+    a, b = stores
+
+    def while_running() -> None:  # the line may grow yet: only whole lines go
+        assert a.result("sync")["runs_sent"] == 1
+        b("pull", "-p", "p", "--run", RUN_ID)
+        assert (b.path / "runs" / RUN_ID / "output.log").read_bytes() == b"first line\n"
+
+    _crash_with_a_torn_line(a, tmp_path, while_running)
+    assert a.result("runs", "show", RUN_ID)["state"] == "crashed"
+    assert a.result("sync")["runs_sent"] == 1
+    assert a.result("sync")["runs_sent"] == 0
+    b("pull", "-p", "p", "--run", RUN_ID)
+    pulled = (b.path / "runs" / RUN_ID / "output.log").read_bytes()
+    log = (a.path / "runs" / RUN_ID / "output.log").read_bytes()
+    assert pulled == log and pulled.endswith(b"x" * 10 + b"last words")
+
+
+def test_pull_keeps_the_last_line_of_a_crashed_run_that_the_remote_lacks(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crashed run whose torn last line was not synced was replaced by a
+    pull once the remote held more of it (resumed in another store): the
+    line was lost for good."""
+    a, b = stores
+    _crash_with_a_torn_line(a, tmp_path, lambda: a("sync"))
+    b("pull", "-p", "p", "--run", RUN_ID)
+    _make_run(b.path, tmp_path, monkeypatch, range(3), resume=True)
+    b("sync")
+    res = a("pull", "-p", "p", "--run", RUN_ID, code=5)
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert (a.path / "runs" / RUN_ID / "output.log").read_bytes().endswith(b"last words")
 
 
 def test_pull_never_replaces_a_run_with_data_the_remote_lacks(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import wbtool as wandb
+from tests.conftest import Cli
 from wbtool.errors import ConflictError
 from wbtool.runs.history import iter_rows
 
@@ -121,6 +122,28 @@ def test_a_step_past_a_64_bit_integer_is_refused() -> None:
         with pytest.raises(ValueError, match="step must be at most 9223372036854775807"):
             run.log({"a": 1}, step=2**63)
     assert [(r["_step"], r["a"]) for r in history(run)] == [(2**63 - 1, 0)]
+
+
+@pytest.mark.parametrize("commit", [None, True])
+def test_a_step_after_the_highest_one_is_refused(commit: bool | None) -> None:
+    """The step after a row at 2**63-1 was 2**63, written into the history
+    as it was."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0}, step=2**63 - 1, commit=commit)
+        if commit is None:  # joins the row at the highest step and commits it
+            run.log({"b": 1})
+        for kw in ({}, {"commit": False}, {"commit": True}):
+            with pytest.raises(ValueError, match="step must be at most 9223372036854775807: "
+                               "the run has a row at that step"):
+                run.log({"a": 2}, **kw)
+    assert run.state == "finished"
+    assert strip_times(history(run)) == [
+        {"a": 0, "_step": 2**63 - 1, **({"b": 1} if commit is None else {})}]
+    resumed = wandb.init(id=run.id, resume="must", settings=quiet())
+    with pytest.raises(ValueError, match="step must be at most 9223372036854775807"):
+        resumed.log({"a": 3})
+    resumed.finish()
+    assert len(history(run)) == 1
 
 
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
@@ -1094,7 +1117,7 @@ def test_lineage_log_and_use_artifacts(tmp_path: Path) -> None:
         producer.log({"x": 1})
         art = producer.log_artifact(str(data), name="ds", type="dataset", aliases=["best"],
                                     tags=["t1"])
-        assert art.version == "v0" and "best" in art.aliases and art.history_step == 1
+        assert art.version == "v0" and "best" in art.aliases and art.history_step == 0
     with wandb.init(project="p", settings=quiet()) as consumer:
         used = consumer.use_artifact("ds:best")
         assert used.version == "v0"
@@ -1110,6 +1133,46 @@ def test_lineage_log_and_use_artifacts(tmp_path: Path) -> None:
     api_run = wandb.Api().run(f"p/{consumer.id}")
     assert [a.name for a in api_run.used_artifacts()] == ["ds:v0"]
     assert [a.name for a in wandb.Api().run(producer.id).logged_artifacts()] == ["ds:v0"]
+
+
+def test_history_step_is_the_step_of_the_runs_latest_row(tmp_path: Path, cli: Cli) -> None:
+    """An artifact's history_step was the run's next step, at which no row
+    may ever be logged, and 0 before any; the reference: "the nearest step at
+    which history metrics were logged for the source run"."""
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"0")
+
+    def logged(run: Any, name: str) -> Any:
+        model.write_bytes(name.encode())
+        return run.log_artifact(model, name=name, type="model")
+
+    with wandb.init(project="p", settings=quiet()) as run:
+        steps = {"none": logged(run, "none").history_step}
+        run.log({"a": 1})
+        steps["first"] = logged(run, "first").history_step
+        run.log({"a": 2}, step=5, commit=True)
+        run.log({"a": 3}, step=9)  # the row being built at step 9
+        steps["pending"] = logged(run, "pending").history_step
+        run.log({"a": 4}, step=20)  # commits 9; 20 holds a row too, being built
+        run.log({"a": 5})
+        steps["jumped"] = logged(run, "jumped").history_step
+        run.upsert_artifact(str(model), name="shared", type="model", distributed_id="d")
+        steps["shared"] = run.finish_artifact(str(model), name="shared", type="model",
+                                              distributed_id="d").history_step
+    assert steps == {"none": None, "first": 0, "pending": 9, "jumped": 20, "shared": 20}
+    api = wandb.Api()
+    rows = api.run(f"p/{run.id}").history(samples=100, keys=["a"], pandas=False)
+    assert {r["_step"] for r in rows} == {0, 5, 9, 20}
+    with wandb.init(project="p", id=run.id, resume="must", settings=quiet()) as resumed:
+        assert logged(resumed, "resumed").history_step == 20
+    with wandb.init(project="p", settings=quiet(resume_from=f"{run.id}?_step=7")) as rewound:
+        assert logged(rewound, "rewound").history_step == 5
+    with wandb.init(project="p", settings=quiet(fork_from=f"{run.id}?_step=3")) as fork:
+        assert logged(fork, "forked").history_step == 0
+        fork.log({"a": 6})
+        assert logged(fork, "forked-on").history_step == 4
+    info = cli("artifact", "info", "--json", "p/first:v0", check=True).json()
+    assert info["result"]["history_step"] == 0  # type: ignore[index]
 
 
 def test_log_model_use_model_link_model(tmp_path: Path) -> None:

@@ -8,9 +8,12 @@ A run folder is sent file by file:
   ``output.log``, ``output.raw``) are sent incrementally. Object stores cannot
   append, so each new stretch is a complete object of its own,
   ``<name>.parts/<offset>-<end>``, cut at the last newline so that every part
-  of a JSON-lines file holds whole lines. A reader concatenates the parts in
-  offset order. An empty file is sent as the empty part ``0-0``, so that a
-  reader makes it empty rather than leaving it out;
+  of a JSON-lines file holds whole lines. A run that is over (finished,
+  failed, killed, or crashed: its process gone) appends no more, so its
+  files go whole, a last line without a newline too (a console's last
+  output before a crash). A reader concatenates the parts in offset order.
+  An empty file is sent as the empty part ``0-0``, so that a reader makes it
+  empty rather than leaving it out;
 - ``files/`` and ``media/`` are compared by (path, size, mtime);
 - ``run.json`` goes last, so a reader never sees a run record whose files are
   missing.
@@ -95,7 +98,7 @@ from wbtool.names import MAX_VERSION, is_clean_entry_path, validate_entry_path
 from wbtool.remote.fs import Remote
 from wbtool.remote.records import LATEST_TIME
 from wbtool.runs import catalog
-from wbtool.runs.folder import STATES, RunFolder
+from wbtool.runs.folder import LIVE_STATES, STATES, RunFolder, effective_state
 from wbtool.runs.ids import validate_id
 from wbtool.store.index import Index
 
@@ -226,7 +229,7 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
             for rel in lost:
                 remote.delete(f"{prefix}/{rel}")
         there = _Lazy(listed, proj, folder.id, run_ids is not None, set(lost))
-        sent = _push_run(folder, remote, prefix, seen, dry_run, there)
+        sent = _push_run(folder, remote, prefix, seen, dry_run, there, _over(doc))
         stopped = isinstance(sent, str)  # what was sent before it stopped is recorded
         if isinstance(sent, str):
             res.conflicts.append({"run": folder.id, "project": proj, "reason": sent})
@@ -423,11 +426,18 @@ class _Lazy:
         return self._value
 
 
+def _over(doc: dict[str, Any]) -> bool:
+    """Whether the run of this record appends to its files no more."""
+    return effective_state(doc) not in LIVE_STATES
+
+
 def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, Any],
-              dry_run: bool, there: Callable[[], dict[str, int]]) -> int | str:
+              dry_run: bool, there: Callable[[], dict[str, int]], over: bool) -> int | str:
     """Send what the remote lacks of the run; the bytes sent, or why nothing
     was: another store appended to the run on the remote (``there``: the
-    remote's files of the run and their sizes, listed when first asked)."""
+    remote's files of the run and their sizes, listed when first asked;
+    ``over``: the run appends no more, so a last line without a newline goes
+    too)."""
     sent = 0
     stats: dict[str, Any] = seen["stat"]
     appended: dict[str, Any] = seen["append"]
@@ -447,12 +457,13 @@ def _push_run(folder: RunFolder, remote: Remote, prefix: str, seen: dict[str, An
     starts: dict[str, tuple[int, bool]] = {}
     for name in APPEND_FILES:
         got = _append_start(folder.path / name, remote, prefix, name, appended.get(name),
-                            there, dry_run)
+                            there, dry_run, over=over)
         if isinstance(got, str):
             return f"run {folder.id}: {got}"
         if got is not None:
             starts[name] = got
-    got_sent = _append_all(folder.path, remote, prefix, starts, appended, there, dry_run)
+    got_sent = _append_all(folder.path, remote, prefix, starts, appended, there, dry_run,
+                           over)
     if isinstance(got_sent, str):
         return f"run {folder.id}: {got_sent}"
     sent += got_sent
@@ -483,10 +494,11 @@ _APPENDED_ELSEWHERE = ("{where} holds bytes from {start} to {end} that this stor
 
 def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
                   there: Callable[[], dict[str, int]], dry_run: bool,
-                  done: str = "sent") -> tuple[int, bool] | str | None:
+                  done: str = "sent", over: bool = False) -> tuple[int, bool] | str | None:
     """Where to send the append-only file ``path`` from, and whether the
     remote's parts of it go first (rewritten here); None when it holds no
-    whole line past what was sent; or why it must not be sent.
+    whole line past what was sent (no byte, when the run is ``over``); or
+    why it must not be sent.
 
     The remote's parts that reach past what the sync state says was sent
     (``mark``) are compared with the file here: bytes the file lacks were
@@ -499,7 +511,7 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
         return None
     offset, head = (int(mark["offset"]), mark.get("head")) if isinstance(mark, dict) else (0, None)
     rewritten = bool(offset) and (size < offset or _head_digest(path, offset) != head)
-    if not rewritten and not _whole_line_past(path, offset):
+    if not rewritten and not _more_past(path, offset, size, over):
         # an empty file never sent goes as the empty part 0-0
         return (0, False) if not size and mark is None else None
     spans = sorted((k[2], k[3], rel) for rel in there()
@@ -542,7 +554,7 @@ def _append_start(path: Path, remote: Remote, prefix: str, name: str, mark: Any,
 
 def _append_all(folder: Path, remote: Remote, prefix: str,
                 starts: dict[str, tuple[int, bool]], appended: dict[str, Any],
-                there: Callable[[], dict[str, int]], dry_run: bool) -> int | str:
+                there: Callable[[], dict[str, int]], dry_run: bool, over: bool) -> int | str:
     """Send each append-only file of the run folder from where ``starts`` says;
     the bytes sent, or why not: then no part this call wrote is left, and
     ``appended`` is as it was.
@@ -562,7 +574,7 @@ def _append_all(folder: Path, remote: Remote, prefix: str,
             for old in remote.list(f"{prefix}/{name}{PARTS}"):
                 remote.delete(old)
         got = _push_appended(folder / name, remote, f"{prefix}/{name}", appended, name,
-                             offset, dry_run, mine)
+                             offset, dry_run, mine, over)
         if isinstance(got, str):
             why = got
             break
@@ -587,9 +599,11 @@ def _append_all(folder: Path, remote: Remote, prefix: str,
 
 
 def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, Any],
-                   name: str, offset: int, dry_run: bool, mine: list[str]) -> int | str:
-    """Send the whole lines of ``path`` from ``offset`` on; return the bytes
-    sent, or why the rest was not sent; add the parts created to ``mine``.
+                   name: str, offset: int, dry_run: bool, mine: list[str],
+                   over: bool) -> int | str:
+    """Send the whole lines of ``path`` from ``offset`` on (all of it when
+    the run is ``over``); return the bytes sent, or why the rest was not
+    sent; add the parts created to ``mine``.
     Each part is created exclusively: one of that name already there (another
     store's, written since the remote was listed) is left as it is."""
     try:
@@ -601,10 +615,11 @@ def _push_appended(path: Path, remote: Remote, target: str, appended: dict[str, 
         while offset < size:
             f.seek(offset)
             chunk = f.read(min(size - offset, MAX_PART))
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                break  # no whole line yet
-            chunk = chunk[:cut + 1]
+            if not (over and offset + len(chunk) == size):  # else its last line is final
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    break  # no whole line yet
+                chunk = chunk[:cut + 1]
             end = offset + len(chunk)
             part = part_name(target, offset, end)
             if dry_run:
@@ -818,9 +833,10 @@ def _diverged(target: Path, remote: Remote, prefix: str, sent: dict[str, Any],
     appended = sent.get("append")
     appended = appended if isinstance(appended, dict) else {}
     sizes = {rel: int(v[0]) for rel, v in listing.items()}
+    over = _over(RunFolder(target).read_run() or {})
     for name in APPEND_FILES:
         got = _append_start(target / name, remote, prefix, name, appended.get(name),
-                            lambda: sizes, True, done="pulled")
+                            lambda: sizes, True, done="pulled", over=over)
         if isinstance(got, str):
             return got
     return None
@@ -936,6 +952,7 @@ def _unsent(path: Path, seen: dict[str, Any]) -> str | None:
     appended, stats = seen.get("append"), seen.get("stat")
     appended = appended if isinstance(appended, dict) else {}
     stats = stats if isinstance(stats, dict) else {}
+    over = _over(RunFolder(path).read_run() or {})
     for rel, key in sorted(_fingerprint(path).items()):
         if rel in APPEND_FILES:
             mark = appended.get(rel)
@@ -946,7 +963,7 @@ def _unsent(path: Path, seen: dict[str, Any]) -> str | None:
                 offset, head = 0, None
             if offset and (key[0] < offset or _head_digest(path / rel, offset) != head):
                 return rel  # rewritten since it was sent
-            if _whole_line_past(path / rel, offset):  # a torn tail is never sent
+            if _more_past(path / rel, offset, key[0], over):
                 return rel
         elif (rel == RUN_RECORD or rel in SMALL_FILES
               or (rel.split("/", 1)[0] in TREES and is_clean_entry_path(rel))) and (
@@ -960,6 +977,12 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _more_past(path: Path, offset: int, size: int, over: bool) -> bool:
+    """Whether ``path`` holds more to send past ``offset``: a whole line
+    (a torn one may grow yet), or any byte when its run is ``over``."""
+    return size > offset if over else _whole_line_past(path, offset)
 
 
 def _whole_line_past(path: Path, offset: int) -> bool:

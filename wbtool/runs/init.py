@@ -557,7 +557,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     try:
         run = Run(ctx, frozen, folder, doc, config=config, summary=summary,
                   summary_user=user_keys, summary_counts=counts, metrics=metrics, step=step,
-                  runtime_offset=runtime_offset)
+                  runtime_offset=runtime_offset, row_step=_row_step(step, rows_kept))
         run._config_dirty = False
         if command is not None:
             run._shared = "owner"
@@ -619,6 +619,14 @@ def _stored_config(folder: RunFolder) -> dict[str, Any]:
     from wbtool.runs.redact import REDACTED
 
     return {k: v for k, v in folder.read_config().items() if v != REDACTED}
+
+
+def _row_step(step: int, rows_kept: list[dict[str, Any]] | None) -> int | None:
+    """The step of the last row in a run's history as it starts: the one
+    before ``step``, or the highest a rewind or fork kept."""
+    if rows_kept is not None:
+        step = max((_step_of(r) for r in rows_kept), default=-1) + 1
+    return step - 1 if step > 0 else None
 
 
 def _step_of(row: dict[str, Any]) -> int:

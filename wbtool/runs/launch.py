@@ -583,7 +583,7 @@ class Launcher:
             if step is not None:
                 self._log_at(row, step)
             elif row:
-                self.run.log(row)
+                self._log_next(row)
 
     def _log_at(self, row: dict[str, Any], step: Any) -> None:
         """Log a captured row at the step a ``_step`` group captured, as
@@ -597,7 +597,17 @@ class Launcher:
                        f"(a whole number from 0 to {MAX_STEP}): the line's values are logged "
                        "without one")
         if row:
-            self.run.log(row)
+            self._log_next(row)
+
+    def _log_next(self, row: dict[str, Any]) -> None:
+        """Log a captured row at the run's next step; past a row at
+        :data:`MAX_STEP` there is none, and the line's values are left out,
+        with a warning."""
+        if self.run.step > MAX_STEP:
+            self.run._warn("capture", f"the run has a row at step {MAX_STEP}, the highest a "
+                           "step can be: a captured line's values are left out")
+            return
+        self.run.log(row)
 
     def _flush(self) -> None:
         if not self._recording:

@@ -70,7 +70,7 @@ def log_artifact(run: Run, artifact_or_path: Artifact | str | os.PathLike, name:
         return artifact
     project = artifact._project or run.project
     artifact._commit(ctx, project=project, aliases=list(aliases or []), run_id=run.id,
-                     history_step=run._step)
+                     history_step=run._history_step())
     return artifact
 
 
@@ -197,5 +197,5 @@ def finish_artifact(run: Run, artifact_or_path: Artifact | str, name: str | None
         artifact._manifest = merged
         artifact._ctx = artifact._ctx or ctx
         artifact._commit(ctx, project=project, aliases=list(aliases or []), run_id=run.id,
-                         history_step=run._step)
+                         history_step=run._history_step())
     return artifact

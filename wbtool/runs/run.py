@@ -68,6 +68,7 @@ class Run:
         doc: dict[str, Any], *, config: dict[str, Any], summary: dict[str, Any] | None = None,
         summary_user: list[str] | None = None, summary_counts: dict[str, Any] | None = None,
         metrics: list[dict[str, Any]] | None = None, step: int = 0, runtime_offset: float = 0.0,
+        row_step: int | None = None,
     ) -> None:
         self._ctx = ctx
         self._settings = settings
@@ -98,6 +99,7 @@ class Run:
             self._summary.load(summary, summary_user, summary_counts)
             self._step_values = _last_step_values(self._step_metric_names, summary)
         self._step = step
+        self._row_step = row_step  # the step of the last row committed (None before any)
         self._pending: dict[str, Any] | None = None
         # _runtime = time.time() - _t0_wall: one clock read per committed row.
         self._t0_wall = time.time() - runtime_offset
@@ -258,6 +260,12 @@ class Run:
     def step(self) -> int:
         return self._step
 
+    def _history_step(self) -> int | None:
+        """The step of the run's latest history row: the one being built,
+        else the last committed (None before any), as an artifact the run
+        logs records it."""
+        return self._step if self._pending is not None else self._row_step
+
     @property
     def state(self) -> str:
         return str(self._doc["state"])
@@ -307,7 +315,7 @@ class Run:
         """
         with self._log_lock:
             if step is None and commit is None and self._pending is None and type(data) is dict \
-                    and not self._finished:
+                    and not self._finished and self._step <= MAX_STEP:
                 # The common call, one flat dict of plain values: no per-key loop.
                 row = data.copy()
                 if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)):
@@ -327,6 +335,9 @@ class Run:
                     raise ValueError(f"step must be an integer, not {step!r}") from None
                 if step > MAX_STEP:  # what a history's readers (and SQLite) hold
                     raise ValueError(f"step must be at most {MAX_STEP}, not {step}")
+            elif self._step > MAX_STEP:  # a row was committed at the highest step
+                raise ValueError(f"step must be at most {MAX_STEP}: the run has a row at that "
+                                 "step, so there is no next step to log to")
             # The whole call is checked before any of it is kept: a refused value
             # leaves nothing behind for the next step.
             plain = PLAIN
@@ -375,7 +386,7 @@ class Run:
         if self._sync_metrics:
             self._sync_step_metrics(row)
         now = time.time()
-        row["_step"] = self._step
+        row["_step"] = self._row_step = self._step
         row["_runtime"] = now - self._t0_wall
         row["_timestamp"] = now
         self._step += 1

@@ -125,6 +125,9 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
             current = max(current, pending["_step"])
         else:
             pending = None
+        if current > MAX_STEP:
+            raise UsageError(f"the run has a row at step {MAX_STEP}, the highest a step can "
+                             "be: there is no next step to log to")
         if step is not None:
             if step < current:
                 raise UsageError(f"step {step} is lower than the run's current step "
