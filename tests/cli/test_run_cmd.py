@@ -1560,6 +1560,12 @@ def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
     assert (history.read_bytes() if history.exists() else b"") == before
     cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
     assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
+    # and no step follows it: the next row was written as step 2**63
+    before = history.read_bytes()
+    for more in ([], ["--no-commit"]):
+        is_error(cli("log", "--run", "stepped", *more, *pairs), 2,
+                 f"no step follows step {2**63 - 1}")
+    assert history.read_bytes() == before
 
 
 def test_capture_metrics_takes_the_step_from_a_group_named_step(

@@ -123,6 +123,17 @@ def test_a_step_past_a_64_bit_integer_is_refused() -> None:
     assert [(r["_step"], r["a"]) for r in history(run)] == [(2**63 - 1, 0)]
 
 
+def test_no_step_follows_the_last_a_history_holds() -> None:
+    """A call without a step after step 2**63-1 was committed wrote step 2**63."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 0}, step=2**63 - 1)
+        run.log({"b": 1})  # joins step 2**63-1 and commits it
+        for data in ({"a": 2}, {"a": 2, "c": [1]}):  # the common call and the general one
+            with pytest.raises(ValueError, match="no step follows step 9223372036854775807"):
+                run.log(data)
+    assert strip_times(history(run)) == [{"a": 0, "b": 1, "_step": 2**63 - 1}]
+
+
 def test_explicit_step_jumps_and_commits_the_previous_one() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, step=2)

@@ -307,7 +307,7 @@ class Run:
         """
         with self._log_lock:
             if step is None and commit is None and self._pending is None and type(data) is dict \
-                    and not self._finished:
+                    and not self._finished and self._step <= MAX_STEP:
                 # The common call, one flat dict of plain values: no per-key loop.
                 row = data.copy()
                 if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)):
@@ -327,6 +327,9 @@ class Run:
                     raise ValueError(f"step must be an integer, not {step!r}") from None
                 if step > MAX_STEP:  # what a history's readers (and SQLite) hold
                     raise ValueError(f"step must be at most {MAX_STEP}, not {step}")
+            elif self._step > MAX_STEP:
+                raise ValueError(f"no step follows step {MAX_STEP}, the last a history holds: "
+                                 "the run's history is full")
             # The whole call is checked before any of it is kept: a refused value
             # leaves nothing behind for the next step.
             plain = PLAIN

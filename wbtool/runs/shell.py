@@ -133,6 +133,9 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
                 _commit(ctx, folder, doc, pending)
                 pending = None
             current = step
+        elif current > MAX_STEP:
+            raise UsageError(f"no step follows step {MAX_STEP}, the last a history holds: "
+                             "the run's history is full")
         merged = {**(pending or {}), **row, "_step": current}
         if commit:
             _commit(ctx, folder, doc, merged)
