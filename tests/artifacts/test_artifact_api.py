@@ -1200,6 +1200,15 @@ def test_names_longer_than_a_filesystem_takes_are_refused(tmp_path: Path) -> Non
     assert not art.manifest.entries
 
 
+@pytest.mark.parametrize("uri", [5, None, b"file:///x", Path("/x")])
+def test_a_reference_that_is_no_uri_is_refused(uri: Any) -> None:
+    """It failed with AttributeError ('int' object has no attribute 'decode')."""
+    art = wbtool.Artifact("refs", "dataset")
+    with pytest.raises(UsageError, match="a URI string or a manifest entry, not "):
+        art.add_reference(uri)
+    assert not art.manifest.entries
+
+
 # -- delete ----------------------------------------------------------------------------
 
 

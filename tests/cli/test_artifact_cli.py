@@ -18,6 +18,8 @@ import pytest
 from tests.conftest import (
     SKIPPED_LINKS,
     Cli,
+    Result,
+    is_error,
     linked_tree,
     make_tree,
     read_tree,
@@ -1455,3 +1457,32 @@ def test_looking_where_there_is_no_store_makes_none(cli: Cli, store_dir: Path, a
     if code:
         assert res.err == f"wbtool: error: wbtool store not found: {store_dir}\n"
     assert not store_dir.exists()
+
+
+@pytest.mark.parametrize("mode", [0o000, 0o644], ids=["unreadable", "not enterable"])
+@pytest.mark.parametrize("where", ["sub", "top"])
+def test_a_folder_that_cannot_be_read_stops_the_log(
+    cli: Cli, tmp_path: Path, store_dir: Path, mode: int, where: str
+) -> None:
+    """A folder inside the tree that could not be read was skipped with a
+    warning, and a version logged without its files (an unreadable file
+    stops the log, so must a folder)."""
+    prefix = unprivileged()
+    root = make_tree(tmp_path / "d", {"a": b"a", "sub/b": b"bb"})
+    locked = root / "sub" if where == "sub" else root
+
+    def wbtool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, sys.executable, "-m", "wbtool", *args],
+                              capture_output=True, text=True, cwd=cli.cwd, timeout=60)
+
+    locked.chmod(mode)
+    try:
+        logged = wbtool("artifact", "log", "ds", str(root), "--type", "data")
+        added = wbtool("artifact", "add", "ds", str(root), "--type", "data")
+    finally:
+        locked.chmod(0o755)
+    for res in (logged, added):
+        is_error(Result(res.returncode, res.stdout, res.stderr), 1, "Permission denied",
+                 str(locked))
+    assert versions(store_dir, "ds") == []
+    assert cli("artifact", "status", "ds", check=True).out == "nothing staged\n"

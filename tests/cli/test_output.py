@@ -200,3 +200,20 @@ def test_every_output_into_a_closed_pipe_exits_quietly(cli: Cli, tmp_path: Path,
             assert _into(cli, args, write, unbuffered) == (0, ""), args
         finally:
             os.close(write)
+
+
+def test_text_that_no_encoding_holds_is_shown_as_its_escape(cli: Cli) -> None:
+    """A lone surrogate logged from Python (``"\\ud800"``, not one that stands
+    for a byte of a file name) is shown as its escape where standard output
+    escapes bytes (``surrogateescape``, the default under ``LANG=C.UTF-8``)."""
+    import wbtool
+
+    run = wbtool.init(project="uncategorized", settings=wbtool.Settings(quiet=True, console="off"))
+    run.log({"k\ud800": 1, "v": "x\ud800"})
+    run.finish()
+    for args in (("runs", "show", run.id), ("runs", "export"),
+                 ("runs", "history", run.id, "--format", "csv")):
+        for errors in ("surrogateescape", "strict"):
+            res = cli(*args, env={"PYTHONIOENCODING": f"utf-8:{errors}"})
+            assert res.code == 0 and res.err == "", (args, errors, res.err)
+            assert "k\\ud800" in res.out, (args, errors)

@@ -845,6 +845,27 @@ def test_wbtool_log_from_concurrent_shell_loops(cli: Cli, store_dir: Path) -> No
         assert [r["i"] for r in rows if r["loop"] == n] == list(range(1, 101))
 
 
+def test_wbtool_log_takes_numbers_as_bc_and_printf_write_them(cli: Cli, store_dir: Path) -> None:
+    """``loss=$(echo 1/4 | bc -l)`` gives ``.25``: it was kept as the text
+    ".25", which no chart or summary reads as a number."""
+    cli("run", "-q", "--id", "shell", "--", "true", check=True)
+    pairs = {"a": ".25", "b": "-.5", "c": "+3", "d": "5.", "e": "+.5e-3", "f": "-0.",
+             "keep1": "007", "keep2": "1_000", "keep3": "0x10", "keep4": "1.2.3", "keep5": ".",
+             "keep6": "+", "keep7": "٣", "keep8": "-e5"}
+    cli("log", "--run", "shell", *(f"{k}={v}" for k, v in pairs.items()), check=True)
+    res = cli("run", "-q", "--config", "lr=.001", "--", "true", check=True)
+    assert res.code == 0
+    row = next(iter_rows(store_dir / "runs" / "shell" / "history.jsonl"))
+    assert {k: row[k] for k in "abcdef"} == {"a": 0.25, "b": -0.5, "c": 3, "d": 5.0,
+                                               "e": 0.0005, "f": 0.0}
+    assert type(row["c"]) is int
+    assert {k: row[k] for k in pairs if k.startswith("keep")} == {
+        k: v for k, v in pairs.items() if k.startswith("keep")}
+    config = [json.loads((d / "config.yaml").read_text()) for d in (store_dir / "runs").iterdir()
+              if d.name != "shell"]
+    assert config == [{"lr": 0.001}]
+
+
 def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     import wbtool
 
@@ -1560,6 +1581,12 @@ def test_log_step_beyond_a_64_bit_integer_or_below_0_is_refused(
     assert (history.read_bytes() if history.exists() else b"") == before
     cli("log", "--run", "stepped", "--commit", f"--step={2**63 - 1}", *pairs, check=True)
     assert [r["_step"] for r in iter_rows(history)] == [2**63 - 1]
+    # and no step follows it: the next row was written as step 2**63
+    before = history.read_bytes()
+    for more in ([], ["--no-commit"]):
+        is_error(cli("log", "--run", "stepped", *more, *pairs), 2,
+                 f"the run has a row at step {2**63 - 1}")
+    assert history.read_bytes() == before
 
 
 @pytest.mark.parametrize("path", ["fast", "full"])

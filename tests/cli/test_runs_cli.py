@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -291,6 +292,33 @@ def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Pa
         res = cli("runs", "export", "-o", str(target))
         assert (res.code, res.err) == (1, f"wbtool: error: cannot write {target}: {problem}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "work"]
+
+
+def test_export_writes_through_a_pipe_or_a_link_and_never_replaces_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A named pipe, a device or a symbolic link given as the output was
+    replaced by a regular file (``-o /dev/null`` or ``-o /dev/stdout``, as
+    root, replaced the device itself)."""
+    make_run("p")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        res = cli("runs", "export", "-f", "jsonl", "-o", str(fifo))
+        got, _ = reader.communicate(timeout=30)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert res.code == 0, res.err
+    assert os.path.exists(fifo) and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [json.loads(ln)["project"] for ln in got.decode().splitlines()] == ["p"]
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    cli("runs", "export", "-o", str(link), check=True)
+    assert link.is_symlink() and real.read_text().startswith("id,name,state,")
 
 
 def test_export_never_writes_into_the_store(cli: Cli, store_dir: Path) -> None:

@@ -77,6 +77,33 @@ def test_a_local_remote_that_became_a_file_is_a_clear_error(cli: Cli, tmp_path: 
     assert res.err == f"wbtool: error: remote {tmp_path / 'share'} is not a folder\n"
 
 
+def test_a_remote_inside_the_store_is_refused(cli: Cli, tmp_path: Path,
+                                              store_dir: Path) -> None:
+    """The store itself (or a folder in it) was taken as a remote: a sync
+    wrote the remote's folders into the store, and a remote gc would sweep
+    the store's own objects."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_bytes(b"x" * 100)
+    cli("artifact", "log", "ds", str(data), "--type", "d", check=True)
+    before = sorted(p.name for p in store_dir.iterdir())
+    (tmp_path / "link").symlink_to(store_dir)
+    inside = [str(store_dir), str(store_dir / "objects"), f"file://{store_dir}/runs",
+              str(tmp_path / "link")]
+    for url in inside:
+        is_error(cli("remote", "add", "self", url), 2, "inside the store", "folder of its own")
+    for args in (("sync",), ("pull", "ds"), ("gc", "--yes", "--grace", "0"), ("doctor",)):
+        is_error(cli(*args, "--remote", str(store_dir)), 2, "inside the store")
+    config = store_dir / "config.yaml"
+    config.write_text(f'{{"format": 1, "remotes": {{"self": {{"url": "{store_dir}"}}}}}}')
+    is_error(cli("sync", "--remote", "self"), 2, "inside the store")
+    assert sorted(p.name for p in store_dir.iterdir()) == before
+    cli("artifact", "verify", "ds", check=True)
+    # a folder beside the store, or one that holds it, is a remote of its own
+    cli("remote", "add", "beside", str(tmp_path / "remote"), check=True)
+    cli("remote", "add", "above", str(store_dir.parent), check=True)
+
+
 def test_a_hand_broken_remotes_section_is_a_store_error_for_every_command(
         cli: Cli, tmp_path: Path, store_dir: Path) -> None:
     """add, remove and default check config.yaml as list does, and leave it

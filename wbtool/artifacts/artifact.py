@@ -443,6 +443,9 @@ class Artifact:
             )
             self._put([entry], overwrite=False)
             return [entry]
+        if not isinstance(uri, str):
+            raise UsageError(f"a reference is a URI string or a manifest entry, not "
+                             f"{type(uri).__name__} {uri!r}")
         entries, _skipped = self._reference_entries(uri, name, checksum, max_objects)
         self._put(entries, overwrite=False)
         return entries

@@ -8,6 +8,7 @@ means an unchanged file costs one ``stat``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat as stat_mod
 import time
@@ -156,6 +157,11 @@ def _walk_share(
             out.skipped, out.stats.tobytes())
 
 
+# Why a folder or file found by a walk may be gone when it is read: removed or
+# replaced meanwhile, which skips it. Any other error (no permission) stops the walk.
+_GONE = (errno.ENOENT, errno.ENOTDIR)
+
+
 def _walk(
     stack: list[tuple[str, str]], out: WalkResult, real_top: str,
     skip: tuple[int, int] | None, objects: str | None = None, stop_after: int | None = None,
@@ -171,6 +177,8 @@ def _walk(
         try:
             it = os.scandir(folder)
         except OSError as e:
+            if e.errno not in _GONE:  # unreadable: a version without its files would be wrong
+                raise
             out.skipped.append((folder, f"cannot read folder: {e.strerror}"))
             continue
         with it:
@@ -218,6 +226,8 @@ def _walk(
                         out.skipped.append((entry.path, "not a regular file"))
                         continue
                 except OSError as e:
+                    if e.errno not in _GONE:  # a folder that can be listed but not entered
+                        raise
                     out.skipped.append((entry.path, e.strerror or str(e)))
                     continue
                 out.files.append((entry.path, entry_rel))

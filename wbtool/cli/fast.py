@@ -310,6 +310,18 @@ def _hold_closed_descriptors() -> None:
                 os.close(held)
 
 
+def _escape_surrogates(exc: UnicodeError) -> tuple[str | bytes, int]:
+    """An encoding error handler: a surrogate that stands for a byte (from a
+    file name or an argument) is written as that byte, as ``surrogateescape``
+    does; any other (``"\\ud800"``, logged from Python) as its escape."""
+    import codecs
+
+    try:
+        return codecs.lookup_error("surrogateescape")(exc)
+    except UnicodeError:
+        return codecs.backslashreplace_errors(exc)
+
+
 def main() -> None:
     _hold_closed_descriptors()
     if sys.stdout is None or sys.stderr is None:  # started with >&- or 2>&-
@@ -318,8 +330,14 @@ def main() -> None:
         stand_in_for_closed_streams()
     # Text that was not UTF-8 (a file name, an argument) is kept in a run's
     # files as its escape, and shown so too, instead of failing the output.
-    if getattr(sys.stdout, "errors", None) == "strict":
+    errors = getattr(sys.stdout, "errors", None)
+    if errors == "strict":
         sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    elif errors == "surrogateescape":  # LANG=C.UTF-8: bytes back as bytes, the rest escaped
+        import codecs
+
+        codecs.register_error("wbtool-escape", _escape_surrogates)
+        sys.stdout.reconfigure(errors="wbtool-escape")  # type: ignore[union-attr]
     argv = sys.argv[1:]
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])

@@ -756,12 +756,28 @@ def export(
     if ctx is not None:
         _outside_store(ctx.store.path, output_file)
     try:
-        with as_atomic(output_file) as tmp, open(tmp, "w", encoding="utf-8", newline="",
-                                                 errors=JSON_SAFE) as f:
-            _write_export(f, fmt, columns, records)
+        if _is_special(output_file):  # a pipe or a device (/dev/stdout): written through
+            with open(output_file, "w", encoding="utf-8", newline="", errors=JSON_SAFE) as f:
+                _write_export(f, fmt, columns, records)
+        else:  # a file replaced whole; a link's target, not the link
+            with as_atomic(os.path.realpath(output_file)) as tmp, \
+                    open(tmp, "w", encoding="utf-8", newline="", errors=JSON_SAFE) as f:
+                _write_export(f, fmt, columns, records)
     except OSError as e:  # not the name of the temporary file beside it
         raise WbtoolError(f"cannot write {output_file}: {e.strerror or e}") from None
     output.note(f"wrote {len(records)} run(s) to {output_file}")
+
+
+def _is_special(path: str) -> bool:
+    """Whether ``path`` (its link's target) is there and no regular file or
+    folder: a pipe, a socket or a device, which a rename would replace."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _outside_store(store: Any, target: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wbtool.errors import ConflictError, NotFoundError, StoreError, UsageError
+from wbtool.fsutil import is_within
 from wbtool.names import validate_name
 from wbtool.remote.fs import check_option_types, parse_url, require_backend
 from wbtool.store.layout import Store
@@ -161,6 +162,7 @@ def add(store: Store, name: str, url: str, options: Mapping[str, Any] | None = N
     parsed = require_backend(url)
     if parsed.is_local and opts:
         raise UsageError("a local remote takes no options")
+    _outside_store(store, parsed.url)
     with _editing(store) as doc:
         if name in doc["remotes"]:
             raise ConflictError(f"remote {name!r} exists already "
@@ -217,6 +219,17 @@ def _looks_like_url(text: str) -> bool:
     return "://" in text or text.startswith(("/", "./", "../", "~")) or text in (".", "..")
 
 
+def _outside_store(store: Store, url: str) -> str:
+    """``url``, unless it is a folder of the store itself (or one inside it):
+    a push there writes into the store's own folders, and a remote gc would
+    delete the store's objects."""
+    parsed = parse_url(url)
+    if parsed.is_local and is_within(parsed.root, store.path):
+        raise UsageError(f"remote {parsed.url} is inside the store {store.path}: "
+                         "a remote needs a folder of its own")
+    return url
+
+
 def resolve(store: Store, name_or_url: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(url, options)`` of a configured remote, of a URL or path given directly
     (a relative path is written ``./path``), or of the default remote for None."""
@@ -229,9 +242,9 @@ def resolve(store: Store, name_or_url: str | None = None) -> tuple[str, dict[str
         name_or_url = name
     entry = remotes.get(name_or_url)
     if entry is not None:
-        return entry["url"], dict(entry.get("options") or {})
+        return _outside_store(store, entry["url"]), dict(entry.get("options") or {})
     if _looks_like_url(name_or_url):
-        return parse_url(name_or_url).url, {}
+        return _outside_store(store, parse_url(name_or_url).url), {}
     if not name_or_url.strip():
         raise UsageError(f"invalid remote {name_or_url!r}: give a remote's name, a URL or a path")
     raise NotFoundError(f"remote not found: {name_or_url} (`wbtool remote list` shows the "

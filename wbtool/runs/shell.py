@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -40,11 +41,26 @@ def parse_value(text: str, key: str = "") -> Any:
     except RecursionError:  # deeper than the JSON reader goes
         deep = True
     except ValueError:
-        return text
+        return _shell_number(text)
     if deep:
         raise UsageError(f"the value of {key!r} nests lists or objects more than "
                          f"{MAX_NESTING} levels deep")
     return value
+
+
+# Numbers as shell tools write them and JSON does not read them: ``.25`` and
+# ``-.5`` (bc), ``+3``, ``5.``. Leading zeros (``007``, an id) stay text.
+_SHELL_NUMBER = re.compile(r"[+-]?(?:(?:0|[1-9][0-9]*)(\.[0-9]*)?|(\.)[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _shell_number(text: str) -> Any:
+    """``text`` as a number where it is one written as shell tools write them, else as it is."""
+    found = _SHELL_NUMBER.fullmatch(text.strip())
+    if found is None:
+        return text
+    if found.group(1) is None and found.group(2) is None and found.group(3) is None:
+        return int(text)
+    return float(text)
 
 
 def _nesting(value: Any) -> int:
