@@ -98,6 +98,31 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[written:]
 
 
+def append_whole(fd: int, data: bytes | bytearray | memoryview | list[Any]) -> None:
+    """Append ``data`` (bytes, or a list of parts written with one ``writev``)
+    to the file open for appending on ``fd``: all of it, or nothing.
+
+    Every append-only file of whole lines (a run's history, events, console)
+    is written through here. A write that stops short and then fails (a full
+    disk, the file size limit) is cut back off, so that the file still ends
+    at a line boundary: else the next append would glue its first line onto
+    the torn one, and readers would lose both. The error is raised again."""
+    parts = data if isinstance(data, list) else [data]
+    total = sum(map(len, parts))
+    start = os.fstat(fd).st_size
+    try:
+        done = os.writev(fd, parts) if len(parts) > 1 else os.write(fd, parts[0])
+        if done < total:  # a short write: finish it, or fail on what stopped it
+            write_all(fd, memoryview(b"".join(parts))[done:])
+    except BaseException:
+        with contextlib.suppress(OSError):
+            # Only a torn tail, which this write left: not a whole one (an
+            # interrupt after the last write), nor another writer's lines.
+            if start < os.fstat(fd).st_size < start + total:
+                os.ftruncate(fd, start)
+        raise
+
+
 def fsync_path(path: StrPath) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

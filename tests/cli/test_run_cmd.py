@@ -1139,6 +1139,55 @@ def test_wbtool_alert(cli: Cli, store_dir: Path) -> None:
     assert any(e["type"] == "alert" and e["title"] == "disk full" for e in events)
 
 
+def size_limited(path: Path, room: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """``wbtool ARGS`` with ``room`` bytes left to grow ``path`` by: the file
+    size limit stands in for a full disk (a write stops short of it, then
+    fails with EFBIG, as SIGXFSZ is ignored)."""
+    import resource
+
+    limit = path.stat().st_size + room
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return subprocess.run(wbtool_cmd(*args), capture_output=True, text=True, timeout=120,
+                          preexec_fn=limited)
+
+
+def test_a_log_on_a_full_disk_tears_no_history_line(cli: Cli, store_dir: Path) -> None:
+    """A ``wbtool log`` whose append stopped short left half a line, which the
+    next log's row was glued onto: readers lost both rows."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    history = Path(run._folder.history)
+    for i in range(3):
+        cli("log", "--run", run.id, f"i={i}", check=True)
+    failed = size_limited(history, 100, "log", "--run", run.id, "i=3", "pad=" + "x" * 1000)
+    assert failed.returncode == 1 and failed.stderr == "wbtool: error: File too large\n"
+    cli("log", "--run", run.id, "i=4", check=True)
+    lines = history.read_bytes().splitlines()
+    assert [json.loads(line)["i"] for line in lines] == [0, 1, 2, 4]
+
+
+def test_an_alert_on_a_full_disk_tears_no_event_line(cli: Cli, store_dir: Path) -> None:
+    """As for ``wbtool log``: a torn alert line cost it and the next event."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    events = Path(run._folder.events)
+    cli("alert", "--run", run.id, "first", "a", check=True)
+    failed = size_limited(events, 50, "alert", "--run", run.id, "second", "x" * 1000)
+    assert failed.returncode == 1 and failed.stderr == "wbtool: error: File too large\n"
+    cli("alert", "--run", run.id, "third", "c", check=True)
+    lines = events.read_bytes().splitlines()
+    alerts = [e["title"] for e in map(json.loads, lines) if e["type"] == "alert"]
+    assert alerts == ["first", "third"]
+
+
 def test_an_alert_shows_control_characters_instead_of_sending_them(
     cli: Cli, store_dir: Path
 ) -> None:

@@ -57,6 +57,7 @@ from types import TracebackType
 from typing import Any
 
 from wbtool.errors import UsageError
+from wbtool.fsutil import append_whole
 from wbtool.runs.terminal import Chunk, TerminalLog
 
 __all__ = ["MODES", "ConsoleCapture", "TerminalLog"]
@@ -358,9 +359,7 @@ class ConsoleCapture:
         fd = self._fd
         if fd is None:
             raise OSError(errno.EBADF, "the console log is closed")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        append_whole(fd, data)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh lock (the parent's may be held forever), no

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from wbtool.errors import StoreError, StoreNotWritableError
-from wbtool.fsutil import NOT_WRITABLE, atomic_write
+from wbtool.fsutil import NOT_WRITABLE, append_whole, atomic_write, naming
 from wbtool.lazyre import lazy_compile
 from wbtool.runs.values import JSON_SAFE
 
@@ -279,7 +279,8 @@ class RunFolder:
         except OSError as e:
             self._refused(e)
         try:
-            os.write(fd, line.encode("utf-8", JSON_SAFE))
+            with naming(self.events):
+                append_whole(fd, line.encode("utf-8", JSON_SAFE))
         finally:
             os.close(fd)
 

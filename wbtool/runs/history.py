@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from wbtool.fsutil import as_atomic, write_all
+from wbtool.fsutil import append_whole, as_atomic, naming
 from wbtool.runs.values import JSON_SAFE, encode
 
 READ_CHUNK = 1 << 20
@@ -158,29 +158,19 @@ class LineWriter:
                     return
                 except (OSError, ValueError) as e:  # the helper died: write here from now on
                     self._stop_encoder(f"the history encoder stopped ({e})")
+                    with contextlib.suppress(OSError):  # a line it tore as it died (a full disk)
+                        repair_tail(self.path)
                     rows = rows[sent:]
                 finally:
                     self._sending_since = None
             data = ("\n".join(map(encode, rows)) + "\n").encode("utf-8", JSON_SAFE)
             try:
-                self._append(data)
+                with naming(self.path):
+                    append_whole(self._fd, data)
             except OSError:
                 self._rows[:0] = rows  # written by the next flush, once there is room
                 raise
             self.rows_written += len(rows)
-
-    def _append(self, data: bytes) -> None:
-        """Append whole lines or nothing. A write that fails part-way (a full
-        disk) is cut back off: else the next flush would glue its first line
-        onto the torn one, and both rows would be lost."""
-        start = os.fstat(self._fd).st_size
-        try:
-            write_all(self._fd, data)
-        except OSError:
-            with contextlib.suppress(OSError):
-                if start < os.fstat(self._fd).st_size <= start + len(data):
-                    os.ftruncate(self._fd, start)
-            raise
 
     def _start_encoder(self) -> None:
         try:

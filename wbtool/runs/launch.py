@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from wbtool.fsutil import append_whole
 from wbtool.runs import rawlog
 from wbtool.runs.terminal import MAX_LINE, Chunk, TerminalLog
 from wbtool.runs.values import MAX_STEP
@@ -538,10 +539,7 @@ class Launcher:
                           memoryview(data)[same:], b"\n"]
         else:
             parts = [rawlog.header(now, name, len(data)), data, b"\n"]
-        total = sum(map(len, parts))
-        done = os.writev(self._raw.fileno(), parts)
-        if done < total:  # a short write (rare): finish the frame
-            self._raw.write(b"".join(parts)[done:])
+        append_whole(self._raw.fileno(), parts)  # a whole frame: a torn one ends the record
 
     def _stop_recording(self, error: OSError) -> None:
         """The console can no longer be recorded (a full disk): say so once,

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from wbtool.errors import NotFoundError, StoreError, UsageError
+from wbtool.fsutil import append_whole, naming
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
 from wbtool.runs.ids import validate_id
@@ -180,7 +181,8 @@ def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any
     row["_timestamp"] = now
     fd = os.open(folder.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
+        with naming(folder.history):
+            append_whole(fd, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
     finally:
         os.close(fd)
     catalog.put(ctx.store.index, doc, _summarize(folder, doc, row))
