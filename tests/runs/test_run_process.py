@@ -712,6 +712,44 @@ run.finish()
     assert [json.loads(line)["i"] for line in lines] == list(range(30))
 
 
+def test_a_history_encoder_that_dies_on_a_full_disk_leaves_no_torn_line(
+    tmp_path: Path,
+) -> None:
+    """The helper that encodes large flushes died part-way through a line
+    when the disk filled up (the file size limit stands in for it); the
+    writer then went on appending here, onto the torn line."""
+    path = tmp_path / "history.jsonl"
+    proc = child(f"""
+import os, resource, signal, time
+from wbtool.runs.history import LineWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+path = {str(path)!r}
+w = LineWriter(path)
+for i in range(10):
+    w.append({{'i': i}})
+w.flush()
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 50000, hard))
+for i in range(10, 5010):
+    w.append({{'i': i, 'pad': 'x' * 100}})
+w.flush()  # handed to the helper, which inherits the limit and dies part-way
+assert w._encoder is not None
+w._encoder.proc.wait(timeout=60)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+for i in range(5010, 5020):
+    w.append({{'i': i}})
+w.flush()  # the helper is gone: written here
+w.close()
+print(w.error)
+""")
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")  # no traceback from the helper
+    assert out == f"the history encoder could not write {path}: File too large\n"
+    got = [json.loads(line)["i"] for line in path.read_bytes().splitlines()]
+    assert got[:10] == list(range(10)) and got[-10:] == list(range(5010, 5020))
+    assert got == sorted(got) and len(got) > 300  # what the helper wrote whole is kept
+
+
 def test_a_run_that_cannot_start_on_a_full_disk_leaves_no_folder(store_dir: Path) -> None:
     """Starting a run on a full disk fails and leaves nothing behind (the file
     size limit stands in for a full disk)."""

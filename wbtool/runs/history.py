@@ -8,6 +8,7 @@ file is valid JSON lines after every flush; readers skip a torn last line
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -24,12 +25,16 @@ OFFLOAD_ROWS = 4000
 # can lose, besides what was not yet handed over.
 SEND_ROWS = 2048
 
+# How a write of the helper's fails that is the disk's doing, not the helper's:
+# it exits with that errno as its status, for the writer to tell.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
 # The helper: reads framed batches of rows (marshal) from stdin and appends
 # them as JSON lines. It ignores the signals a terminal, a launcher or a batch
 # system sends to the whole process group (SIGUSR1: time is almost up) and
 # stops at end of input, so whatever the parent handed over is written even
 # when the parent is killed.
-_ENCODER = f"JSON_SAFE = {JSON_SAFE!r}\n" + """
+_ENCODER = f"JSON_SAFE = {JSON_SAFE!r}\nWRITE_ERRNOS = {WRITE_ERRNOS!r}\n" + """
 import json, marshal, os, signal, struct, sys
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
           signal.SIGUSR2):
@@ -47,8 +52,11 @@ while True:
         break
     rows = marshal.loads(body)
     view = memoryview(("\\n".join(map(enc, rows)) + "\\n").encode("utf-8", JSON_SAFE))
-    while view:
-        view = view[os.write(fd, view):]
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:  # a full disk: the parent cuts off the torn line and tells why
+        sys.exit(e.errno if e.errno in WRITE_ERRNOS else 1)
 """
 
 
@@ -158,8 +166,6 @@ class LineWriter:
                     return
                 except (OSError, ValueError) as e:  # the helper died: write here from now on
                     self._stop_encoder(f"the history encoder stopped ({e})")
-                    with contextlib.suppress(OSError):  # a line it tore as it died (a full disk)
-                        repair_tail(self.path)
                     rows = rows[sent:]
                 finally:
                     self._sending_since = None
@@ -183,7 +189,12 @@ class LineWriter:
         self._offload = False
         if encoder is not None:
             code = encoder.close()
-            if code != 0 and error is None:
+            if code != 0:  # it may have died part-way through a line (a full disk)
+                with contextlib.suppress(OSError):
+                    repair_tail(self.path)
+            if code in WRITE_ERRNOS:  # told by the helper: why it stopped
+                error = f"the history encoder could not write {self.path}: {os.strerror(code)}"
+            elif code != 0 and error is None:
                 error = f"the history encoder exited with status {code}"
         if error is not None:
             self.error = error
