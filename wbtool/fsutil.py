@@ -123,6 +123,42 @@ def append_whole(fd: int, data: bytes | bytearray | memoryview | list[Any]) -> N
         raise
 
 
+class Appender:
+    """Buffered appends to one file, each flush through :func:`append_whole`:
+    a flush that fails leaves the file as the last one that did not, and
+    what it held is dropped (the disk refused it)."""
+
+    def __init__(self, path: StrPath, buffer_size: int) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                           0o666)
+        self._buffer = bytearray()
+        self._size = buffer_size
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._buffer += data
+        if len(self._buffer) >= self._size:
+            self.flush()
+
+    def flush(self) -> None:
+        data, self._buffer = self._buffer, bytearray()
+        if data and self._fd >= 0:
+            with naming(self.path):
+                append_whole(self._fd, data)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def fsync_path(path: StrPath) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli, is_error, unprivileged, write_protected
+from wbtool.runs import rawlog
 from wbtool.runs.folder import effective_state
 from wbtool.runs.history import iter_rows
 
@@ -1186,6 +1187,37 @@ def test_an_alert_on_a_full_disk_tears_no_event_line(cli: Cli, store_dir: Path) 
     lines = events.read_bytes().splitlines()
     alerts = [e["title"] for e in map(json.loads, lines) if e["type"] == "alert"]
     assert alerts == ["first", "third"]
+
+
+def test_output_cut_short_by_a_full_disk_tears_no_line(cli: Cli, store_dir: Path) -> None:
+    """output.log filled the disk part-way through a line (the file size
+    limit stands in for it): the run resumed later glued its first line
+    onto the torn one."""
+    import resource
+
+    cli("run", "-q", "--id", "r1", "--", "true", check=True)
+    child = ("import sys\n"
+             "for i in range(200):\n"
+             "    print('\\x1b[31m%d' % i + 'y' * 10_000 + '\\x1b[0m', flush=True)\n")
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+
+    full = subprocess.run(wbtool_cmd("run", "-q", "--resume", "must", "--id", "r1", "--",
+                                     PY, "-c", child),
+                          capture_output=True, text=True, timeout=120, preexec_fn=limited)
+    assert full.returncode == 0, full.stderr
+    assert "the command's output is no longer recorded" in full.stderr
+    assert "File too large" in full.stderr
+    cli("run", "-q", "--resume", "must", "--id", "r1", "--", "echo", "after", check=True)
+    folder = store_dir / "runs" / "r1"
+    *lines, last, end = (folder / "output.log").read_bytes().split(b"\n")
+    assert (last, end) == (b"after", b"")
+    assert len(lines) > 50
+    assert lines == [b"%dy" % i + b"y" * 9_999 for i in range(len(lines))]
+    frames = list(rawlog.read_frames(folder / "output.raw"))
+    assert frames[-1][2] == b"after\n"
 
 
 def test_an_alert_shows_control_characters_instead_of_sending_them(

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from wbtool.fsutil import append_whole
+from wbtool.fsutil import Appender, append_whole
 from wbtool.runs import rawlog
 from wbtool.runs.terminal import MAX_LINE, Chunk, TerminalLog
 from wbtool.runs.values import MAX_STEP
@@ -222,7 +222,7 @@ class Launcher:
         assert folder is not None
         self._tty_fd, self._foreground = self._terminal()
         stdout, stderr, pumps = self._open_outputs()
-        self._log = open(folder.output, "ab", buffering=READ_SIZE)  # noqa: SIM115
+        self._log = Appender(folder.output, READ_SIZE)
         self._log_end = os.fstat(self._log.fileno()).st_size  # where the next line goes
         # Unbuffered: each chunk is one writev of header, bytes and newline.
         self._raw = open(folder.path / rawlog.NAME, "ab", buffering=0)  # noqa: SIM115
