@@ -244,3 +244,31 @@ def test_the_api_on_a_full_disk_raises_an_oserror_naming_the_store(
     env = {"WBTOOL_DIR": str(store)}
     for version in ("p/ds:v0", "p/ds:v1"):
         cli("artifact", "verify", version, env=env, check=True)
+
+
+# -- runs ---------------------------------------------------------------------
+
+
+def test_a_log_on_a_full_disk_says_which_disk_and_tears_no_line(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The row was written as far as the disk had room, and nothing was said
+    (exit 0); the next row was glued onto the torn one, and both were lost."""
+    import json
+
+    store = small_disk / ".wbtool"
+    env = {"WBTOOL_DIR": str(store)}
+    cli = Cli(tmp_path)
+    cli("run", "-q", "--no-stats", "--id", "r1", "--", sys.executable, "-c", "pass", env=env,
+        check=True)
+    for i in range(3):
+        cli("log", "--run", "r1", f"i={i}", env=env, check=True)
+    fill(small_disk)  # the history's last page still has room for part of a row
+    res = cli("log", "--run", "r1", "i=3", "pad=" + "x" * 8000, env=env)
+    assert res.code == 7 and res.err.count("\n") == 1, res.err
+    assert "No space left on device" in res.err
+    assert f"the disk holding {store} is full" in res.err
+    (small_disk / "filler").unlink()
+    cli("log", "--run", "r1", "i=4", env=env, check=True)
+    history = (store / "runs" / "r1" / "history.jsonl").read_bytes()
+    assert [json.loads(line)["i"] for line in history.splitlines()] == [0, 1, 2, 4]
