@@ -123,6 +123,17 @@ def append_whole(fd: int, data: bytes | bytearray | memoryview | list[Any]) -> N
         raise
 
 
+def append_to(path: StrPath, data: bytes, mode: int = 0o644) -> None:
+    """Append ``data`` to the file at ``path`` (made if missing) through
+    :func:`append_whole`: all of it, or nothing."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        with naming(path):
+            append_whole(fd, data)
+    finally:
+        os.close(fd)
+
+
 class Appender:
     """Buffered appends to one file, each flush through :func:`append_whole`:
     a flush that fails leaves the file as the last one that did not, and

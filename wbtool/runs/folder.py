@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from wbtool.errors import StoreError, StoreNotWritableError
-from wbtool.fsutil import NOT_WRITABLE, append_whole, atomic_write, naming
+from wbtool.fsutil import NOT_WRITABLE, append_to, atomic_write
 from wbtool.lazyre import lazy_compile
 from wbtool.runs.values import JSON_SAFE
 
@@ -274,15 +274,9 @@ class RunFolder:
     def append_event(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, sort_keys=True, allow_nan=True, ensure_ascii=False) + "\n"
         try:
-            fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                         0o644)
+            append_to(self.events, line.encode("utf-8", JSON_SAFE))
         except OSError as e:
             self._refused(e)
-        try:
-            with naming(self.events):
-                append_whole(fd, line.encode("utf-8", JSON_SAFE))
-        finally:
-            os.close(fd)
 
     def read_events(self) -> list[dict[str, Any]]:
         from wbtool.runs.history import iter_rows

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import UsageError, WbtoolError
+from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
@@ -780,9 +781,8 @@ class Run:
             with contextlib.suppress(Exception):
                 self._console.stop()
             if error:
-                with contextlib.suppress(OSError), \
-                        open(folder.output, "a", encoding="utf-8", errors=JSON_SAFE) as log:
-                    log.write(error)
+                with contextlib.suppress(OSError):
+                    append_to(folder.output, error.encode("utf-8", JSON_SAFE), 0o666)
         assert self._history is not None
         try:
             self._history.close(fsync=bool(self._settings.x_store_fsync))

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from wbtool.errors import NotFoundError, StoreError, UsageError
-from wbtool.fsutil import append_whole, naming
+from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
 from wbtool.runs.ids import validate_id
@@ -179,12 +179,7 @@ def _commit(ctx: Any, folder: RunFolder, doc: dict[str, Any], row: dict[str, Any
     row = dict(row)
     row["_runtime"] = runtime_at(doc, now)
     row["_timestamp"] = now
-    fd = os.open(folder.history, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        with naming(folder.history):
-            append_whole(fd, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
-    finally:
-        os.close(fd)
+    append_to(folder.history, (encode(row) + "\n").encode("utf-8", JSON_SAFE))
     catalog.put(ctx.store.index, doc, _summarize(folder, doc, row))
 
 
