@@ -5,6 +5,10 @@ Everything that publishes a file under a final name goes through
 file beside the target (or in a staging folder on the same filesystem),
 are optionally fsynced, and are renamed over the target only on success. On
 any exception, ``KeyboardInterrupt`` included, the temporary file is removed.
+
+Everything appended to a file that only grows (a run's history, events and
+console record) goes through :func:`append_whole` (or :func:`append_to`,
+:class:`Appender`): all of the bytes, or none of them.
 """
 
 from __future__ import annotations
