@@ -1061,6 +1061,42 @@ def test_restore_from_another_run(tmp_path: Path) -> None:
     f.close()
 
 
+def test_a_run_path_in_another_entity_is_not_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Api().run, Api().runs and restore(run_path=) follow the artifacts'
+    rule: where the ``entity`` setting names this store's entity, a path
+    naming another is not found (never read as this store's); without the
+    setting, any entity is this store's. A path of too many parts, or a
+    project path naming another project, is refused, not cut short."""
+    from wbtool.errors import InvalidNameError, NotFoundError, OtherEntityError
+
+    monkeypatch.setenv("WBTOOL_ENTITY", "team")
+    Path("model.txt").write_text("weights")
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.save("model.txt", policy="now")
+    api = wandb.Api()
+    assert api.run(f"team/p/{run.id}").id == run.id
+    assert [r.id for r in api.runs("team/p")] == [run.id]
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        api.run(f"other/p/{run.id}")
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        api.runs("other/p")
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        wandb.restore("model.txt", run_path=f"other/p/{run.id}", root=str(tmp_path / "o1"))
+    with pytest.raises(NotFoundError):  # the run is in p, not q
+        wandb.restore("model.txt", run_path=f"team/q/{run.id}", root=str(tmp_path / "o2"))
+    for bad in ("a/b/c/d", "a/b/c", "bad name"):
+        with pytest.raises(InvalidNameError, match="project"):
+            api.runs(bad)
+    monkeypatch.delenv("WBTOOL_ENTITY")  # no entity named: any entity is this store's
+    api = wandb.Api()
+    assert api.run(f"other/p/{run.id}").id == run.id
+    assert [r.id for r in api.runs("other/p")] == [run.id]
+    f = wandb.restore("model.txt", run_path=f"other/p/{run.id}", root=str(tmp_path / "o3"))
+    assert f.read() == "weights"
+    f.close()
+
+
 def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None:
     """Api().run(...).files() and .file(name) give File objects (name, size,
     url, download) as the reference's public API does, not bare names."""

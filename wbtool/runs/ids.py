@@ -69,6 +69,18 @@ def split_run_path(path: str) -> tuple[str | None, str | None, str]:
     return entity, project, run_id
 
 
+def split_project_path(path: str) -> tuple[str | None, str]:
+    """``entity/project`` or ``project`` → (entity, project), for a listing
+    of runs."""
+    from wbtool.names import validate_name
+
+    parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
+    if not parts or len(parts) > 2:
+        raise InvalidNameError(what="project path", value=path,
+                               reason="expected entity/project or project")
+    return (parts[0] if len(parts) == 2 else None), validate_name(parts[-1], "project name")
+
+
 def parse_moment(value: str) -> tuple[str, int]:
     """``"<run_id>?_step=<N>"`` → (run_id, N), the reference's RunMoment form."""
     run_id, sep, query = value.partition("?")

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import NotFoundError
+from wbtool.names import check_entity
 from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
 from wbtool.runs.folder import RunFolder, effective_state, runtime_shown
@@ -249,7 +250,11 @@ def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]
 
 
 def get_run(ctx: Context, path: str) -> PublicRun:
-    _, project, run_id = split_run_path(path)
+    """The run ``path`` names; an entity other than the one the settings
+    name is not found (any entity is this store's where none is named)."""
+    entity, project, run_id = split_run_path(path)
+    if entity is not None:
+        check_entity(entity, ctx.named_entity, path)
     row = catalog.get(ctx.store.index, run_id)
     if row is not None:
         row = caught_up(ctx, [row])[0]
