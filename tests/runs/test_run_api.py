@@ -790,6 +790,21 @@ def test_what_a_finished_run_cannot_keep_is_refused() -> None:
     assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
 
 
+def test_a_finished_runs_config_keeps_every_key() -> None:
+    """Deleting a key of a finished run's config was taken in memory and
+    never written, so run.config no longer showed what the run had."""
+    with wandb.init(settings=quiet(), config={"lr": 0.1, "bs": 8}) as run:
+        pass
+    calls = [lambda: run.config.__delitem__("lr"), lambda: run.config.__delattr__("bs"),
+             lambda: run.config.pop("lr"), lambda: run.config.clear(),
+             lambda: run.config.__setitem__("lr", 0.2), lambda: run.config.update(x=1)]
+    for call in calls:
+        with pytest.raises(ValueError, match="finished"):
+            call()
+    assert dict(run.config) == {"lr": 0.1, "bs": 8}
+    assert wandb.Api().run(run.id).config == {"lr": 0.1, "bs": 8}
+
+
 def test_a_finished_run_takes_no_more_files_artifacts_or_alerts(tmp_path: Path) -> None:
     """They were written into the run after its end was recorded (and, online,
     after the run was pushed, so the remote never had them)."""
