@@ -1185,6 +1185,31 @@ def test_metadata_that_is_not_standard_json_is_refused(tmp_path: Path, bad: obje
     assert load("odd:v0").metadata == {}
 
 
+@pytest.mark.parametrize("bad", [{1: "a", "1": "b"}, {"x": {2: "y"}}, {1: 2}, {None: 1},
+                                 {"x": [{(1, 2): 3}]}])
+def test_metadata_keys_that_are_not_text_are_refused(tmp_path: Path, bad: dict) -> None:
+    """A key that is not text came back as text (1 as "1"), lost the value of a
+    text key spelled the same, or failed the save with an error from deep in
+    the JSON writer: refused when set and when saved, naming the key."""
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        wbtool.Artifact("odd-keys", "dataset", metadata=bad)
+    art = wbtool.Artifact("odd-keys", "dataset")
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        art.metadata = bad
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.metadata.update(bad)
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        art.save()
+    with pytest.raises(NotFoundError):
+        load("odd-keys:v0")
+    logged("odd-keys", {"a.txt": "a"}, tmp_path, metadata={"k": 1})
+    got = load("odd-keys:v0")
+    got.metadata.update(bad)
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        got.save()
+    assert load("odd-keys:v0").metadata == {"k": 1}
+
+
 def test_names_longer_than_a_filesystem_takes_are_refused(tmp_path: Path) -> None:
     src = write(tmp_path / "a.txt", "a")
     art = wbtool.Artifact("long-names", "dataset")
