@@ -261,7 +261,8 @@ def split_ref(ref: str, entity: str | None = None) -> tuple[str | None, str, str
     store's. Without ``entity`` only the form is checked.
     """
     if not isinstance(ref, str) or not ref:
-        raise InvalidNameError(what="artifact reference", value=ref, reason="empty")
+        raise InvalidNameError(what="artifact reference", value=ref,
+                               reason="must be a non-empty string")
     body, _, version = ref.partition(":")
     parts = body.split("/")
     if len(parts) > 3:

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import random
+import re
 import socket
 import stat
 import sys
@@ -1534,6 +1535,23 @@ def test_add_reference_folder_over_max_objects_is_refused(tmp_path: Path) -> Non
     assert art.file_count == 0
     art.add_reference(folder.as_uri(), max_objects=3)
     assert art.file_count == 3
+
+
+@pytest.mark.parametrize("bad", ["3", 2.5, True])
+def test_add_reference_max_objects_that_is_no_int_is_refused(tmp_path: Path, bad: object) -> None:
+    """It failed with a comparison error from inside ('>' not supported)."""
+    folder = make_tree(tmp_path / "ext-dir", {"1.txt": "1"})
+    art = wbtool.Artifact("ref-max-type", "dataset")
+    with pytest.raises(TypeError, match=f"max_objects must be an int, not .*{bad!r}"):
+        art.add_reference(folder.as_uri(), max_objects=bad)  # type: ignore[arg-type]
+    assert art.file_count == 0
+
+
+@pytest.mark.parametrize("bad", [5, None, b"ds:v0"])
+def test_an_artifact_reference_that_is_no_text_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=f"invalid artifact reference {re.escape(repr(bad))}: "
+                                         "must be a non-empty string"):
+        wbtool.Api().artifact(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad_name", ["../escape", "/abs"])

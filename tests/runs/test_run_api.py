@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -1110,6 +1111,18 @@ def test_a_run_path_in_another_entity_is_not_found(
     f = wandb.restore("model.txt", run_path=f"other/p/{run.id}", root=str(tmp_path / "o3"))
     assert f.read() == "weights"
     f.close()
+
+
+@pytest.mark.parametrize("bad", [5, None, b"p/abc"])
+def test_a_run_path_that_is_no_text_is_refused(bad: object) -> None:
+    """It failed with AttributeError from inside ('int' has no 'strip')."""
+    from wbtool.errors import InvalidNameError
+
+    with pytest.raises(InvalidNameError, match=f"invalid run path {re.escape(repr(bad))}"):
+        wandb.Api().run(bad)  # type: ignore[arg-type]
+    if bad is not None:  # no path: the current project's runs
+        with pytest.raises(InvalidNameError, match="invalid project path"):
+            wandb.Api().runs(bad)  # type: ignore[arg-type]
 
 
 def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None:

@@ -462,6 +462,9 @@ class Artifact:
         parsed = urlparse(uri)
         scheme = parsed.scheme
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
+        if type(limit) is not int:
+            raise TypeError(f"max_objects must be an int, not {type(limit).__name__}: "
+                            f"{limit!r}")
         if scheme == "file":
             local = unquote(parsed.path)
             if os.path.isdir(local):

@@ -57,7 +57,7 @@ def split_run_path(path: str) -> tuple[str | None, str | None, str]:
     The ``runs/`` segment of the reference's ``entity/project/runs/id`` form
     is accepted too.
     """
-    parts = [p for p in path.strip().strip("/").split("/") if p]
+    parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
     if len(parts) >= 2 and parts[-2] == "runs":
         del parts[-2]
     if not parts or len(parts) > 3:
