@@ -173,6 +173,25 @@ def test_nested_values_flatten_and_special_floats_survive() -> None:
     assert "NaN" in text and '"NaN"' not in text
 
 
+@pytest.mark.parametrize("data", [
+    {"train/loss": 1.0, "train": {"loss": 2.0}},
+    {"train": {"loss": 2.0}, "train/loss": 1.0},
+    {"train": {"loss": 2.0, "x": 1}, "train/loss": [1, 2]},
+    {"a": {"b/c": 1}, "a/b": {"c": 2}},
+])
+def test_a_key_logged_twice_in_one_call_is_refused(data: dict[str, Any]) -> None:
+    """``train/loss`` and ``{"train": {"loss": ...}}`` name one key: one of
+    the two values was kept and the other lost without a word."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"train/loss": 0.5})
+        with pytest.raises(ValueError, match=r"cannot log '(train/loss|a/b/c)' twice in one call"):
+            run.log(data)
+        run.log({"ok": 1})
+    assert strip_times(history(run)) == [{"train/loss": 0.5, "_step": 0},
+                                         {"ok": 1, "_step": 1}]
+    assert run.summary["train/loss"] == 0.5
+
+
 def test_numpy_scalars_and_arrays() -> None:
     np = pytest.importorskip("numpy")
     with wandb.init(settings=quiet()) as run:

@@ -26,7 +26,14 @@ from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import JSON_SAFE, MAX_STEP, PLAIN, LogTarget, flatten_into
+from wbtool.runs.values import (
+    JSON_SAFE,
+    MAX_STEP,
+    PLAIN,
+    LogTarget,
+    flatten_into,
+    logged_twice,
+)
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -346,6 +353,8 @@ class Run:
             media = None
             for key, value in data.items():
                 if type(value) in plain and type(key) is str:
+                    if key in values:  # also under a nested dict before it
+                        raise logged_twice(key)
                     values[key] = value
                 else:
                     if media is None:  # where logged images and tables write their files

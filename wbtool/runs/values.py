@@ -67,6 +67,8 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
             key = str.__str__(key)  # numpy.str_, a str Enum: the plain string
         name = prefix + key
         if type(value) in PLAIN:
+            if name in row:
+                raise logged_twice(name)
             row[name] = value
         elif isinstance(value, Mapping):
             flatten_into(row, value, name + "/", depth + 1, media)
@@ -75,7 +77,16 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
             if type(value) is dict and "_type" not in value:  # a dataclass, a model
                 flatten_into(row, value, name + "/", depth + 1, media)
             elif value is not SKIPPED:
+                if name in row:
+                    raise logged_twice(name)
                 row[name] = value
+
+
+def logged_twice(name: str) -> ValueError:
+    """A key that one call gives two values, as ``a/b`` and as ``b`` in a
+    dict under ``a``: keeping either would lose the other without a word."""
+    return ValueError(f"cannot log {name!r} twice in one call (as a key and as a nested "
+                      "dict's key): give one value")
 
 
 def _histogram(array: Any, key: str) -> dict[str, Any]:
