@@ -844,6 +844,8 @@ class Artifact:
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
+        if not isinstance(delete_aliases, bool):  # "False" would delete an aliased version
+            raise TypeError(f"delete_aliases must be True or False, not {delete_aliases!r}")
         rec = self._ensure_logged("delete")
         self._context().registry.delete(rec, delete_aliases=delete_aliases)
         self._deleted = True
