@@ -810,6 +810,32 @@ def test_what_a_finished_run_cannot_keep_is_refused() -> None:
     assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
 
 
+@pytest.mark.parametrize(("field", "bad"), [
+    ("notes", object()), ("notes", b"\xff"), ("notes", 5), ("notes", "a\udcffb"),
+    ("name", None), ("name", 5), ("name", object()), ("name", "a\udcffb"),
+])
+def test_a_name_or_notes_run_json_cannot_keep_is_refused(field: str, bad: object) -> None:
+    """Notes that JSON cannot write were kept in memory after the error, so
+    that every later write of run.json failed: finish() too, which left the
+    run running without its summary. A name was kept as its text ("None")."""
+    from wbtool.errors import SettingsError
+
+    run = wandb.init(settings=quiet(), name="first", notes="kept")
+    run.log({"loss": 1.0})
+    with pytest.raises(SettingsError, match=f"invalid setting 'run_{field}'"):
+        setattr(run, field, bad)
+    assert (run.name, run.notes) == ("first", "kept")
+    run.log({"loss": 0.5})
+    run.finish()
+    public = wandb.Api().run(run.id)
+    assert (public.state, public.name, public.notes) == ("finished", "first", "kept")
+    assert public.summary["loss"] == 0.5
+    run2 = wandb.init(settings=quiet())
+    run2.name, run2.notes = "second", None
+    run2.finish()
+    assert (wandb.Api().run(run2.id).name, wandb.Api().run(run2.id).notes) == ("second", None)
+
+
 def test_a_finished_runs_config_keeps_every_key() -> None:
     """Deleting a key of a finished run's config was taken in memory and
     never written, so run.config no longer showed what the run had."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import UsageError, WbtoolError
+from wbtool.errors import SettingsError, UsageError, WbtoolError
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.config import Config
@@ -166,7 +166,12 @@ class Run:
 
     @name.setter
     def name(self, value: str) -> None:
-        self._set_doc("name", str(value))
+        from wbtool.settings import _validate
+
+        name = _validate("run_name", value)  # as init(name=...) is checked
+        if name is None:  # it was kept as the name "None"
+            raise SettingsError(name="run_name", reason="None: expected a string")
+        self._set_doc("name", name)
 
     @property
     def notes(self) -> str | None:
@@ -174,7 +179,9 @@ class Run:
 
     @notes.setter
     def notes(self, value: str | None) -> None:
-        self._set_doc("notes", value)
+        from wbtool.settings import _validate
+
+        self._set_doc("notes", _validate("run_notes", value))
 
     @property
     def tags(self) -> tuple[str, ...]:
