@@ -836,6 +836,34 @@ def test_a_name_or_notes_run_json_cannot_keep_is_refused(field: str, bad: object
     assert (wandb.Api().run(run2.id).name, wandb.Api().run(run2.id).notes) == ("second", None)
 
 
+@pytest.mark.parametrize("change", [
+    lambda run: run.config["opt"].__setitem__("betas", {0.9}),
+    lambda run: run.config["opt"].__setitem__("fn", object()),
+    lambda run: run.config["opt"].__setitem__(1, "one"),
+    lambda run: run.config["layers"].append(object()),
+    lambda run: run.summary["best"].__setitem__("at", object()),
+    lambda run: run.summary["best"].__setitem__((1, 2), "pair"),
+    lambda run: run.summary["best"].__setitem__("me", run.summary["best"]),
+])
+def test_a_nested_value_changed_in_place_loses_no_run(change: Any) -> None:
+    """A config or summary value holds dicts and lists that a script can
+    change in place, past the checks of run.config and run.summary: one
+    that JSON cannot write failed every later write, finish() too, which
+    left the run running with no summary and without its later config."""
+    run = wandb.init(settings=quiet(), config={"opt": {"lr": 0.1}, "layers": [64]})
+    run.summary["best"] = {"acc": 0.5}
+    run.log({"loss": 1.0})
+    change(run)
+    run.config["late"] = 1
+    run.log({"loss": 0.5})
+    run.finish()
+    public = wandb.Api().run(run.id)
+    assert public.state == "finished"
+    assert public.summary["loss"] == 0.5 and public.summary["best"]["acc"] == 0.5
+    assert public.config["late"] == 1 and public.config["opt"]["lr"] == 0.1
+    assert json.loads(json.dumps(public.config)) == public.config
+
+
 def test_a_finished_runs_config_keeps_every_key() -> None:
     """Deleting a key of a finished run's config was taken in memory and
     never written, so run.config no longer showed what the run had."""

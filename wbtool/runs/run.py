@@ -33,6 +33,7 @@ from wbtool.runs.values import (
     LogTarget,
     flatten_into,
     logged_twice,
+    storable,
 )
 
 if TYPE_CHECKING:
@@ -552,10 +553,10 @@ class Run:
         self._summary_dirty = False
         self._last_summary_write = time.monotonic()
         if self._shared is None:
-            folder.write_json(folder.summary, self._summary.as_dict())
+            folder.write_json(folder.summary, storable(self._summary.as_dict()))
         else:
             with folder.lock():
-                folder.merge_json(folder.summary, self._summary.changes(),
+                folder.merge_json(folder.summary, storable(self._summary.changes()),
                                   drop=self._summary.take_deleted(), highest=ROW_TIMES)
 
     def _write_config(self) -> None:
@@ -576,6 +577,7 @@ class Run:
         folder = self._folder
         assert folder is not None
         changes, dropped = self._config.take_changes()
+        changes = storable(changes)
         stored = folder.read_config()
         if not changes and not dropped:
             return stored
@@ -613,8 +615,8 @@ class Run:
                 doc.pop("summary_counts", None)
         summary_doc = None
         if summary:
-            summary_doc = (self._summary.as_dict() if self._shared is None
-                           else self._summary.changes())  # merged with the others' below
+            summary_doc = storable(self._summary.as_dict() if self._shared is None
+                                   else self._summary.changes())  # merged with the others' below
         config_doc = self._config_on_disk() if config else None
         if self._shared is None:
             folder.write_json(folder.run_json, doc, fsync=fsync)
@@ -673,7 +675,7 @@ class Run:
         """The config as files and the index keep it: secret-looking keys redacted."""
         from wbtool.runs.redact import redact_mapping
 
-        return redact_mapping(self._config.as_dict())
+        return redact_mapping(storable(self._config.as_dict()))
 
     # -- state ----------------------------------------------------------------------
     def mark_preempting(self) -> None:

@@ -89,6 +89,39 @@ def logged_twice(name: str) -> ValueError:
                       "dict's key): give one value")
 
 
+def storable(items: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a run's config or summary that JSON can write. Their values
+    were checked as they were set, but a nested one can be changed in place
+    since (``run.config["opt"]["betas"] = {0.9}``, ``.append(object())``),
+    and one that JSON cannot write failed every later write of the run, its
+    end included: such a value is written as a config value is kept (a set
+    as a list, an object as its text), a key that is not text as its text."""
+    out = {}
+    for key, value in items.items():
+        if type(value) not in PLAIN:
+            try:
+                value = normalise(value, key, lenient=True)
+            except ValueError:
+                value = _loose(value, 0)
+        out[key] = value
+    return out
+
+
+def _loose(value: Any, depth: int) -> Any:
+    """:func:`storable` of a value that :func:`normalise` refuses."""
+    if depth > MAX_DEPTH:  # a container that holds itself
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _loose(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_loose(v, depth + 1) for v in value]
+    try:
+        return normalise(value, lenient=True)
+    except ValueError:
+        return str(value)
+
+
 def _histogram(array: Any, key: str) -> dict[str, Any]:
     from wbtool.media.histogram import histogram_doc
 
