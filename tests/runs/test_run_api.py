@@ -1186,6 +1186,30 @@ def test_a_run_path_in_another_entity_is_not_found(
     f.close()
 
 
+def test_public_history_arguments_are_checked() -> None:
+    """keys="loss" was read as the keys l, o, s and s (no row had them all,
+    so nothing came back); a samples, min_step or stream of the wrong kind
+    failed from inside or was ignored."""
+    with wandb.init(project="p", settings=quiet()) as run:
+        for i in range(3):
+            run.log({"loss": i, "acc": 2 * i})
+    public = wandb.Api().run(f"p/{run.id}")
+    assert [r["loss"] for r in public.scan_history(keys="loss")] == [0, 1, 2]
+    assert [r["loss"] for r in public.history(keys="loss", pandas=False)] == [0, 1, 2]
+    assert [r["loss"] for r in public.scan_history(keys=["loss"], min_step=1)] == [1, 2]
+    assert public.history(stream="events", pandas=False) == []  # no system samples
+    calls = [
+        (lambda: list(public.scan_history(keys=["loss", 5])), TypeError, "keys must be strings"),
+        (lambda: list(public.scan_history(min_step="1")), TypeError, "min_step must be an int"),
+        (lambda: list(public.scan_history(max_step=2.5)), TypeError, "max_step must be an int"),
+        (lambda: public.history(samples="10"), TypeError, "samples must be an int"),
+        (lambda: public.history(stream="metrics"), ValueError, "stream must be 'default'"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call()
+
+
 @pytest.mark.parametrize("bad", [5, None, b"p/abc"])
 def test_a_run_path_that_is_no_text_is_refused(bad: object) -> None:
     """It failed with AttributeError from inside ('int' has no 'strip')."""
@@ -1215,6 +1239,7 @@ def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None
     assert model.size == 7 and model.url.startswith("file://")
     assert Path(model.path).read_text() == Path(os.fspath(model)).read_text() == "weights"
     assert [f.name for f in api_run.files(names=["notes.txt"])] == ["notes.txt"]
+    assert [f.name for f in api_run.files(names="notes.txt")] == ["notes.txt"]  # one name
     assert api_run.file("sub/model.txt") == model
 
     root = tmp_path / "out"
