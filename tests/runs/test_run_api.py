@@ -397,6 +397,22 @@ def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:
     assert saved["acc"] == 0.7 and saved["best"] == {"max": 0.4}
 
 
+def test_a_mean_of_an_int_past_any_float_is_infinite() -> None:
+    """It raised OverflowError from inside the summary after the row was
+    kept, leaving the rest of the row out of the summary and the mean's
+    count one ahead of its total."""
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("big", summary="mean,max")
+        run.define_metric("loss", summary="mean")
+        run.log({"loss": 1.0})
+        run.log({"big": 10**400, "loss": 3.0})
+        run.log({"big": 1})
+    assert run.summary["big"] == {"mean": math.inf, "max": 10**400}
+    assert run.summary["loss"] == {"mean": 2.0} and run.summary["_step"] == 2
+    assert [r.get("big") for r in history(run)] == [None, 10**400, 1]
+    assert wandb.Api().run(run.id).summary["big"]["mean"] == math.inf
+
+
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
     with wandb.init(settings=quiet()) as run:
         run.log({"loss": 3, "acc": 0.1})

@@ -82,9 +82,13 @@ class _Aggregate:
             if "max" in self.kinds and ("max" not in v or value > v["max"]):
                 v["max"] = value
             if "mean" in self.kinds:
+                try:
+                    total = self.total + value
+                except OverflowError:  # an int past any float: the mean is past them too
+                    total = math.inf if value > 0 else -math.inf
                 self.count += 1
-                self.total += value
-                v["mean"] = self.total / self.count
+                self.total = total
+                v["mean"] = total / self.count
             if "best" in self.kinds:
                 best = v.get("best")
                 if best is None or (value > best if self.goal == "maximize" else value < best):
