@@ -880,6 +880,19 @@ def test_a_nested_value_changed_in_place_loses_no_run(change: Any) -> None:
     assert json.loads(json.dumps(public.config)) == public.config
 
 
+def test_a_run_tag_with_a_control_character_is_refused() -> None:
+    """As an artifact's tag is: a newline or an escape in one broke listings."""
+    from wbtool.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="control character"):
+        wandb.init(settings=quiet(), tags=["a\nb"])
+    with wandb.init(settings=quiet(), tags=["ok"]) as run:
+        with pytest.raises(SettingsError, match="control character"):
+            run.tags = ["x", "\x1b[2Jclear"]
+        assert run.tags == ("ok",)
+    assert wandb.Api().run(run.id).tags == ["ok"]
+
+
 def test_a_finished_runs_config_keeps_every_key() -> None:
     """Deleting a key of a finished run's config was taken in memory and
     never written, so run.config no longer showed what the run had."""
