@@ -867,6 +867,21 @@ def test_download_keeps_unrelated_files_in_root(tmp_path: Path) -> None:
     assert read_tree(root) == {"a.txt": b"a", "mine.txt": b"not from the artifact"}
 
 
+def test_an_empty_root_is_refused_not_read_as_the_current_folder(tmp_path: Path) -> None:
+    """download(root="") (an unset variable) wrote into the current folder,
+    over files there of the same names."""
+    logged("dl-empty", {"a.txt": "from the artifact"}, tmp_path)
+    art = load("dl-empty:v0")
+    write(Path("a.txt"), "mine")
+    calls = [lambda: art.download(""), lambda: art.download(root=""),
+             lambda: art.file(""), lambda: art.checkout(""), lambda: art.verify(""),
+             lambda: art.get_entry("a.txt").download("")]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"name the folder to .*: root is empty"):
+            call()
+    assert Path("a.txt").read_text() == "mine"
+
+
 def test_downloaded_files_are_independent_of_the_store(tmp_path: Path, store: Path) -> None:
     art = logged("dl-independent", {"a.txt": "stored"}, tmp_path)
     root = tmp_path / "out"
