@@ -35,7 +35,13 @@ def name_list(value: str | Iterable[str] | None) -> list[str]:
     """Aliases or tags as a list: one string is one name, not its characters."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"expected a string or a list of strings, not "
+                        f"{type(value).__name__}: {value!r}") from None
 
 
 class CheckedList(list[str]):

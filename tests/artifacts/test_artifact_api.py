@@ -867,6 +867,23 @@ def test_download_keeps_unrelated_files_in_root(tmp_path: Path) -> None:
     assert read_tree(root) == {"a.txt": b"a", "mine.txt": b"not from the artifact"}
 
 
+def test_aliases_or_tags_that_are_no_list_are_refused(tmp_path: Path) -> None:
+    """aliases=5 failed from inside ('int' object is not iterable)."""
+    src = write(tmp_path / "a.txt", "a")
+    with wbtool.init(project="uncategorized", settings={"quiet": True, "console": "off"}) as run:
+        for option in ("aliases", "tags"):
+            with pytest.raises(TypeError, match="expected a string or a list of strings, "
+                                                "not int: 5"):
+                run.log_artifact(str(src), name="al", type="dataset", **{option: 5})
+    art = wbtool.Artifact("al", "dataset")
+    with pytest.raises(TypeError, match="not int: 5"):
+        art.aliases = 5  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="not int: 5"):
+        art.tags.extend(5)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        load("al:v0")
+
+
 def test_an_empty_root_is_refused_not_read_as_the_current_folder(tmp_path: Path) -> None:
     """download(root="") (an unset variable) wrote into the current folder,
     over files there of the same names."""

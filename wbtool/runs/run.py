@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,8 +192,8 @@ class Run:
     def tags(self, value: Sequence[str]) -> None:
         from wbtool.settings import _validate
 
-        if not isinstance(value, str):  # a string is read as init(tags=...) reads it
-            value = tuple(value)
+        if not isinstance(value, (str, Mapping)) and isinstance(value, Iterable):
+            value = tuple(value)  # a string is read as init(tags=...) reads it
         self._set_doc("tags", list(_validate("run_tags", value) or ()))
 
     @property
