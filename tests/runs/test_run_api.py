@@ -890,7 +890,7 @@ def test_a_run_tag_with_a_control_character_is_refused() -> None:
         with pytest.raises(SettingsError, match="control character"):
             run.tags = ["x", "\x1b[2Jclear"]
         for bad in (5, {"a": 1}):  # 5 failed from inside: 'int' object is not iterable
-            with pytest.raises(SettingsError, match="run_tags.*expected a list"):
+            with pytest.raises(SettingsError, match=r"run_tags.*expected a list"):
                 run.tags = bad  # type: ignore[assignment]
         assert run.tags == ("ok",)
     assert wandb.Api().run(run.id).tags == ["ok"]
