@@ -487,6 +487,16 @@ def test_table_building_and_reading() -> None:
     assert table.columns == ["id", "label", "score"]  # refused calls changed nothing
 
 
+def test_table_columns_or_data_of_the_wrong_kind_are_refused() -> None:
+    """columns="abc" made the columns a, b and c; data=5 failed from inside."""
+    with pytest.raises(TypeError, match="columns must be a list of column names, not 'abc'"):
+        wbtool.Table(columns="abc")
+    for bad in (5, "rows", object()):
+        with pytest.raises(TypeError, match="data must be a list of rows, not "):
+            wbtool.Table(columns=["a"], data=bad)
+    assert wbtool.Table(columns=("a",), data=iter([[1]])).data == [[1]]
+
+
 def test_table_with_pandas_and_numpy() -> None:
     pd = pytest.importorskip("pandas")
     np = pytest.importorskip("numpy")
