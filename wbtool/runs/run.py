@@ -103,7 +103,8 @@ class Run:
         self._config.update(config, allow_val_change=True)
         self._config.take_changes()  # what it starts with is no change
         self._config_dirty = False
-        self._summary = Summary(self._metrics, on_change=self._summary_changed)
+        self._summary = Summary(self._metrics, on_change=self._summary_changed,
+                                media=lambda: self._media_target(None))
         if summary:
             self._summary.load(summary, summary_user, summary_counts)
             self._step_values = _last_step_values(self._step_metric_names, summary)

@@ -128,12 +128,13 @@ def _histogram(array: Any, key: str) -> dict[str, Any]:
     return histogram_doc(array, HISTOGRAM_BINS)
 
 
-def normalise(value: Any, key: str = "", *, lenient: bool = False) -> Any:
+def normalise(value: Any, key: str = "", *, lenient: bool = False, media: Any = None) -> Any:
     """A JSON-ready copy of ``value``; raises ValueError for what cannot be
     logged. ``lenient`` (a config value, as the reference keeps one): an
     object of no type that can be logged is kept as its text instead, and a
-    dict's number key as JSON writes it (``{0: "cat"}`` as ``{"0": "cat"}``)."""
-    return _kept(_normalise(value, key, 0, lenient=lenient))
+    dict's number key as JSON writes it (``{0: "cat"}`` as ``{"0": "cat"}``).
+    ``media``: as for :func:`flatten_into`."""
+    return _kept(_normalise(value, key, 0, media, lenient=lenient))
 
 
 def _normalise(value: Any, key: str, depth: int, media: Any = None, *,
