@@ -368,6 +368,20 @@ def test_summary_keeps_the_last_media_dict() -> None:
     assert summary["img"] == last
 
 
+def test_media_set_in_the_summary_by_hand_write_their_files() -> None:
+    """run.summary["img"] = wbtool.Image(...) kept a reference to a file that
+    was never written: the image was lost."""
+    run = start()
+    run.log({"loss": 1.0})
+    run.summary["img"] = wbtool.Image([[1, 2]])
+    run.summary.update({"table": wbtool.Table(columns=["a"], data=[[1]])})
+    run.finish()
+    summary = wbtool.Api().run(run.id).summary
+    assert logged_png(run, summary["img"])[:2] == (2, 1)
+    table = run._folder.path / summary["table"]["path"]
+    assert json.loads(table.read_text())["data"] == [[1]]
+
+
 def test_media_logged_to_a_disabled_run_is_built_and_writes_nothing() -> None:
     with wbtool.init(mode="disabled") as run:
         run.log({"img": wbtool.Image([[1, 2]]), "imgs": [wbtool.Image([[1]])] * 2,
@@ -485,6 +499,16 @@ def test_table_building_and_reading() -> None:
     with pytest.raises(ValueError, match="INCREMENTAL"):
         wbtool.Table(columns=["x"], log_mode="INCREMENTAL")
     assert table.columns == ["id", "label", "score"]  # refused calls changed nothing
+
+
+def test_table_columns_or_data_of_the_wrong_kind_are_refused() -> None:
+    """columns="abc" made the columns a, b and c; data=5 failed from inside."""
+    with pytest.raises(TypeError, match="columns must be a list of column names, not 'abc'"):
+        wbtool.Table(columns="abc")
+    for bad in (5, "rows", object()):
+        with pytest.raises(TypeError, match="data must be a list of rows, not "):
+            wbtool.Table(columns=["a"], data=bad)
+    assert wbtool.Table(columns=("a",), data=iter([[1]])).data == [[1]]
 
 
 def test_table_with_pandas_and_numpy() -> None:

@@ -28,6 +28,9 @@ def test_defaults_and_validation() -> None:
         wbtool.Settings(mode="sometimes")
     with pytest.raises(SettingsError, match="run_tags"):
         wbtool.Settings(run_tags=["x" * 65])
+    for tag in ("a\nb", "a\tb", "\x1b[31mred"):  # as an artifact's tags: they break listings
+        with pytest.raises(SettingsError, match="holds a control character"):
+            wbtool.Settings(run_tags=[tag])
     with pytest.raises(ValueError):  # SettingsError is a ValueError too
         wbtool.Settings(quiet="maybe")
 

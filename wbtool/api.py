@@ -26,7 +26,8 @@ class Api:
         return Artifact._load(name, self._ctx, type=type)
 
     def run(self, path: str) -> PublicRun:
-        """``entity/project/id``, ``project/id`` or ``id`` → the run."""
+        """``entity/project/id``, ``project/id`` or ``id`` → the run (an
+        entity other than the one the settings name is not found)."""
         from wbtool.runs.public import get_run
 
         return get_run(self._ctx, path)
@@ -34,18 +35,22 @@ class Api:
     def runs(self, path: str | None = None, filters: dict[str, Any] | None = None,
              order: str = "-created_at", per_page: int = 50,
              include_sweeps: bool = True) -> list[PublicRun]:
-        """Runs of a project (``project`` or ``entity/project``; default: the
+        """Runs of a project (``project`` or ``entity/project``, where an
+        entity other than the one the settings name has none; default: the
         current project), newest first, filtered as the reference's public API
         does (``{"config.lr": {"$gt": 0.01}}``, ``{"state": "finished"}`` …).
         A key's dots step into nested values or, where there are none, name a
         flat key with those dots or with slashes for them:
         ``{"summary_metrics.train.loss": {"$lt": 1}}`` finds ``train/loss``."""
+        from wbtool.names import check_entity
+        from wbtool.runs.ids import split_project_path
         from wbtool.runs.public import list_runs
 
         project = self._ctx.project
         if path:
-            parts = [p for p in path.strip("/").split("/") if p]
-            project = parts[-1]
+            entity, project = split_project_path(path)
+            if entity is not None:
+                check_entity(entity, self._ctx.named_entity, path)
         return list_runs(self._ctx, project, filters, order)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:

@@ -35,7 +35,13 @@ def name_list(value: str | Iterable[str] | None) -> list[str]:
     """Aliases or tags as a list: one string is one name, not its characters."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"expected a string or a list of strings, not "
+                        f"{type(value).__name__}: {value!r}") from None
 
 
 class CheckedList(list[str]):
@@ -261,7 +267,8 @@ def split_ref(ref: str, entity: str | None = None) -> tuple[str | None, str, str
     store's. Without ``entity`` only the form is checked.
     """
     if not isinstance(ref, str) or not ref:
-        raise InvalidNameError(what="artifact reference", value=ref, reason="empty")
+        raise InvalidNameError(what="artifact reference", value=ref,
+                               reason="must be a non-empty string")
     body, _, version = ref.partition(":")
     parts = body.split("/")
     if len(parts) > 3:

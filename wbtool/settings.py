@@ -187,6 +187,8 @@ def _tags(v: Any) -> tuple[str, ...] | None:
     for t in tags:
         if not isinstance(t, str) or not 1 <= len(t) <= 64:
             raise ValueError(f"tag {t!r} must be 1 to 64 characters")
+        if any(c < " " or c == "\x7f" for c in t):  # as an artifact's: listings break
+            raise ValueError(f"tag {t!r} holds a control character")
         _text(t)
     return tuple(tags)
 

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import random
+import re
 import socket
 import stat
 import sys
@@ -866,6 +867,38 @@ def test_download_keeps_unrelated_files_in_root(tmp_path: Path) -> None:
     assert read_tree(root) == {"a.txt": b"a", "mine.txt": b"not from the artifact"}
 
 
+def test_aliases_or_tags_that_are_no_list_are_refused(tmp_path: Path) -> None:
+    """aliases=5 failed from inside ('int' object is not iterable)."""
+    src = write(tmp_path / "a.txt", "a")
+    with wbtool.init(project="uncategorized", settings={"quiet": True, "console": "off"}) as run:
+        for option in ("aliases", "tags"):
+            with pytest.raises(TypeError, match="expected a string or a list of strings, "
+                                                "not int: 5"):
+                run.log_artifact(str(src), name="al", type="dataset", **{option: 5})
+    art = wbtool.Artifact("al", "dataset")
+    with pytest.raises(TypeError, match="not int: 5"):
+        art.aliases = 5  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="not int: 5"):
+        art.tags.extend(5)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        load("al:v0")
+
+
+def test_an_empty_root_is_refused_not_read_as_the_current_folder(tmp_path: Path) -> None:
+    """download(root="") (an unset variable) wrote into the current folder,
+    over files there of the same names."""
+    logged("dl-empty", {"a.txt": "from the artifact"}, tmp_path)
+    art = load("dl-empty:v0")
+    write(Path("a.txt"), "mine")
+    calls = [lambda: art.download(""), lambda: art.download(root=""),
+             lambda: art.file(""), lambda: art.checkout(""), lambda: art.verify(""),
+             lambda: art.get_entry("a.txt").download("")]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"name the folder to .*: root is empty"):
+            call()
+    assert Path("a.txt").read_text() == "mine"
+
+
 def test_downloaded_files_are_independent_of_the_store(tmp_path: Path, store: Path) -> None:
     art = logged("dl-independent", {"a.txt": "stored"}, tmp_path)
     root = tmp_path / "out"
@@ -1185,6 +1218,31 @@ def test_metadata_that_is_not_standard_json_is_refused(tmp_path: Path, bad: obje
     assert load("odd:v0").metadata == {}
 
 
+@pytest.mark.parametrize("bad", [{1: "a", "1": "b"}, {"x": {2: "y"}}, {1: 2}, {None: 1},
+                                 {"x": [{(1, 2): 3}]}])
+def test_metadata_keys_that_are_not_text_are_refused(tmp_path: Path, bad: dict) -> None:
+    """A key that is not text came back as text (1 as "1"), lost the value of a
+    text key spelled the same, or failed the save with an error from deep in
+    the JSON writer: refused when set and when saved, naming the key."""
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        wbtool.Artifact("odd-keys", "dataset", metadata=bad)
+    art = wbtool.Artifact("odd-keys", "dataset")
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        art.metadata = bad
+    art.add_file(str(write(tmp_path / "a.txt", "a")))
+    art.metadata.update(bad)
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        art.save()
+    with pytest.raises(NotFoundError):
+        load("odd-keys:v0")
+    logged("odd-keys", {"a.txt": "a"}, tmp_path, metadata={"k": 1})
+    got = load("odd-keys:v0")
+    got.metadata.update(bad)
+    with pytest.raises(ValueError, match="metadata keys must be strings"):
+        got.save()
+    assert load("odd-keys:v0").metadata == {"k": 1}
+
+
 def test_names_longer_than_a_filesystem_takes_are_refused(tmp_path: Path) -> None:
     src = write(tmp_path / "a.txt", "a")
     art = wbtool.Artifact("long-names", "dataset")
@@ -1223,6 +1281,10 @@ def test_delete_with_alias_requires_delete_aliases(tmp_path: Path) -> None:
     with pytest.raises(WbtoolError, match=r"has aliases best; pass delete_aliases=True to"):
         target.delete()
     assert load("del:best").version == "v0"  # nothing was deleted
+    for bad in ("False", "no", 0, None):  # a string that reads as "no" deleted it
+        with pytest.raises(TypeError, match=f"delete_aliases must be True or False, not {bad!r}"):
+            target.delete(delete_aliases=bad)  # type: ignore[arg-type]
+    assert load("del:best").version == "v0"
 
     target.delete(delete_aliases=True)
     assert target.state == "DELETED"
@@ -1509,6 +1571,23 @@ def test_add_reference_folder_over_max_objects_is_refused(tmp_path: Path) -> Non
     assert art.file_count == 0
     art.add_reference(folder.as_uri(), max_objects=3)
     assert art.file_count == 3
+
+
+@pytest.mark.parametrize("bad", ["3", 2.5, True])
+def test_add_reference_max_objects_that_is_no_int_is_refused(tmp_path: Path, bad: object) -> None:
+    """It failed with a comparison error from inside ('>' not supported)."""
+    folder = make_tree(tmp_path / "ext-dir", {"1.txt": "1"})
+    art = wbtool.Artifact("ref-max-type", "dataset")
+    with pytest.raises(TypeError, match=f"max_objects must be an int, not .*{bad!r}"):
+        art.add_reference(folder.as_uri(), max_objects=bad)  # type: ignore[arg-type]
+    assert art.file_count == 0
+
+
+@pytest.mark.parametrize("bad", [5, None, b"ds:v0"])
+def test_an_artifact_reference_that_is_no_text_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=f"invalid artifact reference {re.escape(repr(bad))}: "
+                                         "must be a non-empty string"):
+        wbtool.Api().artifact(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bad_name", ["../escape", "/abs"])

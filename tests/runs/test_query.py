@@ -87,3 +87,11 @@ def test_a_dotted_key_finds_nested_and_flat_keys_with_dots_or_slashes() -> None:
     assert found("summary.a.c") == found("summary.a") == found("config.opt.lr.x") == set()
     order = [r.name for r in api.runs("p", order="-summary.a.b")]
     assert order[:3] == ["slash", "dot", "nested"] and order[3] == "small"
+
+
+@pytest.mark.parametrize("order", [5, None, ["-created_at"]])
+def test_an_order_that_is_no_text_is_a_usage_error(order: Any) -> None:
+    """It failed with AttributeError from inside ('int' has no 'strip')."""
+    with pytest.raises(UsageError, match=re.escape(f"order must be a string such as "
+                                                   f"'-created_at', not {order!r}")):
+        wbtool.Api().runs("p", order=order)

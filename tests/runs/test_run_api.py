@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,25 @@ def test_nested_values_flatten_and_special_floats_survive() -> None:
     assert row["lst"] == [1, 2.5, "x"] and row["tup"] == [1, 2]
     text = Path(run._folder.history).read_text()
     assert "NaN" in text and '"NaN"' not in text
+
+
+@pytest.mark.parametrize("data", [
+    {"train/loss": 1.0, "train": {"loss": 2.0}},
+    {"train": {"loss": 2.0}, "train/loss": 1.0},
+    {"train": {"loss": 2.0, "x": 1}, "train/loss": [1, 2]},
+    {"a": {"b/c": 1}, "a/b": {"c": 2}},
+])
+def test_a_key_logged_twice_in_one_call_is_refused(data: dict[str, Any]) -> None:
+    """``train/loss`` and ``{"train": {"loss": ...}}`` name one key: one of
+    the two values was kept and the other lost without a word."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"train/loss": 0.5})
+        with pytest.raises(ValueError, match=r"cannot log '(train/loss|a/b/c)' twice in one call"):
+            run.log(data)
+        run.log({"ok": 1})
+    assert strip_times(history(run)) == [{"train/loss": 0.5, "_step": 0},
+                                         {"ok": 1, "_step": 1}]
+    assert run.summary["train/loss"] == 0.5
 
 
 def test_numpy_scalars_and_arrays() -> None:
@@ -375,6 +395,22 @@ def test_a_deleted_summary_key_comes_back_when_it_is_logged_again() -> None:
         assert run.summary["acc"] == 0.7 and run.summary["best"] == {"max": 0.4}
     saved = json.loads(Path(run._folder.summary).read_text())
     assert saved["acc"] == 0.7 and saved["best"] == {"max": 0.4}
+
+
+def test_a_mean_of_an_int_past_any_float_is_infinite() -> None:
+    """It raised OverflowError from inside the summary after the row was
+    kept, leaving the rest of the row out of the summary and the mean's
+    count one ahead of its total."""
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("big", summary="mean,max")
+        run.define_metric("loss", summary="mean")
+        run.log({"loss": 1.0})
+        run.log({"big": 10**400, "loss": 3.0})
+        run.log({"big": 1})
+    assert run.summary["big"] == {"mean": math.inf, "max": 10**400}
+    assert run.summary["loss"] == {"mean": 2.0} and run.summary["_step"] == 2
+    assert [r.get("big") for r in history(run)] == [None, 10**400, 1]
+    assert wandb.Api().run(run.id).summary["big"]["mean"] == math.inf
 
 
 def test_summary_defaults_to_last_and_user_writes_win() -> None:
@@ -790,6 +826,91 @@ def test_what_a_finished_run_cannot_keep_is_refused() -> None:
     assert run._folder.read_json(run._folder.summary, {})["best"] == 1.0
 
 
+@pytest.mark.parametrize(("field", "bad"), [
+    ("notes", object()), ("notes", b"\xff"), ("notes", 5), ("notes", "a\udcffb"),
+    ("name", None), ("name", 5), ("name", object()), ("name", "a\udcffb"),
+])
+def test_a_name_or_notes_run_json_cannot_keep_is_refused(field: str, bad: object) -> None:
+    """Notes that JSON cannot write were kept in memory after the error, so
+    that every later write of run.json failed: finish() too, which left the
+    run running without its summary. A name was kept as its text ("None")."""
+    from wbtool.errors import SettingsError
+
+    run = wandb.init(settings=quiet(), name="first", notes="kept")
+    run.log({"loss": 1.0})
+    with pytest.raises(SettingsError, match=f"invalid setting 'run_{field}'"):
+        setattr(run, field, bad)
+    assert (run.name, run.notes) == ("first", "kept")
+    run.log({"loss": 0.5})
+    run.finish()
+    public = wandb.Api().run(run.id)
+    assert (public.state, public.name, public.notes) == ("finished", "first", "kept")
+    assert public.summary["loss"] == 0.5
+    run2 = wandb.init(settings=quiet())
+    run2.name, run2.notes = "second", None
+    run2.finish()
+    assert (wandb.Api().run(run2.id).name, wandb.Api().run(run2.id).notes) == ("second", None)
+
+
+@pytest.mark.parametrize("change", [
+    lambda run: run.config["opt"].__setitem__("betas", {0.9}),
+    lambda run: run.config["opt"].__setitem__("fn", object()),
+    lambda run: run.config["opt"].__setitem__(1, "one"),
+    lambda run: run.config["layers"].append(object()),
+    lambda run: run.summary["best"].__setitem__("at", object()),
+    lambda run: run.summary["best"].__setitem__((1, 2), "pair"),
+    lambda run: run.summary["best"].__setitem__("me", run.summary["best"]),
+])
+def test_a_nested_value_changed_in_place_loses_no_run(change: Any) -> None:
+    """A config or summary value holds dicts and lists that a script can
+    change in place, past the checks of run.config and run.summary: one
+    that JSON cannot write failed every later write, finish() too, which
+    left the run running with no summary and without its later config."""
+    run = wandb.init(settings=quiet(), config={"opt": {"lr": 0.1}, "layers": [64]})
+    run.summary["best"] = {"acc": 0.5}
+    run.log({"loss": 1.0})
+    change(run)
+    run.config["late"] = 1
+    run.log({"loss": 0.5})
+    run.finish()
+    public = wandb.Api().run(run.id)
+    assert public.state == "finished"
+    assert public.summary["loss"] == 0.5 and public.summary["best"]["acc"] == 0.5
+    assert public.config["late"] == 1 and public.config["opt"]["lr"] == 0.1
+    assert json.loads(json.dumps(public.config)) == public.config
+
+
+def test_a_run_tag_with_a_control_character_is_refused() -> None:
+    """As an artifact's tag is: a newline or an escape in one broke listings."""
+    from wbtool.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="control character"):
+        wandb.init(settings=quiet(), tags=["a\nb"])
+    with wandb.init(settings=quiet(), tags=["ok"]) as run:
+        with pytest.raises(SettingsError, match="control character"):
+            run.tags = ["x", "\x1b[2Jclear"]
+        for bad in (5, {"a": 1}):  # 5 failed from inside: 'int' object is not iterable
+            with pytest.raises(SettingsError, match=r"run_tags.*expected a list"):
+                run.tags = bad  # type: ignore[assignment]
+        assert run.tags == ("ok",)
+    assert wandb.Api().run(run.id).tags == ["ok"]
+
+
+def test_a_finished_runs_config_keeps_every_key() -> None:
+    """Deleting a key of a finished run's config was taken in memory and
+    never written, so run.config no longer showed what the run had."""
+    with wandb.init(settings=quiet(), config={"lr": 0.1, "bs": 8}) as run:
+        pass
+    calls = [lambda: run.config.__delitem__("lr"), lambda: run.config.__delattr__("bs"),
+             lambda: run.config.pop("lr"), lambda: run.config.clear(),
+             lambda: run.config.__setitem__("lr", 0.2), lambda: run.config.update(x=1)]
+    for call in calls:
+        with pytest.raises(ValueError, match="finished"):
+            call()
+    assert dict(run.config) == {"lr": 0.1, "bs": 8}
+    assert wandb.Api().run(run.id).config == {"lr": 0.1, "bs": 8}
+
+
 def test_a_finished_run_takes_no_more_files_artifacts_or_alerts(tmp_path: Path) -> None:
     """They were written into the run after its end was recorded (and, online,
     after the run was pushed, so the remote never had them)."""
@@ -1061,6 +1182,78 @@ def test_restore_from_another_run(tmp_path: Path) -> None:
     f.close()
 
 
+def test_a_run_path_in_another_entity_is_not_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Api().run, Api().runs and restore(run_path=) follow the artifacts'
+    rule: where the ``entity`` setting names this store's entity, a path
+    naming another is not found (never read as this store's); without the
+    setting, any entity is this store's. A path of too many parts, or a
+    project path naming another project, is refused, not cut short."""
+    from wbtool.errors import InvalidNameError, NotFoundError, OtherEntityError
+
+    monkeypatch.setenv("WBTOOL_ENTITY", "team")
+    Path("model.txt").write_text("weights")
+    with wandb.init(project="p", settings=quiet()) as run:
+        run.save("model.txt", policy="now")
+    api = wandb.Api()
+    assert api.run(f"team/p/{run.id}").id == run.id
+    assert [r.id for r in api.runs("team/p")] == [run.id]
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        api.run(f"other/p/{run.id}")
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        api.runs("other/p")
+    with pytest.raises(OtherEntityError, match=r"'other'.*'team'"):
+        wandb.restore("model.txt", run_path=f"other/p/{run.id}", root=str(tmp_path / "o1"))
+    with pytest.raises(NotFoundError):  # the run is in p, not q
+        wandb.restore("model.txt", run_path=f"team/q/{run.id}", root=str(tmp_path / "o2"))
+    for bad in ("a/b/c/d", "a/b/c", "bad name"):
+        with pytest.raises(InvalidNameError, match="project"):
+            api.runs(bad)
+    monkeypatch.delenv("WBTOOL_ENTITY")  # no entity named: any entity is this store's
+    api = wandb.Api()
+    assert api.run(f"other/p/{run.id}").id == run.id
+    assert [r.id for r in api.runs("other/p")] == [run.id]
+    f = wandb.restore("model.txt", run_path=f"other/p/{run.id}", root=str(tmp_path / "o3"))
+    assert f.read() == "weights"
+    f.close()
+
+
+def test_public_history_arguments_are_checked() -> None:
+    """keys="loss" was read as the keys l, o, s and s (no row had them all,
+    so nothing came back); a samples, min_step or stream of the wrong kind
+    failed from inside or was ignored."""
+    with wandb.init(project="p", settings=quiet()) as run:
+        for i in range(3):
+            run.log({"loss": i, "acc": 2 * i})
+    public = wandb.Api().run(f"p/{run.id}")
+    assert [r["loss"] for r in public.scan_history(keys="loss")] == [0, 1, 2]
+    assert [r["loss"] for r in public.history(keys="loss", pandas=False)] == [0, 1, 2]
+    assert [r["loss"] for r in public.scan_history(keys=["loss"], min_step=1)] == [1, 2]
+    assert public.history(stream="events", pandas=False) == []  # no system samples
+    calls = [
+        (lambda: list(public.scan_history(keys=["loss", 5])), TypeError, "keys must be strings"),
+        (lambda: list(public.scan_history(min_step="1")), TypeError, "min_step must be an int"),
+        (lambda: list(public.scan_history(max_step=2.5)), TypeError, "max_step must be an int"),
+        (lambda: public.history(samples="10"), TypeError, "samples must be an int"),
+        (lambda: public.history(stream="metrics"), ValueError, "stream must be 'default'"),
+    ]
+    for call, error, message in calls:
+        with pytest.raises(error, match=message):
+            call()
+
+
+@pytest.mark.parametrize("bad", [5, None, b"p/abc"])
+def test_a_run_path_that_is_no_text_is_refused(bad: object) -> None:
+    """It failed with AttributeError from inside ('int' has no 'strip')."""
+    from wbtool.errors import InvalidNameError
+
+    with pytest.raises(InvalidNameError, match=f"invalid run path {re.escape(repr(bad))}"):
+        wandb.Api().run(bad)  # type: ignore[arg-type]
+    if bad is not None:  # no path: the current project's runs
+        with pytest.raises(InvalidNameError, match="invalid project path"):
+            wandb.Api().runs(bad)  # type: ignore[arg-type]
+
+
 def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None:
     """Api().run(...).files() and .file(name) give File objects (name, size,
     url, download) as the reference's public API does, not bare names."""
@@ -1078,6 +1271,7 @@ def test_public_run_files_are_file_objects_that_download(tmp_path: Path) -> None
     assert model.size == 7 and model.url.startswith("file://")
     assert Path(model.path).read_text() == Path(os.fspath(model)).read_text() == "weights"
     assert [f.name for f in api_run.files(names=["notes.txt"])] == ["notes.txt"]
+    assert [f.name for f in api_run.files(names="notes.txt")] == ["notes.txt"]  # one name
     assert api_run.file("sub/model.txt") == model
 
     root = tmp_path / "out"

@@ -462,6 +462,9 @@ class Artifact:
         parsed = urlparse(uri)
         scheme = parsed.scheme
         limit = DEFAULT_MAX_OBJECTS if max_objects is None else max_objects
+        if type(limit) is not int:
+            raise TypeError(f"max_objects must be an int, not {type(limit).__name__}: "
+                            f"{limit!r}")
         if scheme == "file":
             local = unquote(parsed.path)
             if os.path.isdir(local):
@@ -625,6 +628,17 @@ class Artifact:
     def _default_root(self) -> str:
         return os.path.join(".", "artifacts", self.name)
 
+    def _root(self, root: str | os.PathLike[str] | None, action: str) -> str:
+        """The folder ``root`` names (default: :meth:`_default_root`). An empty
+        one, as an unset variable gives, is refused: it was read as the
+        current folder, where a download writes over files of the same names."""
+        if root is None:
+            return self._default_root()
+        target = os.fspath(root)
+        if target == "":
+            raise UsageError(f"name the folder to {action}: root is empty")
+        return target
+
     def download(
         self,
         root: str | None = None,
@@ -642,7 +656,7 @@ class Artifact:
         it lacks), so ``skip_cache`` and ``multipart`` are accepted and have
         no effect."""
         self._ensure_logged("download")
-        target = os.fspath(root) if root is not None else self._default_root()
+        target = self._root(root, "download into")
         self._write_out(self._manifest, target, path_prefix=path_prefix, link=link,
                         allow_missing_references=allow_missing_references)
         return str(Path(target).absolute())
@@ -685,7 +699,7 @@ class Artifact:
         (ConflictError) and nothing is deleted. The filesystem's root and the
         home folder are always refused."""
         self._ensure_logged("checkout")
-        target = os.fspath(root) if root is not None else self._default_root()
+        target = self._root(root, "check out into")
         materialize.refuse_dangerous_root(target)
         ctx = self._context()
         materialize.store_under(ctx.store, target)  # refused before anything is made
@@ -706,7 +720,7 @@ class Artifact:
     def verify(self, root: str | None = None) -> None:
         """Raise ValueError unless ``root`` matches the manifest exactly."""
         self._ensure_logged("verify")
-        target = os.fspath(root) if root is not None else self._default_root()
+        target = self._root(root, "verify")
         if root is None and not os.path.isdir(target):
             self.download(target)
         materialize.verify_tree(self._manifest, target, self._context().store)
@@ -841,6 +855,8 @@ class Artifact:
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
+        if not isinstance(delete_aliases, bool):  # "False" would delete an aliased version
+            raise TypeError(f"delete_aliases must be True or False, not {delete_aliases!r}")
         rec = self._ensure_logged("delete")
         self._context().registry.delete(rec, delete_aliases=delete_aliases)
         self._deleted = True
@@ -943,7 +959,7 @@ class ArtifactManifestEntry(ManifestEntry):
         ``download`` writes) at its path in the artifact; return that path."""
         art = self._artifact
         art._ensure_logged("download")
-        target = os.fspath(root) if root is not None else art._default_root()
+        target = art._root(root, "download into")
         art._write_out(Manifest([ManifestEntry(self.path, self.digest, self.size, self.ref,
                                                self.extra)]), target)
         return str(Path(target).absolute() / self.path)

@@ -34,6 +34,13 @@ def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
         if isinstance(item, (dict, list, tuple)):
             if depth > MAX_DEPTH:
                 raise UsageError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+            if isinstance(item, dict):
+                # JSON keys are text: another key would come back as text, and
+                # one beside a text key spelled the same would be lost.
+                for key in item:
+                    if not isinstance(key, str):
+                        raise UsageError(f"{what} keys must be strings, not "
+                                         f"{type(key).__name__}: {key!r}")
             items = item.values() if isinstance(item, dict) else item
             stack.extend((x, depth + 1) for x in items)
     try:

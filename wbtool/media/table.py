@@ -9,7 +9,7 @@ referenced by its dict (as are audio, video, pages and 3D objects).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from wbtool.hashing import hash_bytes
@@ -70,6 +70,11 @@ class Table(Media):
             data = data.tolist()
         if columns is None:
             columns = list(DEFAULT_COLUMNS)
+        elif isinstance(columns, (str, bytes)):  # its characters are no column names
+            raise TypeError(f"columns must be a list of column names, not {columns!r}")
+        if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+            raise TypeError(f"data must be a list of rows, not {type(data).__name__}: "
+                            f"{data!r:.80}")
         self.columns: list[str] = []
         for c in columns:
             if not isinstance(c, str):

@@ -153,6 +153,8 @@ class Config(MutableMapping[str, Any]):
         return self._items[key]
 
     def __delitem__(self, key: str) -> None:
+        if self._locked:
+            raise ConfigError("this run is finished: its config can no longer change")
         del self._items[key]
         self._touched.discard(key)
         self._dropped.add(key)

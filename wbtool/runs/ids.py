@@ -57,7 +57,7 @@ def split_run_path(path: str) -> tuple[str | None, str | None, str]:
     The ``runs/`` segment of the reference's ``entity/project/runs/id`` form
     is accepted too.
     """
-    parts = [p for p in path.strip().strip("/").split("/") if p]
+    parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
     if len(parts) >= 2 and parts[-2] == "runs":
         del parts[-2]
     if not parts or len(parts) > 3:
@@ -67,6 +67,18 @@ def split_run_path(path: str) -> tuple[str | None, str | None, str]:
     project = parts[-2] if len(parts) >= 2 else None
     entity = parts[-3] if len(parts) == 3 else None
     return entity, project, run_id
+
+
+def split_project_path(path: str) -> tuple[str | None, str]:
+    """``entity/project`` or ``project`` → (entity, project), for a listing
+    of runs."""
+    from wbtool.names import validate_name
+
+    parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
+    if not parts or len(parts) > 2:
+        raise InvalidNameError(what="project path", value=path,
+                               reason="expected entity/project or project")
+    return (parts[0] if len(parts) == 2 else None), validate_name(parts[-1], "project name")
 
 
 def parse_moment(value: str) -> tuple[str, int]:

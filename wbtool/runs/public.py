@@ -8,7 +8,8 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import NotFoundError
+from wbtool.errors import NotFoundError, UsageError
+from wbtool.names import check_entity
 from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
 from wbtool.runs.folder import RunFolder, effective_state, runtime_shown
@@ -146,7 +147,8 @@ class PublicRun:
         them, reduced to those keys, ``_step``, and ``_label`` where the row has
         one: the process of a shared run that logged it (x_label), which no
         row needs in order to be kept, even when ``keys`` names it."""
-        wanted = list(keys) if keys else None
+        wanted = _keys(keys) or None
+        min_step, max_step = _step_arg("min_step", min_step), _step_arg("max_step", max_step)
         needed = [k for k in wanted if k != "_label"] if wanted else []
         for row in iter_rows(self._folder.history):
             step = row.get("_step")
@@ -166,8 +168,15 @@ class PublicRun:
     def history(self, samples: int = 500, keys: Sequence[str] | None = None,
                 x_axis: str = "_step", pandas: bool = True, stream: str = "default") -> Any:
         """Up to ``samples`` rows spread evenly over the run (first and last
-        included); a pandas DataFrame when pandas is installed and ``pandas``."""
-        source = self._folder.system if stream == "system" else None
+        included); a pandas DataFrame when pandas is installed and ``pandas``.
+        ``stream``: ``"default"`` (what was logged) or ``"system"`` (system
+        metrics; ``"events"`` too, as the W&B public API names them)."""
+        if stream not in ("default", "system", "events"):
+            raise UsageError(f"stream must be 'default' or 'system', not {stream!r}")
+        if isinstance(samples, bool) or not isinstance(samples, int):
+            raise TypeError(f"samples must be an int, not {samples!r}")
+        keys = _keys(keys)
+        source = self._folder.system if stream != "default" else None
         if source is not None:
             rows = list(iter_rows(source))
             if keys:
@@ -196,7 +205,7 @@ class PublicRun:
         from wbtool.runs.files import File
 
         if names is not None:
-            return [self.file(n) for n in names]
+            return [self.file(n) for n in _keys(names, "names")]
         root = self._folder.files
         out = []
         for dirpath, _dirs, found in os.walk(root):
@@ -239,6 +248,24 @@ class PublicRun:
         delete_run(self._ctx, self.id)
 
 
+def _keys(keys: Sequence[str] | str | None, what: str = "keys") -> list[str]:
+    """History keys (or file names) as a list: one string is one key, not its
+    characters, and each must be a string."""
+    if keys is None:
+        return []
+    out = [keys] if isinstance(keys, str) else list(keys)
+    for k in out:
+        if not isinstance(k, str):
+            raise TypeError(f"{what} must be strings, not {type(k).__name__}: {k!r}")
+    return out
+
+
+def _step_arg(what: str, step: int | None) -> int | None:
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise TypeError(f"{what} must be an int or None, not {step!r}")
+    return step
+
+
 def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]]:
     n = len(rows)
     if samples <= 0 or n <= samples:
@@ -249,7 +276,11 @@ def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]
 
 
 def get_run(ctx: Context, path: str) -> PublicRun:
-    _, project, run_id = split_run_path(path)
+    """The run ``path`` names; an entity other than the one the settings
+    name is not found (any entity is this store's where none is named)."""
+    entity, project, run_id = split_run_path(path)
+    if entity is not None:
+        check_entity(entity, ctx.named_entity, path)
     row = catalog.get(ctx.store.index, run_id)
     if row is not None:
         row = caught_up(ctx, [row])[0]

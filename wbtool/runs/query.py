@@ -235,6 +235,8 @@ def _absent(value: Any) -> bool:
 
 def sort_key(order: str) -> tuple[str, bool]:
     """``"-created_at"`` → ("created_at", descending)."""
+    if not isinstance(order, str):
+        raise UsageError(f"order must be a string such as '-created_at', not {order!r}")
     order = order.strip() or "-created_at"
     if order[0] in "+-":
         return order[1:], order[0] == "-"

@@ -15,18 +15,26 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import UsageError, WbtoolError
+from wbtool.errors import SettingsError, UsageError, WbtoolError
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.config import Config
 from wbtool.runs.folder import RunFolder, hostname
 from wbtool.runs.history import LineWriter
 from wbtool.runs.summary import Metric, MetricTable, Summary
-from wbtool.runs.values import JSON_SAFE, MAX_STEP, PLAIN, LogTarget, flatten_into
+from wbtool.runs.values import (
+    JSON_SAFE,
+    MAX_STEP,
+    PLAIN,
+    LogTarget,
+    flatten_into,
+    logged_twice,
+    storable,
+)
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -95,7 +103,8 @@ class Run:
         self._config.update(config, allow_val_change=True)
         self._config.take_changes()  # what it starts with is no change
         self._config_dirty = False
-        self._summary = Summary(self._metrics, on_change=self._summary_changed)
+        self._summary = Summary(self._metrics, on_change=self._summary_changed,
+                                media=lambda: self._media_target(None))
         if summary:
             self._summary.load(summary, summary_user, summary_counts)
             self._step_values = _last_step_values(self._step_metric_names, summary)
@@ -159,7 +168,12 @@ class Run:
 
     @name.setter
     def name(self, value: str) -> None:
-        self._set_doc("name", str(value))
+        from wbtool.settings import _validate
+
+        name = _validate("run_name", value)  # as init(name=...) is checked
+        if name is None:  # it was kept as the name "None"
+            raise SettingsError(name="run_name", reason="None: expected a string")
+        self._set_doc("name", name)
 
     @property
     def notes(self) -> str | None:
@@ -167,7 +181,9 @@ class Run:
 
     @notes.setter
     def notes(self, value: str | None) -> None:
-        self._set_doc("notes", value)
+        from wbtool.settings import _validate
+
+        self._set_doc("notes", _validate("run_notes", value))
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -177,8 +193,8 @@ class Run:
     def tags(self, value: Sequence[str]) -> None:
         from wbtool.settings import _validate
 
-        if not isinstance(value, str):  # a string is read as init(tags=...) reads it
-            value = tuple(value)
+        if not isinstance(value, (str, Mapping)) and isinstance(value, Iterable):
+            value = tuple(value)  # a string is read as init(tags=...) reads it
         self._set_doc("tags", list(_validate("run_tags", value) or ()))
 
     @property
@@ -346,6 +362,8 @@ class Run:
             media = None
             for key, value in data.items():
                 if type(value) in plain and type(key) is str:
+                    if key in values:  # also under a nested dict before it
+                        raise logged_twice(key)
                     values[key] = value
                 else:
                     if media is None:  # where logged images and tables write their files
@@ -536,10 +554,10 @@ class Run:
         self._summary_dirty = False
         self._last_summary_write = time.monotonic()
         if self._shared is None:
-            folder.write_json(folder.summary, self._summary.as_dict())
+            folder.write_json(folder.summary, storable(self._summary.as_dict()))
         else:
             with folder.lock():
-                folder.merge_json(folder.summary, self._summary.changes(),
+                folder.merge_json(folder.summary, storable(self._summary.changes()),
                                   drop=self._summary.take_deleted(), highest=ROW_TIMES)
 
     def _write_config(self) -> None:
@@ -560,6 +578,7 @@ class Run:
         folder = self._folder
         assert folder is not None
         changes, dropped = self._config.take_changes()
+        changes = storable(changes)
         stored = folder.read_config()
         if not changes and not dropped:
             return stored
@@ -597,8 +616,8 @@ class Run:
                 doc.pop("summary_counts", None)
         summary_doc = None
         if summary:
-            summary_doc = (self._summary.as_dict() if self._shared is None
-                           else self._summary.changes())  # merged with the others' below
+            summary_doc = storable(self._summary.as_dict() if self._shared is None
+                                   else self._summary.changes())  # merged with the others' below
         config_doc = self._config_on_disk() if config else None
         if self._shared is None:
             folder.write_json(folder.run_json, doc, fsync=fsync)
@@ -657,7 +676,7 @@ class Run:
         """The config as files and the index keep it: secret-looking keys redacted."""
         from wbtool.runs.redact import redact_mapping
 
-        return redact_mapping(self._config.as_dict())
+        return redact_mapping(storable(self._config.as_dict()))
 
     # -- state ----------------------------------------------------------------------
     def mark_preempting(self) -> None:

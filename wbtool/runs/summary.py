@@ -82,9 +82,13 @@ class _Aggregate:
             if "max" in self.kinds and ("max" not in v or value > v["max"]):
                 v["max"] = value
             if "mean" in self.kinds:
+                try:
+                    total = self.total + value
+                except OverflowError:  # an int past any float: the mean is past them too
+                    total = math.inf if value > 0 else -math.inf
                 self.count += 1
-                self.total += value
-                v["mean"] = self.total / self.count
+                self.total = total
+                v["mean"] = total / self.count
             if "best" in self.kinds:
                 best = v.get("best")
                 if best is None or (value > best if self.goal == "maximize" else value < best):
@@ -206,11 +210,15 @@ class _Attributes(MutableMapping[str, Any]):
 class Summary(_Attributes):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
-    __slots__ = ("_aggs", "_counts", "_data", "_forgotten", "_gone", "_locked", "_metrics",
-                 "_on_change", "_touched", "_user")
+    __slots__ = ("_aggs", "_counts", "_data", "_forgotten", "_gone", "_locked", "_media",
+                 "_metrics", "_on_change", "_touched", "_user")
 
     def __init__(self, metrics: MetricTable | None = None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 media: Callable[[], Any] | None = None) -> None:
+        # Where an image or a table set by hand writes its file (the run's
+        # folder at its current step), as run.log's do; None writes none.
+        object.__setattr__(self, "_media", media or (lambda: None))
         object.__setattr__(self, "_data", {})
         object.__setattr__(self, "_user", set())
         object.__setattr__(self, "_touched", set())  # keys set by this process since load()
@@ -298,7 +306,7 @@ class Summary(_Attributes):
         if not isinstance(key, str):
             raise ValueError("summary keys must be strings")
         self._check_open()
-        self._data[key] = normalise(value, key)
+        self._data[key] = normalise(value, key, media=self._media())
         self._user.add(key)
         self._touched.add(key)
         self._gone.discard(key)
@@ -340,7 +348,9 @@ class Summary(_Attributes):
         if not all(isinstance(key, str) for key in items):
             raise ValueError("summary keys must be strings")
         self._check_open()
-        items = {key: normalise(value, key) for key, value in items.items()}  # all or none
+        media = self._media()
+        items = {key: normalise(value, key, media=media)  # all or none
+                 for key, value in items.items()}
         self._data.update(items)
         self._user.update(items)
         self._touched.update(items)

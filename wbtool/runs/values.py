@@ -67,6 +67,8 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
             key = str.__str__(key)  # numpy.str_, a str Enum: the plain string
         name = prefix + key
         if type(value) in PLAIN:
+            if name in row:
+                raise logged_twice(name)
             row[name] = value
         elif isinstance(value, Mapping):
             flatten_into(row, value, name + "/", depth + 1, media)
@@ -75,7 +77,49 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
             if type(value) is dict and "_type" not in value:  # a dataclass, a model
                 flatten_into(row, value, name + "/", depth + 1, media)
             elif value is not SKIPPED:
+                if name in row:
+                    raise logged_twice(name)
                 row[name] = value
+
+
+def logged_twice(name: str) -> ValueError:
+    """A key that one call gives two values, as ``a/b`` and as ``b`` in a
+    dict under ``a``: keeping either would lose the other without a word."""
+    return ValueError(f"cannot log {name!r} twice in one call (as a key and as a nested "
+                      "dict's key): give one value")
+
+
+def storable(items: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a run's config or summary that JSON can write. Their values
+    were checked as they were set, but a nested one can be changed in place
+    since (``run.config["opt"]["betas"] = {0.9}``, ``.append(object())``),
+    and one that JSON cannot write failed every later write of the run, its
+    end included: such a value is written as a config value is kept (a set
+    as a list, an object as its text), a key that is not text as its text."""
+    out = {}
+    for key, value in items.items():
+        if type(value) not in PLAIN:
+            try:
+                value = normalise(value, key, lenient=True)
+            except ValueError:
+                value = _loose(value, 0)
+        out[key] = value
+    return out
+
+
+def _loose(value: Any, depth: int) -> Any:
+    """:func:`storable` of a value that :func:`normalise` refuses."""
+    if depth > MAX_DEPTH:  # a container that holds itself
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _loose(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_loose(v, depth + 1) for v in value]
+    try:
+        return normalise(value, lenient=True)
+    except ValueError:
+        return str(value)
 
 
 def _histogram(array: Any, key: str) -> dict[str, Any]:
@@ -84,12 +128,13 @@ def _histogram(array: Any, key: str) -> dict[str, Any]:
     return histogram_doc(array, HISTOGRAM_BINS)
 
 
-def normalise(value: Any, key: str = "", *, lenient: bool = False) -> Any:
+def normalise(value: Any, key: str = "", *, lenient: bool = False, media: Any = None) -> Any:
     """A JSON-ready copy of ``value``; raises ValueError for what cannot be
     logged. ``lenient`` (a config value, as the reference keeps one): an
     object of no type that can be logged is kept as its text instead, and a
-    dict's number key as JSON writes it (``{0: "cat"}`` as ``{"0": "cat"}``)."""
-    return _kept(_normalise(value, key, 0, lenient=lenient))
+    dict's number key as JSON writes it (``{0: "cat"}`` as ``{"0": "cat"}``).
+    ``media``: as for :func:`flatten_into`."""
+    return _kept(_normalise(value, key, 0, media, lenient=lenient))
 
 
 def _normalise(value: Any, key: str, depth: int, media: Any = None, *,
