@@ -358,7 +358,7 @@ complete -c wbtool -n '__wbtool_at run' -l dir -r -d 'Folder that holds .wbtool/
 complete -c wbtool -n '__wbtool_at run' -l group -r -d 'Group of related runs.'
 complete -c wbtool -n '__wbtool_at run' -s h -l help -d 'Show this message and exit.'
 complete -c wbtool -n '__wbtool_at run' -l id -r -d 'Run ID (default: a new one).'
-complete -c wbtool -n '__wbtool_at run' -l interval -x -d 'System metrics sampling interval.'
+complete -c wbtool -n '__wbtool_at run' -l interval -x -d 'System metrics sampling interval, in seconds: at least 0.1 (default 2).'
 complete -c wbtool -n '__wbtool_at run' -l job-type -r -d 'Job type (train, eval…).'
 complete -c wbtool -n '__wbtool_at run' -l live -x -d 'Also push what is new every SEC seconds while it runs (implies --sync).'
 complete -c wbtool -n '__wbtool_at run' -l name -r -d 'Display name of the run.'

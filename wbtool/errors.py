@@ -126,6 +126,10 @@ class StoreFormatError(StoreError):
     """{path}: store format {found!r} is not supported by this wbtool (supports {supported})"""
 
 
+class RunRecordDamagedError(StoreError):
+    """{path} {what}; `wbtool runs delete {run_id} --yes` removes the run's folder"""
+
+
 class CorruptObjectError(StoreError):
     """object {digest} is corrupt or missing in {path}"""
 

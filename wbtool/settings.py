@@ -65,10 +65,16 @@ def _float(v: Any) -> float:
     raise ValueError("expected a number")
 
 
-def _positive_float(v: Any) -> float:
+# The shortest system metrics sampling interval taken, in seconds: shorter
+# ones would write system.jsonl at up to a hundred rows a second, unbounded.
+MIN_SAMPLING_INTERVAL = 0.1
+
+
+def _sampling_interval(v: Any) -> float:
     f = _float(v)
-    if not 0 < f < math.inf:  # NaN fails too
-        raise ValueError("must be a number greater than 0, not infinite")
+    if not MIN_SAMPLING_INTERVAL <= f < math.inf:  # NaN fails too
+        raise ValueError("must be a finite number of seconds of at least "
+                         f"{MIN_SAMPLING_INTERVAL:g}")
     return f
 
 
@@ -259,7 +265,7 @@ FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "x_stats_open_metrics_filters": (_filters, None),
     "x_stats_open_metrics_http_headers": (_opt_dict, None),
     "x_stats_pid": (_opt_positive_int, None),
-    "x_stats_sampling_interval": (_positive_float, 2.0),
+    "x_stats_sampling_interval": (_sampling_interval, 2.0),
     "x_stats_track_process_tree": (_bool, False),
     "x_store_fsync": (_bool, True),
     "x_update_finish_state": (_bool, True),

@@ -209,16 +209,40 @@ def test_stray_run_folders_and_rows_without_folders(cli: Cli, tmp_path: Path,
     shutil.copytree(store_dir / "runs" / third, store_dir / "runs" / "copy1")
     shutil.rmtree(store_dir / "runs" / second)
     (store_dir / "runs" / "junk").mkdir()
+    (store_dir / "runs" / "not a run").mkdir()
     res = cli("doctor")
     strays = ", ".join(sorted(["copy1", first]))
     failed_with(res, 4, f"2 run folders the index does not list: {strays}",
-                f"1 index row without a folder: {second}", "1 folder without run.json: junk")
-    assert "wbtool runs delete ID --yes" in res.out
-    # The repairs the hint names repair it, and take nothing else.
-    cli("runs", "delete", "copy1", first, second, "--yes", check=True)
-    (store_dir / "runs" / "junk").rmdir()
+                f"1 index row without a folder: {second}",
+                "1 run folder whose run.json is missing or damaged: junk",
+                "1 folder whose name is no run id: not a run")
+    assert "wbtool runs delete ID --yes" in res.out and "by hand" in res.out
+    # The repairs the hints name repair it, and take nothing else.
+    cli("runs", "delete", "copy1", first, second, "junk", "--yes", check=True)
+    (store_dir / "runs" / "not a run").rmdir()
     assert cli("doctor").code == 0
     assert [p.name for p in (store_dir / "runs").iterdir()] == [third]
+
+
+def test_a_run_folder_whose_run_json_is_damaged(cli: Cli, tmp_path: Path,
+                                                store_dir: Path) -> None:
+    """A run folder with a damaged run.json, listed in the index or not, is
+    named as such, with the command that removes it (not a removal by hand)."""
+    healthy(cli, tmp_path)
+    cli("run", "--no-stats", "--", sys.executable, "-c", "pass", check=True)
+    listed, kept = sorted(p.name for p in (store_dir / "runs").iterdir())
+    (store_dir / "runs" / listed / "run.json").write_text("{")
+    shutil.copytree(store_dir / "runs" / kept, store_dir / "runs" / "copy1")
+    (store_dir / "runs" / "copy1" / "run.json").write_text("[]")
+    res = cli("doctor")
+    failed_with(res, 4, "2 run folders whose run.json is missing or damaged: "
+                + ", ".join(sorted(["copy1", listed])))
+    assert "`wbtool runs delete ID --yes` removes one" in res.out and "by hand" not in res.out
+    assert report(cli("doctor", "--json"))["runs"]["data"]["damaged"] == sorted(
+        ["copy1", listed])
+    cli("runs", "delete", "copy1", listed, "--yes", check=True)
+    assert cli("doctor").code == 0
+    assert [p.name for p in (store_dir / "runs").iterdir()] == [kept]
 
 
 CHILD = """

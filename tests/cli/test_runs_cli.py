@@ -372,6 +372,60 @@ def test_deleting_a_copied_run_folder_deletes_that_folder_only(cli: Cli, store_d
     assert [r["id"] for r in envelope(cli("runs", "list", "--json"), "runs list")] == [run.id]
 
 
+DAMAGED = {"garbage": b"garbage\n", "truncated": b'{"id": "abc", "proj', "empty": b"",
+           "notrecord": b"{}", "missing": None}
+
+
+def test_a_run_folder_whose_run_json_is_damaged_is_named_and_deleted(
+        cli: Cli, store_dir: Path) -> None:
+    """A run folder the index does not list (an index put back from a backup)
+    whose run.json is damaged or missing: show says so, naming the file (exit
+    7); list leaves it out with a warning; delete removes it."""
+    import shutil
+    import sqlite3
+
+    run = make_run()
+    runs = store_dir / "runs"
+    for name, text in DAMAGED.items():
+        shutil.copytree(runs / run.id, runs / name)
+        if text is None:
+            (runs / name / "run.json").unlink()
+        else:
+            (runs / name / "run.json").write_bytes(text)
+        os.utime(runs / name, (1e9, 1e9))  # long ago, not a run being created
+    db = sqlite3.connect(store_dir / "index.db")
+    with db:
+        db.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+    db.close()
+    (runs / run.id / "run.json").write_bytes(b"\x00" * 10)  # no longer listed, damaged too
+    os.utime(runs / run.id, (1e9, 1e9))
+    (runs / "newborn").mkdir()  # a run being created: no run.json yet
+
+    for name in [*DAMAGED, run.id]:
+        what = "is missing" if name == "missing" else "is damaged"
+        for args in (["show", name], ["show", f"p/{name}", "--json"], ["history", name]):
+            is_error(cli("runs", *args), 7, f"{runs / name / 'run.json'} {what}",
+                     f"`wbtool runs delete {name} --yes`")
+    res = cli("runs", "list")
+    assert res.code == 0 and res.out == ""
+    shown = sorted([*DAMAGED, run.id])
+    assert res.err.splitlines() == [
+        f"wbtool: warning: 6 run folder(s) not listed: their run.json is missing or damaged: "
+        f"{', '.join(shown[:5])} and 1 more; `wbtool runs delete ID --yes` removes one",
+        "no runs"]
+    assert envelope(cli("runs", "list", "--json"), "runs list") == []
+
+    res = envelope(cli("runs", "delete", "garbage", "missing", "--yes", "--json"),
+                   "runs delete")
+    assert res == {"deleted": ["garbage", "missing"], "damaged": ["garbage", "missing"]}
+    res = cli("runs", "delete", run.id, "empty", "-y", check=True)
+    assert res.out.splitlines() == [
+        f"deleted run {name} (its folder: its run.json was missing or damaged)"
+        for name in (run.id, "empty")]
+    assert sorted(p.name for p in runs.iterdir()) == ["newborn", "notrecord", "truncated"]
+    is_error(cli("runs", "delete", "garbage", "--yes"), 3, "run not found: garbage")
+
+
 def test_the_question_before_deleting_goes_to_the_terminal(cli: Cli, store_dir: Path) -> None:
     """``wbtool runs delete ID --json | jq``: stdout holds the JSON document only."""
     run = make_run()

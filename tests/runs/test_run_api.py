@@ -14,7 +14,7 @@ import pytest
 
 import wbtool as wandb
 from tests.conftest import Cli
-from wbtool.errors import ConflictError
+from wbtool.errors import ConflictError, StoreError
 from wbtool.runs.history import iter_rows
 
 
@@ -989,6 +989,23 @@ def test_resume_modes() -> None:
     rows = history(again)
     assert [r["_step"] for r in rows] == [0, 1, 2]
     assert rows[2]["_runtime"] >= rows[1]["_runtime"]
+
+
+@pytest.mark.parametrize("text", [b"{}", b"[1, 2]", b"", b"garbage"])
+def test_a_run_whose_run_json_is_damaged_is_not_resumed_into(store_dir: Path,
+                                                             text: bytes) -> None:
+    """A new record over the old run's history would mix two runs: resuming
+    one whose run.json is damaged is refused, naming the file."""
+    run = wandb.init(id="dmg12345", settings=quiet())
+    run.log({"a": 1})
+    run.finish()
+    record = store_dir / "runs" / "dmg12345" / "run.json"
+    record.write_bytes(text)
+    for kw in ({"id": "dmg12345", "resume": "allow"}, {"id": "dmg12345", "resume": "must"},
+               {"resume_from": "dmg12345?_step=0"}):
+        with pytest.raises(StoreError, match=f"{re.escape(str(record))} is damaged"):
+            wandb.init(settings=quiet(), **kw)
+    assert record.read_bytes() == text
 
 
 def test_a_run_resumed_past_a_runtime_too_large_for_a_float_starts() -> None:

@@ -412,7 +412,7 @@ SHARED_STATS = """
 import sys, time, wbtool
 rank = int(sys.argv[1])
 settings = {"quiet": True, "console": "off", "x_primary": rank == 0,
-            "x_stats_sampling_interval": 0.05, "x_stats_disk_paths": []}
+            "x_stats_sampling_interval": 0.1, "x_stats_disk_paths": []}
 if rank < 2:
     settings["x_label"] = f"rank{rank}"
 run = wbtool.init(id="ddp3", project="p", mode="shared", settings=settings)

@@ -11,7 +11,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
+import wbtool
 from tests.conftest import Cli
+from wbtool.errors import SettingsError
 from wbtool.runs.history import iter_rows
 
 PY = sys.executable
@@ -79,12 +83,35 @@ def test_an_interval_longer_than_the_clock_can_wait_is_no_error(cli: Cli,
 
 
 def test_an_infinite_interval_is_refused_in_one_line(cli: Cli) -> None:
-    for env in ({}, {"WBTOOL_X_STATS_SAMPLING_INTERVAL": "inf"}):
-        args = () if env else ("--interval", "inf")
-        res = cli("run", "-q", *args, "--", PY, "-c", "pass", env=env)
+    res = cli("run", "-q", "--interval", "inf", "--", PY, "-c", "pass")
+    assert (res.code, res.err) == (2, "wbtool: error: --interval takes a finite number of "
+                                      "seconds of at least 0.1, not inf\n")
+    res = cli("run", "-q", "--", PY, "-c", "pass",
+              env={"WBTOOL_X_STATS_SAMPLING_INTERVAL": "inf"})
+    assert res.code == 2
+    assert res.err.startswith("wbtool: error: invalid setting 'x_stats_sampling_interval'")
+    assert res.err.count("\n") == 1
+
+
+def test_an_interval_below_a_tenth_of_a_second_is_refused(cli: Cli, store_dir: Path) -> None:
+    """1e-300 would sample a hundred times a second into an unbounded
+    system.jsonl: the option and the setting are refused in one line, and no
+    run is made."""
+    for value in ("1e-300", "0.05", "0", "-1", "nan"):
+        for args in (("--interval", value), (f"--interval={value}",)):
+            res = cli("run", "-q", *args, "--", PY, "-c", "pass")
+            assert res.code == 2, res.err
+            assert res.err == ("wbtool: error: --interval takes a finite number of seconds "
+                               f"of at least 0.1, not {float(value):g}\n")
+        res = cli("run", "-q", "--", PY, "-c", "pass",
+                  env={"WBTOOL_X_STATS_SAMPLING_INTERVAL": value})
         assert res.code == 2
-        assert res.err.startswith("wbtool: error: invalid setting 'x_stats_sampling_interval'")
-        assert res.err.count("\n") == 1
+        assert res.err == (f"wbtool: error: invalid setting 'x_stats_sampling_interval': "
+                           f"{value!r}: must be a finite number of seconds of at least 0.1\n")
+    assert not (store_dir / "runs").exists() or not any((store_dir / "runs").iterdir())
+    with pytest.raises(SettingsError, match=r"at least 0\.1"):
+        wbtool.Settings(x_stats_sampling_interval=1e-300)
+    assert wbtool.Settings(x_stats_sampling_interval="0.1").x_stats_sampling_interval == 0.1
 
 
 class _Series(BaseHTTPRequestHandler):

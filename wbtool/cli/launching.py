@@ -39,8 +39,12 @@ def execute(command: list[str], *, project: str | None = None, name: str | None 
     from wbtool.context import project_settings
     from wbtool.errors import UsageError
     from wbtool.runs.launch import run_command
+    from wbtool.settings import MIN_SAMPLING_INTERVAL
 
     project_settings(project)  # an empty or invalid --project is refused, not dropped
+    if interval is not None and not MIN_SAMPLING_INTERVAL <= interval < math.inf:
+        raise UsageError(f"--interval takes a finite number of seconds of at least "
+                         f"{MIN_SAMPLING_INTERVAL:g}, not {interval:g}")
     settings: dict[str, Any] = {}
     for key, value in (("project", project), ("run_name", name), ("run_id", run_id),
                        ("run_group", group), ("run_job_type", job_type),

@@ -28,8 +28,9 @@ def run(
                                      help="Config: a YAML file or KEY=VALUE; repeatable."),
     directory: str | None = typer.Option(
         None, "--dir", help="Folder that holds .wbtool/ (WBTOOL_DIR, when set, wins)."),
-    interval: float | None = typer.Option(None, "--interval", metavar="SEC",
-                                          help="System metrics sampling interval."),
+    interval: float | None = typer.Option(
+        None, "--interval", metavar="SEC",
+        help="System metrics sampling interval, in seconds: at least 0.1 (default 2)."),
     no_stats: bool = typer.Option(False, "--no-stats", help="Do not sample system metrics."),
     no_console: bool = typer.Option(False, "--no-console",
                                     help="Do not record the console (output still shows)."),

@@ -66,11 +66,16 @@ def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
     return run
 
 
-def _warn_missing_folders(ctx: Any, run_ids: list[str]) -> None:
+def _shown_ids(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def _warn_folders(ctx: Any, run_ids: list[str]) -> None:
     """One warning line naming the listed runs whose folders are gone (the
-    listing itself comes from the index and stays right)."""
-    if not run_ids:
-        return
+    listing itself comes from the index and stays right), and one naming the
+    run folders left out because their run.json is missing or damaged."""
+    from wbtool.runs.public import unlisted_damaged
+
     try:
         present = {e.name for e in os.scandir(ctx.store.path / "runs")
                    if e.is_dir(follow_symlinks=False)}
@@ -80,10 +85,14 @@ def _warn_missing_folders(ctx: Any, run_ids: list[str]) -> None:
         return
     missing = [i for i in run_ids if i not in present]
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more"
-                                         if len(missing) > 5 else "")
         output.note(f"wbtool: warning: {len(missing)} run(s) listed have no folder (deleted "
-                    f"by hand?): {shown}; `wbtool runs delete ID --yes` removes what is left")
+                    f"by hand?): {_shown_ids(missing)}; `wbtool runs delete ID --yes` removes "
+                    "what is left")
+    damaged = unlisted_damaged(ctx, present)
+    if damaged:
+        output.note(f"wbtool: warning: {len(damaged)} run folder(s) not listed: their run.json "
+                    f"is missing or damaged: {_shown_ids(damaged)}; `wbtool runs delete ID "
+                    "--yes` removes one")
 
 
 def _history_path(run: Any) -> Any:
@@ -262,8 +271,9 @@ def list_(
     """List runs, newest first, from the store's index (run folders are not opened).
 
     A run whose process died without finishing is shown as crashed; runs whose
-    folders were deleted by hand are named in a warning on stderr. The best run
-    by a metric: --sort -summary.acc -n 1.
+    folders were deleted by hand, and run folders left out because their run.json
+    is missing or damaged, are named in a warning on stderr. The best run by a
+    metric: --sort -summary.acc -n 1.
     """
     from wbtool.errors import UsageError
     from wbtool.runs import catalog, query
@@ -303,7 +313,7 @@ def list_(
     states = [f[1] for f in found]
     runs = list(zip([r.doc for r in kept], states, _summaries(kept), strict=True))
     if ctx is not None:
-        _warn_missing_folders(ctx, [r.id for r in kept])
+        _warn_folders(ctx, [r.id for r in kept])
     if as_json:
         with _stdout_guard():
             output.emit_json("runs list", [{
@@ -743,7 +753,7 @@ def export(
         summary_keys.update(dict.fromkeys(summary))
         records.append({**rec, **config, **summary})
     if ctx is not None:
-        _warn_missing_folders(ctx, [r["id"] for r in records])
+        _warn_folders(ctx, [r["id"] for r in records])
     columns = [*EXPORT_FIELDS, *sorted(config_keys), *sorted(summary_keys)]
     if output_file is None:
         with _stdout_guard():
@@ -821,15 +831,24 @@ def delete(
 ) -> None:
     """Delete runs: their folders and index rows (artifacts they logged are kept).
 
-    Every ID is checked before anything is deleted.
+    Every ID is checked before anything is deleted. A run folder whose run.json
+    is missing or damaged is deleted too (wbtool doctor names such folders).
     """
-    from wbtool.errors import ConflictError, UsageError
+    from wbtool.errors import ConflictError, RunRecordDamagedError, UsageError
     from wbtool.runs.folder import LIVE_STATES
     from wbtool.runs.public import delete_run
 
     ctx = _ctx(None)
-    runs = list({r.id: r for r in (_get_run(ctx, p, need_folder=False)
-                                   for p in run_ids)}.values())
+    chosen: dict[str, Any] = {}  # id → the run, or None for a folder whose record is damaged
+    for p in run_ids:
+        try:
+            r = _get_run(ctx, p, need_folder=False)
+        except RunRecordDamagedError as e:  # its folder, which nothing else can remove
+            chosen[e.fields["run_id"]] = None
+            continue
+        chosen[r.id] = r
+    runs = [r for r in chosen.values() if r is not None]
+    damaged = [i for i, r in chosen.items() if r is None]
     live = [r for r in runs if r.state in LIVE_STATES]
     if live and not force:
         raise ConflictError(f"run {live[0].id} is still {live[0].state}; stop it first, "
@@ -838,17 +857,23 @@ def delete(
         if not output.is_tty(sys.stdin):
             raise UsageError("refusing to delete without confirmation: stdin is not a "
                              "terminal; pass --yes")
-        names = ", ".join(f"{r.id} ({r.name})" if r.name else r.id for r in runs)
-        if not typer.confirm(f"Delete {len(runs)} run(s): {names}?", default=False, err=True):
+        names = ", ".join(i if r is None else f"{i} ({r.name})" if r.name else i
+                          for i, r in chosen.items())
+        if not typer.confirm(f"Delete {len(chosen)} run(s): {names}?", default=False, err=True):
             output.note("nothing deleted")
             raise typer.Exit(1)
-    for r in runs:
-        delete_run(ctx, r.id)
+    for run_id in chosen:
+        delete_run(ctx, run_id)
     if as_json:
-        output.emit_json("runs delete", {"deleted": [r.id for r in runs]})
+        result: dict[str, Any] = {"deleted": list(chosen)}
+        if damaged:
+            result["damaged"] = damaged
+        output.emit_json("runs delete", result)
         return
-    for r in runs:
-        output.line(f"deleted run {r.id}" + (f" ({r.name})" if r.name else ""))
+    for run_id, r in chosen.items():
+        output.line(f"deleted run {run_id}" + (
+            " (its folder: its run.json was missing or damaged)" if r is None
+            else f" ({r.name})" if r.name else ""))
 
 
 @app.command()

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 
 def checks(ctx: Context) -> Iterator[Check]:
+    from wbtool.errors import InvalidNameError
     from wbtool.runs import catalog
-    from wbtool.runs.folder import LIVE_STATES, RunFolder, effective_state
+    from wbtool.runs.folder import LIVE_STATES, RunFolder, effective_state, is_record
+    from wbtool.runs.ids import validate_id
 
     rows = {r.id: r for r in catalog.select(ctx.store.index)}
     runs_dir = ctx.store.path / "runs"
@@ -26,18 +28,24 @@ def checks(ctx: Context) -> Iterator[Check]:
     except FileNotFoundError:
         folders = {}
     records = {}
-    stray, not_runs = [], []
+    stray, damaged, not_runs = [], [], []
     for run_id, path in sorted(folders.items()):
+        try:
+            validate_id(run_id)
+        except InvalidNameError:  # no run's folder, which no command can name
+            not_runs.append(run_id)
+            continue
         doc = RunFolder(path).read_run()
+        if not is_record(doc):  # `wbtool runs delete ID` removes it, listed or not
+            damaged.append(run_id)
+            continue
         records[run_id] = doc
         if run_id in rows:
             continue
-        if doc is None:
-            not_runs.append(run_id)
-        elif effective_state(doc) not in LIVE_STATES:  # a live one is being created
+        if effective_state(doc) not in LIVE_STATES:  # a live one is being created
             stray.append(run_id)
     orphans = sorted(set(rows) - set(folders))
-    yield _run_folders(ctx, rows, stray, not_runs, orphans)
+    yield _run_folders(ctx, rows, stray, damaged, not_runs, orphans)
     crashed = []
     for run_id, row in rows.items():
         if run_id not in folders:
@@ -60,11 +68,11 @@ def checks(ctx: Context) -> Iterator[Check]:
                 "removes one", data={"runs": crashed[:LISTED]})
 
 
-def _run_folders(ctx: Context, rows: dict[str, Any], stray: list[str], not_runs: list[str],
-                 orphans: list[str]) -> Check:
-    data = {"runs": len(rows), "unindexed": stray[:LISTED], "not_runs": not_runs[:LISTED],
-            "without_folder": orphans[:LISTED]}
-    if not (stray or not_runs or orphans):
+def _run_folders(ctx: Context, rows: dict[str, Any], stray: list[str], damaged: list[str],
+                 not_runs: list[str], orphans: list[str]) -> Check:
+    data = {"runs": len(rows), "unindexed": stray[:LISTED], "damaged": damaged[:LISTED],
+            "not_runs": not_runs[:LISTED], "without_folder": orphans[:LISTED]}
+    if not (stray or damaged or not_runs or orphans):
         return Check("runs", "runs", OK, f"{plural(len(rows), 'run')}, each with its folder",
                      data=data)
     parts, hints = [], []
@@ -74,10 +82,15 @@ def _run_folders(ctx: Context, rows: dict[str, Any], stray: list[str], not_runs:
     if orphans:
         parts.append(f"{plural(len(orphans), 'index row')} without a folder: "
                      f"{names(orphans)}")
-    if stray or orphans:
-        hints.append("`wbtool runs delete ID --yes` removes either")
+    if damaged:
+        parts.append(f"{plural(len(damaged), 'run folder')} whose run.json is missing or "
+                     f"damaged: {names(damaged)}")
+    if stray or orphans or damaged:
+        hints.append("`wbtool runs delete ID --yes` removes "
+                     + ("any of them" if bool(stray) + bool(orphans) + bool(damaged) > 1
+                        else "one"))
     if not_runs:
-        parts.append(f"{plural(len(not_runs), 'folder')} without run.json: "
+        parts.append(f"{plural(len(not_runs), 'folder')} whose name is no run id: "
                      f"{names(not_runs)}")
         hints.append(f"remove those folders from {ctx.store.path / 'runs'} by hand")
     return Check("runs", "runs", FAIL, "; ".join(parts), "; ".join(hints), data=data)

@@ -85,6 +85,10 @@ def get(index: Index, run_id: str) -> RunRow | None:
     return None if row is None else RunRow(json.loads(row[0]), row[1], row[2], row[0])
 
 
+def ids(index: Index) -> set[str]:
+    return {r[0] for r in index.db.execute("SELECT id FROM runs")}
+
+
 def select(index: Index, project: str | None = None, state: str | None = None,
            limit: int | None = None) -> list[RunRow]:
     """Rows, newest first. ``state`` filters on the recorded state (callers

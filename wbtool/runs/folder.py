@@ -20,9 +20,9 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 
-from wbtool.errors import StoreError, StoreNotWritableError
+from wbtool.errors import RunRecordDamagedError, StoreError, StoreNotWritableError
 from wbtool.fsutil import NOT_WRITABLE, append_to, atomic_write
 from wbtool.lazyre import lazy_compile
 from wbtool.runs.values import JSON_SAFE
@@ -134,6 +134,22 @@ def folder_missing(run_id: str, path: str | os.PathLike[str]) -> StoreError:
     return StoreError(f"run {run_id} is in the store's index but its folder {path} is "
                       f"missing (deleted by hand?); `wbtool runs delete {run_id} --yes` "
                       "removes what is left of it")
+
+
+def is_record(doc: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether ``doc`` (run.json as read) is a run record wbtool can read:
+    an object with a string id, project and state and a numeric created_at."""
+    return (isinstance(doc, dict) and all(type(doc.get(k)) is str
+                                          for k in ("id", "project", "state"))
+            and type(doc.get("created_at")) in (int, float))
+
+
+def record_damaged(folder: RunFolder) -> RunRecordDamagedError:
+    """The error for a run folder whose run.json is missing or is not a run
+    record: nothing of the run can be read, and ``runs delete`` removes it."""
+    what = ("is damaged: it is not a run record wbtool can read"
+            if os.path.lexists(folder.run_json) else "is missing")
+    return RunRecordDamagedError(path=str(folder.run_json), what=what, run_id=folder.id)
 
 
 class RunFolder:

@@ -27,7 +27,9 @@ from wbtool.runs.folder import (
     RunFolder,
     effective_state,
     hostname,
+    is_record,
     process_start,
+    record_damaged,
     runtime_at,
 )
 from wbtool.runs.history import copy_media, iter_rows, rewrite
@@ -636,7 +638,9 @@ def _step_of(row: dict[str, Any]) -> int:
 
 def _existing(ctx: Any, folder: RunFolder, why: str) -> dict[str, Any]:
     doc = folder.read_run()
-    if doc is None:
+    if not is_record(doc):
+        if os.path.lexists(folder.run_json):  # written whole or not at all: damaged
+            raise record_damaged(folder)
         raise NotFoundError(what=f"run to {why.replace('_', ' ')}", name=folder.id)
     for run in current.active():  # reinit="create_new" with the id of an active run
         if run._folder is not None and run._folder.path.resolve() == folder.path.resolve():

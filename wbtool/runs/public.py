@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wbtool.errors import NotFoundError, UsageError
+from wbtool.errors import InvalidNameError, NotFoundError, UsageError
 from wbtool.names import check_entity
 from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
-from wbtool.runs.folder import RunFolder, effective_state, runtime_shown
+from wbtool.runs.folder import (
+    RunFolder,
+    effective_state,
+    is_record,
+    record_damaged,
+    runtime_shown,
+)
 from wbtool.runs.history import iter_rows
-from wbtool.runs.ids import split_run_path
+from wbtool.runs.ids import split_run_path, validate_id
+
+# How long a folder without run.json may be a run still being created.
+BORN_SECONDS = 60.0
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -287,7 +297,9 @@ def get_run(ctx: Context, path: str) -> PublicRun:
     if row is None:
         folder = RunFolder(ctx.store.path / "runs" / run_id)
         doc = folder.read_run()
-        if doc is None:
+        if not is_record(doc):
+            if folder.path.is_dir():  # the run's folder, whose record cannot be read
+                raise record_damaged(folder)
             raise NotFoundError(what="run", name=path)
         if doc.get("id") != run_id:  # a copy of another run's folder: the path names this one
             doc = {**doc, "id": run_id}
@@ -314,6 +326,34 @@ def list_runs(ctx: Context, project: str | None = None,
     if key != "created_at" or not descending:
         query.sort_runs(runs, PublicRun._filter_doc, order)
     return runs
+
+
+def unlisted_damaged(ctx: Context, folders: Iterable[str], now: float | None = None
+                     ) -> list[str]:
+    """Of the folders in ``runs/`` named ``folders``, the run folders the
+    index does not list whose run.json is missing or damaged: no listing
+    shows them, and ``runs delete`` removes them. A folder that has no
+    run.json yet and changed in the last :data:`BORN_SECONDS` is left out:
+    a run being created, or pulled, writes its run.json last."""
+    now = time.time() if now is None else now
+    listed = catalog.ids(ctx.store.index)
+    out = []
+    for name in sorted(set(folders) - listed):
+        folder = RunFolder(ctx.store.path / "runs" / name)
+        try:
+            validate_id(name)
+        except InvalidNameError:
+            continue
+        if is_record(folder.read_run()):
+            continue
+        try:
+            if (not os.path.lexists(folder.run_json)
+                    and now - folder.path.stat().st_mtime < BORN_SECONDS):
+                continue
+        except OSError:  # gone meanwhile
+            continue
+        out.append(name)
+    return out
 
 
 def delete_run(ctx: Context, run_id: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from wbtool.errors import NotFoundError, StoreError, UsageError
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
-from wbtool.runs.folder import RunFolder, folder_missing, runtime_at
+from wbtool.runs.folder import RunFolder, folder_missing, is_record, runtime_at
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import JSON_SAFE, MAX_STEP, encode, normalise
 
@@ -167,8 +167,7 @@ def _record(folder: RunFolder) -> dict[str, Any]:
     """The run's record, which a log writes back to the index: refused before
     anything is appended when run.json is not a record wbtool can read."""
     doc = folder.read_run()
-    if (doc is None or not all(type(doc.get(k)) is str for k in ("id", "project", "state"))
-            or type(doc.get("created_at")) not in (int, float)):
+    if not is_record(doc):
         raise StoreError(f"{folder.run_json} is damaged: it is not a run record wbtool "
                          "can read")
     return doc
