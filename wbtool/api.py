@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from wbtool.runs.public import PublicRun
 
 
+def _check_type(arg: str, value: object) -> None:
+    """Refuse an artifact type that is not text: compared with the logged
+    types, it matched none, so a look-up found nothing without a word."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{arg} must be a string, not {type(value).__name__}: {value!r}")
+
+
 class Api:
     def __init__(self, overrides: dict[str, Any] | None = None) -> None:
         from wbtool.settings import Settings
@@ -23,6 +30,7 @@ class Api:
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """``[[entity/]project/]name[:version|alias]`` → the logged Artifact
         (an entity other than this store's is not found)."""
+        _check_type("type", type)
         return Artifact._load(name, self._ctx, type=type)
 
     def run(self, path: str) -> PublicRun:
@@ -57,6 +65,8 @@ class Api:
         """Whether ``[project/]name[:version|alias]`` is logged, here or on the
         default remote (which is asked, not pulled from)."""
         from wbtool.errors import OtherEntityError
+
+        _check_type("type", type)
         from wbtool.remote import fallback
 
         try:
@@ -68,6 +78,7 @@ class Api:
 
     def artifacts(self, type_name: str | None = None, name: str | None = None) -> list[Artifact]:
         """Every logged version, optionally of one type and one ``[project/]name``."""
+        _check_type("type_name", type_name)
         project = None
         if name is not None:
             project, name, _ = split_ref(name, self._ctx.named_entity)

@@ -193,10 +193,34 @@ def test_save_into_named_project(tmp_path: Path) -> None:
 
 
 def test_api_artifact_with_wrong_type_is_refused(tmp_path: Path) -> None:
+    """Api().artifact says what run.use_artifact says of a version of another
+    type: the same error class and words, not "not found"."""
     logged("typed", {"a.txt": "a"}, tmp_path)
     assert load("typed:v0").type == "dataset"
-    with pytest.raises(ValueError):
-        wbtool.Api().artifact("typed:v0", type="model")
+    with pytest.raises(UsageError) as api_error:
+        wbtool.Api().artifact("uncategorized/typed:v0", type="model")
+    with wbtool.init(project="uncategorized", settings={"quiet": True}) as run, \
+            pytest.raises(UsageError) as run_error:
+        run.use_artifact("uncategorized/typed:v0", type="model")
+    assert str(api_error.value) == str(run_error.value) == (
+        "uncategorized/typed:v0 has type 'dataset', not 'model'")
+    assert not wbtool.Api().artifact_exists("typed:v0", type="model")
+
+
+@pytest.mark.parametrize("bad", [5, b"dataset", ["dataset"]])
+def test_an_artifact_type_that_is_no_text_is_refused(tmp_path: Path, bad: object) -> None:
+    """``Api().artifacts(type_name=5)`` matched no logged type and returned []
+    without a word; ``artifact_exists(type=5)`` said False."""
+    logged("typed", {"a.txt": "a"}, tmp_path)
+    api = wbtool.Api()
+    assert [a.name for a in api.artifacts(type_name="dataset")] == ["typed:v0"]
+    shown = re.escape(f"not {type(bad).__name__}: {bad!r}")
+    with pytest.raises(TypeError, match=f"^type_name must be a string, {shown}$"):
+        api.artifacts(type_name=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"^type must be a string, {shown}$"):
+        api.artifact_exists("typed:v0", type=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=f"^type must be a string, {shown}$"):
+        api.artifact("typed:v0", type=bad)  # type: ignore[arg-type]
 
 
 def test_digest_depends_only_on_content(tmp_path: Path) -> None:

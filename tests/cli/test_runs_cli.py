@@ -266,7 +266,7 @@ def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> No
     assert [r["id"] for r in rows] == [b.id, a.id]
     assert list(rows[0])[:8] == ["id", "name", "state", "project", "group", "tags",
                                  "created_at", "runtime"]
-    assert rows[1]["config.opt.name"] == "adam" and rows[1]["tags"] == "x,y"
+    assert rows[1]["config.opt.name"] == "adam" and rows[1]["tags"] == '["x","y"]'
     assert rows[0]["config.layers"] == "[1,2]" and rows[0]["config.opt.name"] == ""
     assert rows[1]["summary.loss"] == "0.2" and rows[1]["state"] == "finished"
     assert not any(k.startswith("summary._") for k in rows[0])
@@ -283,6 +283,16 @@ def test_export_one_row_per_run(cli: Cli, store_dir: Path, tmp_path: Path) -> No
     assert [json.loads(ln)["id"] for ln in dash.out.splitlines()] == [b.id, a.id]
     assert not (cli.cwd / "-").exists()
     is_error(cli("runs", "export", "-o", ""), 2, "--output needs a file name")
+
+
+def test_export_csv_reads_back_tags_that_hold_commas(cli: Cli, store_dir: Path) -> None:
+    """A tag may hold a comma: comma-joined, ``a,b`` and ``c`` read back as
+    three tags. The tags cell is a JSON list, as the other list cells are."""
+    a = make_run("p", tags=["a,b", "c", 'say "hi"'])
+    b = make_run("p")
+    rows = list(csv.DictReader(io.StringIO(cli("runs", "export", check=True).out)))
+    assert {r["id"]: json.loads(r["tags"]) for r in rows} == {
+        a.id: ["a,b", "c", 'say "hi"'], b.id: []}
 
 
 def test_export_to_a_path_it_cannot_write_names_that_path(cli: Cli, tmp_path: Path) -> None:

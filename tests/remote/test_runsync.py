@@ -371,6 +371,28 @@ def _media_named(store: Path, run_id: str) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same on every backend
+def test_pull_of_a_run_in_another_entity_is_not_found(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--run ENTITY/PROJECT/ID`` with an entity other than the one the
+    settings name is not found (exit 3, one line), as in ``runs show``;
+    without the setting, any entity is read as this store's."""
+    a, b = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    a("sync")
+    b.env["WBTOOL_ENTITY"] = "team"
+    res = b("pull", "--run", f"other/p/{RUN_ID}", code=3)
+    assert res.err == (f"wbtool: error: other/p/{RUN_ID}: "
+                       "entity 'other' not found: this store's entity is 'team'\n")
+    assert not (b.path / "runs" / RUN_ID).exists()
+    assert b.result("pull", "--run", f"team/p/{RUN_ID}")["runs"] == [RUN_ID]
+    del b.env["WBTOOL_ENTITY"]
+    assert b.result("pull", "--run", f"other/p/{RUN_ID}")["runs"] == []  # already here
+    c = Store(b.cli, tmp_path / "c" / ".wbtool", backend)
+    assert c.result("pull", "--run", f"anyone/p/{RUN_ID}")["runs"] == [RUN_ID]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same on every backend
 def test_a_fork_of_a_pulled_run_has_the_media_its_rows_name(
         stores: tuple[Store, Store], tmp_path: Path, backend: Backend) -> None:
     """A fork copied the parent's history rows but none of the files they

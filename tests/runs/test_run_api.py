@@ -192,6 +192,23 @@ def test_a_key_logged_twice_in_one_call_is_refused(data: dict[str, Any]) -> None
     assert run.summary["train/loss"] == 0.5
 
 
+@pytest.mark.parametrize(("data", "shown"), [
+    ({"": 1}, "''"), ({"x": 1, "": 2}, "''"), ({"": [1, 2]}, "''"), ({"": {"b": 1}}, "''"),
+    ({"a": {"": 1}}, "'a/'"), ({"a": {"b": {"": "x"}}}, "'a/b/'"),
+    ({"a": 1, "b": {"": 2}}, "'b/'"),
+])
+@pytest.mark.parametrize("step", [None, 0])
+def test_an_empty_key_is_refused(data: dict[str, Any], shown: str, step: int | None) -> None:
+    """An empty key, or an empty key of a nested dict (``a/``), names no value
+    to read back; the config refuses one too. Nothing of the call is kept."""
+    with wandb.init(settings=quiet()) as run:
+        with pytest.raises(ValueError, match=f"non-empty strings: cannot log {re.escape(shown)}$"):
+            run.log(data, step=step)
+        run.log({"ok": 1})
+    assert strip_times(history(run)) == [{"ok": 1, "_step": 0}]
+    assert {k for k in run.summary if not k.startswith("_")} == {"ok"}
+
+
 def test_numpy_scalars_and_arrays() -> None:
     np = pytest.importorskip("numpy")
     with wandb.init(settings=quiet()) as run:

@@ -722,7 +722,7 @@ def export(
     tags, created_at, runtime, then config.KEY and summary.KEY columns.
 
     Nested values are flattened to dotted keys; summary keys starting with _ are left
-    out; in CSV, tags are comma-joined and lists are JSON.
+    out; in CSV, lists (the tags too) are JSON.
     """
     from wbtool.errors import UsageError
     from wbtool.runs import catalog
@@ -813,9 +813,8 @@ def _write_export(stream: Any, fmt: str, columns: list[str],
 
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
-    for r in records:
-        tags = ",".join(r["tags"])
-        writer.writerow([tags if c == "tags" else _cell(r.get(c)) for c in columns])
+    for r in records:  # tags too are a JSON list: a tag may hold a comma
+        writer.writerow([_cell(r.get(c)) for c in columns])
 
 
 # -- delete -------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def pull(
 ) -> None:
     """Fetch artifact versions (or runs) from a remote, checking every path and byte."""
     from wbtool.errors import ConflictError, UsageError, VerificationError
-    from wbtool.names import split_ref, validate_name
+    from wbtool.names import check_entity, split_ref, validate_name
     from wbtool.remote import pull as pull_service
     from wbtool.remote import runsync
     from wbtool.runs.ids import split_run_path
@@ -133,12 +133,17 @@ def pull(
         raise UsageError("--all-projects pulls whole projects: it takes no NAME, --run or "
                          "--project")
     named: dict[str | None, list[str]] = {}  # the runs asked for, by project (None: --project's)
+    entities: list[tuple[str, str]] = []  # (entity, path) of the run paths that name one
     for path in run_ids:  # bad input: refused before the remote is contacted
-        _entity, run_project, run_id = split_run_path(path)
+        run_entity, run_project, run_id = split_run_path(path)
         if run_project is not None:
             validate_name(run_project, "project name")
+        if run_entity is not None:
+            entities.append((run_entity, path))
         named.setdefault(run_project, []).append(run_id)
     ctx = _ctx(project, need_project=not all_projects)
+    for run_entity, path in entities:  # another entity's run is not found, as in runs show
+        check_entity(run_entity, ctx.named_entity, path)
     target = _open(ctx, remote)
     targets: list[tuple[str, str | None, str | None]] = []
     for ref in refs or []:

@@ -335,7 +335,8 @@ class Run:
                     and not self._finished and self._step <= MAX_STEP:
                 # The common call, one flat dict of plain values: no per-key loop.
                 row = data.copy()
-                if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)):
+                if _PLAIN_SUPERSET(map(type, row.values())) and _STR_SUPERSET(map(type, row)) \
+                        and "" not in row:  # an empty key: refused below
                     self._pending = row
                     self._commit()
                     return
@@ -361,7 +362,7 @@ class Run:
             values: dict[str, Any] = {}
             media = None
             for key, value in data.items():
-                if type(value) in plain and type(key) is str:
+                if type(value) in plain and type(key) is str and key:
                     if key in values:  # also under a nested dict before it
                         raise logged_twice(key)
                     values[key] = value

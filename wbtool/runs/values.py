@@ -66,6 +66,8 @@ def flatten_into(row: dict[str, Any], data: Mapping[str, Any], prefix: str = "",
                                  f"{key!r}")
             key = str.__str__(key)  # numpy.str_, a str Enum: the plain string
         name = prefix + key
+        if not key:  # "" or, under a nested dict, "a/": no name to read it back by
+            raise ValueError(f"logged keys must be non-empty strings: cannot log {name!r}")
         if type(value) in PLAIN:
             if name in row:
                 raise logged_twice(name)
