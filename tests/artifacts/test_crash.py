@@ -89,3 +89,47 @@ def test_a_log_whose_stat_cache_names_objects_gone_from_the_store_stores_them_ag
     res = cli("artifact", "log", "ds", str(tree), "-t", "dataset")
     assert res.code == 0, res.err
     cli("artifact", "verify", "ds:latest", "--root", str(tree), check=True)
+
+
+# Runs ``wbtool ARGS...`` and kills itself (SIGKILL) just before its first
+# temp file under the folder argv[1] would be renamed or linked to its name.
+_KILL_BEFORE_PUBLISHING_UNDER = """
+import os, signal, sys
+root = os.path.realpath(sys.argv[1]) + os.sep
+def publish(real):
+    def wrapped(src, dst, *a, **k):
+        if os.path.realpath(os.fspath(dst)).startswith(root):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *a, **k)
+    return wrapped
+os.replace, os.rename, os.link = publish(os.replace), publish(os.rename), publish(os.link)
+from wbtool.cli.fast import main
+sys.argv = ["wbtool", *sys.argv[2:]]
+main()
+"""
+
+
+def test_remote_gc_deletes_the_temp_files_a_killed_sync_left_in_a_folder_remote(
+    cli: Cli, tmp_path: Path,
+) -> None:
+    tree = make_tree(tmp_path / "tree", {"big.bin": os.urandom(300_000), "a.txt": b"a"})
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    cli("artifact", "log", "ds", str(tree), "-t", "dataset", check=True)
+    cli("remote", "add", "team", str(remote), "--default", check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_BEFORE_PUBLISHING_UNDER, str(remote), "sync", "-j", "1"],
+        cwd=cli.cwd, capture_output=True, timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert [p for p in remote.rglob("*") if p.name.endswith(".tmp")]  # the kill left one
+    cli("sync", check=True)
+    res = cli("gc", "--remote", "team", "--grace", "0", "--yes", "--json")
+    assert res.code == 0, res.err
+    assert [p for p in remote.rglob("*") if p.name.endswith(".tmp")] == []
+    cli("artifact", "verify", "ds", check=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    env = {"WBTOOL_DIR": str(other / ".wbtool")}
+    cli("pull", "--remote", str(remote), "ds", env=env, check=True)
+    cli("artifact", "verify", "ds", "--root", str(tree), env=env, check=True)
