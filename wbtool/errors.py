@@ -104,6 +104,10 @@ class LatestMovedError(ConflictError):
     """the latest version of {project}/{name} changed from {base} to {newest} while this was made"""
 
 
+class MissingObjectsError(ConflictError):
+    """{message}"""
+
+
 class AliasedVersionError(ConflictError):
     """{ref} has aliases {aliases}; pass {option} to delete it anyway"""
 

@@ -53,14 +53,16 @@ def collect_garbage(
             with store.index.transaction() as tx:
                 tx.execute("DELETE FROM tree_cache")
         cutoff = time.time() - grace_seconds
-        removed = _sweep(ctx, keep, cutoff, result, dry_run)
-        if removed:
-            # Before the lock goes: what other processes remember of the store
-            # (packed digests) is stale from now on.
-            store.index.bump_gc_generation()
-            # A packed copy may remain for a digest whose loose copy went.
-            still = set(store.objects.locate_many(removed))
-            store.index.stat_cache_forget(d for d in removed if d not in still)
+        if not dry_run:
+            # Whatever vouches for an object goes before the object does, so
+            # that a gc killed midway leaves nothing naming a missing one:
+            # what other processes remember of the store (packed digests) is
+            # stale from now on, and the stat cache must not name them.
+            doomed = _sweep(ctx, keep, cutoff, GcResult(dry_run=True), dry_run=True)
+            if doomed:
+                store.index.bump_gc_generation()
+                store.index.stat_cache_forget(doomed)
+        _sweep(ctx, keep, cutoff, result, dry_run)
         if not dry_run:
             _clean_tmp(ctx, cutoff)
     return result
@@ -85,7 +87,7 @@ def _sweep(
     ctx: Context, keep: set[str], cutoff: float, result: GcResult, dry_run: bool
 ) -> list[str]:
     """Remove (or only count) the objects outside ``keep`` older than ``cutoff``;
-    return the digests removed."""
+    return the digests removed (or that would be)."""
     store = ctx.store
     removed: list[str] = []
     for digest in list(store.objects.iter_loose()):
@@ -102,9 +104,9 @@ def _sweep(
             continue
         result.removed += 1
         result.freed += st.st_size
+        removed.append(digest)
         if not dry_run:
             os.unlink(path)
-            removed.append(digest)
     removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
     return removed
 
@@ -133,7 +135,7 @@ def _collect_packs(
                 with store.index.transaction() as tx:
                     tx.executemany("DELETE FROM packed WHERE digest=? AND pack=?",
                                    ((r[0], name) for r in rows))
-                removed.extend(r[0] for r in rows)
+            removed.extend(r[0] for r in rows)
             continue
         live = [r for r in rows if r[0] in keep]
         dead = [r for r in rows if r[0] not in keep]
@@ -149,6 +151,7 @@ def _collect_packs(
         result.removed += len(dead)
         result.freed += dead_bytes
         if dry_run:
+            removed.extend(r[0] for r in dead)
             continue
         if live:
             with PackWriter(store.objects) as writer:  # rows now point at the new pack

@@ -21,6 +21,7 @@ from wbtool.errors import (
     AliasedVersionError,
     ConflictError,
     LatestMovedError,
+    MissingObjectsError,
     NotFoundError,
     StoreError,
     UsageError,
@@ -295,8 +296,9 @@ class Registry:
         size: int, file_count: int, *, description: str | None = None,
         metadata: dict[str, Any] | None = None, aliases: list[str] | tuple[str, ...] = (),
         tags: list[str] | tuple[str, ...] = (), run_id: str | None = None,
-    ) -> VersionRecord:
-        """Commit a manifest already in the store (its objects known present)."""
+    ) -> VersionRecord | None:
+        """Commit a manifest already in the store (its objects known present);
+        None (and the cached walks naming it forgotten) when it is gone."""
         _check_labels(aliases, tags)
         now = time.time()
         rec = self._same_as_latest(project, name, type, digest, aliases, tags, run_id, now)
@@ -307,9 +309,13 @@ class Registry:
             # vouches for its objects until the version's row is in.
             cached = self.store.index.db.execute(
                 "SELECT 1 FROM tree_cache WHERE digest=? LIMIT 1", (digest,)).fetchone()
-            if cached is None or not self.store.objects.has(manifest_digest):
+            if cached is None:
                 raise ConflictError("the store was cleaned up ('cache gc') while this was "
                                     "logged; log again")
+            if not self.store.objects.has(manifest_digest):  # deleted by hand, or damaged
+                with self.store.index.transaction() as db:
+                    db.execute("DELETE FROM tree_cache WHERE digest=?", (digest,))
+                return None
             return self._insert(
                 project, name, type, digest, manifest_digest, size, file_count,
                 description=description, metadata=metadata, aliases=aliases, tags=tags,
@@ -401,13 +407,16 @@ class Registry:
                    if e.ref is None and (only is None or e.digest in only)}
         if not digests:
             return
-        missing = [digests[d] for d in self.store.objects.missing(digests)]
-        if missing:
-            raise ConflictError(
-                f"{len(missing)} object(s) of this artifact are missing from the store "
-                f"(first: {missing[0]}); was 'wbtool artifact cache gc' run meanwhile? "
-                "Add the files again."
-            )
+        gone = list(self.store.objects.missing(digests))
+        if gone:
+            # Whatever removed them (a gc killed before it forgot them), the
+            # stat cache must not name them any more: adding the files again
+            # then reads and stores them, instead of trusting the cache.
+            self.store.index.stat_cache_forget(gone)
+            raise MissingObjectsError(
+                f"{len(gone)} object(s) of this artifact are missing from the store "
+                f"(first: {digests[gone[0]]}); was 'wbtool artifact cache gc' run meanwhile? "
+                "Add the files again.", digests=gone)
 
     def _collection(
         self, db: sqlite3.Connection, project: str, name: str, type: str, now: float,

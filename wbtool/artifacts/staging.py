@@ -21,7 +21,13 @@ from wbtool.artifacts.metadata import check_description, check_metadata
 from wbtool.artifacts.registry import Based, VersionRecord
 from wbtool.bulk import gc_paused
 from wbtool.context import Context
-from wbtool.errors import ConflictError, LatestMovedError, NotFoundError, UsageError
+from wbtool.errors import (
+    ConflictError,
+    LatestMovedError,
+    MissingObjectsError,
+    NotFoundError,
+    UsageError,
+)
 from wbtool.hashing import new_hasher
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import validate_entry_path, validate_name, validate_type
@@ -215,21 +221,34 @@ def log_paths(
                 description=description, metadata=check_metadata(metadata),
                 aliases=list(aliases), tags=list(tags), run_id=run_id,
             )
-            return rec, walked.skipped
+            if rec is not None:
+                return rec, walked.skipped
     # The shared lock, held from placing the objects to recording the
     # version, keeps garbage collection out: what was placed is still there.
     # Objects known only from the stat cache, or a draft's, placed earlier,
     # are checked.
+    walk: ingest.WalkResult | None = walked
+    del walked
     with ctx.store.lock(exclusive=False):
-        hits: set[str] = set()
-        entries, skipped = collect(ctx, paths, immutable=immutable, progress=progress,
-                                   walked=walked, cache_hits=hits)
-        del walked  # the walk's lists are large; the entries are all that is needed now
-        for e in entries:
-            e.local_path = None
-        art = commit(ctx, project, name, extra_entries=entries, type=type,
-                     description=description, metadata=metadata, aliases=aliases, tags=tags,
-                     run_id=run_id, check_only=hits, incremental=incremental)
+        for again in (False, True):
+            hits: set[str] = set()
+            entries, skipped = collect(ctx, paths, name_in_artifact=name_in_artifact,
+                                       immutable=immutable, progress=progress, walked=walk,
+                                       cache_hits=hits)
+            walk = None  # its lists are large; a second pass walks again
+            for e in entries:
+                e.local_path = None
+            try:
+                art = commit(ctx, project, name, extra_entries=entries, type=type,
+                             description=description, metadata=metadata, aliases=aliases,
+                             tags=tags, run_id=run_id, check_only=hits, incremental=incremental)
+                break
+            except MissingObjectsError as e:
+                # Objects the stat cache named were gone (a gc killed before
+                # it forgot them): the check forgot them, so a second pass
+                # reads and stores those files.
+                if again or not set(e.fields["digests"]) <= hits:
+                    raise
     if fingerprint is not None:
         rec = art._rec
         with ctx.store.index.transaction() as db:

@@ -517,6 +517,12 @@ class Remote(abc.ABC):
         folder remote hides names that its own temp files take."""
         return True
 
+    def leftovers(self) -> builtins.list[tuple[str, float]]:
+        """Temp files (path, modification time) that writes killed midway
+        left behind: listings hide them, so only garbage collection finds
+        them. Object stores write each file in one request and leave none."""
+        return []
+
     @abc.abstractmethod
     def put_file(self, local: str | os.PathLike, path: str) -> None:
         raise NotImplementedError
@@ -715,6 +721,22 @@ class LocalRemote(Remote):
 
     def listed(self, path: str) -> bool:
         return not _is_tmp(path.rpartition("/")[2])
+
+    def leftovers(self) -> builtins.list[tuple[str, float]]:
+        found: list[tuple[str, float]] = []
+        if not self._root_exists():
+            return found
+        with self._errors(""):
+            for folder, _dirs, files in os.walk(self.root, onerror=_walk_error):
+                here = os.path.relpath(folder, self.root)
+                for name in files:
+                    if _is_tmp(name):
+                        try:
+                            mtime = os.lstat(os.path.join(folder, name)).st_mtime
+                        except FileNotFoundError:
+                            continue  # published or removed meanwhile
+                        found.append((name if here == "." else f"{here}/{name}", mtime))
+        return sorted(found)
 
     def list_folders(self, prefix: str) -> builtins.list[str]:
         rel = _prefix(prefix)

@@ -56,6 +56,7 @@ class RemoteGcResult:
     manifests: list[str] = field(default_factory=list)
     kept_recent: int = 0  # unreferenced but younger than the grace period
     kept: int = 0  # referenced objects and manifests
+    leftovers: list[str] = field(default_factory=list)  # temp files of killed writes
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -68,6 +69,7 @@ class RemoteGcResult:
                 "objects": len(self.objects), "bytes": self.bytes,
                 "manifests": len(self.manifests), "kept": self.kept,
                 "kept_recent": self.kept_recent,
+                "leftovers": len(self.leftovers),
                 "paths": [records.manifest_path(d) for d in self.manifests]
                 + [records.object_path(d) for d, _ in self.objects],
                 "warnings": self.warnings, "seconds": round(self.seconds, 3)}
@@ -208,6 +210,9 @@ def _plan(remote: Remote, grace: float, jobs: int, result: RemoteGcResult) -> No
                 result.objects.append((digest, size))
             else:
                 result.manifests.append(digest)
+    # A write killed midway leaves its temp file (a push's is renamed within
+    # seconds of being made, so one older than the grace period is dead).
+    result.leftovers = [p for p, mtime in remote.leftovers() if now - mtime >= grace]
 
 
 def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRACE_SECONDS,
@@ -235,6 +240,7 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
         _plan(remote, grace, jobs, result)
         run_all(lambda d: remote.delete(records.manifest_path(d)), result.manifests, jobs)
         run_all(lambda item: remote.delete(records.object_path(item[0])), result.objects, jobs)
+        run_all(remote.delete, result.leftovers, jobs)
     finally:
         _release(remote, GC_LOCK)
     result.seconds = time.monotonic() - started
