@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -53,15 +54,6 @@ def collect_garbage(
             with store.index.transaction() as tx:
                 tx.execute("DELETE FROM tree_cache")
         cutoff = time.time() - grace_seconds
-        if not dry_run:
-            # Whatever vouches for an object goes before the object does, so
-            # that a gc killed midway leaves nothing naming a missing one:
-            # what other processes remember of the store (packed digests) is
-            # stale from now on, and the stat cache must not name them.
-            doomed = _sweep(ctx, keep, cutoff, GcResult(dry_run=True), dry_run=True)
-            if doomed:
-                store.index.bump_gc_generation()
-                store.index.stat_cache_forget(doomed)
         _sweep(ctx, keep, cutoff, result, dry_run)
         if not dry_run:
             _clean_tmp(ctx, cutoff)
@@ -85,16 +77,40 @@ def garbage_estimate(ctx: Context, *, grace_seconds: float = DEFAULT_GRACE_SECON
 
 def _sweep(
     ctx: Context, keep: set[str], cutoff: float, result: GcResult, dry_run: bool
-) -> list[str]:
-    """Remove (or only count) the objects outside ``keep`` older than ``cutoff``;
-    return the digests removed (or that would be)."""
+) -> None:
+    """Remove (or only count) the objects outside ``keep`` older than ``cutoff``.
+
+    Everything is looked at first, then whatever vouches for the objects to
+    go is forgotten before any of them goes, so that a gc killed midway
+    leaves nothing naming a missing one: what other processes remember of
+    the store (packed digests) is stale from then on, and the stat cache
+    names none of them."""
     store = ctx.store
-    removed: list[str] = []
-    for digest in list(store.objects.iter_loose()):
+    loose = _doomed_loose(ctx, keep, cutoff, result)
+    packs = _doomed_packs(ctx, keep, cutoff, result)
+    if dry_run:
+        return
+    doomed = [digest for digest, _ in loose] + [r[0] for p in packs for r in p.dead]
+    if doomed:
+        store.index.bump_gc_generation()
+        store.index.stat_cache_forget(doomed)
+    for _, path in loose:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    _remove_packs(ctx, packs, cutoff, result)
+
+
+def _doomed_loose(
+    ctx: Context, keep: set[str], cutoff: float, result: GcResult
+) -> list[tuple[str, str]]:
+    """(digest, path) of the loose objects to remove, counted in ``result``."""
+    objects = ctx.store.objects
+    doomed: list[tuple[str, str]] = []
+    for digest in list(objects.iter_loose()):
         if digest in keep:
             result.kept += 1
             continue
-        path = store.objects.path(digest)
+        path = objects.path(digest)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -104,24 +120,34 @@ def _sweep(
             continue
         result.removed += 1
         result.freed += st.st_size
-        removed.append(digest)
-        if not dry_run:
-            os.unlink(path)
-    removed += _collect_packs(ctx, keep, cutoff, result, dry_run)
-    return removed
+        doomed.append((digest, path))
+    return doomed
 
 
-def _collect_packs(
-    ctx: Context, keep: set[str], cutoff: float, result: GcResult, dry_run: bool
-) -> list[str]:
+@dataclass
+class _DoomedPack:
+    """A pack with objects to remove: ``live`` ones to copy into a new pack
+    first (none where the pack file is gone: its rows are only forgotten)."""
+
+    name: str
+    path: str
+    rows: list[tuple[str, int, int]]  # digest, offset, size
+    live: list[tuple[str, int, int]]
+    dead: list[tuple[str, int, int]]
+    gone: bool = False
+
+
+def _doomed_packs(
+    ctx: Context, keep: set[str], cutoff: float, result: GcResult
+) -> list[_DoomedPack]:
+    """The packs to remove or rewrite, their objects counted in ``result``."""
     store = ctx.store
-    db = store.index.db
-    removed: list[str] = []
     packs: dict[str, list[tuple[str, int, int]]] = {}
-    for digest, pack, offset, size in db.execute(
+    for digest, pack, offset, size in store.index.db.execute(
         "SELECT digest, pack, offset, size FROM packed ORDER BY pack, offset"
     ).fetchall():
         packs.setdefault(pack, []).append((digest, offset, size))
+    doomed: list[_DoomedPack] = []
     for name, rows in packs.items():
         path = store.objects.pack_path(name)
         try:
@@ -131,11 +157,7 @@ def _collect_packs(
             # would have every later add take these objects as stored, and
             # never write them again: forget them, so that logging the files
             # again (or a pull) restores them.
-            if not dry_run:
-                with store.index.transaction() as tx:
-                    tx.executemany("DELETE FROM packed WHERE digest=? AND pack=?",
-                                   ((r[0], name) for r in rows))
-            removed.extend(r[0] for r in rows)
+            doomed.append(_DoomedPack(name, path, rows, [], rows, gone=True))
             continue
         live = [r for r in rows if r[0] in keep]
         dead = [r for r in rows if r[0] not in keep]
@@ -150,28 +172,33 @@ def _collect_packs(
             continue  # mostly live: not worth rewriting yet
         result.removed += len(dead)
         result.freed += dead_bytes
-        if dry_run:
-            removed.extend(r[0] for r in dead)
-            continue
-        if live:
+        doomed.append(_DoomedPack(name, path, rows, live, dead))
+    return doomed
+
+
+def _remove_packs(ctx: Context, packs: list[_DoomedPack], cutoff: float,
+                  result: GcResult) -> None:
+    """Rewrite the live objects of ``packs`` into a new pack and delete them;
+    then delete pack files no row names (a crash between rename and indexing)."""
+    store = ctx.store
+    for pack in packs:
+        if pack.live:
             with PackWriter(store.objects) as writer:  # rows now point at the new pack
-                for digest, offset, size in live:
-                    writer.add(digest, store.objects.read_packed((path, offset, size)))
+                for digest, offset, size in pack.live:
+                    writer.add(digest, store.objects.read_packed((pack.path, offset, size)))
             result.repacked += 1
         with store.index.transaction() as tx:  # the live rows point at the new pack now
             tx.executemany("DELETE FROM packed WHERE digest=? AND pack=?",
-                           ((r[0], name) for r in rows))
-        os.unlink(path)
-        removed.extend(r[0] for r in dead)
-    # packs on disk that no row names (a crash between rename and indexing)
+                           ((r[0], pack.name) for r in pack.rows))
+        if not pack.gone:
+            os.unlink(pack.path)
     pack_dir = os.path.join(store.objects.root, "pack")
-    if os.path.isdir(pack_dir) and not dry_run:
-        indexed = {p for (p,) in db.execute("SELECT DISTINCT pack FROM packed")}
+    if os.path.isdir(pack_dir):
+        indexed = {p for (p,) in store.index.db.execute("SELECT DISTINCT pack FROM packed")}
         for entry in os.scandir(pack_dir):
             name = entry.name.removesuffix(".pack")
             if name not in indexed and entry.stat().st_ctime < cutoff:
                 os.unlink(entry.path)
-    return removed
 
 
 def _clean_tmp(ctx: Context, cutoff: float) -> None:

@@ -118,10 +118,11 @@ def _disk_full(exc: OSError, where: str) -> int:
     import os
 
     from wbtool.errors import EXIT_FAILURE, EXIT_STORE
+    from wbtool.fsutil import is_within
 
     store = _existing(None)
     folder = _existing(exc.filename) if getattr(exc, "filename", None) else store
-    if store is not None and folder is not None and (folder + os.sep).startswith(store + os.sep):
+    if store is not None and folder is not None and is_within(folder, store):
         folder = store  # a file of the store's: name the store
     code = EXIT_STORE
     try:
