@@ -94,19 +94,6 @@ def _write(text: str) -> None:
         raise stdout_failed(e) from None
 
 
-# How a write to stdout fails where what holds it has no room (``> /dev/full``,
-# a full disk), or the device behind it failed.
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
-
-
-def is_stdout_failure(e: BaseException) -> bool:
-    """Whether ``e``, raised where a command writes its output (and reads
-    files), is a failed write to stdout: the errors only a write gives, with
-    no file named, as a file the command reads would be."""
-    return (isinstance(e, OSError) and not isinstance(e, BrokenPipeError)
-            and e.errno in _WRITE_ERRNOS and not getattr(e, "filename", None))
-
-
 def stdout_failed(e: OSError) -> Exception:
     """The error to report for a write to stdout that failed with ``e``: the
     output left unwritten is dropped, so that Python's own flush at exit

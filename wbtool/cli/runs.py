@@ -115,16 +115,13 @@ def _choice(option: str, value: str, choices: Iterable[str]) -> str:
 @contextlib.contextmanager
 def _stdout_guard() -> Iterator[None]:
     """A reader that went away (``| head``) ends the command quietly, exit 0;
-    output that cannot be written (``> /dev/full``) is an error, exit 1."""
+    output that cannot be written (``> /dev/full``) is told by the error
+    handler as such, exit 1."""
     try:
         yield
         sys.stdout.flush()
     except BrokenPipeError:
         output.discard_stdout()  # later flushes go nowhere, silently
-    except OSError as e:
-        if not output.is_stdout_failure(e):
-            raise
-        raise output.stdout_failed(e) from None
 
 
 def _iso(ts: Any) -> str | None:
