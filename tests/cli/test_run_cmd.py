@@ -867,6 +867,17 @@ def test_wbtool_log_takes_numbers_as_bc_and_printf_write_them(cli: Cli, store_di
     assert config == [{"lr": 0.001}]
 
 
+def test_wbtool_log_keeps_a_number_too_long_to_convert_as_text(
+        cli: Cli, store_dir: Path) -> None:
+    """An integer of more digits than Python converts ended in a traceback."""
+    cli("run", "-q", "--id", "long", "--", "true", check=True)
+    digits = "9" * 5000
+    res = cli("log", "--run", "long", f"n={digits}", f"m=+{digits}")
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    row = next(iter_rows(store_dir / "runs" / "long" / "history.jsonl"))
+    assert (row["n"], row["m"]) == (digits, "+" + digits)
+
+
 def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     import wbtool
 

@@ -59,9 +59,12 @@ def _shell_number(text: str) -> Any:
     found = _SHELL_NUMBER.fullmatch(text.strip())
     if found is None:
         return text
-    if found.group(1) is None and found.group(2) is None and found.group(3) is None:
-        return int(text)
-    return float(text)
+    try:
+        if found.group(1) is None and found.group(2) is None and found.group(3) is None:
+            return int(text)
+        return float(text)
+    except ValueError:  # more digits than Python converts: as JSON's reader, text
+        return text
 
 
 def _nesting(value: Any) -> int:
