@@ -266,7 +266,7 @@ def _leave(code: int) -> NoReturn:
     interpreter down object by object: after a large checkout that takes
     longer than many small commands' whole work. Files and the index are
     closed or committed by then (SQLite needs no close to keep a commit)."""
-    code = _flushed(code)
+    code = flushed(code)
     try:
         sys.stderr.flush()
     except (OSError, ValueError):
@@ -274,7 +274,7 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _flushed(code: int) -> int:
+def flushed(code: int) -> int:
     """``code``, once what is left of the output is written: a reader that
     went away takes nothing and is no error; no room where it goes
     (``> /dev/full``) is one (exit 1), told here, not by Python at exit."""
@@ -342,11 +342,11 @@ def main() -> None:
     if argv[:1] == ["log"]:
         opts = _parse_log(argv[1:])
         if opts is not None:
-            sys.exit(_flushed(_log(opts)))
+            sys.exit(flushed(_log(opts)))
     elif argv[:1] == ["run"]:
         opts = _parse_run(argv[1:])
         if opts is not None:
-            sys.exit(_flushed(_run(opts)))
+            sys.exit(flushed(_run(opts)))
     elif argv[:1] == ["artifact"]:
         work = _artifact(argv[1:])
         if work is not None:

@@ -142,17 +142,6 @@ def _usage_failure(e: typer.TyperException) -> int:
 
 
 def main() -> None:
-    code = run(sys.argv[1:])
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:  # else flushed again, and reported, as Python exits
-        from wbtool.cli.output import discard_stdout
+    from wbtool.cli.fast import flushed
 
-        discard_stdout()
-    except OSError as e:  # no room where stdout goes (> /dev/full)
-        from wbtool.cli.failure import exit_code
-        from wbtool.cli.output import stdout_failed
-
-        failed = exit_code(stdout_failed(e))
-        code = code or failed
-    sys.exit(code)
+    sys.exit(flushed(run(sys.argv[1:])))
