@@ -50,15 +50,12 @@ class Api:
         A key's dots step into nested values or, where there are none, name a
         flat key with those dots or with slashes for them:
         ``{"summary_metrics.train.loss": {"$lt": 1}}`` finds ``train/loss``."""
-        from wbtool.names import check_entity
         from wbtool.runs.ids import split_project_path
         from wbtool.runs.public import list_runs
 
         project = self._ctx.project
         if path:
-            entity, project = split_project_path(path)
-            if entity is not None:
-                check_entity(entity, self._ctx.named_entity, path)
+            _entity, project = split_project_path(path, self._ctx.named_entity)
         return list_runs(self._ctx, project, filters, order)
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:

@@ -183,7 +183,6 @@ def copy_at_end(run: Run) -> None:
 
 def _run_folder(run: Run | None, run_path: str | None) -> Any:
     from wbtool.context import Context
-    from wbtool.names import check_entity
     from wbtool.runs.folder import RunFolder
     from wbtool.runs.ids import split_run_path
 
@@ -191,10 +190,8 @@ def _run_folder(run: Run | None, run_path: str | None) -> Any:
         if run is None or run._folder is None:
             raise UsageError("restore needs run_path when no run is active")
         return run._folder
-    entity, project, run_id = split_run_path(run_path)
     ctx = run._ctx if run is not None and run._ctx is not None else Context.from_settings()
-    if entity is not None:
-        check_entity(entity, ctx.named_entity, run_path)
+    _entity, project, run_id = split_run_path(run_path, ctx.named_entity)
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists() or (
             project is not None and (folder.read_run() or {}).get("project") != project):

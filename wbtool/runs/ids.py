@@ -51,11 +51,13 @@ def validate_id(value: object) -> str:
     return value
 
 
-def split_run_path(path: str) -> tuple[str | None, str | None, str]:
+def split_run_path(path: str, store_entity: str | None = None
+                   ) -> tuple[str | None, str | None, str]:
     """``entity/project/id``, ``project/id`` or ``id`` → (entity, project, id).
 
     The ``runs/`` segment of the reference's ``entity/project/runs/id`` form
-    is accepted too.
+    is accepted too. An entity other than ``store_entity`` (the one the
+    settings name, if any) is not found (OtherEntityError).
     """
     parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
     if len(parts) >= 2 and parts[-2] == "runs":
@@ -66,19 +68,26 @@ def split_run_path(path: str) -> tuple[str | None, str | None, str]:
     run_id = validate_id(parts[-1])
     project = parts[-2] if len(parts) >= 2 else None
     entity = parts[-3] if len(parts) == 3 else None
+    if entity is not None:
+        from wbtool.names import check_entity
+
+        check_entity(entity, store_entity, path)
     return entity, project, run_id
 
 
-def split_project_path(path: str) -> tuple[str | None, str]:
+def split_project_path(path: str, store_entity: str | None = None) -> tuple[str | None, str]:
     """``entity/project`` or ``project`` → (entity, project), for a listing
-    of runs."""
-    from wbtool.names import validate_name
+    of runs; an entity other than ``store_entity`` is not found, as above."""
+    from wbtool.names import check_entity, validate_name
 
     parts = [p for p in path.strip().strip("/").split("/") if p] if isinstance(path, str) else []
     if not parts or len(parts) > 2:
         raise InvalidNameError(what="project path", value=path,
                                reason="expected entity/project or project")
-    return (parts[0] if len(parts) == 2 else None), validate_name(parts[-1], "project name")
+    project = validate_name(parts[-1], "project name")
+    if len(parts) == 2:
+        check_entity(parts[0], store_entity, path)
+    return (parts[0] if len(parts) == 2 else None), project
 
 
 def parse_moment(value: str) -> tuple[str, int]:

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import InvalidNameError, NotFoundError, UsageError
-from wbtool.names import check_entity
 from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
 from wbtool.runs.folder import (
@@ -288,9 +287,7 @@ def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]
 def get_run(ctx: Context, path: str) -> PublicRun:
     """The run ``path`` names; an entity other than the one the settings
     name is not found (any entity is this store's where none is named)."""
-    entity, project, run_id = split_run_path(path)
-    if entity is not None:
-        check_entity(entity, ctx.named_entity, path)
+    _entity, project, run_id = split_run_path(path, ctx.named_entity)
     row = catalog.get(ctx.store.index, run_id)
     if row is not None:
         row = caught_up(ctx, [row])[0]
