@@ -345,9 +345,9 @@ def list_(
 
 def _runtime(doc: dict[str, Any], state: str) -> Any:
     """The runtime a listing shows: so far, of a run still running; else its record's."""
-    from wbtool.runs.folder import runtime_shown
+    from wbtool.runs.folder import runtime_at
 
-    return runtime_shown(doc, state) if state == "running" else doc.get("runtime")
+    return runtime_at(doc, time.time()) if state == "running" else doc.get("runtime")
 
 
 def _aligned(columns: list[str], rows: list[list[Any]]) -> None:

@@ -48,12 +48,12 @@ def runtime_at(doc: dict[str, Any], now: float) -> float:
     return (_seconds(doc.get("resumed_runtime")) or 0.0) + max(0.0, now - started)
 
 
-def runtime_shown(doc: dict[str, Any], state: str, now: float | None = None) -> float:
+def runtime_shown(doc: dict[str, Any], state: str) -> float:
     """A run's runtime as readers show it: of a run still running (``state``,
     its :func:`effective_state`), the time it has run so far; of any other,
     what its record says."""
     if state == "running":
-        return runtime_at(doc, time.time() if now is None else now)
+        return runtime_at(doc, time.time())
     return _seconds(doc.get("runtime")) or 0.0
 
 

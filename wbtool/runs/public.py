@@ -325,14 +325,13 @@ def list_runs(ctx: Context, project: str | None = None,
     return runs
 
 
-def unlisted_damaged(ctx: Context, folders: Iterable[str], now: float | None = None
-                     ) -> list[str]:
+def unlisted_damaged(ctx: Context, folders: Iterable[str]) -> list[str]:
     """Of the folders in ``runs/`` named ``folders``, the run folders the
     index does not list whose run.json is missing or damaged: no listing
     shows them, and ``runs delete`` removes them. A folder that has no
     run.json yet and changed in the last :data:`BORN_SECONDS` is left out:
     a run being created, or pulled, writes its run.json last."""
-    now = time.time() if now is None else now
+    now = time.time()
     listed = catalog.ids(ctx.store.index)
     out = []
     for name in sorted(set(folders) - listed):
