@@ -24,10 +24,23 @@ _HOW = {"WBTOOL_DIR": "named by WBTOOL_DIR", "root_dir": "under the root_dir set
 
 def open_store(settings: Settings, cwd: str | None) -> tuple[Context | None, list[Check]]:
     from wbtool.context import Context
-    from wbtool.store.layout import Store, locate
+    from wbtool.store.layout import Store, locate, unfinished
 
     path, how = locate(root_dir=settings.root_dir, cwd=cwd)
     where = f"{path} ({_HOW[how]})"
+    if unfinished(path):
+        data = {"path": str(path), "found": how, "unfinished": True}
+        if Store(path).holds_data():  # not what a kill leaves: config.yaml was lost
+            return None, [Check("store", "store", FAIL,
+                                f"the wbtool store {where} has no config.yaml, though it "
+                                "holds objects or runs", "restore config.yaml from a backup",
+                                data=data, fatal=True)]
+        return None, [Check("store", "store", FAIL,
+                            f"the making of the wbtool store {where} was cut short (it has "
+                            "no config.yaml yet); the next `wbtool run` or `wbtool artifact "
+                            "log` finishes it",
+                            "run a command that writes to the store; nothing is stored in "
+                            "it yet", data=data, fatal=True)]
     if not (path / "config.yaml").is_file():
         return None, [Check("store", "store", FAIL, f"no wbtool store at {where}",
                             "run wbtool where the store is, or name it with WBTOOL_DIR; the "

@@ -4,6 +4,14 @@ Discovery: ``WBTOOL_DIR`` (the store folder itself) wins; else the
 ``root_dir`` setting names the folder holding ``.wbtool/``; else walk up
 from the current directory like git looks for ``.git``; else
 ``./.wbtool`` is created on first write.
+
+A store is made in order: its folder, the folders in it, ``index.db``, and
+last ``config.yaml``, which names the folder a store. A ``.wbtool`` folder
+without ``config.yaml`` is one whose making was cut short (by a kill, say):
+nothing can have been stored in it yet, and the next command that writes
+finishes making it. Walking up stops at it all the same, so that such a
+folder never sends commands on to a store further up, nor has a second
+store made below it.
 """
 
 from __future__ import annotations
@@ -57,11 +65,17 @@ def locate(
     start = Path(cwd or os.getcwd()).absolute()
     for folder in (start, *start.parents):
         candidate = folder / STORE_DIRNAME
-        if (candidate / "config.yaml").is_file():
+        if candidate.is_dir():  # a store, or one whose making was cut short
             return candidate, "walking up"
         if candidate.is_symlink() and not candidate.exists():
             return candidate, "walking up"  # a store moved away: refused, not passed by
     return start / STORE_DIRNAME, "default"
+
+
+def unfinished(path: Path) -> bool:
+    """Whether ``path`` is a store folder whose making was cut short: a
+    folder with no ``config.yaml`` in it yet."""
+    return path.is_dir() and not (path / "config.yaml").exists()
 
 
 def _dump_config(doc: dict[str, Any]) -> bytes:
@@ -121,7 +135,8 @@ class Store:
             # Publish config.yaml exclusively (a link fails if it exists): two
             # processes creating the store at once both end up with one
             # valid config, on disk before its name.
-            tmp = fsutil.tmp_name(self.path, "config.yaml")
+            # Staged in tmp/, where `wbtool gc` clears what a kill left.
+            tmp = fsutil.tmp_name(self.path / "tmp", "config.yaml")
             try:
                 Path(tmp).write_bytes(data)
                 fsutil.fsync_path(tmp)
