@@ -258,6 +258,8 @@ def gc(
             output.note("wbtool: nothing was deleted; run again with --yes to delete these")
         return
     res = remote_gc.collect(target, dry_run=False, grace=wait, jobs=jobs)
+    for line in res.locks_removed:
+        output.note(f"wbtool: warning: {line}")
     if as_json:
         output.emit_json("gc", res.to_json())
     else:

@@ -12,16 +12,15 @@ Sweeping takes ``locks/gc.json`` by exclusive create. A push that sends
 anything first creates ``locks/push-<id>.json`` and then checks for the gc
 lock, and the sweep, having taken its lock, checks for push locks: whichever
 comes second sees the other and stops (a lock older than ``grace`` is taken
-for one left by a crash). Manifests go before objects, so that a manifest
-on the remote still proves its objects are there.
+for one left by a crash, and one that a killed process of this machine left
+is removed at once: see :mod:`wbtool.remote.locks`). Manifests go before
+objects, so that a manifest on the remote still proves its objects are there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import threading
 import time
 import uuid
@@ -33,7 +32,7 @@ from wbtool.artifacts.gc import check_grace
 from wbtool.errors import ConflictError, NotFoundError, StoreError
 from wbtool.hashing import hash_bytes, is_digest
 from wbtool.manifest import Manifest
-from wbtool.remote import records
+from wbtool.remote import locks, records
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
 
@@ -57,6 +56,7 @@ class RemoteGcResult:
     kept_recent: int = 0  # unreferenced but younger than the grace period
     kept: int = 0  # referenced objects and manifests
     leftovers: list[str] = field(default_factory=list)  # temp files of killed writes
+    locks_removed: list[str] = field(default_factory=list)  # what killed processes left
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -69,15 +69,10 @@ class RemoteGcResult:
                 "objects": len(self.objects), "bytes": self.bytes,
                 "manifests": len(self.manifests), "kept": self.kept,
                 "kept_recent": self.kept_recent,
-                "leftovers": len(self.leftovers),
+                "leftovers": len(self.leftovers), "locks_removed": self.locks_removed,
                 "paths": [records.manifest_path(d) for d in self.manifests]
                 + [records.object_path(d) for d, _ in self.objects],
                 "warnings": self.warnings, "seconds": round(self.seconds, 3)}
-
-
-def _lock_doc() -> bytes:
-    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                       "time": time.time()}, sort_keys=True).encode()
 
 
 def _describe(remote: Remote, path: str) -> str:
@@ -89,18 +84,28 @@ def _describe(remote: Remote, path: str) -> str:
         return "by another process"
 
 
+def _is_push_lock(path: str) -> bool:
+    return path.startswith(f"{PUSH_LOCKS}/push-") and path.endswith(".json")
+
+
 @contextlib.contextmanager
-def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[None]:
-    """Announce a push; refuse while a garbage collection is sweeping."""
+def push_lock(remote: Remote, grace: float = DEFAULT_GRACE_SECONDS) -> Iterator[list[str]]:
+    """Announce a push; refuse while a garbage collection is sweeping. Yields
+    a line for each lock that a killed push or sweep of this machine left,
+    which it removed."""
     mine = f"{PUSH_LOCKS}/push-{uuid.uuid4().hex}.json"
-    remote.write(mine, _lock_doc())
+    remote.write(mine, locks.doc())
     try:
-        held = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if p == GC_LOCK]
+        listed = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if p != mine]
+        removed = locks.clear_dead(remote, [p for p, _ in listed if _is_push_lock(p)], "push")
+        removed.update(locks.clear_dead(remote, [p for p, _ in listed if p == GC_LOCK],
+                                        "garbage collection"))
+        held = [(p, m) for p, m in listed if p == GC_LOCK and p not in removed]
         if held and (not held[0][1] or time.time() - held[0][1] < grace):
             raise ConflictError(f"a garbage collection is running on {remote.url} "
                                 f"{_describe(remote, GC_LOCK)}; push again when it ends "
                                 f"(if it died, delete {remote.display(GC_LOCK)})")
-        yield
+        yield list(removed.values())
     finally:
         _release(remote, mine)
 
@@ -225,14 +230,20 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
         _plan(remote, grace, jobs, result)
         result.seconds = time.monotonic() - started
         return result
-    if not remote.create_exclusive(GC_LOCK, _lock_doc()):
+    mine = locks.doc()
+    removed: dict[str, str] = {}
+    if not remote.create_exclusive(GC_LOCK, mine) and (
+            not (removed := locks.clear_dead(remote, [GC_LOCK], "garbage collection"))
+            or not remote.create_exclusive(GC_LOCK, mine)):
         raise ConflictError(f"a garbage collection is already running on {remote.url} "
                             f"{_describe(remote, GC_LOCK)}; if it died, delete "
                             f"{remote.display(GC_LOCK)}")
     try:
         now = time.time()
-        pushing = [p for p, _, m in remote.list_detail(PUSH_LOCKS)
-                   if p.startswith(f"{PUSH_LOCKS}/push-") and (not m or now - m < grace)]
+        listed = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if _is_push_lock(p)]
+        removed.update(locks.clear_dead(remote, [p for p, _ in listed], "push"))
+        result.locks_removed = list(removed.values())
+        pushing = [p for p, m in listed if p not in removed and (not m or now - m < grace)]
         if pushing:
             raise ConflictError(f"a push to {remote.url} is in progress "
                                 f"({_describe(remote, pushing[0])}); collect garbage later "

@@ -219,8 +219,10 @@ def execute(registry: Registry, plan: PushPlan, jobs: int = 8,
     from wbtool.remote.gc import push_lock
 
     if plan.objects or plan.manifests or plan.versions:
-        with push_lock(plan.remote):
-            return _execute(registry, plan, jobs, progress)
+        with push_lock(plan.remote) as removed:  # locks that killed pushes left
+            result = _execute(registry, plan, jobs, progress)
+            result.warnings[:0] = removed
+            return result
     return _execute(registry, plan, jobs, progress)
 
 
