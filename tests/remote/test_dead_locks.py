@@ -152,7 +152,7 @@ def _started(pid: int) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("whose", ["another host", "a running process",
-                                   "another boot of this host"])
+                                   "another boot of this host", "an older version"])
 def test_a_lock_this_machine_cannot_call_dead_stays(store: Store, tmp_path: Path,
                                                     sleeper: subprocess.Popen[bytes],
                                                     whose: str) -> None:
@@ -162,6 +162,8 @@ def test_a_lock_this_machine_cannot_call_dead_stays(store: Store, tmp_path: Path
         doc = {**me, "host": "not-" + socket.gethostname(), "pid": 999_999_999}
     elif whose == "another boot of this host":
         doc = {**me, "boot": "00000000-0000-0000-0000-000000000000", "pid": 999_999_999}
+    elif whose == "an older version":  # it said only host, pid and time
+        doc = {"host": me["host"], "pid": 999_999_999, "time": me["time"]}
     lock = tmp_path / "remote" / "locks" / "push-0123.json"
     lock.parent.mkdir(exist_ok=True)
     lock.write_text(json.dumps(doc))

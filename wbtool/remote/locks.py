@@ -78,8 +78,10 @@ def dead_here(data: bytes) -> int | None:
     if type(pid) is not int or pid <= 0 or pid == os.getpid():
         return None
     for key, mine in (("boot", _boot()), ("pidns", _pid_namespace())):
-        if key in lock and lock[key] != mine:
-            return None  # another machine of the same name, or one this process cannot see
+        if lock.get(key) != mine:
+            # another machine of the same name, one this process cannot see,
+            # or a lock too old to say which boot made it
+            return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
