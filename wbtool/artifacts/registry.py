@@ -296,6 +296,7 @@ class Registry:
         size: int, file_count: int, *, description: str | None = None,
         metadata: dict[str, Any] | None = None, aliases: list[str] | tuple[str, ...] = (),
         tags: list[str] | tuple[str, ...] = (), run_id: str | None = None,
+        history_step: int | None = None,
     ) -> VersionRecord | None:
         """Commit a manifest already in the store (its objects known present);
         None (and the cached walks naming it forgotten) when it is gone."""
@@ -319,7 +320,7 @@ class Registry:
             return self._insert(
                 project, name, type, digest, manifest_digest, size, file_count,
                 description=description, metadata=metadata, aliases=aliases, tags=tags,
-                ttl=None, run_id=run_id, history_step=None, now=now,
+                ttl=None, run_id=run_id, history_step=history_step, now=now,
             )
 
     def _insert(
