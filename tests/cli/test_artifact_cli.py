@@ -354,6 +354,32 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+def test_an_artifact_whose_versions_were_all_deleted(cli: Cli, tmp_path: Path,
+                                                    store_dir: Path) -> None:
+    """It keeps its type and numbering, so every listing shows it with no
+    versions: ``ls NAME`` of it said "artifact not found" where ``ls`` (of
+    its project, or of every one) listed it."""
+    data = make_tree(tmp_path / "data", {"x": b"x"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "-p", "p", check=True)
+    cli("artifact", "log", "kept", str(data), "--type", "dataset", "-p", "q", check=True)
+    cli("artifact", "rm", "p/ds:v0", "--delete-aliases", check=True)
+    empty = {"project": "p", "name": "ds", "type": "dataset", "kind": "sequence",
+             "versions": 0, "latest": None, "size": 0}
+    for args in ([], ["--all-projects"], ["-p", "p"]):
+        listed = cli("artifact", "ls", *args, "--json", check=True).json()["result"]
+        assert empty in listed, args  # type: ignore[operator]
+        assert "p\tds\tdataset\t0\t\t0 B\n" in cli("artifact", "ls", *args, check=True).out
+    for args in (["p/ds"], ["ds", "-p", "p"]):
+        res = cli("artifact", "ls", *args)
+        assert (res.code, res.out) == (0, ""), res.err
+        assert res.err == "wbtool: note: p/ds (type dataset) has no versions left\n"
+        assert cli("artifact", "ls", *args, "--json", check=True).json()["result"] == []
+    is_error(cli("artifact", "ls", "p/other"), 3, "artifact not found: p/other")
+    is_error(cli("artifact", "info", "p/ds"), 3, "artifact version not found: p/ds:latest")
+    res = cli("artifact", "log", "p/ds", str(data), "--json", check=True)  # its type stays
+    assert res.json()["result"]["version"] == "v1"  # type: ignore[index]
+
+
 def test_gc_forgets_the_objects_of_a_lost_pack_so_a_new_log_stores_them_again(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:
