@@ -354,6 +354,32 @@ def test_rm_with_aliases_and_gc(cli: Cli, tmp_path: Path, store_dir: Path) -> No
     cli("artifact", "verify", "ds:v1", check=True)  # v1 survives the gc
 
 
+def test_an_artifact_whose_versions_were_all_deleted(cli: Cli, tmp_path: Path,
+                                                    store_dir: Path) -> None:
+    """It keeps its type and numbering, so every listing shows it with no
+    versions: ``ls NAME`` of it said "artifact not found" where ``ls`` (of
+    its project, or of every one) listed it."""
+    data = make_tree(tmp_path / "data", {"x": b"x"})
+    cli("artifact", "log", "ds", str(data), "--type", "dataset", "-p", "p", check=True)
+    cli("artifact", "log", "kept", str(data), "--type", "dataset", "-p", "q", check=True)
+    cli("artifact", "rm", "p/ds:v0", "--delete-aliases", check=True)
+    empty = {"project": "p", "name": "ds", "type": "dataset", "kind": "sequence",
+             "versions": 0, "latest": None, "size": 0}
+    for args in ([], ["--all-projects"], ["-p", "p"]):
+        listed = cli("artifact", "ls", *args, "--json", check=True).json()["result"]
+        assert empty in listed, args  # type: ignore[operator]
+        assert "p\tds\tdataset\t0\t\t0 B\n" in cli("artifact", "ls", *args, check=True).out
+    for args in (["p/ds"], ["ds", "-p", "p"]):
+        res = cli("artifact", "ls", *args)
+        assert (res.code, res.out) == (0, ""), res.err
+        assert res.err == "wbtool: note: p/ds (type dataset) has no versions left\n"
+        assert cli("artifact", "ls", *args, "--json", check=True).json()["result"] == []
+    is_error(cli("artifact", "ls", "p/other"), 3, "artifact not found: p/other")
+    is_error(cli("artifact", "info", "p/ds"), 3, "artifact version not found: p/ds:latest")
+    res = cli("artifact", "log", "p/ds", str(data), "--json", check=True)  # its type stays
+    assert res.json()["result"]["version"] == "v1"  # type: ignore[index]
+
+
 def test_gc_forgets_the_objects_of_a_lost_pack_so_a_new_log_stores_them_again(
     cli: Cli, tmp_path: Path, store_dir: Path
 ) -> None:
@@ -1327,6 +1353,47 @@ def test_a_version_fetched_under_a_run_is_that_runs_input(cli: Cli, tmp_path: Pa
     assert shown["artifacts_used"] == [{"name": "f:v0", "type": "data"}]
     res = cli("artifact", command, "f:v0", *where, env={"WBTOOL_RUN_ID": "a b"})
     assert res.code == 2 and "invalid run id" in res.err and res.err.count("\n") == 1
+
+
+def test_a_version_logged_for_a_run_records_its_history_step(cli: Cli, tmp_path: Path) -> None:
+    """As ``run.log_artifact`` does, ``artifact log --run`` (and under ``wbtool
+    run``) records the step of the run's latest history row: the row being
+    built, else the last committed, none before any."""
+    data = make_tree(tmp_path / "d", {"a": b"a"})
+
+    def step(name: str, *args: str) -> object:
+        (data / "a").write_text(name)
+        res = cli("artifact", "log", name, str(data), "--type", "model", *args, "--json",
+                  check=True)
+        doc = json.loads(res.out)["result"]
+        return doc["history_step"]
+
+    script = ('"$2" -m wbtool log a=1 && "$2" -m wbtool log a=2 && echo under > "$1/a" && '
+              '"$2" -m wbtool artifact log under "$1" --type model')
+    cli("run", "--id", "user0001", "--no-stats", "-q", "--", "sh", "-c", script, "sh",
+        str(data), sys.executable, check=True)
+    info = json.loads(cli("artifact", "info", "under:v0", "--json", check=True).out)["result"]
+    assert (info["run_id"], info["history_step"]) == ("user0001", 1)
+    assert step("again", "--run", "user0001") == 1
+    cli("log", "--run", "user0001", "--step", "7", "--no-commit", "a=3", check=True)
+    assert step("pending", "--run", "user0001") == 7  # the row being built
+    cli("log", "--run", "user0001", "a=4", check=True)
+    assert step("committed", "--run", "user0001") == 7
+    assert step("elsewhere", "--run", "other001") is None  # a run this store lacks
+    assert step("no-run") is None
+    # The same files again under another name: the walk cached by the first
+    # log (of files not written just now) is reused.
+    os.utime(data / "a", (1e9, 1e9))
+    for name in ("walked", "cached"):
+        res = cli("artifact", "log", name, str(data), "--type", "model", "--run", "user0001",
+                  "--json", check=True)
+        assert json.loads(res.out)["result"]["history_step"] == 7, name
+    cli("run", "--id", "user0002", "--no-stats", "-q", "--", "true", check=True)
+    assert step("empty", "--run", "user0002") is None  # no history row yet
+    cli("artifact", "add", "staged", str(data), "--type", "model", check=True)
+    staged = json.loads(cli("artifact", "log", "staged", "--run", "user0001", "--json",
+                            check=True).out)["result"]
+    assert staged["history_step"] == 7
 
 
 @pytest.mark.parametrize("command", ["checkout", "download"])

@@ -1248,6 +1248,30 @@ def test_an_alert_shows_control_characters_instead_of_sending_them(
     assert events[-1]["text"] == "red \x1b[31mtext"
 
 
+def test_an_alert_title_stays_on_its_line(cli: Cli, store_dir: Path) -> None:
+    """A newline (or a C1 control, or a bidirectional override) in a title
+    was printed as it is, so the alert's first line ended mid-title; it is
+    shown escaped, as a run's name is. The text keeps its lines and tabs."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    title, text = "disk\nfull\u202e\x85", "line 1\n\tline 2\u202e"
+    res = cli("alert", "--run", run.id, title, text, "--level", "WARN", check=True)
+    assert res.err == ("wbtool: ALERT [WARN] disk\\nfull\\u202e\\x85: "
+                       "line 1\n\tline 2\\u202e\n")
+    events = run._folder.read_events()
+    assert (events[-1]["title"], events[-1]["text"]) == (title, text)  # recorded as given
+    child = ("import sys, wbtool\n"
+             "run = wbtool.init(project='p', settings={'quiet': True, 'console': 'off'})\n"
+             "run.alert(sys.argv[1], sys.argv[2])\n"
+             "run.finish()\n")
+    res = subprocess.run([sys.executable, "-c", child, title, text], capture_output=True,
+                         text=True, cwd=cli.cwd, timeout=120, check=True)
+    assert res.stderr == ("wbtool: ALERT [INFO] disk\\nfull\\u202e\\x85: "
+                          "line 1\n\tline 2\\u202e\n")
+
+
 def test_capture_groups_that_match_nothing_log_no_value(cli: Cli, store_dir: Path) -> None:
     res = cli("run", "-q", "--capture-metrics", r"loss=(?P<loss>[0-9.]*)", "--",
               "sh", "-c", "echo loss=; echo loss=0.5")

@@ -613,6 +613,51 @@ def test_an_invalid_run_id_is_a_usage_error(cli: Cli, tmp_path: Path,
     assert not remote.exists()
 
 
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same on every backend
+@pytest.mark.parametrize("damage", [b'{"id": "sync0001", "proj', b"garbage\n", b"[1]",
+                                    b'{"id": "sync0001"}', None])
+def test_a_run_whose_run_json_is_damaged_is_named_as_such(
+        stores: tuple[Store, Store], tmp_path: Path, backend: Backend,
+        monkeypatch: pytest.MonkeyPatch, damage: bytes | None) -> None:
+    """A sync of that run says which file is damaged (exit 7, as ``runs
+    show`` says it), not that the run is not found; a sync of every run
+    sends the others and names it in a warning."""
+    a, _ = stores
+    _make_run(a.path, tmp_path, monkeypatch, range(3))
+    other = "sync0002"
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), "0", "2", "0", other],
+                   env={**os.environ, "WBTOOL_DIR": str(a.path)}, cwd=tmp_path, check=True,
+                   timeout=120)
+    folder = a.path / "runs" / RUN_ID
+    if damage is None:
+        (folder / "run.json").unlink()
+    else:
+        (folder / "run.json").write_bytes(damage)
+    os.utime(folder, (1e9, 1e9))  # long ago: no run being created
+    what = "is missing" if damage is None else "is damaged"
+    for args in ((RUN_ID,), (RUN_ID, other), ("-p", "p", RUN_ID)):
+        res = a("sync", *args, code=7)
+        assert res.out == "" and res.err.splitlines() == [
+            f"wbtool: error: {folder / 'run.json'} {what}"
+            + (": it is not a run record wbtool can read" if damage is not None else "")
+            + f"; `wbtool runs delete {RUN_ID} --yes` removes the run's folder"], res.err
+    assert not backend.open().list("projects/p/runs")
+    res = a("sync", "--json")
+    sent = json.loads(res.out)["result"]
+    assert [r["id"] for r in sent["runs"]] == [other]
+    assert sent["warnings"] == [f"run {RUN_ID} skipped: {folder / 'run.json'} {what}"
+                                + (": it is not a run record wbtool can read"
+                                   if damage is not None else "")
+                                + f"; `wbtool runs delete {RUN_ID} --yes` removes the "
+                                "run's folder"]
+    assert res.err.splitlines() == [f"wbtool: warning: {sent['warnings'][0]}"]
+    assert not any(p.startswith(f"projects/p/runs/{RUN_ID}")
+                   for p in backend.open().list("projects/p/runs"))
+    a("runs", "delete", RUN_ID, "--yes")
+    (a.path / "runs" / "newborn1").mkdir()  # a run being created: no run.json yet
+    assert a.result("sync")["warnings"] == []
+
+
 def test_part_names_on_a_remote_take_ascii_digits_only() -> None:
     """int() reads any Unicode digit: "٠-5" and "0-5" would name one part twice."""
     from wbtool.remote.runsync import _classify

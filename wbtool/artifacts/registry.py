@@ -202,14 +202,21 @@ class Registry:
         sql += " ORDER BY c.project, c.name, v.idx"
         return [_record(self.db, row) for row in self.db.execute(sql, args).fetchall()]
 
-    def collections(self, project: str | None = None) -> list[dict[str, Any]]:
+    def collections(self, project: str | None = None,
+                    name: str | None = None) -> list[dict[str, Any]]:
+        """The collections (of ``project``; named ``name``), with their
+        version count: one whose versions were all deleted keeps its type,
+        its kind and its numbering, so it is listed with none."""
         sql = ("SELECT c.project, c.name, c.type, c.kind, COUNT(v.id), MAX(v.idx),"
                " COALESCE(SUM(v.size), 0) FROM collections c LEFT JOIN versions v"
-               " ON v.collection_id=c.id")
+               " ON v.collection_id=c.id WHERE 1=1")
         args: list[Any] = []
         if project is not None:
-            sql += " WHERE c.project=?"
+            sql += " AND c.project=?"
             args.append(project)
+        if name is not None:
+            sql += " AND c.name=?"
+            args.append(name)
         sql += " GROUP BY c.id ORDER BY c.project, c.name"
         return [
             {"project": p, "name": n, "type": t, "kind": k, "versions": cnt,
@@ -296,6 +303,7 @@ class Registry:
         size: int, file_count: int, *, description: str | None = None,
         metadata: dict[str, Any] | None = None, aliases: list[str] | tuple[str, ...] = (),
         tags: list[str] | tuple[str, ...] = (), run_id: str | None = None,
+        history_step: int | None = None,
     ) -> VersionRecord | None:
         """Commit a manifest already in the store (its objects known present);
         None (and the cached walks naming it forgotten) when it is gone."""
@@ -319,7 +327,7 @@ class Registry:
             return self._insert(
                 project, name, type, digest, manifest_digest, size, file_count,
                 description=description, metadata=metadata, aliases=aliases, tags=tags,
-                ttl=None, run_id=run_id, history_step=None, now=now,
+                ttl=None, run_id=run_id, history_step=history_step, now=now,
             )
 
     def _insert(

@@ -191,6 +191,7 @@ def log_paths(
     aliases: Sequence[str] = (),
     tags: Sequence[str] = (),
     run_id: str | None = None,
+    history_step: int | None = None,
     progress: ingest.Progress = ingest._no_progress,
     incremental: bool = False,
 ) -> tuple[VersionRecord, list[tuple[str, str]]]:
@@ -220,6 +221,7 @@ def log_paths(
                 project, name, type, row[0], row[1], row[2], row[3],
                 description=description, metadata=check_metadata(metadata),
                 aliases=list(aliases), tags=list(tags), run_id=run_id,
+                history_step=history_step,
             )
             if rec is not None:
                 return rec, walked.skipped
@@ -241,7 +243,8 @@ def log_paths(
             try:
                 art = commit(ctx, project, name, extra_entries=entries, type=type,
                              description=description, metadata=metadata, aliases=aliases,
-                             tags=tags, run_id=run_id, check_only=hits, incremental=incremental)
+                             tags=tags, run_id=run_id, history_step=history_step,
+                             check_only=hits, incremental=incremental)
                 break
             except MissingObjectsError as e:
                 # Objects the stat cache named were gone (a gc killed before
@@ -403,6 +406,7 @@ def commit(
     aliases: Sequence[str] = (),
     tags: Sequence[str] = (),
     run_id: str | None = None,
+    history_step: int | None = None,
     check_only: Collection[str] | None = None,
     incremental: bool = False,
 ) -> Artifact:
@@ -432,7 +436,7 @@ def commit(
     art.tags = list(tags)
     try:
         art._commit(ctx, project=project, aliases=list(aliases), run_id=run_id,
-                    check_only=check_only if draft is None else None,
+                    history_step=history_step, check_only=check_only if draft is None else None,
                     on_top_of=draft.based if draft else None)
     except LatestMovedError as e:
         if draft is None:

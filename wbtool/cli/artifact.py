@@ -291,9 +291,14 @@ def ls(
     proj, bare = ops.split_project(ctx, name)
     recs = ctx.registry.versions(proj, bare)
     if not recs:
-        from wbtool.errors import NotFoundError
+        found = ctx.registry.collections(proj, bare)
+        if not found:
+            from wbtool.errors import NotFoundError
 
-        raise NotFoundError(what="artifact", name=f"{proj}/{bare}")
+            raise NotFoundError(what="artifact", name=f"{proj}/{bare}")
+        # Listed by `artifact ls` with none: its type and numbering stay.
+        output.note(f"wbtool: note: {proj}/{bare} (type {found[0]['type']}) has no versions "
+                    "left")
     if as_json:
         output.emit_json("artifact ls", [r.to_json() for r in recs])
         return

@@ -142,19 +142,25 @@ def log_version(
     ctx = context(project)
     proj, bare = split_project(ctx, name)
     run_id = _run_id(run)
+    step = None
+    if run_id is not None:
+        from wbtool.runs.shell import history_step
+
+        step = history_step(ctx, run_id)
     if paths:
         with output.progress(f"hashing {bare}") as cb:
             rec, skipped = staging.log_paths(
                 ctx, proj, bare, paths, name_in_artifact=name_in_artifact,
                 immutable=immutable, type=type, description=description, metadata=meta,
-                aliases=aliases or [], tags=tags or [], run_id=run_id, progress=cb,
-                incremental=incremental)
+                aliases=aliases or [], tags=tags or [], run_id=run_id, history_step=step,
+                progress=cb, incremental=incremental)
         for p, r in skipped:
             output.note(f"skipped {p}: {r}")
     else:
         rec = staging.commit(
             ctx, proj, bare, type=type, description=description, metadata=meta,
-            aliases=aliases or [], tags=tags or [], run_id=run_id, incremental=incremental)._rec
+            aliases=aliases or [], tags=tags or [], run_id=run_id, history_step=step,
+            incremental=incremental)._rec
     if rec.noop:
         ignored = [opt for opt, given, kept in (
             ("--description", description, rec.description), ("--metadata", meta, rec.metadata))

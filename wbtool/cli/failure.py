@@ -31,6 +31,17 @@ def printable(text: str) -> str:
     return text if text.isprintable() else text.translate(_ESCAPES)
 
 
+# As _ESCAPES, less the tab and the newline: text of several lines keeps them.
+_LINE_ESCAPES = {c: e for c, e in _ESCAPES.items() if c not in (0x09, 0x0A)}
+
+
+def printable_lines(text: str) -> str:
+    """``text`` as :func:`printable` shows it, its tabs and newlines kept: a
+    message meant to span lines (an alert's text), where a one-line field
+    (a name, an alert's title) goes through :func:`printable`."""
+    return text if text.isprintable() else text.translate(_LINE_ESCAPES)
+
+
 def fail(message: str, code: int) -> int:
     """Print ``message`` as one ``wbtool: error:`` line on stderr; return ``code``."""
     message = printable(message)

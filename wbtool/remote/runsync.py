@@ -98,7 +98,14 @@ from wbtool.names import MAX_VERSION, is_clean_entry_path, validate_entry_path
 from wbtool.remote.fs import Remote
 from wbtool.remote.records import LATEST_TIME
 from wbtool.runs import catalog
-from wbtool.runs.folder import LIVE_STATES, STATES, RunFolder, effective_state
+from wbtool.runs.folder import (
+    LIVE_STATES,
+    STATES,
+    RunFolder,
+    effective_state,
+    is_record,
+    record_damaged,
+)
 from wbtool.runs.ids import validate_id
 from wbtool.store.index import Index
 
@@ -170,25 +177,43 @@ def _head_digest(path: Path, size: int) -> str:
 
 
 def local_runs(store_path: Path, project: str | None = None,
-               run_ids: Iterable[str] | None = None) -> list[tuple[RunFolder, dict[str, Any]]]:
-    """The run folders of the store (optionally of one project, or these ids)."""
+               run_ids: Iterable[str] | None = None,
+               ) -> tuple[list[tuple[RunFolder, dict[str, Any]]], list[str]]:
+    """The run folders of the store (optionally of one project, or these
+    ids), and a warning for each run folder left out because its run.json is
+    missing or damaged. A run named whose folder is so is refused (exit 7,
+    as ``runs show`` refuses it); one without a run.json that changed in the
+    last :data:`~wbtool.runs.public.BORN_SECONDS` is a run being created or
+    pulled, left out of a sync of every run without a word."""
+    from wbtool.runs.public import BORN_SECONDS
+
     base = store_path / "runs"
     if run_ids is not None:
         names = [validate_id(r) for r in run_ids]
     else:
         names = sorted(p.name for p in base.iterdir()) if base.is_dir() else []
     out: list[tuple[RunFolder, dict[str, Any]]] = []
+    warnings: list[str] = []
+    now = time.time()
     for name in names:
         folder = RunFolder(base / name)
         doc = folder.read_run()
-        if doc is None:
+        if not is_record(doc):
             if run_ids is not None:
+                if folder.path.is_dir():
+                    raise record_damaged(folder)
                 raise NotFoundError(what="run", name=name)
+            with contextlib.suppress(InvalidNameError, OSError):  # no run's, or gone
+                validate_id(name)
+                if folder.path.is_dir() and (
+                        os.path.lexists(folder.run_json)
+                        or now - folder.path.stat().st_mtime >= BORN_SECONDS):
+                    warnings.append(f"run {name} skipped: {record_damaged(folder)}")
             continue
         if project is not None and doc.get("project") != project:
             continue
         out.append((folder, doc))
-    return out
+    return out, warnings
 
 
 def push_runs(store_path: Path, remote: Remote, project: str | None = None,
@@ -202,7 +227,8 @@ def push_runs(store_path: Path, remote: Remote, project: str | None = None,
     listed = RemoteRuns(remote, files=check)
     unsaved = False
     saved_at = time.monotonic()
-    for folder, doc in local_runs(store_path, project, run_ids):
+    runs, res.warnings = local_runs(store_path, project, run_ids)
+    for folder, doc in runs:
         proj = str(doc.get("project") or "")
         try:
             validate_id(folder.id)

@@ -55,14 +55,17 @@ ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # The keys every history row carries. In a summary that processes of a shared
 # run write together, the highest of each stays (their steps count apart).
 ROW_TIMES = ("_step", "_runtime", "_timestamp")
-# Control characters (escape sequences among them) are shown, not sent to the
-# terminal: an alert's text comes from whatever the program read or caught.
-_SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
 
 
 def alert_line(level: str, title: str, text: str) -> str:
-    """How an alert is printed."""
-    return f"wbtool: ALERT [{level}] {title}: {text}".translate(_SHOWN)
+    """How an alert is printed: control characters (escape sequences among
+    them) shown, not sent to the terminal, as its text and title come from
+    whatever the program read or caught; the title on the alert's first line
+    (a newline in it shown as ``\\n``, as in a run's name), the text on as
+    many as it holds."""
+    from wbtool.cli.failure import printable, printable_lines
+
+    return f"wbtool: ALERT [{level}] {printable(title)}: {printable_lines(text)}"
 
 
 class RunFinishedError(UsageError):

@@ -115,6 +115,21 @@ def _last_step(folder: RunFolder) -> int:
     return next_step(folder) - 1
 
 
+def history_step(ctx: Any, run_id: str) -> int | None:
+    """The step of the run's latest history row, as ``run.log_artifact``
+    records it with a version the run logs: the row being built (``wbtool log
+    --no-commit``), else the highest committed; None before any, and for a
+    run this store does not hold."""
+    folder = RunFolder(ctx.store.path / "runs" / run_id)
+    if not folder.path.is_dir():
+        return None
+    last = _last_step(folder)
+    pending = folder.read_json(folder.path / PENDING, None)
+    if isinstance(pending, dict) and isinstance(pending.get("_step"), int):
+        return max(last + 1, pending["_step"])
+    return last if last >= 0 else None
+
+
 def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
                step: int | None = None, commit: bool | None = None,
                summary_only: bool = False) -> dict[str, Any]:
