@@ -436,6 +436,36 @@ def test_a_run_folder_whose_run_json_is_damaged_is_named_and_deleted(
     is_error(cli("runs", "delete", "garbage", "--yes"), 3, "run not found: garbage")
 
 
+def test_a_listed_run_whose_run_json_is_damaged_is_named_not_shown(
+        cli: Cli, store_dir: Path) -> None:
+    """A run the index still lists whose run.json is damaged (truncated, not
+    JSON, not an object) or missing: ``runs show`` showed it from the index
+    (exit 0) while ``doctor`` failed on it; now show, history and ``wbtool
+    log`` name the file (exit 7), list still lists every run, delete removes it."""
+    other, run = make_run(), make_run()
+    runs = store_dir / "runs"
+    for name, text in {**DAMAGED, "array": b"[]"}.items():
+        if text is None:
+            (runs / run.id / "run.json").unlink()
+        else:
+            (runs / run.id / "run.json").write_bytes(text)
+        what = "is missing" if name == "missing" else "is damaged"
+        for args in (["runs", "show", run.id], ["runs", "show", f"p/{run.id}", "--json"],
+                     ["runs", "history", run.id], ["log", "--run", run.id, "a=1"]):
+            is_error(cli(*args), 7, f"{runs / run.id / 'run.json'} {what}",
+                     f"`wbtool runs delete {run.id} --yes` removes")
+    assert envelope(cli("runs", "show", other.id, "--json"), "runs show")["id"] == other.id
+    listed = envelope(cli("runs", "list", "--json"), "runs list")
+    assert sorted(r["id"] for r in listed) == sorted([other.id, run.id])
+    rows = [json.loads(line) for line in history_file(store_dir, run.id).read_text().splitlines()]
+    assert len(rows) == 5 and all("a" not in r for r in rows)  # nothing was logged
+
+    res = envelope(cli("runs", "delete", run.id, "--yes", "--json"), "runs delete")
+    assert res == {"deleted": [run.id]}
+    assert not (runs / run.id).exists()
+    assert [r["id"] for r in envelope(cli("runs", "list", "--json"), "runs list")] == [other.id]
+
+
 def test_the_question_before_deleting_goes_to_the_terminal(cli: Cli, store_dir: Path) -> None:
     """``wbtool runs delete ID --json | jq``: stdout holds the JSON document only."""
     run = make_run()

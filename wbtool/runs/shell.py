@@ -14,10 +14,16 @@ import re
 import time
 from typing import Any
 
-from wbtool.errors import NotFoundError, StoreError, UsageError
+from wbtool.errors import NotFoundError, UsageError
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
-from wbtool.runs.folder import RunFolder, folder_missing, is_record, runtime_at
+from wbtool.runs.folder import (
+    RunFolder,
+    folder_missing,
+    is_record,
+    record_damaged,
+    runtime_at,
+)
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import JSON_SAFE, MAX_STEP, encode, normalise
 
@@ -103,7 +109,9 @@ def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
         raise NotFoundError(what="run", name=run_id)
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
-        if not folder.path.is_dir() and catalog.get(ctx.store.index, run_id) is not None:
+        if folder.path.is_dir():  # the run's folder, whose record cannot be read
+            raise record_damaged(folder)
+        if catalog.get(ctx.store.index, run_id) is not None:
             raise folder_missing(run_id, folder.path)
         raise NotFoundError(what="run", name=run_id)
     return folder
@@ -186,8 +194,7 @@ def _record(folder: RunFolder) -> dict[str, Any]:
     anything is appended when run.json is not a record wbtool can read."""
     doc = folder.read_run()
     if not is_record(doc):
-        raise StoreError(f"{folder.run_json} is damaged: it is not a run record wbtool "
-                         "can read")
+        raise record_damaged(folder)
     return doc
 
 
