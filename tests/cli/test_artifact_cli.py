@@ -1355,6 +1355,41 @@ def test_a_version_fetched_under_a_run_is_that_runs_input(cli: Cli, tmp_path: Pa
     assert res.code == 2 and "invalid run id" in res.err and res.err.count("\n") == 1
 
 
+def test_a_run_this_store_lacks_is_warned_of_and_still_recorded(cli: Cli,
+                                                                tmp_path: Path) -> None:
+    """``artifact log/download/checkout --run nosuch99`` (a typo, or a run made
+    on another machine and pulled later) recorded lineage for it without a
+    word: it still does, with one warning line; a run the store holds gets none."""
+    data = make_tree(tmp_path / "d", {"a": b"a"})
+    warned = ("wbtool: warning: run nosuch99 is not in this store; f:v0 is recorded as "
+              "its {} all the same (the run shows it once it is pulled here)")
+    res = cli("artifact", "log", "f", str(data), "--type", "data", "--run", "nosuch99",
+              "--json", check=True)
+    assert json.loads(res.out)["result"]["run_id"] == "nosuch99"
+    assert res.err.splitlines() == [warned.format("output")]
+    for args in (["download", "f:v0", "--root", str(tmp_path / "dl")],
+                 ["checkout", "f:v0", str(tmp_path / "co")]):
+        res = cli("artifact", *args, "--run", "nosuch99", check=True)
+        assert res.err.splitlines() == [warned.format("input")], args
+        res = cli("artifact", *args, "--json", env={"WBTOOL_RUN_ID": "nosuch99"}, check=True)
+        assert res.err.splitlines() == [warned.format("input")], args
+        json.loads(res.out)  # stdout holds the document only
+    info = json.loads(cli("artifact", "info", "f:v0", "--json", check=True).out)["result"]
+    assert info["used_by"] == ["nosuch99"]
+
+    cli("run", "--id", "here0001", "--no-stats", "-q", "--", "true", check=True)
+    for args in (["log", "f", str(data), "--type", "data"],
+                 ["download", "f:v0", "--root", str(tmp_path / "dl")],
+                 ["checkout", "f:v0", str(tmp_path / "co")]):
+        res = cli("artifact", *args, "--run", "here0001", check=True)
+        assert res.err == "", args
+    for bad in ("nosuch 99", "../nosuch99"):  # a malformed id: refused, nothing recorded
+        res = cli("artifact", "download", "f:v0", "--root", str(tmp_path / "dl"), "--run", bad)
+        is_error(res, 2, "invalid run id")
+    info = json.loads(cli("artifact", "info", "f:v0", "--json", check=True).out)["result"]
+    assert info["used_by"] == ["here0001", "nosuch99"]
+
+
 def test_a_version_logged_for_a_run_records_its_history_step(cli: Cli, tmp_path: Path) -> None:
     """As ``run.log_artifact`` does, ``artifact log --run`` (and under ``wbtool
     run``) records the step of the run's latest history row: the row being

@@ -118,6 +118,18 @@ def _run_id(run: str | None) -> str | None:
     return run_id
 
 
+def _warn_elsewhere(ctx: Any, run_id: str, rec: Any, direction: str) -> None:
+    """A warning where the version was recorded for a run this store does not
+    hold: a run made on another machine, pulled later, shows it then; a
+    mistyped id would show it nowhere."""
+    from wbtool.runs.shell import in_store
+
+    if not in_store(ctx, run_id):
+        output.note(f"wbtool: warning: run {run_id} is not in this store; "
+                    f"{rec.name}:{rec.version} is recorded as its {direction} all the same "
+                    "(the run shows it once it is pulled here)")
+
+
 def log_version(
     name: str,
     paths: list[str],
@@ -169,6 +181,8 @@ def log_version(
             output.note(f"wbtool: note: the content is unchanged, so {rec.name}:{rec.version} "
                         f"keeps its own {' and '.join(o[2:] for o in ignored)} "
                         f"({' and '.join(ignored)} not applied)")
+    if run_id is not None:
+        _warn_elsewhere(ctx, run_id, rec, "output")
     if as_json:
         output.emit_json("artifact log", {**rec.to_json(), "created": not rec.noop})
         return
@@ -205,6 +219,7 @@ def checkout_version(
     res.removed = removed
     if run_id is not None:
         ctx.registry.record_use(run_id, rec)
+        _warn_elsewhere(ctx, run_id, rec, "input")
     report_written("artifact checkout", res, as_json)
 
 
@@ -233,6 +248,7 @@ def download_version(
     res = fallback.with_objects(ctx.registry, manifest, write)
     if run_id is not None:
         ctx.registry.record_use(run_id, rec)
+        _warn_elsewhere(ctx, run_id, rec, "input")
     if path_prefix and not (res.written or res.unchanged or res.skipped_refs) and len(manifest):
         output.note(f"wbtool: note: no file of {rec.name}:{rec.version} starts with "
                     f"{path_prefix!r}; nothing was written")

@@ -138,6 +138,14 @@ def history_step(ctx: Any, run_id: str) -> int | None:
     return last if last >= 0 else None
 
 
+def in_store(ctx: Any, run_id: str) -> bool:
+    """Whether this store holds run ``run_id``: its folder, or its row in the
+    index (a folder deleted by hand, which doctor names)."""
+    if (ctx.store.path / "runs" / run_id).is_dir():
+        return True
+    return catalog.get(ctx.store.index, run_id) is not None
+
+
 def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
                step: int | None = None, commit: bool | None = None,
                summary_only: bool = False) -> dict[str, Any]:
