@@ -1972,3 +1972,44 @@ def test_text_that_is_not_utf8_is_refused_where_it_comes_in(field: str) -> None:
             art.description = bad
         else:
             art.metadata = kwargs["metadata"]
+
+
+# -- arguments that are True or False ------------------------------------------------
+
+
+def test_true_or_false_arguments_refuse_strings(tmp_path: Path) -> None:
+    """Each was read as true, as any non-empty string is: ``overwrite="no"``
+    replaced a file, ``merge="no"`` merged a folder, ``force="no"`` deleted
+    files a checkout should have kept. Now each is a TypeError naming the
+    argument, and the artifact is left as it was."""
+    a1, a2 = write(tmp_path / "a.txt", "one"), write(tmp_path / "two" / "a.txt", "two")
+    art = wbtool.Artifact("flags", "dataset")
+    art.add_file(str(a1))
+    art.add(wbtool.Table(columns=["a"], data=[[1]]), "t")
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("overwrite", lambda: art.add_file(str(a2), overwrite="no")),
+        ("is_tmp", lambda: art.add_file(str(a2), name="b.txt", is_tmp="no")),
+        ("skip_cache", lambda: art.add_file(str(a2), name="b.txt", skip_cache="no")),
+        ("merge", lambda: art.add_dir(str(a2.parent), merge="no")),
+        ("skip_cache", lambda: art.add_dir(str(a2.parent), name="d", skip_cache="no")),
+        ("checksum", lambda: art.add_reference(a2.as_uri(), name="r", checksum="no")),
+        ("overwrite", lambda: art.add(wbtool.Table(columns=["a"], data=[[2]]), "t",
+                                      overwrite="no")),
+        ("incremental", lambda: wbtool.Artifact("flags", "dataset", incremental="no")),
+    ]
+    for arg, call in calls:
+        with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
+            call()
+    assert sorted(e.path for e in art.manifest) == ["a.txt", "t.table.json"]
+    assert art.get_entry("a.txt").digest == hash_bytes(b"one")
+    art.save()
+    root = tmp_path / "out"
+    write(root / "mine.txt", "not the artifact's")
+    for arg, call in [
+        ("force", lambda: art.checkout(str(root), force="no")),
+        ("allow_missing_references", lambda: art.download(str(root),
+                                                          allow_missing_references="no")),
+    ]:
+        with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
+            call()
+    assert read_tree(root) == {"mine.txt": b"not the artifact's"}

@@ -1471,3 +1471,59 @@ def test_threads_logging_to_one_run_each_keep_every_row_whole() -> None:
     assert sum(1 for keys in logged if len(keys) != 1) == 0
     for k in range(4):
         assert [r[f"t{k}"] for r in rows if f"t{k}" in r] == list(range(per_thread))
+
+
+# -- arguments that are True or False ----------------------------------------------------
+
+
+def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
+    """``commit="no"`` committed the row, as any non-empty string is true:
+    the row was written, then the next call's values went to the next step."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1}, commit=False)
+        for value in ("no", "False", 0, 1):
+            with pytest.raises(TypeError, match="commit must be True or False, not"):
+                run.log({"b": 2}, commit=value)
+        with pytest.raises(TypeError, match="commit must be"):
+            wandb.log({"b": 2}, commit="no")
+        assert run.step == 0
+        run.log({"c": 3})
+        np = pytest.importorskip("numpy")
+        run.log({"d": 4}, commit=np.bool_(False))  # a NumPy bool is a bool
+        run.log({"e": 5}, commit=np.bool_(True))
+    assert strip_times(history(run)) == [{"a": 1, "c": 3, "_step": 0},
+                                         {"d": 4, "e": 5, "_step": 1}]
+
+
+def test_other_true_or_false_arguments_of_a_run_refuse_strings(tmp_path: Path) -> None:
+    """Each was read as true: ``replace="no"`` wrote over a file, ``quiet="no"``
+    was quiet, ``allow_val_change="no"`` changed a config value."""
+    Path("model.txt").write_text("weights")
+    with wandb.init(project="p", settings=quiet()) as first:
+        first.save("model.txt", policy="now")
+    with wandb.init(project="p", config={"lr": 1}, settings=quiet()) as run:
+        with pytest.raises(TypeError, match="allow_val_change must be True or False"):
+            run.config.update({"lr": 2}, allow_val_change="no")
+        assert run.config.lr == 1
+        with pytest.raises(TypeError, match="define_metric overwrite must be a bool"):
+            run.define_metric("m", overwrite="no")
+        Path(run.dir, "model.txt").write_text("mine")
+        with pytest.raises(TypeError, match="replace must be True or False"):
+            run.restore("model.txt", run_path=first.path, replace="no")
+        with pytest.raises(TypeError, match="replace must be True or False"):
+            wandb.restore("model.txt", run_path=first.path, replace="no")
+        with pytest.raises(TypeError, match="quiet must be True or False"):
+            run.finish(quiet="no")
+        assert run.state == "running"
+        assert Path(run.dir, "model.txt").read_text() == "mine"
+    remote = wandb.Api().run(f"p/{first.id}").file("model.txt")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.txt").write_text("mine")
+    for kw in ({"replace": "no"}, {"exist_ok": "no"}):
+        with pytest.raises(TypeError, match=f"{next(iter(kw))} must be True or False"):
+            remote.download(str(out), **kw)
+    assert (out / "model.txt").read_text() == "mine"
+    for arg in ("sync_tensorboard", "tensorboard", "monitor_gym"):
+        with pytest.raises(TypeError, match=f"{arg} must be True or False"):
+            wandb.init(settings=quiet(), **{arg: "no"})

@@ -21,6 +21,7 @@ from collections.abc import (
 from typing import Any
 
 from wbtool.errors import UsageError
+from wbtool.flags import optional_flag
 
 
 class ConfigError(UsageError):
@@ -185,6 +186,7 @@ class Config(MutableMapping[str, Any]):
 
     def update(self, d: Any = None, allow_val_change: bool | None = None,  # type: ignore[override]
                **kwargs: Any) -> None:
+        allow_val_change = optional_flag(allow_val_change, "allow_val_change")
         items = load_config_source(d) if d is not None else {}
         items.update(kwargs)
         self._apply(items, allow_val_change)

@@ -83,8 +83,13 @@ def init(
     monitor_gym: bool | None = None, settings: Settings | dict[str, Any] | None = None,
 ) -> Run:
     """Start a run (or join the active one, as ``reinit`` says) and return it."""
+    from wbtool.flags import optional_flag
     from wbtool.settings import load
 
+    unsupported = {"sync_tensorboard": sync_tensorboard, "tensorboard": tensorboard,
+                   "monitor_gym": monitor_gym}
+    for arg, value in unsupported.items():
+        optional_flag(value, arg)
     if resume is True:
         resume = "auto"
     elif resume is False:
@@ -98,8 +103,7 @@ def init(
     if resume is not None:
         explicit["resume"] = resume
     resolved = load({**current.defaults(), **explicit})
-    _warn_unsupported(resolved, {"sync_tensorboard": sync_tensorboard,
-                                 "tensorboard": tensorboard, "monitor_gym": monitor_gym})
+    _warn_unsupported(resolved, unsupported)
 
     previous = current.active()
     if previous:

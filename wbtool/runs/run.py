@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import SettingsError, UsageError, WbtoolError
+from wbtool.flags import optional_flag
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.config import Config
@@ -344,6 +345,7 @@ class Run:
                 raise RunFinishedError(run_id=self.id)
             if not isinstance(data, Mapping):
                 raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+            commit = optional_flag(commit, "commit")
             if step is not None:
                 try:
                     if isinstance(step, bool):
@@ -706,6 +708,7 @@ class Run:
         ``exit_code`` 0 or None → finished; anything else → failed. It is a
         process exit status: an int from 0 to 255 (TypeError, ValueError if not).
         """
+        quiet = optional_flag(quiet, "quiet")
         if exit_code is not None:
             if isinstance(exit_code, bool) or not hasattr(exit_code, "__index__"):
                 raise TypeError(f"exit_code must be an int from 0 to 255, "
