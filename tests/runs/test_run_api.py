@@ -1527,3 +1527,32 @@ def test_other_true_or_false_arguments_of_a_run_refuse_strings(tmp_path: Path) -
     for arg in ("sync_tensorboard", "tensorboard", "monitor_gym"):
         with pytest.raises(TypeError, match=f"{arg} must be True or False"):
             wandb.init(settings=quiet(), **{arg: "no"})
+
+
+# -- keys wbtool sets in every row ---------------------------------------------------------
+
+
+def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run.log({"_step": 5, "x": 1})`` lost the 5 without a word: wbtool sets
+    ``_step`` itself. It says so once, naming the key and step=; likewise for
+    the other keys it writes into rows (a row copied from a history has them
+    all), in every way a row is made."""
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"_step": 5, "x": 1})
+        run.log({"_step": 6, "x": 2})
+        run.log({"_runtime": 1.0, "_timestamp": 2.0, "_label": "mine", "x": 3}, commit=False)
+        run.log({"y": {"z": 4}, "_step": 7}, step=2, commit=True)
+        run.log({"_private": 5, "x": 6})  # other keys that start with _ are the user's
+    assert strip_times(history(run)) == [
+        {"x": 1, "_step": 0}, {"x": 2, "_step": 1}, {"x": 3, "y/z": 4, "_step": 2},
+        {"_private": 5, "x": 6, "_step": 3}]
+    assert all(r["_runtime"] < 1000 and r["_timestamp"] > 1e9 and "_label" not in r
+               for r in history(run))
+    assert run.summary["_step"] == 3
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "reserved" in line]
+    assert warnings == [
+        "wbtool: WARNING run.log: the key '_step' is reserved, so its value was dropped "
+        "(pass step= to run.log to log to a given step)",
+        *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
+          "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
+    ]

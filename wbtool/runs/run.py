@@ -56,6 +56,10 @@ ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # The keys every history row carries. In a summary that processes of a shared
 # run write together, the highest of each stays (their steps count apart).
 ROW_TIMES = ("_step", "_runtime", "_timestamp")
+# The keys wbtool writes into history rows itself (``_label``: which process
+# of a shared run logged the row). A value logged under one would be written
+# over, or taken for wbtool's own, so it is dropped with a warning.
+RESERVED_KEYS = (*ROW_TIMES, "_label")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
 _SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
@@ -405,6 +409,9 @@ class Run:
         self._pending = None
         if row is None:
             row = {}
+        # Four lookups: faster than any set operation on a row of many keys.
+        if "_step" in row or "_runtime" in row or "_timestamp" in row or "_label" in row:
+            self._drop_reserved(row)
         if self._sync_metrics:
             self._sync_step_metrics(row)
         now = time.time()
@@ -424,6 +431,20 @@ class Run:
                 self._keep_up(history, now)
         self._summary.observe(row)
         self._summary_dirty = True
+
+    def _drop_reserved(self, row: dict[str, Any]) -> None:
+        """Drop the keys of ``row`` that wbtool sets itself; warn once a run
+        for each (a row copied from another run's history holds them all)."""
+        for key in RESERVED_KEYS:
+            if key not in row:
+                continue
+            del row[key]
+            kind = f"reserved {key}"
+            if kind not in self._warned:
+                how = ("pass step= to run.log to log to a given step" if key == "_step"
+                       else "wbtool sets it in every row")
+                self._warn(kind, f"run.log: the key {key!r} is reserved, so its value was "
+                                 f"dropped ({how})")
 
     def _keep_up(self, history: LineWriter, now: float) -> None:
         """Wait while the oldest row not yet written was logged more than
