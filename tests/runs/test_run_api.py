@@ -1556,3 +1556,30 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
         *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
           "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
     ]
+
+
+# -- resuming with a config ---------------------------------------------------------------
+
+
+def test_resuming_with_a_different_config_value_is_refused_as_config_update_is() -> None:
+    """``init(id=X, resume="allow", config=...)`` wrote over a saved value
+    without a word, which ``run.config.update`` refuses; keys equal or new
+    are kept, and allow_val_change=True lets the value change. A refused
+    rewind (resume_from) leaves the history whole."""
+    with wandb.init(id="cfgrun01", config={"lr": 0.1, "bs": 4}, settings=quiet()) as run:
+        run.log({"a": 1})
+        run.log({"a": 2})
+    for kw in ({"resume": "allow"}, {"resume": "must"}, {"resume_from": "cfgrun01?_step=0"}):
+        with pytest.raises(wandb.WbtoolError, match=(
+                r"cannot resume run cfgrun01 with that config: config key 'lr' is already "
+                r"0\.1; refusing to change it to 0\.2 \(pass allow_val_change=True")):
+            wandb.init(id="cfgrun01", config={"lr": 0.2, "new": 1}, settings=quiet(), **kw)
+    assert run._folder.read_config() == {"lr": 0.1, "bs": 4}
+    assert len(history(run)) == 2 and run._folder.read_run()["state"] == "finished"
+    with wandb.init(id="cfgrun01", resume="allow", config={"lr": 0.1, "new": 1},
+                    settings=quiet()) as again:
+        assert dict(again.config) == {"lr": 0.1, "bs": 4, "new": 1}
+    with wandb.init(id="cfgrun01", resume="allow", config={"lr": 0.2}, allow_val_change=True,
+                    settings=quiet()) as again:
+        assert again.config.lr == 0.2
+    assert again._folder.read_config() == {"lr": 0.2, "bs": 4, "new": 1}
