@@ -2013,3 +2013,29 @@ def test_true_or_false_arguments_refuse_strings(tmp_path: Path) -> None:
         with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
             call()
     assert read_tree(root) == {"mine.txt": b"not the artifact's"}
+
+
+def test_a_logged_entrys_extra_is_read_only(tmp_path: Path) -> None:
+    """The reference's identity of a referenced object (an S3 ETag and
+    version) is kept in its entry's ``extra``, which stayed a dict anyone
+    could change in a logged artifact, while every other field refused."""
+    entry = ManifestEntry("model.bin", hash_bytes(b"etag:abc"), 3, "s3://bucket/model.bin",
+                          {"etag": "abc", "version_id": "v7", "parts": [1, 2]})
+    art = wbtool.Artifact("pinned", "model")
+    art.add_reference(entry)
+    art.save()
+    for got in (art, load("pinned:v0")):
+        shown, kept = got.get_entry("model.bin").extra, got.manifest.entries["model.bin"].extra
+        assert shown == kept == {"etag": "abc", "version_id": "v7", "parts": [1, 2]}
+        changes: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+            (shown.__setitem__, ("version_id", "v1")), (shown.pop, ("etag",)),
+            (shown["parts"].append, (3,)), (kept.clear, ())]
+        for change, args in changes:
+            with pytest.raises(ArtifactFinalizedError, match=r"entry 'model\.bin' belongs"):
+                change(*args)
+    draft = art.new_draft()
+    draft.manifest.entries["model.bin"].extra["version_id"] = "v8"  # a draft's own copy
+    draft.manifest.entries["model.bin"].extra["parts"].append(3)
+    assert load("pinned:v0").get_entry("model.bin").extra == {
+        "etag": "abc", "version_id": "v7", "parts": [1, 2]}
+    assert art.get_entry("model.bin").extra["parts"] == [1, 2]
