@@ -1571,8 +1571,8 @@ def test_resuming_with_a_different_config_value_is_refused_as_config_update_is()
         run.log({"a": 2})
     for kw in ({"resume": "allow"}, {"resume": "must"}, {"resume_from": "cfgrun01?_step=0"}):
         with pytest.raises(wandb.WbtoolError, match=(
-                r"cannot resume run cfgrun01 with that config: config key 'lr' is already "
-                r"0\.1; refusing to change it to 0\.2 \(pass allow_val_change=True")):
+                r"cannot resume run cfgrun01 with config lr=0\.2: its 'lr' is 0\.1 "
+                r"\(pass allow_val_change=True to change it\)")):
             wandb.init(id="cfgrun01", config={"lr": 0.2, "new": 1}, settings=quiet(), **kw)
     assert run._folder.read_config() == {"lr": 0.1, "bs": 4}
     assert len(history(run)) == 2 and run._folder.read_run()["state"] == "finished"

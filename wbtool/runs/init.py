@@ -393,6 +393,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     prior: dict[str, Any] | None = None
     rows_kept: list[dict[str, Any]] | None = None
     resumed_config: dict[str, Any] | None = None  # checked before the run is touched
+    allow_change = ("set WBTOOL_ALLOW_VAL_CHANGE=true" if command is not None
+                    else "pass allow_val_change=True")
     forked_from: dict[str, Any] | None = None
     metrics_parent: list[dict[str, Any]] = []
     step = 0
@@ -418,7 +420,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         folder = RunFolder(runs_dir / rid)
         prior = _existing(ctx, folder, "resume_from")
         project = _resumed_project(settings, project, prior, rid)
-        resumed_config = _resumed_config(folder, config, settings)  # refused before the rewind
+        # refused before the rewind
+        resumed_config = _resumed_config(folder, config, settings, allow_change)
         rows_kept = rewrite(folder.history, lambda r: _step_of(r) <= at)
         step = at + 1
     elif settings.fork_from:
@@ -465,7 +468,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
                                         "to continue it, or choose another id")
                 prior = _existing(ctx, folder, "resume")
                 project = _resumed_project(settings, project, prior, run_id)
-                resumed_config = _resumed_config(folder, config, settings)
+                resumed_config = _resumed_config(folder, config, settings, allow_change)
                 step = _last_step(folder)
         else:
             if resume == "must":
@@ -633,18 +636,21 @@ def _stored_config(folder: RunFolder) -> dict[str, Any]:
     return {k: v for k, v in folder.read_config().items() if v != REDACTED}
 
 
-def _resumed_config(folder: RunFolder, config: dict[str, Any],
-                    settings: Settings) -> dict[str, Any]:
+def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Settings,
+                    how: str) -> dict[str, Any]:
     """The config of a run being resumed: its saved one, with ``config`` (what
     this start passes) added. A key it already holds keeps its value unless
     the allow_val_change setting is on, as ``run.config.update`` does: a
-    different value is a ConfigError, raised before the run is touched."""
+    different value is a ConfigError, raised before the run is touched, that
+    says ``how`` to allow it."""
     merged = Config(allow_val_change=bool(settings.allow_val_change))
     merged.update(_stored_config(folder), allow_val_change=True)
     try:
         merged.update(config)
     except ConfigError as e:
-        raise ConfigError(f"cannot resume run {folder.id} with that config: {e}") from None
+        key, old, value = (e.fields.get(k) for k in ("key", "old", "value"))
+        raise ConfigError(f"cannot resume run {folder.id} with config {key}={value!r}: its "
+                          f"{key!r} is {old!r} ({how} to change it)") from None
     return merged.as_dict()
 
 
