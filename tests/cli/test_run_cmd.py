@@ -908,6 +908,27 @@ def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     assert helped.code == 0 and "KEY=VALUE" in helped.out
 
 
+def test_wbtool_log_refuses_the_keys_wbtool_sets_in_every_row(cli: Cli, store_dir: Path) -> None:
+    """``wbtool log _step=5 a=1`` logged a=1 at the next step without a word,
+    ``_label=x`` was taken for the process of a shared run, and ``--summary
+    _step=99`` set the step a resumed run catches its summary up from."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    is_error(cli("log", "--run", run.id, "_step=5", "a=1"), 2,
+             "cannot log '_step': the key is reserved (pass --step N to log to a given step)")
+    for key in ("_runtime", "_timestamp", "_label"):
+        for summary in ([], ["--summary"]):
+            is_error(cli("log", "--run", run.id, *summary, f"{key}=1", "a=1"), 2,
+                     f"cannot log {key!r}: the key is reserved (wbtool sets it in every row)")
+    is_error(cli("log", "--run", run.id, "--summary", "_step=99"), 2, "'_step'")
+    assert cli("log", "--run", run.id, "_mine=1", "a=1").code == 0  # not one of them
+    (row,) = iter_rows(Path(run._folder.history))
+    assert (row["_step"], row["_mine"], row["a"]) == (0, 1, 1) and "_label" not in row
+    assert json.loads(Path(run._folder.summary).read_text())["_step"] == 0
+
+
 def test_wbtool_log_keeps_the_summaries_define_metric_asked_for(
     cli: Cli, store_dir: Path
 ) -> None:

@@ -31,6 +31,7 @@ from wbtool.runs.values import (
     JSON_SAFE,
     MAX_STEP,
     PLAIN,
+    RESERVED_KEYS,
     LogTarget,
     flatten_into,
     logged_twice,
@@ -56,10 +57,6 @@ ALERT_LEVELS = ("INFO", "WARN", "ERROR")
 # The keys every history row carries. In a summary that processes of a shared
 # run write together, the highest of each stays (their steps count apart).
 ROW_TIMES = ("_step", "_runtime", "_timestamp")
-# The keys wbtool writes into history rows itself (``_label``: which process
-# of a shared run logged the row). A value logged under one would be written
-# over, or taken for wbtool's own, so it is dropped with a warning.
-RESERVED_KEYS = (*ROW_TIMES, "_label")
 # Control characters (escape sequences among them) are shown, not sent to the
 # terminal: an alert's text comes from whatever the program read or caught.
 _SHOWN = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
