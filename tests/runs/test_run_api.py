@@ -1270,6 +1270,7 @@ def test_public_history_arguments_are_checked() -> None:
         (lambda: list(public.scan_history(max_step=2.5)), TypeError, "max_step must be an int"),
         (lambda: public.history(samples="10"), TypeError, "samples must be an int"),
         (lambda: public.history(stream="metrics"), ValueError, "stream must be 'default'"),
+        (lambda: public.history(pandas="no"), TypeError, "pandas must be True or False"),
     ]
     for call, error, message in calls:
         with pytest.raises(error, match=message):
