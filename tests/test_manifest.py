@@ -212,11 +212,12 @@ def test_a_frozen_manifests_extra_is_read_only_at_every_depth() -> None:
     (Manifest.copy, copy.deepcopy, pickle) can be changed and shares nothing."""
     import copy
     import pickle
+    from collections import OrderedDict
 
     from wbtool.errors import ArtifactFinalizedError
 
     m = Manifest([ManifestEntry("r", D1, 3, "s3://b/k", {"etag": "e", "o": {"l": [1, {"x": 2}]}}),
-                  ManifestEntry("a", D2, 3)])
+                  ManifestEntry("a", D2, 3), ManifestEntry("d", D2, 3, extra=OrderedDict(k=1))])
     before = m.serialize()
     m.freeze("art")
     assert m.serialize() == before
@@ -234,6 +235,8 @@ def test_a_frozen_manifests_extra_is_read_only_at_every_depth() -> None:
     for change in changes:
         with pytest.raises(ArtifactFinalizedError, match="entry 'r' belongs to a logged"):
             change()
+    with pytest.raises(ArtifactFinalizedError, match="entry 'd' belongs"):  # a dict's subclass
+        m.entries["d"].extra["k"] = 2
     assert m.serialize() == before
     for thawed in (m.copy().entries["r"].extra, copy.deepcopy(extra),
                    pickle.loads(pickle.dumps(extra))):

@@ -122,17 +122,24 @@ class _FrozenList(list[Any]):
         return list, (list(self),)
 
 
+# The values of an extra that are read-only as they are: most are.
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def _frozen_extra(value: Any, path: str) -> Any:
     """``value`` (an entry's extra, or a value in it) made read-only, lists
     and objects at every depth; values already made so are kept."""
-    if type(value) is dict:
+    kind = type(value)
+    if kind in _SCALARS or kind is _FrozenExtra or kind is _FrozenList:
+        return value
+    if isinstance(value, dict):
         frozen: Any = _FrozenExtra(value)
         for k, v in value.items():
-            if type(v) is dict or type(v) is list:
+            if type(v) not in _SCALARS:
                 dict.__setitem__(frozen, k, _frozen_extra(v, path))
-    elif type(value) is list:
+    elif isinstance(value, list):
         frozen = _FrozenList([_frozen_extra(v, path) for v in value])
-    else:  # a plain value, or a mapping or list already frozen
+    else:  # a plain value
         return value
     frozen._path = path
     return frozen
