@@ -203,3 +203,44 @@ def test_malformed_canonical_manifest_refused() -> None:
                         b'"d/f0399":{"digest":"' + D2.encode() + b'","size":9}')
     last = Manifest.from_bytes(twice)
     assert len(last) == 699 and last.entries["d/f0399"].digest == D2  # as json: the last wins
+
+
+def test_a_frozen_manifests_extra_is_read_only_at_every_depth() -> None:
+    """An entry's ``extra`` stayed a dict anyone could change after the rest
+    of a logged manifest was made read-only. Now it and every object and
+    list in it refuse changes; the manifest writes the same bytes; a copy
+    (Manifest.copy, copy.deepcopy, pickle) can be changed and shares nothing."""
+    import copy
+    import pickle
+    from collections import OrderedDict
+
+    from wbtool.errors import ArtifactFinalizedError
+
+    m = Manifest([ManifestEntry("r", D1, 3, "s3://b/k", {"etag": "e", "o": {"l": [1, {"x": 2}]}}),
+                  ManifestEntry("a", D2, 3), ManifestEntry("d", D2, 3, extra=OrderedDict(k=1))])
+    before = m.serialize()
+    m.freeze("art")
+    assert m.serialize() == before
+    extra = m.entries["r"].extra
+    assert extra == {"etag": "e", "o": {"l": [1, {"x": 2}]}}
+    nested, items = extra["o"], extra["o"]["l"]
+    changes = [
+        lambda: extra.__setitem__("etag", "z"), lambda: extra.__delitem__("etag"),
+        lambda: extra.update(etag="z"), lambda: extra.pop("etag"), lambda: extra.popitem(),
+        lambda: extra.clear(), lambda: extra.setdefault("n", 1), lambda: extra.__ior__({}),
+        lambda: nested.__setitem__("l", []), lambda: items.append(3),
+        lambda: items.__setitem__(0, 5), lambda: items.extend([3]), lambda: items.pop(),
+        lambda: items.sort(), lambda: items.__iadd__([3]), lambda: items[1].clear(),
+    ]
+    for change in changes:
+        with pytest.raises(ArtifactFinalizedError, match="entry 'r' belongs to a logged"):
+            change()
+    with pytest.raises(ArtifactFinalizedError, match="entry 'd' belongs"):  # a dict's subclass
+        m.entries["d"].extra["k"] = 2
+    assert m.serialize() == before
+    for thawed in (m.copy().entries["r"].extra, copy.deepcopy(extra),
+                   pickle.loads(pickle.dumps(extra))):
+        thawed["o"]["l"][1]["x"] = 3
+        thawed["o"]["l"].append(4)
+        assert type(thawed) is dict and thawed["o"]["l"] == [1, {"x": 3}, 4]
+    assert m.serialize() == before

@@ -603,3 +603,29 @@ def test_readme_media_example_runs() -> None:
     (row,) = rows(run)
     assert row["examples"]["captions"] == ["3", "5"]
     assert row["gradients"]["_type"] == "histogram" and row["preds"]["nrows"] == 1
+
+
+def test_true_or_false_arguments_of_media_refuse_strings() -> None:
+    """Each read any non-empty string as true: ``inject="no"`` injected the
+    page's head, ``normalize="no"`` stretched the pixels, ``optional="no"``
+    let a column hold None."""
+    page = "<html><head></head><body>hi</body></html>"
+    assert wbtool.Html(page, inject=False).html == page
+    calls = [
+        ("inject", lambda: wbtool.Html(page, inject="no")),
+        ("normalize", lambda: wbtool.Image([[0.0, 0.5]], normalize="no")),
+        ("optional", lambda: wbtool.Table(columns=["a"], data=[[1]], optional="no")),
+        ("optional", lambda: wbtool.Table(columns=["a", "b"], optional=[True, "no"])),
+        ("allow_mixed_types", lambda: wbtool.Table(columns=["a"], allow_mixed_types="no")),
+        ("optional", lambda: wbtool.Table(columns=["a"], data=[[1]]).add_column(
+            "b", [None], optional="no")),
+        ("newline", lambda: wbtool.termlog("x", newline="no")),
+        ("repeat", lambda: wbtool.termwarn("x", repeat="no")),
+        ("prefix", lambda: wbtool.termerror("x", prefix="no")),
+    ]
+    for arg, call in calls:
+        with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
+            call()
+    table = wbtool.Table(columns=["a"], data=[[1]], optional=False)
+    with pytest.raises(ValueError):
+        table.add_data(None)

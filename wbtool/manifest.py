@@ -67,20 +67,91 @@ class ManifestEntry:
         return f"ManifestEntry(path={self.path!r}, digest={self.digest!r}, size={self.size}{ref})"
 
 
+def _entry_finalized(path: str) -> ArtifactFinalizedError:
+    return ArtifactFinalizedError(f"entry {path!r} belongs to a logged artifact: log a new "
+                                  "version (new_draft()) to change it")
+
+
 class _FrozenEntry(ManifestEntry):
     """An entry of a read-only manifest (:meth:`Manifest.freeze`): its fields
-    cannot be set. Entries become one by a change of class, which costs no
-    copy and leaves :class:`ManifestEntry`'s own attribute writes fast."""
+    cannot be set, nor its ``extra`` changed. Entries become one by a change
+    of class, which costs no copy and leaves :class:`ManifestEntry`'s own
+    attribute writes fast."""
 
     __slots__ = ()
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise ArtifactFinalizedError(
-            f"entry {self.path!r} belongs to a logged artifact: log a new version "
-            "(new_draft()) to change it")
+        raise _entry_finalized(self.path)
 
     def __delattr__(self, name: str) -> None:
         self.__setattr__(name, None)
+
+
+class _FrozenExtra(dict[str, Any]):
+    """The ``extra`` of an entry of a read-only manifest, and each object in
+    it: read as a dict (``json`` writes it as one), every change raises
+    ArtifactFinalizedError. A copy (copy.copy, deepcopy, pickle) is a dict."""
+
+    __slots__ = ("_path",)
+    _path: str
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise _entry_finalized(self._path)
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    pop = popitem = clear = update = setdefault = _refuse
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+
+class _FrozenList(list[Any]):
+    """A list in the ``extra`` of an entry of a read-only manifest: read as a
+    list, every change raises ArtifactFinalizedError; a copy is a list."""
+
+    __slots__ = ("_path",)
+    _path: str
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise _entry_finalized(self._path)
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+
+    def __reduce__(self) -> Any:
+        return list, (list(self),)
+
+
+# The values of an extra that are read-only as they are: most are.
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _frozen_extra(value: Any, path: str) -> Any:
+    """``value`` (an entry's extra, or a value in it) made read-only, lists
+    and objects at every depth; values already made so are kept."""
+    kind = type(value)
+    if kind in _SCALARS or kind is _FrozenExtra or kind is _FrozenList:
+        return value
+    if isinstance(value, dict):
+        frozen: Any = _FrozenExtra(value)
+        for k, v in value.items():
+            if type(v) not in _SCALARS:
+                dict.__setitem__(frozen, k, _frozen_extra(v, path))
+    elif isinstance(value, list):
+        frozen = _FrozenList([_frozen_extra(v, path) for v in value])
+    else:  # a plain value
+        return value
+    frozen._path = path
+    return frozen
+
+
+def _thawed(value: Any) -> Any:
+    """A copy of ``value`` (an entry's extra) that can be changed, at every depth."""
+    if isinstance(value, dict):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_thawed(v) for v in value]
+    return value
 
 
 class _FrozenEntries(dict[str, ManifestEntry]):
@@ -183,6 +254,8 @@ class Manifest:
         frozen._owner = owner
         for entry in frozen.values():
             if type(entry) is ManifestEntry:
+                if entry.extra is not None:
+                    entry.extra = _frozen_extra(entry.extra, entry.path)
                 entry.__class__ = _FrozenEntry
         self.entries = frozen
 
@@ -219,7 +292,7 @@ class Manifest:
     def copy(self) -> Manifest:
         m = Manifest()
         m.entries = {
-            p: ManifestEntry(e.path, e.digest, e.size, e.ref, dict(e.extra) if e.extra else None,
+            p: ManifestEntry(e.path, e.digest, e.size, e.ref, _thawed(e.extra) if e.extra else None,
                              e.local_path)
             for p, e in self.entries.items()
         }

@@ -16,6 +16,8 @@ import sys
 import threading
 from typing import Any
 
+from wbtool.flags import flag
+
 PREFIX = "wbtool"
 
 
@@ -63,6 +65,8 @@ def shown(s: Any, level: str) -> bool:
 
 
 def _emit(string: Any, level: str, newline: bool, repeat: bool, prefix: bool) -> None:
+    newline, repeat = flag(newline, "newline"), flag(repeat, "repeat")
+    prefix = flag(prefix, "prefix")
     text = str(string)
     if level != "info":
         text = "\n".join(f"{level} {line}" for line in text.split("\n"))

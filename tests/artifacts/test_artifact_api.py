@@ -1972,3 +1972,70 @@ def test_text_that_is_not_utf8_is_refused_where_it_comes_in(field: str) -> None:
             art.description = bad
         else:
             art.metadata = kwargs["metadata"]
+
+
+# -- arguments that are True or False ------------------------------------------------
+
+
+def test_true_or_false_arguments_refuse_strings(tmp_path: Path) -> None:
+    """Each was read as true, as any non-empty string is: ``overwrite="no"``
+    replaced a file, ``merge="no"`` merged a folder, ``force="no"`` deleted
+    files a checkout should have kept. Now each is a TypeError naming the
+    argument, and the artifact is left as it was."""
+    a1, a2 = write(tmp_path / "a.txt", "one"), write(tmp_path / "two" / "a.txt", "two")
+    art = wbtool.Artifact("flags", "dataset")
+    art.add_file(str(a1))
+    art.add(wbtool.Table(columns=["a"], data=[[1]]), "t")
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("overwrite", lambda: art.add_file(str(a2), overwrite="no")),
+        ("is_tmp", lambda: art.add_file(str(a2), name="b.txt", is_tmp="no")),
+        ("skip_cache", lambda: art.add_file(str(a2), name="b.txt", skip_cache="no")),
+        ("merge", lambda: art.add_dir(str(a2.parent), merge="no")),
+        ("skip_cache", lambda: art.add_dir(str(a2.parent), name="d", skip_cache="no")),
+        ("checksum", lambda: art.add_reference(a2.as_uri(), name="r", checksum="no")),
+        ("overwrite", lambda: art.add(wbtool.Table(columns=["a"], data=[[2]]), "t",
+                                      overwrite="no")),
+        ("incremental", lambda: wbtool.Artifact("flags", "dataset", incremental="no")),
+    ]
+    for arg, call in calls:
+        with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
+            call()
+    assert sorted(e.path for e in art.manifest) == ["a.txt", "t.table.json"]
+    assert art.get_entry("a.txt").digest == hash_bytes(b"one")
+    art.save()
+    root = tmp_path / "out"
+    write(root / "mine.txt", "not the artifact's")
+    for arg, call in [
+        ("force", lambda: art.checkout(str(root), force="no")),
+        ("allow_missing_references", lambda: art.download(str(root),
+                                                          allow_missing_references="no")),
+    ]:
+        with pytest.raises(TypeError, match=f"{arg} must be True or False, not 'no'"):
+            call()
+    assert read_tree(root) == {"mine.txt": b"not the artifact's"}
+
+
+def test_a_logged_entrys_extra_is_read_only(tmp_path: Path) -> None:
+    """The reference's identity of a referenced object (an S3 ETag and
+    version) is kept in its entry's ``extra``, which stayed a dict anyone
+    could change in a logged artifact, while every other field refused."""
+    entry = ManifestEntry("model.bin", hash_bytes(b"etag:abc"), 3, "s3://bucket/model.bin",
+                          {"etag": "abc", "version_id": "v7", "parts": [1, 2]})
+    art = wbtool.Artifact("pinned", "model")
+    art.add_reference(entry)
+    art.save()
+    for got in (art, load("pinned:v0")):
+        shown, kept = got.get_entry("model.bin").extra, got.manifest.entries["model.bin"].extra
+        assert shown == kept == {"etag": "abc", "version_id": "v7", "parts": [1, 2]}
+        changes: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+            (shown.__setitem__, ("version_id", "v1")), (shown.pop, ("etag",)),
+            (shown["parts"].append, (3,)), (kept.clear, ())]
+        for change, args in changes:
+            with pytest.raises(ArtifactFinalizedError, match=r"entry 'model\.bin' belongs"):
+                change(*args)
+    draft = art.new_draft()
+    draft.manifest.entries["model.bin"].extra["version_id"] = "v8"  # a draft's own copy
+    draft.manifest.entries["model.bin"].extra["parts"].append(3)
+    assert load("pinned:v0").get_entry("model.bin").extra == {
+        "etag": "abc", "version_id": "v7", "parts": [1, 2]}
+    assert art.get_entry("model.bin").extra["parts"] == [1, 2]

@@ -908,6 +908,27 @@ def test_wbtool_log_steps_commit_and_summary(cli: Cli, store_dir: Path) -> None:
     assert helped.code == 0 and "KEY=VALUE" in helped.out
 
 
+def test_wbtool_log_refuses_the_keys_wbtool_sets_in_every_row(cli: Cli, store_dir: Path) -> None:
+    """``wbtool log _step=5 a=1`` logged a=1 at the next step without a word,
+    ``_label=x`` was taken for the process of a shared run, and ``--summary
+    _step=99`` set the step a resumed run catches its summary up from."""
+    import wbtool
+
+    run = wbtool.init(project="p", settings={"quiet": True, "console": "off"})
+    run.finish()
+    is_error(cli("log", "--run", run.id, "_step=5", "a=1"), 2,
+             "cannot log '_step': the key is reserved (pass --step N to log to a given step)")
+    for key in ("_runtime", "_timestamp", "_label"):
+        for summary in ([], ["--summary"]):
+            is_error(cli("log", "--run", run.id, *summary, f"{key}=1", "a=1"), 2,
+                     f"cannot log {key!r}: the key is reserved (wbtool sets it in every row)")
+    is_error(cli("log", "--run", run.id, "--summary", "_step=99"), 2, "'_step'")
+    assert cli("log", "--run", run.id, "_mine=1", "a=1").code == 0  # not one of them
+    (row,) = iter_rows(Path(run._folder.history))
+    assert (row["_step"], row["_mine"], row["a"]) == (0, 1, 1) and "_label" not in row
+    assert json.loads(Path(run._folder.summary).read_text())["_step"] == 0
+
+
 def test_wbtool_log_keeps_the_summaries_define_metric_asked_for(
     cli: Cli, store_dir: Path
 ) -> None:
@@ -962,6 +983,25 @@ def test_resume_errors_name_wbtool_runs_own_options(cli: Cli, store_dir: Path) -
     res = subprocess.run([PY, "-c", "import wbtool; wbtool.init(id='taken')"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "pass resume='allow' to continue it" in res.stderr
+
+
+def test_resuming_with_another_config_value_is_refused_unless_allowed(
+    cli: Cli, store_dir: Path
+) -> None:
+    """``--resume allow --config lr=0.2`` wrote over the run's saved 0.1 without
+    a word; the way to allow it on the command line is the setting's variable."""
+    cli("run", "-q", "--id", "cfg", "--config", "lr=0.1", "--", "true", check=True)
+    is_error(cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--",
+                 "true"), 2, "cannot resume run cfg with config lr=0.2: its 'lr' is 0.1 "
+                 "(set WBTOOL_ALLOW_VAL_CHANGE=true to change it)")
+    config = store_dir / "runs" / "cfg" / "config.yaml"
+    assert "0.2" not in config.read_text()
+    cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.1", "--config",
+        "bs=4", "--", "true", check=True)
+    cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--", "true",
+        env={"WBTOOL_ALLOW_VAL_CHANGE": "true"}, check=True)
+    shown = cli("runs", "show", "cfg", "--json", check=True).json()["result"]["config"]
+    assert shown == {"lr": 0.2, "bs": 4}
 
 
 def test_a_launched_runs_programs_go_on_aggregating_its_metrics(

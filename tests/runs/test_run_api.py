@@ -1270,6 +1270,7 @@ def test_public_history_arguments_are_checked() -> None:
         (lambda: list(public.scan_history(max_step=2.5)), TypeError, "max_step must be an int"),
         (lambda: public.history(samples="10"), TypeError, "samples must be an int"),
         (lambda: public.history(stream="metrics"), ValueError, "stream must be 'default'"),
+        (lambda: public.history(pandas="no"), TypeError, "pandas must be True or False"),
     ]
     for call, error, message in calls:
         with pytest.raises(error, match=message):
@@ -1471,3 +1472,115 @@ def test_threads_logging_to_one_run_each_keep_every_row_whole() -> None:
     assert sum(1 for keys in logged if len(keys) != 1) == 0
     for k in range(4):
         assert [r[f"t{k}"] for r in rows if f"t{k}" in r] == list(range(per_thread))
+
+
+# -- arguments that are True or False ----------------------------------------------------
+
+
+def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
+    """``commit="no"`` committed the row, as any non-empty string is true:
+    the row was written, then the next call's values went to the next step."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1}, commit=False)
+        for value in ("no", "False", 0, 1):
+            with pytest.raises(TypeError, match="commit must be True or False, not"):
+                run.log({"b": 2}, commit=value)
+        with pytest.raises(TypeError, match="commit must be"):
+            wandb.log({"b": 2}, commit="no")
+        assert run.step == 0
+        run.log({"c": 3})
+        np = pytest.importorskip("numpy")
+        run.log({"d": 4}, commit=np.bool_(False))  # a NumPy bool is a bool
+        run.log({"e": 5}, commit=np.bool_(True))
+    assert strip_times(history(run)) == [{"a": 1, "c": 3, "_step": 0},
+                                         {"d": 4, "e": 5, "_step": 1}]
+
+
+def test_other_true_or_false_arguments_of_a_run_refuse_strings(tmp_path: Path) -> None:
+    """Each was read as true: ``replace="no"`` wrote over a file, ``quiet="no"``
+    was quiet, ``allow_val_change="no"`` changed a config value."""
+    Path("model.txt").write_text("weights")
+    with wandb.init(project="p", settings=quiet()) as first:
+        first.save("model.txt", policy="now")
+    with wandb.init(project="p", config={"lr": 1}, settings=quiet()) as run:
+        with pytest.raises(TypeError, match="allow_val_change must be True or False"):
+            run.config.update({"lr": 2}, allow_val_change="no")
+        assert run.config.lr == 1
+        with pytest.raises(TypeError, match="define_metric overwrite must be a bool"):
+            run.define_metric("m", overwrite="no")
+        Path(run.dir, "model.txt").write_text("mine")
+        with pytest.raises(TypeError, match="replace must be True or False"):
+            run.restore("model.txt", run_path=first.path, replace="no")
+        with pytest.raises(TypeError, match="replace must be True or False"):
+            wandb.restore("model.txt", run_path=first.path, replace="no")
+        with pytest.raises(TypeError, match="quiet must be True or False"):
+            run.finish(quiet="no")
+        assert run.state == "running"
+        assert Path(run.dir, "model.txt").read_text() == "mine"
+    remote = wandb.Api().run(f"p/{first.id}").file("model.txt")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.txt").write_text("mine")
+    for kw in ({"replace": "no"}, {"exist_ok": "no"}):
+        with pytest.raises(TypeError, match=f"{next(iter(kw))} must be True or False"):
+            remote.download(str(out), **kw)
+    assert (out / "model.txt").read_text() == "mine"
+    for arg in ("sync_tensorboard", "tensorboard", "monitor_gym"):
+        with pytest.raises(TypeError, match=f"{arg} must be True or False"):
+            wandb.init(settings=quiet(), **{arg: "no"})
+
+
+# -- keys wbtool sets in every row ---------------------------------------------------------
+
+
+def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run.log({"_step": 5, "x": 1})`` lost the 5 without a word: wbtool sets
+    ``_step`` itself. It says so once, naming the key and step=; likewise for
+    the other keys it writes into rows (a row copied from a history has them
+    all), in every way a row is made."""
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"_step": 5, "x": 1})
+        run.log({"_step": 6, "x": 2})
+        run.log({"_runtime": 1.0, "_timestamp": 2.0, "_label": "mine", "x": 3}, commit=False)
+        run.log({"y": {"z": 4}, "_step": 7}, step=2, commit=True)
+        run.log({"_private": 5, "x": 6})  # other keys that start with _ are the user's
+    assert strip_times(history(run)) == [
+        {"x": 1, "_step": 0}, {"x": 2, "_step": 1}, {"x": 3, "y/z": 4, "_step": 2},
+        {"_private": 5, "x": 6, "_step": 3}]
+    assert all(r["_runtime"] < 1000 and r["_timestamp"] > 1e9 and "_label" not in r
+               for r in history(run))
+    assert run.summary["_step"] == 3
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "reserved" in line]
+    assert warnings == [
+        "wbtool: WARNING run.log: the key '_step' is reserved, so its value was dropped "
+        "(pass step= to run.log to log to a given step)",
+        *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
+          "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
+    ]
+
+
+# -- resuming with a config ---------------------------------------------------------------
+
+
+def test_resuming_with_a_different_config_value_is_refused_as_config_update_is() -> None:
+    """``init(id=X, resume="allow", config=...)`` wrote over a saved value
+    without a word, which ``run.config.update`` refuses; keys equal or new
+    are kept, and allow_val_change=True lets the value change. A refused
+    rewind (resume_from) leaves the history whole."""
+    with wandb.init(id="cfgrun01", config={"lr": 0.1, "bs": 4}, settings=quiet()) as run:
+        run.log({"a": 1})
+        run.log({"a": 2})
+    for kw in ({"resume": "allow"}, {"resume": "must"}, {"resume_from": "cfgrun01?_step=0"}):
+        with pytest.raises(wandb.WbtoolError, match=(
+                r"cannot resume run cfgrun01 with config lr=0\.2: its 'lr' is 0\.1 "
+                r"\(pass allow_val_change=True to change it\)")):
+            wandb.init(id="cfgrun01", config={"lr": 0.2, "new": 1}, settings=quiet(), **kw)
+    assert run._folder.read_config() == {"lr": 0.1, "bs": 4}
+    assert len(history(run)) == 2 and run._folder.read_run()["state"] == "finished"
+    with wandb.init(id="cfgrun01", resume="allow", config={"lr": 0.1, "new": 1},
+                    settings=quiet()) as again:
+        assert dict(again.config) == {"lr": 0.1, "bs": 4, "new": 1}
+    with wandb.init(id="cfgrun01", resume="allow", config={"lr": 0.2}, allow_val_change=True,
+                    settings=quiet()) as again:
+        assert again.config.lr == 0.2
+    assert again._folder.read_config() == {"lr": 0.2, "bs": 4, "new": 1}

@@ -29,6 +29,7 @@ from wbtool.errors import (
     NotFoundError,
     UsageError,
 )
+from wbtool.flags import flag, optional_flag
 from wbtool.hashing import hash_bytes, hash_file
 from wbtool.manifest import Manifest, ManifestEntry
 from wbtool.names import (
@@ -91,7 +92,7 @@ class Artifact:
         self._type = validate_type(type)
         self._description = check_description(description)
         self._metadata = check_metadata(metadata)
-        self._incremental = incremental
+        self._incremental = flag(incremental, "incremental")
         self._use_as = use_as
         self._aliases = CheckedList(check=check_alias)
         self._tags = CheckedList(check=validate_tag)
@@ -369,6 +370,8 @@ class Artifact:
     ) -> ArtifactManifestEntry:
         """Add one local file (hashed and stored now)."""
         self._ensure_draft()
+        is_tmp, overwrite = optional_flag(is_tmp, "is_tmp"), flag(overwrite, "overwrite")
+        skip_cache = optional_flag(skip_cache, "skip_cache")
         immutable = _check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isfile(path):
@@ -402,6 +405,7 @@ class Artifact:
     ) -> None:
         """Add every file under a folder, at the root or under ``name``."""
         self._ensure_draft()
+        skip_cache, merge = optional_flag(skip_cache, "skip_cache"), flag(merge, "merge")
         immutable = _check_policy(policy)
         path = os.fspath(local_path)
         if not os.path.isdir(path):
@@ -432,6 +436,7 @@ class Artifact:
         a file inside it is tracked, other links (to folders, out of the
         folder, dangling) are skipped with a warning."""
         self._ensure_draft()
+        checksum = flag(checksum, "checksum")
         return [ArtifactManifestEntry.of(e, self)
                 for e in self._add_reference(uri, name, checksum, max_objects)]
 
@@ -508,6 +513,7 @@ class Artifact:
     def add(self, obj: Any, name: str, overwrite: bool = False) -> ArtifactManifestEntry:
         """Add a media object (anything with ``to_json()``) as a JSON file."""
         self._ensure_draft()
+        overwrite = flag(overwrite, "overwrite")
         to_json = getattr(obj, "to_json", None)
         if not callable(to_json):
             raise TypeError(
@@ -656,6 +662,7 @@ class Artifact:
         it lacks), so ``skip_cache`` and ``multipart`` are accepted and have
         no effect."""
         self._ensure_logged("download")
+        allow_missing_references = flag(allow_missing_references, "allow_missing_references")
         target = self._root(root, "download into")
         self._write_out(self._manifest, target, path_prefix=path_prefix, link=link,
                         allow_missing_references=allow_missing_references)
@@ -699,6 +706,7 @@ class Artifact:
         (ConflictError) and nothing is deleted. The filesystem's root and the
         home folder are always refused."""
         self._ensure_logged("checkout")
+        force = flag(force, "force")
         target = self._root(root, "check out into")
         materialize.refuse_dangerous_root(target)
         ctx = self._context()
@@ -855,8 +863,7 @@ class Artifact:
         return self
 
     def delete(self, delete_aliases: bool = False) -> None:
-        if not isinstance(delete_aliases, bool):  # "False" would delete an aliased version
-            raise TypeError(f"delete_aliases must be True or False, not {delete_aliases!r}")
+        delete_aliases = flag(delete_aliases, "delete_aliases")  # "False" would delete it
         rec = self._ensure_logged("delete")
         self._context().registry.delete(rec, delete_aliases=delete_aliases)
         self._deleted = True

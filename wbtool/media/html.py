@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from wbtool.flags import flag
 from wbtool.media.files import FileMedia, read_source
 
 INJECTED = '<meta charset="utf-8"><base target="_blank">'
@@ -26,6 +27,7 @@ class Html(FileMedia):
     _sequence_type = "html"
 
     def __init__(self, data: Any, inject: bool = True) -> None:
+        inject = flag(inject, "inject")
         if isinstance(data, str) and not _is_path(data):
             text = data
         else:

@@ -15,6 +15,7 @@ import os
 import types
 from typing import Any
 
+from wbtool.flags import flag
 from wbtool.media import png
 from wbtool.media.files import FileMedia
 
@@ -37,6 +38,7 @@ class Image(FileMedia):
                  grouping: int | None = None, classes: Any = None, boxes: Any = None,
                  masks: Any = None, file_type: str | None = None,
                  normalize: bool = True) -> None:
+        normalize = flag(normalize, "normalize")
         if masks is not None:
             raise ValueError("wbtool.Image: masks are not supported yet; log each mask as an "
                              "image of its own")

@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from wbtool.flags import flag
 from wbtool.hashing import hash_bytes
 from wbtool.media.base import Media, is_run_target, write_run_file
 
@@ -58,7 +59,7 @@ class Table(Media):
             raise ValueError('log_mode="INCREMENTAL" is not supported yet; each logged table '
                              "is written whole (IMMUTABLE or MUTABLE)")
         self.log_mode = log_mode
-        self._mixed = bool(allow_mixed_types)
+        self._mixed = flag(allow_mixed_types, "allow_mixed_types")
         if dataframe is None and _is_dataframe(data):
             dataframe, data = data, None
         if dataframe is not None:
@@ -83,7 +84,7 @@ class Table(Media):
                 raise ValueError(f"column {c!r} is named twice")
             self.columns.append(c)
         n = len(self.columns)
-        self._optional = [bool(o) for o in _per_column(optional, n, "optional")]
+        self._optional = [flag(o, "optional") for o in _per_column(optional, n, "optional")]
         self._kinds: list[str | None] = [_dtype_kind(t) for t in _per_column(dtype, n, "dtype")]
         self.data: list[list[Any]] = []
         for row in data:
@@ -118,6 +119,7 @@ class Table(Media):
 
     def add_column(self, name: str, data: Any, optional: bool = False) -> None:
         """Add a column of values, one for each row."""
+        optional = flag(optional, "optional")
         if not isinstance(name, str):
             raise ValueError(f"column names must be strings, not {name!r}")
         if name in self.columns:
@@ -127,7 +129,7 @@ class Table(Media):
             raise ValueError(f"column {name!r} has {len(values)} values; the table has "
                              f"{len(self.data)} rows")
         self.columns.append(name)
-        self._optional.append(bool(optional) or any(v is None for v in values))
+        self._optional.append(optional or any(v is None for v in values))
         self._kinds.append(None)
         try:
             for v in values:

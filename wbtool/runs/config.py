@@ -21,6 +21,7 @@ from collections.abc import (
 from typing import Any
 
 from wbtool.errors import UsageError
+from wbtool.flags import optional_flag
 
 
 class ConfigError(UsageError):
@@ -141,7 +142,8 @@ class Config(MutableMapping[str, Any]):
             if not allow:
                 raise ConfigError(
                     f"config key {key!r} is already {old!r}; refusing to change it to "
-                    f"{value!r} (pass allow_val_change=True to change it)"
+                    f"{value!r} (pass allow_val_change=True to change it)",
+                    key=key, old=old, value=value,
                 )
         return True, value
 
@@ -185,6 +187,7 @@ class Config(MutableMapping[str, Any]):
 
     def update(self, d: Any = None, allow_val_change: bool | None = None,  # type: ignore[override]
                **kwargs: Any) -> None:
+        allow_val_change = optional_flag(allow_val_change, "allow_val_change")
         items = load_config_source(d) if d is not None else {}
         items.update(kwargs)
         self._apply(items, allow_val_change)

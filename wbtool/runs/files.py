@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import ConflictError, NotFoundError, UsageError
+from wbtool.flags import flag
 from wbtool.names import validate_entry_path
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class File:
 
         A file already there is refused (RunFileExistsError, a ValueError)
         unless ``replace`` (copied over) or ``exist_ok`` (opened as it is)."""
+        replace, exist_ok = flag(replace, "replace"), flag(exist_ok, "exist_ok")
         dest = Path(os.fspath(root)) / self.name
         if dest.exists() and not replace:
             if not exist_ok:
@@ -201,6 +203,7 @@ def _run_folder(run: Run | None, run_path: str | None) -> Any:
 
 def restore(run: Run | None, name: str, run_path: str | None, replace: bool,
             root: str | None) -> Any:
+    replace = flag(replace, "replace")
     rel = validate_entry_path(name)
     folder = _run_folder(run, run_path)
     src = folder.files / rel

@@ -15,6 +15,7 @@ from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageE
 from wbtool.runs import catalog, current
 from wbtool.runs.config import (
     Config,
+    ConfigError,
     key_list,
     load_config_source,
     read_yaml_file,
@@ -83,8 +84,13 @@ def init(
     monitor_gym: bool | None = None, settings: Settings | dict[str, Any] | None = None,
 ) -> Run:
     """Start a run (or join the active one, as ``reinit`` says) and return it."""
+    from wbtool.flags import optional_flag
     from wbtool.settings import load
 
+    unsupported = {"sync_tensorboard": sync_tensorboard, "tensorboard": tensorboard,
+                   "monitor_gym": monitor_gym}
+    for arg, value in unsupported.items():
+        optional_flag(value, arg)
     if resume is True:
         resume = "auto"
     elif resume is False:
@@ -98,8 +104,7 @@ def init(
     if resume is not None:
         explicit["resume"] = resume
     resolved = load({**current.defaults(), **explicit})
-    _warn_unsupported(resolved, {"sync_tensorboard": sync_tensorboard,
-                                 "tensorboard": tensorboard, "monitor_gym": monitor_gym})
+    _warn_unsupported(resolved, unsupported)
 
     previous = current.active()
     if previous:
@@ -387,6 +392,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     now = time.time()
     prior: dict[str, Any] | None = None
     rows_kept: list[dict[str, Any]] | None = None
+    resumed_config: dict[str, Any] | None = None  # checked before the run is touched
+    allow_change = ("set WBTOOL_ALLOW_VAL_CHANGE=true" if command is not None
+                    else "pass allow_val_change=True")
     forked_from: dict[str, Any] | None = None
     metrics_parent: list[dict[str, Any]] = []
     step = 0
@@ -412,6 +420,8 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         folder = RunFolder(runs_dir / rid)
         prior = _existing(ctx, folder, "resume_from")
         project = _resumed_project(settings, project, prior, rid)
+        # refused before the rewind
+        resumed_config = _resumed_config(folder, config, settings, allow_change)
         rows_kept = rewrite(folder.history, lambda r: _step_of(r) <= at)
         step = at + 1
     elif settings.fork_from:
@@ -458,6 +468,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
                                         "to continue it, or choose another id")
                 prior = _existing(ctx, folder, "resume")
                 project = _resumed_project(settings, project, prior, run_id)
+                resumed_config = _resumed_config(folder, config, settings, allow_change)
                 step = _last_step(folder)
         else:
             if resume == "must":
@@ -549,7 +560,9 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         if rows_kept:
             runtime_offset = float(rows_kept[-1].get("_runtime") or 0.0)
     own_config = list(config)  # the keys this process sets (a sharer writes only these)
-    if prior is not None:
+    if resumed_config is not None:
+        config = resumed_config
+    elif prior is not None:
         config = {**_stored_config(folder), **config}
     if attach is None:  # wbtool log and attached programs count runtime from here on
         doc["resumed_runtime"] = runtime_offset
@@ -621,6 +634,24 @@ def _stored_config(folder: RunFolder) -> dict[str, Any]:
     from wbtool.runs.redact import REDACTED
 
     return {k: v for k, v in folder.read_config().items() if v != REDACTED}
+
+
+def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Settings,
+                    how: str) -> dict[str, Any]:
+    """The config of a run being resumed: its saved one, with ``config`` (what
+    this start passes) added. A key it already holds keeps its value unless
+    the allow_val_change setting is on, as ``run.config.update`` does: a
+    different value is a ConfigError, raised before the run is touched, that
+    says ``how`` to allow it."""
+    merged = Config(allow_val_change=bool(settings.allow_val_change))
+    merged.update(_stored_config(folder), allow_val_change=True)
+    try:
+        merged.update(config)
+    except ConfigError as e:
+        key, old, value = (e.fields.get(k) for k in ("key", "old", "value"))
+        raise ConfigError(f"cannot resume run {folder.id} with config {key}={value!r}: its "
+                          f"{key!r} is {old!r} ({how} to change it)") from None
+    return merged.as_dict()
 
 
 def _row_step(step: int, rows_kept: list[dict[str, Any]] | None) -> int | None:

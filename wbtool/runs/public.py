@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import InvalidNameError, NotFoundError, UsageError
+from wbtool.flags import flag
 from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
 from wbtool.runs.folder import (
@@ -184,6 +185,7 @@ class PublicRun:
             raise UsageError(f"stream must be 'default' or 'system', not {stream!r}")
         if isinstance(samples, bool) or not isinstance(samples, int):
             raise TypeError(f"samples must be an int, not {samples!r}")
+        pandas = flag(pandas, "pandas")
         keys = _keys(keys)
         source = self._folder.system if stream != "default" else None
         if source is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbtool.errors import SettingsError, UsageError, WbtoolError
+from wbtool.flags import optional_flag
 from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.config import Config
@@ -30,6 +31,7 @@ from wbtool.runs.values import (
     JSON_SAFE,
     MAX_STEP,
     PLAIN,
+    RESERVED_KEYS,
     LogTarget,
     flatten_into,
     logged_twice,
@@ -347,6 +349,7 @@ class Run:
                 raise RunFinishedError(run_id=self.id)
             if not isinstance(data, Mapping):
                 raise ValueError(f"run.log takes a dict, not {type(data).__name__}")
+            commit = optional_flag(commit, "commit")
             if step is not None:
                 try:
                     if isinstance(step, bool):
@@ -406,6 +409,9 @@ class Run:
         self._pending = None
         if row is None:
             row = {}
+        # Four lookups: faster than any set operation on a row of many keys.
+        if "_step" in row or "_runtime" in row or "_timestamp" in row or "_label" in row:
+            self._drop_reserved(row)
         if self._sync_metrics:
             self._sync_step_metrics(row)
         now = time.time()
@@ -425,6 +431,20 @@ class Run:
                 self._keep_up(history, now)
         self._summary.observe(row)
         self._summary_dirty = True
+
+    def _drop_reserved(self, row: dict[str, Any]) -> None:
+        """Drop the keys of ``row`` that wbtool sets itself; warn once a run
+        for each (a row copied from another run's history holds them all)."""
+        for key in RESERVED_KEYS:
+            if key not in row:
+                continue
+            del row[key]
+            kind = f"reserved {key}"
+            if kind not in self._warned:
+                how = ("pass step= to run.log to log to a given step" if key == "_step"
+                       else "wbtool sets it in every row")
+                self._warn(kind, f"run.log: the key {key!r} is reserved, so its value was "
+                                 f"dropped ({how})")
 
     def _keep_up(self, history: LineWriter, now: float) -> None:
         """Wait while the oldest row not yet written was logged more than
@@ -709,6 +729,7 @@ class Run:
         ``exit_code`` 0 or None → finished; anything else → failed. It is a
         process exit status: an int from 0 to 255 (TypeError, ValueError if not).
         """
+        quiet = optional_flag(quiet, "quiet")
         if exit_code is not None:
             if isinstance(exit_code, bool) or not hasattr(exit_code, "__index__"):
                 raise TypeError(f"exit_code must be an int from 0 to 255, "

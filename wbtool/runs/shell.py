@@ -25,7 +25,7 @@ from wbtool.runs.folder import (
     runtime_at,
 )
 from wbtool.runs.ids import validate_id
-from wbtool.runs.values import JSON_SAFE, MAX_STEP, encode, normalise
+from wbtool.runs.values import JSON_SAFE, MAX_STEP, RESERVED_KEYS, encode, normalise
 
 PENDING = "history.pending.json"
 
@@ -155,6 +155,11 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
                          "--summary sets summary values, which have no step")
     if step is not None and not 0 <= step <= MAX_STEP:
         raise UsageError(f"--step must be between 0 and {MAX_STEP}, not {step}")
+    for key in RESERVED_KEYS:
+        if key in values:  # a value under it would be written over, or misread
+            how = "pass --step N to log to a given step" if key == "_step" else \
+                "wbtool sets it in every row"
+            raise UsageError(f"cannot log {key!r}: the key is reserved ({how})")
     folder = run_folder(ctx, run_id)
     row: dict[str, Any] = {}
     for key, value in values.items():

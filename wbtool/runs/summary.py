@@ -130,7 +130,7 @@ class MetricTable:
             raise ValueError("define_metric needs a metric name")
         for arg, value, kind in (("step_metric", step_metric, str), ("step_sync", step_sync, bool),
                                  ("hidden", hidden, bool), ("summary", summary, str),
-                                 ("goal", goal, str)):
+                                 ("goal", goal, str), ("overwrite", overwrite, bool)):
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"define_metric {arg} must be a {kind.__name__}, "
                                 f"not {type(value).__name__}")

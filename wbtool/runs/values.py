@@ -28,6 +28,10 @@ SKIPPED = object()
 # The highest step a history row may hold: what a 64-bit signed integer
 # holds, as the reference's steps are.
 MAX_STEP = 2**63 - 1
+# The keys wbtool writes into history rows itself (``_label``: which process
+# of a shared run logged the row). A value logged under one would be written
+# over, or taken for wbtool's own: run.log drops it with a warning.
+RESERVED_KEYS = ("_step", "_runtime", "_timestamp", "_label")
 
 encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
 # How JSON text is encoded as UTF-8: a lone surrogate (bytes that were not
