@@ -985,23 +985,24 @@ def test_resume_errors_name_wbtool_runs_own_options(cli: Cli, store_dir: Path) -
     assert res.returncode == 1 and "pass resume='allow' to continue it" in res.stderr
 
 
-def test_resuming_with_another_config_value_is_refused_unless_allowed(
+def test_resuming_with_another_config_value_warns_unless_allowed(
     cli: Cli, store_dir: Path
 ) -> None:
     """``--resume allow --config lr=0.2`` wrote over the run's saved 0.1 without
-    a word; the way to allow it on the command line is the setting's variable."""
+    a word; it still does, with a warning that names the setting's variable."""
     cli("run", "-q", "--id", "cfg", "--config", "lr=0.1", "--", "true", check=True)
-    is_error(cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--",
-                 "true"), 2, "cannot resume run cfg with config lr=0.2: its 'lr' is 0.1 "
-                 "(set WBTOOL_ALLOW_VAL_CHANGE=true to change it)")
-    config = store_dir / "runs" / "cfg" / "config.yaml"
-    assert "0.2" not in config.read_text()
-    cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.1", "--config",
-        "bs=4", "--", "true", check=True)
-    cli("run", "-q", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--", "true",
-        env={"WBTOOL_ALLOW_VAL_CHANGE": "true"}, check=True)
+    res = cli("run", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--", "true",
+              check=True)
+    assert ("wbtool: WARNING resuming run cfg with config lr=0.2 over its saved 0.1 "
+            "(set WBTOOL_ALLOW_VAL_CHANGE=true to change it without this warning)") in res.err
+    res = cli("run", "--resume", "allow", "--id", "cfg", "--config", "lr=0.2", "--config",
+              "bs=4", "--", "true", check=True)
+    assert "WARNING" not in res.err
+    res = cli("run", "--resume", "allow", "--id", "cfg", "--config", "lr=0.3", "--", "true",
+              env={"WBTOOL_ALLOW_VAL_CHANGE": "true"}, check=True)
+    assert "WARNING" not in res.err
     shown = cli("runs", "show", "cfg", "--json", check=True).json()["result"]["config"]
-    assert shown == {"lr": 0.2, "bs": 4}
+    assert shown == {"lr": 0.3, "bs": 4}
 
 
 def test_a_launched_runs_programs_go_on_aggregating_its_metrics(

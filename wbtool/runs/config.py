@@ -142,8 +142,7 @@ class Config(MutableMapping[str, Any]):
             if not allow:
                 raise ConfigError(
                     f"config key {key!r} is already {old!r}; refusing to change it to "
-                    f"{value!r} (pass allow_val_change=True to change it)",
-                    key=key, old=old, value=value,
+                    f"{value!r} (pass allow_val_change=True to change it)"
                 )
         return True, value
 

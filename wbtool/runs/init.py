@@ -15,7 +15,6 @@ from wbtool.errors import ConflictError, InvalidNameError, NotFoundError, UsageE
 from wbtool.runs import catalog, current
 from wbtool.runs.config import (
     Config,
-    ConfigError,
     key_list,
     load_config_source,
     read_yaml_file,
@@ -392,7 +391,7 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
     now = time.time()
     prior: dict[str, Any] | None = None
     rows_kept: list[dict[str, Any]] | None = None
-    resumed_config: dict[str, Any] | None = None  # checked before the run is touched
+    resumed_config: dict[str, Any] | None = None  # a resumed run's, with this start's over it
     allow_change = ("set WBTOOL_ALLOW_VAL_CHANGE=true" if command is not None
                     else "pass allow_val_change=True")
     forked_from: dict[str, Any] | None = None
@@ -420,7 +419,6 @@ def _start(settings: Settings, frozen: Settings, config: dict[str, Any],
         folder = RunFolder(runs_dir / rid)
         prior = _existing(ctx, folder, "resume_from")
         project = _resumed_project(settings, project, prior, rid)
-        # refused before the rewind
         resumed_config = _resumed_config(folder, config, settings, allow_change)
         rows_kept = rewrite(folder.history, lambda r: _step_of(r) <= at)
         step = at + 1
@@ -639,18 +637,25 @@ def _stored_config(folder: RunFolder) -> dict[str, Any]:
 def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Settings,
                     how: str) -> dict[str, Any]:
     """The config of a run being resumed: its saved one, with ``config`` (what
-    this start passes) added. A key it already holds keeps its value unless
-    the allow_val_change setting is on, as ``run.config.update`` does: a
-    different value is a ConfigError, raised before the run is touched, that
-    says ``how`` to allow it."""
-    merged = Config(allow_val_change=bool(settings.allow_val_change))
-    merged.update(_stored_config(folder), allow_val_change=True)
-    try:
-        merged.update(config)
-    except ConfigError as e:
-        key, old, value = (e.fields.get(k) for k in ("key", "old", "value"))
-        raise ConfigError(f"cannot resume run {folder.id} with config {key}={value!r}: its "
-                          f"{key!r} is {old!r} ({how} to change it)") from None
+    this start passes) over it. A value that differs from the saved one is
+    taken, as before, but, unless the allow_val_change setting is on, with a
+    warning naming both: a job restarted after a kill must not stop over its
+    config, and the record must not change without a word. ``how`` says how
+    to allow the change."""
+    from wbtool.term import shown
+
+    merged = Config(allow_val_change=True)
+    merged.update(_stored_config(folder))
+    saved = merged.as_dict()
+    merged.update(config)
+    if settings.allow_val_change or not shown(settings, "WARNING"):
+        return merged.as_dict()
+    for key, value in merged.items():
+        old = saved.get(key, value)
+        if not (old == value or (old != old and value != value)):  # NaN equals NaN here
+            print(f"wbtool: WARNING resuming run {folder.id} with config {key}={value!r} over "
+                  f"its saved {old!r} ({how} to change it without this warning)",
+                  file=sys.stderr)
     return merged.as_dict()
 
 
