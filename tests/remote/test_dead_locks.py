@@ -1,7 +1,7 @@
 """Locks that killed pushes and garbage collections leave on a remote (a
 shared folder here): removed at once by the next push or sweep of the same
 machine, saying so; left to the grace period when another machine's, or
-while their process runs."""
+while their process runs, and removed by the next sweep once older than it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,49 @@ def test_a_lock_whose_process_id_went_to_a_new_process_is_removed(
     res = store("gc", "--remote", "team", "--yes")
     assert f"removed {lock}, left by a push that is no longer running" in res.err
     assert lock_files(tmp_path) == []
+
+
+def lock_of_another_host(tmp_path: Path, name: str, age: float) -> Path:
+    """A push lock that another machine made ``age`` seconds ago."""
+    lock = tmp_path / "remote" / "locks" / name
+    lock.parent.mkdir(exist_ok=True)
+    made = time.time() - age
+    lock.write_text(json.dumps({"host": "not-" + socket.gethostname(), "pid": 4321,
+                                "time": made}))
+    os.utime(lock, (made, made))
+    return lock
+
+
+def test_a_push_lock_older_than_the_grace_period_is_removed_by_the_sweep(
+        store: Store, tmp_path: Path) -> None:
+    old = lock_of_another_host(tmp_path, "push-old.json", 2 * gc.DEFAULT_GRACE_SECONDS)
+    new = lock_of_another_host(tmp_path, "push-new.json", 60)
+    res = store("gc", "--remote", "team", "--yes", code=EXIT_CONFLICT)
+    assert f"if that push died, delete {new}" in res.err  # the recent one still holds it off
+    assert lock_files(tmp_path) == ["push-new.json", "push-old.json"]
+    new.unlink()  # that push ended
+
+    store("gc", "--remote", "team")  # only a listing
+    assert lock_files(tmp_path) == ["push-old.json"]
+    res = store("gc", "--remote", "team", "--yes", "--json")
+    (line,) = json.loads(res.out)["result"]["locks_removed"]
+    assert line.startswith(f"removed {old}, left by a push that started ")
+    assert line.endswith(", longer ago than the grace period: taken for one that died")
+    assert warnings(res.err) == [f"wbtool: warning: {line}"]
+    assert lock_files(tmp_path) == []
+
+
+def test_a_push_lock_written_again_during_the_sweep_stays(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The age that counts is the one the remote tells when the lock is deleted."""
+    lock = lock_of_another_host(tmp_path, "push-old.json", 2 * gc.DEFAULT_GRACE_SECONDS)
+    plan = gc._plan
+
+    def planning(*args: Any, **kwargs: Any) -> None:
+        plan(*args, **kwargs)
+        os.utime(lock)  # written again, now, while the sweep ran
+
+    monkeypatch.setattr(gc, "_plan", planning)
+    remote = Backend("local", str(tmp_path / "remote"), {}).open()
+    assert gc.collect(remote, dry_run=False).locks_removed == []
+    assert lock_files(tmp_path) == ["push-old.json"]

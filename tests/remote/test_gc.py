@@ -137,3 +137,21 @@ def test_gc_and_push_exclude_each_other(stores: tuple[Store, Store], backend: Ba
     assert "push" in res.err and "trainer" in res.err
     assert f"if that push died, delete {remote.display('locks/push-123.json')}" in res.err
     assert not remote.exists(gc.GC_LOCK)  # released on the way out
+
+
+def test_the_sweep_removes_a_push_lock_older_than_the_grace_period(
+        stores: tuple[Store, Store], backend: Backend) -> None:
+    """A push lock no push could still hold is deleted, not left to pile up
+    (with --grace 0 every lock already there is that old)."""
+    a, _ = stores
+    remote = backend.open()
+    lock = "locks/push-123.json"
+    remote.write(lock, b'{"host": "trainer", "pid": 7, "time": 0}')
+    assert a.result("gc", "--remote", "team", "--grace", "0")["locks_removed"] == []
+    assert remote.list("locks") == [lock]  # a listing deletes nothing
+
+    res = a("gc", "--remote", "team", "--grace", "0", "--yes", "--json")
+    (line,) = json.loads(res.out)["result"]["locks_removed"]
+    assert line.startswith(f"removed {remote.display(lock)}, left by a push that started ")
+    assert f"wbtool: warning: {line}\n" in res.err
+    assert remote.list("locks") == []

@@ -15,6 +15,8 @@ comes second sees the other and stops (a lock older than ``grace`` is taken
 for one left by a crash, and one that a killed process of this machine left
 is removed at once: see :mod:`wbtool.remote.locks`). Manifests go before
 objects, so that a manifest on the remote still proves its objects are there.
+A sweep that ends removes the push locks older than ``grace`` it found, which
+would otherwise pile up, each read by every push and sweep.
 """
 
 from __future__ import annotations
@@ -240,10 +242,13 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
                             f"{remote.display(GC_LOCK)}")
     try:
         now = time.time()
-        listed = [(p, m) for p, _, m in remote.list_detail(PUSH_LOCKS) if _is_push_lock(p)]
-        removed.update(locks.clear_dead(remote, [p for p, _ in listed], "push"))
+        listed = [lock for lock in remote.list_stamped(PUSH_LOCKS) if _is_push_lock(lock[0])]
+        stale = locks.expired(listed, grace, now)  # removed once the sweep is done
+        old = {lock[0] for lock in stale}
+        fresh = [lock[0] for lock in listed if lock[0] not in old]
+        removed.update(locks.clear_dead(remote, fresh, "push"))
         result.locks_removed = list(removed.values())
-        pushing = [p for p, m in listed if p not in removed and (not m or now - m < grace)]
+        pushing = [p for p in fresh if p not in removed]
         if pushing:
             raise ConflictError(f"a push to {remote.url} is in progress "
                                 f"({_describe(remote, pushing[0])}); collect garbage later "
@@ -252,6 +257,8 @@ def collect(remote: Remote, *, dry_run: bool = True, grace: float = DEFAULT_GRAC
         run_all(lambda d: remote.delete(records.manifest_path(d)), result.manifests, jobs)
         run_all(lambda item: remote.delete(records.object_path(item[0])), result.objects, jobs)
         run_all(remote.delete, result.leftovers, jobs)
+        result.locks_removed += locks.clear_expired(remote, PUSH_LOCKS, stale, grace, "push",
+                                                    jobs).values()
     finally:
         _release(remote, GC_LOCK)
     result.seconds = time.monotonic() - started

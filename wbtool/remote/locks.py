@@ -8,7 +8,10 @@ name, boot and PID namespace) by a process that is no longer running (its
 id is free, a zombie's, or another process's that started since) is dead:
 it is removed at once, by the next push or garbage collection. A lock from
 any other machine, or one that does not say enough, is left to the grace
-period: this machine cannot tell whether its process still runs.
+period: this machine cannot tell whether its process still runs. A push
+lock older than that is taken for dead, and the next sweep of a garbage
+collection removes it (push locks are never written again, so that age is
+the age of the push).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from typing import Any
 
 from wbtool.errors import NotFoundError
 from wbtool.remote.fs import Remote
+from wbtool.remote.pool import run_all
+
+# A lock as a listing shows it: path, size, modification time, stamp.
+Listed = tuple[str, int, float, str]
 
 
 def _read(path: str) -> str | None:
@@ -121,3 +128,33 @@ def clear_dead(remote: Remote, paths: list[str], what: str) -> dict[str, str]:
             removed[path] = (f"removed {remote.display(path)}, left by a {what} that is no "
                              f"longer running (pid {pid} on this host)")
     return removed
+
+
+def expired(listed: list[Listed], grace: float, now: float) -> list[Listed]:
+    """The locks of ``listed`` older than ``grace`` seconds at ``now``, by the
+    remote's modification time (a lock whose age it does not tell is not)."""
+    return [lock for lock in listed if lock[2] and now - lock[2] >= grace]
+
+
+def clear_expired(remote: Remote, prefix: str, stale: list[Listed], grace: float, what: str,
+                  jobs: int = 8) -> dict[str, str]:
+    """Remove the locks ``stale``, found older than ``grace`` seconds in a
+    listing of ``prefix``: each removed one, with a line saying so. ``what``
+    names the command that makes such locks.
+
+    A new listing is taken first, and only a lock it shows unchanged (same
+    size, time and stamp) and still older than ``grace`` is removed: one
+    written again since is kept.
+    """
+    if not stale:
+        return {}
+    current = {path: (size, mtime, stamp)
+               for path, size, mtime, stamp in remote.list_stamped(prefix)}
+    now = time.time()
+    gone = [(path, mtime) for path, size, mtime, stamp in expired(stale, grace, now)
+            if current.get(path) == (size, mtime, stamp)]
+    run_all(lambda item: remote.delete(item[0]), gone, jobs)
+    return {path: (f"removed {remote.display(path)}, left by a {what} that started "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(mtime))}, longer "
+                   "ago than the grace period: taken for one that died")
+            for path, mtime in gone}
