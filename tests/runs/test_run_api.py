@@ -1621,6 +1621,25 @@ def test_deleting_a_reserved_summary_key_keeps_it(capsys: pytest.CaptureFixture[
     assert sorted(saved) == ["_runtime", "_step", "_timestamp"] and saved["_step"] == 0
 
 
+def test_a_step_set_by_hand_in_an_older_summary_gives_way_to_the_real_one() -> None:
+    """A run whose summary holds a ``_step`` or ``_runtime`` set by hand (as
+    wbtool kept them before it dropped those) shows its real step again once
+    it is resumed, and its clock goes on from where it was."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1})
+        run.summary["best"] = 1
+    folder = run._folder
+    folder.write_json(folder.summary, {**json.loads(Path(folder.summary).read_text()),
+                                       "_step": 99, "_runtime": 1e6})
+    folder.write_json(folder.run_json, {**folder.read_run(),
+                                        "summary_user_keys": ["_runtime", "_step", "best"]})
+    with wandb.init(id=run.id, resume="allow", settings=quiet()) as again:
+        again.log({"loss": 2})
+    saved = json.loads(Path(folder.summary).read_text())
+    assert saved["_step"] == 1 and saved["_runtime"] < 1e6 and saved["best"] == 1
+    assert folder.read_run()["summary_user_keys"] == ["best"]
+
+
 # -- resuming with a config ---------------------------------------------------------------
 
 
