@@ -663,7 +663,8 @@ def test_module_level_config_and_summary_refuse_changes_without_a_run() -> None:
     assert dict(wandb.config) == {} and dict(wandb.summary) == {}
     changes = [lambda: wandb.config.update({"lr": 0.1}), lambda: setattr(wandb.config, "lr", 1),
                lambda: wandb.config.setdefaults({"lr": 1}), lambda: wandb.summary.update(a=1),
-               lambda: wandb.summary.__setitem__("a", 1)]
+               lambda: wandb.summary.__setitem__("a", 1),
+               lambda: wandb.summary.__setitem__("_step", 1)]
     for change in changes:
         with pytest.raises(wandb.WbtoolError, match=r"needs a run to change: call wbtool.init"):
             change()
@@ -1557,6 +1558,86 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
         *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
           "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
     ]
+
+
+def test_a_summary_value_under_a_reserved_key_is_dropped_with_one_warning(
+        capsys: pytest.CaptureFixture[str], cli: Cli) -> None:
+    """``run.summary["_step"] = 99`` was kept over the real step for good (a
+    value set by hand wins), ``_runtime`` set so moved a resumed run's clock
+    on by as much, and a crashed run's summary caught up only from the rows
+    past the false step. As run.log does, run.summary drops a value under a
+    key wbtool sets in every row, with one warning a key, however it is set
+    (a summary copied from another run holds them all)."""
+    with wandb.init(project="p", settings={"console": "off"}) as run:
+        for i in range(3):
+            run.log({"loss": i})
+        run.summary["_step"] = 99
+        run.summary["_step"] = 100
+        run.summary._runtime = 1e6
+        run.summary.update({"_timestamp": 5.0, "_label": "mine", "best": 1}, _step=7)
+        run.summary.setdefault("_private", 2)  # other keys that start with _ are the user's
+        run.log({"_step": 5, "loss": 3})  # run.log's own warning, said apart
+    saved = json.loads(Path(run._folder.summary).read_text())
+    assert saved["_step"] == 3 and saved["_runtime"] < 1000 and saved["_timestamp"] > 1e9
+    assert "_label" not in saved and saved["best"] == 1 and saved["_private"] == 2
+    assert run._folder.read_run()["summary_user_keys"] == ["_private", "best"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert warnings == [
+        "wbtool: WARNING run.summary: the key '_step' is reserved, so its value was dropped "
+        "(pass step= to run.log to log to a given step)",
+        *(f"wbtool: WARNING run.summary: the key {key!r} is reserved, so its value was "
+          "dropped (wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
+        "wbtool: WARNING run.log: the key '_step' is reserved, so its value was dropped "
+        "(pass step= to run.log to log to a given step)",
+    ]
+
+    with wandb.init(project="p", id=run.id, resume="allow", settings=quiet()) as again:
+        again.log({"loss": 4})
+        again.log({"loss": 5})
+    rows = history(run)
+    assert [r["_step"] for r in rows] == [0, 1, 2, 3, 4, 5]
+    assert all(r["_runtime"] < 1000 for r in rows)
+    listed = cli("runs", "list", "--json", check=True).json()["result"]  # type: ignore[index]
+    assert [(r["summary"]["_step"], r["runtime"] < 1000) for r in listed] == [(5, True)]
+
+
+def test_deleting_a_reserved_summary_key_keeps_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """``del run.summary["_step"]`` left a finished run's summary without the
+    step it reached, which a crashed run's summary is caught up from: the key
+    stays, with a warning, and ``clear()`` takes out only the user's keys."""
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"loss": 1})
+        run.summary["best"] = 1
+        del run.summary["_step"]
+        del run.summary._step
+        with pytest.raises(AttributeError):
+            del run.summary._label  # not in the summary: nothing to keep
+        run.summary.clear()
+        assert sorted(run.summary) == ["_runtime", "_step", "_timestamp"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert warnings == ["wbtool: WARNING run.summary: the key '_step' is reserved, so it was "
+                        "not deleted (wbtool sets it in every row)"]
+    saved = json.loads(Path(run._folder.summary).read_text())
+    assert sorted(saved) == ["_runtime", "_step", "_timestamp"] and saved["_step"] == 0
+
+
+def test_a_step_set_by_hand_in_an_older_summary_gives_way_to_the_real_one() -> None:
+    """A run whose summary holds a ``_step`` or ``_runtime`` set by hand (as
+    wbtool kept them before it dropped those) shows its real step again once
+    it is resumed, and its clock goes on from where it was."""
+    with wandb.init(settings=quiet()) as run:
+        run.log({"loss": 1})
+        run.summary["best"] = 1
+    folder = run._folder
+    folder.write_json(folder.summary, {**json.loads(Path(folder.summary).read_text()),
+                                       "_step": 99, "_runtime": 1e6})
+    folder.write_json(folder.run_json, {**folder.read_run(),
+                                        "summary_user_keys": ["_runtime", "_step", "best"]})
+    with wandb.init(id=run.id, resume="allow", settings=quiet()) as again:
+        again.log({"loss": 2})
+    saved = json.loads(Path(folder.summary).read_text())
+    assert saved["_step"] == 1 and saved["_runtime"] < 1e6 and saved["best"] == 1
+    assert folder.read_run()["summary_user_keys"] == ["best"]
 
 
 # -- resuming with a config ---------------------------------------------------------------

@@ -283,6 +283,9 @@ def _runtime_so_far(folder: RunFolder, prior: dict[str, Any],
 
     beat = number(prior.get("heartbeat_at"))
     rows, _ = _tail_rows(folder)
+    user = prior.get("summary_user_keys")
+    if isinstance(user, list) and "_runtime" in user:  # set by hand, as wbtool once kept it
+        summary = {}
     seen = [number(prior.get("runtime")), None if beat is None else runtime_at(prior, beat),
             *(number(doc.get("_runtime")) for doc in (summary, *rows))]
     return max([0.0, *(v for v in seen if v is not None)])

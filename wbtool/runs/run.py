@@ -35,6 +35,7 @@ from wbtool.runs.values import (
     LogTarget,
     flatten_into,
     logged_twice,
+    reserved_warning,
     storable,
 )
 
@@ -109,7 +110,7 @@ class Run:
         self._config.take_changes()  # what it starts with is no change
         self._config_dirty = False
         self._summary = Summary(self._metrics, on_change=self._summary_changed,
-                                media=lambda: self._media_target(None))
+                                media=lambda: self._media_target(None), warn=self._warn_once)
         if summary:
             self._summary.load(summary, summary_user, summary_counts)
             self._step_values = _last_step_values(self._step_metric_names, summary)
@@ -439,12 +440,7 @@ class Run:
             if key not in row:
                 continue
             del row[key]
-            kind = f"reserved {key}"
-            if kind not in self._warned:
-                how = ("pass step= to run.log to log to a given step" if key == "_step"
-                       else "wbtool sets it in every row")
-                self._warn(kind, f"run.log: the key {key!r} is reserved, so its value was "
-                                 f"dropped ({how})")
+            self._warn_once(f"reserved {key}", reserved_warning("run.log", key))
 
     def _keep_up(self, history: LineWriter, now: float) -> None:
         """Wait while the oldest row not yet written was logged more than
@@ -506,6 +502,11 @@ class Run:
             print(f"wbtool: WARNING {message}", file=sys.stderr)
         elif count == 5 and self._settings.show_warnings and not self._settings.silent:
             print(f"wbtool: WARNING (more {kind} warnings are not shown)", file=sys.stderr)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        """:meth:`_warn`, but only the first time this run meets ``kind``."""
+        if kind not in self._warned:
+            self._warn(kind, message)
 
     def _info(self, message: str) -> None:
         s = self._settings

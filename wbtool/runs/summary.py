@@ -3,14 +3,19 @@
 By default the summary holds the last value logged for every key. A metric
 defined with ``summary="min,max,mean,first,last"`` holds a dict of those
 aggregates instead; ``"none"`` keeps the key out of the summary. Values the
-user writes to ``run.summary`` win over derived ones.
+user writes to ``run.summary`` win over derived ones, except under the keys
+wbtool sets in every row (``_step``, ``_runtime``, ...): a resumed run goes on
+from those, so what the user writes there is dropped with a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
+
+from wbtool.runs.values import RESERVED_KEYS, normalise, reserved_warning
 
 AGGREGATES = ("min", "max", "mean", "first", "last", "best", "copy", "none")
 
@@ -211,11 +216,12 @@ class Summary(_Attributes):
     """Dict-like, with attribute access, as the reference's ``run.summary``."""
 
     __slots__ = ("_aggs", "_counts", "_data", "_forgotten", "_gone", "_locked", "_media",
-                 "_metrics", "_on_change", "_touched", "_user")
+                 "_metrics", "_on_change", "_touched", "_user", "_warn")
 
     def __init__(self, metrics: MetricTable | None = None,
                  on_change: Callable[[], None] | None = None,
-                 media: Callable[[], Any] | None = None) -> None:
+                 media: Callable[[], Any] | None = None,
+                 warn: Callable[[str, str], None] | None = None) -> None:
         # Where an image or a table set by hand writes its file (the run's
         # folder at its current step), as run.log's do; None writes none.
         object.__setattr__(self, "_media", media or (lambda: None))
@@ -231,6 +237,10 @@ class Summary(_Attributes):
         object.__setattr__(self, "_metrics", metrics or MetricTable())
         object.__setattr__(self, "_on_change", on_change or (lambda: None))
         object.__setattr__(self, "_locked", False)
+        # How it says it left a reserved key alone: (kind, message), as a run
+        # warns (once a run for each kind); a Python warning without a run.
+        object.__setattr__(self, "_warn", warn or (lambda kind, message: warnings.warn(
+            f"wbtool: {message}", stacklevel=4)))
 
     # -- derived from history -------------------------------------------------
     def observe(self, row: dict[str, Any]) -> None:
@@ -264,7 +274,9 @@ class Summary(_Attributes):
         self._data.clear()
         self._data.update(data)
         self._user.clear()
-        self._user.update(user_keys or ())
+        # A reserved key set by hand before wbtool dropped those would stay
+        # the user's: the next row's value takes its place again.
+        self._user.update(k for k in user_keys or () if k not in RESERVED_KEYS)
         self._touched.clear()
         self._gone.clear()
         self._forgotten.clear()
@@ -301,11 +313,12 @@ class Summary(_Attributes):
         raise KeyError(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        from wbtool.runs.values import normalise
-
         if not isinstance(key, str):
             raise ValueError("summary keys must be strings")
         self._check_open()
+        if key in RESERVED_KEYS:
+            self._reserved(key)
+            return
         self._data[key] = normalise(value, key, media=self._media())
         self._user.add(key)
         self._touched.add(key)
@@ -316,8 +329,12 @@ class Summary(_Attributes):
     def __delitem__(self, key: str) -> None:
         """Forget ``key``, or every key nested under it (``acc`` for ``acc/top1``
         and ``acc/top5``): what is logged under them from now on shows again,
-        and their min/max/mean start over from there."""
+        and their min/max/mean start over from there. A key wbtool sets
+        in every row (``_step``) stays, with a warning."""
         self._check_open()
+        if key in RESERVED_KEYS and key in self._data:
+            self._reserved(key, deleted=True)
+            return
         if key in self._data:
             keys = [key]
         else:
@@ -335,6 +352,19 @@ class Summary(_Attributes):
             self._counts.pop(k, None)
         self._on_change()
 
+    def _reserved(self, key: str, deleted: bool = False) -> None:
+        self._warn(f"summary reserved {key}", reserved_warning("run.summary", key,
+                                                               deleted=deleted))
+
+    def popitem(self) -> tuple[str, Any]:
+        """A key and its value, taken out; never one of the keys wbtool sets
+        in every row, which ``clear()`` leaves in place."""
+        for key, value in self._data.items():
+            if key not in RESERVED_KEYS:
+                del self[key]
+                return key, value
+        raise KeyError("popitem(): no summary key but those wbtool sets")
+
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._data))
 
@@ -342,15 +372,16 @@ class Summary(_Attributes):
         return len(self._data)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        from wbtool.runs.values import normalise
-
-        items = dict(other, **kwargs)
+        items = given = dict(other, **kwargs)
         if not all(isinstance(key, str) for key in items):
             raise ValueError("summary keys must be strings")
         self._check_open()
         media = self._media()
         items = {key: normalise(value, key, media=media)  # all or none
-                 for key, value in items.items()}
+                 for key, value in items.items() if key not in RESERVED_KEYS}
+        for key in RESERVED_KEYS:
+            if key in given:  # a summary copied from another run holds them
+                self._reserved(key)
         self._data.update(items)
         self._user.update(items)
         self._touched.update(items)
@@ -383,7 +414,9 @@ class Summary(_Attributes):
         the keys this process deleted, with this process's own on top."""
         forgotten = self._forgotten
         theirs = user_keys if isinstance(user_keys, list) else ()
-        keys = {k for k in theirs if isinstance(k, str) and k not in forgotten} | self._user
+        keys = {k for k in theirs
+                if isinstance(k, str) and k not in forgotten and k not in RESERVED_KEYS}
+        keys |= self._user
         merged = {k: n for k, n in _counts(counts).items() if k not in forgotten}
         merged.update(self.mean_counts)
         forgotten.clear()

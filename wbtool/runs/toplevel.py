@@ -114,4 +114,5 @@ def current_summary() -> Any:
         return run.summary
     from wbtool.runs.summary import Summary
 
-    return Summary(on_change=_no_run("summary"))
+    refuse = _no_run("summary")  # a reserved key, which a run would drop, too
+    return Summary(on_change=refuse, warn=lambda kind, message: refuse())

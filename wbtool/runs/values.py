@@ -30,7 +30,8 @@ SKIPPED = object()
 MAX_STEP = 2**63 - 1
 # The keys wbtool writes into history rows itself (``_label``: which process
 # of a shared run logged the row). A value logged under one would be written
-# over, or taken for wbtool's own: run.log drops it with a warning.
+# over, or taken for wbtool's own: run.log and run.summary drop it with a
+# warning.
 RESERVED_KEYS = ("_step", "_runtime", "_timestamp", "_label")
 
 encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=False).encode
@@ -38,6 +39,18 @@ encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True, ensure_ascii=Fa
 # UTF-8, from a file name or an argument) is written as its JSON escape,
 # which reads back as the same string, instead of failing the whole write.
 JSON_SAFE = "backslashreplace"
+
+
+def reserved_warning(where: str, key: str, *, deleted: bool = False) -> str:
+    """What ``where`` (``run.log``, ``run.summary``) says when it leaves a
+    value given under one of :data:`RESERVED_KEYS` out, or keeps one the
+    user deleted."""
+    if deleted:
+        return f"{where}: the key {key!r} is reserved, so it was not deleted " \
+               "(wbtool sets it in every row)"
+    how = ("pass step= to run.log to log to a given step" if key == "_step"
+           else "wbtool sets it in every row")
+    return f"{where}: the key {key!r} is reserved, so its value was dropped ({how})"
 
 
 class LogTarget(NamedTuple):
