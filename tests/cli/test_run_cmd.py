@@ -922,7 +922,8 @@ def test_wbtool_log_refuses_the_keys_wbtool_sets_in_every_row(cli: Cli, store_di
         for summary in ([], ["--summary"]):
             is_error(cli("log", "--run", run.id, *summary, f"{key}=1", "a=1"), 2,
                      f"cannot log {key!r}: the key is reserved (wbtool sets it in every row)")
-    is_error(cli("log", "--run", run.id, "--summary", "_step=99"), 2, "'_step'")
+    is_error(cli("log", "--run", run.id, "--summary", "_step=99"), 2,  # --step is no way there
+             "cannot log '_step': the key is reserved (wbtool sets it in every row)")
     assert cli("log", "--run", run.id, "_mine=1", "a=1").code == 0  # not one of them
     (row,) = iter_rows(Path(run._folder.history))
     assert (row["_step"], row["_mine"], row["a"]) == (0, 1, 1) and "_label" not in row

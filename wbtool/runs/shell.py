@@ -157,8 +157,8 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
         raise UsageError(f"--step must be between 0 and {MAX_STEP}, not {step}")
     for key in RESERVED_KEYS:
         if key in values:  # a value under it would be written over, or misread
-            how = "pass --step N to log to a given step" if key == "_step" else \
-                "wbtool sets it in every row"
+            how = ("wbtool sets it in every row" if key != "_step" or summary_only
+                   else "pass --step N to log to a given step")
             raise UsageError(f"cannot log {key!r}: the key is reserved ({how})")
     folder = run_folder(ctx, run_id)
     row: dict[str, Any] = {}
