@@ -155,11 +155,9 @@ def _publish_new(tmp: str, path: str) -> None:
     """Give the complete file at ``tmp`` the name ``path``, unless that is taken."""
     try:
         os.link(tmp, path)  # unlike a rename, never over something there
-    except FileExistsError:
-        raise
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
-            raise
+            raise OSError(e.errno, e.strerror, path) from None  # not the temporary name
         if os.path.lexists(path):  # a filesystem without hard links
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
         os.rename(tmp, path)
