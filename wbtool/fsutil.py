@@ -5,6 +5,9 @@ Everything that publishes a file under a final name goes through
 file beside the target (or in a staging folder on the same filesystem),
 are optionally fsynced, and are renamed over the target only on success. On
 any exception, ``KeyboardInterrupt`` included, the temporary file is removed.
+A file that must not replace anything (an artifact's file written out) goes
+through :func:`new_file` instead, which where it can names no temporary file
+at all.
 
 Everything appended to a file that only grows (a run's history, events and
 console record) goes through :func:`append_whole` (or :func:`append_to`,
@@ -76,6 +79,95 @@ def as_atomic(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def new_file(path: StrPath, mode: int = 0o644) -> Iterator[int]:
+    """Yield a descriptor open for writing a new file, which appears at
+    ``path`` whole when the block succeeds (FileExistsError then if something
+    is there already), and never in part: a process killed meanwhile leaves
+    nothing of it under that name.
+
+    Where the system can (Linux ``O_TMPFILE``), the file has no name at all
+    until then, so that a kill leaves nothing behind, and costs one system
+    call more than creating ``path`` directly. Elsewhere it is written under
+    a temporary name beside ``path`` (:func:`tmp_name`, which
+    :func:`is_tmp_name` recognises), removed on any exception.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(path) or "."
+    fd = _open_unnamed(folder, mode)
+    if fd is not None:
+        try:
+            yield fd
+            _name_unnamed(fd, path)
+        finally:
+            os.close(fd)
+        return
+    tmp = tmp_name(folder, os.path.basename(path))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        _publish_new(tmp, path)
+    finally:  # the temporary name, or on an exception the whole file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+_proc_fds: bool | None = None  # whether /proc/self/fd names open files (learnt once)
+
+
+def _open_unnamed(folder: str, mode: int) -> int | None:
+    """A file with no name yet in ``folder``, open for writing; None where
+    the system or the filesystem has no such files."""
+    global _proc_fds
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return None
+    if _proc_fds is None:
+        _proc_fds = os.path.isdir("/proc/self/fd")
+    if not _proc_fds:
+        return None
+    try:
+        return os.open(folder, os.O_WRONLY | flag, mode)
+    except OSError as e:
+        # EISDIR: a kernel older than O_TMPFILE; the others: a filesystem without it
+        if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL):
+            return None
+        raise
+
+
+def _name_unnamed(fd: int, path: str) -> None:
+    """Give the file of :func:`_open_unnamed` its name (linkat(2) through
+    /proc, which needs no privilege); FileExistsError if ``path`` is taken."""
+    try:
+        # os.link calls linkat, which follows the /proc link, only when given
+        # a folder's descriptor; an absolute path makes that one unused.
+        os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # not the /proc name
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Give the complete file at ``tmp`` the name ``path``, unless that is taken."""
+    try:
+        os.link(tmp, path)  # unlike a rename, never over something there
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+            raise OSError(e.errno, e.strerror, path) from None  # not the temporary name
+        if os.path.lexists(path):  # a filesystem without hard links
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+        os.rename(tmp, path)
+
+
+def is_tmp_name(name: str) -> bool:
+    """Whether the file name ``name`` is one that :func:`tmp_name` gives:
+    a temporary file that a write killed midway may have left."""
+    return (len(name) > 18 and name[0] == "." and name.endswith(".tmp") and name[-17] == "."
+            and all(c in "0123456789abcdef" for c in name[-16:-4]))
 
 
 def atomic_write(
@@ -257,10 +349,6 @@ def reflink(src: StrPath, dst: StrPath) -> bool:
 
     Returns False, leaving nothing behind, where the filesystem cannot.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        return False
     sfd = os.open(src, os.O_RDONLY)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -269,14 +357,7 @@ def reflink(src: StrPath, dst: StrPath) -> bool:
         raise
     ok = False
     try:
-        fcntl.ioctl(dfd, _FICLONE, sfd)
-        ok = True
-    except OSError as e:
-        if e.errno not in (
-            errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM,
-            errno.ENOSYS, errno.EBADF, errno.ENOTSUP,
-        ):
-            raise
+        ok = clone_fd(sfd, dfd)
     finally:
         os.close(dfd)
         os.close(sfd)
@@ -286,20 +367,40 @@ def reflink(src: StrPath, dst: StrPath) -> bool:
     return ok
 
 
+def clone_fd(sfd: int, dfd: int) -> bool:
+    """Make the empty file open on ``dfd`` share ``sfd``'s extents
+    (copy-on-write); False where the filesystem cannot."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False
+    try:
+        fcntl.ioctl(dfd, _FICLONE, sfd)
+    except OSError as e:
+        if e.errno not in (
+            errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EPERM,
+            errno.ENOSYS, errno.EBADF, errno.ENOTSUP,
+        ):
+            raise
+        return False
+    return True
+
+
 def copy_into(src: StrPath, dst: StrPath, mode: int = 0o644) -> None:
     """Copy ``src`` to a new file ``dst`` (kernel-side where possible)."""
     sfd = os.open(src, os.O_RDONLY)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            _copy_fd(sfd, dfd, os.fstat(sfd).st_size)
+            copy_fd(sfd, dfd)
         finally:
             os.close(dfd)
     finally:
         os.close(sfd)
 
 
-def _copy_fd(sfd: int, dfd: int, size: int) -> None:
+def copy_fd(sfd: int, dfd: int) -> None:
+    """Copy the rest of the file open on ``sfd`` to ``dfd`` (kernel-side where possible)."""
     copied = 0
     fast = getattr(os, "copy_file_range", None)
     if fast is not None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -236,20 +238,23 @@ def test_link_checkout_shares_files_with_a_forked_helper(
 
 def _swap_after_writing(monkeypatch: pytest.MonkeyPatch, action) -> None:
     """Run ``action(dest)`` once, right after a packed object's bytes are
-    written at a checkout path and before the store links that file."""
+    written at a checkout path (and took its name there) and before the
+    store links that file."""
     from wbtool import fsutil
     from wbtool.store import objects
 
-    real = fsutil.write_all
+    real = fsutil.new_file
     done: list[bool] = []
 
-    def write_all(fd: int, data: bytes) -> None:
-        real(fd, data)
+    @contextlib.contextmanager
+    def new_file(path: str, mode: int = 0o644) -> Iterator[int]:
+        with real(path, mode) as fd:
+            yield fd
         if not done:
             done.append(True)
-            action(os.readlink(f"/proc/self/fd/{fd}"))
+            action(os.fspath(path))
 
-    monkeypatch.setattr(objects.fsutil, "write_all", write_all)
+    monkeypatch.setattr(objects.fsutil, "new_file", new_file)
 
 
 def _swap_one_written_file(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -131,24 +131,21 @@ def _checksummed(entry: ManifestEntry) -> bool:
 
 def _copy_ref(entry: ManifestEntry, src: str, dest: str) -> None:
     """Copy a file:// reference's file to a new file ``dest``, hashing what is
-    read on the way: VerificationError when a checksummed reference's content
-    is no longer what was logged (the caller removes ``dest``)."""
-    if not _checksummed(entry):
-        fsutil.copy_into(src, dest)
-        return
+    read on the way: VerificationError, and nothing at ``dest``, when a
+    checksummed reference's content is no longer what was logged."""
     sfd = os.open(src, os.O_RDONLY)
     try:
-        dfd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
+        with fsutil.new_file(dest) as dfd:
+            if not _checksummed(entry):
+                fsutil.copy_fd(sfd, dfd)
+                return
             digest, total = copy_hashing(sfd, dfd)
-        finally:
-            os.close(dfd)
+            if (entry.size is not None and total != entry.size) or digest != entry.digest:
+                raise VerificationError(message=(
+                    f"{entry.ref} changed since it was logged (its content differs); log a "
+                    "new version to track the new content"))
     finally:
         os.close(sfd)
-    if (entry.size is not None and total != entry.size) or digest != entry.digest:
-        raise VerificationError(message=(
-            f"{entry.ref} changed since it was logged (its content differs); log a new "
-            "version to track the new content"))
 
 
 def _place_folder_ref(src: str, dest: str, store: Store, *,
@@ -312,16 +309,12 @@ def materialize(
                 _write(objects, entry, src, tmp, mode, loc, unpacked)
             unpacked.moved(tmp, dest)
             return "written", entry.size or 0
-        try:
-            with fsutil.naming(dest):
-                if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
-                    return "later", 0
-        except FileExistsError:
-            raise  # not ours: something else created it meanwhile; leave it
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dest)  # our partial file (or link)
-            raise
+        # Whole or not at all: a link is made in one step, a file's bytes are
+        # written before it takes its name (FileExistsError if something else
+        # took it meanwhile: not ours, left alone).
+        with fsutil.naming(dest):
+            if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
+                return "later", 0
         return "written", entry.size or 0
 
     def run_batch(batch: Sequence[int], may_locate: bool = True) -> _Outcome:
@@ -362,9 +355,14 @@ def materialize(
         for path in paths:
             if validate_entry_path(path) != path:
                 raise UsageError(f"refused entry path {path!r}")
-    for folder in sorted({path.rpartition("/")[0] for path in paths}):
+    folders = sorted({path.rpartition("/")[0] for path in paths})
+    for folder in folders:
         dirs.ensure(folder, replace_links=replace)
     del paths
+    for folder in folders:
+        if folder not in dirs.fresh:  # a folder made now holds nothing left over
+            _remove_leftovers(root_path, folder, manifest.entries)
+    del folders
     # Hard links need pack locations only until the objects have been
     # unpacked once (see ObjectStore.link_out): skip the lookup when the
     # first objects have files of their own already.
@@ -489,6 +487,24 @@ def _batches_of(
         yield run(positions[i:i + 256])
 
 
+def _remove_leftovers(root: Path, folder: str, entries: Container[str]) -> None:
+    """Delete the temporary files that a write killed midway left in ``folder``
+    (under ``root``): files and links named as :func:`fsutil.tmp_name` names
+    them, which no entry is."""
+    with os.scandir(root / folder if folder else root) as it:
+        for item in it:
+            if _is_leftover(item, f"{folder}/{item.name}" if folder else item.name, entries):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(item.path)
+
+
+def _is_leftover(item: os.DirEntry[str], rel: str, entries: Container[str]) -> bool:
+    """Whether ``item`` (at ``rel`` under the root) is a temporary file that an
+    interrupted download or checkout left: never an entry of the artifact."""
+    return (fsutil.is_tmp_name(item.name) and not item.is_dir(follow_symlinks=False)
+            and rel not in entries)
+
+
 def _is_file(st: os.stat_result, path: str) -> bool:
     """Whether ``st`` is the stat of the file at ``path``."""
     try:
@@ -532,12 +548,18 @@ def _write(
         raise CorruptObjectError(digest=entry.digest, path=objects.root)
     if mode == "ref":
         _copy_ref(entry, src, dest)
-    elif mode == "copy":
-        fsutil.copy_into(src, dest)
-    elif mode == "reflink":
-        if not fsutil.reflink(src, dest):
-            raise UsageError("this filesystem cannot reflink; use --link copy or auto")
-        os.chmod(dest, 0o644)
+    elif mode in ("copy", "reflink"):
+        sfd = os.open(src, os.O_RDONLY)
+        try:
+            with fsutil.new_file(dest) as dfd:
+                if mode == "copy":
+                    fsutil.copy_fd(sfd, dfd)
+                elif fsutil.clone_fd(sfd, dfd):
+                    os.fchmod(dfd, 0o644)
+                else:
+                    raise UsageError("this filesystem cannot reflink; use --link copy or auto")
+        finally:
+            os.close(sfd)
     elif mode == "symlink":
         os.symlink(src, dest)
     else:  # pragma: no cover - validated earlier
@@ -605,7 +627,10 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest, *,
         _refuse_entries_into(store_rel, keep_files, store)
         # neither swept into nor deleted (_extras never walks into it)
         keep_dirs |= _folders_of([store_rel])
-    files, folders, links = _extras(root_path, store_rel, keep_files, keep_dirs)
+    files, folders, links, leftovers = _extras(root_path, store_rel, keep_files, keep_dirs)
+    for rel in leftovers:  # never the user's: deleted unasked, and not counted
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(root_path / rel)
     if check is not None and len(files) > len(links):
         check([f for f in files if f not in links])  # a link holds no data of its own
     for rel in files:
@@ -674,13 +699,15 @@ def _held(path: str, entries: dict[str, ManifestEntry]) -> bool:
 
 
 def _extras(root: Path, store_rel: str | None, keep_files: Container[str],
-            keep_dirs: set[str]) -> tuple[list[str], list[str], set[str]]:
+            keep_dirs: set[str]) -> tuple[list[str], list[str], set[str], list[str]]:
     """What a checkout deletes under ``root``: the files (and links) that are
-    not entries, the folders no entry is in, deepest first, and which of
-    those files are symbolic links."""
+    not entries, the folders no entry is in, deepest first, which of those
+    files are symbolic links, and apart from them all, the temporary files
+    that an interrupted download or checkout left."""
     files: list[str] = []
     folders: list[str] = []
     links: set[str] = set()
+    leftovers: list[str] = []
 
     def walk(folder: Path, rel: str, doomed: bool) -> None:
         with os.scandir(folder) as it:
@@ -696,13 +723,15 @@ def _extras(root: Path, store_rel: str | None, keep_files: Container[str],
                 walk(Path(entry.path), entry_rel, gone)
                 if gone:
                     folders.append(entry_rel)
+            elif _is_leftover(entry, entry_rel, keep_files):
+                leftovers.append(entry_rel)
             elif doomed or entry_rel not in keep_files or entry_rel in keep_dirs:
                 files.append(entry_rel)
                 if entry.is_symlink():
                     links.add(entry_rel)
 
     walk(root, "", False)
-    return files, folders, links
+    return files, folders, links, leftovers
 
 
 def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None = None) -> None:
@@ -739,7 +768,8 @@ def verify_tree(manifest: Manifest, root: str | os.PathLike, store: Store | None
         for f in files:
             rel = f if rel_dir == "." else f"{rel_dir}/{f}".replace(os.sep, "/")
             if rel not in expected and not rel.startswith(ref_folders):
-                problems.append(f"not in the artifact: {rel}")
+                problems.append(f"left by an interrupted write: {rel}" if fsutil.is_tmp_name(f)
+                                else f"not in the artifact: {rel}")
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
                                            if len(problems) > 5 else "")

@@ -268,12 +268,9 @@ class ObjectStore:
             self.copy_to(digest, dest)
             return True
         data = self._read_packed_checked(digest, loc)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, OBJECT_MODE)
-        try:
+        with fsutil.new_file(dest, OBJECT_MODE) as fd:  # never in part under ``dest``
             fsutil.write_all(fd, data)
             st = os.fstat(fd)
-        finally:
-            os.close(fd)
         unpacked.links.setdefault(digest, (dest, st.st_dev, st.st_ino))
         return True
 
@@ -529,23 +526,24 @@ class ObjectStore:
         return data
 
     def copy_to(self, digest: str, dest: str, loc: PackLocation | None = None) -> None:
-        """Write the object's bytes to a new file ``dest``."""
+        """Write the object's bytes to a new file ``dest``, which appears whole
+        or not at all (see :func:`fsutil.new_file`)."""
         if loc is None:
             loc = None if os.path.exists(self.path(digest)) else self.locate(digest)
         if loc is None:
             try:
-                fsutil.copy_into(self.path(digest), dest)
+                sfd = os.open(self.path(digest), os.O_RDONLY)
             except FileNotFoundError:
-                if os.path.exists(dest):
-                    raise
                 raise CorruptObjectError(digest=digest, path=self.root) from None
+            try:
+                with fsutil.new_file(dest) as fd:
+                    fsutil.copy_fd(sfd, fd)
+            finally:
+                os.close(sfd)
             return
         data = self.read_packed(loc)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
+        with fsutil.new_file(dest) as fd:
             fsutil.write_all(fd, data)
-        finally:
-            os.close(fd)
 
     def verify(self, digest: str, loc: PackLocation | None = None) -> bool:
         """True when the object exists and its content matches its name."""

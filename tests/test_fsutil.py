@@ -1,0 +1,76 @@
+"""fsutil.new_file: a new file appears whole under its name, or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wbtool import fsutil
+
+
+@pytest.fixture(params=["unnamed", "named"])
+def naming(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of writing: unnamed temporary files (O_TMPFILE), and named
+    ones beside the target, as on a system without them."""
+    if request.param == "named":
+        monkeypatch.setattr(fsutil, "_proc_fds", False)
+    else:
+        fd = fsutil._open_unnamed(".", 0o644)
+        if fd is None:
+            pytest.skip("no unnamed temporary files here")
+        os.close(fd)
+    return str(request.param)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    made = tmp_path / "folder"
+    made.mkdir()
+    return made
+
+
+def test_a_new_file_takes_its_name_only_once_written(folder: Path, naming: str) -> None:
+    target = folder / "f.bin"
+    with fsutil.new_file(target) as fd:
+        os.write(fd, b"half")
+        seen = sorted(os.listdir(folder))
+        os.write(fd, b" and the rest")
+    assert target.read_bytes() == b"half and the rest"
+    assert os.listdir(folder) == ["f.bin"]
+    assert "f.bin" not in seen
+    assert all(fsutil.is_tmp_name(name) for name in seen)
+    assert len(seen) == (naming == "named")
+    assert target.stat().st_mode & 0o777 == 0o644 & ~_umask()
+
+
+def test_a_new_file_never_replaces_one_there(folder: Path, naming: str) -> None:
+    target = folder / "f.bin"
+    target.write_bytes(b"first")
+    with pytest.raises(FileExistsError) as caught, fsutil.new_file(target) as fd:
+        os.write(fd, b"second")
+    assert caught.value.filename == str(target)
+    assert target.read_bytes() == b"first"
+    assert os.listdir(folder) == ["f.bin"]
+
+
+def test_a_new_file_whose_writing_fails_leaves_nothing(folder: Path, naming: str) -> None:
+    with pytest.raises(KeyboardInterrupt), fsutil.new_file(folder / "f.bin") as fd:
+        os.write(fd, b"half")
+        raise KeyboardInterrupt
+    assert os.listdir(folder) == []
+
+
+def test_temp_names_are_recognised() -> None:
+    assert fsutil.is_tmp_name(os.path.basename(fsutil.tmp_name("/x", "model.safetensors")))
+    assert fsutil.is_tmp_name(os.path.basename(fsutil.tmp_name("/x", "n" * 100)))
+    for name in ("a.tmp", ".a.tmp", ".a.0123456789AB.tmp", ".a.0123456789a.tmp", "a.bin",
+                 "x.0123456789ab.tmp", ".a.0123456789ab.tmp.bin"):
+        assert not fsutil.is_tmp_name(name), name
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
