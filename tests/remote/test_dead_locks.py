@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from tests.remote.test_sync import Store
 from wbtool.errors import EXIT_CONFLICT
 from wbtool.hashing import hash_bytes
 from wbtool.remote import gc, locks
+from wbtool.runs.folder import hostname, process_start
 
 
 @pytest.fixture
@@ -146,11 +146,6 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-def _started(pid: int) -> str:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2:].split()[19]
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 @pytest.mark.parametrize("whose", ["another host", "a running process",
                                    "another boot of this host", "an older version"])
@@ -158,9 +153,9 @@ def test_a_lock_this_machine_cannot_call_dead_stays(store: Store, tmp_path: Path
                                                     sleeper: subprocess.Popen[bytes],
                                                     whose: str) -> None:
     me = json.loads(locks.doc())
-    doc = {**me, "pid": sleeper.pid, "started": _started(sleeper.pid)}
+    doc = {**me, "pid": sleeper.pid, "started": process_start(sleeper.pid)}
     if whose == "another host":
-        doc = {**me, "host": "not-" + socket.gethostname(), "pid": 999_999_999}
+        doc = {**me, "host": "not-" + hostname(), "pid": 999_999_999}
     elif whose == "another boot of this host":
         doc = {**me, "boot": "00000000-0000-0000-0000-000000000000", "pid": 999_999_999}
     elif whose == "an older version":  # it said only host, pid and time
@@ -192,7 +187,7 @@ def lock_of_another_host(tmp_path: Path, name: str, age: float) -> Path:
     lock = tmp_path / "remote" / "locks" / name
     lock.parent.mkdir(exist_ok=True)
     made = time.time() - age
-    lock.write_text(json.dumps({"host": "not-" + socket.gethostname(), "pid": 4321,
+    lock.write_text(json.dumps({"host": "not-" + hostname(), "pid": 4321,
                                 "time": made}))
     os.utime(lock, (made, made))
     return lock
@@ -231,3 +226,17 @@ def test_a_push_lock_written_again_during_the_sweep_stays(
     remote = Backend("local", str(tmp_path / "remote"), {}).open()
     assert gc.collect(remote, dry_run=False).locks_removed == []
     assert lock_files(tmp_path) == ["push-old.json"]
+
+
+@pytest.mark.parametrize("unknown", ["_boot", "_pid_namespace"])
+def test_where_the_system_does_not_tell_its_boot_no_lock_is_called_dead(
+        monkeypatch: pytest.MonkeyPatch, unknown: str) -> None:
+    """Without /proc (macOS, BSD) a lock says no boot: two machines of one
+    name (two laptops called MacBook-Pro.local) could not be told apart, and
+    a live push's lock, taken for dead, would let a sweep delete what it sent."""
+    dead = json.loads(locks.doc()) | {"pid": 999_999_999}
+    assert locks.dead_here(json.dumps(dead).encode()) == 999_999_999
+    monkeypatch.setattr(locks, unknown, lambda: None)  # what such a system answers
+    mine = json.loads(locks.doc())
+    assert "boot" not in mine or "pidns" not in mine
+    assert locks.dead_here(json.dumps(mine | {"pid": 999_999_999}).encode()) is None

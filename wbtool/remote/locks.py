@@ -7,8 +7,9 @@ namespace and when it started. A lock made on this machine (same host
 name, boot and PID namespace) by a process that is no longer running (its
 id is free, a zombie's, or another process's that started since) is dead:
 it is removed at once, by the next push or garbage collection. A lock from
-any other machine, or one that does not say enough, is left to the grace
-period: this machine cannot tell whether its process still runs. A push
+any other machine, or one that does not say enough (on a system without
+``/proc``, every lock), is left to the grace period: this machine cannot
+tell whether its process still runs. A push
 lock older than that is taken for dead, and the next sweep of a garbage
 collection removes it (push locks are never written again, so that age is
 the age of the push).
@@ -19,29 +20,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 from typing import Any
 
 from wbtool.errors import NotFoundError
 from wbtool.remote.fs import Remote
 from wbtool.remote.pool import run_all
+from wbtool.runs.folder import hostname, process_alive, process_start
 
 # A lock as a listing shows it: path, size, modification time, stamp.
 Listed = tuple[str, int, float, str]
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _boot() -> str | None:
-    text = _read("/proc/sys/kernel/random/boot_id")
-    return text.strip() if text else None
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except (OSError, ValueError):
+        return None
 
 
 def _pid_namespace() -> str | None:
@@ -51,22 +47,11 @@ def _pid_namespace() -> str | None:
         return None
 
 
-def _process(pid: int) -> tuple[str, str] | None:
-    """The state letter and start time (in clock ticks since boot) of the
-    process ``pid``, from ``/proc``; None where it is not there."""
-    text = _read(f"/proc/{pid}/stat")
-    if not text or ")" not in text:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the name may hold spaces and brackets
-    return (fields[0], fields[19]) if len(fields) > 19 else None
-
-
 def doc() -> bytes:
     """The content of a lock made by this process."""
-    me: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-    process = _process(os.getpid())
+    me: dict[str, Any] = {"host": hostname(), "pid": os.getpid(), "time": time.time()}
     for key, value in (("boot", _boot()), ("pidns", _pid_namespace()),
-                       ("started", process and process[1])):
+                       ("started", process_start(os.getpid()))):
         if value is not None:
             me[key] = value
     return json.dumps(me, sort_keys=True).encode()
@@ -74,36 +59,31 @@ def doc() -> bytes:
 
 def dead_here(data: bytes) -> int | None:
     """The process id of a lock ``data`` made on this machine by a process
-    that is no longer running; None for any other lock."""
+    that is no longer running; None for any other lock, and for every lock
+    where this system does not tell its boot and PID namespace (without
+    them, a machine of the same name cannot be told from this one)."""
     try:
         lock = json.loads(data)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(lock, dict) or lock.get("host") != socket.gethostname():
+    if not isinstance(lock, dict) or lock.get("host") != hostname():
         return None
     pid = lock.get("pid")
     if type(pid) is not int or pid <= 0 or pid == os.getpid():
         return None
     for key, mine in (("boot", _boot()), ("pidns", _pid_namespace())):
-        if lock.get(key) != mine:
+        if mine is None or lock.get(key) != mine:
             # another machine of the same name, one this process cannot see,
-            # or a lock too old to say which boot made it
+            # a lock too old to say which boot made it, or a system without /proc
             return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return pid
-    except PermissionError:
-        pass  # another user's process, running
-    except OverflowError:
-        return None
-    process = _process(pid)
-    if process is None:
-        return None
-    state, started = process
-    if state in ("Z", "X") or ("started" in lock and lock["started"] != started):
-        return pid  # killed, not yet reaped; or the id went to a new process
-    return None
+    except (OSError, OverflowError):
+        return None  # another user's process, running (or an id no process can have)
+    started = lock.get("started")
+    return None if process_alive(pid, started if isinstance(started, str) else None) else pid
 
 
 def clear_dead(remote: Remote, paths: list[str], what: str) -> dict[str, str]:
