@@ -78,8 +78,8 @@ class Context:
         if need_project:
             checked_project(resolved)
         path = discover(root_dir=resolved.root_dir)
-        if not (path / "config.yaml").is_file():
-            return None
+        if not (path / "config.yaml").is_file() and not Store(path).holds_data():
+            return None  # (a store that lost its config.yaml is refused by open)
         return cls(resolved, Store.open(path, create=False))
 
     @property

@@ -98,6 +98,22 @@ def test_doctor_tells_a_store_that_lost_its_config_from_one_cut_short(tmp_path: 
     assert "restore config.yaml from a backup" in res.out
 
 
+
+def test_a_store_that_lost_its_config_is_not_given_a_new_one(tmp_path: Path, cli: Cli) -> None:
+    """A new config.yaml over stored data would forget the remotes the lost
+    one named, and hide that anything was lost: every command refuses."""
+    cli("artifact", "log", "ds", str(make_tree(tmp_path / "data", {"a.txt": b"a\n"})),
+        "--type", "dataset", check=True)
+    cli("remote", "add", "team", str(tmp_path / "remote"), check=True)
+    config = tmp_path / "work" / ".wbtool" / "config.yaml"
+    config.unlink()
+    for argv in (["artifact", "ls"], ["artifact", "log", "ds", str(tmp_path / "data"),
+                                      "--type", "dataset"], ["run", "--", "true"]):
+        is_error(cli(*argv), EXIT_STORE, f"{config} is missing, but the store holds objects "
+                 "or runs; restore it from a backup")
+        assert not config.exists()
+
+
 # Run the command line in a child that kills itself with SIGKILL at one
 # point of making the store: just before it opens index.db, or just before
 # it publishes config.yaml.

@@ -115,6 +115,14 @@ class Store:
         store = cls(path, read_only=read_only)
         config_path = store.path / "config.yaml"
         if not config_path.exists():
+            # Nothing is stored before config.yaml names the folder a store
+            # (and nothing removes it): data here without it means it was
+            # lost, with the remotes it named. Looked for again after the
+            # data, for a process that made the store meanwhile.
+            if store.holds_data() and not config_path.exists():
+                raise StoreError(
+                    f"{config_path} is missing, but the store holds objects or runs; restore "
+                    "it from a backup (wbtool will not start a new config over stored data)")
             if not create:
                 raise StoreError(f"no wbtool store at {store.path}")
             store._initialise()
