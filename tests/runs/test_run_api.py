@@ -1483,7 +1483,7 @@ def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
     the row was written, then the next call's values went to the next step."""
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, commit=False)
-        for value in ("no", "False", 0, 1):
+        for value in ("no", "False", b"no", 0.0, 1.5):
             with pytest.raises(TypeError, match="commit must be True or False, not"):
                 run.log({"b": 2}, commit=value)
         with pytest.raises(TypeError, match="commit must be"):
@@ -1495,6 +1495,22 @@ def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
         run.log({"e": 5}, commit=np.bool_(True))
     assert strip_times(history(run)) == [{"a": 1, "c": 3, "_step": 0},
                                          {"d": 4, "e": 5, "_step": 1}]
+
+
+def test_a_whole_number_for_commit_is_read_for_its_truth_as_in_wandb() -> None:
+    """``commit=1``, ``commit=0`` and ``commit=np.int64(1)`` raised TypeError,
+    though W&B takes any whole number for its truth."""
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1}, commit=0)
+        run.log({"b": 2}, commit=1)
+        run.log({"c": 3}, commit=np.int64(0))
+        run.log({"d": 4}, commit=np.int64(1))
+        wandb.log({"e": 5}, commit=0)
+        wandb.log({"f": 6}, commit=1)
+    assert strip_times(history(run)) == [{"a": 1, "b": 2, "_step": 0},
+                                         {"c": 3, "d": 4, "_step": 1},
+                                         {"e": 5, "f": 6, "_step": 2}]
 
 
 def test_other_true_or_false_arguments_of_a_run_refuse_strings(tmp_path: Path) -> None:
