@@ -7,6 +7,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -1654,6 +1656,35 @@ def test_a_step_set_by_hand_in_an_older_summary_gives_way_to_the_real_one() -> N
     saved = json.loads(Path(folder.summary).read_text())
     assert saved["_step"] == 1 and saved["_runtime"] < 1e6 and saved["best"] == 1
     assert folder.read_run()["summary_user_keys"] == ["best"]
+
+
+def test_a_crashed_run_with_a_step_set_by_hand_in_an_older_summary_is_caught_up(
+        tmp_path: Path) -> None:
+    """A crashed run's summary is caught up from the history rows past its
+    ``_step``; one set by hand (``_step=99``, as wbtool once kept it) hid
+    every row, so the run resumed with the summary of its first row. It is
+    made again from the whole history (a mean not counting a row twice),
+    with the keys set by hand kept."""
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("loss", summary="mean")
+        for loss in (1.0, 2.0, 6.0):
+            run.log({"loss": loss, "acc": loss / 10})
+    folder = run._folder
+    summary = json.loads(Path(folder.summary).read_text())
+    # As a run killed after its first summary write was left by an older wbtool.
+    folder.write_json(folder.summary, {**summary, "loss": {"mean": 1.0}, "acc": 0.1, "_step": 99,
+                                       "best": 7})
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    folder.write_json(folder.run_json, {**folder.read_run(), "state": "running",
+                                        "pid": dead.pid, "summary_user_keys": ["_step", "best"],
+                                        "summary_counts": {"loss": 1}})
+    with wandb.init(id=run.id, resume="must", settings=quiet()) as again:
+        assert again.summary["loss"] == {"mean": 3.0} and again.summary["acc"] == 0.6
+        assert again.summary["_step"] == 2 and again.summary["best"] == 7
+        again.log({"loss": 7.0})
+    saved = json.loads(Path(folder.summary).read_text())
+    assert (saved["loss"], saved["_step"], saved["best"]) == ({"mean": 4.0}, 3, 7)
 
 
 # -- resuming with a config ---------------------------------------------------------------

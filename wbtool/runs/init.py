@@ -235,7 +235,19 @@ def _caught_up_summary(folder: RunFolder, summary: dict[str, Any],
                        counts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of a run whose process died, and the counts of its means,
     with the history rows it had not folded in yet: a run writes its summary
-    only every few seconds, its history every second."""
+    only every few seconds, its history every second. A ``_step`` set by
+    hand (as wbtool once kept it) says nothing of the rows folded in: the
+    summary is then made again from the whole history, with the keys set
+    by hand kept."""
+    if "_step" in user_keys:
+        from wbtool.runs.values import RESERVED_KEYS
+
+        rows = list(iter_rows(folder.history))
+        if not rows:
+            return summary, counts
+        replayed, replayed_counts = _replay_summary(rows, metrics)
+        kept = {k: summary[k] for k in user_keys if k in summary and k not in RESERVED_KEYS}
+        return {**replayed, **kept}, replayed_counts
     last = summary.get("_step")
     rows = _rows_after(folder, last if type(last) is int else -1)
     if not rows:
