@@ -1720,3 +1720,40 @@ def test_resuming_with_a_different_config_value_says_so(capfd: pytest.CaptureFix
     assert "WARNING" not in capfd.readouterr().err
     config = run._folder.read_config()
     assert config["lr"] == 0.3 and config["bs"] == 4 and config["new"] == 1
+
+
+class _Options:
+    """An object with no text of its own: kept as ``<... object at 0x...>``."""
+
+
+def _step_fn() -> Any:
+    def schedule(step: int) -> int:
+        return step
+    return schedule
+
+
+def test_resuming_with_equal_config_values_says_nothing(capfd: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """A config value kept as the text of an object (which holds its memory
+    address, new in every process) and a NaN inside a value were each
+    taken for a change, with a warning on every resume; a key that changed
+    is shown escaped, as a run's name is."""
+    first, fn = _Options(), _step_fn()
+    config = {"opt": first, "fn": fn, "sched": {"warmup": float("nan"), "lr": [1, float("nan")]},
+              "grid": [float("nan")], "k\x1b[2Jey": 1}
+    with wandb.init(id="cfgrun02", config=config, settings=quiet()):
+        pass
+    assert first is not _Options() and fn is not _step_fn()
+    capfd.readouterr()
+    again_config = {**config, "opt": _Options(), "fn": _step_fn()}
+    with wandb.init(id="cfgrun02", resume="allow", config=again_config):
+        pass
+    assert "WARNING" not in capfd.readouterr().err
+    changed = {**again_config, "sched": {"warmup": 2.0, "lr": [1, float("nan")]}, "k\x1b[2Jey": 2}
+    with wandb.init(id="cfgrun02", resume="allow", config=changed):
+        pass
+    err = capfd.readouterr().err
+    assert err.count("WARNING") == 2, err
+    assert "with config sched={'lr': [1, nan], 'warmup': 2.0} over its saved" in err or \
+        "with config sched={'warmup': 2.0, 'lr': [1, nan]} over its saved" in err, err
+    assert "with config k\\x1b[2Jey=2 over its saved 1" in err and "\x1b" not in err

@@ -657,6 +657,10 @@ def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Setting
     warning naming both: a job restarted after a kill must not stop over its
     config, and the record must not change without a word. ``how`` says how
     to allow the change."""
+    import json
+    import re
+
+    from wbtool.cli.failure import printable  # a key may hold escape sequences
     from wbtool.term import shown
 
     merged = Config(allow_val_change=True)
@@ -665,12 +669,24 @@ def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Setting
     merged.update(config)
     if settings.allow_val_change or not shown(settings, "WARNING"):
         return merged.as_dict()
+    address = re.compile(r" at 0x[0-9a-fA-F]+")
+
+    def text(value: Any) -> str:
+        # NaN equals NaN at any depth here, and the text of an object (kept
+        # as such) is the same whatever address it had in its process.
+        try:
+            dumped = json.dumps(value, sort_keys=True, allow_nan=True)
+        except (TypeError, ValueError):
+            dumped = repr(value)
+        return address.sub(" at 0x", dumped)
+
     for key, value in merged.items():
         old = saved.get(key, value)
-        if not (old == value or (old != old and value != value)):  # NaN equals NaN here
-            print(f"wbtool: WARNING resuming run {folder.id} with config {key}={value!r} over "
-                  f"its saved {old!r} ({how} to change it without this warning)",
-                  file=sys.stderr)
+        if old is value or old == value or text(old) == text(value):
+            continue
+        print(printable(f"wbtool: WARNING resuming run {folder.id} with config {key}={value!r} "
+                        f"over its saved {old!r} ({how} to change it without this warning)"),
+              file=sys.stderr)
     return merged.as_dict()
 
 
