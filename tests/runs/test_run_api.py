@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1560,7 +1561,7 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
     with wandb.init(settings={"console": "off"}) as run:
         run.log({"_step": 5, "x": 1})
         run.log({"_step": 6, "x": 2})
-        run.log({"_runtime": 1.0, "_timestamp": 2.0, "_label": "mine", "x": 3}, commit=False)
+        run.log({"_runtime": 1.0, "_timestamp": "2.0", "_label": "mine", "x": 3}, commit=False)
         run.log({"y": {"z": 4}, "_step": 7}, step=2, commit=True)
         run.log({"_private": 5, "x": 6})  # other keys that start with _ are the user's
     assert strip_times(history(run)) == [
@@ -1576,6 +1577,49 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
         *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
           "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
     ]
+
+
+def test_a_logged_timestamp_that_is_a_number_is_the_rows_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``run.log({"_timestamp": t})`` dropped t with a warning, but W&B keeps
+    it as the row's time: a script replaying old logs keeps their times. A
+    finite number is kept, in every way a row is made; anything else is
+    dropped with one warning, and the row gets the time it was logged."""
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"_timestamp": 1_600_000_000.5, "x": 1})  # one flat dict: the quick way
+        run.log({"_timestamp": 1_600_000_001, "x": 2})
+        run.log({"_timestamp": 1_600_000_002.0, "y": {"z": 3}}, commit=False)
+        run.log({"x": 3}, step=2)
+        run.log({"_timestamp": np.float64(1_600_000_003.0), "x": 4}, step=3, commit=True)
+        for bad in ("1600000004", float("nan"), float("inf"), True, None, 10**400):
+            run.log({"_timestamp": bad, "x": 5})
+        assert run.summary["_timestamp"] > 1e9
+    rows = history(run)
+    assert [r["_timestamp"] for r in rows[:4]] == [1_600_000_000.5, 1_600_000_001,
+                                                  1_600_000_002.0, 1_600_000_003.0]
+    assert all(r["_timestamp"] > 1.7e9 and r["x"] == 5 for r in rows[4:]) and len(rows) == 10
+    assert all(r["_runtime"] < 1000 for r in rows)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert warnings == ["wbtool: WARNING run.log: the key '_timestamp' is reserved, so its "
+                        "value was dropped (wbtool sets it in every row)"]
+    with wandb.init(settings=quiet()) as last:
+        last.log({"_timestamp": 1_500_000_000.0, "x": 1})
+    assert json.loads(Path(last._folder.summary).read_text())["_timestamp"] == 1_500_000_000.0
+
+
+def test_rows_logged_with_old_timestamps_are_not_taken_for_rows_waiting_long() -> None:
+    """How long the oldest row not yet written has waited (past half a second,
+    run.log waits for the writer) is read from when it was logged, not from
+    a ``_timestamp`` the user gave: rows of old logs replayed would each
+    read as years late."""
+    with wandb.init(settings=quiet()) as run:
+        history_writer = run._history
+        assert history_writer is not None
+        with history_writer._lock:  # no flush while the row waits
+            run.log({"_timestamp": 1_000_000.0, "x": 1})
+            assert history_writer.pending == 1
+            assert 0 <= history_writer.lag(time.time()) < 60
 
 
 def test_a_summary_value_under_a_reserved_key_is_dropped_with_one_warning(
