@@ -1305,9 +1305,12 @@ def test_delete_with_alias_requires_delete_aliases(tmp_path: Path) -> None:
     with pytest.raises(WbtoolError, match=r"has aliases best; pass delete_aliases=True to"):
         target.delete()
     assert load("del:best").version == "v0"  # nothing was deleted
-    for bad in ("False", "no", 0, None):  # a string that reads as "no" deleted it
+    for bad in ("False", "no", 0.0, None):  # a string that reads as "no" deleted it
         with pytest.raises(TypeError, match=f"delete_aliases must be True or False, not {bad!r}"):
             target.delete(delete_aliases=bad)  # type: ignore[arg-type]
+    for false in (False, 0):  # a whole number is read for its truth, as in W&B
+        with pytest.raises(WbtoolError, match=r"has aliases best; pass delete_aliases=True"):
+            target.delete(delete_aliases=false)
     assert load("del:best").version == "v0"
 
     target.delete(delete_aliases=True)

@@ -7,6 +7,9 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -1483,7 +1486,7 @@ def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
     the row was written, then the next call's values went to the next step."""
     with wandb.init(settings=quiet()) as run:
         run.log({"a": 1}, commit=False)
-        for value in ("no", "False", 0, 1):
+        for value in ("no", "False", b"no", 0.0, 1.5):
             with pytest.raises(TypeError, match="commit must be True or False, not"):
                 run.log({"b": 2}, commit=value)
         with pytest.raises(TypeError, match="commit must be"):
@@ -1495,6 +1498,22 @@ def test_a_string_for_commit_is_refused_not_read_as_true() -> None:
         run.log({"e": 5}, commit=np.bool_(True))
     assert strip_times(history(run)) == [{"a": 1, "c": 3, "_step": 0},
                                          {"d": 4, "e": 5, "_step": 1}]
+
+
+def test_a_whole_number_for_commit_is_read_for_its_truth_as_in_wandb() -> None:
+    """``commit=1``, ``commit=0`` and ``commit=np.int64(1)`` raised TypeError,
+    though W&B takes any whole number for its truth."""
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings=quiet()) as run:
+        run.log({"a": 1}, commit=0)
+        run.log({"b": 2}, commit=1)
+        run.log({"c": 3}, commit=np.int64(0))
+        run.log({"d": 4}, commit=np.int64(1))
+        wandb.log({"e": 5}, commit=0)
+        wandb.log({"f": 6}, commit=1)
+    assert strip_times(history(run)) == [{"a": 1, "b": 2, "_step": 0},
+                                         {"c": 3, "d": 4, "_step": 1},
+                                         {"e": 5, "f": 6, "_step": 2}]
 
 
 def test_other_true_or_false_arguments_of_a_run_refuse_strings(tmp_path: Path) -> None:
@@ -1542,7 +1561,7 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
     with wandb.init(settings={"console": "off"}) as run:
         run.log({"_step": 5, "x": 1})
         run.log({"_step": 6, "x": 2})
-        run.log({"_runtime": 1.0, "_timestamp": 2.0, "_label": "mine", "x": 3}, commit=False)
+        run.log({"_runtime": 1.0, "_timestamp": "2.0", "_label": "mine", "x": 3}, commit=False)
         run.log({"y": {"z": 4}, "_step": 7}, step=2, commit=True)
         run.log({"_private": 5, "x": 6})  # other keys that start with _ are the user's
     assert strip_times(history(run)) == [
@@ -1558,6 +1577,49 @@ def test_a_logged_step_key_is_dropped_with_one_warning(capsys: pytest.CaptureFix
         *(f"wbtool: WARNING run.log: the key {key!r} is reserved, so its value was dropped "
           "(wbtool sets it in every row)" for key in ("_runtime", "_timestamp", "_label")),
     ]
+
+
+def test_a_logged_timestamp_that_is_a_number_is_the_rows_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``run.log({"_timestamp": t})`` dropped t with a warning, but W&B keeps
+    it as the row's time: a script replaying old logs keeps their times. A
+    finite number is kept, in every way a row is made; anything else is
+    dropped with one warning, and the row gets the time it was logged."""
+    np = pytest.importorskip("numpy")
+    with wandb.init(settings={"console": "off"}) as run:
+        run.log({"_timestamp": 1_600_000_000.5, "x": 1})  # one flat dict: the quick way
+        run.log({"_timestamp": 1_600_000_001, "x": 2})
+        run.log({"_timestamp": 1_600_000_002.0, "y": {"z": 3}}, commit=False)
+        run.log({"x": 3}, step=2)
+        run.log({"_timestamp": np.float64(1_600_000_003.0), "x": 4}, step=3, commit=True)
+        for bad in ("1600000004", float("nan"), float("inf"), True, None, 10**400):
+            run.log({"_timestamp": bad, "x": 5})
+        assert run.summary["_timestamp"] > 1e9
+    rows = history(run)
+    assert [r["_timestamp"] for r in rows[:4]] == [1_600_000_000.5, 1_600_000_001,
+                                                  1_600_000_002.0, 1_600_000_003.0]
+    assert all(r["_timestamp"] > 1.7e9 and r["x"] == 5 for r in rows[4:]) and len(rows) == 10
+    assert all(r["_runtime"] < 1000 for r in rows)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert warnings == ["wbtool: WARNING run.log: the key '_timestamp' is reserved, so its "
+                        "value was dropped (wbtool sets it in every row)"]
+    with wandb.init(settings=quiet()) as last:
+        last.log({"_timestamp": 1_500_000_000.0, "x": 1})
+    assert json.loads(Path(last._folder.summary).read_text())["_timestamp"] == 1_500_000_000.0
+
+
+def test_rows_logged_with_old_timestamps_are_not_taken_for_rows_waiting_long() -> None:
+    """How long the oldest row not yet written has waited (past half a second,
+    run.log waits for the writer) is read from when it was logged, not from
+    a ``_timestamp`` the user gave: rows of old logs replayed would each
+    read as years late."""
+    with wandb.init(settings=quiet()) as run:
+        history_writer = run._history
+        assert history_writer is not None
+        with history_writer._lock:  # no flush while the row waits
+            run.log({"_timestamp": 1_000_000.0, "x": 1})
+            assert history_writer.pending == 1
+            assert 0 <= history_writer.lag(time.time()) < 60
 
 
 def test_a_summary_value_under_a_reserved_key_is_dropped_with_one_warning(
@@ -1640,6 +1702,35 @@ def test_a_step_set_by_hand_in_an_older_summary_gives_way_to_the_real_one() -> N
     assert folder.read_run()["summary_user_keys"] == ["best"]
 
 
+def test_a_crashed_run_with_a_step_set_by_hand_in_an_older_summary_is_caught_up(
+        tmp_path: Path) -> None:
+    """A crashed run's summary is caught up from the history rows past its
+    ``_step``; one set by hand (``_step=99``, as wbtool once kept it) hid
+    every row, so the run resumed with the summary of its first row. It is
+    made again from the whole history (a mean not counting a row twice),
+    with the keys set by hand kept."""
+    with wandb.init(settings=quiet()) as run:
+        run.define_metric("loss", summary="mean")
+        for loss in (1.0, 2.0, 6.0):
+            run.log({"loss": loss, "acc": loss / 10})
+    folder = run._folder
+    summary = json.loads(Path(folder.summary).read_text())
+    # As a run killed after its first summary write was left by an older wbtool.
+    folder.write_json(folder.summary, {**summary, "loss": {"mean": 1.0}, "acc": 0.1, "_step": 99,
+                                       "best": 7})
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    folder.write_json(folder.run_json, {**folder.read_run(), "state": "running",
+                                        "pid": dead.pid, "summary_user_keys": ["_step", "best"],
+                                        "summary_counts": {"loss": 1}})
+    with wandb.init(id=run.id, resume="must", settings=quiet()) as again:
+        assert again.summary["loss"] == {"mean": 3.0} and again.summary["acc"] == 0.6
+        assert again.summary["_step"] == 2 and again.summary["best"] == 7
+        again.log({"loss": 7.0})
+    saved = json.loads(Path(folder.summary).read_text())
+    assert (saved["loss"], saved["_step"], saved["best"]) == ({"mean": 4.0}, 3, 7)
+
+
 # -- resuming with a config ---------------------------------------------------------------
 
 
@@ -1673,3 +1764,40 @@ def test_resuming_with_a_different_config_value_says_so(capfd: pytest.CaptureFix
     assert "WARNING" not in capfd.readouterr().err
     config = run._folder.read_config()
     assert config["lr"] == 0.3 and config["bs"] == 4 and config["new"] == 1
+
+
+class _Options:
+    """An object with no text of its own: kept as ``<... object at 0x...>``."""
+
+
+def _step_fn() -> Any:
+    def schedule(step: int) -> int:
+        return step
+    return schedule
+
+
+def test_resuming_with_equal_config_values_says_nothing(capfd: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """A config value kept as the text of an object (which holds its memory
+    address, new in every process) and a NaN inside a value were each
+    taken for a change, with a warning on every resume; a key that changed
+    is shown escaped, as a run's name is."""
+    first, fn = _Options(), _step_fn()
+    config = {"opt": first, "fn": fn, "sched": {"warmup": float("nan"), "lr": [1, float("nan")]},
+              "grid": [float("nan")], "k\x1b[2Jey": 1}
+    with wandb.init(id="cfgrun02", config=config, settings=quiet()):
+        pass
+    assert first is not _Options() and fn is not _step_fn()
+    capfd.readouterr()
+    again_config = {**config, "opt": _Options(), "fn": _step_fn()}
+    with wandb.init(id="cfgrun02", resume="allow", config=again_config):
+        pass
+    assert "WARNING" not in capfd.readouterr().err
+    changed = {**again_config, "sched": {"warmup": 2.0, "lr": [1, float("nan")]}, "k\x1b[2Jey": 2}
+    with wandb.init(id="cfgrun02", resume="allow", config=changed):
+        pass
+    err = capfd.readouterr().err
+    assert err.count("WARNING") == 2, err
+    assert "with config sched={'lr': [1, nan], 'warmup': 2.0} over its saved" in err or \
+        "with config sched={'warmup': 2.0, 'lr': [1, nan]} over its saved" in err, err
+    assert "with config k\\x1b[2Jey=2 over its saved 1" in err and "\x1b" not in err

@@ -116,8 +116,12 @@ class LineWriter:
     so rows keep their order.
     """
 
-    def __init__(self, path: str | os.PathLike, *, offload: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, *, offload: bool = True,
+                 started: float | None = None) -> None:
         self.path = os.fspath(path)
+        # The wall-clock time a row's _runtime counts from (None: rows are
+        # timed by their _timestamp).
+        self.started = started
         repair_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                            0o644)
@@ -144,8 +148,18 @@ class LineWriter:
         since = self._sending_since
         if since is None:
             rows = self._rows
-            since = rows[0].get("_timestamp") if rows else None
+            since = self._logged_at(rows[0]) if rows else None
         return now - since if isinstance(since, float) else 0.0
+
+    def _logged_at(self, row: dict[str, Any]) -> float | None:
+        """When ``row`` was logged: its ``_runtime`` after :attr:`started`
+        where that is set (a row's ``_timestamp`` may be a time the user
+        gave, from old logs replayed), else its ``_timestamp``."""
+        if self.started is not None:
+            runtime = row.get("_runtime")
+            return self.started + runtime if isinstance(runtime, float) else None
+        since = row.get("_timestamp")
+        return since if isinstance(since, float) else None
 
     def flush(self) -> None:
         with self._lock:
@@ -159,7 +173,7 @@ class LineWriter:
                 try:
                     while sent < len(rows):
                         chunk = rows[sent:sent + SEND_ROWS]
-                        self._sending_since = chunk[0].get("_timestamp")
+                        self._sending_since = self._logged_at(chunk[0])
                         self._encoder.send(chunk)
                         sent += len(chunk)
                         self.rows_written += len(chunk)

@@ -235,7 +235,19 @@ def _caught_up_summary(folder: RunFolder, summary: dict[str, Any],
                        counts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary of a run whose process died, and the counts of its means,
     with the history rows it had not folded in yet: a run writes its summary
-    only every few seconds, its history every second."""
+    only every few seconds, its history every second. A ``_step`` set by
+    hand (as wbtool once kept it) says nothing of the rows folded in: the
+    summary is then made again from the whole history, with the keys set
+    by hand kept."""
+    if "_step" in user_keys:
+        from wbtool.runs.values import RESERVED_KEYS
+
+        rows = list(iter_rows(folder.history))
+        if not rows:
+            return summary, counts
+        replayed, replayed_counts = _replay_summary(rows, metrics)
+        kept = {k: summary[k] for k in user_keys if k in summary and k not in RESERVED_KEYS}
+        return {**replayed, **kept}, replayed_counts
     last = summary.get("_step")
     rows = _rows_after(folder, last if type(last) is int else -1)
     if not rows:
@@ -645,6 +657,10 @@ def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Setting
     warning naming both: a job restarted after a kill must not stop over its
     config, and the record must not change without a word. ``how`` says how
     to allow the change."""
+    import json
+    import re
+
+    from wbtool.cli.failure import printable  # a key may hold escape sequences
     from wbtool.term import shown
 
     merged = Config(allow_val_change=True)
@@ -653,12 +669,24 @@ def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Setting
     merged.update(config)
     if settings.allow_val_change or not shown(settings, "WARNING"):
         return merged.as_dict()
+    address = re.compile(r" at 0x[0-9a-fA-F]+")
+
+    def text(value: Any) -> str:
+        # NaN equals NaN at any depth here, and the text of an object (kept
+        # as such) is the same whatever address it had in its process.
+        try:
+            dumped = json.dumps(value, sort_keys=True, allow_nan=True)
+        except (TypeError, ValueError):
+            dumped = repr(value)
+        return address.sub(" at 0x", dumped)
+
     for key, value in merged.items():
         old = saved.get(key, value)
-        if not (old == value or (old != old and value != value)):  # NaN equals NaN here
-            print(f"wbtool: WARNING resuming run {folder.id} with config {key}={value!r} over "
-                  f"its saved {old!r} ({how} to change it without this warning)",
-                  file=sys.stderr)
+        if old is value or old == value or text(old) == text(value):
+            continue
+        print(printable(f"wbtool: WARNING resuming run {folder.id} with config {key}={value!r} "
+                        f"over its saved {old!r} ({how} to change it without this warning)"),
+              file=sys.stderr)
     return merged.as_dict()
 
 

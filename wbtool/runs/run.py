@@ -161,7 +161,8 @@ class Run:
         self._last_beat = time.monotonic()
         self._last_summary_write = 0.0
         if folder is not None:
-            self._history = LineWriter(folder.history)
+            # Its lag is read from each row's _runtime: a _timestamp may be the user's.
+            self._history = LineWriter(folder.history, started=self._t0_wall)
 
     # -- identity ----------------------------------------------------------------
     @property
@@ -412,13 +413,15 @@ class Run:
             row = {}
         # Four lookups: faster than any set operation on a row of many keys.
         if "_step" in row or "_runtime" in row or "_timestamp" in row or "_label" in row:
-            self._drop_reserved(row)
+            given = self._drop_reserved(row)
+        else:
+            given = None
         if self._sync_metrics:
             self._sync_step_metrics(row)
         now = time.time()
         row["_step"] = self._row_step = self._step
         row["_runtime"] = now - self._t0_wall
-        row["_timestamp"] = now
+        row["_timestamp"] = now if given is None else given
         self._step += 1
         history = self._history
         if history is not None:
@@ -433,14 +436,25 @@ class Run:
         self._summary.observe(row)
         self._summary_dirty = True
 
-    def _drop_reserved(self, row: dict[str, Any]) -> None:
+    def _drop_reserved(self, row: dict[str, Any]) -> float | None:
         """Drop the keys of ``row`` that wbtool sets itself; warn once a run
-        for each (a row copied from another run's history holds them all)."""
+        for each (a row copied from another run's history holds them all).
+        A ``_timestamp`` that is a finite number is the row's time, as in W&B
+        (a replay of old logs keeps their times): it is returned, no warning."""
+        given = None
         for key in RESERVED_KEYS:
             if key not in row:
                 continue
-            del row[key]
+            value = row.pop(key)
+            if key == "_timestamp" and type(value) in (int, float):
+                try:
+                    if math.isfinite(value):
+                        given = value
+                        continue
+                except OverflowError:  # an integer of more digits than a float holds
+                    pass
             self._warn_once(f"reserved {key}", reserved_warning("run.log", key))
+        return given
 
     def _keep_up(self, history: LineWriter, now: float) -> None:
         """Wait while the oldest row not yet written was logged more than
