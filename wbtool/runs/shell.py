@@ -19,10 +19,10 @@ from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.folder import (
     RunFolder,
-    folder_missing,
     is_record,
     record_damaged,
     runtime_at,
+    unreadable,
 )
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import JSON_SAFE, MAX_STEP, RESERVED_KEYS, encode, normalise
@@ -109,11 +109,8 @@ def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
         raise NotFoundError(what="run", name=run_id)
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
-        if folder.path.is_dir():  # the run's folder, whose record cannot be read
-            raise record_damaged(folder)
-        if catalog.get(ctx.store.index, run_id) is not None:
-            raise folder_missing(run_id, folder.path)
-        raise NotFoundError(what="run", name=run_id)
+        indexed = not folder.path.is_dir() and catalog.get(ctx.store.index, run_id) is not None
+        raise unreadable(folder, indexed=indexed)
     return folder
 
 
