@@ -244,3 +244,48 @@ def test_a_frozen_manifests_extra_is_read_only_at_every_depth() -> None:
         thawed["o"]["l"].append(4)
         assert type(thawed) is dict and thawed["o"]["l"] == [1, {"x": 3}, 4]
     assert m.serialize() == before
+
+
+def test_a_frozen_entry_and_manifest_copy_as_plain_ones() -> None:
+    """copy.copy, copy.deepcopy and pickle of a logged manifest's entry, and
+    copy.deepcopy or pickle of the manifest itself, raised AttributeError.
+    Now each copy is a plain entry (a manifest that can be changed) with its
+    own ``extra``; the logged one is unchanged."""
+    import copy
+    import pickle
+
+    m = Manifest([ManifestEntry("r", D1, 3, "s3://b/k", {"o": {"l": [1, {"x": 2}]}}),
+                  ManifestEntry("a", D2, 3)])
+    m.freeze("art")
+    before = m.serialize()
+    entry = m.entries["r"]
+    for copied in (copy.copy(entry), copy.deepcopy(entry), pickle.loads(pickle.dumps(entry))):
+        assert type(copied) is ManifestEntry and copied == entry
+        copied.extra["o"]["l"][1]["x"] = 3
+        copied.size = 4
+    plain = copy.deepcopy(m.entries["a"])
+    assert type(plain) is ManifestEntry and plain.extra is None and plain == m.entries["a"]
+    for copied_manifest in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert not copied_manifest.frozen and copied_manifest.serialize() == before
+        copied_manifest.entries["r"].extra["o"]["l"].append(4)
+        copied_manifest.add(ManifestEntry("b", D2, 1))
+        copied_manifest.remove("a")
+    assert m.serialize() == before and m.frozen
+
+
+def test_a_frozen_extra_refuses_init_again() -> None:
+    """``__init__`` called again on a logged entry's extra (or a list in it,
+    or the manifest's entries) refilled it in place."""
+    from wbtool.errors import ArtifactFinalizedError
+
+    m = Manifest([ManifestEntry("r", D1, 3, extra={"l": [1]})])
+    m.freeze("art")
+    before = m.serialize()
+    extra = m.entries["r"].extra
+    with pytest.raises(ArtifactFinalizedError, match="entry 'r' belongs"):
+        extra.__init__(x=1)
+    with pytest.raises(ArtifactFinalizedError, match="entry 'r' belongs"):
+        extra["l"].__init__([2])
+    with pytest.raises(ArtifactFinalizedError, match="'art'"):
+        m.entries.__init__({})  # type: ignore[misc]
+    assert m.serialize() == before

@@ -76,7 +76,8 @@ class _FrozenEntry(ManifestEntry):
     """An entry of a read-only manifest (:meth:`Manifest.freeze`): its fields
     cannot be set, nor its ``extra`` changed. Entries become one by a change
     of class, which costs no copy and leaves :class:`ManifestEntry`'s own
-    attribute writes fast."""
+    attribute writes fast. A copy (copy.copy, deepcopy, pickle) is a plain
+    :class:`ManifestEntry` whose ``extra`` can be changed."""
 
     __slots__ = ()
 
@@ -86,40 +87,67 @@ class _FrozenEntry(ManifestEntry):
     def __delattr__(self, name: str) -> None:
         self.__setattr__(name, None)
 
+    def __reduce__(self) -> Any:
+        return ManifestEntry, (self.path, self.digest, self.size, self.ref,
+                               thawed(self.extra), self.local_path)
 
-class _FrozenExtra(dict[str, Any]):
+
+class _ReadOnly:
+    """What the read-only containers of a logged manifest share: every
+    change, ``__init__`` again included, raises the container's error, and a
+    copy (copy.copy, deepcopy, pickle) is the plain built-in type."""
+
+    __slots__ = ()
+
+    _plain: Any  # the built-in type (dict or list) a copy is
+
+    def _refused(self) -> ArtifactFinalizedError:
+        raise NotImplementedError
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise self._refused()
+
+    def __reduce__(self) -> Any:
+        return self._plain, (self._plain(self),)
+
+    @classmethod
+    def _of(cls, value: Any) -> Any:
+        """A new read-only container holding ``value``'s items; the only way
+        to fill one, as its ``__init__`` refuses."""
+        made = cls._plain.__new__(cls)
+        cls._plain.__init__(made, value)
+        return made
+
+
+class _FrozenExtra(_ReadOnly, dict[str, Any]):
     """The ``extra`` of an entry of a read-only manifest, and each object in
     it: read as a dict (``json`` writes it as one), every change raises
     ArtifactFinalizedError. A copy (copy.copy, deepcopy, pickle) is a dict."""
 
     __slots__ = ("_path",)
     _path: str
+    _plain = dict
 
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise _entry_finalized(self._path)
+    def _refused(self) -> ArtifactFinalizedError:
+        return _entry_finalized(self._path)
 
-    __setitem__ = __delitem__ = __ior__ = _refuse
-    pop = popitem = clear = update = setdefault = _refuse
-
-    def __reduce__(self) -> Any:
-        return dict, (dict(self),)
+    __init__ = __setitem__ = __delitem__ = __ior__ = _ReadOnly._refuse
+    pop = popitem = clear = update = setdefault = _ReadOnly._refuse
 
 
-class _FrozenList(list[Any]):
+class _FrozenList(_ReadOnly, list[Any]):
     """A list in the ``extra`` of an entry of a read-only manifest: read as a
     list, every change raises ArtifactFinalizedError; a copy is a list."""
 
     __slots__ = ("_path",)
     _path: str
+    _plain = list
 
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise _entry_finalized(self._path)
+    def _refused(self) -> ArtifactFinalizedError:
+        return _entry_finalized(self._path)
 
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-
-    def __reduce__(self) -> Any:
-        return list, (list(self),)
+    __init__ = __setitem__ = __delitem__ = __iadd__ = __imul__ = _ReadOnly._refuse
+    append = extend = insert = remove = pop = clear = sort = reverse = _ReadOnly._refuse
 
 
 # The values of an extra that are read-only as they are: most are.
@@ -133,42 +161,42 @@ def _frozen_extra(value: Any, path: str) -> Any:
     if kind in _SCALARS or kind is _FrozenExtra or kind is _FrozenList:
         return value
     if isinstance(value, dict):
-        frozen: Any = _FrozenExtra(value)
+        frozen: Any = _FrozenExtra._of(value)
         for k, v in value.items():
             if type(v) not in _SCALARS:
                 dict.__setitem__(frozen, k, _frozen_extra(v, path))
     elif isinstance(value, list):
-        frozen = _FrozenList([_frozen_extra(v, path) for v in value])
+        frozen = _FrozenList._of([_frozen_extra(v, path) for v in value])
     else:  # a plain value
         return value
     frozen._path = path
     return frozen
 
 
-def _thawed(value: Any) -> Any:
-    """A copy of ``value`` (an entry's extra) that can be changed, at every depth."""
+def thawed(value: Any) -> Any:
+    """A copy of ``value`` (an entry's extra, maybe a logged one's, which is
+    read-only) that can be changed, at every depth."""
     if isinstance(value, dict):
-        return {k: _thawed(v) for k, v in value.items()}
+        return {k: thawed(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_thawed(v) for v in value]
+        return [thawed(v) for v in value]
     return value
 
 
-class _FrozenEntries(dict[str, ManifestEntry]):
+class _FrozenEntries(_ReadOnly, dict[str, ManifestEntry]):
     """The entries of a read-only manifest: reading is a dict's, every change
-    raises ArtifactFinalizedError."""
+    raises ArtifactFinalizedError; a copy is a dict (of plain entries, for
+    deepcopy and pickle)."""
 
     __slots__ = ("_owner",)
     _owner: str
+    _plain = dict
 
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise ArtifactFinalizedError(name=self._owner)
+    def _refused(self) -> ArtifactFinalizedError:
+        return ArtifactFinalizedError(name=self._owner)
 
-    __setitem__ = __delitem__ = __ior__ = _refuse
-    pop = popitem = clear = update = setdefault = _refuse
-
-    def __reduce__(self) -> Any:  # a copy (copy.copy, pickle) is a plain dict
-        return dict, (dict(self),)
+    __init__ = __setitem__ = __delitem__ = __ior__ = _ReadOnly._refuse
+    pop = popitem = clear = update = setdefault = _ReadOnly._refuse
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]*')
@@ -246,11 +274,11 @@ class Manifest:
     def freeze(self, owner: str) -> None:
         """Make this manifest read-only, as a logged artifact's is: adding,
         removing or replacing an entry, or setting an entry's field, raises
-        ArtifactFinalizedError naming ``owner``. :meth:`copy` gives a
-        manifest that can be changed."""
+        ArtifactFinalizedError naming ``owner``. :meth:`copy` (or
+        copy.deepcopy, or pickle) gives a manifest that can be changed."""
         if isinstance(self.entries, _FrozenEntries):
             return
-        frozen = _FrozenEntries(self.entries)
+        frozen = _FrozenEntries._of(self.entries)
         frozen._owner = owner
         for entry in frozen.values():
             if type(entry) is ManifestEntry:
@@ -292,7 +320,7 @@ class Manifest:
     def copy(self) -> Manifest:
         m = Manifest()
         m.entries = {
-            p: ManifestEntry(e.path, e.digest, e.size, e.ref, _thawed(e.extra) if e.extra else None,
+            p: ManifestEntry(e.path, e.digest, e.size, e.ref, thawed(e.extra) if e.extra else None,
                              e.local_path)
             for p, e in self.entries.items()
         }

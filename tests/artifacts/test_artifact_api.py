@@ -2042,3 +2042,44 @@ def test_a_logged_entrys_extra_is_read_only(tmp_path: Path) -> None:
     assert load("pinned:v0").get_entry("model.bin").extra == {
         "etag": "abc", "version_id": "v7", "parts": [1, 2]}
     assert art.get_entry("model.bin").extra["parts"] == [1, 2]
+
+
+def test_a_logged_entry_added_as_a_reference_can_be_changed_in_the_draft(tmp_path: Path) -> None:
+    """``add_reference(old.get_entry(...), name=...)`` put the logged entry's
+    read-only ``extra`` into the draft: changing it there raised "entry
+    'm.bin' belongs to a logged artifact". The draft now holds its own copy;
+    the logged version is unchanged."""
+    target = write(tmp_path / "ext" / "m.bin", "model")
+    art = wbtool.Artifact("ref-extra", "model")
+    art.add_reference(ManifestEntry("m.bin", hash_bytes(b"model"), 5, target.as_uri(),
+                                    {"etag": "e1", "parts": [{"n": 1}]}))
+    art.save()
+    old = load("ref-extra:v0")
+    new = old.new_draft()
+    new.add_reference(old.get_entry("m.bin"), name="renamed.bin")
+    renamed = new.get_entry("renamed.bin")
+    renamed.extra["etag"] = "e2"
+    renamed.extra["parts"].append({"n": 2})
+    new.save()
+    got = load("ref-extra:v1").get_entry("renamed.bin")
+    assert got.extra == {"etag": "e2", "parts": [{"n": 1}, {"n": 2}]}
+    assert load("ref-extra:v0").get_entry("m.bin").extra == {"etag": "e1", "parts": [{"n": 1}]}
+
+
+def test_a_logged_entry_staged_into_a_draft_can_be_changed_there(tmp_path: Path) -> None:
+    """Staging a logged version's entry (``wbtool artifact add``'s service)
+    kept its read-only ``extra`` in the draft's manifest."""
+    from wbtool.artifacts import staging
+    from wbtool.context import Context, project_settings
+
+    target = write(tmp_path / "ext" / "m.bin", "model")
+    art = wbtool.Artifact("stage-extra", "model")
+    art.add_reference(ManifestEntry("m.bin", hash_bytes(b"model"), 5, target.as_uri(),
+                                    {"etag": "e1"}))
+    art.save()
+    entry = load("stage-extra:v0").get_entry("m.bin")
+    ctx = Context.from_settings(project_settings(None), need_project=True)
+    draft = staging.stage(ctx, art.project, "stage-extra-2", [entry], type="model")
+    staged = draft.manifest.entries["m.bin"]
+    staged.extra["etag"] = "e2"
+    assert staged.extra == {"etag": "e2"} and entry.extra == {"etag": "e1"}

@@ -1801,3 +1801,38 @@ def test_resuming_with_equal_config_values_says_nothing(capfd: pytest.CaptureFix
     assert "with config sched={'lr': [1, nan], 'warmup': 2.0} over its saved" in err or \
         "with config sched={'warmup': 2.0, 'lr': [1, nan]} over its saved" in err, err
     assert "with config k\\x1b[2Jey=2 over its saved 1" in err and "\x1b" not in err
+
+
+def test_a_run_needing_its_folder_is_refused_as_damaged_or_missing(store_dir: Path) -> None:
+    """One rule for a run whose record cannot be read, whichever part of
+    wbtool looks: its folder there, run.json is damaged or missing; listed
+    in the index only, its folder is missing; else no such run. A folder
+    without run.json that changed a moment ago is a run being created."""
+    import shutil
+    import time
+
+    from wbtool.context import Context, project_settings
+    from wbtool.errors import NotFoundError, RunRecordDamagedError
+    from wbtool.runs.folder import RunFolder, being_born, read_record
+    from wbtool.runs.public import get_run
+
+    with wandb.init(id="need1234", settings=quiet()) as run:
+        run.log({"a": 1})
+    ctx = Context.from_settings(project_settings(None), need_project=False)
+    folder = RunFolder(store_dir / "runs" / "need1234")
+    assert read_record(folder)["id"] == "need1234"
+    assert get_run(ctx, "need1234", need_folder=True).id == "need1234"
+    folder.run_json.write_text("garbage")
+    assert get_run(ctx, "need1234").id == "need1234"  # the index's copy
+    with pytest.raises(RunRecordDamagedError, match="is damaged"):
+        get_run(ctx, "need1234", need_folder=True)
+    folder.run_json.unlink()
+    assert being_born(folder, time.time())
+    assert not being_born(folder, time.time() + 3600)
+    with pytest.raises(RunRecordDamagedError, match="is missing"):
+        read_record(folder, indexed=True)
+    shutil.rmtree(folder.path)
+    with pytest.raises(StoreError, match="is in the store's index but its folder"):
+        get_run(ctx, "need1234", need_folder=True)
+    with pytest.raises(NotFoundError, match="p/need1234"):
+        read_record(folder, name="p/need1234")

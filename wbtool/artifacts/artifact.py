@@ -31,7 +31,7 @@ from wbtool.errors import (
 )
 from wbtool.flags import flag, optional_flag
 from wbtool.hashing import hash_bytes, hash_file
-from wbtool.manifest import Manifest, ManifestEntry
+from wbtool.manifest import Manifest, ManifestEntry, thawed
 from wbtool.names import (
     CheckedList,
     check_alias,
@@ -444,7 +444,8 @@ class Artifact:
                        max_objects: int | None) -> list[ManifestEntry]:
         if isinstance(uri, ManifestEntry):
             entry = ManifestEntry(
-                validate_entry_path(name or uri.path), uri.digest, uri.size, uri.ref, uri.extra
+                validate_entry_path(name or uri.path), uri.digest, uri.size, uri.ref,
+                thawed(uri.extra),  # a logged artifact's entry's extra is read-only
             )
             self._put([entry], overwrite=False)
             return [entry]

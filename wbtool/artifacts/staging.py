@@ -29,7 +29,7 @@ from wbtool.errors import (
     UsageError,
 )
 from wbtool.hashing import new_hasher
-from wbtool.manifest import Manifest, ManifestEntry
+from wbtool.manifest import Manifest, ManifestEntry, thawed
 from wbtool.names import validate_entry_path, validate_name, validate_type
 
 if TYPE_CHECKING:
@@ -349,7 +349,7 @@ def stage(
                 f"'wbtool artifact reset {name}' drops it"
             )
         for e in entries:
-            manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, e.extra))
+            manifest.add(ManifestEntry(e.path, e.digest, e.size, e.ref, thawed(e.extra)))
         new_type = type or (draft.type if draft else None)
         if new_type is None and based is not None:
             new_type = (_collection(ctx, project, name, db) or (None, None))[0]

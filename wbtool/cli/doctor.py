@@ -53,7 +53,7 @@ def doctor(
 def _show(check: Any, tty: bool) -> None:
     """One finding; a remote's URL or a stored name in it is shown escaped, as
     in error lines, so that it cannot drive the terminal."""
-    from wbtool.cli.failure import printable
+    from wbtool.text import printable
 
     name, detail, hint = printable(check.name), printable(check.detail), printable(check.hint or "")
     if not tty:

@@ -8,38 +8,13 @@ from __future__ import annotations
 
 import sys
 
+from wbtool.text import printable
+
 # Below this much room, an index that fails to open is taken to fail for want of it.
 FULL_BELOW_BYTES = 1 << 20
 # An error line longer than this (a bad value of 100 KB quoted whole) keeps
 # its start and end, which say what was wrong, and leaves out the middle.
 MAX_MESSAGE = 2000
-
-# Characters a terminal acts on instead of showing: C0 and C1 controls and
-# DEL (escape sequences, carriage return, bell, newline), the line and
-# paragraph separators, and the bidirectional overrides and isolates that
-# reorder what follows them. Each is shown as its Python escape.
-_UNSHOWN = [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-            *range(0x2066, 0x206A)]
-_ESCAPES = {c: chr(c).encode("unicode_escape").decode("ascii") for c in _UNSHOWN}
-
-
-def printable(text: str) -> str:
-    """``text`` with every character in :data:`_UNSHOWN` written as its escape
-    (``\\x1b``), so that a name or URL taken from the command line, a config
-    file or a remote is shown as it is instead of driving the terminal. Text
-    that is already escaped, and other unicode, is left as it is."""
-    return text if text.isprintable() else text.translate(_ESCAPES)
-
-
-# As _ESCAPES, less the tab and the newline: text of several lines keeps them.
-_LINE_ESCAPES = {c: e for c, e in _ESCAPES.items() if c not in (0x09, 0x0A)}
-
-
-def printable_lines(text: str) -> str:
-    """``text`` as :func:`printable` shows it, its tabs and newlines kept: a
-    message meant to span lines (an alert's text), where a one-line field
-    (a name, an alert's title) goes through :func:`printable`."""
-    return text if text.isprintable() else text.translate(_LINE_ESCAPES)
 
 
 def fail(message: str, code: int) -> int:

@@ -123,7 +123,7 @@ def _summary(run: Any) -> str | None:
             lines.append(f"wbtool:   {key:<{width}}  {sparkline(series.points())}  "
                          f"min {_value(series.lo)}  max {_value(series.hi)}  "
                          f"last {_value(series.last)}")
-    from wbtool.cli.failure import printable
+    from wbtool.text import printable
 
     return "\n".join(map(printable, lines))  # a name or key's escape sequences shown, not run
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from wbtool.cli.failure import printable
+from wbtool.text import printable
 from wbtool.units import human_size as human_size  # what every command prints sizes with
 
 JSON_SCHEMA = 1

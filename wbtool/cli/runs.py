@@ -58,18 +58,7 @@ def _get_run(ctx: Any, path: str, *, need_folder: bool = True) -> Any:
     if ctx is None:
         split_run_path(path)  # a malformed id is a usage error even without a store
         raise NotFoundError(what="run", name=path)
-    run = get_run(ctx, path)
-    if need_folder:  # what the command reads: the folder, whose run.json the index may outlive
-        from pathlib import Path
-
-        from wbtool.runs.folder import RunFolder, folder_missing, is_record, record_damaged
-
-        folder = RunFolder(Path(run.dir))
-        if not folder.path.is_dir():
-            raise folder_missing(run.id, run.dir)
-        if not is_record(folder.read_run()):
-            raise record_damaged(folder)
-    return run
+    return get_run(ctx, path, need_folder=need_folder)
 
 
 def _shown_ids(ids: list[str]) -> str:

@@ -102,9 +102,11 @@ from wbtool.runs.folder import (
     LIVE_STATES,
     STATES,
     RunFolder,
+    being_born,
     effective_state,
     is_record,
     record_damaged,
+    unreadable,
 )
 from wbtool.runs.ids import validate_id
 from wbtool.store.index import Index
@@ -183,10 +185,8 @@ def local_runs(store_path: Path, project: str | None = None,
     ids), and a warning for each run folder left out because its run.json is
     missing or damaged. A run named whose folder is so is refused (exit 7,
     as ``runs show`` refuses it); one without a run.json that changed in the
-    last :data:`~wbtool.runs.public.BORN_SECONDS` is a run being created or
+    last :data:`~wbtool.runs.folder.BORN_SECONDS` is a run being created or
     pulled, left out of a sync of every run without a word."""
-    from wbtool.runs.public import BORN_SECONDS
-
     base = store_path / "runs"
     if run_ids is not None:
         names = [validate_id(r) for r in run_ids]
@@ -200,14 +200,10 @@ def local_runs(store_path: Path, project: str | None = None,
         doc = folder.read_run()
         if not is_record(doc):
             if run_ids is not None:
-                if folder.path.is_dir():
-                    raise record_damaged(folder)
-                raise NotFoundError(what="run", name=name)
-            with contextlib.suppress(InvalidNameError, OSError):  # no run's, or gone
+                raise unreadable(folder)
+            with contextlib.suppress(InvalidNameError):  # no run's folder
                 validate_id(name)
-                if folder.path.is_dir() and (
-                        os.path.lexists(folder.run_json)
-                        or now - folder.path.stat().st_mtime >= BORN_SECONDS):
+                if folder.path.is_dir() and not being_born(folder, now):
                     warnings.append(f"run {name} skipped: {record_damaged(folder)}")
             continue
         if project is not None and doc.get("project") != project:

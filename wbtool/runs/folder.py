@@ -22,7 +22,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeGuard
 
-from wbtool.errors import RunRecordDamagedError, StoreError, StoreNotWritableError
+from wbtool.errors import (
+    NotFoundError,
+    RunRecordDamagedError,
+    StoreError,
+    StoreNotWritableError,
+    WbtoolError,
+)
 from wbtool.fsutil import NOT_WRITABLE, append_to, atomic_write
 from wbtool.lazyre import lazy_compile
 from wbtool.runs.values import JSON_SAFE
@@ -150,6 +156,45 @@ def record_damaged(folder: RunFolder) -> RunRecordDamagedError:
     what = ("is damaged: it is not a run record wbtool can read"
             if os.path.lexists(folder.run_json) else "is missing")
     return RunRecordDamagedError(path=str(folder.run_json), what=what, run_id=folder.id)
+
+
+def unreadable(folder: RunFolder, *, indexed: bool = False,
+               name: str | None = None) -> WbtoolError:
+    """The error for a run whose run.json is not a record wbtool can read:
+    its folder there, :func:`record_damaged`; else, where the index lists the
+    run (``indexed``), :func:`folder_missing`; else no such run, named as
+    asked for (``name``, a run path) or by its id."""
+    if folder.path.is_dir():
+        return record_damaged(folder)
+    if indexed:
+        return folder_missing(folder.id, folder.path)
+    return NotFoundError(what="run", name=name or folder.id)
+
+
+def read_record(folder: RunFolder, *, indexed: bool = False,
+                name: str | None = None) -> dict[str, Any]:
+    """The run's record (run.json); :func:`unreadable`'s error where it is
+    not one wbtool can read."""
+    doc = folder.read_run()
+    if not is_record(doc):
+        raise unreadable(folder, indexed=indexed, name=name)
+    return doc
+
+
+# How long a folder without run.json may be a run still being created.
+BORN_SECONDS = 60.0
+
+
+def being_born(folder: RunFolder, now: float) -> bool:
+    """Whether ``folder``, a run folder whose run.json cannot be read, is a
+    run being created or pulled (which writes its run.json last) rather than
+    a damaged one: it has no run.json and changed in the last
+    :data:`BORN_SECONDS`. A folder gone meanwhile is not damaged either."""
+    try:
+        return (not os.path.lexists(folder.run_json)
+                and now - folder.path.stat().st_mtime < BORN_SECONDS)
+    except OSError:  # gone meanwhile
+        return True
 
 
 class RunFolder:

@@ -660,8 +660,8 @@ def _resumed_config(folder: RunFolder, config: dict[str, Any], settings: Setting
     import json
     import re
 
-    from wbtool.cli.failure import printable  # a key may hold escape sequences
     from wbtool.term import shown
+    from wbtool.text import printable  # a key may hold escape sequences
 
     merged = Config(allow_val_change=True)
     merged.update(_stored_config(folder))

@@ -15,16 +15,14 @@ from wbtool.runs import catalog, query
 from wbtool.runs.crashed import caught_up
 from wbtool.runs.folder import (
     RunFolder,
+    being_born,
     effective_state,
     is_record,
-    record_damaged,
+    read_record,
     runtime_shown,
 )
 from wbtool.runs.history import iter_rows
 from wbtool.runs.ids import split_run_path, validate_id
-
-# How long a folder without run.json may be a run still being created.
-BORN_SECONDS = 60.0
 
 if TYPE_CHECKING:
     from wbtool.artifacts.artifact import Artifact
@@ -286,24 +284,24 @@ def sample_rows(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]
     return [rows[round(i * (n - 1) / (samples - 1))] for i in range(samples)]
 
 
-def get_run(ctx: Context, path: str) -> PublicRun:
+def get_run(ctx: Context, path: str, *, need_folder: bool = False) -> PublicRun:
     """The run ``path`` names; an entity other than the one the settings
-    name is not found (any entity is this store's where none is named)."""
+    name is not found (any entity is this store's where none is named).
+    ``need_folder``: a run the index lists whose folder is gone, or whose
+    run.json cannot be read, is refused too (what reads its files needs them)."""
     _entity, project, run_id = split_run_path(path, ctx.named_entity)
     row = catalog.get(ctx.store.index, run_id)
     if row is not None:
         row = caught_up(ctx, [row])[0]
+    folder = RunFolder(ctx.store.path / "runs" / run_id)
     if row is None:
-        folder = RunFolder(ctx.store.path / "runs" / run_id)
-        doc = folder.read_run()
-        if not is_record(doc):
-            if folder.path.is_dir():  # the run's folder, whose record cannot be read
-                raise record_damaged(folder)
-            raise NotFoundError(what="run", name=path)
+        doc = read_record(folder, name=path)
         if doc.get("id") != run_id:  # a copy of another run's folder: the path names this one
             doc = {**doc, "id": run_id}
         run = PublicRun(ctx, doc)
     else:
+        if need_folder:  # the folder, whose run.json the index may outlive
+            read_record(folder, indexed=True)
         run = PublicRun(ctx, row.doc, row.summary, row.config)
     if project is not None and run.project != project:
         raise NotFoundError(what="run", name=path)
@@ -330,9 +328,8 @@ def list_runs(ctx: Context, project: str | None = None,
 def unlisted_damaged(ctx: Context, folders: Iterable[str]) -> list[str]:
     """Of the folders in ``runs/`` named ``folders``, the run folders the
     index does not list whose run.json is missing or damaged: no listing
-    shows them, and ``runs delete`` removes them. A folder that has no
-    run.json yet and changed in the last :data:`BORN_SECONDS` is left out:
-    a run being created, or pulled, writes its run.json last."""
+    shows them, and ``runs delete`` removes them. A run being created or
+    pulled (:func:`~wbtool.runs.folder.being_born`) is left out."""
     now = time.time()
     listed = catalog.ids(ctx.store.index)
     out = []
@@ -342,13 +339,7 @@ def unlisted_damaged(ctx: Context, folders: Iterable[str]) -> list[str]:
             validate_id(name)
         except InvalidNameError:
             continue
-        if is_record(folder.read_run()):
-            continue
-        try:
-            if (not os.path.lexists(folder.run_json)
-                    and now - folder.path.stat().st_mtime < BORN_SECONDS):
-                continue
-        except OSError:  # gone meanwhile
+        if is_record(folder.read_run()) or being_born(folder, now):
             continue
         out.append(name)
     return out

@@ -66,7 +66,7 @@ def alert_line(level: str, title: str, text: str) -> str:
     whatever the program read or caught; the title on the alert's first line
     (a newline in it shown as ``\\n``, as in a run's name), the text on as
     many as it holds."""
-    from wbtool.cli.failure import printable, printable_lines
+    from wbtool.text import printable, printable_lines
 
     return f"wbtool: ALERT [{level}] {printable(title)}: {printable_lines(text)}"
 
@@ -525,7 +525,7 @@ class Run:
     def _info(self, message: str) -> None:
         s = self._settings
         if s.show_info and not s.quiet and not s.silent:
-            from wbtool.cli.failure import printable  # a run's name may hold escape sequences
+            from wbtool.text import printable  # a run's name may hold escape sequences
 
             print(f"wbtool: {printable(message)}", file=sys.stderr)
 

@@ -19,10 +19,10 @@ from wbtool.fsutil import append_to
 from wbtool.runs import catalog
 from wbtool.runs.folder import (
     RunFolder,
-    folder_missing,
     is_record,
     record_damaged,
     runtime_at,
+    unreadable,
 )
 from wbtool.runs.ids import validate_id
 from wbtool.runs.values import JSON_SAFE, MAX_STEP, RESERVED_KEYS, encode, normalise
@@ -109,18 +109,22 @@ def run_folder(ctx: Any, run_id: str | None) -> RunFolder:
         raise NotFoundError(what="run", name=run_id)
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.exists():
-        if folder.path.is_dir():  # the run's folder, whose record cannot be read
-            raise record_damaged(folder)
-        if catalog.get(ctx.store.index, run_id) is not None:
-            raise folder_missing(run_id, folder.path)
-        raise NotFoundError(what="run", name=run_id)
+        indexed = not folder.path.is_dir() and catalog.get(ctx.store.index, run_id) is not None
+        raise unreadable(folder, indexed=indexed)
     return folder
 
 
-def _last_step(folder: RunFolder) -> int:
+def _current_step(folder: RunFolder) -> tuple[int, dict[str, Any] | None]:
+    """The run's current step, where a row logged without a step goes: one
+    past the highest committed row, raised to the step of the row being
+    built (``wbtool log --no-commit``); and that row, or None."""
     from wbtool.runs.init import _last_step as next_step
 
-    return next_step(folder) - 1
+    current = next_step(folder)
+    pending = folder.read_json(folder.path / PENDING, None)
+    if isinstance(pending, dict) and isinstance(pending.get("_step"), int):
+        return max(current, pending["_step"]), pending
+    return current, None
 
 
 def history_step(ctx: Any, run_id: str) -> int | None:
@@ -131,11 +135,10 @@ def history_step(ctx: Any, run_id: str) -> int | None:
     folder = RunFolder(ctx.store.path / "runs" / run_id)
     if not folder.path.is_dir():
         return None
-    last = _last_step(folder)
-    pending = folder.read_json(folder.path / PENDING, None)
-    if isinstance(pending, dict) and isinstance(pending.get("_step"), int):
-        return max(last + 1, pending["_step"])
-    return last if last >= 0 else None
+    current, pending = _current_step(folder)
+    if pending is not None:
+        return current
+    return current - 1 if current > 0 else None
 
 
 def in_store(ctx: Any, run_id: str) -> bool:
@@ -175,12 +178,7 @@ def log_values(ctx: Any, run_id: str | None, values: dict[str, Any], *,
         if commit is None:
             commit = step is None
         pending_path = folder.path / PENDING
-        pending = folder.read_json(pending_path, None)
-        current = _last_step(folder) + 1
-        if isinstance(pending, dict) and isinstance(pending.get("_step"), int):
-            current = max(current, pending["_step"])
-        else:
-            pending = None
+        current, pending = _current_step(folder)
         if current > MAX_STEP:
             raise UsageError(f"the run has a row at step {MAX_STEP}, the highest a step can "
                              "be: there is no next step to log to")
