@@ -163,8 +163,12 @@ def _place_folder_ref(src: str, dest: str, store: Store, *,
         os.unlink(dest)
     dirs = _SafeDirs(Path(dest))
     if not os.path.lexists(dest):
-        os.mkdir(dest)
-        dirs.fresh.add("")
+        try:
+            os.mkdir(dest)
+        except FileExistsError:
+            pass  # made meanwhile (by another download of the same version)
+        else:
+            dirs.fresh.add("")
     total = 0
     for fpath, rel in walked.files:
         dirs.ensure(rel.rpartition("/")[0], replace_links=replace)
