@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_ENTER = "import sys; from wbtool import fsutil; print(fsutil.FolderWriters(sys.argv[1]).alone)"
+
+
+def _enter(folder: Path) -> subprocess.Popen[str]:
+    """Another process marking itself a writer into ``folder``: prints whether it was alone."""
+    return subprocess.Popen([sys.executable, "-c", _ENTER, str(folder)], stdout=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_folder_writer_is_alone_only_while_no_other_writes_there(tmp_path: Path) -> None:
+    writers = fsutil.FolderWriters(tmp_path)
+    assert writers.alone
+    other = _enter(tmp_path)
+    time.sleep(0.3)
+    assert other.poll() is None  # waits while the first is alone (removing leftovers)
+    writers.share()
+    assert other.communicate(timeout=30)[0].strip() == "False"  # the first still writes
+    assert not writers.alone
+    writers.close()
+    assert _enter(tmp_path).communicate(timeout=30)[0].strip() == "True"

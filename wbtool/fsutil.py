@@ -170,6 +170,54 @@ def is_tmp_name(name: str) -> bool:
             and all(c in "0123456789abcdef" for c in name[-16:-4]))
 
 
+class FolderWriters:
+    """Marks this process as one writing into ``folder`` (a shared ``flock``
+    on the folder, held until :meth:`close`), and tells whether it was alone
+    on arrival: ``alone`` is true only then, and while it is, no other
+    process starts writing there (it waits in :meth:`__init__`), so that
+    temporary files found there (:func:`is_tmp_name`) are leftovers of
+    writers that are gone, not another process's work in progress. Call
+    :meth:`share` once those are removed. Where the filesystem has no such
+    locks, ``alone`` is true: as if no two processes ever shared a folder."""
+
+    def __init__(self, folder: StrPath) -> None:
+        import fcntl
+
+        self.alone = True
+        try:
+            self._fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        except OSError:  # a folder that cannot be read: writing there tells why
+            self._fd = -1
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.alone = False
+            fcntl.flock(self._fd, fcntl.LOCK_SH)  # waits only while one is alone
+        except OSError:  # no locks here (some network filesystems)
+            os.close(self._fd)
+            self._fd = -1
+
+    def share(self) -> None:
+        """Let other writers in (this one stays, sharing the folder)."""
+        if self.alone and self._fd >= 0:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        self.alone = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = -1
+
+    def __enter__(self) -> FolderWriters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def atomic_write(
     target: StrPath, data: bytes, *, staging: StrPath | None = None, fsync: bool = True,
     mode: int = 0o644,

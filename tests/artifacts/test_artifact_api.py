@@ -2083,3 +2083,25 @@ def test_a_logged_entry_staged_into_a_draft_can_be_changed_there(tmp_path: Path)
     staged = draft.manifest.entries["m.bin"]
     staged.extra["etag"] = "e2"
     assert staged.extra == {"etag": "e2"} and entry.extra == {"etag": "e1"}
+
+
+def test_folder_reference_whose_folder_another_download_makes_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = make_tree(tmp_path / "ext" / "d", {"a.txt": "a", "sub/b.txt": "b"})
+    art = wbtool.Artifact("ref-dir-race", "dataset")
+    art.add_reference(folder.as_uri(), checksum=False)
+    art.save()
+    got = load("ref-dir-race:v0")
+    root = tmp_path / "dl"
+    real_mkdir = os.mkdir
+
+    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.fspath(path) == str(root / "d") and not os.path.lexists(path):
+            real_mkdir(path)  # as another process downloading into ``root`` does, first
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    got.download(str(root))
+    monkeypatch.undo()
+    assert read_tree(root) == {"d/a.txt": b"a", "d/sub/b.txt": b"b"}

@@ -163,8 +163,12 @@ def _place_folder_ref(src: str, dest: str, store: Store, *,
         os.unlink(dest)
     dirs = _SafeDirs(Path(dest))
     if not os.path.lexists(dest):
-        os.mkdir(dest)
-        dirs.fresh.add("")
+        try:
+            os.mkdir(dest)
+        except FileExistsError:
+            pass  # made meanwhile (by another download of the same version)
+        else:
+            dirs.fresh.add("")
     total = 0
     for fpath, rel in walked.files:
         dirs.ensure(rel.rpartition("/")[0], replace_links=replace)
@@ -239,59 +243,72 @@ def materialize(
     if store_rel is not None:
         _refuse_entries_into(store_rel, (e.path for e in entries), store)
     root_path.mkdir(parents=True, exist_ok=True)
-    result = MaterializeResult(root=str(root_path))
-    dirs = _SafeDirs(root_path)
-    if new_root:
-        dirs.fresh.add("")
-    objects = store.objects
-    if link == "auto":
-        link = "reflink" if _probe_reflink(store, root_path) else "copy"
+    # Shared with any other download or checkout into the same folder (every
+    # rank of a training job): see writers.alone below.
+    with fsutil.FolderWriters(root_path) as writers:
+        result = MaterializeResult(root=str(root_path))
+        dirs = _SafeDirs(root_path)
+        if new_root:
+            dirs.fresh.add("")
+        objects = store.objects
+        if link == "auto":
+            link = "reflink" if _probe_reflink(store, root_path) else "copy"
 
-    # references are never copied into the store
-    remote_refs = _fetcher(store) if any(e.ref is not None for e in entries) else None
+        # references are never copied into the store
+        remote_refs = _fetcher(store) if any(e.ref is not None for e in entries) else None
 
-    root_str = str(root_path)
-    # Packed objects written out for links become objects of their own only
-    # once on disk (ObjectStore.settle), a group at a time and at the end.
-    unpacked = Unpacked()
+        root_str = str(root_path)
+        # Packed objects written out for links become objects of their own only
+        # once on disk (ObjectStore.settle), a group at a time and at the end.
+        unpacked = Unpacked()
 
-    def place(i: int, may_locate: bool = True) -> tuple[str, int]:
-        entry = entries[i]
-        path = entry.path  # validated below, before any file is written
-        parent = path.rpartition("/")[0]  # made below too, with every other folder
-        dest = f"{root_str}/{path}"
-        loc = None
-        if entry.ref is not None:
-            assert remote_refs is not None
-            if remote_refs.handles(entry):
-                try:
-                    return remote_refs.place(entry, Path(dest),
-                                             check_existing=parent not in dirs.fresh,
-                                             replace=replace)
-                except NotFoundError:
+        def place(i: int, may_locate: bool = True) -> tuple[str, int]:
+            entry = entries[i]
+            path = entry.path  # validated below, before any file is written
+            parent = path.rpartition("/")[0]  # made below too, with every other folder
+            dest = f"{root_str}/{path}"
+            loc = None
+            if entry.ref is not None:
+                assert remote_refs is not None
+                if remote_refs.handles(entry):
+                    try:
+                        return remote_refs.place(entry, Path(dest),
+                                                 check_existing=parent not in dirs.fresh,
+                                                 replace=replace)
+                    except NotFoundError:
+                        if allow_missing_references:
+                            return "skipped", 0
+                        raise
+                src = _ref_source(entry)
+                if src is not None and not _checksummed(entry) and os.path.isdir(src):
+                    return _place_folder_ref(src, dest, store, replace=replace)
+                if src is None or not os.path.isfile(src):
                     if allow_missing_references:
                         return "skipped", 0
-                    raise
-            src = _ref_source(entry)
-            if src is not None and not _checksummed(entry) and os.path.isdir(src):
-                return _place_folder_ref(src, dest, store, replace=replace)
-            if src is None or not os.path.isfile(src):
-                if allow_missing_references:
-                    return "skipped", 0
-                raise NotFoundError(what="referenced file", name=entry.ref)
-            mode = "ref"  # copied, and checked against its digest in the same read
-        else:
-            src = objects.path(entry.digest)
-            mode = link
-            loc = locations.get(i)
-        if parent in dirs.fresh:
-            st = None  # a folder made by this download holds only what it wrote
-        else:
-            try:
-                st = os.lstat(dest)
-            except FileNotFoundError:
-                st = None
-        if st is not None:
+                    raise NotFoundError(what="referenced file", name=entry.ref)
+                mode = "ref"  # copied, and checked against its digest in the same read
+            else:
+                src = objects.path(entry.digest)
+                mode = link
+                loc = locations.get(i)
+            # a folder made by this download holds only what it wrote
+            st = None if parent in dirs.fresh else _lstat(dest)
+            if st is None:
+                # Whole or not at all: a link is made in one step, a file's bytes
+                # are written before it takes its name (FileExistsError if
+                # something took it meanwhile).
+                try:
+                    with fsutil.naming(dest):
+                        if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
+                            return "later", 0
+                    return "written", entry.size or 0
+                except FileExistsError:
+                    # Most often another download of the same version into the
+                    # same folder (every rank of a training job) wrote just this
+                    # file: judged as if it had been there from the start.
+                    st = _lstat(dest)
+                    if st is None:
+                        raise
             if mode == "hardlink" and loc is None and not may_locate and not os.path.exists(src):
                 return "later", 0
             if stat_mod.S_ISDIR(st.st_mode):
@@ -309,109 +326,105 @@ def materialize(
                 _write(objects, entry, src, tmp, mode, loc, unpacked)
             unpacked.moved(tmp, dest)
             return "written", entry.size or 0
-        # Whole or not at all: a link is made in one step, a file's bytes are
-        # written before it takes its name (FileExistsError if something else
-        # took it meanwhile: not ours, left alone).
-        with fsutil.naming(dest):
-            if not _write(objects, entry, src, dest, mode, loc, unpacked, may_locate):
-                return "later", 0
-        return "written", entry.size or 0
 
-    def run_batch(batch: Sequence[int], may_locate: bool = True) -> _Outcome:
-        written = unchanged = nbytes = 0
-        skipped: list[str] = []
-        later: list[int] = []
-        for i in batch:
-            what, n = place(i, may_locate)
-            if what == "written":
-                written += 1
-                nbytes += n
-            elif what == "unchanged":
-                unchanged += 1
-            elif what == "later":
-                later.append(i)
+        def run_batch(batch: Sequence[int], may_locate: bool = True) -> _Outcome:
+            written = unchanged = nbytes = 0
+            skipped: list[str] = []
+            later: list[int] = []
+            for i in batch:
+                what, n = place(i, may_locate)
+                if what == "written":
+                    written += 1
+                    nbytes += n
+                elif what == "unchanged":
+                    unchanged += 1
+                elif what == "later":
+                    later.append(i)
+                else:
+                    skipped.append(entries[i].path)
+            return written, unchanged, nbytes, skipped, later
+
+        def settle_some() -> None:
+            if len(unpacked) >= SETTLE_EVERY:
+                objects.settle(unpacked, final=False)
+
+        def run_helper(batch: Sequence[int]) -> _Outcome:
+            try:
+                total = _Totals()
+                for i in range(0, len(batch), 256):
+                    total.add(run_batch(batch[i:i + 256], False))
+                    settle_some()
+                objects.settle(unpacked)  # this process's own (forked) list
+            finally:
+                objects.discard(unpacked)
+            return total.outcome()
+
+        # Folders first, serially, so that worker threads never race on mkdir.
+        paths = [e.path for e in entries]
+        if not all_clean_entry_paths(paths):
+            for path in paths:
+                if validate_entry_path(path) != path:
+                    raise UsageError(f"refused entry path {path!r}")
+        folders = sorted({path.rpartition("/")[0] for path in paths})
+        for folder in folders:
+            dirs.ensure(folder, replace_links=replace)
+        del paths
+        for folder in folders:
+            # A folder made now holds nothing left over; and while another
+            # process writes here, its temporary files are its work, not leftovers.
+            if folder not in dirs.fresh and writers.alone:
+                _remove_leftovers(root_path, folder, manifest.entries)
+        writers.share()
+        del folders
+        # Hard links need pack locations only until the objects have been
+        # unpacked once (see ObjectStore.link_out): skip the lookup when the
+        # first objects have files of their own already.
+        first = list(itertools.islice((e.digest for e in entries if e.ref is None), 64))
+        locations = _PackLocations(objects, entries,
+                                   wanted=not (link == "hardlink" and _unpacked(objects, first)))
+        # Many small files are a stream of short system calls, which threads only
+        # slow down (they fight over the GIL); large files go to a thread pool.
+        # Entries are named by their position in ``entries``.
+        serial = array("q")
+        parallel = array("q")
+        for i, e in enumerate(entries):
+            small = (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")
+            (serial if small else parallel).append(i)
+        batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
+        workers = min(4, (os.cpu_count() or 2) * 2)
+        helper = None
+        later: list[int] = []  # packed objects the helper left to this process
+        if len(serial) >= PARALLEL_SERIAL_MIN and forked.can_fork():
+            # Folders exist already, so a forked helper can take half the files
+            # (without the index, which a forked process must not use).
+            half = len(serial) // 2
+            helper = forked.ForkedJob(run_helper, serial[half:])
+            serial = serial[:half]
+        with contextlib.ExitStack() as stack:
+            stack.callback(objects.discard, unpacked)  # after an interrupt: temp files
+            if helper is not None:
+                stack.callback(helper.stop)
+            if len(batches) > 1:
+                pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
+                large: Iterator[_Outcome] = pool.map(run_batch, batches)
             else:
-                skipped.append(entries[i].path)
-        return written, unchanged, nbytes, skipped, later
-
-    def settle_some() -> None:
-        if len(unpacked) >= SETTLE_EVERY:
-            objects.settle(unpacked, final=False)
-
-    def run_helper(batch: Sequence[int]) -> _Outcome:
-        try:
-            total = _Totals()
-            for i in range(0, len(batch), 256):
-                total.add(run_batch(batch[i:i + 256], False))
-                settle_some()
-            objects.settle(unpacked)  # this process's own (forked) list
-        finally:
-            objects.discard(unpacked)
-        return total.outcome()
-
-    # Folders first, serially, so that worker threads never race on mkdir.
-    paths = [e.path for e in entries]
-    if not all_clean_entry_paths(paths):
-        for path in paths:
-            if validate_entry_path(path) != path:
-                raise UsageError(f"refused entry path {path!r}")
-    folders = sorted({path.rpartition("/")[0] for path in paths})
-    for folder in folders:
-        dirs.ensure(folder, replace_links=replace)
-    del paths
-    for folder in folders:
-        if folder not in dirs.fresh:  # a folder made now holds nothing left over
-            _remove_leftovers(root_path, folder, manifest.entries)
-    del folders
-    # Hard links need pack locations only until the objects have been
-    # unpacked once (see ObjectStore.link_out): skip the lookup when the
-    # first objects have files of their own already.
-    first = list(itertools.islice((e.digest for e in entries if e.ref is None), 64))
-    locations = _PackLocations(objects, entries,
-                               wanted=not (link == "hardlink" and _unpacked(objects, first)))
-    # Many small files are a stream of short system calls, which threads only
-    # slow down (they fight over the GIL); large files go to a thread pool.
-    # Entries are named by their position in ``entries``.
-    serial = array("q")
-    parallel = array("q")
-    for i, e in enumerate(entries):
-        small = (e.size or 0) <= PARALLEL_MIN or link in ("hardlink", "symlink")
-        (serial if small else parallel).append(i)
-    batches = [parallel[i:i + BATCH] for i in range(0, len(parallel), BATCH)]
-    workers = min(4, (os.cpu_count() or 2) * 2)
-    helper = None
-    later: list[int] = []  # packed objects the helper left to this process
-    if len(serial) >= PARALLEL_SERIAL_MIN and forked.can_fork():
-        # Folders exist already, so a forked helper can take half the files
-        # (without the index, which a forked process must not use).
-        half = len(serial) // 2
-        helper = forked.ForkedJob(run_helper, serial[half:])
-        serial = serial[:half]
-    with contextlib.ExitStack() as stack:
-        stack.callback(objects.discard, unpacked)  # after an interrupt: temp files
-        if helper is not None:
-            stack.callback(helper.stop)
-        if len(batches) > 1:
-            pool = stack.enter_context(forked.thread_pool(workers, "wbtool-out"))
-            large: Iterator[_Outcome] = pool.map(run_batch, batches)
-        else:
-            large = map(run_batch, batches)
-        results = itertools.chain(
-            (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
-            large,
-            (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
-            _batches_of(later, run_batch),  # filled by then: read only once reached
-        )
-        for written, unchanged, nbytes, skipped, left in results:
-            result.written += written
-            result.unchanged += unchanged
-            result.bytes += nbytes
-            result.skipped_refs += skipped
-            later += left
-            progress(written + unchanged + len(skipped), nbytes)
-            settle_some()  # only hard and symbolic links unpack, all in this thread
-        objects.settle(unpacked)
-    return result
+                large = map(run_batch, batches)
+            results = itertools.chain(
+                (run_batch(serial[i:i + 256]) for i in range(0, len(serial), 256)),
+                large,
+                (h.result() for h in ([helper] if helper is not None else [])),  # last, lazily
+                _batches_of(later, run_batch),  # filled by then: read only once reached
+            )
+            for written, unchanged, nbytes, skipped, left in results:
+                result.written += written
+                result.unchanged += unchanged
+                result.bytes += nbytes
+                result.skipped_refs += skipped
+                later += left
+                progress(written + unchanged + len(skipped), nbytes)
+                settle_some()  # only hard and symbolic links unpack, all in this thread
+            objects.settle(unpacked)
+        return result
 
 
 class _Totals:
@@ -503,6 +516,13 @@ def _is_leftover(item: os.DirEntry[str], rel: str, entries: Container[str]) -> b
     interrupted download or checkout left: never an entry of the artifact."""
     return (fsutil.is_tmp_name(item.name) and not item.is_dir(follow_symlinks=False)
             and rel not in entries)
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _is_file(st: os.stat_result, path: str) -> bool:
@@ -628,9 +648,12 @@ def remove_extras(store: Store, root: str | os.PathLike, manifest: Manifest, *,
         # neither swept into nor deleted (_extras never walks into it)
         keep_dirs |= _folders_of([store_rel])
     files, folders, links, leftovers = _extras(root_path, store_rel, keep_files, keep_dirs)
-    for rel in leftovers:  # never the user's: deleted unasked, and not counted
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(root_path / rel)
+    with fsutil.FolderWriters(root_path) as writers:
+        # never the user's: deleted unasked, and not counted; nor another
+        # process's work in progress (a download into the same folder)
+        for rel in leftovers if writers.alone else ():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(root_path / rel)
     if check is not None and len(files) > len(links):
         check([f for f in files if f not in links])  # a link holds no data of its own
     for rel in files:
