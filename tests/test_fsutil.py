@@ -65,6 +65,16 @@ def test_a_new_file_whose_writing_fails_leaves_nothing(folder: Path, naming: str
     assert os.listdir(folder) == []
 
 
+
+def test_a_new_file_that_cannot_be_made_is_named_in_the_error(folder: Path, naming: str) -> None:
+    """The error names the file asked for, not the folder an unnamed file
+    is opened in, nor a temporary name the user never chose."""
+    target = folder / "missing" / "f.bin"
+    with pytest.raises(FileNotFoundError) as caught, fsutil.new_file(target):
+        pass
+    assert caught.value.filename == str(target)
+
+
 def test_temp_names_are_recognised() -> None:
     assert fsutil.is_tmp_name(os.path.basename(fsutil.tmp_name("/x", "model.safetensors")))
     assert fsutil.is_tmp_name(os.path.basename(fsutil.tmp_name("/x", "n" * 100)))

@@ -96,7 +96,10 @@ def new_file(path: StrPath, mode: int = 0o644) -> Iterator[int]:
     """
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    fd = _open_unnamed(folder, mode)
+    try:
+        fd = _open_unnamed(folder, mode)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # not the folder
     if fd is not None:
         try:
             yield fd
@@ -105,7 +108,10 @@ def new_file(path: StrPath, mode: int = 0o644) -> Iterator[int]:
             os.close(fd)
         return
     tmp = tmp_name(folder, os.path.basename(path))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # not the temporary name
     try:
         try:
             yield fd
