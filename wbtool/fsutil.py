@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
@@ -398,29 +398,6 @@ def syncfs(path: StrPath) -> None:
         os.close(fd)
 
 
-def reflink(src: StrPath, dst: StrPath) -> bool:
-    """Clone ``src`` to a new file ``dst`` sharing extents (copy-on-write).
-
-    Returns False, leaving nothing behind, where the filesystem cannot.
-    """
-    sfd = os.open(src, os.O_RDONLY)
-    try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except BaseException:
-        os.close(sfd)
-        raise
-    ok = False
-    try:
-        ok = clone_fd(sfd, dfd)
-    finally:
-        os.close(dfd)
-        os.close(sfd)
-        if not ok:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dst)
-    return ok
-
-
 def clone_fd(sfd: int, dfd: int) -> bool:
     """Make the empty file open on ``dfd`` share ``sfd``'s extents
     (copy-on-write); False where the filesystem cannot."""
@@ -440,17 +417,46 @@ def clone_fd(sfd: int, dfd: int) -> bool:
     return True
 
 
-def copy_into(src: StrPath, dst: StrPath, mode: int = 0o644) -> None:
-    """Copy ``src`` to a new file ``dst`` (kernel-side where possible)."""
+class _NotCloned(Exception):
+    """The filesystem cannot clone: the new file is dropped unnamed."""
+
+
+def copy_into(
+    src: StrPath, dst: StrPath, mode: int = 0o644, *, clone: bool = False,
+    copy: Callable[[int, int], object] | None = None,
+) -> bool:
+    """Copy ``src`` to a new file ``dst``, which appears whole or not at all
+    (:func:`new_file`; FileExistsError if something is there already).
+
+    The bytes are copied kernel-side where possible, or by ``copy(sfd, dfd)``
+    when given (which may raise to leave nothing at ``dst``). With ``clone``
+    the new file instead shares ``src``'s extents (copy-on-write) and gets
+    exactly ``mode``; False, leaving nothing behind, where the filesystem
+    cannot. ``src`` is opened first: an error opening it names ``src``,
+    one making the new file names ``dst``.
+    """
     sfd = os.open(src, os.O_RDONLY)
     try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            copy_fd(sfd, dfd)
-        finally:
-            os.close(dfd)
+        with new_file(dst, mode) as dfd:
+            if not clone:
+                (copy or copy_fd)(sfd, dfd)
+            elif clone_fd(sfd, dfd):
+                os.fchmod(dfd, mode)
+            else:
+                raise _NotCloned
+    except _NotCloned:
+        return False
     finally:
         os.close(sfd)
+    return True
+
+
+def reflink(src: StrPath, dst: StrPath) -> bool:
+    """Clone ``src`` to a new file ``dst`` sharing extents (copy-on-write).
+
+    Returns False, leaving nothing behind, where the filesystem cannot.
+    """
+    return copy_into(src, dst, clone=True)
 
 
 def copy_fd(sfd: int, dfd: int) -> None:

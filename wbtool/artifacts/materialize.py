@@ -133,19 +133,18 @@ def _copy_ref(entry: ManifestEntry, src: str, dest: str) -> None:
     """Copy a file:// reference's file to a new file ``dest``, hashing what is
     read on the way: VerificationError, and nothing at ``dest``, when a
     checksummed reference's content is no longer what was logged."""
-    sfd = os.open(src, os.O_RDONLY)
-    try:
-        with fsutil.new_file(dest) as dfd:
-            if not _checksummed(entry):
-                fsutil.copy_fd(sfd, dfd)
-                return
-            digest, total = copy_hashing(sfd, dfd)
-            if (entry.size is not None and total != entry.size) or digest != entry.digest:
-                raise VerificationError(message=(
-                    f"{entry.ref} changed since it was logged (its content differs); log a "
-                    "new version to track the new content"))
-    finally:
-        os.close(sfd)
+    if not _checksummed(entry):
+        fsutil.copy_into(src, dest)
+        return
+
+    def verified(sfd: int, dfd: int) -> None:
+        digest, total = copy_hashing(sfd, dfd)
+        if (entry.size is not None and total != entry.size) or digest != entry.digest:
+            raise VerificationError(message=(
+                f"{entry.ref} changed since it was logged (its content differs); log a "
+                "new version to track the new content"))
+
+    fsutil.copy_into(src, dest, copy=verified)
 
 
 def _place_folder_ref(src: str, dest: str, store: Store, *,
@@ -568,18 +567,11 @@ def _write(
         raise CorruptObjectError(digest=entry.digest, path=objects.root)
     if mode == "ref":
         _copy_ref(entry, src, dest)
-    elif mode in ("copy", "reflink"):
-        sfd = os.open(src, os.O_RDONLY)
-        try:
-            with fsutil.new_file(dest) as dfd:
-                if mode == "copy":
-                    fsutil.copy_fd(sfd, dfd)
-                elif fsutil.clone_fd(sfd, dfd):
-                    os.fchmod(dfd, 0o644)
-                else:
-                    raise UsageError("this filesystem cannot reflink; use --link copy or auto")
-        finally:
-            os.close(sfd)
+    elif mode == "copy":
+        fsutil.copy_into(src, dest)
+    elif mode == "reflink":
+        if not fsutil.copy_into(src, dest, clone=True):
+            raise UsageError("this filesystem cannot reflink; use --link copy or auto")
     elif mode == "symlink":
         os.symlink(src, dest)
     else:  # pragma: no cover - validated earlier

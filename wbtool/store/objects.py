@@ -531,15 +531,13 @@ class ObjectStore:
         if loc is None:
             loc = None if os.path.exists(self.path(digest)) else self.locate(digest)
         if loc is None:
+            src = self.path(digest)
             try:
-                sfd = os.open(self.path(digest), os.O_RDONLY)
-            except FileNotFoundError:
+                fsutil.copy_into(src, dest)
+            except FileNotFoundError as e:
+                if e.filename != src:  # not ``dest``'s folder
+                    raise
                 raise CorruptObjectError(digest=digest, path=self.root) from None
-            try:
-                with fsutil.new_file(dest) as fd:
-                    fsutil.copy_fd(sfd, fd)
-            finally:
-                os.close(sfd)
             return
         data = self.read_packed(loc)
         with fsutil.new_file(dest) as fd:
