@@ -82,7 +82,7 @@ def as_atomic(
 
 
 @contextlib.contextmanager
-def new_file(path: StrPath, mode: int = 0o644) -> Iterator[int]:
+def new_file(path: StrPath, mode: int = 0o644, *, staging: StrPath | None = None) -> Iterator[int]:
     """Yield a descriptor open for writing a new file, which appears at
     ``path`` whole when the block succeeds (FileExistsError then if something
     is there already), and never in part: a process killed meanwhile leaves
@@ -91,11 +91,12 @@ def new_file(path: StrPath, mode: int = 0o644) -> Iterator[int]:
     Where the system can (Linux ``O_TMPFILE``), the file has no name at all
     until then, so that a kill leaves nothing behind, and costs one system
     call more than creating ``path`` directly. Elsewhere it is written under
-    a temporary name beside ``path`` (:func:`tmp_name`, which
-    :func:`is_tmp_name` recognises), removed on any exception.
+    a temporary name (:func:`tmp_name`, which :func:`is_tmp_name`
+    recognises) in ``staging`` (on the same filesystem as ``path``; defaults
+    to the folder of ``path``), removed on any exception.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
+    folder = os.fspath(staging) if staging is not None else os.path.dirname(path) or "."
     try:
         fd = _open_unnamed(folder, mode)
     except OSError as e:

@@ -129,6 +129,9 @@ if point == "index":
         die()
     sqlite3.connect = connecting
 else:
+    if point == "config.yaml":  # written under a name in tmp/, as without O_TMPFILE
+        from wbtool import fsutil
+        fsutil._proc_fds = False
     link = os.link
     def linking(src, dst, *args, **kwargs):
         if os.fspath(dst).endswith("config.yaml"):
@@ -164,3 +167,26 @@ def test_a_store_whose_making_was_killed_is_finished_by_the_next_write(
         assert [p.name for p in (store / "tmp").iterdir() if p.name.startswith(".config")]
     cli("gc", "--grace", "0", check=True)
     assert not [p.name for p in (store / "tmp").iterdir() if p.name.startswith(".config")]
+
+
+def test_a_store_killed_as_its_unnamed_config_was_named_leaves_nothing_of_it(
+        above: Path) -> None:
+    from wbtool import fsutil
+
+    fd = fsutil._open_unnamed(str(above), 0o644)
+    if fd is None:
+        pytest.skip("no unnamed temporary files here")
+    os.close(fd)
+    store = above / "proj" / ".wbtool"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT, "config.yaml-unnamed", "artifact", "log", "lower",
+         str(above / "up.txt"), "--type", "dataset"],
+        cwd=above / "proj", capture_output=True, text=True, timeout=120,
+        env={**os.environ, "WBTOOL_DIR": str(store)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (store / "index.db").exists() and not (store / "config.yaml").exists()
+    assert not [p.name for p in store.iterdir() if p.name.endswith(".tmp")]
+    assert not list((store / "tmp").iterdir())
+    cli = Cli(above / "proj" / "sub")
+    cli("artifact", "log", "lower", str(above / "up.txt"), "--type", "dataset", check=True)
+    assert "lower" in cli("artifact", "ls", check=True).out

@@ -140,21 +140,19 @@ class Store:
             doc: dict[str, Any] = {"format": FORMAT_VERSION, "default_remote": None,
                                    "remotes": {}}
             data = _dump_config(doc)
-            # Publish config.yaml exclusively (a link fails if it exists): two
-            # processes creating the store at once both end up with one
-            # valid config, on disk before its name.
-            # Staged in tmp/, where `wbtool gc` clears what a kill left.
-            tmp = fsutil.tmp_name(self.path / "tmp", "config.yaml")
+            # Publish config.yaml exclusively (naming a new file fails if one
+            # is there): two processes creating the store at once both end up
+            # with one valid config, on disk before its name. Where a file
+            # cannot be written unnamed, it is staged in tmp/, where
+            # `wbtool gc` clears what a kill left.
             try:
-                Path(tmp).write_bytes(data)
-                fsutil.fsync_path(tmp)
-                os.link(tmp, self.path / "config.yaml")
+                with fsutil.new_file(self.path / "config.yaml", 0o666,
+                                     staging=self.path / "tmp") as fd:
+                    fsutil.write_all(fd, data)
+                    os.fsync(fd)
                 fsutil.fsync_dir(self.path)
             except FileExistsError:
                 pass
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
         except OSError as e:
             raise StoreError(f"cannot create the store at {self.path}: {e.strerror}") from None
 
