@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -73,6 +74,65 @@ def test_a_new_file_that_cannot_be_made_is_named_in_the_error(folder: Path, nami
     with pytest.raises(FileNotFoundError) as caught, fsutil.new_file(target):
         pass
     assert caught.value.filename == str(target)
+
+
+def _no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the folder act as a filesystem without hard links."""
+    def link(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(fsutil, "_proc_fds", False)
+    monkeypatch.setattr(os, "link", link)
+
+
+def test_without_hard_links_a_new_file_takes_its_name_by_rename(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_hard_links(monkeypatch)
+    target = folder / "f.bin"
+    with fsutil.new_file(target) as fd:
+        os.write(fd, b"whole")
+    assert target.read_bytes() == b"whole"
+    assert os.listdir(folder) == ["f.bin"]
+    target.unlink()
+    target.write_bytes(b"first")
+    with pytest.raises(FileExistsError), fsutil.new_file(target) as fd:
+        os.write(fd, b"second")
+    assert target.read_bytes() == b"first"
+    assert os.listdir(folder) == ["f.bin"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2 is Linux's")
+def test_without_hard_links_a_file_made_meanwhile_is_not_replaced(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process makes the file right after a check that it is absent,
+    before the rename: the rename must not replace it."""
+    _no_hard_links(monkeypatch)
+    target = folder / "f.bin"
+    real_lexists = os.path.lexists
+    made: list[bool] = []
+
+    def lexists(path: object) -> bool:
+        seen = real_lexists(path)  # type: ignore[arg-type]
+        if os.fspath(path) == str(target) and not seen:  # type: ignore[arg-type]
+            target.write_bytes(b"theirs")  # made right after the check
+            made.append(True)
+        return seen
+
+    monkeypatch.setattr(os.path, "lexists", lexists)
+    try:
+        with fsutil.new_file(target) as fd:
+            os.write(fd, b"ours")
+    except FileExistsError as e:
+        assert e.filename == str(target)
+    else:  # named before anyone else made it (no check to race)
+        assert not made, "the file made meanwhile was replaced"
+        assert target.read_bytes() == b"ours"
+        assert os.listdir(folder) == ["f.bin"]
+        target.write_bytes(b"theirs")
+        with pytest.raises(FileExistsError), fsutil.new_file(target) as fd:
+            os.write(fd, b"ours again")
+    assert target.read_bytes() == b"theirs"
+    assert os.listdir(folder) == ["f.bin"]
 
 
 def test_temp_names_are_recognised() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -159,15 +160,54 @@ def _name_unnamed(fd: int, path: str) -> None:
 
 
 def _publish_new(tmp: str, path: str) -> None:
-    """Give the complete file at ``tmp`` the name ``path``, unless that is taken."""
+    """Give the complete file at ``tmp`` the name ``path``, unless that is taken.
+
+    On a filesystem without hard links it is renamed instead: on Linux with
+    ``renameat2(RENAME_NOREPLACE)``, which never replaces either; elsewhere
+    (or where the filesystem refuses that flag) by a check then a rename, a
+    best effort that a file made between the two would be replaced by."""
     try:
         os.link(tmp, path)  # unlike a rename, never over something there
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
             raise OSError(e.errno, e.strerror, path) from None  # not the temporary name
-        if os.path.lexists(path):  # a filesystem without hard links
+        if _rename_noreplace(tmp, path):
+            return
+        if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
         os.rename(tmp, path)
+
+
+_renameat2: Any = None
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(tmp: str, path: str) -> bool:
+    """Rename ``tmp`` to ``path`` unless that is taken (FileExistsError then),
+    with Linux ``renameat2(RENAME_NOREPLACE)``; False, having done nothing,
+    where the system or the filesystem has no such rename."""
+    global _renameat2
+    if _renameat2 is None:
+        import ctypes
+
+        fn = getattr(_c_library(), "renameat2", None) if sys.platform == "linux" else None
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint]
+            fn.restype = ctypes.c_int
+        _renameat2 = fn or False
+    if not _renameat2:
+        return False
+    import ctypes
+
+    if _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path),
+                  _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # a kernel or filesystem without the flag
+    raise OSError(err, os.strerror(err), path)
 
 
 def is_tmp_name(name: str) -> bool:
