@@ -89,6 +89,15 @@ def _release(tmp_path: Path, proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def _ends_whole(cli: Cli, tmp_path: Path, held: subprocess.Popen[str], out: Path,
+                files: dict[str, bytes]) -> None:
+    """Let the held download go on: it succeeds, and ``out`` holds the version whole."""
+    code, err = _release(tmp_path, held)
+    assert code == 0, err
+    assert read_tree(out) == files
+    cli("artifact", "verify", "ds:v0", "--root", str(out), check=True)
+
+
 def test_a_file_written_by_another_download_meanwhile_is_accepted(
     cli: Cli, tmp_path: Path,
 ) -> None:
@@ -99,10 +108,7 @@ def test_a_file_written_by_another_download_meanwhile_is_accepted(
     first = _held_at_write(cli, tmp_path, "f005.txt", "artifact", "download", "ds:v0",
                            "--root", str(out))
     cli("artifact", "download", "ds:v0", "--root", str(out), check=True)
-    code, err = _release(tmp_path, first)
-    assert code == 0, err
-    assert read_tree(out) == files
-    cli("artifact", "verify", "ds:v0", "--root", str(out), check=True)
+    _ends_whole(cli, tmp_path, first, out, files)
 
 
 def test_another_download_leaves_a_running_ones_temporary_file_alone(
@@ -117,10 +123,7 @@ def test_another_download_leaves_a_running_ones_temporary_file_alone(
     # A second download into the folder, while the first writes there, must
     # not take the first one's temporary file for a killed run's leftover.
     cli("artifact", "download", "ds:v0", "--root", str(out), check=True)
-    code, err = _release(tmp_path, first)
-    assert code == 0, err
-    assert read_tree(out) == files
-    cli("artifact", "verify", "ds:v0", "--root", str(out), check=True)
+    _ends_whole(cli, tmp_path, first, out, files)
 
 
 def test_a_different_file_that_appears_meanwhile_is_replaced_as_one_found_there(
@@ -131,9 +134,7 @@ def test_a_different_file_that_appears_meanwhile_is_replaced_as_one_found_there(
     first = _held_at_write(cli, tmp_path, "f007.txt", "artifact", "download", "ds:v0",
                            "--root", str(out))
     (out / "f007.txt").write_bytes(b"someone else's")
-    code, err = _release(tmp_path, first)
-    assert code == 0, err
-    assert read_tree(out) == files  # as a download does with a file there before it
+    _ends_whole(cli, tmp_path, first, out, files)  # as with a file there before it
 
 
 def test_a_folder_that_appears_meanwhile_is_still_refused(cli: Cli, tmp_path: Path) -> None:
