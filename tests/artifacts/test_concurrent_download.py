@@ -68,11 +68,13 @@ def _logged(cli: Cli, tmp_path: Path) -> dict[str, bytes]:
     return files
 
 
-def _held_at_write(cli: Cli, tmp_path: Path, name: str, *args: str) -> subprocess.Popen[str]:
-    """``wbtool ARGS`` in a child that waits just before writing ``name``."""
+def _held_download(cli: Cli, tmp_path: Path, name: str, out: Path) -> subprocess.Popen[str]:
+    """``wbtool artifact download ds:v0 --root OUT`` in a child that waits
+    just before writing ``name``."""
     flag = str(tmp_path / "flag")
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WAIT_AT_WRITE, name, flag, *args], cwd=cli.cwd,
+        [sys.executable, "-c", _WAIT_AT_WRITE, name, flag, "artifact", "download", "ds:v0",
+         "--root", str(out)], cwd=cli.cwd,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
@@ -105,8 +107,7 @@ def test_a_file_written_by_another_download_meanwhile_is_accepted(
     out = tmp_path / "out"
     # The first download waits with f005.txt written but not yet named; the
     # second writes the whole tree, f005.txt included, and ends.
-    first = _held_at_write(cli, tmp_path, "f005.txt", "artifact", "download", "ds:v0",
-                           "--root", str(out))
+    first = _held_download(cli, tmp_path, "f005.txt", out)
     cli("artifact", "download", "ds:v0", "--root", str(out), check=True)
     _ends_whole(cli, tmp_path, first, out, files)
 
@@ -117,8 +118,7 @@ def test_another_download_leaves_a_running_ones_temporary_file_alone(
     files = _logged(cli, tmp_path)
     out = tmp_path / "out"
     make_tree(out, {"sub/g003.txt": b"an older file"})  # replaced through a temporary file
-    first = _held_at_write(cli, tmp_path, "g003.txt", "artifact", "download", "ds:v0",
-                           "--root", str(out))
+    first = _held_download(cli, tmp_path, "g003.txt", out)
     assert [p.name for p in (out / "sub").iterdir() if p.name.endswith(".tmp")]
     # A second download into the folder, while the first writes there, must
     # not take the first one's temporary file for a killed run's leftover.
@@ -131,8 +131,7 @@ def test_a_different_file_that_appears_meanwhile_is_replaced_as_one_found_there(
 ) -> None:
     files = _logged(cli, tmp_path)
     out = tmp_path / "out"
-    first = _held_at_write(cli, tmp_path, "f007.txt", "artifact", "download", "ds:v0",
-                           "--root", str(out))
+    first = _held_download(cli, tmp_path, "f007.txt", out)
     (out / "f007.txt").write_bytes(b"someone else's")
     _ends_whole(cli, tmp_path, first, out, files)  # as with a file there before it
 
@@ -140,8 +139,7 @@ def test_a_different_file_that_appears_meanwhile_is_replaced_as_one_found_there(
 def test_a_folder_that_appears_meanwhile_is_still_refused(cli: Cli, tmp_path: Path) -> None:
     _logged(cli, tmp_path)
     out = tmp_path / "out"
-    first = _held_at_write(cli, tmp_path, "f007.txt", "artifact", "download", "ds:v0",
-                           "--root", str(out))
+    first = _held_download(cli, tmp_path, "f007.txt", out)
     (out / "f007.txt").mkdir()
     code, err = _release(tmp_path, first)
     assert code == 2, err
